@@ -1,0 +1,635 @@
+"""The embedded chain: eth-tester + py-evm in-process, with its state durable on disk.
+
+Stock eth-tester keeps the whole chain in a Python dict, so every restart starts a new chain and every
+acknowledged transaction of the previous run is gone. Here py-evm's key-value database is an SQLite file
+(WAL, ``synchronous=FULL``) and the chain is reopened at its canonical head on the next start.
+
+How durability works
+--------------------
+* :class:`SqliteKeyValueStore` buffers every write py-evm makes in memory and writes the buffer to SQLite
+  in ONE transaction when :meth:`SqliteKeyValueStore.commit` is called. Readers see the buffer first, so
+  py-evm never notices the difference.
+* :class:`DurableTesterChain` (a py-evm ``MiningChain``) commits right after each mined block. eth-tester
+  auto-mines one block per transaction inside ``eth_sendRawTransaction``, so by the time a transaction hash
+  is returned to the caller its block is on disk: an acknowledged transaction survives ``kill -9``.
+* A crash before the commit loses only the block being mined, whose hash was never returned to anyone.
+  A commit is all-or-nothing (SQLite transaction), so the file always holds a whole chain up to some block.
+* ``synchronous=FULL`` makes each commit wait for fsync, so an acknowledged block also survives a power
+  cut, as far as the disk honours fsync.
+
+What is not durable: eth-tester's in-Python state (log/block filters made with ``eth_newFilter``, snapshots)
+and the pending block, which is always empty between requests because of auto-mining. Snapshots, revert and
+reset-to-genesis are refused, because rewinding a durable ledger would silently drop acknowledged history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from eth._utils.headers import new_timestamp_from_parent
+from eth.abc import (
+    AtomicDatabaseAPI,
+    BlockAndMetaWitness,
+    BlockAPI,
+    BlockHeaderAPI,
+    ComputationAPI,
+    ReceiptAPI,
+    SignedTransactionAPI,
+)
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
+from eth.db.backends.base import BaseDB
+from eth.db.chain import ChainDB
+from eth.exceptions import CanonicalHeadNotFound, VMError
+from eth.exceptions import Revert as EVMRevert
+from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
+from eth.vm.forks import PragueVM
+from eth.vm.spoof import SpoofTransaction
+from eth_abi import abi
+from eth_abi.exceptions import DecodingError
+from eth_account import Account
+from eth_tester import EthereumTester
+from eth_tester.backends.pyevm.main import (
+    PyEVMBackend,
+    _execute_and_revert_transaction,
+    get_default_genesis_params,
+)
+from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+from eth_tester.exceptions import TransactionFailed, TransactionNotFound
+from eth_tester.exceptions import ValidationError as TesterValidationError
+from eth_utils import ValidationError as EthValidationError
+from eth_utils import encode_hex, to_canonical_address
+from eth_utils.toolz import assoc
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.providers.eth_tester.defaults import API_ENDPOINTS, not_implemented, static_return
+from web3.types import RPCEndpoint, RPCResponse
+
+from supply_chain.domain.errors import ChainUnavailable
+
+__all__ = [
+    "BLOCK_GAS_LIMIT",
+    "CHAIN_ID",
+    "EmbeddedChain",
+    "SqliteKeyValueStore",
+    "open_embedded",
+]
+
+#: Fixed chain id of every embedded chain (the usual id of local development chains).
+CHAIN_ID = 1337
+#: Constant block gas limit; every block keeps its parent's limit.
+BLOCK_GAS_LIMIT = 30_000_000
+#: Genesis balance of the faucet: a billion test ether, enough for any installation's lifetime.
+FAUCET_BALANCE_WEI = 10**9 * 10**18
+
+DB_FILE = "chain.sqlite3"
+FAUCET_KEY_FILE = "faucet.key"
+LOCK_FILE = "chain.lock"
+SCHEMA_VERSION = "1"
+
+_EIP838_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Key-value store
+# --------------------------------------------------------------------------------------------------------
+
+
+class SqliteKeyValueStore(BaseDB):
+    """py-evm's key-value database, kept in an SQLite file and written one whole block at a time.
+
+    Writes and deletes go to an in-memory buffer; :meth:`commit` writes the buffer in a single SQLite
+    transaction. Not thread-safe by itself: the embedded chain serialises all access with one lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a commit is exactly one transaction.
+        # check_same_thread=False: waitress worker threads take turns under the chain lock.
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
+        )
+        self._conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        # key -> value, or None for "deleted since the last commit"
+        self._pending: dict[bytes, bytes | None] = {}
+        self._pending_meta: dict[str, str] = {}
+
+    # -- py-evm's DatabaseAPI ---------------------------------------------------------------------------
+
+    def __getitem__(self, key: bytes) -> bytes:
+        if key in self._pending:
+            value = self._pending[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return cast(bytes, row[0])
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._pending[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        if not self._exists(key):
+            raise KeyError(key)
+        self._pending[key] = None
+
+    def _exists(self, key: bytes) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    # -- durability -------------------------------------------------------------------------------------
+
+    def get_meta(self, name: str) -> str | None:
+        """A committed metadata value (chain id, faucet address, ...), or None."""
+        if name in self._pending_meta:
+            return self._pending_meta[name]
+        row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else cast(str, row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Record a metadata value; written with the next :meth:`commit`."""
+        self._pending_meta[name] = value
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending or self._pending_meta)
+
+    def commit(self) -> None:
+        """Write every buffered change in one transaction and wait for it to reach the disk."""
+        if not self.has_pending:
+            return
+        upserts = [(k, v) for k, v in self._pending.items() if v is not None]
+        deletes = [(k,) for k, v in self._pending.items() if v is None]
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if upserts:
+                conn.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", upserts)
+            if deletes:
+                conn.executemany("DELETE FROM kv WHERE k = ?", deletes)
+            if self._pending_meta:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", self._pending_meta.items()
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self._pending.clear()
+        self._pending_meta.clear()
+
+    def close(self) -> None:
+        """Close the file, dropping uncommitted writes (they belong to no mined block)."""
+        self._pending.clear()
+        self._pending_meta.clear()
+        self._conn.close()
+
+
+class DurableAtomicDB(AtomicDB):
+    """py-evm's ``AtomicDB`` over a :class:`SqliteKeyValueStore`, exposing the store's commit.
+
+    py-evm's atomic batches apply to the wrapped store's buffer; the store's own commit is what makes a
+    whole block durable at once.
+    """
+
+    def __init__(self, store: SqliteKeyValueStore) -> None:
+        super().__init__(store)
+        self.store = store
+
+    def commit(self) -> None:
+        self.store.commit()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Chain
+# --------------------------------------------------------------------------------------------------------
+
+
+class DurableTesterChain(MiningChain):
+    """eth-tester's tester chain (same VM, constant gas limit), committing to disk after every mined block."""
+
+    chain_id = CHAIN_ID
+    # eth-tester's PyEVMBackend default: a post-merge Prague chain from genesis. Paris bytecode runs on it.
+    vm_configuration = ((0, PragueVM),)
+
+    def __init__(self, base_db: AtomicDatabaseAPI, header: BlockHeaderAPI | None = None) -> None:
+        if not isinstance(base_db, DurableAtomicDB):
+            raise TypeError("DurableTesterChain needs a DurableAtomicDB")
+        super().__init__(base_db, header)
+        self._durable_db = base_db
+
+    def create_header_from_parent(
+        self, parent_header: BlockHeaderAPI, **header_params: Any
+    ) -> BlockHeaderAPI:
+        # Keep the gas limit constant, as eth-tester's chain does (no 1/1024 drift per block).
+        return super().create_header_from_parent(
+            parent_header, **assoc(header_params, "gas_limit", parent_header.gas_limit)
+        )
+
+    def get_transaction_builder(self) -> Any:
+        return self.get_vm().get_transaction_builder()
+
+    def apply_transaction(
+        self, transaction: SignedTransactionAPI
+    ) -> tuple[BlockAPI, ReceiptAPI, ComputationAPI]:
+        # py-evm stamps the pending header when it is created, i.e. right after the previous block was
+        # mined, which may be hours before the next transaction arrives. Re-stamp the still-empty pending
+        # block so block timestamps tell when a transaction was accepted. Never backwards: the timestamp
+        # stays above the parent's and above any time set by time travel.
+        if self.header.gas_used == 0:
+            parent = self.chaindb.get_block_header_by_hash(self.header.parent_hash)
+            fresh = max(self.header.timestamp, new_timestamp_from_parent(parent))
+            if fresh != self.header.timestamp:
+                self.header = self.header.copy(timestamp=fresh)
+        return super().apply_transaction(transaction)
+
+    def mine_block_extended(self, *args: Any, **kwargs: Any) -> BlockAndMetaWitness:
+        result = super().mine_block_extended(*args, **kwargs)
+        self._durable_db.commit()
+        return result
+
+    def mine_all(self, transactions: Sequence[SignedTransactionAPI], *args: Any, **kwargs: Any) -> Any:
+        result = super().mine_all(transactions, *args, **kwargs)
+        self._durable_db.commit()
+        return result
+
+
+class _RevertWithData(Exception):
+    """An EVM revert, carrying the raw revert data (custom error selector + ABI-encoded args).
+
+    Deliberately not an eth-tester ``TransactionFailed``: web3's tester glue turns those into a string and
+    the revert data is lost. The provider turns this into the JSON-RPC error a real node sends.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(encode_hex(data))
+        self.data = data
+
+
+class _VMFailure(Exception):
+    """A call failed for a reason other than REVERT (out of gas, invalid opcode, ...)."""
+
+
+class DurableBackend(PyEVMBackend):
+    """eth-tester's py-evm backend over an already-built durable chain.
+
+    Differences from ``PyEVMBackend``: it holds no keys (every transaction is signed by its sender and sent
+    raw), finds transactions through py-evm's tx-hash index instead of scanning every block (the stock
+    lookup is O(chain length) per receipt), keeps revert data, and refuses snapshots and resets.
+    """
+
+    def __init__(self, chain: DurableTesterChain) -> None:  # noqa: D107 -- deliberately no super().__init__
+        # PyEVMBackend.__init__ would build a fresh in-memory genesis chain; we bring our own.
+        self.account_keys: tuple[Any, ...] = ()
+        self.chain = chain
+
+    # -- refused: they would rewind or replace a durable ledger ----------------------------------------
+
+    def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("the embedded chain is durable; delete its folder to start over")
+
+    def take_snapshot(self) -> Any:
+        raise NotImplementedError("snapshots are not supported on the durable embedded chain")
+
+    def revert_to_snapshot(self, snapshot: Any) -> None:
+        raise NotImplementedError("snapshots are not supported on the durable embedded chain")
+
+    # -- indexed transaction lookups -------------------------------------------------------------------
+
+    def _find_transaction(self, transaction_hash: bytes) -> tuple[BlockAPI, SignedTransactionAPI, int]:
+        pending = self.chain.get_block()
+        for index, transaction in enumerate(pending.transactions):
+            if transaction.hash == transaction_hash:
+                return pending, transaction, index
+        try:
+            block_number, index = self.chain.chaindb.get_transaction_index(transaction_hash)
+        except EVMTransactionNotFound:
+            raise TransactionNotFound(
+                f"No transaction found for transaction hash: {encode_hex(transaction_hash)}"
+            ) from None
+        block = self.chain.get_canonical_block_by_number(block_number)
+        transaction = block.transactions[index]
+        if transaction.hash != transaction_hash:  # pragma: no cover -- index and block disagree
+            raise TransactionNotFound(f"transaction index is inconsistent for {encode_hex(transaction_hash)}")
+        return block, transaction, index
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._find_transaction(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        return serialize_transaction(block, transaction, index, is_pending)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        block, transaction, index = self._find_transaction(transaction_hash)
+        is_pending = block.number == self.chain.get_block().number
+        receipts = block.get_receipts(self.chain.chaindb)
+        return serialize_transaction_receipt(
+            block, receipts, transaction, index, is_pending, self.chain.get_vm()
+        )
+
+    # -- calls that keep the revert data ---------------------------------------------------------------
+
+    def call(self, transaction: Any, block_number: Any = "latest") -> Any:
+        # Same steps as PyEVMBackend.call, which turns the VM error into TransactionFailed(str(error)): the
+        # revert bytes would survive only as a Python repr. Here the error object itself is kept.
+        defaulted = dict(transaction)
+        if "gas" not in defaulted:
+            defaulted["gas"] = self._max_available_gas()
+        unsigned = self._get_normalized_and_unsigned_evm_transaction(defaulted, block_number)
+        spoofed = SpoofTransaction(unsigned, from_=transaction["from"])
+        computation = _execute_and_revert_transaction(self.chain, spoofed, block_number)
+        if computation.is_error:
+            raise _translate_vm_error(computation.error)
+        return computation.output
+
+    def estimate_gas(self, transaction: Any, block_number: Any = "latest") -> Any:
+        try:
+            return super().estimate_gas(transaction, block_number)
+        except TransactionFailed as exc:
+            # PyEVMBackend.estimate_gas raises TransactionFailed(error) from error: the cause is the VM error.
+            if isinstance(exc.__cause__, VMError):
+                raise _translate_vm_error(exc.__cause__) from exc
+            raise
+
+
+def _translate_vm_error(error: VMError) -> Exception:
+    if isinstance(error, EVMRevert):
+        data = error.args[0] if error.args and isinstance(error.args[0], bytes) else b""
+        return _RevertWithData(data)
+    return _VMFailure(str(error) or type(error).__name__)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Provider
+# --------------------------------------------------------------------------------------------------------
+
+
+def _api_endpoints() -> dict[str, dict[str, Any]]:
+    """eth-tester's endpoint table, adjusted for a durable chain with our own chain id."""
+    # One level of copying: the leaves are cytoolz callables, which cannot be deep-copied (nor need to be).
+    endpoints = {namespace: dict(table) for namespace, table in API_ENDPOINTS.items()}
+    endpoints["eth"]["chainId"] = static_return(CHAIN_ID)
+    endpoints["net"]["version"] = static_return(str(CHAIN_ID))
+    for name in ("revert", "snapshot"):
+        endpoints["evm"][name] = not_implemented
+    return endpoints
+
+
+class SerializedTesterProvider(EthereumTesterProvider):
+    """``EthereumTesterProvider`` that serialises requests and answers failures as a JSON-RPC node does.
+
+    eth-tester, py-evm and the SQLite connection are not thread-safe, and waitress serves with threads, so
+    every request holds one lock. Reverts come back as ``{"code": 3, "message": "execution reverted",
+    "data": "0x..."}`` and rejected raw transactions as ``{"code": -32000, "message": ...}``, the shapes geth
+    and anvil use, so web3 raises the same exceptions (``ContractCustomError`` with ``.data``, ...) in both
+    chain modes.
+    """
+
+    def __init__(self, tester: EthereumTester, state_dir: Path) -> None:
+        super().__init__(tester, api_endpoints=_api_endpoints())
+        self.lock = threading.RLock()
+        self.state_dir = state_dir
+        self.closed = False
+        self.failure: BaseException | None = None
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self.lock:
+            if self.closed:
+                raise ChainUnavailable(f"the embedded chain in {self.state_dir} is closed")
+            if self.failure is not None:
+                raise ChainUnavailable(
+                    f"the embedded chain in {self.state_dir} could not write to disk ({self.failure}); "
+                    "restart to continue from the last saved block"
+                )
+            try:
+                return super().make_request(method, params)
+            except _RevertWithData as exc:
+                return self._error(3, _revert_message(exc.data), encode_hex(exc.data))
+            except _VMFailure as exc:
+                return self._error(-32000, str(exc))
+            except (EthValidationError, TesterValidationError) as exc:
+                if method != "eth_sendRawTransaction":
+                    raise
+                return self._error(-32000, f"transaction rejected: {exc}")
+            except sqlite3.Error as exc:
+                # A failed commit leaves the in-memory chain ahead of the disk. Stop answering rather than
+                # acknowledge work that a restart would forget.
+                self.failure = exc
+                raise ChainUnavailable(
+                    f"the embedded chain in {self.state_dir} could not write to disk ({exc})"
+                ) from exc
+
+    def _error(self, code: int, message: str, data: str | None = None) -> RPCResponse:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if data is not None:
+            error["data"] = data
+        request_id = repr(self._current_request_id)
+        self._current_request_id += 1
+        return cast(RPCResponse, {"id": request_id, "jsonrpc": "2.0", "error": error})
+
+
+def _revert_message(data: bytes) -> str:
+    """geth's wording: "execution reverted", plus the reason when the data is a plain ``Error(string)``."""
+    if data[:4] == _EIP838_ERROR_SELECTOR:
+        try:
+            (reason,) = abi.decode(["string"], data[4:])
+        except DecodingError:
+            return "execution reverted"
+        return f"execution reverted: {reason}"
+    return "execution reverted"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Opening
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EmbeddedChain:
+    """An open embedded chain. Only one per folder at a time (an exclusive lock file guards it)."""
+
+    w3: Web3
+    faucet_key: str
+    state_dir: Path
+    _provider: SerializedTesterProvider = field(repr=False)
+    _store: SqliteKeyValueStore = field(repr=False)
+    _lock_fd: int | None = field(repr=False)
+
+    @property
+    def faucet_address(self) -> str:
+        return cast(str, Account.from_key(self.faucet_key).address)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every request holds; take it to make several requests one atomic step."""
+        return self._provider.lock
+
+    def close(self) -> None:
+        """Close the database and release the folder. Idempotent; later requests raise ChainUnavailable."""
+        with self._provider.lock:
+            if self._provider.closed:
+                return
+            self._provider.closed = True
+            try:
+                self._store.close()
+            finally:
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)  # closing the descriptor releases the flock
+                    self._lock_fd = None
+
+    def __enter__(self) -> EmbeddedChain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_embedded(state_dir: Path) -> EmbeddedChain:
+    """Open (or create on first use) the durable embedded chain kept in ``state_dir``.
+
+    First open: a faucet key is generated and saved (mode 0600), and a genesis block is built whose state
+    holds only the faucet's balance. Later opens continue from the canonical head; genesis is never rebuilt.
+    Raises ``ChainUnavailable`` when another process holds the folder, or when the folder's faucet key does
+    not belong to its chain.
+    """
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock_fd = _acquire_folder_lock(state_dir)
+    try:
+        faucet_key = _load_or_create_faucet_key(state_dir)
+        faucet_address = Account.from_key(faucet_key).address
+        store = SqliteKeyValueStore(state_dir / DB_FILE)
+        try:
+            chain = _open_chain(store, faucet_address, state_dir)
+        except BaseException:
+            store.close()
+            raise
+    except BaseException:
+        os.close(lock_fd)
+        raise
+
+    backend = DurableBackend(chain)
+    tester = EthereumTester(backend=backend, auto_mine_transactions=True)
+    provider = SerializedTesterProvider(tester, state_dir)
+    return EmbeddedChain(
+        w3=Web3(provider),
+        faucet_key=faucet_key,
+        state_dir=state_dir,
+        _provider=provider,
+        _store=store,
+        _lock_fd=lock_fd,
+    )
+
+
+def _open_chain(store: SqliteKeyValueStore, faucet_address: str, state_dir: Path) -> DurableTesterChain:
+    db = DurableAtomicDB(store)
+    try:
+        ChainDB(db).get_canonical_head()
+    except CanonicalHeadNotFound:
+        return _create_genesis(db, faucet_address)
+
+    recorded_chain_id = store.get_meta("chain_id")
+    if recorded_chain_id != str(CHAIN_ID):
+        raise ChainUnavailable(
+            f"the embedded chain in {state_dir} has chain id {recorded_chain_id}, expected {CHAIN_ID}"
+        )
+    recorded_faucet = store.get_meta("faucet_address")
+    if recorded_faucet != faucet_address:
+        raise ChainUnavailable(
+            f"{state_dir / FAUCET_KEY_FILE} holds the key of {faucet_address}, but this chain's faucet is "
+            f"{recorded_faucet}; restore the original key file"
+        )
+    return DurableTesterChain(db)
+
+
+def _create_genesis(db: DurableAtomicDB, faucet_address: str) -> DurableTesterChain:
+    genesis_params = get_default_genesis_params(overrides={"gas_limit": BLOCK_GAS_LIMIT})
+    genesis_state = {
+        to_canonical_address(faucet_address): {
+            "balance": FAUCET_BALANCE_WEI,
+            "nonce": 0,
+            "code": b"",
+            "storage": {},
+        }
+    }
+    chain = cast(DurableTesterChain, DurableTesterChain.from_genesis(db, genesis_params, genesis_state))
+    db.store.set_meta("schema_version", SCHEMA_VERSION)
+    db.store.set_meta("chain_id", str(CHAIN_ID))
+    db.store.set_meta("faucet_address", faucet_address)
+    db.commit()  # genesis, head pointer and metadata land together or not at all
+    return chain
+
+
+def _acquire_folder_lock(state_dir: Path) -> int:
+    """Take the folder's exclusive lock, or raise ChainUnavailable naming the process that holds it.
+
+    ``flock`` (not ``lockf``) so that a second open inside the same process is refused too; the kernel drops
+    the lock when the process dies, so a crash never leaves a stale lock behind.
+    """
+    path = state_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        finally:
+            os.close(fd)
+        raise ChainUnavailable(
+            f"the embedded chain in {state_dir} is in use by another process (pid {holder}); "
+            "stop it first, or point LOTLINE_CHAIN_URL at a node that several processes can share"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _load_or_create_faucet_key(state_dir: Path) -> str:
+    """The faucet's private key (0x-hex), created on first use and saved readable by the owner only."""
+    path = state_dir / FAUCET_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        try:
+            Account.from_key(key)
+        except (ValueError, TypeError) as exc:
+            raise ChainUnavailable(f"{path} does not hold a valid private key") from exc
+        return key
+
+    key = "0x" + secrets.token_hex(32)
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, (key + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(state_dir)  # the key must be on disk before a genesis that funds it is
+    return key
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

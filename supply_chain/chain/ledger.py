@@ -1,0 +1,541 @@
+"""The ledger adapter: one Python method per LotLedger function, signed locally, errors decoded.
+
+Nothing above this module sees web3 types or raw reverts. A contract custom error is decoded by its selector
+into the project's exceptions (`NotFound`, `Forbidden`, `Conflict`, `InvalidInput`) carrying the error's name
+and values; a node that cannot be reached raises `ChainUnavailable`.
+
+Writes happen in two steps so the caller can store a pending record between them:
+`prepare()` runs the call against the current state (a revert is reported before anything is signed or
+written), sizes the gas, signs and returns the raw transaction with its hash; `submit()` sends it and waits for
+the receipt. `receipt()` and `resend()` serve start-up reconciliation.
+"""
+
+from __future__ import annotations
+
+import ast
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
+from web3 import Web3
+from eth_tester.exceptions import TransactionFailed
+from web3.exceptions import (
+    ContractCustomError,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3Exception,
+)
+
+from supply_chain.chain.compile import load_artifact
+from supply_chain.domain.errors import (
+    ChainUnavailable,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LotlineError,
+    NotFound,
+)
+from supply_chain.domain.kinds import EventKind, InspectionOutcome, LotStatus
+
+ROLE_NAMES = ("admin", "regulator", "inspector", "producer", "processor", "distributor", "retailer")
+ZERO_ADDRESS = "0x" + "00" * 20
+ZERO_HASH = b"\x00" * 32
+
+
+def role_id(name: str) -> bytes:
+    """The on-chain role identifier of a role name (`admin` is AccessControl's DEFAULT_ADMIN_ROLE)."""
+    if name not in ROLE_NAMES:
+        raise InvalidInput(f"unknown role {name!r}; roles are {', '.join(ROLE_NAMES)}", field="role")
+    return ZERO_HASH if name == "admin" else keccak(text=f"{name.upper()}_ROLE")
+
+
+ROLE_BY_ID = {role_id(name): name for name in ROLE_NAMES}
+
+# Which project exception each contract error becomes. Unknown errors become Conflict.
+_ERROR_CLASSES: dict[str, type[LotlineError]] = {
+    "LotNotFound": NotFound,
+    "LotNotCustodian": Forbidden,
+    "NotPendingCustodian": Forbidden,
+    "AccountLacksRoles": Forbidden,
+    "AccessControlUnauthorizedAccount": Forbidden,
+    "NotAuthorizedToRecall": Forbidden,
+    "RecipientCannotReceive": Forbidden,
+    "LotAlreadyExists": Conflict,
+    "LotInTransit": Conflict,
+    "LotNotInTransit": Conflict,
+    "LotNotHeld": Conflict,
+    "LotUnavailable": Conflict,
+    "InputUnavailable": Conflict,
+    "EventKindNotAllowed": InvalidInput,
+    "LengthMismatch": InvalidInput,
+    "EmptyBatch": InvalidInput,
+    "LotIdZero": InvalidInput,
+    "DuplicateInput": InvalidInput,
+    "AccessControlBadConfirmation": Forbidden,
+}
+
+
+class ContractRevert(LotlineError):
+    """Mixin marker: raised errors also carry `chain_error` (the custom error name) and `chain_args`."""
+
+
+@dataclass(frozen=True)
+class ChainLot:
+    """What the chain knows about a lot."""
+
+    lot_id: str
+    creator: str
+    custodian: str
+    pending_custodian: str | None
+    status: LotStatus
+    event_count: int
+    head: str
+    inputs: tuple[str, ...]
+
+    @property
+    def exists(self) -> bool:
+        return self.status is not LotStatus.NONE
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One decoded contract log. `args` holds the event's values with bytes as 0x hex."""
+
+    name: str
+    args: dict[str, Any]
+    tx_hash: str
+    block_number: int
+    log_index: int
+
+
+@dataclass(frozen=True)
+class PreparedTx:
+    """A signed transaction not yet sent."""
+
+    tx_hash: str
+    raw: bytes
+    sender: str
+    nonce: int
+    function: str
+
+
+@dataclass
+class TxResult:
+    """A mined transaction and the contract logs it emitted."""
+
+    tx_hash: str
+    block_number: int
+    success: bool
+    gas_used: int
+    events: list[ChainEvent] = field(default_factory=list)
+
+    def recorded(self) -> list[ChainEvent]:
+        """The LotEventRecorded logs, in order: one per appended lot event."""
+        return [e for e in self.events if e.name == "LotEventRecorded"]
+
+
+def _hex(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_hex(v) for v in value]
+    return value
+
+
+def _b32(value: str | bytes) -> bytes:
+    if isinstance(value, bytes):
+        if len(value) != 32:
+            raise InvalidInput("expected 32 bytes", field="hash")
+        return value
+    raw = bytes.fromhex(value.removeprefix("0x"))
+    if len(raw) != 32:
+        raise InvalidInput(f"{value!r} is not a 32-byte hex value", field="hash")
+    return raw
+
+
+@contextmanager
+def chain_guard(what: str) -> Iterator[None]:
+    """Turn transport failures into ChainUnavailable; let project errors through."""
+    try:
+        yield
+    except LotlineError:
+        raise
+    except (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError, OSError) as exc:
+        raise ChainUnavailable(f"chain node unreachable during {what}: {exc.__class__.__name__}") from exc
+    except TimeExhausted as exc:
+        raise ChainUnavailable(f"no receipt in time during {what}; the transaction may still be mined") from exc
+
+
+class Ledger:
+    """The LotLedger contract at one address on one chain."""
+
+    def __init__(self, w3: Web3, address: str, *, receipt_timeout: float = 120.0,
+                 fixed_gas: int | None = None) -> None:
+        artifact = load_artifact("LotLedger")
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.contract = w3.eth.contract(address=self.address, abi=artifact["abi"])
+        self.receipt_timeout = receipt_timeout
+        # On the embedded chain a gas estimate re-runs the call a dozen times (binary search); one eth_call
+        # for the revert check plus a fixed limit is several times faster, and only used gas is charged.
+        self.fixed_gas = fixed_gas
+        self._errors = self._error_table(artifact["abi"])
+        self._events = {
+            "0x" + keccak(text=self._signature(item)).hex(): item
+            for item in artifact["abi"]
+            if item["type"] == "event"
+        }
+        self._chain_id: int | None = None
+        self._nonce_locks: dict[str, threading.Lock] = {}
+        self._next_nonce: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ deployment
+
+    @classmethod
+    def deploy(cls, w3: Web3, deployer: LocalAccount, admin: str) -> tuple[Ledger, int]:
+        """Deploy a new LotLedger whose admin is `admin`; returns the ledger and the deployment block."""
+        artifact = load_artifact("LotLedger")
+        factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        with chain_guard("deploy"):
+            data = factory.constructor(to_checksum_address(admin)).data_in_transaction
+            tx = _fees(w3) | {
+                "from": deployer.address,
+                "data": data,
+                "nonce": w3.eth.get_transaction_count(deployer.address, "pending"),
+                "chainId": w3.eth.chain_id,
+                "gas": 6_000_000,
+                "value": 0,
+            }
+            signed = deployer.sign_transaction(tx)
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1 or not receipt["contractAddress"]:
+            raise Conflict(f"deploying LotLedger failed in transaction {_hex(tx_hash)}")
+        return cls(w3, receipt["contractAddress"]), receipt["blockNumber"]
+
+    def is_deployed(self) -> bool:
+        with chain_guard("code lookup"):
+            return len(self.w3.eth.get_code(self.address)) > 0
+
+    # ------------------------------------------------------------ reads
+
+    def block_number(self) -> int:
+        with chain_guard("block number"):
+            return self.w3.eth.block_number
+
+    def get_lot(self, lot_id: str | bytes) -> ChainLot:
+        lot_bytes = _b32(lot_id)
+        with chain_guard("getLot"):
+            creator, custodian, pending, status, count, head, inputs = self.contract.functions.getLot(
+                lot_bytes
+            ).call()
+        return ChainLot(
+            lot_id=_hex(lot_bytes),
+            creator=creator,
+            custodian=custodian,
+            pending_custodian=None if pending == ZERO_ADDRESS or int(pending, 16) == 0 else pending,
+            status=LotStatus(status),
+            event_count=count,
+            head=_hex(head),
+            inputs=tuple(_hex(i) for i in inputs),
+        )
+
+    def lot_outputs(self, lot_id: str | bytes) -> list[str]:
+        with chain_guard("lotOutputs"):
+            return [_hex(o) for o in self.contract.functions.lotOutputs(_b32(lot_id)).call()]
+
+    def has_role(self, role: str, account: str) -> bool:
+        with chain_guard("hasRole"):
+            return self.contract.functions.hasRole(role_id(role), to_checksum_address(account)).call()
+
+    def logs(self, from_block: int, to_block: int | None = None, lot_id: str | bytes | None = None) -> list[ChainEvent]:
+        """Every decoded log of this contract in the block range, in chain order."""
+        params: dict[str, Any] = {"address": self.address, "fromBlock": from_block, "toBlock": to_block or "latest"}
+        if lot_id is not None:
+            params["topics"] = [None, "0x" + _b32(lot_id).hex()]
+        with chain_guard("getLogs"):
+            raw_logs = self.w3.eth.get_logs(params)
+        return [self._decode_log(log) for log in raw_logs if _hex(log["topics"][0]) in self._events]
+
+    # ------------------------------------------------------------ writes: two steps
+
+    def prepare(self, signer: LocalAccount, function: str, args: Sequence[Any]) -> PreparedTx:
+        """Check the call against current state, size its gas and sign it. Raises the decoded error on revert."""
+        data = self.contract.encode_abi(function, args=list(args))
+        call = {"from": signer.address, "to": self.address, "data": data}
+        with chain_guard(function):
+            try:
+                if self.fixed_gas:
+                    self.w3.eth.call(call)
+                    gas = self.fixed_gas
+                else:
+                    gas = int(self.w3.eth.estimate_gas(call) * 1.2) + 30_000
+            except (ContractCustomError, ContractLogicError, TransactionFailed) as exc:
+                raise self.decode_revert(exc, function) from None
+            lock = self._nonce_lock(signer.address)
+            with lock:
+                nonce = max(
+                    self.w3.eth.get_transaction_count(signer.address, "pending"),
+                    self._next_nonce.get(signer.address, 0),
+                )
+                self._next_nonce[signer.address] = nonce + 1
+            tx = _fees(self.w3) | call | {
+                "nonce": nonce,
+                "chainId": self.chain_id(),
+                "gas": gas,
+                "value": 0,
+            }
+            signed = signer.sign_transaction(tx)
+        return PreparedTx(
+            tx_hash=_hex(signed.hash), raw=bytes(signed.raw_transaction), sender=signer.address, nonce=nonce,
+            function=function,
+        )
+
+    def submit(self, prepared: PreparedTx) -> TxResult:
+        """Send a prepared transaction and wait for its receipt."""
+        with chain_guard(prepared.function):
+            try:
+                self.w3.eth.send_raw_transaction(prepared.raw)
+            except (ContractCustomError, ContractLogicError, TransactionFailed) as exc:
+                # eth-tester mines on send and reports the revert here.
+                with self._lock:
+                    self._next_nonce.pop(prepared.sender, None)
+                raise self.decode_revert(exc, prepared.function) from None
+            except Web3Exception as exc:
+                if "already known" not in str(exc) and "nonce too low" not in str(exc).lower():
+                    raise
+            receipt = self.w3.eth.wait_for_transaction_receipt(prepared.tx_hash, timeout=self.receipt_timeout)
+        result = self._result(receipt)
+        if not result.success:
+            raise Conflict(f"transaction {prepared.tx_hash} ({prepared.function}) was reverted when mined")
+        return result
+
+    def transact(self, signer: LocalAccount, function: str, args: Sequence[Any]) -> TxResult:
+        return self.submit(self.prepare(signer, function, args))
+
+    def receipt(self, tx_hash: str) -> TxResult | None:
+        """The mined result of a transaction, or None if the node does not know it as mined."""
+        with chain_guard("receipt lookup"):
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                return None
+        return self._result(receipt) if receipt else None
+
+    def resend(self, raw: bytes) -> None:
+        """Send a stored raw transaction again (after a crash between signing and sending)."""
+        with chain_guard("resend"):
+            self.w3.eth.send_raw_transaction(raw)
+
+    def account_nonce(self, address: str) -> int:
+        with chain_guard("nonce lookup"):
+            return self.w3.eth.get_transaction_count(to_checksum_address(address), "latest")
+
+    # ------------------------------------------------------------ one method per contract function
+
+    def create_lot(self, signer: LocalAccount, lot_id: str | bytes, inputs: Sequence[str | bytes],
+                   kind: EventKind, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "createLot", self.args_create_lot(lot_id, inputs, kind, data_hash))
+
+    @staticmethod
+    def args_create_lot(lot_id: str | bytes, inputs: Sequence[str | bytes], kind: EventKind,
+                        data_hash: str | bytes) -> list[Any]:
+        return [_b32(lot_id), [_b32(i) for i in inputs], int(kind), _b32(data_hash)]
+
+    def record_event(self, signer: LocalAccount, lot_id: str | bytes, kind: EventKind,
+                     data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "recordEvent", [_b32(lot_id), int(kind), _b32(data_hash)])
+
+    def record_events(self, signer: LocalAccount, lot_id: str | bytes, kinds: Sequence[EventKind],
+                      data_hashes: Sequence[str | bytes]) -> TxResult:
+        return self.transact(
+            signer, "recordEvents", [_b32(lot_id), [int(k) for k in kinds], [_b32(h) for h in data_hashes]]
+        )
+
+    def offer_custody(self, signer: LocalAccount, lot_id: str | bytes, to: str, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "offerCustody", [_b32(lot_id), to_checksum_address(to), _b32(data_hash)])
+
+    def accept_custody(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "acceptCustody", [_b32(lot_id), _b32(data_hash)])
+
+    def reject_custody(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "rejectCustody", [_b32(lot_id), _b32(data_hash)])
+
+    def cancel_custody_offer(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "cancelCustodyOffer", [_b32(lot_id), _b32(data_hash)])
+
+    def inspect(self, signer: LocalAccount, lot_id: str | bytes, outcome: InspectionOutcome,
+                data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "inspect", [_b32(lot_id), int(outcome), _b32(data_hash)])
+
+    def hold(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "hold", [_b32(lot_id), _b32(data_hash)])
+
+    def release(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "release", [_b32(lot_id), _b32(data_hash)])
+
+    def recall(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "recall", [_b32(lot_id), _b32(data_hash)])
+
+    def close(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "close", [_b32(lot_id), _b32(data_hash)])
+
+    def anchor_readings(self, signer: LocalAccount, lot_id: str | bytes, merkle_root: str | bytes, count: int,
+                        data_hash: str | bytes) -> TxResult:
+        return self.transact(
+            signer, "anchorReadings", [_b32(lot_id), _b32(merkle_root), int(count), _b32(data_hash)]
+        )
+
+    def grant_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
+        return self.transact(admin, "grantRole", [role_id(role), to_checksum_address(account)])
+
+    def revoke_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
+        return self.transact(admin, "revokeRole", [role_id(role), to_checksum_address(account)])
+
+    def multicall(self, signer: LocalAccount, calls: Sequence[tuple[str, Sequence[Any]]]) -> TxResult:
+        """Several contract calls in one transaction (all or nothing), each checked as if sent alone."""
+        return self.submit(self.prepare_multicall(signer, calls))
+
+    def prepare_multicall(self, signer: LocalAccount, calls: Sequence[tuple[str, Sequence[Any]]]) -> PreparedTx:
+        if not calls:
+            raise InvalidInput("a batch needs at least one call", field="calls")
+        encoded = [bytes.fromhex(self.contract.encode_abi(fn, args=list(a))[2:]) for fn, a in calls]
+        return self.prepare(signer, "multicall", [encoded])
+
+    # ------------------------------------------------------------ internals
+
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            with chain_guard("chain id"):
+                self._chain_id = self.w3.eth.chain_id
+        return self._chain_id
+
+    def _nonce_lock(self, address: str) -> threading.Lock:
+        with self._lock:
+            return self._nonce_locks.setdefault(address, threading.Lock())
+
+    def _result(self, receipt: Any) -> TxResult:
+        events = [
+            self._decode_log(log)
+            for log in receipt["logs"]
+            if log["address"].lower() == self.address.lower() and _hex(log["topics"][0]) in self._events
+        ]
+        return TxResult(
+            tx_hash=_hex(receipt["transactionHash"]),
+            block_number=receipt["blockNumber"],
+            success=receipt["status"] == 1,
+            gas_used=receipt["gasUsed"],
+            events=events,
+        )
+
+    def _decode_log(self, log: Any) -> ChainEvent:
+        item = self._events[_hex(log["topics"][0])]
+        indexed = [i for i in item["inputs"] if i["indexed"]]
+        plain = [i for i in item["inputs"] if not i["indexed"]]
+        args: dict[str, Any] = {}
+        for inp, topic in zip(indexed, log["topics"][1:], strict=True):
+            (args[inp["name"]],) = abi_decode([inp["type"]], bytes(topic))
+        values = abi_decode([i["type"] for i in plain], bytes(log["data"]))
+        for inp, value in zip(plain, values, strict=True):
+            args[inp["name"]] = value
+        args = {k: (to_checksum_address(v) if isinstance(v, str) and v.startswith("0x") and len(v) == 42 else _hex(v))
+                for k, v in args.items()}
+        return ChainEvent(
+            name=item["name"],
+            args=args,
+            tx_hash=_hex(log["transactionHash"]),
+            block_number=log["blockNumber"],
+            log_index=log["logIndex"],
+        )
+
+    @staticmethod
+    def _signature(item: dict[str, Any]) -> str:
+        return f"{item['name']}({','.join(_canonical_type(i) for i in item['inputs'])})"
+
+    def _error_table(self, abi: list[dict[str, Any]]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+        return {
+            "0x" + function_signature_to_4byte_selector(self._signature(item)).hex(): (item["name"], item["inputs"])
+            for item in abi
+            if item["type"] == "error"
+        }
+
+    def decode_revert(self, exc: Exception, function: str) -> LotlineError:
+        """The project error for a revert, from the custom error's selector and values."""
+        data = _revert_data(exc)
+        if data is None:
+            message = getattr(exc, "message", None) or str(exc)
+            return Conflict(f"{function} reverted: {message}", code="chain_revert")
+        selector, body = data[:10].lower(), bytes.fromhex(data[10:])
+        if selector not in self._errors:
+            return Conflict(f"{function} reverted with unknown error {selector}", code="chain_revert")
+        name, inputs = self._errors[selector]
+        values = abi_decode([_canonical_type(i) for i in inputs], body) if inputs else ()
+        decoded = {inp["name"]: _describe(inp, v) for inp, v in zip(inputs, values, strict=True)}
+        shown = ", ".join(f"{k}={v}" for k, v in decoded.items())
+        error_class = _ERROR_CLASSES.get(name, Conflict)
+        error = error_class(f"{function} refused by the ledger: {name}({shown})", code=_snake(name))
+        error.chain_error = name  # type: ignore[attr-defined]
+        error.chain_args = decoded  # type: ignore[attr-defined]
+        return error
+
+
+def _revert_data(exc: BaseException) -> str | None:
+    """The revert data (0x hex) of a failed call: JSON-RPC nodes put it in `data`; the embedded chain raises
+    its error with the raw bytes and web3 re-raises it as text, so walk the exception chain for the bytes."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        data = getattr(seen, "data", None)
+        if isinstance(data, dict):
+            data = data.get("data")
+        if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+            return data
+        for arg in seen.args:
+            if isinstance(arg, bytes | bytearray) and len(arg) >= 4:
+                return "0x" + bytes(arg).hex()
+            if isinstance(arg, str) and "reverted: b" in arg:
+                literal = ast.literal_eval(arg.split("reverted: ", 1)[1])
+                if isinstance(literal, bytes) and len(literal) >= 4:
+                    return "0x" + literal.hex()
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _canonical_type(inp: dict[str, Any]) -> str:
+    if inp["type"].startswith("tuple"):
+        inner = ",".join(_canonical_type(c) for c in inp["components"])
+        return f"({inner}){inp['type'][5:]}"
+    return inp["type"]
+
+
+def _describe(inp: dict[str, Any], value: Any) -> Any:
+    if inp.get("internalType", "").startswith("enum LotLedger.Status"):
+        return LotStatus(value).name.lower()
+    if inp["type"] == "bytes32[]":
+        return [ROLE_BY_ID.get(bytes(v), _hex(v)) for v in value]
+    if inp["type"] == "bytes32" and inp["name"] in ("neededRole", "role"):
+        return ROLE_BY_ID.get(bytes(value), _hex(value))
+    if inp["type"] == "address":
+        return to_checksum_address(value)
+    return _hex(value)
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _fees(w3: Web3) -> dict[str, int]:
+    """EIP-1559 fees where the chain has a base fee, a legacy gas price otherwise (some consortium chains)."""
+    block = w3.eth.get_block("latest")
+    base = block.get("baseFeePerGas")
+    if base is None:
+        return {"gasPrice": w3.eth.gas_price}
+    priority = 1_000_000_000 if base > 0 else 0
+    return {"maxFeePerGas": 2 * base + priority, "maxPriorityFeePerGas": priority, "type": 2}

@@ -1,0 +1,1 @@
+"""The pure domain: identifiers, event kinds, canonical hashing, lineage rules, errors. No I/O."""

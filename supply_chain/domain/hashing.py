@@ -1,0 +1,270 @@
+"""Canonical payload hashing, the per-lot head-hash chain and Merkle roots for sensor readings.
+
+Everything here is specified byte for byte in ``docs/hashing.md`` so that anyone outside the project can
+recompute the same hashes; change nothing here without changing that document (and the contract).
+
+- ``canonical_json``: RFC 8785 (JSON Canonicalization Scheme) of a JSON object, as UTF-8 bytes.
+- ``payload_hash``: ``keccak256(canonical_json(payload))``, the ``dataHash`` stored on chain.
+- ``next_head``: ``keccak256(abi.encode(bytes32 prevHead, uint8 kind, address actor, bytes32 dataHash))``.
+- ``merkle_root`` / ``merkle_proof`` / ``verify_merkle_proof``: a domain-separated sorted-pair tree.
+
+keccak256 is the original Keccak (Ethereum's hash), not the standardised SHA3-256: their padding differs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import rfc8785
+from Crypto.Hash import keccak as _keccak
+
+from .errors import InvalidInput
+
+ZERO_HASH = bytes(32)
+"""The head hash of a lot before its first event (32 zero bytes)."""
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""JSON numbers are IEEE-754 doubles; integers beyond +-(2^53 - 1) cannot be represented exactly."""
+
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+_HEX32_RE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+
+
+def keccak256(data: bytes) -> bytes:
+    """Return the 32-byte Keccak-256 digest of ``data`` (Ethereum's keccak256, not SHA3-256)."""
+    return _keccak.new(digest_bits=256, data=bytes(data)).digest()
+
+
+def hex32(value: bytes | bytearray) -> str:
+    """Format a 32-byte hash as ``0x`` followed by 64 lower-case hex digits."""
+    if not isinstance(value, bytes | bytearray) or len(value) != 32:
+        raise InvalidInput(f"expected 32 bytes, got {_describe(value)}", field="hash", code="invalid_hash")
+    return "0x" + bytes(value).hex()
+
+
+def bytes32(value: object, field: str = "hash") -> bytes:
+    """Parse a 32-byte hash given as bytes or as 64 hex digits (``0x`` optional, any case)."""
+    if isinstance(value, bytes | bytearray):
+        if len(value) != 32:
+            raise InvalidInput(
+                f"{field}: expected 32 bytes, got {len(value)}", field=field, code="invalid_hash"
+            )
+        return bytes(value)
+    if isinstance(value, str) and _HEX32_RE.fullmatch(value.strip()):
+        text = value.strip()
+        return bytes.fromhex(text[2:] if text.startswith("0x") else text)
+    raise InvalidInput(
+        f"{field}: expected 64 hex digits (optionally prefixed with 0x), got {_describe(value)}",
+        field=field,
+        code="invalid_hash",
+    )
+
+
+def address_bytes(actor: str) -> bytes:
+    """Parse an EVM address (``0x`` + 40 hex digits, case-insensitive; no checksum check) to 20 bytes."""
+    if not isinstance(actor, str) or not _ADDRESS_RE.fullmatch(actor.strip()):
+        raise InvalidInput(
+            f"actor: expected an address of 0x and 40 hex digits, got {_describe(actor)}",
+            field="actor",
+            code="invalid_address",
+        )
+    return bytes.fromhex(actor.strip()[2:])
+
+
+# --- canonical JSON -------------------------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}"
+
+
+def _plain(value: Any, path: str) -> Any:
+    """Check that ``value`` has exactly one JSON form and return it built from plain dict/list/str/int/float.
+
+    Raises InvalidInput naming the offending field (as a path such as ``payload.inputs[2].quantity``).
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise InvalidInput(
+                f"{path}: integer {int(value)} is outside the range JSON can carry exactly "
+                f"(+-{MAX_SAFE_INTEGER}, i.e. 2^53-1); send it as a string",
+                field=path,
+                code="not_canonicalisable",
+            )
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise InvalidInput(
+                f"{path}: {value!r} is not a JSON number (NaN and Infinity cannot be canonicalised)",
+                field=path,
+                code="not_canonicalisable",
+            )
+        return float(value)
+    if isinstance(value, str):
+        text = str.__str__(value)  # the raw characters, also for (str, Enum) members
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{path}: text contains a lone surrogate and has no UTF-8 form",
+                field=path,
+                code="not_canonicalisable",
+            ) from None
+        return text
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(
+                    f"{path}: object key {_describe(key)} is not a string (JSON keys are strings)",
+                    field=path,
+                    code="not_canonicalisable",
+                )
+            key_text = _plain(key, f"{path} key {key!r}")
+            out[key_text] = _plain(item, _child(path, key_text))
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    raise InvalidInput(
+        f"{path}: {type(value).__name__} has no JSON form; use a string, number, boolean, null, list or object",
+        field=path,
+        code="not_canonicalisable",
+    )
+
+
+def ensure_canonicalisable(value: Any, path: str = "payload") -> Any:
+    """Return ``value`` rebuilt from plain JSON types, or raise InvalidInput naming the field that has no
+    canonical JSON form (NaN/Infinity, non-string keys, unsafe integers, lone surrogates, other types)."""
+    return _plain(value, path)
+
+
+def canonical_json(payload: Mapping[str, Any]) -> bytes:
+    """Return the RFC 8785 canonical JSON of a JSON object, as UTF-8 bytes.
+
+    Keys are sorted by their UTF-16 code units, no whitespace, numbers in ECMAScript shortest form,
+    strings escaped only where JSON requires it.
+    """
+    if not isinstance(payload, Mapping):
+        raise InvalidInput(
+            f"payload: must be a JSON object, got {type(payload).__name__}",
+            field="payload",
+            code="not_canonicalisable",
+        )
+    plain = _plain(payload, "payload")
+    try:
+        return rfc8785.dumps(plain)
+    except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _plain rejects these first
+        raise InvalidInput(f"payload: {exc}", field="payload", code="not_canonicalisable") from exc
+
+
+def payload_hash(payload: Mapping[str, Any]) -> bytes:
+    """Return ``keccak256(canonical_json(payload))``, the 32-byte ``dataHash`` of an event payload."""
+    return keccak256(canonical_json(payload))
+
+
+# --- head-hash chain ------------------------------------------------------------------------------
+
+
+def next_head(prev_head: bytes, kind: int, actor: str, data_hash: bytes) -> bytes:
+    """Return ``keccak256(abi.encode(bytes32 prevHead, uint8 kind, address actor, bytes32 dataHash))``.
+
+    abi.encode gives each value one 32-byte word: the two hashes as they are, ``kind`` and the 20-byte
+    ``actor`` left-padded with zeros. The head commits to the order of events, so a reordered, removed or
+    altered event changes every later head.
+    """
+    prev = bytes32(prev_head, "prev_head")
+    data = bytes32(data_hash, "data_hash")
+    if isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 255:
+        raise InvalidInput(f"kind: expected an integer 0..255, got {_describe(kind)}", field="kind")
+    word_kind = int(kind).to_bytes(32, "big")
+    word_actor = address_bytes(actor).rjust(32, b"\x00")
+    return keccak256(prev + word_kind + word_actor + data)
+
+
+def head_chain(events: Iterable[tuple[int, str, bytes]], start: bytes = ZERO_HASH) -> list[bytes]:
+    """Replay ``(kind, actor, data_hash)`` events from ``start`` and return the head after each one."""
+    heads: list[bytes] = []
+    head = start
+    for kind, actor, data_hash in events:
+        head = next_head(head, kind, actor, data_hash)
+        heads.append(head)
+    return heads
+
+
+# --- Merkle tree for sensor readings --------------------------------------------------------------
+#
+# leaf node     = keccak256(0x00 || leaf)               (leaf = payload_hash(reading), 32 bytes)
+# internal node = keccak256(0x01 || min(a, b) || max(a, b))   (byte-wise comparison: pairs are sorted)
+# Levels are built left to right in the given leaf order; a level with an odd count promotes its last
+# node unchanged. The prefixes keep a leaf from being passed off as an internal node; sorting the pair
+# means a proof needs no left/right flags.
+
+
+def _leaf_node(leaf: bytes) -> bytes:
+    return keccak256(LEAF_PREFIX + leaf)
+
+
+def _pair(a: bytes, b: bytes) -> bytes:
+    return keccak256(NODE_PREFIX + min(a, b) + max(a, b))
+
+
+def _check_leaves(leaves: Sequence[bytes]) -> list[bytes]:
+    if not leaves:
+        raise InvalidInput("leaves: a Merkle root needs at least one leaf", field="leaves")
+    return [bytes32(leaf, f"leaves[{i}]") for i, leaf in enumerate(leaves)]
+
+
+def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    level = [_leaf_node(leaf) for leaf in _check_leaves(leaves)]
+    levels = [level]
+    while len(level) > 1:
+        nxt = [_pair(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        levels.append(nxt)
+        level = nxt
+    return levels
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """Return the Merkle root of 32-byte leaves (each ``payload_hash`` of one reading), in the given order."""
+    return _levels(leaves)[-1][0]
+
+
+def merkle_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """Return the sibling hashes from leaf ``index`` up to the root (promoted levels contribute none)."""
+    levels = _levels(leaves)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(leaves):
+        raise InvalidInput(f"index: must be 0..{len(leaves) - 1}, got {_describe(index)}", field="index")
+    proof: list[bytes] = []
+    position = index
+    for level in levels[:-1]:
+        sibling = position ^ 1
+        if sibling < len(level):
+            proof.append(level[sibling])
+        position //= 2
+    return proof
+
+
+def verify_merkle_proof(leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
+    """Return True when ``leaf`` with ``proof`` (from ``merkle_proof``) hashes up to ``root``."""
+    try:
+        node = _leaf_node(bytes32(leaf, "leaf"))
+        for i, sibling in enumerate(proof):
+            node = _pair(node, bytes32(sibling, f"proof[{i}]"))
+        return node == bytes32(root, "root")
+    except InvalidInput:
+        return False
