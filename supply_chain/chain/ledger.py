@@ -321,6 +321,11 @@ class Ledger:
     def transact(self, signer: LocalAccount, function: str, args: Sequence[Any]) -> TxResult:
         return self.submit(self.prepare(signer, function, args))
 
+    def wait(self, tx_hash: str) -> TxResult:
+        """Wait for a sent transaction's receipt (ChainUnavailable if it does not come in time)."""
+        with chain_guard("waiting for a receipt"):
+            return self._result(self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout))
+
     def receipt(self, tx_hash: str) -> TxResult | None:
         """The mined result of a transaction, or None if the node does not know it as mined."""
         with chain_guard("receipt lookup"):

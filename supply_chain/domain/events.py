@@ -30,7 +30,7 @@ from .lineage import format_quantity, parse_quantity, parse_recall_class
 
 
 class Visibility(StrEnum):
-    """Who may see a payload field: anyone (consumer page), the organisations of the network, or its author."""
+    """Who may see a payload field: anyone (consumer page), the network's organisations, or its author."""
 
     PUBLIC = "public"
     CONSORTIUM = "consortium"
@@ -100,7 +100,9 @@ P, C, X = Visibility.PUBLIC, Visibility.CONSORTIUM, Visibility.PRIVATE
 T = FieldType
 
 
-def _req(name: str, type_: FieldType, vis: Visibility, desc: str, items: tuple[FieldSpec, ...] = ()) -> FieldSpec:
+def _req(
+    name: str, type_: FieldType, vis: Visibility, desc: str, items: tuple[FieldSpec, ...] = ()
+) -> FieldSpec:
     return FieldSpec(name, type_, True, vis, desc, items)
 
 
@@ -190,7 +192,9 @@ KIND_SPECS: dict[EventKind, KindSpec] = {
                 _req("landing_date", T.DATE, P, "date the food was received"),
                 _QUANTITY,
                 _UNIT,
-                _req("harvest_area", T.TEXT, P, "harvest location(s) of the trip, e.g. 'FAO 27.4.b North Sea'"),
+                _req(
+                    "harvest_area", T.TEXT, P, "harvest location(s) of the trip, e.g. 'FAO 27.4.b North Sea'"
+                ),
                 _opt("vessel_name", T.TEXT, P, "name of the fishing vessel"),
                 _opt("harvest_date_start", T.DATE, P, "first day of the trip's harvest"),
                 _opt("harvest_date_end", T.DATE, P, "last day of the trip's harvest"),
@@ -209,7 +213,12 @@ KIND_SPECS: dict[EventKind, KindSpec] = {
                 _QUANTITY,
                 _UNIT,
                 *_REQUIRED_REFS,
-                _opt("tlc_source_gln", T.GLN, P, "traceability lot code source (where the lot code was assigned)"),
+                _opt(
+                    "tlc_source_gln",
+                    T.GLN,
+                    P,
+                    "traceability lot code source (where the lot code was assigned)",
+                ),
                 _opt("product_description", T.TEXT, P, "description of the food"),
                 _opt("carrier", T.TEXT, C, "carrier or transporter"),
             ),
@@ -225,7 +234,12 @@ KIND_SPECS: dict[EventKind, KindSpec] = {
                 _QUANTITY,
                 _UNIT,
                 *_REQUIRED_REFS,
-                _opt("tlc_source_gln", T.GLN, P, "traceability lot code source (where the lot code was assigned)"),
+                _opt(
+                    "tlc_source_gln",
+                    T.GLN,
+                    P,
+                    "traceability lot code source (where the lot code was assigned)",
+                ),
                 _opt("product_description", T.TEXT, P, "description of the food"),
             ),
             "21 CFR 1.1345",
@@ -236,7 +250,13 @@ KIND_SPECS: dict[EventKind, KindSpec] = {
             (
                 _req("location_gln", T.GLN, P, "where the food was transformed"),
                 _req("transformation_date", T.DATE, P, "date transformation was completed"),
-                _req("inputs", T.INPUTS, P, "the lots used, each {gtin, lot_code, quantity, unit}", INPUT_ITEM_FIELDS),
+                _req(
+                    "inputs",
+                    T.INPUTS,
+                    P,
+                    "the lots used, each {gtin, lot_code, quantity, unit}",
+                    INPUT_ITEM_FIELDS,
+                ),
                 _QUANTITY,
                 _UNIT,
                 _opt("product_description", T.TEXT, P, "description of the new food"),
@@ -357,6 +377,8 @@ def parse_kind(value: object) -> EventKind:
             return EventKind(value)
         except ValueError:
             pass
+    elif isinstance(value, str) and value.strip().isdigit():
+        return parse_kind(int(value.strip()))
     elif isinstance(value, str):
         name = value.strip().upper().replace("-", "_").replace(" ", "_")
         if name in EventKind.__members__:
@@ -373,7 +395,11 @@ def parse_outcome(value: object, field: str = "outcome") -> InspectionOutcome:
     """Parse an inspection outcome: 'pass'/'fail'/'conditional' (any case), the enum, or its number."""
     if isinstance(value, InspectionOutcome):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value in {o.value for o in InspectionOutcome}:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value in {o.value for o in InspectionOutcome}
+    ):
         return InspectionOutcome(value)
     if isinstance(value, str) and value.strip().upper() in InspectionOutcome.__members__:
         return InspectionOutcome[value.strip().upper()]
@@ -388,7 +414,11 @@ _DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)
 
 def parse_when(value: object, field: str = "date", *, datetime_only: bool = False) -> str:
     """Normalise an ISO 8601 date ('2024-05-01') or date-time with UTC offset; return its ISO text."""
-    expected = "a date-time with UTC offset" if datetime_only else "a date (YYYY-MM-DD) or a date-time with UTC offset"
+    expected = (
+        "a date-time with UTC offset"
+        if datetime_only
+        else "a date (YYYY-MM-DD) or a date-time with UTC offset"
+    )
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
@@ -401,7 +431,9 @@ def parse_when(value: object, field: str = "date", *, datetime_only: bool = Fals
             try:
                 return date.fromisoformat(text).isoformat()
             except ValueError as exc:
-                raise InvalidInput(f"{field}: {text!r} is not a valid date ({exc})", field=field, code="invalid_date") from None
+                raise InvalidInput(
+                    f"{field}: {text!r} is not a valid date ({exc})", field=field, code="invalid_date"
+                ) from None
         if not _DATETIME_RE.fullmatch(text):
             raise InvalidInput(
                 f"{field}: must be {expected} in ISO 8601 (e.g. 2024-05-01T08:30:00+02:00), got {text!r}",
@@ -411,9 +443,13 @@ def parse_when(value: object, field: str = "date", *, datetime_only: bool = Fals
         try:
             moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
         except ValueError as exc:
-            raise InvalidInput(f"{field}: {text!r} is not a valid date-time ({exc})", field=field, code="invalid_date") from None
+            raise InvalidInput(
+                f"{field}: {text!r} is not a valid date-time ({exc})", field=field, code="invalid_date"
+            ) from None
     else:
-        raise InvalidInput(f"{field}: must be {expected}, got {type(value).__name__}", field=field, code="invalid_date")
+        raise InvalidInput(
+            f"{field}: must be {expected}, got {type(value).__name__}", field=field, code="invalid_date"
+        )
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidInput(
             f"{field}: a date-time needs a UTC offset (e.g. +02:00 or Z), got {moment.isoformat()!r}",
@@ -460,7 +496,9 @@ def _count(value: object, field: str) -> int:
 def _sha256(value: object, field: str) -> str:
     text = value.strip().lower() if isinstance(value, str) else ""
     if not re.fullmatch(r"[0-9a-f]{64}", text):
-        raise InvalidInput(f"{field}: must be 64 hex digits (a SHA-256), got {value!r}", field=field, code="invalid_hash")
+        raise InvalidInput(
+            f"{field}: must be 64 hex digits (a SHA-256), got {value!r}", field=field, code="invalid_hash"
+        )
     return text
 
 
@@ -472,7 +510,9 @@ def _temperature(value: object, field: str) -> str:
     except InvalidOperation:
         raise InvalidInput(f"{field}: {value!r} is not a number", field=field) from None
     if not number.is_finite() or not Decimal(-100) <= number <= Decimal(150):
-        raise InvalidInput(f"{field}: must be between -100 and 150 degrees Celsius, got {value!r}", field=field)
+        raise InvalidInput(
+            f"{field}: must be between -100 and 150 degrees Celsius, got {value!r}", field=field
+        )
     return "0" if number == 0 else format_quantity(number)
 
 
@@ -488,7 +528,9 @@ def _inputs(value: object, field: str, items: tuple[FieldSpec, ...]) -> list[dic
         normalised = _fields(item, items, path)
         key = (normalised["gtin"], normalised["lot_code"])
         if key in seen:
-            raise InvalidInput(f"{path}: lot {key[0]}/{key[1]} is already listed as {field}[{seen[key]}]", field=path)
+            raise InvalidInput(
+                f"{path}: lot {key[0]}/{key[1]} is already listed as {field}[{seen[key]}]", field=path
+            )
         seen[key] = i
         out.append(normalised)
     return out
@@ -542,7 +584,9 @@ def _fields(payload: Mapping[Any, Any], specs: tuple[FieldSpec, ...], path: str)
         value = payload.get(spec.name)
         if _absent(value):
             if spec.required:
-                raise InvalidInput(f"{path}.{spec.name}: is required ({spec.description})", field=f"{path}.{spec.name}")
+                raise InvalidInput(
+                    f"{path}.{spec.name}: is required ({spec.description})", field=f"{path}.{spec.name}"
+                )
             continue
         out[spec.name] = _normalise(spec, value, f"{path}.{spec.name}")
     for key, value in payload.items():
@@ -611,7 +655,9 @@ def field_visibility(kind: EventKind | int | str, field_name: str) -> Visibility
     return EXTRA_FIELD_VISIBILITY.get(field_name, Visibility.PRIVATE)
 
 
-def _project(payload: Mapping[str, Any], specs: tuple[FieldSpec, ...], level: Visibility, extras: bool) -> dict[str, Any]:
+def _project(
+    payload: Mapping[str, Any], specs: tuple[FieldSpec, ...], level: Visibility, extras: bool
+) -> dict[str, Any]:
     by_name = {s.name: s for s in specs}
     out: dict[str, Any] = {}
     for key, value in payload.items():
@@ -631,8 +677,10 @@ def _project(payload: Mapping[str, Any], specs: tuple[FieldSpec, ...], level: Vi
     return out
 
 
-def visible_view(kind: EventKind | int | str, payload: Mapping[str, Any], level: Visibility) -> dict[str, Any]:
-    """Return the fields of ``payload`` that an audience with ``level`` may see (public < consortium < private).
+def visible_view(
+    kind: EventKind | int | str, payload: Mapping[str, Any], level: Visibility
+) -> dict[str, Any]:
+    """Return the fields of ``payload`` an audience with ``level`` may see (public < consortium < private).
 
     List items are filtered too: a transformation's public view keeps each input's gtin and lot_code but
     not its quantity.

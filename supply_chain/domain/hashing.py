@@ -139,7 +139,7 @@ def _plain(value: Any, path: str) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item, f"{path}[{i}]") for i, item in enumerate(value)]
     raise InvalidInput(
-        f"{path}: {type(value).__name__} has no JSON form; use a string, number, boolean, null, list or object",
+        f"{path}: {type(value).__name__} has no JSON form; use a string, number, boolean, null, list, object",
         field=path,
         code="not_canonicalisable",
     )

@@ -19,7 +19,9 @@ LOT_CODE_MAX_LENGTH = 20
 
 # GS1 AI encodable character set 82: digits, upper- and lower-case letters and 20 punctuation characters.
 LOT_CODE_PUNCTUATION = "!\"%&'()*+,-./:;<=>?_"
-LOT_CODE_CHARACTERS = frozenset(string.digits + string.ascii_uppercase + string.ascii_lowercase + LOT_CODE_PUNCTUATION)
+LOT_CODE_CHARACTERS = frozenset(
+    string.digits + string.ascii_uppercase + string.ascii_lowercase + LOT_CODE_PUNCTUATION
+)
 assert len(LOT_CODE_CHARACTERS) == 82
 
 _PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -92,9 +94,16 @@ def parse_gln(value: str) -> str:
 
 
 def _prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or not prefix.isascii() or not prefix.isdigit() or not 4 <= len(prefix) <= 12:
+    if (
+        not isinstance(prefix, str)
+        or not prefix.isascii()
+        or not prefix.isdigit()
+        or not 4 <= len(prefix) <= 12
+    ):
         raise InvalidInput(
-            f"GS1 company prefix must be 4 to 12 digits, got {prefix!r}", field="prefix", code="invalid_prefix"
+            f"GS1 company prefix must be 4 to 12 digits, got {prefix!r}",
+            field="prefix",
+            code="invalid_prefix",
         )
     return prefix
 
@@ -124,7 +133,9 @@ def parse_lot_code(value: str) -> str:
         )
     text = value.strip()
     if not text:
-        raise InvalidInput("lot code is required (1 to 20 characters)", field="lot_code", code="invalid_lot_code")
+        raise InvalidInput(
+            "lot code is required (1 to 20 characters)", field="lot_code", code="invalid_lot_code"
+        )
     if len(text) > LOT_CODE_MAX_LENGTH:
         raise InvalidInput(
             f"lot code {text!r}: must be at most {LOT_CODE_MAX_LENGTH} characters, got {len(text)}",

@@ -36,7 +36,9 @@ def parse_quantity(value: object, field: str = "quantity") -> Decimal:
             f"{field}: {text!r} is not a decimal number", field=field, code="invalid_quantity"
         ) from None
     if not number.is_finite():
-        raise InvalidInput(f"{field}: must be a finite number, got {text}", field=field, code="invalid_quantity")
+        raise InvalidInput(
+            f"{field}: must be a finite number, got {text}", field=field, code="invalid_quantity"
+        )
     if number <= 0:
         raise InvalidInput(f"{field}: must be greater than 0", field=field, code="invalid_quantity")
     if number >= MAX_QUANTITY:
@@ -54,7 +56,9 @@ def format_quantity(number: Decimal) -> str:
     return text or "0"
 
 
-def check_consumption(available: Decimal, requested: Decimal, field: str = "quantity", unit: str = "") -> Decimal:
+def check_consumption(
+    available: Decimal, requested: Decimal, field: str = "quantity", unit: str = ""
+) -> Decimal:
     """Check that ``requested`` can be taken from a lot with ``available`` left; return what remains.
 
     Raises InvalidInput when ``requested`` is not positive or exceeds what is left.
@@ -75,7 +79,7 @@ def check_consumption(available: Decimal, requested: Decimal, field: str = "quan
 
 
 class RecallClass(StrEnum):
-    """FDA recall classification: I (serious harm likely), II (temporary or remote harm), III (unlikely harm)."""
+    """FDA recall class: I (serious harm likely), II (temporary or remote harm), III (harm unlikely)."""
 
     I = "I"  # noqa: E741 - the class names are Roman numerals
     II = "II"

@@ -1,0 +1,270 @@
+"""The chain index: applying contract logs to the store, catching up, reconciling and rebuilding.
+
+One code path turns chain logs into store state, whoever wrote them: `apply_logs` is called with a receipt's
+logs right after our own write, by `sync` for logs read from the cursor (events written by another app
+instance sharing the database, or the same app after a crash), and by `reindex` after the derived state was
+wiped. Matching a log to its stored payload goes by transaction hash and order, so it is exact.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+
+from supply_chain.chain.ledger import ChainEvent
+from supply_chain.domain.errors import ChainUnavailable
+from supply_chain.domain.hashing import ZERO_HASH, hex32
+from supply_chain.services.runtime import Ctx
+from supply_chain.store.models import (
+    ChainDeployment,
+    Event,
+    IndexerCursor,
+    Lot,
+    Organisation,
+    PendingTransaction,
+)
+
+CURSOR = "LotLedger"
+# Logs are read in windows so one call never asks a node for an unbounded range.
+WINDOW = 5_000
+
+
+@dataclass
+class SyncReport:
+    applied: int = 0
+    foreign: int = 0
+    from_block: int = 0
+    to_block: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _orgs_by_address(ctx: Ctx) -> dict[str, Organisation]:
+    return {o.chain_address.lower(): o for o in ctx.session.scalars(select(Organisation))}
+
+
+def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
+    """Apply decoded LotLedger logs (in chain order) to the store; already-applied logs are skipped."""
+    report = SyncReport()
+    by_tx: dict[str, list[ChainEvent]] = defaultdict(list)
+    for log in logs:
+        by_tx[log.tx_hash].append(log)
+    if not by_tx:
+        return report
+    orgs = _orgs_by_address(ctx)
+    session = ctx.session
+    for tx_hash, tx_logs in by_tx.items():
+        waiting = list(
+            session.scalars(
+                select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id)
+            )
+        )
+        for log in sorted(tx_logs, key=lambda e: e.log_index):
+            lot = session.scalars(select(Lot).where(Lot.lot_id == log.args["lotId"])).first()
+            if lot is None:
+                report.foreign += 1  # a lot created elsewhere, whose label this store never saw
+                continue
+            if log.name == "LotEventRecorded":
+                report.applied += _apply_recorded(ctx, lot, log, waiting, orgs)
+            else:
+                _apply_state(lot, log, orgs)
+        session.flush()
+    return report
+
+
+def _apply_recorded(ctx: Ctx, lot: Lot, log: ChainEvent, waiting: list[Event], orgs: dict[str, Organisation]) -> int:
+    seq = int(log.args["seq"])
+    if lot.event_count >= seq:
+        return 0  # applied before (sync after our own write, or a second reindex pass)
+    event = next((e for e in waiting if e.lot_id == lot.id), None)
+    if event is not None:
+        waiting.remove(event)
+    else:
+        # Written by someone whose payload this store does not hold: keep the anchor, mark the gap.
+        actor = orgs.get(log.args["actor"].lower())
+        event = Event(
+            lot=lot,
+            kind=int(log.args["kind"]),
+            actor_org_id=actor.id if actor else lot.creator_org_id,
+            actor_address=log.args["actor"],
+            payload={},
+            payload_hash=log.args["dataHash"],
+            visibility={},
+            tx_hash=log.tx_hash,
+            occurred_at=_now(),
+            failure_reason="payload not held by this node",
+        )
+        ctx.session.add(event)
+    event.seq = seq
+    event.block_number = log.block_number
+    event.log_index = log.log_index
+    event.head_after = log.args["head"]
+    event.status = "confirmed"
+    event.confirmed_at = event.confirmed_at or _now()
+    lot.event_count = seq
+    lot.head_hash = log.args["head"]
+    if lot.status == "pending":
+        lot.status = "active"
+    lot.verification_state = None  # stale until verified again
+    return 1
+
+
+def _apply_state(lot: Lot, log: ChainEvent, orgs: dict[str, Organisation]) -> None:
+    def org(key: str) -> Organisation | None:
+        return orgs.get(str(log.args[key]).lower())
+
+    name = log.name
+    if name == "LotCreated":
+        lot.status = "active"
+    elif name == "CustodyOffered":
+        lot.status = "in_transit"
+        to = org("to")
+        lot.pending_custodian_org_id = to.id if to else None
+    elif name == "CustodyAccepted":
+        to = org("to")
+        if to is not None:
+            lot.custodian_org_id = to.id
+        lot.pending_custodian_org_id = None
+        lot.status = "active"
+    elif name in ("CustodyRejected", "CustodyCancelled"):
+        lot.pending_custodian_org_id = None
+        lot.status = "active"
+    elif name == "LotHeld":
+        lot.status = "held"
+    elif name == "LotReleased":
+        lot.status = "active"
+    elif name == "LotRecalled":
+        lot.status = "recalled"
+        lot.pending_custodian_org_id = None
+    elif name == "LotClosed":
+        lot.status = "closed"
+
+
+# ------------------------------------------------------------------ catching up
+
+
+def _deployment_block(ctx: Ctx) -> int:
+    deployment = ctx.session.scalars(
+        select(ChainDeployment).where(ChainDeployment.address == ctx.ledger.address)
+    ).first()
+    return deployment.block_number if deployment else 0
+
+
+def _cursor(ctx: Ctx) -> IndexerCursor:
+    cursor = ctx.session.get(IndexerCursor, CURSOR)
+    if cursor is None:
+        cursor = IndexerCursor(name=CURSOR, last_block=_deployment_block(ctx) - 1)
+        ctx.session.add(cursor)
+    return cursor
+
+
+def sync(ctx: Ctx) -> SyncReport:
+    """Read every log from the cursor to the chain head into the store and move the cursor."""
+    ledger = ctx.ledger
+    cursor = _cursor(ctx)
+    head = ledger.block_number()
+    total = SyncReport(from_block=cursor.last_block + 1, to_block=head)
+    start = cursor.last_block + 1
+    while start <= head:
+        end = min(head, start + WINDOW - 1)
+        part = apply_logs(ctx, ledger.logs(start, end))
+        total.applied += part.applied
+        total.foreign += part.foreign
+        cursor.last_block = end
+        cursor.updated_at = _now()
+        ctx.session.flush()
+        start = end + 1
+    return total
+
+
+def reconcile_pending(ctx: Ctx) -> dict[str, int]:
+    """Settle every pending write after a crash or an outage: mined -> applied; reverted -> failed;
+    never arrived -> sent again while its nonce is still free, else failed with the reason."""
+    ledger = ctx.ledger
+    counts = {"confirmed": 0, "failed": 0, "resent": 0, "waiting": 0}
+    pending = list(ctx.session.scalars(select(PendingTransaction).order_by(PendingTransaction.created_at)))
+    for ptx in pending:
+        result = ledger.receipt(ptx.tx_hash)
+        if result is None and ledger.account_nonce(ptx.sender) <= ptx.nonce:
+            try:
+                ledger.resend(bytes.fromhex(ptx.raw_tx))
+            except ChainUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the node's refusal is the reason we record
+                fail_transaction(ctx, ptx.tx_hash, f"resending failed: {exc}")
+                counts["failed"] += 1
+                continue
+            counts["resent"] += 1
+            try:
+                result = ledger.wait(ptx.tx_hash)
+            except ChainUnavailable:
+                counts["waiting"] += 1  # sent; the next start or `lotline reindex` settles it
+                continue
+        if result is None:
+            fail_transaction(ctx, ptx.tx_hash, "never mined: its nonce was used by another transaction")
+            counts["failed"] += 1
+        elif not result.success:
+            fail_transaction(ctx, ptx.tx_hash, "reverted when mined")
+            counts["failed"] += 1
+        else:
+            apply_logs(ctx, result.events)
+            ctx.session.delete(ptx)
+            counts["confirmed"] += 1
+    ctx.session.flush()
+    return counts
+
+
+def fail_transaction(ctx: Ctx, tx_hash: str, reason: str) -> None:
+    """Mark a transaction's events failed; lots it would have created (and their lineage) are removed, and
+    the quantities their transformation took from input lots are given back."""
+    session = ctx.session
+    events = list(session.scalars(select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending")))
+    for event in events:
+        lot = event.lot
+        if lot.status == "pending" and lot.event_count == 0:
+            for edge in list(lot.inputs):
+                edge.input_lot.quantity += edge.quantity
+                session.delete(edge)
+            for other in list(lot.events):
+                session.delete(other)
+            session.delete(lot)
+        else:
+            event.status = "failed"
+            event.failure_reason = reason
+    ptx = session.get(PendingTransaction, tx_hash)
+    if ptx is not None:
+        session.delete(ptx)
+    session.flush()
+
+
+def reindex(ctx: Ctx) -> SyncReport:
+    """Rebuild the chain index from the chain plus the stored payloads.
+
+    Everything the chain decides (sequence numbers, blocks, heads, status, custodian) is wiped and read again
+    from the logs; payloads, documents and lineage quantities stay, matched back by transaction hash.
+    """
+    session = ctx.session
+    session.execute(
+        update(Event)
+        .where(Event.status == "confirmed")
+        .values(status="pending", seq=None, block_number=None, log_index=None, head_after=None)
+    )
+    for lot in session.scalars(select(Lot)):
+        lot.status = "pending"
+        lot.custodian_org_id = lot.creator_org_id
+        lot.pending_custodian_org_id = None
+        lot.event_count = 0
+        lot.head_hash = hex32(ZERO_HASH)
+        lot.verification_state = None
+    cursor = session.get(IndexerCursor, CURSOR)
+    if cursor is not None:
+        session.delete(cursor)
+    session.flush()
+    session.expire_all()
+    return sync(ctx)

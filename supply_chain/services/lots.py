@@ -1,0 +1,494 @@
+"""Lot use cases: create, record events, transform, custody, inspections, holds, recalls, close, sensors.
+
+Each function checks the rule in the store first (a clear 403/409 before any transaction is tried), builds
+the event rows with their validated payloads, then hands them to `writes.execute`, which gets the chain's
+own check, the pending/confirm bookkeeping and the error decoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from supply_chain.chain.ledger import Ledger
+from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from supply_chain.domain.events import event_date, field_visibility, instant, parse_outcome, validate_payload
+from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
+from supply_chain.domain.identifiers import lot_id as compute_lot_id
+from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
+from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
+from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity, parse_recall_class
+from supply_chain.services.orgs import location_by_gln
+from supply_chain.services.runtime import Ctx
+from supply_chain.services.writes import execute
+from supply_chain.store.models import (
+    Document,
+    Event,
+    Inspection,
+    Lot,
+    LotInput,
+    Organisation,
+    Product,
+    Recall,
+    SensorBatch,
+    SensorReading,
+)
+
+HANDLER_ROLES = ("producer", "processor", "distributor", "retailer")
+RECEIVING_ROLES = ("processor", "distributor", "retailer")
+CERTIFICATE_TYPES = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+MAX_CERTIFICATE_BYTES = 5 * 1024 * 1024
+
+
+# ------------------------------------------------------------------ lookups
+
+
+def get_lot(ctx: Ctx, gtin: str, lot_code: str) -> Lot:
+    """The lot with this label; InvalidInput for a malformed GTIN or lot code, NotFound if unknown."""
+    gtin14, code = parse_gtin(gtin), parse_lot_code(lot_code)
+    lot = ctx.session.scalars(select(Lot).where(Lot.gtin == gtin14, Lot.lot_code == code)).first()
+    if lot is None or lot.status == "pending" and lot.event_count == 0 and not _has_pending(lot):
+        raise NotFound(f"no lot {code} of GTIN {gtin14}", code="unknown_lot")
+    return lot
+
+
+def _has_pending(lot: Lot) -> bool:
+    return any(e.status == "pending" for e in lot.events)
+
+
+def _require_role(org: Organisation, roles: Sequence[str], action: str) -> None:
+    if not set(org.roles) & set(roles):
+        raise Forbidden(f"{org.name} cannot {action}: needs one of the roles {', '.join(roles)}")
+
+
+def _require_custodian(org: Organisation, lot: Lot, action: str) -> None:
+    if lot.custodian_org_id != org.id:
+        raise Forbidden(f"{org.name} cannot {action} lot {lot.lot_code}: it is held by another organisation")
+
+
+def _require_status(lot: Lot, allowed: Sequence[str], action: str) -> None:
+    if lot.status not in allowed:
+        raise Conflict(f"cannot {action} lot {lot.lot_code}: it is {lot.status.replace('_', ' ')}", code="lot_" + lot.status)
+
+
+# ------------------------------------------------------------------ event rows
+
+
+def _check_glns(ctx: Ctx, payload: Mapping[str, Any]) -> None:
+    """Every location a payload names must be a registered location (its GLN known to the network)."""
+    for key, value in payload.items():
+        if key.endswith("_gln") and isinstance(value, str):
+            location_by_gln(ctx, value, field=f"payload.{key}")
+
+
+def _event(ctx: Ctx, lot: Lot, actor: Organisation, kind: EventKind, payload: Mapping[str, Any],
+           batch_id: str | None = None, idempotency_key: str | None = None) -> Event:
+    normalised = validate_payload(kind, dict(payload))
+    _check_glns(ctx, normalised)
+    when = event_date(kind, normalised)
+    event = Event(
+        lot=lot,
+        kind=kind,
+        actor_org_id=actor.id,
+        actor_address=actor.chain_address,
+        payload=normalised,
+        payload_hash=hex32(payload_hash(normalised)),
+        visibility={k: field_visibility(kind, k).value for k in normalised},
+        occurred_at=instant(when) if when else datetime.now(UTC),
+        batch_id=batch_id,
+        idempotency_key=idempotency_key,
+        status="pending",
+    )
+    ctx.session.add(event)
+    return event
+
+
+def _idempotent(ctx: Ctx, actor: Organisation, key: str | None) -> Event | None:
+    if not key:
+        return None
+    event = ctx.session.scalars(select(Event).where(Event.idempotency_key == f"{actor.id}:{key}")).first()
+    return event
+
+
+def _key(actor: Organisation, key: str | None) -> str | None:
+    return f"{actor.id}:{key}" if key else None
+
+
+# ------------------------------------------------------------------ creating lots
+
+
+@dataclass
+class NewLot:
+    """One lot to create: its label, how much, and (for a transformation) what it was made from."""
+
+    gtin: str
+    lot_code: str
+    quantity: Any
+    unit: str | None = None
+    inputs: Sequence[tuple[Lot, Any]] = ()  # (input lot, quantity consumed, in the input lot's unit)
+
+
+def _plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> tuple[Lot, Product]:
+    gtin14 = parse_gtin(spec.gtin)
+    code = parse_lot_code(spec.lot_code)
+    quantity = parse_quantity(spec.quantity, field=f"{field}quantity")
+    product = ctx.session.scalars(select(Product).where(Product.gtin == gtin14)).first()
+    if product is None:
+        raise InvalidInput(f"GTIN {gtin14} is not a registered product", field=f"{field}gtin", code="unknown_gtin")
+    if product.organisation_id != actor.id:
+        raise Forbidden(f"{actor.name} cannot create lots of GTIN {gtin14}: the product belongs to {product.organisation.name}",
+                        field=f"{field}gtin")
+    lid = hex32(compute_lot_id(gtin14, code))
+    if ctx.session.scalars(select(Lot).where(Lot.lot_id == lid)).first() or ctx.ledger.get_lot(lid).exists:
+        raise Conflict(f"lot {code} of GTIN {gtin14} already exists", field=f"{field}lot_code", code="lot_exists")
+    lot = Lot(
+        gtin=gtin14, lot_code=code, lot_id=lid, product=product, creator_org_id=actor.id, custodian_org_id=actor.id,
+        status="pending", quantity=quantity, initial_quantity=quantity, unit=spec.unit or product.unit,
+    )
+    ctx.session.add(lot)
+    return lot, product
+
+
+def create_lot(ctx: Ctx, actor: Organisation, gtin: str, lot_code: str, kind: EventKind | int,
+               payload: Mapping[str, Any], quantity: Any, unit: str | None = None,
+               idempotency_key: str | None = None) -> Lot:
+    """Create a lot at harvest, initial packing or first land-based receiving."""
+    if (previous := _idempotent(ctx, actor, idempotency_key)) is not None:
+        return previous.lot
+    _require_role(actor, ("producer", "processor"), "create lots")
+    kind = EventKind(int(kind))
+    if kind not in CREATION_KINDS or kind is EventKind.TRANSFORMATION:
+        raise InvalidInput(
+            "a lot starts with harvesting, initial_packing or first_land_based_receiving (use a transformation "
+            "to make a lot from other lots)", field="kind")
+    lot, _ = _plan_lot(ctx, actor, NewLot(gtin, lot_code, quantity, unit))
+    event = _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
+    _set_origin(ctx, lot, kind, event.payload)
+    ctx.session.flush()
+    execute(ctx, actor, [("createLot", Ledger.args_create_lot(lot.lot_id, [], kind, event.payload_hash))], [event])
+    return lot
+
+
+def _set_origin(ctx: Ctx, lot: Lot, kind: EventKind, payload: Mapping[str, Any]) -> None:
+    gln = payload.get("location_gln") if kind is not EventKind.INITIAL_PACKING else (
+        payload.get("harvest_location_gln") or payload.get("location_gln"))
+    if gln:
+        lot.origin_location = location_by_gln(ctx, gln)
+    harvest = payload.get("harvest_date") or payload.get("landing_date")
+    if harvest:
+        lot.harvest_date = date.fromisoformat(str(harvest)[:10])
+    if payload.get("packing_date"):
+        lot.pack_date = date.fromisoformat(str(payload["packing_date"])[:10])
+
+
+def transform(ctx: Ctx, actor: Organisation, outputs: Sequence[NewLot], location_gln: str,
+              transformation_date: str, extra: Mapping[str, Any] | None = None) -> list[Lot]:
+    """Make new lots from lots the actor holds, in one transaction: a split is one input to several
+    outputs, a merge several inputs to one output. Consumed quantities cannot exceed what is left."""
+    _require_role(actor, ("producer", "processor"), "transform lots")
+    if not outputs:
+        raise InvalidInput("a transformation needs at least one output lot", field="outputs")
+    consumed: dict[int, Decimal] = {}
+    for i, out in enumerate(outputs):
+        if not out.inputs:
+            raise InvalidInput(f"output {i + 1} lists no input lots", field=f"outputs[{i}].inputs")
+        for j, (input_lot, qty) in enumerate(out.inputs):
+            field = f"outputs[{i}].inputs[{j}]"
+            _require_custodian(actor, input_lot, "use")
+            if input_lot.status != "active":
+                raise Conflict(
+                    f"lot {input_lot.lot_code} cannot be used: it is {input_lot.status.replace('_', ' ')}",
+                    field=field, code="input_unavailable")
+            amount = parse_quantity(qty, field=f"{field}.quantity")
+            consumed[input_lot.id] = consumed.get(input_lot.id, Decimal(0)) + amount
+            check_consumption(input_lot.quantity, consumed[input_lot.id], field=f"{field}.quantity", unit=input_lot.unit)
+    batch = uuid.uuid4().hex
+    lots, events, calls = [], [], []
+    for i, out in enumerate(outputs):
+        lot, _ = _plan_lot(ctx, actor, out, field=f"outputs[{i}].")
+        payload = dict(extra or {}) | {
+            "location_gln": location_gln,
+            "transformation_date": transformation_date,
+            "quantity": format_quantity(lot.initial_quantity),
+            "unit": lot.unit,
+            "inputs": [
+                {"gtin": il.gtin, "lot_code": il.lot_code, "quantity": format_quantity(parse_quantity(q)), "unit": il.unit}
+                for il, q in out.inputs
+            ],
+        }
+        event = _event(ctx, lot, actor, EventKind.TRANSFORMATION, payload, batch_id=batch)
+        _set_origin(ctx, lot, EventKind.TRANSFORMATION, {})
+        for il, q in out.inputs:
+            amount = parse_quantity(q)
+            ctx.session.add(LotInput(output_lot=lot, input_lot=il, quantity=amount, unit=il.unit))
+            il.quantity -= amount
+        lots.append(lot)
+        events.append(event)
+        calls.append(("createLot", Ledger.args_create_lot(
+            lot.lot_id, [il.lot_id for il, _ in out.inputs], EventKind.TRANSFORMATION, event.payload_hash)))
+    ctx.session.flush()
+    execute(ctx, actor, calls, events)
+    return lots
+
+
+# ------------------------------------------------------------------ events on a lot
+
+
+def record_event(ctx: Ctx, actor: Organisation, lot: Lot, kind: EventKind | int, payload: Mapping[str, Any],
+                 idempotency_key: str | None = None) -> Event:
+    """Record a cooling, packing, harvesting, landing or observation event by the lot's custodian."""
+    return record_events(ctx, actor, lot, [(kind, payload)], idempotency_key=idempotency_key)[0]
+
+
+def record_events(ctx: Ctx, actor: Organisation, lot: Lot, items: Sequence[tuple[EventKind | int, Mapping[str, Any]]],
+                  idempotency_key: str | None = None) -> list[Event]:
+    """Several events on one lot in one transaction, in order."""
+    if (previous := _idempotent(ctx, actor, idempotency_key)) is not None:
+        return [previous]
+    if not items:
+        raise InvalidInput("no events to record", field="events")
+    _require_custodian(actor, lot, "record events on")
+    _require_status(lot, ("active", "held"), "record events on")
+    events = []
+    for i, (kind, payload) in enumerate(items):
+        kind = EventKind(int(kind))
+        if kind not in FREE_KINDS:
+            raise InvalidInput(
+                f"{kind.name.lower()} is recorded through its own action (custody, inspection, recall, ...), "
+                "not as a plain event", field="kind" if len(items) == 1 else f"events[{i}].kind")
+        events.append(_event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key) if i == 0 else None))
+    ctx.session.flush()
+    if len(events) == 1:
+        calls = [("recordEvent", [bytes.fromhex(lot.lot_id[2:]), int(events[0].kind), bytes.fromhex(events[0].payload_hash[2:])])]
+    else:
+        calls = [("recordEvents", [bytes.fromhex(lot.lot_id[2:]), [int(e.kind) for e in events],
+                                   [bytes.fromhex(e.payload_hash[2:]) for e in events]])]
+    execute(ctx, actor, calls, events)
+    return events
+
+
+def _b(hex_value: str) -> bytes:
+    return bytes.fromhex(hex_value[2:])
+
+
+def _simple(ctx: Ctx, actor: Organisation, lot: Lot, kind: EventKind, payload: Mapping[str, Any],
+            function: str, extra_args: Sequence[Any] = (), idempotency_key: str | None = None) -> Event:
+    event = _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
+    ctx.session.flush()
+    execute(ctx, actor, [(function, [_b(lot.lot_id), *extra_args, _b(event.payload_hash)])], [event])
+    return event
+
+
+# ------------------------------------------------------------------ custody
+
+
+def offer_custody(ctx: Ctx, actor: Organisation, lot: Lot, to: Organisation, payload: Mapping[str, Any],
+                  idempotency_key: str | None = None) -> Event:
+    """Ship the lot to another organisation (shipping CTE); it is in transit until accepted or rejected."""
+    if (previous := _idempotent(ctx, actor, idempotency_key)) is not None:
+        return previous
+    _require_custodian(actor, lot, "ship")
+    _require_status(lot, ("active",), "ship")
+    if to.id == actor.id or not set(to.roles) & set(RECEIVING_ROLES):
+        raise InvalidInput(f"{to.name} cannot receive lots (needs a processor, distributor or retailer role)",
+                           field="to", code="recipient_cannot_receive")
+    payload = {"quantity": format_quantity(lot.quantity), "unit": lot.unit} | dict(payload)
+    event = _event(ctx, lot, actor, EventKind.SHIPPING, payload, idempotency_key=_key(actor, idempotency_key))
+    ctx.session.flush()
+    execute(ctx, actor, [("offerCustody", [_b(lot.lot_id), to.chain_address, _b(event.payload_hash)])], [event])
+    return event
+
+
+def accept_custody(ctx: Ctx, actor: Organisation, lot: Lot, payload: Mapping[str, Any]) -> Event:
+    """Receive an offered lot (receiving CTE); the actor becomes its custodian."""
+    _require_pending(actor, lot, "accept")
+    payload = {"quantity": format_quantity(lot.quantity), "unit": lot.unit} | dict(payload)
+    return _simple(ctx, actor, lot, EventKind.RECEIVING, payload, "acceptCustody")
+
+
+def reject_custody(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
+    _require_pending(actor, lot, "reject")
+    return _simple(ctx, actor, lot, EventKind.CUSTODY_REJECTED, {"reason": reason, "date": when or _today()},
+                   "rejectCustody")
+
+
+def cancel_custody_offer(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
+    _require_custodian(actor, lot, "cancel the offer of")
+    _require_status(lot, ("in_transit",), "cancel the offer of")
+    return _simple(ctx, actor, lot, EventKind.CUSTODY_CANCELLED, {"reason": reason, "date": when or _today()},
+                   "cancelCustodyOffer")
+
+
+def _require_pending(actor: Organisation, lot: Lot, action: str) -> None:
+    if lot.status != "in_transit":
+        raise Conflict(f"cannot {action} lot {lot.lot_code}: it is not in transit", code="lot_not_in_transit")
+    if lot.pending_custodian_org_id != actor.id:
+        raise Forbidden(f"{actor.name} cannot {action} lot {lot.lot_code}: it was offered to another organisation")
+
+
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+# ------------------------------------------------------------------ inspections and holds
+
+
+def store_document(ctx: Ctx, filename: str, content_type: str, content: bytes) -> tuple[str, str]:
+    """Keep an uploaded certificate under the instance folder, named by its SHA-256; returns (sha256, path)."""
+    if content_type not in CERTIFICATE_TYPES:
+        raise InvalidInput(f"certificate must be a PDF, PNG or JPEG file, got {content_type or 'unknown type'}",
+                           field="certificate")
+    if not content:
+        raise InvalidInput("certificate file is empty", field="certificate")
+    if len(content) > MAX_CERTIFICATE_BYTES:
+        raise InvalidInput(f"certificate must be at most {MAX_CERTIFICATE_BYTES // (1024 * 1024)} MiB",
+                           field="certificate")
+    magic = {"application/pdf": b"%PDF", "image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff"}[content_type]
+    if not content.startswith(magic):
+        raise InvalidInput(f"certificate content is not a {content_type} file", field="certificate")
+    sha = hashlib.sha256(content).hexdigest()
+    folder = Path(ctx.settings.home) / "documents"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sha}{CERTIFICATE_TYPES[content_type]}"
+    if not path.exists():
+        path.write_bytes(content)
+    return sha, str(path)
+
+
+def inspect(ctx: Ctx, actor: Organisation, lot: Lot, outcome: str | InspectionOutcome, payload: Mapping[str, Any],
+            certificate: tuple[str, str, bytes] | None = None, notes: str | None = None) -> Event:
+    """Record an inspection or lab result, with an optional certificate (filename, content type, bytes).
+    A fail puts the lot on hold."""
+    _require_role(actor, ("inspector",), "record inspections")
+    _require_status(lot, ("active", "held"), "inspect")
+    result = parse_outcome(outcome)
+    payload = dict(payload) | {"outcome": result.name.lower()}
+    stored = None
+    if certificate is not None:
+        filename, content_type, content = certificate
+        sha, path = store_document(ctx, filename, content_type, content)
+        payload["certificate_sha256"] = sha
+        stored = (filename, content_type, len(content), sha, path)
+    event = _event(ctx, lot, actor, EventKind.INSPECTION, payload)
+    inspection = Inspection(event=event, lot=lot, inspector_org_id=actor.id, outcome=result.name.lower(), notes=notes)
+    ctx.session.add(inspection)
+    if stored:
+        filename, content_type, size, sha, path = stored
+        ctx.session.add(Document(inspection=inspection, lot=lot, uploader_org_id=actor.id, filename=filename[:255],
+                                 content_type=content_type, size=size, sha256=sha, storage_path=path))
+    ctx.session.flush()
+    execute(ctx, actor, [("inspect", [_b(lot.lot_id), int(result), _b(event.payload_hash)])], [event])
+    return event
+
+
+def hold(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
+    _require_role(actor, ("inspector", "regulator"), "place holds")
+    _require_status(lot, ("active",), "hold")
+    return _simple(ctx, actor, lot, EventKind.HOLD, {"reason": reason, "date": when or _today()}, "hold")
+
+
+def release(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
+    _require_role(actor, ("inspector",), "release holds")
+    _require_status(lot, ("held",), "release")
+    return _simple(ctx, actor, lot, EventKind.RELEASE, {"reason": reason, "date": when or _today()}, "release")
+
+
+# ------------------------------------------------------------------ recall, close, sensors
+
+
+def recall(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, recall_class: str, instructions: str,
+           when: str | None = None, contact: str | None = None) -> Event:
+    """Recall a lot: it is marked recalled on chain; every lot made from it is affected (derived on read)."""
+    if not (set(actor.roles) & {"regulator", "inspector"}) and lot.creator_org_id != actor.id:
+        raise Forbidden(f"{actor.name} cannot recall lot {lot.lot_code}: only a regulator, an inspector or the "
+                        "lot's creator can")
+    if lot.status == "recalled":
+        raise Conflict(f"lot {lot.lot_code} is already recalled", code="lot_recalled")
+    klass = parse_recall_class(recall_class)
+    payload = {"reason": reason, "recall_class": klass.value, "date": when or _today(), "instructions": instructions,
+               "contact": contact}
+    event = _event(ctx, lot, actor, EventKind.RECALL, payload)
+    ctx.session.add(Recall(lot=lot, event=event, reason=event.payload["reason"], recall_class=klass.value,
+                           instructions=event.payload["instructions"], issuer_org_id=actor.id,
+                           issued_at=datetime.now(UTC)))
+    ctx.session.flush()
+    execute(ctx, actor, [("recall", [_b(lot.lot_id), _b(event.payload_hash)])], [event])
+    return event
+
+
+def close(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
+    _require_custodian(actor, lot, "close")
+    _require_status(lot, ("active", "held"), "close")
+    return _simple(ctx, actor, lot, EventKind.CLOSE, {"reason": reason, "date": when or _today()}, "close")
+
+
+def anchor_readings(ctx: Ctx, actor: Organisation, lot: Lot, readings: Sequence[Mapping[str, Any]],
+                    sensor_id: str | None = None, location_gln: str | None = None) -> Event:
+    """Anchor a batch of cold-chain readings ({taken_at, temperature_c[, humidity]}) by their Merkle root.
+
+    The custodian, or the carrier it was offered to while in transit, may anchor."""
+    if lot.custodian_org_id != actor.id and lot.pending_custodian_org_id != actor.id:
+        raise Forbidden(f"{actor.name} cannot add readings to lot {lot.lot_code}: it neither holds nor carries it")
+    _require_status(lot, ("active", "held", "in_transit"), "add readings to")
+    if not readings:
+        raise InvalidInput("no readings given", field="readings")
+    rows = []
+    for i, raw in enumerate(readings):
+        taken = validate_reading(raw, i)
+        rows.append(taken)
+    rows.sort(key=lambda r: r["taken_at"])
+    leaves = [payload_hash(r) for r in rows]
+    root = merkle_root(leaves)
+    temps = [Decimal(r["temperature_c"]) for r in rows]
+    payload = {
+        "merkle_root": hex32(root), "reading_count": len(rows), "period_start": rows[0]["taken_at"],
+        "period_end": rows[-1]["taken_at"], "min_temperature_c": format_quantity_signed(min(temps)),
+        "max_temperature_c": format_quantity_signed(max(temps)), "sensor_id": sensor_id, "location_gln": location_gln,
+    }
+    event = _event(ctx, lot, actor, EventKind.SENSOR_ANCHOR, payload)
+    batch = SensorBatch(lot=lot, event=event, merkle_root=hex32(root), reading_count=len(rows),
+                        period_start=instant(rows[0]["taken_at"]), period_end=instant(rows[-1]["taken_at"]),
+                        min_temp=min(temps), max_temp=max(temps))
+    ctx.session.add(batch)
+    for i, r in enumerate(rows):
+        ctx.session.add(SensorReading(batch=batch, taken_at=instant(r["taken_at"]), temperature_c=Decimal(r["temperature_c"]),
+                                      humidity=Decimal(r["humidity"]) if r.get("humidity") is not None else None,
+                                      sensor_id=sensor_id, leaf_index=i))
+    ctx.session.flush()
+    execute(ctx, actor, [("anchorReadings", [_b(lot.lot_id), root, len(rows), _b(event.payload_hash)])], [event])
+    return event
+
+
+def validate_reading(raw: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """A sensor reading in canonical form: {taken_at (ISO date-time with offset), temperature_c[, humidity]}."""
+    from supply_chain.domain.events import parse_when
+
+    field = f"readings[{index}]"
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"{field}: must be an object", field=field)
+    taken = parse_when(raw.get("taken_at"), f"{field}.taken_at", datetime_only=True)
+    try:
+        temp = Decimal(str(raw.get("temperature_c")))
+    except Exception:  # noqa: BLE001
+        raise InvalidInput(f"{field}.temperature_c: must be a number", field=f"{field}.temperature_c") from None
+    if not temp.is_finite() or not Decimal(-80) <= temp <= Decimal(80):
+        raise InvalidInput(f"{field}.temperature_c: must be between -80 and 80", field=f"{field}.temperature_c")
+    out = {"taken_at": taken, "temperature_c": format_quantity_signed(temp)}
+    if raw.get("humidity") is not None:
+        hum = Decimal(str(raw["humidity"]))
+        if not Decimal(0) <= hum <= Decimal(100):
+            raise InvalidInput(f"{field}.humidity: must be between 0 and 100", field=f"{field}.humidity")
+        out["humidity"] = format_quantity_signed(hum)
+    return out
+
+
+def format_quantity_signed(number: Decimal) -> str:
+    return "-" + format_quantity(-number) if number < 0 else format_quantity(number) if number > 0 else "0"

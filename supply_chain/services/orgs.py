@@ -1,0 +1,197 @@
+"""Organisations, users, products and locations; deploying the ledger and onboarding members."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import func, select
+
+from supply_chain.chain.connect import fund
+from supply_chain.chain.keys import decrypt_account, encrypt_account, new_account
+from supply_chain.chain.ledger import ROLE_NAMES, Ledger, role_id
+from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from supply_chain.domain.identifiers import gln_has_prefix, gtin_has_prefix, parse_gln, parse_gtin
+from supply_chain.services.runtime import Ctx
+from supply_chain.store.models import ChainDeployment, Location, Organisation, Product, User
+
+OPERATOR_NAME = "Lotline operator"
+# Enough test ether for a lifetime of transactions on a chain where gas costs something.
+FUNDING_WEI = 10**24
+_hasher = PasswordHasher()
+# A hash of a random password, checked when the e-mail is unknown so that timing does not reveal accounts.
+_DUMMY_HASH = _hasher.hash("lotline-no-such-user")
+
+
+def signer(ctx: Ctx, org: Organisation) -> LocalAccount:
+    """The organisation's own key, decrypted with the installation secret."""
+    return decrypt_account(org.encrypted_key, ctx.settings.secret_key)
+
+
+def _new_org(ctx: Ctx, name: str, roles: list[str], prefix: str | None) -> tuple[Organisation, LocalAccount]:
+    name = (name or "").strip()
+    if not 2 <= len(name) <= 200:
+        raise InvalidInput("organisation name must be 2-200 characters", field="name")
+    unknown = [r for r in roles if r not in ROLE_NAMES]
+    if unknown or not roles:
+        raise InvalidInput(
+            f"roles must be one or more of {', '.join(ROLE_NAMES)}" + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            field="roles",
+        )
+    if prefix is not None and prefix != "" and (not prefix.isdigit() or not 6 <= len(prefix) <= 12):
+        raise InvalidInput("GS1 company prefix must be 6-12 digits", field="gs1_company_prefix")
+    if ctx.session.scalar(select(func.count()).select_from(Organisation).where(Organisation.name == name)):
+        raise Conflict(f"an organisation named {name!r} already exists", field="name")
+    account = new_account()
+    org = Organisation(
+        name=name,
+        roles=sorted(set(roles)),
+        chain_address=account.address,
+        encrypted_key=encrypt_account(account, ctx.settings.secret_key),
+        gs1_company_prefix=prefix or None,
+    )
+    return org, account
+
+
+def operator(ctx: Ctx) -> Organisation | None:
+    return ctx.session.scalars(select(Organisation).where(Organisation.name == OPERATOR_NAME)).first()
+
+
+def deploy(ctx: Ctx) -> ChainDeployment:
+    """Deploy the LotLedger on the configured chain, once; the operator organisation becomes its admin."""
+    runtime = ctx.runtime
+    chain = runtime.chain
+    chain_id = chain.w3.eth.chain_id
+    existing = ctx.session.scalars(
+        select(ChainDeployment).where(ChainDeployment.chain_id == chain_id, ChainDeployment.contract_name == "LotLedger")
+    ).first()
+    if existing is not None:
+        if Ledger(chain.w3, existing.address).is_deployed():
+            return existing
+        raise Conflict(
+            f"this database records a LotLedger at {existing.address} on chain {chain_id}, but the chain has no "
+            "code there (was the chain reset?); use a fresh LOTLINE_HOME/database for a new chain"
+        )
+    org = operator(ctx)
+    if org is None:
+        org, account = _new_org(ctx, OPERATOR_NAME, ["admin"], None)
+        ctx.session.add(org)
+        ctx.session.flush()
+    else:
+        account = signer(ctx, org)
+    fund(chain, account.address, FUNDING_WEI)
+    ledger, block = Ledger.deploy(chain.w3, account, account.address)
+    deployment = ChainDeployment(chain_id=chain_id, contract_name="LotLedger", address=ledger.address, block_number=block)
+    ctx.session.add(deployment)
+    ctx.session.commit()
+    runtime.forget_ledger()
+    return deployment
+
+
+def onboard(ctx: Ctx, actor: Organisation | None, name: str, roles: list[str],
+            gs1_company_prefix: str | None = None) -> Organisation:
+    """Create an organisation with a fresh key, fund it and grant its roles on chain (signed by an admin).
+
+    `actor` must hold the admin role; `None` means the operator (CLI and demo set-up).
+    """
+    admin = actor or operator(ctx)
+    if admin is None:
+        raise Conflict("no operator organisation yet: run `lotline deploy` first")
+    if "admin" not in admin.roles:
+        raise Forbidden(f"{admin.name} cannot onboard organisations: the admin role is needed")
+    org, account = _new_org(ctx, name, roles, gs1_company_prefix)
+    ledger = ctx.ledger
+    fund(ctx.runtime.chain, account.address, FUNDING_WEI)
+    calls = [("grantRole", [role_id(r), account.address]) for r in org.roles]
+    ledger.multicall(signer(ctx, admin), calls)
+    ctx.session.add(org)
+    ctx.session.flush()
+    return org
+
+
+def add_user(ctx: Ctx, org: Organisation, email: str, display_name: str, password: str) -> User:
+    email = (email or "").strip().lower()
+    if "@" not in email or len(email) > 254 or email.startswith("@") or email.endswith("@"):
+        raise InvalidInput("e-mail must look like name@example.org", field="email")
+    if len(password or "") < 10:
+        raise InvalidInput("password must be at least 10 characters", field="password")
+    if ctx.session.scalars(select(User).where(User.email == email)).first():
+        raise Conflict(f"a user with e-mail {email} already exists", field="email")
+    user = User(organisation=org, email=email, display_name=(display_name or email).strip()[:200],
+                password_hash=_hasher.hash(password))
+    ctx.session.add(user)
+    ctx.session.flush()
+    return user
+
+
+def authenticate(ctx: Ctx, email: str, password: str) -> User:
+    """The active user with this e-mail and password; one vague error otherwise (no account probing)."""
+    user = ctx.session.scalars(select(User).where(User.email == (email or "").strip().lower())).first()
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
+    except (VerificationError, InvalidHashError):
+        user = None
+    if user is None or not user.is_active:
+        raise Forbidden("e-mail or password is wrong", code="bad_credentials")
+    user.last_login_at = datetime.now(UTC)
+    return user
+
+
+def register_product(ctx: Ctx, org: Organisation, gtin: str, name: str, category: str | None = None,
+                     on_food_traceability_list: bool = False, unit: str = "kg") -> Product:
+    gtin14 = parse_gtin(gtin)
+    if org.gs1_company_prefix and not gtin_has_prefix(gtin14, org.gs1_company_prefix):
+        raise Forbidden(
+            f"GTIN {gtin14} is not under {org.name}'s GS1 company prefix {org.gs1_company_prefix}", field="gtin"
+        )
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput("product name must be 1-200 characters", field="name")
+    if ctx.session.scalars(select(Product).where(Product.gtin == gtin14)).first():
+        raise Conflict(f"GTIN {gtin14} is already registered", field="gtin")
+    product = Product(organisation=org, gtin=gtin14, name=name, category=category,
+                      on_food_traceability_list=on_food_traceability_list, unit=unit or "kg")
+    ctx.session.add(product)
+    ctx.session.flush()
+    return product
+
+
+def register_location(ctx: Ctx, org: Organisation, gln: str, name: str, address: str | None = None,
+                      latitude: float | None = None, longitude: float | None = None, kind: str = "other") -> Location:
+    gln13 = parse_gln(gln)
+    if org.gs1_company_prefix and not gln_has_prefix(gln13, org.gs1_company_prefix):
+        raise Forbidden(f"GLN {gln13} is not under {org.name}'s GS1 company prefix {org.gs1_company_prefix}", field="gln")
+    if latitude is not None and not -90 <= float(latitude) <= 90:
+        raise InvalidInput("latitude must be between -90 and 90", field="latitude")
+    if longitude is not None and not -180 <= float(longitude) <= 180:
+        raise InvalidInput("longitude must be between -180 and 180", field="longitude")
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput("location name must be 1-200 characters", field="name")
+    if ctx.session.scalars(select(Location).where(Location.gln == gln13)).first():
+        raise Conflict(f"GLN {gln13} is already registered", field="gln")
+    location = Location(organisation=org, gln=gln13, name=name, address=address, latitude=latitude,
+                        longitude=longitude, kind=kind or "other")
+    ctx.session.add(location)
+    ctx.session.flush()
+    return location
+
+
+def get_org(ctx: Ctx, org_id: int) -> Organisation:
+    org = ctx.session.get(Organisation, org_id)
+    if org is None:
+        raise NotFound(f"no organisation {org_id}")
+    return org
+
+
+def org_by_address(ctx: Ctx, address: str) -> Organisation | None:
+    return ctx.session.scalars(select(Organisation).where(func.lower(Organisation.chain_address) == address.lower())).first()
+
+
+def location_by_gln(ctx: Ctx, gln: str, field: str = "location_gln") -> Location:
+    location = ctx.session.scalars(select(Location).where(Location.gln == gln)).first()
+    if location is None:
+        raise InvalidInput(f"GLN {gln} is not a registered location", field=field, code="unknown_gln")
+    return location

@@ -1,0 +1,156 @@
+"""Settings and the runtime that owns the database engine, the chain connection and the ledger.
+
+One `Runtime` per process (the web app, a CLI command, a test). Services receive a `Ctx`: one session plus
+the runtime's ledger and settings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from supply_chain.chain.connect import ChainConnection, connect
+from supply_chain.chain.ledger import Ledger
+from supply_chain.domain.errors import ChainUnavailable
+from supply_chain.store.db import database_url, make_engine, make_session_factory, migrate
+from supply_chain.store.models import ChainDeployment
+
+EMBEDDED_GAS_LIMIT = 10_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, read from `LOTLINE_*` environment variables in one place."""
+
+    home: Path
+    database_url: str
+    chain_url: str | None
+    secret_key: str
+    public_url: str
+    chain_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(str(overrides.pop("home", None) or env.get("LOTLINE_HOME") or "instance")).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        settings = cls(
+            home=home,
+            database_url=database_url(home, env.get("LOTLINE_DATABASE_URL") or None),
+            chain_url=env.get("LOTLINE_CHAIN_URL") or None,
+            secret_key=env.get("LOTLINE_SECRET_KEY") or _instance_secret(home),
+            public_url=(env.get("LOTLINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        )
+        return replace(settings, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def chain_mode(self) -> str:
+        return "rpc" if self.chain_url else "embedded"
+
+
+def _instance_secret(home: Path) -> str:
+    """A per-installation secret kept in the instance folder when LOTLINE_SECRET_KEY is not set."""
+    path = home / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+@dataclass
+class Ctx:
+    """What a service call needs: one database session, the ledger, the settings."""
+
+    session: Session
+    runtime: Runtime
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.runtime.ledger
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    sessions: sessionmaker[Session] = field(init=False)
+    _chain: ChainConnection | None = field(default=None, init=False)
+    _ledger: Ledger | None = field(default=None, init=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.settings.database_url)
+        migrate(self.engine)
+        self.sessions = make_session_factory(self.engine)
+
+    # ------------------------------------------------------------ sessions
+
+    @contextmanager
+    def ctx(self) -> Iterator[Ctx]:
+        """A unit of work: commit on success, roll back on error, always close."""
+        session = self.sessions()
+        try:
+            yield Ctx(session, self)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    # ------------------------------------------------------------ chain
+
+    @property
+    def chain(self) -> ChainConnection:
+        with self._lock:
+            if self._chain is None:
+                self._chain = connect(self.settings.home, self.settings.chain_url, timeout=self.settings.chain_timeout)
+            return self._chain
+
+    @property
+    def ledger(self) -> Ledger:
+        """The deployed ledger; ChainUnavailable with the remedy if it has not been deployed on this chain."""
+        with self._lock:
+            if self._ledger is None:
+                chain = self.chain
+                chain_id = chain.w3.eth.chain_id
+                with self.sessions() as session:
+                    deployment = session.scalars(
+                        select(ChainDeployment).where(
+                            ChainDeployment.chain_id == chain_id, ChainDeployment.contract_name == "LotLedger"
+                        )
+                    ).first()
+                if deployment is None:
+                    raise ChainUnavailable(
+                        f"no LotLedger deployed on chain {chain_id} for this database: run `lotline deploy`"
+                    )
+                self._ledger = self.ledger_at(deployment.address)
+            return self._ledger
+
+    def ledger_at(self, address: str) -> Ledger:
+        fixed_gas = EMBEDDED_GAS_LIMIT if self.chain.mode == "embedded" else None
+        return Ledger(self.chain.w3, address, fixed_gas=fixed_gas)
+
+    def forget_ledger(self) -> None:
+        with self._lock:
+            self._ledger = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._chain is not None:
+                self._chain.close()
+                self._chain = None
+                self._ledger = None
+        self.engine.dispose()

@@ -1,0 +1,173 @@
+"""Engines, sessions and migrations.
+
+One engine per process, one session per request or CLI command (``session_scope``), owned outside the
+services. SQLite (the default, a file in the instance folder) and PostgreSQL (psycopg 3) are supported.
+
+SQLite is configured for a multi-threaded web server: foreign keys on, WAL journal (readers do not block
+the writer), a busy timeout instead of instant "database is locked" errors, and transactions that SQLAlchemy
+begins itself (``BEGIN IMMEDIATE`` by default), because the sqlite3 module's own transaction handling does
+not begin a transaction before a SELECT, which breaks isolation and SAVEPOINTs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite connection waits for the write lock before failing with "database is locked"."""
+
+# pg_advisory_xact_lock key held while migrating, so two processes starting at once migrate one after the
+# other (the second finds the schema at head and does nothing). Any constant works; this one spells "lotline".
+_MIGRATION_LOCK_KEY = 0x6C6F746C696E65
+
+
+def database_url(home: Path, url: str | None = None) -> str:
+    """The database URL: ``url`` (normalised) when given, else ``sqlite:///<home>/lotline.db``.
+
+    ``home`` is the instance folder (``LOTLINE_HOME``); it is made absolute so the result does not depend on
+    the working directory.
+    """
+    if url and url.strip():
+        return normalise_url(url.strip())
+    return f"sqlite:///{(Path(home).expanduser().resolve() / 'lotline.db').as_posix()}"
+
+
+def normalise_url(url: str) -> str:
+    """Point plain ``postgresql://`` and ``postgres://`` URLs at psycopg 3; leave anything else alone."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(
+    url: str | URL,
+    *,
+    sqlite_begin: Literal["immediate", "deferred"] = "immediate",
+    **kwargs: Any,
+) -> Engine:
+    """Create the engine for ``url`` (see the module docstring for what is set up on SQLite).
+
+    ``sqlite_begin="immediate"`` takes SQLite's write lock when a transaction begins, so two writers queue
+    (up to ``SQLITE_BUSY_TIMEOUT_MS``) instead of one failing when it upgrades from reading to writing.
+    ``"deferred"`` lets read-only transactions run side by side at the price of that failure mode.
+    Extra keyword arguments go to ``sqlalchemy.create_engine``.
+    """
+    sa_url = make_url(normalise_url(url) if isinstance(url, str) else url)
+    if sa_url.get_backend_name() == "sqlite":
+        return _sqlite_engine(sa_url, sqlite_begin, **kwargs)
+    if sa_url.get_backend_name() == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(sa_url, **kwargs)
+
+
+def _sqlite_engine(url: URL, begin: str, **kwargs: Any) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    if not in_memory:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    connect_args = kwargs.pop("connect_args", {})
+    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    # Connections move between threads with the pool (one thread at a time); the check is only a guard.
+    connect_args.setdefault("check_same_thread", False)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    begin_sql = "BEGIN IMMEDIATE" if begin == "immediate" else "BEGIN"
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Turn off the sqlite3 module's own BEGIN handling; SQLAlchemy emits BEGIN below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(begin_sql)
+
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory bound to ``engine``.
+
+    ``expire_on_commit=False``: objects stay readable after commit (a template renders what a service
+    returned without a new query per attribute); load again when fresh state matters.
+    """
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits when the block ends normally and rolls back when it raises; always closed."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# --- migrations --------------------------------------------------------------------------------------
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic config for the migrations shipped inside the package (no ``alembic.ini``, no cwd).
+
+    For a new revision during development::
+
+        from alembic import command
+        command.revision(alembic_config("sqlite:///instance/lotline.db"), "add x", autogenerate=True)
+    """
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_DIR.as_posix())
+    if url is not None:
+        # configparser interpolation would read a '%' in a password as a reference
+        config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (Alembic ``upgrade``), in one transaction where the database allows.
+
+    Safe to call at every start: at head it does nothing. On PostgreSQL concurrent callers are serialised by
+    an advisory lock; on SQLite by ``BEGIN IMMEDIATE`` (or the write lock taken by the first DDL statement).
+    """
+    config = alembic_config()
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this code."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -1,0 +1,726 @@
+"""The off-chain store: SQLAlchemy 2.0 models, portable across SQLite and PostgreSQL.
+
+The chain is authoritative for custody, status and the head hash of every lot; these tables hold what the
+chain does not (full event payloads, users, sites, products, documents) and an index of the chain for fast
+reads. Conventions:
+
+- Every timestamp is timezone-aware UTC (``UTCDateTime``): naive datetimes are refused when written, and
+  values read back from SQLite (which stores no offset) come back with ``tzinfo=UTC``.
+- Quantities are ``Numeric(18, 6)`` and read back as ``Decimal``.
+- Hashes and on-chain ids are ``0x`` + 64 lower-case hex digits; addresses are EIP-55 checksummed. The
+  validators below normalise bytes / any-case input on assignment, so string comparisons are exact.
+- Enumerations are stored as plain strings (``lot.status == "held"``) and checked by the database; the
+  validators also accept the domain enums (``lot.status = LotStatus.HELD`` stores ``"held"``). Event kinds
+  are stored as integers and read back as ``EventKind``.
+
+Every constraint has a name (``NAMING_CONVENTION``) so later Alembic migrations can address it, also on
+SQLite (batch mode). ``migrations/versions/0001_initial.py`` creates exactly this schema; a test compares
+the two.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.mutable import MutableList
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from supply_chain.domain.errors import InvalidInput
+from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, keccak256
+from supply_chain.domain.kinds import EventKind, InspectionOutcome, LotStatus
+
+# --- vocabularies (the CHECK constraints below list the same values) -----------------------------------
+
+ROLES = ("admin", "regulator", "inspector", "producer", "processor", "distributor", "retailer")
+"""Organisation roles; the chain holds the authoritative grant, this copy drives the dashboard."""
+
+LOCATION_KINDS = ("farm", "packhouse", "plant", "warehouse", "store", "vessel", "port", "lab", "other")
+"""Suggested kinds of location (not enforced by the database: sites come in more kinds than we can list)."""
+
+LOT_STATUSES = ("active", "in_transit", "held", "recalled", "closed")
+"""``LotStatus`` names in lower case, without NONE (a lot row exists only for a lot that exists)."""
+
+EVENT_STATUSES = ("pending", "confirmed", "failed")
+"""pending: stored, transaction sent or about to be; confirmed: mined and indexed; failed: reverted/abandoned."""
+
+VERIFICATION_STATES = ("verified", "tampered", "pending", "unverifiable")
+INSPECTION_OUTCOMES = ("pass", "fail", "conditional")
+RECALL_CLASSES = ("I", "II", "III")
+TOKEN_SCOPES = ("read", "write")
+
+ZERO_HEAD = hex32(ZERO_HASH)
+"""The head hash of a lot with no confirmed event."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC (the default of every ``*_at`` column)."""
+    return datetime.now(UTC)
+
+
+# --- column types ------------------------------------------------------------------------------------
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores ``timestamp with time zone``; SQLite stores the UTC wall time without offset. Naive
+    datetimes are refused: their meaning depends on the machine that made them.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: use a timezone-aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class EventKindType(TypeDecorator[EventKind]):
+    """An ``EventKind`` stored as its contract number (an integer column)."""
+
+    impl = Integer
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int | None:
+        return None if value is None else int(EventKind(value))
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> EventKind | None:
+        return None if value is None else EventKind(value)
+
+
+
+
+def json_document() -> JSON:
+    """JSON on SQLite, JSONB on PostgreSQL (indexable, compact).
+
+    PostgreSQL does not keep key order: the payload hash is computed over the RFC 8785 canonical form, which
+    sorts keys, so verification is unaffected.
+    """
+    return JSON().with_variant(JSONB(), "postgresql")  # type: ignore[return-value]
+
+
+JSONDocument = json_document()
+
+LargeId = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit key for the big tables; SQLite only auto-increments a column declared INTEGER PRIMARY KEY."""
+
+Quantity = Numeric(18, 6)
+Hash32 = String(66)
+"""``0x`` + 64 hex digits."""
+Address = String(42)
+"""``0x`` + 40 hex digits, EIP-55 checksummed."""
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Lotline table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        date: Date(),
+        Decimal: Quantity,
+        dict[str, Any]: JSONDocument,
+        dict[str, str]: JSONDocument,
+    }
+
+
+# --- value normalisation shared by the validators ----------------------------------------------------
+
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def checksum_address(value: object, field: str = "address") -> str:
+    """Return ``value`` as an EIP-55 checksummed address; refuse a mixed-case address with a bad checksum."""
+    text = value.strip() if isinstance(value, str) else value
+    if not isinstance(text, str) or not _ADDRESS_RE.fullmatch(text):
+        raise InvalidInput(
+            f"{field}: expected an address of 0x and 40 hex digits, got {value!r}",
+            field=field,
+            code="invalid_address",
+        )
+    digits = text[2:]
+    lower = digits.lower()
+    nibbles = keccak256(lower.encode("ascii")).hex()
+    checksummed = "".join(c.upper() if int(n, 16) >= 8 else c for c, n in zip(lower, nibbles, strict=False))
+    if digits not in (lower, digits.upper()) and digits != checksummed:
+        raise InvalidInput(
+            f"{field}: {text} fails its EIP-55 checksum (a typo?)", field=field, code="invalid_address"
+        )
+    return "0x" + checksummed
+
+
+def _hash(value: object, field: str) -> str:
+    """Normalise a 32-byte hash given as bytes or hex (any case, ``0x`` optional) to ``0x`` + lower-case hex."""
+    if not isinstance(value, str | bytes | bytearray):
+        raise InvalidInput(f"{field}: expected 32 bytes or 64 hex digits, got {value!r}", field=field, code="invalid_hash")
+    return hex32(bytes32(value, field))
+
+
+def _choice(value: object, allowed: tuple[str, ...], field: str) -> str:
+    """Normalise ``value`` (a string or a domain enum member) to one of ``allowed``."""
+    if isinstance(value, Enum):
+        value = value.value if isinstance(value.value, str) else value.name.lower()
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInput(
+            f"{field}: must be one of {', '.join(allowed)}, got {value!r}", field=field, code="invalid_choice"
+        )
+    return value
+
+
+def _in(column: str, allowed: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in allowed)})"
+
+
+# --- organisations, users, sites, products -----------------------------------------------------------
+
+
+class Organisation(Base):
+    """A company or agency taking part: a farm, a packer, a carrier, a shop, an inspector, a regulator.
+
+    Each organisation has its own chain account; ``encrypted_key`` is its eth-account keystore JSON,
+    encrypted under ``LOTLINE_SECRET_KEY`` (see ``supply_chain.chain.keys``).
+    """
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    roles: Mapped[list[str]] = mapped_column(MutableList.as_mutable(json_document()), default=list)
+    chain_address: Mapped[str] = mapped_column(Address, unique=True)
+    encrypted_key: Mapped[str] = mapped_column(Text)
+    gs1_company_prefix: Mapped[str | None] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="organisation", order_by="User.id")
+    locations: Mapped[list[Location]] = relationship(back_populates="organisation", order_by="Location.id")
+    products: Mapped[list[Product]] = relationship(back_populates="organisation", order_by="Product.id")
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    @validates("roles")
+    def _check_roles(self, _key: str, roles: list[str]) -> list[str]:
+        unknown = [role for role in roles if role not in ROLES]
+        if unknown:
+            raise InvalidInput(
+                f"roles: unknown role(s) {', '.join(map(repr, unknown))}; known: {', '.join(ROLES)}",
+                field="roles",
+                code="invalid_role",
+            )
+        return list(dict.fromkeys(roles))
+
+    @validates("chain_address")
+    def _check_address(self, _key: str, value: str) -> str:
+        return checksum_address(value, "chain_address")
+
+    def __repr__(self) -> str:
+        return f"<Organisation {self.id} {self.name!r}>"
+
+
+class User(Base):
+    """A person who signs in to the dashboard on behalf of one organisation."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lowercase"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation] = relationship(back_populates="users")
+
+    @validates("email")
+    def _lowercase_email(self, _key: str, value: str) -> str:
+        return value.strip().lower()
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email!r}>"
+
+
+class Location(Base):
+    """A site identified by its GLN: a field, a packhouse, a plant, a warehouse, a shop, a vessel."""
+
+    __tablename__ = "locations"
+    __table_args__ = (
+        CheckConstraint("length(gln) = 13", name="gln_length"),
+        CheckConstraint("latitude IS NULL OR (latitude >= -90 AND latitude <= 90)", name="latitude_range"),
+        CheckConstraint(
+            "longitude IS NULL OR (longitude >= -180 AND longitude <= 180)", name="longitude_range"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    gln: Mapped[str] = mapped_column(String(13), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(Text)
+    """The postal address, free text."""
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(32), default="other")
+    """One of ``LOCATION_KINDS`` in practice."""
+
+    organisation: Mapped[Organisation] = relationship(back_populates="locations")
+
+    def __repr__(self) -> str:
+        return f"<Location {self.gln} {self.name!r}>"
+
+
+class Product(Base):
+    """A trade item identified by its GTIN-14."""
+
+    __tablename__ = "products"
+    __table_args__ = (CheckConstraint("length(gtin) = 14", name="gtin_length"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    gtin: Mapped[str] = mapped_column(String(14), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str | None] = mapped_column(String(100))
+    on_food_traceability_list: Mapped[bool] = mapped_column(Boolean, default=False)
+    """FSMA 204 Food Traceability List: such foods need the full set of KDEs."""
+    unit: Mapped[str] = mapped_column(String(16), default="kg")
+    """The unit of measure new lots of this product start with."""
+
+    organisation: Mapped[Organisation] = relationship(back_populates="products")
+    lots: Mapped[list[Lot]] = relationship(back_populates="product", order_by="Lot.id")
+
+    def __repr__(self) -> str:
+        return f"<Product {self.gtin} {self.name!r}>"
+
+
+# --- lots and their lineage --------------------------------------------------------------------------
+
+
+class Lot(Base):
+    """A traceability lot: GTIN + lot code, and its on-chain id ``keccak256(gtin14 ‖ lotCode)``.
+
+    ``custodian_org_id``, ``status``, ``event_count`` and ``head_hash`` mirror the chain as last confirmed;
+    ``quantity`` is what is left after transformations consumed part of it.
+    """
+
+    __tablename__ = "lots"
+    __table_args__ = (
+        UniqueConstraint("gtin", "lot_code"),
+        CheckConstraint("length(gtin) = 14", name="gtin_length"),
+        CheckConstraint("length(lot_code) BETWEEN 1 AND 20", name="lot_code_length"),
+        CheckConstraint(_in("status", LOT_STATUSES), name="status"),
+        CheckConstraint(
+            f"verification_state IS NULL OR {_in('verification_state', VERIFICATION_STATES)}",
+            name="verification_state",
+        ),
+        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+        CheckConstraint("initial_quantity > 0", name="initial_quantity_positive"),
+        CheckConstraint("event_count >= 0", name="event_count_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gtin: Mapped[str] = mapped_column(String(14))
+    lot_code: Mapped[str] = mapped_column(String(20))
+    lot_id: Mapped[str] = mapped_column(Hash32, unique=True)
+    """The on-chain id (``0x`` + 64 hex digits); not to be confused with ``Event.lot_id``, a key to ``lots.id``."""
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    creator_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    custodian_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    pending_custodian_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    quantity: Mapped[Decimal]
+    unit: Mapped[str] = mapped_column(String(16))
+    initial_quantity: Mapped[Decimal]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    pack_date: Mapped[date | None]
+    harvest_date: Mapped[date | None]
+    origin_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    event_count: Mapped[int] = mapped_column(default=0)
+    """Confirmed events, as the chain counts them."""
+    head_hash: Mapped[str] = mapped_column(Hash32, default=ZERO_HEAD)
+    """The head hash after the last confirmed event (``ZERO_HEAD`` before the first)."""
+    verification_state: Mapped[str | None] = mapped_column(String(16))
+    verification_detail: Mapped[str | None] = mapped_column(Text)
+    verified_at: Mapped[datetime | None]
+
+    product: Mapped[Product] = relationship(back_populates="lots")
+    creator: Mapped[Organisation] = relationship(foreign_keys=[creator_org_id])
+    custodian: Mapped[Organisation] = relationship(foreign_keys=[custodian_org_id])
+    pending_custodian: Mapped[Organisation | None] = relationship(foreign_keys=[pending_custodian_org_id])
+    origin_location: Mapped[Location | None] = relationship()
+    events: Mapped[list[Event]] = relationship(
+        back_populates="lot",
+        # confirmed events in chain order, then the pending ones in the order they were recorded
+        order_by=lambda: (Event.seq.asc().nulls_last(), Event.id),
+    )
+    inputs: Mapped[list[LotInput]] = relationship(
+        foreign_keys="LotInput.output_lot_id", back_populates="output_lot", order_by="LotInput.input_lot_id"
+    )
+    """Edges to the lots this lot was made from (backward lineage, one step)."""
+    outputs: Mapped[list[LotInput]] = relationship(
+        foreign_keys="LotInput.input_lot_id", back_populates="input_lot", order_by="LotInput.output_lot_id"
+    )
+    """Edges to the lots made from this lot (forward lineage, one step)."""
+    inspections: Mapped[list[Inspection]] = relationship(back_populates="lot", order_by="Inspection.id")
+    recalls: Mapped[list[Recall]] = relationship(back_populates="lot", order_by="Recall.id")
+    documents: Mapped[list[Document]] = relationship(back_populates="lot", order_by="Document.id")
+    sensor_batches: Mapped[list[SensorBatch]] = relationship(back_populates="lot", order_by="SensorBatch.id")
+
+    @property
+    def lot_status(self) -> LotStatus:
+        """``status`` as the domain/contract enum."""
+        return LotStatus[self.status.upper()]
+
+    @validates("status")
+    def _check_status(self, _key: str, value: object) -> str:
+        return _choice(value, LOT_STATUSES, "status")
+
+    @validates("verification_state")
+    def _check_verification_state(self, _key: str, value: object) -> str | None:
+        return None if value is None else _choice(value, VERIFICATION_STATES, "verification_state")
+
+    @validates("lot_id", "head_hash")
+    def _check_hash(self, key: str, value: object) -> str:
+        return _hash(value, key)
+
+    def __repr__(self) -> str:
+        return f"<Lot {self.id} {self.gtin}/{self.lot_code} {self.status}>"
+
+
+class LotInput(Base):
+    """A lineage edge: ``quantity`` of ``input_lot`` went into ``output_lot`` (transformation).
+
+    The primary key (output, input) serves the backward walk; ``ix_lot_inputs_input_lot_id`` the forward one.
+    """
+
+    __tablename__ = "lot_inputs"
+    __table_args__ = (
+        CheckConstraint("output_lot_id <> input_lot_id", name="not_own_input"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    output_lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), primary_key=True)
+    input_lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), primary_key=True, index=True)
+    quantity: Mapped[Decimal]
+    """How much of the input lot was consumed, in ``unit``."""
+    unit: Mapped[str] = mapped_column(String(16))
+
+    output_lot: Mapped[Lot] = relationship(foreign_keys=[output_lot_id], back_populates="inputs")
+    input_lot: Mapped[Lot] = relationship(foreign_keys=[input_lot_id], back_populates="outputs")
+
+    def __repr__(self) -> str:
+        return f"<LotInput {self.input_lot_id} -> {self.output_lot_id} {self.quantity} {self.unit}>"
+
+
+# --- events and what hangs off them ------------------------------------------------------------------
+
+
+class Event(Base):
+    """One event of a lot's history: the full KDE payload and where it stands on chain.
+
+    A row is written ``pending`` before its transaction is sent and becomes ``confirmed`` (with ``seq``,
+    ``tx_hash``, ``block_number``, ``log_index`` and ``head_after``) once the chain has it, or ``failed``
+    with a ``failure_reason``. ``payload_hash`` is ``keccak256(RFC 8785 canonical payload)``, the
+    ``dataHash`` on chain. Events sent in one transaction share a ``batch_id``.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("lot_id", "seq"),
+        CheckConstraint("seq IS NULL OR seq >= 1", name="seq_positive"),
+        CheckConstraint(_in("status", EVENT_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(LargeId, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    """Key to ``lots.id`` (the on-chain id is ``Lot.lot_id``)."""
+    seq: Mapped[int | None]
+    """1-based position in the lot's on-chain history; None until confirmed."""
+    kind: Mapped[EventKind] = mapped_column(EventKindType())
+    actor_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    actor_address: Mapped[str] = mapped_column(Address)
+    payload: Mapped[dict[str, Any]]
+    payload_hash: Mapped[str] = mapped_column(Hash32)
+    visibility: Mapped[dict[str, str]] = mapped_column(default=dict)
+    """Payload field -> ``public`` | ``consortium`` | ``private``; the consumer page shows public fields only."""
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    tx_hash: Mapped[str | None] = mapped_column(Hash32, index=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    log_index: Mapped[int | None]
+    head_after: Mapped[str | None] = mapped_column(Hash32)
+    """The lot's head hash on chain after this event."""
+    occurred_at: Mapped[datetime]
+    """Business time, from the payload (when the harvest, shipment, ... happened)."""
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+    lot: Mapped[Lot] = relationship(back_populates="events")
+    actor: Mapped[Organisation] = relationship()
+    inspection: Mapped[Inspection | None] = relationship(back_populates="event")
+    recall: Mapped[Recall | None] = relationship(back_populates="event")
+    sensor_batch: Mapped[SensorBatch | None] = relationship(back_populates="event")
+
+    @validates("status")
+    def _check_status(self, _key: str, value: object) -> str:
+        return _choice(value, EVENT_STATUSES, "status")
+
+    @validates("payload_hash", "tx_hash", "head_after")
+    def _check_hash(self, key: str, value: object) -> str | None:
+        return None if value is None else _hash(value, key)
+
+    @validates("actor_address")
+    def _check_address(self, _key: str, value: str) -> str:
+        return checksum_address(value, "actor_address")
+
+    def __repr__(self) -> str:
+        kind = self.kind.name if isinstance(self.kind, EventKind) else self.kind
+        return f"<Event {self.id} lot={self.lot_id} seq={self.seq} {kind} {self.status}>"
+
+
+class Inspection(Base):
+    """An inspection or lab result recorded by an inspector; a fail puts the lot on hold on chain."""
+
+    __tablename__ = "inspections"
+    __table_args__ = (CheckConstraint(_in("outcome", INSPECTION_OUTCOMES), name="outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    inspector_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    event: Mapped[Event] = relationship(back_populates="inspection")
+    lot: Mapped[Lot] = relationship(back_populates="inspections")
+    inspector: Mapped[Organisation] = relationship()
+    documents: Mapped[list[Document]] = relationship(back_populates="inspection", order_by="Document.id")
+
+    @property
+    def inspection_outcome(self) -> InspectionOutcome:
+        return InspectionOutcome[self.outcome.upper()]
+
+    @validates("outcome")
+    def _check_outcome(self, _key: str, value: object) -> str:
+        return _choice(value, INSPECTION_OUTCOMES, "outcome")
+
+
+class Document(Base):
+    """An uploaded file (certificate, lab report, bill of lading) kept under the instance folder.
+
+    ``storage_path`` is relative to ``LOTLINE_HOME``; ``sha256`` (64 hex digits) is what an event payload
+    cites, so a swapped file is detected.
+    """
+
+    __tablename__ = "documents"
+    __table_args__ = (CheckConstraint("size >= 0", name="size_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int | None] = mapped_column(ForeignKey("inspections.id"), index=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    uploader_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_path: Mapped[str] = mapped_column(String(500), unique=True)
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    inspection: Mapped[Inspection | None] = relationship(back_populates="documents")
+    lot: Mapped[Lot] = relationship(back_populates="documents")
+    uploader: Mapped[Organisation | None] = relationship()
+
+
+class Recall(Base):
+    """A recall of a lot by a regulator (FDA class I, II or III); it reaches every lot made from it."""
+
+    __tablename__ = "recalls"
+    __table_args__ = (CheckConstraint(_in("recall_class", RECALL_CLASSES), name="recall_class"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    recall_class: Mapped[str] = mapped_column(String(3))
+    instructions: Mapped[str | None] = mapped_column(Text)
+    issuer_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lot: Mapped[Lot] = relationship(back_populates="recalls")
+    event: Mapped[Event] = relationship(back_populates="recall")
+    issuer: Mapped[Organisation] = relationship()
+
+    @validates("recall_class")
+    def _check_class(self, _key: str, value: object) -> str:
+        return _choice(value, RECALL_CLASSES, "recall_class")
+
+
+class SensorBatch(Base):
+    """Cold-chain readings of one period, anchored on chain by their Merkle root (one SENSOR_ANCHOR event)."""
+
+    __tablename__ = "sensor_batches"
+    __table_args__ = (
+        CheckConstraint("reading_count > 0", name="reading_count_positive"),
+        CheckConstraint("period_end >= period_start", name="period_order"),
+        CheckConstraint("min_temp <= max_temp", name="temp_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
+    merkle_root: Mapped[str] = mapped_column(Hash32)
+    reading_count: Mapped[int]
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    min_temp: Mapped[float] = mapped_column(Float)
+    max_temp: Mapped[float] = mapped_column(Float)
+
+    lot: Mapped[Lot] = relationship(back_populates="sensor_batches")
+    event: Mapped[Event] = relationship(back_populates="sensor_batch")
+    readings: Mapped[list[SensorReading]] = relationship(
+        back_populates="batch", order_by="SensorReading.leaf_index"
+    )
+
+    @validates("merkle_root")
+    def _check_root(self, key: str, value: object) -> str:
+        return _hash(value, key)
+
+
+class SensorReading(Base):
+    """One reading; ``leaf_index`` is its position among the Merkle leaves of its batch."""
+
+    __tablename__ = "sensor_readings"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "leaf_index"),
+        CheckConstraint("leaf_index >= 0", name="leaf_index_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(LargeId, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("sensor_batches.id"))
+    taken_at: Mapped[datetime]
+    temperature_c: Mapped[float] = mapped_column(Float)
+    humidity: Mapped[float | None] = mapped_column(Float)
+    sensor_id: Mapped[str] = mapped_column(String(100))
+    leaf_index: Mapped[int]
+
+    batch: Mapped[SensorBatch] = relationship(back_populates="readings")
+
+
+# --- chain bookkeeping -------------------------------------------------------------------------------
+
+
+class IndexerCursor(Base):
+    """How far a chain indexer has read (``name`` tells indexers apart, e.g. ``"lotledger:31337"``)."""
+
+    __tablename__ = "indexer_cursors"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_block: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChainDeployment(Base):
+    """Where a contract lives on a chain, so the app finds its ledger again after a restart."""
+
+    __tablename__ = "chain_deployments"
+    __table_args__ = (UniqueConstraint("chain_id", "contract_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract_name: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(Address)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    deployed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @validates("address")
+    def _check_address(self, _key: str, value: str) -> str:
+        return checksum_address(value, "address")
+
+
+# --- API access --------------------------------------------------------------------------------------
+
+
+class ApiToken(Base):
+    """A bearer token for ``/api/v1``; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint(_in("scope", TOKEN_SCOPES), name="scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    scope: Mapped[str] = mapped_column(String(8), default="read")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation] = relationship()
+
+    @validates("scope")
+    def _check_scope(self, _key: str, value: object) -> str:
+        return _choice(value, TOKEN_SCOPES, "scope")
+
+
+class IdempotencyRecord(Base):
+    """The stored answer to a write request sent with an ``Idempotency-Key``; a retry gets the same answer.
+
+    Keys are the client's, so they are unique per organisation. ``request_hash`` detects a key reused for a
+    different request (answered 409/422 rather than replayed).
+    """
+
+    __tablename__ = "idempotency_records"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(128))
+    response_status: Mapped[int]
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

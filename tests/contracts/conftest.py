@@ -1,0 +1,276 @@
+"""Fixtures for the LotLedger contract tests: one chain per backend per session, a fresh deployment per test.
+
+Every test runs twice, on the embedded chain (eth-tester + py-evm, as the app runs by default) and on anvil
+(a real JSON-RPC node, as in development and on consortium networks). Isolation comes from a fresh contract
+and fresh keys per test, not from a fresh chain: starting a chain is the slow part.
+
+The eth-tester and anvil default accounts are public keys; they pay for nothing here and never get a role.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
+
+from supply_chain.chain.ledger import Ledger
+from supply_chain.domain.errors import LotlineError
+from supply_chain.domain.kinds import EventKind
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ANVIL_BINARY = PROJECT_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+ANVIL_CHAIN_ID = 31337
+ACTOR_BALANCE_WEI = 10 * 10**18
+
+BACKENDS = ["embedded", "anvil"]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally when a tool is missing; in CI a missing tool is a broken build, so fail."""
+    if in_ci():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+# ------------------------------------------------------------------------------------------- chains
+
+
+@dataclass
+class Chain:
+    """One running chain: a Web3 connection and a way to give an address test ether."""
+
+    name: str
+    w3: Web3
+    fund: Callable[[str, int], None]
+
+
+def _open_embedded(home: Path) -> tuple[Chain, Callable[[], None]]:
+    """The durable embedded chain through the app's own `connect()`."""
+    try:
+        from supply_chain.chain.connect import connect, fund
+    except ImportError:  # pragma: no cover - only while connect.py is being written
+        return _open_in_memory()
+
+    conn = connect(home, None)
+    assert conn.mode == "embedded"
+    return Chain("embedded", conn.w3, lambda address, wei: fund(conn, address, wei)), conn.close
+
+
+def _open_in_memory() -> tuple[Chain, Callable[[], None]]:
+    """Stand-in while `connect()` does not exist: stock eth-tester, paying from its (public) default account."""
+    from web3 import EthereumTesterProvider
+
+    w3 = Web3(EthereumTesterProvider())
+    payer = w3.eth.accounts[0]
+
+    def fund(address: str, wei: int) -> None:
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": payer, "to": address, "value": wei}))
+
+    return Chain("embedded", w3, fund), lambda: None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def start_anvil(binary: Path = ANVIL_BINARY, timeout: float = 30.0) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start anvil on a free loopback port; return its URL once it answers eth_chainId."""
+    for _attempt in range(3):  # another process may take the port between probing and binding
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = subprocess.Popen(
+            [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(ANVIL_CHAIN_ID),
+             "--silent"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                answer = requests.post(
+                    url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1
+                ).json()
+            except (requests.ConnectionError, requests.Timeout, ValueError):
+                time.sleep(0.05)
+                continue
+            if int(answer["result"], 16) == ANVIL_CHAIN_ID:
+                return url, process
+        stderr = b""
+        if process.poll() is not None and process.stderr is not None:
+            stderr = process.stderr.read()
+        _stop(process)
+        if process.stderr is not None:
+            process.stderr.close()
+        if b"address already in use" not in stderr.lower():
+            raise RuntimeError(f"anvil did not answer on {url} within {timeout}s: {stderr.decode(errors='replace')}")
+    raise RuntimeError("anvil could not bind a free port in three attempts")
+
+
+def _open_anvil() -> tuple[Chain, Callable[[], None]]:
+    if not ANVIL_BINARY.is_file():
+        skip_or_fail("anvil not installed: run npm ci")
+    url, process = start_anvil()
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
+
+    def fund(address: str, wei: int) -> None:
+        # anvil_setBalance writes the balance directly: no public dev account pays for anything.
+        response = w3.provider.make_request("anvil_setBalance", [address, hex(wei)])  # type: ignore[arg-type]
+        assert "error" not in response, response
+
+    def stop() -> None:
+        _stop(process)
+        if process.stderr is not None:
+            process.stderr.close()
+
+    return Chain("anvil", w3, fund), stop
+
+
+@pytest.fixture(scope="session", params=BACKENDS, ids=BACKENDS)
+def chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    """A running chain of each backend, shared by the session (each test deploys its own contract)."""
+    if request.param == "embedded":
+        home = tmp_path_factory.mktemp("embedded-chain")
+        opened, close = _open_embedded(home)
+    else:
+        opened, close = _open_anvil()
+    try:
+        yield opened
+    finally:
+        close()
+        if request.param == "embedded":
+            shutil.rmtree(home, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- actors
+
+
+@dataclass(frozen=True)
+class Actors:
+    """Fresh funded accounts, each holding exactly the role its name says (stranger: none)."""
+
+    admin: LocalAccount
+    regulator: LocalAccount
+    inspector: LocalAccount
+    producer: LocalAccount
+    producer2: LocalAccount
+    processor: LocalAccount
+    distributor: LocalAccount
+    retailer: LocalAccount
+    stranger: LocalAccount
+
+
+ROLE_OF = {
+    "regulator": "regulator",
+    "inspector": "inspector",
+    "producer": "producer",
+    "producer2": "producer",
+    "processor": "processor",
+    "distributor": "distributor",
+    "retailer": "retailer",
+}
+
+
+@dataclass
+class Deployment:
+    ledger: Ledger
+    actors: Actors
+    block: int
+
+
+@pytest.fixture
+def deployment(chain: Chain) -> Deployment:
+    accounts = {name: Account.create() for name in ("admin", *ROLE_OF, "stranger")}
+    for account in accounts.values():
+        chain.fund(account.address, ACTOR_BALANCE_WEI)
+    admin = accounts["admin"]
+    ledger, block = Ledger.deploy(chain.w3, admin, admin.address)
+    for name, role in ROLE_OF.items():
+        ledger.grant_role(admin, role, accounts[name].address)
+    return Deployment(ledger=ledger, actors=Actors(**accounts), block=block)
+
+
+@pytest.fixture
+def ledger(deployment: Deployment) -> Ledger:
+    """A LotLedger deployed for this test alone."""
+    return deployment.ledger
+
+
+@pytest.fixture
+def actors(deployment: Deployment) -> Actors:
+    return deployment.actors
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _new_lot_id() -> bytes:
+    """A lot id as the app computes it, from a GTIN-14 and a fresh lot code."""
+    return keccak(b"09506000134352" + ("L" + secrets.token_hex(6).upper()).encode())
+
+
+@pytest.fixture
+def make_lot(ledger: Ledger, actors: Actors) -> Callable[..., bytes]:
+    """Create a lot without inputs (harvested by the producer unless told otherwise); return its id."""
+
+    def make(creator: LocalAccount | None = None, kind: EventKind = EventKind.HARVESTING) -> bytes:
+        lot_id = _new_lot_id()
+        ledger.create_lot(creator or actors.producer, lot_id, [], kind, secrets.token_bytes(32))
+        return lot_id
+
+    return make
+
+
+@pytest.fixture
+def refused(ledger: Ledger) -> Callable[..., LotlineError]:
+    """`refused(call, "LotNotCustodian", Forbidden, lots=(lot_id,))` asserts that `call()` is refused with that
+    contract error as that project exception, and that nothing was written: no block was mined and every lot
+    in `lots` (state and outputs) is exactly as before. Returns the exception for further checks."""
+
+    def check(
+        call: Callable[[], Any], error: str, exc_class: type[LotlineError], *, lots: Iterable[bytes] = ()
+    ) -> LotlineError:
+        before_block = ledger.block_number()
+        before = {lot: (ledger.get_lot(lot), ledger.lot_outputs(lot)) for lot in lots}
+        with pytest.raises(LotlineError) as info:
+            call()
+        raised = info.value
+        assert type(raised) is exc_class, f"expected {exc_class.__name__}, got {type(raised).__name__}: {raised}"
+        assert getattr(raised, "chain_error", None) == error, str(raised)
+        assert ledger.block_number() == before_block, "a refused call mined a block"
+        for lot, (state, outputs) in before.items():
+            assert ledger.get_lot(lot) == state
+            assert ledger.lot_outputs(lot) == outputs
+        return raised
+
+    return check
