@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import itertools
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -58,15 +59,22 @@ from eth.vm.spoof import SpoofTransaction
 from eth_abi import abi
 from eth_abi.exceptions import DecodingError
 from eth_account import Account
+from eth_bloom import BloomFilter
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import (
     PyEVMBackend,
-    _execute_and_revert_transaction,
+    _get_vm_for_block_number,
     get_default_genesis_params,
 )
-from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+from eth_tester.backends.pyevm.serializers import (
+    serialize_log,
+    serialize_transaction,
+    serialize_transaction_receipt,
+)
+from eth_tester.constants import DYNAMIC_FEE_TRANSACTION_PARAMS
 from eth_tester.exceptions import TransactionFailed, TransactionNotFound
 from eth_tester.exceptions import ValidationError as TesterValidationError
+from eth_tester.utils.filters import check_if_log_matches
 from eth_utils import ValidationError as EthValidationError
 from eth_utils import encode_hex, to_canonical_address
 from eth_utils.toolz import assoc
@@ -372,19 +380,45 @@ class DurableBackend(PyEVMBackend):
     # -- calls that keep the revert data ---------------------------------------------------------------
 
     def call(self, transaction: Any, block_number: Any = "latest") -> Any:
-        # Same steps as PyEVMBackend.call, which turns the VM error into TransactionFailed(str(error)): the
-        # revert bytes would survive only as a Python repr. Here the error object itself is kept.
+        """``eth_call`` that keeps the revert data and, like geth, needs no funds when no fee is given.
+
+        ``PyEVMBackend.call`` turns the VM error into ``TransactionFailed(str(error))``, so the revert bytes
+        would survive only as a Python repr; here the error object itself is kept. It also prices an
+        unpriced call at 1 gwei and checks that the sender can pay for all the block's gas, so a read-only
+        call from an empty account (or from no account: the zero address) fails. geth runs such a call at
+        gas price 0; here the call pays exactly the base fee with money credited just for the call inside
+        the discarded state snapshot, so the sender's balance as the contract sees it is unchanged.
+        """
         defaulted = dict(transaction)
         if "gas" not in defaulted:
             defaulted["gas"] = self._max_available_gas()
+        vm = _get_vm_for_block_number(self.chain, block_number)
+        state = vm.state
+        unpriced = not any(name in transaction for name in (*DYNAMIC_FEE_TRANSACTION_PARAMS, "gas_price"))
+        if unpriced:
+            defaulted["max_fee_per_gas"] = state.base_fee
+            defaulted["max_priority_fee_per_gas"] = 0
         unsigned = self._get_normalized_and_unsigned_evm_transaction(defaulted, block_number)
         spoofed = SpoofTransaction(unsigned, from_=transaction["from"])
-        computation = _execute_and_revert_transaction(self.chain, spoofed, block_number)
+        snapshot = state.snapshot()
+        try:
+            if unpriced:
+                state.delta_balance(transaction["from"], defaulted["gas"] * state.base_fee)
+            computation = state.apply_transaction(spoofed)
+        finally:
+            state.revert(snapshot)
         if computation.is_error:
             raise _translate_vm_error(computation.error)
         return computation.output
 
     def estimate_gas(self, transaction: Any, block_number: Any = "latest") -> Any:
+        """``eth_estimateGas`` that keeps the revert data and, for an unpriced transaction, needs no funds.
+
+        py-evm estimates in a state whose base fee is 0; pricing an unpriced estimate at 0 (eth-tester would
+        say 1 gwei) makes it independent of the sender's balance, as on geth.
+        """
+        if not any(name in transaction for name in (*DYNAMIC_FEE_TRANSACTION_PARAMS, "gas_price")):
+            transaction = {**transaction, "max_fee_per_gas": 0, "max_priority_fee_per_gas": 0}
         try:
             return super().estimate_gas(transaction, block_number)
         except TransactionFailed as exc:
@@ -399,6 +433,70 @@ def _translate_vm_error(error: VMError) -> Exception:
         data = error.args[0] if error.args and isinstance(error.args[0], bytes) else b""
         return _RevertWithData(data)
     return _VMFailure(str(error) or type(error).__name__)
+
+
+class DurableTester(EthereumTester):
+    """``EthereumTester`` with an ``eth_getLogs`` that scales with the chain.
+
+    The stock ``get_logs`` serialises and validates every block in the range, then looks up and serialises
+    each transaction's receipt: ~5 ms per block, so a re-index of a long-lived durable chain took minutes.
+    This one skips blocks whose header bloom rules the filter out, and builds log entries straight from
+    py-evm's receipts with eth-tester's own serialiser, matcher and normaliser, so results are identical
+    (per-transaction ``logIndex`` included, as eth-tester's receipts number them). One deliberate
+    difference: block tags are resolved to numbers first, so ``fromBlock: "earliest"`` means block 0 as on
+    any node (stock eth-tester's matcher takes "earliest" to mean "pending" and returns nothing).
+    """
+
+    backend: DurableBackend
+
+    def get_logs(
+        self, from_block: Any = None, to_block: Any = None, address: Any = None, topics: Any = None
+    ) -> tuple[Any, ...]:
+        self.validator.validate_inbound_filter_params(
+            from_block=from_block, to_block=to_block, address=address, topics=topics
+        )
+        raw_from, raw_to, raw_address, raw_topics = self.normalizer.normalize_inbound_filter_params(
+            from_block=from_block, to_block=to_block, address=address, topics=topics
+        )
+        lower = raw_from if isinstance(raw_from, int) else self._block_number(raw_from)
+        upper = raw_to if isinstance(raw_to, int) else self._block_number(raw_to)
+        chain = self.backend.chain
+        upper = min(upper, chain.get_canonical_head().block_number)
+
+        found = []
+        for number in range(lower, upper + 1):
+            header = chain.get_canonical_block_header_by_number(number)
+            if not _bloom_may_match(header.bloom, raw_address, raw_topics):
+                continue
+            block = chain.get_canonical_block_by_number(number)
+            receipts = block.get_receipts(chain.chaindb)
+            for tx_index, (transaction, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
+                for log_index, log in enumerate(receipt.logs):
+                    entry = serialize_log(block, transaction, tx_index, log, log_index, False)
+                    if check_if_log_matches(entry, lower, upper, raw_address, raw_topics):
+                        found.append(self.normalizer.normalize_outbound_log_entry(entry))
+        return tuple(found)
+
+    def _block_number(self, block_id: str | None) -> int:
+        return int(self.get_block_by_number(block_id or "latest")["number"])
+
+
+def _bloom_may_match(bloom: int, addresses: Any, topics: Any) -> bool:
+    """False only when the block's bloom proves no log can match the (normalised) filter."""
+    in_bloom = BloomFilter(bloom).__contains__
+    if addresses is not None:
+        candidates = addresses if isinstance(addresses, tuple | list) else (addresses,)
+        if not any(in_bloom(a) for a in candidates):
+            return False
+    for position in topics or ():
+        if position is None:
+            continue
+        options = position if isinstance(position, tuple | list) else (position,)
+        if any(option is None for option in options):
+            continue  # a wildcard among the alternatives
+        if not any(in_bloom(option) for option in options):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -452,9 +550,10 @@ class SerializedTesterProvider(EthereumTesterProvider):
             except _VMFailure as exc:
                 return self._error(-32000, str(exc))
             except (EthValidationError, TesterValidationError) as exc:
-                if method != "eth_sendRawTransaction":
-                    raise
-                return self._error(-32000, f"transaction rejected: {exc}")
+                # What a node answers for a transaction or call it will not run (bad nonce, no funds, ...).
+                if method == "eth_sendRawTransaction" or method in _CALL_METHODS:
+                    return self._error(-32000, _node_wording(str(exc)))
+                raise
             except sqlite3.Error as exc:
                 # A failed commit leaves the in-memory chain ahead of the disk. Stop answering rather than
                 # acknowledge work that a restart would forget.
@@ -462,6 +561,9 @@ class SerializedTesterProvider(EthereumTesterProvider):
                 raise ChainUnavailable(
                     f"the embedded chain in {self.state_dir} could not write to disk ({exc})"
                 ) from exc
+
+    def is_connected(self, show_traceback: bool = False) -> bool:  # type: ignore[override]
+        return not self.closed and self.failure is None
 
     def _error(self, code: int, message: str, data: str | None = None) -> RPCResponse:
         error: dict[str, Any] = {"code": code, "message": message}
@@ -487,6 +589,27 @@ def _default_sender(params: Any) -> Any:
     return params
 
 
+_NONCE_MISMATCH = re.compile(r"Invalid transaction nonce: Expected (\d+), but got (\d+)")
+
+
+def _node_wording(message: str) -> str:
+    """py-evm's rejection text, led by the words geth and anvil use, so callers can match either mode.
+
+    ("nonce too low" in particular: resending a transaction that was already mined says exactly that.)
+    """
+    nonce = _NONCE_MISMATCH.search(message)
+    if nonce:
+        expected, got = int(nonce.group(1)), int(nonce.group(2))
+        return f"nonce too {'low' if got < expected else 'high'}: next nonce {expected}, tx nonce {got}"
+    if "cannot afford txn gas" in message or "enough balance" in message:
+        return f"insufficient funds for gas * price + value ({message})"
+    if "lower than block's base fee" in message:
+        return f"max fee per gas less than block base fee ({message})"
+    if "exceeds gas limit" in message:
+        return f"exceeds block gas limit ({message})"
+    return message
+
+
 def _revert_message(data: bytes) -> str:
     """geth's wording: "execution reverted", plus the reason when the data is a plain ``Error(string)``."""
     if data[:4] == _EIP838_ERROR_SELECTOR:
@@ -508,7 +631,7 @@ class EmbeddedChain:
     """An open embedded chain. Only one per folder at a time (an exclusive lock file guards it)."""
 
     w3: Web3
-    faucet_key: str
+    faucet_key: str = field(repr=False)  # test ether only, but keys stay out of logs all the same
     state_dir: Path
     _provider: SerializedTesterProvider = field(repr=False)
     _store: SqliteKeyValueStore = field(repr=False)
@@ -555,11 +678,9 @@ def open_embedded(state_dir: Path) -> EmbeddedChain:
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = _acquire_folder_lock(state_dir)
     try:
-        faucet_key = _load_or_create_faucet_key(state_dir)
-        faucet_address = Account.from_key(faucet_key).address
         store = SqliteKeyValueStore(state_dir / DB_FILE)
         try:
-            chain = _open_chain(store, faucet_address, state_dir)
+            chain, faucet_key = _open_chain(store, state_dir)
         except BaseException:
             store.close()
             raise
@@ -568,7 +689,7 @@ def open_embedded(state_dir: Path) -> EmbeddedChain:
         raise
 
     backend = DurableBackend(chain)
-    tester = EthereumTester(backend=backend, auto_mine_transactions=True)
+    tester = DurableTester(backend=backend, auto_mine_transactions=True)
     provider = SerializedTesterProvider(tester, state_dir)
     return EmbeddedChain(
         w3=Web3(provider),
@@ -580,25 +701,33 @@ def open_embedded(state_dir: Path) -> EmbeddedChain:
     )
 
 
-def _open_chain(store: SqliteKeyValueStore, faucet_address: str, state_dir: Path) -> DurableTesterChain:
+def _open_chain(store: SqliteKeyValueStore, state_dir: Path) -> tuple[DurableTesterChain, str]:
+    """The chain at its canonical head and the faucet key; genesis (and the key) only if there is no chain."""
     db = DurableAtomicDB(store)
     try:
         ChainDB(db).get_canonical_head()
     except CanonicalHeadNotFound:
-        return _create_genesis(db, faucet_address)
+        faucet_key = _load_or_create_faucet_key(state_dir)
+        return _create_genesis(db, Account.from_key(faucet_key).address), faucet_key
 
     recorded_chain_id = store.get_meta("chain_id")
     if recorded_chain_id != str(CHAIN_ID):
         raise ChainUnavailable(
             f"the embedded chain in {state_dir} has chain id {recorded_chain_id}, expected {CHAIN_ID}"
         )
+    key_file = state_dir / FAUCET_KEY_FILE
     recorded_faucet = store.get_meta("faucet_address")
+    if not key_file.exists():
+        # Never mint a new key for an existing chain: only the original one holds the genesis funds.
+        raise ChainUnavailable(f"{key_file} is missing; restore the faucet key of {recorded_faucet}")
+    faucet_key = _load_or_create_faucet_key(state_dir)
+    faucet_address = Account.from_key(faucet_key).address
     if recorded_faucet != faucet_address:
         raise ChainUnavailable(
-            f"{state_dir / FAUCET_KEY_FILE} holds the key of {faucet_address}, but this chain's faucet is "
+            f"{key_file} holds the key of {faucet_address}, but this chain's faucet is "
             f"{recorded_faucet}; restore the original key file"
         )
-    return DurableTesterChain(db)
+    return DurableTesterChain(db), faucet_key
 
 
 def _create_genesis(db: DurableAtomicDB, faucet_address: str) -> DurableTesterChain:

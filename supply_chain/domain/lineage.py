@@ -16,12 +16,14 @@ from .kinds import LotStatus
 
 LotKey = TypeVar("LotKey")
 
-MAX_QUANTITY = Decimal(10) ** 15
-"""Upper bound for any quantity; a larger number is a typing slip, not a shipment."""
+MAX_QUANTITY = Decimal(10) ** 12
+"""Upper bound for any quantity; a larger number is a typing slip, not a shipment (and the store keeps
+18 digits with 6 after the point)."""
+MAX_DECIMALS = 6
 
 
 def parse_quantity(value: object, field: str = "quantity") -> Decimal:
-    """Parse a quantity given as a decimal string or a number; it must be finite, > 0 and < 10^15."""
+    """Parse a quantity given as a decimal string or a number; it must be finite, > 0, < 10^12, with at most 6 decimals."""
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise InvalidInput(
             f"{field}: must be a number or a decimal string, got {type(value).__name__}",
@@ -43,7 +45,13 @@ def parse_quantity(value: object, field: str = "quantity") -> Decimal:
         raise InvalidInput(f"{field}: must be greater than 0", field=field, code="invalid_quantity")
     if number >= MAX_QUANTITY:
         raise InvalidInput(
-            f"{field}: must be less than 10^15, got {text}", field=field, code="invalid_quantity"
+            f"{field}: must be less than 10^12, got {text}", field=field, code="invalid_quantity"
+        )
+    if -number.normalize().as_tuple().exponent > MAX_DECIMALS:
+        raise InvalidInput(
+            f"{field}: at most {MAX_DECIMALS} digits after the decimal point, got {text}",
+            field=field,
+            code="invalid_quantity",
         )
     return number
 

@@ -66,6 +66,8 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
             )
         )
         for log in sorted(tx_logs, key=lambda e: e.log_index):
+            if "lotId" not in log.args:
+                continue  # role grants and revocations: the organisations table is their off-chain copy
             lot = session.scalars(select(Lot).where(Lot.lot_id == log.args["lotId"])).first()
             if lot is None:
                 report.foreign += 1  # a lot created elsewhere, whose label this store never saw

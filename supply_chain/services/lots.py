@@ -20,7 +20,15 @@ from sqlalchemy import select
 
 from supply_chain.chain.ledger import Ledger
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from supply_chain.domain.events import event_date, field_visibility, instant, parse_outcome, validate_payload
+from supply_chain.domain.events import (
+    event_date,
+    field_visibility,
+    instant,
+    kind_spec,
+    parse_outcome,
+    parse_when,
+    validate_payload,
+)
 from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
 from supply_chain.domain.identifiers import lot_id as compute_lot_id
 from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
@@ -91,7 +99,14 @@ def _check_glns(ctx: Ctx, payload: Mapping[str, Any]) -> None:
 
 def _event(ctx: Ctx, lot: Lot, actor: Organisation, kind: EventKind, payload: Mapping[str, Any],
            batch_id: str | None = None, idempotency_key: str | None = None) -> Event:
-    normalised = validate_payload(kind, dict(payload))
+    payload = dict(payload)
+    required = set(kind_spec(kind).required)
+    # Quantity and unit default to what the lot holds now (the whole lot moves, is cooled, ...).
+    if "quantity" in required and payload.get("quantity") in (None, ""):
+        payload["quantity"] = format_quantity(lot.quantity)
+    if "unit" in required and not payload.get("unit"):
+        payload["unit"] = lot.unit
+    normalised = validate_payload(kind, payload)
     _check_glns(ctx, normalised)
     when = event_date(kind, normalised)
     event = Event(
@@ -300,7 +315,6 @@ def offer_custody(ctx: Ctx, actor: Organisation, lot: Lot, to: Organisation, pay
     if to.id == actor.id or not set(to.roles) & set(RECEIVING_ROLES):
         raise InvalidInput(f"{to.name} cannot receive lots (needs a processor, distributor or retailer role)",
                            field="to", code="recipient_cannot_receive")
-    payload = {"quantity": format_quantity(lot.quantity), "unit": lot.unit} | dict(payload)
     event = _event(ctx, lot, actor, EventKind.SHIPPING, payload, idempotency_key=_key(actor, idempotency_key))
     ctx.session.flush()
     execute(ctx, actor, [("offerCustody", [_b(lot.lot_id), to.chain_address, _b(event.payload_hash)])], [event])
@@ -310,7 +324,6 @@ def offer_custody(ctx: Ctx, actor: Organisation, lot: Lot, to: Organisation, pay
 def accept_custody(ctx: Ctx, actor: Organisation, lot: Lot, payload: Mapping[str, Any]) -> Event:
     """Receive an offered lot (receiving CTE); the actor becomes its custodian."""
     _require_pending(actor, lot, "accept")
-    payload = {"quantity": format_quantity(lot.quantity), "unit": lot.unit} | dict(payload)
     return _simple(ctx, actor, lot, EventKind.RECEIVING, payload, "acceptCustody")
 
 
@@ -469,8 +482,6 @@ def anchor_readings(ctx: Ctx, actor: Organisation, lot: Lot, readings: Sequence[
 
 def validate_reading(raw: Mapping[str, Any], index: int) -> dict[str, Any]:
     """A sensor reading in canonical form: {taken_at (ISO date-time with offset), temperature_c[, humidity]}."""
-    from supply_chain.domain.events import parse_when
-
     field = f"readings[{index}]"
     if not isinstance(raw, Mapping):
         raise InvalidInput(f"{field}: must be an object", field=field)

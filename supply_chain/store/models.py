@@ -35,7 +35,6 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     Numeric,
@@ -60,11 +59,11 @@ ROLES = ("admin", "regulator", "inspector", "producer", "processor", "distributo
 LOCATION_KINDS = ("farm", "packhouse", "plant", "warehouse", "store", "vessel", "port", "lab", "other")
 """Suggested kinds of location (not enforced by the database: sites come in more kinds than we can list)."""
 
-LOT_STATUSES = ("active", "in_transit", "held", "recalled", "closed")
-"""``LotStatus`` names in lower case, without NONE (a lot row exists only for a lot that exists)."""
+LOT_STATUSES = ("pending", "active", "in_transit", "held", "recalled", "closed")
+"""``LotStatus`` names in lower case, without NONE, plus ``pending``: the lot's creation is stored but not mined yet."""
 
 EVENT_STATUSES = ("pending", "confirmed", "failed")
-"""pending: stored, transaction sent or about to be; confirmed: mined and indexed; failed: reverted/abandoned."""
+"""pending: stored, its transaction sent or about to be; confirmed: mined and indexed; failed: reverted."""
 
 VERIFICATION_STATES = ("verified", "tampered", "pending", "unverifiable")
 INSPECTION_OUTCOMES = ("pass", "fail", "conditional")
@@ -124,15 +123,13 @@ class EventKindType(TypeDecorator[EventKind]):
         return None if value is None else EventKind(value)
 
 
-
-
 def json_document() -> JSON:
     """JSON on SQLite, JSONB on PostgreSQL (indexable, compact).
 
     PostgreSQL does not keep key order: the payload hash is computed over the RFC 8785 canonical form, which
     sorts keys, so verification is unaffected.
     """
-    return JSON().with_variant(JSONB(), "postgresql")  # type: ignore[return-value]
+    return JSON().with_variant(JSONB(), "postgresql")
 
 
 JSONDocument = json_document()
@@ -194,9 +191,11 @@ def checksum_address(value: object, field: str = "address") -> str:
 
 
 def _hash(value: object, field: str) -> str:
-    """Normalise a 32-byte hash given as bytes or hex (any case, ``0x`` optional) to ``0x`` + lower-case hex."""
+    """Normalise a 32-byte hash (bytes, or hex in any case, ``0x`` optional) to ``0x`` + lower-case hex."""
     if not isinstance(value, str | bytes | bytearray):
-        raise InvalidInput(f"{field}: expected 32 bytes or 64 hex digits, got {value!r}", field=field, code="invalid_hash")
+        raise InvalidInput(
+            f"{field}: expected 32 bytes or 64 hex digits, got {value!r}", field=field, code="invalid_hash"
+        )
     return hex32(bytes32(value, field))
 
 
@@ -367,7 +366,7 @@ class Lot(Base):
     gtin: Mapped[str] = mapped_column(String(14))
     lot_code: Mapped[str] = mapped_column(String(20))
     lot_id: Mapped[str] = mapped_column(Hash32, unique=True)
-    """The on-chain id (``0x`` + 64 hex digits); not to be confused with ``Event.lot_id``, a key to ``lots.id``."""
+    """The on-chain id (``0x`` + 64 hex digits); ``Event.lot_id`` by contrast is a key to ``lots.id``."""
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     creator_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     custodian_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
@@ -487,7 +486,7 @@ class Event(Base):
     payload: Mapped[dict[str, Any]]
     payload_hash: Mapped[str] = mapped_column(Hash32)
     visibility: Mapped[dict[str, str]] = mapped_column(default=dict)
-    """Payload field -> ``public`` | ``consortium`` | ``private``; the consumer page shows public fields only."""
+    """Payload field -> ``public`` | ``consortium`` | ``private``; consumers see the public fields only."""
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     tx_hash: Mapped[str | None] = mapped_column(Hash32, index=True)
@@ -664,6 +663,20 @@ class IndexerCursor(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     last_block: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PendingTransaction(Base):
+    """A signed transaction stored before it is sent, so a crash between sending and confirming is settled
+    at the next start: resent while its nonce is free, confirmed if mined, or its events marked failed."""
+
+    __tablename__ = "pending_transactions"
+
+    tx_hash: Mapped[str] = mapped_column(Hash32, primary_key=True)
+    raw_tx: Mapped[str] = mapped_column(Text)
+    sender: Mapped[str] = mapped_column(Address)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    function: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ChainDeployment(Base):

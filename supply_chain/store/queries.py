@@ -25,7 +25,9 @@ def ancestors(session: Session, lot_pk: int, *, max_depth: int = MAX_LINEAGE_DEP
     return _walk(session, lot_pk, LotInput.output_lot_id, LotInput.input_lot_id, max_depth)
 
 
-def descendants(session: Session, lot_pk: int, *, max_depth: int = MAX_LINEAGE_DEPTH) -> list[tuple[int, int]]:
+def descendants(
+    session: Session, lot_pk: int, *, max_depth: int = MAX_LINEAGE_DEPTH
+) -> list[tuple[int, int]]:
     """Every lot made from ``lot_pk``, directly or not (forward trace, the reach of a recall).
 
     Same shape and order as ``ancestors``.

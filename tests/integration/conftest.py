@@ -50,7 +50,9 @@ def _postgres_schema_url(base_url: str) -> Iterator[str]:
     except OperationalError as exc:
         admin.dispose()
         shown = make_url(base_url).render_as_string(hide_password=True)
-        pytest.fail(f"PostgreSQL at {shown} is not reachable ({exc.orig}); run scripts/ci_postgres.sh", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL at {shown} is not reachable ({exc.orig}); run scripts/ci_postgres.sh", pytrace=False
+        )
     base = make_url(base_url)
     options = " ".join(filter(None, [base.query.get("options", ""), f"-csearch_path={schema}"]))
     try:

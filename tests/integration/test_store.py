@@ -53,7 +53,9 @@ def _address(name: str) -> str:
     return "0x" + keccak256(name.encode()).hex()[:40]
 
 
-def add_org(session: Session, name: str = "Green Valley Farm", roles: list[str] | None = None) -> Organisation:
+def add_org(
+    session: Session, name: str = "Green Valley Farm", roles: list[str] | None = None
+) -> Organisation:
     org = Organisation(
         name=name, roles=roles or ["producer"], chain_address=_address(name), encrypted_key='{"version": 3}'
     )
@@ -267,7 +269,7 @@ def test_json_payload_round_trip_keeps_nested_values_unicode_and_hash(
             "temperatures": [4.0, 3.5, -0.25, 0],
             "flags": {"organic": True, "irrigated": False, "field_notes": None},
         },
-        "notes": "生菜 · 🥬 picked at dawn \"quoted\" \\ backslash\nnew line",
+        "notes": '生菜 · 🥬 picked at dawn "quoted" \\ backslash\nnew line',
         "containers": [{"id": "SSCC-1", "seals": ["A", "B"]}, {"id": "SSCC-2", "seals": []}],
         "big_int": 9_007_199_254_740_991,
     }
@@ -353,7 +355,9 @@ def test_lineage_walks_a_diamond_in_one_query_each_way(session: Session, engine:
     forward = queries.descendants(session, harvest.id)
     assert len(statements) == 1
     # the bowl is reachable at depth 1 (directly) and 3 (through the mix): the shortest counts, once
-    assert forward == sorted([(washed.id, 1), (cut.id, 1), (bowl.id, 1), (mix.id, 2)], key=lambda x: (x[1], x[0]))
+    assert forward == sorted(
+        [(washed.id, 1), (cut.id, 1), (bowl.id, 1), (mix.id, 2)], key=lambda x: (x[1], x[0])
+    )
 
     assert queries.ancestors(session, bowl.id) == sorted(
         [(mix.id, 1), (harvest.id, 1), (washed.id, 2), (cut.id, 2)], key=lambda x: (x[1], x[0])

@@ -183,7 +183,8 @@ def test_quantities_are_stored_as_plain_decimal_strings(given: object, stored: s
         ("NaN", "finite"),
         (float("inf"), "finite"),
         (True, "must be a number"),
-        ("1e20", "less than 10^15"),
+        ("1e20", "less than 10^12"),
+        ("1.0000001", "at most 6 digits"),
     ],
 )
 def test_bad_quantities_are_refused(quantity: object, fragment: str) -> None:

@@ -77,6 +77,16 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "pending_transactions",
+        sa.Column("tx_hash", sa.String(length=66), nullable=False),
+        sa.Column("raw_tx", sa.Text(), nullable=False),
+        sa.Column("sender", _address(), nullable=False),
+        sa.Column("nonce", sa.BigInteger(), nullable=False),
+        sa.Column("function", sa.String(length=64), nullable=False),
+        sa.Column("created_at", _utc(), nullable=False),
+        sa.PrimaryKeyConstraint("tx_hash", name=op.f("pk_pending_transactions")),
+    )
+    op.create_table(
         "indexer_cursors",
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("last_block", sa.BigInteger(), nullable=False),
@@ -137,7 +147,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.CheckConstraint("length(gln) = 13", name=op.f("ck_locations_gln_length")),
         sa.CheckConstraint(
-            "latitude IS NULL OR (latitude >= -90 AND latitude <= 90)", name=op.f("ck_locations_latitude_range")
+            "latitude IS NULL OR (latitude >= -90 AND latitude <= 90)",
+            name=op.f("ck_locations_latitude_range"),
         ),
         sa.CheckConstraint(
             "longitude IS NULL OR (longitude >= -180 AND longitude <= 180)",
@@ -207,7 +218,7 @@ def upgrade() -> None:
         sa.CheckConstraint("length(gtin) = 14", name=op.f("ck_lots_gtin_length")),
         sa.CheckConstraint("length(lot_code) BETWEEN 1 AND 20", name=op.f("ck_lots_lot_code_length")),
         sa.CheckConstraint(
-            "status IN ('active', 'in_transit', 'held', 'recalled', 'closed')", name=op.f("ck_lots_status")
+            "status IN ('pending', 'active', 'in_transit', 'held', 'recalled', 'closed')", name=op.f("ck_lots_status")
         ),
         sa.CheckConstraint(
             "verification_state IS NULL OR "
@@ -390,6 +401,7 @@ def downgrade() -> None:
         "api_tokens",
         "organisations",
         "indexer_cursors",
+        "pending_transactions",
         "chain_deployments",
     ):
         op.drop_table(table)

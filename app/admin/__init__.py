@@ -1,0 +1,8 @@
+"""The regulator's desk: onboard organisations with their roles, recall lots, trace forward and backward,
+read organisations' compliance records."""
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+from app.admin import routes  # noqa: E402,F401

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from app.custody import bp
+from app.forms import kde_fields, payload_from_form
+from app.web import RECEIVING_ROLES, commit, form_failed, get_ctx, require_org, roles_required, visible_lot
+from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
+from supply_chain.domain.events import Visibility, visible_view
+from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.lineage import format_quantity
+from supply_chain.services import lots as lot_service
+from supply_chain.services import views
+from supply_chain.store.models import Lot, Organisation
+
+FORM_ERRORS = (InvalidInput, Conflict)
+
+
+def _offered(lot_id: int, org: Organisation) -> Lot:
+    lot = visible_lot(lot_id)
+    if lot.status != "in_transit" or lot.pending_custodian_org_id != org.id:
+        raise Forbidden(f"lot {lot.lot_code} is not offered to {org.name}", code="not_offered")
+    return lot
+
+
+@bp.get("/custody")
+@roles_required(*RECEIVING_ROLES)
+def inbox() -> str:
+    org = require_org()
+    incoming, outgoing = views.inbox(get_ctx(), org)
+    offers = {}
+    for lot in incoming:
+        event = views.last_offer(lot)
+        offers[lot.id] = (event, visible_view(EventKind.SHIPPING, event.payload, Visibility.CONSORTIUM)
+                          if event else {})
+    return render_template("custody/inbox.html", incoming=incoming, outgoing=outgoing, offers=offers)
+
+
+@bp.route("/custody/<int:lot_id>/accept", methods=["GET", "POST"])
+@roles_required(*RECEIVING_ROLES)
+def accept(lot_id: int) -> str | Response | tuple[str, int]:
+    """Receive an offered lot with the receiving KDEs (prefilled from the shipment)."""
+    org = require_org()
+    lot = _offered(lot_id, org)
+    ctx = get_ctx()
+    offer = views.last_offer(lot)
+    shipped = visible_view(EventKind.SHIPPING, offer.payload, Visibility.CONSORTIUM) if offer else {}
+
+    def page(error: Exception | None = None) -> tuple[str, int] | str:
+        values = request.form if request.method == "POST" else {}
+        defaults = {k: shipped.get(k) for k in ("from_gln", "to_gln", "reference_document_type",
+                                                 "reference_document_number", "tlc_source_gln",
+                                                 "product_description", "unit")}
+        defaults["quantity"] = shipped.get("quantity") or format_quantity(lot.quantity)
+        fields = kde_fields(EventKind.RECEIVING, views.locations(ctx), org.id, values, defaults,
+                            other_first=("from_gln", "tlc_source_gln"))
+        context = {"lot": lot, "offer": offer, "shipped": shipped, "fields": fields, "form": values}
+        if error is not None:
+            return form_failed(error, "custody/accept.html", **context)
+        return render_template("custody/accept.html", **context)
+
+    if request.method == "GET":
+        return page()
+    try:
+        lot_service.accept_custody(ctx, org, lot, payload_from_form(EventKind.RECEIVING, request.form))
+    except FORM_ERRORS as err:
+        return page(err)
+    commit()
+    flash(f"Lot {lot.lot_code} received; your organisation now holds it.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+@bp.post("/custody/<int:lot_id>/reject")
+@roles_required(*RECEIVING_ROLES)
+def reject(lot_id: int) -> Response:
+    org = require_org()
+    lot = _offered(lot_id, org)
+    lot_service.reject_custody(get_ctx(), org, lot, (request.form.get("reason") or "").strip(),
+                               request.form.get("date") or None)
+    commit()
+    flash(f"Delivery of lot {lot.lot_code} refused; it goes back to {lot.custodian.name}.", "ok")
+    return redirect(url_for("custody.inbox"))

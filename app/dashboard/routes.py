@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from app.dashboard import bp
+from app.forms import PREFIX, kde_fields, payload_from_form
+from app.web import CREATOR_ROLES, HANDLER_ROLES, commit, form_failed, get_ctx, require_org, roles_required
+from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
+from supply_chain.domain.kinds import EventKind
+from supply_chain.services import lots as lot_service
+from supply_chain.services import orgs, views
+from supply_chain.store.models import LOCATION_KINDS, LOT_STATUSES, Lot
+
+CREATE_KINDS = {
+    "harvesting": EventKind.HARVESTING,
+    "initial_packing": EventKind.INITIAL_PACKING,
+    "first_land_based_receiving": EventKind.FIRST_LAND_BASED_RECEIVING,
+}
+FORM_ERRORS = (InvalidInput, Conflict)
+
+
+@bp.get("/dashboard")
+@roles_required(*HANDLER_ROLES)
+def index() -> str:
+    org = require_org()
+    ctx = get_ctx()
+    status = request.args.get("status") or None
+    if status not in (None, *LOT_STATUSES):
+        raise InvalidInput(f"status must be one of {', '.join(LOT_STATUSES)}", field="status")
+    q = (request.args.get("q") or "").strip()[:100]
+    incoming, outgoing = views.inbox(ctx, org)
+    return render_template(
+        "dashboard/index.html", lots=views.lots_for_org(ctx, org, status, q), status=status, q=q,
+        statuses=LOT_STATUSES, counts=views.lot_counts(ctx, org), incoming=incoming, outgoing=outgoing,
+        state_of=views.lot_state)
+
+
+# ------------------------------------------------------------------ products and sites
+
+
+@bp.route("/products", methods=["GET", "POST"])
+@roles_required(*CREATOR_ROLES)
+def products() -> str | Response | tuple[str, int]:
+    org = require_org()
+    if request.method == "POST":
+        form = request.form
+        try:
+            product = orgs.register_product(
+                get_ctx(), org, form.get("gtin", ""), form.get("name", ""), form.get("category") or None,
+                form.get("on_food_traceability_list") == "on", (form.get("unit") or "kg").strip())
+        except FORM_ERRORS as err:
+            return form_failed(err, "dashboard/products.html", org=require_org(), form=form)
+        commit()
+        flash(f"Product {product.name} ({product.gtin}) registered.", "ok")
+        return redirect(url_for("dashboard.products"))
+    return render_template("dashboard/products.html", org=org, form={})
+
+
+@bp.route("/sites", methods=["GET", "POST"])
+@roles_required(*HANDLER_ROLES)
+def sites() -> str | Response | tuple[str, int]:
+    org = require_org()
+    if request.method == "POST":
+        form = request.form
+        try:
+            lat = _coordinate(form.get("latitude"), "latitude")
+            lon = _coordinate(form.get("longitude"), "longitude")
+            location = orgs.register_location(get_ctx(), org, form.get("gln", ""), form.get("name", ""),
+                                              form.get("address") or None, lat, lon, form.get("kind") or "other")
+        except FORM_ERRORS as err:
+            return form_failed(err, "dashboard/sites.html", org=require_org(), form=form, kinds=LOCATION_KINDS)
+        commit()
+        flash(f"Site {location.name} ({location.gln}) registered.", "ok")
+        return redirect(url_for("dashboard.sites"))
+    return render_template("dashboard/sites.html", org=org, form={}, kinds=LOCATION_KINDS)
+
+
+def _coordinate(raw: str | None, field: str) -> float | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise InvalidInput(f"{field} must be a number in decimal degrees, e.g. 36.6777", field=field) from None
+    if not value.is_finite():
+        raise InvalidInput(f"{field} must be a finite number", field=field)
+    return float(value)
+
+
+# ------------------------------------------------------------------ new lots
+
+
+@bp.route("/lots/new", methods=["GET", "POST"])
+@roles_required(*CREATOR_ROLES)
+def new_lot() -> str | Response | tuple[str, int]:
+    org = require_org()
+    ctx = get_ctx()
+    kind_name = request.values.get("kind") or "harvesting"
+    if kind_name not in CREATE_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(CREATE_KINDS)}", field="kind")
+    kind = CREATE_KINDS[kind_name]
+
+    def page(error: Exception | None = None) -> tuple[str, int] | str:
+        sites = views.locations(ctx)
+        values = request.form if request.method == "POST" else {}
+        product = next((p for p in org.products if p.gtin == (values.get("gtin") or "")), None) or (
+            org.products[0] if org.products else None)
+        fields = kde_fields(kind, sites, org.id, values,
+                            defaults={"unit": product.unit if product else "kg",
+                                      "commodity": product.name if product else ""})
+        context = {"org": org, "kind": kind_name, "kinds": CREATE_KINDS, "fields": fields, "form": values,
+                   "has_sites": any(s.organisation_id == org.id for s in sites)}
+        if error is not None:
+            return form_failed(error, "dashboard/new_lot.html", **context)
+        return render_template("dashboard/new_lot.html", **context)
+
+    if request.method == "GET":
+        return page()
+    form = request.form
+    payload = payload_from_form(kind, form)
+    try:
+        lot = lot_service.create_lot(ctx, org, form.get("gtin", ""), form.get("lot_code", ""), kind, payload,
+                                     form.get(PREFIX + "quantity", ""), form.get(PREFIX + "unit") or None)
+    except FORM_ERRORS as err:
+        return page(err)
+    commit()
+    flash(f"Lot {lot.lot_code} created.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+@bp.route("/transform", methods=["GET", "POST"])
+@roles_required(*CREATOR_ROLES)
+def transform() -> str | Response | tuple[str, int]:
+    """Make one new lot from lots the organisation holds (wash, cut, mix, merge), consuming part or all of
+    each input."""
+    org = require_org()
+    ctx = get_ctx()
+    held = [lot for lot in views.lots_for_org(ctx, org, "active") if lot.custodian_org_id == org.id]
+
+    def page(error: Exception | None = None) -> tuple[str, int] | str:
+        context = {"org": org, "held": held, "form": request.form, "sites": views.locations(ctx)}
+        if error is not None:
+            return form_failed(error, "dashboard/transform.html", **context)
+        return render_template("dashboard/transform.html", **context)
+
+    if request.method == "GET":
+        return page()
+    form = request.form
+    try:
+        inputs: list[tuple[Lot, str]] = []
+        for lot in held:
+            qty = (form.get(f"input.{lot.id}") or "").strip()
+            if qty:
+                inputs.append((lot, qty))
+        for key in form:
+            if key.startswith("input.") and key[6:].isdigit() and form[key].strip() \
+                    and int(key[6:]) not in {lot.id for lot in held}:
+                raise Forbidden(f"{org.name} cannot use lot {key[6:]}: it does not hold it", field=key)
+        if not inputs:
+            raise InvalidInput("pick at least one input lot and the quantity used from it", field="inputs")
+        output = lot_service.NewLot(form.get("gtin", ""), form.get("lot_code", ""), form.get("quantity", ""),
+                                    (form.get("unit") or "").strip() or None, inputs)
+        extra = {"product_description": form.get("product_description")} if form.get("product_description") else None
+        created = lot_service.transform(ctx, org, [output], form.get("location_gln", ""),
+                                        form.get("transformation_date", ""), extra)
+    except FORM_ERRORS as err:
+        return page(err)
+    commit()
+    flash(f"Lot {created[0].lot_code} made from {len(inputs)} input lot(s).", "ok")
+    return redirect(url_for("lots.show", lot_id=created[0].id))

@@ -1,0 +1,68 @@
+"""One error-handler family: domain errors and HTTP errors answer an HTML page for browsers and JSON for
+clients that ask for it; unexpected errors roll the unit of work back and answer 500."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.web import rollback, wants_json
+from supply_chain.domain.errors import LotlineError
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "That input cannot be used",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed here",
+    409: "That clashes with the lot's current state",
+    413: "The upload is too large",
+    429: "Too many attempts",
+    500: "Something went wrong on our side",
+    503: "The ledger cannot be reached",
+}
+
+
+def _answer(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None):
+    if wants_json():
+        body = {"error": code, "message": message} | ({"field": field} if field else {})
+        response = jsonify(body)
+    else:
+        response = render_template("error.html", status=status, title=TITLES.get(status, "Error"), code=code,
+                                   message=message, field=field)
+    return response, status, headers or {}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(LotlineError)
+    def _domain(err: LotlineError):
+        rollback()
+        if err.status >= 500:
+            log.warning("%s: %s", err.code, err.message)
+        return _answer(err.status, err.code, err.message, err.field)
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):
+        rollback()
+        status = err.code or 500
+        headers = {k: v for k, v in err.get_headers() if k.lower() in ("retry-after", "allow")}
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                429: "rate_limited"}.get(status, "http_error")
+        if status == 413:
+            message = "The upload is larger than the 6 MiB the server accepts; certificates may be at most 5 MiB."
+        else:
+            message = err.description or TITLES.get(status, "Error")
+        return _answer(status, code, message, headers=headers)
+
+    @app.errorhandler(InternalServerError)
+    def _internal(err: InternalServerError):
+        rollback()
+        original = getattr(err, "original_exception", None)
+        if original is not None:
+            log.error("unhandled error", exc_info=original)
+        return _answer(500, "internal_error", "The request could not be completed. "
+                                              "Try again, and tell the operator if it keeps happening.")

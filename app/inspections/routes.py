@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from app.forms import kde_fields, payload_from_form
+from app.inspections import bp
+from app.web import commit, current_user, form_failed, get_ctx, require_org, roles_required, visible_lot
+from supply_chain.domain.errors import Conflict, InvalidInput
+from supply_chain.domain.kinds import EventKind
+from supply_chain.services import lots as lot_service
+from supply_chain.services import views
+
+FORM_ERRORS = (InvalidInput, Conflict)
+
+
+@bp.get("/inspections")
+@roles_required("inspector")
+def index() -> str:
+    org = require_org()
+    ctx = get_ctx()
+    return render_template("inspections/index.html", recent=views.recent_inspections(ctx, org),
+                           held=views.held_lots(ctx))
+
+
+@bp.route("/inspections/lots/<int:lot_id>/new", methods=["GET", "POST"])
+@roles_required("inspector")
+def new(lot_id: int) -> str | Response | tuple[str, int]:
+    """Record an inspection or lab result with an optional certificate (PDF, PNG or JPEG, at most 5 MiB)."""
+    lot = visible_lot(lot_id)
+    org = require_org()
+    ctx = get_ctx()
+
+    def page(error: Exception | None = None) -> tuple[str, int] | str:
+        values = request.form if request.method == "POST" else {}
+        defaults = {"inspection_body": org.name, "inspector_name": current_user().display_name}  # type: ignore[union-attr]
+        fields = kde_fields(EventKind.INSPECTION, views.locations(ctx), org.id, values, defaults)
+        context = {"lot": lot, "fields": fields, "form": values}
+        if error is not None:
+            return form_failed(error, "inspections/new.html", **context)
+        return render_template("inspections/new.html", **context)
+
+    if request.method == "GET":
+        return page()
+    upload = request.files.get("certificate")
+    certificate = None
+    if upload is not None and upload.filename:
+        certificate = (upload.filename, upload.mimetype or "", upload.read())
+    payload = payload_from_form(EventKind.INSPECTION, request.form, exclude=("outcome",))
+    try:
+        lot_service.inspect(ctx, org, lot, request.form.get("kde.outcome", ""), payload, certificate,
+                            (request.form.get("notes") or "").strip() or None)
+    except FORM_ERRORS as err:
+        return page(err)
+    commit()
+    flash(f"Inspection of lot {lot.lot_code} recorded.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+@bp.post("/inspections/lots/<int:lot_id>/hold")
+@roles_required("inspector", "regulator")
+def hold(lot_id: int) -> Response:
+    lot = visible_lot(lot_id)
+    lot_service.hold(get_ctx(), require_org(), lot, (request.form.get("reason") or "").strip(),
+                     request.form.get("date") or None)
+    commit()
+    flash(f"Lot {lot.lot_code} is on hold.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+@bp.post("/inspections/lots/<int:lot_id>/release")
+@roles_required("inspector")
+def release(lot_id: int) -> Response:
+    lot = visible_lot(lot_id)
+    lot_service.release(get_ctx(), require_org(), lot, (request.form.get("reason") or "").strip(),
+                        request.form.get("date") or None)
+    commit()
+    flash(f"The hold on lot {lot.lot_code} is lifted.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from flask import flash, redirect, render_template, request, send_file, url_for
+from werkzeug.wrappers import Response
+
+from app.forms import kde_fields, payload_from_form, today
+from app.lots import bp
+from app.web import (
+    HANDLER_ROLES,
+    OVERSIGHT_ROLES,
+    commit,
+    form_failed,
+    get_ctx,
+    login_required,
+    require_org,
+    roles_required,
+    visible_lot,
+)
+from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from supply_chain.domain.kinds import FREE_KINDS, EventKind
+from supply_chain.domain.lineage import format_quantity
+from supply_chain.services import lots as lot_service
+from supply_chain.services import views
+
+FORM_ERRORS = (InvalidInput, Conflict)
+EVENT_KINDS = {k.name.lower(): k for k in sorted(FREE_KINDS)}
+
+
+@bp.get("/lots/<int:lot_id>")
+@login_required
+def show(lot_id: int) -> str:
+    lot = visible_lot(lot_id)
+    org = require_org()
+    return render_template("lots/show.html", page=views.lot_page(get_ctx(), lot, org), lot=lot, org=org,
+                           event_kinds=EVENT_KINDS, today=today())
+
+
+@bp.get("/lots/search")
+@roles_required(*OVERSIGHT_ROLES)
+def search() -> str | Response:
+    """Find any lot by a scanned Digital Link, by "GTIN lot-code", or by part of a code or product name."""
+    q = (request.args.get("q") or "").strip()[:300]
+    ctx = get_ctx()
+    if q:
+        exact = views.find_lot(ctx, q)
+        if exact is not None:
+            return redirect(url_for("lots.show", lot_id=exact.id))
+    return render_template("lots/search.html", q=q, results=views.search_lots(ctx, q) if q else [])
+
+
+@bp.route("/lots/<int:lot_id>/events/new", methods=["GET", "POST"])
+@roles_required(*HANDLER_ROLES)
+def record_event(lot_id: int) -> str | Response | tuple[str, int]:
+    lot = visible_lot(lot_id)
+    org = require_org()
+    ctx = get_ctx()
+    kind_name = request.values.get("kind") or "cooling"
+    if kind_name not in EVENT_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(EVENT_KINDS)}", field="kind")
+    kind = EVENT_KINDS[kind_name]
+    if lot.custodian_org_id != org.id:
+        raise Forbidden(f"{org.name} cannot record events on lot {lot.lot_code}: it is held by another organisation")
+
+    def page(error: Exception | None = None) -> tuple[str, int] | str:
+        values = request.form if request.method == "POST" else {}
+        origin = lot.origin_location.gln if lot.origin_location else ""
+        defaults = {"quantity": format_quantity(lot.quantity), "unit": lot.unit,
+                    "commodity": lot.product.name, "harvest_location_gln": origin}
+        context = {"lot": lot, "kind": kind_name, "kinds": EVENT_KINDS, "form": values,
+                   "fields": kde_fields(kind, views.locations(ctx), org.id, values, defaults)}
+        if error is not None:
+            return form_failed(error, "lots/record_event.html", **context)
+        return render_template("lots/record_event.html", **context)
+
+    if request.method == "GET":
+        return page()
+    try:
+        lot_service.record_event(ctx, org, lot, kind, payload_from_form(kind, request.form))
+    except FORM_ERRORS as err:
+        return page(err)
+    commit()
+    flash(f"{views.kind_label(kind)}: recorded on lot {lot.lot_code}.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+@bp.route("/lots/<int:lot_id>/ship", methods=["GET", "POST"])
+@roles_required(*HANDLER_ROLES)
+def ship(lot_id: int) -> str | Response | tuple[str, int]:
+    """Offer custody of a lot to another organisation (the shipping CTE)."""
+    lot = visible_lot(lot_id)
+    org = require_org()
+    ctx = get_ctx()
+    if lot.custodian_org_id != org.id:
+        raise Forbidden(f"{org.name} cannot ship lot {lot.lot_code}: it is held by another organisation")
+    recipients = views.receivers(ctx, org)
+
+    def page(error: Exception | None = None) -> tuple[str, int] | str:
+        values = request.form if request.method == "POST" else {}
+        defaults = {"quantity": format_quantity(lot.quantity), "unit": lot.unit,
+                    "product_description": lot.product.name,
+                    "tlc_source_gln": lot.origin_location.gln if lot.origin_location else ""}
+        fields = kde_fields(EventKind.SHIPPING, views.locations(ctx), org.id, values, defaults,
+                            other_first=("to_gln",))
+        context = {"lot": lot, "recipients": recipients, "fields": fields, "form": values}
+        if error is not None:
+            return form_failed(error, "lots/ship.html", **context)
+        return render_template("lots/ship.html", **context)
+
+    if request.method == "GET":
+        return page()
+    try:
+        to_id = request.form.get("to", "")
+        to = next((o for o in recipients if str(o.id) == to_id), None)
+        if to is None:
+            raise InvalidInput("choose the organisation that receives the lot", field="to")
+        lot_service.offer_custody(ctx, org, lot, to, payload_from_form(EventKind.SHIPPING, request.form))
+    except FORM_ERRORS as err:
+        return page(err)
+    commit()
+    flash(f"Lot {lot.lot_code} shipped to {to.name}; it is in transit until they accept it.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+def _reason() -> str:
+    return (request.form.get("reason") or "").strip()
+
+
+@bp.post("/lots/<int:lot_id>/cancel-offer")
+@roles_required(*HANDLER_ROLES)
+def cancel_offer(lot_id: int) -> Response:
+    lot = visible_lot(lot_id)
+    lot_service.cancel_custody_offer(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
+    commit()
+    flash(f"The shipment of lot {lot.lot_code} was cancelled; you hold it again.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+@bp.post("/lots/<int:lot_id>/close")
+@roles_required(*HANDLER_ROLES)
+def close(lot_id: int) -> Response:
+    lot = visible_lot(lot_id)
+    lot_service.close(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
+    commit()
+    flash(f"Lot {lot.lot_code} closed.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+@bp.route("/lots/<int:lot_id>/readings", methods=["GET", "POST"])
+@roles_required(*HANDLER_ROLES)
+def readings(lot_id: int) -> str | Response | tuple[str, int]:
+    """Upload cold-chain readings (CSV lines); they are anchored on chain by their Merkle root."""
+    lot = visible_lot(lot_id)
+    org = require_org()
+    ctx = get_ctx()
+    if org.id not in (lot.custodian_org_id, lot.pending_custodian_org_id):
+        raise Forbidden(f"{org.name} cannot add readings to lot {lot.lot_code}: it neither holds nor carries it")
+    context = {"lot": lot, "form": request.form, "sites": [s for s in views.locations(ctx)
+                                                           if s.organisation_id == org.id]}
+    if request.method == "GET":
+        return render_template("lots/readings.html", **context)
+    try:
+        rows = views.parse_readings(request.form.get("readings", ""))
+        gln = (request.form.get("location_gln") or "").strip() or None
+        lot_service.anchor_readings(ctx, org, lot, rows, (request.form.get("sensor_id") or "").strip() or None, gln)
+    except FORM_ERRORS as err:
+        return form_failed(err, "lots/readings.html", **context)
+    commit()
+    flash(f"{len(rows)} readings anchored on lot {lot.lot_code}.", "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+@bp.get("/lots/<int:lot_id>/documents/<int:document_id>")
+@login_required
+def document(lot_id: int, document_id: int) -> Response:
+    """Download a certificate: participants of the lot only; the file is checked against its recorded hash."""
+    lot = visible_lot(lot_id)
+    doc = views.document_of(get_ctx(), lot, document_id)
+    path = Path(doc.storage_path)
+    if not path.is_absolute():
+        path = Path(get_ctx().settings.home) / path
+    if not path.is_file():
+        raise NotFound(f"the file of document {doc.filename} is missing from the instance folder")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != doc.sha256:
+        raise Conflict(f"the stored file of {doc.filename} no longer matches the SHA-256 recorded with the "
+                       "inspection; it was altered after upload", code="document_tampered")
+    return send_file(path, mimetype=doc.content_type, as_attachment=True, download_name=doc.filename,
+                     max_age=0)

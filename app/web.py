@@ -1,0 +1,192 @@
+"""Per-request plumbing shared by every blueprint: the unit of work, the signed-in user, role checks,
+object access, and content negotiation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
+
+from supply_chain.domain.errors import Forbidden, NotFound
+from supply_chain.domain.events import Visibility
+from supply_chain.services import views
+from supply_chain.services.runtime import Ctx, Runtime
+from supply_chain.store.models import Event, Lot, Organisation, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+HANDLER_ROLES = ("producer", "processor", "distributor", "retailer")
+CREATOR_ROLES = ("producer", "processor")
+RECEIVING_ROLES = ("processor", "distributor", "retailer")
+OVERSIGHT_ROLES = ("inspector", "regulator")
+
+
+def runtime() -> Runtime:
+    return cast(Runtime, current_app.extensions["lotline"])
+
+
+def get_ctx() -> Ctx:
+    """The request's unit of work: one session, opened on first use, committed after a successful response
+    and rolled back otherwise (see ``init_app``)."""
+    if "lotline_ctx" not in g:
+        rt = runtime()
+        g.lotline_ctx = Ctx(rt.sessions(), rt)
+    return cast(Ctx, g.lotline_ctx)
+
+
+def rollback() -> None:
+    """Throw away whatever the request changed (called by the error handlers before answering)."""
+    ctx = g.get("lotline_ctx")
+    if ctx is not None:
+        ctx.session.rollback()
+
+
+def commit() -> None:
+    ctx = g.get("lotline_ctx")
+    if ctx is not None:
+        ctx.session.commit()
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def _commit(response: Response) -> Response:
+        ctx = g.get("lotline_ctx")
+        if ctx is not None:
+            if response.status_code < 400:
+                ctx.session.commit()
+            else:
+                ctx.session.rollback()
+        return response
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        ctx = g.pop("lotline_ctx", None)
+        if ctx is not None:
+            try:
+                ctx.session.rollback()  # a no-op after a commit; undoes anything left by an error
+            finally:
+                ctx.session.close()
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"current_user": current_user(), "current_org": current_org(), "has_role": has_role,
+                "HANDLER_ROLES": HANDLER_ROLES, "CREATOR_ROLES": CREATOR_ROLES,
+                "RECEIVING_ROLES": RECEIVING_ROLES}
+
+
+# ------------------------------------------------------------------ who is asking
+
+
+def current_user() -> User | None:
+    """The signed-in, active user, or None. The session holds only the user's id."""
+    if "lotline_user" not in g:
+        user = None
+        user_id = session.get("user_id")
+        if isinstance(user_id, int):
+            candidate = get_ctx().session.get(User, user_id)
+            if candidate is not None and candidate.is_active:
+                user = candidate
+            else:
+                session.clear()
+        g.lotline_user = user
+    return cast(User | None, g.lotline_user)
+
+
+def current_org() -> Organisation | None:
+    user = current_user()
+    return user.organisation if user else None
+
+
+def require_org() -> Organisation:
+    org = current_org()
+    if org is None:  # the decorators make this unreachable; a guard for direct calls
+        raise Forbidden("sign in first", code="not_signed_in")
+    return org
+
+
+def has_role(*roles: str) -> bool:
+    org = current_org()
+    return org is not None and bool(set(org.roles) & set(roles))
+
+
+def wants_json() -> bool:
+    """True when the client prefers JSON over HTML (``Accept: application/json``)."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def login_required(view: F) -> F:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            if wants_json():
+                raise Forbidden("sign in first", code="not_signed_in")
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Only signed-in users whose organisation holds one of ``roles``; others get a clear 403."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if current_user() is None:
+                if wants_json():
+                    raise Forbidden("sign in first", code="not_signed_in")
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            org = require_org()
+            if not set(org.roles) & set(roles):
+                raise Forbidden(f"{org.name} cannot open this page: it needs one of the roles {', '.join(roles)}",
+                                code="wrong_role")
+            return view(*args, **kwargs)
+
+        wrapped.required_roles = roles  # type: ignore[attr-defined]
+        return cast(F, wrapped)
+
+    return decorate
+
+
+# ------------------------------------------------------------------ objects
+
+
+def visible_lot(lot_pk: int) -> Lot:
+    """The lot with this key if the signed-in organisation may see it; NotFound otherwise (the same answer as
+    for a lot that does not exist, so keys cannot be probed)."""
+    org = require_org()
+    lot = get_ctx().session.get(Lot, lot_pk)
+    if lot is None or not views.can_see_lot(get_ctx(), org, lot):
+        raise NotFound(f"no lot {lot_pk} visible to {org.name}", code="unknown_lot")
+    return lot
+
+
+def level_for(event: Event, org: Organisation | None) -> Visibility:
+    """What an audience may see of an event's payload: its author everything, members consortium fields,
+    anonymous visitors public fields."""
+    if org is None:
+        return Visibility.PUBLIC
+    if event.actor_org_id == org.id:
+        return Visibility.PRIVATE
+    return Visibility.CONSORTIUM
+
+
+def form_values(names: Iterable[str]) -> dict[str, str]:
+    return {name: (request.form.get(name) or "").strip() for name in names}
+
+
+def form_failed(err: Exception, template: str, **context: Any) -> tuple[str, int]:
+    """Answer a rejected form: roll back, then show the form again with the message naming the field
+    (JSON clients get the error itself)."""
+    from flask import render_template
+
+    from supply_chain.domain.errors import LotlineError
+
+    rollback()
+    assert isinstance(err, LotlineError)
+    if wants_json():
+        raise err
+    return render_template(template, error=err, **context), err.status

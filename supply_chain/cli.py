@@ -1,0 +1,188 @@
+"""The `lotline` command line. Exit codes: 0 ok, 1 a finding (tampered, recalled), 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _runtime():  # noqa: ANN202 - imported lazily so `--help` stays fast
+    from supply_chain.services.runtime import Runtime, Settings
+
+    return Runtime(Settings.from_env())
+
+
+def handle_errors(fn: F) -> F:
+    """Turn project errors into a one-line message and the documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InvalidInput, NotFound) as exc:
+            click.echo(f"error: {exc.message}" + (f" (field: {exc.field})" if exc.field else ""), err=True)
+            sys.exit(2)
+        except LotlineError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1 if exc.status < 500 else 3)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lotline")
+def main() -> None:
+    """Lotline: food-lot traceability anchored on an EVM chain.
+
+    Settings come from the environment: LOTLINE_HOME (instance folder, default ./instance),
+    LOTLINE_DATABASE_URL, LOTLINE_CHAIN_URL (unset = embedded chain), LOTLINE_SECRET_KEY, LOTLINE_PUBLIC_URL.
+    """
+
+
+@main.command()
+@handle_errors
+def deploy() -> None:
+    """Deploy the LotLedger contract on the configured chain (once) and remember its address."""
+    from supply_chain.services import orgs
+
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            d = orgs.deploy(ctx)
+            click.echo(f"LotLedger at {d.address} on chain {d.chain_id} (block {d.block_number})")
+    finally:
+        runtime.close()
+
+
+@main.command()
+@click.option("--reset", is_flag=True, help="Delete the instance folder's database and embedded chain first.")
+@handle_errors
+def demo(reset: bool) -> None:
+    """Seed a realistic leafy-greens scenario: farms, packer, processor, distributor, retailers, inspector,
+    regulator, a failed inspection with a hold and a recall that reaches salad-mix lots on retail shelves."""
+    from supply_chain.services.demo import reset_instance, seed
+    from supply_chain.services.runtime import Runtime, Settings
+
+    settings = Settings.from_env()
+    if reset:
+        reset_instance(settings)
+        settings = Settings.from_env()
+    runtime = Runtime(settings)
+    try:
+        seed(runtime, progress=lambda msg: click.echo(f"  {msg}"))
+    finally:
+        runtime.close()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@handle_errors
+def serve(host: str, port: int) -> None:
+    """Serve the web app with a production WSGI server (waitress)."""
+    from app.wsgi import serve as run
+
+    run(host=host, port=port)
+
+
+@main.command()
+@click.argument("gtin", required=False)
+@click.argument("lot", required=False)
+@click.option("--all", "all_lots", is_flag=True, help="Verify every lot in the store.")
+@handle_errors
+def verify(gtin: str | None, lot: str | None, all_lots: bool) -> None:
+    """Compare stored payloads and head hashes with the chain. Exit 1 if anything is tampered."""
+    from supply_chain.services import lots as lot_service
+    from supply_chain.services.startup import catch_up
+    from supply_chain.services.verify import verify_all, verify_lot
+
+    if all_lots == bool(gtin and lot) or (gtin and not lot):
+        raise InvalidInput("give either --all or GTIN LOT", field="arguments")
+    runtime = _runtime()
+    bad = 0
+    try:
+        catch_up(runtime)
+        with runtime.ctx() as ctx:
+            results = verify_all(ctx) if all_lots else [verify_lot(ctx, lot_service.get_lot(ctx, gtin, lot))]
+            for r in results:
+                click.echo(f"{r.state:<12} {r.lot.gtin} {r.lot.lot_code:<20} {r.detail}")
+                bad += r.state in ("tampered", "unverifiable")
+            click.echo(f"{len(results)} lots checked, {bad} with findings")
+    finally:
+        runtime.close()
+    sys.exit(1 if bad else 0)
+
+
+@main.command()
+@click.argument("gtin")
+@click.argument("lot")
+@click.option("--direction", type=click.Choice(["backward", "forward"]), required=True,
+              help="backward: every ancestor lot; forward: every descendant and who holds it.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--fail-on-recall", is_flag=True, help="Exit 1 when a traced lot is recalled or affected by a recall.")
+@handle_errors
+def trace(gtin: str, lot: str, direction: str, as_json: bool, fail_on_recall: bool) -> None:
+    """Trace a lot backward (ancestors) or forward (descendants) through transformations."""
+    from supply_chain.services import lots as lot_service
+    from supply_chain.services import trace as trace_service
+
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            result = trace_service.trace(ctx, lot_service.get_lot(ctx, gtin, lot), direction)
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{direction} trace of {result['lot']['gtin']} {result['lot']['lot_code']}:")
+        for item in result["lots"]:
+            flag = "RECALLED" if item["recalled"] else ("affected" if item["affected_by_recall"] else "")
+            click.echo(f"{'  ' * item['depth']}- {item['gtin']} {item['lot_code']} {item['product']} "
+                       f"[{item['status']}] held by {item['custodian']} {flag}".rstrip())
+    if fail_on_recall and any(i["recalled"] or i["affected_by_recall"] for i in result["lots"]):
+        sys.exit(1)
+
+
+@main.command()
+@handle_errors
+def reindex() -> None:
+    """Rebuild the chain index from the chain plus the stored payloads."""
+    from supply_chain.services.indexer import reindex as rebuild
+
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            report = rebuild(ctx)
+            click.echo(f"reindexed blocks {report.from_block}-{report.to_block}: {report.applied} events applied, "
+                       f"{report.foreign} foreign logs skipped")
+    finally:
+        runtime.close()
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="Fewer repetitions (a smoke run).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write results as JSON.")
+@handle_errors
+def bench(quick: bool, json_out: Path | None) -> None:
+    """Measure write throughput, verification, trace and the consumer page (see docs/benchmarks.md)."""
+    from supply_chain.services.bench import run
+
+    results = run(quick=quick, progress=lambda m: click.echo(f"  {m}", err=True))
+    click.echo(results.markdown())
+    if json_out:
+        json_out.write_text(json.dumps(results.as_dict(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,575 @@
+"""Read-side queries that assemble what the web pages show: lot lists, inboxes, timelines, lineage trees,
+the consumer page and the health check.
+
+Everything here reads the store (the chain index) and never writes; the one exception is `chain_status`,
+which asks the node for its block number for `/healthz`. Privacy is applied here, not in templates: every
+payload passes through `visible_view` at the level the viewer is entitled to, so a template cannot show a
+field it was never given.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from supply_chain.domain.errors import InvalidInput, NotFound
+from supply_chain.domain.events import Visibility, visible_view
+from supply_chain.domain.identifiers import digital_link, parse_digital_link, parse_gtin, parse_lot_code
+from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.lineage import format_quantity
+from supply_chain.services import trace
+from supply_chain.services.runtime import Ctx
+from supply_chain.store.models import (
+    Document,
+    Event,
+    Inspection,
+    Location,
+    Lot,
+    Organisation,
+    Product,
+    Recall,
+    SensorBatch,
+)
+from supply_chain.store.queries import ancestors
+
+KIND_LABELS: dict[EventKind, str] = {
+    EventKind.HARVESTING: "Harvested",
+    EventKind.COOLING: "Cooled",
+    EventKind.INITIAL_PACKING: "Packed",
+    EventKind.FIRST_LAND_BASED_RECEIVING: "Landed",
+    EventKind.SHIPPING: "Shipped",
+    EventKind.RECEIVING: "Received",
+    EventKind.TRANSFORMATION: "Made from other lots",
+    EventKind.INSPECTION: "Inspected",
+    EventKind.HOLD: "Put on hold",
+    EventKind.RELEASE: "Hold lifted",
+    EventKind.RECALL: "Recalled",
+    EventKind.SENSOR_ANCHOR: "Cold-chain readings",
+    EventKind.CLOSE: "Closed",
+    EventKind.CUSTODY_REJECTED: "Delivery refused",
+    EventKind.CUSTODY_CANCELLED: "Shipment cancelled",
+    EventKind.OBSERVATION: "Observation",
+}
+
+STATE_LABELS = {
+    "verified": "Verified on chain",
+    "tampered": "Record does not match the chain",
+    "pending": "Pending verification",
+    "unverifiable": "No chain record found",
+    "failed": "Not recorded (transaction failed)",
+    "unverified": "Not vouched for (an earlier record does not match)",
+}
+
+OVERSIGHT_ROLES = frozenset({"inspector", "regulator"})
+MAX_TREE_NODES = 200
+
+
+def kind_label(kind: EventKind | int) -> str:
+    return KIND_LABELS.get(EventKind(int(kind)), EventKind(int(kind)).name.replace("_", " ").title())
+
+
+# ------------------------------------------------------------------ health
+
+
+def chain_status(ctx: Ctx) -> dict[str, Any]:
+    """The chain mode, the node's latest block and the ledger's address; ChainUnavailable when the node does
+    not answer or no ledger is deployed."""
+    ledger = ctx.ledger
+    return {
+        "mode": ctx.settings.chain_mode,
+        "chain_id": ledger.chain_id(),
+        "block_number": ledger.block_number(),
+        "ledger_address": ledger.address,
+    }
+
+
+# ------------------------------------------------------------------ who may see what
+
+
+def can_see_lot(ctx: Ctx, org: Organisation, lot: Lot) -> bool:
+    """An organisation sees a lot it created, holds, was offered or has recorded an event on (a past holder
+    keeps sight of the history it took part in); inspectors and regulators see every lot."""
+    if OVERSIGHT_ROLES & set(org.roles):
+        return True
+    if org.id in (lot.creator_org_id, lot.custodian_org_id, lot.pending_custodian_org_id):
+        return True
+    return bool(ctx.session.scalar(select(exists().where(Event.lot_id == lot.id, Event.actor_org_id == org.id))))
+
+
+def level_for(event: Event, org: Organisation | None) -> Visibility:
+    """The author of an event sees all of it, other members its consortium fields, the public its public fields."""
+    if org is None:
+        return Visibility.PUBLIC
+    return Visibility.PRIVATE if event.actor_org_id == org.id else Visibility.CONSORTIUM
+
+
+# ------------------------------------------------------------------ lists
+
+
+def _text_filter(q: str) -> Any:
+    like = f"%{q.strip()}%"
+    return or_(Lot.lot_code.ilike(like), Lot.gtin.like(like), Product.name.ilike(like))
+
+
+def lots_for_org(ctx: Ctx, org: Organisation, status: str | None = None, q: str | None = None,
+                 limit: int = 200) -> list[Lot]:
+    """Lots the organisation created, holds or was offered, newest first, optionally filtered."""
+    query = (
+        select(Lot).join(Product, Lot.product_id == Product.id)
+        .where(or_(Lot.creator_org_id == org.id, Lot.custodian_org_id == org.id,
+                   Lot.pending_custodian_org_id == org.id))
+        .options(selectinload(Lot.product), selectinload(Lot.custodian))
+        .order_by(Lot.id.desc()).limit(limit)
+    )
+    if status:
+        query = query.where(Lot.status == status)
+    if q and q.strip():
+        query = query.where(_text_filter(q))
+    return list(ctx.session.scalars(query))
+
+
+def search_lots(ctx: Ctx, q: str, limit: int = 50) -> list[Lot]:
+    """Any lot whose code, GTIN or product name contains ``q`` (inspectors and regulators)."""
+    if not q or not q.strip():
+        return []
+    query = (select(Lot).join(Product, Lot.product_id == Product.id).where(_text_filter(q))
+             .options(selectinload(Lot.product), selectinload(Lot.custodian)).order_by(Lot.id.desc()).limit(limit))
+    return list(ctx.session.scalars(query))
+
+
+def find_lot(ctx: Ctx, text: str) -> Lot | None:
+    """The lot named by a scanned Digital Link (URL or path) or by "GTIN lot-code"; None if ``text`` names no
+    lot in either form. InvalidInput when it is clearly a label but malformed."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if "/01/" in text:
+        gtin14, code = parse_digital_link(text)
+    else:
+        parts = text.split(None, 1)
+        if len(parts) != 2 or not parts[0].isdigit():
+            return None
+        gtin14, code = parse_gtin(parts[0]), parse_lot_code(parts[1])
+    return ctx.session.scalars(select(Lot).where(Lot.gtin == gtin14, Lot.lot_code == code)).first()
+
+
+def inbox(ctx: Ctx, org: Organisation) -> tuple[list[Lot], list[Lot]]:
+    """(lots offered to the organisation, lots it has offered to others), both still in transit."""
+    incoming = ctx.session.scalars(
+        select(Lot).where(Lot.pending_custodian_org_id == org.id, Lot.status == "in_transit").order_by(Lot.id))
+    outgoing = ctx.session.scalars(
+        select(Lot).where(Lot.custodian_org_id == org.id, Lot.status == "in_transit").order_by(Lot.id))
+    return list(incoming), list(outgoing)
+
+
+def last_offer(lot: Lot) -> Event | None:
+    """The shipping event of the lot's current custody offer (the latest shipping event)."""
+    shipping = [e for e in lot.events if int(e.kind) == EventKind.SHIPPING and e.status != "failed"]
+    return shipping[-1] if shipping else None
+
+
+def receivers(ctx: Ctx, org: Organisation) -> list[Organisation]:
+    """Organisations that can take custody of a lot, other than ``org``."""
+    orgs = ctx.session.scalars(select(Organisation).where(Organisation.id != org.id).order_by(Organisation.name))
+    return [o for o in orgs if {"processor", "distributor", "retailer"} & set(o.roles)]
+
+
+def locations(ctx: Ctx) -> list[Location]:
+    """Every registered location, with its organisation loaded, by organisation then name."""
+    return list(ctx.session.scalars(
+        select(Location).join(Organisation, Location.organisation_id == Organisation.id)
+        .options(selectinload(Location.organisation)).order_by(Organisation.name, Location.name)))
+
+
+def organisations(ctx: Ctx) -> list[Organisation]:
+    return list(ctx.session.scalars(select(Organisation).order_by(Organisation.name)))
+
+
+def recent_inspections(ctx: Ctx, org: Organisation, limit: int = 20) -> list[Inspection]:
+    return list(ctx.session.scalars(
+        select(Inspection).where(Inspection.inspector_org_id == org.id).order_by(Inspection.id.desc()).limit(limit)))
+
+
+def held_lots(ctx: Ctx, limit: int = 100) -> list[Lot]:
+    return list(ctx.session.scalars(select(Lot).where(Lot.status == "held").order_by(Lot.id.desc()).limit(limit)))
+
+
+def recalls(ctx: Ctx, limit: int = 50) -> list[Recall]:
+    return list(ctx.session.scalars(select(Recall).order_by(Recall.id.desc()).limit(limit)))
+
+
+def document_of(ctx: Ctx, lot: Lot, document_id: int) -> Document:
+    document = ctx.session.get(Document, document_id)
+    if document is None or document.lot_id != lot.id:
+        raise NotFound(f"no document {document_id} on lot {lot.lot_code}", code="unknown_document")
+    return document
+
+
+def organisation(ctx: Ctx, org_id: int) -> Organisation:
+    org = ctx.session.get(Organisation, org_id)
+    if org is None:
+        raise NotFound(f"no organisation {org_id}", code="unknown_organisation")
+    return org
+
+
+def lot_counts(ctx: Ctx, org: Organisation) -> dict[str, int]:
+    rows = ctx.session.execute(
+        select(Lot.status, func.count()).where(
+            or_(Lot.creator_org_id == org.id, Lot.custodian_org_id == org.id, Lot.pending_custodian_org_id == org.id))
+        .group_by(Lot.status)).all()
+    return {status: count for status, count in rows}
+
+
+# ------------------------------------------------------------------ verification states
+
+
+_BAD_EVENT = re.compile(r"\bid (\d+)\)")
+
+
+def _unchecked(lot: Lot) -> bool:
+    """True when the lot has not been verified since its last confirmed event (its state is stale)."""
+    if lot.verification_state is None or lot.verified_at is None:
+        return True
+    latest = max((e.confirmed_at for e in lot.events if e.status == "confirmed" and e.confirmed_at), default=None)
+    return latest is not None and latest > lot.verified_at
+
+
+def lot_state(lot: Lot) -> str:
+    """The lot's verification state as last computed against the chain; "pending" when it has not been
+    checked since its last confirmed event."""
+    return "pending" if _unchecked(lot) else str(lot.verification_state)
+
+
+def event_state(lot: Lot, event: Event) -> str:
+    """One event's state: pending until mined and checked, then what the lot's last verification found
+    (for a tampered lot: the named event is tampered, those before it verified, those after unverified)."""
+    if event.status in ("failed", "pending"):
+        return event.status
+    if _unchecked(lot):
+        return "pending"
+    state = lot.verification_state
+    if state in ("verified", "pending"):  # "pending": the confirmed history matched, later writes not mined
+        return "verified"
+    if state == "tampered":
+        match = _BAD_EVENT.search(lot.verification_detail or "")
+        if match is None:
+            return "unverified"
+        bad = int(match.group(1))
+        if event.id == bad:
+            return "tampered"
+        bad_event = next((e for e in lot.events if e.id == bad), None)
+        if bad_event is not None and bad_event.seq is not None and event.seq is not None and event.seq < bad_event.seq:
+            return "verified"
+        return "unverified"
+    return str(state)
+
+
+def combined_state(lots: Iterable[Lot]) -> str:
+    """The weakest state among a lot and its ancestors: one tampered record makes the whole journey tampered."""
+    states = {lot_state(lot) for lot in lots}
+    for state in ("tampered", "unverifiable", "pending"):
+        if state in states:
+            return state
+    return "verified" if states else "pending"
+
+
+# ------------------------------------------------------------------ building blocks
+
+
+def _places(ctx: Ctx, events: Iterable[Event]) -> dict[str, dict[str, Any]]:
+    glns = {v for e in events for k, v in (e.payload or {}).items() if k.endswith("_gln") and isinstance(v, str)}
+    if not glns:
+        return {}
+    rows = ctx.session.scalars(select(Location).where(Location.gln.in_(glns)).options(
+        selectinload(Location.organisation)))
+    return {loc.gln: place(loc) for loc in rows}
+
+
+def place(location: Location) -> dict[str, Any]:
+    return {"gln": location.gln, "name": location.name, "address": location.address, "kind": location.kind,
+            "latitude": location.latitude, "longitude": location.longitude,
+            "organisation": location.organisation.name}
+
+
+def lot_ref(lot: Lot, base_url: str = "") -> dict[str, Any]:
+    return {"gtin": lot.gtin, "lot_code": lot.lot_code, "product": lot.product.name,
+            "digital_link": digital_link(base_url, lot.gtin, lot.lot_code)}
+
+
+def _where(kind: EventKind, fields: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the GLN the event happened at, the GLN it went to) from the fields the viewer may see."""
+    if kind == EventKind.SHIPPING:
+        return fields.get("from_gln"), fields.get("to_gln")
+    if kind == EventKind.RECEIVING:
+        return fields.get("to_gln"), None
+    return fields.get("location_gln"), None
+
+
+def _event_row(lot: Lot, event: Event, level: Visibility, places: dict[str, dict[str, Any]], own: bool,
+               base_url: str) -> dict[str, Any]:
+    kind = EventKind(int(event.kind))
+    fields = visible_view(kind, event.payload or {}, level)
+    at, to = _where(kind, fields)
+    return {
+        "id": event.id,
+        "seq": event.seq,
+        "kind": kind.name.lower(),
+        "label": kind_label(kind),
+        "lot": lot_ref(lot, base_url),
+        "this_lot": own,
+        "who": event.actor.name,
+        "where": places.get(at, {}).get("name") if at else None,
+        "where_gln": at,
+        "to": places.get(to, {}).get("name") if to else None,
+        "when": event.occurred_at.date().isoformat(),
+        "occurred_at": event.occurred_at.isoformat(),
+        "status": event.status,
+        "state": event_state(lot, event),
+        "block_number": event.block_number,
+        "tx_hash": event.tx_hash if event.status == "confirmed" else None,
+        "fields": fields,
+    }
+
+
+def _journey(ctx: Ctx, lot: Lot, chain: Sequence[tuple[Lot, int]], level_of: Any, base_url: str,
+             include_failed: bool) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    all_events = [(l, depth, e) for l, depth in chain for e in l.events if include_failed or e.status != "failed"]
+    places = _places(ctx, (e for _, _, e in all_events))
+    far = 10**12
+    all_events.sort(key=lambda t: (t[2].occurred_at, -t[1], t[2].seq or far, t[2].id))
+    rows = [_event_row(l, e, level_of(e), places, l.id == lot.id, base_url) for l, _, e in all_events]
+    return rows, places
+
+
+def _ancestor_chain(ctx: Ctx, lot: Lot) -> list[tuple[Lot, int]]:
+    related = ancestors(ctx.session, lot.id)
+    if not related:
+        return [(lot, 0)]
+    loaded = {l.id: l for l in ctx.session.scalars(
+        select(Lot).where(Lot.id.in_([i for i, _ in related])).options(
+            selectinload(Lot.product), selectinload(Lot.creator), selectinload(Lot.origin_location),
+            selectinload(Lot.events).selectinload(Event.actor)))}
+    return [(lot, 0)] + [(loaded[i], depth) for i, depth in related if i in loaded]
+
+
+def _recall_rows(ctx: Ctx, lot: Lot, base_url: str) -> list[dict[str, Any]]:
+    out = []
+    for source, recall in trace.recall_sources(ctx, lot):
+        payload = recall.event.payload or {}
+        out.append({
+            "lot": lot_ref(source, base_url),
+            "this_lot": source.id == lot.id,
+            "reason": recall.reason,
+            "recall_class": recall.recall_class,
+            "instructions": recall.instructions,
+            "date": payload.get("date"),
+            "contact": payload.get("contact"),
+            "notice_url": payload.get("notice_url"),
+            "issued_by": recall.issuer.name,
+        })
+    return out
+
+
+def _inspection_rows(chain: Sequence[tuple[Lot, int]], org: Organisation | None, base_url: str,
+                     level_of: Any) -> list[dict[str, Any]]:
+    out = []
+    for l, _ in chain:
+        for inspection in l.inspections:
+            event = inspection.event
+            if event.status == "failed":
+                continue
+            fields = visible_view(EventKind.INSPECTION, event.payload or {}, level_of(event))
+            out.append({
+                "lot": lot_ref(l, base_url),
+                "outcome": inspection.outcome,
+                "date": fields.get("inspection_date"),
+                "inspector": inspection.inspector.name,
+                "body": fields.get("inspection_body"),
+                "standard": fields.get("standard"),
+                "certificate_sha256": fields.get("certificate_sha256"),
+                "state": event_state(l, event),
+                "fields": fields,
+                "documents": [
+                    {"id": d.id, "filename": d.filename, "sha256": d.sha256, "size": d.size,
+                     "content_type": d.content_type}
+                    for d in inspection.documents
+                ] if org is not None else [],
+            })
+    return out
+
+
+def _cold_chain(chain: Sequence[tuple[Lot, int]], base_url: str) -> dict[str, Any] | None:
+    batches = [(l, b) for l, _ in chain for b in l.sensor_batches if b.event.status != "failed"]
+    if not batches:
+        return None
+    low = min(Decimal(str(b.min_temp)) for _, b in batches)
+    high = max(Decimal(str(b.max_temp)) for _, b in batches)
+    return {
+        "readings": sum(b.reading_count for _, b in batches),
+        "period_start": min(b.period_start for _, b in batches).isoformat(),
+        "period_end": max(b.period_end for _, b in batches).isoformat(),
+        "min_temperature_c": _temp(low),
+        "max_temperature_c": _temp(high),
+        "batches": [{
+            "lot": lot_ref(l, base_url), "readings": b.reading_count, "period_start": b.period_start.isoformat(),
+            "period_end": b.period_end.isoformat(), "min_temperature_c": _temp(Decimal(str(b.min_temp))),
+            "max_temperature_c": _temp(Decimal(str(b.max_temp))), "merkle_root": b.merkle_root,
+            "state": event_state(l, b.event),
+        } for l, b in batches],
+    }
+
+
+def _temp(value: Decimal) -> str:
+    return "-" + format_quantity(-value) if value < 0 else format_quantity(value) if value > 0 else "0"
+
+
+def _origins(chain: Sequence[tuple[Lot, int]]) -> list[dict[str, Any]]:
+    out = []
+    for l, _ in chain:
+        if l.origin_location is None and l.harvest_date is None:
+            continue
+        out.append({
+            "lot": {"gtin": l.gtin, "lot_code": l.lot_code, "product": l.product.name},
+            "producer": l.creator.name,
+            "location": place(l.origin_location) if l.origin_location else None,
+            "harvest_date": l.harvest_date.isoformat() if l.harvest_date else None,
+            "pack_date": l.pack_date.isoformat() if l.pack_date else None,
+        })
+    return out
+
+
+# ------------------------------------------------------------------ the consumer page
+
+
+def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
+    """Everything the public page of a lot shows, public fields only, as JSON-ready data."""
+    base = ctx.settings.public_url
+    chain = _ancestor_chain(ctx, lot)
+    journey, places = _journey(ctx, lot, chain, lambda _e: Visibility.PUBLIC, base, include_failed=False)
+    hold = None
+    if lot.status == "held":
+        holds = [e for e in lot.events if int(e.kind) == EventKind.HOLD and e.status == "confirmed"]
+        hold = {"since": holds[-1].payload.get("date") if holds else None}
+    record = trace.compliance(ctx, lot.creator)
+    state = combined_state(l for l, _ in chain)
+    return {
+        "lot": {
+            "gtin": lot.gtin, "lot_code": lot.lot_code, "status": lot.status,
+            "digital_link": digital_link(base, lot.gtin, lot.lot_code),
+            "harvest_date": lot.harvest_date.isoformat() if lot.harvest_date else None,
+            "pack_date": lot.pack_date.isoformat() if lot.pack_date else None,
+        },
+        "product": {"name": lot.product.name, "gtin": lot.product.gtin, "category": lot.product.category},
+        "producer": {"name": lot.creator.name},
+        "state": state,
+        "state_label": STATE_LABELS[state],
+        "recalls": _recall_rows(ctx, lot, base),
+        "hold": hold,
+        "origin": _origins(chain),
+        "ingredients": [lot_ref(l, base) | {"producer": l.creator.name, "state": lot_state(l)}
+                        for l, depth in chain if depth > 0],
+        "journey": journey,
+        "places": places,
+        "inspections": _inspection_rows(chain, None, base, lambda _e: Visibility.PUBLIC),
+        "cold_chain": _cold_chain(chain, base),
+        "compliance": {"organisation": record["organisation"], "summary": record["summary"]},
+    }
+
+
+# ------------------------------------------------------------------ the participants' lot page
+
+
+def lineage_tree(lot: Lot, direction: str, max_depth: int = 10) -> list[dict[str, Any]]:
+    """The lots this lot was made from (``up``) or that were made from it (``down``), as a nested list with
+    the quantity of each edge. Each lot appears once; a lot reached again is marked ``repeat``."""
+    seen = {lot.id}
+    budget = [MAX_TREE_NODES]
+
+    def children(node: Lot, depth: int) -> list[dict[str, Any]]:
+        edges = node.inputs if direction == "up" else node.outputs
+        out = []
+        for edge in edges:
+            other = edge.input_lot if direction == "up" else edge.output_lot
+            if budget[0] <= 0:
+                out.append({"truncated": True})
+                break
+            budget[0] -= 1
+            repeat = other.id in seen
+            seen.add(other.id)
+            out.append({
+                "id": other.id, "gtin": other.gtin, "lot_code": other.lot_code, "product": other.product.name,
+                "status": other.status, "quantity": format_quantity(edge.quantity), "unit": edge.unit,
+                "holder": other.custodian.name, "repeat": repeat,
+                "children": [] if repeat or depth >= max_depth else children(other, depth + 1),
+            })
+        return out
+
+    return children(lot, 1)
+
+
+def lot_page(ctx: Ctx, lot: Lot, org: Organisation) -> dict[str, Any]:
+    """What a participant sees of a lot: the full timeline at its level, lineage both ways, custody,
+    inspections with documents, cold chain, recalls."""
+    base = ctx.settings.public_url
+    own = [(lot, 0)]
+    timeline, places = _journey(ctx, lot, own, lambda e: level_for(e, org), base, include_failed=True)
+    offer = last_offer(lot) if lot.status == "in_transit" else None
+    offer_fields = visible_view(EventKind.SHIPPING, offer.payload, level_for(offer, org)) if offer else None
+    chain = _ancestor_chain(ctx, lot)
+    return {
+        "lot": lot,
+        "state": lot_state(lot),
+        "journey_state": combined_state(l for l, _ in chain),
+        "timeline": timeline,
+        "places": places,
+        "up": lineage_tree(lot, "up"),
+        "down": lineage_tree(lot, "down"),
+        "offer": {"to": lot.pending_custodian.name if lot.pending_custodian else None, "fields": offer_fields,
+                  "event": offer} if lot.status == "in_transit" else None,
+        "inspections": _inspection_rows(own, org, base, lambda e: level_for(e, org)),
+        "cold_chain": _cold_chain(own, base),
+        "recalls": _recall_rows(ctx, lot, base),
+        "digital_link": digital_link(base, lot.gtin, lot.lot_code),
+    }
+
+
+def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
+    """The regulator's trace with each lot's key for linking and a count of affected lots."""
+    result = trace.trace(ctx, lot, direction)
+    keys = {(l.gtin, l.lot_code): l.id for l in ctx.session.scalars(
+        select(Lot).where(Lot.gtin.in_({i["gtin"] for i in result["lots"]})))}
+    for item in result["lots"]:
+        item["id"] = keys.get((item["gtin"], item["lot_code"]))
+    result["affected"] = sum(1 for i in result["lots"] if i["affected_by_recall"])
+    return result
+
+
+def compliance_records(ctx: Ctx) -> list[dict[str, Any]]:
+    """Every organisation with its roles and compliance record (for the regulator)."""
+    return [trace.compliance(ctx, org) | {"id": org.id, "roles": list(org.roles)} for org in organisations(ctx)]
+
+
+def parse_readings(text: str) -> list[dict[str, str]]:
+    """Readings typed or pasted one per line as ``taken_at, temperature_c[, humidity]`` (a CSV header line
+    is skipped); InvalidInput naming the line for anything else."""
+    rows: list[dict[str, str]] = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#") or line.lower().startswith("taken_at"):
+            continue
+        parts = [p.strip() for p in line.replace(";", ",").split(",")]
+        if len(parts) not in (2, 3):
+            raise InvalidInput(f"readings line {number}: expected 'taken_at, temperature_c[, humidity]', "
+                               f"got {line!r}", field="readings")
+        row = {"taken_at": parts[0], "temperature_c": parts[1]}
+        if len(parts) == 3 and parts[2]:
+            row["humidity"] = parts[2]
+        rows.append(row)
+    if not rows:
+        raise InvalidInput("readings: give at least one line 'taken_at, temperature_c'", field="readings")
+    return rows

@@ -1,0 +1,1196 @@
+"""LotLedger behaviour through the Python adapter, on the embedded chain and on anvil.
+
+Every success path checks the decoded logs (names and values) and the lot's on-chain state; every refusal
+checks the contract error's name, the project exception it becomes, and that nothing was written.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from supply_chain.chain.ledger import ZERO_HASH, ChainEvent, Ledger, TxResult, role_id
+from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
+from supply_chain.domain.kinds import FREE_KINDS, EventKind, InspectionOutcome, LotStatus
+
+GTIN14 = "09506000134352"
+ZERO_HEX = "0x" + "00" * 32
+HANDLER_ROLES = ["producer", "processor", "distributor", "retailer"]
+
+
+def new_hash() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def new_lot_id() -> bytes:
+    return keccak((GTIN14 + "T" + secrets.token_hex(5).upper()).encode())
+
+
+def hx(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def names(result: TxResult) -> list[str]:
+    return [event.name for event in result.events]
+
+
+def only(result: TxResult, name: str) -> ChainEvent:
+    found = [event for event in result.events if event.name == name]
+    assert len(found) == 1, f"expected one {name}, got {names(result)}"
+    return found[0]
+
+
+def assert_recorded(
+    event: ChainEvent, lot_id: bytes, actor: LocalAccount, kind: EventKind, seq: int, data_hash: bytes
+) -> None:
+    """A LotEventRecorded log with these values (the head is checked against getLot by the callers)."""
+    assert event.name == "LotEventRecorded"
+    assert {k: v for k, v in event.args.items() if k != "head"} == {
+        "lotId": hx(lot_id),
+        "actor": actor.address,
+        "kind": int(kind),
+        "seq": seq,
+        "dataHash": hx(data_hash),
+    }
+
+
+def assert_last_recorded(
+    ledger: Ledger, result: TxResult, lot_id: bytes, actor: LocalAccount, kind: EventKind, data_hash: bytes
+) -> None:
+    """The transaction appended exactly one event, the lot's newest, and its head is the lot's head now."""
+    lot = ledger.get_lot(lot_id)
+    (event,) = result.recorded()
+    assert_recorded(event, lot_id, actor, kind, lot.event_count, data_hash)
+    assert event.args["head"] == lot.head
+
+
+# ============================================================================================ createLot
+
+
+@pytest.mark.parametrize(
+    "kind", [EventKind.HARVESTING, EventKind.INITIAL_PACKING, EventKind.FIRST_LAND_BASED_RECEIVING]
+)
+def test_create_lot_by_producer_records_creator_custodian_and_first_event(ledger, actors, kind):
+    lot_id, data_hash = new_lot_id(), new_hash()
+
+    result = ledger.create_lot(actors.producer, lot_id, [], kind, data_hash)
+
+    assert result.success
+    assert names(result) == ["LotCreated", "LotEventRecorded"]
+    assert only(result, "LotCreated").args == {"lotId": hx(lot_id), "creator": actors.producer.address, "inputs": []}
+    assert_recorded(result.events[1], lot_id, actors.producer, kind, 1, data_hash)
+    lot = ledger.get_lot(lot_id)
+    assert lot.exists
+    assert (lot.creator, lot.custodian, lot.pending_custodian) == (actors.producer.address,) * 2 + (None,)
+    assert (lot.status, lot.event_count, lot.inputs) == (LotStatus.ACTIVE, 1, ())
+    assert lot.head == result.events[1].args["head"] != ZERO_HEX
+
+
+def test_create_lot_by_processor_is_allowed(ledger, actors):
+    lot_id = new_lot_id()
+    result = ledger.create_lot(actors.processor, lot_id, [], EventKind.FIRST_LAND_BASED_RECEIVING, new_hash())
+    assert names(result) == ["LotCreated", "LotEventRecorded"]
+    assert ledger.get_lot(lot_id).custodian == actors.processor.address
+
+
+@pytest.mark.parametrize("who", ["distributor", "retailer", "inspector", "regulator", "admin", "stranger"])
+def test_create_lot_without_producer_or_processor_role_reverts_with_account_lacks_roles(
+    ledger, actors, refused, who
+):
+    lot_id = new_lot_id()
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.create_lot(signer, lot_id, [], EventKind.HARVESTING, new_hash()),
+        "AccountLacksRoles", Forbidden, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"account": signer.address, "anyOf": ["producer", "processor"]}
+    assert not ledger.get_lot(lot_id).exists
+
+
+def test_create_lot_with_existing_id_reverts_with_lot_already_exists(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    exc = refused(
+        lambda: ledger.create_lot(actors.producer2, lot_id, [], EventKind.HARVESTING, new_hash()),
+        "LotAlreadyExists", Conflict, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id)}
+    assert ledger.get_lot(lot_id).creator == actors.producer.address
+
+
+def test_create_lot_with_zero_id_reverts_with_lot_id_zero(ledger, actors, refused):
+    refused(
+        lambda: ledger.create_lot(actors.producer, ZERO_HASH, [], EventKind.HARVESTING, new_hash()),
+        "LotIdZero", InvalidInput, lots=(ZERO_HASH,),
+    )
+
+
+@pytest.mark.parametrize(
+    "kind", [k for k in EventKind if k not in (EventKind.HARVESTING, EventKind.INITIAL_PACKING,
+                                               EventKind.FIRST_LAND_BASED_RECEIVING)]
+)
+def test_create_lot_without_inputs_and_non_creation_kind_reverts_with_event_kind_not_allowed(
+    ledger, actors, refused, kind
+):
+    lot_id = new_lot_id()
+    exc = refused(
+        lambda: ledger.create_lot(actors.producer, lot_id, [], kind, new_hash()),
+        "EventKindNotAllowed", InvalidInput, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"kind": int(kind)}
+
+
+def test_create_lot_with_inputs_and_harvesting_kind_reverts_with_event_kind_not_allowed(
+    ledger, actors, make_lot, refused
+):
+    source, lot_id = make_lot(actors.processor), new_lot_id()
+    refused(
+        lambda: ledger.create_lot(actors.processor, lot_id, [source], EventKind.HARVESTING, new_hash()),
+        "EventKindNotAllowed", InvalidInput, lots=(source, lot_id),
+    )
+
+
+# ============================================================================================ transformation
+
+
+def test_transformation_links_inputs_and_outputs_both_ways(ledger, actors, make_lot):
+    lettuce, carrots = make_lot(actors.processor), make_lot(actors.processor)
+    salad, data_hash = new_lot_id(), new_hash()
+
+    result = ledger.create_lot(actors.processor, salad, [lettuce, carrots], EventKind.TRANSFORMATION, data_hash)
+
+    assert names(result) == ["LotCreated", "LotEventRecorded"]
+    assert only(result, "LotCreated").args["inputs"] == [hx(lettuce), hx(carrots)]
+    assert_recorded(result.events[1], salad, actors.processor, EventKind.TRANSFORMATION, 1, data_hash)
+    assert ledger.get_lot(salad).inputs == (hx(lettuce), hx(carrots))
+    assert ledger.lot_outputs(lettuce) == [hx(salad)]
+    assert ledger.lot_outputs(carrots) == [hx(salad)]
+    assert ledger.lot_outputs(salad) == []
+    # inputs are not consumed by the contract: part of a lot may go into several products
+    assert ledger.get_lot(lettuce).status is LotStatus.ACTIVE
+
+
+def test_split_of_one_input_into_two_lots_lists_both_outputs_in_order(ledger, actors, make_lot):
+    source = make_lot(actors.processor)
+    first, second = new_lot_id(), new_lot_id()
+    ledger.create_lot(actors.processor, first, [source], EventKind.TRANSFORMATION, new_hash())
+    ledger.create_lot(actors.processor, second, [source], EventKind.TRANSFORMATION, new_hash())
+    assert ledger.lot_outputs(source) == [hx(first), hx(second)]
+
+
+def test_transformation_by_received_lot_custodian_is_allowed(ledger, actors, make_lot):
+    raw = make_lot(actors.producer)
+    ledger.offer_custody(actors.producer, raw, actors.processor.address, new_hash())
+    ledger.accept_custody(actors.processor, raw, new_hash())
+    cut = new_lot_id()
+    ledger.create_lot(actors.processor, cut, [raw], EventKind.TRANSFORMATION, new_hash())
+    assert ledger.get_lot(cut).inputs == (hx(raw),)
+
+
+def _unavailable_input(ledger: Ledger, actors: Any, lot: bytes, state: str) -> None:
+    if state == "recalled":
+        ledger.recall(actors.regulator, lot, new_hash())
+    elif state == "held":
+        ledger.hold(actors.inspector, lot, new_hash())
+    elif state == "closed":
+        ledger.close(actors.processor, lot, new_hash())
+    elif state == "in_transit":
+        ledger.offer_custody(actors.processor, lot, actors.distributor.address, new_hash())
+
+
+@pytest.mark.parametrize("state", ["recalled", "held", "closed", "in_transit"])
+def test_transformation_with_unavailable_input_reverts_with_input_unavailable(
+    ledger, actors, make_lot, refused, state
+):
+    good, bad = make_lot(actors.processor), make_lot(actors.processor)
+    _unavailable_input(ledger, actors, bad, state)
+    lot_id = new_lot_id()
+
+    exc = refused(
+        lambda: ledger.create_lot(actors.processor, lot_id, [good, bad], EventKind.TRANSFORMATION, new_hash()),
+        "InputUnavailable", Conflict, lots=(good, bad, lot_id),
+    )
+
+    assert exc.chain_args == {"inputId": hx(bad), "status": state}
+    assert ledger.lot_outputs(good) == []
+
+
+def test_transformation_with_input_held_by_someone_else_reverts_with_lot_not_custodian(
+    ledger, actors, make_lot, refused
+):
+    mine, theirs = make_lot(actors.processor), make_lot(actors.producer)
+    lot_id = new_lot_id()
+    exc = refused(
+        lambda: ledger.create_lot(actors.processor, lot_id, [mine, theirs], EventKind.TRANSFORMATION, new_hash()),
+        "LotNotCustodian", Forbidden, lots=(mine, theirs, lot_id),
+    )
+    assert exc.chain_args == {"lotId": hx(theirs), "caller": actors.processor.address}
+
+
+def test_transformation_with_duplicate_input_reverts_with_duplicate_input(ledger, actors, make_lot, refused):
+    source = make_lot(actors.processor)
+    lot_id = new_lot_id()
+    exc = refused(
+        lambda: ledger.create_lot(actors.processor, lot_id, [source, source], EventKind.TRANSFORMATION, new_hash()),
+        "DuplicateInput", InvalidInput, lots=(source, lot_id),
+    )
+    assert exc.chain_args == {"inputId": hx(source)}
+
+
+def test_transformation_with_unknown_input_reverts_with_lot_not_found(ledger, actors, refused):
+    unknown, lot_id = new_lot_id(), new_lot_id()
+    exc = refused(
+        lambda: ledger.create_lot(actors.processor, lot_id, [unknown], EventKind.TRANSFORMATION, new_hash()),
+        "LotNotFound", NotFound, lots=(unknown, lot_id),
+    )
+    assert exc.chain_args == {"lotId": hx(unknown)}
+
+
+# ============================================================================================ recordEvent(s)
+
+
+@pytest.mark.parametrize("kind", sorted(FREE_KINDS))
+def test_record_event_by_custodian_appends_event_and_moves_head(ledger, actors, make_lot, kind):
+    lot_id = make_lot()
+    head_before = ledger.get_lot(lot_id).head
+    data_hash = new_hash()
+
+    result = ledger.record_event(actors.producer, lot_id, kind, data_hash)
+
+    assert names(result) == ["LotEventRecorded"]
+    assert_recorded(result.events[0], lot_id, actors.producer, kind, 2, data_hash)
+    lot = ledger.get_lot(lot_id)
+    assert lot.event_count == 2
+    assert lot.head == result.events[0].args["head"] != head_before
+
+
+@pytest.mark.parametrize("kind", sorted(set(EventKind) - FREE_KINDS))
+def test_record_event_with_kind_that_has_its_own_function_reverts_with_event_kind_not_allowed(
+    ledger, actors, make_lot, refused, kind
+):
+    lot_id = make_lot()
+    exc = refused(
+        lambda: ledger.record_event(actors.producer, lot_id, kind, new_hash()),
+        "EventKindNotAllowed", InvalidInput, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"kind": int(kind)}
+
+
+def test_record_event_with_unknown_kind_number_reverts_with_event_kind_not_allowed(
+    ledger, actors, make_lot, refused
+):
+    lot_id = make_lot()
+    for number in (0, 17, 255):
+        refused(
+            lambda n=number: ledger.transact(actors.producer, "recordEvent", [lot_id, n, new_hash()]),
+            "EventKindNotAllowed", InvalidInput, lots=(lot_id,),
+        )
+
+
+@pytest.mark.parametrize("who", ["producer2", "processor", "stranger", "inspector", "regulator"])
+def test_record_event_by_non_custodian_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused, who):
+    lot_id = make_lot()
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.record_event(signer, lot_id, EventKind.COOLING, new_hash()),
+        "LotNotCustodian", Forbidden, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+
+
+def test_record_event_on_held_lot_is_allowed(ledger, actors, make_lot):
+    """A hold stops movement, not record keeping (storage temperatures, observations)."""
+    lot_id = make_lot()
+    ledger.hold(actors.inspector, lot_id, new_hash())
+    result = ledger.record_event(actors.producer, lot_id, EventKind.OBSERVATION, new_hash())
+    assert names(result) == ["LotEventRecorded"]
+    assert ledger.get_lot(lot_id).status is LotStatus.HELD
+
+
+def test_record_event_by_custodian_whose_roles_were_revoked_reverts_with_account_lacks_roles(
+    ledger, actors, make_lot, refused
+):
+    lot_id = make_lot()
+    result = ledger.revoke_role(actors.admin, "producer", actors.producer.address)
+    assert only(result, "RoleRevoked").args == {
+        "role": hx(role_id("producer")), "account": actors.producer.address, "sender": actors.admin.address,
+    }
+    assert not ledger.has_role("producer", actors.producer.address)
+
+    exc = refused(
+        lambda: ledger.record_event(actors.producer, lot_id, EventKind.COOLING, new_hash()),
+        "AccountLacksRoles", Forbidden, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"account": actors.producer.address, "anyOf": HANDLER_ROLES}
+    refused(
+        lambda: ledger.offer_custody(actors.producer, lot_id, actors.processor.address, new_hash()),
+        "AccountLacksRoles", Forbidden, lots=(lot_id,),
+    )
+
+
+def test_record_events_appends_batch_in_order(ledger, actors, make_lot):
+    lot_id = make_lot()
+    kinds = [EventKind.COOLING, EventKind.INITIAL_PACKING, EventKind.OBSERVATION]
+    hashes = [new_hash() for _ in kinds]
+
+    result = ledger.record_events(actors.producer, lot_id, kinds, hashes)
+
+    assert names(result) == ["LotEventRecorded"] * 3
+    for seq, (event, kind, data_hash) in enumerate(zip(result.events, kinds, hashes, strict=True), start=2):
+        assert_recorded(event, lot_id, actors.producer, kind, seq, data_hash)
+    lot = ledger.get_lot(lot_id)
+    assert lot.event_count == 4
+    assert lot.head == result.events[-1].args["head"]
+
+
+def test_record_events_with_length_mismatch_reverts_with_length_mismatch(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    exc = refused(
+        lambda: ledger.record_events(actors.producer, lot_id, [EventKind.COOLING] * 2, [new_hash()]),
+        "LengthMismatch", InvalidInput, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"kinds": 2, "dataHashes": 1}
+
+
+def test_record_events_with_empty_batch_reverts_with_empty_batch(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(lambda: ledger.record_events(actors.producer, lot_id, [], []), "EmptyBatch", InvalidInput, lots=(lot_id,))
+
+
+def test_record_events_with_one_bad_kind_writes_none_of_the_batch(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    kinds = [EventKind.COOLING, EventKind.OBSERVATION, EventKind.RECALL]
+    exc = refused(
+        lambda: ledger.record_events(actors.producer, lot_id, kinds, [new_hash() for _ in kinds]),
+        "EventKindNotAllowed", InvalidInput, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"kind": int(EventKind.RECALL)}
+    assert ledger.get_lot(lot_id).event_count == 1
+
+
+def test_record_events_by_non_custodian_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(
+        lambda: ledger.record_events(actors.producer2, lot_id, [EventKind.COOLING], [new_hash()]),
+        "LotNotCustodian", Forbidden, lots=(lot_id,),
+    )
+
+
+# ============================================================================================ custody
+
+
+def test_offer_custody_puts_lot_in_transit_to_recipient(ledger, actors, make_lot):
+    lot_id, data_hash = make_lot(), new_hash()
+
+    result = ledger.offer_custody(actors.producer, lot_id, actors.processor.address, data_hash)
+
+    assert names(result) == ["CustodyOffered", "LotEventRecorded"]
+    assert only(result, "CustodyOffered").args == {
+        "lotId": hx(lot_id), "from": actors.producer.address, "to": actors.processor.address,
+    }
+    assert_last_recorded(ledger, result, lot_id, actors.producer, EventKind.SHIPPING, data_hash)
+    lot = ledger.get_lot(lot_id)
+    assert (lot.status, lot.custodian, lot.pending_custodian) == (
+        LotStatus.IN_TRANSIT, actors.producer.address, actors.processor.address,
+    )
+
+
+@pytest.mark.parametrize("recipient", ["processor", "distributor", "retailer"])
+def test_offer_custody_to_each_receiving_role_is_allowed(ledger, actors, make_lot, recipient):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, getattr(actors, recipient).address, new_hash())
+    assert ledger.get_lot(lot_id).pending_custodian == getattr(actors, recipient).address
+
+
+@pytest.mark.parametrize("recipient", ["stranger", "producer2", "inspector", "regulator", "admin"])
+def test_offer_custody_to_address_without_receiving_role_reverts_with_recipient_cannot_receive(
+    ledger, actors, make_lot, refused, recipient
+):
+    lot_id = make_lot()
+    to = getattr(actors, recipient).address
+    exc = refused(
+        lambda: ledger.offer_custody(actors.producer, lot_id, to, new_hash()),
+        "RecipientCannotReceive", Forbidden, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "recipient": to}
+
+
+def test_offer_custody_to_self_reverts_with_recipient_cannot_receive(ledger, actors, make_lot, refused):
+    # the processor can receive lots, so only the self-offer rule refuses this
+    lot_id = make_lot(actors.processor)
+    exc = refused(
+        lambda: ledger.offer_custody(actors.processor, lot_id, actors.processor.address, new_hash()),
+        "RecipientCannotReceive", Forbidden, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "recipient": actors.processor.address}
+
+
+def test_offer_custody_by_non_custodian_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(
+        lambda: ledger.offer_custody(actors.distributor, lot_id, actors.retailer.address, new_hash()),
+        "LotNotCustodian", Forbidden, lots=(lot_id,),
+    )
+
+
+def test_offer_custody_of_held_lot_reverts_with_lot_unavailable(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.hold(actors.regulator, lot_id, new_hash())
+    exc = refused(
+        lambda: ledger.offer_custody(actors.producer, lot_id, actors.processor.address, new_hash()),
+        "LotUnavailable", Conflict, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "status": "held"}
+
+
+def test_accept_custody_makes_recipient_the_custodian(ledger, actors, make_lot):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    data_hash = new_hash()
+
+    result = ledger.accept_custody(actors.distributor, lot_id, data_hash)
+
+    assert names(result) == ["CustodyAccepted", "LotEventRecorded"]
+    assert only(result, "CustodyAccepted").args == {
+        "lotId": hx(lot_id), "from": actors.producer.address, "to": actors.distributor.address,
+    }
+    assert_last_recorded(ledger, result, lot_id, actors.distributor, EventKind.RECEIVING, data_hash)
+    lot = ledger.get_lot(lot_id)
+    assert (lot.status, lot.custodian, lot.pending_custodian, lot.creator) == (
+        LotStatus.ACTIVE, actors.distributor.address, None, actors.producer.address,
+    )
+
+
+def test_previous_custodian_cannot_record_after_handover(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    ledger.accept_custody(actors.distributor, lot_id, new_hash())
+    refused(
+        lambda: ledger.record_event(actors.producer, lot_id, EventKind.COOLING, new_hash()),
+        "LotNotCustodian", Forbidden, lots=(lot_id,),
+    )
+    assert names(ledger.record_event(actors.distributor, lot_id, EventKind.COOLING, new_hash())) == [
+        "LotEventRecorded"
+    ]
+
+
+@pytest.mark.parametrize("who", ["stranger", "retailer", "producer"])
+def test_accept_custody_by_stranger_reverts_with_not_pending_custodian(ledger, actors, make_lot, refused, who):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.accept_custody(signer, lot_id, new_hash()), "NotPendingCustodian", Forbidden, lots=(lot_id,)
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+
+
+def test_accept_custody_twice_reverts_with_lot_not_in_transit(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    ledger.accept_custody(actors.distributor, lot_id, new_hash())
+    exc = refused(
+        lambda: ledger.accept_custody(actors.distributor, lot_id, new_hash()),
+        "LotNotInTransit", Conflict, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id)}
+
+
+def test_accept_custody_of_lot_never_offered_reverts_with_lot_not_in_transit(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(
+        lambda: ledger.accept_custody(actors.distributor, lot_id, new_hash()),
+        "LotNotInTransit", Conflict, lots=(lot_id,),
+    )
+
+
+def test_reject_custody_leaves_lot_with_offerer(ledger, actors, make_lot):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.retailer.address, new_hash())
+    data_hash = new_hash()
+
+    result = ledger.reject_custody(actors.retailer, lot_id, data_hash)
+
+    assert names(result) == ["CustodyRejected", "LotEventRecorded"]
+    assert only(result, "CustodyRejected").args == {
+        "lotId": hx(lot_id), "from": actors.producer.address, "by": actors.retailer.address,
+    }
+    assert_last_recorded(ledger, result, lot_id, actors.retailer, EventKind.CUSTODY_REJECTED, data_hash)
+    lot = ledger.get_lot(lot_id)
+    assert (lot.status, lot.custodian, lot.pending_custodian) == (LotStatus.ACTIVE, actors.producer.address, None)
+    # the lot can be shipped again, to someone else
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+
+
+def test_reject_custody_by_stranger_reverts_with_not_pending_custodian(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.retailer.address, new_hash())
+    refused(
+        lambda: ledger.reject_custody(actors.distributor, lot_id, new_hash()),
+        "NotPendingCustodian", Forbidden, lots=(lot_id,),
+    )
+
+
+def test_cancel_custody_offer_returns_lot_to_active(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    data_hash = new_hash()
+
+    result = ledger.cancel_custody_offer(actors.producer, lot_id, data_hash)
+
+    assert names(result) == ["CustodyCancelled", "LotEventRecorded"]
+    assert only(result, "CustodyCancelled").args == {
+        "lotId": hx(lot_id), "from": actors.producer.address, "to": actors.distributor.address,
+    }
+    assert_last_recorded(ledger, result, lot_id, actors.producer, EventKind.CUSTODY_CANCELLED, data_hash)
+    lot = ledger.get_lot(lot_id)
+    assert (lot.status, lot.custodian, lot.pending_custodian) == (LotStatus.ACTIVE, actors.producer.address, None)
+    # the withdrawn offer can no longer be accepted
+    refused(
+        lambda: ledger.accept_custody(actors.distributor, lot_id, new_hash()),
+        "LotNotInTransit", Conflict, lots=(lot_id,),
+    )
+
+
+def test_cancel_custody_offer_by_recipient_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    refused(
+        lambda: ledger.cancel_custody_offer(actors.distributor, lot_id, new_hash()),
+        "LotNotCustodian", Forbidden, lots=(lot_id,),
+    )
+
+
+def test_cancel_custody_offer_without_offer_reverts_with_lot_not_in_transit(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(
+        lambda: ledger.cancel_custody_offer(actors.producer, lot_id, new_hash()),
+        "LotNotInTransit", Conflict, lots=(lot_id,),
+    )
+
+
+# ---------------------------------------------------------------------------- a lot in transit is frozen
+
+
+IN_TRANSIT_REFUSALS: dict[str, tuple[Callable[[Ledger, Any, bytes], Any], str, type[LotlineError]]] = {
+    "recordEvent": (
+        lambda lg, a, lot: lg.record_event(a.producer, lot, EventKind.COOLING, new_hash()), "LotInTransit", Conflict
+    ),
+    "recordEvents": (
+        lambda lg, a, lot: lg.record_events(a.producer, lot, [EventKind.OBSERVATION], [new_hash()]),
+        "LotInTransit", Conflict,
+    ),
+    "offerCustody again": (
+        lambda lg, a, lot: lg.offer_custody(a.producer, lot, a.retailer.address, new_hash()), "LotInTransit", Conflict
+    ),
+    "recordEvent by recipient": (
+        lambda lg, a, lot: lg.record_event(a.distributor, lot, EventKind.COOLING, new_hash()),
+        "LotNotCustodian", Forbidden,
+    ),
+    "close": (lambda lg, a, lot: lg.close(a.producer, lot, new_hash()), "LotUnavailable", Conflict),
+    "inspect": (
+        lambda lg, a, lot: lg.inspect(a.inspector, lot, InspectionOutcome.PASS, new_hash()), "LotUnavailable", Conflict
+    ),
+    "hold": (lambda lg, a, lot: lg.hold(a.regulator, lot, new_hash()), "LotUnavailable", Conflict),
+    "transformation input": (
+        lambda lg, a, lot: lg.create_lot(a.producer, new_lot_id(), [lot], EventKind.TRANSFORMATION, new_hash()),
+        "InputUnavailable", Conflict,
+    ),
+}
+
+
+@pytest.mark.parametrize("action", list(IN_TRANSIT_REFUSALS))
+def test_events_on_lot_in_transit_are_refused(ledger, actors, make_lot, refused, action):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    call, error, exc_class = IN_TRANSIT_REFUSALS[action]
+    exc = refused(lambda: call(ledger, actors, lot_id), error, exc_class, lots=(lot_id,))
+    if error == "LotUnavailable":
+        assert exc.chain_args["status"] == "in_transit"
+
+
+# ============================================================================================ inspections, holds
+
+
+@pytest.mark.parametrize("outcome", [InspectionOutcome.PASS, InspectionOutcome.CONDITIONAL])
+def test_inspection_pass_or_conditional_records_result_and_keeps_lot_active(ledger, actors, make_lot, outcome):
+    lot_id, data_hash = make_lot(), new_hash()
+
+    result = ledger.inspect(actors.inspector, lot_id, outcome, data_hash)
+
+    assert names(result) == ["LotInspected", "LotEventRecorded"]
+    assert only(result, "LotInspected").args == {
+        "lotId": hx(lot_id), "inspector": actors.inspector.address, "outcome": int(outcome),
+    }
+    assert_last_recorded(ledger, result, lot_id, actors.inspector, EventKind.INSPECTION, data_hash)
+    assert ledger.get_lot(lot_id).status is LotStatus.ACTIVE
+
+
+def test_inspection_fail_puts_lot_on_hold_and_emits_lot_held(ledger, actors, make_lot):
+    lot_id, data_hash = make_lot(), new_hash()
+
+    result = ledger.inspect(actors.inspector, lot_id, InspectionOutcome.FAIL, data_hash)
+
+    assert names(result) == ["LotInspected", "LotEventRecorded", "LotHeld"]
+    assert only(result, "LotInspected").args["outcome"] == int(InspectionOutcome.FAIL)
+    assert only(result, "LotHeld").args == {"lotId": hx(lot_id), "by": actors.inspector.address}
+    assert_last_recorded(ledger, result, lot_id, actors.inspector, EventKind.INSPECTION, data_hash)
+    lot = ledger.get_lot(lot_id)
+    assert (lot.status, lot.event_count) == (LotStatus.HELD, 2)
+
+
+def test_inspection_fail_of_held_lot_does_not_hold_it_again(ledger, actors, make_lot):
+    lot_id = make_lot()
+    ledger.hold(actors.regulator, lot_id, new_hash())
+    result = ledger.inspect(actors.inspector, lot_id, InspectionOutcome.FAIL, new_hash())
+    assert names(result) == ["LotInspected", "LotEventRecorded"]
+    assert ledger.get_lot(lot_id).status is LotStatus.HELD
+
+
+@pytest.mark.parametrize("who", ["producer", "regulator", "processor", "stranger"])
+def test_inspect_without_inspector_role_reverts_with_access_control_unauthorized_account(
+    ledger, actors, make_lot, refused, who
+):
+    lot_id = make_lot()
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.inspect(signer, lot_id, InspectionOutcome.FAIL, new_hash()),
+        "AccessControlUnauthorizedAccount", Forbidden, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"account": signer.address, "neededRole": "inspector"}
+
+
+@pytest.mark.parametrize("who", ["inspector", "regulator"])
+def test_hold_by_inspector_or_regulator_stops_shipping(ledger, actors, make_lot, who):
+    lot_id, data_hash = make_lot(), new_hash()
+    signer = getattr(actors, who)
+
+    result = ledger.hold(signer, lot_id, data_hash)
+
+    assert names(result) == ["LotHeld", "LotEventRecorded"]
+    assert only(result, "LotHeld").args == {"lotId": hx(lot_id), "by": signer.address}
+    assert_last_recorded(ledger, result, lot_id, signer, EventKind.HOLD, data_hash)
+    assert ledger.get_lot(lot_id).status is LotStatus.HELD
+
+
+@pytest.mark.parametrize("who", ["producer", "distributor", "stranger"])
+def test_hold_without_inspector_or_regulator_role_reverts_with_account_lacks_roles(
+    ledger, actors, make_lot, refused, who
+):
+    lot_id = make_lot()
+    signer = getattr(actors, who)
+    exc = refused(lambda: ledger.hold(signer, lot_id, new_hash()), "AccountLacksRoles", Forbidden, lots=(lot_id,))
+    assert exc.chain_args == {"account": signer.address, "anyOf": ["inspector", "regulator"]}
+
+
+def test_hold_of_held_lot_reverts_with_lot_unavailable(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.hold(actors.inspector, lot_id, new_hash())
+    exc = refused(lambda: ledger.hold(actors.regulator, lot_id, new_hash()), "LotUnavailable", Conflict, lots=(lot_id,))
+    assert exc.chain_args["status"] == "held"
+
+
+def test_release_lifts_hold(ledger, actors, make_lot):
+    lot_id = make_lot()
+    ledger.inspect(actors.inspector, lot_id, InspectionOutcome.FAIL, new_hash())
+    data_hash = new_hash()
+
+    result = ledger.release(actors.inspector, lot_id, data_hash)
+
+    assert names(result) == ["LotReleased", "LotEventRecorded"]
+    assert only(result, "LotReleased").args == {"lotId": hx(lot_id), "by": actors.inspector.address}
+    assert_last_recorded(ledger, result, lot_id, actors.inspector, EventKind.RELEASE, data_hash)
+    assert ledger.get_lot(lot_id).status is LotStatus.ACTIVE
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+
+
+@pytest.mark.parametrize("who", ["regulator", "producer"])
+def test_release_without_inspector_role_reverts_with_access_control_unauthorized_account(
+    ledger, actors, make_lot, refused, who
+):
+    lot_id = make_lot()
+    ledger.hold(actors.regulator, lot_id, new_hash())
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.release(signer, lot_id, new_hash()),
+        "AccessControlUnauthorizedAccount", Forbidden, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"account": signer.address, "neededRole": "inspector"}
+    assert ledger.get_lot(lot_id).status is LotStatus.HELD
+
+
+def test_release_of_lot_not_held_reverts_with_lot_not_held(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    exc = refused(lambda: ledger.release(actors.inspector, lot_id, new_hash()), "LotNotHeld", Conflict, lots=(lot_id,))
+    assert exc.chain_args == {"lotId": hx(lot_id)}
+
+
+# ============================================================================================ recall
+
+
+@pytest.mark.parametrize("who", ["producer", "inspector", "regulator"])
+def test_recall_by_creator_inspector_or_regulator_marks_lot_recalled(ledger, actors, make_lot, who):
+    lot_id, data_hash = make_lot(), new_hash()
+    signer = getattr(actors, who)
+
+    result = ledger.recall(signer, lot_id, data_hash)
+
+    assert names(result) == ["LotRecalled", "LotEventRecorded"]
+    assert only(result, "LotRecalled").args == {"lotId": hx(lot_id), "by": signer.address}
+    assert_last_recorded(ledger, result, lot_id, signer, EventKind.RECALL, data_hash)
+    assert ledger.get_lot(lot_id).status is LotStatus.RECALLED
+
+
+def test_recall_by_creator_after_handover_is_allowed(ledger, actors, make_lot):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.retailer.address, new_hash())
+    ledger.accept_custody(actors.retailer, lot_id, new_hash())
+    ledger.recall(actors.producer, lot_id, new_hash())
+    lot = ledger.get_lot(lot_id)
+    assert (lot.status, lot.custodian) == (LotStatus.RECALLED, actors.retailer.address)
+
+
+@pytest.mark.parametrize("who", ["producer2", "retailer", "stranger"])
+def test_recall_by_unrelated_account_reverts_with_not_authorized_to_recall(ledger, actors, make_lot, refused, who):
+    lot_id = make_lot()
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.recall(signer, lot_id, new_hash()), "NotAuthorizedToRecall", Forbidden, lots=(lot_id,)
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+
+
+def test_recall_by_custodian_who_did_not_create_lot_reverts_with_not_authorized_to_recall(
+    ledger, actors, make_lot, refused
+):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    ledger.accept_custody(actors.distributor, lot_id, new_hash())
+    refused(
+        lambda: ledger.recall(actors.distributor, lot_id, new_hash()), "NotAuthorizedToRecall", Forbidden,
+        lots=(lot_id,),
+    )
+
+
+def test_recall_of_closed_lot_is_allowed(ledger, actors, make_lot):
+    """Sold-out product may still be in people's homes."""
+    lot_id = make_lot()
+    ledger.close(actors.producer, lot_id, new_hash())
+    result = ledger.recall(actors.regulator, lot_id, new_hash())
+    assert names(result) == ["LotRecalled", "LotEventRecorded"]
+    assert ledger.get_lot(lot_id).status is LotStatus.RECALLED
+
+
+def test_recall_twice_reverts_with_lot_unavailable(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.recall(actors.regulator, lot_id, new_hash())
+    exc = refused(
+        lambda: ledger.recall(actors.inspector, lot_id, new_hash()), "LotUnavailable", Conflict, lots=(lot_id,)
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "status": "recalled"}
+
+
+def test_recall_of_lot_in_transit_drops_pending_offer(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    ledger.recall(actors.regulator, lot_id, new_hash())
+    lot = ledger.get_lot(lot_id)
+    assert (lot.status, lot.custodian, lot.pending_custodian) == (LotStatus.RECALLED, actors.producer.address, None)
+    refused(
+        lambda: ledger.accept_custody(actors.distributor, lot_id, new_hash()),
+        "LotNotInTransit", Conflict, lots=(lot_id,),
+    )
+
+
+def test_recall_of_input_does_not_change_lots_made_from_it(ledger, actors, make_lot):
+    """Readers derive a recall's reach from the lineage; the output lot itself stays as it was."""
+    source = make_lot(actors.processor)
+    output = new_lot_id()
+    ledger.create_lot(actors.processor, output, [source], EventKind.TRANSFORMATION, new_hash())
+    ledger.recall(actors.regulator, source, new_hash())
+    assert ledger.get_lot(output).status is LotStatus.ACTIVE
+    assert ledger.lot_outputs(source) == [hx(output)]
+
+
+# ============================================================================================ close
+
+
+def test_close_ends_lot_history(ledger, actors, make_lot):
+    lot_id, data_hash = make_lot(), new_hash()
+
+    result = ledger.close(actors.producer, lot_id, data_hash)
+
+    assert names(result) == ["LotClosed", "LotEventRecorded"]
+    assert only(result, "LotClosed").args == {"lotId": hx(lot_id), "by": actors.producer.address}
+    assert_last_recorded(ledger, result, lot_id, actors.producer, EventKind.CLOSE, data_hash)
+    assert ledger.get_lot(lot_id).status is LotStatus.CLOSED
+
+
+def test_close_of_held_lot_is_allowed(ledger, actors, make_lot):
+    """A held lot may be destroyed."""
+    lot_id = make_lot()
+    ledger.hold(actors.inspector, lot_id, new_hash())
+    ledger.close(actors.producer, lot_id, new_hash())
+    assert ledger.get_lot(lot_id).status is LotStatus.CLOSED
+
+
+def test_close_by_non_custodian_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(lambda: ledger.close(actors.retailer, lot_id, new_hash()), "LotNotCustodian", Forbidden, lots=(lot_id,))
+
+
+CLOSED_LOT_REFUSALS: dict[str, tuple[Callable[[Ledger, Any, bytes], Any], str, type[LotlineError]]] = {
+    "recordEvent": (
+        lambda lg, a, lot: lg.record_event(a.producer, lot, EventKind.COOLING, new_hash()), "LotUnavailable", Conflict
+    ),
+    "recordEvents": (
+        lambda lg, a, lot: lg.record_events(a.producer, lot, [EventKind.COOLING], [new_hash()]),
+        "LotUnavailable", Conflict,
+    ),
+    "offerCustody": (
+        lambda lg, a, lot: lg.offer_custody(a.producer, lot, a.retailer.address, new_hash()),
+        "LotUnavailable", Conflict,
+    ),
+    "inspect": (
+        lambda lg, a, lot: lg.inspect(a.inspector, lot, InspectionOutcome.PASS, new_hash()), "LotUnavailable", Conflict
+    ),
+    "hold": (lambda lg, a, lot: lg.hold(a.regulator, lot, new_hash()), "LotUnavailable", Conflict),
+    "close": (lambda lg, a, lot: lg.close(a.producer, lot, new_hash()), "LotUnavailable", Conflict),
+    "anchorReadings": (
+        lambda lg, a, lot: lg.anchor_readings(a.producer, lot, new_hash(), 10, new_hash()), "LotUnavailable", Conflict
+    ),
+    "release": (lambda lg, a, lot: lg.release(a.inspector, lot, new_hash()), "LotNotHeld", Conflict),
+    "acceptCustody": (lambda lg, a, lot: lg.accept_custody(a.retailer, lot, new_hash()), "LotNotInTransit", Conflict),
+    "cancelCustodyOffer": (
+        lambda lg, a, lot: lg.cancel_custody_offer(a.producer, lot, new_hash()), "LotNotInTransit", Conflict
+    ),
+    "transformation input": (
+        lambda lg, a, lot: lg.create_lot(a.producer, new_lot_id(), [lot], EventKind.TRANSFORMATION, new_hash()),
+        "InputUnavailable", Conflict,
+    ),
+}
+
+
+@pytest.mark.parametrize("action", list(CLOSED_LOT_REFUSALS))
+def test_actions_on_closed_lot_are_refused(ledger, actors, make_lot, refused, action):
+    lot_id = make_lot()
+    ledger.close(actors.producer, lot_id, new_hash())
+    call, error, exc_class = CLOSED_LOT_REFUSALS[action]
+    exc = refused(lambda: call(ledger, actors, lot_id), error, exc_class, lots=(lot_id,))
+    if error in ("LotUnavailable", "InputUnavailable"):
+        assert exc.chain_args["status"] == "closed"
+
+
+@pytest.mark.parametrize("action", ["recordEvent", "offerCustody", "inspect", "hold", "close", "anchorReadings"])
+def test_actions_on_recalled_lot_are_refused_with_lot_unavailable(ledger, actors, make_lot, refused, action):
+    lot_id = make_lot()
+    ledger.recall(actors.regulator, lot_id, new_hash())
+    call, _error, _cls = CLOSED_LOT_REFUSALS[action]
+    exc = refused(lambda: call(ledger, actors, lot_id), "LotUnavailable", Conflict, lots=(lot_id,))
+    assert exc.chain_args == {"lotId": hx(lot_id), "status": "recalled"}
+
+
+# ============================================================================================ sensor anchors
+
+
+def test_anchor_readings_by_custodian_records_merkle_root(ledger, actors, make_lot):
+    lot_id, root, data_hash = make_lot(), new_hash(), new_hash()
+
+    result = ledger.anchor_readings(actors.producer, lot_id, root, 96, data_hash)
+
+    assert names(result) == ["ReadingsAnchored", "LotEventRecorded"]
+    assert only(result, "ReadingsAnchored").args == {
+        "lotId": hx(lot_id), "by": actors.producer.address, "merkleRoot": hx(root), "count": 96,
+    }
+    assert_last_recorded(ledger, result, lot_id, actors.producer, EventKind.SENSOR_ANCHOR, data_hash)
+
+
+def test_anchor_readings_by_pending_custodian_while_in_transit_is_allowed(ledger, actors, make_lot):
+    """The carrier uploads its cold-chain log before it formally accepts the lot."""
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    root, data_hash = new_hash(), new_hash()
+
+    result = ledger.anchor_readings(actors.distributor, lot_id, root, 288, data_hash)
+
+    assert only(result, "ReadingsAnchored").args["by"] == actors.distributor.address
+    assert_last_recorded(ledger, result, lot_id, actors.distributor, EventKind.SENSOR_ANCHOR, data_hash)
+    assert ledger.get_lot(lot_id).status is LotStatus.IN_TRANSIT
+
+
+@pytest.mark.parametrize("who", ["stranger", "retailer"])
+def test_anchor_readings_by_stranger_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused, who):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.anchor_readings(signer, lot_id, new_hash(), 5, new_hash()),
+        "LotNotCustodian", Forbidden, lots=(lot_id,),
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+
+
+def test_anchor_readings_with_zero_count_reverts_with_empty_batch(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(
+        lambda: ledger.anchor_readings(actors.producer, lot_id, new_hash(), 0, new_hash()),
+        "EmptyBatch", InvalidInput, lots=(lot_id,),
+    )
+
+
+# ============================================================================================ unknown lots
+
+
+UNKNOWN_LOT_CALLS: dict[str, Callable[[Ledger, Any, bytes], Any]] = {
+    "recordEvent": lambda lg, a, lot: lg.record_event(a.producer, lot, EventKind.COOLING, new_hash()),
+    "recordEvents": lambda lg, a, lot: lg.record_events(a.producer, lot, [EventKind.COOLING], [new_hash()]),
+    "offerCustody": lambda lg, a, lot: lg.offer_custody(a.producer, lot, a.processor.address, new_hash()),
+    "acceptCustody": lambda lg, a, lot: lg.accept_custody(a.processor, lot, new_hash()),
+    "rejectCustody": lambda lg, a, lot: lg.reject_custody(a.processor, lot, new_hash()),
+    "cancelCustodyOffer": lambda lg, a, lot: lg.cancel_custody_offer(a.producer, lot, new_hash()),
+    "inspect": lambda lg, a, lot: lg.inspect(a.inspector, lot, InspectionOutcome.PASS, new_hash()),
+    "hold": lambda lg, a, lot: lg.hold(a.regulator, lot, new_hash()),
+    "release": lambda lg, a, lot: lg.release(a.inspector, lot, new_hash()),
+    "recall": lambda lg, a, lot: lg.recall(a.regulator, lot, new_hash()),
+    "close": lambda lg, a, lot: lg.close(a.producer, lot, new_hash()),
+    "anchorReadings": lambda lg, a, lot: lg.anchor_readings(a.distributor, lot, new_hash(), 1, new_hash()),
+}
+
+
+@pytest.mark.parametrize("action", list(UNKNOWN_LOT_CALLS))
+def test_action_on_unknown_lot_reverts_with_lot_not_found(ledger, actors, refused, action):
+    lot_id = new_lot_id()
+    exc = refused(lambda: UNKNOWN_LOT_CALLS[action](ledger, actors, lot_id), "LotNotFound", NotFound, lots=(lot_id,))
+    assert exc.chain_args == {"lotId": hx(lot_id)}
+    assert not ledger.get_lot(lot_id).exists
+
+
+# ============================================================================================ roles
+
+
+def test_grant_role_by_admin_emits_role_granted(ledger, actors):
+    result = ledger.grant_role(actors.admin, "retailer", actors.stranger.address)
+    assert names(result) == ["RoleGranted"]
+    assert only(result, "RoleGranted").args == {
+        "role": hx(role_id("retailer")), "account": actors.stranger.address, "sender": actors.admin.address,
+    }
+    assert ledger.has_role("retailer", actors.stranger.address)
+
+
+def test_grant_of_role_already_held_emits_nothing(ledger, actors):
+    result = ledger.grant_role(actors.admin, "producer", actors.producer.address)
+    assert result.success
+    assert result.events == []
+
+
+@pytest.mark.parametrize("who", ["regulator", "producer", "stranger"])
+def test_grant_role_by_non_admin_reverts_with_access_control_unauthorized_account(ledger, actors, refused, who):
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.grant_role(signer, "producer", actors.stranger.address),
+        "AccessControlUnauthorizedAccount", Forbidden,
+    )
+    assert exc.chain_args == {"account": signer.address, "neededRole": "admin"}
+    assert not ledger.has_role("producer", actors.stranger.address)
+
+
+def test_revoke_role_by_non_admin_reverts_with_access_control_unauthorized_account(ledger, actors, refused):
+    refused(
+        lambda: ledger.revoke_role(actors.regulator, "producer", actors.producer.address),
+        "AccessControlUnauthorizedAccount", Forbidden,
+    )
+    assert ledger.has_role("producer", actors.producer.address)
+
+
+def test_renounce_role_for_someone_else_reverts_with_access_control_bad_confirmation(ledger, actors, refused):
+    refused(
+        lambda: ledger.transact(actors.producer, "renounceRole", [role_id("producer"), actors.producer2.address]),
+        "AccessControlBadConfirmation", Forbidden,
+    )
+    result = ledger.transact(actors.producer, "renounceRole", [role_id("producer"), actors.producer.address])
+    assert only(result, "RoleRevoked").args["account"] == actors.producer.address
+    assert not ledger.has_role("producer", actors.producer.address)
+    assert ledger.has_role("producer", actors.producer2.address)
+
+
+def test_each_actor_holds_exactly_its_role(ledger, actors):
+    expected = {
+        "admin": "admin", "regulator": "regulator", "inspector": "inspector", "producer": "producer",
+        "producer2": "producer", "processor": "processor", "distributor": "distributor", "retailer": "retailer",
+        "stranger": None,
+    }
+    roles = ["admin", "regulator", "inspector", "producer", "processor", "distributor", "retailer"]
+    for name, role in expected.items():
+        held = [r for r in roles if ledger.has_role(r, getattr(actors, name).address)]
+        assert held == ([role] if role else []), name
+
+
+# ============================================================================================ multicall
+
+
+def test_multicall_creates_several_lots_in_one_transaction(ledger, actors):
+    lots = [new_lot_id() for _ in range(3)]
+    hashes = [new_hash() for _ in lots]
+    calls = [
+        ("createLot", Ledger.args_create_lot(lot, [], EventKind.HARVESTING, h)) for lot, h in zip(lots, hashes, strict=True)
+    ]
+
+    result = ledger.multicall(actors.producer, calls)
+
+    assert names(result) == ["LotCreated", "LotEventRecorded"] * 3
+    assert {e.tx_hash for e in result.events} == {result.tx_hash}
+    for lot, data_hash, recorded in zip(lots, hashes, result.recorded(), strict=True):
+        assert_recorded(recorded, lot, actors.producer, EventKind.HARVESTING, 1, data_hash)
+        state = ledger.get_lot(lot)
+        assert (state.creator, state.status, state.head) == (
+            actors.producer.address, LotStatus.ACTIVE, recorded.args["head"],
+        )
+
+
+def test_multicall_split_then_ship_runs_each_call_as_the_sender(ledger, actors, make_lot):
+    source = make_lot(actors.processor)
+    first, second = new_lot_id(), new_lot_id()
+    result = ledger.multicall(actors.processor, [
+        ("createLot", Ledger.args_create_lot(first, [source], EventKind.TRANSFORMATION, new_hash())),
+        ("createLot", Ledger.args_create_lot(second, [source], EventKind.TRANSFORMATION, new_hash())),
+        ("recordEvent", [first, int(EventKind.COOLING), new_hash()]),
+        ("offerCustody", [second, actors.retailer.address, new_hash()]),
+    ])
+    assert names(result) == [
+        "LotCreated", "LotEventRecorded", "LotCreated", "LotEventRecorded", "LotEventRecorded",
+        "CustodyOffered", "LotEventRecorded",
+    ]
+    assert ledger.lot_outputs(source) == [hx(first), hx(second)]
+    assert ledger.get_lot(first).event_count == 2
+    assert ledger.get_lot(second).pending_custodian == actors.retailer.address
+
+
+def test_multicall_with_failing_inner_call_reverts_whole_batch_with_inner_error(ledger, actors, refused):
+    first, second, unknown = new_lot_id(), new_lot_id(), new_lot_id()
+    calls = [
+        ("createLot", Ledger.args_create_lot(first, [], EventKind.HARVESTING, new_hash())),
+        ("createLot", Ledger.args_create_lot(second, [], EventKind.HARVESTING, new_hash())),
+        ("recordEvent", [unknown, int(EventKind.COOLING), new_hash()]),
+    ]
+    exc = refused(lambda: ledger.multicall(actors.producer, calls), "LotNotFound", NotFound, lots=(first, second))
+    assert exc.chain_args == {"lotId": hx(unknown)}
+    assert not ledger.get_lot(first).exists
+    assert not ledger.get_lot(second).exists
+
+
+def test_multicall_cannot_borrow_a_role_the_sender_lacks(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(
+        lambda: ledger.multicall(actors.producer, [
+            ("recordEvent", [lot_id, int(EventKind.COOLING), new_hash()]),
+            ("inspect", [lot_id, int(InspectionOutcome.PASS), new_hash()]),
+        ]),
+        "AccessControlUnauthorizedAccount", Forbidden, lots=(lot_id,),
+    )
+
+
+def test_transaction_that_turns_invalid_before_mining_reverts_on_chain_and_writes_nothing(ledger, actors):
+    """The revert check in prepare() is only a preview: the chain itself must refuse the whole batch when
+    state changed in between (here, another producer took one of the lot ids)."""
+    first, second = new_lot_id(), new_lot_id()
+    prepared = ledger.prepare_multicall(actors.producer, [
+        ("createLot", Ledger.args_create_lot(first, [], EventKind.HARVESTING, new_hash())),
+        ("createLot", Ledger.args_create_lot(second, [], EventKind.HARVESTING, new_hash())),
+    ])
+    ledger.create_lot(actors.producer2, second, [], EventKind.HARVESTING, new_hash())
+
+    with pytest.raises(LotlineError) as info:
+        ledger.submit(prepared)
+
+    assert isinstance(info.value, Conflict)
+    assert not ledger.get_lot(first).exists
+    assert ledger.get_lot(second).creator == actors.producer2.address
+    mined = ledger.receipt(prepared.tx_hash)
+    assert mined is not None and not mined.success and mined.events == []
+    # the sender's next transaction still goes through (no nonce left dangling)
+    ledger.create_lot(actors.producer, first, [], EventKind.HARVESTING, new_hash())
+    assert ledger.get_lot(first).creator == actors.producer.address
+
+
+def test_multicall_with_no_calls_is_refused_before_signing(ledger, actors):
+    with pytest.raises(InvalidInput):
+        ledger.multicall(actors.producer, [])
+
+
+# ============================================================================================ views
+
+
+def test_get_lot_of_unknown_lot_reports_status_none(ledger):
+    lot = ledger.get_lot(new_lot_id())
+    assert not lot.exists
+    assert (lot.status, lot.event_count, lot.head, lot.inputs, lot.pending_custodian) == (
+        LotStatus.NONE, 0, ZERO_HEX, (), None,
+    )
+    assert int(lot.creator, 16) == 0 and int(lot.custodian, 16) == 0
+
+
+def test_lot_outputs_of_lot_without_outputs_is_empty(ledger, make_lot):
+    assert ledger.lot_outputs(make_lot()) == []
+    assert ledger.lot_outputs(new_lot_id()) == []
+
+
+@pytest.mark.parametrize(
+    ("gtin14", "lot_code"),
+    [("09506000134352", "ABC123"), ("00012345600012", "1"), ("10614141000415", "LOT-2024/07.A_b%\"&'()*+,:;<=>?")],
+)
+def test_compute_lot_id_equals_keccak_of_gtin_and_lot_code_bytes(ledger, gtin14, lot_code):
+    expected = keccak(gtin14.encode("ascii") + lot_code.encode("ascii"))
+    assert ledger.contract.functions.computeLotId(gtin14, lot_code).call() == expected
+
+
+def test_compute_lot_id_matches_domain_lot_id(ledger):
+    from supply_chain.domain.identifiers import lot_id
+
+    assert ledger.contract.functions.computeLotId("09506000134352", "B-17").call() == lot_id("09506000134352", "B-17")
+
+
+def test_kind_numbers_match_the_contract_constants(ledger):
+    for kind in EventKind:
+        assert getattr(ledger.contract.functions, f"KIND_{kind.name}")().call() == int(kind)
+
+
+def test_role_ids_match_the_contract_constants(ledger):
+    for role in ["regulator", "inspector", "producer", "processor", "distributor", "retailer"]:
+        assert getattr(ledger.contract.functions, f"{role.upper()}_ROLE")().call() == role_id(role)
+    assert ledger.contract.functions.DEFAULT_ADMIN_ROLE().call() == role_id("admin")
+
+
+# ============================================================================================ a whole journey
+
+
+def test_farm_to_shop_journey_keeps_one_consistent_history(ledger, actors):
+    """Harvest, ship to a packer, transform, ship via a carrier who anchors readings, sell, close."""
+    harvest = new_lot_id()
+    ledger.create_lot(actors.producer, harvest, [], EventKind.HARVESTING, new_hash())
+    ledger.record_event(actors.producer, harvest, EventKind.COOLING, new_hash())
+    ledger.offer_custody(actors.producer, harvest, actors.processor.address, new_hash())
+    ledger.accept_custody(actors.processor, harvest, new_hash())
+    packed = new_lot_id()
+    ledger.create_lot(actors.processor, packed, [harvest], EventKind.TRANSFORMATION, new_hash())
+    ledger.inspect(actors.inspector, packed, InspectionOutcome.PASS, new_hash())
+    ledger.offer_custody(actors.processor, packed, actors.distributor.address, new_hash())
+    ledger.accept_custody(actors.distributor, packed, new_hash())
+    ledger.anchor_readings(actors.distributor, packed, new_hash(), 48, new_hash())
+    ledger.offer_custody(actors.distributor, packed, actors.retailer.address, new_hash())
+    ledger.accept_custody(actors.retailer, packed, new_hash())
+    ledger.close(actors.retailer, packed, new_hash())
+
+    assert ledger.get_lot(harvest).event_count == 4
+    lot = ledger.get_lot(packed)
+    assert (lot.creator, lot.custodian, lot.status, lot.event_count, lot.inputs) == (
+        actors.processor.address, actors.retailer.address, LotStatus.CLOSED, 8, (hx(harvest),),
+    )
+    kinds = [e.args["kind"] for e in ledger.logs(0, lot_id=packed) if e.name == "LotEventRecorded"]
+    assert kinds == [int(k) for k in (
+        EventKind.TRANSFORMATION, EventKind.INSPECTION, EventKind.SHIPPING, EventKind.RECEIVING,
+        EventKind.SENSOR_ANCHOR, EventKind.SHIPPING, EventKind.RECEIVING, EventKind.CLOSE,
+    )]
