@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 
 from supply_chain.services.runtime import Runtime, Settings
+from supply_chain.services.startup import catch_up
 
 ENV_KEYS = ("LOTLINE_HOME", "LOTLINE_DATABASE_URL", "LOTLINE_CHAIN_URL", "LOTLINE_SECRET_KEY", "LOTLINE_PUBLIC_URL")
 MAX_UPLOAD_BYTES = 6 * 1024 * 1024
@@ -53,6 +54,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if runtime is None:
         runtime = Runtime(settings)
         app.extensions["lotline_owns_runtime"] = True
+        if app.config.get("CATCH_UP_ON_START", True):
+            # Settle writes a crash left pending and index what the chain has that the store lacks; an
+            # unreachable chain does not stop the app (reads work; writes answer 503).
+            catch_up(runtime, tolerate_outage=True)
     app.extensions["lotline"] = runtime
 
     from app import errors, security, web

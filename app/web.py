@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, g, redirect, request, session, u
 
 from supply_chain.domain.errors import Forbidden, NotFound
 from supply_chain.domain.events import Visibility
+from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import views
 from supply_chain.services.runtime import Ctx, Runtime
 from supply_chain.store.models import Event, Lot, Organisation, User
@@ -69,11 +70,27 @@ def init_app(app: Flask) -> None:
             finally:
                 ctx.session.close()
 
+    from app.forms import label_of
+
+    app.jinja_env.filters["label"] = label_of
+    app.jinja_env.filters["state_label"] = lambda state: views.STATE_LABELS.get(state, state)
+    app.jinja_env.filters["status_label"] = lambda status: (status or "").replace("_", " ")
+    app.jinja_env.filters["short"] = short_hash
+    app.jinja_env.filters["qty"] = lambda number: format_quantity(number) if number is not None else ""
+    app.jinja_env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
     @app.context_processor
     def _globals() -> dict[str, Any]:
         return {"current_user": current_user(), "current_org": current_org(), "has_role": has_role,
                 "HANDLER_ROLES": HANDLER_ROLES, "CREATOR_ROLES": CREATOR_ROLES,
                 "RECEIVING_ROLES": RECEIVING_ROLES}
+
+
+def short_hash(value: str | None, keep: int = 10) -> str:
+    """``0x1234abcd…9f8e`` for long hashes, so they fit a phone screen (the full value is in the title)."""
+    if not value:
+        return ""
+    return value if len(value) <= 2 * keep + 1 else f"{value[:keep]}…{value[-6:]}"
 
 
 # ------------------------------------------------------------------ who is asking

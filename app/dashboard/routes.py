@@ -6,7 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.dashboard import bp
-from app.forms import PREFIX, kde_fields, payload_from_form
+from app.forms import PREFIX, kde_fields, payload_from_form, today
 from app.web import CREATOR_ROLES, HANDLER_ROLES, commit, form_failed, get_ctx, require_org, roles_required
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
 from supply_chain.domain.kinds import EventKind
@@ -141,7 +141,8 @@ def transform() -> str | Response | tuple[str, int]:
     held = [lot for lot in views.lots_for_org(ctx, org, "active") if lot.custodian_org_id == org.id]
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
-        context = {"org": org, "held": held, "form": request.form, "sites": views.locations(ctx)}
+        context = {"org": org, "held": held, "form": request.form, "sites": views.locations(ctx),
+                   "today_iso": today()}
         if error is not None:
             return form_failed(error, "dashboard/transform.html", **context)
         return render_template("dashboard/transform.html", **context)

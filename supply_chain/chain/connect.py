@@ -124,15 +124,22 @@ class GuardedHTTPProvider(HTTPProvider):
         try:
             return super().make_request(method, params)
         except Exception as exc:
-            raise self._translate(exc, method) from exc
+            translated = self._translate(exc, method)
+            if translated is None:
+                raise
+            raise translated from exc
 
     def make_batch_request(self, batch_requests: list[tuple[RPCEndpoint, Any]]) -> Any:
         try:
             return super().make_batch_request(batch_requests)
         except Exception as exc:
-            raise self._translate(exc, RPCEndpoint("batch")) from exc
+            translated = self._translate(exc, "a batch request")
+            if translated is None:
+                raise
+            raise translated from exc
 
-    def _translate(self, exc: Exception, method: str) -> Exception:
+    def _translate(self, exc: Exception, method: str) -> ChainUnavailable | None:
+        """The ChainUnavailable a transport failure stands for; None for anything else (left as it is)."""
         where = f"the chain node at {self.display_url}"
         if isinstance(exc, requests.Timeout):
             return ChainUnavailable(f"{where} did not answer {method} within {self.timeout:g} s")
@@ -141,9 +148,15 @@ class GuardedHTTPProvider(HTTPProvider):
             return ChainUnavailable(f"{where} refused {method} (HTTP {status})")
         if isinstance(exc, requests.RequestException):
             return ChainUnavailable(f"{where} is unreachable ({_short_reason(exc)})")
-        if isinstance(exc, ValueError):  # not JSON: a proxy's error page, a wrong port, ...
-            return ChainUnavailable(f"{where} did not answer {method} with JSON-RPC ({exc})")
-        return exc
+        return None
+
+    def decode_rpc_response(self, raw_response: bytes) -> RPCResponse:  # type: ignore[override]
+        try:
+            return super().decode_rpc_response(raw_response)
+        except ValueError as exc:  # not JSON: a proxy's error page, a web server on the wrong port, ...
+            raise ChainUnavailable(
+                f"the chain node at {self.display_url} did not answer in JSON-RPC"
+            ) from exc
 
 
 def fund(conn: ChainConnection, address: str, wei: int) -> None:
