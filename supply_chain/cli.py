@@ -176,7 +176,7 @@ def reindex() -> None:
 @handle_errors
 def bench(quick: bool, json_out: Path | None) -> None:
     """Measure write throughput, verification, trace and the consumer page (see docs/benchmarks.md)."""
-    from supply_chain.services.bench import run
+    from supply_chain.bench import run
 
     results = run(quick=quick, progress=lambda m: click.echo(f"  {m}", err=True))
     click.echo(results.markdown())
