@@ -4,6 +4,7 @@ object access, and content negotiation."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -76,7 +77,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["state_label"] = lambda state: views.STATE_LABELS.get(state, state)
     app.jinja_env.filters["status_label"] = lambda status: (status or "").replace("_", " ")
     app.jinja_env.filters["short"] = short_hash
-    app.jinja_env.filters["qty"] = lambda number: format_quantity(number) if number is not None else ""
+    app.jinja_env.filters["qty"] = quantity_text
     app.jinja_env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
     @app.context_processor
@@ -84,6 +85,16 @@ def init_app(app: Flask) -> None:
         return {"current_user": current_user(), "current_org": current_org(), "has_role": has_role,
                 "HANDLER_ROLES": HANDLER_ROLES, "CREATOR_ROLES": CREATOR_ROLES,
                 "RECEIVING_ROLES": RECEIVING_ROLES}
+
+
+def quantity_text(number: Decimal | str | None) -> str:
+    """``1100.000000`` (a Numeric column, or its string) as ``1100``."""
+    if number is None or number == "":
+        return ""
+    try:
+        return format_quantity(Decimal(str(number)))
+    except InvalidOperation:
+        return str(number)
 
 
 def short_hash(value: str | None, keep: int = 10) -> str:

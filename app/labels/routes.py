@@ -12,6 +12,7 @@ from app.web import HANDLER_ROLES, get_ctx, roles_required, visible_lot
 from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.identifiers import digital_link
 from supply_chain.services import lots as lot_service
+from supply_chain.services import views
 
 QUIET_ZONE = 4
 """Modules of white border the QR specification requires around the symbol."""
@@ -60,4 +61,4 @@ def sheet(lot_id: int) -> str:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LABELS:
         raise InvalidInput(f"count must be a whole number from 1 to {MAX_LABELS}", field="count")
     link = digital_link(get_ctx().settings.public_url, lot.gtin, lot.lot_code)
-    return render_template("labels/sheet.html", lot=lot, count=int(raw), link=link)
+    return render_template("labels/sheet.html", lot=lot, count=int(raw), link=link, dated=views.label_date(lot))

@@ -18,7 +18,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain.errors import InvalidInput, NotFound
-from supply_chain.domain.events import Visibility, visible_view
+from supply_chain.domain.events import Visibility, kind_spec, visible_view
 from supply_chain.domain.identifiers import digital_link, parse_digital_link, parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
@@ -315,6 +315,9 @@ def _event_row(lot: Lot, event: Event, level: Visibility, places: dict[str, dict
     kind = EventKind(int(event.kind))
     fields = visible_view(kind, event.payload or {}, level)
     at, to = _where(kind, fields)
+    date_field = kind_spec(kind).date_field
+    # What the step's headline (who, where, when) does not already say.
+    extra = {k: v for k, v in fields.items() if not k.endswith("_gln") and k != date_field}
     return {
         "id": event.id,
         "seq": event.seq,
@@ -333,6 +336,7 @@ def _event_row(lot: Lot, event: Event, level: Visibility, places: dict[str, dict
         "block_number": event.block_number,
         "tx_hash": event.tx_hash if event.status == "confirmed" else None,
         "fields": fields,
+        "extra": extra,
     }
 
 
@@ -386,6 +390,7 @@ def _inspection_rows(chain: Sequence[tuple[Lot, int]], org: Organisation | None,
             fields = visible_view(EventKind.INSPECTION, event.payload or {}, level_of(event))
             out.append({
                 "lot": lot_ref(l, base_url),
+                "this_lot": l is chain[0][0],
                 "outcome": inspection.outcome,
                 "date": fields.get("inspection_date"),
                 "inspector": inspection.inspector.name,
@@ -422,6 +427,19 @@ def _cold_chain(chain: Sequence[tuple[Lot, int]], base_url: str) -> dict[str, An
             "state": event_state(l, b.event),
         } for l, b in batches],
     }
+
+
+def label_date(lot: Lot) -> tuple[str, str]:
+    """What a shelf label prints as the lot's date: its packing date (for a lot made by transformation, the
+    date it was made), else its harvest date, else the day it was recorded."""
+    if lot.pack_date:
+        return "Packed", lot.pack_date.isoformat()
+    made = next((e for e in lot.events if int(e.kind) == EventKind.TRANSFORMATION and e.status != "failed"), None)
+    if made is not None and made.payload.get("transformation_date"):
+        return "Packed", str(made.payload["transformation_date"])[:10]
+    if lot.harvest_date:
+        return "Harvested", lot.harvest_date.isoformat()
+    return "Recorded", lot.created_at.date().isoformat()
 
 
 def _temp(value: Decimal) -> str:
