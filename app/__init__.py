@@ -79,4 +79,5 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (auth_bp, dashboard_bp, lots_bp, custody_bp, inspections_bp, admin_bp, labels_bp, public_bp,
                       health_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(__import__("app.api", fromlist=["bp"]).bp)  # the REST API, /api/v1 (app/api)
     return app

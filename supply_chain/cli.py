@@ -184,5 +184,75 @@ def bench(quick: bool, json_out: Path | None) -> None:
         json_out.write_text(json.dumps(results.as_dict(), indent=2))
 
 
+@main.group()
+def export() -> None:
+    """Export records: the FSMA 204 sortable spreadsheet and EPCIS 2.0 documents."""
+
+
+@export.command("fsma204")
+@click.option("--lot", "lot_ref", metavar="GTIN/LOT", help="One lot, e.g. 00614141000012/GV-ROM-2611A.")
+@click.option("--product", metavar="GTIN", help="Every lot of a product with a CTE between --from and --to.")
+@click.option("--from", "date_from", metavar="YYYY-MM-DD", help="First day (with --product).")
+@click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Last day (with --product).")
+@click.option("--chain", is_flag=True, help="Add the whole trace: every lot the selection was made from and "
+                                           "every lot made from it.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="FILE.csv or FILE.xlsx (the format follows the extension).")
+@handle_errors
+def export_fsma204(lot_ref: str | None, product: str | None, date_from: str | None, date_to: str | None,
+                   chain: bool, out: Path) -> None:
+    """Write the FSMA 204 electronic sortable spreadsheet: one row per critical tracking event with its key data
+    elements (docs/fsma204.md)."""
+    from supply_chain.services import fsma
+    from supply_chain.services import lots as lot_service
+
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in fsma.FORMATS:
+        raise InvalidInput(f"--out must end in .csv or .xlsx, got {out.name!r}", field="--out")
+    if bool(lot_ref) == bool(product):
+        raise InvalidInput("give either --lot GTIN/LOT or --product GTIN --from DATE --to DATE", field="--lot")
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            selection: dict[str, Any] = {"chain": chain}
+            if lot_ref:
+                gtin, sep, code = lot_ref.partition("/")
+                if not sep or date_from or date_to:
+                    raise InvalidInput("--lot is GTIN/LOT, without --from/--to", field="--lot")
+                selection["lot"] = lot_service.get_lot(ctx, gtin, code)
+            else:
+                selection |= {"product": product, "date_from": date_from, "date_to": date_to}
+            table = fsma.rows(ctx, fsma.select_events(ctx, **selection))
+    finally:
+        runtime.close()
+    out.write_bytes(fsma.to_csv(table) if fmt == "csv" else fsma.to_xlsx(table))
+    click.echo(f"{len(table)} critical tracking events written to {out}", err=True)
+
+
+@export.command("epcis")
+@click.argument("gtin")
+@click.argument("lot")
+@click.option("--ancestors", is_flag=True, help="Also export the events of every lot this lot was made from.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of stdout.")
+@handle_errors
+def export_epcis(gtin: str, lot: str, ancestors: bool, out: Path | None) -> None:
+    """Print a lot's events as an EPCIS 2.0 JSON-LD document (docs/epcis.md)."""
+    from supply_chain.services import epcis
+    from supply_chain.services import lots as lot_service
+
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            document = epcis.export_lot(ctx, lot_service.get_lot(ctx, gtin, lot), ancestors=ancestors)
+    finally:
+        runtime.close()
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"{len(document['epcisBody']['eventList'])} EPCIS events written to {out}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ CREATE_KINDS = {
     "initial_packing": EventKind.INITIAL_PACKING,
     "first_land_based_receiving": EventKind.FIRST_LAND_BASED_RECEIVING,
 }
-FORM_ERRORS = (InvalidInput, Conflict)
+FORM_ERRORS = (InvalidInput, Conflict, Forbidden)  # Forbidden here: e.g. a GTIN of another company
 
 
 @bp.get("/dashboard")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 from flask import flash, redirect, render_template, request, send_file, url_for
@@ -183,8 +184,9 @@ def document(lot_id: int, document_id: int) -> Response:
         path = Path(get_ctx().settings.home) / path
     if not path.is_file():
         raise NotFound(f"the file of document {doc.filename} is missing from the instance folder")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != doc.sha256:
+    content = path.read_bytes()  # at most a few MiB: read once, check, serve
+    if hashlib.sha256(content).hexdigest() != doc.sha256:
         raise Conflict(f"the stored file of {doc.filename} no longer matches the SHA-256 recorded with the "
                        "inspection; it was altered after upload", code="document_tampered")
-    return send_file(path, mimetype=doc.content_type, as_attachment=True, download_name=doc.filename,
+    return send_file(io.BytesIO(content), mimetype=doc.content_type, as_attachment=True, download_name=doc.filename,
                      max_age=0)

@@ -27,6 +27,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
 
+from supply_chain.chain.connect import connect, fund
 from supply_chain.chain.ledger import Ledger
 from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.kinds import EventKind
@@ -55,36 +56,20 @@ def skip_or_fail(reason: str) -> None:
 
 @dataclass
 class Chain:
-    """One running chain: a Web3 connection and a way to give an address test ether."""
+    """One running chain, reached through the app's own `connect()`, and a way to give an address gas."""
 
     name: str
     w3: Web3
     fund: Callable[[str, int], None]
 
 
-def _open_embedded(home: Path) -> tuple[Chain, Callable[[], None]]:
-    """The durable embedded chain through the app's own `connect()`."""
-    try:
-        from supply_chain.chain.connect import connect, fund
-    except ImportError:  # pragma: no cover - only while connect.py is being written
-        return _open_in_memory()
-
-    conn = connect(home, None)
-    assert conn.mode == "embedded"
-    return Chain("embedded", conn.w3, lambda address, wei: fund(conn, address, wei)), conn.close
-
-
-def _open_in_memory() -> tuple[Chain, Callable[[], None]]:
-    """Stand-in while `connect()` does not exist: stock eth-tester, paying from its (public) default account."""
-    from web3 import EthereumTesterProvider
-
-    w3 = Web3(EthereumTesterProvider())
-    payer = w3.eth.accounts[0]
-
-    def fund(address: str, wei: int) -> None:
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": payer, "to": address, "value": wei}))
-
-    return Chain("embedded", w3, fund), lambda: None
+def _open(home: Path, url: str | None) -> tuple[Chain, Callable[[], None]]:
+    conn = connect(home, url, timeout=30.0)
+    assert conn.mode == ("rpc" if url else "embedded")
+    # embedded: a transfer from the installation's faucet; anvil: anvil_setBalance (no dev account pays)
+    return Chain(
+        "anvil" if url else "embedded", conn.w3, lambda address, wei: fund(conn, address, wei)
+    ), conn.close
 
 
 def _free_port() -> int:
@@ -104,17 +89,29 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def start_anvil(binary: Path = ANVIL_BINARY, timeout: float = 30.0) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start anvil on a free loopback port; return its URL once it answers eth_chainId."""
+def start_anvil(
+    log: Path, binary: Path = ANVIL_BINARY, timeout: float = 30.0
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start anvil on a free loopback port, its output going to `log`; return its URL once it answers
+    eth_chainId. The caller stops it with `_stop`."""
     for _attempt in range(3):  # another process may take the port between probing and binding
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        process = subprocess.Popen(
-            [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(ANVIL_CHAIN_ID),
-             "--silent"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    str(binary),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--chain-id",
+                    str(ANVIL_CHAIN_ID),
+                    "--silent",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
             try:
@@ -124,52 +121,38 @@ def start_anvil(binary: Path = ANVIL_BINARY, timeout: float = 30.0) -> tuple[str
             except (requests.ConnectionError, requests.Timeout, ValueError):
                 time.sleep(0.05)
                 continue
-            if int(answer["result"], 16) == ANVIL_CHAIN_ID:
+            if int(answer.get("result", "0x0"), 16) == ANVIL_CHAIN_ID:
                 return url, process
-        stderr = b""
-        if process.poll() is not None and process.stderr is not None:
-            stderr = process.stderr.read()
+            break
         _stop(process)
-        if process.stderr is not None:
-            process.stderr.close()
-        if b"address already in use" not in stderr.lower():
-            raise RuntimeError(f"anvil did not answer on {url} within {timeout}s: {stderr.decode(errors='replace')}")
+        output = log.read_text(errors="replace")
+        if "address already in use" not in output.lower():
+            raise RuntimeError(
+                f"anvil did not answer eth_chainId on {url} within {timeout:g} s: {output[-2000:]}"
+            )
     raise RuntimeError("anvil could not bind a free port in three attempts")
-
-
-def _open_anvil() -> tuple[Chain, Callable[[], None]]:
-    if not ANVIL_BINARY.is_file():
-        skip_or_fail("anvil not installed: run npm ci")
-    url, process = start_anvil()
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 30}))
-
-    def fund(address: str, wei: int) -> None:
-        # anvil_setBalance writes the balance directly: no public dev account pays for anything.
-        response = w3.provider.make_request("anvil_setBalance", [address, hex(wei)])  # type: ignore[arg-type]
-        assert "error" not in response, response
-
-    def stop() -> None:
-        _stop(process)
-        if process.stderr is not None:
-            process.stderr.close()
-
-    return Chain("anvil", w3, fund), stop
 
 
 @pytest.fixture(scope="session", params=BACKENDS, ids=BACKENDS)
 def chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     """A running chain of each backend, shared by the session (each test deploys its own contract)."""
-    if request.param == "embedded":
-        home = tmp_path_factory.mktemp("embedded-chain")
-        opened, close = _open_embedded(home)
-    else:
-        opened, close = _open_anvil()
+    home = tmp_path_factory.mktemp(f"{request.param}-home")
+    process = None
+    url = None
+    if request.param == "anvil":
+        if not ANVIL_BINARY.is_file():
+            skip_or_fail("anvil not installed: run npm ci")
+        url, process = start_anvil(home / "anvil.log")
     try:
-        yield opened
+        opened, close = _open(home, url)
+        try:
+            yield opened
+        finally:
+            close()
     finally:
-        close()
-        if request.param == "embedded":
-            shutil.rmtree(home, ignore_errors=True)
+        if process is not None:
+            _stop(process)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------- actors
@@ -253,9 +236,9 @@ def make_lot(ledger: Ledger, actors: Actors) -> Callable[..., bytes]:
 
 @pytest.fixture
 def refused(ledger: Ledger) -> Callable[..., LotlineError]:
-    """`refused(call, "LotNotCustodian", Forbidden, lots=(lot_id,))` asserts that `call()` is refused with that
-    contract error as that project exception, and that nothing was written: no block was mined and every lot
-    in `lots` (state and outputs) is exactly as before. Returns the exception for further checks."""
+    """`refused(call, "LotNotCustodian", Forbidden, lots=(lot_id,))` asserts that `call()` is refused with
+    that contract error as that project exception, and that nothing was written: no block was mined and
+    every lot in `lots` (state and outputs) is exactly as before. Returns the exception for more checks."""
 
     def check(
         call: Callable[[], Any], error: str, exc_class: type[LotlineError], *, lots: Iterable[bytes] = ()
@@ -265,7 +248,9 @@ def refused(ledger: Ledger) -> Callable[..., LotlineError]:
         with pytest.raises(LotlineError) as info:
             call()
         raised = info.value
-        assert type(raised) is exc_class, f"expected {exc_class.__name__}, got {type(raised).__name__}: {raised}"
+        assert type(raised) is exc_class, (
+            f"expected {exc_class.__name__}, got {type(raised).__name__}: {raised}"
+        )
         assert getattr(raised, "chain_error", None) == error, str(raised)
         assert ledger.block_number() == before_block, "a refused call mined a block"
         for lot, (state, outputs) in before.items():

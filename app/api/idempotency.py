@@ -1,0 +1,97 @@
+"""``Idempotency-Key`` on POST requests: a retried request gets the first answer and writes nothing again.
+
+The key is the client's, unique per organisation. Before the view runs, a placeholder record (status 0) is
+committed, so a concurrent retry is told to wait (409) instead of writing twice. A successful (2xx) answer
+is stored with a hash of the request (method, path, query, JSON body); the same key with another request is
+a 409. A failed request stores nothing, so the client may fix it and retry with the same key. A placeholder
+left by a crash is taken over after ``STALE_AFTER``; the lot services' own idempotency keys, passed along,
+then return the events the crashed request had already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from flask import Response, request
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from app.api.spec import Call
+from supply_chain.domain.errors import Conflict, InvalidInput
+from supply_chain.store.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+STALE_AFTER = timedelta(minutes=5)
+_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def request_hash() -> str:
+    """SHA-256 of what makes a request the same request: method, path, query and the JSON body."""
+    raw = request.get_data(cache=True)
+    try:
+        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")) if raw.strip() else ""
+    except (ValueError, RecursionError):
+        body = raw.hex()
+    query = "&".join(f"{k}={v}" for k, v in sorted(request.args.items(multi=True)))
+    return hashlib.sha256(f"{request.method} {request.path}?{query}\n{body}".encode()).hexdigest()
+
+
+def run(call: Call, view: Callable[[], Response]) -> Response:
+    key = request.headers.get(HEADER)
+    if key is None:
+        return view()
+    if not _KEY.fullmatch(key):
+        raise InvalidInput(f"{HEADER}: 1-200 visible ASCII characters, no spaces", field=HEADER,
+                           code="invalid_idempotency_key")
+    session = call.ctx.session
+    digest = request_hash()
+    record = session.get(IdempotencyRecord, (call.org.id, key))
+    if record is not None:
+        if record.request_hash != digest:
+            raise Conflict(f"{HEADER} {key!r} was already used for a different request; use a new key",
+                           field=HEADER, code="idempotency_key_reused")
+        if record.response_status:
+            replay = Response(record.response_body, status=record.response_status, mimetype="application/json")
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+        started = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
+        if datetime.now(UTC) - started < STALE_AFTER:
+            raise Conflict(f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
+                           field=HEADER, code="idempotency_in_progress")
+        record.created_at = datetime.now(UTC)  # take over a placeholder left by a crash
+    else:
+        session.add(IdempotencyRecord(organisation_id=call.org.id, key=key, request_hash=digest,
+                                      response_status=0, response_body=""))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
+                       field=HEADER, code="idempotency_in_progress") from None
+    call.idempotency_key = key
+    try:
+        response = view()
+    except BaseException:
+        session.rollback()
+        _forget(call, key)
+        raise
+    if 200 <= response.status_code < 300 and response.mimetype == "application/json":
+        record = session.get(IdempotencyRecord, (call.org.id, key))
+        if record is not None:
+            record.response_status = response.status_code
+            record.response_body = response.get_data(as_text=True)
+            session.commit()
+    else:
+        _forget(call, key)
+    return response
+
+
+def _forget(call: Call, key: str) -> None:
+    session = call.ctx.session
+    session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.organisation_id == call.org.id,
+                                                    IdempotencyRecord.key == key))
+    session.commit()

@@ -1,0 +1,164 @@
+"""The consumer page behind the QR code: what a shopper sees, without signing in."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from flask.testing import FlaskClient
+
+
+def _url(world: Any, key: str, gtin: str | None = None) -> str:
+    g, code = world.labels[key]
+    return f"/01/{gtin or g}/10/{quote(code, safe='')}"
+
+
+@pytest.fixture(scope="module")
+def public(make_app: Any) -> FlaskClient:
+    return make_app().test_client()
+
+
+@pytest.fixture(scope="module")
+def mix_page(public: FlaskClient, world: Any) -> str:
+    response = public.get(_url(world, "M1"))
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    return response.get_data(as_text=True)
+
+
+def test_derived_lot_of_a_recalled_farm_lot_shows_the_red_banner_first(mix_page: str) -> None:
+    banner = mix_page.index('class="recall-banner"')
+    assert banner < mix_page.index("<h1>")  # before anything else of the lot
+    assert "Class I recall" in mix_page and "Listeria monocytogenes" in mix_page
+    assert "Do not eat; return it to the store." in mix_page
+    assert "lot <strong>F1</strong>, which has been recalled" in mix_page
+
+
+def test_consumer_page_shows_product_producer_origin_and_the_verified_journey(mix_page: str) -> None:
+    assert "Test salad mix" in mix_page and "by <strong>Test Processor</strong>" in mix_page
+    assert "Test Farm site" in mix_page and "2026-11-01" in mix_page  # the farm and harvest date of the ingredient
+    assert "Verified journey" in mix_page
+    for step in ("Harvested", "Cooled", "Shipped", "Received", "Made from other lots", "Cold-chain readings",
+                 "Inspected"):
+        assert step in mix_page
+    assert re.search(r"Block \d+ · transaction <code title=\"0x[0-9a-f]{64}\"", mix_page)
+
+
+def test_consumer_page_shows_inspection_certificate_hash_cold_chain_and_compliance(
+        mix_page: str, world: Any) -> None:
+    with world.runtime.ctx() as ctx:
+        from supply_chain.store.models import Document
+
+        sha = ctx.session.get(Document, world.document_id).sha256
+    assert "ISO 6579-1" in mix_page and sha in mix_page
+    assert "6 temperature readings on 2026-11-05" in mix_page and "2 °C to 4 °C" in mix_page
+    assert "Compliance record of Test Processor: 1 lots; inspections: 0 passed" in mix_page
+
+
+def test_consumer_page_never_shows_consortium_or_private_fields(public: FlaskClient, world: Any) -> None:
+    for key in ("M1", "F1"):
+        page = public.get(_url(world, key)).get_data(as_text=True)
+        json = public.get(_url(world, key), headers={"Accept": "application/json"}).get_data(as_text=True)
+        for value in (*world.consortium_values, *world.private_values, "LOGGER-SECRET"):
+            assert value not in page
+            assert value not in json
+        assert "Quantity" not in page  # quantities are consortium data
+
+
+def test_json_variant_carries_the_same_content(public: FlaskClient, world: Any) -> None:
+    response = public.get(_url(world, "M1"), headers={"Accept": "application/json"})
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    data = response.json
+    assert data["product"]["name"] == "Test salad mix" and data["producer"]["name"] == "Test Processor"
+    assert data["state"] == "verified"
+    assert data["recalls"][0]["lot"]["lot_code"] == "F1" and data["recalls"][0]["recall_class"] == "I"
+    assert data["lot"]["digital_link"] == f"https://trace.lotline.example{_url(world, 'M1')}"
+    assert {o["lot"]["lot_code"] for o in data["origin"]} == {"F1", "F3"}
+    assert all(step["tx_hash"] and step["block_number"] for step in data["journey"])
+    assert data["cold_chain"]["readings"] == 6
+    assert "summary" in data["compliance"]
+
+
+def test_held_lot_shows_an_amber_notice_and_no_recall(public: FlaskClient, world: Any) -> None:
+    page = public.get(_url(world, "H1")).get_data(as_text=True)
+    assert 'class="hold-notice"' in page and "On hold since 2026-11-06" in page
+    assert "recall-banner" not in page
+    assert "suspected contamination" not in page  # the hold reason is consortium data
+
+
+def test_lot_created_after_the_last_verification_shows_pending(public: FlaskClient, world: Any) -> None:
+    page = public.get(_url(world, "P1")).get_data(as_text=True)
+    assert "Pending verification" in page and "Verified journey" not in page
+
+
+def test_any_gtin_length_is_accepted_and_normalised(public: FlaskClient, world: Any) -> None:
+    gtin14, _ = world.labels["F2"]
+    assert gtin14.startswith("0")
+    response = public.get(_url(world, "F2", gtin=gtin14[1:]))  # the GTIN-13 form
+    assert response.status_code == 200
+    assert f"<code>{gtin14}</code>" in response.get_data(as_text=True)
+
+
+def test_percent_encoded_lot_code_is_found(public: FlaskClient, world: Any) -> None:
+    url = _url(world, "TR/7%x")
+    assert "%2F" in url and "%25" in url
+    response = public.get(url)
+    assert response.status_code == 200
+    assert "<code>TR/7%x</code>" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("path", "status", "says"), [
+    ("/01/00700001000012/10/F1", 400, "product number (GTIN) is not valid"),  # wrong check digit
+    ("/01/0070000100001X/10/F1", 400, "product number (GTIN) is not valid"),
+    ("/01/00700001000015/10/F%231", 400, "lot code is not valid"),  # '#' is not in GS1 set 82
+    ("/01/00700001000015/10/ABCDEFGHIJKLMNOPQRSTU", 400, "lot code is not valid"),  # 21 characters
+    ("/01/00700001000015/10/NO-SUCH-LOT", 404, "We have no record of this lot"),
+])
+def test_bad_or_unknown_labels_get_a_friendly_page_that_says_which(
+        public: FlaskClient, world: Any, path: str, status: int, says: str) -> None:
+    assert world.labels["F1"][0] == "00700001000015"
+    response = public.get(path)
+    assert response.status_code == status
+    page = response.get_data(as_text=True)
+    assert says in page and "Traceback" not in page
+
+
+def test_bad_label_as_json_names_the_field(public: FlaskClient) -> None:
+    response = public.get("/01/00700001000012/10/F1", headers={"Accept": "application/json"})
+    assert response.status_code == 400
+    assert response.json["field"] == "gtin" and response.json["error"] == "invalid_gtin"
+
+
+def test_consumer_page_needs_no_javascript(mix_page: str) -> None:
+    assert "<script" not in mix_page and " style=" not in mix_page and "onclick" not in mix_page.lower()
+
+
+def test_lookup_form_redirects_to_the_digital_link(public: FlaskClient, world: Any) -> None:
+    gtin14, code = world.labels["F2"]
+    response = public.get(f"/lookup?gtin={gtin14[1:]}&lot={code}")
+    assert response.status_code == 302 and response.headers["Location"] == f"/01/{gtin14}/10/{code}"
+    bad = public.get("/lookup?gtin=123&lot=F2")
+    assert bad.status_code == 400 and "Please correct the GTIN" in bad.get_data(as_text=True)
+
+
+def test_altered_record_shows_tampered_and_names_no_false_verification(public: FlaskClient, world: Any) -> None:
+    from supply_chain.domain.kinds import EventKind
+    from supply_chain.services import lots
+    from supply_chain.services.verify import verify_lot
+    from supply_chain.store.models import Organisation
+
+    with world.runtime.ctx() as ctx:
+        farm = ctx.session.get(Organisation, world.org_ids["producer"])
+        lot = lots.create_lot(ctx, farm, world.gtins["lettuce"], "TAMPER-1", EventKind.HARVESTING, {
+            "location_gln": world.sites["producer"], "harvest_date": "2026-11-01", "commodity": "lettuce"}, "10", "kg")
+        event = lot.events[0]
+        event.payload = dict(event.payload) | {"commodity": "organic lettuce"}  # edited behind the chain's back
+        ctx.session.flush()
+        assert verify_lot(ctx, lot).state == "tampered"
+        gtin = lot.gtin
+    page = public.get(f"/01/{gtin}/10/TAMPER-1").get_data(as_text=True)
+    assert "Warning: this record was altered" in page
+    assert "Record does not match the chain" in page
+    assert "Verified journey" not in page
