@@ -1,0 +1,1 @@
+"""Use cases: onboarding, lots, custody, inspections, transformations, recalls, indexing, verification, trace."""
