@@ -15,7 +15,13 @@ from flask import Flask
 from supply_chain.services.runtime import Runtime, Settings
 from supply_chain.services.startup import catch_up
 
-ENV_KEYS = ("LOTLINE_HOME", "LOTLINE_DATABASE_URL", "LOTLINE_CHAIN_URL", "LOTLINE_SECRET_KEY", "LOTLINE_PUBLIC_URL")
+ENV_KEYS = (
+    "LOTLINE_HOME",
+    "LOTLINE_DATABASE_URL",
+    "LOTLINE_CHAIN_URL",
+    "LOTLINE_SECRET_KEY",
+    "LOTLINE_PUBLIC_URL",
+)
 MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """A little above the services' 5 MiB certificate limit, so their clearer message wins for most files."""
 
@@ -67,6 +73,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
 
     from app.admin import bp as admin_bp
+    from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.custody import bp as custody_bp
     from app.dashboard import bp as dashboard_bp
@@ -76,8 +83,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.lots import bp as lots_bp
     from app.public import bp as public_bp
 
-    for blueprint in (auth_bp, dashboard_bp, lots_bp, custody_bp, inspections_bp, admin_bp, labels_bp, public_bp,
-                      health_bp):
+    for blueprint in (
+        auth_bp,
+        dashboard_bp,
+        lots_bp,
+        custody_bp,
+        inspections_bp,
+        admin_bp,
+        labels_bp,
+        public_bp,
+        health_bp,
+        api_bp,
+    ):
         app.register_blueprint(blueprint)
-    app.register_blueprint(__import__("app.api", fromlist=["bp"]).bp)  # the REST API, /api/v1 (app/api)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, current_app, jsonify, render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.web import rollback, wants_json
@@ -27,13 +27,21 @@ TITLES = {
 }
 
 
-def _answer(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None):
+def _answer(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+):
     if wants_json():
         body = {"error": code, "message": message} | ({"field": field} if field else {})
         response = jsonify(body)
     else:
-        response = render_template("error.html", status=status, title=TITLES.get(status, "Error"), code=code,
-                                   message=message, field=field)
+        response = render_template(
+            "error.html",
+            status=status,
+            title=TITLES.get(status, "Error"),
+            code=code,
+            message=message,
+            field=field,
+        )
     return response, status, headers or {}
 
 
@@ -50,10 +58,20 @@ def init_app(app: Flask) -> None:
         rollback()
         status = err.code or 500
         headers = {k: v for k, v in err.get_headers() if k.lower() in ("retry-after", "allow")}
-        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-                429: "rate_limited"}.get(status, "http_error")
+        code = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            429: "rate_limited",
+        }.get(status, "http_error")
         if status == 413:
-            message = "The upload is larger than the 6 MiB the server accepts; certificates may be at most 5 MiB."
+            limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+            shown = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit / 1024:g} KiB"
+            message = (
+                f"The upload is larger than the {shown} the server accepts; "
+                "certificates may be at most 5 MiB."
+            )
         else:
             message = err.description or TITLES.get(status, "Error")
         return _answer(status, code, message, headers=headers)
@@ -64,5 +82,8 @@ def init_app(app: Flask) -> None:
         original = getattr(err, "original_exception", None)
         if original is not None:
             log.error("unhandled error", exc_info=original)
-        return _answer(500, "internal_error", "The request could not be completed. "
-                                              "Try again, and tell the operator if it keeps happening.")
+        return _answer(
+            500,
+            "internal_error",
+            "The request could not be completed. Try again, and tell the operator if it keeps happening.",
+        )

@@ -17,8 +17,16 @@ from supply_chain.store.models import Location
 
 PREFIX = "kde."
 # Computed by the services (hashes, counts, lists), never typed in.
-SKIPPED_TYPES = frozenset({FieldType.INPUTS, FieldType.HASH32, FieldType.SHA256, FieldType.COUNT,
-                           FieldType.TEMPERATURE, FieldType.DATETIME})
+SKIPPED_TYPES = frozenset(
+    {
+        FieldType.INPUTS,
+        FieldType.HASH32,
+        FieldType.SHA256,
+        FieldType.COUNT,
+        FieldType.TEMPERATURE,
+        FieldType.DATETIME,
+    }
+)
 WIDGETS = {
     FieldType.GLN: "select",
     FieldType.DATE: "date",
@@ -28,10 +36,16 @@ WIDGETS = {
     FieldType.RECALL_CLASS: "select",
 }
 CHOICES = {
-    FieldType.OUTCOME: [("pass", "Pass"), ("fail", "Fail (puts the lot on hold)"), ("conditional", "Conditional")],
-    FieldType.RECALL_CLASS: [("I", "Class I: may cause serious illness or death"),
-                             ("II", "Class II: may cause temporary illness"),
-                             ("III", "Class III: unlikely to cause illness")],
+    FieldType.OUTCOME: [
+        ("pass", "Pass"),
+        ("fail", "Fail (puts the lot on hold)"),
+        ("conditional", "Conditional"),
+    ],
+    FieldType.RECALL_CLASS: [
+        ("I", "Class I: may cause serious illness or death"),
+        ("II", "Class II: may cause temporary illness"),
+        ("III", "Class III: unlikely to cause illness"),
+    ],
 }
 Options = list[tuple[str, list[tuple[str, str]]]]
 
@@ -64,21 +78,33 @@ def today() -> str:
 
 def label_of(name: str) -> str:
     text = name.removesuffix("_gln").replace("_", " ")
-    text = {"tlc source": "traceability lot code source", "immediate subsequent recipient": "next recipient"}.get(
-        text, text)
+    text = {
+        "tlc source": "traceability lot code source",
+        "immediate subsequent recipient": "next recipient",
+    }.get(text, text)
     return text[:1].upper() + text[1:]
 
 
 def gln_options(sites: Sequence[Location], own_org_id: int | None, own_first: bool = True) -> Options:
     own = [(s.gln, f"{s.name} ({s.gln})") for s in sites if s.organisation_id == own_org_id]
-    other = [(s.gln, f"{s.name}, {s.organisation.name} ({s.gln})") for s in sites if s.organisation_id != own_org_id]
+    other = [
+        (s.gln, f"{s.name}, {s.organisation.name} ({s.gln})")
+        for s in sites
+        if s.organisation_id != own_org_id
+    ]
     groups = [("Your sites", own), ("Other organisations' sites", other)]
     return [g for g in (groups if own_first else groups[::-1]) if g[1]]
 
 
-def kde_fields(kind: EventKind, sites: Sequence[Location], own_org_id: int | None,
-               values: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None,
-               exclude: Iterable[str] = (), other_first: Iterable[str] = ()) -> list[FormField]:
+def kde_fields(
+    kind: EventKind,
+    sites: Sequence[Location],
+    own_org_id: int | None,
+    values: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    exclude: Iterable[str] = (),
+    other_first: Iterable[str] = (),
+) -> list[FormField]:
     """The form fields of ``kind``'s KDEs. ``values`` (a submitted form) wins over ``defaults``; GLN fields
     list the caller's own sites first except those named in ``other_first`` (e.g. a ship-to location)."""
     values = values or {}
@@ -97,14 +123,28 @@ def kde_fields(kind: EventKind, sites: Sequence[Location], own_org_id: int | Non
         if PREFIX + spec.name in values:
             value = str(values.get(PREFIX + spec.name) or "")
         else:
-            value = str(defaults.get(spec.name) or (today() if spec.type == FieldType.DATE and spec.required else ""))
+            value = str(
+                defaults.get(spec.name) or (today() if spec.type == FieldType.DATE and spec.required else "")
+            )
         description = spec.description[:1].upper() + spec.description[1:]
-        out.append(FormField(spec.name, label_of(spec.name), widget, spec.required, spec.visibility.value,
-                             description, value, options))
+        out.append(
+            FormField(
+                spec.name,
+                label_of(spec.name),
+                widget,
+                spec.required,
+                spec.visibility.value,
+                description,
+                value,
+                options,
+            )
+        )
     return out
 
 
-def payload_from_form(kind: EventKind, form: Mapping[str, Any], exclude: Iterable[str] = ()) -> dict[str, Any]:
+def payload_from_form(
+    kind: EventKind, form: Mapping[str, Any], exclude: Iterable[str] = ()
+) -> dict[str, Any]:
     """The payload a KDE form describes; empty inputs are left out (the domain then names a missing
     required field). Validation is the domain's job, not the form's."""
     skip = set(exclude)

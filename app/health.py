@@ -21,7 +21,11 @@ def healthz() -> tuple[Response, int]:
         body = {"status": "unavailable", "chain": {"mode": ctx.settings.chain_mode}} | err.to_dict()
         return jsonify(body), 503
     except Exception as err:  # noqa: BLE001 - a health check reports, it does not crash
-        body = {"status": "unavailable", "chain": {"mode": ctx.settings.chain_mode}, "error": "chain_unavailable",
-                "message": f"the chain did not answer: {type(err).__name__}"}
+        body = {
+            "status": "unavailable",
+            "chain": {"mode": ctx.settings.chain_mode},
+            "error": "chain_unavailable",
+            "message": f"the chain did not answer: {type(err).__name__}",
+        }
         return jsonify(body), 503
     return jsonify({"status": "ok", "chain": chain}), 200

@@ -54,18 +54,24 @@ def _check_csrf(req: Request) -> None:
     expected = session.get("csrf")
     sent = req.form.get(CSRF_FIELD) or req.headers.get(CSRF_HEADER) or ""
     if not isinstance(expected, str) or not expected:
-        abort(400, description="The form's security token is missing: your session may have expired. "
-                               "Go back, reload the page and submit the form again.")
+        abort(
+            400,
+            description="The form's security token is missing: your session may have expired. "
+            "Go back, reload the page and submit the form again.",
+        )
     if not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(400, description="The form's security token (CSRF token) is missing or wrong. "
-                               "Reload the page and submit the form again.")
+        abort(
+            400,
+            description="The form's security token (CSRF token) is missing or wrong. "
+            "Reload the page and submit the form again.",
+        )
 
 
 # ------------------------------------------------------------------ login rate limit
 
 
 class LoginLimiter:
-    """Failed sign-ins counted per key in a sliding window, in memory (one process; waitress threads share it)."""
+    """Failed sign-ins per key in a sliding window, in memory (one process; waitress threads share it)."""
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit

@@ -82,9 +82,14 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"current_user": current_user(), "current_org": current_org(), "has_role": has_role,
-                "HANDLER_ROLES": HANDLER_ROLES, "CREATOR_ROLES": CREATOR_ROLES,
-                "RECEIVING_ROLES": RECEIVING_ROLES}
+        return {
+            "current_user": current_user(),
+            "current_org": current_org(),
+            "has_role": has_role,
+            "HANDLER_ROLES": HANDLER_ROLES,
+            "CREATOR_ROLES": CREATOR_ROLES,
+            "RECEIVING_ROLES": RECEIVING_ROLES,
+        }
 
 
 def quantity_text(number: Decimal | str | None) -> str:
@@ -142,7 +147,9 @@ def has_role(*roles: str) -> bool:
 def wants_json() -> bool:
     """True when the client prefers JSON over HTML (``Accept: application/json``)."""
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    return (
+        best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def login_required(view: F) -> F:
@@ -169,8 +176,10 @@ def roles_required(*roles: str) -> Callable[[F], F]:
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
             org = require_org()
             if not set(org.roles) & set(roles):
-                raise Forbidden(f"{org.name} cannot open this page: it needs one of the roles {', '.join(roles)}",
-                                code="wrong_role")
+                raise Forbidden(
+                    f"{org.name} cannot open this page: it needs one of the roles {', '.join(roles)}",
+                    code="wrong_role",
+                )
             return view(*args, **kwargs)
 
         wrapped.required_roles = roles  # type: ignore[attr-defined]

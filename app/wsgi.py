@@ -21,13 +21,14 @@ def application() -> Flask:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the app under waitress until interrupted; the runtime (chain, database) is closed on the way out."""
+    """Run the app under waitress until interrupted; the runtime (chain, database) is closed after."""
     from waitress import serve as waitress_serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app()
-    logging.getLogger("lotline").info("serving on http://%s:%s (public links: %s)", host, port,
-                                      app.config["PUBLIC_URL"])
+    logging.getLogger("lotline").info(
+        "serving on http://%s:%s (public links: %s)", host, port, app.config["PUBLIC_URL"]
+    )
     try:
         waitress_serve(app, host=host, port=port, threads=THREADS, ident="lotline")
     finally:

@@ -28,8 +28,13 @@ class Row:
         return statistics.median(self.samples) / self.per
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "unit": self.unit, "median_ms": round(self.median * 1000, 3),
-                "per_second": round(1 / self.median, 1) if self.median else None, "runs": len(self.samples)}
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "median_ms": round(self.median * 1000, 3),
+            "per_second": round(1 / self.median, 1) if self.median else None,
+            "runs": len(self.samples),
+        }
 
 
 @dataclass
@@ -38,8 +43,12 @@ class Results:
     meta: dict[str, Any]
 
     def markdown(self) -> str:
-        lines = [f"Lotline benchmark — {self.meta['when']} — chain: {self.meta['chain']}, db: {self.meta['db']}",
-                 "", "| what | median | per second | runs |", "|---|---:|---:|---:|"]
+        lines = [
+            f"Lotline benchmark — {self.meta['when']} — chain: {self.meta['chain']}, db: {self.meta['db']}",
+            "",
+            "| what | median | per second | runs |",
+            "|---|---:|---:|---:|",
+        ]
         for row in self.rows:
             d = row.as_dict()
             lines.append(f"| {row.name} | {d['median_ms']:.2f} ms {row.unit} | {d['per_second']} | {d['runs']} |")
@@ -89,33 +98,64 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None) 
             payload = {"note": "bench", "date": "2026-11-26", "location_gln": site}
 
             progress("single events, one transaction each")
-            rows.append(Row("record 1 event (1 transaction)", "per event",
-                            _time(lambda: lots.record_event(ctx, packer, lot, EventKind.OBSERVATION, payload), runs)))
+            rows.append(
+                Row(
+                    "record 1 event (1 transaction)",
+                    "per event",
+                    _time(lambda: lots.record_event(ctx, packer, lot, EventKind.OBSERVATION, payload), runs),
+                )
+            )
             progress("100 events in one transaction")
             batch = [(EventKind.OBSERVATION, payload)] * 100
-            rows.append(Row("record 100 events (1 transaction)", "per event",
-                            _time(lambda: lots.record_events(ctx, packer, lot, batch), max(3, runs // 5)), per=100))
+            rows.append(
+                Row(
+                    "record 100 events (1 transaction)",
+                    "per event",
+                    _time(lambda: lots.record_events(ctx, packer, lot, batch), max(3, runs // 5)),
+                    per=100,
+                )
+            )
             mix = lots.get_lot(ctx, "00614144000033", "FC-MIX-001")
             farm = lots.get_lot(ctx, "00614141000012", "GV-ROM-2611A")
             progress("verification and trace")
-            rows.append(Row("verify a lot (6 events, reads the chain)", "per lot",
-                            _time(lambda: verify_lot(ctx, mix, save=False), runs)))
-            rows.append(Row("trace backward (salad mix -> farms)", "per trace",
-                            _time(lambda: trace(ctx, mix, "backward"), runs)))
-            rows.append(Row("trace forward (farm -> shops)", "per trace",
-                            _time(lambda: trace(ctx, farm, "forward"), runs)))
+            rows.append(
+                Row(
+                    "verify a lot (6 events, reads the chain)",
+                    "per lot",
+                    _time(lambda: verify_lot(ctx, mix, save=False), runs),
+                )
+            )
+            rows.append(
+                Row(
+                    "trace backward (salad mix -> farms)", "per trace", _time(lambda: trace(ctx, mix, "backward"), runs)
+                )
+            )
+            rows.append(
+                Row("trace forward (farm -> shops)", "per trace", _time(lambda: trace(ctx, farm, "forward"), runs))
+            )
         progress("consumer page")
         app = create_app({"TESTING": True, "RUNTIME": runtime})
         client = app.test_client()
         url = "/01/00614144000033/10/FC-MIX-001"
         assert client.get(url).status_code == 200
-        rows.append(Row("consumer page HTML (reads the index)", "per request",
-                        _time(lambda: client.get(url), runs * 2)))
-        rows.append(Row("consumer page JSON", "per request",
-                        _time(lambda: client.get(url, headers={"Accept": "application/json"}), runs * 2)))
+        rows.append(
+            Row("consumer page HTML (reads the index)", "per request", _time(lambda: client.get(url), runs * 2))
+        )
+        rows.append(
+            Row(
+                "consumer page JSON",
+                "per request",
+                _time(lambda: client.get(url, headers={"Accept": "application/json"}), runs * 2),
+            )
+        )
     finally:
         runtime.close()
-    meta = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "chain": settings.chain_mode,
-            "db": settings.database_url.split(":")[0], "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "quick": quick}
+    meta = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "chain": settings.chain_mode,
+        "db": settings.database_url.split(":")[0],
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "quick": quick,
+    }
     return Results(rows, meta)

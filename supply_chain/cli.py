@@ -126,8 +126,12 @@ def verify(gtin: str | None, lot: str | None, all_lots: bool) -> None:
 @main.command()
 @click.argument("gtin")
 @click.argument("lot")
-@click.option("--direction", type=click.Choice(["backward", "forward"]), required=True,
-              help="backward: every ancestor lot; forward: every descendant and who holds it.")
+@click.option(
+    "--direction",
+    type=click.Choice(["backward", "forward"]),
+    required=True,
+    help="backward: every ancestor lot; forward: every descendant and who holds it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--fail-on-recall", is_flag=True, help="Exit 1 when a traced lot is recalled or affected by a recall.")
 @handle_errors
@@ -148,8 +152,10 @@ def trace(gtin: str, lot: str, direction: str, as_json: bool, fail_on_recall: bo
         click.echo(f"{direction} trace of {result['lot']['gtin']} {result['lot']['lot_code']}:")
         for item in result["lots"]:
             flag = "RECALLED" if item["recalled"] else ("affected" if item["affected_by_recall"] else "")
-            click.echo(f"{'  ' * item['depth']}- {item['gtin']} {item['lot_code']} {item['product']} "
-                       f"[{item['status']}] held by {item['custodian']} {flag}".rstrip())
+            click.echo(
+                f"{'  ' * item['depth']}- {item['gtin']} {item['lot_code']} {item['product']} "
+                f"[{item['status']}] held by {item['custodian']} {flag}".rstrip()
+            )
     if fail_on_recall and any(i["recalled"] or i["affected_by_recall"] for i in result["lots"]):
         sys.exit(1)
 
@@ -164,8 +170,10 @@ def reindex() -> None:
     try:
         with runtime.ctx() as ctx:
             report = rebuild(ctx)
-            click.echo(f"reindexed blocks {report.from_block}-{report.to_block}: {report.applied} events applied, "
-                       f"{report.foreign} foreign logs skipped")
+            click.echo(
+                f"reindexed blocks {report.from_block}-{report.to_block}: {report.applied} events applied, "
+                f"{report.foreign} foreign logs skipped"
+            )
     finally:
         runtime.close()
 
@@ -194,13 +202,21 @@ def export() -> None:
 @click.option("--product", metavar="GTIN", help="Every lot of a product with a CTE between --from and --to.")
 @click.option("--from", "date_from", metavar="YYYY-MM-DD", help="First day (with --product).")
 @click.option("--to", "date_to", metavar="YYYY-MM-DD", help="Last day (with --product).")
-@click.option("--chain", is_flag=True, help="Add the whole trace: every lot the selection was made from and "
-                                           "every lot made from it.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="FILE.csv or FILE.xlsx (the format follows the extension).")
+@click.option(
+    "--chain",
+    is_flag=True,
+    help="Add the whole trace: every lot the selection was made from and every lot made from it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="FILE.csv or FILE.xlsx (the format follows the extension).",
+)
 @handle_errors
-def export_fsma204(lot_ref: str | None, product: str | None, date_from: str | None, date_to: str | None,
-                   chain: bool, out: Path) -> None:
+def export_fsma204(
+    lot_ref: str | None, product: str | None, date_from: str | None, date_to: str | None, chain: bool, out: Path
+) -> None:
     """Write the FSMA 204 electronic sortable spreadsheet: one row per critical tracking event with its key data
     elements (docs/fsma204.md)."""
     from supply_chain.services import fsma

@@ -21,8 +21,12 @@ GRANTABLE_ROLES = tuple(r for r in ROLES if r != "admin")
 @roles_required("regulator", "admin")
 def index() -> str:
     ctx = get_ctx()
-    return render_template("admin/index.html", records=views.compliance_records(ctx), recalls=views.recalls(ctx),
-                           held=views.held_lots(ctx))
+    return render_template(
+        "admin/index.html",
+        records=views.compliance_records(ctx),
+        recalls=views.recalls(ctx),
+        held=views.held_lots(ctx),
+    )
 
 
 @bp.route("/organisations/new", methods=["GET", "POST"])
@@ -49,7 +53,9 @@ def onboard() -> str | Response | tuple[str, int]:
             raise Conflict(f"a user with e-mail {email} already exists", field="email")
         if "admin" in roles:
             raise InvalidInput("the admin role is not granted from the dashboard", field="roles")
-        new = orgs.onboard(ctx, org, form.get("name", ""), roles, (form.get("gs1_company_prefix") or "").strip() or None)
+        new = orgs.onboard(
+            ctx, org, form.get("name", ""), roles, (form.get("gs1_company_prefix") or "").strip() or None
+        )
         orgs.add_user(ctx, new, email, form.get("display_name") or email, password)
     except FORM_ERRORS as err:
         return form_failed(err, "admin/onboard.html", **context)
@@ -63,9 +69,16 @@ def onboard() -> str | Response | tuple[str, int]:
 def organisation(org_id: int) -> str:
     ctx = get_ctx()
     org = views.organisation(ctx, org_id)
-    created = list(ctx.session.scalars(select(Lot).where(Lot.creator_org_id == org.id).order_by(Lot.id.desc())))
-    return render_template("admin/organisation.html", subject=org, record=trace.compliance(ctx, org), lots=created,
-                           state_of=views.lot_state)
+    created = list(
+        ctx.session.scalars(select(Lot).where(Lot.creator_org_id == org.id).order_by(Lot.id.desc()))
+    )
+    return render_template(
+        "admin/organisation.html",
+        subject=org,
+        record=trace.compliance(ctx, org),
+        lots=created,
+        state_of=views.lot_state,
+    )
 
 
 @bp.route("/lots/<int:lot_id>/recall", methods=["GET", "POST"])
@@ -78,8 +91,12 @@ def recall(lot_id: int) -> str | Response | tuple[str, int]:
     def page(error: Exception | None = None) -> tuple[str, int] | str:
         values = request.form if request.method == "POST" else {}
         fields = kde_fields(EventKind.RECALL, [], org.id, values, {"date": today()}, exclude=("notice_url",))
-        context = {"lot": lot, "fields": fields, "form": values,
-                   "reach": views.trace_view(ctx, lot, "forward")}
+        context = {
+            "lot": lot,
+            "fields": fields,
+            "form": values,
+            "reach": views.trace_view(ctx, lot, "forward"),
+        }
         if error is not None:
             return form_failed(error, "admin/recall.html", **context)
         return render_template("admin/recall.html", **context)
@@ -88,9 +105,16 @@ def recall(lot_id: int) -> str | Response | tuple[str, int]:
         return page()
     form = request.form
     try:
-        lot_service.recall(ctx, org, lot, form.get("kde.reason", ""), form.get("kde.recall_class", ""),
-                           form.get("kde.instructions", ""), form.get("kde.date") or None,
-                           (form.get("kde.contact") or "").strip() or None)
+        lot_service.recall(
+            ctx,
+            org,
+            lot,
+            form.get("kde.reason", ""),
+            form.get("kde.recall_class", ""),
+            form.get("kde.instructions", ""),
+            form.get("kde.date") or None,
+            (form.get("kde.contact") or "").strip() or None,
+        )
     except FORM_ERRORS as err:
         return page(err)
     commit()

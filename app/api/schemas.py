@@ -44,9 +44,10 @@ NULLABLE_STRING = {"type": ["string", "null"]}
 REASON = {"type": "string", "minLength": 1, "maxLength": 500}
 
 PATH_PARAMS: dict[str, dict[str, Any]] = {
-    "gtin": {"type": "string", "pattern": "^[0-9]{8,14}$", "description": "GTIN of the lot's product"},
-    "lot": {"type": "string", "pattern": LOT_PATTERN, "description": "The lot code (GS1 AI 10)"},
-    "token_id": {"type": "string", "pattern": "^[0-9]{1,9}$", "description": "The token's id"},
+    "gtin": {"type": "string", "pattern": "^[0-9]{8,14}$", "description": "GTIN of the lot's product, 8-14 digits"},
+    "lot": {"type": "string", "pattern": LOT_PATTERN,
+            "description": "The lot code: 1-20 characters of GS1 character set 82 (AI 10)"},
+    "token_id": {"type": "string", "pattern": "^[0-9]{1,9}$", "description": "The token's id, digits"},
 }
 
 _FIELD_TYPES: dict[FieldType, dict[str, Any]] = {

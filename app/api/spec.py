@@ -141,13 +141,16 @@ def _dispatch(op: Operation, path_params: dict[str, str]) -> Response:
         return op.view(Call(ctx, None, "public", 0, None, {}, path_params))  # type: ignore[arg-type]
     token = tokens.token_for(ctx, bearer_token())
     org, scope, token_id = token.organisation, token.scope, token.id
-    ctx.session.commit()  # last_used_at, kept whatever the request's outcome
+    if ctx.session.dirty:
+        ctx.session.commit()  # last_used_at, kept whatever the request's outcome
     if op.scope == "write" and scope != "write":
         raise Forbidden(f"{op.operation_id} writes, but this API token has the read scope; use a write token",
                         field="Authorization", code="insufficient_scope")
     if op.roles and not set(org.roles) & set(op.roles):
         raise Forbidden(f"{org.name} cannot {op.summary[0].lower() + op.summary[1:]}: it needs one of the roles "
                         f"{', '.join(op.roles)}", code="wrong_role")
+    for name, value in path_params.items():
+        check_path(name, value)
     call = Call(ctx, org, scope, token_id, None, parse_query(op), path_params)
     if op.body is not None:
         call.body = parse_body(op)
@@ -258,6 +261,16 @@ def _registry() -> Registry:
 def validator(schema_name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({"$ref": f"urn:lotline:api#/components/schemas/{schema_name}"},
                                            registry=_registry())
+
+
+def check_path(name: str, value: str) -> None:
+    """A path parameter against its documented pattern (GTIN digits, GS1 lot characters, token id)."""
+    pattern = schemas.PATH_PARAMS[name]["pattern"]
+    if not re.fullmatch(pattern, value):
+        code = {"gtin": "invalid_gtin", "lot": "invalid_lot_code"}.get(name, "invalid_field")
+        rule = schemas.PATH_PARAMS[name]["description"]
+        raise InvalidInput(f"{name}: {value[:40]!r} is not valid here ({rule}; pattern {pattern})", field=name,
+                           code=code)
 
 
 def parse_query(op: Operation) -> dict[str, Any]:

@@ -52,14 +52,16 @@ def login() -> str | Response | tuple[str, int]:
     if wait:
         raise TooManyRequests(
             description=f"Too many failed sign-in attempts. Wait {wait // 60 + 1} minutes and try again.",
-            retry_after=wait)
+            retry_after=wait,
+        )
     try:
         user = orgs.authenticate(get_ctx(), email, password)
     except Forbidden:
         limit.failed(email)
         get_ctx().session.rollback()
-        return render_template("auth/login.html", email=email, next=target or "",
-                               error="E-mail or password is wrong."), 401
+        return render_template(
+            "auth/login.html", email=email, next=target or "", error="E-mail or password is wrong."
+        ), 401
     limit.succeeded(email)
     get_ctx().session.commit()  # last_login_at
     session.clear()  # a fresh session on every sign-in: nothing from before survives

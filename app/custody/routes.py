@@ -32,8 +32,10 @@ def inbox() -> str:
     offers = {}
     for lot in incoming:
         event = views.last_offer(lot)
-        offers[lot.id] = (event, visible_view(EventKind.SHIPPING, event.payload, Visibility.CONSORTIUM)
-                          if event else {})
+        offers[lot.id] = (
+            event,
+            visible_view(EventKind.SHIPPING, event.payload, Visibility.CONSORTIUM) if event else {},
+        )
     return render_template("custody/inbox.html", incoming=incoming, outgoing=outgoing, offers=offers)
 
 
@@ -49,12 +51,27 @@ def accept(lot_id: int) -> str | Response | tuple[str, int]:
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
         values = request.form if request.method == "POST" else {}
-        defaults = {k: shipped.get(k) for k in ("from_gln", "to_gln", "reference_document_type",
-                                                 "reference_document_number", "tlc_source_gln",
-                                                 "product_description", "unit")}
+        defaults = {
+            k: shipped.get(k)
+            for k in (
+                "from_gln",
+                "to_gln",
+                "reference_document_type",
+                "reference_document_number",
+                "tlc_source_gln",
+                "product_description",
+                "unit",
+            )
+        }
         defaults["quantity"] = shipped.get("quantity") or format_quantity(lot.quantity)
-        fields = kde_fields(EventKind.RECEIVING, views.locations(ctx), org.id, values, defaults,
-                            other_first=("from_gln", "tlc_source_gln"))
+        fields = kde_fields(
+            EventKind.RECEIVING,
+            views.locations(ctx),
+            org.id,
+            values,
+            defaults,
+            other_first=("from_gln", "tlc_source_gln"),
+        )
         context = {"lot": lot, "offer": offer, "shipped": shipped, "fields": fields, "form": values}
         if error is not None:
             return form_failed(error, "custody/accept.html", **context)
@@ -76,8 +93,9 @@ def accept(lot_id: int) -> str | Response | tuple[str, int]:
 def reject(lot_id: int) -> Response:
     org = require_org()
     lot = _offered(lot_id, org)
-    lot_service.reject_custody(get_ctx(), org, lot, (request.form.get("reason") or "").strip(),
-                               request.form.get("date") or None)
+    lot_service.reject_custody(
+        get_ctx(), org, lot, (request.form.get("reason") or "").strip(), request.form.get("date") or None
+    )
     commit()
     flash(f"Delivery of lot {lot.lot_code} refused; it goes back to {lot.custodian.name}.", "ok")
     return redirect(url_for("custody.inbox"))

@@ -33,9 +33,16 @@ def index() -> str:
     q = (request.args.get("q") or "").strip()[:100]
     incoming, outgoing = views.inbox(ctx, org)
     return render_template(
-        "dashboard/index.html", lots=views.lots_for_org(ctx, org, status, q), status=status, q=q,
-        statuses=LOT_STATUSES, counts=views.lot_counts(ctx, org), incoming=incoming, outgoing=outgoing,
-        state_of=views.lot_state)
+        "dashboard/index.html",
+        lots=views.lots_for_org(ctx, org, status, q),
+        status=status,
+        q=q,
+        statuses=LOT_STATUSES,
+        counts=views.lot_counts(ctx, org),
+        incoming=incoming,
+        outgoing=outgoing,
+        state_of=views.lot_state,
+    )
 
 
 # ------------------------------------------------------------------ products and sites
@@ -49,8 +56,14 @@ def products() -> str | Response | tuple[str, int]:
         form = request.form
         try:
             product = orgs.register_product(
-                get_ctx(), org, form.get("gtin", ""), form.get("name", ""), form.get("category") or None,
-                form.get("on_food_traceability_list") == "on", (form.get("unit") or "kg").strip())
+                get_ctx(),
+                org,
+                form.get("gtin", ""),
+                form.get("name", ""),
+                form.get("category") or None,
+                form.get("on_food_traceability_list") == "on",
+                (form.get("unit") or "kg").strip(),
+            )
         except FORM_ERRORS as err:
             return form_failed(err, "dashboard/products.html", org=require_org(), form=form)
         commit()
@@ -68,10 +81,20 @@ def sites() -> str | Response | tuple[str, int]:
         try:
             lat = _coordinate(form.get("latitude"), "latitude")
             lon = _coordinate(form.get("longitude"), "longitude")
-            location = orgs.register_location(get_ctx(), org, form.get("gln", ""), form.get("name", ""),
-                                              form.get("address") or None, lat, lon, form.get("kind") or "other")
+            location = orgs.register_location(
+                get_ctx(),
+                org,
+                form.get("gln", ""),
+                form.get("name", ""),
+                form.get("address") or None,
+                lat,
+                lon,
+                form.get("kind") or "other",
+            )
         except FORM_ERRORS as err:
-            return form_failed(err, "dashboard/sites.html", org=require_org(), form=form, kinds=LOCATION_KINDS)
+            return form_failed(
+                err, "dashboard/sites.html", org=require_org(), form=form, kinds=LOCATION_KINDS
+            )
         commit()
         flash(f"Site {location.name} ({location.gln}) registered.", "ok")
         return redirect(url_for("dashboard.sites"))
@@ -84,7 +107,9 @@ def _coordinate(raw: str | None, field: str) -> float | None:
     try:
         value = Decimal(raw.strip())
     except InvalidOperation:
-        raise InvalidInput(f"{field} must be a number in decimal degrees, e.g. 36.6777", field=field) from None
+        raise InvalidInput(
+            f"{field} must be a number in decimal degrees, e.g. 36.6777", field=field
+        ) from None
     if not value.is_finite():
         raise InvalidInput(f"{field} must be a finite number", field=field)
     return float(value)
@@ -107,12 +132,26 @@ def new_lot() -> str | Response | tuple[str, int]:
         sites = views.locations(ctx)
         values = request.form if request.method == "POST" else {}
         product = next((p for p in org.products if p.gtin == (values.get("gtin") or "")), None) or (
-            org.products[0] if org.products else None)
-        fields = kde_fields(kind, sites, org.id, values,
-                            defaults={"unit": product.unit if product else "kg",
-                                      "commodity": product.name if product else ""})
-        context = {"org": org, "kind": kind_name, "kinds": CREATE_KINDS, "fields": fields, "form": values,
-                   "has_sites": any(s.organisation_id == org.id for s in sites)}
+            org.products[0] if org.products else None
+        )
+        fields = kde_fields(
+            kind,
+            sites,
+            org.id,
+            values,
+            defaults={
+                "unit": product.unit if product else "kg",
+                "commodity": product.name if product else "",
+            },
+        )
+        context = {
+            "org": org,
+            "kind": kind_name,
+            "kinds": CREATE_KINDS,
+            "fields": fields,
+            "form": values,
+            "has_sites": any(s.organisation_id == org.id for s in sites),
+        }
         if error is not None:
             return form_failed(error, "dashboard/new_lot.html", **context)
         return render_template("dashboard/new_lot.html", **context)
@@ -122,8 +161,16 @@ def new_lot() -> str | Response | tuple[str, int]:
     form = request.form
     payload = payload_from_form(kind, form)
     try:
-        lot = lot_service.create_lot(ctx, org, form.get("gtin", ""), form.get("lot_code", ""), kind, payload,
-                                     form.get(PREFIX + "quantity", ""), form.get(PREFIX + "unit") or None)
+        lot = lot_service.create_lot(
+            ctx,
+            org,
+            form.get("gtin", ""),
+            form.get("lot_code", ""),
+            kind,
+            payload,
+            form.get(PREFIX + "quantity", ""),
+            form.get(PREFIX + "unit") or None,
+        )
     except FORM_ERRORS as err:
         return page(err)
     commit()
@@ -141,8 +188,13 @@ def transform() -> str | Response | tuple[str, int]:
     held = [lot for lot in views.lots_for_org(ctx, org, "active") if lot.custodian_org_id == org.id]
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
-        context = {"org": org, "held": held, "form": request.form, "sites": views.locations(ctx),
-                   "today_iso": today()}
+        context = {
+            "org": org,
+            "held": held,
+            "form": request.form,
+            "sites": views.locations(ctx),
+            "today_iso": today(),
+        }
         if error is not None:
             return form_failed(error, "dashboard/transform.html", **context)
         return render_template("dashboard/transform.html", **context)
@@ -157,16 +209,30 @@ def transform() -> str | Response | tuple[str, int]:
             if qty:
                 inputs.append((lot, qty))
         for key in form:
-            if key.startswith("input.") and key[6:].isdigit() and form[key].strip() \
-                    and int(key[6:]) not in {lot.id for lot in held}:
+            if (
+                key.startswith("input.")
+                and key[6:].isdigit()
+                and form[key].strip()
+                and int(key[6:]) not in {lot.id for lot in held}
+            ):
                 raise Forbidden(f"{org.name} cannot use lot {key[6:]}: it does not hold it", field=key)
         if not inputs:
             raise InvalidInput("pick at least one input lot and the quantity used from it", field="inputs")
-        output = lot_service.NewLot(form.get("gtin", ""), form.get("lot_code", ""), form.get("quantity", ""),
-                                    (form.get("unit") or "").strip() or None, inputs)
-        extra = {"product_description": form.get("product_description")} if form.get("product_description") else None
-        created = lot_service.transform(ctx, org, [output], form.get("location_gln", ""),
-                                        form.get("transformation_date", ""), extra)
+        output = lot_service.NewLot(
+            form.get("gtin", ""),
+            form.get("lot_code", ""),
+            form.get("quantity", ""),
+            (form.get("unit") or "").strip() or None,
+            inputs,
+        )
+        extra = (
+            {"product_description": form.get("product_description")}
+            if form.get("product_description")
+            else None
+        )
+        created = lot_service.transform(
+            ctx, org, [output], form.get("location_gln", ""), form.get("transformation_date", ""), extra
+        )
     except FORM_ERRORS as err:
         return page(err)
     commit()

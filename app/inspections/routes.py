@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -19,8 +21,9 @@ FORM_ERRORS = (InvalidInput, Conflict)
 def index() -> str:
     org = require_org()
     ctx = get_ctx()
-    return render_template("inspections/index.html", recent=views.recent_inspections(ctx, org),
-                           held=views.held_lots(ctx))
+    return render_template(
+        "inspections/index.html", recent=views.recent_inspections(ctx, org), held=views.held_lots(ctx)
+    )
 
 
 @bp.route("/inspections/lots/<int:lot_id>/new", methods=["GET", "POST"])
@@ -48,8 +51,26 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
         certificate = (upload.filename, upload.mimetype or "", upload.read())
     payload = payload_from_form(EventKind.INSPECTION, request.form, exclude=("outcome",))
     try:
-        lot_service.inspect(ctx, org, lot, request.form.get("kde.outcome", ""), payload, certificate,
-                            (request.form.get("notes") or "").strip() or None)
+        if certificate is not None and certificate[2]:
+            # The store names files by content and allows one document row per file: the same report attached
+            # to a second lot would fail deep in the write. Say so plainly instead.
+            earlier = views.document_by_sha256(ctx, hashlib.sha256(certificate[2]).hexdigest())
+            if earlier is not None:
+                raise Conflict(
+                    f"this certificate file was already attached to lot {earlier.lot.lot_code} "
+                    f"({earlier.filename}); attach a report specific to lot {lot.lot_code}",
+                    field="certificate",
+                    code="duplicate_certificate",
+                )
+        lot_service.inspect(
+            ctx,
+            org,
+            lot,
+            request.form.get("kde.outcome", ""),
+            payload,
+            certificate,
+            (request.form.get("notes") or "").strip() or None,
+        )
     except FORM_ERRORS as err:
         return page(err)
     commit()
@@ -61,8 +82,13 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
 @roles_required("inspector", "regulator")
 def hold(lot_id: int) -> Response:
     lot = visible_lot(lot_id)
-    lot_service.hold(get_ctx(), require_org(), lot, (request.form.get("reason") or "").strip(),
-                     request.form.get("date") or None)
+    lot_service.hold(
+        get_ctx(),
+        require_org(),
+        lot,
+        (request.form.get("reason") or "").strip(),
+        request.form.get("date") or None,
+    )
     commit()
     flash(f"Lot {lot.lot_code} is on hold.", "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
@@ -72,8 +98,13 @@ def hold(lot_id: int) -> Response:
 @roles_required("inspector")
 def release(lot_id: int) -> Response:
     lot = visible_lot(lot_id)
-    lot_service.release(get_ctx(), require_org(), lot, (request.form.get("reason") or "").strip(),
-                        request.form.get("date") or None)
+    lot_service.release(
+        get_ctx(),
+        require_org(),
+        lot,
+        (request.form.get("reason") or "").strip(),
+        request.form.get("date") or None,
+    )
     commit()
     flash(f"The hold on lot {lot.lot_code} is lifted.", "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))

@@ -55,10 +55,12 @@ def qr_svg(gtin: str, lot_code: str) -> Response:
 @bp.get("/lots/<int:lot_id>/labels")
 @roles_required(*HANDLER_ROLES)
 def sheet(lot_id: int) -> str:
-    """A sheet of shelf labels for a lot (product, GTIN, lot code, pack date, QR), laid out for A4 and Letter."""
+    """A sheet of shelf labels for a lot (product, GTIN, lot code, pack date, QR), for A4 and Letter."""
     lot = visible_lot(lot_id)
     raw = request.args.get("count", "8")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LABELS:
         raise InvalidInput(f"count must be a whole number from 1 to {MAX_LABELS}", field="count")
     link = digital_link(get_ctx().settings.public_url, lot.gtin, lot.lot_code)
-    return render_template("labels/sheet.html", lot=lot, count=int(raw), link=link, dated=views.label_date(lot))
+    return render_template(
+        "labels/sheet.html", lot=lot, count=int(raw), link=link, dated=views.label_date(lot)
+    )

@@ -35,8 +35,14 @@ EVENT_KINDS = {k.name.lower(): k for k in sorted(FREE_KINDS)}
 def show(lot_id: int) -> str:
     lot = visible_lot(lot_id)
     org = require_org()
-    return render_template("lots/show.html", page=views.lot_page(get_ctx(), lot, org), lot=lot, org=org,
-                           event_kinds=EVENT_KINDS, today=today())
+    return render_template(
+        "lots/show.html",
+        page=views.lot_page(get_ctx(), lot, org),
+        lot=lot,
+        org=org,
+        event_kinds=EVENT_KINDS,
+        today=today(),
+    )
 
 
 @bp.get("/lots/search")
@@ -63,15 +69,26 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
         raise InvalidInput(f"kind must be one of {', '.join(EVENT_KINDS)}", field="kind")
     kind = EVENT_KINDS[kind_name]
     if lot.custodian_org_id != org.id:
-        raise Forbidden(f"{org.name} cannot record events on lot {lot.lot_code}: it is held by another organisation")
+        raise Forbidden(
+            f"{org.name} cannot record events on lot {lot.lot_code}: it is held by another organisation"
+        )
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
         values = request.form if request.method == "POST" else {}
         origin = lot.origin_location.gln if lot.origin_location else ""
-        defaults = {"quantity": format_quantity(lot.quantity), "unit": lot.unit,
-                    "commodity": lot.product.name, "harvest_location_gln": origin}
-        context = {"lot": lot, "kind": kind_name, "kinds": EVENT_KINDS, "form": values,
-                   "fields": kde_fields(kind, views.locations(ctx), org.id, values, defaults)}
+        defaults = {
+            "quantity": format_quantity(lot.quantity),
+            "unit": lot.unit,
+            "commodity": lot.product.name,
+            "harvest_location_gln": origin,
+        }
+        context = {
+            "lot": lot,
+            "kind": kind_name,
+            "kinds": EVENT_KINDS,
+            "form": values,
+            "fields": kde_fields(kind, views.locations(ctx), org.id, values, defaults),
+        }
         if error is not None:
             return form_failed(error, "lots/record_event.html", **context)
         return render_template("lots/record_event.html", **context)
@@ -100,11 +117,15 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
         values = request.form if request.method == "POST" else {}
-        defaults = {"quantity": format_quantity(lot.quantity), "unit": lot.unit,
-                    "product_description": lot.product.name,
-                    "tlc_source_gln": lot.origin_location.gln if lot.origin_location else ""}
-        fields = kde_fields(EventKind.SHIPPING, views.locations(ctx), org.id, values, defaults,
-                            other_first=("to_gln",))
+        defaults = {
+            "quantity": format_quantity(lot.quantity),
+            "unit": lot.unit,
+            "product_description": lot.product.name,
+            "tlc_source_gln": lot.origin_location.gln if lot.origin_location else "",
+        }
+        fields = kde_fields(
+            EventKind.SHIPPING, views.locations(ctx), org.id, values, defaults, other_first=("to_gln",)
+        )
         context = {"lot": lot, "recipients": recipients, "fields": fields, "form": values}
         if error is not None:
             return form_failed(error, "lots/ship.html", **context)
@@ -133,7 +154,9 @@ def _reason() -> str:
 @roles_required(*HANDLER_ROLES)
 def cancel_offer(lot_id: int) -> Response:
     lot = visible_lot(lot_id)
-    lot_service.cancel_custody_offer(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
+    lot_service.cancel_custody_offer(
+        get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None
+    )
     commit()
     flash(f"The shipment of lot {lot.lot_code} was cancelled; you hold it again.", "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
@@ -157,15 +180,22 @@ def readings(lot_id: int) -> str | Response | tuple[str, int]:
     org = require_org()
     ctx = get_ctx()
     if org.id not in (lot.custodian_org_id, lot.pending_custodian_org_id):
-        raise Forbidden(f"{org.name} cannot add readings to lot {lot.lot_code}: it neither holds nor carries it")
-    context = {"lot": lot, "form": request.form, "sites": [s for s in views.locations(ctx)
-                                                           if s.organisation_id == org.id]}
+        raise Forbidden(
+            f"{org.name} cannot add readings to lot {lot.lot_code}: it neither holds nor carries it"
+        )
+    context = {
+        "lot": lot,
+        "form": request.form,
+        "sites": [s for s in views.locations(ctx) if s.organisation_id == org.id],
+    }
     if request.method == "GET":
         return render_template("lots/readings.html", **context)
     try:
         rows = views.parse_readings(request.form.get("readings", ""))
         gln = (request.form.get("location_gln") or "").strip() or None
-        lot_service.anchor_readings(ctx, org, lot, rows, (request.form.get("sensor_id") or "").strip() or None, gln)
+        lot_service.anchor_readings(
+            ctx, org, lot, rows, (request.form.get("sensor_id") or "").strip() or None, gln
+        )
     except FORM_ERRORS as err:
         return form_failed(err, "lots/readings.html", **context)
     commit()
@@ -186,7 +216,15 @@ def document(lot_id: int, document_id: int) -> Response:
         raise NotFound(f"the file of document {doc.filename} is missing from the instance folder")
     content = path.read_bytes()  # at most a few MiB: read once, check, serve
     if hashlib.sha256(content).hexdigest() != doc.sha256:
-        raise Conflict(f"the stored file of {doc.filename} no longer matches the SHA-256 recorded with the "
-                       "inspection; it was altered after upload", code="document_tampered")
-    return send_file(io.BytesIO(content), mimetype=doc.content_type, as_attachment=True, download_name=doc.filename,
-                     max_age=0)
+        raise Conflict(
+            f"the stored file of {doc.filename} no longer matches the SHA-256 recorded with the "
+            "inspection; it was altered after upload",
+            code="document_tampered",
+        )
+    return send_file(
+        io.BytesIO(content),
+        mimetype=doc.content_type,
+        as_attachment=True,
+        download_name=doc.filename,
+        max_age=0,
+    )

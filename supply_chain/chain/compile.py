@@ -48,8 +48,7 @@ def solc_binary() -> str:
 
 def _sources() -> dict[str, dict[str, str]]:
     return {
-        f"{name}.sol": {"content": (CONTRACTS_DIR / f"{name}.sol").read_text(encoding="utf-8")}
-        for name in CONTRACTS
+        f"{name}.sol": {"content": (CONTRACTS_DIR / f"{name}.sol").read_text(encoding="utf-8")} for name in CONTRACTS
     }
 
 

@@ -329,7 +329,7 @@ class DurableBackend(PyEVMBackend):
     lookup is O(chain length) per receipt), keeps revert data, and refuses snapshots and resets.
     """
 
-    def __init__(self, chain: DurableTesterChain) -> None:  # noqa: D107 -- deliberately no super().__init__
+    def __init__(self, chain: DurableTesterChain) -> None:
         # PyEVMBackend.__init__ would build a fresh in-memory genesis chain; we bring our own.
         self.account_keys: tuple[Any, ...] = ()
         self.chain = chain

@@ -22,9 +22,9 @@ from typing import Any
 import requests
 from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 from web3 import Web3
-from eth_tester.exceptions import TransactionFailed
 from web3.exceptions import (
     ContractCustomError,
     ContractLogicError,
@@ -176,8 +176,7 @@ def chain_guard(what: str) -> Iterator[None]:
 class Ledger:
     """The LotLedger contract at one address on one chain."""
 
-    def __init__(self, w3: Web3, address: str, *, receipt_timeout: float = 120.0,
-                 fixed_gas: int | None = None) -> None:
+    def __init__(self, w3: Web3, address: str, *, receipt_timeout: float = 120.0, fixed_gas: int | None = None) -> None:
         artifact = load_artifact("LotLedger")
         self.w3 = w3
         self.address = to_checksum_address(address)
@@ -188,9 +187,7 @@ class Ledger:
         self.fixed_gas = fixed_gas
         self._errors = self._error_table(artifact["abi"])
         self._events = {
-            "0x" + keccak(text=self._signature(item)).hex(): item
-            for item in artifact["abi"]
-            if item["type"] == "event"
+            "0x" + keccak(text=self._signature(item)).hex(): item for item in artifact["abi"] if item["type"] == "event"
         }
         self._chain_id: int | None = None
         self._nonce_locks: dict[str, threading.Lock] = {}
@@ -234,9 +231,7 @@ class Ledger:
     def get_lot(self, lot_id: str | bytes) -> ChainLot:
         lot_bytes = _b32(lot_id)
         with chain_guard("getLot"):
-            creator, custodian, pending, status, count, head, inputs = self.contract.functions.getLot(
-                lot_bytes
-            ).call()
+            creator, custodian, pending, status, count, head, inputs = self.contract.functions.getLot(lot_bytes).call()
         return ChainLot(
             lot_id=_hex(lot_bytes),
             creator=creator,
@@ -287,15 +282,22 @@ class Ledger:
                     self._next_nonce.get(signer.address, 0),
                 )
                 self._next_nonce[signer.address] = nonce + 1
-            tx = _fees(self.w3) | call | {
-                "nonce": nonce,
-                "chainId": self.chain_id(),
-                "gas": gas,
-                "value": 0,
-            }
+            tx = (
+                _fees(self.w3)
+                | call
+                | {
+                    "nonce": nonce,
+                    "chainId": self.chain_id(),
+                    "gas": gas,
+                    "value": 0,
+                }
+            )
             signed = signer.sign_transaction(tx)
         return PreparedTx(
-            tx_hash=_hex(signed.hash), raw=bytes(signed.raw_transaction), sender=signer.address, nonce=nonce,
+            tx_hash=_hex(signed.hash),
+            raw=bytes(signed.raw_transaction),
+            sender=signer.address,
+            nonce=nonce,
             function=function,
         )
 
@@ -346,21 +348,30 @@ class Ledger:
 
     # ------------------------------------------------------------ one method per contract function
 
-    def create_lot(self, signer: LocalAccount, lot_id: str | bytes, inputs: Sequence[str | bytes],
-                   kind: EventKind, data_hash: str | bytes) -> TxResult:
+    def create_lot(
+        self,
+        signer: LocalAccount,
+        lot_id: str | bytes,
+        inputs: Sequence[str | bytes],
+        kind: EventKind,
+        data_hash: str | bytes,
+    ) -> TxResult:
         return self.transact(signer, "createLot", self.args_create_lot(lot_id, inputs, kind, data_hash))
 
     @staticmethod
-    def args_create_lot(lot_id: str | bytes, inputs: Sequence[str | bytes], kind: EventKind,
-                        data_hash: str | bytes) -> list[Any]:
+    def args_create_lot(
+        lot_id: str | bytes, inputs: Sequence[str | bytes], kind: EventKind, data_hash: str | bytes
+    ) -> list[Any]:
         return [_b32(lot_id), [_b32(i) for i in inputs], int(kind), _b32(data_hash)]
 
-    def record_event(self, signer: LocalAccount, lot_id: str | bytes, kind: EventKind,
-                     data_hash: str | bytes) -> TxResult:
+    def record_event(
+        self, signer: LocalAccount, lot_id: str | bytes, kind: EventKind, data_hash: str | bytes
+    ) -> TxResult:
         return self.transact(signer, "recordEvent", [_b32(lot_id), int(kind), _b32(data_hash)])
 
-    def record_events(self, signer: LocalAccount, lot_id: str | bytes, kinds: Sequence[EventKind],
-                      data_hashes: Sequence[str | bytes]) -> TxResult:
+    def record_events(
+        self, signer: LocalAccount, lot_id: str | bytes, kinds: Sequence[EventKind], data_hashes: Sequence[str | bytes]
+    ) -> TxResult:
         return self.transact(
             signer, "recordEvents", [_b32(lot_id), [int(k) for k in kinds], [_b32(h) for h in data_hashes]]
         )
@@ -377,8 +388,9 @@ class Ledger:
     def cancel_custody_offer(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
         return self.transact(signer, "cancelCustodyOffer", [_b32(lot_id), _b32(data_hash)])
 
-    def inspect(self, signer: LocalAccount, lot_id: str | bytes, outcome: InspectionOutcome,
-                data_hash: str | bytes) -> TxResult:
+    def inspect(
+        self, signer: LocalAccount, lot_id: str | bytes, outcome: InspectionOutcome, data_hash: str | bytes
+    ) -> TxResult:
         return self.transact(signer, "inspect", [_b32(lot_id), int(outcome), _b32(data_hash)])
 
     def hold(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
@@ -393,11 +405,10 @@ class Ledger:
     def close(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
         return self.transact(signer, "close", [_b32(lot_id), _b32(data_hash)])
 
-    def anchor_readings(self, signer: LocalAccount, lot_id: str | bytes, merkle_root: str | bytes, count: int,
-                        data_hash: str | bytes) -> TxResult:
-        return self.transact(
-            signer, "anchorReadings", [_b32(lot_id), _b32(merkle_root), int(count), _b32(data_hash)]
-        )
+    def anchor_readings(
+        self, signer: LocalAccount, lot_id: str | bytes, merkle_root: str | bytes, count: int, data_hash: str | bytes
+    ) -> TxResult:
+        return self.transact(signer, "anchorReadings", [_b32(lot_id), _b32(merkle_root), int(count), _b32(data_hash)])
 
     def grant_role(self, admin: LocalAccount, role: str, account: str) -> TxResult:
         return self.transact(admin, "grantRole", [role_id(role), to_checksum_address(account)])
@@ -451,8 +462,10 @@ class Ledger:
         values = abi_decode([i["type"] for i in plain], bytes(log["data"]))
         for inp, value in zip(plain, values, strict=True):
             args[inp["name"]] = value
-        args = {k: (to_checksum_address(v) if isinstance(v, str) and v.startswith("0x") and len(v) == 42 else _hex(v))
-                for k, v in args.items()}
+        args = {
+            k: (to_checksum_address(v) if isinstance(v, str) and v.startswith("0x") and len(v) == 42 else _hex(v))
+            for k, v in args.items()
+        }
         return ChainEvent(
             name=item["name"],
             args=args,

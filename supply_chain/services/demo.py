@@ -37,13 +37,16 @@ class DemoOrg:
 
 
 DEMO_ORGS = (
-    DemoOrg("regulator", "Food Safety Authority", ("regulator", "admin"), "", "regulator@demo.lotline", "Rosa Regulator"),
+    DemoOrg(
+        "regulator", "Food Safety Authority", ("regulator", "admin"), "", "regulator@demo.lotline", "Rosa Regulator"
+    ),
     DemoOrg("farm_a", "Green Valley Farm", ("producer",), "0614141", "farmer@demo.lotline", "Frank Farmer"),
     DemoOrg("farm_b", "Sunrise Fields", ("producer",), "0614142", "grower@demo.lotline", "Gina Grower"),
     DemoOrg("packer", "Coastal Packing Co", ("processor",), "0614143", "packer@demo.lotline", "Paul Packer"),
     DemoOrg("processor", "FreshCut Salads", ("processor",), "0614144", "processor@demo.lotline", "Priya Processor"),
-    DemoOrg("distributor", "ColdChain Logistics", ("distributor",), "0614145", "distributor@demo.lotline",
-            "Dan Distributor"),
+    DemoOrg(
+        "distributor", "ColdChain Logistics", ("distributor",), "0614145", "distributor@demo.lotline", "Dan Distributor"
+    ),
     DemoOrg("retailer_a", "Corner Market", ("retailer",), "0614146", "shop@demo.lotline", "Sam Shopkeeper"),
     DemoOrg("retailer_b", "City Grocer", ("retailer",), "0614147", "grocer@demo.lotline", "Gail Grocer"),
     DemoOrg("inspector", "AgriCert Labs", ("inspector",), "0614148", "inspector@demo.lotline", "Ian Inspector"),
@@ -88,8 +91,9 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
     day = {n: (today - timedelta(days=n)).isoformat() for n in range(0, 12)}
 
     def at(days_ago: int, hour: int) -> str:
-        return (datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
-                - timedelta(days=days_ago)).isoformat()
+        return (
+            datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
+        ).isoformat()
 
     with runtime.ctx() as ctx:
         progress("onboarding organisations and users")
@@ -106,92 +110,231 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
         places = {
             "farm_a": ("00011", "Green Valley Farm, Field 7", "farm", "1200 River Rd, Salinas, CA", 36.6777, -121.6555),
             "farm_b": ("00012", "Sunrise Fields, North Block", "farm", "88 Sunrise Ln, Yuma, AZ", 32.6927, -114.6277),
-            "packer": ("00013", "Coastal Packing house", "packhouse", "5 Harbor Way, Watsonville, CA", 36.9107, -121.7569),
-            "processor": ("00014", "FreshCut Salads plant", "plant", "400 Industrial Pkwy, Gilroy, CA", 37.0058, -121.5683),
-            "distributor": ("00015", "ColdChain DC West", "warehouse", "77 Logistics Dr, Stockton, CA", 37.9577, -121.2908),
+            "packer": (
+                "00013",
+                "Coastal Packing house",
+                "packhouse",
+                "5 Harbor Way, Watsonville, CA",
+                36.9107,
+                -121.7569,
+            ),
+            "processor": (
+                "00014",
+                "FreshCut Salads plant",
+                "plant",
+                "400 Industrial Pkwy, Gilroy, CA",
+                37.0058,
+                -121.5683,
+            ),
+            "distributor": (
+                "00015",
+                "ColdChain DC West",
+                "warehouse",
+                "77 Logistics Dr, Stockton, CA",
+                37.9577,
+                -121.2908,
+            ),
             "retailer_a": ("00016", "Corner Market, Main St", "store", "12 Main St, Palo Alto, CA", 37.4419, -122.1430),
-            "retailer_b": ("00017", "City Grocer, Market St", "store", "900 Market St, San Francisco, CA", 37.7840, -122.4075),
+            "retailer_b": (
+                "00017",
+                "City Grocer, Market St",
+                "store",
+                "900 Market St, San Francisco, CA",
+                37.7840,
+                -122.4075,
+            ),
             "inspector": ("00018", "AgriCert Labs", "lab", "3 Science Ct, Davis, CA", 38.5449, -121.7405),
         }
         for key, (ref, name, kind, address, lat, lon) in places.items():
             prefix = next(s.prefix for s in DEMO_ORGS if s.key == key)
             site[key] = orgs.register_location(ctx, o[key], gln(prefix, ref), name, address, lat, lon, kind)
-        romaine = orgs.register_product(ctx, o["farm_a"], gtin("0614141", "00001"), "Romaine lettuce, whole heads",
-                                        "leafy greens", True, "kg")
-        spinach = orgs.register_product(ctx, o["farm_b"], gtin("0614142", "00002"), "Baby spinach", "leafy greens",
-                                        True, "kg")
-        mix = orgs.register_product(ctx, o["processor"], gtin("0614144", "00003"), "Garden salad mix 250 g",
-                                    "fresh-cut salads", True, "kg")
+        romaine = orgs.register_product(
+            ctx, o["farm_a"], gtin("0614141", "00001"), "Romaine lettuce, whole heads", "leafy greens", True, "kg"
+        )
+        spinach = orgs.register_product(
+            ctx, o["farm_b"], gtin("0614142", "00002"), "Baby spinach", "leafy greens", True, "kg"
+        )
+        mix = orgs.register_product(
+            ctx, o["processor"], gtin("0614144", "00003"), "Garden salad mix 250 g", "fresh-cut salads", True, "kg"
+        )
         ctx.session.commit()
 
         progress("harvesting at two farms")
-        lot_a = lots.create_lot(ctx, o["farm_a"], romaine.gtin, "GV-ROM-2611A", EventKind.HARVESTING, {
-            "location_gln": site["farm_a"].gln, "harvest_date": day[10], "commodity": "romaine lettuce",
-            "variety": "Parris Island", "field_name": "Field 7",
-        }, "2000", "kg")
-        lot_c = lots.create_lot(ctx, o["farm_a"], romaine.gtin, "GV-ROM-2611C", EventKind.HARVESTING, {
-            "location_gln": site["farm_a"].gln, "harvest_date": day[10], "commodity": "romaine lettuce",
-            "field_name": "Field 9",
-        }, "800", "kg")
-        lot_b = lots.create_lot(ctx, o["farm_b"], spinach.gtin, "SF-SPN-2611B", EventKind.HARVESTING, {
-            "location_gln": site["farm_b"].gln, "harvest_date": day[10], "commodity": "spinach", "variety": "Baby leaf",
-        }, "1500", "kg")
+        lot_a = lots.create_lot(
+            ctx,
+            o["farm_a"],
+            romaine.gtin,
+            "GV-ROM-2611A",
+            EventKind.HARVESTING,
+            {
+                "location_gln": site["farm_a"].gln,
+                "harvest_date": day[10],
+                "commodity": "romaine lettuce",
+                "variety": "Parris Island",
+                "field_name": "Field 7",
+            },
+            "2000",
+            "kg",
+        )
+        lot_c = lots.create_lot(
+            ctx,
+            o["farm_a"],
+            romaine.gtin,
+            "GV-ROM-2611C",
+            EventKind.HARVESTING,
+            {
+                "location_gln": site["farm_a"].gln,
+                "harvest_date": day[10],
+                "commodity": "romaine lettuce",
+                "field_name": "Field 9",
+            },
+            "800",
+            "kg",
+        )
+        lot_b = lots.create_lot(
+            ctx,
+            o["farm_b"],
+            spinach.gtin,
+            "SF-SPN-2611B",
+            EventKind.HARVESTING,
+            {
+                "location_gln": site["farm_b"].gln,
+                "harvest_date": day[10],
+                "commodity": "spinach",
+                "variety": "Baby leaf",
+            },
+            "1500",
+            "kg",
+        )
 
         def ship(lot, src, dst, date, ref):  # noqa: ANN001, ANN202
-            lots.offer_custody(ctx, o[src], lot, o[dst], {
-                "from_gln": site[src].gln, "to_gln": site[dst].gln, "ship_date": date,
-                "reference_document_type": "bill of lading", "reference_document_number": ref,
-                "tlc_source_gln": site["farm_a"].gln if lot.gtin == romaine.gtin else (
-                    site["farm_b"].gln if lot.gtin == spinach.gtin else site["processor"].gln),
-            })
+            lots.offer_custody(
+                ctx,
+                o[src],
+                lot,
+                o[dst],
+                {
+                    "from_gln": site[src].gln,
+                    "to_gln": site[dst].gln,
+                    "ship_date": date,
+                    "reference_document_type": "bill of lading",
+                    "reference_document_number": ref,
+                    "tlc_source_gln": site["farm_a"].gln
+                    if lot.gtin == romaine.gtin
+                    else (site["farm_b"].gln if lot.gtin == spinach.gtin else site["processor"].gln),
+                },
+            )
 
         def receive(lot, src, dst, date, ref):  # noqa: ANN001, ANN202
-            lots.accept_custody(ctx, o[dst], lot, {
-                "from_gln": site[src].gln, "to_gln": site[dst].gln, "receive_date": date,
-                "reference_document_type": "bill of lading", "reference_document_number": ref,
-            })
+            lots.accept_custody(
+                ctx,
+                o[dst],
+                lot,
+                {
+                    "from_gln": site[src].gln,
+                    "to_gln": site[dst].gln,
+                    "receive_date": date,
+                    "reference_document_type": "bill of lading",
+                    "reference_document_number": ref,
+                },
+            )
 
         progress("shipping to the packer; cooling and initial packing")
-        for lot, farm, ref in ((lot_a, "farm_a", "BOL-GV-1001"), (lot_c, "farm_a", "BOL-GV-1002"),
-                               (lot_b, "farm_b", "BOL-SF-2001")):
+        for lot, farm, ref in (
+            (lot_a, "farm_a", "BOL-GV-1001"),
+            (lot_c, "farm_a", "BOL-GV-1002"),
+            (lot_b, "farm_b", "BOL-SF-2001"),
+        ):
             ship(lot, farm, "packer", day[10], ref)
             receive(lot, farm, "packer", day[9], ref)
-            lots.record_events(ctx, o["packer"], lot, [
-                (EventKind.COOLING, {"location_gln": site["packer"].gln, "cooling_date": day[9],
-                                     "harvest_location_gln": site[farm].gln}),
-                (EventKind.INITIAL_PACKING, {"location_gln": site["packer"].gln, "packing_date": day[9],
-                                             "harvest_location_gln": site[farm].gln, "harvest_date": day[10],
-                                             "product_description": lot.product.name}),
-            ])
+            lots.record_events(
+                ctx,
+                o["packer"],
+                lot,
+                [
+                    (
+                        EventKind.COOLING,
+                        {
+                            "location_gln": site["packer"].gln,
+                            "cooling_date": day[9],
+                            "harvest_location_gln": site[farm].gln,
+                        },
+                    ),
+                    (
+                        EventKind.INITIAL_PACKING,
+                        {
+                            "location_gln": site["packer"].gln,
+                            "packing_date": day[9],
+                            "harvest_location_gln": site[farm].gln,
+                            "harvest_date": day[10],
+                            "product_description": lot.product.name,
+                        },
+                    ),
+                ],
+            )
 
         progress("inspections: one pass, one fail with hold")
-        lots.inspect(ctx, o["inspector"], lot_b, "pass", {
-            "inspection_date": day[8], "inspector_name": "Ian Inspector", "inspection_body": "AgriCert Labs",
-            "standard": "FDA BAM Ch. 4 (E. coli)", "findings": "No pathogens detected in 5 samples",
-        }, certificate=("spinach-lab-report.pdf", "application/pdf", _demo_pdf("Lab report SF-SPN-2611B: PASS")))
-        lots.inspect(ctx, o["inspector"], lot_c, "fail", {
-            "inspection_date": day[8], "inspector_name": "Ian Inspector", "inspection_body": "AgriCert Labs",
-            "standard": "ISO 11290-1 (Listeria)", "findings": "Listeria monocytogenes in 1 of 5 samples",
-        }, certificate=("romaine-lab-report.pdf", "application/pdf", _demo_pdf("Lab report GV-ROM-2611C: FAIL")))
+        lots.inspect(
+            ctx,
+            o["inspector"],
+            lot_b,
+            "pass",
+            {
+                "inspection_date": day[8],
+                "inspector_name": "Ian Inspector",
+                "inspection_body": "AgriCert Labs",
+                "standard": "FDA BAM Ch. 4 (E. coli)",
+                "findings": "No pathogens detected in 5 samples",
+            },
+            certificate=("spinach-lab-report.pdf", "application/pdf", _demo_pdf("Lab report SF-SPN-2611B: PASS")),
+        )
+        lots.inspect(
+            ctx,
+            o["inspector"],
+            lot_c,
+            "fail",
+            {
+                "inspection_date": day[8],
+                "inspector_name": "Ian Inspector",
+                "inspection_body": "AgriCert Labs",
+                "standard": "ISO 11290-1 (Listeria)",
+                "findings": "Listeria monocytogenes in 1 of 5 samples",
+            },
+            certificate=("romaine-lab-report.pdf", "application/pdf", _demo_pdf("Lab report GV-ROM-2611C: FAIL")),
+        )
 
         progress("to the processor; transformation into salad mix")
         ship(lot_a, "packer", "processor", day[8], "BOL-CP-3001")
         receive(lot_a, "packer", "processor", day[7], "BOL-CP-3001")
         ship(lot_b, "packer", "processor", day[8], "BOL-CP-3002")
         receive(lot_b, "packer", "processor", day[7], "BOL-CP-3002")
-        mix_1, mix_2 = lots.transform(ctx, o["processor"], [
-            NewLot(mix.gtin, "FC-MIX-001", "1000", "kg", [(lot_a, "600"), (lot_b, "400")]),
-            NewLot(mix.gtin, "FC-MIX-002", "500", "kg", [(lot_a, "300"), (lot_b, "200")]),
-        ], site["processor"].gln, day[6], {"product_description": "Garden salad mix 250 g bags"})
+        mix_1, mix_2 = lots.transform(
+            ctx,
+            o["processor"],
+            [
+                NewLot(mix.gtin, "FC-MIX-001", "1000", "kg", [(lot_a, "600"), (lot_b, "400")]),
+                NewLot(mix.gtin, "FC-MIX-002", "500", "kg", [(lot_a, "300"), (lot_b, "200")]),
+            ],
+            site["processor"].gln,
+            day[6],
+            {"product_description": "Garden salad mix 250 g bags"},
+        )
 
         progress("cold chain: distributor carries and logs temperatures")
         for lot, ref in ((mix_1, "BOL-FC-4001"), (mix_2, "BOL-FC-4002")):
             ship(lot, "processor", "distributor", day[6], ref)
-            readings = [{"taken_at": at(6, 8) if i == 0 else (datetime.fromisoformat(at(6, 8))
-                         + timedelta(minutes=30 * i)).isoformat(), "temperature_c": str(round(2.5 + (i % 5) * 0.3, 1))}
-                        for i in range(24)]
-            lots.anchor_readings(ctx, o["distributor"], lot, readings, sensor_id="LOGGER-77",
-                                 location_gln=site["distributor"].gln)
+            readings = [
+                {
+                    "taken_at": at(6, 8)
+                    if i == 0
+                    else (datetime.fromisoformat(at(6, 8)) + timedelta(minutes=30 * i)).isoformat(),
+                    "temperature_c": str(round(2.5 + (i % 5) * 0.3, 1)),
+                }
+                for i in range(24)
+            ]
+            lots.anchor_readings(
+                ctx, o["distributor"], lot, readings, sensor_id="LOGGER-77", location_gln=site["distributor"].gln
+            )
             receive(lot, "processor", "distributor", day[5], ref)
 
         progress("to two retailers")
@@ -201,15 +344,23 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
         receive(mix_2, "distributor", "retailer_b", day[3], "BOL-CC-5002")
 
         progress("regulator recalls a farm lot")
-        lots.recall(ctx, o["regulator"], lot_a, "Listeria monocytogenes found in a retail sample", "I",
-                    "Do not eat. Throw the product away or return it to the store for a refund.",
-                    when=day[1], contact="recalls@foodsafety.example")
+        lots.recall(
+            ctx,
+            o["regulator"],
+            lot_a,
+            "Listeria monocytogenes found in a retail sample",
+            "I",
+            "Do not eat. Throw the product away or return it to the store for a refund.",
+            when=day[1],
+            contact="recalls@foodsafety.example",
+        )
 
         progress("verifying every lot against the chain")
         results = verify_all(ctx)
         verified = sum(r.state == "verified" for r in results)
-        progress(f"done: {len(results)} lots, {verified} verified; sign in with any demo user, password "
-                 f"{DEMO_PASSWORD!r}")
+        progress(
+            f"done: {len(results)} lots, {verified} verified; sign in with any demo user, password {DEMO_PASSWORD!r}"
+        )
         return o
 
 
@@ -219,7 +370,8 @@ def _demo_pdf(title: str) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
         b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]

@@ -196,7 +196,9 @@ def validate_document(document: object) -> dict[str, Any]:
                            code="epcis_schema_invalid")
     errors = list(_validator().iter_errors(document))
     if errors:
-        first = min(errors, key=lambda e: [str(p) for p in e.absolute_path])
+        # a direct error (deepest path first) says more than an anyOf/oneOf that merely failed as a whole
+        first = min(errors, key=lambda e: (e.validator in ("anyOf", "oneOf"), -len(e.absolute_path),
+                                           [str(p) for p in e.absolute_path]))
         where, message = _describe(first)
         more = f" ({len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise InvalidInput(f"EPCIS schema: {message}{more}", field=where, code="epcis_schema_invalid")
@@ -386,7 +388,9 @@ def export_event(event: Event, lot: Lot, level: Visibility) -> dict[str, Any]:
     """One Lotline event as an EPCIS 2.0 event (JSON-LD), showing the payload fields ``level`` may see."""
     kind = EventKind(int(event.kind))
     kde = visible_view(kind, event.payload or {}, level)
-    when, offset = event_time(event_date(kind, event.payload or {}), event.occurred_at)
+    captured_time = (event.payload or {}).get("epcis_event_time")
+    when, offset = event_time(captured_time if isinstance(captured_time, str) else event_date(kind, event.payload or {}),
+                              event.occurred_at)
     step, disposition = STEPS[kind]
     out: dict[str, Any] = {
         "type": "TransformationEvent" if kind is EventKind.TRANSFORMATION else "ObjectEvent",
@@ -915,7 +919,9 @@ class _Planner:
             if state.status not in ("active", "held", "in_transit"):
                 raise Conflict(f"{where}: cannot add readings to lot {key[1]}: it is {state.status}", field=where,
                                code="lot_" + state.status)
-            payload = _anchor_payload(checked, sensor_id, gln)
+            # the readings date the anchor (period_end); the report's own time is kept for the export
+            payload = _anchor_payload(checked, sensor_id, gln) | _clean(
+                {"epcis_event_id": event.get("eventID"), "epcis_event_time": local_time(event, path)})
             self.payload(EventKind.SENSOR_ANCHOR, payload, path)
             writes.append(_Write("anchor", index, EventKind.SENSOR_ANCHOR, key, payload, readings=checked))
         return writes
@@ -1142,7 +1148,7 @@ class _Writer:
             self.ctx.session.add(SensorReading(
                 batch=batch, taken_at=_instant(r["taken_at"]), temperature_c=Decimal(r["temperature_c"]),
                 humidity=Decimal(r["humidity"]) if r.get("humidity") is not None else None,
-                sensor_id=w.payload.get("sensor_id"), leaf_index=i))
+                sensor_id=w.payload.get("sensor_id") or "", leaf_index=i))
         self._add(w.index, event, ("anchorReadings", [_b(lot.lot_id), root, len(rows), _b(event.payload_hash)]))
 
 

@@ -61,9 +61,7 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
     session = ctx.session
     for tx_hash, tx_logs in by_tx.items():
         waiting = list(
-            session.scalars(
-                select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id)
-            )
+            session.scalars(select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id))
         )
         for log in sorted(tx_logs, key=lambda e: e.log_index):
             if "lotId" not in log.args:

@@ -84,7 +84,9 @@ def _require_custodian(org: Organisation, lot: Lot, action: str) -> None:
 
 def _require_status(lot: Lot, allowed: Sequence[str], action: str) -> None:
     if lot.status not in allowed:
-        raise Conflict(f"cannot {action} lot {lot.lot_code}: it is {lot.status.replace('_', ' ')}", code="lot_" + lot.status)
+        raise Conflict(
+            f"cannot {action} lot {lot.lot_code}: it is {lot.status.replace('_', ' ')}", code="lot_" + lot.status
+        )
 
 
 # ------------------------------------------------------------------ event rows
@@ -97,8 +99,15 @@ def _check_glns(ctx: Ctx, payload: Mapping[str, Any]) -> None:
             location_by_gln(ctx, value, field=f"payload.{key}")
 
 
-def _event(ctx: Ctx, lot: Lot, actor: Organisation, kind: EventKind, payload: Mapping[str, Any],
-           batch_id: str | None = None, idempotency_key: str | None = None) -> Event:
+def _event(
+    ctx: Ctx,
+    lot: Lot,
+    actor: Organisation,
+    kind: EventKind,
+    payload: Mapping[str, Any],
+    batch_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Event:
     payload = dict(payload)
     required = set(kind_spec(kind).required)
     # Quantity and unit default to what the lot holds now (the whole lot moves, is cooled, ...).
@@ -159,22 +168,40 @@ def _plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> t
     if product is None:
         raise InvalidInput(f"GTIN {gtin14} is not a registered product", field=f"{field}gtin", code="unknown_gtin")
     if product.organisation_id != actor.id:
-        raise Forbidden(f"{actor.name} cannot create lots of GTIN {gtin14}: the product belongs to {product.organisation.name}",
-                        field=f"{field}gtin")
+        raise Forbidden(
+            f"{actor.name} cannot create lots of GTIN {gtin14}: the product belongs to {product.organisation.name}",
+            field=f"{field}gtin",
+        )
     lid = hex32(compute_lot_id(gtin14, code))
     if ctx.session.scalars(select(Lot).where(Lot.lot_id == lid)).first() or ctx.ledger.get_lot(lid).exists:
         raise Conflict(f"lot {code} of GTIN {gtin14} already exists", field=f"{field}lot_code", code="lot_exists")
     lot = Lot(
-        gtin=gtin14, lot_code=code, lot_id=lid, product=product, creator_org_id=actor.id, custodian_org_id=actor.id,
-        status="pending", quantity=quantity, initial_quantity=quantity, unit=spec.unit or product.unit,
+        gtin=gtin14,
+        lot_code=code,
+        lot_id=lid,
+        product=product,
+        creator_org_id=actor.id,
+        custodian_org_id=actor.id,
+        status="pending",
+        quantity=quantity,
+        initial_quantity=quantity,
+        unit=spec.unit or product.unit,
     )
     ctx.session.add(lot)
     return lot, product
 
 
-def create_lot(ctx: Ctx, actor: Organisation, gtin: str, lot_code: str, kind: EventKind | int,
-               payload: Mapping[str, Any], quantity: Any, unit: str | None = None,
-               idempotency_key: str | None = None) -> Lot:
+def create_lot(
+    ctx: Ctx,
+    actor: Organisation,
+    gtin: str,
+    lot_code: str,
+    kind: EventKind | int,
+    payload: Mapping[str, Any],
+    quantity: Any,
+    unit: str | None = None,
+    idempotency_key: str | None = None,
+) -> Lot:
     """Create a lot at harvest, initial packing or first land-based receiving."""
     if (previous := _idempotent(ctx, actor, idempotency_key)) is not None:
         return previous.lot
@@ -183,7 +210,9 @@ def create_lot(ctx: Ctx, actor: Organisation, gtin: str, lot_code: str, kind: Ev
     if kind not in CREATION_KINDS or kind is EventKind.TRANSFORMATION:
         raise InvalidInput(
             "a lot starts with harvesting, initial_packing or first_land_based_receiving (use a transformation "
-            "to make a lot from other lots)", field="kind")
+            "to make a lot from other lots)",
+            field="kind",
+        )
     lot, _ = _plan_lot(ctx, actor, NewLot(gtin, lot_code, quantity, unit))
     event = _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
     _set_origin(ctx, lot, kind, event.payload)
@@ -193,8 +222,11 @@ def create_lot(ctx: Ctx, actor: Organisation, gtin: str, lot_code: str, kind: Ev
 
 
 def _set_origin(ctx: Ctx, lot: Lot, kind: EventKind, payload: Mapping[str, Any]) -> None:
-    gln = payload.get("location_gln") if kind is not EventKind.INITIAL_PACKING else (
-        payload.get("harvest_location_gln") or payload.get("location_gln"))
+    gln = (
+        payload.get("location_gln")
+        if kind is not EventKind.INITIAL_PACKING
+        else (payload.get("harvest_location_gln") or payload.get("location_gln"))
+    )
     if gln:
         lot.origin_location = location_by_gln(ctx, gln)
     harvest = payload.get("harvest_date") or payload.get("landing_date")
@@ -204,8 +236,14 @@ def _set_origin(ctx: Ctx, lot: Lot, kind: EventKind, payload: Mapping[str, Any])
         lot.pack_date = date.fromisoformat(str(payload["packing_date"])[:10])
 
 
-def transform(ctx: Ctx, actor: Organisation, outputs: Sequence[NewLot], location_gln: str,
-              transformation_date: str, extra: Mapping[str, Any] | None = None) -> list[Lot]:
+def transform(
+    ctx: Ctx,
+    actor: Organisation,
+    outputs: Sequence[NewLot],
+    location_gln: str,
+    transformation_date: str,
+    extra: Mapping[str, Any] | None = None,
+) -> list[Lot]:
     """Make new lots from lots the actor holds, in one transaction: a split is one input to several
     outputs, a merge several inputs to one output. Consumed quantities cannot exceed what is left."""
     _require_role(actor, ("producer", "processor"), "transform lots")
@@ -221,10 +259,14 @@ def transform(ctx: Ctx, actor: Organisation, outputs: Sequence[NewLot], location
             if input_lot.status != "active":
                 raise Conflict(
                     f"lot {input_lot.lot_code} cannot be used: it is {input_lot.status.replace('_', ' ')}",
-                    field=field, code="input_unavailable")
+                    field=field,
+                    code="input_unavailable",
+                )
             amount = parse_quantity(qty, field=f"{field}.quantity")
             consumed[input_lot.id] = consumed.get(input_lot.id, Decimal(0)) + amount
-            check_consumption(input_lot.quantity, consumed[input_lot.id], field=f"{field}.quantity", unit=input_lot.unit)
+            check_consumption(
+                input_lot.quantity, consumed[input_lot.id], field=f"{field}.quantity", unit=input_lot.unit
+            )
     batch = uuid.uuid4().hex
     lots, events, calls = [], [], []
     for i, out in enumerate(outputs):
@@ -235,7 +277,12 @@ def transform(ctx: Ctx, actor: Organisation, outputs: Sequence[NewLot], location
             "quantity": format_quantity(lot.initial_quantity),
             "unit": lot.unit,
             "inputs": [
-                {"gtin": il.gtin, "lot_code": il.lot_code, "quantity": format_quantity(parse_quantity(q)), "unit": il.unit}
+                {
+                    "gtin": il.gtin,
+                    "lot_code": il.lot_code,
+                    "quantity": format_quantity(parse_quantity(q)),
+                    "unit": il.unit,
+                }
                 for il, q in out.inputs
             ],
         }
@@ -247,8 +294,14 @@ def transform(ctx: Ctx, actor: Organisation, outputs: Sequence[NewLot], location
             il.quantity -= amount
         lots.append(lot)
         events.append(event)
-        calls.append(("createLot", Ledger.args_create_lot(
-            lot.lot_id, [il.lot_id for il, _ in out.inputs], EventKind.TRANSFORMATION, event.payload_hash)))
+        calls.append(
+            (
+                "createLot",
+                Ledger.args_create_lot(
+                    lot.lot_id, [il.lot_id for il, _ in out.inputs], EventKind.TRANSFORMATION, event.payload_hash
+                ),
+            )
+        )
     ctx.session.flush()
     execute(ctx, actor, calls, events)
     return lots
@@ -257,14 +310,25 @@ def transform(ctx: Ctx, actor: Organisation, outputs: Sequence[NewLot], location
 # ------------------------------------------------------------------ events on a lot
 
 
-def record_event(ctx: Ctx, actor: Organisation, lot: Lot, kind: EventKind | int, payload: Mapping[str, Any],
-                 idempotency_key: str | None = None) -> Event:
+def record_event(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    kind: EventKind | int,
+    payload: Mapping[str, Any],
+    idempotency_key: str | None = None,
+) -> Event:
     """Record a cooling, packing, harvesting, landing or observation event by the lot's custodian."""
     return record_events(ctx, actor, lot, [(kind, payload)], idempotency_key=idempotency_key)[0]
 
 
-def record_events(ctx: Ctx, actor: Organisation, lot: Lot, items: Sequence[tuple[EventKind | int, Mapping[str, Any]]],
-                  idempotency_key: str | None = None) -> list[Event]:
+def record_events(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    items: Sequence[tuple[EventKind | int, Mapping[str, Any]]],
+    idempotency_key: str | None = None,
+) -> list[Event]:
     """Several events on one lot in one transaction, in order."""
     if (previous := _idempotent(ctx, actor, idempotency_key)) is not None:
         return [previous]
@@ -278,14 +342,31 @@ def record_events(ctx: Ctx, actor: Organisation, lot: Lot, items: Sequence[tuple
         if kind not in FREE_KINDS:
             raise InvalidInput(
                 f"{kind.name.lower()} is recorded through its own action (custody, inspection, recall, ...), "
-                "not as a plain event", field="kind" if len(items) == 1 else f"events[{i}].kind")
-        events.append(_event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key) if i == 0 else None))
+                "not as a plain event",
+                field="kind" if len(items) == 1 else f"events[{i}].kind",
+            )
+        events.append(
+            _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key) if i == 0 else None)
+        )
     ctx.session.flush()
     if len(events) == 1:
-        calls = [("recordEvent", [bytes.fromhex(lot.lot_id[2:]), int(events[0].kind), bytes.fromhex(events[0].payload_hash[2:])])]
+        calls = [
+            (
+                "recordEvent",
+                [bytes.fromhex(lot.lot_id[2:]), int(events[0].kind), bytes.fromhex(events[0].payload_hash[2:])],
+            )
+        ]
     else:
-        calls = [("recordEvents", [bytes.fromhex(lot.lot_id[2:]), [int(e.kind) for e in events],
-                                   [bytes.fromhex(e.payload_hash[2:]) for e in events]])]
+        calls = [
+            (
+                "recordEvents",
+                [
+                    bytes.fromhex(lot.lot_id[2:]),
+                    [int(e.kind) for e in events],
+                    [bytes.fromhex(e.payload_hash[2:]) for e in events],
+                ],
+            )
+        ]
     execute(ctx, actor, calls, events)
     return events
 
@@ -294,8 +375,16 @@ def _b(hex_value: str) -> bytes:
     return bytes.fromhex(hex_value[2:])
 
 
-def _simple(ctx: Ctx, actor: Organisation, lot: Lot, kind: EventKind, payload: Mapping[str, Any],
-            function: str, extra_args: Sequence[Any] = (), idempotency_key: str | None = None) -> Event:
+def _simple(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    kind: EventKind,
+    payload: Mapping[str, Any],
+    function: str,
+    extra_args: Sequence[Any] = (),
+    idempotency_key: str | None = None,
+) -> Event:
     event = _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
     ctx.session.flush()
     execute(ctx, actor, [(function, [_b(lot.lot_id), *extra_args, _b(event.payload_hash)])], [event])
@@ -305,16 +394,25 @@ def _simple(ctx: Ctx, actor: Organisation, lot: Lot, kind: EventKind, payload: M
 # ------------------------------------------------------------------ custody
 
 
-def offer_custody(ctx: Ctx, actor: Organisation, lot: Lot, to: Organisation, payload: Mapping[str, Any],
-                  idempotency_key: str | None = None) -> Event:
+def offer_custody(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    to: Organisation,
+    payload: Mapping[str, Any],
+    idempotency_key: str | None = None,
+) -> Event:
     """Ship the lot to another organisation (shipping CTE); it is in transit until accepted or rejected."""
     if (previous := _idempotent(ctx, actor, idempotency_key)) is not None:
         return previous
     _require_custodian(actor, lot, "ship")
     _require_status(lot, ("active",), "ship")
     if to.id == actor.id or not set(to.roles) & set(RECEIVING_ROLES):
-        raise InvalidInput(f"{to.name} cannot receive lots (needs a processor, distributor or retailer role)",
-                           field="to", code="recipient_cannot_receive")
+        raise InvalidInput(
+            f"{to.name} cannot receive lots (needs a processor, distributor or retailer role)",
+            field="to",
+            code="recipient_cannot_receive",
+        )
     event = _event(ctx, lot, actor, EventKind.SHIPPING, payload, idempotency_key=_key(actor, idempotency_key))
     ctx.session.flush()
     execute(ctx, actor, [("offerCustody", [_b(lot.lot_id), to.chain_address, _b(event.payload_hash)])], [event])
@@ -329,15 +427,17 @@ def accept_custody(ctx: Ctx, actor: Organisation, lot: Lot, payload: Mapping[str
 
 def reject_custody(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
     _require_pending(actor, lot, "reject")
-    return _simple(ctx, actor, lot, EventKind.CUSTODY_REJECTED, {"reason": reason, "date": when or _today()},
-                   "rejectCustody")
+    return _simple(
+        ctx, actor, lot, EventKind.CUSTODY_REJECTED, {"reason": reason, "date": when or _today()}, "rejectCustody"
+    )
 
 
 def cancel_custody_offer(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
     _require_custodian(actor, lot, "cancel the offer of")
     _require_status(lot, ("in_transit",), "cancel the offer of")
-    return _simple(ctx, actor, lot, EventKind.CUSTODY_CANCELLED, {"reason": reason, "date": when or _today()},
-                   "cancelCustodyOffer")
+    return _simple(
+        ctx, actor, lot, EventKind.CUSTODY_CANCELLED, {"reason": reason, "date": when or _today()}, "cancelCustodyOffer"
+    )
 
 
 def _require_pending(actor: Organisation, lot: Lot, action: str) -> None:
@@ -357,13 +457,15 @@ def _today() -> str:
 def store_document(ctx: Ctx, filename: str, content_type: str, content: bytes) -> tuple[str, str]:
     """Keep an uploaded certificate under the instance folder, named by its SHA-256; returns (sha256, path)."""
     if content_type not in CERTIFICATE_TYPES:
-        raise InvalidInput(f"certificate must be a PDF, PNG or JPEG file, got {content_type or 'unknown type'}",
-                           field="certificate")
+        raise InvalidInput(
+            f"certificate must be a PDF, PNG or JPEG file, got {content_type or 'unknown type'}", field="certificate"
+        )
     if not content:
         raise InvalidInput("certificate file is empty", field="certificate")
     if len(content) > MAX_CERTIFICATE_BYTES:
-        raise InvalidInput(f"certificate must be at most {MAX_CERTIFICATE_BYTES // (1024 * 1024)} MiB",
-                           field="certificate")
+        raise InvalidInput(
+            f"certificate must be at most {MAX_CERTIFICATE_BYTES // (1024 * 1024)} MiB", field="certificate"
+        )
     magic = {"application/pdf": b"%PDF", "image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff"}[content_type]
     if not content.startswith(magic):
         raise InvalidInput(f"certificate content is not a {content_type} file", field="certificate")
@@ -376,8 +478,15 @@ def store_document(ctx: Ctx, filename: str, content_type: str, content: bytes) -
     return sha, str(path)
 
 
-def inspect(ctx: Ctx, actor: Organisation, lot: Lot, outcome: str | InspectionOutcome, payload: Mapping[str, Any],
-            certificate: tuple[str, str, bytes] | None = None, notes: str | None = None) -> Event:
+def inspect(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    outcome: str | InspectionOutcome,
+    payload: Mapping[str, Any],
+    certificate: tuple[str, str, bytes] | None = None,
+    notes: str | None = None,
+) -> Event:
     """Record an inspection or lab result, with an optional certificate (filename, content type, bytes).
     A fail puts the lot on hold."""
     _require_role(actor, ("inspector",), "record inspections")
@@ -395,8 +504,18 @@ def inspect(ctx: Ctx, actor: Organisation, lot: Lot, outcome: str | InspectionOu
     ctx.session.add(inspection)
     if stored:
         filename, content_type, size, sha, path = stored
-        ctx.session.add(Document(inspection=inspection, lot=lot, uploader_org_id=actor.id, filename=filename[:255],
-                                 content_type=content_type, size=size, sha256=sha, storage_path=path))
+        ctx.session.add(
+            Document(
+                inspection=inspection,
+                lot=lot,
+                uploader_org_id=actor.id,
+                filename=filename[:255],
+                content_type=content_type,
+                size=size,
+                sha256=sha,
+                storage_path=path,
+            )
+        )
     ctx.session.flush()
     execute(ctx, actor, [("inspect", [_b(lot.lot_id), int(result), _b(event.payload_hash)])], [event])
     return event
@@ -417,21 +536,43 @@ def release(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | No
 # ------------------------------------------------------------------ recall, close, sensors
 
 
-def recall(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, recall_class: str, instructions: str,
-           when: str | None = None, contact: str | None = None) -> Event:
+def recall(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    reason: str,
+    recall_class: str,
+    instructions: str,
+    when: str | None = None,
+    contact: str | None = None,
+) -> Event:
     """Recall a lot: it is marked recalled on chain; every lot made from it is affected (derived on read)."""
     if not (set(actor.roles) & {"regulator", "inspector"}) and lot.creator_org_id != actor.id:
-        raise Forbidden(f"{actor.name} cannot recall lot {lot.lot_code}: only a regulator, an inspector or the "
-                        "lot's creator can")
+        raise Forbidden(
+            f"{actor.name} cannot recall lot {lot.lot_code}: only a regulator, an inspector or the lot's creator can"
+        )
     if lot.status == "recalled":
         raise Conflict(f"lot {lot.lot_code} is already recalled", code="lot_recalled")
     klass = parse_recall_class(recall_class)
-    payload = {"reason": reason, "recall_class": klass.value, "date": when or _today(), "instructions": instructions,
-               "contact": contact}
+    payload = {
+        "reason": reason,
+        "recall_class": klass.value,
+        "date": when or _today(),
+        "instructions": instructions,
+        "contact": contact,
+    }
     event = _event(ctx, lot, actor, EventKind.RECALL, payload)
-    ctx.session.add(Recall(lot=lot, event=event, reason=event.payload["reason"], recall_class=klass.value,
-                           instructions=event.payload["instructions"], issuer_org_id=actor.id,
-                           issued_at=datetime.now(UTC)))
+    ctx.session.add(
+        Recall(
+            lot=lot,
+            event=event,
+            reason=event.payload["reason"],
+            recall_class=klass.value,
+            instructions=event.payload["instructions"],
+            issuer_org_id=actor.id,
+            issued_at=datetime.now(UTC),
+        )
+    )
     ctx.session.flush()
     execute(ctx, actor, [("recall", [_b(lot.lot_id), _b(event.payload_hash)])], [event])
     return event
@@ -443,8 +584,14 @@ def close(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None
     return _simple(ctx, actor, lot, EventKind.CLOSE, {"reason": reason, "date": when or _today()}, "close")
 
 
-def anchor_readings(ctx: Ctx, actor: Organisation, lot: Lot, readings: Sequence[Mapping[str, Any]],
-                    sensor_id: str | None = None, location_gln: str | None = None) -> Event:
+def anchor_readings(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    readings: Sequence[Mapping[str, Any]],
+    sensor_id: str | None = None,
+    location_gln: str | None = None,
+) -> Event:
     """Anchor a batch of cold-chain readings ({taken_at, temperature_c[, humidity]}) by their Merkle root.
 
     The custodian, or the carrier it was offered to while in transit, may anchor."""
@@ -462,19 +609,38 @@ def anchor_readings(ctx: Ctx, actor: Organisation, lot: Lot, readings: Sequence[
     root = merkle_root(leaves)
     temps = [Decimal(r["temperature_c"]) for r in rows]
     payload = {
-        "merkle_root": hex32(root), "reading_count": len(rows), "period_start": rows[0]["taken_at"],
-        "period_end": rows[-1]["taken_at"], "min_temperature_c": format_quantity_signed(min(temps)),
-        "max_temperature_c": format_quantity_signed(max(temps)), "sensor_id": sensor_id, "location_gln": location_gln,
+        "merkle_root": hex32(root),
+        "reading_count": len(rows),
+        "period_start": rows[0]["taken_at"],
+        "period_end": rows[-1]["taken_at"],
+        "min_temperature_c": format_quantity_signed(min(temps)),
+        "max_temperature_c": format_quantity_signed(max(temps)),
+        "sensor_id": sensor_id,
+        "location_gln": location_gln,
     }
     event = _event(ctx, lot, actor, EventKind.SENSOR_ANCHOR, payload)
-    batch = SensorBatch(lot=lot, event=event, merkle_root=hex32(root), reading_count=len(rows),
-                        period_start=instant(rows[0]["taken_at"]), period_end=instant(rows[-1]["taken_at"]),
-                        min_temp=min(temps), max_temp=max(temps))
+    batch = SensorBatch(
+        lot=lot,
+        event=event,
+        merkle_root=hex32(root),
+        reading_count=len(rows),
+        period_start=instant(rows[0]["taken_at"]),
+        period_end=instant(rows[-1]["taken_at"]),
+        min_temp=min(temps),
+        max_temp=max(temps),
+    )
     ctx.session.add(batch)
     for i, r in enumerate(rows):
-        ctx.session.add(SensorReading(batch=batch, taken_at=instant(r["taken_at"]), temperature_c=Decimal(r["temperature_c"]),
-                                      humidity=Decimal(r["humidity"]) if r.get("humidity") is not None else None,
-                                      sensor_id=sensor_id, leaf_index=i))
+        ctx.session.add(
+            SensorReading(
+                batch=batch,
+                taken_at=instant(r["taken_at"]),
+                temperature_c=Decimal(r["temperature_c"]),
+                humidity=Decimal(r["humidity"]) if r.get("humidity") is not None else None,
+                sensor_id=sensor_id or "",
+                leaf_index=i,
+            )
+        )
     ctx.session.flush()
     execute(ctx, actor, [("anchorReadings", [_b(lot.lot_id), root, len(rows), _b(event.payload_hash)])], [event])
     return event

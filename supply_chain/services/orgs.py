@@ -37,7 +37,8 @@ def _new_org(ctx: Ctx, name: str, roles: list[str], prefix: str | None) -> tuple
     unknown = [r for r in roles if r not in ROLE_NAMES]
     if unknown or not roles:
         raise InvalidInput(
-            f"roles must be one or more of {', '.join(ROLE_NAMES)}" + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            f"roles must be one or more of {', '.join(ROLE_NAMES)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
             field="roles",
         )
     if prefix is not None and prefix != "" and (not prefix.isdigit() or not 6 <= len(prefix) <= 12):
@@ -65,7 +66,9 @@ def deploy(ctx: Ctx) -> ChainDeployment:
     chain = runtime.chain
     chain_id = chain.w3.eth.chain_id
     existing = ctx.session.scalars(
-        select(ChainDeployment).where(ChainDeployment.chain_id == chain_id, ChainDeployment.contract_name == "LotLedger")
+        select(ChainDeployment).where(
+            ChainDeployment.chain_id == chain_id, ChainDeployment.contract_name == "LotLedger"
+        )
     ).first()
     if existing is not None:
         if Ledger(chain.w3, existing.address).is_deployed():
@@ -83,15 +86,18 @@ def deploy(ctx: Ctx) -> ChainDeployment:
         account = signer(ctx, org)
     fund(chain, account.address, FUNDING_WEI)
     ledger, block = Ledger.deploy(chain.w3, account, account.address)
-    deployment = ChainDeployment(chain_id=chain_id, contract_name="LotLedger", address=ledger.address, block_number=block)
+    deployment = ChainDeployment(
+        chain_id=chain_id, contract_name="LotLedger", address=ledger.address, block_number=block
+    )
     ctx.session.add(deployment)
     ctx.session.commit()
     runtime.forget_ledger()
     return deployment
 
 
-def onboard(ctx: Ctx, actor: Organisation | None, name: str, roles: list[str],
-            gs1_company_prefix: str | None = None) -> Organisation:
+def onboard(
+    ctx: Ctx, actor: Organisation | None, name: str, roles: list[str], gs1_company_prefix: str | None = None
+) -> Organisation:
     """Create an organisation with a fresh key, fund it and grant its roles on chain (signed by an admin).
 
     `actor` must hold the admin role; `None` means the operator (CLI and demo set-up).
@@ -119,8 +125,12 @@ def add_user(ctx: Ctx, org: Organisation, email: str, display_name: str, passwor
         raise InvalidInput("password must be at least 10 characters", field="password")
     if ctx.session.scalars(select(User).where(User.email == email)).first():
         raise Conflict(f"a user with e-mail {email} already exists", field="email")
-    user = User(organisation=org, email=email, display_name=(display_name or email).strip()[:200],
-                password_hash=_hasher.hash(password))
+    user = User(
+        organisation=org,
+        email=email,
+        display_name=(display_name or email).strip()[:200],
+        password_hash=_hasher.hash(password),
+    )
     ctx.session.add(user)
     ctx.session.flush()
     return user
@@ -139,8 +149,15 @@ def authenticate(ctx: Ctx, email: str, password: str) -> User:
     return user
 
 
-def register_product(ctx: Ctx, org: Organisation, gtin: str, name: str, category: str | None = None,
-                     on_food_traceability_list: bool = False, unit: str = "kg") -> Product:
+def register_product(
+    ctx: Ctx,
+    org: Organisation,
+    gtin: str,
+    name: str,
+    category: str | None = None,
+    on_food_traceability_list: bool = False,
+    unit: str = "kg",
+) -> Product:
     gtin14 = parse_gtin(gtin)
     if org.gs1_company_prefix and not gtin_has_prefix(gtin14, org.gs1_company_prefix):
         raise Forbidden(
@@ -151,18 +168,34 @@ def register_product(ctx: Ctx, org: Organisation, gtin: str, name: str, category
         raise InvalidInput("product name must be 1-200 characters", field="name")
     if ctx.session.scalars(select(Product).where(Product.gtin == gtin14)).first():
         raise Conflict(f"GTIN {gtin14} is already registered", field="gtin")
-    product = Product(organisation=org, gtin=gtin14, name=name, category=category,
-                      on_food_traceability_list=on_food_traceability_list, unit=unit or "kg")
+    product = Product(
+        organisation=org,
+        gtin=gtin14,
+        name=name,
+        category=category,
+        on_food_traceability_list=on_food_traceability_list,
+        unit=unit or "kg",
+    )
     ctx.session.add(product)
     ctx.session.flush()
     return product
 
 
-def register_location(ctx: Ctx, org: Organisation, gln: str, name: str, address: str | None = None,
-                      latitude: float | None = None, longitude: float | None = None, kind: str = "other") -> Location:
+def register_location(
+    ctx: Ctx,
+    org: Organisation,
+    gln: str,
+    name: str,
+    address: str | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    kind: str = "other",
+) -> Location:
     gln13 = parse_gln(gln)
     if org.gs1_company_prefix and not gln_has_prefix(gln13, org.gs1_company_prefix):
-        raise Forbidden(f"GLN {gln13} is not under {org.name}'s GS1 company prefix {org.gs1_company_prefix}", field="gln")
+        raise Forbidden(
+            f"GLN {gln13} is not under {org.name}'s GS1 company prefix {org.gs1_company_prefix}", field="gln"
+        )
     if latitude is not None and not -90 <= float(latitude) <= 90:
         raise InvalidInput("latitude must be between -90 and 90", field="latitude")
     if longitude is not None and not -180 <= float(longitude) <= 180:
@@ -172,8 +205,15 @@ def register_location(ctx: Ctx, org: Organisation, gln: str, name: str, address:
         raise InvalidInput("location name must be 1-200 characters", field="name")
     if ctx.session.scalars(select(Location).where(Location.gln == gln13)).first():
         raise Conflict(f"GLN {gln13} is already registered", field="gln")
-    location = Location(organisation=org, gln=gln13, name=name, address=address, latitude=latitude,
-                        longitude=longitude, kind=kind or "other")
+    location = Location(
+        organisation=org,
+        gln=gln13,
+        name=name,
+        address=address,
+        latitude=latitude,
+        longitude=longitude,
+        kind=kind or "other",
+    )
     ctx.session.add(location)
     ctx.session.flush()
     return location
@@ -187,7 +227,9 @@ def get_org(ctx: Ctx, org_id: int) -> Organisation:
 
 
 def org_by_address(ctx: Ctx, address: str) -> Organisation | None:
-    return ctx.session.scalars(select(Organisation).where(func.lower(Organisation.chain_address) == address.lower())).first()
+    return ctx.session.scalars(
+        select(Organisation).where(func.lower(Organisation.chain_address) == address.lower())
+    ).first()
 
 
 def location_by_gln(ctx: Ctx, gln: str, field: str = "location_gln") -> Location:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -21,6 +21,8 @@ from supply_chain.store.models import TOKEN_SCOPES, ApiToken, Organisation
 TOKEN_PREFIX = "llt_"
 TOKEN_BYTES = 32
 NAME_MAX_LENGTH = 100
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+"""``last_used_at`` is kept to this precision."""
 
 
 class InvalidToken(LotlineError):
@@ -105,5 +107,8 @@ def token_for(ctx: Ctx, plain: str | None) -> ApiToken:
         raise InvalidToken("the API token is unknown", field="Authorization")
     if row.revoked_at is not None:
         raise InvalidToken("the API token has been revoked", field="Authorization", code="token_revoked")
-    row.last_used_at = datetime.now(UTC)
+    now = datetime.now(UTC)
+    last = row.last_used_at
+    if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) > LAST_USED_RESOLUTION:
+        row.last_used_at = now  # not on every request: a busy client would turn every read into a write
     return row

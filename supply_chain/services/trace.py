@@ -26,9 +26,15 @@ def _load_lots(ctx: Ctx, ids: list[int]) -> dict[int, Lot]:
     if not ids:
         return {}
     rows = ctx.session.scalars(
-        select(Lot).where(Lot.id.in_(ids)).options(
-            selectinload(Lot.product), selectinload(Lot.custodian), selectinload(Lot.creator),
-            selectinload(Lot.origin_location), selectinload(Lot.inputs))
+        select(Lot)
+        .where(Lot.id.in_(ids))
+        .options(
+            selectinload(Lot.product),
+            selectinload(Lot.custodian),
+            selectinload(Lot.creator),
+            selectinload(Lot.origin_location),
+            selectinload(Lot.inputs),
+        )
     )
     return {lot.id: lot for lot in rows}
 
@@ -37,7 +43,8 @@ def _recalls_of(ctx: Ctx, lot_ids: list[int]) -> dict[int, list[Recall]]:
     out: dict[int, list[Recall]] = defaultdict(list)
     if lot_ids:
         rows = ctx.session.scalars(
-            select(Recall).join(Event, Recall.event_id == Event.id)
+            select(Recall)
+            .join(Event, Recall.event_id == Event.id)
             .where(Recall.lot_id.in_(lot_ids), Event.status == "confirmed")
         )
         for recall in rows:
@@ -56,17 +63,24 @@ def recall_sources(ctx: Ctx, lot: Lot) -> list[tuple[Lot, Recall]]:
 
 def _locations(ctx: Ctx, lot_ids: list[int]) -> dict[int, list[Location]]:
     """Locations named by each lot's confirmed events (any *_gln field)."""
-    events = ctx.session.execute(
-        select(Event.lot_id, Event.payload).where(Event.lot_id.in_(lot_ids), Event.status == "confirmed")
-    ).all() if lot_ids else []
+    events = (
+        ctx.session.execute(
+            select(Event.lot_id, Event.payload).where(Event.lot_id.in_(lot_ids), Event.status == "confirmed")
+        ).all()
+        if lot_ids
+        else []
+    )
     glns: dict[int, list[str]] = defaultdict(list)
     for lot_id, payload in events:
         for key, value in (payload or {}).items():
             if key.endswith("_gln") and isinstance(value, str) and value not in glns[lot_id]:
                 glns[lot_id].append(value)
     all_glns = {g for values in glns.values() for g in values}
-    by_gln = {loc.gln: loc for loc in ctx.session.scalars(select(Location).where(Location.gln.in_(all_glns)))} \
-        if all_glns else {}
+    by_gln = (
+        {loc.gln: loc for loc in ctx.session.scalars(select(Location).where(Location.gln.in_(all_glns)))}
+        if all_glns
+        else {}
+    )
     return {lot_id: [by_gln[g] for g in values if g in by_gln] for lot_id, values in glns.items()}
 
 
@@ -84,8 +98,11 @@ def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
     # recall reach: a lot is affected if it or any of its ancestors is recalled
     affected_by: dict[int, list[int]] = {}
     for lot_id in ids:
-        line = [lot_id, *(i for i, _ in ancestors(ctx.session, lot_id))] if direction == "forward" or lot_id == lot.id \
+        line = (
+            [lot_id, *(i for i, _ in ancestors(ctx.session, lot_id))]
+            if direction == "forward" or lot_id == lot.id
             else None
+        )
         affected_by[lot_id] = line or []
     all_ids = sorted({i for line in affected_by.values() for i in line} | set(ids))
     recalls = _recalls_of(ctx, all_ids)
@@ -93,53 +110,89 @@ def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
     for lot_id in ids:
         item = lots[lot_id]
         if direction == "backward":
-            sources = [i for i in [lot_id, *(a for a, _ in ancestors(ctx.session, lot_id))] if i in recalls] \
-                if recalls else []
+            sources = (
+                [i for i in [lot_id, *(a for a, _ in ancestors(ctx.session, lot_id))] if i in recalls]
+                if recalls
+                else []
+            )
         else:
             sources = [i for i in affected_by[lot_id] if i in recalls]
-        items.append({
-            "gtin": item.gtin,
-            "lot_code": item.lot_code,
-            "lot_id": item.lot_id,
-            "depth": depth[lot_id],
-            "product": item.product.name,
-            "status": item.status,
-            "quantity": str(item.quantity),
-            "unit": item.unit,
-            "creator": item.creator.name,
-            "custodian": item.custodian.name,
-            "inputs": [{"gtin": e.input_lot.gtin, "lot_code": e.input_lot.lot_code, "quantity": str(e.quantity),
-                        "unit": e.unit} for e in item.inputs],
-            "locations": [{"gln": loc.gln, "name": loc.name, "organisation": loc.organisation.name}
-                          for loc in locations.get(lot_id, [])],
-            "recalled": item.status == "recalled",
-            "affected_by_recall": bool(sources),
-            "recall_sources": [{"gtin": lots[s].gtin if s in lots else None,
-                                "lot_code": lots[s].lot_code if s in lots else None,
-                                "reason": recalls[s][0].reason, "recall_class": recalls[s][0].recall_class}
-                               for s in sources],
-        })
+        items.append(
+            {
+                "gtin": item.gtin,
+                "lot_code": item.lot_code,
+                "lot_id": item.lot_id,
+                "depth": depth[lot_id],
+                "product": item.product.name,
+                "status": item.status,
+                "quantity": str(item.quantity),
+                "unit": item.unit,
+                "creator": item.creator.name,
+                "custodian": item.custodian.name,
+                "inputs": [
+                    {
+                        "gtin": e.input_lot.gtin,
+                        "lot_code": e.input_lot.lot_code,
+                        "quantity": str(e.quantity),
+                        "unit": e.unit,
+                    }
+                    for e in item.inputs
+                ],
+                "locations": [
+                    {"gln": loc.gln, "name": loc.name, "organisation": loc.organisation.name}
+                    for loc in locations.get(lot_id, [])
+                ],
+                "recalled": item.status == "recalled",
+                "affected_by_recall": bool(sources),
+                "recall_sources": [
+                    {
+                        "gtin": lots[s].gtin if s in lots else None,
+                        "lot_code": lots[s].lot_code if s in lots else None,
+                        "reason": recalls[s][0].reason,
+                        "recall_class": recalls[s][0].recall_class,
+                    }
+                    for s in sources
+                ],
+            }
+        )
     organisations = sorted({i["creator"] for i in items} | {i["custodian"] for i in items})
-    return {"lot": {"gtin": lot.gtin, "lot_code": lot.lot_code}, "direction": direction, "lots": items,
-            "organisations": organisations}
+    return {
+        "lot": {"gtin": lot.gtin, "lot_code": lot.lot_code},
+        "direction": direction,
+        "lots": items,
+        "organisations": organisations,
+    }
 
 
 def compliance(ctx: Ctx, org: Organisation) -> dict[str, Any]:
     """An organisation's record from chain-anchored (confirmed) events: inspections of its lots passed and
     failed, holds placed on them, recalls issued against them."""
     own = select(Lot.id).where(Lot.creator_org_id == org.id).scalar_subquery()
-    inspections = dict(ctx.session.execute(
-        select(Inspection.outcome, func.count()).join(Event, Inspection.event_id == Event.id)
-        .where(Inspection.lot_id.in_(own), Event.status == "confirmed").group_by(Inspection.outcome)
-    ).all())
-    holds = ctx.session.scalar(
-        select(func.count()).select_from(Event)
-        .where(Event.lot_id.in_(own), Event.status == "confirmed", Event.kind == EventKind.HOLD)
-    ) or 0
-    recalls = ctx.session.scalar(
-        select(func.count()).select_from(Recall).join(Event, Recall.event_id == Event.id)
-        .where(Recall.lot_id.in_(own), Event.status == "confirmed")
-    ) or 0
+    inspections = dict(
+        ctx.session.execute(
+            select(Inspection.outcome, func.count())
+            .join(Event, Inspection.event_id == Event.id)
+            .where(Inspection.lot_id.in_(own), Event.status == "confirmed")
+            .group_by(Inspection.outcome)
+        ).all()
+    )
+    holds = (
+        ctx.session.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(Event.lot_id.in_(own), Event.status == "confirmed", Event.kind == EventKind.HOLD)
+        )
+        or 0
+    )
+    recalls = (
+        ctx.session.scalar(
+            select(func.count())
+            .select_from(Recall)
+            .join(Event, Recall.event_id == Event.id)
+            .where(Recall.lot_id.in_(own), Event.status == "confirmed")
+        )
+        or 0
+    )
     lots = ctx.session.scalar(select(func.count()).select_from(Lot).where(Lot.creator_org_id == org.id)) or 0
     failed = inspections.get("fail", 0)
     return {
@@ -150,6 +203,8 @@ def compliance(ctx: Ctx, org: Organisation) -> dict[str, Any]:
         "inspections_conditional": inspections.get("conditional", 0),
         "holds": holds + failed,
         "recalls": recalls,
-        "summary": (f"{lots} lots; inspections: {inspections.get('pass', 0)} passed, {failed} failed; "
-                    f"{holds + failed} holds; {recalls} recalls"),
+        "summary": (
+            f"{lots} lots; inspections: {inspections.get('pass', 0)} passed, {failed} failed; "
+            f"{holds + failed} holds; {recalls} recalls"
+        ),
     }

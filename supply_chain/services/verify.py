@@ -52,7 +52,11 @@ def verify_lot(ctx: Ctx, lot: Lot, *, save: bool = True) -> Verification:
 def _verify(ctx: Ctx, lot: Lot) -> Verification:
     ledger = ctx.ledger
     chain_lot = ledger.get_lot(lot.lot_id)
-    events = list(ctx.session.scalars(select(Event).where(Event.lot_id == lot.id).order_by(Event.seq.asc().nulls_last(), Event.id)))
+    events = list(
+        ctx.session.scalars(
+            select(Event).where(Event.lot_id == lot.id).order_by(Event.seq.asc().nulls_last(), Event.id)
+        )
+    )
     pending = [e for e in events if e.status == "pending"]
     stored = [e for e in events if e.status == "confirmed"]
     if not chain_lot.exists:
@@ -68,23 +72,35 @@ def _verify(ctx: Ctx, lot: Lot) -> Verification:
     for position, event in enumerate(stored, start=1):
         recomputed = _hash(event)
         if position > len(logs):
-            return Verification("tampered", f"{_label(event, position)} is not on the chain: the chain records "
-                                f"{len(logs)} events; this one was inserted off chain", lot, event.id, position - 1)
+            return Verification(
+                "tampered",
+                f"{_label(event, position)} is not on the chain: the chain records "
+                f"{len(logs)} events; this one was inserted off chain",
+                lot,
+                event.id,
+                position - 1,
+            )
         log = logs[position - 1]
-        if recomputed == chain_hashes[position - 1] and int(event.kind) == int(log.args["kind"]) \
-                and event.actor_address.lower() == str(log.args["actor"]).lower():
+        if (
+            recomputed == chain_hashes[position - 1]
+            and int(event.kind) == int(log.args["kind"])
+            and event.actor_address.lower() == str(log.args["actor"]).lower()
+        ):
             head = next_head(head, int(event.kind), event.actor_address, bytes.fromhex(recomputed[2:]))
             continue
         if event.seq is not None and position < event.seq <= len(logs) and recomputed == chain_hashes[event.seq - 1]:
             missing = logs[position - 1]
-            why = (f"the chain's event #{position} (kind {EventKind(int(missing.args['kind'])).name.lower()}, "
-                   f"transaction {missing.tx_hash}) is missing from the store before it")
+            why = (
+                f"the chain's event #{position} (kind {EventKind(int(missing.args['kind'])).name.lower()}, "
+                f"transaction {missing.tx_hash}) is missing from the store before it"
+            )
         elif recomputed in chain_hashes:
             where = chain_hashes.index(recomputed) + 1
             why = f"events out of order: it holds what the chain recorded as event #{where}"
         elif event.failure_reason == "payload not held by this node":
-            return Verification("unverifiable", f"{_label(event, position)}: its payload is not held here", lot,
-                                event.id, position - 1)
+            return Verification(
+                "unverifiable", f"{_label(event, position)}: its payload is not held here", lot, event.id, position - 1
+            )
         elif recomputed != chain_hashes[position - 1]:
             why = "its payload was altered: the payload's hash differs from the hash anchored on chain"
         else:
@@ -92,17 +108,30 @@ def _verify(ctx: Ctx, lot: Lot) -> Verification:
         return Verification("tampered", f"{_label(event, position)}: {why}", lot, event.id, position - 1)
     if len(stored) < len(logs):
         missing = logs[len(stored)]
-        return Verification("tampered", f"the chain's event #{len(stored) + 1} (kind "
-                            f"{EventKind(int(missing.args['kind'])).name.lower()}, transaction {missing.tx_hash}) is "
-                            "missing from the store", lot, None, len(stored))
+        return Verification(
+            "tampered",
+            f"the chain's event #{len(stored) + 1} (kind "
+            f"{EventKind(int(missing.args['kind'])).name.lower()}, transaction {missing.tx_hash}) is "
+            "missing from the store",
+            lot,
+            None,
+            len(stored),
+        )
     if hex32(head) != chain_lot.head.lower() or len(stored) != chain_lot.event_count:
-        return Verification("tampered", f"recomputed head {hex32(head)} differs from the chain's {chain_lot.head}",
-                            lot, None, len(stored))
+        return Verification(
+            "tampered",
+            f"recomputed head {hex32(head)} differs from the chain's {chain_lot.head}",
+            lot,
+            None,
+            len(stored),
+        )
     if pending:
-        return Verification("pending", f"{len(stored)} events verified; {len(pending)} not mined yet", lot, None,
-                            len(stored))
-    return Verification("verified", f"{len(stored)} events match the chain (head {chain_lot.head})", lot, None,
-                        len(stored))
+        return Verification(
+            "pending", f"{len(stored)} events verified; {len(pending)} not mined yet", lot, None, len(stored)
+        )
+    return Verification(
+        "verified", f"{len(stored)} events match the chain (head {chain_lot.head})", lot, None, len(stored)
+    )
 
 
 def _hash(event: Event) -> str:

@@ -33,7 +33,6 @@ from supply_chain.store.models import (
     Organisation,
     Product,
     Recall,
-    SensorBatch,
 )
 from supply_chain.store.queries import ancestors
 
@@ -98,11 +97,13 @@ def can_see_lot(ctx: Ctx, org: Organisation, lot: Lot) -> bool:
         return True
     if org.id in (lot.creator_org_id, lot.custodian_org_id, lot.pending_custodian_org_id):
         return True
-    return bool(ctx.session.scalar(select(exists().where(Event.lot_id == lot.id, Event.actor_org_id == org.id))))
+    return bool(
+        ctx.session.scalar(select(exists().where(Event.lot_id == lot.id, Event.actor_org_id == org.id)))
+    )
 
 
 def level_for(event: Event, org: Organisation | None) -> Visibility:
-    """The author of an event sees all of it, other members its consortium fields, the public its public fields."""
+    """Its author sees all of an event, other members its consortium fields, the public its public ones."""
     if org is None:
         return Visibility.PUBLIC
     return Visibility.PRIVATE if event.actor_org_id == org.id else Visibility.CONSORTIUM
@@ -116,15 +117,23 @@ def _text_filter(q: str) -> Any:
     return or_(Lot.lot_code.ilike(like), Lot.gtin.like(like), Product.name.ilike(like))
 
 
-def lots_for_org(ctx: Ctx, org: Organisation, status: str | None = None, q: str | None = None,
-                 limit: int = 200) -> list[Lot]:
+def lots_for_org(
+    ctx: Ctx, org: Organisation, status: str | None = None, q: str | None = None, limit: int = 200
+) -> list[Lot]:
     """Lots the organisation created, holds or was offered, newest first, optionally filtered."""
     query = (
-        select(Lot).join(Product, Lot.product_id == Product.id)
-        .where(or_(Lot.creator_org_id == org.id, Lot.custodian_org_id == org.id,
-                   Lot.pending_custodian_org_id == org.id))
+        select(Lot)
+        .join(Product, Lot.product_id == Product.id)
+        .where(
+            or_(
+                Lot.creator_org_id == org.id,
+                Lot.custodian_org_id == org.id,
+                Lot.pending_custodian_org_id == org.id,
+            )
+        )
         .options(selectinload(Lot.product), selectinload(Lot.custodian))
-        .order_by(Lot.id.desc()).limit(limit)
+        .order_by(Lot.id.desc())
+        .limit(limit)
     )
     if status:
         query = query.where(Lot.status == status)
@@ -137,8 +146,14 @@ def search_lots(ctx: Ctx, q: str, limit: int = 50) -> list[Lot]:
     """Any lot whose code, GTIN or product name contains ``q`` (inspectors and regulators)."""
     if not q or not q.strip():
         return []
-    query = (select(Lot).join(Product, Lot.product_id == Product.id).where(_text_filter(q))
-             .options(selectinload(Lot.product), selectinload(Lot.custodian)).order_by(Lot.id.desc()).limit(limit))
+    query = (
+        select(Lot)
+        .join(Product, Lot.product_id == Product.id)
+        .where(_text_filter(q))
+        .options(selectinload(Lot.product), selectinload(Lot.custodian))
+        .order_by(Lot.id.desc())
+        .limit(limit)
+    )
     return list(ctx.session.scalars(query))
 
 
@@ -161,9 +176,11 @@ def find_lot(ctx: Ctx, text: str) -> Lot | None:
 def inbox(ctx: Ctx, org: Organisation) -> tuple[list[Lot], list[Lot]]:
     """(lots offered to the organisation, lots it has offered to others), both still in transit."""
     incoming = ctx.session.scalars(
-        select(Lot).where(Lot.pending_custodian_org_id == org.id, Lot.status == "in_transit").order_by(Lot.id))
+        select(Lot).where(Lot.pending_custodian_org_id == org.id, Lot.status == "in_transit").order_by(Lot.id)
+    )
     outgoing = ctx.session.scalars(
-        select(Lot).where(Lot.custodian_org_id == org.id, Lot.status == "in_transit").order_by(Lot.id))
+        select(Lot).where(Lot.custodian_org_id == org.id, Lot.status == "in_transit").order_by(Lot.id)
+    )
     return list(incoming), list(outgoing)
 
 
@@ -175,15 +192,22 @@ def last_offer(lot: Lot) -> Event | None:
 
 def receivers(ctx: Ctx, org: Organisation) -> list[Organisation]:
     """Organisations that can take custody of a lot, other than ``org``."""
-    orgs = ctx.session.scalars(select(Organisation).where(Organisation.id != org.id).order_by(Organisation.name))
+    orgs = ctx.session.scalars(
+        select(Organisation).where(Organisation.id != org.id).order_by(Organisation.name)
+    )
     return [o for o in orgs if {"processor", "distributor", "retailer"} & set(o.roles)]
 
 
 def locations(ctx: Ctx) -> list[Location]:
     """Every registered location, with its organisation loaded, by organisation then name."""
-    return list(ctx.session.scalars(
-        select(Location).join(Organisation, Location.organisation_id == Organisation.id)
-        .options(selectinload(Location.organisation)).order_by(Organisation.name, Location.name)))
+    return list(
+        ctx.session.scalars(
+            select(Location)
+            .join(Organisation, Location.organisation_id == Organisation.id)
+            .options(selectinload(Location.organisation))
+            .order_by(Organisation.name, Location.name)
+        )
+    )
 
 
 def organisations(ctx: Ctx) -> list[Organisation]:
@@ -191,12 +215,20 @@ def organisations(ctx: Ctx) -> list[Organisation]:
 
 
 def recent_inspections(ctx: Ctx, org: Organisation, limit: int = 20) -> list[Inspection]:
-    return list(ctx.session.scalars(
-        select(Inspection).where(Inspection.inspector_org_id == org.id).order_by(Inspection.id.desc()).limit(limit)))
+    return list(
+        ctx.session.scalars(
+            select(Inspection)
+            .where(Inspection.inspector_org_id == org.id)
+            .order_by(Inspection.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def held_lots(ctx: Ctx, limit: int = 100) -> list[Lot]:
-    return list(ctx.session.scalars(select(Lot).where(Lot.status == "held").order_by(Lot.id.desc()).limit(limit)))
+    return list(
+        ctx.session.scalars(select(Lot).where(Lot.status == "held").order_by(Lot.id.desc()).limit(limit))
+    )
 
 
 def recalls(ctx: Ctx, limit: int = 50) -> list[Recall]:
@@ -210,6 +242,11 @@ def document_of(ctx: Ctx, lot: Lot, document_id: int) -> Document:
     return document
 
 
+def document_by_sha256(ctx: Ctx, sha256: str) -> Document | None:
+    """A stored document with this content hash (the store keeps one file, and one row, per content)."""
+    return ctx.session.scalars(select(Document).where(Document.sha256 == sha256)).first()
+
+
 def organisation(ctx: Ctx, org_id: int) -> Organisation:
     org = ctx.session.get(Organisation, org_id)
     if org is None:
@@ -219,9 +256,16 @@ def organisation(ctx: Ctx, org_id: int) -> Organisation:
 
 def lot_counts(ctx: Ctx, org: Organisation) -> dict[str, int]:
     rows = ctx.session.execute(
-        select(Lot.status, func.count()).where(
-            or_(Lot.creator_org_id == org.id, Lot.custodian_org_id == org.id, Lot.pending_custodian_org_id == org.id))
-        .group_by(Lot.status)).all()
+        select(Lot.status, func.count())
+        .where(
+            or_(
+                Lot.creator_org_id == org.id,
+                Lot.custodian_org_id == org.id,
+                Lot.pending_custodian_org_id == org.id,
+            )
+        )
+        .group_by(Lot.status)
+    ).all()
     return {status: count for status, count in rows}
 
 
@@ -235,7 +279,9 @@ def _unchecked(lot: Lot) -> bool:
     """True when the lot has not been verified since its last confirmed event (its state is stale)."""
     if lot.verification_state is None or lot.verified_at is None:
         return True
-    latest = max((e.confirmed_at for e in lot.events if e.status == "confirmed" and e.confirmed_at), default=None)
+    latest = max(
+        (e.confirmed_at for e in lot.events if e.status == "confirmed" and e.confirmed_at), default=None
+    )
     return latest is not None and latest > lot.verified_at
 
 
@@ -263,14 +309,19 @@ def event_state(lot: Lot, event: Event) -> str:
         if event.id == bad:
             return "tampered"
         bad_event = next((e for e in lot.events if e.id == bad), None)
-        if bad_event is not None and bad_event.seq is not None and event.seq is not None and event.seq < bad_event.seq:
+        if (
+            bad_event is not None
+            and bad_event.seq is not None
+            and event.seq is not None
+            and event.seq < bad_event.seq
+        ):
             return "verified"
         return "unverified"
     return str(state)
 
 
 def combined_state(lots: Iterable[Lot]) -> str:
-    """The weakest state among a lot and its ancestors: one tampered record makes the whole journey tampered."""
+    """The weakest state of a lot and its ancestors: one tampered record taints the whole journey."""
     states = {lot_state(lot) for lot in lots}
     for state in ("tampered", "unverifiable", "pending"):
         if state in states:
@@ -282,23 +333,36 @@ def combined_state(lots: Iterable[Lot]) -> str:
 
 
 def _places(ctx: Ctx, events: Iterable[Event]) -> dict[str, dict[str, Any]]:
-    glns = {v for e in events for k, v in (e.payload or {}).items() if k.endswith("_gln") and isinstance(v, str)}
+    glns = {
+        v for e in events for k, v in (e.payload or {}).items() if k.endswith("_gln") and isinstance(v, str)
+    }
     if not glns:
         return {}
-    rows = ctx.session.scalars(select(Location).where(Location.gln.in_(glns)).options(
-        selectinload(Location.organisation)))
+    rows = ctx.session.scalars(
+        select(Location).where(Location.gln.in_(glns)).options(selectinload(Location.organisation))
+    )
     return {loc.gln: place(loc) for loc in rows}
 
 
 def place(location: Location) -> dict[str, Any]:
-    return {"gln": location.gln, "name": location.name, "address": location.address, "kind": location.kind,
-            "latitude": location.latitude, "longitude": location.longitude,
-            "organisation": location.organisation.name}
+    return {
+        "gln": location.gln,
+        "name": location.name,
+        "address": location.address,
+        "kind": location.kind,
+        "latitude": location.latitude,
+        "longitude": location.longitude,
+        "organisation": location.organisation.name,
+    }
 
 
 def lot_ref(lot: Lot, base_url: str = "") -> dict[str, Any]:
-    return {"gtin": lot.gtin, "lot_code": lot.lot_code, "product": lot.product.name,
-            "digital_link": digital_link(base_url, lot.gtin, lot.lot_code)}
+    return {
+        "gtin": lot.gtin,
+        "lot_code": lot.lot_code,
+        "product": lot.product.name,
+        "digital_link": digital_link(base_url, lot.gtin, lot.lot_code),
+    }
 
 
 def _where(kind: EventKind, fields: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -310,8 +374,9 @@ def _where(kind: EventKind, fields: dict[str, Any]) -> tuple[str | None, str | N
     return fields.get("location_gln"), None
 
 
-def _event_row(lot: Lot, event: Event, level: Visibility, places: dict[str, dict[str, Any]], own: bool,
-               base_url: str) -> dict[str, Any]:
+def _event_row(
+    lot: Lot, event: Event, level: Visibility, places: dict[str, dict[str, Any]], own: bool, base_url: str
+) -> dict[str, Any]:
     kind = EventKind(int(event.kind))
     fields = visible_view(kind, event.payload or {}, level)
     at, to = _where(kind, fields)
@@ -340,13 +405,21 @@ def _event_row(lot: Lot, event: Event, level: Visibility, places: dict[str, dict
     }
 
 
-def _journey(ctx: Ctx, lot: Lot, chain: Sequence[tuple[Lot, int]], level_of: Any, base_url: str,
-             include_failed: bool) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    all_events = [(l, depth, e) for l, depth in chain for e in l.events if include_failed or e.status != "failed"]
+def _journey(
+    ctx: Ctx, lot: Lot, chain: Sequence[tuple[Lot, int]], level_of: Any, base_url: str, include_failed: bool
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    all_events = [
+        (lot_, depth, e)
+        for lot_, depth in chain
+        for e in lot_.events
+        if include_failed or e.status != "failed"
+    ]
     places = _places(ctx, (e for _, _, e in all_events))
     far = 10**12
     all_events.sort(key=lambda t: (t[2].occurred_at, -t[1], t[2].seq or far, t[2].id))
-    rows = [_event_row(l, e, level_of(e), places, l.id == lot.id, base_url) for l, _, e in all_events]
+    rows = [
+        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url) for lot_, _, e in all_events
+    ]
     return rows, places
 
 
@@ -354,10 +427,19 @@ def _ancestor_chain(ctx: Ctx, lot: Lot) -> list[tuple[Lot, int]]:
     related = ancestors(ctx.session, lot.id)
     if not related:
         return [(lot, 0)]
-    loaded = {l.id: l for l in ctx.session.scalars(
-        select(Lot).where(Lot.id.in_([i for i, _ in related])).options(
-            selectinload(Lot.product), selectinload(Lot.creator), selectinload(Lot.origin_location),
-            selectinload(Lot.events).selectinload(Event.actor)))}
+    loaded = {
+        lot_.id: lot_
+        for lot_ in ctx.session.scalars(
+            select(Lot)
+            .where(Lot.id.in_([i for i, _ in related]))
+            .options(
+                selectinload(Lot.product),
+                selectinload(Lot.creator),
+                selectinload(Lot.origin_location),
+                selectinload(Lot.events).selectinload(Event.actor),
+            )
+        )
+    }
     return [(lot, 0)] + [(loaded[i], depth) for i, depth in related if i in loaded]
 
 
@@ -365,51 +447,63 @@ def _recall_rows(ctx: Ctx, lot: Lot, base_url: str) -> list[dict[str, Any]]:
     out = []
     for source, recall in trace.recall_sources(ctx, lot):
         payload = recall.event.payload or {}
-        out.append({
-            "lot": lot_ref(source, base_url),
-            "this_lot": source.id == lot.id,
-            "reason": recall.reason,
-            "recall_class": recall.recall_class,
-            "instructions": recall.instructions,
-            "date": payload.get("date"),
-            "contact": payload.get("contact"),
-            "notice_url": payload.get("notice_url"),
-            "issued_by": recall.issuer.name,
-        })
+        out.append(
+            {
+                "lot": lot_ref(source, base_url),
+                "this_lot": source.id == lot.id,
+                "reason": recall.reason,
+                "recall_class": recall.recall_class,
+                "instructions": recall.instructions,
+                "date": payload.get("date"),
+                "contact": payload.get("contact"),
+                "notice_url": payload.get("notice_url"),
+                "issued_by": recall.issuer.name,
+            }
+        )
     return out
 
 
-def _inspection_rows(chain: Sequence[tuple[Lot, int]], org: Organisation | None, base_url: str,
-                     level_of: Any) -> list[dict[str, Any]]:
+def _inspection_rows(
+    chain: Sequence[tuple[Lot, int]], org: Organisation | None, base_url: str, level_of: Any
+) -> list[dict[str, Any]]:
     out = []
-    for l, _ in chain:
-        for inspection in l.inspections:
+    for lot_, _ in chain:
+        for inspection in lot_.inspections:
             event = inspection.event
             if event.status == "failed":
                 continue
             fields = visible_view(EventKind.INSPECTION, event.payload or {}, level_of(event))
-            out.append({
-                "lot": lot_ref(l, base_url),
-                "this_lot": l is chain[0][0],
-                "outcome": inspection.outcome,
-                "date": fields.get("inspection_date"),
-                "inspector": inspection.inspector.name,
-                "body": fields.get("inspection_body"),
-                "standard": fields.get("standard"),
-                "certificate_sha256": fields.get("certificate_sha256"),
-                "state": event_state(l, event),
-                "fields": fields,
-                "documents": [
-                    {"id": d.id, "filename": d.filename, "sha256": d.sha256, "size": d.size,
-                     "content_type": d.content_type}
-                    for d in inspection.documents
-                ] if org is not None else [],
-            })
+            out.append(
+                {
+                    "lot": lot_ref(lot_, base_url),
+                    "this_lot": lot_ is chain[0][0],
+                    "outcome": inspection.outcome,
+                    "date": fields.get("inspection_date"),
+                    "inspector": inspection.inspector.name,
+                    "body": fields.get("inspection_body"),
+                    "standard": fields.get("standard"),
+                    "certificate_sha256": fields.get("certificate_sha256"),
+                    "state": event_state(lot_, event),
+                    "fields": fields,
+                    "documents": [
+                        {
+                            "id": d.id,
+                            "filename": d.filename,
+                            "sha256": d.sha256,
+                            "size": d.size,
+                            "content_type": d.content_type,
+                        }
+                        for d in inspection.documents
+                    ]
+                    if org is not None
+                    else [],
+                }
+            )
     return out
 
 
 def _cold_chain(chain: Sequence[tuple[Lot, int]], base_url: str) -> dict[str, Any] | None:
-    batches = [(l, b) for l, _ in chain for b in l.sensor_batches if b.event.status != "failed"]
+    batches = [(lot_, b) for lot_, _ in chain for b in lot_.sensor_batches if b.event.status != "failed"]
     if not batches:
         return None
     low = min(Decimal(str(b.min_temp)) for _, b in batches)
@@ -420,12 +514,19 @@ def _cold_chain(chain: Sequence[tuple[Lot, int]], base_url: str) -> dict[str, An
         "period_end": max(b.period_end for _, b in batches).isoformat(),
         "min_temperature_c": _temp(low),
         "max_temperature_c": _temp(high),
-        "batches": [{
-            "lot": lot_ref(l, base_url), "readings": b.reading_count, "period_start": b.period_start.isoformat(),
-            "period_end": b.period_end.isoformat(), "min_temperature_c": _temp(Decimal(str(b.min_temp))),
-            "max_temperature_c": _temp(Decimal(str(b.max_temp))), "merkle_root": b.merkle_root,
-            "state": event_state(l, b.event),
-        } for l, b in batches],
+        "batches": [
+            {
+                "lot": lot_ref(lot_, base_url),
+                "readings": b.reading_count,
+                "period_start": b.period_start.isoformat(),
+                "period_end": b.period_end.isoformat(),
+                "min_temperature_c": _temp(Decimal(str(b.min_temp))),
+                "max_temperature_c": _temp(Decimal(str(b.max_temp))),
+                "merkle_root": b.merkle_root,
+                "state": event_state(lot_, b.event),
+            }
+            for lot_, b in batches
+        ],
     }
 
 
@@ -434,7 +535,9 @@ def label_date(lot: Lot) -> tuple[str, str]:
     date it was made), else its harvest date, else the day it was recorded."""
     if lot.pack_date:
         return "Packed", lot.pack_date.isoformat()
-    made = next((e for e in lot.events if int(e.kind) == EventKind.TRANSFORMATION and e.status != "failed"), None)
+    made = next(
+        (e for e in lot.events if int(e.kind) == EventKind.TRANSFORMATION and e.status != "failed"), None
+    )
     if made is not None and made.payload.get("transformation_date"):
         return "Packed", str(made.payload["transformation_date"])[:10]
     if lot.harvest_date:
@@ -448,16 +551,18 @@ def _temp(value: Decimal) -> str:
 
 def _origins(chain: Sequence[tuple[Lot, int]]) -> list[dict[str, Any]]:
     out = []
-    for l, _ in chain:
-        if l.origin_location is None and l.harvest_date is None:
+    for lot_, _ in chain:
+        if lot_.origin_location is None and lot_.harvest_date is None:
             continue
-        out.append({
-            "lot": {"gtin": l.gtin, "lot_code": l.lot_code, "product": l.product.name},
-            "producer": l.creator.name,
-            "location": place(l.origin_location) if l.origin_location else None,
-            "harvest_date": l.harvest_date.isoformat() if l.harvest_date else None,
-            "pack_date": l.pack_date.isoformat() if l.pack_date else None,
-        })
+        out.append(
+            {
+                "lot": {"gtin": lot_.gtin, "lot_code": lot_.lot_code, "product": lot_.product.name},
+                "producer": lot_.creator.name,
+                "location": place(lot_.origin_location) if lot_.origin_location else None,
+                "harvest_date": lot_.harvest_date.isoformat() if lot_.harvest_date else None,
+                "pack_date": lot_.pack_date.isoformat() if lot_.pack_date else None,
+            }
+        )
     return out
 
 
@@ -474,10 +579,12 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
         holds = [e for e in lot.events if int(e.kind) == EventKind.HOLD and e.status == "confirmed"]
         hold = {"since": holds[-1].payload.get("date") if holds else None}
     record = trace.compliance(ctx, lot.creator)
-    state = combined_state(l for l, _ in chain)
+    state = combined_state(lot_ for lot_, _ in chain)
     return {
         "lot": {
-            "gtin": lot.gtin, "lot_code": lot.lot_code, "status": lot.status,
+            "gtin": lot.gtin,
+            "lot_code": lot.lot_code,
+            "status": lot.status,
             "digital_link": digital_link(base, lot.gtin, lot.lot_code),
             "harvest_date": lot.harvest_date.isoformat() if lot.harvest_date else None,
             "pack_date": lot.pack_date.isoformat() if lot.pack_date else None,
@@ -489,8 +596,11 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
         "recalls": _recall_rows(ctx, lot, base),
         "hold": hold,
         "origin": _origins(chain),
-        "ingredients": [lot_ref(l, base) | {"producer": l.creator.name, "state": lot_state(l)}
-                        for l, depth in chain if depth > 0],
+        "ingredients": [
+            lot_ref(lot_, base) | {"producer": lot_.creator.name, "state": lot_state(lot_)}
+            for lot_, depth in chain
+            if depth > 0
+        ],
         "journey": journey,
         "places": places,
         "inspections": _inspection_rows(chain, None, base, lambda _e: Visibility.PUBLIC),
@@ -519,12 +629,20 @@ def lineage_tree(lot: Lot, direction: str, max_depth: int = 10) -> list[dict[str
             budget[0] -= 1
             repeat = other.id in seen
             seen.add(other.id)
-            out.append({
-                "id": other.id, "gtin": other.gtin, "lot_code": other.lot_code, "product": other.product.name,
-                "status": other.status, "quantity": format_quantity(edge.quantity), "unit": edge.unit,
-                "holder": other.custodian.name, "repeat": repeat,
-                "children": [] if repeat or depth >= max_depth else children(other, depth + 1),
-            })
+            out.append(
+                {
+                    "id": other.id,
+                    "gtin": other.gtin,
+                    "lot_code": other.lot_code,
+                    "product": other.product.name,
+                    "status": other.status,
+                    "quantity": format_quantity(edge.quantity),
+                    "unit": edge.unit,
+                    "holder": other.custodian.name,
+                    "repeat": repeat,
+                    "children": [] if repeat or depth >= max_depth else children(other, depth + 1),
+                }
+            )
         return out
 
     return children(lot, 1)
@@ -542,13 +660,18 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation) -> dict[str, Any]:
     return {
         "lot": lot,
         "state": lot_state(lot),
-        "journey_state": combined_state(l for l, _ in chain),
+        "journey_state": combined_state(lot_ for lot_, _ in chain),
         "timeline": timeline,
         "places": places,
         "up": lineage_tree(lot, "up"),
         "down": lineage_tree(lot, "down"),
-        "offer": {"to": lot.pending_custodian.name if lot.pending_custodian else None, "fields": offer_fields,
-                  "event": offer} if lot.status == "in_transit" else None,
+        "offer": {
+            "to": lot.pending_custodian.name if lot.pending_custodian else None,
+            "fields": offer_fields,
+            "event": offer,
+        }
+        if lot.status == "in_transit"
+        else None,
         "inspections": _inspection_rows(own, org, base, lambda e: level_for(e, org)),
         "cold_chain": _cold_chain(own, base),
         "recalls": _recall_rows(ctx, lot, base),
@@ -559,8 +682,10 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation) -> dict[str, Any]:
 def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
     """The regulator's trace with each lot's key for linking and a count of affected lots."""
     result = trace.trace(ctx, lot, direction)
-    keys = {(l.gtin, l.lot_code): l.id for l in ctx.session.scalars(
-        select(Lot).where(Lot.gtin.in_({i["gtin"] for i in result["lots"]})))}
+    keys = {
+        (lot_.gtin, lot_.lot_code): lot_.id
+        for lot_ in ctx.session.scalars(select(Lot).where(Lot.gtin.in_({i["gtin"] for i in result["lots"]})))
+    }
     for item in result["lots"]:
         item["id"] = keys.get((item["gtin"], item["lot_code"]))
     result["affected"] = sum(1 for i in result["lots"] if i["affected_by_recall"])
@@ -569,7 +694,9 @@ def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
 
 def compliance_records(ctx: Ctx) -> list[dict[str, Any]]:
     """Every organisation with its roles and compliance record (for the regulator)."""
-    return [trace.compliance(ctx, org) | {"id": org.id, "roles": list(org.roles)} for org in organisations(ctx)]
+    return [
+        trace.compliance(ctx, org) | {"id": org.id, "roles": list(org.roles)} for org in organisations(ctx)
+    ]
 
 
 def parse_readings(text: str) -> list[dict[str, str]]:
@@ -582,8 +709,10 @@ def parse_readings(text: str) -> list[dict[str, str]]:
             continue
         parts = [p.strip() for p in line.replace(";", ",").split(",")]
         if len(parts) not in (2, 3):
-            raise InvalidInput(f"readings line {number}: expected 'taken_at, temperature_c[, humidity]', "
-                               f"got {line!r}", field="readings")
+            raise InvalidInput(
+                f"readings line {number}: expected 'taken_at, temperature_c[, humidity]', got {line!r}",
+                field="readings",
+            )
         row = {"taken_at": parts[0], "temperature_c": parts[1]}
         if len(parts) == 3 and parts[2]:
             row["humidity"] = parts[2]

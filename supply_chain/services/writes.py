@@ -23,8 +23,9 @@ from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Event, Organisation, PendingTransaction
 
 
-def execute(ctx: Ctx, actor: Organisation, calls: Sequence[tuple[str, Sequence[Any]]],
-            events: Sequence[Event]) -> TxResult:
+def execute(
+    ctx: Ctx, actor: Organisation, calls: Sequence[tuple[str, Sequence[Any]]], events: Sequence[Event]
+) -> TxResult:
     """Send `calls` (one transaction; several are batched with multicall) that append `events`."""
     ledger = ctx.ledger
     account = signer(ctx, actor)

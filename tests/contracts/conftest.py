@@ -186,6 +186,8 @@ ROLE_OF = {
 
 @dataclass
 class Deployment:
+    """A LotLedger deployed for one test, its actors, and the block it was deployed in."""
+
     ledger: Ledger
     actors: Actors
     block: int
@@ -193,6 +195,7 @@ class Deployment:
 
 @pytest.fixture
 def deployment(chain: Chain) -> Deployment:
+    """Fresh keys for every actor, funded; a fresh LotLedger whose admin is `admin`; each role granted."""
     accounts = {name: Account.create() for name in ("admin", *ROLE_OF, "stranger")}
     for account in accounts.values():
         chain.fund(account.address, ACTOR_BALANCE_WEI)
@@ -211,6 +214,7 @@ def ledger(deployment: Deployment) -> Ledger:
 
 @pytest.fixture
 def actors(deployment: Deployment) -> Actors:
+    """This test's accounts, one per role (see `Actors`)."""
     return deployment.actors
 
 

@@ -50,9 +50,7 @@ def _postgres_schema_url(base_url: str) -> Iterator[str]:
     except OperationalError as exc:
         admin.dispose()
         shown = make_url(base_url).render_as_string(hide_password=True)
-        pytest.fail(
-            f"PostgreSQL at {shown} is not reachable ({exc.orig}); run scripts/ci_postgres.sh", pytrace=False
-        )
+        pytest.fail(f"PostgreSQL at {shown} is not reachable ({exc.orig}); run scripts/ci_postgres.sh", pytrace=False)
     base = make_url(base_url)
     options = " ".join(filter(None, [base.query.get("options", ""), f"-csearch_path={schema}"]))
     try:
@@ -154,9 +152,14 @@ def network(runtime):  # noqa: ANN001, ANN201
     net = SimpleNamespace(runtime=runtime)
     with runtime.ctx() as ctx:
         net.regulator = orgs.onboard(ctx, None, "Regulator", ["regulator", "admin"])
-        specs = {"farm": ("producer", "0700001"), "farm2": ("producer", "0700002"), "packer": ("processor", "0700003"),
-                 "dist": ("distributor", "0700004"), "shop": ("retailer", "0700005"),
-                 "inspector": ("inspector", "0700006")}
+        specs = {
+            "farm": ("producer", "0700001"),
+            "farm2": ("producer", "0700002"),
+            "packer": ("processor", "0700003"),
+            "dist": ("distributor", "0700004"),
+            "shop": ("retailer", "0700005"),
+            "inspector": ("inspector", "0700006"),
+        }
         for key, (role, prefix) in specs.items():
             org = orgs.onboard(ctx, net.regulator, key.title(), [role], prefix)
             setattr(net, key, org)
@@ -165,8 +168,16 @@ def network(runtime):  # noqa: ANN001, ANN201
         net.greens2 = orgs.register_product(ctx, net.farm2, gtin("0700002", "00001"), "Greens 2", unit="kg").gtin
         net.mix = orgs.register_product(ctx, net.packer, gtin("0700003", "00001"), "Mix", unit="kg").gtin
         ids = {k: getattr(net, k).id for k in ("regulator", *specs)}
-        lot = lots.create_lot(ctx, net.farm, net.greens, "LOT-1", EventKind.HARVESTING, {
-            "location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "greens"}, "100", "kg")
+        lot = lots.create_lot(
+            ctx,
+            net.farm,
+            net.greens,
+            "LOT-1",
+            EventKind.HARVESTING,
+            {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "greens"},
+            "100",
+            "kg",
+        )
         net.lot_pk = lot.id
     net.ids = ids
 

@@ -28,20 +28,43 @@ def _counts(runtime: Any) -> tuple[int, int, int, int]:
     """Rows in lots, events and lineage, and the chain's block number: what 'nothing written' compares."""
     with runtime.ctx() as ctx:
         s = ctx.session
-        return (s.scalar(select(func.count()).select_from(Lot)), s.scalar(select(func.count()).select_from(Event)),
-                s.scalar(select(func.count()).select_from(LotInput)), ctx.ledger.block_number())
+        return (
+            s.scalar(select(func.count()).select_from(Lot)),
+            s.scalar(select(func.count()).select_from(Event)),
+            s.scalar(select(func.count()).select_from(LotInput)),
+            ctx.ledger.block_number(),
+        )
 
 
 def _ship(ctx: Any, net: Any, lot: Lot, src: str, dst: str) -> None:
-    lots.offer_custody(ctx, net.org(src, ctx), lot, net.org(dst, ctx), {
-        "from_gln": getattr(net, f"{src}_site"), "to_gln": getattr(net, f"{dst}_site"), "ship_date": "2026-11-21",
-        "reference_document_type": "bill of lading", "reference_document_number": "BOL-1"})
+    lots.offer_custody(
+        ctx,
+        net.org(src, ctx),
+        lot,
+        net.org(dst, ctx),
+        {
+            "from_gln": getattr(net, f"{src}_site"),
+            "to_gln": getattr(net, f"{dst}_site"),
+            "ship_date": "2026-11-21",
+            "reference_document_type": "bill of lading",
+            "reference_document_number": "BOL-1",
+        },
+    )
 
 
 def _receive(ctx: Any, net: Any, lot: Lot, src: str, dst: str) -> None:
-    lots.accept_custody(ctx, net.org(dst, ctx), lot, {
-        "from_gln": getattr(net, f"{src}_site"), "to_gln": getattr(net, f"{dst}_site"), "receive_date": "2026-11-22",
-        "reference_document_type": "bill of lading", "reference_document_number": "BOL-1"})
+    lots.accept_custody(
+        ctx,
+        net.org(dst, ctx),
+        lot,
+        {
+            "from_gln": getattr(net, f"{src}_site"),
+            "to_gln": getattr(net, f"{dst}_site"),
+            "receive_date": "2026-11-22",
+            "reference_document_type": "bill of lading",
+            "reference_document_number": "BOL-1",
+        },
+    )
 
 
 # ------------------------------------------------------------------ happy paths
@@ -64,11 +87,21 @@ def test_custody_handover_moves_the_lot_and_records_shipping_and_receiving(netwo
         _ship(ctx, network, lot, "farm", "packer")
         assert lot.status == "in_transit" and lot.pending_custodian_org_id == network.ids["packer"]
         with pytest.raises(Forbidden):
-            lots.record_event(ctx, network.org("dist", ctx), lot, EventKind.COOLING,
-                              {"location_gln": network.dist_site, "cooling_date": "2026-11-21"})
+            lots.record_event(
+                ctx,
+                network.org("dist", ctx),
+                lot,
+                EventKind.COOLING,
+                {"location_gln": network.dist_site, "cooling_date": "2026-11-21"},
+            )
         with pytest.raises(Conflict):  # the old custodian cannot add events while the lot is in transit
-            lots.record_event(ctx, network.org("farm", ctx), lot, EventKind.COOLING,
-                              {"location_gln": network.farm_site, "cooling_date": "2026-11-21"})
+            lots.record_event(
+                ctx,
+                network.org("farm", ctx),
+                lot,
+                EventKind.COOLING,
+                {"location_gln": network.farm_site, "cooling_date": "2026-11-21"},
+            )
         with pytest.raises(Forbidden):  # only the organisation it was offered to may accept
             _receive(ctx, network, lot, "farm", "dist")
         _receive(ctx, network, lot, "farm", "packer")
@@ -95,8 +128,14 @@ def test_failed_inspection_holds_the_lot_until_an_inspector_releases_it(network:
     with network.runtime.ctx() as ctx:
         lot = _lot(ctx, network)
         inspector = network.org("inspector", ctx)
-        lots.inspect(ctx, inspector, lot, "fail", {"inspection_date": "2026-11-21", "inspector_name": "I. Inspector"},
-                     certificate=("report.pdf", "application/pdf", pdf))
+        lots.inspect(
+            ctx,
+            inspector,
+            lot,
+            "fail",
+            {"inspection_date": "2026-11-21", "inspector_name": "I. Inspector"},
+            certificate=("report.pdf", "application/pdf", pdf),
+        )
         assert lot.status == "held"
         assert ctx.ledger.get_lot(lot.lot_id).status.name == "HELD"
         inspection = ctx.session.scalars(select(Inspection).where(Inspection.lot_id == lot.id)).one()
@@ -113,9 +152,14 @@ def test_failed_inspection_holds_the_lot_until_an_inspector_releases_it(network:
 def test_certificate_of_the_wrong_type_is_refused_and_nothing_written(network: Any) -> None:
     before = _counts(network.runtime)
     with pytest.raises(InvalidInput) as err, network.runtime.ctx() as ctx:
-        lots.inspect(ctx, network.org("inspector", ctx), _lot(ctx, network), "pass",
-                     {"inspection_date": "2026-11-21", "inspector_name": "I"},
-                     certificate=("report.pdf", "application/pdf", b"MZ this is not a pdf"))
+        lots.inspect(
+            ctx,
+            network.org("inspector", ctx),
+            _lot(ctx, network),
+            "pass",
+            {"inspection_date": "2026-11-21", "inspector_name": "I"},
+            certificate=("report.pdf", "application/pdf", b"MZ this is not a pdf"),
+        )
     assert err.value.field == "certificate"
     assert _counts(network.runtime) == before
 
@@ -124,21 +168,36 @@ def test_transformation_split_and_merge_track_quantities_and_lineage(network: An
     rt = network.runtime
     with rt.ctx() as ctx:
         farm2 = network.org("farm2", ctx)
-        other = lots.create_lot(ctx, farm2, network.greens2, "LOT-2", EventKind.HARVESTING, {
-            "location_gln": network.farm2_site, "harvest_date": "2026-11-20", "commodity": "greens"}, "50", "kg")
+        other = lots.create_lot(
+            ctx,
+            farm2,
+            network.greens2,
+            "LOT-2",
+            EventKind.HARVESTING,
+            {"location_gln": network.farm2_site, "harvest_date": "2026-11-20", "commodity": "greens"},
+            "50",
+            "kg",
+        )
         a = _lot(ctx, network)
         for lot, farm in ((a, "farm"), (other, "farm2")):
             _ship(ctx, network, lot, farm, "packer")
             _receive(ctx, network, lot, farm, "packer")
         packer = network.org("packer", ctx)
         with pytest.raises(InvalidInput) as err:
-            lots.transform(ctx, packer, [NewLot(network.mix, "MIX-X", "10", "kg", [(a, "101")])],
-                           network.packer_site, "2026-11-23")
+            lots.transform(
+                ctx, packer, [NewLot(network.mix, "MIX-X", "10", "kg", [(a, "101")])], network.packer_site, "2026-11-23"
+            )
         assert "left" in err.value.message and err.value.field == "outputs[0].inputs[0].quantity"
-        merged, split = lots.transform(ctx, packer, [
-            NewLot(network.mix, "MIX-1", "60", "kg", [(a, "40"), (other, "20")]),
-            NewLot(network.mix, "MIX-2", "30", "kg", [(a, "30")]),
-        ], network.packer_site, "2026-11-23")
+        merged, split = lots.transform(
+            ctx,
+            packer,
+            [
+                NewLot(network.mix, "MIX-1", "60", "kg", [(a, "40"), (other, "20")]),
+                NewLot(network.mix, "MIX-2", "30", "kg", [(a, "30")]),
+            ],
+            network.packer_site,
+            "2026-11-23",
+        )
         assert a.quantity == 30 and other.quantity == 30
         assert merged.status == split.status == "active"
         chain_inputs = ctx.ledger.get_lot(merged.lot_id).inputs
@@ -157,22 +216,25 @@ def test_recall_reaches_descendants_including_lots_made_after_the_recall(network
         _ship(ctx, network, a, "farm", "packer")
         _receive(ctx, network, a, "farm", "packer")
         packer = network.org("packer", ctx)
-        (mix,) = lots.transform(ctx, packer, [NewLot(network.mix, "MIX-1", "60", "kg", [(a, "60")])],
-                                network.packer_site, "2026-11-23")
+        (mix,) = lots.transform(
+            ctx, packer, [NewLot(network.mix, "MIX-1", "60", "kg", [(a, "60")])], network.packer_site, "2026-11-23"
+        )
         with pytest.raises(Forbidden):  # an unrelated producer cannot recall
             lots.recall(ctx, network.org("farm2", ctx), a, "x", "I", "y")
         lots.recall(ctx, network.org("regulator", ctx), a, "Listeria", "I", "Do not eat")
         assert a.status == "recalled" and mix.status == "active"
         # a lot made from the (not recalled) mix after the recall is still reached through its ancestry
-        (late,) = lots.transform(ctx, packer, [NewLot(network.mix, "MIX-LATE", "10", "kg", [(mix, "10")])],
-                                 network.packer_site, "2026-11-24")
+        (late,) = lots.transform(
+            ctx, packer, [NewLot(network.mix, "MIX-LATE", "10", "kg", [(mix, "10")])], network.packer_site, "2026-11-24"
+        )
         sources = recall_sources(ctx, late)
         assert [(lot.lot_code, r.recall_class) for lot, r in sources] == [("LOT-1", "I")]
         forward = {i["lot_code"]: i for i in trace(ctx, a, "forward")["lots"]}
         assert forward["MIX-LATE"]["affected_by_recall"] and forward["MIX-1"]["affected_by_recall"]
         with pytest.raises(Conflict):  # the recalled lot itself can no longer feed a transformation
-            lots.transform(ctx, packer, [NewLot(network.mix, "MIX-3", "1", "kg", [(a, "1")])],
-                           network.packer_site, "2026-11-24")
+            lots.transform(
+                ctx, packer, [NewLot(network.mix, "MIX-3", "1", "kg", [(a, "1")])], network.packer_site, "2026-11-24"
+            )
         record = compliance(ctx, network.org("farm", ctx))
         assert record["recalls"] == 1 and record["lots"] == 1
 
@@ -194,8 +256,13 @@ def test_close_ends_the_history_but_a_closed_lot_can_still_be_recalled(network: 
         lot = _lot(ctx, network)
         lots.close(ctx, network.org("farm", ctx), lot, "sold out")
         with pytest.raises(Conflict):
-            lots.record_event(ctx, network.org("farm", ctx), lot, EventKind.COOLING,
-                              {"location_gln": network.farm_site, "cooling_date": "2026-11-21"})
+            lots.record_event(
+                ctx,
+                network.org("farm", ctx),
+                lot,
+                EventKind.COOLING,
+                {"location_gln": network.farm_site, "cooling_date": "2026-11-21"},
+            )
         lots.recall(ctx, network.org("farm", ctx), lot, "Undeclared allergen", "II", "Return to store")
         assert lot.status == "recalled"
 
@@ -204,37 +271,117 @@ def test_close_ends_the_history_but_a_closed_lot_can_still_be_recalled(network: 
 
 
 BAD_INPUTS = {
-    "bad GTIN check digit": (lambda ctx, net: lots.create_lot(
-        ctx, net.org("farm", ctx), net.greens[:-1] + str((int(net.greens[-1]) + 1) % 10), "L-9",
-        EventKind.HARVESTING, {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"}, "1"),
-        InvalidInput, "gtin"),
-    "lot code with a forbidden character": (lambda ctx, net: lots.create_lot(
-        ctx, net.org("farm", ctx), net.greens, "L#9", EventKind.HARVESTING,
-        {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"}, "1"),
-        InvalidInput, "lot_code"),
-    "negative quantity": (lambda ctx, net: lots.create_lot(
-        ctx, net.org("farm", ctx), net.greens, "L-9", EventKind.HARVESTING,
-        {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"}, "-5"),
-        InvalidInput, "quantity"),
-    "unknown GLN": (lambda ctx, net: lots.create_lot(
-        ctx, net.org("farm", ctx), net.greens, "L-9", EventKind.HARVESTING,
-        {"location_gln": "0614141999996", "harvest_date": "2026-11-20", "commodity": "g"}, "1"),
-        InvalidInput, "payload.location_gln"),
-    "missing KDE": (lambda ctx, net: lots.record_event(
-        ctx, net.org("farm", ctx), ctx.session.get(Lot, net.lot_pk), EventKind.COOLING,
-        {"location_gln": net.farm_site}), InvalidInput, "payload.cooling_date"),
-    "acting on a lot you do not hold": (lambda ctx, net: lots.record_event(
-        ctx, net.org("farm2", ctx), ctx.session.get(Lot, net.lot_pk), EventKind.COOLING,
-        {"location_gln": net.farm2_site, "cooling_date": "2026-11-21"}), Forbidden, None),
-    "consuming more than is left": (lambda ctx, net: lots.transform(
-        ctx, net.org("farm", ctx), [NewLot(net.greens, "L-9", "1", "kg", [(ctx.session.get(Lot, net.lot_pk), "100.5")])],
-        net.farm_site, "2026-11-22"), InvalidInput, "outputs[0].inputs[0].quantity"),
-    "distributor creating a lot": (lambda ctx, net: lots.create_lot(
-        ctx, net.org("dist", ctx), net.greens, "L-9", EventKind.HARVESTING,
-        {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"}, "1"), Forbidden, None),
-    "existing lot code": (lambda ctx, net: lots.create_lot(
-        ctx, net.org("farm", ctx), net.greens, "LOT-1", EventKind.HARVESTING,
-        {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"}, "1"), Conflict, "lot_code"),
+    "bad GTIN check digit": (
+        lambda ctx, net: lots.create_lot(
+            ctx,
+            net.org("farm", ctx),
+            net.greens[:-1] + str((int(net.greens[-1]) + 1) % 10),
+            "L-9",
+            EventKind.HARVESTING,
+            {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"},
+            "1",
+        ),
+        InvalidInput,
+        "gtin",
+    ),
+    "lot code with a forbidden character": (
+        lambda ctx, net: lots.create_lot(
+            ctx,
+            net.org("farm", ctx),
+            net.greens,
+            "L#9",
+            EventKind.HARVESTING,
+            {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"},
+            "1",
+        ),
+        InvalidInput,
+        "lot_code",
+    ),
+    "negative quantity": (
+        lambda ctx, net: lots.create_lot(
+            ctx,
+            net.org("farm", ctx),
+            net.greens,
+            "L-9",
+            EventKind.HARVESTING,
+            {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"},
+            "-5",
+        ),
+        InvalidInput,
+        "quantity",
+    ),
+    "unknown GLN": (
+        lambda ctx, net: lots.create_lot(
+            ctx,
+            net.org("farm", ctx),
+            net.greens,
+            "L-9",
+            EventKind.HARVESTING,
+            {"location_gln": "0614141999996", "harvest_date": "2026-11-20", "commodity": "g"},
+            "1",
+        ),
+        InvalidInput,
+        "payload.location_gln",
+    ),
+    "missing KDE": (
+        lambda ctx, net: lots.record_event(
+            ctx,
+            net.org("farm", ctx),
+            ctx.session.get(Lot, net.lot_pk),
+            EventKind.COOLING,
+            {"location_gln": net.farm_site},
+        ),
+        InvalidInput,
+        "payload.cooling_date",
+    ),
+    "acting on a lot you do not hold": (
+        lambda ctx, net: lots.record_event(
+            ctx,
+            net.org("farm2", ctx),
+            ctx.session.get(Lot, net.lot_pk),
+            EventKind.COOLING,
+            {"location_gln": net.farm2_site, "cooling_date": "2026-11-21"},
+        ),
+        Forbidden,
+        None,
+    ),
+    "consuming more than is left": (
+        lambda ctx, net: lots.transform(
+            ctx,
+            net.org("farm", ctx),
+            [NewLot(net.greens, "L-9", "1", "kg", [(ctx.session.get(Lot, net.lot_pk), "100.5")])],
+            net.farm_site,
+            "2026-11-22",
+        ),
+        InvalidInput,
+        "outputs[0].inputs[0].quantity",
+    ),
+    "distributor creating a lot": (
+        lambda ctx, net: lots.create_lot(
+            ctx,
+            net.org("dist", ctx),
+            net.greens,
+            "L-9",
+            EventKind.HARVESTING,
+            {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"},
+            "1",
+        ),
+        Forbidden,
+        None,
+    ),
+    "existing lot code": (
+        lambda ctx, net: lots.create_lot(
+            ctx,
+            net.org("farm", ctx),
+            net.greens,
+            "LOT-1",
+            EventKind.HARVESTING,
+            {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "g"},
+            "1",
+        ),
+        Conflict,
+        "lot_code",
+    ),
 }
 
 
@@ -268,8 +415,13 @@ def test_chain_outage_after_the_pending_commit_is_settled_at_the_next_start(netw
     with rt.ctx() as ctx:
         monkeypatch.setattr(Ledger, "submit", node_gone)
         with pytest.raises(ChainUnavailable) as err:
-            lots.record_event(ctx, network.org("farm", ctx), _lot(ctx, network), EventKind.COOLING,
-                              {"location_gln": network.farm_site, "cooling_date": "2026-11-21"})
+            lots.record_event(
+                ctx,
+                network.org("farm", ctx),
+                _lot(ctx, network),
+                EventKind.COOLING,
+                {"location_gln": network.farm_site, "cooling_date": "2026-11-21"},
+            )
         assert "stored as pending" in err.value.message
         monkeypatch.undo()
     with rt.ctx() as ctx:
@@ -292,19 +444,28 @@ def test_pending_write_whose_nonce_was_taken_is_marked_failed(network: Any, monk
     with rt.ctx() as ctx:
         monkeypatch.setattr(Ledger, "submit", lambda self, p: (_ for _ in ()).throw(ChainUnavailable("down")))
         with pytest.raises(ChainUnavailable):
-            lots.record_event(ctx, network.org("farm", ctx), _lot(ctx, network), EventKind.COOLING,
-                              {"location_gln": network.farm_site, "cooling_date": "2026-11-21"})
+            lots.record_event(
+                ctx,
+                network.org("farm", ctx),
+                _lot(ctx, network),
+                EventKind.COOLING,
+                {"location_gln": network.farm_site, "cooling_date": "2026-11-21"},
+            )
         monkeypatch.undo()
         # Another transaction from the same key takes the nonce before the stored one is resent.
         ptx = ctx.session.scalars(select(PendingTransaction)).one()
         ctx.session.delete(ptx)
         ctx.session.commit()
-        ctx.session.add(PendingTransaction(tx_hash=ptx.tx_hash, raw_tx=ptx.raw_tx, sender=ptx.sender, nonce=ptx.nonce,
-                                           function=ptx.function))
+        ctx.session.add(
+            PendingTransaction(
+                tx_hash=ptx.tx_hash, raw_tx=ptx.raw_tx, sender=ptx.sender, nonce=ptx.nonce, function=ptx.function
+            )
+        )
         ctx.session.commit()
         ctx.ledger._next_nonce.clear()  # noqa: SLF001 - the adapter's own nonce memory would mask the clash
-        ctx.ledger.record_event(orgs.signer(ctx, network.org("farm", ctx)), _lot(ctx, network).lot_id,
-                                EventKind.OBSERVATION, b"\x01" * 32)
+        ctx.ledger.record_event(
+            orgs.signer(ctx, network.org("farm", ctx)), _lot(ctx, network).lot_id, EventKind.OBSERVATION, b"\x01" * 32
+        )
     counts = catch_up(rt)
     assert counts["failed"] == 1
     with rt.ctx() as ctx:
@@ -320,8 +481,9 @@ def test_events_written_by_another_node_are_indexed(network: Any) -> None:
     with rt.ctx() as ctx:
         lot = _lot(ctx, network)
         # A write that did not go through this store (another app instance with its own database).
-        ctx.ledger.record_event(orgs.signer(ctx, network.org("farm", ctx)), lot.lot_id, EventKind.OBSERVATION,
-                                b"\x07" * 32)
+        ctx.ledger.record_event(
+            orgs.signer(ctx, network.org("farm", ctx)), lot.lot_id, EventKind.OBSERVATION, b"\x07" * 32
+        )
         report = indexer.sync(ctx)
         assert report.applied == 1
         ctx.session.refresh(lot)
@@ -332,12 +494,18 @@ def test_events_written_by_another_node_are_indexed(network: Any) -> None:
 
 
 def _index_snapshot(ctx: Any) -> dict[str, Any]:
-    lots_rows = ctx.session.execute(text(
-        "SELECT lot_id, status, custodian_org_id, pending_custodian_org_id, event_count, head_hash FROM lots "
-        "ORDER BY lot_id")).all()
-    events_rows = ctx.session.execute(text(
-        "SELECT lot_id, seq, kind, status, tx_hash, block_number, log_index, head_after, payload_hash FROM events "
-        "ORDER BY lot_id, seq")).all()
+    lots_rows = ctx.session.execute(
+        text(
+            "SELECT lot_id, status, custodian_org_id, pending_custodian_org_id, event_count, head_hash FROM lots "
+            "ORDER BY lot_id"
+        )
+    ).all()
+    events_rows = ctx.session.execute(
+        text(
+            "SELECT lot_id, seq, kind, status, tx_hash, block_number, log_index, head_after, payload_hash FROM events "
+            "ORDER BY lot_id, seq"
+        )
+    ).all()
     return {"lots": [tuple(r) for r in lots_rows], "events": [tuple(r) for r in events_rows]}
 
 
@@ -361,7 +529,9 @@ def test_demo_forward_trace_from_the_recalled_farm_lot_reaches_salad_mix_on_reta
         assert result["GV-ROM-2611A"]["recalled"]
         assert result["FC-MIX-001"]["custodian"] == "Corner Market" and result["FC-MIX-001"]["affected_by_recall"]
         assert result["FC-MIX-002"]["custodian"] == "City Grocer" and result["FC-MIX-002"]["affected_by_recall"]
-        back = {i["lot_code"] for i in trace(ctx, lots.get_lot(ctx, "00614144000033", "FC-MIX-001"), "backward")["lots"]}
+        back = {
+            i["lot_code"] for i in trace(ctx, lots.get_lot(ctx, "00614144000033", "FC-MIX-001"), "backward")["lots"]
+        }
         assert back == {"FC-MIX-001", "GV-ROM-2611A", "SF-SPN-2611B"}
         record = compliance(ctx, farm_lot.creator)
         assert (record["recalls"], record["inspections_failed"], record["holds"]) == (1, 1, 1)

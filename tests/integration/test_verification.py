@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, update
 
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots
@@ -23,11 +23,16 @@ def history(network: Any) -> Any:
     """The network's lot with four events: harvesting, cooling, initial packing, an observation."""
     with network.runtime.ctx() as ctx:
         lot = ctx.session.get(Lot, network.lot_pk)
-        lots.record_events(ctx, network.org("farm", ctx), lot, [
-            (EventKind.COOLING, {"location_gln": network.farm_site, "cooling_date": "2026-11-20"}),
-            (EventKind.INITIAL_PACKING, {"location_gln": network.farm_site, "packing_date": "2026-11-21"}),
-            (EventKind.OBSERVATION, {"note": "pallets wrapped", "date": "2026-11-21"}),
-        ])
+        lots.record_events(
+            ctx,
+            network.org("farm", ctx),
+            lot,
+            [
+                (EventKind.COOLING, {"location_gln": network.farm_site, "cooling_date": "2026-11-20"}),
+                (EventKind.INITIAL_PACKING, {"location_gln": network.farm_site, "packing_date": "2026-11-21"}),
+                (EventKind.OBSERVATION, {"note": "pallets wrapped", "date": "2026-11-21"}),
+            ],
+        )
         assert verify_lot(ctx, lot).state == "verified"
         network.event_ids = [e.id for e in sorted(lot.events, key=lambda e: e.seq)]
     return network
@@ -85,8 +90,11 @@ def test_cli_verify_all_exits_1_naming_the_lot_and_event_after_an_sql_update(net
     from supply_chain.cli import main
 
     rt = network.runtime
-    env = {"LOTLINE_HOME": str(rt.settings.home), "LOTLINE_DATABASE_URL": rt.settings.database_url,
-           "LOTLINE_SECRET_KEY": rt.settings.secret_key}
+    env = {
+        "LOTLINE_HOME": str(rt.settings.home),
+        "LOTLINE_DATABASE_URL": rt.settings.database_url,
+        "LOTLINE_SECRET_KEY": rt.settings.secret_key,
+    }
     with rt.ctx() as ctx:
         lot = ctx.session.get(Lot, network.lot_pk)
         event = lot.events[0]

@@ -49,8 +49,12 @@ def test_sigkill_during_writes_loses_no_acknowledged_event_and_restart_reconcile
     from supply_chain.store.models import Event, PendingTransaction
 
     home = tmp_path / "home"
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(home)], stdout=subprocess.PIPE, text=True,
-                             env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(home)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
     acked: list[tuple[int, int]] = []
     deadline = time.monotonic() + 120
     try:

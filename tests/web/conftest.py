@@ -59,69 +59,133 @@ class World:
 
 
 def _build(home: Path) -> World:
-    settings = Settings.from_env(env={"LOTLINE_PUBLIC_URL": PUBLIC_URL}, home=home, secret_key="web-test-secret")
+    settings = Settings.from_env(
+        env={"LOTLINE_PUBLIC_URL": PUBLIC_URL}, home=home, secret_key="web-test-secret"
+    )
     runtime = Runtime(settings)
     catch_up(runtime)
     w = World(runtime=runtime, home=home)
     with runtime.ctx() as ctx:
         regulator = orgs.onboard(ctx, None, "Test Regulator", ["regulator", "admin"])
         o: dict[str, Organisation] = {"regulator": regulator}
-        specs = {"producer": ("Test Farm", "producer", "0700001"), "other": ("Other Farm", "producer", "0700002"),
-                 "processor": ("Test Processor", "processor", "0700003"),
-                 "distributor": ("Test Carrier", "distributor", "0700004"),
-                 "retailer": ("Test Shop", "retailer", "0700005"), "inspector": ("Test Lab", "inspector", "0700006")}
+        specs = {
+            "producer": ("Test Farm", "producer", "0700001"),
+            "other": ("Other Farm", "producer", "0700002"),
+            "processor": ("Test Processor", "processor", "0700003"),
+            "distributor": ("Test Carrier", "distributor", "0700004"),
+            "retailer": ("Test Shop", "retailer", "0700005"),
+            "inspector": ("Test Lab", "inspector", "0700006"),
+        }
         for key, (name, role, prefix) in specs.items():
             o[key] = orgs.onboard(ctx, regulator, name, [role], prefix)
-            w.sites[key] = orgs.register_location(ctx, o[key], gln(prefix, "00001"), f"{name} site",
-                                                  f"{key} street 1", 36.5, -121.5, "farm").gln
+            w.sites[key] = orgs.register_location(
+                ctx, o[key], gln(prefix, "00001"), f"{name} site", f"{key} street 1", 36.5, -121.5, "farm"
+            ).gln
         for key, org in o.items():
             email = f"{key}@test.lotline"
             orgs.add_user(ctx, org, email, f"{key.title()} User", PASSWORD)
             w.emails[key] = email
             w.org_ids[key] = org.id
-        w.gtins["lettuce"] = orgs.register_product(ctx, o["producer"], gtin("0700001", "00001"), "Test lettuce").gtin
+        w.gtins["lettuce"] = orgs.register_product(
+            ctx, o["producer"], gtin("0700001", "00001"), "Test lettuce"
+        ).gtin
         w.gtins["kale"] = orgs.register_product(ctx, o["other"], gtin("0700002", "00001"), "Other kale").gtin
-        w.gtins["mix"] = orgs.register_product(ctx, o["processor"], gtin("0700003", "00001"), "Test salad mix").gtin
+        w.gtins["mix"] = orgs.register_product(
+            ctx, o["processor"], gtin("0700003", "00001"), "Test salad mix"
+        ).gtin
         ctx.session.commit()
 
         def harvest(org: str, product: str, code: str, qty: str = "100", **extra: Any) -> Lot:
-            payload = {"location_gln": w.sites[org], "harvest_date": "2026-11-01", "commodity": "lettuce"} | extra
-            lot = lots.create_lot(ctx, o[org], w.gtins[product], code, EventKind.HARVESTING, payload, qty, "kg")
+            payload = {
+                "location_gln": w.sites[org],
+                "harvest_date": "2026-11-01",
+                "commodity": "lettuce",
+            } | extra
+            lot = lots.create_lot(
+                ctx, o[org], w.gtins[product], code, EventKind.HARVESTING, payload, qty, "kg"
+            )
             w.lot_ids[code] = lot.id
             w.labels[code] = (lot.gtin, lot.lot_code)
             return lot
 
         def ship(lot: Lot, src: str, dst: str, **extra: Any) -> None:
-            lots.offer_custody(ctx, o[src], lot, o[dst], {
-                "from_gln": w.sites[src], "to_gln": w.sites[dst], "ship_date": "2026-11-03",
-                "reference_document_type": "bill of lading", "reference_document_number": "BOL-SECRET-1"} | extra)
+            lots.offer_custody(
+                ctx,
+                o[src],
+                lot,
+                o[dst],
+                {
+                    "from_gln": w.sites[src],
+                    "to_gln": w.sites[dst],
+                    "ship_date": "2026-11-03",
+                    "reference_document_type": "bill of lading",
+                    "reference_document_number": "BOL-SECRET-1",
+                }
+                | extra,
+            )
 
         def receive(lot: Lot, src: str, dst: str) -> None:
-            lots.accept_custody(ctx, o[dst], lot, {
-                "from_gln": w.sites[src], "to_gln": w.sites[dst], "receive_date": "2026-11-04",
-                "reference_document_type": "bill of lading", "reference_document_number": "BOL-SECRET-1"})
+            lots.accept_custody(
+                ctx,
+                o[dst],
+                lot,
+                {
+                    "from_gln": w.sites[src],
+                    "to_gln": w.sites[dst],
+                    "receive_date": "2026-11-04",
+                    "reference_document_type": "bill of lading",
+                    "reference_document_number": "BOL-SECRET-1",
+                },
+            )
 
         f1 = harvest("producer", "lettuce", "F1", field_name="North Block 7", notes="farm-private-note")
-        lots.record_event(ctx, o["producer"], f1, EventKind.COOLING,
-                          {"location_gln": w.sites["producer"], "cooling_date": "2026-11-02"})
+        lots.record_event(
+            ctx,
+            o["producer"],
+            f1,
+            EventKind.COOLING,
+            {"location_gln": w.sites["producer"], "cooling_date": "2026-11-02"},
+        )
         ship(f1, "producer", "processor", carrier="Trucker Joe")
         receive(f1, "producer", "processor")
-        lots.inspect(ctx, o["inspector"], f1, "pass", {
-            "inspection_date": "2026-11-04", "inspector_name": "Ivy Privateinspector", "inspection_body": "Test Lab",
-            "standard": "ISO 6579-1", "findings": "findings-consortium-only"},
-            certificate=("certificate.pdf", "application/pdf", PDF))
+        lots.inspect(
+            ctx,
+            o["inspector"],
+            f1,
+            "pass",
+            {
+                "inspection_date": "2026-11-04",
+                "inspector_name": "Ivy Privateinspector",
+                "inspection_body": "Test Lab",
+                "standard": "ISO 6579-1",
+                "findings": "findings-consortium-only",
+            },
+            certificate=("certificate.pdf", "application/pdf", PDF),
+        )
         f3 = harvest("producer", "lettuce", "F3", "50")
         ship(f3, "producer", "processor")
         receive(f3, "producer", "processor")
-        (m1,) = lots.transform(ctx, o["processor"], [NewLot(w.gtins["mix"], "M1", "110", "kg",
-                                                          [(f1, "60"), (f3, "50")])],
-                               w.sites["processor"], "2026-11-05")
+        (m1,) = lots.transform(
+            ctx,
+            o["processor"],
+            [NewLot(w.gtins["mix"], "M1", "110", "kg", [(f1, "60"), (f3, "50")])],
+            w.sites["processor"],
+            "2026-11-05",
+        )
         w.lot_ids["M1"] = m1.id
         w.labels["M1"] = (m1.gtin, m1.lot_code)
         ship(m1, "processor", "distributor")
-        lots.anchor_readings(ctx, o["distributor"], m1, [
-            {"taken_at": f"2026-11-05T{h:02d}:00:00+00:00", "temperature_c": str(2 + h % 3)} for h in range(6, 12)],
-            sensor_id="LOGGER-SECRET", location_gln=w.sites["distributor"])
+        lots.anchor_readings(
+            ctx,
+            o["distributor"],
+            m1,
+            [
+                {"taken_at": f"2026-11-05T{h:02d}:00:00+00:00", "temperature_c": str(2 + h % 3)}
+                for h in range(6, 12)
+            ],
+            sensor_id="LOGGER-SECRET",
+            location_gln=w.sites["distributor"],
+        )
         receive(m1, "processor", "distributor")
         ship(m1, "distributor", "retailer")  # waits in the retailer's custody inbox
         harvest("producer", "lettuce", "F2")  # never leaves the farm
@@ -129,8 +193,16 @@ def _build(home: Path) -> World:
         held = harvest("producer", "lettuce", "H1")
         lots.hold(ctx, o["inspector"], held, "suspected contamination", "2026-11-06")
         harvest("producer", "lettuce", "TR/7%x")  # a lot code that needs percent-encoding
-        lots.recall(ctx, regulator, f1, "Listeria monocytogenes", "I", "Do not eat; return it to the store.",
-                    "2026-11-07", "recalls@test.example")
+        lots.recall(
+            ctx,
+            regulator,
+            f1,
+            "Listeria monocytogenes",
+            "I",
+            "Do not eat; return it to the store.",
+            "2026-11-07",
+            "recalls@test.example",
+        )
         for lot in ctx.session.scalars(select(Lot)):
             verify_lot(ctx, lot)
         harvest("producer", "lettuce", "P1")  # created after verification: pending
@@ -188,9 +260,11 @@ def _csrf(client: FlaskClient) -> str:
 def _counts(world: World) -> tuple[int, int, int]:
     """Lots, events and the chain's block number: what "nothing written" compares."""
     with world.runtime.ctx() as ctx:
-        return (ctx.session.scalar(select(func.count()).select_from(Lot)) or 0,
-                ctx.session.scalar(select(func.count()).select_from(Event)) or 0,
-                ctx.ledger.block_number())
+        return (
+            ctx.session.scalar(select(func.count()).select_from(Lot)) or 0,
+            ctx.session.scalar(select(func.count()).select_from(Event)) or 0,
+            ctx.ledger.block_number(),
+        )
 
 
 # The helpers as fixtures, so test modules need not import this file.

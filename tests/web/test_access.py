@@ -89,14 +89,16 @@ def call(csrf: Any) -> Any:
 
 WRONG_ROLE_CASES = [
     pytest.param(method, path, role, id=f"{method} {path} as {role}")
-    for method, path, allowed in ROUTES for role in ROLES if role not in allowed
+    for method, path, allowed in ROUTES
+    for role in ROLES
+    if role not in allowed
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "role"), WRONG_ROLE_CASES)
 def test_route_refuses_wrong_role_with_403_and_writes_nothing(
-        world: Any, clients: dict[str, FlaskClient], call: Any, counts: Any, method: str, path: str,
-        role: str) -> None:
+    world: Any, clients: dict[str, FlaskClient], call: Any, counts: Any, method: str, path: str, role: str
+) -> None:
     before = counts()
     response = call(clients[role], method, _path(world, path))
     assert response.status_code == 403
@@ -108,8 +110,9 @@ ANONYMOUS_CASES = [pytest.param(method, path, id=f"{method} {path}") for method,
 
 
 @pytest.mark.parametrize(("method", "path"), ANONYMOUS_CASES)
-def test_route_sends_anonymous_visitors_to_sign_in(world: Any, clients: dict[str, FlaskClient], call: Any,
-                                                    counts: Any, method: str, path: str) -> None:
+def test_route_sends_anonymous_visitors_to_sign_in(
+    world: Any, clients: dict[str, FlaskClient], call: Any, counts: Any, method: str, path: str
+) -> None:
     before = counts()
     response = call(clients["anonymous"], method, _path(world, path))
     assert response.status_code == 302
@@ -117,20 +120,36 @@ def test_route_sends_anonymous_visitors_to_sign_in(world: Any, clients: dict[str
     assert counts() == before
 
 
-def test_anonymous_json_client_gets_403_json_not_a_redirect(world: Any, clients: dict[str, FlaskClient]) -> None:
+def test_anonymous_json_client_gets_403_json_not_a_redirect(
+    world: Any, clients: dict[str, FlaskClient]
+) -> None:
     response = clients["anonymous"].get("/dashboard", headers={"Accept": "application/json"})
     assert response.status_code == 403
     assert response.json == {"error": "not_signed_in", "message": "sign in first"}
 
 
-@pytest.mark.parametrize(("path", "role"), [
-    ("/dashboard", "producer"), ("/products", "processor"), ("/sites", "retailer"), ("/lots/new", "producer"),
-    ("/transform", "processor"), ("/custody", "retailer"), ("/inspections", "inspector"),
-    ("/lots/search?q=F", "regulator"), ("/admin", "regulator"), ("/admin/organisations/new", "regulator"),
-    ("/admin/lots/{F1}/trace", "regulator"), ("/lots/{M1}", "distributor"), ("/lots/{M1}/labels", "distributor"),
-    ("/custody/{M1}/accept", "retailer"), ("/inspections/lots/{F3}/new", "inspector"),
-    ("/lots/{F2}/events/new?kind=cooling", "producer"), ("/lots/{F2}/ship", "producer"),
-])
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [
+        ("/dashboard", "producer"),
+        ("/products", "processor"),
+        ("/sites", "retailer"),
+        ("/lots/new", "producer"),
+        ("/transform", "processor"),
+        ("/custody", "retailer"),
+        ("/inspections", "inspector"),
+        ("/lots/search?q=F", "regulator"),
+        ("/admin", "regulator"),
+        ("/admin/organisations/new", "regulator"),
+        ("/admin/lots/{F1}/trace", "regulator"),
+        ("/lots/{M1}", "distributor"),
+        ("/lots/{M1}/labels", "distributor"),
+        ("/custody/{M1}/accept", "retailer"),
+        ("/inspections/lots/{F3}/new", "inspector"),
+        ("/lots/{F2}/events/new?kind=cooling", "producer"),
+        ("/lots/{F2}/ship", "producer"),
+    ],
+)
 def test_route_serves_its_roles(world: Any, clients: dict[str, FlaskClient], path: str, role: str) -> None:
     assert clients[role].get(_path(world, path)).status_code == 200
 
@@ -161,8 +180,9 @@ NOT_MINE = [
 
 
 @pytest.mark.parametrize(("role", "path", "key"), NOT_MINE, ids=[f"{r} {p}" for r, p, _ in NOT_MINE])
-def test_lots_of_others_are_not_found_and_show_nothing(world: Any, clients: dict[str, FlaskClient], role: str,
-                                                        path: str, key: str | None) -> None:
+def test_lots_of_others_are_not_found_and_show_nothing(
+    world: Any, clients: dict[str, FlaskClient], role: str, path: str, key: str | None
+) -> None:
     response = clients[role].get(_path(world, path))
     assert response.status_code == 404
     if key is not None:
@@ -184,10 +204,12 @@ ACTIONS_ON_OTHERS = [
 ]
 
 
-@pytest.mark.parametrize(("role", "method", "path"), ACTIONS_ON_OTHERS, ids=[f"{r} {m} {p}" for r, m, p in
-                                                                             ACTIONS_ON_OTHERS])
-def test_actions_on_lots_one_does_not_hold_are_refused(world: Any, clients: dict[str, FlaskClient], call: Any,
-                                                       counts: Any, role: str, method: str, path: str) -> None:
+@pytest.mark.parametrize(
+    ("role", "method", "path"), ACTIONS_ON_OTHERS, ids=[f"{r} {m} {p}" for r, m, p in ACTIONS_ON_OTHERS]
+)
+def test_actions_on_lots_one_does_not_hold_are_refused(
+    world: Any, clients: dict[str, FlaskClient], call: Any, counts: Any, role: str, method: str, path: str
+) -> None:
     before = counts()
     response = call(clients[role], method, _path(world, path))
     assert response.status_code in (403, 404)
@@ -195,7 +217,8 @@ def test_actions_on_lots_one_does_not_hold_are_refused(world: Any, clients: dict
 
 
 def test_participant_sees_consortium_fields_but_not_others_private_fields(
-        world: Any, clients: dict[str, FlaskClient]) -> None:
+    world: Any, clients: dict[str, FlaskClient]
+) -> None:
     page = clients["processor"].get(_path(world, "/lots/{F1}")).get_data(as_text=True)
     assert "North Block 7" in page and "BOL-SECRET-1" in page and "Trucker Joe" in page
     assert "farm-private-note" not in page  # the farm's private note
@@ -204,10 +227,14 @@ def test_participant_sees_consortium_fields_but_not_others_private_fields(
 
 def test_author_sees_its_own_private_fields(world: Any, clients: dict[str, FlaskClient]) -> None:
     assert "farm-private-note" in clients["producer"].get(_path(world, "/lots/{F1}")).get_data(as_text=True)
-    assert "Ivy Privateinspector" in clients["inspector"].get(_path(world, "/lots/{F1}")).get_data(as_text=True)
+    assert "Ivy Privateinspector" in clients["inspector"].get(_path(world, "/lots/{F1}")).get_data(
+        as_text=True
+    )
 
 
-def test_regulator_sees_consortium_but_not_private_fields(world: Any, clients: dict[str, FlaskClient]) -> None:
+def test_regulator_sees_consortium_but_not_private_fields(
+    world: Any, clients: dict[str, FlaskClient]
+) -> None:
     page = clients["regulator"].get(_path(world, "/lots/{F1}")).get_data(as_text=True)
     for value in world.consortium_values:
         assert value in page
@@ -223,7 +250,8 @@ def test_participant_downloads_the_certificate(world: Any, clients: dict[str, Fl
 
 
 def test_document_of_another_lot_is_not_served_through_a_lot_one_can_see(
-        world: Any, clients: dict[str, FlaskClient]) -> None:
+    world: Any, clients: dict[str, FlaskClient]
+) -> None:
     # F3 is visible to the processor; the certificate belongs to F1: the pair must match
     response = clients["processor"].get(_path(world, "/lots/{F3}/documents/{doc}"))
     assert response.status_code == 404
@@ -235,7 +263,9 @@ def test_dashboard_lists_only_the_organisations_lots(world: Any, clients: dict[s
     assert ">F1<" not in page and ">F2<" not in page and ">M1<" not in page
 
 
-def test_custody_inbox_shows_the_offer_to_the_receiver_only(world: Any, clients: dict[str, FlaskClient]) -> None:
+def test_custody_inbox_shows_the_offer_to_the_receiver_only(
+    world: Any, clients: dict[str, FlaskClient]
+) -> None:
     retailer = clients["retailer"].get("/custody").get_data(as_text=True)
     processor = clients["processor"].get("/custody").get_data(as_text=True)
     assert "Offered to you" in retailer and ">M1<" in retailer and "Receive" in retailer

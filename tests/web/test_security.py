@@ -13,9 +13,16 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
 
 
 def _lot_form(world: Any, code: str, **overrides: str) -> dict[str, str]:
-    return {"kind": "harvesting", "gtin": world.gtins["lettuce"], "lot_code": code,
-            "kde.location_gln": world.sites["producer"], "kde.harvest_date": "2026-11-10", "kde.commodity": "lettuce",
-            "kde.quantity": "10", "kde.unit": "kg"} | overrides
+    return {
+        "kind": "harvesting",
+        "gtin": world.gtins["lettuce"],
+        "lot_code": code,
+        "kde.location_gln": world.sites["producer"],
+        "kde.harvest_date": "2026-11-10",
+        "kde.commodity": "lettuce",
+        "kde.quantity": "10",
+        "kde.unit": "kg",
+    } | overrides
 
 
 # ------------------------------------------------------------------ CSRF
@@ -23,7 +30,8 @@ def _lot_form(world: Any, code: str, **overrides: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("token", [None, "", "forged-token"])
 def test_post_without_the_right_csrf_token_is_refused_and_writes_nothing(
-        world: Any, client: FlaskClient, login: Any, counts: Any, token: str | None) -> None:
+    world: Any, client: FlaskClient, login: Any, counts: Any, token: str | None
+) -> None:
     login(client, "producer")
     before = counts()
     data = _lot_form(world, "CSRF-1")
@@ -35,15 +43,22 @@ def test_post_without_the_right_csrf_token_is_refused_and_writes_nothing(
     assert counts() == before
 
 
-def test_csrf_header_is_accepted_for_json_clients(world: Any, client: FlaskClient, login: Any, csrf: Any) -> None:
+def test_csrf_header_is_accepted_for_json_clients(
+    world: Any, client: FlaskClient, login: Any, csrf: Any
+) -> None:
     login(client, "producer")
-    response = client.post("/products", data={"gtin": "123", "name": "x"},
-                           headers={"X-CSRF-Token": csrf(client), "Accept": "application/json"})
+    response = client.post(
+        "/products",
+        data={"gtin": "123", "name": "x"},
+        headers={"X-CSRF-Token": csrf(client), "Accept": "application/json"},
+    )
     assert response.status_code == 400 and response.json["field"] == "gtin"  # past CSRF, refused on the GTIN
 
 
 def test_login_form_itself_needs_the_csrf_token(client: FlaskClient) -> None:
-    response = client.post("/login", data={"email": "producer@test.lotline", "password": "correct horse battery"})
+    response = client.post(
+        "/login", data={"email": "producer@test.lotline", "password": "correct horse battery"}
+    )
     assert response.status_code == 400
     with client.session_transaction() as session:
         assert "user_id" not in session
@@ -70,12 +85,16 @@ def test_sign_in_starts_a_fresh_session(client: FlaskClient, login: Any) -> None
         assert isinstance(session["user_id"], int)
 
 
-def test_wrong_password_is_refused_without_saying_which_part_was_wrong(client: FlaskClient, csrf_from: Any) -> None:
+def test_wrong_password_is_refused_without_saying_which_part_was_wrong(
+    client: FlaskClient, csrf_from: Any
+) -> None:
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    wrong = client.post("/login", data={"email": "producer@test.lotline", "password": "nope-nope-nope",
-                                        "csrf_token": token})
-    unknown = client.post("/login", data={"email": "nobody@test.lotline", "password": "nope-nope-nope",
-                                          "csrf_token": token})
+    wrong = client.post(
+        "/login", data={"email": "producer@test.lotline", "password": "nope-nope-nope", "csrf_token": token}
+    )
+    unknown = client.post(
+        "/login", data={"email": "nobody@test.lotline", "password": "nope-nope-nope", "csrf_token": token}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert "E-mail or password is wrong." in wrong.get_data(as_text=True)
     assert "E-mail or password is wrong." in unknown.get_data(as_text=True)
@@ -90,8 +109,15 @@ def test_sign_out_ends_the_session(client: FlaskClient, login: Any, csrf: Any) -
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
 def test_sign_in_never_redirects_off_site(client: FlaskClient, csrf_from: Any, target: str) -> None:
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"email": "producer@test.lotline", "password": "correct horse battery",
-                                           "csrf_token": token, "next": target})
+    response = client.post(
+        "/login",
+        data={
+            "email": "producer@test.lotline",
+            "password": "correct horse battery",
+            "csrf_token": token,
+            "next": target,
+        },
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/dashboard"
 
 
@@ -99,13 +125,22 @@ def test_sign_in_follows_a_local_next(client: FlaskClient, csrf_from: Any) -> No
     redirect = client.get("/products")
     assert redirect.headers["Location"] == "/login?next=/products"
     token = csrf_from(client.get(redirect.headers["Location"]).get_data(as_text=True))
-    response = client.post("/login", data={"email": "producer@test.lotline", "password": "correct horse battery",
-                                           "csrf_token": token, "next": "/products"})
+    response = client.post(
+        "/login",
+        data={
+            "email": "producer@test.lotline",
+            "password": "correct horse battery",
+            "csrf_token": token,
+            "next": "/products",
+        },
+    )
     assert response.headers["Location"] == "/products"
 
 
 def _set_cookie(response: Any) -> str:
-    cookies = [v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith("lotline_session=")]
+    cookies = [
+        v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith("lotline_session=")
+    ]
     assert cookies, "no session cookie set"
     return cookies[-1]
 
@@ -138,6 +173,7 @@ def _attempt(client: FlaskClient, csrf_from: Any, email: str, password: str) -> 
 
 
 def test_login_attempts_are_rate_limited_per_ip_and_email(client: FlaskClient, csrf_from: Any) -> None:
+    assert client.application.config["LOGIN_RATE_LIMIT"] == (5, 300)  # the production setting
     for _ in range(5):
         assert _attempt(client, csrf_from, "retailer@test.lotline", "wrong-password").status_code == 401
     blocked = _attempt(client, csrf_from, "retailer@test.lotline", "correct horse battery")
@@ -148,18 +184,19 @@ def test_login_attempts_are_rate_limited_per_ip_and_email(client: FlaskClient, c
     assert _attempt(client, csrf_from, "processor@test.lotline", "correct horse battery").status_code == 302
 
 
-def test_a_successful_sign_in_clears_the_failures(client: FlaskClient, csrf_from: Any) -> None:
-    for _ in range(4):
+def test_a_successful_sign_in_clears_the_failures(make_app: Any, csrf_from: Any) -> None:
+    client = make_app(LOGIN_RATE_LIMIT=(3, 300)).test_client()
+    for _ in range(2):
         _attempt(client, csrf_from, "retailer@test.lotline", "wrong-password")
     assert _attempt(client, csrf_from, "retailer@test.lotline", "correct horse battery").status_code == 302
     again = client.application.test_client()  # signed out; the same app, so the same limiter
-    for _ in range(4):
+    for _ in range(2):
         assert _attempt(again, csrf_from, "retailer@test.lotline", "wrong-password").status_code == 401
 
 
 def test_one_address_guessing_many_accounts_is_limited_too(make_app: Any, csrf_from: Any) -> None:
-    client = make_app(LOGIN_IP_RATE_LIMIT=(3, 300)).test_client()
-    for i in range(3):
+    client = make_app(LOGIN_IP_RATE_LIMIT=(2, 300)).test_client()
+    for i in range(2):
         assert _attempt(client, csrf_from, f"guess{i}@test.lotline", "wrong-password").status_code == 401
     assert _attempt(client, csrf_from, "guess9@test.lotline", "wrong-password").status_code == 429
 
@@ -167,8 +204,9 @@ def test_one_address_guessing_many_accounts_is_limited_too(make_app: Any, csrf_f
 # ------------------------------------------------------------------ headers and markup
 
 
-@pytest.mark.parametrize("path", ["/", "/login", "/healthz", "/01/00700001000015/10/NOPE", "/no-such-page",
-                                  "/dashboard"])
+@pytest.mark.parametrize(
+    "path", ["/", "/login", "/healthz", "/01/00700001000015/10/NOPE", "/no-such-page", "/dashboard"]
+)
 def test_every_response_carries_the_security_headers(client: FlaskClient, path: str) -> None:
     with client.get(path) as response:
         headers = response.headers

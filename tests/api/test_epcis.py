@@ -1,0 +1,396 @@
+"""EPCIS 2.0: exports validate against GS1's schema; capture of every official example; the capture ->
+export round trip keeps identifiers, times, business steps and quantities; a rejected document writes
+nothing.
+
+Decision for the official examples (docs/epcis.md): they name serialised items (SGTIN, Digital Link /21/),
+class patterns and unregistered GTINs/GLNs. Lotline traces lots, so events about single items are rejected
+as "unsupported" with the identifier named; the one lot-level example (9.6.2, a receiving of LGTIN 998877)
+is rejected for its unknown GTIN until the test registers the product and locations and ships the lot to
+the capturing organisation - then it is captured.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from sqlalchemy import func, select
+
+from supply_chain.services import epcis, orgs, tokens
+from supply_chain.services import lots as lot_service
+from supply_chain.store.models import Event, Lot
+from tests.api.conftest import Member, new_code
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "epcis"
+if not SHARED.exists():
+    SHARED = Path("/work/shared/epcis")
+EXAMPLES = SHARED / "examples"
+SCHEMA = json.loads((SHARED / "EPCIS-JSON-Schema.json").read_text())
+
+
+def assert_valid_epcis(document: dict[str, Any]) -> None:
+    validator = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    errors = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(document)]
+    assert not errors, errors
+    for event in document["epcisBody"]["eventList"]:
+        moment = datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00"))
+        assert moment.tzinfo is not None
+
+
+def test_shipped_schema_is_gs1s(tmp_path: Path) -> None:
+    assert epcis.schema() == SCHEMA
+
+
+def _count_events(runtime) -> int:
+    with runtime.ctx() as ctx:
+        return ctx.session.scalar(select(func.count()).select_from(Event))
+
+
+# ------------------------------------------------------------------ the official examples
+
+
+@pytest.fixture(scope="module")
+def example_orgs(api_runtime, network) -> dict[str, Member]:
+    """A grower and a receiver without GS1 company prefixes (the examples use several prefixes)."""
+    out = {}
+    with api_runtime.ctx() as ctx:
+        admin = network["regulator"].org
+        for key, roles in (("grower", ["producer"]), ("receiver", ["processor"])):
+            org = orgs.onboard(ctx, admin, f"EPCIS {key.title()}", roles)
+            member = Member(key, org, "", "")
+            _, member.write = tokens.create(ctx, org, "epcis", "write")
+            out[key] = member
+        ctx.session.commit()
+    return out
+
+
+EXPECTED: dict[str, tuple[int, str, list[str]]] = {
+    # file: (status, error code, per event: status or the text its reason must contain)
+    "Example_9.6.1-ObjectEvent.jsonld": (422, "epcis_rejected", ["SGTIN", "SGTIN"]),
+    "Example_9.6.1-ObjectEventWithDigitalLink.jsonld": (422, "epcis_rejected", ["/21/ serial", "/21/ serial"]),
+    "Example_9.6.3-AggregationEvent.jsonld": (422, "epcis_rejected", ["AggregationEvent is not mapped"]),
+    "Example_9.6.4-TransformationEvent.jsonld": (422, "epcis_rejected", ["SGTIN"]),
+    "Example_9.6.4-TransformationEventWithDigitalLink.jsonld": (422, "epcis_rejected", ["SGTIN"]),
+    "SensorDataExample1.jsonld": (422, "epcis_rejected", ["SGTIN"]),
+    "SensorDataExample2.jsonld": (422, "epcis_rejected", ["SGTIN"]),
+    "SensorDataExample3.jsonld": (422, "epcis_rejected", ["names no lot"]),
+    "transformation_event_all_possible_fields.jsonld": (422, "epcis_rejected", ["SGTIN"]),
+    "object_event_all_possible_fields.jsonld": (400, "epcis_schema_invalid", []),
+    "Example_9.6.2-ObjectEvent.jsonld": (422, "epcis_rejected", ["GLN 0614141008889 is not a registered location"]),
+}
+
+
+def test_every_official_example_has_an_expected_outcome() -> None:
+    assert {p.name for p in EXAMPLES.iterdir()} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_official_example_is_captured_or_rejected_with_reasons(client, api_runtime, example_orgs, name: str) -> None:
+    status, code, reasons = EXPECTED[name]
+    before = _count_events(api_runtime)
+    response = client.post("/api/v1/epcis/capture", data=(EXAMPLES / name).read_bytes(),
+                           headers=example_orgs["receiver"].headers() | {"Content-Type": "application/ld+json"})
+    body = response.get_json()
+    assert response.status_code == status, body
+    assert body["error"] == code
+    if status == 400:
+        assert body["field"] == "epcisBody.eventList[0].ilmd"
+        assert "ilmd" in body["message"] and "ADD" in body["message"]
+    else:
+        assert [e["index"] for e in body["events"]] == list(range(len(reasons)))
+        for event, reason in zip(body["events"], reasons, strict=True):
+            assert event["status"] in ("unsupported", "rejected")
+            assert reason in event["reason"], event
+            assert event["field"].startswith(f"epcisBody.eventList[{event['index']}]")
+    assert _count_events(api_runtime) == before  # nothing written
+
+
+def test_example_9_6_2_is_captured_once_its_lot_was_shipped_to_the_capturer(client, api_runtime,
+                                                                           example_orgs) -> None:
+    grower, receiver = example_orgs["grower"], example_orgs["receiver"]
+    gtin = epcis.parse_lot_uri("urn:epc:class:lgtin:4012345.012345.998877", "x")[0]
+    with api_runtime.ctx() as ctx:
+        farm = orgs.register_location(ctx, grower.org, epcis.parse_gln_uri("urn:epc:id:sgln:4012345.00225.0", "x"),
+                                      "Example farm")
+        for urn, name in (("urn:epc:id:sgln:0614141.00777.0", "Dock door 777"),
+                          ("urn:epc:id:sgln:0614141.00888.0", "Warehouse 888")):
+            orgs.register_location(ctx, receiver.org, epcis.parse_gln_uri(urn, "x"), name)
+        orgs.register_product(ctx, grower.org, gtin, "Example produce", unit="kg")
+        lot = lot_service.create_lot(ctx, grower.org, gtin, "998877", 1, {
+            "location_gln": farm.gln, "harvest_date": "2013-06-01", "commodity": "produce"}, "200", "kg")
+        lot_service.offer_custody(ctx, grower.org, lot, receiver.org, {
+            "from_gln": farm.gln, "to_gln": epcis.parse_gln_uri("urn:epc:id:sgln:0614141.00777.0", "x"),
+            "ship_date": "2013-06-07", "reference_document_type": "bill of lading",
+            "reference_document_number": "BOL-998877"})
+    document = (EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_bytes()
+    headers = receiver.headers() | {"Content-Type": "application/ld+json"}
+    response = client.post("/api/v1/epcis/capture", data=document, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    result = response.get_json()
+    assert result["captured"] == 1 and len(result["transactions"]) == 1
+    written = result["events"][0]["lotline_events"]
+    assert [(w["kind"], w["lot_code"], w["status"]) for w in written] == [("receiving", "998877", "confirmed")]
+    with api_runtime.ctx() as ctx:
+        lot = ctx.session.scalars(select(Lot).where(Lot.gtin == gtin, Lot.lot_code == "998877")).one()
+        assert lot.custodian_org_id == receiver.org.id and lot.status == "active"
+        receiving = lot.events[-1].payload
+        assert receiving["receive_date"] == "2013-06-08T16:58:56.591000+02:00"  # eventTime in its own zone
+        assert receiving["quantity"] == "200" and receiving["unit"] == "kg"
+        assert receiving["reference_document_number"] == "BOL-998877"  # from the shipment
+        assert receiving["epcis_event_id"].startswith("ni:///sha-256;a98f08ae")
+    again = client.post("/api/v1/epcis/capture", data=document, headers=headers)
+    assert again.status_code == 422 and again.get_json()["events"][0]["code"] == "lot_not_in_transit"
+
+
+# ------------------------------------------------------------------ documents of our own
+
+
+def _dl(gtin: str, lot: str) -> str:
+    return f"https://id.gs1.org/01/{gtin}/10/{lot}"
+
+
+def _loc(gln: str) -> dict[str, str]:
+    return {"id": f"https://id.gs1.org/414/{gln}"}
+
+
+def _doc(*events: dict[str, Any]) -> dict[str, Any]:
+    return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"], "type": "EPCISDocument",
+            "schemaVersion": "2.0", "creationDate": "2025-06-01T12:00:00Z", "epcisBody": {"eventList": list(events)}}
+
+
+def _capture(client, member: Member, document: dict[str, Any]):  # noqa: ANN202
+    return client.post("/api/v1/epcis/capture", json=document, headers=member.headers())
+
+
+def test_invalid_event_rejects_the_whole_document_and_nothing_is_written(client, api_runtime, network) -> None:
+    producer = network["producer"]
+    good, taken = new_code("E"), new_code("E")
+    lot_service_lot = {"gtin": producer.gtin, "lot_code": taken, "kind": "harvesting", "quantity": "5",
+                       "payload": {"location_gln": producer.gln, "harvest_date": "2025-06-01", "commodity": "x"}}
+    assert client.post("/api/v1/lots", json=lot_service_lot, headers=producer.headers()).status_code == 201
+    before = _count_events(api_runtime)
+    document = _doc(
+        {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "eventTime": "2025-06-01T08:00:00Z",
+         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
+         "quantityList": [{"epcClass": _dl(producer.gtin, good), "quantity": 10, "uom": "KGM"}]},
+        {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "eventTime": "2025-06-01T08:00:00Z",
+         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
+         "quantityList": [{"epcClass": _dl(producer.gtin, taken), "quantity": 10, "uom": "KGM"}]},
+        {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "eventTime": "2025-06-01T08:00:00Z",
+         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(network["processor"].gln),
+         "quantityList": [{"epcClass": _dl(producer.gtin, new_code("E")), "quantity": 1, "uom": "KGM"}]},
+        {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "eventTime": "2025-06-01T08:00:00Z",
+         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
+         "quantityList": [{"epcClass": _dl(network["processor"].gtin, new_code("E")), "quantity": 1}]},
+    )
+    response = _capture(client, producer, document)
+    assert response.status_code == 422
+    events = response.get_json()["events"]
+    assert [e["status"] for e in events] == ["accepted", "rejected", "rejected", "rejected"]
+    assert events[1]["code"] == "lot_exists" and events[1]["field"] == "epcisBody.eventList[1].quantityList[0].epcClass"
+    assert events[2]["code"] == "forbidden" and "belongs to API Processor" in events[2]["reason"]  # not its site
+    assert events[3]["code"] == "forbidden" and "the product belongs to" in events[3]["reason"]
+    assert _count_events(api_runtime) == before
+    with api_runtime.ctx() as ctx:
+        assert ctx.session.scalars(select(Lot).where(Lot.lot_code == good)).first() is None
+
+
+def test_capture_needs_a_write_token(client, network) -> None:
+    response = client.post("/api/v1/epcis/capture", json=_doc(), headers=network["producer"].headers("read"))
+    assert response.status_code == 403
+
+
+def test_schema_failure_names_the_path(client, network) -> None:
+    document = _doc({"type": "ObjectEvent", "action": "ADD", "eventTime": "not a time",
+                     "eventTimeZoneOffset": "+00:00", "epcList": []})
+    response = _capture(client, network["producer"], document)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "epcisBody.eventList[0].eventTime"
+
+
+def test_round_trip_capture_then_export_keeps_identifiers_times_steps_and_quantities(client, network) -> None:
+    producer, processor = network["producer"], network["processor"]
+    romaine, spinach, mix = new_code("RT"), new_code("RT"), new_code("RTMIX")
+    bol = f"urn:epcglobal:cbv:bt:{producer.gln}:BOL-{romaine}"
+    farm_doc = _doc(
+        {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8000-{romaine[-5:]:0>12}",
+         "action": "ADD", "bizStep": "commissioning", "disposition": "active",
+         "eventTime": "2025-06-01T06:30:00.250-07:00", "eventTimeZoneOffset": "-07:00",
+         "readPoint": _loc(producer.gln), "bizLocation": _loc(producer.gln),
+         "quantityList": [{"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
+                          {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"}]},
+        {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8001-{romaine[-5:]:0>12}",
+         "action": "OBSERVE", "bizStep": "shipping", "disposition": "in_transit",
+         "eventTime": "2025-06-02T14:00:00Z", "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
+         "quantityList": [{"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
+                          {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"}],
+         "sourceList": [{"type": "location", "source": _loc(producer.gln)["id"]}],
+         "destinationList": [{"type": "location", "destination": _loc(processor.gln)["id"]}],
+         "bizTransactionList": [{"type": "bol", "bizTransaction": bol}]},
+        {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8002-{romaine[-5:]:0>12}",
+         "action": "OBSERVE", "bizStep": "sensor_reporting", "eventTime": "2025-06-02T16:00:00Z",
+         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
+         "quantityList": [{"epcClass": _dl(producer.gtin, romaine)}],
+         "sensorElementList": [
+             {"sensorMetadata": {"time": "2025-06-02T15:00:00Z", "deviceID": "urn:epc:id:giai:4000001.111"},
+              "sensorReport": [{"type": "Temperature", "value": 3.5, "uom": "CEL"},
+                               {"type": "RelativeHumidity", "value": 91, "uom": "P1"}]},
+             {"sensorMetadata": {"time": "2025-06-02T15:30:00Z", "deviceID": "urn:epc:id:giai:4000001.111"},
+              "sensorReport": [{"type": "Temperature", "value": 38.3, "uom": "FAH"}]}]},
+    )
+    farm = _capture(client, producer, farm_doc)
+    assert farm.status_code == 201, farm.get_json()
+    assert len(farm.get_json()["transactions"]) == 1  # five writes, one multicall transaction
+    plant_doc = _doc(
+        {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8003-{romaine[-5:]:0>12}",
+         "action": "OBSERVE", "bizStep": "receiving", "disposition": "in_progress",
+         "eventTime": "2025-06-03T09:15:00+02:00", "eventTimeZoneOffset": "+02:00",
+         "readPoint": _loc(processor.gln), "bizLocation": _loc(processor.gln),
+         "quantityList": [{"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
+                          {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"}],
+         "sourceList": [{"type": "location", "source": _loc(producer.gln)["id"]}],
+         "bizTransactionList": [{"type": "bol", "bizTransaction": bol}]},
+        {"type": "TransformationEvent", "eventID": f"urn:uuid:00000000-0000-4000-8004-{romaine[-5:]:0>12}",
+         "bizStep": "commissioning", "disposition": "active", "eventTime": "2025-06-03T11:00:00+02:00",
+         "eventTimeZoneOffset": "+02:00", "readPoint": _loc(processor.gln), "bizLocation": _loc(processor.gln),
+         "inputQuantityList": [{"epcClass": _dl(producer.gtin, romaine), "quantity": 400, "uom": "KGM"},
+                               {"epcClass": _dl(producer.gtin, spinach), "quantity": 100, "uom": "KGM"}],
+         "outputQuantityList": [{"epcClass": _dl(processor.gtin, mix), "quantity": 480, "uom": "KGM"}]},
+    )
+    plant = _capture(client, processor, plant_doc)
+    assert plant.status_code == 201, plant.get_json()
+    assert len(plant.get_json()["transactions"]) == 1
+
+    exported = client.get(f"/api/v1/lots/{processor.gtin}/{mix}/epcis?ancestors=true", headers=processor.headers())
+    assert exported.status_code == 200 and exported.mimetype == "application/ld+json"
+    document = exported.get_json()
+    assert_valid_epcis(document)
+    by_id = {e["eventID"]: e for e in document["epcisBody"]["eventList"]}
+    for sent in farm_doc["epcisBody"]["eventList"] + plant_doc["epcisBody"]["eventList"]:
+        got = by_id[sent["eventID"]]
+        assert got["type"] == sent["type"]
+        assert _instant(got["eventTime"]) == _instant(sent["eventTime"])
+        assert got["eventTimeZoneOffset"] == sent["eventTimeZoneOffset"]
+        assert got.get("bizStep") == sent["bizStep"]
+        assert got.get("action") == sent.get("action")
+        for name in ("readPoint", "bizLocation", "sourceList", "destinationList", "bizTransactionList"):
+            if name in sent:
+                assert got[name] == sent[name], name
+        if sent["type"] == "TransformationEvent":
+            assert got["inputQuantityList"] == sent["inputQuantityList"]
+            assert got["outputQuantityList"] == sent["outputQuantityList"]
+        elif "sensorElementList" not in sent:
+            # one exported event per lot: together they carry the sent quantityList
+            lot_events = [e for e in document["epcisBody"]["eventList"] if e["eventID"] == sent["eventID"]]
+            assert sorted((q for e in lot_events for q in e["quantityList"]), key=str) == \
+                sorted(sent["quantityList"], key=str)
+    sensors = by_id[farm_doc["epcisBody"]["eventList"][2]["eventID"]]["sensorElementList"]
+    assert [(_instant(s["sensorMetadata"]["time"]), s["sensorReport"][0]["value"]) for s in sensors] == [
+        (_instant("2025-06-02T15:00:00Z"), 3.5), (_instant("2025-06-02T15:30:00Z"), 3.5)]  # 38.3 F = 3.5 C
+    assert sensors[0]["sensorReport"][1] == {"type": "RelativeHumidity", "value": 91, "uom": "P1"}
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_export_of_every_event_kind_validates_and_uses_gs1_identifiers(client, as_role, network) -> None:
+    producer, processor = network["producer"], network["processor"]
+    code = new_code("ALL")
+    path = f"/lots/{producer.gtin}/{code}"
+    steps = [
+        (as_role("producer"), "POST", "/lots", {"gtin": producer.gtin, "lot_code": code, "kind": "harvesting",
+                                                 "quantity": "50", "payload": {
+                                                     "location_gln": producer.gln, "harvest_date": "2025-06-01",
+                                                     "commodity": "kale"}}),
+        (as_role("producer"), "POST", path + "/events", {"kind": "cooling", "payload": {
+            "location_gln": producer.gln, "cooling_date": "2025-06-01T10:00:00-07:00"}}),
+        (as_role("producer"), "POST", path + "/events", {"kind": "observation", "payload": {
+            "note": "fine", "date": "2025-06-02"}}),
+        (as_role("inspector"), "POST", path + "/inspections", {"outcome": "pass", "payload": {
+            "inspection_date": "2025-06-02", "inspector_name": "Ian", "location_gln": producer.gln,
+            "certificate_sha256": "ab" * 32}}),
+        (as_role("regulator"), "POST", path + "/holds", {"reason": "check", "date": "2025-06-02"}),
+        (as_role("inspector"), "POST", path + "/release", {"reason": "ok", "date": "2025-06-02"}),
+        (as_role("producer"), "POST", path + "/shipments", {"payload": {
+            "from_gln": producer.gln, "to_gln": processor.gln, "ship_date": "2025-06-03",
+            "reference_document_type": "invoice", "reference_document_number": "INV 7/1"}}),
+        (as_role("processor"), "POST", path + "/custody/reject", {"reason": "late", "date": "2025-06-04"}),
+        (as_role("producer"), "POST", path + "/shipments", {"payload": {
+            "from_gln": producer.gln, "to_gln": processor.gln, "ship_date": "2025-06-04",
+            "reference_document_type": "bill of lading", "reference_document_number": "B2"}}),
+        (as_role("producer"), "POST", path + "/custody/cancel", {"reason": "wrong truck", "date": "2025-06-04"}),
+        (as_role("producer"), "POST", path + "/readings", {"readings": [
+            {"taken_at": "2025-06-04T10:00:00Z", "temperature_c": "-1.5"}]}),
+        (as_role("regulator"), "POST", path + "/recalls", {"reason": "E. coli", "recall_class": "II",
+                                                          "instructions": "return it", "date": "2025-06-05"}),
+    ]
+    for api, method, url, body in steps:
+        response = api(method, url, json=body)
+        assert response.status_code == 201, (url, response.get_json())
+    document = client.get(f"/api/v1{path}/epcis", headers=network["regulator"].headers()).get_json()
+    assert_valid_epcis(document)
+    events = document["epcisBody"]["eventList"]
+    assert [e["lotline:cte"] for e in events] == [
+        "harvesting", "cooling", "observation", "inspection", "hold", "release", "shipping", "custody_rejected",
+        "shipping", "custody_cancelled", "sensor_anchor", "recall"]
+    assert [(e.get("action"), e.get("bizStep"), e.get("disposition")) for e in events] == [
+        ("ADD", "commissioning", "active"), ("OBSERVE", "storing", "active"), ("OBSERVE", "other", None),
+        ("OBSERVE", "inspecting", "conformant"), ("OBSERVE", "holding", "non_sellable_other"),
+        ("OBSERVE", "holding", "sellable_accessible"), ("OBSERVE", "shipping", "in_transit"),
+        ("OBSERVE", "receiving", "returned"), ("OBSERVE", "shipping", "in_transit"),
+        ("OBSERVE", "void_shipping", "active"), ("OBSERVE", "sensor_reporting", None),
+        ("OBSERVE", None, "recalled")]
+    assert events[0]["quantityList"] == [{"epcClass": _dl(producer.gtin, code), "quantity": 50, "uom": "KGM"}]
+    assert events[1]["eventTimeZoneOffset"] == "-07:00"
+    assert "note" not in events[2]["lotline:kde"]  # private to the producer; the regulator exported
+    assert events[3]["bizTransactionList"][0]["type"] == "testres"
+    assert events[3]["bizTransactionList"][0]["bizTransaction"].startswith("ni:///sha-256;")
+    assert events[6]["bizTransactionList"] == [
+        {"type": "inv", "bizTransaction": f"urn:epcglobal:cbv:bt:{producer.gln}:INV%207%2F1"}]
+    assert events[6]["destinationList"] == [{"type": "location", "destination": f"https://id.gs1.org/414/{processor.gln}"}]
+    assert events[10]["sensorElementList"][0]["sensorReport"] == [{"type": "Temperature", "value": -1.5, "uom": "CEL"}]
+    assert all(e["lotline:status"] == "confirmed" and e["lotline:txHash"].startswith("0x") for e in events)
+    own = client.get(f"/api/v1{path}/epcis", headers=producer.headers()).get_json()["epcisBody"]["eventList"]
+    assert own[2]["lotline:kde"]["note"] == "fine"  # the author sees its own private field
+
+
+def test_export_of_a_lot_nobody_showed_you_is_404(client, as_role, network) -> None:
+    code = new_code()
+    as_role("producer")("POST", "/lots", json={"gtin": network["producer"].gtin, "lot_code": code,
+                                               "kind": "harvesting", "quantity": "5", "payload": {
+                                                   "location_gln": network["producer"].gln,
+                                                   "harvest_date": "2025-06-01", "commodity": "x"}})
+    response = client.get(f"/api/v1/lots/{network['producer'].gtin}/{code}/epcis", headers=network["retailer"].headers())
+    assert response.status_code == 404
+
+
+def test_identifier_parsing() -> None:
+    assert epcis.parse_lot_uri("urn:epc:class:lgtin:4012345.012345.998877", "f") == ("04012345123456", "998877")
+    assert epcis.parse_lot_uri("https://example.com/r/01/4012345123456/10/A%2FB", "f") == ("04012345123456", "A/B")
+    assert epcis.parse_gln_uri("urn:epc:id:sgln:0614141.07346.1234", "f") == "0614141073467"
+    assert epcis.parse_gln_uri("https://id.gs1.org/414/0614141073467/254/1234", "f") == "0614141073467"
+    for uri in ("urn:epc:id:sgtin:0614141.107346.2017", "https://id.gs1.org/01/70614141123451/21/2017",
+                "urn:epc:idpat:sgtin:4012345.066666.*", "https://id.gs1.org/01/04012345666663"):
+        with pytest.raises(epcis.Unsupported):
+            epcis.parse_lot_uri(uri, "f")
+
+
+def test_the_schema_check_rejects_a_copy_of_a_valid_export_that_was_broken(client, as_role, network) -> None:
+    code = new_code()
+    as_role("producer")("POST", "/lots", json={"gtin": network["producer"].gtin, "lot_code": code,
+                                               "kind": "harvesting", "quantity": "5", "payload": {
+                                                   "location_gln": network["producer"].gln,
+                                                   "harvest_date": "2025-06-01", "commodity": "x"}})
+    document = client.get(f"/api/v1/lots/{network['producer'].gtin}/{code}/epcis",
+                          headers=network["producer"].headers()).get_json()
+    broken = copy.deepcopy(document)
+    broken["epcisBody"]["eventList"][0]["quantityList"][0]["uom"] = "kilograms"
+    response = _capture(client, network["producer"], broken)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == "epcisBody.eventList[0].quantityList[0].uom"
