@@ -7,6 +7,8 @@ Nothing happens at import time: ``application()`` builds the app when a server a
 from __future__ import annotations
 
 import logging
+import os
+import signal
 
 from flask import Flask
 
@@ -20,16 +22,29 @@ def application() -> Flask:
     return create_app()
 
 
+def _stop(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the app under waitress until interrupted; the runtime (chain, database) is closed after."""
     from waitress import serve as waitress_serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app()
+    config: dict[str, str] = {}
+    if not os.environ.get("LOTLINE_PUBLIC_URL"):
+        # Without a configured public URL, QR codes point at this server rather than at a port nobody serves
+        # (set LOTLINE_PUBLIC_URL for labels that phones elsewhere should open).
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        config["LOTLINE_PUBLIC_URL"] = f"http://{shown}:{port}"
+    app = create_app(config)
+    # A stop signal (service manager, container) ends the server like Ctrl+C, so the runtime is closed.
+    signal.signal(signal.SIGTERM, _stop)
     logging.getLogger("lotline").info(
         "serving on http://%s:%s (public links: %s)", host, port, app.config["PUBLIC_URL"]
     )
     try:
-        waitress_serve(app, host=host, port=port, threads=THREADS, ident="lotline")
+        waitress_serve(app, host=host, port=port, threads=THREADS, ident="lotline")  # returns on Ctrl+C
     finally:
         app.extensions["lotline"].close()
+        logging.getLogger("lotline").info("stopped")

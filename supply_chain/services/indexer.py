@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -39,6 +39,7 @@ class SyncReport:
     foreign: int = 0
     from_block: int = 0
     to_block: int = 0
+    lots: set[int] = field(default_factory=set)  # primary keys of the lots that got new events
 
 
 def _now() -> datetime:
@@ -71,7 +72,9 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
                 report.foreign += 1  # a lot created elsewhere, whose label this store never saw
                 continue
             if log.name == "LotEventRecorded":
-                report.applied += _apply_recorded(ctx, lot, log, waiting, orgs)
+                if _apply_recorded(ctx, lot, log, waiting, orgs):
+                    report.applied += 1
+                    report.lots.add(lot.id)
             else:
                 _apply_state(lot, log, orgs)
         session.flush()
@@ -176,11 +179,23 @@ def sync(ctx: Ctx) -> SyncReport:
         part = apply_logs(ctx, ledger.logs(start, end))
         total.applied += part.applied
         total.foreign += part.foreign
+        total.lots |= part.lots
         cursor.last_block = end
         cursor.updated_at = _now()
         ctx.session.flush()
         start = end + 1
+    reverify(ctx, total.lots)
     return total
+
+
+def reverify(ctx: Ctx, lot_ids: Iterable[int]) -> None:
+    """Verify again the lots that just got events, so pages that read the stored state stay true."""
+    from supply_chain.services.verify import verify_lot
+
+    for lot_id in sorted(lot_ids):
+        lot = ctx.session.get(Lot, lot_id)
+        if lot is not None:
+            verify_lot(ctx, lot)
 
 
 def reconcile_pending(ctx: Ctx) -> dict[str, int]:
@@ -213,7 +228,7 @@ def reconcile_pending(ctx: Ctx) -> dict[str, int]:
             fail_transaction(ctx, ptx.tx_hash, "reverted when mined")
             counts["failed"] += 1
         else:
-            apply_logs(ctx, result.events)
+            reverify(ctx, apply_logs(ctx, result.events).lots)
             ctx.session.delete(ptx)
             counts["confirmed"] += 1
     ctx.session.flush()

@@ -62,7 +62,8 @@ def execute(
         indexer.fail_transaction(ctx, prepared.tx_hash, str(exc))
         session.commit()
         raise
-    indexer.apply_logs(ctx, result.events)
+    report = indexer.apply_logs(ctx, result.events)
+    indexer.reverify(ctx, report.lots)
     ptx = session.get(PendingTransaction, prepared.tx_hash)
     if ptx is not None:
         session.delete(ptx)

@@ -74,8 +74,11 @@ def _key(row: dict[str, str]) -> tuple:
 
 
 def _read_xlsx(path: Path) -> list[dict[str, str]]:
-    sheet = openpyxl.load_workbook(path, read_only=True).active
-    rows = list(sheet.iter_rows(values_only=True))
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        rows = list(book.active.iter_rows(values_only=True))
+    finally:
+        book.close()
     assert list(rows[0]) == list(fsma.HEADERS)
     return [{h: (v if v is not None else "") for h, v in zip(rows[0], r, strict=True)} for r in rows[1:]]
 

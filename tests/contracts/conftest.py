@@ -36,6 +36,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ANVIL_BINARY = PROJECT_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 ANVIL_CHAIN_ID = 31337
 ACTOR_BALANCE_WEI = 10 * 10**18
+# The app's choice (supply_chain.services.runtime.EMBEDDED_GAS_LIMIT): on the embedded chain one eth_call checks
+# for a revert and a fixed gas limit replaces the estimate's binary search; JSON-RPC nodes use the estimate.
+EMBEDDED_GAS_LIMIT = 10_000_000
 
 BACKENDS = ["embedded", "anvil"]
 
@@ -61,15 +64,14 @@ class Chain:
     name: str
     w3: Web3
     fund: Callable[[str, int], None]
+    fixed_gas: int | None
 
 
 def _open(home: Path, url: str | None) -> tuple[Chain, Callable[[], None]]:
     conn = connect(home, url, timeout=30.0)
     assert conn.mode == ("rpc" if url else "embedded")
     # embedded: a transfer from the installation's faucet; anvil: anvil_setBalance (no dev account pays)
-    return Chain(
-        "anvil" if url else "embedded", conn.w3, lambda address, wei: fund(conn, address, wei)
-    ), conn.close
+    return Chain("anvil" if url else "embedded", conn.w3, lambda address, wei: fund(conn, address, wei)), conn.close
 
 
 def _free_port() -> int:
@@ -89,9 +91,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def start_anvil(
-    log: Path, binary: Path = ANVIL_BINARY, timeout: float = 30.0
-) -> tuple[str, subprocess.Popen[bytes]]:
+def start_anvil(log: Path, binary: Path = ANVIL_BINARY, timeout: float = 30.0) -> tuple[str, subprocess.Popen[bytes]]:
     """Start anvil on a free loopback port, its output going to `log`; return its URL once it answers
     eth_chainId. The caller stops it with `_stop`."""
     for _attempt in range(3):  # another process may take the port between probing and binding
@@ -127,9 +127,7 @@ def start_anvil(
         _stop(process)
         output = log.read_text(errors="replace")
         if "address already in use" not in output.lower():
-            raise RuntimeError(
-                f"anvil did not answer eth_chainId on {url} within {timeout:g} s: {output[-2000:]}"
-            )
+            raise RuntimeError(f"anvil did not answer eth_chainId on {url} within {timeout:g} s: {output[-2000:]}")
     raise RuntimeError("anvil could not bind a free port in three attempts")
 
 
@@ -200,7 +198,8 @@ def deployment(chain: Chain) -> Deployment:
     for account in accounts.values():
         chain.fund(account.address, ACTOR_BALANCE_WEI)
     admin = accounts["admin"]
-    ledger, block = Ledger.deploy(chain.w3, admin, admin.address)
+    deployed, block = Ledger.deploy(chain.w3, admin, admin.address)
+    ledger = Ledger(chain.w3, deployed.address, fixed_gas=chain.fixed_gas)  # as the app builds it
     for name, role in ROLE_OF.items():
         ledger.grant_role(admin, role, accounts[name].address)
     return Deployment(ledger=ledger, actors=Actors(**accounts), block=block)
@@ -252,9 +251,7 @@ def refused(ledger: Ledger) -> Callable[..., LotlineError]:
         with pytest.raises(LotlineError) as info:
             call()
         raised = info.value
-        assert type(raised) is exc_class, (
-            f"expected {exc_class.__name__}, got {type(raised).__name__}: {raised}"
-        )
+        assert type(raised) is exc_class, f"expected {exc_class.__name__}, got {type(raised).__name__}: {raised}"
         assert getattr(raised, "chain_error", None) == error, str(raised)
         assert ledger.block_number() == before_block, "a refused call mined a block"
         for lot, (state, outputs) in before.items():
