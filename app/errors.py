@@ -27,9 +27,7 @@ TITLES = {
 }
 
 
-def _answer(
-    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
-):
+def _answer(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None):
     if wants_json():
         body = {"error": code, "message": message} | ({"field": field} if field else {})
         response = jsonify(body)
@@ -68,10 +66,7 @@ def init_app(app: Flask) -> None:
         if status == 413:
             limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
             shown = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit / 1024:g} KiB"
-            message = (
-                f"The upload is larger than the {shown} the server accepts; "
-                "certificates may be at most 5 MiB."
-            )
+            message = f"The upload is larger than the {shown} the server accepts; certificates may be at most 5 MiB."
         else:
             message = err.description or TITLES.get(status, "Error")
         return _answer(status, code, message, headers=headers)

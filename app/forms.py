@@ -61,6 +61,8 @@ class FormField:
     description: str
     value: str = ""
     options: Options = field(default_factory=list)
+    placeholder: str | None = None
+    """A first, empty choice for a required select the user must pick deliberately (e.g. the ship-to site)."""
 
     @property
     def input_name(self) -> str:
@@ -87,11 +89,7 @@ def label_of(name: str) -> str:
 
 def gln_options(sites: Sequence[Location], own_org_id: int | None, own_first: bool = True) -> Options:
     own = [(s.gln, f"{s.name} ({s.gln})") for s in sites if s.organisation_id == own_org_id]
-    other = [
-        (s.gln, f"{s.name}, {s.organisation.name} ({s.gln})")
-        for s in sites
-        if s.organisation_id != own_org_id
-    ]
+    other = [(s.gln, f"{s.name}, {s.organisation.name} ({s.gln})") for s in sites if s.organisation_id != own_org_id]
     groups = [("Your sites", own), ("Other organisations' sites", other)]
     return [g for g in (groups if own_first else groups[::-1]) if g[1]]
 
@@ -123,9 +121,7 @@ def kde_fields(
         if PREFIX + spec.name in values:
             value = str(values.get(PREFIX + spec.name) or "")
         else:
-            value = str(
-                defaults.get(spec.name) or (today() if spec.type == FieldType.DATE and spec.required else "")
-            )
+            value = str(defaults.get(spec.name) or (today() if spec.type == FieldType.DATE and spec.required else ""))
         description = spec.description[:1].upper() + spec.description[1:]
         out.append(
             FormField(
@@ -137,14 +133,13 @@ def kde_fields(
                 description,
                 value,
                 options,
+                "Choose a site" if spec.type == FieldType.GLN and spec.name in others else None,
             )
         )
     return out
 
 
-def payload_from_form(
-    kind: EventKind, form: Mapping[str, Any], exclude: Iterable[str] = ()
-) -> dict[str, Any]:
+def payload_from_form(kind: EventKind, form: Mapping[str, Any], exclude: Iterable[str] = ()) -> dict[str, Any]:
     """The payload a KDE form describes; empty inputs are left out (the domain then names a missing
     required field). Validation is the domain's job, not the form's."""
     skip = set(exclude)

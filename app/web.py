@@ -147,9 +147,7 @@ def has_role(*roles: str) -> bool:
 def wants_json() -> bool:
     """True when the client prefers JSON over HTML (``Accept: application/json``)."""
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return (
-        best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
-    )
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
 def login_required(view: F) -> F:

@@ -69,9 +69,7 @@ def onboard() -> str | Response | tuple[str, int]:
 def organisation(org_id: int) -> str:
     ctx = get_ctx()
     org = views.organisation(ctx, org_id)
-    created = list(
-        ctx.session.scalars(select(Lot).where(Lot.creator_org_id == org.id).order_by(Lot.id.desc()))
-    )
+    created = list(ctx.session.scalars(select(Lot).where(Lot.creator_org_id == org.id).order_by(Lot.id.desc())))
     return render_template(
         "admin/organisation.html",
         subject=org,

@@ -13,8 +13,14 @@ from supply_chain.domain.errors import LotlineError
 
 log = logging.getLogger(__name__)
 
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-              415: "unsupported_media_type", 429: "rate_limited"}
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 
 
 def error_response(status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> Response:
@@ -52,8 +58,13 @@ def _http(err: HTTPException) -> Response:
 def _unexpected(err: Exception) -> Response:
     rollback()
     log.error("unhandled API error", exc_info=err)
-    return error_response(500, {"error": "internal_error", "message": "The request could not be completed. Try "
-                                "again, and tell the operator if it keeps happening."})
+    return error_response(
+        500,
+        {
+            "error": "internal_error",
+            "message": "The request could not be completed. Try again, and tell the operator if it keeps happening.",
+        },
+    )
 
 
 @bp.route("", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], endpoint="fallback_root")
@@ -72,6 +83,7 @@ def fallback(rest: str = "") -> Response:
         if not endpoint.startswith("api.fallback"):
             allowed.append(method)
     if allowed:
-        raise MethodNotAllowed(valid_methods=allowed, description=f"{request.method} is not allowed here; "
-                               f"use {', '.join(allowed)}")
+        raise MethodNotAllowed(
+            valid_methods=allowed, description=f"{request.method} is not allowed here; use {', '.join(allowed)}"
+        )
     raise NotFound(f"no API endpoint {request.method} {request.path}; see /api/v1/openapi.json")

@@ -45,33 +45,46 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
     if key is None:
         return view()
     if not _KEY.fullmatch(key):
-        raise InvalidInput(f"{HEADER}: 1-200 visible ASCII characters, no spaces", field=HEADER,
-                           code="invalid_idempotency_key")
+        raise InvalidInput(
+            f"{HEADER}: 1-200 visible ASCII characters, no spaces", field=HEADER, code="invalid_idempotency_key"
+        )
     session = call.ctx.session
     digest = request_hash()
     record = session.get(IdempotencyRecord, (call.org.id, key))
     if record is not None:
         if record.request_hash != digest:
-            raise Conflict(f"{HEADER} {key!r} was already used for a different request; use a new key",
-                           field=HEADER, code="idempotency_key_reused")
+            raise Conflict(
+                f"{HEADER} {key!r} was already used for a different request; use a new key",
+                field=HEADER,
+                code="idempotency_key_reused",
+            )
         if record.response_status:
             replay = Response(record.response_body, status=record.response_status, mimetype="application/json")
             replay.headers["Idempotent-Replayed"] = "true"
             return replay
         started = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
         if datetime.now(UTC) - started < STALE_AFTER:
-            raise Conflict(f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
-                           field=HEADER, code="idempotency_in_progress")
+            raise Conflict(
+                f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
+                field=HEADER,
+                code="idempotency_in_progress",
+            )
         record.created_at = datetime.now(UTC)  # take over a placeholder left by a crash
     else:
-        session.add(IdempotencyRecord(organisation_id=call.org.id, key=key, request_hash=digest,
-                                      response_status=0, response_body=""))
+        session.add(
+            IdempotencyRecord(
+                organisation_id=call.org.id, key=key, request_hash=digest, response_status=0, response_body=""
+            )
+        )
     try:
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise Conflict(f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
-                       field=HEADER, code="idempotency_in_progress") from None
+        raise Conflict(
+            f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
+            field=HEADER,
+            code="idempotency_in_progress",
+        ) from None
     call.idempotency_key = key
     try:
         response = view()
@@ -92,6 +105,7 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
 
 def _forget(call: Call, key: str) -> None:
     session = call.ctx.session
-    session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.organisation_id == call.org.id,
-                                                    IdempotencyRecord.key == key))
+    session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.organisation_id == call.org.id, IdempotencyRecord.key == key)
+    )
     session.commit()

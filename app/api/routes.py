@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -28,8 +29,11 @@ from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import LOT_STATUSES, Event, Location, Lot, Organisation, Product
 
 TRACE_ROLES = ("regulator", "inspector", "producer", "processor", "distributor", "retailer")
-CREATE_KINDS = {"harvesting": EventKind.HARVESTING, "initial_packing": EventKind.INITIAL_PACKING,
-                "first_land_based_receiving": EventKind.FIRST_LAND_BASED_RECEIVING}
+CREATE_KINDS = {
+    "harvesting": EventKind.HARVESTING,
+    "initial_packing": EventKind.INITIAL_PACKING,
+    "first_land_based_receiving": EventKind.FIRST_LAND_BASED_RECEIVING,
+}
 EPCIS_MEDIA = "application/ld+json"
 
 
@@ -60,31 +64,54 @@ def _action(call: Call, item: Lot, event: Event, status: int = 201) -> Response:
 
 
 def _idem(call: Call) -> str | None:
-    return f"api:{call.idempotency_key}" if call.idempotency_key else None
+    """The services' own idempotency key for this request (hashed: keys may be 200 characters long)."""
+    if not call.idempotency_key:
+        return None
+    return "api:" + hashlib.sha256(call.idempotency_key.encode()).hexdigest()[:40]
 
 
 # ------------------------------------------------------------------ the document and who am I
 
 
-@operation(bp, "GET", "/openapi.json", "getOpenApiDocument", summary="This OpenAPI 3.1 document", tag="Meta",
-           scope="public", responses={200: ("The OpenAPI document", {"application/json": {"schema": {
-               "type": "object"}}})})
+@operation(
+    bp,
+    "GET",
+    "/openapi.json",
+    "getOpenApiDocument",
+    summary="This OpenAPI 3.1 document",
+    tag="Meta",
+    scope="public",
+    responses={200: ("The OpenAPI document", {"application/json": {"schema": {"type": "object"}}})},
+)
 def openapi(call: Call) -> Response:
     """The OpenAPI document; no token needed."""
     return jsonify(openapi_document())
 
 
-@operation(bp, "GET", "/me", "getMe", summary="Show the calling organisation and token", tag="Meta",
-           responses={200: "Me"})
+@operation(
+    bp, "GET", "/me", "getMe", summary="Show the calling organisation and token", tag="Meta", responses={200: "Me"}
+)
 def me(call: Call) -> Response:
     """Which organisation the token acts for, its roles, and the token's scope."""
     token = tokens.get(call.ctx, call.org, call.token_id)
-    return jsonify({"organisation": serialize.organisation(call.org),
-                    "token": {"id": token.id, "name": token.name, "scope": token.scope}})
+    return jsonify(
+        {
+            "organisation": serialize.organisation(call.org),
+            "token": {"id": token.id, "name": token.name, "scope": token.scope},
+        }
+    )
 
 
-@operation(bp, "GET", "/organisations", "listOrganisations", summary="List the network's organisations",
-           tag="Meta", query=(LIMIT, CURSOR), responses={200: "OrganisationPage"})
+@operation(
+    bp,
+    "GET",
+    "/organisations",
+    "listOrganisations",
+    summary="List the network's organisations",
+    tag="Meta",
+    query=(LIMIT, CURSOR),
+    responses={200: "OrganisationPage"},
+)
 def list_organisations(call: Call) -> Response:
     """Every organisation of the network with its roles (to pick the receiver of a shipment)."""
     return page(call, select(Organisation), Organisation.id, serialize.organisation)
@@ -93,18 +120,40 @@ def list_organisations(call: Call) -> Response:
 # ------------------------------------------------------------------ tokens
 
 
-@operation(bp, "GET", "/tokens", "listTokens", summary="List the organisation's API tokens", tag="Tokens",
-           query=(LIMIT, CURSOR), responses={200: "TokenPage"})
+@operation(
+    bp,
+    "GET",
+    "/tokens",
+    "listTokens",
+    summary="List the organisation's API tokens",
+    tag="Tokens",
+    query=(LIMIT, CURSOR),
+    responses={200: "TokenPage"},
+)
 def list_tokens(call: Call) -> Response:
     """The organisation's tokens, newest first, revoked ones included (never the token itself)."""
     from supply_chain.store.models import ApiToken
 
-    return page(call, select(ApiToken).where(ApiToken.organisation_id == call.org.id), ApiToken.id,
-                serialize.token, descending=True)
+    return page(
+        call,
+        select(ApiToken).where(ApiToken.organisation_id == call.org.id),
+        ApiToken.id,
+        serialize.token,
+        descending=True,
+    )
 
 
-@operation(bp, "POST", "/tokens", "createToken", summary="Create an API token", tag="Tokens", scope="write",
-           body="NewToken", responses={201: "CreatedToken"})
+@operation(
+    bp,
+    "POST",
+    "/tokens",
+    "createToken",
+    summary="Create an API token",
+    tag="Tokens",
+    scope="write",
+    body="NewToken",
+    responses={201: "CreatedToken"},
+)
 def create_token(call: Call) -> Response:
     """Create a read or write token for the organisation. The token is in the answer once; only its hash is
     stored."""
@@ -113,15 +162,26 @@ def create_token(call: Call) -> Response:
     return _created(serialize.token(row) | {"token": plain})
 
 
-@operation(bp, "DELETE", "/tokens/{token_id}", "revokeToken", summary="Revoke an API token", tag="Tokens",
-           scope="write", responses={200: "Token"})
+@operation(
+    bp,
+    "DELETE",
+    "/tokens/{token_id}",
+    "revokeToken",
+    summary="Revoke an API token",
+    tag="Tokens",
+    scope="write",
+    responses={200: "Token"},
+)
 def revoke_token(call: Call) -> Response:
     """Revoke one of the organisation's tokens; it stops working at once. The token making the request cannot
     revoke itself (use another token, or the dashboard)."""
     token_id = int(call.path["token_id"])
     if token_id == call.token_id:
-        raise Conflict("a token cannot revoke itself: use another write token or the dashboard",
-                       field="token_id", code="token_in_use")
+        raise Conflict(
+            "a token cannot revoke itself: use another write token or the dashboard",
+            field="token_id",
+            code="token_in_use",
+        )
     row = tokens.revoke(call.ctx, call.org, token_id)
     call.ctx.session.commit()
     return jsonify(serialize.token(row))
@@ -130,29 +190,66 @@ def revoke_token(call: Call) -> Response:
 # ------------------------------------------------------------------ products and locations
 
 
-@operation(bp, "GET", "/products", "listProducts", summary="List the organisation's products", tag="Catalogue",
-           query=(LIMIT, CURSOR), responses={200: "ProductPage"})
+@operation(
+    bp,
+    "GET",
+    "/products",
+    "listProducts",
+    summary="List the organisation's products",
+    tag="Catalogue",
+    query=(LIMIT, CURSOR),
+    responses={200: "ProductPage"},
+)
 def list_products(call: Call) -> Response:
     """Products (GTINs) registered by the calling organisation."""
-    statement = select(Product).where(Product.organisation_id == call.org.id).options(
-        selectinload(Product.organisation))
+    statement = (
+        select(Product).where(Product.organisation_id == call.org.id).options(selectinload(Product.organisation))
+    )
     return page(call, statement, Product.id, serialize.product)
 
 
-@operation(bp, "POST", "/products", "createProduct", summary="Register a product", tag="Catalogue",
-           scope="write", roles=CREATOR_ROLES, body="NewProduct", responses={201: "Product"})
+@operation(
+    bp,
+    "POST",
+    "/products",
+    "createProduct",
+    summary="Register a product",
+    tag="Catalogue",
+    scope="write",
+    roles=CREATOR_ROLES,
+    body="NewProduct",
+    responses={201: "Product"},
+)
 def create_product(call: Call) -> Response:
     """Register a GTIN; it must be under the organisation's GS1 company prefix when it has one."""
     body = call.body
-    item = orgs.register_product(call.ctx, call.org, body["gtin"], body["name"], body.get("category"),
-                                 bool(body.get("on_food_traceability_list", False)), body.get("unit") or "kg")
+    item = orgs.register_product(
+        call.ctx,
+        call.org,
+        body["gtin"],
+        body["name"],
+        body.get("category"),
+        bool(body.get("on_food_traceability_list", False)),
+        body.get("unit") or "kg",
+    )
     call.ctx.session.commit()
     return _created(serialize.product(item))
 
 
-@operation(bp, "GET", "/locations", "listLocations", summary="List registered locations", tag="Catalogue",
-           query=(Param("mine", {"type": "boolean", "default": False}, "Only the organisation's own locations."),
-                  LIMIT, CURSOR), responses={200: "LocationPage"})
+@operation(
+    bp,
+    "GET",
+    "/locations",
+    "listLocations",
+    summary="List registered locations",
+    tag="Catalogue",
+    query=(
+        Param("mine", {"type": "boolean", "default": False}, "Only the organisation's own locations."),
+        LIMIT,
+        CURSOR,
+    ),
+    responses={200: "LocationPage"},
+)
 def list_locations(call: Call) -> Response:
     """Every registered location (GLN) of the network, or only the organisation's own."""
     statement = select(Location).options(selectinload(Location.organisation))
@@ -161,13 +258,31 @@ def list_locations(call: Call) -> Response:
     return page(call, statement, Location.id, serialize.location)
 
 
-@operation(bp, "POST", "/locations", "createLocation", summary="Register a location", tag="Catalogue",
-           scope="write", roles=HANDLER_ROLES, body="NewLocation", responses={201: "Location"})
+@operation(
+    bp,
+    "POST",
+    "/locations",
+    "createLocation",
+    summary="Register a location",
+    tag="Catalogue",
+    scope="write",
+    roles=HANDLER_ROLES,
+    body="NewLocation",
+    responses={201: "Location"},
+)
 def create_location(call: Call) -> Response:
     """Register a site by its GLN (under the organisation's GS1 company prefix when it has one)."""
     body = call.body
-    item = orgs.register_location(call.ctx, call.org, body["gln"], body["name"], body.get("address"),
-                                  body.get("latitude"), body.get("longitude"), body.get("kind") or "other")
+    item = orgs.register_location(
+        call.ctx,
+        call.org,
+        body["gln"],
+        body["name"],
+        body.get("address"),
+        body.get("latitude"),
+        body.get("longitude"),
+        body.get("kind") or "other",
+    )
     call.ctx.session.commit()
     return _created(serialize.location(item))
 
@@ -175,35 +290,72 @@ def create_location(call: Call) -> Response:
 # ------------------------------------------------------------------ lots
 
 
-@operation(bp, "GET", "/lots", "listLots", summary="List lots", tag="Lots",
-           query=(Param("status", {"type": "string", "enum": list(LOT_STATUSES)}, "Only lots with this status."),
-                  Param("q", {"type": "string", "maxLength": 100}, "Part of a lot code, GTIN or product name."),
-                  LIMIT, CURSOR), responses={200: "LotPage"})
+@operation(
+    bp,
+    "GET",
+    "/lots",
+    "listLots",
+    summary="List lots",
+    tag="Lots",
+    query=(
+        Param("status", {"type": "string", "enum": list(LOT_STATUSES)}, "Only lots with this status."),
+        Param("q", {"type": "string", "maxLength": 100}, "Part of a lot code, GTIN or product name."),
+        LIMIT,
+        CURSOR,
+    ),
+    responses={200: "LotPage"},
+)
 def list_lots(call: Call) -> Response:
     """The lots the organisation created, holds or was offered, newest first; inspectors and regulators see
     every lot."""
-    statement = select(Lot).join(Product, Lot.product_id == Product.id).options(
-        selectinload(Lot.product), selectinload(Lot.custodian), selectinload(Lot.creator))
+    statement = (
+        select(Lot)
+        .join(Product, Lot.product_id == Product.id)
+        .options(selectinload(Lot.product), selectinload(Lot.custodian), selectinload(Lot.creator))
+    )
     if not set(OVERSIGHT_ROLES) & set(call.org.roles):
-        statement = statement.where(or_(Lot.creator_org_id == call.org.id, Lot.custodian_org_id == call.org.id,
-                                        Lot.pending_custodian_org_id == call.org.id))
+        statement = statement.where(
+            or_(
+                Lot.creator_org_id == call.org.id,
+                Lot.custodian_org_id == call.org.id,
+                Lot.pending_custodian_org_id == call.org.id,
+            )
+        )
     if call.query.get("status"):
         statement = statement.where(Lot.status == call.query["status"])
-    if (q := (call.query.get("q") or "").strip()):
+    if q := (call.query.get("q") or "").strip():
         like = f"%{q}%"
         statement = statement.where(or_(Lot.lot_code.ilike(like), Lot.gtin.like(like), Product.name.ilike(like)))
     return page(call, statement, Lot.id, lambda item: _lot_json(call, item), descending=True)
 
 
-@operation(bp, "POST", "/lots", "createLot", summary="Create a lot", tag="Lots", scope="write",
-           roles=CREATOR_ROLES, body="NewLot", responses={201: "Lot"})
+@operation(
+    bp,
+    "POST",
+    "/lots",
+    "createLot",
+    summary="Create a lot",
+    tag="Lots",
+    scope="write",
+    roles=CREATOR_ROLES,
+    body="NewLot",
+    responses={201: "Lot"},
+)
 def create_lot(call: Call) -> Response:
     """Create a lot at harvesting, initial packing or first land-based receiving, with that event's KDEs
     (HarvestingKDEs, InitialPackingKDEs, FirstLandBasedReceivingKDEs). The lot is anchored on chain."""
     body = call.body
-    item = lot_service.create_lot(call.ctx, call.org, body["gtin"], body["lot_code"], CREATE_KINDS[body["kind"]],
-                                  body["payload"], body["quantity"], body.get("unit"),
-                                  idempotency_key=_idem(call))
+    item = lot_service.create_lot(
+        call.ctx,
+        call.org,
+        body["gtin"],
+        body["lot_code"],
+        CREATE_KINDS[body["kind"]],
+        body["payload"],
+        body["quantity"],
+        body.get("unit"),
+        idempotency_key=_idem(call),
+    )
     call.ctx.session.refresh(item)
     return _created(_lot_json(call, item))
 
@@ -214,8 +366,16 @@ def get_lot(call: Call) -> Response:
     return jsonify(_lot_json(call, _lot(call)))
 
 
-@operation(bp, "GET", "/lots/{gtin}/{lot}/events", "listLotEvents", summary="List a lot's events", tag="Lots",
-           query=(LIMIT, CURSOR), responses={200: "EventPage"})
+@operation(
+    bp,
+    "GET",
+    "/lots/{gtin}/{lot}/events",
+    "listLotEvents",
+    summary="List a lot's events",
+    tag="Lots",
+    query=(LIMIT, CURSOR),
+    responses={200: "EventPage"},
+)
 def list_events(call: Call) -> Response:
     """The lot's events in the order they were recorded, each payload at the caller's level (all fields of
     its own events, the consortium fields of others')."""
@@ -224,23 +384,42 @@ def list_events(call: Call) -> Response:
     return page(call, statement, Event.id, lambda e: serialize.event(e, call.org))
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/events", "recordLotEvent", summary="Record an event on a lot",
-           tag="Lots", scope="write", roles=HANDLER_ROLES, body="NewEvent", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/events",
+    "recordLotEvent",
+    summary="Record an event on a lot",
+    tag="Lots",
+    scope="write",
+    roles=HANDLER_ROLES,
+    body="NewEvent",
+    responses={201: "LotAction"},
+)
 def record_event(call: Call) -> Response:
     """Record cooling, initial packing, harvesting, first land-based receiving or an observation on a lot the
     organisation holds. Quantity and unit default to what the lot holds."""
     item = _lot(call)
     kind = EventKind[call.body["kind"].upper()]
-    event = lot_service.record_event(call.ctx, call.org, item, kind, call.body["payload"],
-                                     idempotency_key=_idem(call))
+    event = lot_service.record_event(call.ctx, call.org, item, kind, call.body["payload"], idempotency_key=_idem(call))
     return _action(call, item, event)
 
 
 # ------------------------------------------------------------------ custody
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/shipments", "shipLot", summary="Ship a lot (offer custody)",
-           tag="Custody", scope="write", roles=HANDLER_ROLES, body="Shipment", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/shipments",
+    "shipLot",
+    summary="Ship a lot (offer custody)",
+    tag="Custody",
+    scope="write",
+    roles=HANDLER_ROLES,
+    body="Shipment",
+    responses={201: "LotAction"},
+)
 def ship(call: Call) -> Response:
     """The shipping CTE: offer the lot to another organisation; it is in transit until accepted or refused.
     The receiver is `to` (an organisation id) or, by default, the organisation owning `payload.to_gln`."""
@@ -266,25 +445,57 @@ def _offered(call: Call) -> Lot:
     return item
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/custody/accept", "acceptCustody", summary="Receive a lot",
-           tag="Custody", scope="write", roles=RECEIVING_ROLES, body="Receipt", body_required=False,
-           responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/custody/accept",
+    "acceptCustody",
+    summary="Receive a lot",
+    tag="Custody",
+    scope="write",
+    roles=RECEIVING_ROLES,
+    body="Receipt",
+    body_required=False,
+    responses={201: "LotAction"},
+)
 def accept(call: Call) -> Response:
     """The receiving CTE: take custody of a lot offered to the organisation. KDEs left out are taken from the
     shipment; receive_date defaults to today."""
     item = _offered(call)
     offer = views.last_offer(item)
     shipped = visible_view(EventKind.SHIPPING, offer.payload, Visibility.CONSORTIUM) if offer else {}
-    defaults = {k: shipped[k] for k in ("from_gln", "to_gln", "reference_document_type", "reference_document_number",
-                                        "tlc_source_gln", "product_description", "quantity", "unit") if k in shipped}
+    defaults = {
+        k: shipped[k]
+        for k in (
+            "from_gln",
+            "to_gln",
+            "reference_document_type",
+            "reference_document_number",
+            "tlc_source_gln",
+            "product_description",
+            "quantity",
+            "unit",
+        )
+        if k in shipped
+    }
     defaults["receive_date"] = datetime.now(UTC).date().isoformat()
     payload = defaults | {k: v for k, v in (call.body.get("payload") or {}).items() if v not in (None, "")}
     event = lot_service.accept_custody(call.ctx, call.org, item, payload)
     return _action(call, item, event)
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/custody/reject", "rejectCustody", summary="Refuse a delivery",
-           tag="Custody", scope="write", roles=RECEIVING_ROLES, body="Reason", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/custody/reject",
+    "rejectCustody",
+    summary="Refuse a delivery",
+    tag="Custody",
+    scope="write",
+    roles=RECEIVING_ROLES,
+    body="Reason",
+    responses={201: "LotAction"},
+)
 def reject(call: Call) -> Response:
     """Refuse a lot offered to the organisation; it goes back to the shipper."""
     item = _offered(call)
@@ -292,8 +503,18 @@ def reject(call: Call) -> Response:
     return _action(call, item, event)
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/custody/cancel", "cancelCustodyOffer", summary="Cancel a shipment",
-           tag="Custody", scope="write", roles=HANDLER_ROLES, body="Reason", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/custody/cancel",
+    "cancelCustodyOffer",
+    summary="Cancel a shipment",
+    tag="Custody",
+    scope="write",
+    roles=HANDLER_ROLES,
+    body="Reason",
+    responses={201: "LotAction"},
+)
 def cancel(call: Call) -> Response:
     """Withdraw the organisation's own custody offer while the lot is in transit."""
     item = _lot(call)
@@ -304,9 +525,18 @@ def cancel(call: Call) -> Response:
 # ------------------------------------------------------------------ inspections, holds, recalls, close, readings
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/inspections", "recordInspection", summary="Record an inspection",
-           tag="Inspections", scope="write", roles=("inspector",), body="NewInspection",
-           responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/inspections",
+    "recordInspection",
+    summary="Record an inspection",
+    tag="Inspections",
+    scope="write",
+    roles=("inspector",),
+    body="NewInspection",
+    responses={201: "LotAction"},
+)
 def inspect(call: Call) -> Response:
     """An inspection or lab result, with an optional certificate (PDF, PNG or JPEG, base64, at most 5 MiB)
     whose SHA-256 is recorded; a fail puts the lot on hold."""
@@ -318,16 +548,28 @@ def inspect(call: Call) -> Response:
         try:
             content = base64.b64decode(cert["content_base64"], validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidInput("certificate.content_base64: not valid base64", field="certificate.content_base64",
-                               code="invalid_field") from None
+            raise InvalidInput(
+                "certificate.content_base64: not valid base64", field="certificate.content_base64", code="invalid_field"
+            ) from None
         certificate = (cert["filename"], cert["content_type"], content)
-    event = lot_service.inspect(call.ctx, call.org, item, body["outcome"], body["payload"], certificate,
-                                body.get("notes"))
+    event = lot_service.inspect(
+        call.ctx, call.org, item, body["outcome"], body["payload"], certificate, body.get("notes")
+    )
     return _action(call, item, event)
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/holds", "holdLot", summary="Put a lot on hold", tag="Inspections",
-           scope="write", roles=("inspector", "regulator"), body="Reason", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/holds",
+    "holdLot",
+    summary="Put a lot on hold",
+    tag="Inspections",
+    scope="write",
+    roles=("inspector", "regulator"),
+    body="Reason",
+    responses={201: "LotAction"},
+)
 def hold(call: Call) -> Response:
     """Hold a lot: it cannot be shipped or used until released."""
     item = _lot(call)
@@ -335,8 +577,18 @@ def hold(call: Call) -> Response:
     return _action(call, item, event)
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/release", "releaseLot", summary="Lift a hold", tag="Inspections",
-           scope="write", roles=("inspector",), body="Reason", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/release",
+    "releaseLot",
+    summary="Lift a hold",
+    tag="Inspections",
+    scope="write",
+    roles=("inspector",),
+    body="Reason",
+    responses={201: "LotAction"},
+)
 def release(call: Call) -> Response:
     """Release a held lot."""
     item = _lot(call)
@@ -344,20 +596,47 @@ def release(call: Call) -> Response:
     return _action(call, item, event)
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/recalls", "recallLot", summary="Recall a lot", tag="Recalls",
-           scope="write", body="NewRecall", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/recalls",
+    "recallLot",
+    summary="Recall a lot",
+    tag="Recalls",
+    scope="write",
+    body="NewRecall",
+    responses={201: "LotAction"},
+)
 def recall(call: Call) -> Response:
     """Recall a lot (FDA class I, II or III); every lot made from it is affected. A regulator, an inspector or
     the lot's creator (a voluntary recall) may recall."""
     item = _lot(call)
     body = call.body
-    event = lot_service.recall(call.ctx, call.org, item, body["reason"], body["recall_class"], body["instructions"],
-                               body.get("date"), body.get("contact"))
+    event = lot_service.recall(
+        call.ctx,
+        call.org,
+        item,
+        body["reason"],
+        body["recall_class"],
+        body["instructions"],
+        body.get("date"),
+        body.get("contact"),
+    )
     return _action(call, item, event)
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/close", "closeLot", summary="Close a lot", tag="Lots", scope="write",
-           roles=HANDLER_ROLES, body="Reason", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/close",
+    "closeLot",
+    summary="Close a lot",
+    tag="Lots",
+    scope="write",
+    roles=HANDLER_ROLES,
+    body="Reason",
+    responses={201: "LotAction"},
+)
 def close(call: Call) -> Response:
     """Close a lot the organisation holds (sold out, consumed, destroyed)."""
     item = _lot(call)
@@ -365,23 +644,40 @@ def close(call: Call) -> Response:
     return _action(call, item, event)
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/readings", "anchorReadings", summary="Anchor cold-chain readings",
-           tag="Lots", scope="write", roles=HANDLER_ROLES, body="Readings", responses={201: "LotAction"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/readings",
+    "anchorReadings",
+    summary="Anchor cold-chain readings",
+    tag="Lots",
+    scope="write",
+    roles=HANDLER_ROLES,
+    body="Readings",
+    responses={201: "LotAction"},
+)
 def readings(call: Call) -> Response:
     """Anchor a batch of sensor readings by their Merkle root (the custodian, or the carrier while in
     transit)."""
     item = _lot(call)
     body = call.body
-    rows = [{k: (str(v) if k != "taken_at" and v is not None else v) for k, v in r.items()}
-            for r in body["readings"]]
-    event = lot_service.anchor_readings(call.ctx, call.org, item, rows, body.get("sensor_id"),
-                                        body.get("location_gln"))
+    rows = [{k: (str(v) if k != "taken_at" and v is not None else v) for k, v in r.items()} for r in body["readings"]]
+    event = lot_service.anchor_readings(call.ctx, call.org, item, rows, body.get("sensor_id"), body.get("location_gln"))
     return _action(call, item, event)
 
 
-@operation(bp, "POST", "/transformations", "createTransformation", summary="Transform lots into new lots",
-           tag="Lots", scope="write", roles=CREATOR_ROLES, body="NewTransformation",
-           responses={201: "Transformation"})
+@operation(
+    bp,
+    "POST",
+    "/transformations",
+    "createTransformation",
+    summary="Transform lots into new lots",
+    tag="Lots",
+    scope="write",
+    roles=CREATOR_ROLES,
+    body="NewTransformation",
+    responses={201: "Transformation"},
+)
 def transform(call: Call) -> Response:
     """Make new lots from lots the organisation holds (wash, cut, mix, split, merge), in one transaction;
     what each output consumes is taken from its inputs."""
@@ -395,13 +691,17 @@ def transform(call: Call) -> Response:
             except NotFound as exc:
                 raise NotFound(exc.message, field=f"outputs[{i}].inputs[{j}]", code=exc.code) from None
             if not views.can_see_lot(call.ctx, call.org, source):
-                raise NotFound(f"no lot {source.lot_code} of GTIN {source.gtin} visible to {call.org.name}",
-                               field=f"outputs[{i}].inputs[{j}]", code="unknown_lot")
+                raise NotFound(
+                    f"no lot {source.lot_code} of GTIN {source.gtin} visible to {call.org.name}",
+                    field=f"outputs[{i}].inputs[{j}]",
+                    code="unknown_lot",
+                )
             inputs.append((source, given["quantity"]))
         outputs.append(lot_service.NewLot(out["gtin"], out["lot_code"], out["quantity"], out.get("unit"), inputs))
     extra = {"product_description": body["product_description"]} if body.get("product_description") else None
-    created = lot_service.transform(call.ctx, call.org, outputs, body["location_gln"], body["transformation_date"],
-                                    extra)
+    created = lot_service.transform(
+        call.ctx, call.org, outputs, body["location_gln"], body["transformation_date"], extra
+    )
     for item in created:
         call.ctx.session.refresh(item)
     return _created({"lots": [_lot_json(call, item) for item in created]})
@@ -410,11 +710,23 @@ def transform(call: Call) -> Response:
 # ------------------------------------------------------------------ trace and verify
 
 
-@operation(bp, "GET", "/lots/{gtin}/{lot}/trace", "traceLot", summary="Trace a lot backward or forward",
-           tag="Trace", roles=TRACE_ROLES,
-           query=(Param("direction", {"type": "string", "enum": ["backward", "forward"], "default": "backward"},
-                        "backward: every lot it was made from; forward: every lot made from it."),),
-           responses={200: "Trace"})
+@operation(
+    bp,
+    "GET",
+    "/lots/{gtin}/{lot}/trace",
+    "traceLot",
+    summary="Trace a lot backward or forward",
+    tag="Trace",
+    roles=TRACE_ROLES,
+    query=(
+        Param(
+            "direction",
+            {"type": "string", "enum": ["backward", "forward"], "default": "backward"},
+            "backward: every lot it was made from; forward: every lot made from it.",
+        ),
+    ),
+    responses={200: "Trace"},
+)
 def trace_lot(call: Call) -> Response:
     """Every ancestor or descendant of a lot the organisation can see, with holder, locations and recall
     reach."""
@@ -422,27 +734,51 @@ def trace_lot(call: Call) -> Response:
     return jsonify(trace.trace(call.ctx, item, call.query["direction"]))
 
 
-@operation(bp, "POST", "/lots/{gtin}/{lot}/verify", "verifyLot", summary="Verify a lot against the chain",
-           tag="Trace", responses={200: "Verification"})
+@operation(
+    bp,
+    "POST",
+    "/lots/{gtin}/{lot}/verify",
+    "verifyLot",
+    summary="Verify a lot against the chain",
+    tag="Trace",
+    responses={200: "Verification"},
+)
 def verify(call: Call) -> Response:
     """Recompute the lot's payload hashes and head-hash chain and compare them with the chain. Reads only
     (a read token will do); the result is kept as the lot's verification state."""
     item = _lot(call)
     result = verify_lot(call.ctx, item)
     call.ctx.session.commit()
-    return jsonify({"lot": {"gtin": item.gtin, "lot_code": item.lot_code}, "state": result.state,
-                    "detail": result.detail, "checked_events": result.checked_events,
-                    "bad_event_id": result.bad_event_id})
+    return jsonify(
+        {
+            "lot": {"gtin": item.gtin, "lot_code": item.lot_code},
+            "state": result.state,
+            "detail": result.detail,
+            "checked_events": result.checked_events,
+            "bad_event_id": result.bad_event_id,
+        }
+    )
 
 
 # ------------------------------------------------------------------ EPCIS and FSMA 204
 
 
-@operation(bp, "GET", "/lots/{gtin}/{lot}/epcis", "exportLotEpcis", summary="Export a lot as EPCIS 2.0",
-           tag="Interchange",
-           query=(Param("ancestors", {"type": "boolean", "default": False},
-                        "Also export the events of every lot this lot was made from."),),
-           responses={200: ("An EPCIS 2.0 JSON-LD document", json_content("EPCISDocument", EPCIS_MEDIA))})
+@operation(
+    bp,
+    "GET",
+    "/lots/{gtin}/{lot}/epcis",
+    "exportLotEpcis",
+    summary="Export a lot as EPCIS 2.0",
+    tag="Interchange",
+    query=(
+        Param(
+            "ancestors",
+            {"type": "boolean", "default": False},
+            "Also export the events of every lot this lot was made from.",
+        ),
+    ),
+    responses={200: ("An EPCIS 2.0 JSON-LD document", json_content("EPCISDocument", EPCIS_MEDIA))},
+)
 def export_epcis(call: Call) -> Response:
     """The lot's events as an EPCIS 2.0 JSON-LD document (docs/epcis.md has the mapping)."""
     item = _lot(call)
@@ -450,9 +786,18 @@ def export_epcis(call: Call) -> Response:
     return Response(json.dumps(document, ensure_ascii=False), mimetype=EPCIS_MEDIA)
 
 
-@operation(bp, "POST", "/epcis/capture", "captureEpcis", summary="Capture an EPCIS 2.0 document",
-           tag="Interchange", scope="write", body="EPCISDocument",
-           body_types=("application/json", EPCIS_MEDIA), responses={201: "CaptureResult"})
+@operation(
+    bp,
+    "POST",
+    "/epcis/capture",
+    "captureEpcis",
+    summary="Capture an EPCIS 2.0 document",
+    tag="Interchange",
+    scope="write",
+    body="EPCISDocument",
+    body_types=("application/json", EPCIS_MEDIA),
+    responses={201: "CaptureResult"},
+)
 def capture_epcis(call: Call) -> Response:
     """Validate an EPCIS 2.0 document and record its events: commissioning (ADD) creates lots, shipping and
     receiving move custody, TransformationEvents make new lots, sensor reports are anchored. Every event is
@@ -469,16 +814,27 @@ FSMA_CONTENT = {
 }
 
 
-@operation(bp, "GET", "/fsma204", "exportFsma204", summary="Export FSMA 204 records", tag="Interchange",
-           query=(Param("lot", {"type": "string", "maxLength": 60}, "GTIN/LOT, e.g. 00614141000012/GV-ROM-2611A"),
-                  Param("product", {"type": "string", "maxLength": 20}, "GTIN (with from and to)"),
-                  Param("from", {"type": "string", "maxLength": 10}, "First date, YYYY-MM-DD"),
-                  Param("to", {"type": "string", "maxLength": 10}, "Last date, YYYY-MM-DD"),
-                  Param("chain", {"type": "boolean", "default": False},
-                        "Add the whole trace: every lot the selection was made from and every lot made from it."),
-                  Param("format", {"type": "string", "enum": ["csv", "xlsx", "json"], "default": "csv"},
-                        "csv, xlsx or json")),
-           responses={200: ("The electronic sortable spreadsheet", FSMA_CONTENT)})
+@operation(
+    bp,
+    "GET",
+    "/fsma204",
+    "exportFsma204",
+    summary="Export FSMA 204 records",
+    tag="Interchange",
+    query=(
+        Param("lot", {"type": "string", "maxLength": 60}, "GTIN/LOT, e.g. 00614141000012/GV-ROM-2611A"),
+        Param("product", {"type": "string", "maxLength": 20}, "GTIN (with from and to)"),
+        Param("from", {"type": "string", "maxLength": 10}, "First date, YYYY-MM-DD"),
+        Param("to", {"type": "string", "maxLength": 10}, "Last date, YYYY-MM-DD"),
+        Param(
+            "chain",
+            {"type": "boolean", "default": False},
+            "Add the whole trace: every lot the selection was made from and every lot made from it.",
+        ),
+        Param("format", {"type": "string", "enum": ["csv", "xlsx", "json"], "default": "csv"}, "csv, xlsx or json"),
+    ),
+    responses={200: ("The electronic sortable spreadsheet", FSMA_CONTENT)},
+)
 def export_fsma(call: Call) -> Response:
     """The FSMA 204 electronic sortable spreadsheet: one row per critical tracking event with its KDEs, for a
     lot or a product over a date range (docs/fsma204.md). Inspectors and regulators get every lot; others
@@ -513,8 +869,9 @@ def export_fsma(call: Call) -> Response:
 
 def _visible(call: Call, item: Lot) -> Lot:
     if not views.can_see_lot(call.ctx, call.org, item):
-        raise NotFound(f"no lot {item.lot_code} of GTIN {item.gtin} visible to {call.org.name}", field="lot",
-                       code="unknown_lot")
+        raise NotFound(
+            f"no lot {item.lot_code} of GTIN {item.gtin} visible to {call.org.name}", field="lot", code="unknown_lot"
+        )
     return item
 
 

@@ -22,19 +22,36 @@ def org_ref(org: Organisation | None) -> dict[str, Any] | None:
 
 
 def organisation(org: Organisation) -> dict[str, Any]:
-    return {"id": org.id, "name": org.name, "roles": list(org.roles), "chain_address": org.chain_address,
-            "gs1_company_prefix": org.gs1_company_prefix}
+    return {
+        "id": org.id,
+        "name": org.name,
+        "roles": list(org.roles),
+        "chain_address": org.chain_address,
+        "gs1_company_prefix": org.gs1_company_prefix,
+    }
 
 
 def product(item: Product) -> dict[str, Any]:
-    return {"gtin": item.gtin, "name": item.name, "category": item.category, "unit": item.unit,
-            "on_food_traceability_list": bool(item.on_food_traceability_list),
-            "organisation": org_ref(item.organisation)}
+    return {
+        "gtin": item.gtin,
+        "name": item.name,
+        "category": item.category,
+        "unit": item.unit,
+        "on_food_traceability_list": bool(item.on_food_traceability_list),
+        "organisation": org_ref(item.organisation),
+    }
 
 
 def location(item: Location) -> dict[str, Any]:
-    return {"gln": item.gln, "name": item.name, "address": item.address, "latitude": item.latitude,
-            "longitude": item.longitude, "kind": item.kind, "organisation": org_ref(item.organisation)}
+    return {
+        "gln": item.gln,
+        "name": item.name,
+        "address": item.address,
+        "latitude": item.latitude,
+        "longitude": item.longitude,
+        "kind": item.kind,
+        "organisation": org_ref(item.organisation),
+    }
 
 
 def lot(item: Lot, base_url: str) -> dict[str, Any]:
@@ -56,10 +73,20 @@ def lot(item: Lot, base_url: str) -> dict[str, Any]:
         "harvest_date": _iso(item.harvest_date),
         "pack_date": _iso(item.pack_date),
         "origin_gln": item.origin_location.gln if item.origin_location else None,
-        "inputs": [{"gtin": e.input_lot.gtin, "lot_code": e.input_lot.lot_code,
-                    "quantity": format_quantity(e.quantity), "unit": e.unit} for e in item.inputs],
-        "verification": {"state": views.lot_state(item), "detail": item.verification_detail,
-                         "verified_at": _iso(item.verified_at)},
+        "inputs": [
+            {
+                "gtin": e.input_lot.gtin,
+                "lot_code": e.input_lot.lot_code,
+                "quantity": format_quantity(e.quantity),
+                "unit": e.unit,
+            }
+            for e in item.inputs
+        ],
+        "verification": {
+            "state": views.lot_state(item),
+            "detail": item.verification_detail,
+            "verified_at": _iso(item.verified_at),
+        },
         "created_at": _iso(item.created_at),
     }
 
@@ -85,5 +112,11 @@ def event(item: Event, viewer: Organisation) -> dict[str, Any]:
 
 
 def token(item: ApiToken) -> dict[str, Any]:
-    return {"id": item.id, "name": item.name, "scope": item.scope, "created_at": _iso(item.created_at),
-            "last_used_at": _iso(item.last_used_at), "revoked_at": _iso(item.revoked_at)}
+    return {
+        "id": item.id,
+        "name": item.name,
+        "scope": item.scope,
+        "created_at": _iso(item.created_at),
+        "last_used_at": _iso(item.last_used_at),
+        "revoked_at": _iso(item.revoked_at),
+    }

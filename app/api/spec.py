@@ -41,8 +41,13 @@ ERROR_RESPONSES = {
     503: "The chain cannot be reached; nothing was written, or the write is pending and will be retried",
 }
 # body schema errors: the field's domain code when the field is a known identifier
-_FIELD_CODES = {"gtin": "invalid_gtin", "gln": "invalid_gln", "lot_code": "invalid_lot_code",
-                "quantity": "invalid_quantity", "scope": "invalid_scope"}
+_FIELD_CODES = {
+    "gtin": "invalid_gtin",
+    "gln": "invalid_gln",
+    "lot_code": "invalid_lot_code",
+    "quantity": "invalid_quantity",
+    "scope": "invalid_scope",
+}
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,23 @@ def json_content(schema_name: str | dict[str, Any], media: str = "application/js
     return {media: {"schema": schema}}
 
 
-def operation(bp: Blueprint, method: str, path: str, operation_id: str, *, summary: str, tag: str,
-              scope: str = "read", roles: Sequence[str] | None = None, body: str | None = None,
-              body_required: bool = True, body_types: Sequence[str] = ("application/json",),
-              query: Sequence[Param] = (), responses: Mapping[int, Any] | None = None,
-              description: str = "") -> Callable[[Callable[[Call], Response]], Callable[[Call], Response]]:
+def operation(
+    bp: Blueprint,
+    method: str,
+    path: str,
+    operation_id: str,
+    *,
+    summary: str,
+    tag: str,
+    scope: str = "read",
+    roles: Sequence[str] | None = None,
+    body: str | None = None,
+    body_required: bool = True,
+    body_types: Sequence[str] = ("application/json",),
+    query: Sequence[Param] = (),
+    responses: Mapping[int, Any] | None = None,
+    description: str = "",
+) -> Callable[[Callable[[Call], Response]], Callable[[Call], Response]]:
     """Declare an endpoint; ``responses`` maps a status to a schema name (JSON) or to (description,
     content) for other media types."""
     declared: dict[int, tuple[str, dict[str, Any]]] = {}
@@ -115,8 +132,21 @@ def operation(bp: Blueprint, method: str, path: str, operation_id: str, *, summa
             declared[status] = ("OK" if status == 200 else "Created", json_content(spec))
 
     def register(view: Callable[[Call], Response]) -> Callable[[Call], Response]:
-        op = Operation(method, path, operation_id, summary, tag, scope, tuple(roles) if roles else None, body,
-                       body_required, tuple(body_types), tuple(query), declared, description or (view.__doc__ or ""))
+        op = Operation(
+            method,
+            path,
+            operation_id,
+            summary,
+            tag,
+            scope,
+            tuple(roles) if roles else None,
+            body,
+            body_required,
+            tuple(body_types),
+            tuple(query),
+            declared,
+            description or (view.__doc__ or ""),
+        )
         op.view = view
         OPERATIONS.append(op)
 
@@ -144,11 +174,17 @@ def _dispatch(op: Operation, path_params: dict[str, str]) -> Response:
     if ctx.session.dirty:
         ctx.session.commit()  # last_used_at, kept whatever the request's outcome
     if op.scope == "write" and scope != "write":
-        raise Forbidden(f"{op.operation_id} writes, but this API token has the read scope; use a write token",
-                        field="Authorization", code="insufficient_scope")
+        raise Forbidden(
+            f"{op.operation_id} writes, but this API token has the read scope; use a write token",
+            field="Authorization",
+            code="insufficient_scope",
+        )
     if op.roles and not set(org.roles) & set(op.roles):
-        raise Forbidden(f"{org.name} cannot {op.summary[0].lower() + op.summary[1:]}: it needs one of the roles "
-                        f"{', '.join(op.roles)}", code="wrong_role")
+        raise Forbidden(
+            f"{org.name} cannot {op.summary[0].lower() + op.summary[1:]}: it needs one of the roles "
+            f"{', '.join(op.roles)}",
+            code="wrong_role",
+        )
     for name, value in path_params.items():
         check_path(name, value)
     call = Call(ctx, org, scope, token_id, None, parse_query(op), path_params)
@@ -184,11 +220,13 @@ def read_json() -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                           field="body", code="malformed_json") from None
+        raise InvalidInput(
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            field="body",
+            code="malformed_json",
+        ) from None
     except (ValueError, RecursionError) as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}", field="body",
-                           code="malformed_json") from None
+        raise InvalidInput(f"the request body is not valid JSON: {exc}", field="body", code="malformed_json") from None
 
 
 def parse_body(op: Operation) -> Any:
@@ -208,10 +246,9 @@ def field_path(parts: Sequence[Any], root: str = "") -> str:
 
 def check(schema_name: str, value: Any, root: str = "") -> None:
     """Validate ``value`` against a component schema; InvalidInput naming the first bad field."""
-    errors = sorted(validator(schema_name).iter_errors(value), key=lambda e: (len(e.absolute_path), e.path))
-    if not errors:
+    error = jsonschema.exceptions.best_match(validator(schema_name).iter_errors(value))  # the shallowest, most telling
+    if error is None:
         return
-    error = jsonschema.exceptions.best_match(errors)
     parts = list(error.absolute_path)
     if error.validator == "required":
         missing = re.search(r"'([^']+)'", error.message)
@@ -225,15 +262,15 @@ def check(schema_name: str, value: Any, root: str = "") -> None:
     last = next((p for p in reversed(parts) if isinstance(p, str)), "")
     shown = json.dumps(error.instance)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    raise InvalidInput(f"{where}: {shown} {_rule(error)}", field=where,
-                       code=_FIELD_CODES.get(last, "invalid_field"))
+    raise InvalidInput(f"{where}: {shown} {_rule(error)}", field=where, code=_FIELD_CODES.get(last, "invalid_field"))
 
 
 def _rule(error: jsonschema.ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     match error.validator:
         case "type":
-            return f"must be of type {' or '.join(schema['type']) if isinstance(schema.get('type'), list) else schema.get('type')}"
+            kinds = schema.get("type")
+            return f"must be of type {' or '.join(kinds) if isinstance(kinds, list) else kinds}"
         case "enum":
             return f"must be one of {', '.join(map(str, schema.get('enum', [])))}"
         case "maxLength":
@@ -259,8 +296,9 @@ def _registry() -> Registry:
 
 @cache
 def validator(schema_name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator({"$ref": f"urn:lotline:api#/components/schemas/{schema_name}"},
-                                           registry=_registry())
+    return jsonschema.Draft202012Validator(
+        {"$ref": f"urn:lotline:api#/components/schemas/{schema_name}"}, registry=_registry()
+    )
 
 
 def check_path(name: str, value: str) -> None:
@@ -269,8 +307,9 @@ def check_path(name: str, value: str) -> None:
     if not re.fullmatch(pattern, value):
         code = {"gtin": "invalid_gtin", "lot": "invalid_lot_code"}.get(name, "invalid_field")
         rule = schemas.PATH_PARAMS[name]["description"]
-        raise InvalidInput(f"{name}: {value[:40]!r} is not valid here ({rule}; pattern {pattern})", field=name,
-                           code=code)
+        raise InvalidInput(
+            f"{name}: {value[:40]!r} is not valid here ({rule}; pattern {pattern})", field=name, code=code
+        )
 
 
 def parse_query(op: Operation) -> dict[str, Any]:
@@ -279,8 +318,7 @@ def parse_query(op: Operation) -> dict[str, Any]:
         raw = request.args.get(param.name)
         if raw is None:
             if param.required:
-                raise InvalidInput(f"query parameter {param.name} is required", field=param.name,
-                                   code="missing_field")
+                raise InvalidInput(f"query parameter {param.name} is required", field=param.name, code="missing_field")
             if "default" in param.schema:
                 out[param.name] = param.schema["default"]
             continue
@@ -288,28 +326,33 @@ def parse_query(op: Operation) -> dict[str, Any]:
         value: Any = raw
         if kind == "integer":
             if not re.fullmatch(r"-?\d{1,9}", raw.strip()):
-                raise InvalidInput(f"{param.name}: must be a whole number, got {raw!r}", field=param.name,
-                                   code="invalid_field")
+                raise InvalidInput(
+                    f"{param.name}: must be a whole number, got {raw!r}", field=param.name, code="invalid_field"
+                )
             value = int(raw)
         elif kind == "boolean":
             if raw.lower() not in ("true", "false", "1", "0"):
-                raise InvalidInput(f"{param.name}: must be true or false, got {raw!r}", field=param.name,
-                                   code="invalid_field")
+                raise InvalidInput(
+                    f"{param.name}: must be true or false, got {raw!r}", field=param.name, code="invalid_field"
+                )
             value = raw.lower() in ("true", "1")
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(param.schema).iter_errors(value))
         if error is not None:
-            raise InvalidInput(f"{param.name}: {json.dumps(value)} {_rule(error)}", field=param.name,
-                               code="invalid_field")
+            raise InvalidInput(
+                f"{param.name}: {json.dumps(value)} {_rule(error)}", field=param.name, code="invalid_field"
+            )
         out[param.name] = value
     return out
 
 
 # ------------------------------------------------------------------ pagination
 
-LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
-              f"Items per page (1-{MAX_PAGE}).")
-CURSOR = Param("cursor", {"type": "string", "maxLength": 100},
-               "Opaque cursor from the previous page's `next_cursor`.")
+LIMIT = Param(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+    f"Items per page (1-{MAX_PAGE}).",
+)
+CURSOR = Param("cursor", {"type": "string", "maxLength": 100}, "Opaque cursor from the previous page's `next_cursor`.")
 
 
 def encode_cursor(value: int) -> str:
@@ -324,13 +367,15 @@ def decode_cursor(cursor: str | None) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     if not re.fullmatch(r"v1:\d{1,18}", text):
-        raise InvalidInput("cursor: not a cursor this API handed out (use next_cursor as given)", field="cursor",
-                           code="invalid_cursor")
+        raise InvalidInput(
+            "cursor: not a cursor this API handed out (use next_cursor as given)", field="cursor", code="invalid_cursor"
+        )
     return int(text[3:])
 
 
-def page(call: Call, statement: Any, column: Any, serialise: Callable[[Any], dict[str, Any]], *,
-         descending: bool = False) -> Response:
+def page(
+    call: Call, statement: Any, column: Any, serialise: Callable[[Any], dict[str, Any]], *, descending: bool = False
+) -> Response:
     """One page of ``statement`` ordered by ``column`` (an integer key), as {items, next_cursor}."""
     limit = call.query.get("limit", DEFAULT_PAGE)
     after = decode_cursor(call.query.get("cursor"))
@@ -350,16 +395,36 @@ def page(call: Call, statement: Any, column: Any, serialise: Callable[[Any], dic
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name in re.findall(r"\{(\w+)\}", op.path):
-        out.append({"name": name, "in": "path", "required": True, "schema": schemas.PATH_PARAMS[name],
-                    "description": schemas.PATH_PARAMS[name].get("description", "")})
+        out.append(
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": schemas.PATH_PARAMS[name],
+                "description": schemas.PATH_PARAMS[name].get("description", ""),
+            }
+        )
     for param in op.query:
-        out.append({"name": param.name, "in": "query", "required": param.required, "schema": param.schema,
-                    "description": param.description})
+        out.append(
+            {
+                "name": param.name,
+                "in": "query",
+                "required": param.required,
+                "schema": param.schema,
+                "description": param.description,
+            }
+        )
     if op.method == "POST" and op.scope != "public":
-        out.append({"name": "Idempotency-Key", "in": "header", "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x21-\\x7e]+$"},
-                    "description": "Send the same key with a retried request: the first answer is replayed and "
-                                   "nothing is written twice. The same key with a different request is a 409."})
+        out.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x21-\\x7e]+$"},
+                "description": "Send the same key with a retried request: the first answer is replayed and "
+                "nothing is written twice. The same key with a different request is a 409.",
+            }
+        )
     return out
 
 
@@ -375,9 +440,10 @@ def _operation_document(op: Operation) -> dict[str, Any]:
     if parameters:
         doc["parameters"] = parameters
     if op.body:
-        doc["requestBody"] = {"required": op.body_required,
-                              "content": {media: {"schema": {"$ref": f"#/components/schemas/{op.body}"}}
-                                          for media in op.body_types}}
+        doc["requestBody"] = {
+            "required": op.body_required,
+            "content": {media: {"schema": {"$ref": f"#/components/schemas/{op.body}"}} for media in op.body_types},
+        }
     responses: dict[str, Any] = {}
     for status, (description_text, content) in sorted(op.responses.items()):
         responses[str(status)] = {"description": description_text, "content": content}
@@ -386,8 +452,9 @@ def _operation_document(op: Operation) -> dict[str, Any]:
     else:
         for status, text in ERROR_RESPONSES.items():
             responses.setdefault(str(status), {"description": text, "content": json_content("Error")})
-        responses["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"},
-                                                            "description": "Bearer challenge"}}
+        responses["401"]["headers"] = {
+            "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer challenge"}
+        }
     doc["responses"] = responses
     return doc
 
@@ -405,7 +472,7 @@ def openapi_document() -> dict[str, Any]:
             "title": "Lotline API",
             "version": API_VERSION,
             "summary": "Food-lot traceability anchored on an EVM chain: lots, critical tracking events, custody, "
-                       "inspections, recalls, trace, EPCIS 2.0 and FSMA 204 records.",
+            "inspections, recalls, trace, EPCIS 2.0 and FSMA 204 records.",
             "description": schemas.API_DESCRIPTION,
         },
         "servers": [{"url": "/api/v1"}],
@@ -414,7 +481,13 @@ def openapi_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas.COMPONENTS,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "llt_...",
-                                               "description": "A Lotline API token (read or write scope)."}},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "llt_...",
+                    "description": "A Lotline API token (read or write scope).",
+                }
+            },
         },
     }

@@ -92,9 +92,7 @@ def sites() -> str | Response | tuple[str, int]:
                 form.get("kind") or "other",
             )
         except FORM_ERRORS as err:
-            return form_failed(
-                err, "dashboard/sites.html", org=require_org(), form=form, kinds=LOCATION_KINDS
-            )
+            return form_failed(err, "dashboard/sites.html", org=require_org(), form=form, kinds=LOCATION_KINDS)
         commit()
         flash(f"Site {location.name} ({location.gln}) registered.", "ok")
         return redirect(url_for("dashboard.sites"))
@@ -107,9 +105,7 @@ def _coordinate(raw: str | None, field: str) -> float | None:
     try:
         value = Decimal(raw.strip())
     except InvalidOperation:
-        raise InvalidInput(
-            f"{field} must be a number in decimal degrees, e.g. 36.6777", field=field
-        ) from None
+        raise InvalidInput(f"{field} must be a number in decimal degrees, e.g. 36.6777", field=field) from None
     if not value.is_finite():
         raise InvalidInput(f"{field} must be a finite number", field=field)
     return float(value)
@@ -225,11 +221,7 @@ def transform() -> str | Response | tuple[str, int]:
             (form.get("unit") or "").strip() or None,
             inputs,
         )
-        extra = (
-            {"product_description": form.get("product_description")}
-            if form.get("product_description")
-            else None
-        )
+        extra = {"product_description": form.get("product_description")} if form.get("product_description") else None
         created = lot_service.transform(
             ctx, org, [output], form.get("location_gln", ""), form.get("transformation_date", ""), extra
         )

@@ -61,6 +61,4 @@ def sheet(lot_id: int) -> str:
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LABELS:
         raise InvalidInput(f"count must be a whole number from 1 to {MAX_LABELS}", field="count")
     link = digital_link(get_ctx().settings.public_url, lot.gtin, lot.lot_code)
-    return render_template(
-        "labels/sheet.html", lot=lot, count=int(raw), link=link, dated=views.label_date(lot)
-    )
+    return render_template("labels/sheet.html", lot=lot, count=int(raw), link=link, dated=views.label_date(lot))

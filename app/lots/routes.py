@@ -69,9 +69,7 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
         raise InvalidInput(f"kind must be one of {', '.join(EVENT_KINDS)}", field="kind")
     kind = EVENT_KINDS[kind_name]
     if lot.custodian_org_id != org.id:
-        raise Forbidden(
-            f"{org.name} cannot record events on lot {lot.lot_code}: it is held by another organisation"
-        )
+        raise Forbidden(f"{org.name} cannot record events on lot {lot.lot_code}: it is held by another organisation")
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
         values = request.form if request.method == "POST" else {}
@@ -123,9 +121,7 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
             "product_description": lot.product.name,
             "tlc_source_gln": lot.origin_location.gln if lot.origin_location else "",
         }
-        fields = kde_fields(
-            EventKind.SHIPPING, views.locations(ctx), org.id, values, defaults, other_first=("to_gln",)
-        )
+        fields = kde_fields(EventKind.SHIPPING, views.locations(ctx), org.id, values, defaults, other_first=("to_gln",))
         context = {"lot": lot, "recipients": recipients, "fields": fields, "form": values}
         if error is not None:
             return form_failed(error, "lots/ship.html", **context)
@@ -154,9 +150,7 @@ def _reason() -> str:
 @roles_required(*HANDLER_ROLES)
 def cancel_offer(lot_id: int) -> Response:
     lot = visible_lot(lot_id)
-    lot_service.cancel_custody_offer(
-        get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None
-    )
+    lot_service.cancel_custody_offer(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
     commit()
     flash(f"The shipment of lot {lot.lot_code} was cancelled; you hold it again.", "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
@@ -180,9 +174,7 @@ def readings(lot_id: int) -> str | Response | tuple[str, int]:
     org = require_org()
     ctx = get_ctx()
     if org.id not in (lot.custodian_org_id, lot.pending_custodian_org_id):
-        raise Forbidden(
-            f"{org.name} cannot add readings to lot {lot.lot_code}: it neither holds nor carries it"
-        )
+        raise Forbidden(f"{org.name} cannot add readings to lot {lot.lot_code}: it neither holds nor carries it")
     context = {
         "lot": lot,
         "form": request.form,
@@ -193,9 +185,7 @@ def readings(lot_id: int) -> str | Response | tuple[str, int]:
     try:
         rows = views.parse_readings(request.form.get("readings", ""))
         gln = (request.form.get("location_gln") or "").strip() or None
-        lot_service.anchor_readings(
-            ctx, org, lot, rows, (request.form.get("sensor_id") or "").strip() or None, gln
-        )
+        lot_service.anchor_readings(ctx, org, lot, rows, (request.form.get("sensor_id") or "").strip() or None, gln)
     except FORM_ERRORS as err:
         return form_failed(err, "lots/readings.html", **context)
     commit()

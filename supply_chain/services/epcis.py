@@ -19,10 +19,10 @@ result per event and nothing is written. Otherwise the writes are sent as multic
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
@@ -44,7 +44,6 @@ from supply_chain.domain.identifiers import (
     lot_id,
     parse_digital_link,
     parse_gln,
-    parse_gtin,
     parse_lot_code,
 )
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind
@@ -75,21 +74,63 @@ _EVENT_ID_NAMESPACE = uuid.UUID("6f0f2a52-3c1e-4f43-9e55-0c1d0b3c7a11")
 
 # Lotline unit (lower case) <-> UN/ECE Recommendation 20 code, as EPCIS `uom` wants it.
 UNIT_TO_UOM = {
-    "kg": "KGM", "g": "GRM", "t": "TNE", "lb": "LBR", "oz": "ONZ", "l": "LTR", "ml": "MLT",
-    "case": "CS", "cases": "CS", "box": "BX", "bag": "BG", "crate": "CR", "pallet": "PX",
-    "each": "H87", "ea": "H87", "piece": "H87", "pieces": "H87", "unit": "H87", "units": "H87",
+    "kg": "KGM",
+    "g": "GRM",
+    "t": "TNE",
+    "lb": "LBR",
+    "oz": "ONZ",
+    "l": "LTR",
+    "ml": "MLT",
+    "case": "CS",
+    "cases": "CS",
+    "box": "BX",
+    "bag": "BG",
+    "crate": "CR",
+    "pallet": "PX",
+    "each": "H87",
+    "ea": "H87",
+    "piece": "H87",
+    "pieces": "H87",
+    "unit": "H87",
+    "units": "H87",
 }
 UOM_TO_UNIT = {
-    "KGM": "kg", "GRM": "g", "TNE": "t", "LBR": "lb", "ONZ": "oz", "LTR": "l", "MLT": "ml", "CS": "case",
-    "BX": "box", "BG": "bag", "CR": "crate", "PX": "pallet", "H87": "each", "EA": "each",
+    "KGM": "kg",
+    "GRM": "g",
+    "TNE": "t",
+    "LBR": "lb",
+    "ONZ": "oz",
+    "LTR": "l",
+    "MLT": "ml",
+    "CS": "case",
+    "BX": "box",
+    "BG": "bag",
+    "CR": "crate",
+    "PX": "pallet",
+    "H87": "each",
+    "EA": "each",
 }
 
 # Reference document types (free text in Lotline) <-> CBV business transaction types.
-BT_TYPES = {"bol": "bill of lading", "desadv": "advance ship notice", "inv": "invoice", "po": "purchase order",
-            "recadv": "receiving advice", "prodorder": "production order", "cert": "certificate",
-            "testres": "test result", "poc": "purchase order confirmation", "rma": "return authorisation"}
-_BT_BY_WORD = {v: k for k, v in BT_TYPES.items()} | {"asn": "desadv", "bill of lading": "bol", "invoice": "inv",
-                                                      "purchase order": "po", "ship notice": "desadv"}
+BT_TYPES = {
+    "bol": "bill of lading",
+    "desadv": "advance ship notice",
+    "inv": "invoice",
+    "po": "purchase order",
+    "recadv": "receiving advice",
+    "prodorder": "production order",
+    "cert": "certificate",
+    "testres": "test result",
+    "poc": "purchase order confirmation",
+    "rma": "return authorisation",
+}
+_BT_BY_WORD = {v: k for k, v in BT_TYPES.items()} | {
+    "asn": "desadv",
+    "bill of lading": "bol",
+    "invoice": "inv",
+    "purchase order": "po",
+    "ship notice": "desadv",
+}
 
 # Lotline kind -> (bizStep, disposition); None leaves the field out.
 STEPS: dict[EventKind, tuple[str | None, str | None]] = {
@@ -111,9 +152,12 @@ STEPS: dict[EventKind, tuple[str | None, str | None]] = {
     EventKind.OBSERVATION: ("other", None),
 }
 _OUTCOME_DISPOSITION = {"pass": "conformant", "fail": "non_conformant"}
-_CREATION_BY_STEP = {"commissioning": EventKind.HARVESTING, "packing": EventKind.INITIAL_PACKING,
-                     "receiving": EventKind.FIRST_LAND_BASED_RECEIVING,
-                     "arriving": EventKind.FIRST_LAND_BASED_RECEIVING}
+_CREATION_BY_STEP = {
+    "commissioning": EventKind.HARVESTING,
+    "packing": EventKind.INITIAL_PACKING,
+    "receiving": EventKind.FIRST_LAND_BASED_RECEIVING,
+    "arriving": EventKind.FIRST_LAND_BASED_RECEIVING,
+}
 _CREATOR_ROLES = ("producer", "processor")
 _RECEIVING_ROLES = lot_service.RECEIVING_ROLES
 
@@ -177,9 +221,7 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
         message = f"{where}: is not allowed here"
         if error.absolute_path and error.absolute_path[-1] == "ilmd":
             message += " (ilmd, instance/lot master data, is only allowed with action ADD)"
-    elif error.validator == "required":
-        message = f"{where}: {error.message}"
-    elif error.validator == "additionalProperties" or error.validator == "propertyNames":
+    elif error.validator in ("required", "additionalProperties", "propertyNames"):
         message = f"{where}: {error.message}"
     else:
         shown = json.dumps(error.instance)[:80]
@@ -192,13 +234,16 @@ def validate_document(document: object) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InvalidInput("an EPCIS document must be a JSON object", field="(document)", code="epcis_schema_invalid")
     if document.get("type") != "EPCISDocument":
-        raise InvalidInput(f"type: must be \"EPCISDocument\", got {document.get('type')!r}", field="type",
-                           code="epcis_schema_invalid")
+        raise InvalidInput(
+            f'type: must be "EPCISDocument", got {document.get("type")!r}', field="type", code="epcis_schema_invalid"
+        )
     errors = list(_validator().iter_errors(document))
     if errors:
         # a direct error (deepest path first) says more than an anyOf/oneOf that merely failed as a whole
-        first = min(errors, key=lambda e: (e.validator in ("anyOf", "oneOf"), -len(e.absolute_path),
-                                           [str(p) for p in e.absolute_path]))
+        first = min(
+            errors,
+            key=lambda e: (e.validator in ("anyOf", "oneOf"), -len(e.absolute_path), [str(p) for p in e.absolute_path]),
+        )
         where, message = _describe(first)
         more = f" ({len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         raise InvalidInput(f"EPCIS schema: {message}{more}", field=where, code="epcis_schema_invalid")
@@ -241,32 +286,44 @@ def parse_lot_uri(uri: str, field: str) -> tuple[str, str]:
     if not isinstance(uri, str):
         raise InvalidInput(f"{field}: must be a URI", field=field, code="invalid_identifier")
     if uri.startswith("urn:epc:class:lgtin:"):
-        parts = uri[len("urn:epc:class:lgtin:"):].split(".", 2)
+        parts = uri[len("urn:epc:class:lgtin:") :].split(".", 2)
         if len(parts) != 3 or not parts[1]:
-            raise InvalidInput(f"{field}: {uri!r} is not an LGTIN (urn:epc:class:lgtin:Prefix.ItemRef.Lot)",
-                               field=field, code="invalid_identifier")
+            raise InvalidInput(
+                f"{field}: {uri!r} is not an LGTIN (urn:epc:class:lgtin:Prefix.ItemRef.Lot)",
+                field=field,
+                code="invalid_identifier",
+            )
         prefix, item, lot = parts
         body = _from_urn_parts(item[0] + prefix, item[1:], "LGTIN", field)
         if len(body) != 13:
-            raise InvalidInput(f"{field}: {uri!r}: company prefix and item reference must have 12 digits together",
-                               field=field, code="invalid_identifier")
+            raise InvalidInput(
+                f"{field}: {uri!r}: company prefix and item reference must have 12 digits together",
+                field=field,
+                code="invalid_identifier",
+            )
         gtin = body + str(gs1_check_digit(body))
         return gtin, _lot(unquote(lot), field)
     if uri.startswith("urn:epc:id:sgtin:"):
-        raise Unsupported(f"{field}: {uri} names one serialised item (SGTIN); Lotline traces lots - send the lot "
-                          "in quantityList as an LGTIN or a Digital Link with /10/{{lot}}", field=field)
+        raise Unsupported(
+            f"{field}: {uri} names one serialised item (SGTIN); Lotline traces lots - send the lot "
+            "in quantityList as an LGTIN or a Digital Link with /10/{{lot}}",
+            field=field,
+        )
     if uri.startswith("urn:epc:idpat:"):
         raise Unsupported(f"{field}: {uri} is a class pattern and names no lot", field=field)
     if uri.startswith("urn:epc:id:sscc:"):
-        raise Unsupported(f"{field}: {uri} is a logistic unit (SSCC); Lotline does not track pallets or cases, "
-                          "only the lots in them", field=field)
+        raise Unsupported(
+            f"{field}: {uri} is a logistic unit (SSCC); Lotline does not track pallets or cases, only the lots in them",
+            field=field,
+        )
     path = urlsplit(uri).path if uri.startswith(("http://", "https://")) else ""
     segments = path.split("/")
     if "01" in segments:
-        if "21" in segments[segments.index("01"):]:
-            raise Unsupported(f"{field}: {uri} names one serialised item (/21/ serial); Lotline traces lots",
-                              field=field)
-        if "10" not in segments[segments.index("01"):]:
+        if "21" in segments[segments.index("01") :]:
+            raise Unsupported(
+                f"{field}: {uri} names one serialised item (/21/ serial); Lotline traces lots", field=field
+            )
+        if "10" not in segments[segments.index("01") :]:
             raise Unsupported(f"{field}: {uri} names a product (GTIN) but no lot (/10/)", field=field)
         try:
             return parse_digital_link(uri)
@@ -288,13 +345,16 @@ def parse_gln_uri(uri: str, field: str) -> str:
         raise InvalidInput(f"{field}: must be a URI", field=field, code="invalid_identifier")
     for scheme in ("urn:epc:id:sgln:", "urn:epc:id:pgln:"):
         if uri.startswith(scheme):
-            parts = uri[len(scheme):].split(".")
+            parts = uri[len(scheme) :].split(".")
             if len(parts) < 2:
                 raise InvalidInput(f"{field}: {uri!r} is not a GLN URN", field=field, code="invalid_identifier")
             body = _from_urn_parts(parts[0], parts[1], "GLN", field)
             if len(body) != 12:
-                raise InvalidInput(f"{field}: {uri!r}: company prefix and location reference must have 12 digits "
-                                   "together", field=field, code="invalid_identifier")
+                raise InvalidInput(
+                    f"{field}: {uri!r}: company prefix and location reference must have 12 digits together",
+                    field=field,
+                    code="invalid_identifier",
+                )
             return body + str(gs1_check_digit(body))
     if uri.startswith(("http://", "https://")):
         segments = urlsplit(uri).path.split("/")
@@ -313,10 +373,14 @@ def bare_word(value: object, kind: str) -> str | None:
     if not isinstance(value, str):
         return None
     lowered = value.lower()
-    for prefix in (f"urn:epcglobal:cbv:{kind}:", f"https://ref.gs1.org/cbv/{kind}-", f"https://gs1.org/voc/{kind}-",
-                   f"http://ns.gs1.org/cbv/{kind}-"):
+    for prefix in (
+        f"urn:epcglobal:cbv:{kind}:",
+        f"https://ref.gs1.org/cbv/{kind}-",
+        f"https://gs1.org/voc/{kind}-",
+        f"http://ns.gs1.org/cbv/{kind}-",
+    ):
         if lowered.startswith(prefix.lower()):
-            return value[len(prefix):]
+            return value[len(prefix) :]
     return value
 
 
@@ -389,8 +453,9 @@ def export_event(event: Event, lot: Lot, level: Visibility) -> dict[str, Any]:
     kind = EventKind(int(event.kind))
     kde = visible_view(kind, event.payload or {}, level)
     captured_time = (event.payload or {}).get("epcis_event_time")
-    when, offset = event_time(captured_time if isinstance(captured_time, str) else event_date(kind, event.payload or {}),
-                              event.occurred_at)
+    when, offset = event_time(
+        captured_time if isinstance(captured_time, str) else event_date(kind, event.payload or {}), event.occurred_at
+    )
     step, disposition = STEPS[kind]
     out: dict[str, Any] = {
         "type": "TransformationEvent" if kind is EventKind.TRANSFORMATION else "ObjectEvent",
@@ -403,7 +468,8 @@ def export_event(event: Event, lot: Lot, level: Visibility) -> dict[str, Any]:
     if kind is EventKind.TRANSFORMATION:
         out["inputQuantityList"] = [
             _quantity_element(i["gtin"], i["lot_code"], i.get("quantity"), i.get("unit"))
-            for i in kde.get("inputs", []) if isinstance(i, Mapping) and "gtin" in i and "lot_code" in i
+            for i in kde.get("inputs", [])
+            if isinstance(i, Mapping) and "gtin" in i and "lot_code" in i
         ] or [{"epcClass": lot_uri(e.input_lot.gtin, e.input_lot.lot_code)} for e in lot.inputs]
         out["outputQuantityList"] = [this_lot]
         if event.batch_id:
@@ -432,8 +498,11 @@ def export_event(event: Event, lot: Lot, level: Visibility) -> dict[str, Any]:
         if kde.get("to_gln"):
             out["destinationList"] = [{"type": "location", "destination": gln_uri(kde["to_gln"])}]
     transactions = []
-    bt = _bt(kde.get("from_gln") or kde.get("location_gln"), kde.get("reference_document_type"),
-             kde.get("reference_document_number"))
+    bt = _bt(
+        kde.get("from_gln") or kde.get("location_gln"),
+        kde.get("reference_document_type"),
+        kde.get("reference_document_number"),
+    )
     if bt:
         transactions.append(bt)
     if kde.get("certificate_sha256"):
@@ -463,12 +532,12 @@ def _sensor_elements(event: Event, kde: Mapping[str, Any]) -> list[dict[str, Any
     if batch is not None and batch.readings:
         elements = []
         for reading in batch.readings:
-            report: list[dict[str, Any]] = [{"type": "Temperature", "value": _temp(reading.temperature_c),
-                                             "uom": "CEL"}]
+            report: list[dict[str, Any]] = [
+                {"type": "Temperature", "value": _temp(reading.temperature_c), "uom": "CEL"}
+            ]
             if reading.humidity is not None:
                 report.append({"type": "RelativeHumidity", "value": _temp(reading.humidity), "uom": "P1"})
-            elements.append({"sensorMetadata": {"time": reading.taken_at.isoformat()} | device,
-                             "sensorReport": report})
+            elements.append({"sensorMetadata": {"time": reading.taken_at.isoformat()} | device, "sensorReport": report})
         return elements
     summary: dict[str, Any] = {"type": "Temperature", "uom": "CEL"}
     if kde.get("min_temperature_c") is not None:
@@ -479,8 +548,9 @@ def _sensor_elements(event: Event, kde: Mapping[str, Any]) -> list[dict[str, Any
     return [{"sensorMetadata": metadata | device, "sensorReport": [summary]}]
 
 
-def export_lot(ctx: Ctx, lot: Lot, *, ancestors: bool = False, viewer: Organisation | None = None,
-               include_failed: bool = False) -> dict[str, Any]:
+def export_lot(
+    ctx: Ctx, lot: Lot, *, ancestors: bool = False, viewer: Organisation | None = None, include_failed: bool = False
+) -> dict[str, Any]:
     """The lot's events (and, with ``ancestors``, those of every lot it was made from) as an EPCIS 2.0
     document, oldest first. Fields are shown at the viewer's level (all of its own events, the consortium
     fields of others'); without a viewer (the CLI), at consortium level."""
@@ -519,9 +589,17 @@ class EventResult:
     writes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "type": self.type, "eventID": self.event_id, "bizStep": self.biz_step,
-                "status": self.status, "code": self.code, "reason": self.reason, "field": self.field,
-                "lotline_events": self.writes}
+        return {
+            "index": self.index,
+            "type": self.type,
+            "eventID": self.event_id,
+            "bizStep": self.biz_step,
+            "status": self.status,
+            "code": self.code,
+            "reason": self.reason,
+            "field": self.field,
+            "lotline_events": self.writes,
+        }
 
 
 class CaptureRejected(InvalidInput):
@@ -543,8 +621,11 @@ class CaptureResult:
     transactions: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"captured": len(self.events), "transactions": self.transactions,
-                "events": [r.to_dict() for r in self.events]}
+        return {
+            "captured": len(self.events),
+            "transactions": self.transactions,
+            "events": [r.to_dict() for r in self.events],
+        }
 
 
 # ================================================================== capture: planning on a simulated state
@@ -581,8 +662,12 @@ class _Write:
 
 
 _EPCIS_FIELD = {
-    "location_gln": "readPoint", "from_gln": "sourceList", "to_gln": "destinationList",
-    "quantity": "quantityList", "unit": "quantityList", "reference_document_type": "bizTransactionList",
+    "location_gln": "readPoint",
+    "from_gln": "sourceList",
+    "to_gln": "destinationList",
+    "quantity": "quantityList",
+    "unit": "quantityList",
+    "reference_document_type": "bizTransactionList",
     "reference_document_number": "bizTransactionList",
 }
 
@@ -605,8 +690,11 @@ class _Planner:
         if location is None:
             raise InvalidInput(f"{field}: GLN {gln} is not a registered location", field=field, code="unknown_gln")
         if own and location.organisation_id != self.org.id:
-            raise Forbidden(f"{field}: GLN {gln} ({location.name}) belongs to {location.organisation.name}; "
-                            f"{self.org.name} can only record what happens at its own locations", field=field)
+            raise Forbidden(
+                f"{field}: GLN {gln} ({location.name}) belongs to {location.organisation.name}; "
+                f"{self.org.name} can only record what happens at its own locations",
+                field=field,
+            )
         return location
 
     def product(self, gtin: str, field: str) -> Product:
@@ -624,21 +712,39 @@ class _Planner:
         if row is None:
             self.product(key[0], field)
             raise NotFound(f"{field}: no lot {key[1]} of GTIN {key[0]}", field=field, code="unknown_lot")
-        offer = next((e.payload for e in reversed(row.events)
-                      if int(e.kind) == EventKind.SHIPPING and e.status != "failed"), None)
-        state = _LotState(row.gtin, row.lot_code, row.product, row.status, row.custodian_org_id,
-                          row.pending_custodian_org_id, Decimal(row.quantity), row.unit, row, dict(offer or {}))
+        offer = next(
+            (e.payload for e in reversed(row.events) if int(e.kind) == EventKind.SHIPPING and e.status != "failed"),
+            None,
+        )
+        state = _LotState(
+            row.gtin,
+            row.lot_code,
+            row.product,
+            row.status,
+            row.custodian_org_id,
+            row.pending_custodian_org_id,
+            Decimal(row.quantity),
+            row.unit,
+            row,
+            dict(offer or {}),
+        )
         self.lots[key] = state
         return state
 
     def new_lot(self, key: tuple[str, str], field: str) -> Product:
         product = self.product(key[0], field)
         if product.organisation_id != self.org.id:
-            raise Forbidden(f"{field}: {self.org.name} cannot create lots of GTIN {key[0]}: the product belongs to "
-                            f"{product.organisation.name}", field=field)
-        exists = key in self.lots or self.ctx.session.scalars(
-            select(Lot.id).where(Lot.gtin == key[0], Lot.lot_code == key[1])).first() is not None \
+            raise Forbidden(
+                f"{field}: {self.org.name} cannot create lots of GTIN {key[0]}: the product belongs to "
+                f"{product.organisation.name}",
+                field=field,
+            )
+        exists = (
+            key in self.lots
+            or self.ctx.session.scalars(select(Lot.id).where(Lot.gtin == key[0], Lot.lot_code == key[1])).first()
+            is not None
             or self.ctx.ledger.get_lot(hex32(lot_id(key[0], key[1]))).exists
+        )
         if exists:
             raise Conflict(f"{field}: lot {key[1]} of GTIN {key[0]} already exists", field=field, code="lot_exists")
         return product
@@ -671,8 +777,11 @@ class _Planner:
         if etype == "TransformationEvent":
             return [self._transformation(index, event, path)]
         if etype != "ObjectEvent":
-            raise Unsupported(f"{etype} is not mapped to Lotline: lots, their critical tracking events and custody "
-                              "are expressed with ObjectEvent and TransformationEvent", field=f"{path}.type")
+            raise Unsupported(
+                f"{etype} is not mapped to Lotline: lots, their critical tracking events and custody "
+                "are expressed with ObjectEvent and TransformationEvent",
+                field=f"{path}.type",
+            )
         action = event.get("action")
         step = bare_word(event.get("bizStep"), "bizstep")
         disposition = bare_word(event.get("disposition"), "disp")
@@ -685,12 +794,19 @@ class _Planner:
         if action == "ADD":
             kind = _creation_kind(cte, step)
             if kind is None:
-                raise Unsupported(f"an ADD event with bizStep {step!r} is not mapped: a lot is created by "
-                                  "commissioning (harvest), packing (initial packing) or receiving (first "
-                                  "land-based receiving)", field=f"{path}.bizStep")
+                raise Unsupported(
+                    f"an ADD event with bizStep {step!r} is not mapped: a lot is created by "
+                    "commissioning (harvest), packing (initial packing) or receiving (first "
+                    "land-based receiving)",
+                    field=f"{path}.bizStep",
+                )
             writes += self._create(index, event, path, kind, items, when, extra)
-        elif action == "OBSERVE" and isinstance(cte, str) and cte.upper() in EventKind.__members__ \
-                and EventKind[cte.upper()] in FREE_KINDS:
+        elif (
+            action == "OBSERVE"
+            and isinstance(cte, str)
+            and cte.upper() in EventKind.__members__
+            and EventKind[cte.upper()] in FREE_KINDS
+        ):
             writes += self._record(index, event, path, EventKind[cte.upper()], items, when, extra)
         elif action == "OBSERVE" and step == "shipping":
             writes += self._ship(index, event, path, items, when, extra)
@@ -702,8 +818,11 @@ class _Planner:
                 what = "action DELETE"
             elif step == "receiving":
                 what = "a refused delivery (receiving with disposition returned)"
-            raise Unsupported(f"{what} is not mapped to Lotline (captured are: commissioning/packing ADD, "
-                              "shipping, receiving, transformations and sensor readings)", field=f"{path}.bizStep")
+            raise Unsupported(
+                f"{what} is not mapped to Lotline (captured are: commissioning/packing ADD, "
+                "shipping, receiving, transformations and sensor readings)",
+                field=f"{path}.bizStep",
+            )
         if has_sensors:
             writes += self._sensors(index, event, path, items, extra)
         return writes
@@ -717,8 +836,10 @@ class _Planner:
             where = f"{path}.quantityList[{j}]"
             items.append((parse_lot_uri(element.get("epcClass"), f"{where}.epcClass"), element, where))
         if not items:
-            raise Unsupported("the event names no lot: give the lots in quantityList (LGTIN or Digital Link "
-                              "with /10/{lot})", field=f"{path}.quantityList")
+            raise Unsupported(
+                "the event names no lot: give the lots in quantityList (LGTIN or Digital Link with /10/{lot})",
+                field=f"{path}.quantityList",
+            )
         seen: set[tuple[str, str]] = set()
         for key, _, where in items:
             if key in seen:
@@ -740,8 +861,11 @@ class _Planner:
                 gln = parse_gln_uri(event[key]["id"], f"{path}.{key}.id")
                 self.location(gln, f"{path}.{key}.id", own=own)
                 return gln
-        raise InvalidInput(f"{path}.readPoint: the event needs a readPoint or bizLocation (the GLN where it "
-                           "happened)", field=f"{path}.readPoint", code="missing_location")
+        raise InvalidInput(
+            f"{path}.readPoint: the event needs a readPoint or bizLocation (the GLN where it happened)",
+            field=f"{path}.readPoint",
+            code="missing_location",
+        )
 
     def _party_list(self, event: Mapping[str, Any], name: str, path: str) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -752,8 +876,9 @@ class _Planner:
                 out[kind] = parse_gln_uri(entry[key], f"{path}.{name}[{j}].{key}")
         return out
 
-    def _reference(self, event: Mapping[str, Any], extra: Mapping[str, Any],
-                   fallback: Mapping[str, Any] | None) -> dict[str, str]:
+    def _reference(
+        self, event: Mapping[str, Any], extra: Mapping[str, Any], fallback: Mapping[str, Any] | None
+    ) -> dict[str, str]:
         for entry in event.get("bizTransactionList") or []:
             value = str(entry.get("bizTransaction", ""))
             bt_type = bare_word(entry.get("type"), "btt") or "reference"
@@ -766,8 +891,16 @@ class _Planner:
                 return {k: source[k] for k in ("reference_document_type", "reference_document_number") if k in source}
         return {}
 
-    def _create(self, index: int, event: Mapping[str, Any], path: str, kind: EventKind,
-                items: list[Any], when: str, extra: dict[str, Any]) -> list[_Write]:
+    def _create(
+        self,
+        index: int,
+        event: Mapping[str, Any],
+        path: str,
+        kind: EventKind,
+        items: list[Any],
+        when: str,
+        extra: dict[str, Any],
+    ) -> list[_Write]:
         self.role(_CREATOR_ROLES, "create lots")
         gln = self._place(event, path, own=True)
         writes = []
@@ -775,10 +908,18 @@ class _Planner:
             product = self.new_lot(key, f"{where}.epcClass" if element else where)
             quantity, unit = self._quantity(element, where, product.unit)
             if quantity is None:
-                raise InvalidInput(f"{where}: a new lot needs its quantity (quantityList with quantity and uom)",
-                                   field=f"{where}.quantity", code="missing_quantity")
-            payload = extra | {"location_gln": gln, kind_spec(kind).date_field: when, "quantity": quantity,
-                               "unit": unit, "epcis_event_id": event.get("eventID")}
+                raise InvalidInput(
+                    f"{where}: a new lot needs its quantity (quantityList with quantity and uom)",
+                    field=f"{where}.quantity",
+                    code="missing_quantity",
+                )
+            payload = extra | {
+                "location_gln": gln,
+                kind_spec(kind).date_field: when,
+                "quantity": quantity,
+                "unit": unit,
+                "epcis_event_id": event.get("eventID"),
+            }
             if kind is EventKind.HARVESTING:
                 payload.setdefault("commodity", product.name)
             if kind is EventKind.INITIAL_PACKING:
@@ -788,32 +929,52 @@ class _Planner:
             writes.append(_Write("create", index, kind, key, payload, quantity, unit))
         return writes
 
-    def _record(self, index: int, event: Mapping[str, Any], path: str, kind: EventKind, items: list[Any],
-                when: str, extra: dict[str, Any]) -> list[_Write]:
+    def _record(
+        self,
+        index: int,
+        event: Mapping[str, Any],
+        path: str,
+        kind: EventKind,
+        items: list[Any],
+        when: str,
+        extra: dict[str, Any],
+    ) -> list[_Write]:
         gln = self._place(event, path, own=True)
         writes = []
         for key, element, where in items:
             state = self.lot(key, where)
             self._custodian(state, where, f"record {kind.name.lower()} on")
             if state.status not in ("active", "held"):
-                raise Conflict(f"{where}: lot {key[1]} is {state.status.replace('_', ' ')}", field=where,
-                               code="lot_" + state.status)
+                raise Conflict(
+                    f"{where}: lot {key[1]} is {state.status.replace('_', ' ')}",
+                    field=where,
+                    code="lot_" + state.status,
+                )
             quantity, unit = self._quantity(element, where, state.unit)
-            payload = extra | {"location_gln": gln, kind_spec(kind).date_field: when,
-                               "quantity": quantity or format_quantity(state.quantity), "unit": unit,
-                               "epcis_event_id": event.get("eventID")}
-            payload = {k: v for k, v in payload.items() if k in kind_spec(kind).by_name or k in extra
-                       or k == "epcis_event_id"}
+            payload = extra | {
+                "location_gln": gln,
+                kind_spec(kind).date_field: when,
+                "quantity": quantity or format_quantity(state.quantity),
+                "unit": unit,
+                "epcis_event_id": event.get("eventID"),
+            }
+            payload = {
+                k: v for k, v in payload.items() if k in kind_spec(kind).by_name or k in extra or k == "epcis_event_id"
+            }
             writes.append(_Write("record", index, kind, key, self.payload(kind, _clean(payload), path)))
         return writes
 
     def _custodian(self, state: _LotState, where: str, action: str) -> None:
         if state.custodian_id != self.org.id:
-            raise Forbidden(f"{where}: {self.org.name} cannot {action} lot {state.lot_code}: it is held by "
-                            f"{self.orgs[state.custodian_id].name}", field=where)
+            raise Forbidden(
+                f"{where}: {self.org.name} cannot {action} lot {state.lot_code}: it is held by "
+                f"{self.orgs[state.custodian_id].name}",
+                field=where,
+            )
 
-    def _ship(self, index: int, event: Mapping[str, Any], path: str, items: list[Any], when: str,
-              extra: dict[str, Any]) -> list[_Write]:
+    def _ship(
+        self, index: int, event: Mapping[str, Any], path: str, items: list[Any], when: str, extra: dict[str, Any]
+    ) -> list[_Write]:
         self.role(lot_service.HANDLER_ROLES, "ship lots")
         sources = self._party_list(event, "sourceList", path)
         destinations = self._party_list(event, "destinationList", path)
@@ -821,36 +982,55 @@ class _Planner:
         self.location(from_gln, f"{path}.sourceList", own=True)
         to_gln = destinations.get("location")
         if not to_gln:
-            raise InvalidInput(f"{path}.destinationList: shipping needs a destination of type location (the "
-                               "ship-to GLN)", field=f"{path}.destinationList", code="missing_destination")
+            raise InvalidInput(
+                f"{path}.destinationList: shipping needs a destination of type location (the ship-to GLN)",
+                field=f"{path}.destinationList",
+                code="missing_destination",
+            )
         to_location = self.location(to_gln, f"{path}.destinationList")
         recipient = to_location.organisation
         party = destinations.get("owning_party") or destinations.get("possessing_party")
         if party:
             recipient = self.location(party, f"{path}.destinationList").organisation
         if recipient.id == self.org.id or not set(recipient.roles) & set(_RECEIVING_ROLES):
-            raise InvalidInput(f"{path}.destinationList: {recipient.name} cannot receive lots (needs a processor, "
-                               "distributor or retailer role, and must be another organisation)",
-                               field=f"{path}.destinationList", code="recipient_cannot_receive")
+            raise InvalidInput(
+                f"{path}.destinationList: {recipient.name} cannot receive lots (needs a processor, "
+                "distributor or retailer role, and must be another organisation)",
+                field=f"{path}.destinationList",
+                code="recipient_cannot_receive",
+            )
         reference = self._reference(event, extra, None)
         writes = []
         for key, element, where in items:
             state = self.lot(key, where)
             self._custodian(state, where, "ship")
             if state.status != "active":
-                raise Conflict(f"{where}: cannot ship lot {key[1]}: it is {state.status.replace('_', ' ')}",
-                               field=where, code="lot_" + state.status)
+                raise Conflict(
+                    f"{where}: cannot ship lot {key[1]}: it is {state.status.replace('_', ' ')}",
+                    field=where,
+                    code="lot_" + state.status,
+                )
             quantity, unit = self._quantity(element, where, state.unit)
-            payload = extra | reference | {
-                "from_gln": from_gln, "to_gln": to_gln, "ship_date": when, "quantity": quantity or
-                format_quantity(state.quantity), "unit": unit, "epcis_event_id": event.get("eventID")}
+            payload = (
+                extra
+                | reference
+                | {
+                    "from_gln": from_gln,
+                    "to_gln": to_gln,
+                    "ship_date": when,
+                    "quantity": quantity or format_quantity(state.quantity),
+                    "unit": unit,
+                    "epcis_event_id": event.get("eventID"),
+                }
+            )
             payload = self.payload(EventKind.SHIPPING, _clean(payload), path)
             state.status, state.pending_id, state.offer = "in_transit", recipient.id, payload
             writes.append(_Write("offer", index, EventKind.SHIPPING, key, payload, to=recipient))
         return writes
 
-    def _receive(self, index: int, event: Mapping[str, Any], path: str, items: list[Any], when: str,
-                 extra: dict[str, Any]) -> list[_Write]:
+    def _receive(
+        self, index: int, event: Mapping[str, Any], path: str, items: list[Any], when: str, extra: dict[str, Any]
+    ) -> list[_Write]:
         self.role(_RECEIVING_ROLES, "receive lots")
         to_gln = self._place(event, path, own=True)
         sources = self._party_list(event, "sourceList", path)
@@ -858,24 +1038,37 @@ class _Planner:
         for key, element, where in items:
             state = self.lot(key, where)
             if state.status != "in_transit":
-                raise Conflict(f"{where}: cannot receive lot {key[1]}: it is not in transit (it is "
-                               f"{state.status.replace('_', ' ')})", field=where, code="lot_not_in_transit")
+                raise Conflict(
+                    f"{where}: cannot receive lot {key[1]}: it is not in transit (it is "
+                    f"{state.status.replace('_', ' ')})",
+                    field=where,
+                    code="lot_not_in_transit",
+                )
             if state.pending_id != self.org.id:
                 raise Forbidden(f"{where}: lot {key[1]} was not shipped to {self.org.name}", field=where)
             offer = state.offer or {}
             quantity, unit = self._quantity(element, where, offer.get("unit") or state.unit)
-            payload = {k: offer[k] for k in ("tlc_source_gln", "product_description") if k in offer} | extra \
-                | self._reference(event, extra, offer) | {
-                    "from_gln": sources.get("location") or offer.get("from_gln"), "to_gln": to_gln,
-                    "receive_date": when, "quantity": quantity or offer.get("quantity") or
-                    format_quantity(state.quantity), "unit": unit, "epcis_event_id": event.get("eventID")}
+            payload = (
+                {k: offer[k] for k in ("tlc_source_gln", "product_description") if k in offer}
+                | extra
+                | self._reference(event, extra, offer)
+                | {
+                    "from_gln": sources.get("location") or offer.get("from_gln"),
+                    "to_gln": to_gln,
+                    "receive_date": when,
+                    "quantity": quantity or offer.get("quantity") or format_quantity(state.quantity),
+                    "unit": unit,
+                    "epcis_event_id": event.get("eventID"),
+                }
+            )
             payload = self.payload(EventKind.RECEIVING, _clean(payload), path)
             state.status, state.custodian_id, state.pending_id, state.offer = "active", self.org.id, None, None
             writes.append(_Write("accept", index, EventKind.RECEIVING, key, payload))
         return writes
 
-    def _sensors(self, index: int, event: Mapping[str, Any], path: str, items: list[Any],
-                 extra: dict[str, Any]) -> list[_Write]:
+    def _sensors(
+        self, index: int, event: Mapping[str, Any], path: str, items: list[Any], extra: dict[str, Any]
+    ) -> list[_Write]:
         readings: list[dict[str, Any]] = []
         device = None
         for j, element in enumerate(event.get("sensorElementList") or []):
@@ -897,31 +1090,41 @@ class _Planner:
                 if "temperature_c" in values:
                     readings.append({"taken_at": taken, **values})
         if not readings:
-            raise Unsupported("sensorElementList holds no individual temperature readings (Temperature with value "
-                              "and time); aggregated reports (minValue/maxValue) cannot be anchored reading by "
-                              "reading", field=f"{path}.sensorElementList")
+            raise Unsupported(
+                "sensorElementList holds no individual temperature readings (Temperature with value "
+                "and time); aggregated reports (minValue/maxValue) cannot be anchored reading by "
+                "reading",
+                field=f"{path}.sensorElementList",
+            )
         try:
             checked = [lot_service.validate_reading(r, i) for i, r in enumerate(readings)]
         except InvalidInput as exc:
-            raise InvalidInput(f"{path}.sensorElementList: {exc.message}", field=f"{path}.sensorElementList",
-                               code=exc.code) from None
+            raise InvalidInput(
+                f"{path}.sensorElementList: {exc.message}", field=f"{path}.sensorElementList", code=exc.code
+            ) from None
         gln = None
         if isinstance(event.get("readPoint"), Mapping):
             gln = parse_gln_uri(event["readPoint"]["id"], f"{path}.readPoint.id")
             self.location(gln, f"{path}.readPoint.id")
-        sensor_id = extra.get("sensor_id") or (str(device)[:500] if device else None)
+        sensor_id = str(extra.get("sensor_id") or device or "")[:100] or None  # the store keeps 100 characters
         writes = []
         for key, _element, where in items:
             state = self.lot(key, where)
             if self.org.id not in (state.custodian_id, state.pending_id):
-                raise Forbidden(f"{where}: {self.org.name} cannot add readings to lot {key[1]}: it neither holds "
-                                "nor carries it", field=where)
+                raise Forbidden(
+                    f"{where}: {self.org.name} cannot add readings to lot {key[1]}: it neither holds nor carries it",
+                    field=where,
+                )
             if state.status not in ("active", "held", "in_transit"):
-                raise Conflict(f"{where}: cannot add readings to lot {key[1]}: it is {state.status}", field=where,
-                               code="lot_" + state.status)
+                raise Conflict(
+                    f"{where}: cannot add readings to lot {key[1]}: it is {state.status}",
+                    field=where,
+                    code="lot_" + state.status,
+                )
             # the readings date the anchor (period_end); the report's own time is kept for the export
             payload = _anchor_payload(checked, sensor_id, gln) | _clean(
-                {"epcis_event_id": event.get("eventID"), "epcis_event_time": local_time(event, path)})
+                {"epcis_event_id": event.get("eventID"), "epcis_event_time": local_time(event, path)}
+            )
             self.payload(EventKind.SENSOR_ANCHOR, payload, path)
             writes.append(_Write("anchor", index, EventKind.SENSOR_ANCHOR, key, payload, readings=checked))
         return writes
@@ -931,8 +1134,11 @@ class _Planner:
         for name in ("inputEPCList", "outputEPCList"):
             for j, uri in enumerate(event.get(name) or []):
                 parse_lot_uri(uri, f"{path}.{name}[{j}]")
-                raise InvalidInput(f"{path}.{name}[{j}]: list lots in {name.replace('EPC', 'Quantity')} with their "
-                                   "quantity", field=f"{path}.{name}[{j}]", code="missing_quantity")
+                raise InvalidInput(
+                    f"{path}.{name}[{j}]: list lots in {name.replace('EPC', 'Quantity')} with their quantity",
+                    field=f"{path}.{name}[{j}]",
+                    code="missing_quantity",
+                )
         gln = self._place(event, path, own=True)
         when = local_time(event, path)
         extra = dict(event["lotline:kde"]) if isinstance(event.get("lotline:kde"), Mapping) else {}
@@ -943,15 +1149,19 @@ class _Planner:
             state = self.lot(key, f"{where}.epcClass")
             self._custodian(state, where, "use")
             if state.status != "active":
-                raise Conflict(f"{where}: lot {key[1]} cannot be used: it is {state.status.replace('_', ' ')}",
-                               field=where, code="input_unavailable")
+                raise Conflict(
+                    f"{where}: lot {key[1]} cannot be used: it is {state.status.replace('_', ' ')}",
+                    field=where,
+                    code="input_unavailable",
+                )
             quantity, _unit = self._quantity(element, where, state.unit)
             amount = Decimal(quantity) if quantity else state.quantity
             state.quantity = check_consumption(state.quantity, amount, field=f"{where}.quantity", unit=state.unit)
             inputs.append((key, amount, state.unit, where))
         if not inputs:
-            raise InvalidInput(f"{path}.inputQuantityList: a transformation needs its input lots",
-                               field=f"{path}.inputQuantityList")
+            raise InvalidInput(
+                f"{path}.inputQuantityList: a transformation needs its input lots", field=f"{path}.inputQuantityList"
+            )
         outputs = []
         for j, element in enumerate(event.get("outputQuantityList") or []):
             where = f"{path}.outputQuantityList[{j}]"
@@ -959,31 +1169,47 @@ class _Planner:
             product = self.new_lot(key, f"{where}.epcClass")
             quantity, unit = self._quantity(element, where, product.unit)
             if quantity is None:
-                raise InvalidInput(f"{where}: a new lot needs its quantity", field=f"{where}.quantity",
-                                   code="missing_quantity")
+                raise InvalidInput(
+                    f"{where}: a new lot needs its quantity", field=f"{where}.quantity", code="missing_quantity"
+                )
             if any(key == k for k, *_ in inputs) or any(key == o["key"] for o in outputs):
                 raise InvalidInput(f"{where}: lot {key[1]} is listed twice", field=where)
             outputs.append({"key": key, "quantity": quantity, "unit": unit, "product": product})
         if not outputs:
-            raise InvalidInput(f"{path}.outputQuantityList: a transformation needs its output lots",
-                               field=f"{path}.outputQuantityList")
+            raise InvalidInput(
+                f"{path}.outputQuantityList: a transformation needs its output lots", field=f"{path}.outputQuantityList"
+            )
         shares = _split(inputs, [Decimal(o["quantity"]) for o in outputs], path)
         for output, share in zip(outputs, shares, strict=True):
             payload = {k: v for k, v in extra.items() if k not in ("inputs", "quantity", "unit")} | {
-                "location_gln": gln, "transformation_date": when, "quantity": output["quantity"],
-                "unit": output["unit"], "epcis_event_id": event.get("eventID"),
-                "inputs": [{"gtin": k[0], "lot_code": k[1], "quantity": format_quantity(q), "unit": u}
-                           for k, q, u in share]}
+                "location_gln": gln,
+                "transformation_date": when,
+                "quantity": output["quantity"],
+                "unit": output["unit"],
+                "epcis_event_id": event.get("eventID"),
+                "inputs": [
+                    {"gtin": k[0], "lot_code": k[1], "quantity": format_quantity(q), "unit": u} for k, q, u in share
+                ],
+            }
             output["payload"] = self.payload(EventKind.TRANSFORMATION, _clean(payload), path)
             output["inputs"] = [(k, format_quantity(q)) for k, q, _u in share]
             key = output["key"]
-            self.lots[key] = _LotState(key[0], key[1], output["product"], "active", self.org.id, None,
-                                       Decimal(output["quantity"]), output["unit"])
+            self.lots[key] = _LotState(
+                key[0],
+                key[1],
+                output["product"],
+                "active",
+                self.org.id,
+                None,
+                Decimal(output["quantity"]),
+                output["unit"],
+            )
         return _Write("transform", index, EventKind.TRANSFORMATION, outputs=outputs)
 
 
-def _split(inputs: list[tuple[tuple[str, str], Decimal, str, str]], sizes: list[Decimal],
-           path: str) -> list[list[tuple[tuple[str, str], Decimal, str]]]:
+def _split(
+    inputs: list[tuple[tuple[str, str], Decimal, str, str]], sizes: list[Decimal], path: str
+) -> list[list[tuple[tuple[str, str], Decimal, str]]]:
     """Each output's share of each input, in proportion to the outputs' quantities (EPCIS states what a
     transformation consumed in total; Lotline records what each output lot was made from)."""
     total = sum(sizes)
@@ -991,12 +1217,18 @@ def _split(inputs: list[tuple[tuple[str, str], Decimal, str, str]], sizes: list[
     for key, amount, unit, where in inputs:
         left = amount
         for j, size in enumerate(sizes):
-            part = left if j == len(sizes) - 1 else (amount * size / total).quantize(Decimal("0.000001"),
-                                                                                   rounding=ROUND_DOWN)
+            part = (
+                left
+                if j == len(sizes) - 1
+                else (amount * size / total).quantize(Decimal("0.000001"), rounding=ROUND_DOWN)
+            )
             left -= part
             if part <= 0:
-                raise InvalidInput(f"{where}: too little of lot {key[1]} to share between {len(sizes)} output lots",
-                                   field=where, code="invalid_quantity")
+                raise InvalidInput(
+                    f"{where}: too little of lot {key[1]} to share between {len(sizes)} output lots",
+                    field=where,
+                    code="invalid_quantity",
+                )
             shares[j].append((key, part, unit))
     return shares
 
@@ -1016,13 +1248,18 @@ def _celsius(report: Mapping[str, Any], where: str) -> str:
 def _anchor_payload(readings: list[dict[str, Any]], sensor_id: str | None, gln: str | None) -> dict[str, Any]:
     rows = sorted(readings, key=lambda r: r["taken_at"])
     temps = [Decimal(r["temperature_c"]) for r in rows]
-    return _clean({
-        "merkle_root": hex32(merkle_root([payload_hash(r) for r in rows])), "reading_count": len(rows),
-        "period_start": rows[0]["taken_at"], "period_end": rows[-1]["taken_at"],
-        "min_temperature_c": lot_service.format_quantity_signed(min(temps)),
-        "max_temperature_c": lot_service.format_quantity_signed(max(temps)), "sensor_id": sensor_id,
-        "location_gln": gln,
-    })
+    return _clean(
+        {
+            "merkle_root": hex32(merkle_root([payload_hash(r) for r in rows])),
+            "reading_count": len(rows),
+            "period_start": rows[0]["taken_at"],
+            "period_end": rows[-1]["taken_at"],
+            "min_temperature_c": lot_service.format_quantity_signed(min(temps)),
+            "max_temperature_c": lot_service.format_quantity_signed(max(temps)),
+            "sensor_id": sensor_id,
+            "location_gln": gln,
+        }
+    )
 
 
 def _clean(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -1042,8 +1279,9 @@ def local_time(event: Mapping[str, Any], path: str) -> str:
     try:
         moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"{path}.eventTime: {text!r} is not an ISO 8601 date-time", field=f"{path}.eventTime",
-                           code="invalid_date") from None
+        raise InvalidInput(
+            f"{path}.eventTime: {text!r} is not an ISO 8601 date-time", field=f"{path}.eventTime", code="invalid_date"
+        ) from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{path}.eventTime: needs a UTC offset", field=f"{path}.eventTime", code="invalid_date")
     offset = str(event.get("eventTimeZoneOffset") or "+00:00")
@@ -1119,10 +1357,12 @@ class _Writer:
             self.flush()  # the outputs of one transformation go in one transaction
         for output in w.outputs:
             key = output["key"]
-            lot, _ = lot_service._plan_lot(self.ctx, self.org, lot_service.NewLot(
-                key[0], key[1], output["quantity"], output["unit"]))
-            event = lot_service._event(self.ctx, lot, self.org, EventKind.TRANSFORMATION, output["payload"],
-                                       batch_id=batch)
+            lot, _ = lot_service._plan_lot(
+                self.ctx, self.org, lot_service.NewLot(key[0], key[1], output["quantity"], output["unit"])
+            )
+            event = lot_service._event(
+                self.ctx, lot, self.org, EventKind.TRANSFORMATION, output["payload"], batch_id=batch
+            )
             inputs = []
             for input_key, amount in output["inputs"]:
                 source = self.lot(input_key)
@@ -1130,8 +1370,11 @@ class _Writer:
                 self.ctx.session.add(LotInput(output_lot=lot, input_lot=source, quantity=quantity, unit=source.unit))
                 source.quantity -= quantity
                 inputs.append(source.lot_id)
-            self._add(w.index, event, ("createLot", Ledger.args_create_lot(
-                lot.lot_id, inputs, EventKind.TRANSFORMATION, event.payload_hash)))
+            self._add(
+                w.index,
+                event,
+                ("createLot", Ledger.args_create_lot(lot.lot_id, inputs, EventKind.TRANSFORMATION, event.payload_hash)),
+            )
 
     def _anchor(self, w: _Write) -> None:
         assert w.key is not None
@@ -1140,15 +1383,28 @@ class _Writer:
         root = merkle_root([payload_hash(r) for r in rows])
         event = lot_service._event(self.ctx, lot, self.org, EventKind.SENSOR_ANCHOR, w.payload)
         temps = [Decimal(r["temperature_c"]) for r in rows]
-        batch = SensorBatch(lot=lot, event=event, merkle_root=hex32(root), reading_count=len(rows),
-                            period_start=_instant(rows[0]["taken_at"]), period_end=_instant(rows[-1]["taken_at"]),
-                            min_temp=min(temps), max_temp=max(temps))
+        batch = SensorBatch(
+            lot=lot,
+            event=event,
+            merkle_root=hex32(root),
+            reading_count=len(rows),
+            period_start=_instant(rows[0]["taken_at"]),
+            period_end=_instant(rows[-1]["taken_at"]),
+            min_temp=min(temps),
+            max_temp=max(temps),
+        )
         self.ctx.session.add(batch)
         for i, r in enumerate(rows):
-            self.ctx.session.add(SensorReading(
-                batch=batch, taken_at=_instant(r["taken_at"]), temperature_c=Decimal(r["temperature_c"]),
-                humidity=Decimal(r["humidity"]) if r.get("humidity") is not None else None,
-                sensor_id=w.payload.get("sensor_id") or "", leaf_index=i))
+            self.ctx.session.add(
+                SensorReading(
+                    batch=batch,
+                    taken_at=_instant(r["taken_at"]),
+                    temperature_c=Decimal(r["temperature_c"]),
+                    humidity=Decimal(r["humidity"]) if r.get("humidity") is not None else None,
+                    sensor_id=w.payload.get("sensor_id") or "",
+                    leaf_index=i,
+                )
+            )
         self._add(w.index, event, ("anchorReadings", [_b(lot.lot_id), root, len(rows), _b(event.payload_hash)]))
 
 
@@ -1168,8 +1424,9 @@ def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
     doc = validate_document(document)
     events = doc["epcisBody"]["eventList"]
     if not events:
-        raise InvalidInput("epcisBody.eventList: the document holds no events", field="epcisBody.eventList",
-                           code="epcis_empty")
+        raise InvalidInput(
+            "epcisBody.eventList: the document holds no events", field="epcisBody.eventList", code="epcis_empty"
+        )
     planner = _Planner(ctx, org)
     results: list[EventResult] = []
     plans: list[_Write] = []
@@ -1188,16 +1445,26 @@ def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
         first = bad[0]
         raise CaptureRejected(
             f"{len(bad)} of {len(results)} event(s) cannot be captured, so nothing was recorded; first: "
-            f"event {first.index}: {first.reason}", results, field=first.field)
+            f"event {first.index}: {first.reason}",
+            results,
+            field=first.field,
+        )
     writer = _Writer(ctx, org)
     for plan in plans:
         writer.write(plan)
     writer.flush()
     for index, event in writer.written:
         item = event.lot
-        results[index].writes.append({"kind": EventKind(int(event.kind)).name.lower(), "gtin": item.gtin,
-                                      "lot_code": item.lot_code, "event_id": event.id, "status": event.status,
-                                      "tx_hash": event.tx_hash})
+        results[index].writes.append(
+            {
+                "kind": EventKind(int(event.kind)).name.lower(),
+                "gtin": item.gtin,
+                "lot_code": item.lot_code,
+                "event_id": event.id,
+                "status": event.status,
+                "tx_hash": event.tx_hash,
+            }
+        )
     for result in results:
         result.status = "captured"
     return CaptureResult(results, writer.transactions)

@@ -88,8 +88,20 @@ FORMATS = {"csv": "text/csv; charset=utf-8", "xlsx": XLSX_CONTENT_TYPE}
 
 # payload fields that have a column of their own (everything else goes to "Other key data elements")
 _COLUMN_FIELDS = frozenset(key for key, _ in COLUMNS) | {
-    "location_gln", "from_gln", "to_gln", "inputs", "tlc_source_gln", "harvest_date_start", "harvest_date_end",
-    "harvest_date", "cooling_date", "packing_date", "ship_date", "receive_date", "transformation_date", "landing_date",
+    "location_gln",
+    "from_gln",
+    "to_gln",
+    "inputs",
+    "tlc_source_gln",
+    "harvest_date_start",
+    "harvest_date_end",
+    "harvest_date",
+    "cooling_date",
+    "packing_date",
+    "ship_date",
+    "receive_date",
+    "transformation_date",
+    "landing_date",
 }
 
 
@@ -100,16 +112,20 @@ def parse_date(value: object, field: str) -> date:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError:
-        raise InvalidInput(f"{field}: must be a date as YYYY-MM-DD, got {value!r}", field=field,
-                           code="invalid_date") from None
+        raise InvalidInput(
+            f"{field}: must be a date as YYYY-MM-DD, got {value!r}", field=field, code="invalid_date"
+        ) from None
 
 
 def _lots(ctx: Ctx, ids: Iterable[int]) -> list[Lot]:
     ids = list(dict.fromkeys(ids))
     if not ids:
         return []
-    rows = ctx.session.scalars(select(Lot).where(Lot.id.in_(ids)).options(
-        selectinload(Lot.product), selectinload(Lot.events).selectinload(Event.actor)))
+    rows = ctx.session.scalars(
+        select(Lot)
+        .where(Lot.id.in_(ids))
+        .options(selectinload(Lot.product), selectinload(Lot.events).selectinload(Event.actor))
+    )
     by_id = {lot.id: lot for lot in rows}
     return [by_id[i] for i in ids if i in by_id]
 
@@ -122,9 +138,16 @@ def _with_chain(ctx: Ctx, lots: Sequence[Lot]) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-def select_events(ctx: Ctx, *, lot: Lot | None = None, product: str | None = None, date_from: object = None,
-                  date_to: object = None, chain: bool = False,
-                  viewer: Organisation | None = None) -> list[tuple[Lot, Event]]:
+def select_events(
+    ctx: Ctx,
+    *,
+    lot: Lot | None = None,
+    product: str | None = None,
+    date_from: object = None,
+    date_to: object = None,
+    chain: bool = False,
+    viewer: Organisation | None = None,
+) -> list[tuple[Lot, Event]]:
     """The (lot, CTE event) pairs to export, in date order. Either ``lot`` or ``product`` with both dates.
 
     A viewer that is not an inspector or regulator only gets lots it can see (it created, held or handled).
@@ -140,8 +163,11 @@ def select_events(ctx: Ctx, *, lot: Lot | None = None, product: str | None = Non
     else:
         gtin = parse_gtin(product or "")
         if date_from in (None, "") or date_to in (None, ""):
-            raise InvalidInput("a product export needs both dates: from and to", field="from" if not date_from
-                               else "to", code="invalid_date")
+            raise InvalidInput(
+                "a product export needs both dates: from and to",
+                field="from" if not date_from else "to",
+                code="invalid_date",
+            )
         start, end = parse_date(date_from, "from"), parse_date(date_to, "to")
         if end < start:
             raise InvalidInput(f"to ({end}) must not be before from ({start})", field="to", code="invalid_date")
@@ -190,48 +216,77 @@ def _creation_location(lot: Lot) -> str | None:
 
 def rows(ctx: Ctx, pairs: Sequence[tuple[Lot, Event]], viewer: Organisation | None = None) -> list[dict[str, str]]:
     """One dict per CTE, keyed by ``COLUMNS`` keys; every value is text ('' when not recorded)."""
-    fields = [(lot, event, visible_view(int(event.kind), event.payload or {},
-                                        level_for(event, viewer) if viewer else Visibility.CONSORTIUM))
-              for lot, event in pairs]
+    fields = [
+        (
+            lot,
+            event,
+            visible_view(
+                int(event.kind), event.payload or {}, level_for(event, viewer) if viewer else Visibility.CONSORTIUM
+            ),
+        )
+        for lot, event in pairs
+    ]
     glns = {v for _, _, f in fields for k, v in f.items() if k.endswith("_gln") and isinstance(v, str)}
     glns |= {g for lot, _, _ in fields if (g := _creation_location(lot))}
-    places = {loc.gln: loc for loc in ctx.session.scalars(select(Location).where(Location.gln.in_(glns)))} \
-        if glns else {}
+    places = (
+        {loc.gln: loc for loc in ctx.session.scalars(select(Location).where(Location.gln.in_(glns)))} if glns else {}
+    )
     out = []
     for lot, event, kde in fields:
         kind = EventKind(int(event.kind))
-        here = kde.get("from_gln") if kind is EventKind.SHIPPING else (
-            kde.get("to_gln") if kind is EventKind.RECEIVING else kde.get("location_gln"))
+        here = (
+            kde.get("from_gln")
+            if kind is EventKind.SHIPPING
+            else (kde.get("to_gln") if kind is EventKind.RECEIVING else kde.get("location_gln"))
+        )
         source = kde.get("tlc_source_gln") or _creation_location(lot)
         harvest_gln = kde.get("location_gln") if kind is EventKind.HARVESTING else kde.get("harvest_location_gln")
         row = {key: "" for key, _ in COLUMNS}
-        row.update({
-            "cte": CTE_KINDS[kind],
-            "date": event_date(kind, kde) or event.occurred_at.date().isoformat(),
-            "traceability_lot_code": lot.lot_code,
-            "gtin": lot.gtin,
-            "product_description": kde.get("product_description") or lot.product.name,
-            "location_description": _describe(places.get(here)) if here else "",
-            "location_gln": here or "",
-            "tlc_source_description": _describe(places.get(source)) if source else "",
-            "tlc_source_gln": source or "",
-            "ship_from_description": _describe(places.get(kde["from_gln"])) if kde.get("from_gln") else "",
-            "ship_from_gln": kde.get("from_gln", ""),
-            "ship_to_description": _describe(places.get(kde["to_gln"])) if kde.get("to_gln") else "",
-            "ship_to_gln": kde.get("to_gln", ""),
-            "harvest_location_gln": harvest_gln or "",
-            "harvest_date": kde.get("harvest_date") or (kde.get("harvest_date_start") or ""),
-            "input_lots": "; ".join(_input(i) for i in kde.get("inputs", []) if isinstance(i, Mapping)),
-            "other_kdes": "; ".join(f"{k}={v}" for k, v in sorted(kde.items())
-                                    if k not in _COLUMN_FIELDS and not isinstance(v, list | dict)),
-            "recorded_by": event.actor.name,
-            "record_status": "anchored on chain" if event.status == "confirmed" else "not yet mined",
-            "chain_transaction": (event.tx_hash or "") if event.status == "confirmed" else "",
-        })
-        for key in ("commodity", "variety", "quantity", "unit", "reference_document_type",
-                    "reference_document_number", "field_name", "container_name", "cooling_location_gln",
-                    "cooling_date", "harvester_business_name", "immediate_subsequent_recipient_gln", "harvest_area",
-                    "vessel_name", "carrier"):
+        row.update(
+            {
+                "cte": CTE_KINDS[kind],
+                "date": event_date(kind, kde) or event.occurred_at.date().isoformat(),
+                "traceability_lot_code": lot.lot_code,
+                "gtin": lot.gtin,
+                "product_description": kde.get("product_description") or lot.product.name,
+                "location_description": _describe(places.get(here)) if here else "",
+                "location_gln": here or "",
+                "tlc_source_description": _describe(places.get(source)) if source else "",
+                "tlc_source_gln": source or "",
+                "ship_from_description": _describe(places.get(kde["from_gln"])) if kde.get("from_gln") else "",
+                "ship_from_gln": kde.get("from_gln", ""),
+                "ship_to_description": _describe(places.get(kde["to_gln"])) if kde.get("to_gln") else "",
+                "ship_to_gln": kde.get("to_gln", ""),
+                "harvest_location_gln": harvest_gln or "",
+                "harvest_date": kde.get("harvest_date") or (kde.get("harvest_date_start") or ""),
+                "input_lots": "; ".join(_input(i) for i in kde.get("inputs", []) if isinstance(i, Mapping)),
+                "other_kdes": "; ".join(
+                    f"{k}={v}"
+                    for k, v in sorted(kde.items())
+                    if k not in _COLUMN_FIELDS and not isinstance(v, list | dict)
+                ),
+                "recorded_by": event.actor.name,
+                "record_status": "anchored on chain" if event.status == "confirmed" else "not yet mined",
+                "chain_transaction": (event.tx_hash or "") if event.status == "confirmed" else "",
+            }
+        )
+        for key in (
+            "commodity",
+            "variety",
+            "quantity",
+            "unit",
+            "reference_document_type",
+            "reference_document_number",
+            "field_name",
+            "container_name",
+            "cooling_location_gln",
+            "cooling_date",
+            "harvester_business_name",
+            "immediate_subsequent_recipient_gln",
+            "harvest_area",
+            "vessel_name",
+            "carrier",
+        ):
             if kde.get(key) is not None:
                 row[key] = str(kde[key])
         if kind is EventKind.HARVESTING and not row["commodity"]:

@@ -46,8 +46,9 @@ def _name(name: object) -> str:
 
 def _scope(scope: object) -> str:
     if scope not in TOKEN_SCOPES:
-        raise InvalidInput(f"scope must be one of {', '.join(TOKEN_SCOPES)}, got {scope!r}", field="scope",
-                           code="invalid_scope")
+        raise InvalidInput(
+            f"scope must be one of {', '.join(TOKEN_SCOPES)}, got {scope!r}", field="scope", code="invalid_scope"
+        )
     return str(scope)
 
 
@@ -96,8 +97,11 @@ def authenticate(ctx: Ctx, plain: str | None) -> tuple[Organisation, str]:
 def token_for(ctx: Ctx, plain: str | None) -> ApiToken:
     """The live token row for ``plain`` (``last_used_at`` updated); InvalidToken when missing or bad."""
     if not plain:
-        raise InvalidToken("an API token is required: send 'Authorization: Bearer llt_...'",
-                           field="Authorization", code="missing_token")
+        raise InvalidToken(
+            "an API token is required: send 'Authorization: Bearer llt_...'",
+            field="Authorization",
+            code="missing_token",
+        )
     if not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
         raise InvalidToken("the API token is not a Lotline token (they start with 'llt_')", field="Authorization")
     digest = hash_token(plain)

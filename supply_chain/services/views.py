@@ -97,9 +97,7 @@ def can_see_lot(ctx: Ctx, org: Organisation, lot: Lot) -> bool:
         return True
     if org.id in (lot.creator_org_id, lot.custodian_org_id, lot.pending_custodian_org_id):
         return True
-    return bool(
-        ctx.session.scalar(select(exists().where(Event.lot_id == lot.id, Event.actor_org_id == org.id)))
-    )
+    return bool(ctx.session.scalar(select(exists().where(Event.lot_id == lot.id, Event.actor_org_id == org.id))))
 
 
 def level_for(event: Event, org: Organisation | None) -> Visibility:
@@ -192,9 +190,7 @@ def last_offer(lot: Lot) -> Event | None:
 
 def receivers(ctx: Ctx, org: Organisation) -> list[Organisation]:
     """Organisations that can take custody of a lot, other than ``org``."""
-    orgs = ctx.session.scalars(
-        select(Organisation).where(Organisation.id != org.id).order_by(Organisation.name)
-    )
+    orgs = ctx.session.scalars(select(Organisation).where(Organisation.id != org.id).order_by(Organisation.name))
     return [o for o in orgs if {"processor", "distributor", "retailer"} & set(o.roles)]
 
 
@@ -217,18 +213,13 @@ def organisations(ctx: Ctx) -> list[Organisation]:
 def recent_inspections(ctx: Ctx, org: Organisation, limit: int = 20) -> list[Inspection]:
     return list(
         ctx.session.scalars(
-            select(Inspection)
-            .where(Inspection.inspector_org_id == org.id)
-            .order_by(Inspection.id.desc())
-            .limit(limit)
+            select(Inspection).where(Inspection.inspector_org_id == org.id).order_by(Inspection.id.desc()).limit(limit)
         )
     )
 
 
 def held_lots(ctx: Ctx, limit: int = 100) -> list[Lot]:
-    return list(
-        ctx.session.scalars(select(Lot).where(Lot.status == "held").order_by(Lot.id.desc()).limit(limit))
-    )
+    return list(ctx.session.scalars(select(Lot).where(Lot.status == "held").order_by(Lot.id.desc()).limit(limit)))
 
 
 def recalls(ctx: Ctx, limit: int = 50) -> list[Recall]:
@@ -279,9 +270,7 @@ def _unchecked(lot: Lot) -> bool:
     """True when the lot has not been verified since its last confirmed event (its state is stale)."""
     if lot.verification_state is None or lot.verified_at is None:
         return True
-    latest = max(
-        (e.confirmed_at for e in lot.events if e.status == "confirmed" and e.confirmed_at), default=None
-    )
+    latest = max((e.confirmed_at for e in lot.events if e.status == "confirmed" and e.confirmed_at), default=None)
     return latest is not None and latest > lot.verified_at
 
 
@@ -309,12 +298,7 @@ def event_state(lot: Lot, event: Event) -> str:
         if event.id == bad:
             return "tampered"
         bad_event = next((e for e in lot.events if e.id == bad), None)
-        if (
-            bad_event is not None
-            and bad_event.seq is not None
-            and event.seq is not None
-            and event.seq < bad_event.seq
-        ):
+        if bad_event is not None and bad_event.seq is not None and event.seq is not None and event.seq < bad_event.seq:
             return "verified"
         return "unverified"
     return str(state)
@@ -333,9 +317,7 @@ def combined_state(lots: Iterable[Lot]) -> str:
 
 
 def _places(ctx: Ctx, events: Iterable[Event]) -> dict[str, dict[str, Any]]:
-    glns = {
-        v for e in events for k, v in (e.payload or {}).items() if k.endswith("_gln") and isinstance(v, str)
-    }
+    glns = {v for e in events for k, v in (e.payload or {}).items() if k.endswith("_gln") and isinstance(v, str)}
     if not glns:
         return {}
     rows = ctx.session.scalars(
@@ -409,17 +391,12 @@ def _journey(
     ctx: Ctx, lot: Lot, chain: Sequence[tuple[Lot, int]], level_of: Any, base_url: str, include_failed: bool
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     all_events = [
-        (lot_, depth, e)
-        for lot_, depth in chain
-        for e in lot_.events
-        if include_failed or e.status != "failed"
+        (lot_, depth, e) for lot_, depth in chain for e in lot_.events if include_failed or e.status != "failed"
     ]
     places = _places(ctx, (e for _, _, e in all_events))
     far = 10**12
     all_events.sort(key=lambda t: (t[2].occurred_at, -t[1], t[2].seq or far, t[2].id))
-    rows = [
-        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url) for lot_, _, e in all_events
-    ]
+    rows = [_event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url) for lot_, _, e in all_events]
     return rows, places
 
 
@@ -535,9 +512,7 @@ def label_date(lot: Lot) -> tuple[str, str]:
     date it was made), else its harvest date, else the day it was recorded."""
     if lot.pack_date:
         return "Packed", lot.pack_date.isoformat()
-    made = next(
-        (e for e in lot.events if int(e.kind) == EventKind.TRANSFORMATION and e.status != "failed"), None
-    )
+    made = next((e for e in lot.events if int(e.kind) == EventKind.TRANSFORMATION and e.status != "failed"), None)
     if made is not None and made.payload.get("transformation_date"):
         return "Packed", str(made.payload["transformation_date"])[:10]
     if lot.harvest_date:
@@ -694,9 +669,7 @@ def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
 
 def compliance_records(ctx: Ctx) -> list[dict[str, Any]]:
     """Every organisation with its roles and compliance record (for the regulator)."""
-    return [
-        trace.compliance(ctx, org) | {"id": org.id, "roles": list(org.roles)} for org in organisations(ctx)
-    ]
+    return [trace.compliance(ctx, org) | {"id": org.id, "roles": list(org.roles)} for org in organisations(ctx)]
 
 
 def parse_readings(text: str) -> list[dict[str, str]]:

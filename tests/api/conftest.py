@@ -65,8 +65,15 @@ class Network:
 
 
 def make_runtime(home: Path) -> Runtime:
-    runtime = Runtime(Settings.from_env(env={}, home=home, database_url=f"sqlite:///{(home / 'lotline.db').as_posix()}",
-                                        secret_key="test-secret", public_url="https://lotline.test"))
+    runtime = Runtime(
+        Settings.from_env(
+            env={},
+            home=home,
+            database_url=f"sqlite:///{(home / 'lotline.db').as_posix()}",
+            secret_key="test-secret",
+            public_url="https://lotline.test",
+        )
+    )
     catch_up(runtime)
     return runtime
 
@@ -79,14 +86,18 @@ def build_network(runtime: Runtime) -> Network:
         regulator = orgs.onboard(ctx, None, "API Regulator", ["regulator", "admin"])
         for number, role in enumerate(ROLES, start=1):
             prefix = f"070000{number}"
-            org = regulator if role == "regulator" else orgs.onboard(ctx, regulator, f"API {role.title()}", [role],
-                                                                     prefix)
+            org = (
+                regulator
+                if role == "regulator"
+                else orgs.onboard(ctx, regulator, f"API {role.title()}", [role], prefix)
+            )
             site = gln(prefix, "00001") if role != "regulator" else gln("0700009", "00001")
             orgs.register_location(ctx, org, site, f"{role.title()} site", f"{number} Test Road", None, None, "other")
             member = Member(role, org, prefix, site)
             if role in ("producer", "processor"):
-                product = orgs.register_product(ctx, org, gtin(prefix, "00001"), f"{role.title()} greens", "test",
-                                                True, "kg")
+                product = orgs.register_product(
+                    ctx, org, gtin(prefix, "00001"), f"{role.title()} greens", "test", True, "kg"
+                )
                 member.gtin = product.gtin
             _, member.read = tokens.create(ctx, org, f"{role} read", "read")
             _, member.write = tokens.create(ctx, org, f"{role} write", "write")
@@ -128,8 +139,16 @@ class Api:
         self.client = client
         self.member = member
 
-    def __call__(self, method: str, path: str, *, scope: str = "write", json: Any = None,
-                 headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str = "write",
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         all_headers = self.member.headers(scope) | (headers or {})
         return self.client.open("/api/v1" + path, method=method, json=json, headers=all_headers, **kwargs)
 
@@ -141,10 +160,23 @@ def as_role(client: FlaskClient, network: Network):  # noqa: ANN201
 
 
 def harvest_body(member: Member, code: str, quantity: str = "100") -> dict[str, Any]:
-    return {"gtin": member.gtin, "lot_code": code, "kind": "harvesting", "quantity": quantity, "unit": "kg",
-            "payload": {"location_gln": member.gln, "harvest_date": "2025-05-01", "commodity": "romaine lettuce"}}
+    return {
+        "gtin": member.gtin,
+        "lot_code": code,
+        "kind": "harvesting",
+        "quantity": quantity,
+        "unit": "kg",
+        "payload": {"location_gln": member.gln, "harvest_date": "2025-05-01", "commodity": "romaine lettuce"},
+    }
 
 
 def ship_body(src: Member, dst: Member, ref: str = "BOL-1") -> dict[str, Any]:
-    return {"payload": {"from_gln": src.gln, "to_gln": dst.gln, "ship_date": "2025-05-02",
-                        "reference_document_type": "bill of lading", "reference_document_number": ref}}
+    return {
+        "payload": {
+            "from_gln": src.gln,
+            "to_gln": dst.gln,
+            "ship_date": "2025-05-02",
+            "reference_document_type": "bill of lading",
+            "reference_document_number": ref,
+        }
+    }

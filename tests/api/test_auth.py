@@ -68,20 +68,40 @@ def test_only_producers_and_processors_create_lots(as_role, network, role: str) 
     assert response.get_json()["error"] == "wrong_role"
 
 
-@pytest.mark.parametrize(("role", "method", "path", "body"), [
-    ("distributor", "POST", "/products", {"gtin": "00700004000018", "name": "x"}),
-    ("inspector", "POST", "/locations", {"gln": "0700005000026", "name": "x"}),
-    ("producer", "POST", "/lots/{gtin}/{lot}/inspections",
-     {"outcome": "pass", "payload": {"inspection_date": "2025-05-03", "inspector_name": "x"}}),
-    ("producer", "POST", "/lots/{gtin}/{lot}/holds", {"reason": "x"}),
-    ("regulator", "POST", "/lots/{gtin}/{lot}/release", {"reason": "x"}),
-    ("producer", "POST", "/lots/{gtin}/{lot}/custody/accept", {}),
-    ("distributor", "POST", "/transformations", {"location_gln": "0700003000016", "transformation_date": "2025-05-03",
-                                                 "outputs": [{"gtin": "1", "lot_code": "x", "quantity": "1",
-                                                              "inputs": [{"gtin": "1", "lot_code": "y",
-                                                                          "quantity": "1"}]}]}),
-    ("inspector", "POST", "/lots/{gtin}/{lot}/shipments", {"payload": {}}),
-])
+@pytest.mark.parametrize(
+    ("role", "method", "path", "body"),
+    [
+        ("distributor", "POST", "/products", {"gtin": "00700004000018", "name": "x"}),
+        ("inspector", "POST", "/locations", {"gln": "0700005000026", "name": "x"}),
+        (
+            "producer",
+            "POST",
+            "/lots/{gtin}/{lot}/inspections",
+            {"outcome": "pass", "payload": {"inspection_date": "2025-05-03", "inspector_name": "x"}},
+        ),
+        ("producer", "POST", "/lots/{gtin}/{lot}/holds", {"reason": "x"}),
+        ("regulator", "POST", "/lots/{gtin}/{lot}/release", {"reason": "x"}),
+        ("producer", "POST", "/lots/{gtin}/{lot}/custody/accept", {}),
+        (
+            "distributor",
+            "POST",
+            "/transformations",
+            {
+                "location_gln": "0700003000016",
+                "transformation_date": "2025-05-03",
+                "outputs": [
+                    {
+                        "gtin": "1",
+                        "lot_code": "x",
+                        "quantity": "1",
+                        "inputs": [{"gtin": "1", "lot_code": "y", "quantity": "1"}],
+                    }
+                ],
+            },
+        ),
+        ("inspector", "POST", "/lots/{gtin}/{lot}/shipments", {"payload": {}}),
+    ],
+)
 def test_role_rules_match_the_dashboard(as_role, network, role: str, method: str, path: str, body: dict) -> None:
     producer = network["producer"]
     code = new_code()
@@ -95,12 +115,14 @@ def test_an_organisation_cannot_ship_a_lot_it_does_not_hold(as_role, network) ->
     producer, processor = network["producer"], network["processor"]
     code = new_code()
     as_role("producer")("POST", "/lots", json=harvest_body(producer, code))
-    response = as_role("processor")("POST", f"/lots/{producer.gtin}/{code}/shipments",
-                                    json=ship_body(processor, network["distributor"]))
+    response = as_role("processor")(
+        "POST", f"/lots/{producer.gtin}/{code}/shipments", json=ship_body(processor, network["distributor"])
+    )
     assert response.status_code == 404  # not visible to the processor: same answer as a lot that does not exist
     as_role("producer")("POST", f"/lots/{producer.gtin}/{code}/shipments", json=ship_body(producer, processor))
-    response = as_role("processor")("POST", f"/lots/{producer.gtin}/{code}/shipments",
-                                    json=ship_body(processor, network["distributor"]))
+    response = as_role("processor")(
+        "POST", f"/lots/{producer.gtin}/{code}/shipments", json=ship_body(processor, network["distributor"])
+    )
     assert response.status_code == 403  # offered, so visible, but not held yet
 
 

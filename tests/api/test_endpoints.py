@@ -36,20 +36,29 @@ def _at_processor(as_role, network) -> str:
 def test_register_and_list_products(as_role) -> None:
     api = as_role("processor")
     new_gtin = gtin("0700002", "00777")
-    response = api("POST", "/products", json={"gtin": new_gtin, "name": "Kale chips", "unit": "case",
-                                              "on_food_traceability_list": False})
+    response = api(
+        "POST",
+        "/products",
+        json={"gtin": new_gtin, "name": "Kale chips", "unit": "case", "on_food_traceability_list": False},
+    )
     assert response.status_code == 201
-    assert response.get_json() == {"gtin": new_gtin, "name": "Kale chips", "category": None, "unit": "case",
-                                   "on_food_traceability_list": False,
-                                   "organisation": {"id": api.member.org.id, "name": "API Processor"}}
+    assert response.get_json() == {
+        "gtin": new_gtin,
+        "name": "Kale chips",
+        "category": None,
+        "unit": "case",
+        "on_food_traceability_list": False,
+        "organisation": {"id": api.member.org.id, "name": "API Processor"},
+    }
     listed = api("GET", "/products", scope="read").get_json()["items"]
     assert new_gtin in [p["gtin"] for p in listed]
     again = api("POST", "/products", json={"gtin": new_gtin, "name": "Kale chips"})
     assert again.status_code == 409 and again.get_json()["field"] == "gtin"
 
 
-@pytest.mark.parametrize(("value", "code"), [("00700002000123", "invalid_gtin"), ("12ab", "invalid_gtin"),
-                                             ("", "invalid_gtin")])
+@pytest.mark.parametrize(
+    ("value", "code"), [("00700002000123", "invalid_gtin"), ("12ab", "invalid_gtin"), ("", "invalid_gtin")]
+)
 def test_bad_gtin_names_the_field_and_the_rule(as_role, value: str, code: str) -> None:
     response = as_role("processor")("POST", "/products", json={"gtin": value, "name": "x"})
     assert response.status_code == 400
@@ -65,8 +74,11 @@ def test_gtin_outside_the_company_prefix_is_forbidden(as_role) -> None:
 def test_register_and_list_locations(as_role) -> None:
     api = as_role("distributor")
     new_gln = gln("0700003", "00042")
-    response = api("POST", "/locations", json={"gln": new_gln, "name": "Cross-dock 42", "latitude": 37.9,
-                                               "longitude": -121.3, "kind": "warehouse"})
+    response = api(
+        "POST",
+        "/locations",
+        json={"gln": new_gln, "name": "Cross-dock 42", "latitude": 37.9, "longitude": -121.3, "kind": "warehouse"},
+    )
     assert response.status_code == 201 and response.get_json()["gln"] == new_gln
     mine = api("GET", "/locations?mine=true", scope="read").get_json()["items"]
     assert {loc["organisation"]["name"] for loc in mine} == {"API Distributor"}
@@ -109,15 +121,24 @@ def test_create_lot_errors_name_the_field(as_role, network) -> None:
     typo = harvest_body(producer, new_code())
     typo["quantitty"] = "1"
     assert api("POST", "/lots", json=typo).get_json() == {
-        "error": "unknown_field", "field": "body",
-        "message": "body: Additional properties are not allowed ('quantitty' was unexpected)"}
+        "error": "unknown_field",
+        "field": "body",
+        "message": "body: Additional properties are not allowed ('quantitty' was unexpected)",
+    }
     negative = api("POST", "/lots", json=harvest_body(producer, new_code(), quantity="-3"))
     assert negative.status_code == 400 and negative.get_json()["error"] == "invalid_quantity"
 
 
-@pytest.mark.parametrize(("data", "fragment"), [
-    (b"{\"gtin\": ", "not valid JSON"), (b"", "empty"), (b"\xff\xfe", "not UTF-8"), (b"[1, 2]", "must be of type object"),
-    (b"{\"quantity\": NaN}", "not valid JSON")])
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b'{"gtin": ', "not valid JSON"),
+        (b"", "empty"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"[1, 2]", "must be of type object"),
+        (b'{"quantity": NaN}', "not valid JSON"),
+    ],
+)
 def test_malformed_json_is_a_400_naming_the_problem(as_role, data: bytes, fragment: str) -> None:
     response = as_role("producer")("POST", "/lots", data=data, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
@@ -128,14 +149,23 @@ def test_record_and_list_events(as_role, network) -> None:
     producer = network["producer"]
     code = _lot(as_role, network)
     api = as_role("producer")
-    response = api("POST", f"/lots/{producer.gtin}/{code}/events", json={
-        "kind": "cooling", "payload": {"location_gln": producer.gln, "cooling_date": "2025-05-01T18:00:00+02:00"}})
+    response = api(
+        "POST",
+        f"/lots/{producer.gtin}/{code}/events",
+        json={
+            "kind": "cooling",
+            "payload": {"location_gln": producer.gln, "cooling_date": "2025-05-01T18:00:00+02:00"},
+        },
+    )
     assert response.status_code == 201
     event = response.get_json()["event"]
     assert event["kind"] == "cooling" and event["status"] == "confirmed" and event["seq"] == 2
     assert event["payload"]["quantity"] == "100"  # defaulted to the lot's quantity
-    observation = api("POST", f"/lots/{producer.gtin}/{code}/events", json={
-        "kind": "observation", "payload": {"note": "leaves slightly wilted", "date": "2025-05-02"}})
+    observation = api(
+        "POST",
+        f"/lots/{producer.gtin}/{code}/events",
+        json={"kind": "observation", "payload": {"note": "leaves slightly wilted", "date": "2025-05-02"}},
+    )
     assert observation.status_code == 201
     own = api("GET", f"/lots/{producer.gtin}/{code}/events", scope="read").get_json()["items"]
     assert [e["kind"] for e in own] == ["harvesting", "cooling", "observation"]
@@ -149,13 +179,15 @@ def test_record_and_list_events(as_role, network) -> None:
 def test_ship_accept_and_the_custody_it_moves(as_role, network) -> None:
     producer, processor = network["producer"], network["processor"]
     code = _lot(as_role, network)
-    shipped = as_role("producer")("POST", f"/lots/{producer.gtin}/{code}/shipments",
-                                  json=ship_body(producer, processor, "BOL-77"))
+    shipped = as_role("producer")(
+        "POST", f"/lots/{producer.gtin}/{code}/shipments", json=ship_body(producer, processor, "BOL-77")
+    )
     assert shipped.status_code == 201
     assert shipped.get_json()["lot"]["status"] == "in_transit"
     assert shipped.get_json()["lot"]["pending_custodian"]["name"] == "API Processor"  # owner of to_gln
-    received = as_role("processor")("POST", f"/lots/{producer.gtin}/{code}/custody/accept",
-                                    json={"payload": {"receive_date": "2025-05-03"}})
+    received = as_role("processor")(
+        "POST", f"/lots/{producer.gtin}/{code}/custody/accept", json={"payload": {"receive_date": "2025-05-03"}}
+    )
     assert received.status_code == 201
     body = received.get_json()
     assert body["lot"]["custodian"]["name"] == "API Processor" and body["lot"]["status"] == "active"
@@ -183,8 +215,9 @@ def test_reject_and_cancel_a_shipment(as_role, network) -> None:
 def test_shipping_to_an_organisation_that_cannot_receive_is_refused(as_role, network) -> None:
     producer = network["producer"]
     code = _lot(as_role, network)
-    response = as_role("producer")("POST", f"/lots/{producer.gtin}/{code}/shipments",
-                                   json=ship_body(producer, network["inspector"]))
+    response = as_role("producer")(
+        "POST", f"/lots/{producer.gtin}/{code}/shipments", json=ship_body(producer, network["inspector"])
+    )
     assert response.status_code == 400 and response.get_json()["error"] == "recipient_cannot_receive"
 
 
@@ -192,11 +225,23 @@ def test_inspection_with_certificate_hold_release_and_recall(as_role, network, a
     producer = network["producer"]
     code = _lot(as_role, network)
     path = f"/lots/{producer.gtin}/{code}"
-    inspected = as_role("inspector")("POST", path + "/inspections", json={
-        "outcome": "fail", "payload": {"inspection_date": "2025-05-03", "inspector_name": "Ian",
-                                       "findings": "Listeria in 1 of 5 samples"},
-        "certificate": {"filename": "lab.pdf", "content_type": "application/pdf",
-                        "content_base64": base64.b64encode(PDF).decode()}})
+    inspected = as_role("inspector")(
+        "POST",
+        path + "/inspections",
+        json={
+            "outcome": "fail",
+            "payload": {
+                "inspection_date": "2025-05-03",
+                "inspector_name": "Ian",
+                "findings": "Listeria in 1 of 5 samples",
+            },
+            "certificate": {
+                "filename": "lab.pdf",
+                "content_type": "application/pdf",
+                "content_base64": base64.b64encode(PDF).decode(),
+            },
+        },
+    )
     assert inspected.status_code == 201, inspected.get_json()
     assert inspected.get_json()["lot"]["status"] == "held"  # a fail holds the lot
     assert len(inspected.get_json()["event"]["payload"]["certificate_sha256"]) == 64
@@ -206,20 +251,30 @@ def test_inspection_with_certificate_hold_release_and_recall(as_role, network, a
     assert released.status_code == 201 and released.get_json()["lot"]["status"] == "active"
     held = as_role("regulator")("POST", path + "/holds", json={"reason": "investigation"})
     assert held.get_json()["lot"]["status"] == "held"
-    recalled = as_role("regulator")("POST", path + "/recalls", json={
-        "reason": "Listeria monocytogenes", "recall_class": "I", "instructions": "Do not eat."})
+    recalled = as_role("regulator")(
+        "POST",
+        path + "/recalls",
+        json={"reason": "Listeria monocytogenes", "recall_class": "I", "instructions": "Do not eat."},
+    )
     assert recalled.status_code == 201 and recalled.get_json()["lot"]["status"] == "recalled"
-    again = as_role("regulator")("POST", path + "/recalls", json={
-        "reason": "x", "recall_class": "I", "instructions": "x"})
+    again = as_role("regulator")(
+        "POST", path + "/recalls", json={"reason": "x", "recall_class": "I", "instructions": "x"}
+    )
     assert again.status_code == 409 and again.get_json()["error"] == "lot_recalled"
 
 
 def test_bad_certificate_is_refused_before_anything_is_written(as_role, network, api_runtime) -> None:
     producer = network["producer"]
     code = _lot(as_role, network)
-    response = as_role("inspector")("POST", f"/lots/{producer.gtin}/{code}/inspections", json={
-        "outcome": "pass", "payload": {"inspection_date": "2025-05-03", "inspector_name": "Ian"},
-        "certificate": {"filename": "x.pdf", "content_type": "application/pdf", "content_base64": "bm90IGEgcGRm"}})
+    response = as_role("inspector")(
+        "POST",
+        f"/lots/{producer.gtin}/{code}/inspections",
+        json={
+            "outcome": "pass",
+            "payload": {"inspection_date": "2025-05-03", "inspector_name": "Ian"},
+            "certificate": {"filename": "x.pdf", "content_type": "application/pdf", "content_base64": "bm90IGEgcGRm"},
+        },
+    )
     assert response.status_code == 400 and response.get_json()["field"] == "certificate"
     with api_runtime.ctx() as ctx:
         lot = ctx.session.scalars(select(Lot).where(Lot.lot_code == code)).one()
@@ -230,26 +285,62 @@ def test_transformation_readings_close_trace_and_verify(as_role, network) -> Non
     producer, processor = network["producer"], network["processor"]
     first, second = _at_processor(as_role, network), _at_processor(as_role, network)
     mix = new_code("MIX")
-    made = as_role("processor")("POST", "/transformations", json={
-        "location_gln": processor.gln, "transformation_date": "2025-05-04", "product_description": "salad mix",
-        "outputs": [{"gtin": processor.gtin, "lot_code": mix, "quantity": "150", "unit": "kg",
-                     "inputs": [{"gtin": producer.gtin, "lot_code": first, "quantity": "100"},
-                                {"gtin": producer.gtin, "lot_code": second, "quantity": "60"}]}]})
+    made = as_role("processor")(
+        "POST",
+        "/transformations",
+        json={
+            "location_gln": processor.gln,
+            "transformation_date": "2025-05-04",
+            "product_description": "salad mix",
+            "outputs": [
+                {
+                    "gtin": processor.gtin,
+                    "lot_code": mix,
+                    "quantity": "150",
+                    "unit": "kg",
+                    "inputs": [
+                        {"gtin": producer.gtin, "lot_code": first, "quantity": "100"},
+                        {"gtin": producer.gtin, "lot_code": second, "quantity": "60"},
+                    ],
+                }
+            ],
+        },
+    )
     assert made.status_code == 201, made.get_json()
     lot = made.get_json()["lots"][0]
     assert lot["lot_code"] == mix and {i["lot_code"] for i in lot["inputs"]} == {first, second}
     left = as_role("processor")("GET", f"/lots/{producer.gtin}/{second}").get_json()
     assert left["quantity"] == "40"
-    too_much = as_role("processor")("POST", "/transformations", json={
-        "location_gln": processor.gln, "transformation_date": "2025-05-04",
-        "outputs": [{"gtin": processor.gtin, "lot_code": new_code("MIX"), "quantity": "1",
-                     "inputs": [{"gtin": producer.gtin, "lot_code": second, "quantity": "41"}]}]})
+    too_much = as_role("processor")(
+        "POST",
+        "/transformations",
+        json={
+            "location_gln": processor.gln,
+            "transformation_date": "2025-05-04",
+            "outputs": [
+                {
+                    "gtin": processor.gtin,
+                    "lot_code": new_code("MIX"),
+                    "quantity": "1",
+                    "inputs": [{"gtin": producer.gtin, "lot_code": second, "quantity": "41"}],
+                }
+            ],
+        },
+    )
     assert too_much.status_code == 400 and too_much.get_json()["error"] == "insufficient_quantity"
 
     path = f"/lots/{processor.gtin}/{mix}"
-    readings = as_role("processor")("POST", path + "/readings", json={
-        "sensor_id": "LOGGER-1", "readings": [{"taken_at": "2025-05-04T08:00:00Z", "temperature_c": 3.5},
-                                              {"taken_at": "2025-05-04T08:30:00Z", "temperature_c": "4.1"}]})
+    readings = as_role("processor")(
+        "POST",
+        path + "/readings",
+        json={
+            "sensor_id": "LOGGER-1",
+            "readings": [
+                {"taken_at": "2025-05-04T08:00:00Z", "temperature_c": 3.5},
+                {"taken_at": "2025-05-04T08:30:00Z", "temperature_c": "4.1"},
+            ],
+        },
+    )
     assert readings.status_code == 201
     assert readings.get_json()["event"]["payload"]["reading_count"] == 2
 

@@ -93,8 +93,11 @@ def test_every_official_example_has_an_expected_outcome() -> None:
 def test_official_example_is_captured_or_rejected_with_reasons(client, api_runtime, example_orgs, name: str) -> None:
     status, code, reasons = EXPECTED[name]
     before = _count_events(api_runtime)
-    response = client.post("/api/v1/epcis/capture", data=(EXAMPLES / name).read_bytes(),
-                           headers=example_orgs["receiver"].headers() | {"Content-Type": "application/ld+json"})
+    response = client.post(
+        "/api/v1/epcis/capture",
+        data=(EXAMPLES / name).read_bytes(),
+        headers=example_orgs["receiver"].headers() | {"Content-Type": "application/ld+json"},
+    )
     body = response.get_json()
     assert response.status_code == status, body
     assert body["error"] == code
@@ -110,23 +113,42 @@ def test_official_example_is_captured_or_rejected_with_reasons(client, api_runti
     assert _count_events(api_runtime) == before  # nothing written
 
 
-def test_example_9_6_2_is_captured_once_its_lot_was_shipped_to_the_capturer(client, api_runtime,
-                                                                           example_orgs) -> None:
+def test_example_9_6_2_is_captured_once_its_lot_was_shipped_to_the_capturer(client, api_runtime, example_orgs) -> None:
     grower, receiver = example_orgs["grower"], example_orgs["receiver"]
     gtin = epcis.parse_lot_uri("urn:epc:class:lgtin:4012345.012345.998877", "x")[0]
     with api_runtime.ctx() as ctx:
-        farm = orgs.register_location(ctx, grower.org, epcis.parse_gln_uri("urn:epc:id:sgln:4012345.00225.0", "x"),
-                                      "Example farm")
-        for urn, name in (("urn:epc:id:sgln:0614141.00777.0", "Dock door 777"),
-                          ("urn:epc:id:sgln:0614141.00888.0", "Warehouse 888")):
+        farm = orgs.register_location(
+            ctx, grower.org, epcis.parse_gln_uri("urn:epc:id:sgln:4012345.00225.0", "x"), "Example farm"
+        )
+        for urn, name in (
+            ("urn:epc:id:sgln:0614141.00777.0", "Dock door 777"),
+            ("urn:epc:id:sgln:0614141.00888.0", "Warehouse 888"),
+        ):
             orgs.register_location(ctx, receiver.org, epcis.parse_gln_uri(urn, "x"), name)
         orgs.register_product(ctx, grower.org, gtin, "Example produce", unit="kg")
-        lot = lot_service.create_lot(ctx, grower.org, gtin, "998877", 1, {
-            "location_gln": farm.gln, "harvest_date": "2013-06-01", "commodity": "produce"}, "200", "kg")
-        lot_service.offer_custody(ctx, grower.org, lot, receiver.org, {
-            "from_gln": farm.gln, "to_gln": epcis.parse_gln_uri("urn:epc:id:sgln:0614141.00777.0", "x"),
-            "ship_date": "2013-06-07", "reference_document_type": "bill of lading",
-            "reference_document_number": "BOL-998877"})
+        lot = lot_service.create_lot(
+            ctx,
+            grower.org,
+            gtin,
+            "998877",
+            1,
+            {"location_gln": farm.gln, "harvest_date": "2013-06-01", "commodity": "produce"},
+            "200",
+            "kg",
+        )
+        lot_service.offer_custody(
+            ctx,
+            grower.org,
+            lot,
+            receiver.org,
+            {
+                "from_gln": farm.gln,
+                "to_gln": epcis.parse_gln_uri("urn:epc:id:sgln:0614141.00777.0", "x"),
+                "ship_date": "2013-06-07",
+                "reference_document_type": "bill of lading",
+                "reference_document_number": "BOL-998877",
+            },
+        )
     document = (EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_bytes()
     headers = receiver.headers() | {"Content-Type": "application/ld+json"}
     response = client.post("/api/v1/epcis/capture", data=document, headers=headers)
@@ -159,8 +181,13 @@ def _loc(gln: str) -> dict[str, str]:
 
 
 def _doc(*events: dict[str, Any]) -> dict[str, Any]:
-    return {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"], "type": "EPCISDocument",
-            "schemaVersion": "2.0", "creationDate": "2025-06-01T12:00:00Z", "epcisBody": {"eventList": list(events)}}
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2025-06-01T12:00:00Z",
+        "epcisBody": {"eventList": list(events)},
+    }
 
 
 def _capture(client, member: Member, document: dict[str, Any]):  # noqa: ANN202
@@ -170,23 +197,52 @@ def _capture(client, member: Member, document: dict[str, Any]):  # noqa: ANN202
 def test_invalid_event_rejects_the_whole_document_and_nothing_is_written(client, api_runtime, network) -> None:
     producer = network["producer"]
     good, taken = new_code("E"), new_code("E")
-    lot_service_lot = {"gtin": producer.gtin, "lot_code": taken, "kind": "harvesting", "quantity": "5",
-                       "payload": {"location_gln": producer.gln, "harvest_date": "2025-06-01", "commodity": "x"}}
+    lot_service_lot = {
+        "gtin": producer.gtin,
+        "lot_code": taken,
+        "kind": "harvesting",
+        "quantity": "5",
+        "payload": {"location_gln": producer.gln, "harvest_date": "2025-06-01", "commodity": "x"},
+    }
     assert client.post("/api/v1/lots", json=lot_service_lot, headers=producer.headers()).status_code == 201
     before = _count_events(api_runtime)
     document = _doc(
-        {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "eventTime": "2025-06-01T08:00:00Z",
-         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
-         "quantityList": [{"epcClass": _dl(producer.gtin, good), "quantity": 10, "uom": "KGM"}]},
-        {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "eventTime": "2025-06-01T08:00:00Z",
-         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
-         "quantityList": [{"epcClass": _dl(producer.gtin, taken), "quantity": 10, "uom": "KGM"}]},
-        {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "eventTime": "2025-06-01T08:00:00Z",
-         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(network["processor"].gln),
-         "quantityList": [{"epcClass": _dl(producer.gtin, new_code("E")), "quantity": 1, "uom": "KGM"}]},
-        {"type": "ObjectEvent", "action": "ADD", "bizStep": "commissioning", "eventTime": "2025-06-01T08:00:00Z",
-         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
-         "quantityList": [{"epcClass": _dl(network["processor"].gtin, new_code("E")), "quantity": 1}]},
+        {
+            "type": "ObjectEvent",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "eventTime": "2025-06-01T08:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "quantityList": [{"epcClass": _dl(producer.gtin, good), "quantity": 10, "uom": "KGM"}],
+        },
+        {
+            "type": "ObjectEvent",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "eventTime": "2025-06-01T08:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "quantityList": [{"epcClass": _dl(producer.gtin, taken), "quantity": 10, "uom": "KGM"}],
+        },
+        {
+            "type": "ObjectEvent",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "eventTime": "2025-06-01T08:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(network["processor"].gln),
+            "quantityList": [{"epcClass": _dl(producer.gtin, new_code("E")), "quantity": 1, "uom": "KGM"}],
+        },
+        {
+            "type": "ObjectEvent",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "eventTime": "2025-06-01T08:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "quantityList": [{"epcClass": _dl(network["processor"].gtin, new_code("E")), "quantity": 1}],
+        },
     )
     response = _capture(client, producer, document)
     assert response.status_code == 422
@@ -206,8 +262,15 @@ def test_capture_needs_a_write_token(client, network) -> None:
 
 
 def test_schema_failure_names_the_path(client, network) -> None:
-    document = _doc({"type": "ObjectEvent", "action": "ADD", "eventTime": "not a time",
-                     "eventTimeZoneOffset": "+00:00", "epcList": []})
+    document = _doc(
+        {
+            "type": "ObjectEvent",
+            "action": "ADD",
+            "eventTime": "not a time",
+            "eventTimeZoneOffset": "+00:00",
+            "epcList": [],
+        }
+    )
     response = _capture(client, network["producer"], document)
     assert response.status_code == 400
     assert response.get_json()["field"] == "epcisBody.eventList[0].eventTime"
@@ -218,49 +281,98 @@ def test_round_trip_capture_then_export_keeps_identifiers_times_steps_and_quanti
     romaine, spinach, mix = new_code("RT"), new_code("RT"), new_code("RTMIX")
     bol = f"urn:epcglobal:cbv:bt:{producer.gln}:BOL-{romaine}"
     farm_doc = _doc(
-        {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8000-{romaine[-5:]:0>12}",
-         "action": "ADD", "bizStep": "commissioning", "disposition": "active",
-         "eventTime": "2025-06-01T06:30:00.250-07:00", "eventTimeZoneOffset": "-07:00",
-         "readPoint": _loc(producer.gln), "bizLocation": _loc(producer.gln),
-         "quantityList": [{"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
-                          {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"}]},
-        {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8001-{romaine[-5:]:0>12}",
-         "action": "OBSERVE", "bizStep": "shipping", "disposition": "in_transit",
-         "eventTime": "2025-06-02T14:00:00Z", "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
-         "quantityList": [{"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
-                          {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"}],
-         "sourceList": [{"type": "location", "source": _loc(producer.gln)["id"]}],
-         "destinationList": [{"type": "location", "destination": _loc(processor.gln)["id"]}],
-         "bizTransactionList": [{"type": "bol", "bizTransaction": bol}]},
-        {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8002-{romaine[-5:]:0>12}",
-         "action": "OBSERVE", "bizStep": "sensor_reporting", "eventTime": "2025-06-02T16:00:00Z",
-         "eventTimeZoneOffset": "+00:00", "readPoint": _loc(producer.gln),
-         "quantityList": [{"epcClass": _dl(producer.gtin, romaine)}],
-         "sensorElementList": [
-             {"sensorMetadata": {"time": "2025-06-02T15:00:00Z", "deviceID": "urn:epc:id:giai:4000001.111"},
-              "sensorReport": [{"type": "Temperature", "value": 3.5, "uom": "CEL"},
-                               {"type": "RelativeHumidity", "value": 91, "uom": "P1"}]},
-             {"sensorMetadata": {"time": "2025-06-02T15:30:00Z", "deviceID": "urn:epc:id:giai:4000001.111"},
-              "sensorReport": [{"type": "Temperature", "value": 38.3, "uom": "FAH"}]}]},
+        {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-8000-{romaine[-5:]:0>12}",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "disposition": "active",
+            "eventTime": "2025-06-01T06:30:00.250-07:00",
+            "eventTimeZoneOffset": "-07:00",
+            "readPoint": _loc(producer.gln),
+            "bizLocation": _loc(producer.gln),
+            "quantityList": [
+                {"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
+                {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"},
+            ],
+        },
+        {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-8001-{romaine[-5:]:0>12}",
+            "action": "OBSERVE",
+            "bizStep": "shipping",
+            "disposition": "in_transit",
+            "eventTime": "2025-06-02T14:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "quantityList": [
+                {"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
+                {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"},
+            ],
+            "sourceList": [{"type": "location", "source": _loc(producer.gln)["id"]}],
+            "destinationList": [{"type": "location", "destination": _loc(processor.gln)["id"]}],
+            "bizTransactionList": [{"type": "bol", "bizTransaction": bol}],
+        },
+        {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-8002-{romaine[-5:]:0>12}",
+            "action": "OBSERVE",
+            "bizStep": "sensor_reporting",
+            "eventTime": "2025-06-02T16:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "quantityList": [{"epcClass": _dl(producer.gtin, romaine)}],
+            "sensorElementList": [
+                {
+                    "sensorMetadata": {"time": "2025-06-02T15:00:00Z", "deviceID": "urn:epc:id:giai:4000001.111"},
+                    "sensorReport": [
+                        {"type": "Temperature", "value": 3.5, "uom": "CEL"},
+                        {"type": "RelativeHumidity", "value": 91, "uom": "P1"},
+                    ],
+                },
+                {
+                    "sensorMetadata": {"time": "2025-06-02T15:30:00Z", "deviceID": "urn:epc:id:giai:4000001.111"},
+                    "sensorReport": [{"type": "Temperature", "value": 38.3, "uom": "FAH"}],
+                },
+            ],
+        },
     )
     farm = _capture(client, producer, farm_doc)
     assert farm.status_code == 201, farm.get_json()
     assert len(farm.get_json()["transactions"]) == 1  # five writes, one multicall transaction
     plant_doc = _doc(
-        {"type": "ObjectEvent", "eventID": f"urn:uuid:00000000-0000-4000-8003-{romaine[-5:]:0>12}",
-         "action": "OBSERVE", "bizStep": "receiving", "disposition": "in_progress",
-         "eventTime": "2025-06-03T09:15:00+02:00", "eventTimeZoneOffset": "+02:00",
-         "readPoint": _loc(processor.gln), "bizLocation": _loc(processor.gln),
-         "quantityList": [{"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
-                          {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"}],
-         "sourceList": [{"type": "location", "source": _loc(producer.gln)["id"]}],
-         "bizTransactionList": [{"type": "bol", "bizTransaction": bol}]},
-        {"type": "TransformationEvent", "eventID": f"urn:uuid:00000000-0000-4000-8004-{romaine[-5:]:0>12}",
-         "bizStep": "commissioning", "disposition": "active", "eventTime": "2025-06-03T11:00:00+02:00",
-         "eventTimeZoneOffset": "+02:00", "readPoint": _loc(processor.gln), "bizLocation": _loc(processor.gln),
-         "inputQuantityList": [{"epcClass": _dl(producer.gtin, romaine), "quantity": 400, "uom": "KGM"},
-                               {"epcClass": _dl(producer.gtin, spinach), "quantity": 100, "uom": "KGM"}],
-         "outputQuantityList": [{"epcClass": _dl(processor.gtin, mix), "quantity": 480, "uom": "KGM"}]},
+        {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-8003-{romaine[-5:]:0>12}",
+            "action": "OBSERVE",
+            "bizStep": "receiving",
+            "disposition": "in_progress",
+            "eventTime": "2025-06-03T09:15:00+02:00",
+            "eventTimeZoneOffset": "+02:00",
+            "readPoint": _loc(processor.gln),
+            "bizLocation": _loc(processor.gln),
+            "quantityList": [
+                {"epcClass": _dl(producer.gtin, romaine), "quantity": 500, "uom": "KGM"},
+                {"epcClass": _dl(producer.gtin, spinach), "quantity": 120.5, "uom": "KGM"},
+            ],
+            "sourceList": [{"type": "location", "source": _loc(producer.gln)["id"]}],
+            "bizTransactionList": [{"type": "bol", "bizTransaction": bol}],
+        },
+        {
+            "type": "TransformationEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-8004-{romaine[-5:]:0>12}",
+            "bizStep": "commissioning",
+            "disposition": "active",
+            "eventTime": "2025-06-03T11:00:00+02:00",
+            "eventTimeZoneOffset": "+02:00",
+            "readPoint": _loc(processor.gln),
+            "bizLocation": _loc(processor.gln),
+            "inputQuantityList": [
+                {"epcClass": _dl(producer.gtin, romaine), "quantity": 400, "uom": "KGM"},
+                {"epcClass": _dl(producer.gtin, spinach), "quantity": 100, "uom": "KGM"},
+            ],
+            "outputQuantityList": [{"epcClass": _dl(processor.gtin, mix), "quantity": 480, "uom": "KGM"}],
+        },
     )
     plant = _capture(client, processor, plant_doc)
     assert plant.status_code == 201, plant.get_json()
@@ -287,11 +399,14 @@ def test_round_trip_capture_then_export_keeps_identifiers_times_steps_and_quanti
         elif "sensorElementList" not in sent:
             # one exported event per lot: together they carry the sent quantityList
             lot_events = [e for e in document["epcisBody"]["eventList"] if e["eventID"] == sent["eventID"]]
-            assert sorted((q for e in lot_events for q in e["quantityList"]), key=str) == \
-                sorted(sent["quantityList"], key=str)
+            assert sorted((q for e in lot_events for q in e["quantityList"]), key=str) == sorted(
+                sent["quantityList"], key=str
+            )
     sensors = by_id[farm_doc["epcisBody"]["eventList"][2]["eventID"]]["sensorElementList"]
     assert [(_instant(s["sensorMetadata"]["time"]), s["sensorReport"][0]["value"]) for s in sensors] == [
-        (_instant("2025-06-02T15:00:00Z"), 3.5), (_instant("2025-06-02T15:30:00Z"), 3.5)]  # 38.3 F = 3.5 C
+        (_instant("2025-06-02T15:00:00Z"), 3.5),
+        (_instant("2025-06-02T15:30:00Z"), 3.5),
+    ]  # 38.3 F = 3.5 C
     assert sensors[0]["sensorReport"][1] == {"type": "RelativeHumidity", "value": 91, "uom": "P1"}
 
 
@@ -304,31 +419,88 @@ def test_export_of_every_event_kind_validates_and_uses_gs1_identifiers(client, a
     code = new_code("ALL")
     path = f"/lots/{producer.gtin}/{code}"
     steps = [
-        (as_role("producer"), "POST", "/lots", {"gtin": producer.gtin, "lot_code": code, "kind": "harvesting",
-                                                 "quantity": "50", "payload": {
-                                                     "location_gln": producer.gln, "harvest_date": "2025-06-01",
-                                                     "commodity": "kale"}}),
-        (as_role("producer"), "POST", path + "/events", {"kind": "cooling", "payload": {
-            "location_gln": producer.gln, "cooling_date": "2025-06-01T10:00:00-07:00"}}),
-        (as_role("producer"), "POST", path + "/events", {"kind": "observation", "payload": {
-            "note": "fine", "date": "2025-06-02"}}),
-        (as_role("inspector"), "POST", path + "/inspections", {"outcome": "pass", "payload": {
-            "inspection_date": "2025-06-02", "inspector_name": "Ian", "location_gln": producer.gln,
-            "certificate_sha256": "ab" * 32}}),
+        (
+            as_role("producer"),
+            "POST",
+            "/lots",
+            {
+                "gtin": producer.gtin,
+                "lot_code": code,
+                "kind": "harvesting",
+                "quantity": "50",
+                "payload": {"location_gln": producer.gln, "harvest_date": "2025-06-01", "commodity": "kale"},
+            },
+        ),
+        (
+            as_role("producer"),
+            "POST",
+            path + "/events",
+            {"kind": "cooling", "payload": {"location_gln": producer.gln, "cooling_date": "2025-06-01T10:00:00-07:00"}},
+        ),
+        (
+            as_role("producer"),
+            "POST",
+            path + "/events",
+            {"kind": "observation", "payload": {"note": "fine", "date": "2025-06-02"}},
+        ),
+        (
+            as_role("inspector"),
+            "POST",
+            path + "/inspections",
+            {
+                "outcome": "pass",
+                "payload": {
+                    "inspection_date": "2025-06-02",
+                    "inspector_name": "Ian",
+                    "location_gln": producer.gln,
+                    "certificate_sha256": "ab" * 32,
+                },
+            },
+        ),
         (as_role("regulator"), "POST", path + "/holds", {"reason": "check", "date": "2025-06-02"}),
         (as_role("inspector"), "POST", path + "/release", {"reason": "ok", "date": "2025-06-02"}),
-        (as_role("producer"), "POST", path + "/shipments", {"payload": {
-            "from_gln": producer.gln, "to_gln": processor.gln, "ship_date": "2025-06-03",
-            "reference_document_type": "invoice", "reference_document_number": "INV 7/1"}}),
+        (
+            as_role("producer"),
+            "POST",
+            path + "/shipments",
+            {
+                "payload": {
+                    "from_gln": producer.gln,
+                    "to_gln": processor.gln,
+                    "ship_date": "2025-06-03",
+                    "reference_document_type": "invoice",
+                    "reference_document_number": "INV 7/1",
+                }
+            },
+        ),
         (as_role("processor"), "POST", path + "/custody/reject", {"reason": "late", "date": "2025-06-04"}),
-        (as_role("producer"), "POST", path + "/shipments", {"payload": {
-            "from_gln": producer.gln, "to_gln": processor.gln, "ship_date": "2025-06-04",
-            "reference_document_type": "bill of lading", "reference_document_number": "B2"}}),
+        (
+            as_role("producer"),
+            "POST",
+            path + "/shipments",
+            {
+                "payload": {
+                    "from_gln": producer.gln,
+                    "to_gln": processor.gln,
+                    "ship_date": "2025-06-04",
+                    "reference_document_type": "bill of lading",
+                    "reference_document_number": "B2",
+                }
+            },
+        ),
         (as_role("producer"), "POST", path + "/custody/cancel", {"reason": "wrong truck", "date": "2025-06-04"}),
-        (as_role("producer"), "POST", path + "/readings", {"readings": [
-            {"taken_at": "2025-06-04T10:00:00Z", "temperature_c": "-1.5"}]}),
-        (as_role("regulator"), "POST", path + "/recalls", {"reason": "E. coli", "recall_class": "II",
-                                                          "instructions": "return it", "date": "2025-06-05"}),
+        (
+            as_role("producer"),
+            "POST",
+            path + "/readings",
+            {"readings": [{"taken_at": "2025-06-04T10:00:00Z", "temperature_c": "-1.5"}]},
+        ),
+        (
+            as_role("regulator"),
+            "POST",
+            path + "/recalls",
+            {"reason": "E. coli", "recall_class": "II", "instructions": "return it", "date": "2025-06-05"},
+        ),
     ]
     for api, method, url, body in steps:
         response = api(method, url, json=body)
@@ -337,23 +509,44 @@ def test_export_of_every_event_kind_validates_and_uses_gs1_identifiers(client, a
     assert_valid_epcis(document)
     events = document["epcisBody"]["eventList"]
     assert [e["lotline:cte"] for e in events] == [
-        "harvesting", "cooling", "observation", "inspection", "hold", "release", "shipping", "custody_rejected",
-        "shipping", "custody_cancelled", "sensor_anchor", "recall"]
+        "harvesting",
+        "cooling",
+        "observation",
+        "inspection",
+        "hold",
+        "release",
+        "shipping",
+        "custody_rejected",
+        "shipping",
+        "custody_cancelled",
+        "sensor_anchor",
+        "recall",
+    ]
     assert [(e.get("action"), e.get("bizStep"), e.get("disposition")) for e in events] == [
-        ("ADD", "commissioning", "active"), ("OBSERVE", "storing", "active"), ("OBSERVE", "other", None),
-        ("OBSERVE", "inspecting", "conformant"), ("OBSERVE", "holding", "non_sellable_other"),
-        ("OBSERVE", "holding", "sellable_accessible"), ("OBSERVE", "shipping", "in_transit"),
-        ("OBSERVE", "receiving", "returned"), ("OBSERVE", "shipping", "in_transit"),
-        ("OBSERVE", "void_shipping", "active"), ("OBSERVE", "sensor_reporting", None),
-        ("OBSERVE", None, "recalled")]
+        ("ADD", "commissioning", "active"),
+        ("OBSERVE", "storing", "active"),
+        ("OBSERVE", "other", None),
+        ("OBSERVE", "inspecting", "conformant"),
+        ("OBSERVE", "holding", "non_sellable_other"),
+        ("OBSERVE", "holding", "sellable_accessible"),
+        ("OBSERVE", "shipping", "in_transit"),
+        ("OBSERVE", "receiving", "returned"),
+        ("OBSERVE", "shipping", "in_transit"),
+        ("OBSERVE", "void_shipping", "active"),
+        ("OBSERVE", "sensor_reporting", None),
+        ("OBSERVE", None, "recalled"),
+    ]
     assert events[0]["quantityList"] == [{"epcClass": _dl(producer.gtin, code), "quantity": 50, "uom": "KGM"}]
     assert events[1]["eventTimeZoneOffset"] == "-07:00"
     assert "note" not in events[2]["lotline:kde"]  # private to the producer; the regulator exported
     assert events[3]["bizTransactionList"][0]["type"] == "testres"
     assert events[3]["bizTransactionList"][0]["bizTransaction"].startswith("ni:///sha-256;")
     assert events[6]["bizTransactionList"] == [
-        {"type": "inv", "bizTransaction": f"urn:epcglobal:cbv:bt:{producer.gln}:INV%207%2F1"}]
-    assert events[6]["destinationList"] == [{"type": "location", "destination": f"https://id.gs1.org/414/{processor.gln}"}]
+        {"type": "inv", "bizTransaction": f"urn:epcglobal:cbv:bt:{producer.gln}:INV%207%2F1"}
+    ]
+    assert events[6]["destinationList"] == [
+        {"type": "location", "destination": f"https://id.gs1.org/414/{processor.gln}"}
+    ]
     assert events[10]["sensorElementList"][0]["sensorReport"] == [{"type": "Temperature", "value": -1.5, "uom": "CEL"}]
     assert all(e["lotline:status"] == "confirmed" and e["lotline:txHash"].startswith("0x") for e in events)
     own = client.get(f"/api/v1{path}/epcis", headers=producer.headers()).get_json()["epcisBody"]["eventList"]
@@ -362,11 +555,20 @@ def test_export_of_every_event_kind_validates_and_uses_gs1_identifiers(client, a
 
 def test_export_of_a_lot_nobody_showed_you_is_404(client, as_role, network) -> None:
     code = new_code()
-    as_role("producer")("POST", "/lots", json={"gtin": network["producer"].gtin, "lot_code": code,
-                                               "kind": "harvesting", "quantity": "5", "payload": {
-                                                   "location_gln": network["producer"].gln,
-                                                   "harvest_date": "2025-06-01", "commodity": "x"}})
-    response = client.get(f"/api/v1/lots/{network['producer'].gtin}/{code}/epcis", headers=network["retailer"].headers())
+    as_role("producer")(
+        "POST",
+        "/lots",
+        json={
+            "gtin": network["producer"].gtin,
+            "lot_code": code,
+            "kind": "harvesting",
+            "quantity": "5",
+            "payload": {"location_gln": network["producer"].gln, "harvest_date": "2025-06-01", "commodity": "x"},
+        },
+    )
+    response = client.get(
+        f"/api/v1/lots/{network['producer'].gtin}/{code}/epcis", headers=network["retailer"].headers()
+    )
     assert response.status_code == 404
 
 
@@ -375,20 +577,32 @@ def test_identifier_parsing() -> None:
     assert epcis.parse_lot_uri("https://example.com/r/01/4012345123456/10/A%2FB", "f") == ("04012345123456", "A/B")
     assert epcis.parse_gln_uri("urn:epc:id:sgln:0614141.07346.1234", "f") == "0614141073467"
     assert epcis.parse_gln_uri("https://id.gs1.org/414/0614141073467/254/1234", "f") == "0614141073467"
-    for uri in ("urn:epc:id:sgtin:0614141.107346.2017", "https://id.gs1.org/01/70614141123451/21/2017",
-                "urn:epc:idpat:sgtin:4012345.066666.*", "https://id.gs1.org/01/04012345666663"):
+    for uri in (
+        "urn:epc:id:sgtin:0614141.107346.2017",
+        "https://id.gs1.org/01/70614141123451/21/2017",
+        "urn:epc:idpat:sgtin:4012345.066666.*",
+        "https://id.gs1.org/01/04012345666663",
+    ):
         with pytest.raises(epcis.Unsupported):
             epcis.parse_lot_uri(uri, "f")
 
 
 def test_the_schema_check_rejects_a_copy_of_a_valid_export_that_was_broken(client, as_role, network) -> None:
     code = new_code()
-    as_role("producer")("POST", "/lots", json={"gtin": network["producer"].gtin, "lot_code": code,
-                                               "kind": "harvesting", "quantity": "5", "payload": {
-                                                   "location_gln": network["producer"].gln,
-                                                   "harvest_date": "2025-06-01", "commodity": "x"}})
-    document = client.get(f"/api/v1/lots/{network['producer'].gtin}/{code}/epcis",
-                          headers=network["producer"].headers()).get_json()
+    as_role("producer")(
+        "POST",
+        "/lots",
+        json={
+            "gtin": network["producer"].gtin,
+            "lot_code": code,
+            "kind": "harvesting",
+            "quantity": "5",
+            "payload": {"location_gln": network["producer"].gln, "harvest_date": "2025-06-01", "commodity": "x"},
+        },
+    )
+    document = client.get(
+        f"/api/v1/lots/{network['producer'].gtin}/{code}/epcis", headers=network["producer"].headers()
+    ).get_json()
     broken = copy.deepcopy(document)
     broken["epcisBody"]["eventList"][0]["quantityList"][0]["uom"] = "kilograms"
     response = _capture(client, network["producer"], broken)

@@ -61,16 +61,35 @@ def _expected(demo) -> Counter:
                 if int(event.kind) not in fsma.CTE_KINDS or event.status == "failed":
                     continue
                 p = event.payload
-                where = p.get("from_gln") if int(event.kind) == 5 else (
-                    p.get("to_gln") if int(event.kind) == 6 else p.get("location_gln"))
-                out[(fsma.CTE_KINDS[event.kind], lot.lot_code, event_date(event.kind, p), p.get("quantity"),
-                     p.get("unit"), where, p.get("reference_document_number", ""))] += 1
+                where = (
+                    p.get("from_gln")
+                    if int(event.kind) == 5
+                    else (p.get("to_gln") if int(event.kind) == 6 else p.get("location_gln"))
+                )
+                out[
+                    (
+                        fsma.CTE_KINDS[event.kind],
+                        lot.lot_code,
+                        event_date(event.kind, p),
+                        p.get("quantity"),
+                        p.get("unit"),
+                        where,
+                        p.get("reference_document_number", ""),
+                    )
+                ] += 1
     return out
 
 
 def _key(row: dict[str, str]) -> tuple:
-    return (row["Critical tracking event"], row["Traceability lot code"], row["Event date"], row["Quantity"],
-            row["Unit of measure"], row["Location GLN"], row["Reference document number"])
+    return (
+        row["Critical tracking event"],
+        row["Traceability lot code"],
+        row["Event date"],
+        row["Quantity"],
+        row["Unit of measure"],
+        row["Location GLN"],
+        row["Reference document number"],
+    )
 
 
 def _read_xlsx(path: Path) -> list[dict[str, str]]:
@@ -101,8 +120,11 @@ def test_recalled_lot_with_chain_covers_every_cte_to_the_retailers(demo, cli_env
     with demo.ctx() as ctx:
         shops = {o.name: o for o in ctx.session.scalars(select(Organisation))}
         shop_glns = {loc.gln: org for org in ("Corner Market", "City Grocer") for loc in shops[org].locations}
-    retail = {(r["Traceability lot code"], shop_glns[r["Location GLN"]]) for r in rows
-              if r["Critical tracking event"] == "Receiving" and r["Location GLN"] in shop_glns}
+    retail = {
+        (r["Traceability lot code"], shop_glns[r["Location GLN"]])
+        for r in rows
+        if r["Critical tracking event"] == "Receiving" and r["Location GLN"] in shop_glns
+    }
     assert retail == {("FC-MIX-001", "Corner Market"), ("FC-MIX-002", "City Grocer")}
     harvest = next(r for r in rows if r["Critical tracking event"] == "Harvesting")
     assert harvest["Traceability lot code"] == RECALLED[1] and harvest["Product GTIN"] == RECALLED[0]
@@ -110,8 +132,9 @@ def test_recalled_lot_with_chain_covers_every_cte_to_the_retailers(demo, cli_env
     assert harvest["Commodity"] == "romaine lettuce" and harvest["Field or growing area"] == "Field 7"
     transformation = [r for r in rows if r["Critical tracking event"] == "Transformation"]
     assert {r["Traceability lot code"] for r in transformation} == set(MIXES)
-    assert all("00614141000012/GV-ROM-2611A (" in r["Input traceability lot codes (transformation)"]
-               for r in transformation)
+    assert all(
+        "00614141000012/GV-ROM-2611A (" in r["Input traceability lot codes (transformation)"] for r in transformation
+    )
     shipped = [r for r in rows if r["Critical tracking event"] == "Shipping"]
     assert all(r["Reference document type"] == "bill of lading" and r["Ship-to GLN"] for r in shipped)
     assert all(ISO_DATE.match(r["Event date"]) for r in rows)
@@ -122,8 +145,9 @@ def test_recalled_lot_with_chain_covers_every_cte_to_the_retailers(demo, cli_env
 
 def test_csv_holds_the_same_rows_as_xlsx(demo, cli_env: CliRunner, tmp_path: Path) -> None:
     for name in ("recall.csv", "recall.xlsx"):
-        result = cli_env.invoke(main, ["export", "fsma204", "--lot", "/".join(RECALLED), "--chain", "--out",
-                                       str(tmp_path / name)])
+        result = cli_env.invoke(
+            main, ["export", "fsma204", "--lot", "/".join(RECALLED), "--chain", "--out", str(tmp_path / name)]
+        )
         assert result.exit_code == 0, result.output
     assert _read_csv((tmp_path / "recall.csv").read_bytes()) == _read_xlsx(tmp_path / "recall.xlsx")
 
@@ -133,8 +157,9 @@ def test_product_and_date_range(demo, cli_env: CliRunner, tmp_path: Path) -> Non
         harvest = ctx.session.scalars(select(Lot).where(Lot.lot_code == RECALLED[1])).one().harvest_date
     out = tmp_path / "romaine.csv"
     day = harvest.isoformat()
-    result = cli_env.invoke(main, ["export", "fsma204", "--product", RECALLED[0], "--from", day, "--to", day,
-                                   "--out", str(out)])
+    result = cli_env.invoke(
+        main, ["export", "fsma204", "--product", RECALLED[0], "--from", day, "--to", day, "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     rows = _read_csv(out.read_bytes())
     assert {r["Traceability lot code"] for r in rows} == {"GV-ROM-2611A", "GV-ROM-2611C"}
@@ -142,16 +167,19 @@ def test_product_and_date_range(demo, cli_env: CliRunner, tmp_path: Path) -> Non
     assert {r["Critical tracking event"] for r in rows} == {"Harvesting", "Shipping"}
 
 
-@pytest.mark.parametrize("args", [
-    ["--lot", "00614141000012/GV-ROM-2611A", "--product", "00614141000012", "--out", "x.csv"],
-    ["--out", "x.csv"],
-    ["--lot", "00614141000012/GV-ROM-2611A", "--out", "x.pdf"],
-    ["--lot", "00614141000012/NO-SUCH-LOT", "--out", "x.csv"],
-    ["--lot", "00614141000013/GV-ROM-2611A", "--out", "x.csv"],
-    ["--product", "00614141000012", "--from", "2025-13-01", "--to", "2025-12-31", "--out", "x.csv"],
-    ["--product", "00614141000012", "--from", "2025-02-01", "--to", "2025-01-01", "--out", "x.csv"],
-    ["--lot", "00614141000012/GV-ROM-2611A"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--lot", "00614141000012/GV-ROM-2611A", "--product", "00614141000012", "--out", "x.csv"],
+        ["--out", "x.csv"],
+        ["--lot", "00614141000012/GV-ROM-2611A", "--out", "x.pdf"],
+        ["--lot", "00614141000012/NO-SUCH-LOT", "--out", "x.csv"],
+        ["--lot", "00614141000013/GV-ROM-2611A", "--out", "x.csv"],
+        ["--product", "00614141000012", "--from", "2025-13-01", "--to", "2025-12-31", "--out", "x.csv"],
+        ["--product", "00614141000012", "--from", "2025-02-01", "--to", "2025-01-01", "--out", "x.csv"],
+        ["--lot", "00614141000012/GV-ROM-2611A"],
+    ],
+)
 def test_bad_input_exits_2(cli_env: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list) -> None:
     monkeypatch.chdir(tmp_path)
     result = cli_env.invoke(main, ["export", "fsma204", *args])
@@ -171,8 +199,9 @@ def test_api_export_matches_the_cli_and_respects_who_may_see(demo, cli_env: CliR
     as_json = client.get(query + "&format=json", headers={"Authorization": f"Bearer {regulator}"})
     assert as_json.status_code == 200
     rows = as_json.get_json()["rows"]
-    cli_env.invoke(main, ["export", "fsma204", "--lot", "/".join(RECALLED), "--chain", "--out",
-                          str(tmp_path / "cli.csv")])
+    cli_env.invoke(
+        main, ["export", "fsma204", "--lot", "/".join(RECALLED), "--chain", "--out", str(tmp_path / "cli.csv")]
+    )
     headers = dict(fsma.COLUMNS)
     assert [{headers[k]: v for k, v in r.items()} for r in rows] == _read_csv((tmp_path / "cli.csv").read_bytes())
     as_xlsx = client.get(query + "&format=xlsx", headers={"Authorization": f"Bearer {regulator}"})
@@ -182,11 +211,14 @@ def test_api_export_matches_the_cli_and_respects_who_may_see(demo, cli_env: CliR
     assert len(_read_xlsx(tmp_path / "api.xlsx")) == len(rows)
     # the farm's recalled lot is not Corner Market's to see
     assert client.get(query, headers={"Authorization": f"Bearer {shop}"}).status_code == 404
-    own = client.get("/api/v1/fsma204?lot=00614144000033/FC-MIX-001&chain=true&format=json",
-                     headers={"Authorization": f"Bearer {shop}"}).get_json()["rows"]
+    own = client.get(
+        "/api/v1/fsma204?lot=00614144000033/FC-MIX-001&chain=true&format=json",
+        headers={"Authorization": f"Bearer {shop}"},
+    ).get_json()["rows"]
     assert {r["traceability_lot_code"] for r in own} == {"FC-MIX-001"}  # its own lot, not the farms' lots
-    bad = client.get("/api/v1/fsma204?product=00614141000012&from=2025-01-01",
-                     headers={"Authorization": f"Bearer {regulator}"})
+    bad = client.get(
+        "/api/v1/fsma204?product=00614141000012&from=2025-01-01", headers={"Authorization": f"Bearer {regulator}"}
+    )
     assert bad.status_code == 400 and bad.get_json()["field"] == "to"
 
 
@@ -197,11 +229,15 @@ def test_cli_epcis_export_of_the_salad_mix_with_its_ancestors(demo, cli_env: Cli
     document = json.loads(out.read_text())
     assert_valid_epcis(document)
     events = document["epcisBody"]["eventList"]
-    lots = {q["epcClass"].rsplit("/", 1)[1] for e in events for q in e.get("quantityList", e.get("outputQuantityList", []))}
+    lots = {
+        q["epcClass"].rsplit("/", 1)[1] for e in events for q in e.get("quantityList", e.get("outputQuantityList", []))
+    }
     assert lots == {"FC-MIX-001", "GV-ROM-2611A", "SF-SPN-2611B"}
     transformation = next(e for e in events if e["type"] == "TransformationEvent")
     assert {q["epcClass"] for q in transformation["inputQuantityList"]} == {
-        "https://id.gs1.org/01/00614141000012/10/GV-ROM-2611A", "https://id.gs1.org/01/00614142000028/10/SF-SPN-2611B"}
+        "https://id.gs1.org/01/00614141000012/10/GV-ROM-2611A",
+        "https://id.gs1.org/01/00614142000028/10/SF-SPN-2611B",
+    }
     assert any(e.get("disposition") == "recalled" for e in events)
     assert any(e.get("sensorElementList") for e in events)
     stdout = cli_env.invoke(main, ["export", "epcis", "00614144000033", "FC-MIX-001"])

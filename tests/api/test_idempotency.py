@@ -41,8 +41,12 @@ def test_retried_shipment_is_recorded_once(as_role, network, api_runtime) -> Non
 def test_same_key_with_a_different_body_is_a_409(as_role, network) -> None:
     api = as_role("producer")
     key = "reused-" + new_code()
-    assert api("POST", "/lots", json=harvest_body(network["producer"], new_code()),
-               headers={"Idempotency-Key": key}).status_code == 201
+    assert (
+        api(
+            "POST", "/lots", json=harvest_body(network["producer"], new_code()), headers={"Idempotency-Key": key}
+        ).status_code
+        == 201
+    )
     other = api("POST", "/lots", json=harvest_body(network["producer"], new_code()), headers={"Idempotency-Key": key})
     assert other.status_code == 409
     assert other.get_json()["error"] == "idempotency_key_reused"
@@ -52,8 +56,12 @@ def test_same_key_with_a_different_body_is_a_409(as_role, network) -> None:
 def test_keys_belong_to_one_organisation(as_role, network, api_runtime) -> None:
     key = "shared-" + new_code()
     producer_code = new_code()
-    assert as_role("producer")("POST", "/lots", json=harvest_body(network["producer"], producer_code),
-                               headers={"Idempotency-Key": key}).status_code == 201
+    assert (
+        as_role("producer")(
+            "POST", "/lots", json=harvest_body(network["producer"], producer_code), headers={"Idempotency-Key": key}
+        ).status_code
+        == 201
+    )
     body = harvest_body(network["processor"], new_code())
     processor = as_role("processor")("POST", "/lots", json=body, headers={"Idempotency-Key": key})
     assert processor.status_code == 201  # another organisation's key space
@@ -68,13 +76,19 @@ def test_a_failed_request_stores_nothing_and_can_be_retried_with_the_same_key(as
     bad["payload"]["harvest_date"] = "yesterday"
     assert api("POST", "/lots", json=bad, headers={"Idempotency-Key": key}).status_code == 400
     with api_runtime.ctx() as ctx:
-        assert ctx.session.scalar(select(func.count()).select_from(IdempotencyRecord)
-                                  .where(IdempotencyRecord.key == key)) == 0
+        assert (
+            ctx.session.scalar(select(func.count()).select_from(IdempotencyRecord).where(IdempotencyRecord.key == key))
+            == 0
+        )
     good = api("POST", "/lots", json=harvest_body(network["producer"], code), headers={"Idempotency-Key": key})
     assert good.status_code == 201
 
 
 def test_malformed_idempotency_key_is_a_400(as_role, network) -> None:
-    response = as_role("producer")("POST", "/lots", json=harvest_body(network["producer"], new_code()),
-                                   headers={"Idempotency-Key": "has spaces in it"})
+    response = as_role("producer")(
+        "POST",
+        "/lots",
+        json=harvest_body(network["producer"], new_code()),
+        headers={"Idempotency-Key": "has spaces in it"},
+    )
     assert response.status_code == 400 and response.get_json()["field"] == "Idempotency-Key"

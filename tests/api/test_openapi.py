@@ -38,9 +38,12 @@ def test_document_is_openapi_3_1_and_lists_every_route(client, app) -> None:
     declared = {(op.method.lower(), op.path) for op in OPERATIONS}
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
     assert documented == declared
-    flask_rules = {(m.lower(), re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r.rule.removeprefix("/api/v1")))
-                   for r in app.url_map.iter_rules() if r.endpoint.startswith("api.")
-                   and not r.endpoint.startswith("api.fallback") for m in r.methods - {"HEAD", "OPTIONS"}}
+    flask_rules = {
+        (m.lower(), re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r.rule.removeprefix("/api/v1")))
+        for r in app.url_map.iter_rules()
+        if r.endpoint.startswith("api.") and not r.endpoint.startswith("api.fallback")
+        for m in r.methods - {"HEAD", "OPTIONS"}
+    }
     assert flask_rules == declared  # no route the document does not describe
     ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids)) >= 30
@@ -52,9 +55,11 @@ def test_request_bodies_are_validated_with_the_documented_schema(client, network
     body_schema = document["paths"]["/lots"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema == {"$ref": "#/components/schemas/NewLot"}
     kinds = document["components"]["schemas"]["NewLot"]["properties"]["kind"]["enum"]
-    response = client.post("/api/v1/lots", headers=network["producer"].headers(),
-                           json={"gtin": network["producer"].gtin, "lot_code": "X", "kind": "cooling",
-                                 "quantity": 1, "payload": {}})
+    response = client.post(
+        "/api/v1/lots",
+        headers=network["producer"].headers(),
+        json={"gtin": network["producer"].gtin, "lot_code": "X", "kind": "cooling", "quantity": 1, "payload": {}},
+    )
     assert response.status_code == 400 and response.get_json()["field"] == "kind"
     assert ", ".join(kinds) in response.get_json()["message"]
 
@@ -67,21 +72,27 @@ class ThirdParty:
         self.token = token
         self.document = client.get("/api/v1/openapi.json").get_json()
         base = self.document["servers"][0]["url"]
-        self.operations = {op["operationId"]: (method.upper(), base + path, op)
-                           for path, item in self.document["paths"].items() for method, op in item.items()}
+        self.operations = {
+            op["operationId"]: (method.upper(), base + path, op)
+            for path, item in self.document["paths"].items()
+            for method, op in item.items()
+        }
 
     def call(self, operation_id: str, body: Any = None, **params: str) -> Any:
         method, template, op = self.operations[operation_id]
         path_names = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
         url = re.sub(r"\{(\w+)\}", lambda m: params[m[1]], template)
         query = {k: v for k, v in params.items() if k not in path_names}
-        response = self.client.open(url, method=method, json=body, query_string=query,
-                                    headers={"Authorization": f"Bearer {self.token}"})
+        response = self.client.open(
+            url, method=method, json=body, query_string=query, headers={"Authorization": f"Bearer {self.token}"}
+        )
         documented = op["responses"][str(response.status_code)]
         schema = documented["content"]["application/json"]["schema"]
         validator = jsonschema.Draft202012Validator(
-            schema | {"components": self.document["components"]} if "$ref" not in schema else
-            {"$ref": schema["$ref"], "components": self.document["components"]})
+            schema | {"components": self.document["components"]}
+            if "$ref" not in schema
+            else {"$ref": schema["$ref"], "components": self.document["components"]}
+        )
         validator.validate(response.get_json())  # the answer is what the document promised
         return response.status_code, response.get_json()
 
@@ -100,14 +111,36 @@ def test_third_party_creates_ships_and_traces_a_lot_from_the_document_alone(clie
     to_gln = next(loc["gln"] for loc in everywhere["items"] if loc["organisation"]["id"] == receiver["id"])
     code = new_code("3P")
     gtin = products["items"][0]["gtin"]
-    status, lot = api.call("createLot", {
-        "gtin": gtin, "lot_code": code, "kind": "harvesting", "quantity": "750", "unit": "kg",
-        "payload": {"location_gln": mine["items"][0]["gln"], "harvest_date": "2025-07-01",
-                    "commodity": "romaine lettuce"}})
+    status, lot = api.call(
+        "createLot",
+        {
+            "gtin": gtin,
+            "lot_code": code,
+            "kind": "harvesting",
+            "quantity": "750",
+            "unit": "kg",
+            "payload": {
+                "location_gln": mine["items"][0]["gln"],
+                "harvest_date": "2025-07-01",
+                "commodity": "romaine lettuce",
+            },
+        },
+    )
     assert status == 201 and lot["status"] == "active"
-    status, shipped = api.call("shipLot", {"payload": {
-        "from_gln": mine["items"][0]["gln"], "to_gln": to_gln, "ship_date": "2025-07-02",
-        "reference_document_type": "bill of lading", "reference_document_number": "BOL-3P"}}, gtin=gtin, lot=code)
+    status, shipped = api.call(
+        "shipLot",
+        {
+            "payload": {
+                "from_gln": mine["items"][0]["gln"],
+                "to_gln": to_gln,
+                "ship_date": "2025-07-02",
+                "reference_document_type": "bill of lading",
+                "reference_document_number": "BOL-3P",
+            }
+        },
+        gtin=gtin,
+        lot=code,
+    )
     assert status == 201 and shipped["lot"]["pending_custodian"]["id"] == receiver["id"]
     status, traced = api.call("traceLot", gtin=gtin, lot=code, direction="forward")
     assert status == 200 and traced["lots"][0]["lot_code"] == code and traced["lots"][0]["status"] == "in_transit"
@@ -130,20 +163,40 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(app, api_run
     producer = network["producer"]
     real = {"gtin": producer.gtin, "lot": new_code("FUZZ")}  # a lot that exists, so 2xx answers are checked too
     with api_runtime.ctx() as ctx:
-        lot_service.create_lot(ctx, producer.org, real["gtin"], real["lot"], 1, {
-            "location_gln": producer.gln, "harvest_date": "2025-08-01", "commodity": "kale"}, "10", "kg")
+        lot_service.create_lot(
+            ctx,
+            producer.org,
+            real["gtin"],
+            real["lot"],
+            1,
+            {"location_gln": producer.gln, "harvest_date": "2025-08-01", "commodity": "kale"},
+            "10",
+            "kg",
+        )
     failures: list[str] = []
     calls: Counter = Counter()
     started = time.monotonic()
     for operation in operations:
-        _fuzz(operation.as_strategy(GenerationMode.POSITIVE), operation.label, callers, failures, calls,
-              POSITIVE_EXAMPLES)
-        _fuzz(operation.as_strategy(GenerationMode.NEGATIVE), operation.label, {"producer": callers["producer"]},
-              failures, calls, NEGATIVE_EXAMPLES)
+        _fuzz(
+            operation.as_strategy(GenerationMode.POSITIVE), operation.label, callers, failures, calls, POSITIVE_EXAMPLES
+        )
+        _fuzz(
+            operation.as_strategy(GenerationMode.NEGATIVE),
+            operation.label,
+            {"producer": callers["producer"]},
+            failures,
+            calls,
+            NEGATIVE_EXAMPLES,
+        )
         if "{lot}" in operation.path:
-            _fuzz(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real), operation.label,
-                  {k: callers[k] for k in ("producer", "inspector", "producer (read token)")}, failures, calls,
-                  NEGATIVE_EXAMPLES)
+            _fuzz(
+                operation.as_strategy(GenerationMode.POSITIVE, path_parameters=real),
+                operation.label,
+                {k: callers[k] for k in ("producer", "inspector", "producer (read token)")},
+                failures,
+                calls,
+                NEGATIVE_EXAMPLES,
+            )
     assert not failures, "\n".join(failures[:20])
     assert {label for label, _ in calls} >= {op.label for op in operations}  # every operation was called
     assert {role for label, role in calls if label != "status"} == set(callers)
@@ -152,10 +205,17 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(app, api_run
     assert time.monotonic() - started < 60
 
 
-def _fuzz(strategy: Any, label: str, callers: dict[str, str], failures: list[str], calls: Counter,
-          examples: int) -> None:
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+def _fuzz(
+    strategy: Any, label: str, callers: dict[str, str], failures: list[str], calls: Counter, examples: int
+) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def run(case: Any) -> None:
         for role, token in callers.items():
@@ -165,7 +225,8 @@ def _fuzz(strategy: Any, label: str, callers: dict[str, str], failures: list[str
             try:
                 case.validate_response(response, checks=CHECKS)
             except (Exception, FailureGroup) as exc:  # noqa: BLE001 - collect them all, report at the end
-                failures.append(f"{role} {case.method} {case.formatted_path} -> {response.status_code}: "
-                                f"{str(exc)[:600]}")
+                failures.append(
+                    f"{role} {case.method} {case.formatted_path} -> {response.status_code}: {str(exc)[:600]}"
+                )
 
     run()

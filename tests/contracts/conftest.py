@@ -71,7 +71,13 @@ def _open(home: Path, url: str | None) -> tuple[Chain, Callable[[], None]]:
     conn = connect(home, url, timeout=30.0)
     assert conn.mode == ("rpc" if url else "embedded")
     # embedded: a transfer from the installation's faucet; anvil: anvil_setBalance (no dev account pays)
-    return Chain("anvil" if url else "embedded", conn.w3, lambda address, wei: fund(conn, address, wei)), conn.close
+    chain = Chain(
+        name="anvil" if url else "embedded",
+        w3=conn.w3,
+        fund=lambda address, wei: fund(conn, address, wei),
+        fixed_gas=None if url else EMBEDDED_GAS_LIMIT,
+    )
+    return chain, conn.close
 
 
 def _free_port() -> int:

@@ -120,9 +120,7 @@ def test_route_sends_anonymous_visitors_to_sign_in(
     assert counts() == before
 
 
-def test_anonymous_json_client_gets_403_json_not_a_redirect(
-    world: Any, clients: dict[str, FlaskClient]
-) -> None:
+def test_anonymous_json_client_gets_403_json_not_a_redirect(world: Any, clients: dict[str, FlaskClient]) -> None:
     response = clients["anonymous"].get("/dashboard", headers={"Accept": "application/json"})
     assert response.status_code == 403
     assert response.json == {"error": "not_signed_in", "message": "sign in first"}
@@ -227,14 +225,10 @@ def test_participant_sees_consortium_fields_but_not_others_private_fields(
 
 def test_author_sees_its_own_private_fields(world: Any, clients: dict[str, FlaskClient]) -> None:
     assert "farm-private-note" in clients["producer"].get(_path(world, "/lots/{F1}")).get_data(as_text=True)
-    assert "Ivy Privateinspector" in clients["inspector"].get(_path(world, "/lots/{F1}")).get_data(
-        as_text=True
-    )
+    assert "Ivy Privateinspector" in clients["inspector"].get(_path(world, "/lots/{F1}")).get_data(as_text=True)
 
 
-def test_regulator_sees_consortium_but_not_private_fields(
-    world: Any, clients: dict[str, FlaskClient]
-) -> None:
+def test_regulator_sees_consortium_but_not_private_fields(world: Any, clients: dict[str, FlaskClient]) -> None:
     page = clients["regulator"].get(_path(world, "/lots/{F1}")).get_data(as_text=True)
     for value in world.consortium_values:
         assert value in page
@@ -263,9 +257,7 @@ def test_dashboard_lists_only_the_organisations_lots(world: Any, clients: dict[s
     assert ">F1<" not in page and ">F2<" not in page and ">M1<" not in page
 
 
-def test_custody_inbox_shows_the_offer_to_the_receiver_only(
-    world: Any, clients: dict[str, FlaskClient]
-) -> None:
+def test_custody_inbox_shows_the_offer_to_the_receiver_only(world: Any, clients: dict[str, FlaskClient]) -> None:
     retailer = clients["retailer"].get("/custody").get_data(as_text=True)
     processor = clients["processor"].get("/custody").get_data(as_text=True)
     assert "Offered to you" in retailer and ">M1<" in retailer and "Receive" in retailer

@@ -49,16 +49,12 @@ def test_pages_that_read_the_store_work_while_the_chain_is_unreachable(tmp_path:
         client = create_app({"RUNTIME": runtime, "TESTING": True}).test_client()
         assert client.get("/").status_code == 200
         unknown = client.get("/01/00700001000015/10/F1")  # the consumer page reads the store, not the chain
-        assert unknown.status_code == 404 and "We have no record of this lot" in unknown.get_data(
-            as_text=True
-        )
+        assert unknown.status_code == 404 and "We have no record of this lot" in unknown.get_data(as_text=True)
     finally:
         runtime.close()
 
 
-def test_domain_errors_answer_json_to_json_clients_and_html_to_browsers(
-    client: FlaskClient, login: Any
-) -> None:
+def test_domain_errors_answer_json_to_json_clients_and_html_to_browsers(client: FlaskClient, login: Any) -> None:
     login(client, "producer")
     as_json = client.get("/lots/999999", headers={"Accept": "application/json"})
     assert as_json.status_code == 404
@@ -90,13 +86,8 @@ def test_unexpected_error_rolls_back_and_answers_500(make_app: Any, world: Any) 
 
     response = app.test_client().get("/boom")
     assert response.status_code == 500
-    assert "Something went wrong" in response.get_data(as_text=True) and "boom" not in response.get_data(
-        as_text=True
-    )
-    assert (
-        app.test_client().get("/boom", headers={"Accept": "application/json"}).json["error"]
-        == "internal_error"
-    )
+    assert "Something went wrong" in response.get_data(as_text=True) and "boom" not in response.get_data(as_text=True)
+    assert app.test_client().get("/boom", headers={"Accept": "application/json"}).json["error"] == "internal_error"
 
 
 def test_wsgi_module_has_no_import_time_side_effects() -> None:

@@ -53,9 +53,7 @@ def test_qr_of_an_unknown_lot_is_404(public: FlaskClient, world: Any) -> None:
     assert public.get(f"/01/{gtin}/10/NOPE/qr.png").status_code == 404
 
 
-def test_label_sheet_has_product_gtin_lot_pack_date_and_qr(
-    world: Any, client: FlaskClient, login: Any
-) -> None:
+def test_label_sheet_has_product_gtin_lot_pack_date_and_qr(world: Any, client: FlaskClient, login: Any) -> None:
     login(client, "distributor")
     response = client.get(f"/lots/{world.lot('M1')}/labels?count=4")
     assert response.status_code == 200

@@ -38,9 +38,7 @@ def test_derived_lot_of_a_recalled_farm_lot_shows_the_red_banner_first(mix_page:
 
 def test_consumer_page_shows_product_producer_origin_and_the_verified_journey(mix_page: str) -> None:
     assert "Test salad mix" in mix_page and "by <strong>Test Processor</strong>" in mix_page
-    assert (
-        "Test Farm site" in mix_page and "2026-11-01" in mix_page
-    )  # the farm and harvest date of the ingredient
+    assert "Test Farm site" in mix_page and "2026-11-01" in mix_page  # the farm and harvest date of the ingredient
     assert "Verified journey" in mix_page
     for step in (
         "Harvested",
@@ -55,9 +53,7 @@ def test_consumer_page_shows_product_producer_origin_and_the_verified_journey(mi
     assert re.search(r"Block \d+ · transaction <code title=\"0x[0-9a-f]{64}\"", mix_page)
 
 
-def test_consumer_page_shows_inspection_certificate_hash_cold_chain_and_compliance(
-    mix_page: str, world: Any
-) -> None:
+def test_consumer_page_shows_inspection_certificate_hash_cold_chain_and_compliance(mix_page: str, world: Any) -> None:
     with world.runtime.ctx() as ctx:
         from supply_chain.store.models import Document
 
@@ -102,7 +98,7 @@ def test_held_lot_shows_an_amber_notice_and_no_recall(public: FlaskClient, world
     assert "suspected contamination" not in page  # the hold reason is consortium data
 
 
-def test_lot_created_after_the_last_verification_shows_pending(public: FlaskClient, world: Any) -> None:
+def test_lot_not_yet_verified_shows_pending_never_verified(public: FlaskClient, world: Any) -> None:
     page = public.get(_url(world, "P1")).get_data(as_text=True)
     assert "Pending verification" in page and "Verified journey" not in page
 
@@ -161,9 +157,7 @@ def test_lookup_form_redirects_to_the_digital_link(public: FlaskClient, world: A
     assert bad.status_code == 400 and "Please correct the GTIN" in bad.get_data(as_text=True)
 
 
-def test_altered_record_shows_tampered_and_names_no_false_verification(
-    public: FlaskClient, world: Any
-) -> None:
+def test_altered_record_shows_tampered_and_names_no_false_verification(public: FlaskClient, world: Any) -> None:
     from supply_chain.domain.kinds import EventKind
     from supply_chain.services import lots
     from supply_chain.services.verify import verify_lot
@@ -182,9 +176,7 @@ def test_altered_record_shows_tampered_and_names_no_false_verification(
             "kg",
         )
         event = lot.events[0]
-        event.payload = dict(event.payload) | {
-            "commodity": "organic lettuce"
-        }  # edited behind the chain's back
+        event.payload = dict(event.payload) | {"commodity": "organic lettuce"}  # edited behind the chain's back
         ctx.session.flush()
         assert verify_lot(ctx, lot).state == "tampered"
         gtin = lot.gtin
@@ -192,3 +184,17 @@ def test_altered_record_shows_tampered_and_names_no_false_verification(
     assert "Warning: this record was altered" in page
     assert "Record does not match the chain" in page
     assert "Verified journey" not in page
+
+
+def test_consumer_page_reads_the_store_only_never_the_chain(
+    public: FlaskClient, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def untouchable(_self: Any) -> Any:
+        raise AssertionError("the consumer page asked the chain")
+
+    monkeypatch.setattr(type(world.runtime), "ledger", property(untouchable))
+    monkeypatch.setattr(type(world.runtime), "chain", property(untouchable))
+    for key in ("M1", "F1", "H1"):
+        assert public.get(_url(world, key)).status_code == 200
+        assert public.get(_url(world, key), headers={"Accept": "application/json"}).status_code == 200
+        assert public.get(_url(world, key) + "/qr.png").status_code == 200

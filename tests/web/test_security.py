@@ -43,9 +43,7 @@ def test_post_without_the_right_csrf_token_is_refused_and_writes_nothing(
     assert counts() == before
 
 
-def test_csrf_header_is_accepted_for_json_clients(
-    world: Any, client: FlaskClient, login: Any, csrf: Any
-) -> None:
+def test_csrf_header_is_accepted_for_json_clients(world: Any, client: FlaskClient, login: Any, csrf: Any) -> None:
     login(client, "producer")
     response = client.post(
         "/products",
@@ -56,9 +54,7 @@ def test_csrf_header_is_accepted_for_json_clients(
 
 
 def test_login_form_itself_needs_the_csrf_token(client: FlaskClient) -> None:
-    response = client.post(
-        "/login", data={"email": "producer@test.lotline", "password": "correct horse battery"}
-    )
+    response = client.post("/login", data={"email": "producer@test.lotline", "password": "correct horse battery"})
     assert response.status_code == 400
     with client.session_transaction() as session:
         assert "user_id" not in session
@@ -85,9 +81,7 @@ def test_sign_in_starts_a_fresh_session(client: FlaskClient, login: Any) -> None
         assert isinstance(session["user_id"], int)
 
 
-def test_wrong_password_is_refused_without_saying_which_part_was_wrong(
-    client: FlaskClient, csrf_from: Any
-) -> None:
+def test_wrong_password_is_refused_without_saying_which_part_was_wrong(client: FlaskClient, csrf_from: Any) -> None:
     token = csrf_from(client.get("/login").get_data(as_text=True))
     wrong = client.post(
         "/login", data={"email": "producer@test.lotline", "password": "nope-nope-nope", "csrf_token": token}
@@ -138,9 +132,7 @@ def test_sign_in_follows_a_local_next(client: FlaskClient, csrf_from: Any) -> No
 
 
 def _set_cookie(response: Any) -> str:
-    cookies = [
-        v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith("lotline_session=")
-    ]
+    cookies = [v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith("lotline_session=")]
     assert cookies, "no session cookie set"
     return cookies[-1]
 
