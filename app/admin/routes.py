@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.admin import bp
 from app.forms import kde_fields, today
-from app.web import commit, form_failed, get_ctx, require_org, roles_required, visible_lot
+from app.web import commit, form_failed, get_ctx, require_org, roles_required, visible_lot, wants_json
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots as lot_service
@@ -126,4 +126,6 @@ def trace_lot(lot_id: int) -> str:
     lot = visible_lot(lot_id)
     direction = request.args.get("direction", "forward")
     result = views.trace_view(get_ctx(), lot, direction)
+    if wants_json():
+        return jsonify(result)  # type: ignore[return-value]
     return render_template("admin/trace.html", lot=lot, trace=result, direction=direction)

@@ -185,10 +185,17 @@ def _plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> t
         status="pending",
         quantity=quantity,
         initial_quantity=quantity,
-        unit=spec.unit or product.unit,
+        unit=_unit(spec.unit or product.unit, f"{field}unit"),
     )
     ctx.session.add(lot)
     return lot, product
+
+
+def _unit(unit: str, field: str) -> str:
+    unit = (unit or "").strip()
+    if not 1 <= len(unit) <= 16:
+        raise InvalidInput(f"{field}: a unit of measure is 1-16 characters (kg, lb, case, ...)", field=field)
+    return unit
 
 
 def create_lot(

@@ -172,13 +172,20 @@ def register_product(
         organisation=org,
         gtin=gtin14,
         name=name,
-        category=category,
+        category=_bounded(category, 100, "category"),
         on_food_traceability_list=on_food_traceability_list,
-        unit=unit or "kg",
+        unit=_bounded(unit or "kg", 16, "unit"),
     )
     ctx.session.add(product)
     ctx.session.flush()
     return product
+
+
+def _bounded(value: str | None, limit: int, field: str) -> str | None:
+    value = (value or "").strip() or None
+    if value is not None and len(value) > limit:
+        raise InvalidInput(f"{field} must be at most {limit} characters", field=field)
+    return value
 
 
 def register_location(

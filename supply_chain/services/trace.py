@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.lineage import format_quantity
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Event, Inspection, Location, Lot, Organisation, Recall
 from supply_chain.store.queries import ancestors, descendants
@@ -125,7 +126,7 @@ def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
                 "depth": depth[lot_id],
                 "product": item.product.name,
                 "status": item.status,
-                "quantity": str(item.quantity),
+                "quantity": format_quantity(item.quantity),
                 "unit": item.unit,
                 "creator": item.creator.name,
                 "custodian": item.custodian.name,
@@ -133,7 +134,7 @@ def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
                     {
                         "gtin": e.input_lot.gtin,
                         "lot_code": e.input_lot.lot_code,
-                        "quantity": str(e.quantity),
+                        "quantity": format_quantity(e.quantity),
                         "unit": e.unit,
                     }
                     for e in item.inputs

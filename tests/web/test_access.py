@@ -271,3 +271,13 @@ def test_inspector_and_regulator_search_any_lot(world: Any, clients: dict[str, F
         assert response.status_code == 302
         assert response.headers["Location"] == f"/lots/{world.lot('O1')}"
         assert ">O1<" in clients[role].get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_regulator_forward_trace_lists_affected_lots_and_holders(world: Any, clients: dict[str, FlaskClient]) -> None:
+    response = clients["regulator"].get(_path(world, "/admin/lots/{F1}/trace"), headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    lots = {item["lot_code"]: item for item in response.json["lots"]}
+    assert set(lots) == {"F1", "M1"}
+    assert lots["M1"]["affected_by_recall"] and lots["M1"]["custodian"] == "Test Carrier"
+    page = clients["regulator"].get(_path(world, "/admin/lots/{F1}/trace")).get_data(as_text=True)
+    assert '<tr class="affected">' in page and "Test Carrier" in page
