@@ -11,7 +11,7 @@ from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots as lot_service
 from supply_chain.services import orgs, trace, views
-from supply_chain.store.models import ROLES, Lot, User
+from supply_chain.store.models import ROLES, Lot
 
 FORM_ERRORS = (InvalidInput, Conflict)
 GRANTABLE_ROLES = tuple(r for r in ROLES if r != "admin")
@@ -45,12 +45,7 @@ def onboard() -> str | Response | tuple[str, int]:
     try:
         # The user is checked before the chain is asked to grant roles, so a typo in the e-mail does not
         # leave roles granted to a key nobody holds.
-        if "@" not in email or email.startswith("@") or email.endswith("@") or len(email) > 254:
-            raise InvalidInput("e-mail must look like name@example.org", field="email")
-        if len(password) < 10:
-            raise InvalidInput("password must be at least 10 characters", field="password")
-        if ctx.session.scalars(select(User).where(User.email == email)).first():
-            raise Conflict(f"a user with e-mail {email} already exists", field="email")
+        email = orgs.check_new_user(ctx, email, password)
         if "admin" in roles:
             raise InvalidInput("the admin role is not granted from the dashboard", field="roles")
         new = orgs.onboard(
@@ -75,8 +70,29 @@ def organisation(org_id: int) -> str:
         subject=org,
         record=trace.compliance(ctx, org),
         lots=created,
+        grantable=GRANTABLE_ROLES,
         state_of=views.lot_state,
     )
+
+
+@bp.post("/organisations/<int:org_id>/roles")
+@roles_required("regulator", "admin")
+def roles(org_id: int) -> str | Response | tuple[str, int]:
+    """Change an organisation's roles: granted and revoked on chain in one transaction by an admin."""
+    actor = require_org()
+    ctx = get_ctx()
+    subject = views.organisation(ctx, org_id)
+    wanted = [r for r in request.form.getlist("roles") if r in GRANTABLE_ROLES]
+    if "admin" in subject.roles:
+        wanted.append("admin")  # the dashboard neither grants nor takes the admin role
+    try:
+        orgs.set_roles(ctx, actor, subject, wanted)
+    except FORM_ERRORS as err:
+        flash(err.message, "error")
+        return redirect(url_for("admin.organisation", org_id=org_id))
+    commit()
+    flash(f"{subject.name} now holds: {', '.join(subject.roles)}", "ok")
+    return redirect(url_for("admin.organisation", org_id=org_id))
 
 
 @bp.route("/lots/<int:lot_id>/recall", methods=["GET", "POST"])

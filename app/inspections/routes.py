@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import hashlib
-
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -51,17 +49,6 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
         certificate = (upload.filename, upload.mimetype or "", upload.read())
     payload = payload_from_form(EventKind.INSPECTION, request.form, exclude=("outcome",))
     try:
-        if certificate is not None and certificate[2]:
-            # The store names files by content and allows one document row per file: the same report attached
-            # to a second lot would fail deep in the write. Say so plainly instead.
-            earlier = views.document_by_sha256(ctx, hashlib.sha256(certificate[2]).hexdigest())
-            if earlier is not None:
-                raise Conflict(
-                    f"this certificate file was already attached to lot {earlier.lot.lot_code} "
-                    f"({earlier.filename}); attach a report specific to lot {lot.lot_code}",
-                    field="certificate",
-                    code="duplicate_certificate",
-                )
         lot_service.inspect(
             ctx,
             org,

@@ -462,7 +462,8 @@ def _today() -> str:
 
 
 def store_document(ctx: Ctx, filename: str, content_type: str, content: bytes) -> tuple[str, str]:
-    """Keep an uploaded certificate under the instance folder, named by its SHA-256; returns (sha256, path)."""
+    """Keep an uploaded certificate under the instance folder, named by its SHA-256; returns (sha256, path
+    relative to the instance folder)."""
     if content_type not in CERTIFICATE_TYPES:
         raise InvalidInput(
             f"certificate must be a PDF, PNG or JPEG file, got {content_type or 'unknown type'}", field="certificate"
@@ -477,12 +478,12 @@ def store_document(ctx: Ctx, filename: str, content_type: str, content: bytes) -
     if not content.startswith(magic):
         raise InvalidInput(f"certificate content is not a {content_type} file", field="certificate")
     sha = hashlib.sha256(content).hexdigest()
-    folder = Path(ctx.settings.home) / "documents"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{sha}{CERTIFICATE_TYPES[content_type]}"
+    relative = Path("documents") / f"{sha}{CERTIFICATE_TYPES[content_type]}"
+    path = Path(ctx.settings.home) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         path.write_bytes(content)
-    return sha, str(path)
+    return sha, relative.as_posix()
 
 
 def inspect(

@@ -117,7 +117,27 @@ def onboard(
     return org
 
 
-def add_user(ctx: Ctx, org: Organisation, email: str, display_name: str, password: str) -> User:
+def set_roles(ctx: Ctx, actor: Organisation, org: Organisation, roles: list[str]) -> Organisation:
+    """Grant and revoke roles so that `org` holds exactly `roles`, in one transaction signed by an admin."""
+    if "admin" not in actor.roles:
+        raise Forbidden(f"{actor.name} cannot change roles: the admin role is needed")
+    wanted = sorted(set(roles))
+    unknown = [r for r in wanted if r not in ROLE_NAMES]
+    if unknown or not wanted:
+        raise InvalidInput(f"roles must be one or more of {', '.join(ROLE_NAMES)}", field="roles")
+    if org.id == actor.id and "admin" not in wanted:
+        raise InvalidInput("an organisation cannot take the admin role from itself", field="roles")
+    calls = [("grantRole", [role_id(r), org.chain_address]) for r in wanted if r not in org.roles]
+    calls += [("revokeRole", [role_id(r), org.chain_address]) for r in org.roles if r not in wanted]
+    if calls:
+        ctx.ledger.multicall(signer(ctx, actor), calls)
+        org.roles = wanted
+        ctx.session.flush()
+    return org
+
+
+def check_new_user(ctx: Ctx, email: str, password: str) -> str:
+    """The normalised e-mail of a user that may be added; InvalidInput/Conflict naming the field otherwise."""
     email = (email or "").strip().lower()
     if "@" not in email or len(email) > 254 or email.startswith("@") or email.endswith("@"):
         raise InvalidInput("e-mail must look like name@example.org", field="email")
@@ -125,6 +145,11 @@ def add_user(ctx: Ctx, org: Organisation, email: str, display_name: str, passwor
         raise InvalidInput("password must be at least 10 characters", field="password")
     if ctx.session.scalars(select(User).where(User.email == email)).first():
         raise Conflict(f"a user with e-mail {email} already exists", field="email")
+    return email
+
+
+def add_user(ctx: Ctx, org: Organisation, email: str, display_name: str, password: str) -> User:
+    email = check_new_user(ctx, email, password)
     user = User(
         organisation=org,
         email=email,

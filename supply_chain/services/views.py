@@ -233,11 +233,6 @@ def document_of(ctx: Ctx, lot: Lot, document_id: int) -> Document:
     return document
 
 
-def document_by_sha256(ctx: Ctx, sha256: str) -> Document | None:
-    """A stored document with this content hash (the store keeps one file, and one row, per content)."""
-    return ctx.session.scalars(select(Document).where(Document.sha256 == sha256)).first()
-
-
 def organisation(ctx: Ctx, org_id: int) -> Organisation:
     org = ctx.session.get(Organisation, org_id)
     if org is None:

@@ -569,7 +569,9 @@ class Document(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    storage_path: Mapped[str] = mapped_column(String(500), unique=True)
+    # Files are named by content, so one stored file may back several documents (a certificate covering
+    # several lots).
+    storage_path: Mapped[str] = mapped_column(String(500))
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     inspection: Mapped[Inspection | None] = relationship(back_populates="documents")

@@ -50,6 +50,7 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/admin/organisations/new", {"regulator"}),
     ("POST", "/admin/organisations/new", {"regulator"}),
     ("GET", "/admin/organisations/1", {"regulator"}),
+    ("POST", "/admin/organisations/1/roles", {"regulator"}),
     ("GET", "/admin/lots/{F1}/trace", {"regulator"}),
     ("GET", "/admin/lots/{F1}/recall", {"regulator"}),
     ("POST", "/admin/lots/{F1}/recall", {"regulator"}),

@@ -322,7 +322,6 @@ def upgrade() -> None:
         _fk("lot_id", "documents", "lots"),
         _fk("uploader_org_id", "documents", "organisations"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_documents")),
-        sa.UniqueConstraint("storage_path", name=op.f("uq_documents_storage_path")),
     )
     _index("documents", "inspection_id")
     _index("documents", "lot_id")
