@@ -13,6 +13,7 @@ import signal
 from flask import Flask
 
 from app import create_app
+from supply_chain.services.startup import Maintenance
 
 THREADS = 8
 
@@ -43,8 +44,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     logging.getLogger("lotline").info(
         "serving on http://%s:%s (public links: %s)", host, port, app.config["PUBLIC_URL"]
     )
+    maintenance = Maintenance(
+        app.extensions["lotline"],
+        sync_seconds=float(os.environ.get("LOTLINE_SYNC_SECONDS", "30")),
+        verify_seconds=float(os.environ.get("LOTLINE_VERIFY_SECONDS", "600")),
+    )
+    maintenance.start()
     try:
         waitress_serve(app, host=host, port=port, threads=THREADS, ident="lotline")  # returns on Ctrl+C
     finally:
+        maintenance.stop()
         app.extensions["lotline"].close()
         logging.getLogger("lotline").info("stopped")

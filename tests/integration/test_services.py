@@ -543,3 +543,31 @@ def test_demo_lots_all_verify(demo_runtime: Any) -> None:
     with demo_runtime.ctx() as ctx:
         results = verify_all(ctx)
         assert len(results) == 5 and {r.state for r in results} == {"verified"}
+
+
+def test_maintenance_thread_indexes_foreign_writes_and_reverifies_on_schedule(network: Any) -> None:
+    import time
+
+    from supply_chain.services.startup import Maintenance
+
+    rt = network.runtime
+    with rt.ctx() as ctx:
+        lot = _lot(ctx, network)
+        lot.verification_state = None  # as if never checked
+        ctx.ledger.record_event(orgs.signer(ctx, network.org("farm", ctx)), lot.lot_id, EventKind.OBSERVATION,
+                                b"\x09" * 32)
+    worker = Maintenance(rt, sync_seconds=0.05, verify_seconds=0.1)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with rt.ctx() as ctx:
+                lot = _lot(ctx, network)
+                if lot.event_count == 2 and lot.verification_state is not None:
+                    break
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+        worker.join(timeout=30)
+    assert lot.event_count == 2
+    assert lot.verification_state == "unverifiable"  # the foreign event's payload is not held here
