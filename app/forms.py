@@ -79,11 +79,16 @@ def today() -> str:
 
 
 def label_of(name: str) -> str:
-    text = name.removesuffix("_gln").replace("_", " ")
+    celsius = name.endswith("_c")
+    text = name.removesuffix("_gln").removesuffix("_c").replace("_", " ")
     text = {
         "tlc source": "traceability lot code source",
         "immediate subsequent recipient": "next recipient",
+        "certificate sha256": "certificate SHA-256",
+        "merkle root": "Merkle root of the readings",
     }.get(text, text)
+    if celsius:
+        text += " (°C)"
     return text[:1].upper() + text[1:]
 
 

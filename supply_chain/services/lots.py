@@ -355,6 +355,11 @@ def record_events(
         events.append(
             _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key) if i == 0 else None)
         )
+    for event in events:
+        if event.kind is EventKind.INITIAL_PACKING and lot.pack_date is None:
+            lot.pack_date = date.fromisoformat(str(event.payload["packing_date"])[:10])
+        if event.kind is EventKind.HARVESTING and lot.harvest_date is None:
+            lot.harvest_date = date.fromisoformat(str(event.payload["harvest_date"])[:10])
     ctx.session.flush()
     if len(events) == 1:
         calls = [

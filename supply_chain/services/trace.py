@@ -205,7 +205,11 @@ def compliance(ctx: Ctx, org: Organisation) -> dict[str, Any]:
         "holds": holds + failed,
         "recalls": recalls,
         "summary": (
-            f"{lots} lots; inspections: {inspections.get('pass', 0)} passed, {failed} failed; "
-            f"{holds + failed} holds; {recalls} recalls"
+            f"{_count(lots, 'lot')}; inspections: {inspections.get('pass', 0)} passed, {failed} failed; "
+            f"{_count(holds + failed, 'hold')}; {_count(recalls, 'recall')}"
         ),
     }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

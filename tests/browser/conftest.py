@@ -82,8 +82,9 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
         except (urllib.error.URLError, OSError) as err:
             last = str(err)
         time.sleep(0.25)
-    raise RuntimeError(f"lotline serve did not answer /healthz within {START_TIMEOUT} s ({last}):\n"
-                       f"{log.read_text(errors='replace')}")
+    raise RuntimeError(
+        f"lotline serve did not answer /healthz within {START_TIMEOUT} s ({last}):\n{log.read_text(errors='replace')}"
+    )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -174,17 +175,6 @@ def screenshots() -> Path:
 @pytest.fixture(scope="session")
 def docs_screenshots() -> Path:
     return ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture
-def desktop(browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    """A fresh desktop-sized browser context (its own cookies) pointed at the live server."""
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    try:
-        yield context
-    finally:
-        context.close()
 
 
 def copy_screenshot(source: Path, target: Path) -> None:

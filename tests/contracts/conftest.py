@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from supply_chain.chain.connect import connect, fund
 from supply_chain.chain.ledger import Ledger
@@ -65,6 +67,24 @@ class Chain:
     w3: Web3
     fund: Callable[[str, int], None]
     fixed_gas: int | None
+
+    @contextmanager
+    def rewound(self) -> Iterator[None]:
+        """On anvil, roll the chain back to where it was when the block ends.
+
+        Anvil recomputes its state root over the whole in-memory state for every block, so mining slows down
+        as tests pile up accounts and contracts (five times slower after a hundred deployments); a snapshot
+        reverted after each test keeps the chain small. The embedded chain refuses snapshots by design (a
+        durable ledger never rewinds) and does not slow down, so there this does nothing.
+        """
+        if self.name != "anvil":
+            yield
+            return
+        snapshot = self.w3.manager.request_blocking(RPCEndpoint("evm_snapshot"), [])
+        try:
+            yield
+        finally:
+            assert self.w3.manager.request_blocking(RPCEndpoint("evm_revert"), [snapshot]) is True
 
 
 def _open(home: Path, url: str | None) -> tuple[Chain, Callable[[], None]]:
@@ -198,17 +218,18 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(chain: Chain) -> Deployment:
+def deployment(chain: Chain) -> Iterator[Deployment]:
     """Fresh keys for every actor, funded; a fresh LotLedger whose admin is `admin`; each role granted."""
-    accounts = {name: Account.create() for name in ("admin", *ROLE_OF, "stranger")}
-    for account in accounts.values():
-        chain.fund(account.address, ACTOR_BALANCE_WEI)
-    admin = accounts["admin"]
-    deployed, block = Ledger.deploy(chain.w3, admin, admin.address)
-    ledger = Ledger(chain.w3, deployed.address, fixed_gas=chain.fixed_gas)  # as the app builds it
-    for name, role in ROLE_OF.items():
-        ledger.grant_role(admin, role, accounts[name].address)
-    return Deployment(ledger=ledger, actors=Actors(**accounts), block=block)
+    with chain.rewound():
+        accounts = {name: Account.create() for name in ("admin", *ROLE_OF, "stranger")}
+        for account in accounts.values():
+            chain.fund(account.address, ACTOR_BALANCE_WEI)
+        admin = accounts["admin"]
+        deployed, block = Ledger.deploy(chain.w3, admin, admin.address)
+        ledger = Ledger(chain.w3, deployed.address, fixed_gas=chain.fixed_gas)  # as the app builds it
+        for name, role in ROLE_OF.items():
+            ledger.grant_role(admin, role, accounts[name].address)
+        yield Deployment(ledger=ledger, actors=Actors(**accounts), block=block)
 
 
 @pytest.fixture
