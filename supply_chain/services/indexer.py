@@ -40,6 +40,9 @@ class SyncReport:
     from_block: int = 0
     to_block: int = 0
     lots: set[int] = field(default_factory=set)  # primary keys of the lots that got new events
+    # per lot, its verification state, head and event count before these logs: lets re-verification check
+    # only the new events when the lot was verified up to there
+    baselines: dict[int, tuple[str | None, str, int]] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -72,6 +75,7 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
                 report.foreign += 1  # a lot created elsewhere, whose label this store never saw
                 continue
             if log.name == "LotEventRecorded":
+                report.baselines.setdefault(lot.id, (lot.verification_state, lot.head_hash, lot.event_count))
                 if _apply_recorded(ctx, lot, log, waiting, orgs):
                     report.applied += 1
                     report.lots.add(lot.id)
@@ -180,21 +184,33 @@ def sync(ctx: Ctx) -> SyncReport:
         total.applied += part.applied
         total.foreign += part.foreign
         total.lots |= part.lots
+        for lot_id, baseline in part.baselines.items():
+            total.baselines.setdefault(lot_id, baseline)
         cursor.last_block = end
         cursor.updated_at = _now()
         ctx.session.flush()
         start = end + 1
-    reverify(ctx, total.lots)
+    reverify(ctx, total)
     return total
 
 
-def reverify(ctx: Ctx, lot_ids: Iterable[int]) -> None:
-    """Verify again the lots that just got events, so pages that read the stored state stay true."""
-    from supply_chain.services.verify import verify_lot
+def reverify(ctx: Ctx, report: SyncReport) -> None:
+    """Verify again the lots that just got events, so pages that read the stored state stay true.
 
-    for lot_id in sorted(lot_ids):
+    A lot that was verified before these events only needs its new events checked: their payloads are
+    hashed again and chained onto the verified head, and the result must equal the chain's head now. Any
+    other case (never verified, pending writes, a mismatch) gets the full comparison."""
+    from supply_chain.services.verify import store_result, verify_lot, verify_new_events
+
+    for lot_id in sorted(report.lots):
         lot = ctx.session.get(Lot, lot_id)
-        if lot is not None:
+        if lot is None:
+            continue
+        state, head, count = report.baselines.get(lot_id, (None, "", 0))
+        result = verify_new_events(ctx, lot, head, count) if state == "verified" else None
+        if result is not None:
+            store_result(ctx, lot, result)
+        else:
             verify_lot(ctx, lot)
 
 
@@ -228,7 +244,7 @@ def reconcile_pending(ctx: Ctx) -> dict[str, int]:
             fail_transaction(ctx, ptx.tx_hash, "reverted when mined")
             counts["failed"] += 1
         else:
-            reverify(ctx, apply_logs(ctx, result.events).lots)
+            reverify(ctx, apply_logs(ctx, result.events))
             ctx.session.delete(ptx)
             counts["confirmed"] += 1
     ctx.session.flush()

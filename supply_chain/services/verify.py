@@ -42,11 +42,49 @@ def verify_lot(ctx: Ctx, lot: Lot, *, save: bool = True) -> Verification:
     """Compare the lot's stored history with the chain; store the result on the lot when `save`."""
     result = _verify(ctx, lot)
     if save:
-        lot.verification_state = result.state
-        lot.verification_detail = result.detail
-        lot.verified_at = datetime.now(UTC)
-        ctx.session.flush()
+        store_result(ctx, lot, result)
     return result
+
+
+def store_result(ctx: Ctx, lot: Lot, result: Verification) -> None:
+    """Store a verification result on the lot (what pages read)."""
+    lot.verification_state = result.state
+    lot.verification_detail = result.detail
+    lot.verified_at = datetime.now(UTC)
+    ctx.session.flush()
+
+
+
+def verify_new_events(ctx: Ctx, lot: Lot, verified_head: str, verified_count: int) -> Verification | None:
+    """Check only the events after a verified prefix: hash their payloads again, chain them onto the verified
+    head and compare with the head the contract holds now. None when that is not conclusive (pending writes,
+    a gap, a mismatch): the caller then runs the full `verify_lot`, which names what is wrong."""
+    events = list(
+        ctx.session.scalars(
+            select(Event).where(Event.lot_id == lot.id, Event.status != "failed").order_by(Event.seq.asc().nulls_last())
+        )
+    )
+    new = [e for e in events if e.seq is not None and e.seq > verified_count]
+    if any(e.status != "confirmed" for e in events) or not new:
+        return None
+    if [e.seq for e in new] != list(range(verified_count + 1, verified_count + len(new) + 1)):
+        return None
+    head = bytes.fromhex(verified_head[2:])
+    for event in new:
+        if event.failure_reason:
+            return None
+        head = next_head(head, int(event.kind), event.actor_address, bytes.fromhex(_hash(event)[2:]))
+    chain_lot = ctx.ledger.get_lot(lot.lot_id)
+    if hex32(head) != chain_lot.head.lower() or chain_lot.event_count != verified_count + len(new):
+        return None
+    return Verification(
+        "verified",
+        f"{chain_lot.event_count} events match the chain (head {chain_lot.head}; the {len(new)} newest checked "
+        "against the previously verified head)",
+        lot,
+        None,
+        chain_lot.event_count,
+    )
 
 
 def _verify(ctx: Ctx, lot: Lot) -> Verification:

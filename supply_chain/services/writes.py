@@ -63,7 +63,7 @@ def execute(
         session.commit()
         raise
     report = indexer.apply_logs(ctx, result.events)
-    indexer.reverify(ctx, report.lots)
+    indexer.reverify(ctx, report)
     ptx = session.get(PendingTransaction, prepared.tx_hash)
     if ptx is not None:
         session.delete(ptx)

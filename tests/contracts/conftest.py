@@ -72,10 +72,10 @@ class Chain:
     def rewound(self) -> Iterator[None]:
         """On anvil, roll the chain back to where it was when the block ends.
 
-        Anvil recomputes its state root over the whole in-memory state for every block, so mining slows down
-        as tests pile up accounts and contracts (five times slower after a hundred deployments); a snapshot
-        reverted after each test keeps the chain small. The embedded chain refuses snapshots by design (a
-        durable ledger never rewinds) and does not slow down, so there this does nothing.
+        Anvil mines more slowly as accounts and contracts pile up (measured here: seven role grants took
+        0.2 s on a fresh anvil and 1.2 s after 80 test deployments), so a snapshot reverted after each test
+        keeps its state small. The embedded chain refuses snapshots by design (a durable ledger never rewinds)
+        and showed no such slowdown, so there this does nothing.
         """
         if self.name != "anvil":
             yield
