@@ -195,10 +195,11 @@ contract LotLedger is AccessControl, Multicall {
     }
 
     /// @notice Accepts an offered lot (the receiving event); the caller becomes its custodian.
-    /// @dev Requirements: the lot is in transit and the caller is its pending custodian.
-    /// Emits {CustodyAccepted} and {LotEventRecorded}.
+    /// @dev Requirements: the lot is in transit and the caller is its pending custodian, still holding a
+    /// handling role. Emits {CustodyAccepted} and {LotEventRecorded}.
     function acceptCustody(bytes32 lotId, bytes32 dataHash) external {
         Lot storage lot = _pendingLot(lotId);
+        _requireHandler(msg.sender);
         address from = lot.custodian;
         lot.custodian = msg.sender;
         lot.pendingCustodian = address(0);
@@ -219,11 +220,13 @@ contract LotLedger is AccessControl, Multicall {
     }
 
     /// @notice Withdraws a pending offer.
-    /// @dev Requirements: caller is the custodian; the lot is in transit. Emits {CustodyCancelled} and
+    /// @dev Requirements: caller is the custodian, still holding a handling role; the lot is in transit.
+    /// Emits {CustodyCancelled} and
     /// {LotEventRecorded}.
     function cancelCustodyOffer(bytes32 lotId, bytes32 dataHash) external {
         Lot storage lot = _existing(lotId);
         if (lot.custodian != msg.sender) revert LotNotCustodian(lotId, msg.sender);
+        _requireHandler(msg.sender);
         if (lot.status != Status.InTransit) revert LotNotInTransit(lotId);
         address to = lot.pendingCustodian;
         lot.pendingCustodian = address(0);
@@ -290,11 +293,13 @@ contract LotLedger is AccessControl, Multicall {
     }
 
     /// @notice Closes a lot (sold out, consumed, destroyed); no further events except a recall.
-    /// @dev Requirements: caller is the custodian; the lot is active or held. Emits {LotClosed} and
+    /// @dev Requirements: caller is the custodian, still holding a handling role; the lot is active or held.
+    /// Emits {LotClosed} and
     /// {LotEventRecorded}.
     function close(bytes32 lotId, bytes32 dataHash) external {
         Lot storage lot = _existing(lotId);
         if (lot.custodian != msg.sender) revert LotNotCustodian(lotId, msg.sender);
+        _requireHandler(msg.sender);
         if (lot.status != Status.Active && lot.status != Status.Held) revert LotUnavailable(lotId, lot.status);
         lot.status = Status.Closed;
         emit LotClosed(lotId, msg.sender);
@@ -303,12 +308,13 @@ contract LotLedger is AccessControl, Multicall {
 
     /// @notice Anchors the Merkle root of a batch of sensor readings (cold chain) taken on a lot.
     /// @dev Requirements: caller is the custodian or, while the lot is in transit, its pending custodian (the
-    /// carrier); the lot is active, held or in transit. Emits {ReadingsAnchored} and {LotEventRecorded}.
+    /// carrier), still holding a handling role; the lot is active, held or in transit. Emits {ReadingsAnchored} and {LotEventRecorded}.
     function anchorReadings(bytes32 lotId, bytes32 merkleRoot, uint32 count, bytes32 dataHash) external {
         Lot storage lot = _existing(lotId);
         if (lot.custodian != msg.sender && lot.pendingCustodian != msg.sender) {
             revert LotNotCustodian(lotId, msg.sender);
         }
+        _requireHandler(msg.sender);
         if (lot.status != Status.Active && lot.status != Status.Held && lot.status != Status.InTransit) {
             revert LotUnavailable(lotId, lot.status);
         }

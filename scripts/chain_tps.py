@@ -44,6 +44,7 @@ from supply_chain.domain.kinds import EventKind
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ANVIL_BINARY = PROJECT_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 FIXED_GAS = 10_000_000
+ANVIL_ARGS = [str(ANVIL_BINARY), "--host", "127.0.0.1", "--chain-id", "31337", "--silent"]
 
 
 @dataclass
@@ -123,8 +124,7 @@ def running_anvil(log: Path, timeout: float = 30.0) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(ANVIL_BINARY), "--host", "127.0.0.1", "--port", str(port)]
-            + ["--chain-id", "31337", "--silent"],
+            ANVIL_ARGS + ["--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -47,6 +47,8 @@ from supply_chain.domain.kinds import EventKind, InspectionOutcome, LotStatus
 ROLE_NAMES = ("admin", "regulator", "inspector", "producer", "processor", "distributor", "retailer")
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_HASH = b"\x00" * 32
+# How often to ask for a receipt: nodes that mine at once (anvil automine) answer within a few milliseconds.
+POLL_SECONDS = 0.02
 
 
 def role_id(name: str) -> bytes:
@@ -124,6 +126,7 @@ class PreparedTx:
     sender: str
     nonce: int
     function: str
+    data: str = ""  # the call data, to replay the call and learn why a mined transaction reverted
 
 
 @dataclass
@@ -299,7 +302,17 @@ class Ledger:
             sender=signer.address,
             nonce=nonce,
             function=function,
+            data=data,
         )
+
+    def abandon(self, prepared: PreparedTx) -> None:
+        """Give back the nonce of a prepared transaction that will not be sent (the caller's own write
+        failed between the two steps), so the signer's next transaction does not wait behind a gap."""
+        with self._lock:
+            if self._next_nonce.get(prepared.sender) == prepared.nonce + 1:
+                self._next_nonce[prepared.sender] = prepared.nonce
+            else:
+                self._next_nonce.pop(prepared.sender, None)
 
     def submit(self, prepared: PreparedTx) -> TxResult:
         """Send a prepared transaction and wait for its receipt."""
@@ -312,13 +325,35 @@ class Ledger:
                     self._next_nonce.pop(prepared.sender, None)
                 raise self.decode_revert(exc, prepared.function) from None
             except Web3Exception as exc:
-                if "already known" not in str(exc) and "nonce too low" not in str(exc).lower():
-                    raise
-            receipt = self.w3.eth.wait_for_transaction_receipt(prepared.tx_hash, timeout=self.receipt_timeout)
+                text = str(exc).lower()
+                if "already known" not in text and "nonce too low" not in text:
+                    # The node refused it (nonce gap, funds, ...): forget this signer's nonce memory so the
+                    # next transaction asks the node afresh, and report the refusal as a project error.
+                    with self._lock:
+                        self._next_nonce.pop(prepared.sender, None)
+                    raise Conflict(
+                        f"{prepared.function}: the chain node refused the transaction: {exc}", code="tx_refused"
+                    ) from exc
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                prepared.tx_hash, timeout=self.receipt_timeout, poll_latency=POLL_SECONDS
+            )
         result = self._result(receipt)
         if not result.success:
-            raise Conflict(f"transaction {prepared.tx_hash} ({prepared.function}) was reverted when mined")
+            raise self._mined_revert(prepared, result.block_number)
         return result
+
+    def _mined_revert(self, prepared: PreparedTx, block_number: int) -> LotlineError:
+        """Why a mined transaction reverted: the same call replayed on the state just before its block."""
+        try:
+            with chain_guard("replaying a reverted call"):
+                self.w3.eth.call(
+                    {"from": prepared.sender, "to": self.address, "data": prepared.data}, max(block_number - 1, 0)
+                )
+        except (ContractCustomError, ContractLogicError, TransactionFailed) as exc:
+            return self.decode_revert(exc, prepared.function)
+        except LotlineError:
+            pass
+        return Conflict(f"transaction {prepared.tx_hash} ({prepared.function}) was reverted when mined")
 
     def transact(self, signer: LocalAccount, function: str, args: Sequence[Any]) -> TxResult:
         return self.submit(self.prepare(signer, function, args))
@@ -326,7 +361,10 @@ class Ledger:
     def wait(self, tx_hash: str) -> TxResult:
         """Wait for a sent transaction's receipt (ChainUnavailable if it does not come in time)."""
         with chain_guard("waiting for a receipt"):
-            return self._result(self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout))
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=self.receipt_timeout, poll_latency=POLL_SECONDS
+            )
+            return self._result(receipt)
 
     def receipt(self, tx_hash: str) -> TxResult | None:
         """The mined result of a transaction, or None if the node does not know it as mined."""

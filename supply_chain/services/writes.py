@@ -46,7 +46,11 @@ def execute(
             function=prepared.function,
         )
     )
-    session.commit()
+    try:
+        session.commit()
+    except Exception:
+        ledger.abandon(prepared)  # never sent: its nonce must not leave a gap
+        raise
     try:
         result = ledger.submit(prepared)
     except ChainUnavailable as exc:

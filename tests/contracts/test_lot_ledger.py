@@ -1402,16 +1402,8 @@ def test_deployed_code_is_the_committed_artifact(ledger):
     assert "0x" + code.hex() == load_artifact("LotLedger")["deployedBytecode"]
 
 
-# ============================================================================================ known gaps
+# ============================================================================================ revoked roles
 
-REVOKED_HANDLER_GAP = (
-    "contract bug: _requireHandler says a custodian whose handling roles were all revoked can no longer "
-    "add to a lot's history, but close(), anchorReadings(), cancelCustodyOffer() and acceptCustody() "
-    "do not check it"
-)
-
-
-@pytest.mark.xfail(reason=REVOKED_HANDLER_GAP, raises=pytest.fail.Exception, strict=True)
 @pytest.mark.parametrize("action", ["close", "anchorReadings", "cancelCustodyOffer"])
 def test_custodian_whose_roles_were_revoked_cannot_append_any_event(ledger, actors, make_lot, refused, action):
     lot_id = make_lot()
@@ -1426,7 +1418,6 @@ def test_custodian_whose_roles_were_revoked_cannot_append_any_event(ledger, acto
     refused(calls[action], "AccountLacksRoles", Forbidden, lots=(lot_id,))
 
 
-@pytest.mark.xfail(reason=REVOKED_HANDLER_GAP, raises=pytest.fail.Exception, strict=True)
 def test_recipient_whose_roles_were_revoked_after_the_offer_cannot_accept_custody(ledger, actors, make_lot, refused):
     lot_id = make_lot()
     ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
@@ -1437,3 +1428,21 @@ def test_recipient_whose_roles_were_revoked_after_the_offer_cannot_accept_custod
         Forbidden,
         lots=(lot_id,),
     )
+
+
+def test_abandoned_prepared_transaction_leaves_no_nonce_gap(ledger, actors, make_lot):
+    lot_id = make_lot()
+    prepared = ledger.prepare(actors.producer, "recordEvent", [lot_id, int(EventKind.COOLING), new_hash()])
+    ledger.abandon(prepared)  # e.g. the store's pending write failed: it is never sent
+    result = ledger.record_event(actors.producer, lot_id, EventKind.COOLING, new_hash())
+    assert result.success and len(result.recorded()) == 1
+
+
+def test_transaction_reverted_when_mined_reports_the_decoded_error(ledger, actors, make_lot):
+    lot_id = make_lot()
+    stale = ledger.prepare(actors.producer, "close", [lot_id, new_hash()])  # checked: fine right now
+    ledger.recall(actors.regulator, lot_id, new_hash())  # the state changes before it is sent
+    with pytest.raises(Conflict) as err:
+        ledger.submit(stale)
+    assert getattr(err.value, "chain_error", None) == "LotUnavailable", err.value.message
+    assert ledger.get_lot(lot_id).status is LotStatus.RECALLED
