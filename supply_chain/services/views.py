@@ -664,7 +664,11 @@ def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
 
 def compliance_records(ctx: Ctx) -> list[dict[str, Any]]:
     """Every organisation with its roles and compliance record (for the regulator)."""
-    return [trace.compliance(ctx, org) | {"id": org.id, "roles": list(org.roles)} for org in organisations(ctx)]
+    return [
+        trace.compliance(ctx, org) | {"id": org.id, "roles": list(org.roles)}
+        for org in organisations(ctx)
+        if set(org.roles) - {"admin"}  # the operator only deploys and onboards: it has no record to show
+    ]
 
 
 def parse_readings(text: str) -> list[dict[str, str]]:
