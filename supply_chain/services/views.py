@@ -546,8 +546,21 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     journey, places = _journey(ctx, lot, chain, lambda _e: Visibility.PUBLIC, base, include_failed=False)
     hold = None
     if lot.status == "held":
-        holds = [e for e in lot.events if int(e.kind) == EventKind.HOLD and e.status == "confirmed"]
-        hold = {"since": holds[-1].payload.get("date") if holds else None}
+        # A hold is placed by a hold event or by a failed inspection; the latest of them dates it.
+        holds = [
+            e
+            for e in lot.events
+            if e.status == "confirmed"
+            and (
+                int(e.kind) == EventKind.HOLD
+                or (int(e.kind) == EventKind.INSPECTION and e.payload.get("outcome") == "fail")
+            )
+        ]
+        last = holds[-1].payload if holds else {}
+        hold = {
+            "since": last.get("date") or last.get("inspection_date"),
+            "reason": "failed inspection" if last.get("outcome") == "fail" else None,
+        }
     record = trace.compliance(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
     return {
