@@ -126,7 +126,8 @@ class Runtime:
             if self._ledger is None:
                 chain = self.chain
                 chain_id = chain.w3.eth.chain_id
-                with self.sessions() as session:
+                # A read that may run while this thread's own session holds SQLite's write lock.
+                with Session(self.engine.execution_options(sqlite_begin="deferred")) as session:
                     deployment = session.scalars(
                         select(ChainDeployment).where(
                             ChainDeployment.chain_id == chain_id, ChainDeployment.contract_name == "LotLedger"

@@ -84,7 +84,6 @@ def _sqlite_engine(url: URL, begin: str, **kwargs: Any) -> Engine:
     # Connections move between threads with the pool (one thread at a time); the check is only a guard.
     connect_args.setdefault("check_same_thread", False)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
-    begin_sql = "BEGIN IMMEDIATE" if begin == "immediate" else "BEGIN"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -101,7 +100,10 @@ def _sqlite_engine(url: URL, begin: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin_sql)
+        # `engine.execution_options(sqlite_begin="deferred")` gives a read-only lookup that must not wait for
+        # (or block) the write lock a session of the same thread may already hold.
+        mode = connection.get_execution_options().get("sqlite_begin", begin)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
 
     return engine
 

@@ -117,3 +117,40 @@ def test_cli_verify_all_exits_1_naming_the_lot_and_event_after_an_sql_update(net
     assert "tampered" in bad.output and code in bad.output and f"id {event_id}" in bad.output
     usage = runner.invoke(main, ["verify"], env=env)
     assert usage.exit_code == 2
+
+
+def test_cli_trace_json_reindex_and_bad_input_exit_codes(network: Any) -> None:
+    import json
+
+    from supply_chain.cli import main
+
+    rt = network.runtime
+    env = {
+        "LOTLINE_HOME": str(rt.settings.home),
+        "LOTLINE_DATABASE_URL": rt.settings.database_url,
+        "LOTLINE_SECRET_KEY": rt.settings.secret_key,
+    }
+    rt.close()
+    runner = CliRunner()
+    traced = runner.invoke(main, ["trace", network.greens, "LOT-1", "--direction", "forward", "--json"], env=env)
+    assert traced.exit_code == 0, traced.output
+    assert [i["lot_code"] for i in json.loads(traced.output)["lots"]] == ["LOT-1"]
+    bad_gtin = runner.invoke(main, ["trace", "12345678", "LOT-1", "--direction", "forward"], env=env)
+    assert bad_gtin.exit_code == 2 and "GTIN" in bad_gtin.output
+    unknown = runner.invoke(main, ["trace", network.greens, "NOPE", "--direction", "backward"], env=env)
+    assert unknown.exit_code == 2 and "no lot NOPE" in unknown.output
+    rebuilt = runner.invoke(main, ["reindex"], env=env)
+    assert rebuilt.exit_code == 0 and "1 events applied" in rebuilt.output, rebuilt.output
+    for command in (
+        ["--help"],
+        ["demo", "--help"],
+        ["serve", "--help"],
+        ["verify", "--help"],
+        ["trace", "--help"],
+        ["reindex", "--help"],
+        ["deploy", "--help"],
+        ["bench", "--help"],
+        ["export", "--help"],
+    ):
+        shown = runner.invoke(main, command)
+        assert shown.exit_code == 0 and "Usage:" in shown.output, command
