@@ -23,7 +23,7 @@ MAX_DECIMALS = 6
 
 
 def parse_quantity(value: object, field: str = "quantity") -> Decimal:
-    """Parse a quantity given as a decimal string or a number; it must be finite, > 0, < 10^12, with at most 6 decimals."""
+    """Parse a quantity given as a decimal string or a number: finite, > 0, < 10^12, at most 6 decimals."""
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise InvalidInput(
             f"{field}: must be a number or a decimal string, got {type(value).__name__}",

@@ -59,8 +59,6 @@ from supply_chain.store.models import (
     LotInput,
     Organisation,
     Product,
-    SensorBatch,
-    SensorReading,
 )
 from supply_chain.store.queries import ancestors as ancestor_ids
 
@@ -1380,32 +1378,8 @@ class _Writer:
         assert w.key is not None
         lot = self.lot(w.key)
         rows = sorted(w.readings, key=lambda r: r["taken_at"])
-        root = merkle_root([payload_hash(r) for r in rows])
-        event = lot_service._event(self.ctx, lot, self.org, EventKind.SENSOR_ANCHOR, w.payload)
-        temps = [Decimal(r["temperature_c"]) for r in rows]
-        batch = SensorBatch(
-            lot=lot,
-            event=event,
-            merkle_root=hex32(root),
-            reading_count=len(rows),
-            period_start=_instant(rows[0]["taken_at"]),
-            period_end=_instant(rows[-1]["taken_at"]),
-            min_temp=min(temps),
-            max_temp=max(temps),
-        )
-        self.ctx.session.add(batch)
-        for i, r in enumerate(rows):
-            self.ctx.session.add(
-                SensorReading(
-                    batch=batch,
-                    taken_at=_instant(r["taken_at"]),
-                    temperature_c=Decimal(r["temperature_c"]),
-                    humidity=Decimal(r["humidity"]) if r.get("humidity") is not None else None,
-                    sensor_id=w.payload.get("sensor_id") or "",
-                    leaf_index=i,
-                )
-            )
-        self._add(w.index, event, ("anchorReadings", [_b(lot.lot_id), root, len(rows), _b(event.payload_hash)]))
+        event, call = lot_service.plan_sensor_batch(self.ctx, self.org, lot, rows, w.payload)
+        self._add(w.index, event, call)
 
 
 def _b(hex_value: str) -> bytes:

@@ -631,7 +631,20 @@ def anchor_readings(
         "sensor_id": sensor_id,
         "location_gln": location_gln,
     }
+    event, call = plan_sensor_batch(ctx, actor, lot, rows, payload)
+    ctx.session.flush()
+    execute(ctx, actor, [call], [event])
+    return event
+
+
+def plan_sensor_batch(
+    ctx: Ctx, actor: Organisation, lot: Lot, rows: Sequence[Mapping[str, Any]], payload: Mapping[str, Any]
+) -> tuple[Event, tuple[str, list[Any]]]:
+    """The rows of an anchoring (event, batch, readings) and its contract call, not yet sent: `rows` are
+    validated readings in time order; their Merkle root is what the call anchors."""
+    root = merkle_root([payload_hash(r) for r in rows])
     event = _event(ctx, lot, actor, EventKind.SENSOR_ANCHOR, payload)
+    temps = [Decimal(r["temperature_c"]) for r in rows]
     batch = SensorBatch(
         lot=lot,
         event=event,
@@ -650,13 +663,11 @@ def anchor_readings(
                 taken_at=instant(r["taken_at"]),
                 temperature_c=Decimal(r["temperature_c"]),
                 humidity=Decimal(r["humidity"]) if r.get("humidity") is not None else None,
-                sensor_id=sensor_id or "",
+                sensor_id=event.payload.get("sensor_id") or "",
                 leaf_index=i,
             )
         )
-    ctx.session.flush()
-    execute(ctx, actor, [("anchorReadings", [_b(lot.lot_id), root, len(rows), _b(event.payload_hash)])], [event])
-    return event
+    return event, ("anchorReadings", [_b(lot.lot_id), root, len(rows), _b(event.payload_hash)])
 
 
 def validate_reading(raw: Mapping[str, Any], index: int) -> dict[str, Any]:

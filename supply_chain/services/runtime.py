@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from supply_chain.chain.connect import ChainConnection, connect
 from supply_chain.chain.ledger import Ledger
 from supply_chain.domain.errors import ChainUnavailable
-from supply_chain.store.db import database_url, make_engine, make_session_factory, migrate
+from supply_chain.store.db import database_url, make_engine, make_session_factory, migrate, session_scope
 from supply_chain.store.models import ChainDeployment
 
 EMBEDDED_GAS_LIMIT = 10_000_000
@@ -100,15 +100,8 @@ class Runtime:
     @contextmanager
     def ctx(self) -> Iterator[Ctx]:
         """A unit of work: commit on success, roll back on error, always close."""
-        session = self.sessions()
-        try:
+        with session_scope(self.sessions) as session:
             yield Ctx(session, self)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     # ------------------------------------------------------------ chain
 
