@@ -94,6 +94,9 @@ class Runtime:
         self.engine = make_engine(self.settings.database_url)
         migrate(self.engine)
         self.sessions = make_session_factory(self.engine)
+        # Sessions for requests that only read (the consumer page, QR codes): on SQLite they neither take
+        # nor wait for the write lock, so pages are served while writes run (WAL readers see the last commit).
+        self.read_sessions = make_session_factory(self.engine.execution_options(sqlite_begin="deferred"))
 
     # ------------------------------------------------------------ sessions
 

@@ -8,6 +8,7 @@ input is affected too.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -53,9 +54,10 @@ def _recalls_of(ctx: Ctx, lot_ids: list[int]) -> dict[int, list[Recall]]:
     return out
 
 
-def recall_sources(ctx: Ctx, lot: Lot) -> list[tuple[Lot, Recall]]:
-    """The recalls that reach this lot: its own, and those of every ancestor (nearest first)."""
-    chain = [(lot.id, 0), *ancestors(ctx.session, lot.id)]
+def recall_sources(ctx: Ctx, lot: Lot, ancestry: Sequence[tuple[int, int]] | None = None) -> list[tuple[Lot, Recall]]:
+    """The recalls that reach this lot: its own, and those of every ancestor (nearest first). `ancestry`
+    ((lot id, depth) from the lot itself up) saves the lineage walk when the caller has already made it."""
+    chain = list(ancestry) if ancestry is not None else [(lot.id, 0), *ancestors(ctx.session, lot.id)]
     ids = [lot_id for lot_id, _ in chain]
     recalls = _recalls_of(ctx, ids)
     lots = _load_lots(ctx, [i for i in ids if i in recalls])

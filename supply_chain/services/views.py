@@ -396,9 +396,9 @@ def _journey(
 
 
 def _ancestor_chain(ctx: Ctx, lot: Lot) -> list[tuple[Lot, int]]:
-    related = ancestors(ctx.session, lot.id)
-    if not related:
-        return [(lot, 0)]
+    """The lot and every ancestor with its depth, each loaded with what the pages show (one query per
+    relationship for all of them, not one per lot)."""
+    related = [(lot.id, 0), *ancestors(ctx.session, lot.id)]
     loaded = {
         lot_.id: lot_
         for lot_ in ctx.session.scalars(
@@ -409,15 +409,20 @@ def _ancestor_chain(ctx: Ctx, lot: Lot) -> list[tuple[Lot, int]]:
                 selectinload(Lot.creator),
                 selectinload(Lot.origin_location),
                 selectinload(Lot.events).selectinload(Event.actor),
+                selectinload(Lot.inspections),
+                selectinload(Lot.sensor_batches),
             )
         )
     }
-    return [(lot, 0)] + [(loaded[i], depth) for i, depth in related if i in loaded]
+    return [(loaded[i], depth) for i, depth in related if i in loaded]
 
 
-def _recall_rows(ctx: Ctx, lot: Lot, base_url: str) -> list[dict[str, Any]]:
+def _recall_rows(
+    ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, int]] | None = None
+) -> list[dict[str, Any]]:
     out = []
-    for source, recall in trace.recall_sources(ctx, lot):
+    ancestry = [(lot_.id, depth) for lot_, depth in chain] if chain is not None else None
+    for source, recall in trace.recall_sources(ctx, lot, ancestry):
         payload = recall.event.payload or {}
         out.append(
             {
@@ -576,7 +581,7 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
         "producer": {"name": lot.creator.name},
         "state": state,
         "state_label": STATE_LABELS[state],
-        "recalls": _recall_rows(ctx, lot, base),
+        "recalls": _recall_rows(ctx, lot, base, chain),
         "hold": hold,
         "origin": _origins(chain),
         "ingredients": [
