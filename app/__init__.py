@@ -82,6 +82,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.labels import bp as labels_bp
     from app.lots import bp as lots_bp
     from app.public import bp as public_bp
+    from app.tokens import bp as tokens_bp
 
     for blueprint in (
         auth_bp,
@@ -93,6 +94,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         labels_bp,
         public_bp,
         health_bp,
+        tokens_bp,
         api_bp,
     ):
         app.register_blueprint(blueprint)

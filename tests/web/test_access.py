@@ -51,6 +51,8 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/admin/organisations/new", {"regulator"}),
     ("GET", "/admin/organisations/1", {"regulator"}),
     ("POST", "/admin/organisations/1/roles", {"regulator"}),
+    ("GET", "/tokens", set(ROLES)),
+    ("POST", "/tokens", set(ROLES)),
     ("GET", "/admin/lots/{F1}/trace", {"regulator"}),
     ("GET", "/admin/lots/{F1}/recall", {"regulator"}),
     ("POST", "/admin/lots/{F1}/recall", {"regulator"}),
