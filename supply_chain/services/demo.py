@@ -286,7 +286,7 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
                 "standard": "FDA BAM Ch. 4 (E. coli)",
                 "findings": "No pathogens detected in 5 samples",
             },
-            certificate=("spinach-lab-report.pdf", "application/pdf", _demo_pdf("Lab report SF-SPN-2611B: PASS")),
+            certificate=("spinach-lab-report.pdf", "application/pdf", demo_pdf("Lab report SF-SPN-2611B: PASS")),
         )
         lots.inspect(
             ctx,
@@ -300,7 +300,7 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
                 "standard": "ISO 11290-1 (Listeria)",
                 "findings": "Listeria monocytogenes in 1 of 5 samples",
             },
-            certificate=("romaine-lab-report.pdf", "application/pdf", _demo_pdf("Lab report GV-ROM-2611C: FAIL")),
+            certificate=("romaine-lab-report.pdf", "application/pdf", demo_pdf("Lab report GV-ROM-2611C: FAIL")),
         )
 
         progress("to the processor; transformation into salad mix")
@@ -364,7 +364,7 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
         return o
 
 
-def _demo_pdf(title: str) -> bytes:
+def demo_pdf(title: str) -> bytes:
     """A tiny valid one-page PDF with a line of text (a stand-in certificate the demo can attach)."""
     stream = f"BT /F1 18 Tf 72 720 Td ({title}) Tj ET".encode()
     objects = [
