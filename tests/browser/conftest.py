@@ -178,5 +178,9 @@ def docs_screenshots() -> Path:
 
 
 def copy_screenshot(source: Path, target: Path) -> None:
+    """Refresh a README screenshot, only when asked (`LOTLINE_UPDATE_DOC_SCREENSHOTS=1`): a test run should
+    not rewrite tracked files."""
+    if os.environ.get("LOTLINE_UPDATE_DOC_SCREENSHOTS") != "1":
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
