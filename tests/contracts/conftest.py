@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
@@ -30,13 +26,13 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 
 from supply_chain.chain.connect import connect, fund
+from supply_chain.chain.devnode import ANVIL_BINARY, start_anvil
+from supply_chain.chain.devnode import stop as _stop
 from supply_chain.chain.ledger import Ledger
 from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.kinds import EventKind
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ANVIL_BINARY = PROJECT_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-ANVIL_CHAIN_ID = 31337
 ACTOR_BALANCE_WEI = 10 * 10**18
 # The app's choice (supply_chain.services.runtime.EMBEDDED_GAS_LIMIT): on the embedded chain one eth_call checks
 # for a revert and a fixed gas limit replaces the estimate's binary search; JSON-RPC nodes use the estimate.
@@ -100,61 +96,6 @@ def _open(home: Path, url: str | None) -> tuple[Chain, Callable[[], None]]:
     return chain, conn.close
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
-def start_anvil(log: Path, binary: Path = ANVIL_BINARY, timeout: float = 30.0) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start anvil on a free loopback port, its output going to `log`; return its URL once it answers
-    eth_chainId. The caller stops it with `_stop`."""
-    for _attempt in range(3):  # another process may take the port between probing and binding
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    str(binary),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--chain-id",
-                    str(ANVIL_CHAIN_ID),
-                    "--silent",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                answer = requests.post(
-                    url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1
-                ).json()
-            except (requests.ConnectionError, requests.Timeout, ValueError):
-                time.sleep(0.05)
-                continue
-            if int(answer.get("result", "0x0"), 16) == ANVIL_CHAIN_ID:
-                return url, process
-            break
-        _stop(process)
-        output = log.read_text(errors="replace")
-        if "address already in use" not in output.lower():
-            raise RuntimeError(f"anvil did not answer eth_chainId on {url} within {timeout:g} s: {output[-2000:]}")
-    raise RuntimeError("anvil could not bind a free port in three attempts")
 
 
 @pytest.fixture(scope="session", params=BACKENDS, ids=BACKENDS)
