@@ -18,8 +18,8 @@ from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services.runtime import Ctx
-from supply_chain.store.models import Event, Inspection, Location, Lot, Organisation, Recall
-from supply_chain.store.queries import ancestors, descendants
+from supply_chain.store.models import Event, Inspection, Location, Lot, LotInput, Organisation, Recall
+from supply_chain.store.queries import ancestors, descendants, reach
 
 DIRECTIONS = ("backward", "forward")
 
@@ -35,22 +35,22 @@ def _load_lots(ctx: Ctx, ids: list[int]) -> dict[int, Lot]:
             selectinload(Lot.custodian),
             selectinload(Lot.creator),
             selectinload(Lot.origin_location),
-            selectinload(Lot.inputs),
+            selectinload(Lot.inputs).selectinload(LotInput.input_lot),
         )
     )
     return {lot.id: lot for lot in rows}
 
 
-def _recalls_of(ctx: Ctx, lot_ids: list[int]) -> dict[int, list[Recall]]:
-    out: dict[int, list[Recall]] = defaultdict(list)
-    if lot_ids:
-        rows = ctx.session.scalars(
-            select(Recall)
-            .join(Event, Recall.event_id == Event.id)
-            .where(Recall.lot_id.in_(lot_ids), Event.status == "confirmed")
-        )
-        for recall in rows:
-            out[recall.lot_id].append(recall)
+def _recalls_of(ctx: Ctx, lot_ids: list[int] | None) -> dict[int, list[Recall]]:
+    """Confirmed recalls by lot, of the given lots (None: of every lot)."""
+    out: dict[int, list[Recall]] = {}
+    if lot_ids == []:
+        return out
+    query = select(Recall).join(Event, Recall.event_id == Event.id).where(Event.status == "confirmed")
+    if lot_ids is not None:
+        query = query.where(Recall.lot_id.in_(lot_ids))
+    for recall in ctx.session.scalars(query.order_by(Recall.id)):
+        out.setdefault(recall.lot_id, []).append(recall)
     return out
 
 
@@ -80,7 +80,12 @@ def _locations(ctx: Ctx, lot_ids: list[int]) -> dict[int, list[Location]]:
                 glns[lot_id].append(value)
     all_glns = {g for values in glns.values() for g in values}
     by_gln = (
-        {loc.gln: loc for loc in ctx.session.scalars(select(Location).where(Location.gln.in_(all_glns)))}
+        {
+            loc.gln: loc
+            for loc in ctx.session.scalars(
+                select(Location).where(Location.gln.in_(all_glns)).options(selectinload(Location.organisation))
+            )
+        }
         if all_glns
         else {}
     )
@@ -98,28 +103,19 @@ def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
     depth = {lot.id: 0} | dict(related)
     lots = _load_lots(ctx, ids)
     locations = _locations(ctx, ids)
-    # recall reach: a lot is affected if it or any of its ancestors is recalled
-    affected_by: dict[int, list[int]] = {}
-    for lot_id in ids:
-        line = (
-            [lot_id, *(i for i, _ in ancestors(ctx.session, lot_id))]
-            if direction == "forward" or lot_id == lot.id
-            else None
-        )
-        affected_by[lot_id] = line or []
-    all_ids = sorted({i for line in affected_by.values() for i in line} | set(ids))
-    recalls = _recalls_of(ctx, all_ids)
+    # Recall reach: a lot is affected when it or any of its ancestors is recalled. Recalls are few, so walk
+    # forward from every recalled lot at once (one recursive query) rather than up from every traced lot.
+    recalls = _recalls_of(ctx, None)
+    sources_of: dict[int, list[int]] = defaultdict(list)
+    for start, reached in reach(ctx.session, sorted(recalls)):
+        sources_of[reached].append(start)
+    for lot_id in recalls:
+        sources_of[lot_id].insert(0, lot_id)
+    lots |= _load_lots(ctx, sorted({s for i in ids for s in sources_of[i]} - set(lots)))
     items = []
     for lot_id in ids:
         item = lots[lot_id]
-        if direction == "backward":
-            sources = (
-                [i for i in [lot_id, *(a for a, _ in ancestors(ctx.session, lot_id))] if i in recalls]
-                if recalls
-                else []
-            )
-        else:
-            sources = [i for i in affected_by[lot_id] if i in recalls]
+        sources = sources_of[lot_id]
         items.append(
             {
                 "gtin": item.gtin,
@@ -149,8 +145,8 @@ def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
                 "affected_by_recall": bool(sources),
                 "recall_sources": [
                     {
-                        "gtin": lots[s].gtin if s in lots else None,
-                        "lot_code": lots[s].lot_code if s in lots else None,
+                        "gtin": lots[s].gtin,
+                        "lot_code": lots[s].lot_code,
                         "reason": recalls[s][0].reason,
                         "recall_class": recalls[s][0].recall_class,
                     }

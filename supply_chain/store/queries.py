@@ -25,9 +25,7 @@ def ancestors(session: Session, lot_pk: int, *, max_depth: int = MAX_LINEAGE_DEP
     return _walk(session, lot_pk, LotInput.output_lot_id, LotInput.input_lot_id, max_depth)
 
 
-def descendants(
-    session: Session, lot_pk: int, *, max_depth: int = MAX_LINEAGE_DEPTH
-) -> list[tuple[int, int]]:
+def descendants(session: Session, lot_pk: int, *, max_depth: int = MAX_LINEAGE_DEPTH) -> list[tuple[int, int]]:
     """Every lot made from ``lot_pk``, directly or not (forward trace, the reach of a recall).
 
     Same shape and order as ``ancestors``.
@@ -61,3 +59,28 @@ def _walk(
         .order_by(depth, lineage.c.lot_pk)
     )
     return [(int(pk), int(d)) for pk, d in session.execute(query)]
+
+
+def reach(session: Session, start_pks: list[int], *, max_depth: int = MAX_LINEAGE_DEPTH) -> list[tuple[int, int]]:
+    """Every ``(start, lot)`` where ``lot`` was made, directly or not, from one of ``start_pks`` (the lots a set
+    of recalls reaches), in one recursive query whatever the number of starts. Starts are not included."""
+    if not start_pks:
+        return []
+    one = literal_column("1", Integer)
+    seed = select(
+        LotInput.input_lot_id.label("start_pk"), LotInput.output_lot_id.label("lot_pk"), one.label("depth")
+    ).where(LotInput.input_lot_id.in_(start_pks))
+    lineage = seed.cte("reach", recursive=True)
+    step = (
+        select(lineage.c.start_pk, LotInput.output_lot_id, lineage.c.depth + one)
+        .join(lineage, LotInput.input_lot_id == lineage.c.lot_pk)
+        .where(lineage.c.depth < max_depth)
+    )
+    lineage = lineage.union(step)
+    query = (
+        select(lineage.c.start_pk, lineage.c.lot_pk)
+        .where(lineage.c.start_pk != lineage.c.lot_pk)
+        .distinct()
+        .order_by(lineage.c.lot_pk, lineage.c.start_pk)
+    )
+    return [(int(start), int(pk)) for start, pk in session.execute(query)]

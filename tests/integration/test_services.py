@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
 
 from supply_chain.domain.errors import ChainUnavailable, Conflict, Forbidden, InvalidInput, NotFound
@@ -525,7 +526,14 @@ def test_reindex_rebuilds_the_same_index(demo_runtime: Any) -> None:
 def test_demo_forward_trace_from_the_recalled_farm_lot_reaches_salad_mix_on_retail_shelves(demo_runtime: Any) -> None:
     with demo_runtime.ctx() as ctx:
         farm_lot = lots.get_lot(ctx, "00614141000012", "GV-ROM-2611A")
-        result = {i["lot_code"]: i for i in trace(ctx, farm_lot, "forward")["lots"]}
+        statements: list[str] = []
+        listen = sa_event.listens_for(demo_runtime.engine, "before_cursor_execute")
+        listen(lambda _c, _cur, statement, *_a: statements.append(" ".join(statement.split())))
+        forward = trace(ctx, farm_lot, "forward")
+        # one lineage walk and one recall-reach walk, not a walk per traced lot; loads are batched
+        assert sum("RECURSIVE" in q for q in statements) == 2, statements
+        assert not [q for q in statements if "WHERE lots.id = " in q], statements
+        result = {i["lot_code"]: i for i in forward["lots"]}
         assert result["GV-ROM-2611A"]["recalled"]
         assert result["FC-MIX-001"]["custodian"] == "Corner Market" and result["FC-MIX-001"]["affected_by_recall"]
         assert result["FC-MIX-002"]["custodian"] == "City Grocer" and result["FC-MIX-002"]["affected_by_recall"]
@@ -554,8 +562,9 @@ def test_maintenance_thread_indexes_foreign_writes_and_reverifies_on_schedule(ne
     with rt.ctx() as ctx:
         lot = _lot(ctx, network)
         lot.verification_state = None  # as if never checked
-        ctx.ledger.record_event(orgs.signer(ctx, network.org("farm", ctx)), lot.lot_id, EventKind.OBSERVATION,
-                                b"\x09" * 32)
+        ctx.ledger.record_event(
+            orgs.signer(ctx, network.org("farm", ctx)), lot.lot_id, EventKind.OBSERVATION, b"\x09" * 32
+        )
     worker = Maintenance(rt, sync_seconds=0.05, verify_seconds=0.1)
     worker.start()
     try:

@@ -371,6 +371,15 @@ def test_lineage_walks_a_diamond_in_one_query_each_way(session: Session, engine:
     assert {edge.input_lot.lot_code for edge in mix.inputs} == {"W", "C"}
     assert {edge.output_lot.lot_code for edge in harvest.outputs} == {"W", "C", "B"}
 
+    # the reach of several starts (recalled lots) at once: one query, each reached lot paired with its start
+    statements.clear()
+    reached = queries.reach(session, [washed.id, cut.id, other.id])
+    assert len(statements) == 1
+    assert reached == sorted(
+        [(washed.id, mix.id), (cut.id, mix.id), (washed.id, bowl.id), (cut.id, bowl.id)], key=lambda x: (x[1], x[0])
+    )
+    assert queries.reach(session, []) == []
+
 
 def test_a_lot_cannot_be_its_own_input(session: Session) -> None:
     lot = add_lot(session, add_product(session, add_org(session)), "L1")
