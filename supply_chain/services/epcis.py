@@ -37,7 +37,7 @@ from sqlalchemy import select
 from supply_chain.chain.ledger import Ledger
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.events import Visibility, event_date, kind_spec, validate_payload, visible_view
-from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
+from supply_chain.domain.hashing import bytes32, hex32, merkle_root, payload_hash
 from supply_chain.domain.identifiers import (
     digital_link,
     gs1_check_digit,
@@ -1382,8 +1382,7 @@ class _Writer:
         self._add(w.index, event, call)
 
 
-def _b(hex_value: str) -> bytes:
-    return bytes.fromhex(hex_value[2:])
+_b = bytes32
 
 
 def _instant(iso: str) -> datetime:

@@ -29,7 +29,7 @@ from supply_chain.domain.events import (
     parse_when,
     validate_payload,
 )
-from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
+from supply_chain.domain.hashing import bytes32, hex32, merkle_root, payload_hash
 from supply_chain.domain.identifiers import lot_id as compute_lot_id
 from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
@@ -365,7 +365,7 @@ def record_events(
         calls = [
             (
                 "recordEvent",
-                [bytes.fromhex(lot.lot_id[2:]), int(events[0].kind), bytes.fromhex(events[0].payload_hash[2:])],
+                [_b(lot.lot_id), int(events[0].kind), _b(events[0].payload_hash)],
             )
         ]
     else:
@@ -373,9 +373,9 @@ def record_events(
             (
                 "recordEvents",
                 [
-                    bytes.fromhex(lot.lot_id[2:]),
+                    _b(lot.lot_id),
                     [int(e.kind) for e in events],
-                    [bytes.fromhex(e.payload_hash[2:]) for e in events],
+                    [_b(e.payload_hash) for e in events],
                 ],
             )
         ]
@@ -383,8 +383,7 @@ def record_events(
     return events
 
 
-def _b(hex_value: str) -> bytes:
-    return bytes.fromhex(hex_value[2:])
+_b = bytes32  # stored 0x hex (lot ids, payload hashes) -> the bytes32 the contract takes
 
 
 def _simple(

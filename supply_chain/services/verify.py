@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from supply_chain.domain.errors import LotlineError
-from supply_chain.domain.hashing import ZERO_HASH, hex32, next_head, payload_hash
+from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, next_head, payload_hash
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import ChainDeployment, Event, Lot
@@ -69,11 +69,11 @@ def verify_new_events(ctx: Ctx, lot: Lot, verified_head: str, verified_count: in
         return None
     if [e.seq for e in new] != list(range(verified_count + 1, verified_count + len(new) + 1)):
         return None
-    head = bytes.fromhex(verified_head[2:])
+    head = bytes32(verified_head)
     for event in new:
         if event.failure_reason:
             return None
-        head = next_head(head, int(event.kind), event.actor_address, bytes.fromhex(_hash(event)[2:]))
+        head = next_head(head, int(event.kind), event.actor_address, bytes32(_hash(event)))
     chain_lot = ctx.ledger.get_lot(lot.lot_id)
     if hex32(head) != chain_lot.head.lower() or chain_lot.event_count != verified_count + len(new):
         return None
@@ -124,7 +124,7 @@ def _verify(ctx: Ctx, lot: Lot) -> Verification:
             and int(event.kind) == int(log.args["kind"])
             and event.actor_address.lower() == str(log.args["actor"]).lower()
         ):
-            head = next_head(head, int(event.kind), event.actor_address, bytes.fromhex(recomputed[2:]))
+            head = next_head(head, int(event.kind), event.actor_address, bytes32(recomputed))
             continue
         if event.seq is not None and position < event.seq <= len(logs) and recomputed == chain_hashes[event.seq - 1]:
             missing = logs[position - 1]
