@@ -84,10 +84,6 @@ _ERROR_CLASSES: dict[str, type[LotlineError]] = {
 }
 
 
-class ContractRevert(LotlineError):
-    """Mixin marker: raised errors also carry `chain_error` (the custom error name) and `chain_args`."""
-
-
 @dataclass(frozen=True)
 class ChainLot:
     """What the chain knows about a lot."""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from supply_chain.chain.ledger import TxResult
-from supply_chain.domain.errors import ChainUnavailable, Conflict
+from supply_chain.domain.errors import ChainUnavailable
 from supply_chain.services import indexer
 from supply_chain.services.orgs import signer
 from supply_chain.services.runtime import Ctx
@@ -58,12 +58,8 @@ def execute(
             f"{exc.message}. The request is stored as pending (transaction {prepared.tx_hash}) and will be "
             "sent again when the chain is reachable."
         ) from exc
-    except Conflict as exc:
-        indexer.fail_transaction(ctx, prepared.tx_hash, exc.message)
-        session.commit()
-        raise
-    except Exception as exc:
-        indexer.fail_transaction(ctx, prepared.tx_hash, str(exc))
+    except Exception as exc:  # refused or reverted: its rows are failed (lots it would create removed)
+        indexer.fail_transaction(ctx, prepared.tx_hash, getattr(exc, "message", None) or str(exc))
         session.commit()
         raise
     report = indexer.apply_logs(ctx, result.events)
