@@ -10,19 +10,31 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 
+from supply_chain.domain import policy
 from supply_chain.domain.errors import Forbidden, NotFound
 from supply_chain.domain.events import Visibility
 from supply_chain.domain.lineage import format_quantity
-from supply_chain.services import views
+from supply_chain.services import orgs, views
 from supply_chain.services.runtime import Ctx, Runtime
 from supply_chain.store.models import Event, Lot, Organisation, User
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-HANDLER_ROLES = ("producer", "processor", "distributor", "retailer")
-CREATOR_ROLES = ("producer", "processor")
-RECEIVING_ROLES = ("processor", "distributor", "retailer")
-OVERSIGHT_ROLES = ("inspector", "regulator")
+# The rulebook's role sets (supply_chain/domain/policy.py), as ordered tuples for route guards and menus.
+HANDLER_ROLES = policy.ordered(policy.HANDLER_ROLES)
+CREATOR_ROLES = policy.ordered(policy.CREATOR_ROLES)
+RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
+OVERSIGHT_ROLES = policy.ordered(policy.OVERSIGHT_ROLES)
+ONBOARDING_ROLES = policy.ordered(policy.ONBOARDING_ROLES)
+TRACE_ROLES = policy.ordered(policy.TRACE_ROLES)
+
+
+def rule_roles(action: policy.Action) -> tuple[str, ...]:
+    """The roles that may take ``action`` under the rulebook (a route guard; the relation and status are
+    checked by the service)."""
+    return policy.ordered(policy.RULES[action].roles)
+SESSION_EPOCH_KEY = "org_epoch"
+"""The organisation's ``session_epoch`` when the session signed in (see ``current_user``)."""
 
 
 def runtime() -> Runtime:
@@ -114,13 +126,14 @@ def short_hash(value: str | None, keep: int = 10) -> str:
 
 
 def current_user() -> User | None:
-    """The signed-in, active user, or None. The session holds only the user's id."""
+    """The signed-in, active user, or None. The session holds the user's id and the organisation's session
+    epoch at sign-in: a suspension ends every session of the organisation at its next request."""
     if "lotline_user" not in g:
         user = None
         user_id = session.get("user_id")
         if isinstance(user_id, int):
             candidate = get_ctx().session.get(User, user_id)
-            if candidate is not None and candidate.is_active:
+            if candidate is not None and orgs.session_is_current(candidate, session.get(SESSION_EPOCH_KEY)):
                 user = candidate
             else:
                 session.clear()

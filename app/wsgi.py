@@ -2,6 +2,13 @@
 
 Nothing happens at import time: ``application()`` builds the app when a server asks for it, e.g.
 ``waitress-serve --call app.wsgi:application``.
+
+Verification after a start: the store may have been edited while the server was stopped, so before it serves
+its first request every lot is marked unchecked (pages say "Pending verification", never "verified") and a
+background pass verifies every lot against the chain, committing as it goes; each lot's page says "verified"
+again once its own check has passed. We chose this over verifying everything before listening: the pages
+(recalls and holds included, which come from the anchored events) are available at once however many lots
+there are, and none of them claims more than has been checked.
 """
 
 from __future__ import annotations
@@ -13,14 +20,33 @@ import signal
 from flask import Flask
 
 from app import create_app
-from supply_chain.services.startup import Maintenance
+from supply_chain.services.startup import Maintenance, mark_unchecked
 
 THREADS = 8
 
 
 def application() -> Flask:
-    """A new app from the ``LOTLINE_*`` environment."""
-    return create_app()
+    """A new app from the ``LOTLINE_*`` environment, its lots marked unchecked and verified in the background."""
+    app = create_app()
+    start_maintenance(app)
+    return app
+
+
+def start_maintenance(app: Flask) -> Maintenance:
+    """Mark every lot unchecked, then start the background thread that verifies them all at once and keeps
+    indexing and re-verifying on a schedule (``LOTLINE_SYNC_SECONDS``, ``LOTLINE_VERIFY_SECONDS``)."""
+    runtime = app.extensions["lotline"]
+    marked = mark_unchecked(runtime)
+    logging.getLogger("lotline").info("%d lots marked unchecked until verified against the chain", marked)
+    maintenance = Maintenance(
+        runtime,
+        sync_seconds=float(os.environ.get("LOTLINE_SYNC_SECONDS", "30")),
+        verify_seconds=float(os.environ.get("LOTLINE_VERIFY_SECONDS", "600")),
+        verify_at_start=True,
+    )
+    maintenance.start()
+    app.extensions["lotline_maintenance"] = maintenance
+    return maintenance
 
 
 def _stop(_signum: int, _frame: object) -> None:
@@ -44,15 +70,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     logging.getLogger("lotline").info(
         "serving on http://%s:%s (public links: %s)", host, port, app.config["PUBLIC_URL"]
     )
-    maintenance = Maintenance(
-        app.extensions["lotline"],
-        sync_seconds=float(os.environ.get("LOTLINE_SYNC_SECONDS", "30")),
-        verify_seconds=float(os.environ.get("LOTLINE_VERIFY_SECONDS", "600")),
-    )
-    maintenance.start()
+    maintenance = start_maintenance(app)  # before the first request: nothing is shown verified unchecked
     try:
         waitress_serve(app, host=host, port=port, threads=THREADS, ident="lotline")  # returns on Ctrl+C
     finally:
         maintenance.stop()
+        maintenance.join(timeout=30)  # a verification pass in progress ends its batch before the chain closes
         app.extensions["lotline"].close()
         logging.getLogger("lotline").info("stopped")

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import requests
 from eth_account import Account
-from eth_utils import keccak
 
 from supply_chain.chain.connect import ChainConnection, connect, fund
 from supply_chain.chain.ledger import Ledger
+from supply_chain.domain.identifiers import lot_id as lot_id_of
 from supply_chain.domain.kinds import EventKind
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +69,10 @@ def measure(conn: ChainConnection, label: str, gas: str, n: int, batch: int, rep
     deployed, _block = Ledger.deploy(conn.w3, admin, admin.address)
     ledger = Ledger(conn.w3, deployed.address, fixed_gas=FIXED_GAS if gas == "fixed" else None)
     ledger.grant_role(admin, "producer", producer.address)
-    lot_id = keccak(("09506000134352" + "BENCH" + secrets.token_hex(4)).encode())
-    ledger.create_lot(producer, lot_id, [], EventKind.HARVESTING, secrets.token_bytes(32))
+    ledger.register_company_prefix(admin, "9506000", producer.address)
+    code = "BENCH" + secrets.token_hex(4)
+    lot_id = lot_id_of("09506000134352", code)
+    ledger.create_lot(producer, "09506000134352", code, [], EventKind.HARVESTING, secrets.token_bytes(32))
 
     latencies = []
     started = time.perf_counter()

@@ -101,7 +101,8 @@ def serve(host: str, port: int) -> None:
 @click.option("--all", "all_lots", is_flag=True, help="Verify every lot in the store.")
 @handle_errors
 def verify(gtin: str | None, lot: str | None, all_lots: bool) -> None:
-    """Compare stored payloads and head hashes with the chain. Exit 1 if anything is tampered."""
+    """Compare stored payloads, head hashes, lot state (status, custody, lineage) and document files with the
+    chain. Exit 1 if anything is tampered or unverifiable."""
     from supply_chain.services import lots as lot_service
     from supply_chain.services.startup import catch_up
     from supply_chain.services.verify import verify_all, verify_lot

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -9,28 +11,38 @@ from app.forms import kde_fields, today
 from app.web import commit, form_failed, get_ctx, require_org, roles_required, visible_lot, wants_json
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.policy import GRANTABLE_ROLES, ONBOARDING_ROLES
 from supply_chain.services import lots as lot_service
 from supply_chain.services import orgs, trace, views
-from supply_chain.store.models import ROLES, Lot
+from supply_chain.store.models import Lot, Organisation
 
 FORM_ERRORS = (InvalidInput, Conflict)
-GRANTABLE_ROLES = tuple(r for r in ROLES if r != "admin")
 
 
 @bp.get("")
-@roles_required("regulator", "admin")
+@roles_required(*sorted(ONBOARDING_ROLES))
 def index() -> str:
     ctx = get_ctx()
+    records = views.compliance_records(ctx)
+    suspended = {org.id: org for org in orgs.suspended_organisations(ctx)}
+    # A suspended organisation holds no role, so the compliance list leaves it out; show it, with the roles
+    # it will get back.
+    listed = {r["id"] for r in records}
+    missing = [org for org in suspended.values() if org.id not in listed]
+    if missing:
+        records += [trace.compliance(ctx, o) | {"id": o.id, "roles": list(o.suspended_roles or [])} for o in missing]
+        records.sort(key=lambda r: str(r["organisation"]))
     return render_template(
         "admin/index.html",
-        records=views.compliance_records(ctx),
+        records=records,
+        suspended=suspended,
         recalls=views.recalls(ctx),
         held=views.held_lots(ctx),
     )
 
 
 @bp.route("/organisations/new", methods=["GET", "POST"])
-@roles_required("regulator", "admin")
+@roles_required(*sorted(ONBOARDING_ROLES))
 def onboard() -> str | Response | tuple[str, int]:
     """Onboard an organisation: a fresh chain key, its roles granted on chain, and its first user."""
     org = require_org()
@@ -59,24 +71,87 @@ def onboard() -> str | Response | tuple[str, int]:
     return redirect(url_for("admin.organisation", org_id=new.id))
 
 
-@bp.get("/organisations/<int:org_id>")
-@roles_required("regulator", "admin")
-def organisation(org_id: int) -> str:
+def _organisation_page(org: Organisation) -> dict[str, Any]:
     ctx = get_ctx()
-    org = views.organisation(ctx, org_id)
     created = list(ctx.session.scalars(select(Lot).where(Lot.creator_org_id == org.id).order_by(Lot.id.desc())))
-    return render_template(
-        "admin/organisation.html",
-        subject=org,
-        record=trace.compliance(ctx, org),
-        lots=created,
-        grantable=GRANTABLE_ROLES,
-        state_of=views.lot_state,
+    return {
+        "subject": org,
+        "record": trace.compliance(ctx, org),
+        "lots": created,
+        "grantable": GRANTABLE_ROLES,
+        "state_of": views.lot_state,
+        "suspend_refusal": orgs.suspension_refusal(require_org(), org),
+        "form": request.form,
+    }
+
+
+@bp.get("/organisations/<int:org_id>")
+@roles_required(*sorted(ONBOARDING_ROLES))
+def organisation(org_id: int) -> str:
+    return render_template("admin/organisation.html", **_organisation_page(views.organisation(get_ctx(), org_id)))
+
+
+@bp.post("/organisations/<int:org_id>/suspend")
+@roles_required(*sorted(ONBOARDING_ROLES))
+def suspend(org_id: int) -> Response | tuple[str, int]:
+    """Suspend an organisation: its roles revoked on chain, its users signed out, its API tokens refused."""
+    actor = require_org()
+    ctx = get_ctx()
+    subject = views.organisation(ctx, org_id)
+    try:
+        refusal = orgs.suspension_refusal(actor, subject)
+        if refusal is not None:
+            raise refusal  # before the confirmation: "already suspended" is the answer, not "type the name"
+        if (request.form.get("confirm_name") or "").strip() != subject.name:
+            raise InvalidInput(
+                f"type the organisation's name, {subject.name}, to confirm the suspension", field="confirm_name"
+            )
+        orgs.suspend(ctx, actor, subject, request.form.get("reason", ""))
+    except FORM_ERRORS as err:
+        return form_failed(err, "admin/organisation.html", **_organisation_page(subject))
+    commit()
+    if wants_json():
+        return jsonify(_suspension_json(subject))
+    flash(
+        f"{subject.name} is suspended: its roles are revoked on the ledger, its users are signed out and its API "
+        "tokens no longer work.",
+        "ok",
     )
+    return redirect(url_for("admin.organisation", org_id=org_id))
+
+
+@bp.post("/organisations/<int:org_id>/reinstate")
+@roles_required(*sorted(ONBOARDING_ROLES))
+def reinstate(org_id: int) -> Response | tuple[str, int]:
+    """Reinstate a suspended organisation: the roles it held are granted again on chain."""
+    actor = require_org()
+    ctx = get_ctx()
+    subject = views.organisation(ctx, org_id)
+    try:
+        orgs.reinstate(ctx, actor, subject)
+    except FORM_ERRORS as err:
+        return form_failed(err, "admin/organisation.html", **_organisation_page(subject))
+    commit()
+    if wants_json():
+        return jsonify(_suspension_json(subject))
+    flash(f"{subject.name} is reinstated with roles {', '.join(subject.roles) or 'none'}.", "ok")
+    return redirect(url_for("admin.organisation", org_id=org_id))
+
+
+def _suspension_json(org: Organisation) -> dict[str, Any]:
+    return {
+        "organisation": org.name,
+        "id": org.id,
+        "roles": list(org.roles),
+        "suspended": org.suspended,
+        "suspended_at": org.suspended_at.isoformat() if org.suspended_at else None,
+        "suspended_reason": org.suspended_reason,
+        "suspended_roles": list(org.suspended_roles or []),
+    }
 
 
 @bp.post("/organisations/<int:org_id>/roles")
-@roles_required("regulator", "admin")
+@roles_required(*sorted(ONBOARDING_ROLES))
 def roles(org_id: int) -> str | Response | tuple[str, int]:
     """Change an organisation's roles: granted and revoked on chain in one transaction by an admin."""
     actor = require_org()
@@ -132,7 +207,19 @@ def recall(lot_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return page(err)
     commit()
-    flash(f"Lot {lot.lot_code} recalled. Every lot made from it now shows the recall.", "ok")
+    progress = lot_service.recall_progress(ctx, lot)
+    if progress["remaining"]:
+        flash(
+            f"Lot {lot.lot_code} recalled. {progress['recalled']} of {progress['downstream']} lots made from it are "
+            "recalled on chain so far; the rest follow in batches.",
+            "error",
+        )
+    elif progress["downstream"]:
+        n = progress["downstream"]
+        lots_text = f"{n} lot{'s' if n != 1 else ''}"
+        flash(f"Lot {lot.lot_code} recalled. All {lots_text} made from it are recalled on chain.", "ok")
+    else:
+        flash(f"Lot {lot.lot_code} recalled.", "ok")
     return redirect(url_for("admin.trace_lot", lot_id=lot.id, direction="forward"))
 
 

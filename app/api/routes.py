@@ -19,16 +19,16 @@ from sqlalchemy.orm import selectinload
 
 from app.api import bp, serialize
 from app.api.spec import CURSOR, LIMIT, Call, Param, json_content, openapi_document, operation, page
-from app.web import CREATOR_ROLES, HANDLER_ROLES, OVERSIGHT_ROLES, RECEIVING_ROLES
-from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.web import CREATOR_ROLES, HANDLER_ROLES, OVERSIGHT_ROLES, RECEIVING_ROLES, TRACE_ROLES, rule_roles
+from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
 from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.policy import Action
 from supply_chain.services import epcis, fsma, orgs, tokens, trace, views
 from supply_chain.services import lots as lot_service
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import LOT_STATUSES, Event, Location, Lot, Organisation, Product
 
-TRACE_ROLES = ("regulator", "inspector", "producer", "processor", "distributor", "retailer")
 CREATE_KINDS = {
     "harvesting": EventKind.HARVESTING,
     "initial_packing": EventKind.INITIAL_PACKING,
@@ -438,10 +438,10 @@ def ship(call: Call) -> Response:
     return _action(call, item, event)
 
 
-def _offered(call: Call) -> Lot:
+def _offered(call: Call, action: Action) -> Lot:
+    """The lot if the rulebook lets the caller take ``action`` (accept / reject) on it now."""
     item = _lot(call)
-    if item.status != "in_transit" or item.pending_custodian_org_id != call.org.id:
-        raise Forbidden(f"lot {item.lot_code} is not offered to {call.org.name}", code="not_offered")
+    lot_service.check(call.ctx, action, call.org, item)
     return item
 
 
@@ -461,7 +461,7 @@ def _offered(call: Call) -> Lot:
 def accept(call: Call) -> Response:
     """The receiving CTE: take custody of a lot offered to the organisation. KDEs left out are taken from the
     shipment; receive_date defaults to today."""
-    item = _offered(call)
+    item = _offered(call, Action.ACCEPT)
     offer = views.last_offer(item)
     shipped = visible_view(EventKind.SHIPPING, offer.payload, Visibility.CONSORTIUM) if offer else {}
     defaults = {
@@ -498,7 +498,7 @@ def accept(call: Call) -> Response:
 )
 def reject(call: Call) -> Response:
     """Refuse a lot offered to the organisation; it goes back to the shipper."""
-    item = _offered(call)
+    item = _offered(call, Action.REJECT)
     event = lot_service.reject_custody(call.ctx, call.org, item, call.body["reason"], call.body.get("date"))
     return _action(call, item, event)
 
@@ -566,7 +566,7 @@ def inspect(call: Call) -> Response:
     summary="Put a lot on hold",
     tag="Inspections",
     scope="write",
-    roles=("inspector", "regulator"),
+    roles=rule_roles(Action.HOLD),
     body="Reason",
     responses={201: "LotAction"},
 )

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from app.auth import bp
 from app.security import limiters, new_csrf_token
-from app.web import current_org, current_user, get_ctx
+from app.web import SESSION_EPOCH_KEY, current_org, current_user, get_ctx
 from supply_chain.domain.errors import Forbidden
 from supply_chain.services import orgs
 
@@ -56,9 +56,11 @@ def login() -> str | Response | tuple[str, int]:
         )
     try:
         user = orgs.authenticate(get_ctx(), email, password)
-    except Forbidden:
-        limit.failed(email)
+    except Forbidden as err:
         get_ctx().session.rollback()
+        if err.code == "organisation_suspended":  # the password was right: say why, and sign nobody in
+            return render_template("auth/login.html", email=email, next=target or "", error=err.message), 403
+        limit.failed(email)
         return render_template(
             "auth/login.html", email=email, next=target or "", error="E-mail or password is wrong."
         ), 401
@@ -66,6 +68,7 @@ def login() -> str | Response | tuple[str, int]:
     get_ctx().session.commit()  # last_login_at
     session.clear()  # a fresh session on every sign-in: nothing from before survives
     session["user_id"] = user.id
+    session[SESSION_EPOCH_KEY] = user.organisation.session_epoch
     session.permanent = True
     new_csrf_token()
     flash(f"Signed in as {user.display_name}, {user.organisation.name}.", "ok")

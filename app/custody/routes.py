@@ -6,10 +6,11 @@ from werkzeug.wrappers import Response
 from app.custody import bp
 from app.forms import kde_fields, payload_from_form
 from app.web import RECEIVING_ROLES, commit, form_failed, get_ctx, require_org, roles_required, visible_lot
-from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
+from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
+from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
 from supply_chain.store.models import Lot, Organisation
@@ -17,10 +18,10 @@ from supply_chain.store.models import Lot, Organisation
 FORM_ERRORS = (InvalidInput, Conflict)
 
 
-def _offered(lot_id: int, org: Organisation) -> Lot:
+def _offered(lot_id: int, org: Organisation, action: Action) -> Lot:
+    """The lot if the rulebook lets ``org`` take ``action`` (accept / reject) on it now."""
     lot = visible_lot(lot_id)
-    if lot.status != "in_transit" or lot.pending_custodian_org_id != org.id:
-        raise Forbidden(f"lot {lot.lot_code} is not offered to {org.name}", code="not_offered")
+    lot_service.check(get_ctx(), action, org, lot)
     return lot
 
 
@@ -44,7 +45,7 @@ def inbox() -> str:
 def accept(lot_id: int) -> str | Response | tuple[str, int]:
     """Receive an offered lot with the receiving KDEs (prefilled from the shipment)."""
     org = require_org()
-    lot = _offered(lot_id, org)
+    lot = _offered(lot_id, org, Action.ACCEPT)
     ctx = get_ctx()
     offer = views.last_offer(lot)
     shipped = visible_view(EventKind.SHIPPING, offer.payload, Visibility.CONSORTIUM) if offer else {}
@@ -92,7 +93,7 @@ def accept(lot_id: int) -> str | Response | tuple[str, int]:
 @roles_required(*RECEIVING_ROLES)
 def reject(lot_id: int) -> Response:
     org = require_org()
-    lot = _offered(lot_id, org)
+    lot = _offered(lot_id, org, Action.REJECT)
     lot_service.reject_custody(
         get_ctx(), org, lot, (request.form.get("reason") or "").strip(), request.form.get("date") or None
     )

@@ -5,9 +5,10 @@ from werkzeug.wrappers import Response
 
 from app.forms import kde_fields, payload_from_form
 from app.inspections import bp
-from app.web import commit, current_user, form_failed, get_ctx, require_org, roles_required, visible_lot
+from app.web import commit, current_user, form_failed, get_ctx, require_org, roles_required, rule_roles, visible_lot
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
 
@@ -15,7 +16,7 @@ FORM_ERRORS = (InvalidInput, Conflict)
 
 
 @bp.get("/inspections")
-@roles_required("inspector")
+@roles_required(*rule_roles(Action.INSPECT))
 def index() -> str:
     org = require_org()
     ctx = get_ctx()
@@ -25,7 +26,7 @@ def index() -> str:
 
 
 @bp.route("/inspections/lots/<int:lot_id>/new", methods=["GET", "POST"])
-@roles_required("inspector")
+@roles_required(*rule_roles(Action.INSPECT))
 def new(lot_id: int) -> str | Response | tuple[str, int]:
     """Record an inspection or lab result with an optional certificate (PDF, PNG or JPEG, at most 5 MiB)."""
     lot = visible_lot(lot_id)
@@ -66,7 +67,7 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
 
 
 @bp.post("/inspections/lots/<int:lot_id>/hold")
-@roles_required("inspector", "regulator")
+@roles_required(*rule_roles(Action.HOLD))
 def hold(lot_id: int) -> Response:
     lot = visible_lot(lot_id)
     lot_service.hold(
@@ -82,7 +83,7 @@ def hold(lot_id: int) -> Response:
 
 
 @bp.post("/inspections/lots/<int:lot_id>/release")
-@roles_required("inspector")
+@roles_required(*rule_roles(Action.RELEASE))
 def release(lot_id: int) -> Response:
     lot = visible_lot(lot_id)
     lot_service.release(

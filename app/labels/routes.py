@@ -8,9 +8,10 @@ from flask import Response, render_template, request
 from qrcode.constants import ERROR_CORRECT_M
 
 from app.labels import bp
-from app.web import HANDLER_ROLES, get_ctx, roles_required, visible_lot
+from app.web import HANDLER_ROLES, get_ctx, require_org, roles_required, visible_lot
 from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.identifiers import digital_link
+from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
 
@@ -57,6 +58,7 @@ def qr_svg(gtin: str, lot_code: str) -> Response:
 def sheet(lot_id: int) -> str:
     """A sheet of shelf labels for a lot (product, GTIN, lot code, pack date, QR), for A4 and Letter."""
     lot = visible_lot(lot_id)
+    lot_service.check(get_ctx(), Action.PRINT_LABELS, require_org(), lot)  # never for a recalled lot
     raw = request.args.get("count", "8")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LABELS:
         raise InvalidInput(f"count must be a whole number from 1 to {MAX_LABELS}", field="count")

@@ -20,9 +20,10 @@ from app.web import (
     roles_required,
     visible_lot,
 )
-from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
 from supply_chain.domain.kinds import FREE_KINDS, EventKind
 from supply_chain.domain.lineage import format_quantity
+from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
 
@@ -35,9 +36,11 @@ EVENT_KINDS = {k.name.lower(): k for k in sorted(FREE_KINDS)}
 def show(lot_id: int) -> str:
     lot = visible_lot(lot_id)
     org = require_org()
+    ctx = get_ctx()
     return render_template(
         "lots/show.html",
-        page=views.lot_page(get_ctx(), lot, org),
+        page=views.lot_page(ctx, lot, org),
+        can={a.value: lot_service.verdict(ctx, a, org, lot).allowed for a in Action if a is not Action.CREATE},
         lot=lot,
         org=org,
         event_kinds=EVENT_KINDS,
@@ -68,8 +71,7 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
     if kind_name not in EVENT_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(EVENT_KINDS)}", field="kind")
     kind = EVENT_KINDS[kind_name]
-    if lot.custodian_org_id != org.id:
-        raise Forbidden(f"{org.name} cannot record events on lot {lot.lot_code}: it is held by another organisation")
+    lot_service.check(ctx, Action.RECORD, org, lot)
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
         values = request.form if request.method == "POST" else {}
@@ -109,8 +111,7 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     lot = visible_lot(lot_id)
     org = require_org()
     ctx = get_ctx()
-    if lot.custodian_org_id != org.id:
-        raise Forbidden(f"{org.name} cannot ship lot {lot.lot_code}: it is held by another organisation")
+    lot_service.check(ctx, Action.SHIP, org, lot)
     recipients = views.receivers(ctx, org)
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
@@ -173,8 +174,7 @@ def readings(lot_id: int) -> str | Response | tuple[str, int]:
     lot = visible_lot(lot_id)
     org = require_org()
     ctx = get_ctx()
-    if org.id not in (lot.custodian_org_id, lot.pending_custodian_org_id):
-        raise Forbidden(f"{org.name} cannot add readings to lot {lot.lot_code}: it neither holds nor carries it")
+    lot_service.check(ctx, Action.ANCHOR, org, lot)
     context = {
         "lot": lot,
         "form": request.form,

@@ -37,14 +37,13 @@ from supply_chain.chain.compile import load_artifact
 from supply_chain.domain.errors import (
     ChainUnavailable,
     Conflict,
-    Forbidden,
     InvalidInput,
     LotlineError,
-    NotFound,
 )
 from supply_chain.domain.kinds import EventKind, InspectionOutcome, LotStatus
+from supply_chain.domain.policy import ROLES, chain_error_code
 
-ROLE_NAMES = ("admin", "regulator", "inspector", "producer", "processor", "distributor", "retailer")
+ROLE_NAMES = ROLES
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO_HASH = b"\x00" * 32
 # How often to ask for a receipt: nodes that mine at once (anvil automine) answer within a few milliseconds.
@@ -59,30 +58,6 @@ def role_id(name: str) -> bytes:
 
 
 ROLE_BY_ID = {role_id(name): name for name in ROLE_NAMES}
-
-# Which project exception each contract error becomes. Unknown errors become Conflict.
-_ERROR_CLASSES: dict[str, type[LotlineError]] = {
-    "LotNotFound": NotFound,
-    "LotNotCustodian": Forbidden,
-    "NotPendingCustodian": Forbidden,
-    "AccountLacksRoles": Forbidden,
-    "AccessControlUnauthorizedAccount": Forbidden,
-    "NotAuthorizedToRecall": Forbidden,
-    "RecipientCannotReceive": Forbidden,
-    "LotAlreadyExists": Conflict,
-    "LotInTransit": Conflict,
-    "LotNotInTransit": Conflict,
-    "LotNotHeld": Conflict,
-    "LotUnavailable": Conflict,
-    "InputUnavailable": Conflict,
-    "EventKindNotAllowed": InvalidInput,
-    "LengthMismatch": InvalidInput,
-    "EmptyBatch": InvalidInput,
-    "LotIdZero": InvalidInput,
-    "DuplicateInput": InvalidInput,
-    "AccessControlBadConfirmation": Forbidden,
-}
-
 
 @dataclass(frozen=True)
 class ChainLot:
@@ -385,18 +360,52 @@ class Ledger:
     def create_lot(
         self,
         signer: LocalAccount,
-        lot_id: str | bytes,
+        gtin14: str,
+        lot_code: str,
         inputs: Sequence[str | bytes],
         kind: EventKind,
         data_hash: str | bytes,
     ) -> TxResult:
-        return self.transact(signer, "createLot", self.args_create_lot(lot_id, inputs, kind, data_hash))
+        """Create the lot of this label; the contract derives its id (`lot_id(gtin14, lot_code)`)."""
+        return self.transact(signer, "createLot", self.args_create_lot(gtin14, lot_code, inputs, kind, data_hash))
 
     @staticmethod
     def args_create_lot(
-        lot_id: str | bytes, inputs: Sequence[str | bytes], kind: EventKind, data_hash: str | bytes
+        gtin14: str, lot_code: str, inputs: Sequence[str | bytes], kind: EventKind, data_hash: str | bytes
     ) -> list[Any]:
-        return [_b32(lot_id), [_b32(i) for i in inputs], int(kind), _b32(data_hash)]
+        return [gtin14, lot_code, [_b32(i) for i in inputs], int(kind), _b32(data_hash)]
+
+    @staticmethod
+    def args_recall_derived(
+        source_id: str | bytes, lot_ids: Sequence[str | bytes], data_hashes: Sequence[str | bytes]
+    ) -> list[Any]:
+        return [_b32(source_id), [_b32(i) for i in lot_ids], [_b32(h) for h in data_hashes]]
+
+    def recall_derived(
+        self,
+        signer: LocalAccount,
+        source_id: str | bytes,
+        lot_ids: Sequence[str | bytes],
+        data_hashes: Sequence[str | bytes],
+    ) -> TxResult:
+        """Carry the recall of `source_id` to lots made from it (parent-first order)."""
+        return self.transact(signer, "recallDerived", self.args_recall_derived(source_id, lot_ids, data_hashes))
+
+    def register_company_prefix(self, admin: LocalAccount, prefix: str, owner: str) -> TxResult:
+        """Register a GS1 company prefix (or a single GTIN's 13 digits) to `owner` (admin only)."""
+        return self.transact(admin, "registerCompanyPrefix", [prefix, to_checksum_address(owner)])
+
+    def gtin_owner(self, gtin14: str) -> str | None:
+        """The account that may create lots of this GTIN-14, or None."""
+        with chain_guard("gtinOwner"):
+            owner = self.contract.functions.gtinOwner(gtin14).call()
+        return None if int(owner, 16) == 0 else to_checksum_address(owner)
+
+    def recall_source_of(self, lot_id: str | bytes) -> str | None:
+        """For a recalled lot, the id of the lot its recall started from; None if not recalled."""
+        with chain_guard("recallSourceOf"):
+            source = self.contract.functions.recallSourceOf(_b32(lot_id)).call()
+        return None if bytes(source) == ZERO_HASH else _hex(source)
 
     def record_event(
         self, signer: LocalAccount, lot_id: str | bytes, kind: EventKind, data_hash: str | bytes
@@ -532,8 +541,8 @@ class Ledger:
         values = abi_decode([_canonical_type(i) for i in inputs], body) if inputs else ()
         decoded = {inp["name"]: _describe(inp, v) for inp, v in zip(inputs, values, strict=True)}
         shown = ", ".join(f"{k}={v}" for k, v in decoded.items())
-        error_class = _ERROR_CLASSES.get(name, Conflict)
-        error = error_class(f"{function} refused by the ledger: {name}({shown})", code=_snake(name))
+        error_class, code = chain_error_code(name, values[1] if name == "LotUnavailable" else None)
+        error = error_class(f"{function} refused by the ledger: {name}({shown})", code=code)
         error.chain_error = name  # type: ignore[attr-defined]
         error.chain_args = decoded  # type: ignore[attr-defined]
         return error
@@ -577,10 +586,6 @@ def _describe(inp: dict[str, Any], value: Any) -> Any:
     if inp["type"] == "address":
         return to_checksum_address(value)
     return _hex(value)
-
-
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
 def _fees(w3: Web3) -> dict[str, int]:

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from . import invariants as _invariants  # the limits (unit length, temperature range) live in the rulebook
 from .errors import InvalidInput
 from .hashing import bytes32, ensure_canonicalisable, hex32
 from .identifiers import parse_gln, parse_gtin, parse_lot_code
@@ -50,7 +51,7 @@ class FieldType(StrEnum):
     DATE = "date"  # a date, or a date-time with UTC offset
     DATETIME = "datetime"  # a date-time with UTC offset
     QUANTITY = "quantity"  # decimal > 0, stored as a string
-    UNIT = "unit"  # unit of measure, 1-32 characters
+    UNIT = "unit"  # unit of measure, 1-invariants.MAX_UNIT_LENGTH characters
     TEXT = "text"  # 1-500 characters
     LONG_TEXT = "long_text"  # 1-4000 characters
     OUTCOME = "outcome"  # pass / fail / conditional
@@ -58,7 +59,7 @@ class FieldType(StrEnum):
     COUNT = "count"  # integer >= 1
     HASH32 = "hash32"  # 0x + 64 hex digits (keccak256)
     SHA256 = "sha256"  # 64 hex digits, no 0x (a document's SHA-256)
-    TEMPERATURE = "temperature"  # degrees Celsius, -100..150, stored as a decimal string
+    TEMPERATURE = "temperature"  # degrees Celsius within the invariants' range, stored as a decimal string
     INPUTS = "inputs"  # list of {gtin, lot_code, quantity, unit}
 
 
@@ -301,6 +302,8 @@ KIND_SPECS: dict[EventKind, KindSpec] = {
                 _req("instructions", T.LONG_TEXT, P, "what consumers should do"),
                 _opt("contact", T.TEXT, P, "phone or e-mail for questions"),
                 _opt("notice_url", T.TEXT, P, "link to the public recall notice"),
+                _opt("source_gtin", T.GTIN, P, "GTIN of the lot the recall started from (a lot made from it)"),
+                _opt("source_lot_code", T.LOT_CODE, P, "lot code of the lot the recall started from"),
             ),
             "Lotline",
         ),
@@ -509,9 +512,12 @@ def _temperature(value: object, field: str) -> str:
         number = Decimal(value.strip() if isinstance(value, str) else str(value))
     except InvalidOperation:
         raise InvalidInput(f"{field}: {value!r} is not a number", field=field) from None
-    if not number.is_finite() or not Decimal(-100) <= number <= Decimal(150):
+    low, high = _invariants.MIN_TEMPERATURE_C, _invariants.MAX_TEMPERATURE_C
+    if not number.is_finite() or not low <= number <= high:
         raise InvalidInput(
-            f"{field}: must be between -100 and 150 degrees Celsius, got {value!r}", field=field
+            f"{field}: must be between {low} and {high} degrees Celsius, got {value!r}",
+            field=field,
+            code="implausible_temperature",
         )
     return "0" if number == 0 else format_quantity(number)
 
@@ -551,7 +557,7 @@ def _normalise(spec: FieldSpec, value: object, path: str) -> Any:
         case FieldType.QUANTITY:
             return format_quantity(parse_quantity(value, path))
         case FieldType.UNIT:
-            return _text(value, path, 32)
+            return _text(value, path, _invariants.MAX_UNIT_LENGTH)
         case FieldType.TEXT:
             return _text(value, path, 500)
         case FieldType.LONG_TEXT:

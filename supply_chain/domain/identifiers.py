@@ -154,13 +154,28 @@ def parse_lot_code(value: str) -> str:
     return text
 
 
-def lot_id(gtin14: str, lot_code: str) -> bytes:
-    """Return the on-chain lot id: ``keccak256(abi.encodePacked(string gtin14, string lotCode))``.
+def abi_encode_strings(*texts: str) -> bytes:
+    """Solidity's ``abi.encode(string, string, ...)``: a head of 32-byte offsets, then each string as its
+    32-byte length and its UTF-8 bytes right-padded with zeros to a multiple of 32."""
+    tails = []
+    for text in texts:
+        raw = text.encode("utf-8")
+        tails.append(len(raw).to_bytes(32, "big") + raw + b"\x00" * (-len(raw) % 32))
+    head, offset = b"", 32 * len(texts)
+    for tail in tails:
+        head += offset.to_bytes(32, "big")
+        offset += len(tail)
+    return head + b"".join(tails)
 
-    abi.encodePacked of two strings is their UTF-8 bytes back to back, so anyone holding a label can
-    compute it. Both parts are validated (and the GTIN normalised to 14 digits) first.
+
+def lot_id(gtin14: str, lot_code: str) -> bytes:
+    """Return the on-chain lot id: ``keccak256(abi.encode(string gtin14, string lotCode))``.
+
+    ``abi.encode`` length-prefixes each string, so no two labels share an id (``encodePacked`` of two strings
+    would give ``("1", "23")`` and ``("12", "3")`` the same bytes). Both parts are validated (and the GTIN
+    normalised to 14 digits) first; the contract computes the same id in ``lotIdOf`` and ``createLot``.
     """
-    return keccak256(parse_gtin(gtin14).encode("utf-8") + parse_lot_code(lot_code).encode("utf-8"))
+    return keccak256(abi_encode_strings(parse_gtin(gtin14), parse_lot_code(lot_code)))
 
 
 def encode_lot_code(lot_code: str) -> str:

@@ -35,6 +35,7 @@ import jsonschema
 from sqlalchemy import select
 
 from supply_chain.chain.ledger import Ledger
+from supply_chain.domain import policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.events import Visibility, event_date, kind_spec, validate_payload, visible_view
 from supply_chain.domain.hashing import bytes32, hex32, merkle_root, payload_hash
@@ -48,6 +49,7 @@ from supply_chain.domain.identifiers import (
 )
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity
+from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.views import level_for
@@ -156,8 +158,8 @@ _CREATION_BY_STEP = {
     "receiving": EventKind.FIRST_LAND_BASED_RECEIVING,
     "arriving": EventKind.FIRST_LAND_BASED_RECEIVING,
 }
-_CREATOR_ROLES = ("producer", "processor")
-_RECEIVING_ROLES = lot_service.RECEIVING_ROLES
+_CREATOR_ROLES = policy.ordered(policy.CREATOR_ROLES)
+_RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
 
 
 # ================================================================== the schema
@@ -941,13 +943,7 @@ class _Planner:
         writes = []
         for key, element, where in items:
             state = self.lot(key, where)
-            self._custodian(state, where, f"record {kind.name.lower()} on")
-            if state.status not in ("active", "held"):
-                raise Conflict(
-                    f"{where}: lot {key[1]} is {state.status.replace('_', ' ')}",
-                    field=where,
-                    code="lot_" + state.status,
-                )
+            self.allow(Action.RECORD, state, where)
             quantity, unit = self._quantity(element, where, state.unit)
             payload = extra | {
                 "location_gln": gln,
@@ -962,13 +958,24 @@ class _Planner:
             writes.append(_Write("record", index, kind, key, self.payload(kind, _clean(payload), path)))
         return writes
 
-    def _custodian(self, state: _LotState, where: str, action: str) -> None:
-        if state.custodian_id != self.org.id:
-            raise Forbidden(
-                f"{where}: {self.org.name} cannot {action} lot {state.lot_code}: it is held by "
-                f"{self.orgs[state.custodian_id].name}",
-                field=where,
-            )
+    def allow(self, action: Action, state: _LotState, where: str) -> None:
+        """The rulebook's verdict on ``action`` for the lot as this document has left it so far; a refusal
+        names the EPCIS field."""
+        subject = policy.Subject(
+            actor_roles=frozenset(self.org.roles),
+            status=policy.Status(state.status),
+            is_custodian=state.custodian_id == self.org.id,
+            is_pending_custodian=state.pending_id == self.org.id,
+            recall_affected=policy.RULES[action].refuse_recall_affected
+            and state.row is not None
+            and lot_service.recall_affected(self.ctx, state.row),
+            actor=self.org.name,
+            lot=state.lot_code,
+        )
+        verdict = policy.decide(action, subject)
+        if not verdict.allowed:
+            assert verdict.error is not None
+            raise verdict.error(f"{where}: {verdict.message}", field=where, code=verdict.code)
 
     def _ship(
         self, index: int, event: Mapping[str, Any], path: str, items: list[Any], when: str, extra: dict[str, Any]
@@ -1001,13 +1008,7 @@ class _Planner:
         writes = []
         for key, element, where in items:
             state = self.lot(key, where)
-            self._custodian(state, where, "ship")
-            if state.status != "active":
-                raise Conflict(
-                    f"{where}: cannot ship lot {key[1]}: it is {state.status.replace('_', ' ')}",
-                    field=where,
-                    code="lot_" + state.status,
-                )
+            self.allow(Action.SHIP, state, where)
             quantity, unit = self._quantity(element, where, state.unit)
             payload = (
                 extra
@@ -1035,15 +1036,7 @@ class _Planner:
         writes = []
         for key, element, where in items:
             state = self.lot(key, where)
-            if state.status != "in_transit":
-                raise Conflict(
-                    f"{where}: cannot receive lot {key[1]}: it is not in transit (it is "
-                    f"{state.status.replace('_', ' ')})",
-                    field=where,
-                    code="lot_not_in_transit",
-                )
-            if state.pending_id != self.org.id:
-                raise Forbidden(f"{where}: lot {key[1]} was not shipped to {self.org.name}", field=where)
+            self.allow(Action.ACCEPT, state, where)
             offer = state.offer or {}
             quantity, unit = self._quantity(element, where, offer.get("unit") or state.unit)
             payload = (
@@ -1108,17 +1101,7 @@ class _Planner:
         writes = []
         for key, _element, where in items:
             state = self.lot(key, where)
-            if self.org.id not in (state.custodian_id, state.pending_id):
-                raise Forbidden(
-                    f"{where}: {self.org.name} cannot add readings to lot {key[1]}: it neither holds nor carries it",
-                    field=where,
-                )
-            if state.status not in ("active", "held", "in_transit"):
-                raise Conflict(
-                    f"{where}: cannot add readings to lot {key[1]}: it is {state.status}",
-                    field=where,
-                    code="lot_" + state.status,
-                )
+            self.allow(Action.ANCHOR, state, where)
             # the readings date the anchor (period_end); the report's own time is kept for the export
             payload = _anchor_payload(checked, sensor_id, gln) | _clean(
                 {"epcis_event_id": event.get("eventID"), "epcis_event_time": local_time(event, path)}
@@ -1145,13 +1128,7 @@ class _Planner:
             where = f"{path}.inputQuantityList[{j}]"
             key = parse_lot_uri(element.get("epcClass"), f"{where}.epcClass")
             state = self.lot(key, f"{where}.epcClass")
-            self._custodian(state, where, "use")
-            if state.status != "active":
-                raise Conflict(
-                    f"{where}: lot {key[1]} cannot be used: it is {state.status.replace('_', ' ')}",
-                    field=where,
-                    code="input_unavailable",
-                )
+            self.allow(Action.USE_AS_INPUT, state, where)
             quantity, _unit = self._quantity(element, where, state.unit)
             amount = Decimal(quantity) if quantity else state.quantity
             state.quantity = check_consumption(state.quantity, amount, field=f"{where}.quantity", unit=state.unit)
@@ -1329,7 +1306,8 @@ class _Writer:
         lot, _ = lot_service._plan_lot(self.ctx, self.org, lot_service.NewLot(w.key[0], w.key[1], w.quantity, w.unit))
         event = lot_service._event(self.ctx, lot, self.org, w.kind, w.payload)
         lot_service._set_origin(self.ctx, lot, w.kind, event.payload)
-        self._add(w.index, event, ("createLot", Ledger.args_create_lot(lot.lot_id, [], w.kind, event.payload_hash)))
+        call = Ledger.args_create_lot(lot.gtin, lot.lot_code, [], w.kind, event.payload_hash)
+        self._add(w.index, event, ("createLot", call))
 
     def _record(self, w: _Write) -> None:
         assert w.key is not None
@@ -1340,7 +1318,7 @@ class _Writer:
     def _offer(self, w: _Write) -> None:
         assert w.key is not None and w.to is not None
         lot = self.lot(w.key)
-        event = lot_service._event(self.ctx, lot, self.org, EventKind.SHIPPING, w.payload)
+        event = lot_service._event(self.ctx, lot, self.org, EventKind.SHIPPING, w.payload, recipient=w.to)
         self._add(w.index, event, ("offerCustody", [_b(lot.lot_id), w.to.chain_address, _b(event.payload_hash)]))
 
     def _accept(self, w: _Write) -> None:
@@ -1371,7 +1349,12 @@ class _Writer:
             self._add(
                 w.index,
                 event,
-                ("createLot", Ledger.args_create_lot(lot.lot_id, inputs, EventKind.TRANSFORMATION, event.payload_hash)),
+                (
+                    "createLot",
+                    Ledger.args_create_lot(
+                        lot.gtin, lot.lot_code, inputs, EventKind.TRANSFORMATION, event.payload_hash
+                    ),
+                ),
             )
 
     def _anchor(self, w: _Write) -> None:

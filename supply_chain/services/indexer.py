@@ -67,6 +67,16 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
         waiting = list(
             session.scalars(select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id))
         )
+        # Every state change comes with an event of the same lot in the same transaction. When that event was
+        # applied before (by the write itself, before the cursor caught up), so were the state changes: they
+        # are not applied again, so a stored state edited since is left for verification to find, not
+        # silently overwritten (`reindex` is the repair).
+        last_seq: dict[str, int] = {}
+        for log in tx_logs:
+            if log.name == "LotEventRecorded":
+                key = str(log.args["lotId"]).lower()
+                last_seq[key] = max(last_seq.get(key, 0), int(log.args["seq"]))
+        done: dict[str, bool] = {}
         for log in sorted(tx_logs, key=lambda e: e.log_index):
             if "lotId" not in log.args:
                 continue  # role grants and revocations: the organisations table is their off-chain copy
@@ -74,12 +84,15 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
             if lot is None:
                 report.foreign += 1  # a lot created elsewhere, whose label this store never saw
                 continue
+            key = str(log.args["lotId"]).lower()
+            if key not in done:
+                done[key] = key in last_seq and lot.event_count >= last_seq[key]
             if log.name == "LotEventRecorded":
                 report.baselines.setdefault(lot.id, (lot.verification_state, lot.head_hash, lot.event_count))
                 if _apply_recorded(ctx, lot, log, waiting, orgs):
                     report.applied += 1
                     report.lots.add(lot.id)
-            else:
+            elif not done[key]:
                 _apply_state(lot, log, orgs)
         session.flush()
     return report

@@ -16,9 +16,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from supply_chain.chain.ledger import Ledger
+from supply_chain.domain import invariants, policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from supply_chain.domain.events import (
     event_date,
@@ -34,6 +35,7 @@ from supply_chain.domain.identifiers import lot_id as compute_lot_id
 from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity, parse_recall_class
+from supply_chain.domain.policy import Action, Status
 from supply_chain.services.orgs import location_by_gln
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.writes import execute
@@ -49,9 +51,10 @@ from supply_chain.store.models import (
     SensorBatch,
     SensorReading,
 )
+from supply_chain.store.queries import ancestors, descendants
 
-HANDLER_ROLES = ("producer", "processor", "distributor", "retailer")
-RECEIVING_ROLES = ("processor", "distributor", "retailer")
+HANDLER_ROLES = policy.ordered(policy.HANDLER_ROLES)
+RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
 CERTIFICATE_TYPES = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 MAX_CERTIFICATE_BYTES = 5 * 1024 * 1024
 
@@ -72,21 +75,42 @@ def _has_pending(lot: Lot) -> bool:
     return any(e.status == "pending" for e in lot.events)
 
 
-def _require_role(org: Organisation, roles: Sequence[str], action: str) -> None:
-    if not set(org.roles) & set(roles):
-        raise Forbidden(f"{org.name} cannot {action}: needs one of the roles {', '.join(roles)}")
+# ------------------------------------------------------------------ the rulebook, asked about store rows
 
 
-def _require_custodian(org: Organisation, lot: Lot, action: str) -> None:
-    if lot.custodian_org_id != org.id:
-        raise Forbidden(f"{org.name} cannot {action} lot {lot.lot_code}: it is held by another organisation")
+def recall_affected(ctx: Ctx, lot: Lot) -> bool:
+    """True when an ancestor of the lot is recalled (its own recall may not have reached it on chain yet)."""
+    ids = [pk for pk, _ in ancestors(ctx.session, lot.id)]
+    if not ids:
+        return False
+    return bool(ctx.session.scalar(select(exists().where(Lot.id.in_(ids), Lot.status == Status.RECALLED))))
 
 
-def _require_status(lot: Lot, allowed: Sequence[str], action: str) -> None:
-    if lot.status not in allowed:
-        raise Conflict(
-            f"cannot {action} lot {lot.lot_code}: it is {lot.status.replace('_', ' ')}", code="lot_" + lot.status
-        )
+def verdict(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = None) -> policy.Verdict:
+    """The rulebook's answer for this actor and lot (``lot`` None: may it take this action at all)."""
+    rule = policy.RULES[action]
+    subject = policy.Subject(
+        actor_roles=frozenset(actor.roles),
+        status=Status(lot.status) if lot is not None else None,
+        is_custodian=lot is not None and lot.custodian_org_id == actor.id,
+        is_pending_custodian=lot is not None and lot.pending_custodian_org_id == actor.id,
+        is_creator=lot is not None and lot.creator_org_id == actor.id,
+        recall_affected=lot is not None and rule.refuse_recall_affected and recall_affected(ctx, lot),
+        actor=actor.name,
+        lot=lot.lot_code if lot is not None else "the lot",
+    )
+    if lot is None:
+        rule_for_roles = policy.Rule(rule.action, rule.verb, rule.grants, frozenset(), None)
+        return policy.decide_rule(rule_for_roles, subject)
+    return policy.decide(action, subject)
+
+
+def check(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = None, field: str | None = None) -> None:
+    """Raise the rulebook's refusal (Forbidden / Conflict / NotFound, with its code) unless allowed."""
+    answer = verdict(ctx, action, actor, lot)
+    if not answer.allowed:
+        assert answer.error is not None
+        raise answer.error(answer.message, code=answer.code, field=field or answer.field)
 
 
 # ------------------------------------------------------------------ event rows
@@ -107,7 +131,11 @@ def _event(
     payload: Mapping[str, Any],
     batch_id: str | None = None,
     idempotency_key: str | None = None,
+    recipient: Organisation | None = None,
 ) -> Event:
+    """The row of one event, checked: its payload validated and normalised, then every invariant asked
+    against the record (quantities, units, sites, dates) before anything is signed. ``recipient``: whom a
+    shipment goes to (its ``to_gln`` must be one of their sites)."""
     payload = dict(payload)
     required = set(kind_spec(kind).required)
     # Quantity and unit default to what the lot holds now (the whole lot moves, is cooled, ...).
@@ -115,8 +143,11 @@ def _event(
         payload["quantity"] = format_quantity(lot.quantity)
     if "unit" in required and not payload.get("unit"):
         payload["unit"] = lot.unit
+    # Product-bound: a harvest names the product's commodity unless told otherwise.
+    if "commodity" in required and not str(payload.get("commodity") or "").strip() and lot.product is not None:
+        payload["commodity"] = lot.product.name
     normalised = validate_payload(kind, payload)
-    _check_glns(ctx, normalised)
+    _check_invariants(ctx, lot, actor, EventKind(int(kind)), normalised, recipient)
     when = event_date(kind, normalised)
     event = Event(
         lot=lot,
@@ -133,6 +164,65 @@ def _event(
     )
     ctx.session.add(event)
     return event
+
+
+def _sites(ctx: Ctx, payload: Mapping[str, Any]) -> dict[str, invariants.Site]:
+    """The registered site of every GLN the payload names (unknown_gln for one that is not registered)."""
+    sites = {}
+    for key, value in payload.items():
+        if key.endswith("_gln") and isinstance(value, str):
+            location = location_by_gln(ctx, value, field=f"payload.{key}")
+            sites[value] = invariants.Site(
+                location.gln, location.organisation_id, location.organisation.name, location.kind or "other"
+            )
+    return sites
+
+
+def _lot_facts(lot: Lot) -> invariants.LotFacts | None:
+    """What the record holds about ``lot`` (None for a lot whose creation event is not written yet)."""
+    events = [e for e in lot.events if e.status != "failed"]
+    created = next((e for e in events if int(e.kind) in CREATION_KINDS), None)
+    if created is None:
+        return None
+    shipments = [e for e in events if int(e.kind) == EventKind.SHIPPING]
+    shipped = shipments[-1].payload if shipments else {}
+    return invariants.LotFacts(
+        lot.lot_code,
+        lot.unit,
+        Decimal(lot.quantity),
+        created=event_date(created.kind, created.payload),
+        last_shipped=event_date(EventKind.SHIPPING, shipped) if shipped else None,
+        shipped_quantity=Decimal(shipped["quantity"]) if shipped.get("quantity") else None,
+    )
+
+
+def _check_invariants(
+    ctx: Ctx,
+    lot: Lot,
+    actor: Organisation,
+    kind: EventKind,
+    payload: Mapping[str, Any],
+    recipient: Organisation | None,
+) -> None:
+    """Gather the facts a normalised payload is checked against and ask the invariants."""
+    inputs = {}
+    for item in payload.get("inputs") or () if kind is EventKind.TRANSFORMATION else ():
+        source = ctx.session.scalars(
+            select(Lot).where(Lot.gtin == item["gtin"], Lot.lot_code == item["lot_code"])
+        ).first()
+        if source is not None and (facts := _lot_facts(source)) is not None:
+            inputs[(source.gtin, source.lot_code)] = facts
+    invariants.check_event(
+        kind,
+        payload,
+        actor=invariants.Party(actor.id, actor.name),
+        sites=_sites(ctx, payload),
+        now=datetime.now(UTC),
+        lot=_lot_facts(lot),
+        recipient=invariants.Party(recipient.id, recipient.name) if recipient is not None else None,
+        inputs=inputs,
+        derived=kind is EventKind.RECALL and "source_gtin" in payload,
+    )
 
 
 def _idempotent(ctx: Ctx, actor: Organisation, key: str | None) -> Event | None:
@@ -172,6 +262,9 @@ def _plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> t
             f"{actor.name} cannot create lots of GTIN {gtin14}: the product belongs to {product.organisation.name}",
             field=f"{field}gtin",
         )
+    # Product-bound: the lot is measured in the product's unit; plausible for that unit.
+    unit = invariants.lot_unit(spec.unit, product.unit, product.name, f"{field}unit")
+    invariants.check_new_lot(quantity, unit, field)
     lid = hex32(compute_lot_id(gtin14, code))
     if ctx.session.scalars(select(Lot).where(Lot.lot_id == lid)).first() or ctx.ledger.get_lot(lid).exists:
         raise Conflict(f"lot {code} of GTIN {gtin14} already exists", field=f"{field}lot_code", code="lot_exists")
@@ -185,17 +278,14 @@ def _plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> t
         status="pending",
         quantity=quantity,
         initial_quantity=quantity,
-        unit=_unit(spec.unit or product.unit, f"{field}unit"),
+        unit=unit,
     )
     ctx.session.add(lot)
     return lot, product
 
 
 def _unit(unit: str, field: str) -> str:
-    unit = (unit or "").strip()
-    if not 1 <= len(unit) <= 16:
-        raise InvalidInput(f"{field}: a unit of measure is 1-16 characters (kg, lb, case, ...)", field=field)
-    return unit
+    return invariants.check_unit_text(unit, field)
 
 
 def create_lot(
@@ -212,7 +302,7 @@ def create_lot(
     """Create a lot at harvest, initial packing or first land-based receiving."""
     if (previous := _idempotent(ctx, actor, idempotency_key)) is not None:
         return previous.lot
-    _require_role(actor, ("producer", "processor"), "create lots")
+    check(ctx, Action.CREATE, actor)
     kind = EventKind(int(kind))
     if kind not in CREATION_KINDS or kind is EventKind.TRANSFORMATION:
         raise InvalidInput(
@@ -224,7 +314,12 @@ def create_lot(
     event = _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
     _set_origin(ctx, lot, kind, event.payload)
     ctx.session.flush()
-    execute(ctx, actor, [("createLot", Ledger.args_create_lot(lot.lot_id, [], kind, event.payload_hash))], [event])
+    execute(
+        ctx,
+        actor,
+        [("createLot", Ledger.args_create_lot(lot.gtin, lot.lot_code, [], kind, event.payload_hash))],
+        [event],
+    )
     return lot
 
 
@@ -253,7 +348,7 @@ def transform(
 ) -> list[Lot]:
     """Make new lots from lots the actor holds, in one transaction: a split is one input to several
     outputs, a merge several inputs to one output. Consumed quantities cannot exceed what is left."""
-    _require_role(actor, ("producer", "processor"), "transform lots")
+    check(ctx, Action.CREATE, actor)
     if not outputs:
         raise InvalidInput("a transformation needs at least one output lot", field="outputs")
     consumed: dict[int, Decimal] = {}
@@ -262,13 +357,7 @@ def transform(
             raise InvalidInput(f"output {i + 1} lists no input lots", field=f"outputs[{i}].inputs")
         for j, (input_lot, qty) in enumerate(out.inputs):
             field = f"outputs[{i}].inputs[{j}]"
-            _require_custodian(actor, input_lot, "use")
-            if input_lot.status != "active":
-                raise Conflict(
-                    f"lot {input_lot.lot_code} cannot be used: it is {input_lot.status.replace('_', ' ')}",
-                    field=field,
-                    code="input_unavailable",
-                )
+            check(ctx, Action.USE_AS_INPUT, actor, input_lot, field=field)
             amount = parse_quantity(qty, field=f"{field}.quantity")
             consumed[input_lot.id] = consumed.get(input_lot.id, Decimal(0)) + amount
             check_consumption(
@@ -305,7 +394,11 @@ def transform(
             (
                 "createLot",
                 Ledger.args_create_lot(
-                    lot.lot_id, [il.lot_id for il, _ in out.inputs], EventKind.TRANSFORMATION, event.payload_hash
+                    lot.gtin,
+                    lot.lot_code,
+                    [il.lot_id for il, _ in out.inputs],
+                    EventKind.TRANSFORMATION,
+                    event.payload_hash,
                 ),
             )
         )
@@ -341,8 +434,7 @@ def record_events(
         return [previous]
     if not items:
         raise InvalidInput("no events to record", field="events")
-    _require_custodian(actor, lot, "record events on")
-    _require_status(lot, ("active", "held"), "record events on")
+    check(ctx, Action.RECORD, actor, lot)
     events = []
     for i, (kind, payload) in enumerate(items):
         kind = EventKind(int(kind))
@@ -416,15 +508,16 @@ def offer_custody(
     """Ship the lot to another organisation (shipping CTE); it is in transit until accepted or rejected."""
     if (previous := _idempotent(ctx, actor, idempotency_key)) is not None:
         return previous
-    _require_custodian(actor, lot, "ship")
-    _require_status(lot, ("active",), "ship")
-    if to.id == actor.id or not set(to.roles) & set(RECEIVING_ROLES):
+    check(ctx, Action.SHIP, actor, lot)
+    if to.id == actor.id or not set(to.roles) & policy.RECEIVING_ROLES:
         raise InvalidInput(
             f"{to.name} cannot receive lots (needs a processor, distributor or retailer role)",
             field="to",
             code="recipient_cannot_receive",
         )
-    event = _event(ctx, lot, actor, EventKind.SHIPPING, payload, idempotency_key=_key(actor, idempotency_key))
+    event = _event(
+        ctx, lot, actor, EventKind.SHIPPING, payload, idempotency_key=_key(actor, idempotency_key), recipient=to
+    )
     ctx.session.flush()
     execute(ctx, actor, [("offerCustody", [_b(lot.lot_id), to.chain_address, _b(event.payload_hash)])], [event])
     return event
@@ -432,30 +525,22 @@ def offer_custody(
 
 def accept_custody(ctx: Ctx, actor: Organisation, lot: Lot, payload: Mapping[str, Any]) -> Event:
     """Receive an offered lot (receiving CTE); the actor becomes its custodian."""
-    _require_pending(actor, lot, "accept")
+    check(ctx, Action.ACCEPT, actor, lot)
     return _simple(ctx, actor, lot, EventKind.RECEIVING, payload, "acceptCustody")
 
 
 def reject_custody(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
-    _require_pending(actor, lot, "reject")
+    check(ctx, Action.REJECT, actor, lot)
     return _simple(
         ctx, actor, lot, EventKind.CUSTODY_REJECTED, {"reason": reason, "date": when or _today()}, "rejectCustody"
     )
 
 
 def cancel_custody_offer(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
-    _require_custodian(actor, lot, "cancel the offer of")
-    _require_status(lot, ("in_transit",), "cancel the offer of")
+    check(ctx, Action.CANCEL, actor, lot)
     return _simple(
         ctx, actor, lot, EventKind.CUSTODY_CANCELLED, {"reason": reason, "date": when or _today()}, "cancelCustodyOffer"
     )
-
-
-def _require_pending(actor: Organisation, lot: Lot, action: str) -> None:
-    if lot.status != "in_transit":
-        raise Conflict(f"cannot {action} lot {lot.lot_code}: it is not in transit", code="lot_not_in_transit")
-    if lot.pending_custodian_org_id != actor.id:
-        raise Forbidden(f"{actor.name} cannot {action} lot {lot.lot_code}: it was offered to another organisation")
 
 
 def _today() -> str:
@@ -501,8 +586,7 @@ def inspect(
 ) -> Event:
     """Record an inspection or lab result, with an optional certificate (filename, content type, bytes).
     A fail puts the lot on hold."""
-    _require_role(actor, ("inspector",), "record inspections")
-    _require_status(lot, ("active", "held"), "inspect")
+    check(ctx, Action.INSPECT, actor, lot)
     result = parse_outcome(outcome)
     payload = dict(payload) | {"outcome": result.name.lower()}
     stored = None
@@ -534,14 +618,12 @@ def inspect(
 
 
 def hold(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
-    _require_role(actor, ("inspector", "regulator"), "place holds")
-    _require_status(lot, ("active",), "hold")
+    check(ctx, Action.HOLD, actor, lot)
     return _simple(ctx, actor, lot, EventKind.HOLD, {"reason": reason, "date": when or _today()}, "hold")
 
 
 def release(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
-    _require_role(actor, ("inspector",), "release holds")
-    _require_status(lot, ("held",), "release")
+    check(ctx, Action.RELEASE, actor, lot)
     return _simple(ctx, actor, lot, EventKind.RELEASE, {"reason": reason, "date": when or _today()}, "release")
 
 
@@ -558,13 +640,12 @@ def recall(
     when: str | None = None,
     contact: str | None = None,
 ) -> Event:
-    """Recall a lot: it is marked recalled on chain; every lot made from it is affected (derived on read)."""
-    if not (set(actor.roles) & {"regulator", "inspector"}) and lot.creator_org_id != actor.id:
-        raise Forbidden(
-            f"{actor.name} cannot recall lot {lot.lot_code}: only a regulator, an inspector or the lot's creator can"
-        )
-    if lot.status == "recalled":
-        raise Conflict(f"lot {lot.lot_code} is already recalled", code="lot_recalled")
+    """Recall a lot and, in the same action, every lot made from it (its forward trace), on chain.
+
+    The lot's own recall and the first ``policy.MAX_RECALL_BATCH`` downstream lots go in one transaction;
+    a larger forward trace follows in further bounded transactions (``continue_recall``), parent lots
+    first. Each downstream lot gets its own recall event naming the source lot."""
+    check(ctx, Action.RECALL, actor, lot)
     klass = parse_recall_class(recall_class)
     payload = {
         "reason": reason,
@@ -586,13 +667,97 @@ def recall(
         )
     )
     ctx.session.flush()
-    execute(ctx, actor, [("recall", [_b(lot.lot_id), _b(event.payload_hash)])], [event])
+    first = _unrecalled_descendants(ctx, lot)[: policy.MAX_RECALL_BATCH]
+    events, call = _plan_derived(ctx, actor, lot, event.payload, first)
+    calls = [("recall", [_b(lot.lot_id), _b(event.payload_hash)])] + ([call] if call else [])
+    ctx.session.flush()
+    execute(ctx, actor, calls, [event, *events])
+    continue_recall(ctx, lot)
     return event
 
 
+def _unrecalled_descendants(ctx: Ctx, source: Lot) -> list[Lot]:
+    """The lots made from ``source`` that its recall has not reached yet, parent lots first. The walk stops at
+    lots recalled already (by another recall): everything made from those is recalled with them."""
+    reached = descendants(ctx.session, source.id)
+    if not reached:
+        return []
+    by_id = {x.id: x for x in ctx.session.scalars(select(Lot).where(Lot.id.in_([pk for pk, _ in reached])))}
+    out, blocked = [], set()
+    for pk, _depth in reached:
+        lot = by_id.get(pk)
+        if lot is None or lot.status == Status.PENDING:
+            continue
+        inputs = {edge.input_lot_id for edge in lot.inputs}
+        open_paths = [i for i in inputs if i == source.id or (i in by_id and i not in blocked)]
+        if lot.status == Status.RECALLED or not open_paths:
+            blocked.add(pk)
+            continue
+        out.append(lot)
+    return out
+
+
+def _plan_derived(
+    ctx: Ctx, actor: Organisation, source: Lot, source_payload: Mapping[str, Any], lots: Sequence[Lot]
+) -> tuple[list[Event], tuple[str, list[Any]] | None]:
+    if not lots:
+        return [], None
+    fields = {
+        k: source_payload[k]
+        for k in ("reason", "recall_class", "date", "instructions", "contact")
+        if source_payload.get(k)
+    }
+    fields |= {"source_gtin": source.gtin, "source_lot_code": source.lot_code}
+    events = [_event(ctx, lot, actor, EventKind.RECALL, fields) for lot in lots]
+    return events, (
+        "recallDerived",
+        Ledger.args_recall_derived(source.lot_id, [lot.lot_id for lot in lots], [e.payload_hash for e in events]),
+    )
+
+
+def recall_progress(ctx: Ctx, source: Lot) -> dict[str, int]:
+    """How far a recall has reached: the lots made from ``source`` and how many of them are recalled."""
+    reached = [pk for pk, _ in descendants(ctx.session, source.id)]
+    recalled = 0
+    if reached:
+        recalled = len(
+            list(ctx.session.scalars(select(Lot.id).where(Lot.id.in_(reached), Lot.status == Status.RECALLED)))
+        )
+    return {"downstream": len(reached), "recalled": recalled, "remaining": len(reached) - recalled}
+
+
+def continue_recall(ctx: Ctx, source: Lot) -> int:
+    """Carry a recall to the downstream lots it has not reached yet, ``policy.MAX_RECALL_BATCH`` per
+    transaction, signed by the recall's issuer. Returns how many lots were recalled. Safe to call again
+    (after a crash or an outage, start-up calls it for every recall)."""
+    recall_row = ctx.session.scalars(
+        select(Recall).where(Recall.lot_id == source.id).order_by(Recall.id.desc())
+    ).first()
+    if recall_row is None or source.status != Status.RECALLED:
+        return 0
+    issuer, source_payload = recall_row.issuer, recall_row.event.payload
+    done = 0
+    while batch := _unrecalled_descendants(ctx, source)[: policy.MAX_RECALL_BATCH]:
+        if any(e.status == "pending" for lot in batch for e in lot.events if int(e.kind) == EventKind.RECALL):
+            break  # a batch is on its way; the next start settles it
+        events, call = _plan_derived(ctx, issuer, source, source_payload, batch)
+        assert call is not None
+        ctx.session.flush()
+        execute(ctx, issuer, [call], events)
+        done += len(batch)
+    return done
+
+
+def continue_recalls(ctx: Ctx) -> int:
+    """``continue_recall`` for every recall whose lot is recalled on chain (called at start-up)."""
+    sources = ctx.session.scalars(
+        select(Lot).join(Recall, Recall.lot_id == Lot.id).where(Lot.status == Status.RECALLED).distinct()
+    )
+    return sum(continue_recall(ctx, source) for source in list(sources))
+
+
 def close(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
-    _require_custodian(actor, lot, "close")
-    _require_status(lot, ("active", "held"), "close")
+    check(ctx, Action.CLOSE, actor, lot)
     return _simple(ctx, actor, lot, EventKind.CLOSE, {"reason": reason, "date": when or _today()}, "close")
 
 
@@ -607,9 +772,7 @@ def anchor_readings(
     """Anchor a batch of cold-chain readings ({taken_at, temperature_c[, humidity]}) by their Merkle root.
 
     The custodian, or the carrier it was offered to while in transit, may anchor."""
-    if lot.custodian_org_id != actor.id and lot.pending_custodian_org_id != actor.id:
-        raise Forbidden(f"{actor.name} cannot add readings to lot {lot.lot_code}: it neither holds nor carries it")
-    _require_status(lot, ("active", "held", "in_transit"), "add readings to")
+    check(ctx, Action.ANCHOR, actor, lot)
     if not readings:
         raise InvalidInput("no readings given", field="readings")
     rows = []
@@ -679,8 +842,13 @@ def validate_reading(raw: Mapping[str, Any], index: int) -> dict[str, Any]:
         temp = Decimal(str(raw.get("temperature_c")))
     except Exception:  # noqa: BLE001
         raise InvalidInput(f"{field}.temperature_c: must be a number", field=f"{field}.temperature_c") from None
-    if not temp.is_finite() or not Decimal(-80) <= temp <= Decimal(80):
-        raise InvalidInput(f"{field}.temperature_c: must be between -80 and 80", field=f"{field}.temperature_c")
+    low, high = invariants.MIN_TEMPERATURE_C, invariants.MAX_TEMPERATURE_C
+    if not temp.is_finite() or not low <= temp <= high:
+        raise InvalidInput(
+            f"{field}.temperature_c: must be between {low} and {high}",
+            field=f"{field}.temperature_c",
+            code="implausible_temperature",
+        )
     out = {"taken_at": taken, "temperature_c": format_quantity_signed(temp)}
     if raw.get("humidity") is not None:
         hum = Decimal(str(raw["humidity"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -12,10 +13,13 @@ from sqlalchemy import func, select
 from supply_chain.chain.connect import fund
 from supply_chain.chain.keys import decrypt_account, encrypt_account, new_account
 from supply_chain.chain.ledger import ROLE_NAMES, Ledger, role_id
-from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import gln_has_prefix, gtin_has_prefix, parse_gln, parse_gtin
+from supply_chain.domain.policy import CREATOR_ROLES, ONBOARDING_ROLES
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import ChainDeployment, Location, Organisation, Product, User
+
+log = logging.getLogger(__name__)
 
 OPERATOR_NAME = "Lotline operator"
 # Enough test ether for a lifetime of transactions on a chain where gas costs something.
@@ -111,6 +115,9 @@ def onboard(
     ledger = ctx.ledger
     fund(ctx.runtime.chain, account.address, FUNDING_WEI)
     calls = [("grantRole", [role_id(r), account.address]) for r in org.roles]
+    if org.gs1_company_prefix:
+        # Only this organisation may then create lots of GTINs under its prefix (LotLedger.createLot).
+        calls.append(("registerCompanyPrefix", [org.gs1_company_prefix, account.address]))
     ledger.multicall(signer(ctx, admin), calls)
     ctx.session.add(org)
     ctx.session.flush()
@@ -127,13 +134,145 @@ def set_roles(ctx: Ctx, actor: Organisation, org: Organisation, roles: list[str]
         raise InvalidInput(f"roles must be one or more of {', '.join(ROLE_NAMES)}", field="roles")
     if org.id == actor.id and "admin" not in wanted:
         raise InvalidInput("an organisation cannot take the admin role from itself", field="roles")
-    calls = [("grantRole", [role_id(r), org.chain_address]) for r in wanted if r not in org.roles]
-    calls += [("revokeRole", [role_id(r), org.chain_address]) for r in org.roles if r not in wanted]
-    if calls:
-        ctx.ledger.multicall(signer(ctx, actor), calls)
-        org.roles = wanted
-        ctx.session.flush()
+    if org.suspended:
+        raise Conflict(
+            f"{org.name} is suspended: reinstate it first (it gets back the roles it held)",
+            field="roles",
+            code="organisation_suspended",
+        )
+    _sync_roles(ctx, actor, org, org.roles, wanted)
     return org
+
+
+def _sync_roles(ctx: Ctx, admin: Organisation, org: Organisation, held: list[str], wanted: list[str]) -> None:
+    """Grant and revoke on chain, in one transaction signed by `admin`, so that `org` goes from `held` to
+    exactly `wanted`; then record `wanted` as its roles."""
+    calls = [("grantRole", [role_id(r), org.chain_address]) for r in wanted if r not in held]
+    calls += [("revokeRole", [role_id(r), org.chain_address]) for r in held if r not in wanted]
+    if calls:
+        ctx.ledger.multicall(signer(ctx, admin), calls)
+    if calls or list(org.roles) != list(wanted):
+        org.roles = list(wanted)
+        ctx.session.flush()
+
+
+# ------------------------------------------------------------------ suspension
+
+SUSPENSION_REASON_MAX_LENGTH = 1000
+
+
+def suspension_notice(org: Organisation) -> str:
+    """What a suspended organisation's users (sign-in page) and API clients are told."""
+    since = org.suspended_at.strftime("%Y-%m-%d") if org.suspended_at else "?"
+    return f"{org.name} is suspended by the regulator since {since}: {org.suspended_reason}"
+
+
+def refuse_if_suspended(org: Organisation) -> None:
+    """Forbidden (``organisation_suspended``, with the notice) when `org` is suspended."""
+    if org.suspended:
+        raise Forbidden(suspension_notice(org), code="organisation_suspended")
+
+
+def session_is_current(user: User, epoch: object) -> bool:
+    """Whether a browser session of `user`, signed in at the organisation's session `epoch`, still counts:
+    the user is active, the organisation is not suspended and has not been suspended since the sign-in."""
+    org = user.organisation
+    return user.is_active and not org.suspended and (epoch or 0) == org.session_epoch
+
+
+def _oversight_refusal(actor: Organisation, verb: str) -> Forbidden | None:
+    if set(actor.roles) & ONBOARDING_ROLES:
+        return None
+    return Forbidden(
+        f"{actor.name} cannot {verb} organisations: it needs one of the roles {', '.join(sorted(ONBOARDING_ROLES))}",
+        code="wrong_role",
+    )
+
+
+def suspension_refusal(actor: Organisation, org: Organisation) -> LotlineError | None:
+    """Why `actor` may not suspend `org` now (the error `suspend` raises), or None if it may."""
+    wrong_role = _oversight_refusal(actor, "suspend")
+    if wrong_role is not None:
+        return wrong_role
+    if org.id == actor.id:
+        return Forbidden(f"{actor.name} cannot suspend itself", code="cannot_suspend_self")
+    if "admin" in org.roles or org.name == OPERATOR_NAME:
+        return Forbidden(
+            f"{org.name} holds the admin role of the ledger and cannot be suspended", code="cannot_suspend_admin"
+        )
+    if org.suspended:
+        return Conflict(
+            f"{org.name} is already suspended (since {org.suspended_at:%Y-%m-%d})", code="already_suspended"
+        )
+    return None
+
+
+def _role_admin(ctx: Ctx, actor: Organisation) -> Organisation:
+    """Who signs role changes for `actor`: itself when it holds the ledger's admin role, else the operator
+    (a regulator without the admin role; the store records the actor)."""
+    if "admin" in actor.roles:
+        return actor
+    admin = operator(ctx)
+    if admin is None:
+        raise Conflict("no operator organisation yet: run `lotline deploy` first")
+    return admin
+
+
+def suspend(ctx: Ctx, actor: Organisation, org: Organisation, reason: str) -> Organisation:
+    """Suspend `org` in one action: every role it holds on chain is revoked (one transaction, so the ledger
+    refuses all its writes), the roles are remembered for `reinstate`, its users' sessions end at their next
+    request and its API tokens stop working. Who, when and why are recorded.
+
+    Only an organisation with one of ``ONBOARDING_ROLES`` may suspend; not itself, not one holding the admin
+    role (the operator), and not one already suspended (Conflict ``already_suspended``). `reason` is required.
+    """
+    refusal = suspension_refusal(actor, org)
+    if refusal is not None:
+        raise refusal
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("give the reason for the suspension (its users are shown it)", field="reason")
+    if len(reason) > SUSPENSION_REASON_MAX_LENGTH:
+        raise InvalidInput(f"the reason must be at most {SUSPENSION_REASON_MAX_LENGTH} characters", field="reason")
+    # The chain is authoritative: revoke whatever it grants, also a role the store does not show.
+    on_chain = [r for r in ROLE_NAMES if ctx.ledger.has_role(r, org.chain_address)]
+    held = sorted(set(org.roles) | set(on_chain))
+    _sync_roles(ctx, _role_admin(ctx, actor), org, held, [])
+    org.suspended_roles = held
+    org.suspended_at = datetime.now(UTC)
+    org.suspended_reason = reason
+    org.suspended_by_id = actor.id
+    org.session_epoch = (org.session_epoch or 0) + 1
+    ctx.session.flush()
+    log.info("%s suspended %s (roles %s): %s", actor.name, org.name, ", ".join(held) or "none", reason)
+    return org
+
+
+def reinstate(ctx: Ctx, actor: Organisation, org: Organisation) -> Organisation:
+    """Lift `org`'s suspension: the roles it held are granted again on chain (one transaction) and its users
+    may sign in again; its API tokens work again. Conflict ``not_suspended`` when it is not suspended."""
+    wrong_role = _oversight_refusal(actor, "reinstate")
+    if wrong_role is not None:
+        raise wrong_role
+    if not org.suspended:
+        raise Conflict(f"{org.name} is not suspended", code="not_suspended")
+    roles = sorted(org.suspended_roles or [])
+    _sync_roles(ctx, _role_admin(ctx, actor), org, [], roles)
+    org.suspended_at = None
+    org.suspended_reason = None
+    org.suspended_roles = None
+    org.suspended_by_id = None
+    ctx.session.flush()
+    log.info("%s reinstated %s (roles %s)", actor.name, org.name, ", ".join(roles) or "none")
+    return org
+
+
+def suspended_organisations(ctx: Ctx) -> list[Organisation]:
+    return list(
+        ctx.session.scalars(
+            select(Organisation).where(Organisation.suspended_at.is_not(None)).order_by(Organisation.name)
+        )
+    )
 
 
 def check_new_user(ctx: Ctx, email: str, password: str) -> str:
@@ -170,6 +309,7 @@ def authenticate(ctx: Ctx, email: str, password: str) -> User:
         user = None
     if user is None or not user.is_active:
         raise Forbidden("e-mail or password is wrong", code="bad_credentials")
+    refuse_if_suspended(user.organisation)  # only told to someone who knows the password
     user.last_login_at = datetime.now(UTC)
     return user
 
@@ -193,6 +333,19 @@ def register_product(
         raise InvalidInput("product name must be 1-200 characters", field="name")
     if ctx.session.scalars(select(Product).where(Product.gtin == gtin14)).first():
         raise Conflict(f"GTIN {gtin14} is already registered", field="gtin")
+    if not org.gs1_company_prefix and set(org.roles) & CREATOR_ROLES:
+        # No company prefix of its own: the GTIN is registered to it alone on chain (a single-GTIN licence,
+        # its 13 digits after the indicator), so no other key can create lots of it first.
+        owner = ctx.ledger.gtin_owner(gtin14)
+        if owner is None:
+            admin = operator(ctx)
+            if admin is None:
+                raise Conflict("no operator organisation yet: run `lotline deploy` first")
+            ctx.ledger.register_company_prefix(signer(ctx, admin), gtin14[1:], org.chain_address)
+        elif owner.lower() != org.chain_address.lower():
+            raise Forbidden(
+                f"GTIN {gtin14} belongs to another organisation on chain", field="gtin", code="gtin_not_owned"
+            )
     product = Product(
         organisation=org,
         gtin=gtin14,

@@ -6,10 +6,13 @@ import logging
 import threading
 import time
 
+from sqlalchemy import select, update
+
 from supply_chain.domain.errors import ChainUnavailable
-from supply_chain.services import indexer, orgs
+from supply_chain.services import indexer, lots, orgs
 from supply_chain.services.runtime import Runtime
-from supply_chain.services.verify import verify_all
+from supply_chain.services.verify import Verification, verify_lot
+from supply_chain.store.models import Lot
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ def catch_up(runtime: Runtime, *, tolerate_outage: bool = False) -> dict[str, in
         with runtime.ctx() as ctx:
             report = indexer.sync(ctx)
         counts["indexed"] = report.applied
+        with runtime.ctx() as ctx:
+            # A recall whose forward trace was cut short (a crash between its batches) is carried on.
+            counts["recalled_downstream"] = lots.continue_recalls(ctx)
         return counts
     except ChainUnavailable as exc:
         if not tolerate_outage:
@@ -37,35 +43,79 @@ def catch_up(runtime: Runtime, *, tolerate_outage: bool = False) -> dict[str, in
         return {}
 
 
+# ------------------------------------------------------------------ verification at start and on a schedule
+
+VERIFY_BATCH = 100
+"""Lots verified per transaction, so a long pass never holds the database's write lock for long."""
+
+
+def mark_unchecked(runtime: Runtime) -> int:
+    """Forget every lot's verification result (``verification_state`` None: pages say "Pending
+    verification", never "verified"). Run when a server starts: the store may have been edited while it was
+    stopped, so nothing it says is vouched for until verified again. Returns how many lots were marked."""
+    with runtime.ctx() as ctx:
+        result = ctx.session.execute(update(Lot).values(verification_state=None))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verification]:
+    """Verify every lot against the chain, `batch` lots per transaction (each result is committed, and so
+    shown, as soon as its batch is done). Returns the results with findings (tampered or unverifiable)."""
+    with runtime.ctx() as ctx:
+        ids = list(ctx.session.scalars(select(Lot.id).order_by(Lot.id)))
+    bad: list[Verification] = []
+    for start in range(0, len(ids), batch):
+        with runtime.ctx() as ctx:
+            for lot in ctx.session.scalars(select(Lot).where(Lot.id.in_(ids[start : start + batch])).order_by(Lot.id)):
+                result = verify_lot(ctx, lot)
+                if result.state in ("tampered", "unverifiable"):
+                    log.error("lot %s %s is %s: %s", lot.gtin, lot.lot_code, result.state, result.detail)
+                    bad.append(result)
+    log.info("verification: %d lots, %d with findings", len(ids), len(bad))
+    return bad
+
+
 class Maintenance(threading.Thread):
     """While the server runs: index new chain logs (writes from other app instances or nodes, and pending
     writes settled) every `sync_seconds`, and verify every lot again every `verify_seconds`, so pages that
-    read the stored verification state are re-checked on a schedule as well as after each write."""
+    read the stored verification state are re-checked on a schedule as well as after each write.
 
-    def __init__(self, runtime: Runtime, sync_seconds: float = 30.0, verify_seconds: float = 600.0) -> None:
+    With `verify_at_start` the first verification pass runs at once, before the first wait: `lotline serve`
+    marks every lot unchecked (`mark_unchecked`) before it serves and lets this pass vouch for them again."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        sync_seconds: float = 30.0,
+        verify_seconds: float = 600.0,
+        *,
+        verify_at_start: bool = False,
+    ) -> None:
         super().__init__(name="lotline-maintenance", daemon=True)
         self.runtime = runtime
         self.sync_seconds = sync_seconds
         self.verify_seconds = verify_seconds
+        self.verify_at_start = verify_at_start
+        self.verified = threading.Event()
+        """Set when a verification pass has completed (tests and health checks wait on it)."""
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        next_verify = time.monotonic() + self.verify_seconds
-        while not self._stop_event.wait(self.sync_seconds):
+        next_verify = time.monotonic() + (0.0 if self.verify_at_start else self.verify_seconds)
+        first = True
+        while first or not self._stop_event.wait(self.sync_seconds):
             try:
-                catch_up(self.runtime)
+                if not first:  # the app caught up when it was created
+                    catch_up(self.runtime)
                 if time.monotonic() >= next_verify:
-                    with self.runtime.ctx() as ctx:
-                        results = verify_all(ctx)
-                    bad = [r for r in results if r.state in ("tampered", "unverifiable")]
-                    for r in bad:
-                        log.error("lot %s %s is %s: %s", r.lot.gtin, r.lot.lot_code, r.state, r.detail)
-                    log.info("scheduled verification: %d lots, %d with findings", len(results), len(bad))
+                    verify_everything(self.runtime)
+                    self.verified.set()
                     next_verify = time.monotonic() + self.verify_seconds
             except ChainUnavailable as exc:
                 log.warning("maintenance skipped, chain unavailable: %s", exc.message)
             except Exception:  # noqa: BLE001 - a background loop logs and carries on
                 log.exception("maintenance pass failed")
+            first = False
 
     def stop(self) -> None:
         self._stop_event.set()

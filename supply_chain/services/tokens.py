@@ -3,6 +3,7 @@
 A token is ``llt_`` followed by 32 random bytes in URL-safe base64 (43 characters), so a leaked token is
 recognisable in logs and by secret scanners. Only ``sha256(token)`` is stored: a database dump does not
 let anyone call the API. A revoked token stays listed (with ``revoked_at``) so the dashboard can show it.
+The tokens of a suspended organisation are refused (403 ``organisation_suspended``) until it is reinstated.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from supply_chain.domain.errors import Conflict, InvalidInput, LotlineError, NotFound
+from supply_chain.services.orgs import refuse_if_suspended
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import TOKEN_SCOPES, ApiToken, Organisation
 
@@ -111,6 +113,7 @@ def token_for(ctx: Ctx, plain: str | None) -> ApiToken:
         raise InvalidToken("the API token is unknown", field="Authorization")
     if row.revoked_at is not None:
         raise InvalidToken("the API token has been revoked", field="Authorization", code="token_revoked")
+    refuse_if_suspended(row.organisation)  # 403 while suspended; the token works again on reinstatement
     now = datetime.now(UTC)
     last = row.last_used_at
     if last is None or now - (last if last.tzinfo else last.replace(tzinfo=UTC)) > LAST_USED_RESOLUTION:

@@ -2,27 +2,43 @@
 
 For each stored event, in order, the payload is hashed again (RFC 8785 + keccak256, docs/hashing.md) and
 compared with the data hash the chain logged at that position; the head-hash chain is recomputed and
-compared with the head the contract holds. Results:
+compared with the head the contract holds. Then the rest of the stored record is compared with what the
+chain and the anchored payloads say:
 
-- ``verified``: every stored event matches the chain, and the chain has no event the store lacks;
+- the lot's state: its status, creator, custodian, pending custodian and input lots against ``getLot``;
+- the rows pages show that are copies of anchored payloads: recalls (reason, class, instructions),
+  inspection outcomes and cold-chain batch summaries against their events' payloads;
+- every stored document file: hashed again, and its SHA-256 against the one its event anchored.
+
+Results:
+
+- ``verified``: every stored event matches the chain, the chain has no event the store lacks, and the
+  lot's state, copied rows and files match too;
 - ``tampered``: the first event that does not match is named, with why (payload altered, event missing,
-  events reordered, event not on chain);
+  events reordered, event not on chain); or, when the events match, every state column, row or file that
+  differs, naming it with the stored value and the chain's;
 - ``pending``: the confirmed history matches, but some writes are not mined yet;
 - ``unverifiable``: the chain has no record of this lot (no anchor found).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from sqlalchemy import select
 
+from supply_chain.chain.ledger import ChainLot
 from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, next_head, payload_hash
 from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.policy import Status
 from supply_chain.services.runtime import Ctx
-from supply_chain.store.models import ChainDeployment, Event, Lot
+from supply_chain.store.models import ChainDeployment, Document, Event, Lot, Organisation
 
 
 @dataclass
@@ -54,11 +70,11 @@ def store_result(ctx: Ctx, lot: Lot, result: Verification) -> None:
     ctx.session.flush()
 
 
-
 def verify_new_events(ctx: Ctx, lot: Lot, verified_head: str, verified_count: int) -> Verification | None:
     """Check only the events after a verified prefix: hash their payloads again, chain them onto the verified
     head and compare with the head the contract holds now. None when that is not conclusive (pending writes,
-    a gap, a mismatch): the caller then runs the full `verify_lot`, which names what is wrong."""
+    a gap, a mismatch): the caller then runs the full `verify_lot`, which names what is wrong. The lot's
+    state, copied rows and document files are compared in full as well (the `getLot` answer is at hand)."""
     events = list(
         ctx.session.scalars(
             select(Event).where(Event.lot_id == lot.id, Event.status != "failed").order_by(Event.seq.asc().nulls_last())
@@ -76,6 +92,8 @@ def verify_new_events(ctx: Ctx, lot: Lot, verified_head: str, verified_count: in
         head = next_head(head, int(event.kind), event.actor_address, bytes32(_hash(event)))
     chain_lot = ctx.ledger.get_lot(lot.lot_id)
     if hex32(head) != chain_lot.head.lower() or chain_lot.event_count != verified_count + len(new):
+        return None
+    if record_findings(ctx, lot, chain_lot, events):
         return None
     return Verification(
         "verified",
@@ -163,6 +181,9 @@ def _verify(ctx: Ctx, lot: Lot) -> Verification:
             None,
             len(stored),
         )
+    findings = record_findings(ctx, lot, chain_lot, events)
+    if findings:
+        return Verification("tampered", "; ".join(findings), lot, None, len(stored))
     if pending:
         return Verification(
             "pending", f"{len(stored)} events verified; {len(pending)} not mined yet", lot, None, len(stored)
@@ -170,6 +191,220 @@ def _verify(ctx: Ctx, lot: Lot) -> Verification:
     return Verification(
         "verified", f"{len(stored)} events match the chain (head {chain_lot.head})", lot, None, len(stored)
     )
+
+
+# ------------------------------------------------------------------ the rest of the record
+
+
+def record_findings(ctx: Ctx, lot: Lot, chain_lot: ChainLot, events: Sequence[Event]) -> list[str]:
+    """Where the stored record, beyond the events' hashes, differs from the chain: the lot's state, the rows
+    copied from anchored payloads and the document files. Each finding names the column, row or file with the
+    stored value and the chain's (or the anchored payload's). Empty when everything matches.
+
+    Only confirmed events count: a write not mined yet has not changed the chain, nor the stored state (the
+    indexer applies state from the chain's logs only)."""
+    confirmed = [e for e in events if e.status == "confirmed" and e.failure_reason is None]
+    return [
+        *_state_findings(ctx, lot, chain_lot),
+        *_recall_findings(lot, confirmed),
+        *_inspection_findings(lot, confirmed),
+        *_sensor_findings(lot),
+        *_document_findings(ctx, lot, confirmed),
+    ]
+
+
+def _org_label(ctx: Ctx, address: str | None) -> str:
+    if address is None:
+        return "none"
+    org = ctx.session.scalars(select(Organisation).where(Organisation.chain_address == address)).first()
+    return f"{org.name} ({address})" if org is not None else address
+
+
+def _stored_org(ctx: Ctx, org_id: int | None) -> tuple[str | None, str]:
+    """(the organisation's chain address, how to name it) for a stored organisation key."""
+    if org_id is None:
+        return None, "none"
+    org = ctx.session.get(Organisation, org_id)
+    if org is None:
+        return f"unknown organisation {org_id}", f"unknown organisation {org_id}"
+    return org.chain_address, f"{org.name} ({org.chain_address})"
+
+
+def _state_findings(ctx: Ctx, lot: Lot, chain_lot: ChainLot) -> list[str]:
+    out = []
+    chain_status = Status.of_chain(chain_lot.status)
+    if chain_status is not None and lot.status != chain_status.value:
+        out.append(f"stored status '{lot.status}' differs from the chain's '{chain_status.value}'")
+    for column, org_id, on_chain in (
+        ("creator", lot.creator_org_id, chain_lot.creator),
+        ("custodian", lot.custodian_org_id, chain_lot.custodian),
+        ("pending custodian", lot.pending_custodian_org_id, chain_lot.pending_custodian),
+    ):
+        address, shown = _stored_org(ctx, org_id)
+        if (address or "").lower() != (on_chain or "").lower():
+            out.append(f"stored {column} '{shown}' differs from the chain's '{_org_label(ctx, on_chain)}'")
+    stored_inputs = {edge.input_lot.lot_id.lower(): edge.input_lot for edge in lot.inputs}
+    chain_inputs = [i.lower() for i in chain_lot.inputs]
+    if set(stored_inputs) != set(chain_inputs):
+        known = (
+            {x.lot_id: x for x in ctx.session.scalars(select(Lot).where(Lot.lot_id.in_(chain_inputs)))}
+            if chain_inputs
+            else {}
+        )
+
+        def names(ids: Sequence[str], lots: dict[str, Lot]) -> str:
+            shown = [f"{lots[i].gtin}/{lots[i].lot_code}" if i in lots else i for i in ids]
+            return "[" + ", ".join(sorted(shown)) + "]"
+
+        out.append(
+            f"stored input lots {names(list(stored_inputs), stored_inputs)} differ from the chain's "
+            f"{names(chain_inputs, known)}"
+        )
+    return out
+
+
+def _label_seq(event: Event) -> str:
+    return f"event #{event.seq} ({EventKind(int(event.kind)).name.lower()})"
+
+
+def _recall_findings(lot: Lot, confirmed: Sequence[Event]) -> list[str]:
+    """The recalls table is what lists, open data and notices read: each row must say what its anchored
+    recall event says, and each recall issued on this lot (not one that reached it from an input) must have
+    its row."""
+    out = []
+    by_event = {e.id: e for e in confirmed if int(e.kind) == EventKind.RECALL}
+    rows = {r.event_id: r for r in lot.recalls}
+    for recall in lot.recalls:
+        event = recall.event
+        if event.status != "confirmed" or event.failure_reason is not None:
+            continue
+        if event.id not in by_event:
+            out.append(f"recall #{recall.id} cites {_label_seq(event)}, which is not a recall of this lot")
+            continue
+        for column, value in (
+            ("reason", recall.reason),
+            ("recall_class", recall.recall_class),
+            ("instructions", recall.instructions),
+        ):
+            anchored = event.payload.get(column)
+            if (value or None) != (anchored or None):
+                out.append(
+                    f"recall #{recall.id}: stored {column} {value!r} differs from the {anchored!r} anchored by "
+                    f"{_label_seq(event)}"
+                )
+    for event in by_event.values():
+        issued_here = not event.payload.get("source_lot_code")
+        if issued_here and event.id not in rows:
+            out.append(
+                f"the recall anchored by {_label_seq(event)} ({event.payload.get('reason')!r}) is missing from "
+                "the stored recalls"
+            )
+    return out
+
+
+def _inspection_findings(lot: Lot, confirmed: Sequence[Event]) -> list[str]:
+    """Inspection outcomes are shown from their rows: each must say what its anchored event says, and each
+    anchored inspection must have its row."""
+    out = []
+    by_event = {e.id: e for e in confirmed if int(e.kind) == EventKind.INSPECTION}
+    rows = {i.event_id for i in lot.inspections}
+    for inspection in lot.inspections:
+        event = by_event.get(inspection.event_id)
+        if event is None:
+            continue  # not mined yet (its event pending or failed)
+        anchored = event.payload.get("outcome")
+        if inspection.outcome != anchored:
+            out.append(
+                f"inspection #{inspection.id}: stored outcome '{inspection.outcome}' differs from the "
+                f"'{anchored}' anchored by {_label_seq(event)}"
+            )
+    for event in by_event.values():
+        if event.id not in rows:
+            out.append(
+                f"the inspection anchored by {_label_seq(event)} (outcome '{event.payload.get('outcome')}') is "
+                "missing from the stored inspections"
+            )
+    return out
+
+
+def _decimal(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _sensor_findings(lot: Lot) -> list[str]:
+    """Cold-chain summaries are shown from their batch rows: each must say what its anchored event says."""
+    out = []
+    for batch in lot.sensor_batches:
+        event = batch.event
+        if event.status != "confirmed" or event.failure_reason is not None:
+            continue
+        payload = event.payload
+        checks = [
+            ("merkle_root", batch.merkle_root, payload.get("merkle_root")),
+            ("reading_count", batch.reading_count, payload.get("reading_count")),
+        ]
+        for column, key in (("min_temp", "min_temperature_c"), ("max_temp", "max_temperature_c")):
+            if payload.get(key) is not None:
+                checks.append((column, _decimal(getattr(batch, column)), _decimal(payload[key])))
+        for column, stored, anchored in checks:
+            if stored != anchored:
+                out.append(
+                    f"cold-chain batch #{batch.id}: stored {column} {stored} differs from the {anchored} anchored "
+                    f"by {_label_seq(event)}"
+                )
+    return out
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _anchored_sha256(document: Document, confirmed: Sequence[Event]) -> tuple[Event | None, str | None]:
+    """(the confirmed event that cites the document, the SHA-256 it anchored); (None, None) when no confirmed
+    event cites it. A certificate is cited by its inspection; any other document by a ``*_sha256`` field."""
+    if document.inspection is not None:
+        event = document.inspection.event
+        if event.status != "confirmed":
+            return event, None
+        return event, event.payload.get("certificate_sha256")
+    for event in confirmed:
+        for key, value in event.payload.items():
+            if key.endswith("_sha256") and value == document.sha256:
+                return event, value
+    return None, None
+
+
+def _document_findings(ctx: Ctx, lot: Lot, confirmed: Sequence[Event]) -> list[str]:
+    """Every stored document: its file is hashed again and must equal the recorded SHA-256, which must equal
+    the SHA-256 its event anchored on chain."""
+    out = []
+    home = Path(ctx.settings.home)
+    for document in lot.documents:
+        name = f"document #{document.id} '{document.filename}'"
+        event, anchored = _anchored_sha256(document, confirmed)
+        if event is not None and event.status != "confirmed":
+            continue  # its inspection is not mined yet: nothing anchored to compare with
+        if event is None or anchored is None:
+            out.append(f"{name} is cited by no event anchored on chain")
+        elif anchored != document.sha256:
+            out.append(
+                f"{name}: stored SHA-256 {document.sha256} differs from the {anchored} anchored by {_label_seq(event)}"
+            )
+        path = Path(document.storage_path)
+        path = path if path.is_absolute() else home / path
+        if not path.is_file():
+            out.append(f"{name}: its file {document.storage_path} is missing from the instance folder")
+            continue
+        actual = _file_sha256(path)
+        if actual != document.sha256:
+            out.append(
+                f"{name}: its file {document.storage_path} was altered (SHA-256 {actual}, recorded {document.sha256})"
+            )
+    return out
 
 
 def _hash(event: Event) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from supply_chain.domain import policy
 from supply_chain.domain.errors import InvalidInput, NotFound
 from supply_chain.domain.events import Visibility, kind_spec, visible_view
 from supply_chain.domain.identifiers import digital_link, parse_digital_link, parse_gtin, parse_lot_code
@@ -64,7 +66,7 @@ STATE_LABELS = {
     "unverified": "Not vouched for (an earlier record does not match)",
 }
 
-OVERSIGHT_ROLES = frozenset({"inspector", "regulator"})
+OVERSIGHT_ROLES = policy.OVERSIGHT_ROLES
 MAX_TREE_NODES = 200
 
 
@@ -191,7 +193,7 @@ def last_offer(lot: Lot) -> Event | None:
 def receivers(ctx: Ctx, org: Organisation) -> list[Organisation]:
     """Organisations that can take custody of a lot, other than ``org``."""
     orgs = ctx.session.scalars(select(Organisation).where(Organisation.id != org.id).order_by(Organisation.name))
-    return [o for o in orgs if {"processor", "distributor", "retailer"} & set(o.roles)]
+    return [o for o in orgs if policy.RECEIVING_ROLES & set(o.roles)]
 
 
 def locations(ctx: Ctx) -> list[Location]:
@@ -417,27 +419,118 @@ def _ancestor_chain(ctx: Ctx, lot: Lot) -> list[tuple[Lot, int]]:
     return [(loaded[i], depth) for i, depth in related if i in loaded]
 
 
-def _recall_rows(
-    ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, int]] | None = None
-) -> list[dict[str, Any]]:
-    out = []
-    ancestry = [(lot_.id, depth) for lot_, depth in chain] if chain is not None else None
-    for source, recall in trace.recall_sources(ctx, lot, ancestry):
-        payload = recall.event.payload or {}
-        out.append(
-            {
-                "lot": lot_ref(source, base_url),
-                "this_lot": source.id == lot.id,
-                "reason": recall.reason,
-                "recall_class": recall.recall_class,
-                "instructions": recall.instructions,
-                "date": payload.get("date"),
-                "contact": payload.get("contact"),
-                "notice_url": payload.get("notice_url"),
-                "issued_by": recall.issuer.name,
+def _origin_ref(key: tuple[str, str], known: dict[tuple[str, str], Lot], base_url: str) -> dict[str, Any]:
+    lot = known.get(key)
+    if lot is not None:
+        return lot_ref(lot, base_url)
+    gtin, code = key
+    return {"gtin": gtin, "lot_code": code, "product": None, "digital_link": digital_link(base_url, gtin, code)}
+
+
+def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, int]]) -> list[dict[str, Any]]:
+    """The recalls that reach this lot, nearest first, from chain-anchored data only.
+
+    They come from the confirmed RECALL events of the lot and its ancestors (`chain`), whose payloads
+    verification hashes against the chain, and from any of those lots whose status (compared with the chain's
+    by verification) is recalled while no recall event of it is held here. The recalls table, which SQL can
+    edit, is not read: deleting its rows hides nothing. A recall reaches the lots made from its lot as their
+    own recall events naming the source lot (``source_gtin``/``source_lot_code``); those are one recall,
+    shown once, "via" the source lot."""
+    own = (lot.gtin, lot.lot_code)
+    known = {(lot_.gtin, lot_.lot_code): lot_ for lot_, _ in chain}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for lot_, _depth in chain:
+        here = (lot_.gtin, lot_.lot_code)
+        anchored = False
+        for event in lot_.events:
+            if event.status != "confirmed" or int(event.kind) != EventKind.RECALL:
+                continue
+            anchored = True
+            payload = event.payload or {}
+            source = (payload.get("source_gtin"), payload.get("source_lot_code"))
+            origin = (str(source[0]), str(source[1])) if all(source) else here
+            row = rows.get(origin)
+            if row is None or (origin == here and not row["issued_event"]):
+                # The event issued on the source lot itself is the recall notice; a derived one stands in
+                # until (or unless) it is found.
+                row = rows[origin] = (row or {}) | {
+                    "lot": _origin_ref(origin, known, base_url),
+                    "this_lot": origin == own,
+                    "via": None if origin == own else _origin_ref(origin, known, base_url),
+                    "this_lot_recalled": (row or {}).get("this_lot_recalled", False),
+                    "reason": payload.get("reason"),
+                    "recall_class": payload.get("recall_class"),
+                    "instructions": payload.get("instructions"),
+                    "date": payload.get("date"),
+                    "contact": payload.get("contact"),
+                    "notice_url": payload.get("notice_url"),
+                    "issued_by": event.actor.name,
+                    "state": event_state(lot_, event),
+                    "issued_event": origin == here,
+                }
+            if lot_.id == lot.id:
+                row["this_lot_recalled"] = True
+        if lot_.status == "recalled" and not anchored and here not in rows:
+            # Recalled on chain (as verification last found), its recall event not held by this node.
+            rows[here] = {
+                "lot": lot_ref(lot_, base_url),
+                "this_lot": here == own,
+                "via": None if here == own else lot_ref(lot_, base_url),
+                "this_lot_recalled": here == own,
+                "reason": None,
+                "recall_class": None,
+                "instructions": None,
+                "date": None,
+                "contact": None,
+                "notice_url": None,
+                "issued_by": None,
+                "state": lot_state(lot_),
+                "issued_event": False,
             }
-        )
-    return out
+    if lot.status == "recalled" and rows:
+        next(iter(rows.values()))["this_lot_recalled"] = True
+    return [{k: v for k, v in row.items() if k != "issued_event"} for row in rows.values()]
+
+
+def hold_notice(lot: Lot) -> dict[str, Any] | None:
+    """The hold on the lot, if any, from its confirmed (chain-anchored, hash-verified) events: a hold event or
+    a failed inspection holds it, a release, recall or close ends the hold. A lot whose stored status says
+    held is shown held even without such an event held here (never fewer warnings than the store has)."""
+    last: Event | None = None
+    for event in lot.events:
+        if event.status != "confirmed":
+            continue
+        kind = int(event.kind)
+        if kind == EventKind.HOLD or (kind == EventKind.INSPECTION and (event.payload or {}).get("outcome") == "fail"):
+            last = event
+        elif kind in (EventKind.RELEASE, EventKind.RECALL, EventKind.CLOSE):
+            last = None
+    if last is None and lot.status != "held":
+        return None
+    payload = last.payload if last is not None else {}
+    return {
+        "since": payload.get("date") or payload.get("inspection_date"),
+        "reason": "failed inspection" if payload.get("outcome") == "fail" else None,
+    }
+
+
+def checked_ago(moment: datetime | None, now: datetime | None = None) -> str | None:
+    """How long ago a verification ran, in words ("checked 5 minutes ago"); None when it never ran."""
+    if moment is None:
+        return None
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"checked {n} {unit}{'' if n == 1 else 's'} ago"
+    return "checked just now"
+
+
+def _verified_at(lots: Iterable[Lot]) -> datetime | None:
+    """When the weakest part of a journey was last checked: the oldest check of the lot and its ancestors
+    (None when one of them was never checked)."""
+    moments = [lot.verified_at for lot in lots]
+    return None if not moments or any(m is None for m in moments) else min(m for m in moments if m is not None)
 
 
 def _inspection_rows(
@@ -549,25 +642,10 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     base = ctx.settings.public_url
     chain = _ancestor_chain(ctx, lot)
     journey, places = _journey(ctx, lot, chain, lambda _e: Visibility.PUBLIC, base, include_failed=False)
-    hold = None
-    if lot.status == "held":
-        # A hold is placed by a hold event or by a failed inspection; the latest of them dates it.
-        holds = [
-            e
-            for e in lot.events
-            if e.status == "confirmed"
-            and (
-                int(e.kind) == EventKind.HOLD
-                or (int(e.kind) == EventKind.INSPECTION and e.payload.get("outcome") == "fail")
-            )
-        ]
-        last = holds[-1].payload if holds else {}
-        hold = {
-            "since": last.get("date") or last.get("inspection_date"),
-            "reason": "failed inspection" if last.get("outcome") == "fail" else None,
-        }
+    hold = hold_notice(lot)
     record = trace.compliance(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
+    checked = _verified_at(lot_ for lot_, _ in chain)
     return {
         "lot": {
             "gtin": lot.gtin,
@@ -581,6 +659,8 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
         "producer": {"name": lot.creator.name},
         "state": state,
         "state_label": STATE_LABELS[state],
+        "verified_at": checked.isoformat() if checked else None,
+        "verified_ago": checked_ago(checked),
         "recalls": _recall_rows(ctx, lot, base, chain),
         "hold": hold,
         "origin": _origins(chain),
@@ -662,7 +742,9 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation) -> dict[str, Any]:
         else None,
         "inspections": _inspection_rows(own, org, base, lambda e: level_for(e, org)),
         "cold_chain": _cold_chain(own, base),
-        "recalls": _recall_rows(ctx, lot, base),
+        "recalls": _recall_rows(ctx, lot, base, chain),
+        "hold": hold_notice(lot),
+        "verified_ago": checked_ago(lot.verified_at),
         "digital_link": digital_link(base, lot.gtin, lot.lot_code),
     }
 

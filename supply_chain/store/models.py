@@ -47,20 +47,22 @@ from sqlalchemy.ext.mutable import MutableList
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import DateTime, TypeDecorator
 
+from supply_chain.domain import policy
 from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, keccak256
 from supply_chain.domain.kinds import EventKind, InspectionOutcome, LotStatus
 
 # --- vocabularies (the CHECK constraints below list the same values) -----------------------------------
 
-ROLES = ("admin", "regulator", "inspector", "producer", "processor", "distributor", "retailer")
-"""Organisation roles; the chain holds the authoritative grant, this copy drives the dashboard."""
+ROLES = policy.ROLES
+"""Organisation roles (the rulebook's); the chain holds the authoritative grant, this copy drives the dashboard."""
 
 LOCATION_KINDS = ("farm", "packhouse", "plant", "warehouse", "store", "vessel", "port", "lab", "other")
 """Suggested kinds of location (not enforced by the database: sites come in more kinds than we can list)."""
 
-LOT_STATUSES = ("pending", "active", "in_transit", "held", "recalled", "closed")
-"""``LotStatus`` names in lower case, without NONE, plus ``pending``: the lot's creation is stored but not mined yet."""
+LOT_STATUSES = tuple(s.value for s in policy.Status)
+"""The rulebook's status vocabulary (``policy.Status``): the contract's statuses in lower case, plus ``pending``
+(the lot's creation is stored but not mined yet)."""
 
 EVENT_STATUSES = ("pending", "confirmed", "failed")
 """pending: stored, its transaction sent or about to be; confirmed: mined and indexed; failed: reverted."""
@@ -222,6 +224,10 @@ class Organisation(Base):
 
     Each organisation has its own chain account; ``encrypted_key`` is its eth-account keystore JSON,
     encrypted under ``LOTLINE_SECRET_KEY`` (see ``supply_chain.chain.keys``).
+
+    A suspended organisation (``suspended_at`` set, see ``services.orgs.suspend``) holds no role, on chain or
+    here; ``suspended_roles`` keeps what it held so reinstatement restores exactly that. ``session_epoch``
+    grows at every suspension: a browser session signed in under an older epoch is no longer valid.
     """
 
     __tablename__ = "organisations"
@@ -233,13 +239,26 @@ class Organisation(Base):
     encrypted_key: Mapped[str] = mapped_column(Text)
     gs1_company_prefix: Mapped[str | None] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    suspended_at: Mapped[datetime | None]
+    suspended_reason: Mapped[str | None] = mapped_column(Text)
+    suspended_roles: Mapped[list[str] | None] = mapped_column(
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    )
+    suspended_by_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     users: Mapped[list[User]] = relationship(back_populates="organisation", order_by="User.id")
     locations: Mapped[list[Location]] = relationship(back_populates="organisation", order_by="Location.id")
     products: Mapped[list[Product]] = relationship(back_populates="organisation", order_by="Product.id")
 
+    suspended_by: Mapped[Organisation | None] = relationship(remote_side=[id], foreign_keys=[suspended_by_id])
+
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     @validates("roles")
     def _check_roles(self, _key: str, roles: list[str]) -> list[str]:

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from web3 import Web3
 from web3.types import RPCEndpoint
 
 from supply_chain.chain.connect import connect, fund
 from supply_chain.chain.devnode import ANVIL_BINARY, start_anvil
 from supply_chain.chain.devnode import stop as _stop
-from supply_chain.chain.ledger import Ledger
+from supply_chain.chain.ledger import Ledger, role_id
 from supply_chain.domain.errors import LotlineError
+from supply_chain.domain.identifiers import gtin_check_digit, lot_id
 from supply_chain.domain.kinds import EventKind
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +149,37 @@ ROLE_OF = {
 }
 
 
+COMPANY_PREFIX = {"producer": "9506000", "producer2": "9506001", "processor": "9506002"}
+"""The GS1 company prefix registered on chain to each lot-creating actor (the digits after the indicator)."""
+
+
+class LotRef(bytes):
+    """A lot id (the 32 bytes the contract keys lots by) that also knows its label."""
+
+    gtin14: str
+    lot_code: str
+
+    def __new__(cls, gtin14: str, lot_code: str) -> LotRef:
+        ref = super().__new__(cls, lot_id(gtin14, lot_code))
+        ref.gtin14, ref.lot_code = gtin14, lot_code
+        return ref
+
+    @property
+    def label(self) -> tuple[str, str]:
+        return self.gtin14, self.lot_code
+
+
+def gtin_under(prefix: str) -> str:
+    """A valid GTIN-14 under a company prefix (indicator 0, item reference 1)."""
+    body = "0" + prefix + "1".rjust(12 - len(prefix), "0")
+    return body + str(gtin_check_digit(body))
+
+
+def new_lot_ref(owner: str = "producer") -> LotRef:
+    """A fresh label under `owner`'s company prefix (see COMPANY_PREFIX) and its lot id."""
+    return LotRef(gtin_under(COMPANY_PREFIX[owner]), "T" + secrets.token_hex(5).upper())
+
+
 @dataclass
 class Deployment:
     """A LotLedger deployed for one test, its actors, and the block it was deployed in."""
@@ -160,7 +191,8 @@ class Deployment:
 
 @pytest.fixture
 def deployment(chain: Chain) -> Iterator[Deployment]:
-    """Fresh keys for every actor, funded; a fresh LotLedger whose admin is `admin`; each role granted."""
+    """Fresh keys for every actor, funded; a fresh LotLedger whose admin is `admin`; each role granted; the
+    producers' and the processor's company prefixes registered (COMPANY_PREFIX)."""
     with chain.rewound():
         accounts = {name: Account.create() for name in ("admin", *ROLE_OF, "stranger")}
         for account in accounts.values():
@@ -168,8 +200,11 @@ def deployment(chain: Chain) -> Iterator[Deployment]:
         admin = accounts["admin"]
         deployed, block = Ledger.deploy(chain.w3, admin, admin.address)
         ledger = Ledger(chain.w3, deployed.address, fixed_gas=chain.fixed_gas)  # as the app builds it
-        for name, role in ROLE_OF.items():
-            ledger.grant_role(admin, role, accounts[name].address)
+        calls = [("grantRole", [role_id(role), accounts[name].address]) for name, role in ROLE_OF.items()]
+        calls += [
+            ("registerCompanyPrefix", [prefix, accounts[name].address]) for name, prefix in COMPANY_PREFIX.items()
+        ]
+        ledger.multicall(admin, calls)
         yield Deployment(ledger=ledger, actors=Actors(**accounts), block=block)
 
 
@@ -188,19 +223,17 @@ def actors(deployment: Deployment) -> Actors:
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _new_lot_id() -> bytes:
-    """A lot id as the app computes it, from a GTIN-14 and a fresh lot code."""
-    return keccak(b"09506000134352" + ("L" + secrets.token_hex(6).upper()).encode())
-
-
 @pytest.fixture
 def make_lot(ledger: Ledger, actors: Actors) -> Callable[..., bytes]:
     """Create a lot without inputs (harvested by the producer unless told otherwise); return its id."""
 
-    def make(creator: LocalAccount | None = None, kind: EventKind = EventKind.HARVESTING) -> bytes:
-        lot_id = _new_lot_id()
-        ledger.create_lot(creator or actors.producer, lot_id, [], kind, secrets.token_bytes(32))
-        return lot_id
+    owners = {account.address: name for name, account in vars(actors).items() if name in COMPANY_PREFIX}
+
+    def make(creator: LocalAccount | None = None, kind: EventKind = EventKind.HARVESTING) -> LotRef:
+        creator = creator or actors.producer
+        ref = new_lot_ref(owners[creator.address])
+        ledger.create_lot(creator, *ref.label, [], kind, secrets.token_bytes(32))
+        return ref
 
     return make
 

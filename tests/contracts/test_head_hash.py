@@ -1,7 +1,7 @@
 """Anyone can recompute a lot's head hash from the chain's logs alone, and only the true order matches.
 
-The head chain is computed here with eth_abi and eth_utils directly, not with the project's own hashing code,
-so a shared mistake in the project cannot make both sides agree.
+The head chain (and the lot id a label gives) is computed here with eth_abi and eth_utils directly, not with
+the project's own hashing code, so a shared mistake in the project cannot make both sides agree.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from eth_utils import keccak, to_checksum_address
 from supply_chain.chain.ledger import Ledger
 from supply_chain.domain.hashing import head_chain
 from supply_chain.domain.kinds import EventKind, InspectionOutcome
+from tests.contracts.conftest import COMPANY_PREFIX, gtin_under
 
 LOT_EVENT_RECORDED = keccak(text="LotEventRecorded(bytes32,address,uint8,uint64,bytes32,bytes32)")
 ZERO = b"\x00" * 32
@@ -37,8 +38,14 @@ def new_hash() -> bytes:
     return secrets.token_bytes(32)
 
 
-def new_lot_id() -> bytes:
-    return keccak(("09506000134352" + "H" + secrets.token_hex(5)).encode())
+def new_label(owner: str = "producer") -> tuple[str, str]:
+    """A fresh label (GTIN-14 under `owner`'s registered company prefix, lot code)."""
+    return gtin_under(COMPANY_PREFIX[owner]), "H" + secrets.token_hex(5)
+
+
+def id_of(label: tuple[str, str]) -> bytes:
+    """The lot id anyone holding the label computes: keccak256(abi.encode(string gtin14, string lotCode))."""
+    return keccak(encode(["string", "string"], list(label)))
 
 
 def recorded_logs(ledger: Ledger, from_block: int, lot_id: bytes) -> list[Recorded]:
@@ -81,8 +88,9 @@ def replay(events: list[Recorded]) -> list[bytes]:
 @pytest.fixture
 def journey(ledger, actors, deployment) -> tuple[bytes, list[Recorded]]:
     """A lot with ten events by five organisations, including a batch and an automatic hold."""
-    lot_id = new_lot_id()
-    ledger.create_lot(actors.producer, lot_id, [], EventKind.HARVESTING, new_hash())
+    label = new_label()
+    ledger.create_lot(actors.producer, *label, [], EventKind.HARVESTING, new_hash())
+    lot_id = id_of(label)  # the logs are found from the label alone
     ledger.record_event(actors.producer, lot_id, EventKind.COOLING, new_hash())
     ledger.record_events(
         actors.producer, lot_id, [EventKind.INITIAL_PACKING, EventKind.OBSERVATION], [new_hash(), new_hash()]
@@ -143,12 +151,13 @@ def test_altered_shortened_or_reattributed_history_does_not_match_head(ledger, j
 
 
 def test_interleaved_lots_in_one_transaction_keep_separate_heads(ledger, actors, deployment):
-    first, second = new_lot_id(), new_lot_id()
+    labels = new_label(), new_label()
+    first, second = (id_of(label) for label in labels)
     ledger.multicall(
         actors.producer,
         [
-            ("createLot", Ledger.args_create_lot(first, [], EventKind.HARVESTING, new_hash())),
-            ("createLot", Ledger.args_create_lot(second, [], EventKind.HARVESTING, new_hash())),
+            ("createLot", Ledger.args_create_lot(*labels[0], [], EventKind.HARVESTING, new_hash())),
+            ("createLot", Ledger.args_create_lot(*labels[1], [], EventKind.HARVESTING, new_hash())),
             ("recordEvent", [first, int(EventKind.COOLING), new_hash()]),
             ("recordEvent", [second, int(EventKind.COOLING), new_hash()]),
             ("recordEvent", [first, int(EventKind.OBSERVATION), new_hash()]),

@@ -11,25 +11,28 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from supply_chain.chain.compile import load_artifact
-from supply_chain.chain.ledger import ZERO_HASH, ChainEvent, Ledger, TxResult, role_id
+from supply_chain.chain.ledger import ChainEvent, Ledger, TxResult, role_id
+from supply_chain.domain import identifiers
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.kinds import FREE_KINDS, EventKind, InspectionOutcome, LotStatus
+from tests.contracts.conftest import COMPANY_PREFIX, LotRef, gtin_under, new_lot_ref
 
-GTIN14 = "09506000134352"
 ZERO_HEX = "0x" + "00" * 32
 HANDLER_ROLES = ["producer", "processor", "distributor", "retailer"]
+RECALLER_ROLES = ["inspector", "processor", "producer", "regulator"]  # as AccountLacksRoles lists them
 
 
 def new_hash() -> bytes:
     return secrets.token_bytes(32)
 
 
-def new_lot_id() -> bytes:
-    return keccak((GTIN14 + "T" + secrets.token_hex(5).upper()).encode())
+def with_check_digit(body: str) -> str:
+    return body + str(identifiers.gtin_check_digit(body))
 
 
 def hx(value: bytes) -> str:
@@ -77,19 +80,19 @@ def assert_last_recorded(
     "kind", [EventKind.HARVESTING, EventKind.INITIAL_PACKING, EventKind.FIRST_LAND_BASED_RECEIVING]
 )
 def test_create_lot_by_producer_records_creator_custodian_and_first_event(ledger, actors, kind):
-    lot_id, data_hash = new_lot_id(), new_hash()
+    ref, data_hash = new_lot_ref("producer"), new_hash()
 
-    result = ledger.create_lot(actors.producer, lot_id, [], kind, data_hash)
+    result = ledger.create_lot(actors.producer, *ref.label, [], kind, data_hash)
 
     assert result.success
     assert names(result) == ["LotCreated", "LotEventRecorded"]
     assert only(result, "LotCreated").args == {
-        "lotId": hx(lot_id),
+        "lotId": hx(ref),
         "creator": actors.producer.address,
         "inputs": [],
     }
-    assert_recorded(result.events[1], lot_id, actors.producer, kind, 1, data_hash)
-    lot = ledger.get_lot(lot_id)
+    assert_recorded(result.events[1], ref, actors.producer, kind, 1, data_hash)
+    lot = ledger.get_lot(ref)
     assert lot.exists
     assert (lot.creator, lot.custodian, lot.pending_custodian) == (actors.producer.address,) * 2 + (None,)
     assert (lot.status, lot.event_count, lot.inputs) == (LotStatus.ACTIVE, 1, ())
@@ -97,56 +100,116 @@ def test_create_lot_by_producer_records_creator_custodian_and_first_event(ledger
 
 
 def test_create_lot_by_processor_is_allowed(ledger, actors):
-    lot_id = new_lot_id()
-    result = ledger.create_lot(actors.processor, lot_id, [], EventKind.FIRST_LAND_BASED_RECEIVING, new_hash())
+    ref = new_lot_ref("processor")
+    result = ledger.create_lot(actors.processor, *ref.label, [], EventKind.FIRST_LAND_BASED_RECEIVING, new_hash())
     assert names(result) == ["LotCreated", "LotEventRecorded"]
-    assert ledger.get_lot(lot_id).custodian == actors.processor.address
+    assert ledger.get_lot(ref).custodian == actors.processor.address
 
 
 @pytest.mark.parametrize("who", ["distributor", "retailer", "inspector", "regulator", "admin", "stranger"])
 def test_create_lot_without_producer_or_processor_role_reverts_with_account_lacks_roles(ledger, actors, refused, who):
-    lot_id = new_lot_id()
+    ref = new_lot_ref("producer")
     signer = getattr(actors, who)
     exc = refused(
-        lambda: ledger.create_lot(signer, lot_id, [], EventKind.HARVESTING, new_hash()),
+        lambda: ledger.create_lot(signer, *ref.label, [], EventKind.HARVESTING, new_hash()),
         "AccountLacksRoles",
         Forbidden,
-        lots=(lot_id,),
+        lots=(ref,),
     )
     assert exc.chain_args == {"account": signer.address, "anyOf": ["producer", "processor"]}
-    assert not ledger.get_lot(lot_id).exists
+    assert not ledger.get_lot(ref).exists
 
 
-def test_create_lot_with_existing_id_reverts_with_lot_already_exists(ledger, actors, make_lot, refused):
-    lot_id = make_lot()
+def test_create_lot_with_existing_label_reverts_with_lot_already_exists(ledger, actors, make_lot, refused):
+    ref = make_lot()
     exc = refused(
-        lambda: ledger.create_lot(actors.producer2, lot_id, [], EventKind.HARVESTING, new_hash()),
+        lambda: ledger.create_lot(actors.producer, *ref.label, [], EventKind.HARVESTING, new_hash()),
         "LotAlreadyExists",
         Conflict,
-        lots=(lot_id,),
+        lots=(ref,),
     )
-    assert exc.chain_args == {"lotId": hx(lot_id)}
-    assert ledger.get_lot(lot_id).creator == actors.producer.address
+    assert exc.chain_args == {"lotId": hx(ref)}
+    assert exc.code == "lot_exists"
+    assert ledger.get_lot(ref).event_count == 1
 
 
-def test_create_lot_with_zero_id_reverts_with_lot_id_zero(ledger, actors, refused):
+@pytest.mark.parametrize("squatter", ["producer2", "processor"])
+def test_create_lot_of_another_companys_gtin_reverts_with_gtin_not_owned_and_owner_creates_it_later(
+    ledger, actors, refused, squatter
+):
+    """No key can take a lot id first: the id is derived from the label, and only the GTIN's owner may use it."""
+    ref = new_lot_ref("producer")
+    signer = getattr(actors, squatter)
+
+    exc = refused(
+        lambda: ledger.create_lot(signer, *ref.label, [], EventKind.HARVESTING, new_hash()),
+        "GtinNotOwned",
+        Forbidden,
+        lots=(ref,),
+    )
+
+    assert exc.chain_args == {"gtin14": ref.gtin14, "caller": signer.address}
+    assert exc.code == "gtin_not_owned"
+    assert not ledger.get_lot(ref).exists
+    assert ledger.gtin_owner(ref.gtin14) == actors.producer.address
+    result = ledger.create_lot(actors.producer, *ref.label, [], EventKind.HARVESTING, new_hash())
+    assert only(result, "LotCreated").args == {"lotId": hx(ref), "creator": actors.producer.address, "inputs": []}
+    lot = ledger.get_lot(ref)
+    assert (lot.creator, lot.custodian, lot.status) == (actors.producer.address,) * 2 + (LotStatus.ACTIVE,)
+
+
+def test_create_lot_of_gtin_under_no_registered_prefix_reverts_with_gtin_not_owned(ledger, actors, refused):
+    ref = LotRef(gtin_under("9599999"), "L1")
+    assert ledger.gtin_owner(ref.gtin14) is None
     refused(
-        lambda: ledger.create_lot(actors.producer, ZERO_HASH, [], EventKind.HARVESTING, new_hash()),
-        "LotIdZero",
-        InvalidInput,
-        lots=(ZERO_HASH,),
+        lambda: ledger.create_lot(actors.producer, *ref.label, [], EventKind.HARVESTING, new_hash()),
+        "GtinNotOwned",
+        Forbidden,
+        lots=(ref,),
     )
+
+
+@pytest.mark.parametrize(
+    "gtin14",
+    ["0950600000001", "095060000000155", "0950600000001A", " 9506000000013", ""],
+    ids=["13-digits", "15-digits", "letter", "space", "empty"],
+)
+def test_create_lot_with_gtin_other_than_14_digits_reverts_with_invalid_gtin(ledger, actors, refused, gtin14):
+    exc = refused(
+        lambda: ledger.create_lot(actors.producer, gtin14, "L1", [], EventKind.HARVESTING, new_hash()),
+        "InvalidGtin",
+        InvalidInput,
+    )
+    assert exc.chain_args == {"gtin14": gtin14}
+
+
+@pytest.mark.parametrize("lot_code", ["", "A" * 21], ids=["empty", "21-bytes"])
+def test_create_lot_with_lot_code_not_1_to_20_bytes_reverts_with_invalid_lot_code(ledger, actors, refused, lot_code):
+    gtin14 = gtin_under(COMPANY_PREFIX["producer"])
+    exc = refused(
+        lambda: ledger.create_lot(actors.producer, gtin14, lot_code, [], EventKind.HARVESTING, new_hash()),
+        "InvalidLotCode",
+        InvalidInput,
+    )
+    assert exc.chain_args == {"lotCode": lot_code}
+
+
+def test_create_lot_with_20_byte_lot_code_is_allowed_and_gets_the_labels_id(ledger, actors):
+    ref = LotRef(gtin_under(COMPANY_PREFIX["producer"]), "Z" * 20)
+    result = ledger.create_lot(actors.producer, *ref.label, [], EventKind.HARVESTING, new_hash())
+    assert only(result, "LotCreated").args["lotId"] == hx(ref)
+    assert ledger.get_lot(ref).exists
 
 
 def test_create_lot_without_inputs_and_non_creation_kind_reverts_with_event_kind_not_allowed(ledger, actors, refused):
-    lot_id = new_lot_id()
+    ref = new_lot_ref("producer")
     starting = (EventKind.HARVESTING, EventKind.INITIAL_PACKING, EventKind.FIRST_LAND_BASED_RECEIVING)
     for kind in [k for k in EventKind if k not in starting]:
         exc = refused(
-            lambda k=kind: ledger.create_lot(actors.producer, lot_id, [], k, new_hash()),
+            lambda k=kind: ledger.create_lot(actors.producer, *ref.label, [], k, new_hash()),
             "EventKindNotAllowed",
             InvalidInput,
-            lots=(lot_id,),
+            lots=(ref,),
         )
         assert exc.chain_args == {"kind": int(kind)}, kind.name
 
@@ -154,13 +217,108 @@ def test_create_lot_without_inputs_and_non_creation_kind_reverts_with_event_kind
 def test_create_lot_with_inputs_and_harvesting_kind_reverts_with_event_kind_not_allowed(
     ledger, actors, make_lot, refused
 ):
-    source, lot_id = make_lot(actors.processor), new_lot_id()
+    source, ref = make_lot(actors.processor), new_lot_ref("processor")
     refused(
-        lambda: ledger.create_lot(actors.processor, lot_id, [source], EventKind.HARVESTING, new_hash()),
+        lambda: ledger.create_lot(actors.processor, *ref.label, [source], EventKind.HARVESTING, new_hash()),
         "EventKindNotAllowed",
         InvalidInput,
-        lots=(source, lot_id),
+        lots=(source, ref),
     )
+
+
+# ============================================================================================ company prefixes
+
+
+def test_register_company_prefix_by_admin_gives_its_gtins_to_the_owner(ledger, actors):
+    result = ledger.register_company_prefix(actors.admin, "9512345", actors.producer2.address)
+
+    assert names(result) == ["CompanyPrefixRegistered"]
+    assert only(result, "CompanyPrefixRegistered").args == {"prefix": "9512345", "owner": actors.producer2.address}
+    ref = LotRef(gtin_under("9512345"), "P1")
+    assert ledger.gtin_owner(ref.gtin14) == actors.producer2.address
+    ledger.create_lot(actors.producer2, *ref.label, [], EventKind.HARVESTING, new_hash())
+    assert ledger.get_lot(ref).creator == actors.producer2.address
+
+
+def test_gtin_owner_reads_the_digits_after_the_indicator_digit(ledger, actors):
+    item = COMPANY_PREFIX["producer"] + "00042"  # company prefix and item reference: 12 digits
+    for indicator in "019":
+        assert ledger.gtin_owner(with_check_digit(indicator + item)) == actors.producer.address, indicator
+    assert ledger.gtin_owner(with_check_digit(item + "0")) is None  # the prefix in the indicator's place
+    assert ledger.gtin_owner(with_check_digit(item)) is None  # 13 digits: not a GTIN-14
+
+
+def test_single_gtin_licence_of_13_digits_owns_exactly_that_gtin(ledger, actors):
+    gtin14 = gtin_under("9598765")
+    ledger.register_company_prefix(actors.admin, gtin14[1:], actors.producer2.address)
+    assert ledger.gtin_owner(gtin14) == actors.producer2.address
+    assert ledger.gtin_owner(with_check_digit("0959876500002")) is None  # the next item of that company
+
+
+@pytest.mark.parametrize("who", ["regulator", "producer", "stranger"])
+def test_register_company_prefix_by_non_admin_reverts_with_access_control_unauthorized_account(
+    ledger, actors, refused, who
+):
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.register_company_prefix(signer, "9512345", signer.address),
+        "AccessControlUnauthorizedAccount",
+        Forbidden,
+    )
+    assert exc.chain_args == {"account": signer.address, "neededRole": "admin"}
+    assert ledger.gtin_owner(gtin_under("9512345")) is None
+
+
+@pytest.mark.parametrize(
+    ("prefix", "taken"),
+    [
+        (COMPANY_PREFIX["producer"], COMPANY_PREFIX["producer"]),  # the same prefix
+        (COMPANY_PREFIX["producer"] + "12", COMPANY_PREFIX["producer"]),  # a longer prefix under it
+        (gtin_under(COMPANY_PREFIX["producer"])[1:], COMPANY_PREFIX["producer"]),  # one of its GTINs
+    ],
+    ids=["same", "longer", "single-gtin"],
+)
+def test_register_company_prefix_overlapping_another_owners_reverts_with_prefix_taken(
+    ledger, actors, refused, prefix, taken
+):
+    exc = refused(
+        lambda: ledger.register_company_prefix(actors.admin, prefix, actors.producer2.address),
+        "PrefixTaken",
+        Conflict,
+    )
+    assert exc.chain_args == {"prefix": taken, "owner": actors.producer.address}
+    assert exc.code == "prefix_taken"
+    gtin14 = "0" + prefix if len(prefix) == 13 else gtin_under(prefix)
+    assert ledger.gtin_owner(gtin14) == actors.producer.address
+
+
+def test_register_company_prefix_under_own_prefix_again_is_allowed(ledger, actors):
+    longer = COMPANY_PREFIX["producer"] + "12"
+    result = ledger.register_company_prefix(actors.admin, longer, actors.producer.address)
+    assert only(result, "CompanyPrefixRegistered").args == {"prefix": longer, "owner": actors.producer.address}
+    assert ledger.gtin_owner(gtin_under(longer)) == actors.producer.address
+
+
+def test_shorter_prefix_registered_later_never_takes_over_another_owners_gtins(ledger, actors, make_lot):
+    """gtinOwner takes the longest registered prefix: 950600 registered to a stranger covers 9506000 (the
+    producer's) but does not take its GTINs; it gets only the GTINs no longer prefix covers."""
+    covering = COMPANY_PREFIX["producer"][:-1]  # 950600
+    ledger.register_company_prefix(actors.admin, covering, actors.stranger.address)
+    assert ledger.gtin_owner(gtin_under(COMPANY_PREFIX["producer"])) == actors.producer.address
+    assert ledger.gtin_owner(gtin_under(covering + "9")) == actors.stranger.address
+    assert make_lot(actors.producer)  # the producer still creates lots of its GTINs
+
+
+@pytest.mark.parametrize(
+    "prefix", ["950", "95060001234567", "95O6000", ""], ids=["3-digits", "14-digits", "letter", "empty"]
+)
+def test_register_company_prefix_not_4_to_13_digits_reverts_with_invalid_prefix(ledger, actors, refused, prefix):
+    exc = refused(
+        lambda: ledger.register_company_prefix(actors.admin, prefix, actors.stranger.address),
+        "InvalidPrefix",
+        InvalidInput,
+    )
+    assert exc.chain_args == {"prefix": prefix}
 
 
 # ============================================================================================ transformation
@@ -168,9 +326,9 @@ def test_create_lot_with_inputs_and_harvesting_kind_reverts_with_event_kind_not_
 
 def test_transformation_links_inputs_and_outputs_both_ways(ledger, actors, make_lot):
     lettuce, carrots = make_lot(actors.processor), make_lot(actors.processor)
-    salad, data_hash = new_lot_id(), new_hash()
+    salad, data_hash = new_lot_ref("processor"), new_hash()
 
-    result = ledger.create_lot(actors.processor, salad, [lettuce, carrots], EventKind.TRANSFORMATION, data_hash)
+    result = ledger.create_lot(actors.processor, *salad.label, [lettuce, carrots], EventKind.TRANSFORMATION, data_hash)
 
     assert names(result) == ["LotCreated", "LotEventRecorded"]
     assert only(result, "LotCreated").args["inputs"] == [hx(lettuce), hx(carrots)]
@@ -185,9 +343,9 @@ def test_transformation_links_inputs_and_outputs_both_ways(ledger, actors, make_
 
 def test_split_of_one_input_into_two_lots_lists_both_outputs_in_order(ledger, actors, make_lot):
     source = make_lot(actors.processor)
-    first, second = new_lot_id(), new_lot_id()
-    ledger.create_lot(actors.processor, first, [source], EventKind.TRANSFORMATION, new_hash())
-    ledger.create_lot(actors.processor, second, [source], EventKind.TRANSFORMATION, new_hash())
+    first, second = new_lot_ref("processor"), new_lot_ref("processor")
+    ledger.create_lot(actors.processor, *first.label, [source], EventKind.TRANSFORMATION, new_hash())
+    ledger.create_lot(actors.processor, *second.label, [source], EventKind.TRANSFORMATION, new_hash())
     assert ledger.lot_outputs(source) == [hx(first), hx(second)]
 
 
@@ -195,8 +353,8 @@ def test_transformation_by_received_lot_custodian_is_allowed(ledger, actors, mak
     raw = make_lot(actors.producer)
     ledger.offer_custody(actors.producer, raw, actors.processor.address, new_hash())
     ledger.accept_custody(actors.processor, raw, new_hash())
-    cut = new_lot_id()
-    ledger.create_lot(actors.processor, cut, [raw], EventKind.TRANSFORMATION, new_hash())
+    cut = new_lot_ref("processor")
+    ledger.create_lot(actors.processor, *cut.label, [raw], EventKind.TRANSFORMATION, new_hash())
     assert ledger.get_lot(cut).inputs == (hx(raw),)
 
 
@@ -215,13 +373,13 @@ def _unavailable_input(ledger: Ledger, actors: Any, lot: bytes, state: str) -> N
 def test_transformation_with_unavailable_input_reverts_with_input_unavailable(ledger, actors, make_lot, refused, state):
     good, bad = make_lot(actors.processor), make_lot(actors.processor)
     _unavailable_input(ledger, actors, bad, state)
-    lot_id = new_lot_id()
+    ref = new_lot_ref("processor")
 
     exc = refused(
-        lambda: ledger.create_lot(actors.processor, lot_id, [good, bad], EventKind.TRANSFORMATION, new_hash()),
+        lambda: ledger.create_lot(actors.processor, *ref.label, [good, bad], EventKind.TRANSFORMATION, new_hash()),
         "InputUnavailable",
         Conflict,
-        lots=(good, bad, lot_id),
+        lots=(good, bad, ref),
     )
 
     assert exc.chain_args == {"inputId": hx(bad), "status": state}
@@ -232,35 +390,35 @@ def test_transformation_with_input_held_by_someone_else_reverts_with_lot_not_cus
     ledger, actors, make_lot, refused
 ):
     mine, theirs = make_lot(actors.processor), make_lot(actors.producer)
-    lot_id = new_lot_id()
+    ref = new_lot_ref("processor")
     exc = refused(
-        lambda: ledger.create_lot(actors.processor, lot_id, [mine, theirs], EventKind.TRANSFORMATION, new_hash()),
+        lambda: ledger.create_lot(actors.processor, *ref.label, [mine, theirs], EventKind.TRANSFORMATION, new_hash()),
         "LotNotCustodian",
         Forbidden,
-        lots=(mine, theirs, lot_id),
+        lots=(mine, theirs, ref),
     )
     assert exc.chain_args == {"lotId": hx(theirs), "caller": actors.processor.address}
 
 
 def test_transformation_with_duplicate_input_reverts_with_duplicate_input(ledger, actors, make_lot, refused):
     source = make_lot(actors.processor)
-    lot_id = new_lot_id()
+    ref = new_lot_ref("processor")
     exc = refused(
-        lambda: ledger.create_lot(actors.processor, lot_id, [source, source], EventKind.TRANSFORMATION, new_hash()),
+        lambda: ledger.create_lot(actors.processor, *ref.label, [source, source], EventKind.TRANSFORMATION, new_hash()),
         "DuplicateInput",
         InvalidInput,
-        lots=(source, lot_id),
+        lots=(source, ref),
     )
     assert exc.chain_args == {"inputId": hx(source)}
 
 
 def test_transformation_with_unknown_input_reverts_with_lot_not_found(ledger, actors, refused):
-    unknown, lot_id = new_lot_id(), new_lot_id()
+    unknown, ref = new_lot_ref("producer"), new_lot_ref("processor")
     exc = refused(
-        lambda: ledger.create_lot(actors.processor, lot_id, [unknown], EventKind.TRANSFORMATION, new_hash()),
+        lambda: ledger.create_lot(actors.processor, *ref.label, [unknown], EventKind.TRANSFORMATION, new_hash()),
         "LotNotFound",
         NotFound,
-        lots=(unknown, lot_id),
+        lots=(unknown, ref),
     )
     assert exc.chain_args == {"lotId": hx(unknown)}
 
@@ -308,8 +466,8 @@ def test_record_event_with_unknown_kind_number_reverts_with_event_kind_not_allow
         )
 
 
-@pytest.mark.parametrize("who", ["producer2", "processor", "stranger", "inspector", "regulator"])
-def test_record_event_by_non_custodian_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused, who):
+@pytest.mark.parametrize("who", ["producer2", "processor", "distributor", "retailer"])
+def test_record_event_by_non_custodian_handler_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused, who):
     lot_id = make_lot()
     signer = getattr(actors, who)
     exc = refused(
@@ -319,6 +477,41 @@ def test_record_event_by_non_custodian_reverts_with_lot_not_custodian(ledger, ac
         lots=(lot_id,),
     )
     assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+    assert exc.code == "not_custodian"
+
+
+@pytest.mark.parametrize("who", ["stranger", "inspector", "regulator", "admin"])
+def test_record_event_by_account_without_handling_role_reverts_with_account_lacks_roles(
+    ledger, actors, make_lot, refused, who
+):
+    """The role is checked before the relation to the lot: these accounts could never hold a lot."""
+    lot_id = make_lot()
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.record_event(signer, lot_id, EventKind.COOLING, new_hash()),
+        "AccountLacksRoles",
+        Forbidden,
+        lots=(lot_id,),
+    )
+    assert exc.chain_args == {"account": signer.address, "anyOf": HANDLER_ROLES}
+
+
+@pytest.mark.parametrize("state", ["recalled", "closed"])
+def test_record_event_by_non_custodian_on_lot_in_final_state_reverts_with_lot_not_custodian(
+    ledger, actors, make_lot, refused, state
+):
+    """The relation to the lot is checked before its status."""
+    lot_id = make_lot()
+    if state == "recalled":
+        ledger.recall(actors.regulator, lot_id, new_hash())
+    else:
+        ledger.close(actors.producer, lot_id, new_hash())
+    refused(
+        lambda: ledger.record_event(actors.producer2, lot_id, EventKind.COOLING, new_hash()),
+        "LotNotCustodian",
+        Forbidden,
+        lots=(lot_id,),
+    )
 
 
 def test_record_event_on_held_lot_is_allowed(ledger, actors, make_lot):
@@ -455,10 +648,11 @@ def test_offer_custody_to_address_without_receiving_role_reverts_with_recipient_
     exc = refused(
         lambda: ledger.offer_custody(actors.producer, lot_id, to, new_hash()),
         "RecipientCannotReceive",
-        Forbidden,
+        InvalidInput,
         lots=(lot_id,),
     )
     assert exc.chain_args == {"lotId": hx(lot_id), "recipient": to}
+    assert exc.code == "recipient_cannot_receive"
 
 
 def test_offer_custody_to_self_reverts_with_recipient_cannot_receive(ledger, actors, make_lot, refused):
@@ -467,7 +661,7 @@ def test_offer_custody_to_self_reverts_with_recipient_cannot_receive(ledger, act
     exc = refused(
         lambda: ledger.offer_custody(actors.processor, lot_id, actors.processor.address, new_hash()),
         "RecipientCannotReceive",
-        Forbidden,
+        InvalidInput,
         lots=(lot_id,),
     )
     assert exc.chain_args == {"lotId": hx(lot_id), "recipient": actors.processor.address}
@@ -493,6 +687,7 @@ def test_offer_custody_of_held_lot_reverts_with_lot_unavailable(ledger, actors, 
         lots=(lot_id,),
     )
     assert exc.chain_args == {"lotId": hx(lot_id), "status": "held"}
+    assert exc.code == "lot_held"
 
 
 def test_accept_custody_makes_recipient_the_custodian(ledger, actors, make_lot):
@@ -531,8 +726,10 @@ def test_previous_custodian_cannot_record_after_handover(ledger, actors, make_lo
     assert names(ledger.record_event(actors.distributor, lot_id, EventKind.COOLING, new_hash())) == ["LotEventRecorded"]
 
 
-@pytest.mark.parametrize("who", ["stranger", "retailer", "producer"])
-def test_accept_custody_by_stranger_reverts_with_not_pending_custodian(ledger, actors, make_lot, refused, who):
+@pytest.mark.parametrize("who", ["retailer", "producer"])
+def test_accept_custody_by_handler_not_offered_the_lot_reverts_with_not_pending_custodian(
+    ledger, actors, make_lot, refused, who
+):
     lot_id = make_lot()
     ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
     signer = getattr(actors, who)
@@ -543,27 +740,47 @@ def test_accept_custody_by_stranger_reverts_with_not_pending_custodian(ledger, a
         lots=(lot_id,),
     )
     assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+    assert exc.code == "not_offered"
 
 
-def test_accept_custody_twice_reverts_with_lot_not_in_transit(ledger, actors, make_lot, refused):
+@pytest.mark.parametrize("who", ["stranger", "inspector", "regulator"])
+def test_accept_custody_by_account_without_handling_role_reverts_with_account_lacks_roles(
+    ledger, actors, make_lot, refused, who
+):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.accept_custody(signer, lot_id, new_hash()),
+        "AccountLacksRoles",
+        Forbidden,
+        lots=(lot_id,),
+    )
+    assert exc.chain_args == {"account": signer.address, "anyOf": HANDLER_ROLES}
+    assert ledger.get_lot(lot_id).pending_custodian == actors.distributor.address
+
+
+def test_accept_custody_twice_reverts_with_not_pending_custodian(ledger, actors, make_lot, refused):
+    """Once received the lot is no longer offered to anyone: the relation check refuses before the status."""
     lot_id = make_lot()
     ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
     ledger.accept_custody(actors.distributor, lot_id, new_hash())
     exc = refused(
         lambda: ledger.accept_custody(actors.distributor, lot_id, new_hash()),
-        "LotNotInTransit",
-        Conflict,
+        "NotPendingCustodian",
+        Forbidden,
         lots=(lot_id,),
     )
-    assert exc.chain_args == {"lotId": hx(lot_id)}
+    assert exc.chain_args == {"lotId": hx(lot_id), "caller": actors.distributor.address}
+    assert ledger.get_lot(lot_id).custodian == actors.distributor.address
 
 
-def test_accept_custody_of_lot_never_offered_reverts_with_lot_not_in_transit(ledger, actors, make_lot, refused):
+def test_accept_custody_of_lot_never_offered_reverts_with_not_pending_custodian(ledger, actors, make_lot, refused):
     lot_id = make_lot()
     refused(
         lambda: ledger.accept_custody(actors.distributor, lot_id, new_hash()),
-        "LotNotInTransit",
-        Conflict,
+        "NotPendingCustodian",
+        Forbidden,
         lots=(lot_id,),
     )
 
@@ -592,11 +809,39 @@ def test_reject_custody_leaves_lot_with_offerer(ledger, actors, make_lot):
     ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
 
 
-def test_reject_custody_by_stranger_reverts_with_not_pending_custodian(ledger, actors, make_lot, refused):
+def test_reject_custody_by_handler_not_offered_the_lot_reverts_with_not_pending_custodian(
+    ledger, actors, make_lot, refused
+):
     lot_id = make_lot()
     ledger.offer_custody(actors.producer, lot_id, actors.retailer.address, new_hash())
     refused(
         lambda: ledger.reject_custody(actors.distributor, lot_id, new_hash()),
+        "NotPendingCustodian",
+        Forbidden,
+        lots=(lot_id,),
+    )
+
+
+@pytest.mark.parametrize("who", ["stranger", "inspector", "regulator"])
+def test_reject_custody_by_account_without_handling_role_reverts_with_account_lacks_roles(
+    ledger, actors, make_lot, refused, who
+):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.retailer.address, new_hash())
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.reject_custody(signer, lot_id, new_hash()),
+        "AccountLacksRoles",
+        Forbidden,
+        lots=(lot_id,),
+    )
+    assert exc.chain_args == {"account": signer.address, "anyOf": HANDLER_ROLES}
+
+
+def test_reject_custody_of_lot_never_offered_reverts_with_not_pending_custodian(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    refused(
+        lambda: ledger.reject_custody(actors.retailer, lot_id, new_hash()),
         "NotPendingCustodian",
         Forbidden,
         lots=(lot_id,),
@@ -626,8 +871,8 @@ def test_cancel_custody_offer_returns_lot_to_active(ledger, actors, make_lot, re
     # the withdrawn offer can no longer be accepted
     refused(
         lambda: ledger.accept_custody(actors.distributor, lot_id, new_hash()),
-        "LotNotInTransit",
-        Conflict,
+        "NotPendingCustodian",
+        Forbidden,
         lots=(lot_id,),
     )
 
@@ -677,15 +922,17 @@ IN_TRANSIT_REFUSALS: dict[str, tuple[Callable[[Ledger, Any, bytes], Any], str, t
         "LotNotCustodian",
         Forbidden,
     ),
-    "close": (lambda lg, a, lot: lg.close(a.producer, lot, new_hash()), "LotUnavailable", Conflict),
+    "close": (lambda lg, a, lot: lg.close(a.producer, lot, new_hash()), "LotInTransit", Conflict),
     "inspect": (
         lambda lg, a, lot: lg.inspect(a.inspector, lot, InspectionOutcome.PASS, new_hash()),
-        "LotUnavailable",
+        "LotInTransit",
         Conflict,
     ),
-    "hold": (lambda lg, a, lot: lg.hold(a.regulator, lot, new_hash()), "LotUnavailable", Conflict),
+    "hold": (lambda lg, a, lot: lg.hold(a.regulator, lot, new_hash()), "LotInTransit", Conflict),
     "transformation input": (
-        lambda lg, a, lot: lg.create_lot(a.producer, new_lot_id(), [lot], EventKind.TRANSFORMATION, new_hash()),
+        lambda lg, a, lot: lg.create_lot(
+            a.producer, *new_lot_ref("producer").label, [lot], EventKind.TRANSFORMATION, new_hash()
+        ),
         "InputUnavailable",
         Conflict,
     ),
@@ -698,8 +945,11 @@ def test_events_on_lot_in_transit_are_refused(ledger, actors, make_lot, refused,
     ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
     call, error, exc_class = IN_TRANSIT_REFUSALS[action]
     exc = refused(lambda: call(ledger, actors, lot_id), error, exc_class, lots=(lot_id,))
-    if error == "LotUnavailable":
-        assert exc.chain_args["status"] == "in_transit"
+    if error == "LotInTransit":
+        assert exc.chain_args == {"lotId": hx(lot_id)}
+        assert exc.code == "lot_in_transit"
+    if error == "InputUnavailable":
+        assert exc.chain_args == {"inputId": hx(lot_id), "status": "in_transit"}
 
 
 # ============================================================================================ inspections
@@ -743,18 +993,17 @@ def test_inspection_fail_of_held_lot_does_not_hold_it_again(ledger, actors, make
 
 
 @pytest.mark.parametrize("who", ["producer", "regulator", "processor", "stranger"])
-def test_inspect_without_inspector_role_reverts_with_access_control_unauthorized_account(
-    ledger, actors, make_lot, refused, who
-):
+def test_inspect_without_inspector_role_reverts_with_account_lacks_roles(ledger, actors, make_lot, refused, who):
     lot_id = make_lot()
     signer = getattr(actors, who)
     exc = refused(
         lambda: ledger.inspect(signer, lot_id, InspectionOutcome.FAIL, new_hash()),
-        "AccessControlUnauthorizedAccount",
+        "AccountLacksRoles",
         Forbidden,
         lots=(lot_id,),
     )
-    assert exc.chain_args == {"account": signer.address, "neededRole": "inspector"}
+    assert exc.chain_args == {"account": signer.address, "anyOf": ["inspector"]}
+    assert exc.code == "wrong_role"
 
 
 @pytest.mark.parametrize("who", ["inspector", "regulator"])
@@ -802,19 +1051,17 @@ def test_release_lifts_hold(ledger, actors, make_lot):
 
 
 @pytest.mark.parametrize("who", ["regulator", "producer"])
-def test_release_without_inspector_role_reverts_with_access_control_unauthorized_account(
-    ledger, actors, make_lot, refused, who
-):
+def test_release_without_inspector_role_reverts_with_account_lacks_roles(ledger, actors, make_lot, refused, who):
     lot_id = make_lot()
     ledger.hold(actors.regulator, lot_id, new_hash())
     signer = getattr(actors, who)
     exc = refused(
         lambda: ledger.release(signer, lot_id, new_hash()),
-        "AccessControlUnauthorizedAccount",
+        "AccountLacksRoles",
         Forbidden,
         lots=(lot_id,),
     )
-    assert exc.chain_args == {"account": signer.address, "neededRole": "inspector"}
+    assert exc.chain_args == {"account": signer.address, "anyOf": ["inspector"]}
     assert ledger.get_lot(lot_id).status is LotStatus.HELD
 
 
@@ -835,9 +1082,10 @@ def test_recall_by_creator_inspector_or_regulator_marks_lot_recalled(ledger, act
     result = ledger.recall(signer, lot_id, data_hash)
 
     assert names(result) == ["LotRecalled", "LotEventRecorded"]
-    assert only(result, "LotRecalled").args == {"lotId": hx(lot_id), "by": signer.address}
+    assert only(result, "LotRecalled").args == {"lotId": hx(lot_id), "by": signer.address, "sourceId": hx(lot_id)}
     assert_last_recorded(ledger, result, lot_id, signer, EventKind.RECALL, data_hash)
     assert ledger.get_lot(lot_id).status is LotStatus.RECALLED
+    assert ledger.recall_source_of(lot_id) == hx(lot_id)
 
 
 def test_recall_by_creator_after_handover_is_allowed(ledger, actors, make_lot):
@@ -849,26 +1097,52 @@ def test_recall_by_creator_after_handover_is_allowed(ledger, actors, make_lot):
     assert (lot.status, lot.custodian) == (LotStatus.RECALLED, actors.retailer.address)
 
 
-@pytest.mark.parametrize("who", ["producer2", "retailer", "stranger"])
-def test_recall_by_unrelated_account_reverts_with_not_authorized_to_recall(ledger, actors, make_lot, refused, who):
+@pytest.mark.parametrize("who", ["producer2", "processor"])
+def test_recall_by_producer_or_processor_that_did_not_create_lot_reverts_with_not_authorized_to_recall(
+    ledger, actors, make_lot, refused, who
+):
     lot_id = make_lot()
     signer = getattr(actors, who)
     exc = refused(lambda: ledger.recall(signer, lot_id, new_hash()), "NotAuthorizedToRecall", Forbidden, lots=(lot_id,))
     assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+    assert exc.code == "not_authorized_to_recall"
 
 
-def test_recall_by_custodian_who_did_not_create_lot_reverts_with_not_authorized_to_recall(
-    ledger, actors, make_lot, refused
+@pytest.mark.parametrize("who", ["distributor", "retailer", "stranger", "admin"])
+def test_recall_by_account_without_a_recalling_role_reverts_with_account_lacks_roles(
+    ledger, actors, make_lot, refused, who
 ):
     lot_id = make_lot()
-    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
-    ledger.accept_custody(actors.distributor, lot_id, new_hash())
-    refused(
-        lambda: ledger.recall(actors.distributor, lot_id, new_hash()),
-        "NotAuthorizedToRecall",
-        Forbidden,
-        lots=(lot_id,),
+    signer = getattr(actors, who)
+    exc = refused(lambda: ledger.recall(signer, lot_id, new_hash()), "AccountLacksRoles", Forbidden, lots=(lot_id,))
+    assert exc.chain_args == {"account": signer.address, "anyOf": RECALLER_ROLES}
+
+
+@pytest.mark.parametrize(
+    ("custodian", "error"), [("processor", "NotAuthorizedToRecall"), ("distributor", "AccountLacksRoles")]
+)
+def test_recall_by_custodian_who_did_not_create_lot_is_refused(ledger, actors, make_lot, refused, custodian, error):
+    """Holding a lot does not make one its creator; a distributor cannot create lots at all, so its role is
+    what refuses it (the role is checked before the relation to the lot)."""
+    lot_id = make_lot()
+    signer = getattr(actors, custodian)
+    ledger.offer_custody(actors.producer, lot_id, signer.address, new_hash())
+    ledger.accept_custody(signer, lot_id, new_hash())
+    refused(lambda: ledger.recall(signer, lot_id, new_hash()), error, Forbidden, lots=(lot_id,))
+
+
+def test_recall_by_creator_whose_role_was_revoked_reverts_with_account_lacks_roles(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.revoke_role(actors.admin, "producer", actors.producer.address)
+
+    exc = refused(
+        lambda: ledger.recall(actors.producer, lot_id, new_hash()), "AccountLacksRoles", Forbidden, lots=(lot_id,)
     )
+
+    assert exc.chain_args == {"account": actors.producer.address, "anyOf": RECALLER_ROLES}
+    assert ledger.recall_source_of(lot_id) is None
+    ledger.recall(actors.regulator, lot_id, new_hash())  # the lot itself can still be recalled
+    assert ledger.get_lot(lot_id).status is LotStatus.RECALLED
 
 
 def test_recall_of_closed_lot_is_allowed(ledger, actors, make_lot):
@@ -890,6 +1164,7 @@ def test_recall_twice_reverts_with_lot_unavailable(ledger, actors, make_lot, ref
         lots=(lot_id,),
     )
     assert exc.chain_args == {"lotId": hx(lot_id), "status": "recalled"}
+    assert exc.code == "lot_recalled"
 
 
 def test_recall_of_lot_in_transit_drops_pending_offer(ledger, actors, make_lot, refused):
@@ -904,20 +1179,239 @@ def test_recall_of_lot_in_transit_drops_pending_offer(ledger, actors, make_lot, 
     )
     refused(
         lambda: ledger.accept_custody(actors.distributor, lot_id, new_hash()),
-        "LotNotInTransit",
-        Conflict,
+        "NotPendingCustodian",
+        Forbidden,
         lots=(lot_id,),
     )
 
 
-def test_recall_of_input_does_not_change_lots_made_from_it(ledger, actors, make_lot):
-    """Readers derive a recall's reach from the lineage; the output lot itself stays as it was."""
+def test_recall_of_input_alone_does_not_change_lots_made_from_it(ledger, actors, make_lot):
+    """`recall` marks one lot; `recallDerived` carries the recall to the lots made from it."""
     source = make_lot(actors.processor)
-    output = new_lot_id()
-    ledger.create_lot(actors.processor, output, [source], EventKind.TRANSFORMATION, new_hash())
+    output = new_lot_ref("processor")
+    ledger.create_lot(actors.processor, *output.label, [source], EventKind.TRANSFORMATION, new_hash())
     ledger.recall(actors.regulator, source, new_hash())
     assert ledger.get_lot(output).status is LotStatus.ACTIVE
+    assert ledger.recall_source_of(output) is None
     assert ledger.lot_outputs(source) == [hx(output)]
+
+
+# ---------------------------------------------------------------------------- recallDerived
+
+
+@pytest.fixture
+def lineage(ledger, actors, make_lot) -> tuple[LotRef, LotRef, LotRef]:
+    """Three generations: `root` harvested by the producer and received by the processor, who cuts it into
+    `mid` and packs `mid` into `leaf`."""
+    root = make_lot(actors.producer)
+    ledger.offer_custody(actors.producer, root, actors.processor.address, new_hash())
+    ledger.accept_custody(actors.processor, root, new_hash())
+    mid, leaf = new_lot_ref("processor"), new_lot_ref("processor")
+    ledger.create_lot(actors.processor, *mid.label, [root], EventKind.TRANSFORMATION, new_hash())
+    ledger.create_lot(actors.processor, *leaf.label, [mid], EventKind.TRANSFORMATION, new_hash())
+    return root, mid, leaf
+
+
+def recall_sources(ledger: Ledger, *lots: bytes) -> list[str | None]:
+    return [ledger.recall_source_of(lot) for lot in lots]
+
+
+@pytest.mark.parametrize("who", ["regulator", "inspector", "producer"])
+def test_recall_derived_carries_a_recall_down_three_generations_parent_first(ledger, actors, lineage, who):
+    """The producer created only the root; carrying its recall to the processor's lots is still its to do."""
+    root, mid, leaf = lineage
+    signer = getattr(actors, who)
+    ledger.recall(signer, root, new_hash())
+    hashes = [new_hash(), new_hash()]
+
+    result = ledger.recall_derived(signer, root, [mid, leaf], hashes)
+
+    assert names(result) == ["LotRecalled", "LotEventRecorded"] * 2
+    assert [e.args for e in result.events if e.name == "LotRecalled"] == [
+        {"lotId": hx(mid), "by": signer.address, "sourceId": hx(root)},
+        {"lotId": hx(leaf), "by": signer.address, "sourceId": hx(root)},
+    ]
+    for event, lot_id, data_hash in zip(result.recorded(), (mid, leaf), hashes, strict=True):
+        lot = ledger.get_lot(lot_id)
+        assert_recorded(event, lot_id, signer, EventKind.RECALL, lot.event_count, data_hash)
+        assert event.args["head"] == lot.head
+        assert (lot.status, lot.custodian) == (LotStatus.RECALLED, actors.processor.address)
+    assert recall_sources(ledger, root, mid, leaf) == [hx(root)] * 3
+
+
+def test_recall_and_recall_derived_in_one_multicall_recall_a_lineage_at_once(ledger, actors, lineage):
+    root, mid, leaf = lineage
+    result = ledger.multicall(
+        actors.regulator,
+        [
+            ("recall", [root, new_hash()]),
+            ("recallDerived", Ledger.args_recall_derived(root, [mid, leaf], [new_hash(), new_hash()])),
+        ],
+    )
+    recalled = [e.args for e in result.events if e.name == "LotRecalled"]
+    assert [(e["lotId"], e["sourceId"]) for e in recalled] == [(hx(lot), hx(root)) for lot in (root, mid, leaf)]
+    assert {ledger.get_lot(lot).status for lot in lineage} == {LotStatus.RECALLED}
+
+
+def test_recall_derived_reaches_lots_in_transit_held_or_closed(ledger, actors, lineage, make_lot):
+    """A recall reaches food wherever it is: on the road, on hold, or sold (closed)."""
+    root, mid, leaf = lineage
+    side = new_lot_ref("processor")
+    ledger.create_lot(actors.processor, *side.label, [root], EventKind.TRANSFORMATION, new_hash())
+    ledger.offer_custody(actors.processor, mid, actors.distributor.address, new_hash())
+    ledger.hold(actors.inspector, side, new_hash())
+    ledger.close(actors.processor, leaf, new_hash())
+    ledger.recall(actors.regulator, root, new_hash())
+
+    ledger.recall_derived(actors.regulator, root, [mid, side, leaf], [new_hash() for _ in range(3)])
+
+    for lot_id in (mid, side, leaf):
+        lot = ledger.get_lot(lot_id)
+        assert (lot.status, lot.pending_custodian) == (LotStatus.RECALLED, None)
+    assert recall_sources(ledger, mid, side, leaf) == [hx(root)] * 3
+
+
+def test_recall_derived_child_before_parent_reverts_with_not_derived_from_recall(ledger, actors, lineage, refused):
+    root, mid, leaf = lineage
+    ledger.recall(actors.regulator, root, new_hash())
+
+    exc = refused(
+        lambda: ledger.recall_derived(actors.regulator, root, [leaf, mid], [new_hash(), new_hash()]),
+        "NotDerivedFromRecall",
+        Conflict,
+        lots=lineage,
+    )
+
+    assert exc.chain_args == {"lotId": hx(leaf), "sourceId": hx(root)}
+    assert exc.code == "not_derived_from_recall"
+    assert recall_sources(ledger, mid, leaf) == [None, None]
+    # parent-first, even one lot per transaction (bounded batches), reaches the whole lineage
+    ledger.recall_derived(actors.regulator, root, [mid], [new_hash()])
+    ledger.recall_derived(actors.regulator, root, [leaf], [new_hash()])
+    assert recall_sources(ledger, mid, leaf) == [hx(root)] * 2
+
+
+@pytest.mark.parametrize("unrelated", ["no inputs", "made from another recalled lot"])
+def test_recall_derived_of_lot_not_made_from_the_source_reverts_with_not_derived_from_recall(
+    ledger, actors, lineage, make_lot, refused, unrelated
+):
+    root, mid, _leaf = lineage
+    if unrelated == "no inputs":
+        other = make_lot(actors.processor)
+    else:
+        other_root, other = make_lot(actors.processor), new_lot_ref("processor")
+        ledger.create_lot(actors.processor, *other.label, [other_root], EventKind.TRANSFORMATION, new_hash())
+        ledger.recall(actors.regulator, other_root, new_hash())
+    ledger.recall(actors.regulator, root, new_hash())
+
+    exc = refused(
+        lambda: ledger.recall_derived(actors.regulator, root, [mid, other], [new_hash(), new_hash()]),
+        "NotDerivedFromRecall",
+        Conflict,
+        lots=(root, mid, other),
+    )
+
+    assert exc.chain_args == {"lotId": hx(other), "sourceId": hx(root)}
+    assert recall_sources(ledger, mid, other) == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("who", "error"),
+    [
+        ("producer2", "NotAuthorizedToRecall"),
+        ("processor", "NotAuthorizedToRecall"),  # created mid and leaf, but not the source
+        ("distributor", "AccountLacksRoles"),
+        ("stranger", "AccountLacksRoles"),
+    ],
+)
+def test_recall_derived_by_account_that_may_not_recall_the_source_is_refused(
+    ledger, actors, lineage, refused, who, error
+):
+    root, mid, leaf = lineage
+    ledger.recall(actors.regulator, root, new_hash())
+    signer = getattr(actors, who)
+
+    exc = refused(
+        lambda: ledger.recall_derived(signer, root, [mid, leaf], [new_hash(), new_hash()]),
+        error,
+        Forbidden,
+        lots=lineage,
+    )
+
+    if error == "NotAuthorizedToRecall":
+        assert exc.chain_args == {"lotId": hx(root), "caller": signer.address}
+    else:
+        assert exc.chain_args == {"account": signer.address, "anyOf": RECALLER_ROLES}
+    assert recall_sources(ledger, mid, leaf) == [None, None]
+
+
+def test_recall_derived_by_creator_whose_role_was_revoked_reverts_with_account_lacks_roles(
+    ledger, actors, lineage, refused
+):
+    root, mid, leaf = lineage
+    ledger.recall(actors.producer, root, new_hash())
+    ledger.revoke_role(actors.admin, "producer", actors.producer.address)
+    refused(
+        lambda: ledger.recall_derived(actors.producer, root, [mid, leaf], [new_hash(), new_hash()]),
+        "AccountLacksRoles",
+        Forbidden,
+        lots=lineage,
+    )
+
+
+def test_recall_derived_from_source_not_recalled_directly_reverts_with_lot_not_recalled(
+    ledger, actors, lineage, refused
+):
+    root, mid, leaf = lineage
+    exc = refused(
+        lambda: ledger.recall_derived(actors.regulator, root, [mid], [new_hash()]),
+        "LotNotRecalled",
+        Conflict,
+        lots=lineage,
+    )
+    assert exc.chain_args == {"lotId": hx(root)}
+    assert exc.code == "lot_not_recalled"
+
+    ledger.recall(actors.regulator, root, new_hash())
+    ledger.recall_derived(actors.regulator, root, [mid], [new_hash()])
+    # mid was recalled as part of root's recall, not directly: its reach is root's, not its own
+    exc = refused(
+        lambda: ledger.recall_derived(actors.regulator, mid, [leaf], [new_hash()]),
+        "LotNotRecalled",
+        Conflict,
+        lots=lineage,
+    )
+    assert exc.chain_args == {"lotId": hx(mid)}
+
+
+def test_recall_derived_of_lot_already_recalled_reverts_with_lot_unavailable(ledger, actors, lineage, refused):
+    root, mid, leaf = lineage
+    ledger.recall(actors.regulator, root, new_hash())
+    ledger.recall_derived(actors.regulator, root, [mid], [new_hash()])
+    exc = refused(
+        lambda: ledger.recall_derived(actors.regulator, root, [mid, leaf], [new_hash(), new_hash()]),
+        "LotUnavailable",
+        Conflict,
+        lots=lineage,
+    )
+    assert exc.chain_args == {"lotId": hx(mid), "status": "recalled"}
+    assert exc.code == "lot_recalled"
+    assert ledger.recall_source_of(leaf) is None
+
+
+@pytest.mark.parametrize(
+    ("hashes", "error"), [(1, "LengthMismatch"), (0, "EmptyBatch")], ids=["length-mismatch", "empty"]
+)
+def test_recall_derived_with_bad_batch_shape_is_refused(ledger, actors, lineage, refused, hashes, error):
+    root, mid, leaf = lineage
+    ledger.recall(actors.regulator, root, new_hash())
+    lots = [mid, leaf] if hashes else []
+    refused(
+        lambda: ledger.recall_derived(actors.regulator, root, lots, [new_hash() for _ in range(hashes)]),
+        error,
+        InvalidInput,
+        lots=lineage,
+    )
 
 
 # ============================================================================================ close
@@ -983,8 +1477,8 @@ CLOSED_LOT_REFUSALS: dict[str, tuple[Callable[[Ledger, Any, bytes], Any], str, t
     "release": (lambda lg, a, lot: lg.release(a.inspector, lot, new_hash()), "LotNotHeld", Conflict),
     "acceptCustody": (
         lambda lg, a, lot: lg.accept_custody(a.retailer, lot, new_hash()),
-        "LotNotInTransit",
-        Conflict,
+        "NotPendingCustodian",
+        Forbidden,
     ),
     "cancelCustodyOffer": (
         lambda lg, a, lot: lg.cancel_custody_offer(a.producer, lot, new_hash()),
@@ -992,7 +1486,9 @@ CLOSED_LOT_REFUSALS: dict[str, tuple[Callable[[Ledger, Any, bytes], Any], str, t
         Conflict,
     ),
     "transformation input": (
-        lambda lg, a, lot: lg.create_lot(a.producer, new_lot_id(), [lot], EventKind.TRANSFORMATION, new_hash()),
+        lambda lg, a, lot: lg.create_lot(
+            a.producer, *new_lot_ref("producer").label, [lot], EventKind.TRANSFORMATION, new_hash()
+        ),
         "InputUnavailable",
         Conflict,
     ),
@@ -1007,6 +1503,8 @@ def test_actions_on_closed_lot_are_refused(ledger, actors, make_lot, refused, ac
     exc = refused(lambda: call(ledger, actors, lot_id), error, exc_class, lots=(lot_id,))
     if error in ("LotUnavailable", "InputUnavailable"):
         assert exc.chain_args["status"] == "closed"
+    if error == "LotUnavailable":
+        assert exc.code == "lot_closed"
 
 
 @pytest.mark.parametrize("action", ["recordEvent", "offerCustody", "inspect", "hold", "close", "anchorReadings"])
@@ -1049,8 +1547,10 @@ def test_anchor_readings_by_pending_custodian_while_in_transit_is_allowed(ledger
     assert ledger.get_lot(lot_id).status is LotStatus.IN_TRANSIT
 
 
-@pytest.mark.parametrize("who", ["stranger", "retailer"])
-def test_anchor_readings_by_stranger_reverts_with_lot_not_custodian(ledger, actors, make_lot, refused, who):
+@pytest.mark.parametrize("who", ["retailer", "processor"])
+def test_anchor_readings_by_handler_neither_holding_nor_carrying_lot_reverts_with_lot_not_custodian(
+    ledger, actors, make_lot, refused, who
+):
     lot_id = make_lot()
     ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
     signer = getattr(actors, who)
@@ -1061,6 +1561,22 @@ def test_anchor_readings_by_stranger_reverts_with_lot_not_custodian(ledger, acto
         lots=(lot_id,),
     )
     assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+
+
+@pytest.mark.parametrize("who", ["stranger", "inspector"])
+def test_anchor_readings_by_account_without_handling_role_reverts_with_account_lacks_roles(
+    ledger, actors, make_lot, refused, who
+):
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.anchor_readings(signer, lot_id, new_hash(), 5, new_hash()),
+        "AccountLacksRoles",
+        Forbidden,
+        lots=(lot_id,),
+    )
+    assert exc.chain_args == {"account": signer.address, "anyOf": HANDLER_ROLES}
 
 
 def test_anchor_readings_with_zero_count_reverts_with_empty_batch(ledger, actors, make_lot, refused):
@@ -1089,12 +1605,13 @@ UNKNOWN_LOT_CALLS: dict[str, Callable[[Ledger, Any, bytes], Any]] = {
     "recall": lambda lg, a, lot: lg.recall(a.regulator, lot, new_hash()),
     "close": lambda lg, a, lot: lg.close(a.producer, lot, new_hash()),
     "anchorReadings": lambda lg, a, lot: lg.anchor_readings(a.distributor, lot, new_hash(), 1, new_hash()),
+    "recallDerived": lambda lg, a, lot: lg.recall_derived(a.regulator, lot, [lot], [new_hash()]),
 }
 
 
 @pytest.mark.parametrize("action", list(UNKNOWN_LOT_CALLS))
 def test_action_on_unknown_lot_reverts_with_lot_not_found(ledger, actors, refused, action):
-    lot_id = new_lot_id()
+    lot_id = new_lot_ref("producer")
     exc = refused(lambda: UNKNOWN_LOT_CALLS[action](ledger, actors, lot_id), "LotNotFound", NotFound, lots=(lot_id,))
     assert exc.chain_args == {"lotId": hx(lot_id)}
     assert not ledger.get_lot(lot_id).exists
@@ -1175,10 +1692,10 @@ def test_each_actor_holds_exactly_its_role(ledger, actors):
 
 
 def test_multicall_creates_several_lots_in_one_transaction(ledger, actors):
-    lots = [new_lot_id() for _ in range(3)]
+    lots = [new_lot_ref("producer") for _ in range(3)]
     hashes = [new_hash() for _ in lots]
     calls = [
-        ("createLot", Ledger.args_create_lot(lot, [], EventKind.HARVESTING, h))
+        ("createLot", Ledger.args_create_lot(*lot.label, [], EventKind.HARVESTING, h))
         for lot, h in zip(lots, hashes, strict=True)
     ]
 
@@ -1198,12 +1715,12 @@ def test_multicall_creates_several_lots_in_one_transaction(ledger, actors):
 
 def test_multicall_split_then_ship_runs_each_call_as_the_sender(ledger, actors, make_lot):
     source = make_lot(actors.processor)
-    first, second = new_lot_id(), new_lot_id()
+    first, second = new_lot_ref("processor"), new_lot_ref("processor")
     result = ledger.multicall(
         actors.processor,
         [
-            ("createLot", Ledger.args_create_lot(first, [source], EventKind.TRANSFORMATION, new_hash())),
-            ("createLot", Ledger.args_create_lot(second, [source], EventKind.TRANSFORMATION, new_hash())),
+            ("createLot", Ledger.args_create_lot(*first.label, [source], EventKind.TRANSFORMATION, new_hash())),
+            ("createLot", Ledger.args_create_lot(*second.label, [source], EventKind.TRANSFORMATION, new_hash())),
             ("recordEvent", [first, int(EventKind.COOLING), new_hash()]),
             ("offerCustody", [second, actors.retailer.address, new_hash()]),
         ],
@@ -1223,10 +1740,10 @@ def test_multicall_split_then_ship_runs_each_call_as_the_sender(ledger, actors, 
 
 
 def test_multicall_with_failing_inner_call_reverts_whole_batch_with_inner_error(ledger, actors, refused):
-    first, second, unknown = new_lot_id(), new_lot_id(), new_lot_id()
+    first, second, unknown = new_lot_ref("producer"), new_lot_ref("producer"), new_lot_ref("producer")
     calls = [
-        ("createLot", Ledger.args_create_lot(first, [], EventKind.HARVESTING, new_hash())),
-        ("createLot", Ledger.args_create_lot(second, [], EventKind.HARVESTING, new_hash())),
+        ("createLot", Ledger.args_create_lot(*first.label, [], EventKind.HARVESTING, new_hash())),
+        ("createLot", Ledger.args_create_lot(*second.label, [], EventKind.HARVESTING, new_hash())),
         ("recordEvent", [unknown, int(EventKind.COOLING), new_hash()]),
     ]
     exc = refused(lambda: ledger.multicall(actors.producer, calls), "LotNotFound", NotFound, lots=(first, second))
@@ -1245,35 +1762,38 @@ def test_multicall_cannot_borrow_a_role_the_sender_lacks(ledger, actors, make_lo
                 ("inspect", [lot_id, int(InspectionOutcome.PASS), new_hash()]),
             ],
         ),
-        "AccessControlUnauthorizedAccount",
+        "AccountLacksRoles",
         Forbidden,
         lots=(lot_id,),
     )
 
 
-def test_transaction_that_turns_invalid_before_mining_reverts_on_chain_and_writes_nothing(ledger, actors):
+def test_transaction_that_turns_invalid_before_mining_reverts_on_chain_and_writes_nothing(ledger, actors, make_lot):
     """The revert check in prepare() is only a preview: the chain itself must refuse the whole batch when
-    state changed in between (here, another producer took one of the lot ids)."""
-    first, second = new_lot_id(), new_lot_id()
+    state changed in between (here, an inspector put the input of the second lot on hold)."""
+    source = make_lot(actors.producer)
+    first, second = new_lot_ref("producer"), new_lot_ref("producer")
     prepared = ledger.prepare_multicall(
         actors.producer,
         [
-            ("createLot", Ledger.args_create_lot(first, [], EventKind.HARVESTING, new_hash())),
-            ("createLot", Ledger.args_create_lot(second, [], EventKind.HARVESTING, new_hash())),
+            ("createLot", Ledger.args_create_lot(*first.label, [], EventKind.HARVESTING, new_hash())),
+            ("createLot", Ledger.args_create_lot(*second.label, [source], EventKind.TRANSFORMATION, new_hash())),
         ],
     )
-    ledger.create_lot(actors.producer2, second, [], EventKind.HARVESTING, new_hash())
+    ledger.hold(actors.inspector, source, new_hash())
 
     with pytest.raises(LotlineError) as info:
         ledger.submit(prepared)
 
     assert isinstance(info.value, Conflict)
+    assert getattr(info.value, "chain_error", None) == "InputUnavailable", info.value.message
     assert not ledger.get_lot(first).exists
-    assert ledger.get_lot(second).creator == actors.producer2.address
+    assert not ledger.get_lot(second).exists
+    assert ledger.lot_outputs(source) == []
     mined = ledger.receipt(prepared.tx_hash)
     assert mined is not None and not mined.success and mined.events == []
     # the sender's next transaction still goes through (no nonce left dangling)
-    ledger.create_lot(actors.producer, first, [], EventKind.HARVESTING, new_hash())
+    ledger.create_lot(actors.producer, *first.label, [], EventKind.HARVESTING, new_hash())
     assert ledger.get_lot(first).creator == actors.producer.address
 
 
@@ -1305,7 +1825,7 @@ def test_both_gas_sizing_paths_send_and_decode_reverts_alike(ledger, actors, mak
 
 
 def test_get_lot_of_unknown_lot_reports_status_none(ledger):
-    lot = ledger.get_lot(new_lot_id())
+    lot = ledger.get_lot(new_lot_ref("producer"))
     assert not lot.exists
     assert (lot.status, lot.event_count, lot.head, lot.inputs, lot.pending_custodian) == (
         LotStatus.NONE,
@@ -1319,7 +1839,7 @@ def test_get_lot_of_unknown_lot_reports_status_none(ledger):
 
 def test_lot_outputs_of_lot_without_outputs_is_empty(ledger, make_lot):
     assert ledger.lot_outputs(make_lot()) == []
-    assert ledger.lot_outputs(new_lot_id()) == []
+    assert ledger.lot_outputs(new_lot_ref("producer")) == []
 
 
 @pytest.mark.parametrize(
@@ -1327,18 +1847,37 @@ def test_lot_outputs_of_lot_without_outputs_is_empty(ledger, make_lot):
     [
         ("09506000134352", "ABC123"),
         ("00012345600012", "1"),
-        ("10614141000415", "LOT-2024/07.A_b%\"&'()*+,:;<=>?"),
+        ("10614141000415", "LOT-2024/07.A_b%\"&'"),
+        ("10614141000415", "()*+,:;<=>?!"),
+        ("09506000134352", "Z" * 20),
     ],
 )
-def test_compute_lot_id_equals_keccak_of_gtin_and_lot_code_bytes(ledger, gtin14, lot_code):
-    expected = keccak(gtin14.encode("ascii") + lot_code.encode("ascii"))
-    assert ledger.contract.functions.computeLotId(gtin14, lot_code).call() == expected
+def test_lot_id_of_equals_domain_lot_id_and_abi_encode_of_the_label(ledger, gtin14, lot_code):
+    expected = keccak(encode(["string", "string"], [gtin14, lot_code]))
+    assert ledger.contract.functions.lotIdOf(gtin14, lot_code).call() == identifiers.lot_id(gtin14, lot_code)
+    assert identifiers.lot_id(gtin14, lot_code) == expected
 
 
-def test_compute_lot_id_matches_domain_lot_id(ledger):
-    from supply_chain.domain.identifiers import lot_id
+def test_lot_id_of_the_worked_example_in_docs_hashing(ledger):
+    """docs/hashing.md section 4: GTIN-13 9506000134352 (as 14 digits) with lot L2405/01."""
+    expected = bytes.fromhex("c506ba9ca9ebcb4f655d6b0300fadea9e7e93e035be2094fc0665c91b23e2560")
+    assert ledger.contract.functions.lotIdOf("09506000134352", "L2405/01").call() == expected
+    assert identifiers.lot_id("9506000134352", "L2405/01") == expected
 
-    assert ledger.contract.functions.computeLotId("09506000134352", "B-17").call() == lot_id("09506000134352", "B-17")
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(("1", "23"), ("12", "3")), (("09506000134352", "1A"), ("095060001343521", "A"))],
+    ids=["short", "gtin-digit-moved"],
+)
+def test_lot_id_of_tells_apart_labels_whose_packed_bytes_are_equal(ledger, first, second):
+    """encodePacked would give both labels one id; abi.encode length-prefixes each string. `lot_id` refuses
+    these labels (not GTIN-14s), so the Python side is the encoding it hashes, `abi_encode_strings`."""
+    assert "".join(first) == "".join(second)
+    ids = [ledger.contract.functions.lotIdOf(*label).call() for label in (first, second)]
+    assert ids[0] != ids[1]
+    for label, got in zip((first, second), ids, strict=True):
+        assert got == keccak(identifiers.abi_encode_strings(*label)) == keccak(encode(["string", "string"], label))
 
 
 def test_kind_numbers_match_the_contract_constants(ledger):
@@ -1357,13 +1896,13 @@ def test_role_ids_match_the_contract_constants(ledger):
 
 def test_farm_to_shop_journey_keeps_one_consistent_history(ledger, actors):
     """Harvest, ship to a packer, transform, ship via a carrier who anchors readings, sell, close."""
-    harvest = new_lot_id()
-    ledger.create_lot(actors.producer, harvest, [], EventKind.HARVESTING, new_hash())
+    harvest = new_lot_ref("producer")
+    ledger.create_lot(actors.producer, *harvest.label, [], EventKind.HARVESTING, new_hash())
     ledger.record_event(actors.producer, harvest, EventKind.COOLING, new_hash())
     ledger.offer_custody(actors.producer, harvest, actors.processor.address, new_hash())
     ledger.accept_custody(actors.processor, harvest, new_hash())
-    packed = new_lot_id()
-    ledger.create_lot(actors.processor, packed, [harvest], EventKind.TRANSFORMATION, new_hash())
+    packed = new_lot_ref("processor")
+    ledger.create_lot(actors.processor, *packed.label, [harvest], EventKind.TRANSFORMATION, new_hash())
     ledger.inspect(actors.inspector, packed, InspectionOutcome.PASS, new_hash())
     ledger.offer_custody(actors.processor, packed, actors.distributor.address, new_hash())
     ledger.accept_custody(actors.distributor, packed, new_hash())
@@ -1404,6 +1943,7 @@ def test_deployed_code_is_the_committed_artifact(ledger):
 
 # ============================================================================================ revoked roles
 
+
 @pytest.mark.parametrize("action", ["close", "anchorReadings", "cancelCustodyOffer"])
 def test_custodian_whose_roles_were_revoked_cannot_append_any_event(ledger, actors, make_lot, refused, action):
     lot_id = make_lot()
@@ -1428,6 +1968,25 @@ def test_recipient_whose_roles_were_revoked_after_the_offer_cannot_accept_custod
         Forbidden,
         lots=(lot_id,),
     )
+
+
+def test_recipient_whose_roles_were_revoked_after_the_offer_cannot_reject_custody(ledger, actors, make_lot, refused):
+    """The offer stays open for the offerer to cancel; the former organisation can no longer act on it."""
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    ledger.revoke_role(actors.admin, "distributor", actors.distributor.address)
+
+    exc = refused(
+        lambda: ledger.reject_custody(actors.distributor, lot_id, new_hash()),
+        "AccountLacksRoles",
+        Forbidden,
+        lots=(lot_id,),
+    )
+
+    assert exc.chain_args == {"account": actors.distributor.address, "anyOf": HANDLER_ROLES}
+    assert ledger.get_lot(lot_id).pending_custodian == actors.distributor.address
+    ledger.cancel_custody_offer(actors.producer, lot_id, new_hash())
+    assert ledger.get_lot(lot_id).status is LotStatus.ACTIVE
 
 
 def test_abandoned_prepared_transaction_leaves_no_nonce_gap(ledger, actors, make_lot):

@@ -210,7 +210,7 @@ def test_transformation_split_and_merge_track_quantities_and_lineage(network: An
         assert all(i["custodian"] == "Packer" for i in forward["lots"])
 
 
-def test_recall_reaches_descendants_including_lots_made_after_the_recall(network: Any) -> None:
+def test_recall_reaches_every_descendant_on_chain_in_the_same_action(network: Any) -> None:
     rt = network.runtime
     with rt.ctx() as ctx:
         a = _lot(ctx, network)
@@ -220,24 +220,53 @@ def test_recall_reaches_descendants_including_lots_made_after_the_recall(network
         (mix,) = lots.transform(
             ctx, packer, [NewLot(network.mix, "MIX-1", "60", "kg", [(a, "60")])], network.packer_site, "2026-11-23"
         )
+        (late,) = lots.transform(
+            ctx, packer, [NewLot(network.mix, "MIX-2", "10", "kg", [(mix, "10")])], network.packer_site, "2026-11-24"
+        )
         with pytest.raises(Forbidden):  # an unrelated producer cannot recall
             lots.recall(ctx, network.org("farm2", ctx), a, "x", "I", "y")
+        block = ctx.ledger.block_number()
         lots.recall(ctx, network.org("regulator", ctx), a, "Listeria", "I", "Do not eat")
-        assert a.status == "recalled" and mix.status == "active"
-        # a lot made from the (not recalled) mix after the recall is still reached through its ancestry
-        (late,) = lots.transform(
-            ctx, packer, [NewLot(network.mix, "MIX-LATE", "10", "kg", [(mix, "10")])], network.packer_site, "2026-11-24"
-        )
+        assert ctx.ledger.block_number() == block + 1, "the recall and its reach are one transaction"
+        for lot in (a, mix, late):
+            chain_lot = ctx.ledger.get_lot(lot.lot_id)
+            assert lot.status == "recalled" and chain_lot.status.name == "RECALLED", lot.lot_code
+            assert ctx.ledger.recall_source_of(lot.lot_id) == a.lot_id
+        derived = [e for e in late.events if int(e.kind) == 11]
+        assert derived[-1].payload["source_lot_code"] == "LOT-1" and derived[-1].payload["reason"] == "Listeria"
         sources = recall_sources(ctx, late)
         assert [(lot.lot_code, r.recall_class) for lot, r in sources] == [("LOT-1", "I")]
         forward = {i["lot_code"]: i for i in trace(ctx, a, "forward")["lots"]}
-        assert forward["MIX-LATE"]["affected_by_recall"] and forward["MIX-1"]["affected_by_recall"]
-        with pytest.raises(Conflict):  # the recalled lot itself can no longer feed a transformation
+        assert forward["MIX-2"]["affected_by_recall"] and forward["MIX-1"]["affected_by_recall"]
+        assert lots.recall_progress(ctx, a) == {"downstream": 2, "recalled": 2, "remaining": 0}
+        with pytest.raises(Conflict) as refused:  # the recalled lot can no longer feed a transformation
             lots.transform(
                 ctx, packer, [NewLot(network.mix, "MIX-3", "1", "kg", [(a, "1")])], network.packer_site, "2026-11-24"
             )
+        assert refused.value.code == "input_unavailable"
+        with pytest.raises(Conflict) as again:
+            lots.recall(ctx, network.org("regulator", ctx), mix, "x", "I", "y")
+        assert again.value.code == "lot_recalled"
         record = compliance(ctx, network.org("farm", ctx))
         assert record["recalls"] == 1 and record["lots"] == 1
+
+
+def test_large_forward_trace_is_recalled_in_bounded_batches(network: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from supply_chain.domain import policy
+
+    monkeypatch.setattr(policy, "MAX_RECALL_BATCH", 2)
+    with network.runtime.ctx() as ctx:
+        a = _lot(ctx, network)
+        _ship(ctx, network, a, "farm", "packer")
+        _receive(ctx, network, a, "farm", "packer")
+        packer = network.org("packer", ctx)
+        outputs = [NewLot(network.mix, f"PART-{i}", "5", "kg", [(a, "5")]) for i in range(5)]
+        parts = lots.transform(ctx, packer, outputs, network.packer_site, "2026-11-23")
+        block = ctx.ledger.block_number()
+        lots.recall(ctx, network.org("regulator", ctx), a, "Listeria", "I", "Do not eat")
+        assert ctx.ledger.block_number() == block + 3  # 1 + 2 with the lot itself, then 2, then 1
+        assert all(p.status == "recalled" for p in parts)
+        assert lots.recall_progress(ctx, a)["remaining"] == 0
 
 
 def test_sensor_readings_anchored_by_the_carrier_while_in_transit(network: Any) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, text, update
 
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots
 from supply_chain.services.verify import verify_lot
-from supply_chain.store.models import Event, Lot
+from supply_chain.store.models import Event, Lot, LotInput
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +154,290 @@ def test_cli_trace_json_reindex_and_bad_input_exit_codes(network: Any) -> None:
     ):
         shown = runner.invoke(main, command)
         assert shown.exit_code == 0 and "Usage:" in shown.output, command
+
+
+# ------------------------------------------------------------------ state, copied rows and files
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+def _ship(ctx: Any, net: Any, lot: Lot, src: str, dst: str) -> None:
+    lots.offer_custody(
+        ctx,
+        net.org(src, ctx),
+        lot,
+        net.org(dst, ctx),
+        {
+            "from_gln": getattr(net, f"{src}_site"),
+            "to_gln": getattr(net, f"{dst}_site"),
+            "ship_date": "2026-11-21",
+            "reference_document_type": "bill of lading",
+            "reference_document_number": "BOL-1",
+        },
+    )
+
+
+@pytest.fixture
+def journey(network: Any) -> Any:
+    """LOT-1 shipped to the packer, inspected with a certificate, made into MIX-1, then recalled by the
+    regulator (the recall reaching MIX-1 on chain); LOT-2 on its way to the carrier. All verified."""
+    from supply_chain.services.lots import NewLot
+
+    net = network
+    with net.runtime.ctx() as ctx:
+        a = ctx.session.get(Lot, net.lot_pk)
+        _ship(ctx, net, a, "farm", "packer")
+        lots.accept_custody(
+            ctx,
+            net.org("packer", ctx),
+            a,
+            {
+                "from_gln": net.farm_site,
+                "to_gln": net.packer_site,
+                "receive_date": "2026-11-22",
+                "reference_document_type": "bill of lading",
+                "reference_document_number": "BOL-1",
+            },
+        )
+        lots.inspect(
+            ctx,
+            net.org("inspector", ctx),
+            a,
+            "pass",
+            {"inspection_date": "2026-11-22", "inspector_name": "Ivy", "standard": "ISO 6579-1"},
+            certificate=("certificate.pdf", "application/pdf", PDF),
+        )
+        outputs = [NewLot(net.mix, "MIX-1", "60", "kg", [(a, "60")])]
+        (mix,) = lots.transform(ctx, net.org("packer", ctx), outputs, net.packer_site, "2026-11-23")
+        b = lots.create_lot(
+            ctx,
+            net.org("farm", ctx),
+            net.greens,
+            "LOT-2",
+            EventKind.HARVESTING,
+            {"location_gln": net.farm_site, "harvest_date": "2026-11-20", "commodity": "greens"},
+            "50",
+            "kg",
+        )
+        _ship(ctx, net, b, "farm", "dist")
+        lots.recall(ctx, net.org("regulator", ctx), a, "Listeria monocytogenes", "I", "Do not eat", "2026-11-24")
+        assert (a.status, mix.status, b.status) == ("recalled", "recalled", "in_transit")
+        for lot in (a, mix, b):
+            assert verify_lot(ctx, lot).state == "verified", lot.lot_code
+        net.a, net.mix_pk, net.b = a.id, mix.id, b.id
+        net.document = a.documents[0].storage_path
+        net.codes = {a.id: "LOT-1", mix.id: "MIX-1", b.id: "LOT-2"}
+    return net
+
+
+def _tamper_status(net: Any) -> tuple[int, str]:
+    _sql(net, update(Lot.__table__).where(Lot.__table__.c.id == net.a).values(status="active"))
+    return net.a, "stored status 'active' differs from the chain's 'recalled'"
+
+
+def _delete_recalls(net: Any) -> tuple[int, str]:
+    _sql(net, text("DELETE FROM recalls"))
+    return net.a, "('Listeria monocytogenes') is missing from the stored recalls"
+
+
+def _tamper_custodian(net: Any) -> tuple[int, str]:
+    _sql(net, update(Lot.__table__).where(Lot.__table__.c.id == net.mix_pk).values(custodian_org_id=net.ids["shop"]))
+    return net.mix_pk, "stored custodian 'Shop (0x"
+
+
+def _tamper_pending_custodian(net: Any) -> tuple[int, str]:
+    table = Lot.__table__
+    _sql(net, update(table).where(table.c.id == net.b).values(pending_custodian_org_id=net.ids["shop"]))
+    return net.b, "stored pending custodian 'Shop (0x"
+
+
+def _delete_lineage(net: Any) -> tuple[int, str]:
+    table = LotInput.__table__
+    _sql(net, delete(table).where(table.c.output_lot_id == net.mix_pk))
+    return net.mix_pk, "stored input lots [] differ from the chain's ["
+
+
+def _overwrite_certificate(net: Any) -> tuple[int, str]:
+    path = Path(net.runtime.settings.home) / net.document
+    path.write_bytes(PDF.replace(b"Catalog", b"Catalox"))
+    return net.a, "'certificate.pdf': its file " + net.document + " was altered"
+
+
+TAMPERINGS = {
+    "status set active on a recalled lot": _tamper_status,
+    "recalls deleted": _delete_recalls,
+    "custodian changed": _tamper_custodian,
+    "pending custodian changed": _tamper_pending_custodian,
+    "lineage row deleted": _delete_lineage,
+    "certificate file overwritten": _overwrite_certificate,
+}
+
+
+def _consumer(net: Any, code: str) -> tuple[str, dict[str, Any]]:
+    from app import create_app
+
+    client = create_app({"RUNTIME": net.runtime, "TESTING": True}).test_client()
+    gtin = net.mix if code == "MIX-1" else net.greens
+    html = client.get(f"/01/{gtin}/10/{code}")
+    data = client.get(f"/01/{gtin}/10/{code}", headers={"Accept": "application/json"})
+    assert html.status_code == data.status_code == 200
+    return html.get_data(as_text=True), data.json
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERINGS), ids=list(TAMPERINGS))
+def test_sql_tampering_with_state_rows_or_files_is_tampered_everywhere(journey: Any, tamper: str) -> None:
+    """Each edit behind the chain's back makes verify_lot name it, `lotline verify --all` exit 1, and the
+    consumer pages stop saying "Verified" while the recall stays on them."""
+    from supply_chain.cli import main
+
+    net = journey
+    for code in ("LOT-1", "MIX-1"):  # before: verified, with the recall shown
+        html, data = _consumer(net, code)
+        assert "Verified journey" in html and data["state"] == "verified"
+        assert "Listeria monocytogenes" in html and data["recalls"][0]["reason"] == "Listeria monocytogenes"
+    lot_pk, named = TAMPERINGS[tamper](net)
+
+    result = _verify_pk(net, lot_pk)
+    assert result.state == "tampered" and named in result.detail, result.detail
+
+    code = net.codes[lot_pk]
+    pages = {"LOT-1": ["LOT-1", "MIX-1"], "MIX-1": ["MIX-1"], "LOT-2": ["LOT-2"]}[code]  # the lot and lots made from it
+    for page in pages:
+        html, data = _consumer(net, page)
+        assert "Verified journey" not in html and "Warning: this record was altered" in html, page
+        assert data["state"] == "tampered", page
+        if page != "LOT-2":  # the recall is still on the page, from the anchored recall events
+            assert 'class="recall-banner"' in html and "Listeria monocytogenes" in html, page
+            assert [r["reason"] for r in data["recalls"]] == ["Listeria monocytogenes"], page
+
+    rt = net.runtime
+    env = {
+        "LOTLINE_HOME": str(rt.settings.home),
+        "LOTLINE_DATABASE_URL": rt.settings.database_url,
+        "LOTLINE_SECRET_KEY": rt.settings.secret_key,
+    }
+    rt.close()  # the embedded chain is opened by one process at a time
+    checked = CliRunner().invoke(main, ["verify", "--all"], env=env)
+    assert checked.exit_code == 1, checked.output
+    line = next(x for x in checked.output.splitlines() if f" {code} " in x)
+    assert line.startswith("tampered") and named in line, checked.output
+
+
+def _verify_pk(net: Any, lot_pk: int) -> Any:
+    with net.runtime.ctx() as ctx:
+        return verify_lot(ctx, ctx.session.get(Lot, lot_pk))
+
+
+def test_incremental_reverification_after_a_write_also_compares_state(journey: Any) -> None:
+    """A write re-verifies only its new events when the lot was verified before; the lot's state is compared
+    too, so a custodian edited in SQL is not vouched for by the next write."""
+    net = journey
+    table = Lot.__table__
+    _sql(net, update(table).where(table.c.id == net.b).values(custodian_org_id=net.ids["farm2"]))
+    with net.runtime.ctx() as ctx:
+        lot = ctx.session.get(Lot, net.b)
+        assert lot.verification_state == "verified"  # the baseline that lets reverify check only new events
+        readings = [{"taken_at": f"2026-11-21T0{h}:00:00+00:00", "temperature_c": "3"} for h in range(3)]
+        lots.anchor_readings(ctx, net.org("dist", ctx), lot, readings, sensor_id="L1")
+    with net.runtime.ctx() as ctx:
+        lot = ctx.session.get(Lot, net.b)
+        assert lot.event_count == 3
+        assert lot.verification_state == "tampered"
+        assert "stored custodian 'Farm2 (0x" in lot.verification_detail and "the chain's 'Farm (0x" in (
+            lot.verification_detail
+        )
+
+
+def test_certificate_whose_recorded_hash_was_rewritten_to_match_a_swapped_file_is_named(journey: Any) -> None:
+    import hashlib
+
+    from supply_chain.store.models import Document
+
+    net = journey
+    swapped = PDF.replace(b"Catalog", b"Catalox")
+    (Path(net.runtime.settings.home) / net.document).write_bytes(swapped)
+    table = Document.__table__
+    _sql(net, update(table).values(sha256=hashlib.sha256(swapped).hexdigest()))
+    result = _verify_pk(net, net.a)
+    assert result.state == "tampered"
+    assert "'certificate.pdf': stored SHA-256 " in result.detail
+    assert f"differs from the {hashlib.sha256(PDF).hexdigest()} anchored by event #4 (inspection)" in result.detail
+
+
+def test_missing_certificate_file_is_named(journey: Any) -> None:
+    (Path(journey.runtime.settings.home) / journey.document).unlink()
+    result = _verify_pk(journey, journey.a)
+    assert result.state == "tampered" and f"its file {journey.document} is missing" in result.detail
+
+
+def test_sync_after_a_restart_does_not_overwrite_a_tampered_state_it_applied_before(journey: Any) -> None:
+    """Catching up re-reads logs the writes already applied; their state changes are not applied again, so the
+    edit stays for verification to report (and `lotline reindex` repairs it)."""
+    from supply_chain.services import indexer
+    from supply_chain.services.startup import catch_up
+
+    _tamper_status(journey)
+    catch_up(journey.runtime)
+    result = _verify_pk(journey, journey.a)
+    assert result.state == "tampered" and "stored status 'active'" in result.detail
+    with journey.runtime.ctx() as ctx:
+        indexer.reindex(ctx)
+    assert _verify_pk(journey, journey.a).state == "verified"
+
+
+def test_serve_shows_no_lot_verified_until_it_is_checked_after_a_start(
+    journey: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lotline serve` after tampering while it was stopped: its first request finds every lot unchecked
+    ("Pending verification", never the stale "verified"); the background pass then marks the edited lot
+    tampered and the others verified."""
+    import threading
+
+    import waitress
+
+    from supply_chain.cli import main
+    from supply_chain.services import startup
+
+    net = journey
+    _tamper_status(net)  # while the server is stopped
+    gate = threading.Event()
+    real_verify = startup.verify_everything
+
+    def gated(runtime: Any, batch: int = startup.VERIFY_BATCH) -> Any:
+        assert gate.wait(30), "the first request never came"
+        return real_verify(runtime, batch)
+
+    monkeypatch.setattr(startup, "verify_everything", gated)
+    seen: dict[str, Any] = {}
+
+    def fake_waitress(app: Any, **_options: Any) -> None:
+        client = app.test_client()
+
+        def state(gtin: str, code: str) -> tuple[str, str]:
+            html = client.get(f"/01/{gtin}/10/{code}").get_data(as_text=True)
+            data = client.get(f"/01/{gtin}/10/{code}", headers={"Accept": "application/json"}).json
+            return data["state"], html
+
+        seen["before"] = {code: state(gtin, code) for gtin, code in ((net.greens, "LOT-1"), (net.greens, "LOT-2"))}
+        gate.set()
+        assert app.extensions["lotline_maintenance"].verified.wait(60), "verification pass did not finish"
+        seen["after"] = {
+            code: state(gtin, code) for gtin, code in ((net.greens, "LOT-1"), (net.mix, "MIX-1"), (net.greens, "LOT-2"))
+        }
+
+    monkeypatch.setattr(waitress, "serve", fake_waitress)
+    rt = net.runtime
+    env = {
+        "LOTLINE_HOME": str(rt.settings.home),
+        "LOTLINE_DATABASE_URL": rt.settings.database_url,
+        "LOTLINE_SECRET_KEY": rt.settings.secret_key,
+    }
+    rt.close()
+    served = CliRunner().invoke(main, ["serve", "--port", "8765"], env=env)
+    assert served.exit_code == 0, served.output
+    for code, (state, html) in seen["before"].items():
+        assert state == "pending" and "Pending verification" in html and "Verified journey" not in html, code
+    after = {code: state for code, (state, _html) in seen["after"].items()}
+    assert after == {"LOT-1": "tampered", "MIX-1": "tampered", "LOT-2": "verified"}
+    assert "Warning: this record was altered" in seen["after"]["LOT-1"][1]

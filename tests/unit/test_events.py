@@ -256,7 +256,7 @@ def test_sensor_period_needs_datetimes_in_order() -> None:
         validate_payload(EventKind.SENSOR_ANCHOR, {**base, "reading_count": 0})
     with pytest.raises(InvalidInput, match="payload.merkle_root"):
         validate_payload(EventKind.SENSOR_ANCHOR, {**base, "merkle_root": "0x1234"})
-    with pytest.raises(InvalidInput, match="between -100 and 150"):
+    with pytest.raises(InvalidInput, match="between -80 and 80"):
         validate_payload(EventKind.SENSOR_ANCHOR, {**base, "max_temperature_c": 400})
 
 

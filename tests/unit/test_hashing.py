@@ -385,7 +385,7 @@ def test_docs_worked_examples() -> None:
     assert hex32(head2) == "0x5da31c85250a47e174e0365bceffd12fd222c4c1e8948b4b8fa22a510c8ae8cd"
 
     assert hex32(lot_id("9506000134352", "L2405/01")) == (
-        "0xf32740fce0edee6332de9e96a02c4618c32507a876ee9da0eefb816410997b24"
+        "0xc506ba9ca9ebcb4f655d6b0300fadea9e7e93e035be2094fc0665c91b23e2560"
     )
     assert digital_link("https://id.lotline.example", "9506000134352", "L2405/01") == (
         "https://id.lotline.example/01/09506000134352/10/L2405%2F01"

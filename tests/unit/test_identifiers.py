@@ -192,17 +192,32 @@ def test_lot_code_surrounding_whitespace_is_removed() -> None:
 # --- lot id ---------------------------------------------------------------------------------------
 
 
-def test_lot_id_is_keccak_of_gtin14_and_lot_code_packed() -> None:
-    expected = keccak256(b"04006381333931" + b"L2405-01")
+def test_lot_id_is_keccak_of_gtin14_and_lot_code_abi_encoded() -> None:
+    expected = keccak256(
+        (64).to_bytes(32, "big")
+        + (128).to_bytes(32, "big")
+        + (14).to_bytes(32, "big")
+        + b"04006381333931".ljust(32, b"\0")
+        + (8).to_bytes(32, "big")
+        + b"L2405-01".ljust(32, b"\0")
+    )
     assert lot_id("04006381333931", "L2405-01") == expected
     assert lot_id("4006381333931", "L2405-01") == expected  # any GTIN length gives the GTIN-14 id
-    assert expected.hex() == "c61d28cdf02d723daf253b9a059d6a3571635fa37f2af686548d8fb9ded269b2"
+    assert expected.hex() == "f696ea29c43f8aab8c7777a8cf27527956dac2eb832f109777b2bf45ed353806"
 
 
-def test_lot_id_matches_solidity_abi_encode_packed() -> None:
-    packed = pytest.importorskip("eth_abi.packed")
-    data = packed.encode_packed(["string", "string"], ["09506000134352", "ABC/1%"])
-    assert lot_id("09506000134352", "ABC/1%") == keccak256(data)
+def test_lot_id_matches_solidity_abi_encode() -> None:
+    abi = pytest.importorskip("eth_abi")
+    for code in ("ABC/1%", "A", "L" * 20, "x" * 32):
+        data = abi.encode(["string", "string"], ["09506000134352", code[:20]])
+        assert lot_id("09506000134352", code[:20]) == keccak256(data)
+
+
+def test_lot_ids_of_labels_that_pack_alike_differ() -> None:
+    """encodePacked("0950600013435", "21") == encodePacked("09506000134352", "1"): abi.encode keeps them apart."""
+    from supply_chain.domain.identifiers import abi_encode_strings
+
+    assert abi_encode_strings("0950600013435", "21") != abi_encode_strings("09506000134352", "1")
 
 
 def test_lot_ids_differ_for_different_lots_and_case() -> None:

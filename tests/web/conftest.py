@@ -116,7 +116,7 @@ def _build(home: Path) -> World:
                 | extra,
             )
 
-        def receive(lot: Lot, src: str, dst: str) -> None:
+        def receive(lot: Lot, src: str, dst: str, when: str = "2026-11-04") -> None:
             lots.accept_custody(
                 ctx,
                 o[dst],
@@ -124,7 +124,7 @@ def _build(home: Path) -> World:
                 {
                     "from_gln": w.sites[src],
                     "to_gln": w.sites[dst],
-                    "receive_date": "2026-11-04",
+                    "receive_date": when,
                     "reference_document_type": "bill of lading",
                     "reference_document_number": "BOL-SECRET-1",
                 },
@@ -166,7 +166,7 @@ def _build(home: Path) -> World:
         )
         w.lot_ids["M1"] = m1.id
         w.labels["M1"] = (m1.gtin, m1.lot_code)
-        ship(m1, "processor", "distributor")
+        ship(m1, "processor", "distributor", ship_date="2026-11-05")  # M1 is made on 2026-11-05
         lots.anchor_readings(
             ctx,
             o["distributor"],
@@ -175,8 +175,8 @@ def _build(home: Path) -> World:
             sensor_id="LOGGER-SECRET",
             location_gln=w.sites["distributor"],
         )
-        receive(m1, "processor", "distributor")
-        ship(m1, "distributor", "retailer")  # waits in the retailer's custody inbox
+        receive(m1, "processor", "distributor", "2026-11-06")
+        ship(m1, "distributor", "retailer", ship_date="2026-11-06")  # waits in the retailer's custody inbox
         harvest("producer", "lettuce", "F2")  # never leaves the farm
         harvest("other", "kale", "O1")  # another farm's lot
         held = harvest("producer", "lettuce", "H1")
@@ -192,6 +192,24 @@ def _build(home: Path) -> World:
             "2026-11-07",
             "recalls@test.example",
         )
+        # The recall reached M1 (made from F1) on chain; T1 waits in the retailer's custody inbox instead.
+        t1 = harvest("producer", "lettuce", "T1")
+        ship(t1, "producer", "retailer")
+        # M2: a mix made from a lot the recall does not reach, held by the carrier (labels can be printed).
+        f4 = harvest("producer", "lettuce", "F4", "30")
+        ship(f4, "producer", "processor")
+        receive(f4, "producer", "processor")
+        (m2,) = lots.transform(
+            ctx,
+            o["processor"],
+            [NewLot(w.gtins["mix"], "M2", "30", "kg", [(f4, "30")])],
+            w.sites["processor"],
+            "2026-11-05",
+        )
+        w.lot_ids["M2"] = m2.id
+        w.labels["M2"] = (m2.gtin, m2.lot_code)
+        ship(m2, "processor", "distributor", ship_date="2026-11-05")
+        receive(m2, "processor", "distributor", "2026-11-06")
         for lot in ctx.session.scalars(select(Lot)):
             verify_lot(ctx, lot)
         unchecked = harvest("producer", "lettuce", "P1")

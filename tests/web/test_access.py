@@ -51,6 +51,8 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/admin/organisations/new", {"regulator"}),
     ("GET", "/admin/organisations/1", {"regulator"}),
     ("POST", "/admin/organisations/1/roles", {"regulator"}),
+    ("POST", "/admin/organisations/1/suspend", {"regulator"}),
+    ("POST", "/admin/organisations/1/reinstate", {"regulator"}),
     ("GET", "/tokens", set(ROLES)),
     ("POST", "/tokens", set(ROLES)),
     ("GET", "/admin/lots/{F1}/trace", {"regulator"}),
@@ -144,8 +146,8 @@ def test_anonymous_json_client_gets_403_json_not_a_redirect(world: Any, clients:
         ("/admin/organisations/new", "regulator"),
         ("/admin/lots/{F1}/trace", "regulator"),
         ("/lots/{M1}", "distributor"),
-        ("/lots/{M1}/labels", "distributor"),
-        ("/custody/{M1}/accept", "retailer"),
+        ("/lots/{M2}/labels", "distributor"),
+        ("/custody/{T1}/accept", "retailer"),
         ("/inspections/lots/{F3}/new", "inspector"),
         ("/lots/{F2}/events/new?kind=cooling", "producer"),
         ("/lots/{F2}/ship", "producer"),
@@ -263,7 +265,7 @@ def test_dashboard_lists_only_the_organisations_lots(world: Any, clients: dict[s
 def test_custody_inbox_shows_the_offer_to_the_receiver_only(world: Any, clients: dict[str, FlaskClient]) -> None:
     retailer = clients["retailer"].get("/custody").get_data(as_text=True)
     processor = clients["processor"].get("/custody").get_data(as_text=True)
-    assert "Offered to you" in retailer and ">M1<" in retailer and "Receive" in retailer
+    assert "Offered to you" in retailer and ">T1<" in retailer and "Receive" in retailer
     assert "Nothing is waiting for you" in processor
 
 

@@ -57,7 +57,6 @@ BAD_LOTS = [
     ({"kde.quantity": "lots"}, "quantity", "not a decimal number"),
     ({"kde.harvest_date": "2026-02-30"}, "payload.harvest_date", "not a valid date"),
     ({"kde.location_gln": "0700001000010"}, "payload.location_gln", "check digit"),
-    ({"kde.commodity": ""}, "payload.commodity", "is required"),
     ({"gtin": "OTHER"}, "gtin", "belongs to Other Farm"),
 ]
 

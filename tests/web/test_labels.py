@@ -55,10 +55,10 @@ def test_qr_of_an_unknown_lot_is_404(public: FlaskClient, world: Any) -> None:
 
 def test_label_sheet_has_product_gtin_lot_pack_date_and_qr(world: Any, client: FlaskClient, login: Any) -> None:
     login(client, "distributor")
-    response = client.get(f"/lots/{world.lot('M1')}/labels?count=4")
+    response = client.get(f"/lots/{world.lot('M2')}/labels?count=4")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    gtin, code = world.labels["M1"]
+    gtin, code = world.labels["M2"]
     assert page.count('class="label"') == 4
     assert "Test salad mix" in page and gtin in page and f"<dd>{code}</dd>" in page
     assert "<dt>Packed</dt><dd>2026-11-05</dd>" in page  # the date the mix was made
@@ -67,8 +67,17 @@ def test_label_sheet_has_product_gtin_lot_pack_date_and_qr(world: Any, client: F
 
 def test_label_sheet_count_is_checked(world: Any, client: FlaskClient, login: Any) -> None:
     login(client, "distributor")
-    response = client.get(f"/lots/{world.lot('M1')}/labels?count=1000")
+    response = client.get(f"/lots/{world.lot('M2')}/labels?count=1000")
     assert response.status_code == 400 and "count" in response.get_data(as_text=True)
+
+
+def test_no_labels_for_a_lot_the_recall_reached(world: Any, client: FlaskClient, login: Any) -> None:
+    """M1 was made from the recalled farm lot F1: the recall reached it on chain, so no new shelf labels."""
+    login(client, "distributor")
+    response = client.get(f"/lots/{world.lot('M1')}/labels?count=4", headers={"Accept": "application/json"})
+    assert response.status_code == 409 and response.get_json()["error"] == "lot_recalled"
+    page = client.get(f"/lots/{world.lot('M1')}/labels?count=4").get_data(as_text=True)
+    assert 'class="label"' not in page and "recalled" in page
 
 
 def test_print_stylesheet_lays_labels_out_for_paper(public: FlaskClient) -> None:

@@ -198,3 +198,166 @@ def test_consumer_page_reads_the_store_only_never_the_chain(
         assert public.get(_url(world, key)).status_code == 200
         assert public.get(_url(world, key), headers={"Accept": "application/json"}).status_code == 200
         assert public.get(_url(world, key) + "/qr.png").status_code == 200
+
+
+# ------------------------------------------------------------------ state checked, not only hashes
+
+
+def _sql(world: Any, statement: str, **params: Any) -> None:
+    from sqlalchemy import text
+
+    with world.runtime.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def _org(ctx: Any, world: Any, key: str) -> Any:
+    from supply_chain.store.models import Organisation
+
+    return ctx.session.get(Organisation, world.org_ids[key])
+
+
+def _harvest(ctx: Any, world: Any, code: str) -> Any:
+    from supply_chain.domain.kinds import EventKind
+    from supply_chain.services import lots
+
+    return lots.create_lot(
+        ctx,
+        _org(ctx, world, "producer"),
+        world.gtins["lettuce"],
+        code,
+        EventKind.HARVESTING,
+        {"location_gln": world.sites["producer"], "harvest_date": "2026-11-01", "commodity": "lettuce"},
+        "10",
+        "kg",
+    )
+
+
+def _verify(world: Any, *lot_ids: int) -> list[Any]:
+    from supply_chain.services.verify import verify_lot
+    from supply_chain.store.models import Lot
+
+    with world.runtime.ctx() as ctx:
+        return [verify_lot(ctx, ctx.session.get(Lot, pk)) for pk in lot_ids]
+
+
+def _page(public: FlaskClient, gtin: str, code: str) -> tuple[str, dict[str, Any]]:
+    path = f"/01/{gtin}/10/{quote(code, safe='')}"
+    html = public.get(path).get_data(as_text=True)
+    data = public.get(path, headers={"Accept": "application/json"}).json
+    return html, data
+
+
+def test_recall_stays_on_the_page_after_sql_reactivates_the_lot_and_deletes_its_recall_row(
+    public: FlaskClient, world: Any
+) -> None:
+    from supply_chain.services import lots
+
+    with world.runtime.ctx() as ctx:
+        lot = _harvest(ctx, world, "RSQL-1")
+        lots.recall(ctx, _org(ctx, world, "regulator"), lot, "Salmonella", "I", "Throw it away.", "2026-11-08")
+        pk, gtin = lot.id, lot.gtin
+    assert _verify(world, pk)[0].state == "verified"
+    html, data = _page(public, gtin, "RSQL-1")
+    assert "Verified journey" in html and "Salmonella" in html and data["lot"]["status"] == "recalled"
+
+    _sql(world, "UPDATE lots SET status = 'active' WHERE id = :pk", pk=pk)
+    _sql(world, "DELETE FROM recalls WHERE lot_id = :pk", pk=pk)
+    (result,) = _verify(world, pk)
+    assert result.state == "tampered"
+    assert "stored status 'active' differs from the chain's 'recalled'" in result.detail
+    assert "('Salmonella') is missing from the stored recalls" in result.detail
+
+    html, data = _page(public, gtin, "RSQL-1")
+    assert html.index('class="recall-banner"') < html.index("<h1>")
+    assert "Class I recall of 2026-11-08:</strong> Salmonella" in html and "Throw it away." in html
+    assert "Verified journey" not in html and "Warning: this record was altered" in html
+    assert data["state"] == "tampered"
+    assert [(r["reason"], r["recall_class"], r["this_lot"]) for r in data["recalls"]] == [("Salmonella", "I", True)]
+
+
+def test_recall_reaching_a_derived_lot_names_its_source_and_survives_a_deleted_lineage_row(
+    public: FlaskClient, world: Any
+) -> None:
+    from supply_chain.services import lots
+    from supply_chain.services.lots import NewLot
+
+    with world.runtime.ctx() as ctx:
+        farm_lot = _harvest(ctx, world, "RSRC-1")
+        offer = {
+            "from_gln": world.sites["producer"],
+            "to_gln": world.sites["processor"],
+            "reference_document_type": "bill of lading",
+            "reference_document_number": "BOL-9",
+        }
+        processor = _org(ctx, world, "processor")
+        lots.offer_custody(ctx, _org(ctx, world, "producer"), farm_lot, processor, offer | {"ship_date": "2026-11-03"})
+        lots.accept_custody(ctx, processor, farm_lot, offer | {"receive_date": "2026-11-04"})
+        (mix,) = lots.transform(
+            ctx,
+            processor,
+            [NewLot(world.gtins["mix"], "RMIX-1", "5", "kg", [(farm_lot, "5")])],
+            world.sites["processor"],
+            "2026-11-05",
+        )
+        lots.recall(ctx, _org(ctx, world, "regulator"), farm_lot, "E. coli O157:H7", "I", "Do not eat.", "2026-11-09")
+        ids, gtin = (farm_lot.id, mix.id), mix.gtin
+    assert [r.state for r in _verify(world, *ids)] == ["verified", "verified"]
+
+    html, data = _page(public, gtin, "RMIX-1")
+    assert "Verified journey" in html
+    assert "made from Test lettuce lot <strong>RSRC-1</strong>, which has been recalled." in html
+    assert "This lot is recalled with it (via lot RSRC-1)." in html
+    (row,) = data["recalls"]  # its own recall event and the source's are one recall, shown once
+    assert row["via"]["lot_code"] == "RSRC-1" and row["this_lot_recalled"] and not row["this_lot"]
+    assert row["reason"] == "E. coli O157:H7" and row["issued_by"] == "Test Regulator"
+
+    _sql(world, "DELETE FROM lot_inputs WHERE output_lot_id = :pk", pk=ids[1])
+    (result,) = _verify(world, ids[1])
+    assert result.state == "tampered" and "stored input lots [] differ from the chain's [" in result.detail
+    html, data = _page(public, gtin, "RMIX-1")
+    assert "Verified journey" not in html and "Warning: this record was altered" in html
+    assert "E. coli O157:H7" in html and "via lot RSRC-1" in html  # from the lot's own anchored recall event
+    assert [r["via"]["lot_code"] for r in data["recalls"]] == ["RSRC-1"] and data["state"] == "tampered"
+
+
+def test_hold_stays_on_the_page_after_sql_reactivates_the_lot(public: FlaskClient, world: Any) -> None:
+    from supply_chain.services import lots
+
+    with world.runtime.ctx() as ctx:
+        lot = _harvest(ctx, world, "HSQL-1")
+        lots.hold(ctx, _org(ctx, world, "inspector"), lot, "suspected contamination", "2026-11-10")
+        pk, gtin = lot.id, lot.gtin
+    assert _verify(world, pk)[0].state == "verified"
+    _sql(world, "UPDATE lots SET status = 'active' WHERE id = :pk", pk=pk)
+    (result,) = _verify(world, pk)
+    assert result.state == "tampered" and "stored status 'active' differs from the chain's 'held'" in result.detail
+    html, data = _page(public, gtin, "HSQL-1")
+    assert 'class="hold-notice"' in html and "On hold since 2026-11-10" in html
+    assert data["hold"]["since"] == "2026-11-10"
+    assert "Verified journey" not in html and data["state"] == "tampered"
+
+
+def test_pages_say_how_long_ago_the_record_was_checked(
+    public: FlaskClient, world: Any, make_app: Any, login: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    with world.runtime.ctx() as ctx:
+        lot = _harvest(ctx, world, "AGE-1")
+        pk, gtin = lot.id, lot.gtin
+    _verify(world, pk)
+    html, data = _page(public, gtin, "AGE-1")
+    assert data["verified_ago"] == "checked just now" and "Last checked just now" in html
+
+    checked = datetime.now(UTC) - timedelta(hours=2, minutes=5)
+    _sql(world, "UPDATE events SET confirmed_at = :at WHERE lot_id = :pk", at=checked - timedelta(hours=1), pk=pk)
+    _sql(world, "UPDATE lots SET verified_at = :at WHERE id = :pk", at=checked, pk=pk)
+    html, data = _page(public, gtin, "AGE-1")
+    assert data["state"] == "verified" and data["verified_ago"] == "checked 2 hours ago"
+    assert datetime.fromisoformat(data["verified_at"]) == checked
+    assert "Last checked 2 hours ago" in html
+    participant = login(make_app().test_client(), "producer").get(f"/lots/{pk}").get_data(as_text=True)
+    assert "(checked 2 hours ago)" in participant
+
+    _, unchecked = _page(public, *world.labels["P1"])
+    assert unchecked["state"] == "pending" and unchecked["verified_at"] is None and unchecked["verified_ago"] is None

@@ -1,0 +1,47 @@
+"""Invariants through the REST API: shipping more than the lot holds and harvesting at another
+organisation's site answer 400 with the field and the rule's code, and nothing is written."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from supply_chain.store.models import Event, Lot
+from tests.api.conftest import harvest_body, new_code, ship_body
+
+
+def _counts(runtime) -> tuple[int, int, int]:  # noqa: ANN001
+    with runtime.ctx() as ctx:
+        s = ctx.session
+        return (
+            s.scalar(select(func.count()).select_from(Lot)),
+            s.scalar(select(func.count()).select_from(Event)),
+            ctx.ledger.block_number(),
+        )
+
+
+def test_shipping_5000_kg_from_a_50_kg_lot_is_refused(as_role, network, api_runtime) -> None:
+    producer, processor = network["producer"], network["processor"]
+    code = new_code("INV")
+    assert as_role("producer")("POST", "/lots", json=harvest_body(producer, code, "50")).status_code == 201
+    before = _counts(api_runtime)
+    body = ship_body(producer, processor)
+    body["payload"] |= {"quantity": "5000", "unit": "kg"}
+    response = as_role("producer")("POST", f"/lots/{producer.gtin}/{code}/shipments", json=body)
+    assert response.status_code == 400
+    error = response.get_json()
+    assert error["error"] == "quantity_exceeds_on_hand" and error["field"] == "payload.quantity"
+    assert "50 kg" in error["message"]
+    assert _counts(api_runtime) == before
+
+
+def test_harvest_at_another_organisations_site_is_refused(as_role, network, api_runtime) -> None:
+    producer = network["producer"]
+    before = _counts(api_runtime)
+    body = harvest_body(producer, new_code("INV"))
+    body["payload"]["location_gln"] = network["processor"].gln
+    response = as_role("producer")("POST", "/lots", json=body)
+    assert response.status_code == 400
+    error = response.get_json()
+    assert error["error"] == "not_own_site" and error["field"] == "payload.location_gln"
+    assert "API Processor" in error["message"]
+    assert _counts(api_runtime) == before

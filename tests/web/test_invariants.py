@@ -1,0 +1,85 @@
+"""Invariants through the dashboard forms: shipping more than the lot holds and harvesting at another
+organisation's site are refused with the field named, and nothing is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from supply_chain.store.models import Lot
+
+
+@pytest.fixture
+def signed_in(app: Flask, login: Any) -> Any:
+    return lambda role: login(app.test_client(), role)
+
+
+def _post(client: Any, csrf: Any, path: str, data: dict[str, Any], **kwargs: Any) -> Any:
+    return client.post(path, data=data | {"csrf_token": csrf(client)}, **kwargs)
+
+
+def _harvest_form(world: Any, code: str, **changes: str) -> dict[str, str]:
+    return {
+        "kind": "harvesting",
+        "gtin": world.gtins["lettuce"],
+        "lot_code": code,
+        "kde.location_gln": world.sites["producer"],
+        "kde.harvest_date": "2026-11-10",
+        "kde.commodity": "lettuce",
+        "kde.quantity": "50",
+        "kde.unit": "kg",
+    } | changes
+
+
+def _ship_form(world: Any, quantity: str) -> dict[str, str]:
+    return {
+        "to": str(world.org_ids["processor"]),
+        "kde.from_gln": world.sites["producer"],
+        "kde.to_gln": world.sites["processor"],
+        "kde.ship_date": "2026-11-11",
+        "kde.quantity": quantity,
+        "kde.unit": "kg",
+        "kde.reference_document_type": "bill of lading",
+        "kde.reference_document_number": "B-50",
+    }
+
+
+def test_shipping_5000_kg_from_a_50_kg_lot_is_refused(world: Any, signed_in: Any, csrf: Any, counts: Any) -> None:
+    farm = signed_in("producer")
+    assert _post(farm, csrf, "/lots/new", _harvest_form(world, "INV-50")).status_code == 302
+    with world.runtime.ctx() as ctx:
+        pk = ctx.session.scalars(select(Lot.id).where(Lot.lot_code == "INV-50")).one()
+    before = counts()
+    page = _post(farm, csrf, f"/lots/{pk}/ship", _ship_form(world, "5000"))
+    text = page.get_data(as_text=True)
+    assert page.status_code == 400, text[:500]
+    assert "(payload.quantity)" in text and "only 50 kg on hand" in text
+    as_json = _post(farm, csrf, f"/lots/{pk}/ship", _ship_form(world, "5000"), headers={"Accept": "application/json"})
+    assert as_json.status_code == 400
+    assert as_json.json["error"] == "quantity_exceeds_on_hand" and as_json.json["field"] == "payload.quantity"
+    assert counts() == before
+
+
+def test_harvest_at_another_organisations_site_is_refused(world: Any, signed_in: Any, csrf: Any, counts: Any) -> None:
+    farm = signed_in("producer")
+    before = counts()
+    form = _harvest_form(world, "INV-AWAY", **{"kde.location_gln": world.sites["other"]})
+    page = _post(farm, csrf, "/lots/new", form)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 400, text[:500]
+    assert "(payload.location_gln)" in text and "Other Farm" in text
+    as_json = _post(farm, csrf, "/lots/new", form, headers={"Accept": "application/json"})
+    assert as_json.json["error"] == "not_own_site" and as_json.json["field"] == "payload.location_gln"
+    assert counts() == before
+
+
+def test_empty_commodity_comes_from_the_product(world: Any, signed_in: Any, csrf: Any) -> None:
+    farm = signed_in("producer")
+    response = _post(farm, csrf, "/lots/new", _harvest_form(world, "INV-COMM", **{"kde.commodity": ""}))
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    with world.runtime.ctx() as ctx:
+        lot = ctx.session.scalars(select(Lot).where(Lot.lot_code == "INV-COMM")).one()
+        assert lot.events[0].payload["commodity"] == "Test lettuce"
