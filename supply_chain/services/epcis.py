@@ -1273,9 +1273,10 @@ class _Writer:
     """Builds the store rows and contract calls of planned writes; sends them in as few transactions as
     the gas limit allows (one multicall per ``MAX_CALLS_PER_TRANSACTION`` calls)."""
 
-    def __init__(self, ctx: Ctx, org: Organisation) -> None:
+    def __init__(self, ctx: Ctx, org: Organisation, *, send: bool = True) -> None:
         self.ctx = ctx
         self.org = org
+        self.send = send  # False: build the rows and calls only (a rehearsal, rolled back by the caller)
         self.calls: list[tuple[str, list[Any]]] = []
         self.events: list[Event] = []
         self.transactions: list[str] = []
@@ -1293,7 +1294,9 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        if self.calls:
+        if not self.send:
+            self.calls, self.events = [], []
+        elif self.calls:
             result = execute(self.ctx, self.org, self.calls, self.events)
             self.transactions.append(result.tx_hash)
             self.calls, self.events = [], []
@@ -1372,6 +1375,26 @@ def _instant(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
 
+def _rehearse(ctx: Ctx, org: Organisation, plans: list[_Write], results: list[EventResult]) -> None:
+    """Build every row of the planned writes inside a savepoint, then roll it back: the invariants that need
+    the rows (quantities on hand, sites, dates; ``lots._event``) are asked of every event before the first
+    transaction is sent, so a refusal in a later batch can never leave earlier batches written. The first
+    refused event is marked rejected in ``results``."""
+    writer = _Writer(ctx, org, send=False)
+    savepoint = ctx.session.begin_nested()
+    try:
+        for plan in plans:
+            try:
+                writer.write(plan)
+            except LotlineError as exc:
+                result = results[plan.index]
+                result.status, result.code, result.reason = "rejected", exc.code, exc.message
+                result.field = exc.field or f"epcisBody.eventList[{plan.index}]"
+                break  # later writes may build on this one's rows
+    finally:
+        savepoint.rollback()
+
+
 def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
     """Capture an EPCIS 2.0 document for ``org``: validate, map and check every event, then record them.
 
@@ -1396,6 +1419,8 @@ def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
         except LotlineError as exc:
             result.status, result.code, result.reason = "rejected", exc.code, exc.message
             result.field = exc.field or f"epcisBody.eventList[{index}]"
+    if not [r for r in results if r.status in ("rejected", "unsupported")]:
+        _rehearse(ctx, org, plans, results)
     bad = [r for r in results if r.status in ("rejected", "unsupported")]
     if bad:
         first = bad[0]

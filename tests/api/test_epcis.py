@@ -258,6 +258,50 @@ def test_invalid_event_rejects_the_whole_document_and_nothing_is_written(client,
         assert ctx.session.scalars(select(Lot).where(Lot.lot_code == good)).first() is None
 
 
+def test_an_event_refused_by_the_invariants_past_the_first_batch_leaves_nothing_written(
+    client, api_runtime, network
+) -> None:
+    """45 new lots (two transactions' worth) then one of them shipped in a quantity it does not hold: the
+    refusal is found before the first transaction is sent, so the first 40 lots are not written either."""
+    producer, processor = network["producer"], network["processor"]
+    codes = [new_code("B") for _ in range(45)]
+    creations = [
+        {
+            "type": "ObjectEvent",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "eventTime": "2025-06-01T08:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "quantityList": [{"epcClass": _dl(producer.gtin, code), "quantity": 10, "uom": "KGM"}],
+        }
+        for code in codes
+    ]
+    too_much = {
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "bizStep": "shipping",
+        "eventTime": "2025-06-02T08:00:00Z",
+        "eventTimeZoneOffset": "+00:00",
+        "readPoint": _loc(producer.gln),
+        "quantityList": [{"epcClass": _dl(producer.gtin, codes[-1]), "quantity": 500, "uom": "KGM"}],
+        "sourceList": [{"type": "location", "source": f"https://id.gs1.org/414/{producer.gln}"}],
+        "destinationList": [{"type": "location", "destination": f"https://id.gs1.org/414/{processor.gln}"}],
+        "bizTransactionList": [{"type": "bol", "bizTransaction": "urn:epcglobal:cbv:bt:0700001000019:BOL-B"}],
+    }
+    before = _count_events(api_runtime)
+    with api_runtime.ctx() as ctx:
+        block = ctx.ledger.block_number()
+    response = _capture(client, producer, _doc(*creations, too_much))
+    assert response.status_code == 422, response.get_json()
+    refused = response.get_json()["events"][45]
+    assert refused["status"] == "rejected" and refused["code"] == "quantity_exceeds_on_hand", refused
+    assert _count_events(api_runtime) == before
+    with api_runtime.ctx() as ctx:
+        assert ctx.ledger.block_number() == block
+        assert ctx.session.scalars(select(Lot).where(Lot.lot_code.in_(codes))).first() is None
+
+
 def test_capture_needs_a_write_token(client, network) -> None:
     response = client.post("/api/v1/epcis/capture", json=_doc(), headers=network["producer"].headers("read"))
     assert response.status_code == 403
