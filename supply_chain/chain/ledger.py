@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 from eth_abi import decode as abi_decode
@@ -58,6 +58,71 @@ def role_id(name: str) -> bytes:
 
 
 ROLE_BY_ID = {role_id(name): name for name in ROLE_NAMES}
+
+class Call(NamedTuple):
+    """One LotLedger call, not yet sent: the function and its ABI arguments. The services plan their writes as
+    rows plus calls built here (never as hand-written tuples) and `writes.execute` sends them in one
+    transaction (several are batched with multicall)."""
+
+    function: str
+    args: list[Any]
+
+    @staticmethod
+    def create_lot(
+        gtin14: str, lot_code: str, inputs: Sequence[str | bytes], kind: EventKind, data_hash: str | bytes
+    ) -> Call:
+        return Call("createLot", [gtin14, lot_code, [_b32(i) for i in inputs], int(kind), _b32(data_hash)])
+
+    @staticmethod
+    def record_events(lot_id: str | bytes, kinds: Sequence[EventKind], data_hashes: Sequence[str | bytes]) -> Call:
+        """`recordEvent` for one event, `recordEvents` for several (in order)."""
+        if len(kinds) == 1:
+            return Call("recordEvent", [_b32(lot_id), int(kinds[0]), _b32(data_hashes[0])])
+        return Call("recordEvents", [_b32(lot_id), [int(k) for k in kinds], [_b32(h) for h in data_hashes]])
+
+    @staticmethod
+    def offer_custody(lot_id: str | bytes, to: str, data_hash: str | bytes) -> Call:
+        return Call("offerCustody", [_b32(lot_id), to_checksum_address(to), _b32(data_hash)])
+
+    @staticmethod
+    def on_lot(function: str, lot_id: str | bytes, data_hash: str | bytes) -> Call:
+        """The calls that take a lot and a data hash alone: acceptCustody, rejectCustody, cancelCustodyOffer,
+        hold, release, recall, close."""
+        if function not in _LOT_AND_HASH:
+            raise ValueError(f"{function} does not take (lotId, dataHash)")
+        return Call(function, [_b32(lot_id), _b32(data_hash)])
+
+    @staticmethod
+    def inspect(lot_id: str | bytes, outcome: InspectionOutcome, data_hash: str | bytes) -> Call:
+        return Call("inspect", [_b32(lot_id), int(outcome), _b32(data_hash)])
+
+    @staticmethod
+    def anchor_readings(lot_id: str | bytes, merkle_root: str | bytes, count: int, data_hash: str | bytes) -> Call:
+        return Call("anchorReadings", [_b32(lot_id), _b32(merkle_root), int(count), _b32(data_hash)])
+
+    @staticmethod
+    def recall_derived(
+        source_id: str | bytes, lot_ids: Sequence[str | bytes], data_hashes: Sequence[str | bytes]
+    ) -> Call:
+        return Call("recallDerived", [_b32(source_id), [_b32(i) for i in lot_ids], [_b32(h) for h in data_hashes]])
+
+    @staticmethod
+    def grant_role(role: str, account: str) -> Call:
+        return Call("grantRole", [role_id(role), to_checksum_address(account)])
+
+    @staticmethod
+    def revoke_role(role: str, account: str) -> Call:
+        return Call("revokeRole", [role_id(role), to_checksum_address(account)])
+
+    @staticmethod
+    def register_company_prefix(prefix: str, owner: str) -> Call:
+        return Call("registerCompanyPrefix", [prefix, to_checksum_address(owner)])
+
+
+_LOT_AND_HASH = frozenset(
+    {"acceptCustody", "rejectCustody", "cancelCustodyOffer", "hold", "release", "recall", "close"}
+)
+
 
 @dataclass(frozen=True)
 class ChainLot:
@@ -373,13 +438,13 @@ class Ledger:
     def args_create_lot(
         gtin14: str, lot_code: str, inputs: Sequence[str | bytes], kind: EventKind, data_hash: str | bytes
     ) -> list[Any]:
-        return [gtin14, lot_code, [_b32(i) for i in inputs], int(kind), _b32(data_hash)]
+        return Call.create_lot(gtin14, lot_code, inputs, kind, data_hash).args
 
     @staticmethod
     def args_recall_derived(
         source_id: str | bytes, lot_ids: Sequence[str | bytes], data_hashes: Sequence[str | bytes]
     ) -> list[Any]:
-        return [_b32(source_id), [_b32(i) for i in lot_ids], [_b32(h) for h in data_hashes]]
+        return Call.recall_derived(source_id, lot_ids, data_hashes).args
 
     def recall_derived(
         self,

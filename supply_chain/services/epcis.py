@@ -34,11 +34,11 @@ from urllib.parse import quote, unquote, urlsplit
 import jsonschema
 from sqlalchemy import select
 
-from supply_chain.chain.ledger import Ledger
+from supply_chain.chain.ledger import Call
 from supply_chain.domain import policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.events import Visibility, event_date, kind_spec, validate_payload, visible_view
-from supply_chain.domain.hashing import bytes32, hex32, merkle_root, payload_hash
+from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
 from supply_chain.domain.identifiers import (
     digital_link,
     gs1_check_digit,
@@ -1306,29 +1306,28 @@ class _Writer:
 
     def _create(self, w: _Write) -> None:
         assert w.key is not None
-        lot, _ = lot_service._plan_lot(self.ctx, self.org, lot_service.NewLot(w.key[0], w.key[1], w.quantity, w.unit))
-        event = lot_service._event(self.ctx, lot, self.org, w.kind, w.payload)
-        lot_service._set_origin(self.ctx, lot, w.kind, event.payload)
-        call = Ledger.args_create_lot(lot.gtin, lot.lot_code, [], w.kind, event.payload_hash)
-        self._add(w.index, event, ("createLot", call))
+        lot, _ = lot_service.plan_lot(self.ctx, self.org, lot_service.NewLot(w.key[0], w.key[1], w.quantity, w.unit))
+        event = lot_service.plan_event(self.ctx, lot, self.org, w.kind, w.payload)
+        lot_service.set_origin(self.ctx, lot, w.kind, event.payload)
+        self._add(w.index, event, Call.create_lot(lot.gtin, lot.lot_code, [], w.kind, event.payload_hash))
 
     def _record(self, w: _Write) -> None:
         assert w.key is not None
         lot = self.lot(w.key)
-        event = lot_service._event(self.ctx, lot, self.org, w.kind, w.payload)
-        self._add(w.index, event, ("recordEvent", [_b(lot.lot_id), int(w.kind), _b(event.payload_hash)]))
+        event = lot_service.plan_event(self.ctx, lot, self.org, w.kind, w.payload)
+        self._add(w.index, event, Call.record_events(lot.lot_id, [w.kind], [event.payload_hash]))
 
     def _offer(self, w: _Write) -> None:
         assert w.key is not None and w.to is not None
         lot = self.lot(w.key)
-        event = lot_service._event(self.ctx, lot, self.org, EventKind.SHIPPING, w.payload, recipient=w.to)
-        self._add(w.index, event, ("offerCustody", [_b(lot.lot_id), w.to.chain_address, _b(event.payload_hash)]))
+        event = lot_service.plan_event(self.ctx, lot, self.org, EventKind.SHIPPING, w.payload, recipient=w.to)
+        self._add(w.index, event, Call.offer_custody(lot.lot_id, w.to.chain_address, event.payload_hash))
 
     def _accept(self, w: _Write) -> None:
         assert w.key is not None
         lot = self.lot(w.key)
-        event = lot_service._event(self.ctx, lot, self.org, EventKind.RECEIVING, w.payload)
-        self._add(w.index, event, ("acceptCustody", [_b(lot.lot_id), _b(event.payload_hash)]))
+        event = lot_service.plan_event(self.ctx, lot, self.org, EventKind.RECEIVING, w.payload)
+        self._add(w.index, event, Call.on_lot("acceptCustody", lot.lot_id, event.payload_hash))
 
     def _transform(self, w: _Write) -> None:
         batch = uuid.uuid4().hex
@@ -1336,10 +1335,10 @@ class _Writer:
             self.flush()  # the outputs of one transformation go in one transaction
         for output in w.outputs:
             key = output["key"]
-            lot, _ = lot_service._plan_lot(
+            lot, _ = lot_service.plan_lot(
                 self.ctx, self.org, lot_service.NewLot(key[0], key[1], output["quantity"], output["unit"])
             )
-            event = lot_service._event(
+            event = lot_service.plan_event(
                 self.ctx, lot, self.org, EventKind.TRANSFORMATION, output["payload"], batch_id=batch
             )
             inputs = []
@@ -1352,12 +1351,7 @@ class _Writer:
             self._add(
                 w.index,
                 event,
-                (
-                    "createLot",
-                    Ledger.args_create_lot(
-                        lot.gtin, lot.lot_code, inputs, EventKind.TRANSFORMATION, event.payload_hash
-                    ),
-                ),
+                Call.create_lot(lot.gtin, lot.lot_code, inputs, EventKind.TRANSFORMATION, event.payload_hash),
             )
 
     def _anchor(self, w: _Write) -> None:
@@ -1366,9 +1360,6 @@ class _Writer:
         rows = sorted(w.readings, key=lambda r: r["taken_at"])
         event, call = lot_service.plan_sensor_batch(self.ctx, self.org, lot, rows, w.payload)
         self._add(w.index, event, call)
-
-
-_b = bytes32
 
 
 def _instant(iso: str) -> datetime:

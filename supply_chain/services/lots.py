@@ -1,8 +1,10 @@
 """Lot use cases: create, record events, transform, custody, inspections, holds, recalls, close, sensors.
 
-Each function checks the rule in the store first (a clear 403/409 before any transaction is tried), builds
-the event rows with their validated payloads, then hands them to `writes.execute`, which gets the chain's
-own check, the pending/confirm bookkeeping and the error decoding.
+Each use case is shaped route -> plan -> execute: it asks the rulebook (`check`, from `domain/policy.py`) for a
+clear 403/409 before any transaction is tried, plans the rows (`plan_lot`, `plan_event`: payload validated,
+invariants from `domain/invariants.py` checked against the record) and the typed contract calls
+(`chain.ledger.Call`), then hands both to `writes.execute`, which gets the chain's own check, the
+pending/confirm bookkeeping and the error decoding. EPCIS capture plans with the same public functions.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import exists, select
 
-from supply_chain.chain.ledger import Ledger
+from supply_chain.chain.ledger import Call
 from supply_chain.domain import invariants, policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from supply_chain.domain.events import (
@@ -30,7 +32,7 @@ from supply_chain.domain.events import (
     parse_when,
     validate_payload,
 )
-from supply_chain.domain.hashing import bytes32, hex32, merkle_root, payload_hash
+from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
 from supply_chain.domain.identifiers import lot_id as compute_lot_id
 from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
@@ -123,7 +125,7 @@ def _check_glns(ctx: Ctx, payload: Mapping[str, Any]) -> None:
             location_by_gln(ctx, value, field=f"payload.{key}")
 
 
-def _event(
+def plan_event(
     ctx: Ctx,
     lot: Lot,
     actor: Organisation,
@@ -250,7 +252,7 @@ class NewLot:
     inputs: Sequence[tuple[Lot, Any]] = ()  # (input lot, quantity consumed, in the input lot's unit)
 
 
-def _plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> tuple[Lot, Product]:
+def plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> tuple[Lot, Product]:
     gtin14 = parse_gtin(spec.gtin)
     code = parse_lot_code(spec.lot_code)
     quantity = parse_quantity(spec.quantity, field=f"{field}quantity")
@@ -310,20 +312,15 @@ def create_lot(
             "to make a lot from other lots)",
             field="kind",
         )
-    lot, _ = _plan_lot(ctx, actor, NewLot(gtin, lot_code, quantity, unit))
-    event = _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
-    _set_origin(ctx, lot, kind, event.payload)
+    lot, _ = plan_lot(ctx, actor, NewLot(gtin, lot_code, quantity, unit))
+    event = plan_event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
+    set_origin(ctx, lot, kind, event.payload)
     ctx.session.flush()
-    execute(
-        ctx,
-        actor,
-        [("createLot", Ledger.args_create_lot(lot.gtin, lot.lot_code, [], kind, event.payload_hash))],
-        [event],
-    )
+    execute(ctx, actor, [Call.create_lot(lot.gtin, lot.lot_code, [], kind, event.payload_hash)], [event])
     return lot
 
 
-def _set_origin(ctx: Ctx, lot: Lot, kind: EventKind, payload: Mapping[str, Any]) -> None:
+def set_origin(ctx: Ctx, lot: Lot, kind: EventKind, payload: Mapping[str, Any]) -> None:
     gln = (
         payload.get("location_gln")
         if kind is not EventKind.INITIAL_PACKING
@@ -366,7 +363,7 @@ def transform(
     batch = uuid.uuid4().hex
     lots, events, calls = [], [], []
     for i, out in enumerate(outputs):
-        lot, _ = _plan_lot(ctx, actor, out, field=f"outputs[{i}].")
+        lot, _ = plan_lot(ctx, actor, out, field=f"outputs[{i}].")
         payload = dict(extra or {}) | {
             "location_gln": location_gln,
             "transformation_date": transformation_date,
@@ -382,26 +379,16 @@ def transform(
                 for il, q in out.inputs
             ],
         }
-        event = _event(ctx, lot, actor, EventKind.TRANSFORMATION, payload, batch_id=batch)
-        _set_origin(ctx, lot, EventKind.TRANSFORMATION, {})
+        event = plan_event(ctx, lot, actor, EventKind.TRANSFORMATION, payload, batch_id=batch)
+        set_origin(ctx, lot, EventKind.TRANSFORMATION, {})
         for il, q in out.inputs:
             amount = parse_quantity(q)
             ctx.session.add(LotInput(output_lot=lot, input_lot=il, quantity=amount, unit=il.unit))
             il.quantity -= amount
         lots.append(lot)
         events.append(event)
-        calls.append(
-            (
-                "createLot",
-                Ledger.args_create_lot(
-                    lot.gtin,
-                    lot.lot_code,
-                    [il.lot_id for il, _ in out.inputs],
-                    EventKind.TRANSFORMATION,
-                    event.payload_hash,
-                ),
-            )
-        )
+        inputs = [il.lot_id for il, _ in out.inputs]
+        calls.append(Call.create_lot(lot.gtin, lot.lot_code, inputs, EventKind.TRANSFORMATION, event.payload_hash))
     ctx.session.flush()
     execute(ctx, actor, calls, events)
     return lots
@@ -445,7 +432,7 @@ def record_events(
                 field="kind" if len(items) == 1 else f"events[{i}].kind",
             )
         events.append(
-            _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key) if i == 0 else None)
+            plan_event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key) if i == 0 else None)
         )
     for event in events:
         if event.kind is EventKind.INITIAL_PACKING and lot.pack_date is None:
@@ -453,29 +440,9 @@ def record_events(
         if event.kind is EventKind.HARVESTING and lot.harvest_date is None:
             lot.harvest_date = date.fromisoformat(str(event.payload["harvest_date"])[:10])
     ctx.session.flush()
-    if len(events) == 1:
-        calls = [
-            (
-                "recordEvent",
-                [_b(lot.lot_id), int(events[0].kind), _b(events[0].payload_hash)],
-            )
-        ]
-    else:
-        calls = [
-            (
-                "recordEvents",
-                [
-                    _b(lot.lot_id),
-                    [int(e.kind) for e in events],
-                    [_b(e.payload_hash) for e in events],
-                ],
-            )
-        ]
-    execute(ctx, actor, calls, events)
+    call = Call.record_events(lot.lot_id, [e.kind for e in events], [e.payload_hash for e in events])
+    execute(ctx, actor, [call], events)
     return events
-
-
-_b = bytes32  # stored 0x hex (lot ids, payload hashes) -> the bytes32 the contract takes
 
 
 def _simple(
@@ -485,12 +452,12 @@ def _simple(
     kind: EventKind,
     payload: Mapping[str, Any],
     function: str,
-    extra_args: Sequence[Any] = (),
     idempotency_key: str | None = None,
 ) -> Event:
-    event = _event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
+    """Plan the event, then send the contract call that takes (lotId, dataHash) alone."""
+    event = plan_event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key))
     ctx.session.flush()
-    execute(ctx, actor, [(function, [_b(lot.lot_id), *extra_args, _b(event.payload_hash)])], [event])
+    execute(ctx, actor, [Call.on_lot(function, lot.lot_id, event.payload_hash)], [event])
     return event
 
 
@@ -515,11 +482,11 @@ def offer_custody(
             field="to",
             code="recipient_cannot_receive",
         )
-    event = _event(
+    event = plan_event(
         ctx, lot, actor, EventKind.SHIPPING, payload, idempotency_key=_key(actor, idempotency_key), recipient=to
     )
     ctx.session.flush()
-    execute(ctx, actor, [("offerCustody", [_b(lot.lot_id), to.chain_address, _b(event.payload_hash)])], [event])
+    execute(ctx, actor, [Call.offer_custody(lot.lot_id, to.chain_address, event.payload_hash)], [event])
     return event
 
 
@@ -595,7 +562,7 @@ def inspect(
         sha, path = store_document(ctx, filename, content_type, content)
         payload["certificate_sha256"] = sha
         stored = (filename, content_type, len(content), sha, path)
-    event = _event(ctx, lot, actor, EventKind.INSPECTION, payload)
+    event = plan_event(ctx, lot, actor, EventKind.INSPECTION, payload)
     inspection = Inspection(event=event, lot=lot, inspector_org_id=actor.id, outcome=result.name.lower(), notes=notes)
     ctx.session.add(inspection)
     if stored:
@@ -613,7 +580,7 @@ def inspect(
             )
         )
     ctx.session.flush()
-    execute(ctx, actor, [("inspect", [_b(lot.lot_id), int(result), _b(event.payload_hash)])], [event])
+    execute(ctx, actor, [Call.inspect(lot.lot_id, result, event.payload_hash)], [event])
     return event
 
 
@@ -654,7 +621,7 @@ def recall(
         "instructions": instructions,
         "contact": contact,
     }
-    event = _event(ctx, lot, actor, EventKind.RECALL, payload)
+    event = plan_event(ctx, lot, actor, EventKind.RECALL, payload)
     ctx.session.add(
         Recall(
             lot=lot,
@@ -669,7 +636,7 @@ def recall(
     ctx.session.flush()
     first = _unrecalled_descendants(ctx, lot)[: policy.MAX_RECALL_BATCH]
     events, call = _plan_derived(ctx, actor, lot, event.payload, first)
-    calls = [("recall", [_b(lot.lot_id), _b(event.payload_hash)])] + ([call] if call else [])
+    calls = [Call.on_lot("recall", lot.lot_id, event.payload_hash)] + ([call] if call else [])
     ctx.session.flush()
     execute(ctx, actor, calls, [event, *events])
     continue_recall(ctx, lot)
@@ -699,7 +666,7 @@ def _unrecalled_descendants(ctx: Ctx, source: Lot) -> list[Lot]:
 
 def _plan_derived(
     ctx: Ctx, actor: Organisation, source: Lot, source_payload: Mapping[str, Any], lots: Sequence[Lot]
-) -> tuple[list[Event], tuple[str, list[Any]] | None]:
+) -> tuple[list[Event], Call | None]:
     if not lots:
         return [], None
     fields = {
@@ -708,11 +675,8 @@ def _plan_derived(
         if source_payload.get(k)
     }
     fields |= {"source_gtin": source.gtin, "source_lot_code": source.lot_code}
-    events = [_event(ctx, lot, actor, EventKind.RECALL, fields) for lot in lots]
-    return events, (
-        "recallDerived",
-        Ledger.args_recall_derived(source.lot_id, [lot.lot_id for lot in lots], [e.payload_hash for e in events]),
-    )
+    events = [plan_event(ctx, lot, actor, EventKind.RECALL, fields) for lot in lots]
+    return events, Call.recall_derived(source.lot_id, [lot.lot_id for lot in lots], [e.payload_hash for e in events])
 
 
 def recall_progress(ctx: Ctx, source: Lot) -> dict[str, int]:
@@ -805,7 +769,7 @@ def plan_sensor_batch(
     """The rows of an anchoring (event, batch, readings) and its contract call, not yet sent: `rows` are
     validated readings in time order; their Merkle root is what the call anchors."""
     root = merkle_root([payload_hash(r) for r in rows])
-    event = _event(ctx, lot, actor, EventKind.SENSOR_ANCHOR, payload)
+    event = plan_event(ctx, lot, actor, EventKind.SENSOR_ANCHOR, payload)
     temps = [Decimal(r["temperature_c"]) for r in rows]
     batch = SensorBatch(
         lot=lot,
@@ -829,7 +793,7 @@ def plan_sensor_batch(
                 leaf_index=i,
             )
         )
-    return event, ("anchorReadings", [_b(lot.lot_id), root, len(rows), _b(event.payload_hash)])
+    return event, Call.anchor_readings(lot.lot_id, root, len(rows), event.payload_hash)
 
 
 def validate_reading(raw: Mapping[str, Any], index: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from supply_chain.chain.connect import fund
 from supply_chain.chain.keys import decrypt_account, encrypt_account, new_account
-from supply_chain.chain.ledger import ROLE_NAMES, Ledger, role_id
+from supply_chain.chain.ledger import ROLE_NAMES, Call, Ledger
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import gln_has_prefix, gtin_has_prefix, parse_gln, parse_gtin
 from supply_chain.domain.policy import CREATOR_ROLES, ONBOARDING_ROLES
@@ -114,10 +114,10 @@ def onboard(
     org, account = _new_org(ctx, name, roles, gs1_company_prefix)
     ledger = ctx.ledger
     fund(ctx.runtime.chain, account.address, FUNDING_WEI)
-    calls = [("grantRole", [role_id(r), account.address]) for r in org.roles]
+    calls = [Call.grant_role(r, account.address) for r in org.roles]
     if org.gs1_company_prefix:
         # Only this organisation may then create lots of GTINs under its prefix (LotLedger.createLot).
-        calls.append(("registerCompanyPrefix", [org.gs1_company_prefix, account.address]))
+        calls.append(Call.register_company_prefix(org.gs1_company_prefix, account.address))
     ledger.multicall(signer(ctx, admin), calls)
     ctx.session.add(org)
     ctx.session.flush()
@@ -147,8 +147,8 @@ def set_roles(ctx: Ctx, actor: Organisation, org: Organisation, roles: list[str]
 def _sync_roles(ctx: Ctx, admin: Organisation, org: Organisation, held: list[str], wanted: list[str]) -> None:
     """Grant and revoke on chain, in one transaction signed by `admin`, so that `org` goes from `held` to
     exactly `wanted`; then record `wanted` as its roles."""
-    calls = [("grantRole", [role_id(r), org.chain_address]) for r in wanted if r not in held]
-    calls += [("revokeRole", [role_id(r), org.chain_address]) for r in held if r not in wanted]
+    calls = [Call.grant_role(r, org.chain_address) for r in wanted if r not in held]
+    calls += [Call.revoke_role(r, org.chain_address) for r in held if r not in wanted]
     if calls:
         ctx.ledger.multicall(signer(ctx, admin), calls)
     if calls or list(org.roles) != list(wanted):
