@@ -274,7 +274,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "gtin": {"type": "string"},
             "lot_code": {"type": "string"},
-            "lot_id": {"type": "string", "description": "On-chain id: keccak256(gtin14 ‖ lot code)"},
+            "lot_id": {"type": "string", "description": "On-chain id: keccak256(abi.encode(gtin14, lot code))"},
             "digital_link": {"type": "string", "description": "GS1 Digital Link of the label's QR code"},
             "product": {
                 "type": "object",
@@ -282,6 +282,12 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "properties": {"gtin": {"type": "string"}, "name": {"type": "string"}},
             },
             "status": {"type": "string", "enum": list(LOT_STATUSES)},
+            "recalled_via": {
+                "type": ["object", "null"],
+                "description": "For a lot recalled because a lot it was made from was recalled: that lot",
+                "required": ["gtin", "lot_code"],
+                "properties": {"gtin": {"type": "string"}, "lot_code": {"type": "string"}},
+            },
             "quantity": {"type": "string", "description": "What is left after transformations"},
             "initial_quantity": {"type": "string"},
             "unit": {"type": "string"},

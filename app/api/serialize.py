@@ -62,6 +62,11 @@ def lot(item: Lot, base_url: str) -> dict[str, Any]:
         "digital_link": digital_link(base_url, item.gtin, item.lot_code),
         "product": {"gtin": item.product.gtin, "name": item.product.name},
         "status": item.status,
+        "recalled_via": (
+            {"gtin": item.recall_source.gtin, "lot_code": item.recall_source.lot_code}
+            if item.recall_source is not None and item.recall_source_id != item.id
+            else None
+        ),
         "quantity": format_quantity(item.quantity),
         "initial_quantity": format_quantity(item.initial_quantity),
         "unit": item.unit,

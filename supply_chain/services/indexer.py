@@ -94,8 +94,16 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
                     report.lots.add(lot.id)
             elif not done[key]:
                 _apply_state(lot, log, orgs)
+                if log.name == "LotRecalled":
+                    source_id = str(log.args["sourceId"]).lower()
+                    source = lot if source_id == lot.lot_id else _lot_by_chain_id(ctx, source_id)
+                    lot.recall_source_id = source.id if source is not None else None
         session.flush()
     return report
+
+
+def _lot_by_chain_id(ctx: Ctx, lot_id: str) -> Lot | None:
+    return ctx.session.scalars(select(Lot).where(Lot.lot_id == lot_id)).first()
 
 
 def _apply_recorded(ctx: Ctx, lot: Lot, log: ChainEvent, waiting: list[Event], orgs: dict[str, Organisation]) -> int:
@@ -303,6 +311,7 @@ def reindex(ctx: Ctx) -> SyncReport:
         lot.status = "pending"
         lot.custodian_org_id = lot.creator_org_id
         lot.pending_custodian_org_id = None
+        lot.recall_source_id = None
         lot.event_count = 0
         lot.head_hash = hex32(ZERO_HASH)
         lot.verification_state = None

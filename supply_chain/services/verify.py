@@ -260,7 +260,24 @@ def _state_findings(ctx: Ctx, lot: Lot, chain_lot: ChainLot) -> list[str]:
             f"stored input lots {names(list(stored_inputs), stored_inputs)} differ from the chain's "
             f"{names(chain_inputs, known)}"
         )
+    if chain_status is Status.RECALLED or lot.recall_source_id is not None:
+        on_chain = ctx.ledger.recall_source_of(lot.lot_id) if chain_status is Status.RECALLED else None
+        stored = lot.recall_source.lot_id if lot.recall_source is not None else None
+        if (stored or "").lower() != (on_chain or "").lower():
+            source = _lot_by_chain_id(ctx, on_chain) if on_chain else None
+            out.append(
+                f"stored recall source '{_lot_text(lot.recall_source)}' differs from the chain's "
+                f"'{_lot_text(source) if source is not None else on_chain or 'none'}'"
+            )
     return out
+
+
+def _lot_by_chain_id(ctx: Ctx, lot_id: str) -> Lot | None:
+    return ctx.session.scalars(select(Lot).where(Lot.lot_id == lot_id.lower())).first()
+
+
+def _lot_text(lot: Lot | None) -> str:
+    return f"{lot.gtin}/{lot.lot_code}" if lot is not None else "none"
 
 
 def _label_seq(event: Event) -> str:

@@ -131,7 +131,7 @@ def lots_for_org(
                 Lot.pending_custodian_org_id == org.id,
             )
         )
-        .options(selectinload(Lot.product), selectinload(Lot.custodian))
+        .options(selectinload(Lot.product), selectinload(Lot.custodian), selectinload(Lot.recall_source))
         .order_by(Lot.id.desc())
         .limit(limit)
     )
@@ -150,7 +150,7 @@ def search_lots(ctx: Ctx, q: str, limit: int = 50) -> list[Lot]:
         select(Lot)
         .join(Product, Lot.product_id == Product.id)
         .where(_text_filter(q))
-        .options(selectinload(Lot.product), selectinload(Lot.custodian))
+        .options(selectinload(Lot.product), selectinload(Lot.custodian), selectinload(Lot.recall_source))
         .order_by(Lot.id.desc())
         .limit(limit)
     )

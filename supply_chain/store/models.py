@@ -398,6 +398,9 @@ class Lot(Base):
     pack_date: Mapped[date | None]
     harvest_date: Mapped[date | None]
     origin_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    recall_source_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    """For a recalled lot, the lot its recall started from (itself for a direct recall), as the chain's
+    ``LotRecalled`` log names it."""
     event_count: Mapped[int] = mapped_column(default=0)
     """Confirmed events, as the chain counts them."""
     head_hash: Mapped[str] = mapped_column(Hash32, default=ZERO_HEAD)
@@ -411,6 +414,9 @@ class Lot(Base):
     custodian: Mapped[Organisation] = relationship(foreign_keys=[custodian_org_id])
     pending_custodian: Mapped[Organisation | None] = relationship(foreign_keys=[pending_custodian_org_id])
     origin_location: Mapped[Location | None] = relationship()
+    recall_source: Mapped[Lot | None] = relationship(
+        remote_side=[id], foreign_keys=[recall_source_id], post_update=True  # a direct recall names the lot itself
+    )
     events: Mapped[list[Event]] = relationship(
         back_populates="lot",
         # confirmed events in chain order, then the pending ones in the order they were recorded

@@ -64,6 +64,7 @@ def test_recall_of_a_farm_lot_recalls_the_mix_and_it_cannot_be_shipped(as_role, 
     assert recalled.status_code == 201, recalled.get_json()
     resource = as_role("processor")("GET", f"/lots/{processor.gtin}/{mix}").get_json()
     assert resource["status"] == "recalled"  # on chain, not only derived when read
+    assert resource["recalled_via"] == {"gtin": producer.gtin, "lot_code": farm}
     events = as_role("processor")("GET", f"/lots/{processor.gtin}/{mix}/events").get_json()["items"]
     recall = [e for e in events if e["kind"] == "recall"][-1]
     assert recall["payload"]["source_lot_code"] == farm and recall["payload"]["recall_class"] == "I"

@@ -264,8 +264,14 @@ def _overwrite_certificate(net: Any) -> tuple[int, str]:
     return net.a, "'certificate.pdf': its file " + net.document + " was altered"
 
 
+def _clear_recall_source(net: Any) -> tuple[int, str]:
+    _sql(net, update(Lot.__table__).where(Lot.__table__.c.id == net.mix_pk).values(recall_source_id=None))
+    return net.mix_pk, "stored recall source 'none' differs from the chain's '"
+
+
 TAMPERINGS = {
     "status set active on a recalled lot": _tamper_status,
+    "recall source of a derived lot cleared": _clear_recall_source,
     "recalls deleted": _delete_recalls,
     "custodian changed": _tamper_custodian,
     "pending custodian changed": _tamper_pending_custodian,

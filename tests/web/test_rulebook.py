@@ -15,6 +15,7 @@ def test_mix_made_from_a_recalled_lot_is_recalled_in_search_dashboard_and_lot_pa
     dashboard = client.get("/dashboard").get_data(as_text=True)
     row = dashboard[dashboard.index(">M1<") :][:600]
     assert "status-recalled" in row and "status-active" not in row
+    assert "via <code>F1</code>" in row  # which lot's recall reached it
     page = client.get(f"/lots/{world.lot('M1')}").get_data(as_text=True)
     assert "status-recalled" in page
     assert "Ship to…" not in page and "Print labels" not in page and "Close lot" not in page
