@@ -45,3 +45,32 @@ def test_harvest_at_another_organisations_site_is_refused(as_role, network, api_
     assert error["error"] == "not_own_site" and error["field"] == "payload.location_gln"
     assert "API Processor" in error["message"]
     assert _counts(api_runtime) == before
+
+
+def test_harvest_dated_2031_or_of_1e9_kg_is_refused(as_role, network, api_runtime) -> None:
+    producer = network["producer"]
+    before = _counts(api_runtime)
+    future = harvest_body(producer, new_code("INV"))
+    future["payload"]["harvest_date"] = "2031-06-01"
+    response = as_role("producer")("POST", "/lots", json=future)
+    assert response.status_code == 400
+    assert (response.get_json()["error"], response.get_json()["field"]) == ("date_in_future", "payload.harvest_date")
+    huge = harvest_body(producer, new_code("INV"), "1000000000")
+    response = as_role("producer")("POST", "/lots", json=huge)
+    assert response.status_code == 400
+    assert (response.get_json()["error"], response.get_json()["field"]) == ("implausible_quantity", "quantity")
+    assert _counts(api_runtime) == before
+
+
+def test_shipping_to_a_site_of_another_company_than_the_receiver_is_refused(as_role, network, api_runtime) -> None:
+    producer, processor = network["producer"], network["processor"]
+    code = new_code("INV")
+    assert as_role("producer")("POST", "/lots", json=harvest_body(producer, code)).status_code == 201
+    before = _counts(api_runtime)
+    body = ship_body(producer, processor)
+    body["payload"]["to_gln"] = network["retailer"].gln
+    body["to"] = processor.org.id  # the processor receives it, at the retailer's site
+    response = as_role("producer")("POST", f"/lots/{producer.gtin}/{code}/shipments", json=body)
+    assert response.status_code == 400
+    assert (response.get_json()["error"], response.get_json()["field"]) == ("site_not_of_recipient", "payload.to_gln")
+    assert _counts(api_runtime) == before

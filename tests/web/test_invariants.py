@@ -83,3 +83,41 @@ def test_empty_commodity_comes_from_the_product(world: Any, signed_in: Any, csrf
     with world.runtime.ctx() as ctx:
         lot = ctx.session.scalars(select(Lot).where(Lot.lot_code == "INV-COMM")).one()
         assert lot.events[0].payload["commodity"] == "Test lettuce"
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "field"),
+    [
+        ({"kde.harvest_date": "2031-06-01"}, "date_in_future", "payload.harvest_date"),
+        ({"kde.quantity": "1000000000"}, "implausible_quantity", "quantity"),
+    ],
+    ids=["harvest dated 2031", "1e9 kg"],
+)
+def test_harvest_in_the_future_or_of_an_implausible_quantity_is_refused(
+    world: Any, signed_in: Any, csrf: Any, counts: Any, changes: dict[str, str], code: str, field: str
+) -> None:
+    farm = signed_in("producer")
+    before = counts()
+    form = _harvest_form(world, "INV-ODD", **changes)
+    page = _post(farm, csrf, "/lots/new", form)
+    assert page.status_code == 400 and f"({field})" in page.get_data(as_text=True)
+    as_json = _post(farm, csrf, "/lots/new", form, headers={"Accept": "application/json"})
+    assert as_json.status_code == 400
+    assert (as_json.json["error"], as_json.json["field"]) == (code, field)
+    assert counts() == before
+
+
+def test_shipping_to_a_site_of_another_company_than_the_receiver_is_refused(
+    world: Any, signed_in: Any, csrf: Any, counts: Any
+) -> None:
+    farm = signed_in("producer")
+    assert _post(farm, csrf, "/lots/new", _harvest_form(world, "INV-TO")).status_code == 302
+    with world.runtime.ctx() as ctx:
+        pk = ctx.session.scalars(select(Lot.id).where(Lot.lot_code == "INV-TO")).one()
+    before = counts()
+    form = _ship_form(world, "10") | {"kde.to_gln": world.sites["retailer"]}  # the processor receives it
+    page = _post(farm, csrf, f"/lots/{pk}/ship", form)
+    assert page.status_code == 400 and "(payload.to_gln)" in page.get_data(as_text=True)
+    as_json = _post(farm, csrf, f"/lots/{pk}/ship", form, headers={"Accept": "application/json"})
+    assert (as_json.json["error"], as_json.json["field"]) == ("site_not_of_recipient", "payload.to_gln")
+    assert counts() == before
