@@ -12,11 +12,10 @@ from flask import Flask, Response, current_app, g, redirect, request, session, u
 
 from supply_chain.domain import policy
 from supply_chain.domain.errors import Forbidden, NotFound
-from supply_chain.domain.events import Visibility
 from supply_chain.domain.lineage import format_quantity
-from supply_chain.services import orgs, views
+from supply_chain.services import access, orgs, verification_state
 from supply_chain.services.runtime import Ctx, Runtime
-from supply_chain.store.models import Event, Lot, Organisation, User
+from supply_chain.store.models import Lot, Organisation, User
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,7 +86,7 @@ def init_app(app: Flask) -> None:
     from app.forms import label_of
 
     app.jinja_env.filters["label"] = label_of
-    app.jinja_env.filters["state_label"] = lambda state: views.STATE_LABELS.get(state, state)
+    app.jinja_env.filters["state_label"] = lambda state: verification_state.STATE_LABELS.get(state, state)
     app.jinja_env.filters["status_label"] = lambda status: (status or "").replace("_", " ")
     app.jinja_env.filters["short"] = short_hash
     app.jinja_env.filters["qty"] = quantity_text
@@ -208,19 +207,9 @@ def visible_lot(lot_pk: int) -> Lot:
     for a lot that does not exist, so keys cannot be probed)."""
     org = require_org()
     lot = get_ctx().session.get(Lot, lot_pk)
-    if lot is None or not views.can_see_lot(get_ctx(), org, lot):
+    if lot is None or not access.can_see_lot(get_ctx(), org, lot):
         raise NotFound(f"no lot {lot_pk} visible to {org.name}", code="unknown_lot")
     return lot
-
-
-def level_for(event: Event, org: Organisation | None) -> Visibility:
-    """What an audience may see of an event's payload: its author everything, members consortium fields,
-    anonymous visitors public fields."""
-    if org is None:
-        return Visibility.PUBLIC
-    if event.actor_org_id == org.id:
-        return Visibility.PRIVATE
-    return Visibility.CONSORTIUM
 
 
 def form_values(names: Iterable[str]) -> dict[str, str]:

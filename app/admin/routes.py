@@ -13,7 +13,7 @@ from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import GRANTABLE_ROLES, ONBOARDING_ROLES
 from supply_chain.services import lots as lot_service
-from supply_chain.services import orgs, trace, views
+from supply_chain.services import orgs, trace, verification_state, views
 from supply_chain.store.models import Lot, Organisation
 
 FORM_ERRORS = (InvalidInput, Conflict)
@@ -79,7 +79,7 @@ def _organisation_page(org: Organisation) -> dict[str, Any]:
         "record": trace.compliance(ctx, org),
         "lots": created,
         "grantable": GRANTABLE_ROLES,
-        "state_of": views.lot_state,
+        "state_of": verification_state.lot_state,
         "suspend_refusal": orgs.suspension_refusal(require_org(), org),
         "form": request.form,
     }

@@ -24,7 +24,7 @@ from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
 from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Action
-from supply_chain.services import epcis, fsma, orgs, tokens, trace, views
+from supply_chain.services import access, epcis, fsma, orgs, tokens, trace, views
 from supply_chain.services import lots as lot_service
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import LOT_STATUSES, Event, Location, Lot, Organisation, Product
@@ -47,7 +47,7 @@ def _lot(call: Call) -> Lot:
     """The lot named by the path, if the calling organisation may see it (404 otherwise, like a lot that
     does not exist, so labels cannot be probed)."""
     item = lot_service.get_lot(call.ctx, call.path["gtin"], call.path["lot"])
-    if not views.can_see_lot(call.ctx, call.org, item):
+    if not access.can_see_lot(call.ctx, call.org, item):
         raise NotFound(f"no lot {item.lot_code} of GTIN {item.gtin} visible to {call.org.name}", code="unknown_lot")
     return item
 
@@ -690,7 +690,7 @@ def transform(call: Call) -> Response:
                 source = lot_service.get_lot(call.ctx, given["gtin"], given["lot_code"])
             except NotFound as exc:
                 raise NotFound(exc.message, field=f"outputs[{i}].inputs[{j}]", code=exc.code) from None
-            if not views.can_see_lot(call.ctx, call.org, source):
+            if not access.can_see_lot(call.ctx, call.org, source):
                 raise NotFound(
                     f"no lot {source.lot_code} of GTIN {source.gtin} visible to {call.org.name}",
                     field=f"outputs[{i}].inputs[{j}]",
@@ -868,7 +868,7 @@ def export_fsma(call: Call) -> Response:
 
 
 def _visible(call: Call, item: Lot) -> Lot:
-    if not views.can_see_lot(call.ctx, call.org, item):
+    if not access.can_see_lot(call.ctx, call.org, item):
         raise NotFound(
             f"no lot {item.lot_code} of GTIN {item.gtin} visible to {call.org.name}", field="lot", code="unknown_lot"
         )

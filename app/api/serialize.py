@@ -9,7 +9,7 @@ from supply_chain.domain.events import visible_view
 from supply_chain.domain.identifiers import digital_link
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
-from supply_chain.services import views
+from supply_chain.services import access, verification_state, views
 from supply_chain.store.models import ApiToken, Event, Location, Lot, Organisation, Product
 
 
@@ -88,7 +88,7 @@ def lot(item: Lot, base_url: str) -> dict[str, Any]:
             for e in item.inputs
         ],
         "verification": {
-            "state": views.lot_state(item),
+            "state": verification_state.lot_state(item),
             "detail": item.verification_detail,
             "verified_at": _iso(item.verified_at),
         },
@@ -107,7 +107,7 @@ def event(item: Event, viewer: Organisation) -> dict[str, Any]:
         "occurred_at": _iso(item.occurred_at),
         "recorded_at": _iso(item.recorded_at),
         "status": item.status,
-        "payload": visible_view(kind, item.payload or {}, views.level_for(item, viewer)),
+        "payload": visible_view(kind, item.payload or {}, access.level_for(item, viewer)),
         "payload_hash": item.payload_hash,
         "tx_hash": item.tx_hash,
         "block_number": item.block_number,

@@ -11,7 +11,7 @@ from app.web import CREATOR_ROLES, HANDLER_ROLES, commit, form_failed, get_ctx, 
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots as lot_service
-from supply_chain.services import orgs, views
+from supply_chain.services import orgs, verification_state, views
 from supply_chain.store.models import LOCATION_KINDS, LOT_STATUSES, Lot
 
 CREATE_KINDS = {
@@ -41,7 +41,7 @@ def index() -> str:
         counts=views.lot_counts(ctx, org),
         incoming=incoming,
         outgoing=outgoing,
-        state_of=views.lot_state,
+        state_of=verification_state.lot_state,
     )
 
 

@@ -29,8 +29,8 @@ from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.events import Visibility, event_date, instant, visible_view
 from supply_chain.domain.identifiers import parse_gtin
 from supply_chain.domain.kinds import EventKind
+from supply_chain.services.access import OVERSIGHT_ROLES, can_see_lot, level_for
 from supply_chain.services.runtime import Ctx
-from supply_chain.services.views import OVERSIGHT_ROLES, can_see_lot, level_for
 from supply_chain.store.models import Event, Location, Lot, Organisation
 from supply_chain.store.queries import ancestors, descendants
 

@@ -9,13 +9,11 @@ field it was never given.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain import policy
@@ -25,7 +23,16 @@ from supply_chain.domain.identifiers import digital_link, parse_digital_link, pa
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import trace
+from supply_chain.services.access import level_for
 from supply_chain.services.runtime import Ctx
+from supply_chain.services.verification_state import (
+    STATE_LABELS,
+    checked_ago,
+    combined_state,
+    event_state,
+    lot_state,
+    oldest_check,
+)
 from supply_chain.store.models import (
     Document,
     Event,
@@ -57,16 +64,7 @@ KIND_LABELS: dict[EventKind, str] = {
     EventKind.OBSERVATION: "Observation",
 }
 
-STATE_LABELS = {
-    "verified": "Verified on chain",
-    "tampered": "Record does not match the chain",
-    "pending": "Pending verification",
-    "unverifiable": "No chain record found",
-    "failed": "Not recorded (transaction failed)",
-    "unverified": "Not vouched for (an earlier record does not match)",
-}
 
-OVERSIGHT_ROLES = policy.OVERSIGHT_ROLES
 MAX_TREE_NODES = 200
 
 
@@ -88,25 +86,6 @@ def chain_status(ctx: Ctx) -> dict[str, Any]:
         "ledger_address": ledger.address,
     }
 
-
-# ------------------------------------------------------------------ who may see what
-
-
-def can_see_lot(ctx: Ctx, org: Organisation, lot: Lot) -> bool:
-    """An organisation sees a lot it created, holds, was offered or has recorded an event on (a past holder
-    keeps sight of the history it took part in); inspectors and regulators see every lot."""
-    if OVERSIGHT_ROLES & set(org.roles):
-        return True
-    if org.id in (lot.creator_org_id, lot.custodian_org_id, lot.pending_custodian_org_id):
-        return True
-    return bool(ctx.session.scalar(select(exists().where(Event.lot_id == lot.id, Event.actor_org_id == org.id))))
-
-
-def level_for(event: Event, org: Organisation | None) -> Visibility:
-    """Its author sees all of an event, other members its consortium fields, the public its public ones."""
-    if org is None:
-        return Visibility.PUBLIC
-    return Visibility.PRIVATE if event.actor_org_id == org.id else Visibility.CONSORTIUM
 
 
 # ------------------------------------------------------------------ lists
@@ -256,58 +235,6 @@ def lot_counts(ctx: Ctx, org: Organisation) -> dict[str, int]:
     ).all()
     return {status: count for status, count in rows}
 
-
-# ------------------------------------------------------------------ verification states
-
-
-_BAD_EVENT = re.compile(r"\bid (\d+)\)")
-
-
-def _unchecked(lot: Lot) -> bool:
-    """True when the lot has not been verified since its last confirmed event (its state is stale)."""
-    if lot.verification_state is None or lot.verified_at is None:
-        return True
-    latest = max((e.confirmed_at for e in lot.events if e.status == "confirmed" and e.confirmed_at), default=None)
-    return latest is not None and latest > lot.verified_at
-
-
-def lot_state(lot: Lot) -> str:
-    """The lot's verification state as last computed against the chain; "pending" when it has not been
-    checked since its last confirmed event."""
-    return "pending" if _unchecked(lot) else str(lot.verification_state)
-
-
-def event_state(lot: Lot, event: Event) -> str:
-    """One event's state: pending until mined and checked, then what the lot's last verification found
-    (for a tampered lot: the named event is tampered, those before it verified, those after unverified)."""
-    if event.status in ("failed", "pending"):
-        return event.status
-    if _unchecked(lot):
-        return "pending"
-    state = lot.verification_state
-    if state in ("verified", "pending"):  # "pending": the confirmed history matched, later writes not mined
-        return "verified"
-    if state == "tampered":
-        match = _BAD_EVENT.search(lot.verification_detail or "")
-        if match is None:
-            return "unverified"
-        bad = int(match.group(1))
-        if event.id == bad:
-            return "tampered"
-        bad_event = next((e for e in lot.events if e.id == bad), None)
-        if bad_event is not None and bad_event.seq is not None and event.seq is not None and event.seq < bad_event.seq:
-            return "verified"
-        return "unverified"
-    return str(state)
-
-
-def combined_state(lots: Iterable[Lot]) -> str:
-    """The weakest state of a lot and its ancestors: one tampered record taints the whole journey."""
-    states = {lot_state(lot) for lot in lots}
-    for state in ("tampered", "unverifiable", "pending"):
-        if state in states:
-            return state
-    return "verified" if states else "pending"
 
 
 # ------------------------------------------------------------------ building blocks
@@ -514,23 +441,6 @@ def hold_notice(lot: Lot) -> dict[str, Any] | None:
     }
 
 
-def checked_ago(moment: datetime | None, now: datetime | None = None) -> str | None:
-    """How long ago a verification ran, in words ("checked 5 minutes ago"); None when it never ran."""
-    if moment is None:
-        return None
-    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"checked {n} {unit}{'' if n == 1 else 's'} ago"
-    return "checked just now"
-
-
-def _verified_at(lots: Iterable[Lot]) -> datetime | None:
-    """When the weakest part of a journey was last checked: the oldest check of the lot and its ancestors
-    (None when one of them was never checked)."""
-    moments = [lot.verified_at for lot in lots]
-    return None if not moments or any(m is None for m in moments) else min(m for m in moments if m is not None)
 
 
 def _inspection_rows(
@@ -645,7 +555,7 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     hold = hold_notice(lot)
     record = trace.compliance(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
-    checked = _verified_at(lot_ for lot_, _ in chain)
+    checked = oldest_check(lot_ for lot_, _ in chain)
     return {
         "lot": {
             "gtin": lot.gtin,

@@ -1,58 +1,41 @@
-"""EPCIS 2.0 (GS1) JSON-LD: export a lot's history as an EPCIS document, and capture EPCIS documents.
-
-Export (`export_lot`): every event of a lot (optionally also of its ancestors) becomes one EPCIS event -
-ObjectEvents for creation, CTEs, custody, inspections, holds, recalls and sensor readings, a
-TransformationEvent for a lot made from other lots. Lots are named by GS1 Digital Link URIs
-(``https://id.gs1.org/01/{gtin}/10/{lot}``), locations by GLN Digital Link URIs (``https://id.gs1.org/414/{gln}``),
-business steps and dispositions by their CBV 2.0 bare words. Each event carries Lotline extensions
-(``lotline:cte``, ``lotline:kde``, ``lotline:payloadHash``, ...) so a reader can check it against the chain.
-The mapping table is in docs/epcis.md.
-
-Capture (`capture`): a document is validated against the EPCIS 2.0 JSON Schema (a failure names the path),
-then every event is mapped to Lotline writes and checked against the store and the caller's rights -
-registered GTINs and GLNs, product ownership, custody, status, quantities - on a simulated state, in document
-order. If any event is unsupported or invalid the whole document is rejected (``CaptureRejected``, 422) with a
-result per event and nothing is written. Otherwise the writes are sent as multicall transactions of up to
-``MAX_CALLS_PER_TRANSACTION`` calls (one transaction for an ordinary document).
-"""
+"""EPCIS 2.0 capture: validate a document, plan every event on a simulated state with the rulebook, rehearse
+the writes, then record them (see the package docstring)."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
-from functools import cache
-from importlib import resources
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote
 
-import jsonschema
 from sqlalchemy import select
 
 from supply_chain.chain.ledger import Call
 from supply_chain.domain import policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
-from supply_chain.domain.events import Visibility, event_date, kind_spec, validate_payload, visible_view
+from supply_chain.domain.events import kind_spec, validate_payload
 from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
 from supply_chain.domain.identifiers import (
-    digital_link,
-    gs1_check_digit,
     lot_id,
-    parse_digital_link,
-    parse_gln,
-    parse_lot_code,
 )
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity
 from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
+from supply_chain.services.epcis.vocabulary import (
+    BT_TYPES,
+    UOM_TO_UNIT,
+    Unsupported,
+    bare_word,
+    parse_gln_uri,
+    parse_lot_uri,
+    validate_document,
+)
 from supply_chain.services.runtime import Ctx
-from supply_chain.services.views import level_for
 from supply_chain.services.writes import execute
 from supply_chain.store.models import (
     Event,
@@ -62,513 +45,19 @@ from supply_chain.store.models import (
     Organisation,
     Product,
 )
-from supply_chain.store.queries import ancestors as ancestor_ids
 
-GS1_RESOLVER = "https://id.gs1.org"
-EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
-LOTLINE_NAMESPACE = "urn:lotline:epcis:"
-CONTEXT: list[Any] = [EPCIS_CONTEXT, {"lotline": LOTLINE_NAMESPACE}]
 MAX_CALLS_PER_TRANSACTION = 40
 """A createLot costs about 103k gas inside a multicall; 40 calls stay well under a 10M gas limit."""
-_EVENT_ID_NAMESPACE = uuid.UUID("6f0f2a52-3c1e-4f43-9e55-0c1d0b3c7a11")
 
-# Lotline unit (lower case) <-> UN/ECE Recommendation 20 code, as EPCIS `uom` wants it.
-UNIT_TO_UOM = {
-    "kg": "KGM",
-    "g": "GRM",
-    "t": "TNE",
-    "lb": "LBR",
-    "oz": "ONZ",
-    "l": "LTR",
-    "ml": "MLT",
-    "case": "CS",
-    "cases": "CS",
-    "box": "BX",
-    "bag": "BG",
-    "crate": "CR",
-    "pallet": "PX",
-    "each": "H87",
-    "ea": "H87",
-    "piece": "H87",
-    "pieces": "H87",
-    "unit": "H87",
-    "units": "H87",
-}
-UOM_TO_UNIT = {
-    "KGM": "kg",
-    "GRM": "g",
-    "TNE": "t",
-    "LBR": "lb",
-    "ONZ": "oz",
-    "LTR": "l",
-    "MLT": "ml",
-    "CS": "case",
-    "BX": "box",
-    "BG": "bag",
-    "CR": "crate",
-    "PX": "pallet",
-    "H87": "each",
-    "EA": "each",
-}
+_CREATOR_ROLES = policy.ordered(policy.CREATOR_ROLES)
+_RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
 
-# Reference document types (free text in Lotline) <-> CBV business transaction types.
-BT_TYPES = {
-    "bol": "bill of lading",
-    "desadv": "advance ship notice",
-    "inv": "invoice",
-    "po": "purchase order",
-    "recadv": "receiving advice",
-    "prodorder": "production order",
-    "cert": "certificate",
-    "testres": "test result",
-    "poc": "purchase order confirmation",
-    "rma": "return authorisation",
-}
-_BT_BY_WORD = {v: k for k, v in BT_TYPES.items()} | {
-    "asn": "desadv",
-    "bill of lading": "bol",
-    "invoice": "inv",
-    "purchase order": "po",
-    "ship notice": "desadv",
-}
-
-# Lotline kind -> (bizStep, disposition); None leaves the field out.
-STEPS: dict[EventKind, tuple[str | None, str | None]] = {
-    EventKind.HARVESTING: ("commissioning", "active"),
-    EventKind.COOLING: ("storing", "active"),
-    EventKind.INITIAL_PACKING: ("packing", "active"),
-    EventKind.FIRST_LAND_BASED_RECEIVING: ("receiving", "active"),
-    EventKind.SHIPPING: ("shipping", "in_transit"),
-    EventKind.RECEIVING: ("receiving", "in_progress"),
-    EventKind.TRANSFORMATION: ("commissioning", "active"),
-    EventKind.INSPECTION: ("inspecting", None),
-    EventKind.HOLD: ("holding", "non_sellable_other"),
-    EventKind.RELEASE: ("holding", "sellable_accessible"),
-    EventKind.RECALL: (None, "recalled"),
-    EventKind.SENSOR_ANCHOR: ("sensor_reporting", None),
-    EventKind.CLOSE: ("decommissioning", "inactive"),
-    EventKind.CUSTODY_REJECTED: ("receiving", "returned"),
-    EventKind.CUSTODY_CANCELLED: ("void_shipping", "active"),
-    EventKind.OBSERVATION: ("other", None),
-}
-_OUTCOME_DISPOSITION = {"pass": "conformant", "fail": "non_conformant"}
 _CREATION_BY_STEP = {
     "commissioning": EventKind.HARVESTING,
     "packing": EventKind.INITIAL_PACKING,
     "receiving": EventKind.FIRST_LAND_BASED_RECEIVING,
     "arriving": EventKind.FIRST_LAND_BASED_RECEIVING,
 }
-_CREATOR_ROLES = policy.ordered(policy.CREATOR_ROLES)
-_RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
-
-
-# ================================================================== the schema
-
-
-@cache
-def schema() -> dict[str, Any]:
-    """The EPCIS 2.0 JSON Schema (GS1's bundled draft-07 schema, shipped with the package)."""
-    text = resources.files("supply_chain.services").joinpath("schemas/EPCIS-JSON-Schema.json").read_text("utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
-
-
-_formats = jsonschema.FormatChecker(formats=())
-
-
-@_formats.checks("date-time", raises=ValueError)
-def _is_date_time(value: object) -> bool:
-    if not isinstance(value, str) or "T" not in value.upper():
-        return False
-    datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    return True
-
-
-@cache
-def _validator() -> jsonschema.protocols.Validator:
-    # Only date-time is format-checked: "uri" checking would refuse the official examples' blank-node ids
-    # ("_:document1"), which the EPCIS standard itself uses.
-    cls = jsonschema.validators.validator_for(schema())
-    return cls(schema(), format_checker=_formats)  # type: ignore[no-any-return]
-
-
-def _path(parts: Iterable[Any]) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
-
-
-def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
-    """(path, message) of the most telling leaf of a schema error.
-
-    For ``anyOf``/``oneOf`` the alternative with the fewest failures is followed; among equals, a failure
-    about presence or type (``not``, ``required``, ``type``) beats a ``pattern``/``enum`` mismatch, which
-    usually only tells which alternative was not meant.
-    """
-    while error.context:
-        branches: dict[Any, list[jsonschema.ValidationError]] = {}
-        for sub in error.context:
-            branches.setdefault(sub.schema_path[0] if sub.schema_path else 0, []).append(sub)
-
-        def rank(errs: list[jsonschema.ValidationError]) -> tuple[int, int, int]:
-            weak = sum(e.validator in ("pattern", "enum", "const") for e in errs)
-            return (len(errs), weak, -max(len(e.absolute_path) for e in errs))
-
-        best = min(branches.values(), key=rank)
-        error = min(best, key=lambda e: (e.validator in ("pattern", "enum", "const"), -len(e.absolute_path)))
-    where = _path(error.absolute_path)
-    if error.validator == "not":
-        message = f"{where}: is not allowed here"
-        if error.absolute_path and error.absolute_path[-1] == "ilmd":
-            message += " (ilmd, instance/lot master data, is only allowed with action ADD)"
-    elif error.validator in ("required", "additionalProperties", "propertyNames"):
-        message = f"{where}: {error.message}"
-    else:
-        shown = json.dumps(error.instance)[:80]
-        message = f"{where}: {shown} {error.message.split(' ', 1)[1] if ' ' in error.message else error.message}"
-    return where, message
-
-
-def validate_document(document: object) -> dict[str, Any]:
-    """Check ``document`` against the EPCIS 2.0 JSON Schema; InvalidInput naming the failing path otherwise."""
-    if not isinstance(document, dict):
-        raise InvalidInput("an EPCIS document must be a JSON object", field="(document)", code="epcis_schema_invalid")
-    if document.get("type") != "EPCISDocument":
-        raise InvalidInput(
-            f'type: must be "EPCISDocument", got {document.get("type")!r}', field="type", code="epcis_schema_invalid"
-        )
-    errors = list(_validator().iter_errors(document))
-    if errors:
-        # a direct error (deepest path first) says more than an anyOf/oneOf that merely failed as a whole
-        first = min(
-            errors,
-            key=lambda e: (e.validator in ("anyOf", "oneOf"), -len(e.absolute_path), [str(p) for p in e.absolute_path]),
-        )
-        where, message = _describe(first)
-        more = f" ({len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise InvalidInput(f"EPCIS schema: {message}{more}", field=where, code="epcis_schema_invalid")
-    return document
-
-
-# ================================================================== identifiers
-
-
-class Unsupported(LotlineError):
-    """Raised when an EPCIS event or identifier has no Lotline counterpart (rejected with the reason)."""
-
-    status = 422
-    code = "unsupported"
-
-
-def lot_uri(gtin: str, lot_code: str) -> str:
-    """The lot's GS1 Digital Link on GS1's resolver: ``https://id.gs1.org/01/{gtin14}/10/{lot}``."""
-    return digital_link(GS1_RESOLVER, gtin, lot_code)
-
-
-def gln_uri(gln: str) -> str:
-    """A location's GLN as a GS1 Digital Link URI: ``https://id.gs1.org/414/{gln}``."""
-    return f"{GS1_RESOLVER}/414/{gln}"
-
-
-def _from_urn_parts(prefix: str, reference: str, label: str, field: str) -> str:
-    body = prefix + reference
-    if not (body.isascii() and body.isdigit()):
-        raise InvalidInput(f"{field}: {label} parts must be digits", field=field, code="invalid_identifier")
-    return body
-
-
-def parse_lot_uri(uri: str, field: str) -> tuple[str, str]:
-    """(gtin14, lot code) of a lot-level identifier: an LGTIN URN or a GS1 Digital Link with /10/.
-
-    Serialised items (SGTIN, Digital Link with /21/), class patterns, GTINs without a lot and logistic units
-    (SSCC) raise Unsupported: Lotline traces lots (FSMA 204 traceability lots), not single items or pallets.
-    """
-    if not isinstance(uri, str):
-        raise InvalidInput(f"{field}: must be a URI", field=field, code="invalid_identifier")
-    if uri.startswith("urn:epc:class:lgtin:"):
-        parts = uri[len("urn:epc:class:lgtin:") :].split(".", 2)
-        if len(parts) != 3 or not parts[1]:
-            raise InvalidInput(
-                f"{field}: {uri!r} is not an LGTIN (urn:epc:class:lgtin:Prefix.ItemRef.Lot)",
-                field=field,
-                code="invalid_identifier",
-            )
-        prefix, item, lot = parts
-        body = _from_urn_parts(item[0] + prefix, item[1:], "LGTIN", field)
-        if len(body) != 13:
-            raise InvalidInput(
-                f"{field}: {uri!r}: company prefix and item reference must have 12 digits together",
-                field=field,
-                code="invalid_identifier",
-            )
-        gtin = body + str(gs1_check_digit(body))
-        return gtin, _lot(unquote(lot), field)
-    if uri.startswith("urn:epc:id:sgtin:"):
-        raise Unsupported(
-            f"{field}: {uri} names one serialised item (SGTIN); Lotline traces lots - send the lot "
-            "in quantityList as an LGTIN or a Digital Link with /10/{{lot}}",
-            field=field,
-        )
-    if uri.startswith("urn:epc:idpat:"):
-        raise Unsupported(f"{field}: {uri} is a class pattern and names no lot", field=field)
-    if uri.startswith("urn:epc:id:sscc:"):
-        raise Unsupported(
-            f"{field}: {uri} is a logistic unit (SSCC); Lotline does not track pallets or cases, only the lots in them",
-            field=field,
-        )
-    path = urlsplit(uri).path if uri.startswith(("http://", "https://")) else ""
-    segments = path.split("/")
-    if "01" in segments:
-        if "21" in segments[segments.index("01") :]:
-            raise Unsupported(
-                f"{field}: {uri} names one serialised item (/21/ serial); Lotline traces lots", field=field
-            )
-        if "10" not in segments[segments.index("01") :]:
-            raise Unsupported(f"{field}: {uri} names a product (GTIN) but no lot (/10/)", field=field)
-        try:
-            return parse_digital_link(uri)
-        except InvalidInput as exc:
-            raise InvalidInput(f"{field}: {exc.message}", field=field, code=exc.code) from None
-    raise Unsupported(f"{field}: {uri} is not a GS1 lot identifier (LGTIN URN or Digital Link)", field=field)
-
-
-def _lot(text: str, field: str) -> str:
-    try:
-        return parse_lot_code(text)
-    except InvalidInput as exc:
-        raise InvalidInput(f"{field}: {exc.message}", field=field, code=exc.code) from None
-
-
-def parse_gln_uri(uri: str, field: str) -> str:
-    """The GLN of an SGLN/PGLN URN or a Digital Link with /414/ (location) or /417/ (party)."""
-    if not isinstance(uri, str):
-        raise InvalidInput(f"{field}: must be a URI", field=field, code="invalid_identifier")
-    for scheme in ("urn:epc:id:sgln:", "urn:epc:id:pgln:"):
-        if uri.startswith(scheme):
-            parts = uri[len(scheme) :].split(".")
-            if len(parts) < 2:
-                raise InvalidInput(f"{field}: {uri!r} is not a GLN URN", field=field, code="invalid_identifier")
-            body = _from_urn_parts(parts[0], parts[1], "GLN", field)
-            if len(body) != 12:
-                raise InvalidInput(
-                    f"{field}: {uri!r}: company prefix and location reference must have 12 digits together",
-                    field=field,
-                    code="invalid_identifier",
-                )
-            return body + str(gs1_check_digit(body))
-    if uri.startswith(("http://", "https://")):
-        segments = urlsplit(uri).path.split("/")
-        for ai in ("414", "417"):
-            if ai in segments and segments.index(ai) + 1 < len(segments):
-                try:
-                    return parse_gln(segments[segments.index(ai) + 1])
-                except InvalidInput as exc:
-                    raise InvalidInput(f"{field}: {exc.message}", field=field, code=exc.code) from None
-    raise Unsupported(f"{field}: {uri} is not a GLN-based location (SGLN URN or Digital Link /414/)", field=field)
-
-
-def bare_word(value: object, kind: str) -> str | None:
-    """A CBV value as its bare word: 'shipping' from 'shipping', 'urn:epcglobal:cbv:bizstep:shipping' or
-    'https://ref.gs1.org/cbv/BizStep-shipping'; other URIs are returned unchanged."""
-    if not isinstance(value, str):
-        return None
-    lowered = value.lower()
-    for prefix in (
-        f"urn:epcglobal:cbv:{kind}:",
-        f"https://ref.gs1.org/cbv/{kind}-",
-        f"https://gs1.org/voc/{kind}-",
-        f"http://ns.gs1.org/cbv/{kind}-",
-    ):
-        if lowered.startswith(prefix.lower()):
-            return value[len(prefix) :]
-    return value
-
-
-# ================================================================== export
-
-
-def _number(text: str) -> int | float:
-    value = Decimal(text)
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _quantity_element(gtin: str, lot_code: str, quantity: str | None, unit: str | None) -> dict[str, Any]:
-    element: dict[str, Any] = {"epcClass": lot_uri(gtin, lot_code)}
-    if quantity is not None:
-        element["quantity"] = _number(quantity)
-        uom = UNIT_TO_UOM.get((unit or "").strip().lower())
-        if uom:
-            element["uom"] = uom
-    return element
-
-
-def _offset(moment: datetime) -> str:
-    text = moment.strftime("%z") or "+0000"
-    return f"{text[:3]}:{text[3:5]}"
-
-
-def event_time(value: str | None, fallback: datetime) -> tuple[str, str]:
-    """(eventTime, eventTimeZoneOffset) for a normalised payload date or date-time (a date is 00:00 UTC)."""
-    if value and "T" in value:
-        moment = datetime.fromisoformat(value)
-        return value, _offset(moment)
-    if value:
-        return f"{value}T00:00:00+00:00", "+00:00"
-    moment = fallback.astimezone(UTC)
-    return moment.isoformat(), "+00:00"
-
-
-def _bt(gln: str | None, ref_type: str | None, number: str | None) -> dict[str, Any] | None:
-    if not number:
-        return None
-    word = (ref_type or "").strip().lower()
-    bt_type = _BT_BY_WORD.get(word) or (word if word in BT_TYPES else None)
-    owner = gln or "0000000000000"
-    entry: dict[str, Any] = {"bizTransaction": f"urn:epcglobal:cbv:bt:{owner}:{quote(number, safe='')}"}
-    if bt_type:
-        entry["type"] = bt_type
-    return entry
-
-
-def _event_id(event: Event, lot: Lot) -> str:
-    captured = (event.payload or {}).get("epcis_event_id")
-    if isinstance(captured, str) and captured:
-        return captured
-    return "urn:uuid:" + str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{lot.lot_id}:{event.payload_hash}:{event.id}"))
-
-
-def _ni(sha256_hex: str) -> str:
-    """RFC 6920 named information URI of a SHA-256 digest (how EPCIS names a document by its hash)."""
-    digest = base64.urlsafe_b64encode(bytes.fromhex(sha256_hex)).decode().rstrip("=")
-    return f"ni:///sha-256;{digest}"
-
-
-def _is_creation(lot: Lot, event: Event) -> bool:
-    first = next((e for e in lot.events if e.status != "failed"), None)
-    return first is not None and first.id == event.id and int(event.kind) in CREATION_KINDS
-
-
-def export_event(event: Event, lot: Lot, level: Visibility) -> dict[str, Any]:
-    """One Lotline event as an EPCIS 2.0 event (JSON-LD), showing the payload fields ``level`` may see."""
-    kind = EventKind(int(event.kind))
-    kde = visible_view(kind, event.payload or {}, level)
-    captured_time = (event.payload or {}).get("epcis_event_time")
-    when, offset = event_time(
-        captured_time if isinstance(captured_time, str) else event_date(kind, event.payload or {}), event.occurred_at
-    )
-    step, disposition = STEPS[kind]
-    out: dict[str, Any] = {
-        "type": "TransformationEvent" if kind is EventKind.TRANSFORMATION else "ObjectEvent",
-        "eventTime": when,
-        "eventTimeZoneOffset": offset,
-        "eventID": _event_id(event, lot),
-    }
-    quantity = kde.get("quantity")
-    this_lot = _quantity_element(lot.gtin, lot.lot_code, quantity, kde.get("unit") or lot.unit)
-    if kind is EventKind.TRANSFORMATION:
-        out["inputQuantityList"] = [
-            _quantity_element(i["gtin"], i["lot_code"], i.get("quantity"), i.get("unit"))
-            for i in kde.get("inputs", [])
-            if isinstance(i, Mapping) and "gtin" in i and "lot_code" in i
-        ] or [{"epcClass": lot_uri(e.input_lot.gtin, e.input_lot.lot_code)} for e in lot.inputs]
-        out["outputQuantityList"] = [this_lot]
-        if event.batch_id:
-            out["transformationID"] = "urn:uuid:" + str(uuid.UUID(hex=event.batch_id))
-    else:
-        out["action"] = "DELETE" if kind is EventKind.CLOSE else ("ADD" if _is_creation(lot, event) else "OBSERVE")
-        out["quantityList"] = [this_lot]
-    if kind is EventKind.INSPECTION:
-        disposition = _OUTCOME_DISPOSITION.get(str(kde.get("outcome")))
-    if step:
-        out["bizStep"] = step
-    if disposition:
-        out["disposition"] = disposition
-    here = kde.get("location_gln")
-    if kind is EventKind.SHIPPING:
-        here = kde.get("from_gln")
-    elif kind is EventKind.RECEIVING:
-        here = kde.get("to_gln")
-    if here:
-        out["readPoint"] = {"id": gln_uri(here)}
-        if kind is not EventKind.SHIPPING:  # in transit after shipping: no business location
-            out["bizLocation"] = {"id": gln_uri(here)}
-    if kind in (EventKind.SHIPPING, EventKind.RECEIVING):
-        if kde.get("from_gln"):
-            out["sourceList"] = [{"type": "location", "source": gln_uri(kde["from_gln"])}]
-        if kde.get("to_gln"):
-            out["destinationList"] = [{"type": "location", "destination": gln_uri(kde["to_gln"])}]
-    transactions = []
-    bt = _bt(
-        kde.get("from_gln") or kde.get("location_gln"),
-        kde.get("reference_document_type"),
-        kde.get("reference_document_number"),
-    )
-    if bt:
-        transactions.append(bt)
-    if kde.get("certificate_sha256"):
-        transactions.append({"type": "testres", "bizTransaction": _ni(kde["certificate_sha256"])})
-    if transactions:
-        out["bizTransactionList"] = transactions
-    if kind is EventKind.SENSOR_ANCHOR:
-        out["sensorElementList"] = _sensor_elements(event, kde)
-    out["lotline:cte"] = kind.name.lower()
-    out["lotline:kde"] = kde
-    out["lotline:payloadHash"] = event.payload_hash
-    out["lotline:status"] = event.status
-    if event.seq is not None:
-        out["lotline:seq"] = event.seq
-    if event.tx_hash and event.status == "confirmed":
-        out["lotline:txHash"] = event.tx_hash
-    return out
-
-
-def _temp(value: float | Decimal) -> int | float:
-    return _number(lot_service.format_quantity_signed(Decimal(str(value))))
-
-
-def _sensor_elements(event: Event, kde: Mapping[str, Any]) -> list[dict[str, Any]]:
-    batch = event.sensor_batch
-    device = {"lotline:sensorId": kde["sensor_id"]} if kde.get("sensor_id") else {}
-    if batch is not None and batch.readings:
-        elements = []
-        for reading in batch.readings:
-            report: list[dict[str, Any]] = [
-                {"type": "Temperature", "value": _temp(reading.temperature_c), "uom": "CEL"}
-            ]
-            if reading.humidity is not None:
-                report.append({"type": "RelativeHumidity", "value": _temp(reading.humidity), "uom": "P1"})
-            elements.append({"sensorMetadata": {"time": reading.taken_at.isoformat()} | device, "sensorReport": report})
-        return elements
-    summary: dict[str, Any] = {"type": "Temperature", "uom": "CEL"}
-    if kde.get("min_temperature_c") is not None:
-        summary["minValue"] = _number(kde["min_temperature_c"])
-    if kde.get("max_temperature_c") is not None:
-        summary["maxValue"] = _number(kde["max_temperature_c"])
-    metadata = {k: v for k, v in (("startTime", kde.get("period_start")), ("endTime", kde.get("period_end"))) if v}
-    return [{"sensorMetadata": metadata | device, "sensorReport": [summary]}]
-
-
-def export_lot(
-    ctx: Ctx, lot: Lot, *, ancestors: bool = False, viewer: Organisation | None = None, include_failed: bool = False
-) -> dict[str, Any]:
-    """The lot's events (and, with ``ancestors``, those of every lot it was made from) as an EPCIS 2.0
-    document, oldest first. Fields are shown at the viewer's level (all of its own events, the consortium
-    fields of others'); without a viewer (the CLI), at consortium level."""
-    chain = [lot]
-    if ancestors:
-        ids = [i for i, _ in ancestor_ids(ctx.session, lot.id)]
-        if ids:
-            chain += list(ctx.session.scalars(select(Lot).where(Lot.id.in_(ids)).order_by(Lot.id)))
-    rows = [(item, e) for item in chain for e in item.events if include_failed or e.status != "failed"]
-    rows.sort(key=lambda pair: (pair[1].occurred_at, pair[1].seq or 10**12, pair[1].id))
-    events = [export_event(e, item, level_for(e, viewer) if viewer else Visibility.CONSORTIUM) for item, e in rows]
-    return {
-        "@context": CONTEXT,
-        "type": "EPCISDocument",
-        "schemaVersion": "2.0",
-        "creationDate": datetime.now(UTC).isoformat(),
-        "epcisBody": {"eventList": events},
-    }
 
 
 # ================================================================== capture: results

@@ -1,0 +1,31 @@
+"""Who may see what: a lot (participants see the lots they took part in, oversight sees every lot) and the
+fields of an event's payload (its author all, other members the consortium fields, the public the public ones).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+
+from supply_chain.domain import policy
+from supply_chain.domain.events import Visibility
+from supply_chain.services.runtime import Ctx
+from supply_chain.store.models import Event, Lot, Organisation
+
+OVERSIGHT_ROLES = policy.OVERSIGHT_ROLES
+
+
+def can_see_lot(ctx: Ctx, org: Organisation, lot: Lot) -> bool:
+    """An organisation sees a lot it created, holds, was offered or has recorded an event on (a past holder
+    keeps sight of the history it took part in); inspectors and regulators see every lot."""
+    if OVERSIGHT_ROLES & set(org.roles):
+        return True
+    if org.id in (lot.creator_org_id, lot.custodian_org_id, lot.pending_custodian_org_id):
+        return True
+    return bool(ctx.session.scalar(select(exists().where(Event.lot_id == lot.id, Event.actor_org_id == org.id))))
+
+
+def level_for(event: Event, org: Organisation | None) -> Visibility:
+    """Its author sees all of an event, other members its consortium fields, the public its public ones."""
+    if org is None:
+        return Visibility.PUBLIC
+    return Visibility.PRIVATE if event.actor_org_id == org.id else Visibility.CONSORTIUM

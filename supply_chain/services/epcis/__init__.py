@@ -1,0 +1,59 @@
+"""EPCIS 2.0 (GS1) JSON-LD: export a lot's history as an EPCIS document, and capture EPCIS documents.
+
+Export (`export_lot`): every event of a lot (optionally also of its ancestors) becomes one EPCIS event -
+ObjectEvents for creation, CTEs, custody, inspections, holds, recalls and sensor readings, a
+TransformationEvent for a lot made from other lots. Lots are named by GS1 Digital Link URIs
+(``https://id.gs1.org/01/{gtin}/10/{lot}``), locations by GLN Digital Link URIs (``https://id.gs1.org/414/{gln}``),
+business steps and dispositions by their CBV 2.0 bare words. Each event carries Lotline extensions
+(``lotline:cte``, ``lotline:kde``, ``lotline:payloadHash``, ...) so a reader can check it against the chain.
+The mapping table is in docs/epcis.md.
+
+Capture (`capture`): a document is validated against the EPCIS 2.0 JSON Schema (a failure names the path),
+then every event is mapped to Lotline writes and checked against the store and the caller's rights -
+registered GTINs and GLNs, product ownership, custody, status, quantities - on a simulated state, in document
+order. If any event is unsupported or invalid the whole document is rejected (``CaptureRejected``, 422) with a
+result per event and nothing is written. Otherwise the writes are sent as multicall transactions of up to
+``MAX_CALLS_PER_TRANSACTION`` calls (one transaction for an ordinary document).
+"""
+
+from supply_chain.services.epcis.capture import (
+    MAX_CALLS_PER_TRANSACTION,
+    CaptureRejected,
+    CaptureResult,
+    EventResult,
+    capture,
+)
+from supply_chain.services.epcis.export import event_time, export_event, export_lot
+from supply_chain.services.epcis.vocabulary import (
+    EPCIS_CONTEXT,
+    GS1_RESOLVER,
+    LOTLINE_NAMESPACE,
+    Unsupported,
+    gln_uri,
+    lot_uri,
+    parse_gln_uri,
+    parse_lot_uri,
+    schema,
+    validate_document,
+)
+
+__all__ = [
+    "EPCIS_CONTEXT",
+    "GS1_RESOLVER",
+    "LOTLINE_NAMESPACE",
+    "MAX_CALLS_PER_TRANSACTION",
+    "CaptureRejected",
+    "CaptureResult",
+    "EventResult",
+    "Unsupported",
+    "capture",
+    "event_time",
+    "export_event",
+    "export_lot",
+    "gln_uri",
+    "lot_uri",
+    "parse_gln_uri",
+    "parse_lot_uri",
+    "schema",
+    "validate_document",
+]

@@ -1,0 +1,90 @@
+"""What the pages say about verification: a lot's state as last computed against the chain (or "pending" when
+it has not been checked since its last event), each event's state, a journey's weakest state, and how long
+ago it was checked. Reads what `services.verify` stored; never asks the chain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from supply_chain.store.models import Event, Lot
+
+STATE_LABELS = {
+    "verified": "Verified on chain",
+    "tampered": "Record does not match the chain",
+    "pending": "Pending verification",
+    "unverifiable": "No chain record found",
+    "failed": "Not recorded (transaction failed)",
+    "unverified": "Not vouched for (an earlier record does not match)",
+}
+
+
+_BAD_EVENT = re.compile(r"\bid (\d+)\)")
+
+
+def _unchecked(lot: Lot) -> bool:
+    """True when the lot has not been verified since its last confirmed event (its state is stale)."""
+    if lot.verification_state is None or lot.verified_at is None:
+        return True
+    latest = max((e.confirmed_at for e in lot.events if e.status == "confirmed" and e.confirmed_at), default=None)
+    return latest is not None and latest > lot.verified_at
+
+
+def lot_state(lot: Lot) -> str:
+    """The lot's verification state as last computed against the chain; "pending" when it has not been
+    checked since its last confirmed event."""
+    return "pending" if _unchecked(lot) else str(lot.verification_state)
+
+
+def event_state(lot: Lot, event: Event) -> str:
+    """One event's state: pending until mined and checked, then what the lot's last verification found
+    (for a tampered lot: the named event is tampered, those before it verified, those after unverified)."""
+    if event.status in ("failed", "pending"):
+        return event.status
+    if _unchecked(lot):
+        return "pending"
+    state = lot.verification_state
+    if state in ("verified", "pending"):  # "pending": the confirmed history matched, later writes not mined
+        return "verified"
+    if state == "tampered":
+        match = _BAD_EVENT.search(lot.verification_detail or "")
+        if match is None:
+            return "unverified"
+        bad = int(match.group(1))
+        if event.id == bad:
+            return "tampered"
+        bad_event = next((e for e in lot.events if e.id == bad), None)
+        if bad_event is not None and bad_event.seq is not None and event.seq is not None and event.seq < bad_event.seq:
+            return "verified"
+        return "unverified"
+    return str(state)
+
+
+def combined_state(lots: Iterable[Lot]) -> str:
+    """The weakest state of a lot and its ancestors: one tampered record taints the whole journey."""
+    states = {lot_state(lot) for lot in lots}
+    for state in ("tampered", "unverifiable", "pending"):
+        if state in states:
+            return state
+    return "verified" if states else "pending"
+
+
+def checked_ago(moment: datetime | None, now: datetime | None = None) -> str | None:
+    """How long ago a verification ran, in words ("checked 5 minutes ago"); None when it never ran."""
+    if moment is None:
+        return None
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"checked {n} {unit}{'' if n == 1 else 's'} ago"
+    return "checked just now"
+
+
+def oldest_check(lots: Iterable[Lot]) -> datetime | None:
+    """When the weakest part of a journey was last checked: the oldest check of the lot and its ancestors
+    (None when one of them was never checked)."""
+    moments = [lot.verified_at for lot in lots]
+    return None if not moments or any(m is None for m in moments) else min(m for m in moments if m is not None)
