@@ -18,7 +18,7 @@ CSRF_EXEMPT_PREFIXES = ("/api/",)
 """The REST API authenticates with bearer tokens, not cookies, so cross-site forms cannot ride on it."""
 
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {

@@ -63,6 +63,8 @@ def products() -> str | Response | tuple[str, int]:
                 form.get("category") or None,
                 form.get("on_food_traceability_list") == "on",
                 (form.get("unit") or "kg").strip(),
+                form.get("commodity") or None,
+                form.get("variety") or None,
             )
         except FORM_ERRORS as err:
             return form_failed(err, "dashboard/products.html", org=require_org(), form=form)
@@ -127,7 +129,8 @@ def new_lot() -> str | Response | tuple[str, int]:
     def page(error: Exception | None = None) -> tuple[str, int] | str:
         sites = views.locations(ctx)
         values = request.form if request.method == "POST" else {}
-        product = next((p for p in org.products if p.gtin == (values.get("gtin") or "")), None) or (
+        chosen = request.values.get("gtin") or ""  # ?gtin= picks the product without a script
+        product = next((p for p in org.products if p.gtin == chosen), None) or (
             org.products[0] if org.products else None
         )
         fields = kde_fields(
@@ -137,7 +140,8 @@ def new_lot() -> str | Response | tuple[str, int]:
             values,
             defaults={
                 "unit": product.unit if product else "kg",
-                "commodity": product.name if product else "",
+                "commodity": (product.commodity or product.name) if product else "",
+                "variety": (product.variety or "") if product else "",
             },
         )
         context = {
@@ -146,6 +150,7 @@ def new_lot() -> str | Response | tuple[str, int]:
             "kinds": CREATE_KINDS,
             "fields": fields,
             "form": values,
+            "product": product,
             "has_sites": any(s.organisation_id == org.id for s in sites),
         }
         if error is not None:

@@ -11,6 +11,7 @@ stable ``code`` and the ``field`` it names.
 | quantity_exceeds_on_hand   | shipping (or consuming) more than the lot holds                              |
 | quantity_exceeds_shipped   | receiving more than was shipped                                              |
 | unit_mismatch              | a shipped/received/input unit differs from the lot's; a new lot's from its product's |
+| product_bound              | a commodity or variety that contradicts the one its product defines           |
 | implausible_quantity       | a quantity above ``QUANTITY_LIMITS`` for its unit                            |
 | invalid_unit               | a unit of measure that is not 1-``MAX_UNIT_LENGTH`` characters               |
 | not_own_site               | the actor records at a site that is not its own (``OWN_SITE_FIELDS``)        |
@@ -157,6 +158,43 @@ def lot_unit(given: str | None, product_unit: str, product: str, field: str) -> 
     unit = check_unit_text(product_unit if given is None or not str(given).strip() else given, field)
     check_same_unit(unit, product_unit, field, f"product {product}")
     return unit
+
+
+PRODUCT_BOUND_FIELDS = ("commodity", "variety")
+"""Payload fields a product may define; when it does, an event on a lot of it names that value or nothing."""
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def bind_product_fields(
+    payload: Mapping[str, Any],
+    fields: Mapping[str, bool],
+    product: Mapping[str, str | None],
+    product_name: str,
+) -> dict[str, Any]:
+    """``payload`` with the product-bound fields filled from ``product``; ``fields`` maps each field the
+    event kind takes to whether it is required.
+
+    A given field that contradicts what the product defines is refused (``product_bound``), so a kale lot
+    cannot be recorded as romaine; a required one left empty is filled with the product's value (its name
+    for a commodity the product does not define). Optional fields left empty stay empty.
+    """
+    bound = dict(payload)
+    for name, required in fields.items():
+        given = str(bound.get(name) or "").strip()
+        defined = (product.get(name) or "").strip()
+        if given and defined and not _same_text(given, defined):
+            raise InvalidInput(
+                f"{name} is set by the product {product_name}: {defined!r}, not {given!r}; leave it empty or "
+                "pick the right product",
+                field=f"payload.{name}",
+                code="product_bound",
+            )
+        if required and not given:
+            bound[name] = defined or (product_name if name == "commodity" else "")
+    return bound
 
 
 def check_on_hand(quantity: Decimal, on_hand: Decimal, unit: str, field: str, lot: str) -> None:

@@ -149,10 +149,25 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
             prefix = next(s.prefix for s in DEMO_ORGS if s.key == key)
             site[key] = orgs.register_location(ctx, o[key], gln(prefix, ref), name, address, lat, lon, kind)
         romaine = orgs.register_product(
-            ctx, o["farm_a"], gtin("0614141", "00001"), "Romaine lettuce, whole heads", "leafy greens", True, "kg"
+            ctx,
+            o["farm_a"],
+            gtin("0614141", "00001"),
+            "Romaine lettuce, whole heads",
+            "leafy greens",
+            True,
+            "kg",
+            commodity="romaine lettuce",
         )
         spinach = orgs.register_product(
-            ctx, o["farm_b"], gtin("0614142", "00002"), "Baby spinach", "leafy greens", True, "kg"
+            ctx,
+            o["farm_b"],
+            gtin("0614142", "00002"),
+            "Baby spinach",
+            "leafy greens",
+            True,
+            "kg",
+            commodity="spinach",
+            variety="Baby leaf",
         )
         mix = orgs.register_product(
             ctx, o["processor"], gtin("0614144", "00003"), "Garden salad mix 250 g", "fresh-cut salads", True, "kg"

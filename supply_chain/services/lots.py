@@ -145,9 +145,8 @@ def plan_event(
         payload["quantity"] = format_quantity(lot.quantity)
     if "unit" in required and not payload.get("unit"):
         payload["unit"] = lot.unit
-    # Product-bound: a harvest names the product's commodity unless told otherwise.
-    if "commodity" in required and not str(payload.get("commodity") or "").strip() and lot.product is not None:
-        payload["commodity"] = lot.product.name
+    if lot.product is not None:
+        payload = bind_product(kind, lot.product, payload)
     normalised = validate_payload(kind, payload)
     _check_invariants(ctx, lot, actor, EventKind(int(kind)), normalised, recipient)
     when = event_date(kind, normalised)
@@ -166,6 +165,15 @@ def plan_event(
     )
     ctx.session.add(event)
     return event
+
+
+def bind_product(kind: EventKind | int, product: Product, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """``payload`` with the fields ``product`` defines (commodity, variety) filled in or refused when they
+    contradict it (``invariants.bind_product_fields``)."""
+    spec = kind_spec(kind)
+    fields = {f.name: f.required for f in spec.fields if f.name in invariants.PRODUCT_BOUND_FIELDS}
+    defined = {"commodity": product.commodity, "variety": product.variety}
+    return invariants.bind_product_fields(payload, fields, defined, product.name)
 
 
 def _sites(ctx: Ctx, payload: Mapping[str, Any]) -> dict[str, invariants.Site]:

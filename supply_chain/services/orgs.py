@@ -322,7 +322,11 @@ def register_product(
     category: str | None = None,
     on_food_traceability_list: bool = False,
     unit: str = "kg",
+    commodity: str | None = None,
+    variety: str | None = None,
 ) -> Product:
+    """Register a GTIN of ``org``'s. ``commodity`` and ``variety``, when given, bind every lot of it: its
+    events fill them in and may not name another (``invariants.bind_product_fields``)."""
     gtin14 = parse_gtin(gtin)
     if org.gs1_company_prefix and not gtin_has_prefix(gtin14, org.gs1_company_prefix):
         raise Forbidden(
@@ -353,6 +357,8 @@ def register_product(
         category=_bounded(category, 100, "category"),
         on_food_traceability_list=on_food_traceability_list,
         unit=_bounded(unit or "kg", 16, "unit"),
+        commodity=_bounded(commodity, 100, "commodity"),
+        variety=_bounded(variety, 100, "variety"),
     )
     ctx.session.add(product)
     ctx.session.flush()

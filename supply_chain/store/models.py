@@ -348,6 +348,10 @@ class Product(Base):
     """FSMA 204 Food Traceability List: such foods need the full set of KDEs."""
     unit: Mapped[str] = mapped_column(String(16), default="kg")
     """The unit of measure new lots of this product start with."""
+    commodity: Mapped[str | None] = mapped_column(String(100))
+    """The commodity every lot of this product is (e.g. 'romaine lettuce'); events may not name another."""
+    variety: Mapped[str | None] = mapped_column(String(100))
+    """The variety, where the product is one variety (e.g. 'Parris Island'); events may not name another."""
 
     organisation: Mapped[Organisation] = relationship(back_populates="products")
     lots: Mapped[list[Lot]] = relationship(back_populates="product", order_by="Lot.id")

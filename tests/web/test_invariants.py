@@ -121,3 +121,48 @@ def test_shipping_to_a_site_of_another_company_than_the_receiver_is_refused(
     as_json = _post(farm, csrf, f"/lots/{pk}/ship", form, headers={"Accept": "application/json"})
     assert (as_json.json["error"], as_json.json["field"]) == ("site_not_of_recipient", "payload.to_gln")
     assert counts() == before
+
+
+def _register_kale(farm: Any, csrf: Any, gtin13: str) -> str:
+    """Register a product that defines its commodity and variety through the products form."""
+    from supply_chain.domain.identifiers import parse_gtin
+
+    page = _post(
+        farm,
+        csrf,
+        "/products",
+        {"gtin": gtin13, "name": "Curly kale, bunched", "commodity": "kale", "variety": "Winterbor", "unit": "kg"},
+    )
+    text = page.get_data(as_text=True)
+    assert page.status_code == 302, text[text.find("<main") :][:1500]
+    return parse_gtin(gtin13)
+
+
+def test_a_kale_lot_recorded_as_romaine_is_refused_and_the_form_follows_the_product(
+    world: Any, signed_in: Any, csrf: Any, counts: Any
+) -> None:
+    farm = signed_in("producer")
+    kale = _register_kale(farm, csrf, "0700001000022")
+    # The form for the kale product (picked by ?gtin= without a script) shows the product's commodity and
+    # variety, and each option carries them for the script that refreshes the fields on a change.
+    form_page = farm.get(f"/lots/new?gtin={kale}").get_data(as_text=True)
+    assert 'id="kde-commodity"' in form_page and 'value="kale"' in form_page and 'value="Winterbor"' in form_page
+    assert f'value="{kale}" selected data-unit="kg" data-commodity="kale" data-commodity-bound' in form_page
+    assert 'data-commodity="Test lettuce" data-variety=""' in form_page  # the lettuce product binds nothing
+    before = counts()
+    stale = _harvest_form(world, "INV-KALE", gtin=kale, **{"kde.commodity": "Romaine"})
+    page = _post(farm, csrf, "/lots/new", stale)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 400, text[:500]
+    assert "(payload.commodity)" in text and "set by the product Curly kale" in text
+    as_json = _post(farm, csrf, "/lots/new", stale, headers={"Accept": "application/json"})
+    assert as_json.json["error"] == "product_bound" and as_json.json["field"] == "payload.commodity"
+    other_variety = _harvest_form(world, "INV-KALE", gtin=kale, **{"kde.commodity": "", "kde.variety": "Redbor"})
+    assert _post(farm, csrf, "/lots/new", other_variety).status_code == 400
+    assert counts() == before
+    # Same words, other case and spacing: accepted; the empty commodity is filled from the product.
+    ok = _harvest_form(world, "INV-KALE", gtin=kale, **{"kde.commodity": "", "kde.variety": "  winterbor "})
+    assert _post(farm, csrf, "/lots/new", ok).status_code == 302
+    with world.runtime.ctx() as ctx:
+        lot = ctx.session.scalars(select(Lot).where(Lot.lot_code == "INV-KALE")).one()
+        assert lot.events[0].payload["commodity"] == "kale"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
+STATIC_SCRIPT = re.compile(r"""<script src="\{\{ url_for\('static', filename='[\w.-]+\.js'\) \}\}" defer></script>""")
 
 
 def _lot_form(world: Any, code: str, **overrides: str) -> dict[str, str]:
@@ -220,12 +222,17 @@ def test_headers_on_images_and_consumer_pages(client: FlaskClient, world: Any) -
 
 
 def test_templates_have_no_inline_scripts_or_styles() -> None:
+    """Scripts only as files from /static (CSP script-src 'self'), never inline."""
     offenders = []
     for template in TEMPLATES.rglob("*.html"):
         text = template.read_text()
-        for needle in ("<script", "<style", " style=", "onclick=", "onload=", "javascript:"):
+        for needle in ("<style", " style=", "onclick=", "onload=", "javascript:"):
             if needle in text:
                 offenders.append(f"{template.name}: {needle}")
+        scripts = re.findall(r"<script\b[^>]*>.*?</script>", text, flags=re.S)
+        offenders += [f"{template.name}: {tag[:60]}" for tag in scripts if not STATIC_SCRIPT.fullmatch(tag)]
+        if text.count("<script") != len(scripts):
+            offenders.append(f"{template.name}: unclosed <script")
     assert offenders == []
 
 

@@ -409,8 +409,7 @@ class _Planner:
                 "unit": unit,
                 "epcis_event_id": event.get("eventID"),
             }
-            if kind is EventKind.HARVESTING:
-                payload.setdefault("commodity", product.name)
+            payload = lot_service.bind_product(kind, product, payload)
             if kind is EventKind.INITIAL_PACKING:
                 payload.setdefault("product_description", product.name)
             payload = self.payload(kind, _clean(payload), path)

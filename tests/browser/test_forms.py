@@ -1,0 +1,44 @@
+"""Forms in a real browser: the fields a product defines follow the product picked on "Create a lot"."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_journey import People, choose, expect, kde, people  # noqa: F401  (people is a fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+KALE_GTIN = "0614141000098"  # under Green Valley Farm's company prefix 0614141
+
+
+def test_product_bound_fields_follow_the_product(people: People) -> None:  # noqa: F811
+    page = people.signed_in("farmer@demo.lotline")
+    page.goto("/products")
+    page.get_by_label("GTIN").fill(KALE_GTIN)
+    page.get_by_label("Name").fill("Curly kale, bunched")
+    page.get_by_label("Commodity").fill("kale")
+    page.get_by_label("Variety").fill("Winterbor")
+    page.get_by_role("button", name="Register product").click()
+    expect(page.get_by_role("status").filter(has_text="registered")).to_be_visible()
+
+    page.goto("/lots/new")
+    product, commodity, variety, unit = (
+        page.get_by_label("Product"),
+        kde(page, "Commodity"),
+        kde(page, "Variety"),
+        kde(page, "Unit"),
+    )
+    choose(product, "Romaine")
+    expect(commodity).to_have_value("romaine lettuce")
+    expect(commodity).not_to_be_editable()
+    expect(variety).to_be_editable()
+    variety.fill("Parris Island")
+    choose(product, "Curly kale")
+    expect(commodity).to_have_value("kale")
+    expect(variety).to_have_value("Winterbor")
+    expect(variety).not_to_be_editable()
+    expect(unit).to_have_value("kg")
+    choose(product, "Romaine")  # back: the kale's variety does not stay behind
+    expect(commodity).to_have_value("romaine lettuce")
+    expect(variety).to_have_value("")
+    expect(variety).to_be_editable()
