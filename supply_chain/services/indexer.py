@@ -63,6 +63,7 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
         return report
     orgs = _orgs_by_address(ctx)
     session = ctx.session
+    fresh: dict[str, Lot | None] = {}
     for tx_hash, tx_logs in by_tx.items():
         waiting = list(
             session.scalars(select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id))
@@ -80,13 +81,16 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
         for log in sorted(tx_logs, key=lambda e: e.log_index):
             if "lotId" not in log.args:
                 continue  # role grants and revocations: the organisations table is their off-chain copy
-            lot = session.scalars(select(Lot).where(Lot.lot_id == log.args["lotId"])).first()
+            lot = _fresh_lot(ctx, fresh, log.args["lotId"])
             if lot is None:
                 report.foreign += 1  # a lot created elsewhere, whose label this store never saw
                 continue
             key = str(log.args["lotId"]).lower()
             if key not in done:
-                done[key] = key in last_seq and lot.event_count >= last_seq[key]
+                # State changes are applied once, and only when this transaction is the newest the store
+                # knows for the lot: writers apply their receipts concurrently, so an older transaction's
+                # logs may arrive after a newer one's and must not set its state back.
+                done[key] = key not in last_seq or lot.event_count >= last_seq[key] or _has_seq(ctx, lot, last_seq[key])
             if log.name == "LotEventRecorded":
                 report.baselines.setdefault(lot.id, (lot.verification_state, lot.head_hash, lot.event_count))
                 if _apply_recorded(ctx, lot, log, waiting, orgs):
@@ -102,14 +106,37 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
     return report
 
 
+def _fresh_lot(ctx: Ctx, fresh: dict[str, Lot | None], lot_id: str) -> Lot | None:
+    """The lot with chain id ``lot_id`` as committed now, its row locked until this transaction ends.
+
+    Sessions keep objects across commits (``expire_on_commit=False``), so a lot loaded before a write was
+    sent may hold a counter another writer (a request thread, the maintenance pass, another process) has
+    moved since. Applying logs against that stale copy wrote a sequence number twice or set the counter
+    back. Each lot is therefore read again, once per call, inside the transaction that applies its logs:
+    on SQLite that transaction holds the write lock (``BEGIN IMMEDIATE``), on PostgreSQL the row lock
+    (``FOR UPDATE``), so no other writer moves it until the commit.
+    """
+    key = str(lot_id).lower()
+    if key not in fresh:
+        query = select(Lot).where(Lot.lot_id == lot_id).with_for_update().execution_options(populate_existing=True)
+        fresh[key] = ctx.session.scalars(query).first()
+    return fresh[key]
+
+
+def _has_seq(ctx: Ctx, lot: Lot, seq: int) -> bool:
+    """Whether the store holds the event ``seq`` of ``lot`` (applied by whichever writer came first)."""
+    ctx.session.flush()
+    return ctx.session.scalar(select(Event.id).where(Event.lot_id == lot.id, Event.seq == seq).limit(1)) is not None
+
+
 def _lot_by_chain_id(ctx: Ctx, lot_id: str) -> Lot | None:
     return ctx.session.scalars(select(Lot).where(Lot.lot_id == lot_id)).first()
 
 
 def _apply_recorded(ctx: Ctx, lot: Lot, log: ChainEvent, waiting: list[Event], orgs: dict[str, Organisation]) -> int:
     seq = int(log.args["seq"])
-    if lot.event_count >= seq:
-        return 0  # applied before (sync after our own write, or a second reindex pass)
+    if _has_seq(ctx, lot, seq):
+        return 0  # applied before (by the writer, the maintenance pass or a second reindex pass)
     event = next((e for e in waiting if e.lot_id == lot.id), None)
     if event is not None:
         waiting.remove(event)
@@ -135,8 +162,9 @@ def _apply_recorded(ctx: Ctx, lot: Lot, log: ChainEvent, waiting: list[Event], o
     event.head_after = log.args["head"]
     event.status = "confirmed"
     event.confirmed_at = event.confirmed_at or _now()
-    lot.event_count = seq
-    lot.head_hash = log.args["head"]
+    if seq > lot.event_count:  # receipts are applied in any order; the counter and head follow the newest
+        lot.event_count = seq
+        lot.head_hash = log.args["head"]
     if lot.status == "pending":
         lot.status = "active"
     lot.verification_state = None  # stale until verified again
@@ -242,6 +270,8 @@ def reconcile_pending(ctx: Ctx) -> dict[str, int]:
     counts = {"confirmed": 0, "failed": 0, "resent": 0, "waiting": 0}
     pending = list(ctx.session.scalars(select(PendingTransaction).order_by(PendingTransaction.created_at)))
     for ptx in pending:
+        if ptx.tx_hash in ctx.runtime.in_flight:
+            continue  # its writer is sending it now and applies its receipt itself
         result = ledger.receipt(ptx.tx_hash)
         if result is None and ledger.account_nonce(ptx.sender) <= ptx.nonce:
             try:

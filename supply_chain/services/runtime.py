@@ -89,6 +89,9 @@ class Runtime:
     _chain: ChainConnection | None = field(default=None, init=False)
     _ledger: Ledger | None = field(default=None, init=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False)
+    in_flight: set[str] = field(default_factory=set, init=False)
+    """Transactions this process is sending right now (between storing them as pending and applying their
+    receipt): the maintenance pass leaves them to their writer instead of resending or settling them."""
 
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url)

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from supply_chain.chain.ledger import TxResult
+from sqlalchemy import select
+
+from supply_chain.chain.ledger import PreparedTx, TxResult
 from supply_chain.domain.errors import ChainUnavailable
 from supply_chain.services import indexer
 from supply_chain.services.orgs import signer
@@ -33,6 +35,16 @@ def execute(
         prepared = ledger.prepare(account, calls[0][0], calls[0][1])
     else:
         prepared = ledger.prepare_multicall(account, calls)
+    in_flight = ctx.runtime.in_flight
+    in_flight.add(prepared.tx_hash)  # set.add / discard are atomic under the GIL
+    try:
+        return _send(ctx, prepared, events)
+    finally:
+        in_flight.discard(prepared.tx_hash)
+
+
+def _send(ctx: Ctx, prepared: PreparedTx, events: Sequence[Event]) -> TxResult:
+    ledger = ctx.ledger
     session = ctx.session
     for event in events:
         event.tx_hash = prepared.tx_hash
@@ -67,5 +79,11 @@ def execute(
     ptx = session.get(PendingTransaction, prepared.tx_hash)
     if ptx is not None:
         session.delete(ptx)
+    session.flush()
+    # The maintenance pass or another writer may have applied this receipt first: what the caller is told
+    # (and what the answer shows) is the stored row, not this session's copy from before the send.
+    session.scalars(
+        select(Event).where(Event.tx_hash == prepared.tx_hash).execution_options(populate_existing=True)
+    ).all()
     session.commit()
     return result

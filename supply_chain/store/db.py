@@ -11,6 +11,8 @@ not begin a transaction before a SELECT, which breaks isolation and SAVEPOINTs.
 
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,12 +100,35 @@ def _sqlite_engine(url: URL, begin: str, **kwargs: Any) -> Engine:
         finally:
             cursor.close()
 
+    # One writer at a time in this process, queued here rather than in SQLite's busy handler: that handler
+    # polls with back-off, so under a burst of writers some wait past the busy timeout and fail with
+    # "database is locked" while others go first. Waiting on a lock is orderly and has no timeout; the
+    # busy timeout still guards against writers in other processes (a CLI command beside the server).
+    writer = threading.RLock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # `engine.execution_options(sqlite_begin="deferred")` gives a read-only lookup that must not wait for
         # (or block) the write lock a session of the same thread may already hold.
         mode = connection.get_execution_options().get("sqlite_begin", begin)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "immediate" else "BEGIN")
+        if mode == "immediate":
+            writer.acquire()
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                writer.release()
+                raise
+            connection.info["lotline_writer"] = connection.info.get("lotline_writer", 0) + 1
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    def _release(connection: Any) -> None:
+        held = connection.info.pop("lotline_writer", 0)
+        for _ in range(held):
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
 
     return engine
 
