@@ -12,7 +12,6 @@ not begin a transaction before a SELECT, which breaks isolation and SAVEPOINTs.
 from __future__ import annotations
 
 import threading
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
