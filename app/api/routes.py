@@ -1,7 +1,8 @@
 """The ``/api/v1`` endpoints: one view per dashboard action, plus trace, verify, EPCIS and FSMA 204 exports.
 
-Each view is declared with ``spec.operation`` (path, scope, roles, body schema, responses); role rules are
-those of the dashboard, and the services enforce custody and status with the same errors.
+Each view is declared with ``spec.operation`` (path, scope, roles, and the pydantic models of ``models`` for its
+query, body and answers); role rules are those of the dashboard, and the services enforce custody and status
+with the same errors.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from flask import Response, jsonify
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from app.api import bp, serialize
-from app.api.spec import CURSOR, LIMIT, Call, Param, json_content, openapi_document, operation, page
+from app.api import bp, models, serialize
+from app.api.spec import Call, openapi_document, operation, page
 from app.web import CREATOR_ROLES, HANDLER_ROLES, OVERSIGHT_ROLES, RECEIVING_ROLES, TRACE_ROLES, rule_roles
 from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
 from supply_chain.domain.events import Visibility, visible_view
@@ -27,13 +28,8 @@ from supply_chain.domain.policy import Action
 from supply_chain.services import access, epcis, fsma, orgs, tokens, trace, views
 from supply_chain.services import lots as lot_service
 from supply_chain.services.verify import verify_lot
-from supply_chain.store.models import LOT_STATUSES, Event, Location, Lot, Organisation, Product
+from supply_chain.store.models import Event, Location, Lot, Organisation, Product
 
-CREATE_KINDS = {
-    "harvesting": EventKind.HARVESTING,
-    "initial_packing": EventKind.INITIAL_PACKING,
-    "first_land_based_receiving": EventKind.FIRST_LAND_BASED_RECEIVING,
-}
 EPCIS_MEDIA = "application/ld+json"
 
 
@@ -81,7 +77,7 @@ def _idem(call: Call) -> str | None:
     summary="This OpenAPI 3.1 document",
     tag="Meta",
     scope="public",
-    responses={200: ("The OpenAPI document", {"application/json": {"schema": {"type": "object"}}})},
+    responses={200: ("The OpenAPI document", {"application/json": {"type": "object"}})},
 )
 def openapi(call: Call) -> Response:
     """The OpenAPI document; no token needed."""
@@ -89,7 +85,7 @@ def openapi(call: Call) -> Response:
 
 
 @operation(
-    bp, "GET", "/me", "getMe", summary="Show the calling organisation and token", tag="Meta", responses={200: "Me"}
+    bp, "GET", "/me", "getMe", summary="Show the calling organisation and token", tag="Meta", responses={200: models.Me}
 )
 def me(call: Call) -> Response:
     """Which organisation the token acts for, its roles, and the token's scope."""
@@ -109,8 +105,8 @@ def me(call: Call) -> Response:
     "listOrganisations",
     summary="List the network's organisations",
     tag="Meta",
-    query=(LIMIT, CURSOR),
-    responses={200: "OrganisationPage"},
+    query=models.PageQuery,
+    responses={200: models.OrganisationPage},
 )
 def list_organisations(call: Call) -> Response:
     """Every organisation of the network with its roles (to pick the receiver of a shipment)."""
@@ -127,8 +123,8 @@ def list_organisations(call: Call) -> Response:
     "listTokens",
     summary="List the organisation's API tokens",
     tag="Tokens",
-    query=(LIMIT, CURSOR),
-    responses={200: "TokenPage"},
+    query=models.PageQuery,
+    responses={200: models.TokenPage},
 )
 def list_tokens(call: Call) -> Response:
     """The organisation's tokens, newest first, revoked ones included (never the token itself)."""
@@ -151,8 +147,8 @@ def list_tokens(call: Call) -> Response:
     summary="Create an API token",
     tag="Tokens",
     scope="write",
-    body="NewToken",
-    responses={201: "CreatedToken"},
+    body=models.NewToken,
+    responses={201: models.CreatedToken},
 )
 def create_token(call: Call) -> Response:
     """Create a read or write token for the organisation. The token is in the answer once; only its hash is
@@ -170,7 +166,7 @@ def create_token(call: Call) -> Response:
     summary="Revoke an API token",
     tag="Tokens",
     scope="write",
-    responses={200: "Token"},
+    responses={200: models.Token},
 )
 def revoke_token(call: Call) -> Response:
     """Revoke one of the organisation's tokens; it stops working at once. The token making the request cannot
@@ -197,8 +193,8 @@ def revoke_token(call: Call) -> Response:
     "listProducts",
     summary="List the organisation's products",
     tag="Catalogue",
-    query=(LIMIT, CURSOR),
-    responses={200: "ProductPage"},
+    query=models.PageQuery,
+    responses={200: models.ProductPage},
 )
 def list_products(call: Call) -> Response:
     """Products (GTINs) registered by the calling organisation."""
@@ -217,8 +213,8 @@ def list_products(call: Call) -> Response:
     tag="Catalogue",
     scope="write",
     roles=CREATOR_ROLES,
-    body="NewProduct",
-    responses={201: "Product"},
+    body=models.NewProduct,
+    responses={201: models.Product},
 )
 def create_product(call: Call) -> Response:
     """Register a GTIN; it must be under the organisation's GS1 company prefix when it has one."""
@@ -243,12 +239,8 @@ def create_product(call: Call) -> Response:
     "listLocations",
     summary="List registered locations",
     tag="Catalogue",
-    query=(
-        Param("mine", {"type": "boolean", "default": False}, "Only the organisation's own locations."),
-        LIMIT,
-        CURSOR,
-    ),
-    responses={200: "LocationPage"},
+    query=models.LocationQuery,
+    responses={200: models.LocationPage},
 )
 def list_locations(call: Call) -> Response:
     """Every registered location (GLN) of the network, or only the organisation's own."""
@@ -267,8 +259,8 @@ def list_locations(call: Call) -> Response:
     tag="Catalogue",
     scope="write",
     roles=HANDLER_ROLES,
-    body="NewLocation",
-    responses={201: "Location"},
+    body=models.NewLocation,
+    responses={201: models.Location},
 )
 def create_location(call: Call) -> Response:
     """Register a site by its GLN (under the organisation's GS1 company prefix when it has one)."""
@@ -297,13 +289,8 @@ def create_location(call: Call) -> Response:
     "listLots",
     summary="List lots",
     tag="Lots",
-    query=(
-        Param("status", {"type": "string", "enum": list(LOT_STATUSES)}, "Only lots with this status."),
-        Param("q", {"type": "string", "maxLength": 100}, "Part of a lot code, GTIN or product name."),
-        LIMIT,
-        CURSOR,
-    ),
-    responses={200: "LotPage"},
+    query=models.LotQuery,
+    responses={200: models.LotPage},
 )
 def list_lots(call: Call) -> Response:
     """The lots the organisation created, holds or was offered, newest first; inspectors and regulators see
@@ -338,8 +325,8 @@ def list_lots(call: Call) -> Response:
     tag="Lots",
     scope="write",
     roles=CREATOR_ROLES,
-    body="NewLot",
-    responses={201: "Lot"},
+    body=models.NewLot,
+    responses={201: models.Lot},
 )
 def create_lot(call: Call) -> Response:
     """Create a lot at harvesting, initial packing or first land-based receiving, with that event's KDEs
@@ -350,7 +337,7 @@ def create_lot(call: Call) -> Response:
         call.org,
         body["gtin"],
         body["lot_code"],
-        CREATE_KINDS[body["kind"]],
+        EventKind[body["kind"].upper()],
         body["payload"],
         body["quantity"],
         body.get("unit"),
@@ -360,7 +347,7 @@ def create_lot(call: Call) -> Response:
     return _created(_lot_json(call, item))
 
 
-@operation(bp, "GET", "/lots/{gtin}/{lot}", "getLot", summary="Show a lot", tag="Lots", responses={200: "Lot"})
+@operation(bp, "GET", "/lots/{gtin}/{lot}", "getLot", summary="Show a lot", tag="Lots", responses={200: models.Lot})
 def get_lot(call: Call) -> Response:
     """A lot with its status, custodian, quantity left, inputs and last verification."""
     return jsonify(_lot_json(call, _lot(call)))
@@ -373,8 +360,8 @@ def get_lot(call: Call) -> Response:
     "listLotEvents",
     summary="List a lot's events",
     tag="Lots",
-    query=(LIMIT, CURSOR),
-    responses={200: "EventPage"},
+    query=models.PageQuery,
+    responses={200: models.EventPage},
 )
 def list_events(call: Call) -> Response:
     """The lot's events in the order they were recorded, each payload at the caller's level (all fields of
@@ -393,8 +380,8 @@ def list_events(call: Call) -> Response:
     tag="Lots",
     scope="write",
     roles=HANDLER_ROLES,
-    body="NewEvent",
-    responses={201: "LotAction"},
+    body=models.NewEvent,
+    responses={201: models.LotAction},
 )
 def record_event(call: Call) -> Response:
     """Record cooling, initial packing, harvesting, first land-based receiving or an observation on a lot the
@@ -417,8 +404,8 @@ def record_event(call: Call) -> Response:
     tag="Custody",
     scope="write",
     roles=HANDLER_ROLES,
-    body="Shipment",
-    responses={201: "LotAction"},
+    body=models.Shipment,
+    responses={201: models.LotAction},
 )
 def ship(call: Call) -> Response:
     """The shipping CTE: offer the lot to another organisation; it is in transit until accepted or refused.
@@ -454,9 +441,8 @@ def _offered(call: Call, action: Action) -> Lot:
     tag="Custody",
     scope="write",
     roles=RECEIVING_ROLES,
-    body="Receipt",
-    body_required=False,
-    responses={201: "LotAction"},
+    body=models.Receipt,
+    responses={201: models.LotAction},
 )
 def accept(call: Call) -> Response:
     """The receiving CTE: take custody of a lot offered to the organisation. KDEs left out are taken from the
@@ -493,8 +479,8 @@ def accept(call: Call) -> Response:
     tag="Custody",
     scope="write",
     roles=RECEIVING_ROLES,
-    body="Reason",
-    responses={201: "LotAction"},
+    body=models.Reason,
+    responses={201: models.LotAction},
 )
 def reject(call: Call) -> Response:
     """Refuse a lot offered to the organisation; it goes back to the shipper."""
@@ -512,8 +498,8 @@ def reject(call: Call) -> Response:
     tag="Custody",
     scope="write",
     roles=HANDLER_ROLES,
-    body="Reason",
-    responses={201: "LotAction"},
+    body=models.Reason,
+    responses={201: models.LotAction},
 )
 def cancel(call: Call) -> Response:
     """Withdraw the organisation's own custody offer while the lot is in transit."""
@@ -534,8 +520,8 @@ def cancel(call: Call) -> Response:
     tag="Inspections",
     scope="write",
     roles=("inspector",),
-    body="NewInspection",
-    responses={201: "LotAction"},
+    body=models.NewInspection,
+    responses={201: models.LotAction},
 )
 def inspect(call: Call) -> Response:
     """An inspection or lab result, with an optional certificate (PDF, PNG or JPEG, base64, at most 5 MiB)
@@ -567,8 +553,8 @@ def inspect(call: Call) -> Response:
     tag="Inspections",
     scope="write",
     roles=rule_roles(Action.HOLD),
-    body="Reason",
-    responses={201: "LotAction"},
+    body=models.Reason,
+    responses={201: models.LotAction},
 )
 def hold(call: Call) -> Response:
     """Hold a lot: it cannot be shipped or used until released."""
@@ -586,8 +572,8 @@ def hold(call: Call) -> Response:
     tag="Inspections",
     scope="write",
     roles=("inspector",),
-    body="Reason",
-    responses={201: "LotAction"},
+    body=models.Reason,
+    responses={201: models.LotAction},
 )
 def release(call: Call) -> Response:
     """Release a held lot."""
@@ -604,8 +590,8 @@ def release(call: Call) -> Response:
     summary="Recall a lot",
     tag="Recalls",
     scope="write",
-    body="NewRecall",
-    responses={201: "LotAction"},
+    body=models.NewRecall,
+    responses={201: models.LotAction},
 )
 def recall(call: Call) -> Response:
     """Recall a lot (FDA class I, II or III); every lot made from it is affected. A regulator, an inspector or
@@ -634,8 +620,8 @@ def recall(call: Call) -> Response:
     tag="Lots",
     scope="write",
     roles=HANDLER_ROLES,
-    body="Reason",
-    responses={201: "LotAction"},
+    body=models.Reason,
+    responses={201: models.LotAction},
 )
 def close(call: Call) -> Response:
     """Close a lot the organisation holds (sold out, consumed, destroyed)."""
@@ -653,8 +639,8 @@ def close(call: Call) -> Response:
     tag="Lots",
     scope="write",
     roles=HANDLER_ROLES,
-    body="Readings",
-    responses={201: "LotAction"},
+    body=models.Readings,
+    responses={201: models.LotAction},
 )
 def readings(call: Call) -> Response:
     """Anchor a batch of sensor readings by their Merkle root (the custodian, or the carrier while in
@@ -675,8 +661,8 @@ def readings(call: Call) -> Response:
     tag="Lots",
     scope="write",
     roles=CREATOR_ROLES,
-    body="NewTransformation",
-    responses={201: "Transformation"},
+    body=models.NewTransformation,
+    responses={201: models.Transformation},
 )
 def transform(call: Call) -> Response:
     """Make new lots from lots the organisation holds (wash, cut, mix, split, merge), in one transaction;
@@ -718,14 +704,8 @@ def transform(call: Call) -> Response:
     summary="Trace a lot backward or forward",
     tag="Trace",
     roles=TRACE_ROLES,
-    query=(
-        Param(
-            "direction",
-            {"type": "string", "enum": ["backward", "forward"], "default": "backward"},
-            "backward: every lot it was made from; forward: every lot made from it.",
-        ),
-    ),
-    responses={200: "Trace"},
+    query=models.TraceQuery,
+    responses={200: models.Trace},
 )
 def trace_lot(call: Call) -> Response:
     """Every ancestor or descendant of a lot the organisation can see, with holder, locations and recall
@@ -741,7 +721,7 @@ def trace_lot(call: Call) -> Response:
     "verifyLot",
     summary="Verify a lot against the chain",
     tag="Trace",
-    responses={200: "Verification"},
+    responses={200: models.Verification},
 )
 def verify(call: Call) -> Response:
     """Recompute the lot's payload hashes and head-hash chain and compare them with the chain. Reads only
@@ -770,14 +750,8 @@ def verify(call: Call) -> Response:
     "exportLotEpcis",
     summary="Export a lot as EPCIS 2.0",
     tag="Interchange",
-    query=(
-        Param(
-            "ancestors",
-            {"type": "boolean", "default": False},
-            "Also export the events of every lot this lot was made from.",
-        ),
-    ),
-    responses={200: ("An EPCIS 2.0 JSON-LD document", json_content("EPCISDocument", EPCIS_MEDIA))},
+    query=models.EpcisExportQuery,
+    responses={200: ("An EPCIS 2.0 JSON-LD document", {EPCIS_MEDIA: models.EPCISDocument})},
 )
 def export_epcis(call: Call) -> Response:
     """The lot's events as an EPCIS 2.0 JSON-LD document (docs/epcis.md has the mapping)."""
@@ -794,9 +768,9 @@ def export_epcis(call: Call) -> Response:
     summary="Capture an EPCIS 2.0 document",
     tag="Interchange",
     scope="write",
-    body="EPCISDocument",
+    body=models.EPCISDocument,
     body_types=("application/json", EPCIS_MEDIA),
-    responses={201: "CaptureResult"},
+    responses={201: models.CaptureResult},
 )
 def capture_epcis(call: Call) -> Response:
     """Validate an EPCIS 2.0 document and record its events: commissioning (ADD) creates lots, shipping and
@@ -808,9 +782,9 @@ def capture_epcis(call: Call) -> Response:
 
 
 FSMA_CONTENT = {
-    "text/csv": {"schema": {"type": "string"}},
-    fsma.XLSX_CONTENT_TYPE: {"schema": {"type": "string", "contentEncoding": "binary"}},
-    "application/json": {"schema": {"$ref": "#/components/schemas/FsmaRecords"}},
+    "text/csv": {"type": "string"},
+    fsma.XLSX_CONTENT_TYPE: {"type": "string", "contentEncoding": "binary"},
+    "application/json": models.FsmaRecords,
 }
 
 
@@ -821,18 +795,7 @@ FSMA_CONTENT = {
     "exportFsma204",
     summary="Export FSMA 204 records",
     tag="Interchange",
-    query=(
-        Param("lot", {"type": "string", "maxLength": 60}, "GTIN/LOT, e.g. 00614141000012/GV-ROM-2611A"),
-        Param("product", {"type": "string", "maxLength": 20}, "GTIN (with from and to)"),
-        Param("from", {"type": "string", "maxLength": 10}, "First date, YYYY-MM-DD"),
-        Param("to", {"type": "string", "maxLength": 10}, "Last date, YYYY-MM-DD"),
-        Param(
-            "chain",
-            {"type": "boolean", "default": False},
-            "Add the whole trace: every lot the selection was made from and every lot made from it.",
-        ),
-        Param("format", {"type": "string", "enum": ["csv", "xlsx", "json"], "default": "csv"}, "csv, xlsx or json"),
-    ),
+    query=models.FsmaQuery,
     responses={200: ("The electronic sortable spreadsheet", FSMA_CONTENT)},
 )
 def export_fsma(call: Call) -> Response:

@@ -1,0 +1,678 @@
+"""The pydantic v2 models of ``/api/v1``: request bodies, query and path parameters, and answers.
+
+spectree (``app/api/spec.py``) validates every request against these models and builds the OpenAPI 3.1
+document from them, so what is documented is what is checked. Nothing here is a second copy of a rule:
+
+- the key data elements of every event kind are generated from the domain's ``KIND_SPECS`` (``kde_model``);
+- lot statuses, roles and recall classes are the domain's enums (``policy.Status``, ``policy.Role``,
+  ``RecallClass``); event kinds, inspection outcomes, token scopes, location kinds, certificate types and
+  trace directions are read from the tables that define them.
+
+Request models refuse unknown fields (a typo is a ``400 unknown_field``) and are strict about JSON types
+(``"5"`` is not a number, ``1`` is not a boolean), as the API always was. KDE payloads keep unknown fields:
+they are stored as private fields. Answers are documented, not re-validated at runtime.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    WithJsonSchema,
+    create_model,
+)
+
+from supply_chain.domain.events import KIND_SPECS, FieldSpec, FieldType, KindSpec
+from supply_chain.domain.identifiers import LOT_CODE_PUNCTUATION
+from supply_chain.domain.invariants import MAX_UNIT_LENGTH
+from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
+from supply_chain.domain.lineage import RecallClass
+from supply_chain.domain.policy import Role, Status
+from supply_chain.services.lots import CERTIFICATE_TYPES
+from supply_chain.services.trace import DIRECTIONS
+from supply_chain.store.models import EVENT_STATUSES, LOCATION_KINDS, TOKEN_SCOPES
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+
+
+def _one_of(values: Any) -> Any:
+    """``Literal[...]`` of a table's values: documented as a string enum, validated as one."""
+    return Literal[tuple(values)]
+
+
+def kind_name(kind: EventKind) -> str:
+    """An event kind as the API spells it: ``first_land_based_receiving``."""
+    return kind.name.lower()
+
+
+EventKindName = _one_of(kind_name(k) for k in EventKind)
+CreationKind = _one_of(kind_name(k) for k in sorted(CREATION_KINDS - {EventKind.TRANSFORMATION}))
+FreeKind = _one_of(kind_name(k) for k in sorted(FREE_KINDS))
+Outcome = _one_of(o.name.lower() for o in InspectionOutcome)
+Scope = _one_of(TOKEN_SCOPES)
+LocationKind = _one_of(LOCATION_KINDS)
+EventStatus = _one_of(EVENT_STATUSES)
+Direction = _one_of(DIRECTIONS)
+CertificateType = _one_of(CERTIFICATE_TYPES)
+
+
+# ------------------------------------------------------------------ the base models
+
+
+def _tidy(schema: dict[str, Any]) -> None:
+    """Leave out what pydantic adds but the API does not mean: property titles (the name says it) and
+    ``default: null`` of optional fields that may be left out but not sent as null."""
+    if "description" in schema:  # a docstring: one paragraph
+        schema["description"] = " ".join(schema["description"].split())
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+
+
+class Schema(BaseModel):
+    """An answer: documented; fields the document does not list may be added later."""
+
+    model_config = ConfigDict(json_schema_extra=_tidy)
+
+
+class Request(BaseModel):
+    """A request body: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_tidy)
+
+
+class Query(BaseModel):
+    """Query parameters: parameters the operation does not take are ignored."""
+
+    model_config = ConfigDict(json_schema_extra=_tidy)
+
+
+# ------------------------------------------------------------------ field types
+
+
+def _quantity(value: Any) -> Any:
+    """A quantity or temperature as sent: a string or a JSON number, checked by the domain afterwards."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("must be of type string or number")
+    return value
+
+
+def _number_schema(description: str, examples: list[str] | None = None) -> WithJsonSchema:
+    schema: dict[str, Any] = {"type": ["string", "number"], "description": description}
+    if examples:
+        schema["examples"] = examples
+    return WithJsonSchema(schema)
+
+
+Quantity = Annotated[
+    Any, PlainValidator(_quantity), _number_schema("Decimal > 0 with at most 6 decimals ('12.5')", ["2000"])
+]
+Gtin = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=20,
+        description="GTIN-8, -12, -13 or -14 (check digit verified); answered as GTIN-14",
+        examples=["00614141000012"],
+    ),
+]
+Gln = Annotated[
+    str,
+    Field(min_length=1, max_length=20, description="13-digit GLN (check digit verified)", examples=["0614141000111"]),
+]
+LotCode = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        description="Lot code, GS1 AI (10): 1-20 characters of GS1 character set 82",
+        examples=["GV-ROM-2611A"],
+    ),
+]
+Unit = Annotated[
+    str, Field(min_length=1, max_length=MAX_UNIT_LENGTH, description="Unit of measure (kg, lb, case, ...)")
+]
+Date = Annotated[
+    str,
+    Field(
+        max_length=40,
+        description="ISO 8601 date (2024-05-01) or date-time with UTC offset (2024-05-01T08:30:00+02:00)",
+    ),
+]
+Text = Annotated[str, Field(max_length=500)]
+ReasonText = Annotated[str, Field(min_length=1, max_length=500)]
+
+_KDE_TYPES: dict[FieldType, Any] = {
+    FieldType.GLN: Gln,
+    FieldType.GTIN: Gtin,
+    FieldType.LOT_CODE: LotCode,
+    FieldType.DATE: Date,
+    FieldType.DATETIME: Annotated[str, Field(max_length=40, description="ISO 8601 date-time with UTC offset")],
+    FieldType.QUANTITY: Quantity,
+    FieldType.UNIT: Annotated[str, Field(max_length=32)],  # as published; the domain's invalid_unit is the rule
+    FieldType.TEXT: Text,
+    FieldType.LONG_TEXT: Annotated[str, Field(max_length=4000)],
+    FieldType.OUTCOME: Outcome,
+    FieldType.RECALL_CLASS: RecallClass,
+    FieldType.COUNT: Annotated[StrictInt, Field(ge=1)],
+    FieldType.HASH32: Annotated[str, Field(max_length=66)],
+    FieldType.SHA256: Annotated[str, Field(max_length=64)],
+    FieldType.TEMPERATURE: Quantity,
+}
+
+
+# ------------------------------------------------------------------ key data elements, from KIND_SPECS
+
+DEFAULTED = frozenset({"quantity", "unit"})
+"""KDEs the API fills in when left out: the lot's current quantity and unit."""
+
+
+class KDEs(BaseModel):
+    """The payload of an event: its kind's key data elements; other fields are kept and private."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+
+def kde_model_name(kind: EventKind) -> str:
+    """``HarvestingKDEs``, ``FirstLandBasedReceivingKDEs``, ..."""
+    return "".join(part.title() for part in kind.name.split("_")) + "KDEs"
+
+
+def _kde_type(owner: str, spec: FieldSpec) -> Any:
+    """The annotation of one KDE: its field type's, described with its visibility; a list of input lots is a
+    list of a model of their own fields."""
+    if spec.type is FieldType.INPUTS:
+        item = create_model(  # type: ignore[call-overload]
+            f"{owner}{spec.name.title()}Item",
+            __base__=KDEs,
+            **{f.name: (_kde_type(owner, f), ... if f.required else None) for f in spec.item_fields},
+        )
+        return Annotated[list[item], Field(min_length=1, description=spec.description)]  # type: ignore[valid-type]
+    return Annotated[_KDE_TYPES[spec.type], Field(description=f"{spec.description} ({spec.visibility.value})")]
+
+
+def kde_model(
+    kind: EventKind,
+    *,
+    specs: Mapping[EventKind, KindSpec] = KIND_SPECS,
+    optional: frozenset[str] = DEFAULTED,
+    exclude: frozenset[str] = frozenset(),
+    all_optional: bool = False,
+) -> type[KDEs]:
+    """The payload model of an event kind, generated from its ``KindSpec``: every KDE with its type and
+    visibility; required unless ``optional`` (filled in by the API) or ``all_optional``."""
+    spec = specs[kind]
+    name = kde_model_name(kind)
+    fields: dict[str, Any] = {}
+    for f in spec.fields:
+        if f.name not in exclude:
+            required = f.required and not all_optional and f.name not in optional
+            fields[f.name] = (_kde_type(name, f), ... if required else None)
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        name,
+        __base__=KDEs,
+        __doc__=f"Key data elements of {kind_name(kind)} ({spec.basis}). Fields are marked public, consortium or "
+        "private; extra fields are kept and private.",
+        **fields,
+    )
+
+
+KDE_MODELS: dict[EventKind, type[KDEs]] = {
+    kind: kde_model(
+        kind,
+        all_optional=kind is EventKind.RECEIVING,  # taken from the shipment when left out
+        exclude=frozenset({"outcome"}) if kind is EventKind.INSPECTION else frozenset(),  # a body field instead
+    )
+    for kind in EventKind
+}
+ShippingKDEs = KDE_MODELS[EventKind.SHIPPING]
+ReceivingKDEs = KDE_MODELS[EventKind.RECEIVING]
+InspectionKDEs = KDE_MODELS[EventKind.INSPECTION]
+
+
+# ------------------------------------------------------------------ path and query parameters
+
+_LOT_CHARS = "".join("\\" + c if c in "\\]^-[" else c for c in LOT_CODE_PUNCTUATION)  # a character class
+
+
+class PathParameters(Query):
+    """The parameters in paths: checked before anything else is read."""
+
+    gtin: Annotated[str, Field(pattern="^[0-9]{8,14}$", description="GTIN of the lot's product, 8-14 digits")] = None
+    lot: Annotated[
+        str,
+        Field(
+            pattern=f"^[0-9A-Za-z{_LOT_CHARS}]{{1,20}}$",
+            description="The lot code: 1-20 characters of GS1 character set 82 (AI 10)",
+        ),
+    ] = None
+    token_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The token's id, digits")] = None
+
+
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, str):
+        if not re.fullmatch(r"-?\d{1,9}", value.strip()):
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def _true_or_false(value: Any) -> Any:
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ValueError("must be true or false")
+        return value.lower() in ("true", "1")
+    return value
+
+
+QueryBool = Annotated[StrictBool, BeforeValidator(_true_or_false)]
+
+
+class PageQuery(Query):
+    limit: Annotated[
+        StrictInt,
+        Field(ge=1, le=MAX_PAGE, description=f"Items per page (1-{MAX_PAGE})."),
+        BeforeValidator(_whole_number),
+    ] = DEFAULT_PAGE
+    cursor: Annotated[
+        str, Field(max_length=100, description="Opaque cursor from the previous page's `next_cursor`.")
+    ] = None
+
+
+class LocationQuery(PageQuery):
+    mine: Annotated[QueryBool, Field(description="Only the organisation's own locations.")] = False
+
+
+class LotQuery(PageQuery):
+    status: Annotated[Status, Field(description="Only lots with this status.")] = None
+    q: Annotated[str, Field(max_length=100, description="Part of a lot code, GTIN or product name.")] = None
+
+
+class TraceQuery(Query):
+    direction: Annotated[
+        Direction, Field(description="backward: every lot it was made from; forward: every lot made from it.")
+    ] = "backward"
+
+
+class EpcisExportQuery(Query):
+    ancestors: Annotated[
+        QueryBool, Field(description="Also export the events of every lot this lot was made from.")
+    ] = False
+
+
+class FsmaQuery(Query):
+    lot: Annotated[str, Field(max_length=60, description="GTIN/LOT, e.g. 00614141000012/GV-ROM-2611A")] = None
+    product: Annotated[str, Field(max_length=20, description="GTIN (with from and to)")] = None
+    from_: Annotated[str, Field(alias="from", max_length=10, description="First date, YYYY-MM-DD")] = None
+    to: Annotated[str, Field(max_length=10, description="Last date, YYYY-MM-DD")] = None
+    chain: Annotated[
+        QueryBool,
+        Field(description="Add the whole trace: every lot the selection was made from and every lot made from it."),
+    ] = False
+    format: Annotated[Literal["csv", "xlsx", "json"], Field(description="csv, xlsx or json")] = "csv"
+
+
+# ------------------------------------------------------------------ request bodies
+
+
+class NewToken(Request):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    scope: Scope = "read"
+
+
+class NewProduct(Request):
+    gtin: Gtin
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    category: Annotated[str, Field(max_length=100)] = None
+    unit: Unit = None
+    on_food_traceability_list: StrictBool = False
+
+
+class NewLocation(Request):
+    gln: Gln
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    address: Annotated[str, Field(max_length=1000)] = None
+    latitude: Annotated[StrictFloat, Field(ge=-90, le=90)] = None
+    longitude: Annotated[StrictFloat, Field(ge=-180, le=180)] = None
+    kind: LocationKind = None
+
+
+_CREATION_KDES = ", ".join(kde_model_name(k) for k in sorted(CREATION_KINDS - {EventKind.TRANSFORMATION}))
+
+
+class NewLot(Request):
+    gtin: Gtin
+    lot_code: LotCode
+    kind: CreationKind
+    quantity: Quantity
+    unit: Unit = None
+    payload: Annotated[dict[str, Any], Field(description=f"The KDEs of `kind`: see {_CREATION_KDES}")]
+
+
+class NewEvent(Request):
+    kind: FreeKind
+    payload: Annotated[dict[str, Any], Field(description="The KDEs of `kind` (CoolingKDEs, ...)")]
+
+
+class Shipment(Request):
+    to: Annotated[
+        StrictInt,
+        Field(description="Receiving organisation's id; by default the organisation that owns payload.to_gln"),
+    ] = None
+    payload: ShippingKDEs  # type: ignore[valid-type]
+
+
+class Receipt(Request):
+    """Receiving KDEs; any left out are taken from the shipment (from_gln, to_gln, reference document,
+    quantity, unit, TLC source) and receive_date defaults to today."""
+
+    payload: ReceivingKDEs = None  # type: ignore[valid-type]
+
+
+class Reason(Request):
+    reason: ReasonText
+    date: Date = None
+
+
+class Certificate(Request):
+    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    content_type: CertificateType
+    content_base64: Annotated[str, Field(max_length=7_100_000)]
+
+
+class NewInspection(Request):
+    outcome: Outcome
+    payload: InspectionKDEs  # type: ignore[valid-type]
+    notes: Annotated[str, Field(max_length=4000)] = None
+    certificate: Certificate = None
+
+
+class NewRecall(Request):
+    reason: ReasonText
+    recall_class: RecallClass
+    instructions: Annotated[str, Field(min_length=1, max_length=4000)]
+    date: Date = None
+    contact: Text = None
+
+
+class Reading(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_tidy)
+
+    taken_at: Date
+    temperature_c: Quantity
+    humidity: Quantity = None
+
+
+class Readings(Request):
+    readings: Annotated[list[Reading], Field(min_length=1, max_length=10_000)]
+    sensor_id: Annotated[str, Field(max_length=100)] = None
+    location_gln: Gln = None
+
+
+class TransformationInput(Request):
+    gtin: Gtin
+    lot_code: LotCode
+    quantity: Quantity
+
+
+class TransformationOutput(Request):
+    gtin: Gtin
+    lot_code: LotCode
+    quantity: Quantity
+    unit: Unit = None
+    inputs: Annotated[list[TransformationInput], Field(min_length=1, max_length=100)]
+
+
+class NewTransformation(Request):
+    location_gln: Gln
+    transformation_date: Date
+    product_description: Text = None
+    outputs: Annotated[list[TransformationOutput], Field(min_length=1, max_length=50)]
+
+
+class EPCISBody(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    eventList: list[dict[str, Any]]  # noqa: N815 - EPCIS's own name
+
+
+class EPCISDocument(BaseModel):
+    """An EPCIS 2.0 JSON-LD document; capture validates it against GS1's EPCIS 2.0 JSON Schema
+    (https://ref.gs1.org/standards/epcis/) and names the failing path."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    context: Annotated[Any, Field(alias="@context")]
+    type: str
+    schemaVersion: str  # noqa: N815
+    creationDate: str  # noqa: N815
+    epcisBody: EPCISBody  # noqa: N815
+
+
+# ------------------------------------------------------------------ answers
+
+
+class OrganisationRef(Schema):
+    id: int
+    name: str
+
+
+class LotRef(Schema):
+    gtin: str
+    lot_code: str
+
+
+class CaptureEventResult(Schema):
+    index: int
+    type: str | None = None
+    eventID: str | None = None  # noqa: N815
+    bizStep: str | None = None  # noqa: N815
+    status: Literal["captured", "accepted", "rejected", "unsupported"]
+    code: str | None = None
+    reason: str | None = None
+    field: str | None = None
+    lotline_events: list[dict[str, Any]] = None
+
+
+class Error(Schema):
+    error: Annotated[str, Field(description="Stable error code, e.g. invalid_gtin")]
+    message: Annotated[str, Field(description="What is wrong, naming the rule")]
+    field: Annotated[str, Field(description="The field (or header, query parameter)")] = None
+    events: Annotated[list[CaptureEventResult], Field(description="EPCIS capture: the result of every event")] = None
+
+
+class Organisation(Schema):
+    id: int
+    name: str
+    roles: list[Role]
+    chain_address: str
+    gs1_company_prefix: str | None = None
+
+
+class MeToken(Schema):
+    id: int
+    name: str
+    scope: Scope
+
+
+class Me(Schema):
+    organisation: Organisation
+    token: MeToken
+
+
+class Product(Schema):
+    gtin: str
+    name: str
+    category: str | None = None
+    unit: str
+    on_food_traceability_list: bool = None
+    organisation: OrganisationRef
+
+
+class Location(Schema):
+    gln: str
+    name: str
+    address: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    kind: str
+    organisation: OrganisationRef
+
+
+class ProductRef(Schema):
+    gtin: str
+    name: str
+
+
+class LotInput(Schema):
+    gtin: str
+    lot_code: str
+    quantity: str
+    unit: str = None
+
+
+class LotVerification(Schema):
+    state: str
+    detail: str | None = None
+    verified_at: str | None = None
+
+
+class Lot(Schema):
+    gtin: str
+    lot_code: str
+    lot_id: Annotated[str, Field(description="On-chain id: keccak256(abi.encode(gtin14, lot code))")]
+    digital_link: Annotated[str, Field(description="GS1 Digital Link of the label's QR code")]
+    product: ProductRef
+    status: Status
+    recalled_via: Annotated[
+        LotRef | None,
+        Field(description="For a lot recalled because a lot it was made from was recalled: that lot"),
+    ] = None
+    quantity: Annotated[str, Field(description="What is left after transformations")]
+    initial_quantity: str = None
+    unit: str
+    creator: OrganisationRef
+    custodian: OrganisationRef
+    pending_custodian: OrganisationRef | None = None
+    event_count: int
+    head_hash: str
+    harvest_date: str | None = None
+    pack_date: str | None = None
+    origin_gln: str | None = None
+    inputs: list[LotInput]
+    verification: LotVerification
+    created_at: str = None
+
+
+class Event(Schema):
+    id: int
+    seq: int | None
+    kind: EventKindName
+    label: str
+    actor: OrganisationRef
+    occurred_at: str
+    recorded_at: str = None
+    status: EventStatus
+    payload: Annotated[dict[str, Any], Field(description="The KDEs this organisation may see")]
+    payload_hash: str
+    tx_hash: str | None
+    block_number: int | None = None
+    failure_reason: str | None = None
+    lot: LotRef
+
+
+class LotAction(Schema):
+    lot: Lot
+    event: Event
+
+
+class Transformation(Schema):
+    lots: list[Lot]
+
+
+class TracedLot(Schema):
+    gtin: str
+    lot_code: str
+    depth: int
+    status: str
+    product: str = None
+    quantity: str = None
+    unit: str = None
+    creator: str = None
+    custodian: str
+    recalled: bool
+    affected_by_recall: bool
+    inputs: list[Any] = None
+    locations: list[Any] = None
+    recall_sources: list[Any] = None
+
+
+class Trace(Schema):
+    lot: LotRef
+    direction: Direction
+    lots: list[TracedLot]
+    organisations: list[str]
+
+
+class Verification(Schema):
+    lot: LotRef
+    state: Literal["verified", "tampered", "pending", "unverifiable"]
+    detail: str
+    checked_events: int
+    bad_event_id: int | None = None
+
+
+class CaptureResult(Schema):
+    captured: int
+    transactions: list[str]
+    events: list[CaptureEventResult]
+
+
+class FsmaRecords(Schema):
+    columns: list[dict[str, Any]]
+    rows: list[dict[str, str]]
+
+
+class Token(Schema):
+    id: int
+    name: str
+    scope: Scope
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class CreatedToken(Token):
+    token: Annotated[str, Field(description="The token itself: shown once, store it now")]
+
+
+def _page(item: type[BaseModel]) -> type[Schema]:
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        f"{item.__name__}Page", __base__=Schema, items=(list[item], ...), next_cursor=(str | None, ...)
+    )
+
+
+OrganisationPage = _page(Organisation)
+ProductPage = _page(Product)
+LocationPage = _page(Location)
+LotPage = _page(Lot)
+EventPage = _page(Event)
+TokenPage = _page(Token)
+
+
+def published_models() -> list[type[BaseModel]]:
+    """Models the document lists although no operation names them: every kind's KDEs (a lot's or an
+    event's ``payload``) and the FSMA 204 records."""
+    return [*KDE_MODELS.values(), FsmaRecords]
