@@ -338,6 +338,8 @@ class NewProduct(Request):
     category: Annotated[str, Field(max_length=100)] = None
     unit: Unit = None
     on_food_traceability_list: StrictBool = False
+    commodity: Annotated[str, Field(max_length=100, description="Every lot of it is this commodity")] = None
+    variety: Annotated[str, Field(max_length=100, description="Every lot of it is this variety")] = None
 
 
 class NewLocation(Request):
@@ -518,6 +520,8 @@ class Product(Schema):
     category: str | None = None
     unit: str
     on_food_traceability_list: bool = None
+    commodity: str | None = None
+    variety: str | None = None
     organisation: OrganisationRef
 
 

@@ -227,6 +227,8 @@ def create_product(call: Call) -> Response:
         body.get("category"),
         bool(body.get("on_food_traceability_list", False)),
         body.get("unit") or "kg",
+        body.get("commodity"),
+        body.get("variety"),
     )
     call.ctx.session.commit()
     return _created(serialize.product(item))

@@ -38,6 +38,8 @@ def product(item: Product) -> dict[str, Any]:
         "category": item.category,
         "unit": item.unit,
         "on_food_traceability_list": bool(item.on_food_traceability_list),
+        "commodity": item.commodity,
+        "variety": item.variety,
         "organisation": org_ref(item.organisation),
     }
 

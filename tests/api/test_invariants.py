@@ -74,3 +74,32 @@ def test_shipping_to_a_site_of_another_company_than_the_receiver_is_refused(as_r
     assert response.status_code == 400
     assert (response.get_json()["error"], response.get_json()["field"]) == ("site_not_of_recipient", "payload.to_gln")
     assert _counts(api_runtime) == before
+
+
+def test_a_kale_lot_recorded_as_romaine_is_refused(as_role, network, api_runtime) -> None:
+    """A product registered with its commodity binds every lot of it: an API harvest naming another
+    commodity is refused with the field named, and nothing is written; an empty one is filled in."""
+    from tests.api.conftest import gtin
+
+    producer = network["producer"]
+    api = as_role("producer")
+    kale = gtin(producer.prefix, "00077")
+    registered = api(
+        "POST", "/products", json={"gtin": kale, "name": "Curly kale", "commodity": "kale", "variety": "Winterbor"}
+    )
+    assert registered.status_code == 201, registered.get_json()
+    assert (registered.get_json()["commodity"], registered.get_json()["variety"]) == ("kale", "Winterbor")
+    before = _counts(api_runtime)
+    body = harvest_body(producer, new_code("KALE")) | {"gtin": kale}
+    body["payload"]["commodity"] = "Romaine"
+    response = api("POST", "/lots", json=body)
+    assert response.status_code == 400
+    error = response.get_json()
+    assert (error["error"], error["field"]) == ("product_bound", "payload.commodity")
+    assert "'kale'" in error["message"]
+    assert _counts(api_runtime) == before
+    del body["payload"]["commodity"]
+    created = api("POST", "/lots", json=body)
+    assert created.status_code == 201, created.get_json()
+    events = api("GET", f"/lots/{kale}/{body['lot_code']}/events", scope="read").get_json()["items"]
+    assert events[0]["payload"]["commodity"] == "kale"
