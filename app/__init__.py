@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 
+from supply_chain.services import sessions, throttle
 from supply_chain.services.runtime import Runtime, Settings
 from supply_chain.services.startup import catch_up
 
@@ -20,7 +21,9 @@ ENV_KEYS = (
     "LOTLINE_DATABASE_URL",
     "LOTLINE_CHAIN_URL",
     "LOTLINE_SECRET_KEY",
+    "LOTLINE_KEK",
     "LOTLINE_PUBLIC_URL",
+    "LOTLINE_TRUSTED_PROXIES",
 )
 MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """A little above the services' 5 MiB certificate limit, so their clearer message wins for most files."""
@@ -48,10 +51,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure,
-        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        PERMANENT_SESSION_LIFETIME=sessions.SESSION_LIFETIME,
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
-        LOGIN_RATE_LIMIT=(5, 300),  # failed attempts per IP + e-mail, per window in seconds
-        LOGIN_IP_RATE_LIMIT=(30, 300),  # failed attempts per IP, whatever the e-mail
+        # (attempts, seconds): failed sign-ins per account, and attempts per client address (services.throttle)
+        LOGIN_RATE_LIMIT=(throttle.ACCOUNT_LIMIT.attempts, throttle.ACCOUNT_LIMIT.window),
+        LOGIN_IP_RATE_LIMIT=(throttle.ADDRESS_LIMIT.attempts, throttle.ADDRESS_LIMIT.window),
+        TRUSTED_PROXIES=settings.trusted_proxies,  # reverse proxies whose X-Forwarded-For/-Proto are believed
         JSON_SORT_KEYS=False,
     )
     app.config.update({k: v for k, v in test_config.items() if k not in ENV_KEYS})

@@ -1,15 +1,16 @@
-"""Browser security: CSRF tokens, login rate limiting, cookie flags and response headers."""
+"""Browser security: CSRF tokens, sign-in throttling, trusted proxies, cookie flags and response headers."""
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 
 from flask import Flask, Request, Response, abort, request, session
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.web import SESSION_TOKEN_KEY
+from supply_chain.services import throttle
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -67,71 +68,19 @@ def _check_csrf(req: Request) -> None:
         )
 
 
-# ------------------------------------------------------------------ login rate limit
+# ------------------------------------------------------------------ sign-in throttling
 
 
-class LoginLimiter:
-    """Failed sign-ins per key in a sliding window, in memory (one process; waitress threads share it)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, key: str) -> int:
-        """Seconds until ``key`` may try again, 0 if it may try now."""
-        now = time.monotonic()
-        with self._lock:
-            failures = self._recent(key, now)
-            if len(failures) < self.limit:
-                return 0
-            return max(1, int(failures[0] + self.window - now) + 1)
-
-    def failed(self, key: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._recent(key, now).append(now)
-            if len(self._failures) > 10_000:  # forget quiet keys so memory stays bounded
-                for stale in [k for k, v in self._failures.items() if not v or v[-1] <= now - self.window]:
-                    del self._failures[stale]
-
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+def login_limits(app: Flask) -> tuple[throttle.Limit, throttle.Limit]:
+    """The account and address limits of sign-in (``services.throttle``; ``LOGIN_RATE_LIMIT`` and
+    ``LOGIN_IP_RATE_LIMIT`` in the config, as ``(attempts, seconds)``)."""
+    return throttle.Limit(*app.config["LOGIN_RATE_LIMIT"]), throttle.Limit(*app.config["LOGIN_IP_RATE_LIMIT"])
 
 
-class Limiters:
-    def __init__(self, app: Flask) -> None:
-        self.by_email = LoginLimiter(*app.config["LOGIN_RATE_LIMIT"])
-        self.by_ip = LoginLimiter(*app.config["LOGIN_IP_RATE_LIMIT"])
-
-    @staticmethod
-    def keys(email: str) -> tuple[str, str]:
-        ip = request.remote_addr or "unknown"
-        return f"{ip}|{email.strip().lower()}", ip
-
-    def retry_after(self, email: str) -> int:
-        by_email, ip = self.keys(email)
-        return max(self.by_email.retry_after(by_email), self.by_ip.retry_after(ip))
-
-    def failed(self, email: str) -> None:
-        by_email, ip = self.keys(email)
-        self.by_email.failed(by_email)
-        self.by_ip.failed(ip)
-
-    def succeeded(self, email: str) -> None:
-        self.by_email.reset(self.keys(email)[0])
-
-
-def limiters(app: Flask) -> Limiters:
-    return app.extensions["lotline_login_limiters"]  # type: ignore[no-any-return]
+def client_address() -> str:
+    """The client's address: the TCP peer's, or the one the trusted proxies reported when
+    ``TRUSTED_PROXIES`` is set (``init_app`` installs werkzeug's ProxyFix; otherwise X-Forwarded-For is ignored)."""
+    return request.remote_addr or "unknown"
 
 
 # ------------------------------------------------------------------ cookies and headers
@@ -146,7 +95,10 @@ class SessionInterface(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
-    app.extensions["lotline_login_limiters"] = Limiters(app)
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops:
+        # Only as many X-Forwarded-* entries as there are proxies of ours are believed; by default none.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["CSRF_FIELD"] = CSRF_FIELD
 
@@ -160,6 +112,6 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault(name, value)
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if "user_id" in session or request.path.startswith(("/login", "/dashboard")):
+        if SESSION_TOKEN_KEY in session or request.path.startswith(("/login", "/dashboard", "/account")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g, redirect, request, session, u
 from supply_chain.domain import policy
 from supply_chain.domain.errors import Forbidden, NotFound
 from supply_chain.domain.lineage import format_quantity
-from supply_chain.services import access, orgs, verification_state
+from supply_chain.services import access, sessions, verification_state
 from supply_chain.services.runtime import Ctx, Runtime
 from supply_chain.store.models import Lot, Organisation, User
 
@@ -32,8 +32,9 @@ def rule_roles(action: policy.Action) -> tuple[str, ...]:
     """The roles that may take ``action`` under the rulebook (a route guard; the relation and status are
     checked by the service)."""
     return policy.ordered(policy.RULES[action].roles)
-SESSION_EPOCH_KEY = "org_epoch"
-"""The organisation's ``session_epoch`` when the session signed in (see ``current_user``)."""
+SESSION_TOKEN_KEY = "sid"
+"""The cookie's session token: the store keeps the session (``services.sessions``), so deleting it there
+signs the cookie out wherever it has been copied."""
 
 
 def runtime() -> Runtime:
@@ -125,16 +126,13 @@ def short_hash(value: str | None, keep: int = 10) -> str:
 
 
 def current_user() -> User | None:
-    """The signed-in, active user, or None. The session holds the user's id and the organisation's session
-    epoch at sign-in: a suspension ends every session of the organisation at its next request."""
+    """The signed-in, active user, or None. The cookie holds a session token; the session itself is in the
+    store, so sign-out, a password change or a suspension (which delete it) end it at the next request."""
     if "lotline_user" not in g:
         user = None
-        user_id = session.get("user_id")
-        if isinstance(user_id, int):
-            candidate = get_ctx().session.get(User, user_id)
-            if candidate is not None and orgs.session_is_current(candidate, session.get(SESSION_EPOCH_KEY)):
-                user = candidate
-            else:
+        if SESSION_TOKEN_KEY in session:
+            user = sessions.user_for(get_ctx(), session.get(SESSION_TOKEN_KEY))
+            if user is None:
                 session.clear()
         g.lotline_user = user
     return cast(User | None, g.lotline_user)

@@ -45,7 +45,8 @@ def main() -> None:
     """Lotline: food-lot traceability anchored on an EVM chain.
 
     Settings come from the environment: LOTLINE_HOME (instance folder, default ./instance),
-    LOTLINE_DATABASE_URL, LOTLINE_CHAIN_URL (unset = embedded chain), LOTLINE_SECRET_KEY, LOTLINE_PUBLIC_URL.
+    LOTLINE_DATABASE_URL, LOTLINE_CHAIN_URL (unset = embedded chain), LOTLINE_SECRET_KEY (signs sessions),
+    LOTLINE_KEK (encrypts organisation keys), LOTLINE_PUBLIC_URL, LOTLINE_TRUSTED_PROXIES.
     """
 
 
@@ -191,6 +192,49 @@ def bench(quick: bool, json_out: Path | None) -> None:
     click.echo(results.markdown())
     if json_out:
         json_out.write_text(json.dumps(results.as_dict(), indent=2))
+
+
+@main.group()
+def keys() -> None:
+    """Organisation chain keys and the key-encryption key (KEK) that protects them at rest.
+
+    The KEK comes from LOTLINE_KEK, or from the instance folder's `kek` file (created 0600 on first start). It
+    is separate from the session secret (LOTLINE_SECRET_KEY), which only signs browser sessions.
+    """
+
+
+@keys.command("rotate-kek")
+@handle_errors
+def rotate_kek() -> None:
+    """Re-encrypt every organisation's chain key under a new key-encryption key, all in one transaction.
+
+    Without LOTLINE_KEK: a new random KEK (or LOTLINE_NEW_KEK, if set) replaces the instance folder's `kek`
+    file once every key is re-encrypted; running servers find it there when they next sign, and a crash midway
+    is settled at the next start. With LOTLINE_KEK set: put the new KEK (at least 32 characters) in
+    LOTLINE_NEW_KEK, run this, then set LOTLINE_KEK to that value for every process before they start again.
+
+    If any key cannot be opened with the current KEK nothing changes (exit 2). Chain addresses stay the same;
+    nothing is sent to the chain.
+    """
+    import os
+
+    from supply_chain.services.keyring import NEW_KEK_ENV
+
+    runtime = _runtime()
+    try:
+        keyring = runtime.keyring
+        new = os.environ.get(NEW_KEK_ENV) or None
+        if new is None and not keyring.file_backed:
+            raise InvalidInput(
+                "LOTLINE_KEK is set: put the new KEK in LOTLINE_NEW_KEK and run again", field=NEW_KEK_ENV
+            )
+        old_id = keyring.kek_id
+        count = keyring.rotate(runtime.sessions, new)
+        click.echo(f"{count} organisation keys re-encrypted: KEK {old_id} -> {keyring.kek_id}")
+        if not keyring.file_backed:
+            click.echo("now set LOTLINE_KEK to the value of LOTLINE_NEW_KEK for every Lotline process", err=True)
+    finally:
+        runtime.close()
 
 
 @main.group()

@@ -7,10 +7,10 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from app.auth import bp
-from app.security import limiters, new_csrf_token
-from app.web import SESSION_EPOCH_KEY, current_org, current_user, get_ctx
-from supply_chain.domain.errors import Forbidden
-from supply_chain.services import orgs
+from app.security import client_address, login_limits, new_csrf_token
+from app.web import SESSION_TOKEN_KEY, current_org, current_user, get_ctx, login_required
+from supply_chain.domain.errors import Forbidden, InvalidInput
+from supply_chain.services import orgs, sessions, throttle
 
 
 def home_for(roles: list[str]) -> str:
@@ -47,28 +47,27 @@ def login() -> str | Response | tuple[str, int]:
     email = (request.form.get("email") or "").strip()
     password = request.form.get("password") or ""
     target = _safe_next(request.form.get("next"))
-    limit = limiters(current_app)
-    wait = limit.retry_after(email)
-    if wait:
-        raise TooManyRequests(
-            description=f"Too many failed sign-in attempts. Wait {wait // 60 + 1} minutes and try again.",
-            retry_after=wait,
-        )
+    ctx = get_ctx()
+    # The attempt is counted (and committed) before the password is checked, so parallel requests and other
+    # workers cannot all slip under the limit.
+    refusal = throttle.reserve_sign_in(ctx, email, client_address(), *login_limits(current_app))
+    if refusal is not None:
+        raise TooManyRequests(description=refusal.message, retry_after=refusal.retry_after)
     try:
-        user = orgs.authenticate(get_ctx(), email, password)
+        user = orgs.authenticate(ctx, email, password)
     except Forbidden as err:
-        get_ctx().session.rollback()
+        ctx.session.rollback()
         if err.code == "organisation_suspended":  # the password was right: say why, and sign nobody in
+            throttle.signed_in(ctx, email, client_address())
+            ctx.session.commit()
             return render_template("auth/login.html", email=email, next=target or "", error=err.message), 403
-        limit.failed(email)
         return render_template(
             "auth/login.html", email=email, next=target or "", error="E-mail or password is wrong."
         ), 401
-    limit.succeeded(email)
-    get_ctx().session.commit()  # last_login_at
+    throttle.signed_in(ctx, email, client_address())
     session.clear()  # a fresh session on every sign-in: nothing from before survives
-    session["user_id"] = user.id
-    session[SESSION_EPOCH_KEY] = user.organisation.session_epoch
+    session[SESSION_TOKEN_KEY] = sessions.start(ctx, user)
+    ctx.session.commit()  # the session, last_login_at
     session.permanent = True
     new_csrf_token()
     flash(f"Signed in as {user.display_name}, {user.organisation.name}.", "ok")
@@ -77,6 +76,34 @@ def login() -> str | Response | tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
+    """Sign out: the session is deleted in the store, so a copy of the cookie no longer signs anyone in."""
+    sessions.end(get_ctx(), session.get(SESSION_TOKEN_KEY))
     session.clear()
     flash("Signed out.", "ok")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password() -> str | Response | tuple[str, int]:
+    """Change one's own password; every other session of the user ends (this browser gets a fresh one)."""
+    if request.method == "GET":
+        return render_template("auth/password.html")
+    ctx = get_ctx()
+    user = current_user()
+    assert user is not None  # login_required
+    email = user.email
+    refusal = throttle.reserve_sign_in(ctx, email, client_address(), *login_limits(current_app))
+    if refusal is not None:  # the current password is checked: the same budget as signing in
+        raise TooManyRequests(description=refusal.message, retry_after=refusal.retry_after)
+    form = request.form
+    try:
+        orgs.change_password(ctx, user, form.get("current_password") or "", form.get("new_password") or "")
+    except (Forbidden, InvalidInput) as err:
+        ctx.session.rollback()
+        return render_template("auth/password.html", error=err), err.status
+    throttle.signed_in(ctx, email, client_address())
+    session[SESSION_TOKEN_KEY] = sessions.start(ctx, user)
+    new_csrf_token()
+    flash("Password changed. Every other session of yours has been signed out.", "ok")
+    return redirect(home_for(list(user.organisation.roles)))

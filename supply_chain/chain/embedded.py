@@ -675,9 +675,12 @@ def open_embedded(state_dir: Path) -> EmbeddedChain:
     not belong to its chain.
     """
     state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    # Readable by the owner only, like the rest of the instance folder: the chain state and the faucet key.
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock_fd = _acquire_folder_lock(state_dir)
     try:
+        # created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode
+        os.close(os.open(state_dir / DB_FILE, os.O_RDWR | os.O_CREAT, 0o600))
         store = SqliteKeyValueStore(state_dir / DB_FILE)
         try:
             chain, faucet_key = _open_chain(store, state_dir)
@@ -755,7 +758,7 @@ def _acquire_folder_lock(state_dir: Path) -> int:
     the lock when the process dies, so a crash never leaves a stale lock behind.
     """
     path = state_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

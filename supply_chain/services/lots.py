@@ -38,6 +38,7 @@ from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity, parse_recall_class
 from supply_chain.domain.policy import Action, Status
+from supply_chain.services.instance import private_folder, write_private
 from supply_chain.services.orgs import location_by_gln
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.writes import execute
@@ -544,9 +545,9 @@ def store_document(ctx: Ctx, filename: str, content_type: str, content: bytes) -
     sha = hashlib.sha256(content).hexdigest()
     relative = Path("documents") / f"{sha}{CERTIFICATE_TYPES[content_type]}"
     path = Path(ctx.settings.home) / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     if not path.exists():
-        path.write_bytes(content)
+        write_private(path, content)  # 0600, whole or not at all
     return sha, relative.as_posix()
 
 

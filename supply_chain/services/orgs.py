@@ -11,11 +11,12 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 
 from supply_chain.chain.connect import fund
-from supply_chain.chain.keys import decrypt_account, encrypt_account, new_account
+from supply_chain.chain.keys import new_account
 from supply_chain.chain.ledger import ROLE_NAMES, Call, Ledger
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import gln_has_prefix, gtin_has_prefix, parse_gln, parse_gtin
 from supply_chain.domain.policy import CREATOR_ROLES, ONBOARDING_ROLES
+from supply_chain.services import sessions
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import ChainDeployment, Location, Organisation, Product, User
 
@@ -30,8 +31,8 @@ _DUMMY_HASH = _hasher.hash("lotline-no-such-user")
 
 
 def signer(ctx: Ctx, org: Organisation) -> LocalAccount:
-    """The organisation's own key, decrypted with the installation secret."""
-    return decrypt_account(org.encrypted_key, ctx.settings.secret_key)
+    """The organisation's own key, decrypted with the installation's key-encryption key."""
+    return ctx.runtime.keyring.account(org)
 
 
 def _new_org(ctx: Ctx, name: str, roles: list[str], prefix: str | None) -> tuple[Organisation, LocalAccount]:
@@ -50,11 +51,13 @@ def _new_org(ctx: Ctx, name: str, roles: list[str], prefix: str | None) -> tuple
     if ctx.session.scalar(select(func.count()).select_from(Organisation).where(Organisation.name == name)):
         raise Conflict(f"an organisation named {name!r} already exists", field="name")
     account = new_account()
+    encrypted_key, kek_id = ctx.runtime.keyring.seal(account)
     org = Organisation(
         name=name,
         roles=sorted(set(roles)),
         chain_address=account.address,
-        encrypted_key=encrypt_account(account, ctx.settings.secret_key),
+        encrypted_key=encrypted_key,
+        key_encryption_id=kek_id,
         gs1_company_prefix=prefix or None,
     )
     return org, account
@@ -173,13 +176,6 @@ def refuse_if_suspended(org: Organisation) -> None:
         raise Forbidden(suspension_notice(org), code="organisation_suspended")
 
 
-def session_is_current(user: User, epoch: object) -> bool:
-    """Whether a browser session of `user`, signed in at the organisation's session `epoch`, still counts:
-    the user is active, the organisation is not suspended and has not been suspended since the sign-in."""
-    org = user.organisation
-    return user.is_active and not org.suspended and (epoch or 0) == org.session_epoch
-
-
 def _oversight_refusal(actor: Organisation, verb: str) -> Forbidden | None:
     if set(actor.roles) & ONBOARDING_ROLES:
         return None
@@ -220,8 +216,8 @@ def _role_admin(ctx: Ctx, actor: Organisation) -> Organisation:
 
 def suspend(ctx: Ctx, actor: Organisation, org: Organisation, reason: str) -> Organisation:
     """Suspend `org` in one action: every role it holds on chain is revoked (one transaction, so the ledger
-    refuses all its writes), the roles are remembered for `reinstate`, its users' sessions end at their next
-    request and its API tokens stop working. Who, when and why are recorded.
+    refuses all its writes), the roles are remembered for `reinstate`, its users' browser sessions are deleted
+    (a copied cookie does not bring one back) and its API tokens stop working. Who, when and why are recorded.
 
     Only an organisation with one of ``ONBOARDING_ROLES`` may suspend; not itself, not one holding the admin
     role (the operator), and not one already suspended (Conflict ``already_suspended``). `reason` is required.
@@ -242,7 +238,7 @@ def suspend(ctx: Ctx, actor: Organisation, org: Organisation, reason: str) -> Or
     org.suspended_at = datetime.now(UTC)
     org.suspended_reason = reason
     org.suspended_by_id = actor.id
-    org.session_epoch = (org.session_epoch or 0) + 1
+    sessions.end_organisation(ctx, org)
     ctx.session.flush()
     log.info("%s suspended %s (roles %s): %s", actor.name, org.name, ", ".join(held) or "none", reason)
     return org
@@ -280,11 +276,18 @@ def check_new_user(ctx: Ctx, email: str, password: str) -> str:
     email = (email or "").strip().lower()
     if "@" not in email or len(email) > 254 or email.startswith("@") or email.endswith("@"):
         raise InvalidInput("e-mail must look like name@example.org", field="email")
-    if len(password or "") < 10:
-        raise InvalidInput("password must be at least 10 characters", field="password")
+    _check_password_rule(password, "password")
     if ctx.session.scalars(select(User).where(User.email == email)).first():
         raise Conflict(f"a user with e-mail {email} already exists", field="email")
     return email
+
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def _check_password_rule(password: str, field: str) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters", field=field)
 
 
 def add_user(ctx: Ctx, org: Organisation, email: str, display_name: str, password: str) -> User:
@@ -312,6 +315,23 @@ def authenticate(ctx: Ctx, email: str, password: str) -> User:
     refuse_if_suspended(user.organisation)  # only told to someone who knows the password
     user.last_login_at = datetime.now(UTC)
     return user
+
+
+def change_password(ctx: Ctx, user: User, current: str, new: str) -> None:
+    """Set `user`'s password to `new` after checking `current`; every session of the user ends (the caller
+    opens a fresh one for the browser that asked). Forbidden on a wrong current password, InvalidInput naming
+    the field when the new one breaks the rule or is the same."""
+    try:
+        _hasher.verify(user.password_hash, current or "")
+    except (VerificationError, InvalidHashError):
+        raise Forbidden("the current password is wrong", field="current_password", code="bad_credentials") from None
+    _check_password_rule(new, "new_password")
+    if new == current:
+        raise InvalidInput("the new password must differ from the current one", field="new_password")
+    user.password_hash = _hasher.hash(new)
+    sessions.end_user(ctx, user)
+    ctx.session.flush()
+    log.info("%s changed their password; their sessions were ended", user.email)
 
 
 def register_product(

@@ -11,7 +11,7 @@ import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from supply_chain.chain.connect import ChainConnection, connect
 from supply_chain.chain.ledger import Ledger
-from supply_chain.domain.errors import ChainUnavailable
+from supply_chain.domain.errors import ChainUnavailable, InvalidInput
+from supply_chain.services.instance import SECRET_KEY_FILE, read_or_create_secret, secure_instance
+from supply_chain.services.keyring import Keyring, load_kek
 from supply_chain.store.db import database_url, make_engine, make_session_factory, migrate, session_scope
 from supply_chain.store.models import ChainDeployment
 
@@ -28,28 +30,49 @@ EMBEDDED_GAS_LIMIT = 10_000_000
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything configurable, read from `LOTLINE_*` environment variables in one place."""
+    """Everything configurable, read from `LOTLINE_*` environment variables in one place.
+
+    ``secret_key`` signs browser sessions only; ``kek`` (the key-encryption key) encrypts organisation chain
+    keys only (``services.keyring``). They must differ. ``trusted_proxies`` is how many reverse proxies in front
+    of the app append to ``X-Forwarded-For``/``-Proto`` (0: those headers are ignored, the client address is the
+    TCP peer's).
+    """
 
     home: Path
     database_url: str
     chain_url: str | None
     secret_key: str
     public_url: str
+    kek: str
+    kek_in_file: bool = False
+    """Whether the KEK is the instance folder's ``kek`` file (rotation then replaces it there)."""
+    trusted_proxies: int = 0
     chain_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.kek == self.secret_key:
+            raise InvalidInput(
+                "LOTLINE_KEK must differ from LOTLINE_SECRET_KEY: one signs sessions, the other encrypts keys",
+                field="LOTLINE_KEK",
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if env is None else env
         home = Path(str(overrides.pop("home", None) or env.get("LOTLINE_HOME") or "instance")).resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        settings = cls(
-            home=home,
-            database_url=database_url(home, env.get("LOTLINE_DATABASE_URL") or None),
-            chain_url=env.get("LOTLINE_CHAIN_URL") or None,
-            secret_key=env.get("LOTLINE_SECRET_KEY") or _instance_secret(home),
-            public_url=(env.get("LOTLINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
-        )
-        return replace(settings, **overrides)  # type: ignore[arg-type]
+        secure_instance(home)
+        values: dict[str, object] = {
+            "home": home,
+            "database_url": database_url(home, env.get("LOTLINE_DATABASE_URL") or None),
+            "chain_url": env.get("LOTLINE_CHAIN_URL") or None,
+            "secret_key": env.get("LOTLINE_SECRET_KEY") or _instance_secret(home),
+            "public_url": (env.get("LOTLINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            "trusted_proxies": _trusted_proxies(env.get("LOTLINE_TRUSTED_PROXIES")),
+        }
+        given = overrides.pop("kek", None)
+        values["kek"] = given or load_kek(home, env)
+        values["kek_in_file"] = not (given or env.get("LOTLINE_KEK"))
+        return cls(**(values | overrides))  # type: ignore[arg-type]
 
     @property
     def chain_mode(self) -> str:
@@ -57,13 +80,21 @@ class Settings:
 
 
 def _instance_secret(home: Path) -> str:
-    """A per-installation secret kept in the instance folder when LOTLINE_SECRET_KEY is not set."""
-    path = home / "secret_key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip()
+    """A per-installation session secret kept in the instance folder when LOTLINE_SECRET_KEY is not set."""
+    return read_or_create_secret(home / SECRET_KEY_FILE, secrets.token_hex(32))
+
+
+def _trusted_proxies(value: str | None) -> int:
+    try:
+        hops = int((value or "0").strip())
+    except ValueError:
+        hops = -1
+    if not 0 <= hops <= 10:
+        raise InvalidInput(
+            f"LOTLINE_TRUSTED_PROXIES must be a whole number of proxies from 0 to 10, got {value!r}",
+            field="LOTLINE_TRUSTED_PROXIES",
+        )
+    return hops
 
 
 @dataclass
@@ -97,6 +128,9 @@ class Runtime:
         self.engine = make_engine(self.settings.database_url)
         migrate(self.engine)
         self.sessions = make_session_factory(self.engine)
+        self.keyring = Keyring(self.settings.kek, self.settings.home, file_backed=self.settings.kek_in_file)
+        """Opens and seals organisation keys; keys left under the session secret are moved under the KEK now."""
+        self.keyring.settle(self.sessions, self.settings.secret_key)
         # Sessions for requests that only read (the consumer page, QR codes): on SQLite they neither take
         # nor wait for the write lock, so pages are served while writes run (WAL readers see the last commit).
         self.read_sessions = make_session_factory(self.engine.execution_options(sqlite_begin="deferred"))

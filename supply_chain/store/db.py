@@ -11,6 +11,7 @@ not begin a transaction before a SELECT, which breaks isolation and SAVEPOINTs.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,7 +80,7 @@ def _sqlite_engine(url: URL, begin: str, **kwargs: Any) -> Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if not in_memory:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        _private_database_file(Path(database).expanduser())
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     # Connections move between threads with the pool (one thread at a time); the check is only a guard.
@@ -130,6 +131,17 @@ def _sqlite_engine(url: URL, begin: str, **kwargs: Any) -> Engine:
     event.listen(engine, "rollback", _release)
 
     return engine
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only before SQLite opens it (SQLite gives the -wal and
+    -shm files the database file's mode), and take group and other access away from an existing one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        sibling = path.with_name(path.name + suffix)
+        if sibling.exists() and sibling.stat().st_mode & 0o077:
+            sibling.chmod(sibling.stat().st_mode & 0o700)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

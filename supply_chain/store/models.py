@@ -223,11 +223,13 @@ class Organisation(Base):
     """A company or agency taking part: a farm, a packer, a carrier, a shop, an inspector, a regulator.
 
     Each organisation has its own chain account; ``encrypted_key`` is its eth-account keystore JSON,
-    encrypted under ``LOTLINE_SECRET_KEY`` (see ``supply_chain.chain.keys``).
+    encrypted under the installation's key-encryption key (``LOTLINE_KEK``, see ``supply_chain.chain.keys``);
+    ``key_encryption_id`` names that KEK (its fingerprint), None for a key still under the session secret of
+    releases before the KEK (re-encrypted at the next start, see ``services.keyring``).
 
     A suspended organisation (``suspended_at`` set, see ``services.orgs.suspend``) holds no role, on chain or
-    here; ``suspended_roles`` keeps what it held so reinstatement restores exactly that. ``session_epoch``
-    grows at every suspension: a browser session signed in under an older epoch is no longer valid.
+    here; ``suspended_roles`` keeps what it held so reinstatement restores exactly that. Suspension also deletes
+    its users' browser sessions (``UserSession``).
     """
 
     __tablename__ = "organisations"
@@ -237,6 +239,7 @@ class Organisation(Base):
     roles: Mapped[list[str]] = mapped_column(MutableList.as_mutable(json_document()), default=list)
     chain_address: Mapped[str] = mapped_column(Address, unique=True)
     encrypted_key: Mapped[str] = mapped_column(Text)
+    key_encryption_id: Mapped[str | None] = mapped_column(String(32))
     gs1_company_prefix: Mapped[str | None] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     suspended_at: Mapped[datetime | None]
@@ -245,7 +248,6 @@ class Organisation(Base):
         JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
     )
     suspended_by_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
-    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     users: Mapped[list[User]] = relationship(back_populates="organisation", order_by="User.id")
     locations: Mapped[list[Location]] = relationship(back_populates="organisation", order_by="Location.id")
@@ -302,6 +304,38 @@ class User(Base):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email!r}>"
+
+
+class UserSession(Base):
+    """A signed-in browser: the signed session cookie carries a random token, the store keeps its SHA-256.
+
+    Deleting the row ends the session wherever the cookie has been copied to (sign-out, password change,
+    suspension); ``expires_at`` ends it at the latest (``services.sessions.SESSION_LIFETIME`` after sign-in).
+    """
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+    user: Mapped[User] = relationship()
+
+
+class SignInThrottle(Base):
+    """Sign-in attempts counted per key (an account's e-mail or a client address) in a fixed window.
+
+    An attempt is reserved here (one atomic upsert, committed) before the password is checked, so parallel
+    requests and several server processes share one count (``services.throttle``).
+    """
+
+    __tablename__ = "sign_in_throttles"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_started: Mapped[int] = mapped_column(BigInteger, index=True)
+    """Unix time (seconds) the window began."""
+    attempts: Mapped[int]
 
 
 class Location(Base):

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError
 from supply_chain.domain.hashing import keccak256
 from supply_chain.domain.kinds import EventKind
-from supply_chain.services import lots, orgs, tokens
-from supply_chain.store.models import Event, Lot, Organisation
+from supply_chain.services import lots, orgs, sessions, tokens
+from supply_chain.store.models import Event, Lot, Organisation, User, UserSession
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,9 @@ def _state(runtime: Any, key_or_id: Any, net: Any) -> tuple[Any, ...]:
             org.suspended_at,
             org.suspended_reason,
             org.suspended_roles,
-            org.session_epoch,
+            ctx.session.scalar(
+                select(func.count()).select_from(UserSession).join(User).where(User.organisation_id == org.id)
+            ),
             [r for r in ("producer", "processor", "distributor") if ctx.ledger.has_role(r, org.chain_address)],
             ctx.session.scalar(select(func.count()).select_from(Lot)),
             ctx.session.scalar(select(func.count()).select_from(Event)),
@@ -67,7 +69,7 @@ def test_suspension_revokes_every_role_on_chain_refuses_writes_and_reinstatement
         assert not ctx.ledger.has_role("distributor", farm.chain_address)
         assert farm.roles == [] and farm.suspended_roles == ["distributor", "producer"]
         assert farm.suspended_reason == REASON and farm.suspended_by_id == regulator.id
-        assert farm.suspended_at is not None and farm.session_epoch == 1
+        assert farm.suspended_at is not None
 
     before = _state(rt, "farm", network)
     with rt.ctx() as ctx:
@@ -102,8 +104,8 @@ def test_suspended_users_cannot_sign_in_and_its_tokens_are_refused_until_reinsta
         inspectorate = orgs.onboard(ctx, None, "Second Regulator", ["regulator"])
         user = orgs.add_user(ctx, network.org("farm", ctx), "farmer@example.org", "Farmer", PASSWORD)
         _, token = tokens.create(ctx, network.org("farm", ctx), "ERP", "write")
-        signed_in_epoch = orgs.authenticate(ctx, "farmer@example.org", PASSWORD).organisation.session_epoch
-        assert orgs.session_is_current(user, signed_in_epoch)
+        signed_in = sessions.start(ctx, orgs.authenticate(ctx, "farmer@example.org", PASSWORD))
+        assert sessions.user_for(ctx, signed_in) is user
         inspectorate_id, user_id = inspectorate.id, user.id
     with rt.ctx() as ctx:
         farm = network.org("farm", ctx)
@@ -122,14 +124,15 @@ def test_suspended_users_cannot_sign_in_and_its_tokens_are_refused_until_reinsta
         with pytest.raises(Forbidden) as api:
             tokens.token_for(ctx, token)
         assert api.value.code == "organisation_suspended" and REASON in api.value.message
-        assert not orgs.session_is_current(ctx.session.get(type(user), user_id), signed_in_epoch)
+        assert sessions.user_for(ctx, signed_in) is None, "suspension deleted the session"
+        assert sessions.count(ctx, ctx.session.get(type(user), user_id)) == 0
     with rt.ctx() as ctx:
         orgs.reinstate(ctx, ctx.session.get(Organisation, inspectorate_id), network.org("farm", ctx))
     with rt.ctx() as ctx:
         again = orgs.authenticate(ctx, "farmer@example.org", PASSWORD)
         assert tokens.token_for(ctx, token).organisation.name == "Farm", "the token works again"
-        assert not orgs.session_is_current(again, signed_in_epoch), "the session from before stays signed out"
-        assert orgs.session_is_current(again, again.organisation.session_epoch)
+        assert sessions.user_for(ctx, signed_in) is None, "the session from before stays signed out"
+        assert sessions.user_for(ctx, sessions.start(ctx, again)) is again
 
 
 def test_suspension_refusals_change_nothing(network: Any) -> None:

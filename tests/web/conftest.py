@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from app import create_app
 from supply_chain.domain.kinds import EventKind
-from supply_chain.services import lots, orgs
+from supply_chain.services import lots, orgs, throttle
 from supply_chain.services.demo import gln, gtin
 from supply_chain.services.lots import NewLot
 from supply_chain.services.runtime import Runtime, Settings
@@ -231,12 +231,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _make_app(world: World, **config: Any) -> Flask:
+    with world.runtime.ctx() as ctx:
+        throttle.clear(ctx)  # sign-in counts are in the shared database: each app starts from none
     return create_app({"RUNTIME": world.runtime, "TESTING": True} | config)
 
 
 @pytest.fixture
 def app(world: World) -> Flask:
-    """A fresh app (fresh rate limiter) on the shared runtime."""
+    """A fresh app (no sign-in attempts counted) on the shared runtime."""
     return _make_app(world)
 
 

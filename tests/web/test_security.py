@@ -59,7 +59,7 @@ def test_login_form_itself_needs_the_csrf_token(client: FlaskClient) -> None:
     response = client.post("/login", data={"email": "producer@test.lotline", "password": "correct horse battery"})
     assert response.status_code == 400
     with client.session_transaction() as session:
-        assert "user_id" not in session
+        assert "sid" not in session
 
 
 def test_logout_is_post_only(client: FlaskClient, login: Any) -> None:
@@ -80,7 +80,7 @@ def test_sign_in_starts_a_fresh_session(client: FlaskClient, login: Any) -> None
     with client.session_transaction() as session:
         assert "planted" not in session
         assert session["csrf"] != before
-        assert isinstance(session["user_id"], int)
+        assert isinstance(session["sid"], str) and len(session["sid"]) >= 40  # a token, not the user id
 
 
 def test_wrong_password_is_refused_without_saying_which_part_was_wrong(client: FlaskClient, csrf_from: Any) -> None:
@@ -167,7 +167,7 @@ def _attempt(client: FlaskClient, csrf_from: Any, email: str, password: str) -> 
 
 
 def test_login_attempts_are_rate_limited_per_ip_and_email(client: FlaskClient, csrf_from: Any) -> None:
-    assert client.application.config["LOGIN_RATE_LIMIT"] == (5, 300)  # the production setting
+    assert client.application.config["LOGIN_RATE_LIMIT"] == (5, 900)  # the production setting
     for _ in range(5):
         assert _attempt(client, csrf_from, "retailer@test.lotline", "wrong-password").status_code == 401
     blocked = _attempt(client, csrf_from, "retailer@test.lotline", "correct horse battery")

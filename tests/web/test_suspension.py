@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
 
 from supply_chain.services import orgs, tokens
 from supply_chain.services.demo import gln, gtin
-from supply_chain.store.models import Organisation
+from supply_chain.store.models import Organisation, User, UserSession
 
 PASSWORD = "suspension test password"
 REASON = "Falsified cooling records found at audit 2026-114"
@@ -69,7 +70,10 @@ def _on_chain(world: Any, member: Member) -> bool:
 def _organisation(world: Any, member: Member) -> tuple[Any, ...]:
     with world.runtime.ctx() as ctx:
         org = ctx.session.get(Organisation, member.org_id)
-        return list(org.roles), org.suspended_at, org.suspended_reason, org.session_epoch
+        signed_in = ctx.session.scalar(
+            select(func.count()).select_from(UserSession).join(User).where(User.organisation_id == org.id)
+        )
+        return list(org.roles), org.suspended_at, org.suspended_reason, signed_in
 
 
 def _suspend(client: FlaskClient, csrf: Any, member: Member, **form: str) -> Any:
@@ -121,7 +125,7 @@ def test_suspension_signs_out_refuses_sign_in_tokens_and_writes_and_reinstatemen
     out = user.get("/dashboard")
     assert out.status_code == 302 and out.headers["Location"].startswith("/login")
     with user.session_transaction() as session:
-        assert "user_id" not in session
+        assert "sid" not in session
 
     # its API token is refused, and so its writes
     before = counts()
@@ -138,7 +142,7 @@ def test_suspension_signs_out_refuses_sign_in_tokens_and_writes_and_reinstatemen
     assert answer.status_code == 403
     assert f"{member.name} is suspended by the regulator since {day}: {REASON}" in answer.get_data(as_text=True)
     with fresh.session_transaction() as session:
-        assert "user_id" not in session
+        assert "sid" not in session
     assert fresh.get("/dashboard").status_code == 302
 
     # twice: a clear 409 with a code, and nothing changes
