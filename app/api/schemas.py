@@ -506,8 +506,12 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "required": ["gtin", "lot_code", "depth", "status", "custodian", "recalled", "affected_by_recall"],
+                    "description": "A lot of the trace; one the caller may not see is `redacted` (depth, "
+                    "`label` and recall reach only).",
+                    "required": ["depth", "affected_by_recall"],
                     "properties": {
+                        "redacted": {"type": "boolean"},
+                        "label": {"type": "string"},
                         "gtin": {"type": "string"},
                         "lot_code": {"type": "string"},
                         "depth": {"type": "integer"},
@@ -540,21 +544,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         },
     },
     "EPCISDocument": {
-        "type": "object",
-        "required": ["@context", "type", "schemaVersion", "creationDate", "epcisBody"],
-        "description": "An EPCIS 2.0 JSON-LD document; capture validates it against GS1's EPCIS 2.0 JSON Schema "
-        "(https://ref.gs1.org/standards/epcis/) and names the failing path.",
-        "properties": {
-            "@context": {},
-            "type": {"type": "string"},
-            "schemaVersion": {"type": "string"},
-            "creationDate": {"type": "string"},
-            "epcisBody": {
-                "type": "object",
-                "required": ["eventList"],
-                "properties": {"eventList": {"type": "array", "items": {"type": "object"}}},
-            },
-        },
+        # No constraints of its own: capture checks the whole document, its root too, against GS1's schema and
+        # answers 400 epcis_schema_invalid with the failing path (docs/epcis.md), never a generic code.
+        "description": "An EPCIS 2.0 JSON-LD document (`@context`, `type` EPCISDocument, `schemaVersion`, "
+        "`creationDate`, `epcisBody.eventList`); capture validates it against GS1's EPCIS 2.0 JSON Schema "
+        "(https://ref.gs1.org/standards/epcis/) and names the failing path (400 `epcis_schema_invalid`).",
     },
     "CaptureEventResult": {
         "type": "object",

@@ -5,8 +5,6 @@ the OpenAPI 3.1 document (``openapi_document``), so the document cannot drift fr
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +18,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from app.api import schemas
+from app.api.cursors import decode_cursor, encode_cursor
 from app.web import get_ctx
 from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services import tokens
@@ -353,24 +352,6 @@ LIMIT = Param(
     f"Items per page (1-{MAX_PAGE}).",
 )
 CURSOR = Param("cursor", {"type": "string", "maxLength": 100}, "Opaque cursor from the previous page's `next_cursor`.")
-
-
-def encode_cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(f"v1:{value}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not re.fullmatch(r"v1:\d{1,18}", text):
-        raise InvalidInput(
-            "cursor: not a cursor this API handed out (use next_cursor as given)", field="cursor", code="invalid_cursor"
-        )
-    return int(text[3:])
 
 
 def page(
