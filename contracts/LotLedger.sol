@@ -379,15 +379,14 @@ contract LotLedger is AccessControl, Multicall {
     }
 
     /// @notice Anchors the Merkle root of a batch of sensor readings (cold chain) taken on a lot.
-    /// @dev Requirements: caller holds a handling role and is the custodian or, while the lot is in transit,
-    /// its pending custodian (the carrier); the lot is active, held or in transit; `count` > 0.
+    /// @dev Requirements: caller holds a handling role and is the custodian (while the lot is in transit, the
+    /// sender: the pending custodian records nothing before it accepts, or anyone could be sent a lot and
+    /// write on it); the lot is active, held or in transit; `count` > 0.
     /// Emits {ReadingsAnchored} and {LotEventRecorded}.
     function anchorReadings(bytes32 lotId, bytes32 merkleRoot, uint32 count, bytes32 dataHash) external {
         Lot storage lot = _existing(lotId);
         _requireHandler(msg.sender);
-        if (lot.custodian != msg.sender && lot.pendingCustodian != msg.sender) {
-            revert LotNotCustodian(lotId, msg.sender);
-        }
+        if (lot.custodian != msg.sender) revert LotNotCustodian(lotId, msg.sender);
         _requireStatus(lotId, lot.status, _ACTIVE | _HELD | _IN_TRANSIT);
         if (count == 0) revert EmptyBatch();
         emit ReadingsAnchored(lotId, msg.sender, merkleRoot, count);

@@ -2,10 +2,11 @@
 
 The key is the client's, unique per organisation. Before the view runs, a placeholder record (status 0) is
 committed, so a concurrent retry is told to wait (409) instead of writing twice. A successful (2xx) answer
-is stored with a hash of the request (method, path, query, JSON body); the same key with another request is
-a 409. A failed request stores nothing, so the client may fix it and retry with the same key. A placeholder
-left by a crash is taken over after ``STALE_AFTER``; the lot services' own idempotency keys, passed along,
-then return the events the crashed request had already written.
+is stored with a hash of the request (method, path, query, and the parsed body when the operation takes one;
+a body the operation does not take is never parsed); the same key with another request is a 409. A failed
+request stores nothing, so the client may fix it and retry with the same key. A placeholder left by a crash
+is taken over after ``STALE_AFTER``; the lot services' own idempotency keys, passed along, then return the
+events the crashed request had already written.
 """
 
 from __future__ import annotations
@@ -29,13 +30,11 @@ STALE_AFTER = timedelta(minutes=5)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
-def request_hash() -> str:
-    """SHA-256 of what makes a request the same request: method, path, query and the JSON body."""
-    raw = request.get_data(cache=True)
-    try:
-        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")) if raw.strip() else ""
-    except (ValueError, RecursionError):
-        body = raw.hex()
+def request_hash(call: Call) -> str:
+    """SHA-256 of what makes a request the same request: method, path, query and the body the operation
+    takes, as already parsed and validated (``call.body``; None for operations without a body, whose body
+    is ignored: it is never parsed here)."""
+    body = "" if call.body is None else json.dumps(call.body, sort_keys=True, separators=(",", ":"))
     query = "&".join(f"{k}={v}" for k, v in sorted(request.args.items(multi=True)))
     return hashlib.sha256(f"{request.method} {request.path}?{query}\n{body}".encode()).hexdigest()
 
@@ -49,7 +48,7 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
             f"{HEADER}: 1-200 visible ASCII characters, no spaces", field=HEADER, code="invalid_idempotency_key"
         )
     session = call.ctx.session
-    digest = request_hash()
+    digest = request_hash(call)
     record = session.get(IdempotencyRecord, (call.org.id, key))
     if record is not None:
         if record.request_hash != digest:

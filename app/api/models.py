@@ -451,16 +451,19 @@ class EPCISBody(BaseModel):
 
 
 class EPCISDocument(BaseModel):
-    """An EPCIS 2.0 JSON-LD document; capture validates it against GS1's EPCIS 2.0 JSON Schema
-    (https://ref.gs1.org/standards/epcis/) and names the failing path."""
+    """An EPCIS 2.0 JSON-LD document (``@context``, ``type`` EPCISDocument, ``schemaVersion``, ``creationDate``,
+    ``epcisBody.eventList``); capture validates it against GS1's EPCIS 2.0 JSON Schema
+    (https://ref.gs1.org/standards/epcis/) and names the failing path (400 ``epcis_schema_invalid``)."""
 
+    # No constraints of its own: capture checks the whole document, its root too, against GS1's schema and
+    # answers 400 epcis_schema_invalid with the failing path (docs/epcis.md), never a generic code.
     model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
 
-    context: Annotated[Any, Field(alias="@context")]
-    type: str
-    schemaVersion: str  # noqa: N815
-    creationDate: str  # noqa: N815
-    epcisBody: EPCISBody  # noqa: N815
+    context: Annotated[Any, Field(alias="@context")] = None
+    type: Any = None
+    schemaVersion: Any = None  # noqa: N815
+    creationDate: Any = None  # noqa: N815
+    epcisBody: Any = None  # noqa: N815
 
 
 # ------------------------------------------------------------------ answers
@@ -607,16 +610,20 @@ class Transformation(Schema):
 
 
 class TracedLot(Schema):
-    gtin: str
-    lot_code: str
+    """A lot of the trace; one the caller may not see is ``redacted`` (depth, ``label`` and recall reach only)."""
+
+    redacted: bool = None
+    label: str = None
+    gtin: str = None
+    lot_code: str = None
     depth: int
-    status: str
+    status: str = None
     product: str = None
     quantity: str = None
     unit: str = None
     creator: str = None
-    custodian: str
-    recalled: bool
+    custodian: str = None
+    recalled: bool = None
     affected_by_recall: bool
     inputs: list[Any] = None
     locations: list[Any] = None

@@ -313,8 +313,7 @@ def list_lots(call: Call) -> Response:
     if call.query.get("status"):
         statement = statement.where(Lot.status == call.query["status"])
     if q := (call.query.get("q") or "").strip():
-        like = f"%{q}%"
-        statement = statement.where(or_(Lot.lot_code.ilike(like), Lot.gtin.like(like), Product.name.ilike(like)))
+        statement = statement.where(views.text_filter(q))
     return page(call, statement, Lot.id, lambda item: _lot_json(call, item), descending=True)
 
 
@@ -645,8 +644,8 @@ def close(call: Call) -> Response:
     responses={201: models.LotAction},
 )
 def readings(call: Call) -> Response:
-    """Anchor a batch of sensor readings by their Merkle root (the custodian, or the carrier while in
-    transit)."""
+    """Anchor a batch of sensor readings by their Merkle root (the custodian; while in transit the sender, the
+    receiver once it has accepted)."""
     item = _lot(call)
     body = call.body
     rows = [{k: (str(v) if k != "taken_at" and v is not None else v) for k, v in r.items()} for r in body["readings"]]
@@ -711,9 +710,10 @@ def transform(call: Call) -> Response:
 )
 def trace_lot(call: Call) -> Response:
     """Every ancestor or descendant of a lot the organisation can see, with holder, locations and recall
-    reach."""
+    reach. A lot the organisation may not see itself is an opaque node (`redacted`, `label`, depth and recall
+    reach only)."""
     item = _lot(call)
-    return jsonify(trace.trace(call.ctx, item, call.query["direction"]))
+    return jsonify(trace.trace(call.ctx, item, call.query["direction"], viewer=call.org))
 
 
 @operation(

@@ -17,8 +17,6 @@ then the view runs, POSTs under their ``Idempotency-Key``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import json
 import re
@@ -36,6 +34,7 @@ from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
 
 from app.api import models
+from app.api.cursors import decode_cursor, encode_cursor
 from app.web import get_ctx
 from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services import tokens
@@ -427,24 +426,6 @@ def _path_schemas() -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ pagination
-
-
-def encode_cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(f"v1:{value}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not re.fullmatch(r"v1:\d{1,18}", text):
-        raise InvalidInput(
-            "cursor: not a cursor this API handed out (use next_cursor as given)", field="cursor", code="invalid_cursor"
-        )
-    return int(text[3:])
 
 
 def page(

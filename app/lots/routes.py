@@ -211,10 +211,15 @@ def document(lot_id: int, document_id: int) -> Response:
             "inspection; it was altered after upload",
             code="document_tampered",
         )
-    return send_file(
+    # Served as an attachment under a safe name with the extension of its checked type, never the uploader's
+    # name as given (``../../x.html``), and never sniffed into another type.
+    known = doc.content_type in lot_service.CERTIFICATE_TYPES
+    response = send_file(
         io.BytesIO(content),
-        mimetype=doc.content_type,
+        mimetype=doc.content_type if known else "application/octet-stream",
         as_attachment=True,
-        download_name=doc.filename,
+        download_name=lot_service.certificate_name(doc.filename, doc.content_type),
         max_age=0,
     )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import sqlite3
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,21 @@ from web3.providers.eth_tester.defaults import API_ENDPOINTS, not_implemented, s
 from web3.types import RPCEndpoint, RPCResponse
 
 from supply_chain.domain.errors import ChainUnavailable
+
+#: Python's recursion limit once py-evm is loaded. Importing py-evm (``eth``) and ``py_ecc`` raises it to
+#: 100,000, far more than a thread's C stack holds, so a deeply nested input to a C-recursive routine (the
+#: JSON parser, ``repr``) crashed the process instead of raising RecursionError. The ledger makes no nested
+#: contract calls, so the EVM never needs more than a few hundred frames.
+SAFE_RECURSION_LIMIT = 10_000
+
+
+def restore_recursion_limit() -> None:
+    """Put Python's recursion limit back to ``SAFE_RECURSION_LIMIT`` after py-evm raised it."""
+    if sys.getrecursionlimit() > SAFE_RECURSION_LIMIT:
+        sys.setrecursionlimit(SAFE_RECURSION_LIMIT)
+
+
+restore_recursion_limit()  # eth, eth_tester's py-evm backend and py_ecc are all imported above
 
 __all__ = [
     "BLOCK_GAS_LIMIT",
@@ -694,6 +710,7 @@ def open_embedded(state_dir: Path) -> EmbeddedChain:
     backend = DurableBackend(chain)
     tester = DurableTester(backend=backend, auto_mine_transactions=True)
     provider = SerializedTesterProvider(tester, state_dir)
+    restore_recursion_limit()  # in case building the chain imported another part of py-evm lazily
     return EmbeddedChain(
         w3=Web3(provider),
         faucet_key=faucet_key,

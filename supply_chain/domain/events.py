@@ -3,7 +3,8 @@
 Each event's payload is a JSON object. ``validate_payload`` checks the required and optional fields of its
 kind and returns a normalised copy - the copy that is stored and hashed - so the same facts always hash the
 same way: GLNs and GTINs parsed (GTIN-14), lot codes checked, dates in ISO 8601 extended form, quantities
-as decimal strings ('12.5', never a float), text trimmed. Optional fields given as null or "" are dropped.
+as decimal strings ('12.5', never a float), text trimmed and free of control and bidirectional override
+characters (``domain/text.py``). Optional fields given as null or "" are dropped.
 Fields the kind does not define are kept as they are (notes, prices, ...) and are private unless listed in
 ``EXTRA_FIELD_VISIBILITY``.
 
@@ -28,6 +29,7 @@ from .hashing import bytes32, ensure_canonicalisable, hex32
 from .identifiers import parse_gln, parse_gtin, parse_lot_code
 from .kinds import EventKind, InspectionOutcome
 from .lineage import format_quantity, parse_quantity, parse_recall_class
+from .text import check_json_text, check_text
 
 
 class Visibility(StrEnum):
@@ -52,8 +54,8 @@ class FieldType(StrEnum):
     DATETIME = "datetime"  # a date-time with UTC offset
     QUANTITY = "quantity"  # decimal > 0, stored as a string
     UNIT = "unit"  # unit of measure, 1-invariants.MAX_UNIT_LENGTH characters
-    TEXT = "text"  # 1-500 characters
-    LONG_TEXT = "long_text"  # 1-4000 characters
+    TEXT = "text"  # 1-500 characters, one line (domain/text.py: no control or bidi override characters)
+    LONG_TEXT = "long_text"  # 1-4000 characters, may hold line breaks and tabs
     OUTCOME = "outcome"  # pass / fail / conditional
     RECALL_CLASS = "recall_class"  # I / II / III
     COUNT = "count"  # integer >= 1
@@ -469,7 +471,7 @@ def instant(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
 
-def _text(value: object, field: str, max_len: int) -> str:
+def _text(value: object, field: str, max_len: int, *, multiline: bool = False) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{field}: must be text, got {type(value).__name__}", field=field)
     text = value.strip()
@@ -478,7 +480,7 @@ def _text(value: object, field: str, max_len: int) -> str:
     if len(text) > max_len:
         raise InvalidInput(f"{field}: must be at most {max_len} characters, got {len(text)}", field=field)
     ensure_canonicalisable(text, field)
-    return text
+    return check_text(text, field, multiline=multiline)
 
 
 def _reraise(parse: Callable[[Any], Any], value: object, field: str) -> Any:
@@ -561,7 +563,7 @@ def _normalise(spec: FieldSpec, value: object, path: str) -> Any:
         case FieldType.TEXT:
             return _text(value, path, 500)
         case FieldType.LONG_TEXT:
-            return _text(value, path, 4000)
+            return _text(value, path, 4000, multiline=True)
         case FieldType.OUTCOME:
             return parse_outcome(value, path).name.lower()
         case FieldType.RECALL_CLASS:
@@ -600,7 +602,8 @@ def _fields(payload: Mapping[Any, Any], specs: tuple[FieldSpec, ...], path: str)
             continue
         if not isinstance(key, str) or not key.strip():
             raise InvalidInput(f"{path}: field names must be non-empty text, got {key!r}", field=path)
-        out[key] = ensure_canonicalisable(value, f"{path}.{key}")
+        check_text(key, f"{path}.{key}")
+        out[key] = check_json_text(ensure_canonicalisable(value, f"{path}.{key}"), f"{path}.{key}")
     return out
 
 

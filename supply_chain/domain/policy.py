@@ -84,7 +84,6 @@ class Party(StrEnum):
     ANYONE = "anyone"
     CUSTODIAN = "custodian"
     PENDING_CUSTODIAN = "pending_custodian"
-    CUSTODIAN_OR_CARRIER = "custodian_or_carrier"  # the custodian, or while in transit the pending custodian
     CREATOR = "creator"
 
 
@@ -256,10 +255,11 @@ RULES: dict[Action, Rule] = {
         _rule(
             Action.ANCHOR,
             "add readings to",
-            [Grant(HANDLER_ROLES, Party.CUSTODIAN_OR_CARRIER)],
+            [Grant(HANDLER_ROLES, Party.CUSTODIAN)],
             [_S.ACTIVE, _S.HELD, _S.IN_TRANSIT],
             "anchorReadings",
-            "anchor cold-chain readings by their Merkle root (the carrier may while the lot is in transit)",
+            "anchor cold-chain readings by their Merkle root (while in transit the sender still holds the lot; "
+            "the receiver anchors once it has accepted: an offer it never asked for gives it no say)",
         ),
         _rule(
             Action.PRINT_LABELS,
@@ -326,8 +326,6 @@ def _party_holds(party: Party, s: Subject) -> bool:
             return s.is_custodian
         case Party.PENDING_CUSTODIAN:
             return s.is_pending_custodian
-        case Party.CUSTODIAN_OR_CARRIER:
-            return s.is_custodian or s.is_pending_custodian
         case Party.CREATOR:
             return s.is_creator
     raise AssertionError(party)  # pragma: no cover
@@ -335,7 +333,6 @@ def _party_holds(party: Party, s: Subject) -> bool:
 
 _PARTY_REFUSAL = {
     Party.CUSTODIAN: ("not_custodian", "LotNotCustodian", "it is held by another organisation"),
-    Party.CUSTODIAN_OR_CARRIER: ("not_custodian", "LotNotCustodian", "it neither holds nor carries it"),
     Party.PENDING_CUSTODIAN: ("not_offered", "NotPendingCustodian", "it is not offered to it"),
     Party.CREATOR: ("not_authorized_to_recall", "NotAuthorizedToRecall", "only an inspector, a regulator or the "
                     "lot's creator can"),

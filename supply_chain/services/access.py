@@ -4,7 +4,9 @@ fields of an event's payload (its author all, other members the consortium field
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from collections.abc import Iterable
+
+from sqlalchemy import exists, or_, select
 
 from supply_chain.domain import policy
 from supply_chain.domain.events import Visibility
@@ -22,6 +24,18 @@ def can_see_lot(ctx: Ctx, org: Organisation, lot: Lot) -> bool:
     if org.id in (lot.creator_org_id, lot.custodian_org_id, lot.pending_custodian_org_id):
         return True
     return bool(ctx.session.scalar(select(exists().where(Event.lot_id == lot.id, Event.actor_org_id == org.id))))
+
+
+def visible_lot_ids(ctx: Ctx, org: Organisation, lot_ids: Iterable[int]) -> set[int]:
+    """Which of ``lot_ids`` ``org`` may see (``can_see_lot`` for many lots, in two queries)."""
+    ids = set(lot_ids)
+    if not ids or OVERSIGHT_ROLES & set(org.roles):
+        return ids
+    party = or_(Lot.creator_org_id == org.id, Lot.custodian_org_id == org.id, Lot.pending_custodian_org_id == org.id)
+    seen = set(ctx.session.scalars(select(Lot.id).where(Lot.id.in_(ids), party)))
+    acted = select(Event.lot_id).where(Event.lot_id.in_(ids - seen), Event.actor_org_id == org.id)
+    seen |= set(ctx.session.scalars(acted))
+    return seen
 
 
 def level_for(event: Event, org: Organisation | None) -> Visibility:

@@ -347,10 +347,11 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
                 }
                 for i in range(24)
             ]
+            receive(lot, "processor", "distributor", day[5], ref)
+            # the trip's log, anchored once the distributor holds the lot (a receiver records nothing before)
             lots.anchor_readings(
                 ctx, o["distributor"], lot, readings, sensor_id="LOGGER-77", location_gln=site["distributor"].gln
             )
-            receive(lot, "processor", "distributor", day[5], ref)
 
         progress("to two retailers")
         ship(mix_1, "distributor", "retailer_a", day[4], "BOL-CC-5001")

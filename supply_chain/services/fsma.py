@@ -5,6 +5,11 @@ event happened (description and GLN), its date, the traceability lot code source
 the CTE-specific KDEs (ship-from/ship-to, harvest and cooling data, transformation inputs, landing data).
 Headers are plain English, dates ISO 8601 text. Columns are listed in ``COLUMNS`` and docs/fsma204.md.
 
+Cells hold text members typed, so none may become a formula in the regulator's spreadsheet program: text
+starting with ``= + - @``, a tab or a carriage return (``formula_like``) is an XLSX string cell with a quote
+prefix (the exact text kept) and, in CSV, gets a leading ``'`` (OWASP's advice for CSV injection). Numbers,
+negative ones included, are left as they are.
+
 Selection: one lot, or a product (GTIN) and a date range; ``chain=True`` adds every lot the selected lots were
 made from (backward) and every lot made from them (forward), so one file answers "where did it come from and
 where did it go". Failed writes are left out; events not yet mined are included and marked in
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -305,18 +311,36 @@ def _input(item: Mapping[str, Any]) -> str:
     return text
 
 
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet program read a cell as a formula (OWASP: CSV injection)."""
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def formula_like(value: object) -> bool:
+    """Whether a spreadsheet program would evaluate ``value`` as a formula: text starting with one of
+    ``FORMULA_TRIGGERS`` that is not simply a number (``-5`` and ``+3.5`` stay numbers)."""
+    return isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) and not _NUMBER.fullmatch(value)
+
+
+def csv_cell(value: str) -> str:
+    """A cell for CSV: formula-like text gets a leading single quote, so it is shown, not evaluated."""
+    return "'" + value if formula_like(value) else value
+
+
 def to_csv(table: Sequence[Mapping[str, str]]) -> bytes:
-    """The rows as CSV (UTF-8 with a byte-order mark, so spreadsheet programs read accents right)."""
+    """The rows as CSV (UTF-8 with a byte-order mark, so spreadsheet programs read accents right); formula-like
+    cells neutralised (``csv_cell``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(HEADERS)
     for row in table:
-        writer.writerow([row.get(key, "") for key, _ in COLUMNS])
+        writer.writerow([csv_cell(row.get(key, "")) for key, _ in COLUMNS])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
 def to_xlsx(table: Sequence[Mapping[str, str]], title: str = "FSMA 204 records") -> bytes:
-    """The rows as an Excel workbook: bold frozen header row with filters, so every column sorts."""
+    """The rows as an Excel workbook: bold frozen header row with filters, so every column sorts; every cell
+    is text, formula-like text a quote-prefixed string cell (``formula_like``)."""
     book = Workbook()
     sheet = book.active
     sheet.title = "FSMA 204"
@@ -325,6 +349,12 @@ def to_xlsx(table: Sequence[Mapping[str, str]], title: str = "FSMA 204 records")
         cell.font = Font(bold=True)
     for row in table:
         sheet.append([row.get(key, "") for key, _ in COLUMNS])
+        for cell in sheet[sheet.max_row]:
+            if formula_like(cell.value):
+                # openpyxl reads text starting with "=" as a formula: keep it a string cell, and mark it with
+                # a quote prefix so the spreadsheet program does not evaluate it when the cell is edited.
+                cell.data_type = "s"
+                cell.quotePrefix = True
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{max(1, len(table) + 1)}"
     for index, (key, header) in enumerate(COLUMNS, start=1):

@@ -10,6 +10,7 @@ pending/confirm bookkeeping and the error decoding. EPCIS capture plans with the
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity, parse_recall_class
 from supply_chain.domain.policy import Action, Status
+from supply_chain.domain.text import check_text
 from supply_chain.services.instance import private_folder, write_private
 from supply_chain.services.orgs import location_by_gln
 from supply_chain.services.runtime import Ctx
@@ -60,6 +62,17 @@ HANDLER_ROLES = policy.ordered(policy.HANDLER_ROLES)
 RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
 CERTIFICATE_TYPES = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 MAX_CERTIFICATE_BYTES = 5 * 1024 * 1024
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w.-]+")
+
+
+def certificate_name(filename: str | None, content_type: str) -> str:
+    """The name a certificate is kept and served under: the last part of the uploader's name (never a path:
+    ``../../x.html`` gives ``x``) in letters, digits, ``-``, ``_`` and ``.``, with the extension of its checked
+    content type (``x.pdf``), so a download can neither climb folders nor pretend to be a page."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.strip(".") else base
+    stem = _UNSAFE_NAME_CHARS.sub("_", stem).strip("._-")[:100] or "certificate"
+    return stem + CERTIFICATE_TYPES.get(content_type, ".bin")
 
 
 # ------------------------------------------------------------------ lookups
@@ -564,11 +577,13 @@ def inspect(
     A fail puts the lot on hold."""
     check(ctx, Action.INSPECT, actor, lot)
     result = parse_outcome(outcome)
+    notes = check_text(notes.strip(), "notes", multiline=True) or None if notes else None
     payload = dict(payload) | {"outcome": result.name.lower()}
     stored = None
     if certificate is not None:
         filename, content_type, content = certificate
         sha, path = store_document(ctx, filename, content_type, content)
+        filename = certificate_name(filename, content_type)
         payload["certificate_sha256"] = sha
         stored = (filename, content_type, len(content), sha, path)
     event = plan_event(ctx, lot, actor, EventKind.INSPECTION, payload)
@@ -744,7 +759,7 @@ def anchor_readings(
 ) -> Event:
     """Anchor a batch of cold-chain readings ({taken_at, temperature_c[, humidity]}) by their Merkle root.
 
-    The custodian, or the carrier it was offered to while in transit, may anchor."""
+    The custodian may anchor (while in transit the sender; the receiver once it has accepted)."""
     check(ctx, Action.ANCHOR, actor, lot)
     if not readings:
         raise InvalidInput("no readings given", field="readings")

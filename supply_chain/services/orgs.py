@@ -16,6 +16,7 @@ from supply_chain.chain.ledger import ROLE_NAMES, Call, Ledger
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import gln_has_prefix, gtin_has_prefix, parse_gln, parse_gtin
 from supply_chain.domain.policy import CREATOR_ROLES, ONBOARDING_ROLES
+from supply_chain.domain.text import check_text
 from supply_chain.services import sessions
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import ChainDeployment, Location, Organisation, Product, User
@@ -39,6 +40,7 @@ def _new_org(ctx: Ctx, name: str, roles: list[str], prefix: str | None) -> tuple
     name = (name or "").strip()
     if not 2 <= len(name) <= 200:
         raise InvalidInput("organisation name must be 2-200 characters", field="name")
+    check_text(name, "name")
     unknown = [r for r in roles if r not in ROLE_NAMES]
     if unknown or not roles:
         raise InvalidInput(
@@ -230,6 +232,7 @@ def suspend(ctx: Ctx, actor: Organisation, org: Organisation, reason: str) -> Or
         raise InvalidInput("give the reason for the suspension (its users are shown it)", field="reason")
     if len(reason) > SUSPENSION_REASON_MAX_LENGTH:
         raise InvalidInput(f"the reason must be at most {SUSPENSION_REASON_MAX_LENGTH} characters", field="reason")
+    check_text(reason, "reason", multiline=True)
     # The chain is authoritative: revoke whatever it grants, also a role the store does not show.
     on_chain = [r for r in ROLE_NAMES if ctx.ledger.has_role(r, org.chain_address)]
     held = sorted(set(org.roles) | set(on_chain))
@@ -295,7 +298,7 @@ def add_user(ctx: Ctx, org: Organisation, email: str, display_name: str, passwor
     user = User(
         organisation=org,
         email=email,
-        display_name=(display_name or email).strip()[:200],
+        display_name=check_text((display_name or email).strip()[:200], "display_name"),
         password_hash=_hasher.hash(password),
     )
     ctx.session.add(user)
@@ -355,6 +358,7 @@ def register_product(
     name = (name or "").strip()
     if not 1 <= len(name) <= 200:
         raise InvalidInput("product name must be 1-200 characters", field="name")
+    check_text(name, "name")
     if ctx.session.scalars(select(Product).where(Product.gtin == gtin14)).first():
         raise Conflict(f"GTIN {gtin14} is already registered", field="gtin")
     if not org.gs1_company_prefix and set(org.roles) & CREATOR_ROLES:
@@ -385,11 +389,11 @@ def register_product(
     return product
 
 
-def _bounded(value: str | None, limit: int, field: str) -> str | None:
+def _bounded(value: str | None, limit: int, field: str, *, multiline: bool = False) -> str | None:
     value = (value or "").strip() or None
     if value is not None and len(value) > limit:
         raise InvalidInput(f"{field} must be at most {limit} characters", field=field)
-    return value
+    return None if value is None else check_text(value, field, multiline=multiline)
 
 
 def register_location(
@@ -414,6 +418,8 @@ def register_location(
     name = (name or "").strip()
     if not 1 <= len(name) <= 200:
         raise InvalidInput("location name must be 1-200 characters", field="name")
+    check_text(name, "name")
+    address = _bounded(address, 1000, "address", multiline=True)
     if ctx.session.scalars(select(Location).where(Location.gln == gln13)).first():
         raise Conflict(f"GLN {gln13} is already registered", field="gln")
     location = Location(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from supply_chain.domain.errors import Conflict, InvalidInput, LotlineError, NotFound
+from supply_chain.domain.text import check_text
 from supply_chain.services.orgs import refuse_if_suspended
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import TOKEN_SCOPES, ApiToken, Organisation
@@ -43,7 +44,7 @@ def _name(name: object) -> str:
     text = name.strip() if isinstance(name, str) else ""
     if not 1 <= len(text) <= NAME_MAX_LENGTH:
         raise InvalidInput(f"token name must be 1-{NAME_MAX_LENGTH} characters", field="name")
-    return text
+    return check_text(text, "name")
 
 
 def _scope(scope: object) -> str:

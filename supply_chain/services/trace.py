@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
+from supply_chain.services import access
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Event, Inspection, Location, Lot, LotInput, Organisation, Recall
 from supply_chain.store.queries import ancestors, descendants, reach
@@ -92,9 +93,16 @@ def _locations(ctx: Ctx, lot_ids: list[int]) -> dict[int, list[Location]]:
     return {lot_id: [by_gln[g] for g in values if g in by_gln] for lot_id, values in glns.items()}
 
 
-def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
+REDACTED_LABEL = "a lot of another organisation"
+
+
+def trace(ctx: Ctx, lot: Lot, direction: str, viewer: Organisation | None = None) -> dict[str, Any]:
     """Every ancestor (backward) or descendant (forward) of a lot, with who holds it, where it has been,
-    and whether a recall reaches it."""
+    and whether a recall reaches it.
+
+    With a ``viewer``, a lot it may not see (``access.can_see_lot``: the lot page would be a 404) is an opaque
+    node: its depth, ``redacted: true``, ``label`` and whether a recall reaches it - no codes, product,
+    organisations, quantities or places. Without one (the CLI, oversight pages) every lot is shown."""
     if direction not in DIRECTIONS:
         raise InvalidInput("direction must be backward or forward", field="direction")
     walk = ancestors if direction == "backward" else descendants
@@ -112,10 +120,21 @@ def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
     for lot_id in recalls:
         sources_of[lot_id].insert(0, lot_id)
     lots |= _load_lots(ctx, sorted({s for i in ids for s in sources_of[i]} - set(lots)))
-    items = []
+    visible = set(ids) if viewer is None else access.visible_lot_ids(ctx, viewer, ids) | {lot.id}
+    items: list[dict[str, Any]] = []
     for lot_id in ids:
         item = lots[lot_id]
         sources = sources_of[lot_id]
+        if lot_id not in visible:
+            items.append(
+                {
+                    "depth": depth[lot_id],
+                    "redacted": True,
+                    "label": REDACTED_LABEL,
+                    "affected_by_recall": bool(sources),
+                }
+            )
+            continue
         items.append(
             {
                 "gtin": item.gtin,
@@ -154,7 +173,8 @@ def trace(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
                 ],
             }
         )
-    organisations = sorted({i["creator"] for i in items} | {i["custodian"] for i in items})
+    shown = [i for i in items if not i.get("redacted")]
+    organisations = sorted({i["creator"] for i in shown} | {i["custodian"] for i in shown})
     return {
         "lot": {"gtin": lot.gtin, "lot_code": lot.lot_code},
         "direction": direction,

@@ -91,9 +91,15 @@ def chain_status(ctx: Ctx) -> dict[str, Any]:
 # ------------------------------------------------------------------ lists
 
 
-def _text_filter(q: str) -> Any:
-    like = f"%{q.strip()}%"
-    return or_(Lot.lot_code.ilike(like), Lot.gtin.like(like), Product.name.ilike(like))
+def text_filter(q: str) -> Any:
+    """Lots whose code, GTIN or product name holds ``q`` (any case). ``%``, ``_`` and the escape character are
+    matched as themselves, not as LIKE wildcards. Needs Product joined."""
+    text = q.strip()
+    return or_(
+        Lot.lot_code.icontains(text, autoescape=True),
+        Lot.gtin.contains(text, autoescape=True),
+        Product.name.icontains(text, autoescape=True),
+    )
 
 
 def lots_for_org(
@@ -117,7 +123,7 @@ def lots_for_org(
     if status:
         query = query.where(Lot.status == status)
     if q and q.strip():
-        query = query.where(_text_filter(q))
+        query = query.where(text_filter(q))
     return list(ctx.session.scalars(query))
 
 
@@ -128,7 +134,7 @@ def search_lots(ctx: Ctx, q: str, limit: int = 50) -> list[Lot]:
     query = (
         select(Lot)
         .join(Product, Lot.product_id == Product.id)
-        .where(_text_filter(q))
+        .where(text_filter(q))
         .options(selectinload(Lot.product), selectinload(Lot.custodian), selectinload(Lot.recall_source))
         .order_by(Lot.id.desc())
         .limit(limit)
@@ -664,10 +670,12 @@ def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
     result = trace.trace(ctx, lot, direction)
     keys = {
         (lot_.gtin, lot_.lot_code): lot_.id
-        for lot_ in ctx.session.scalars(select(Lot).where(Lot.gtin.in_({i["gtin"] for i in result["lots"]})))
+        for lot_ in ctx.session.scalars(
+            select(Lot).where(Lot.gtin.in_({i["gtin"] for i in result["lots"] if "gtin" in i}))
+        )
     }
     for item in result["lots"]:
-        item["id"] = keys.get((item["gtin"], item["lot_code"]))
+        item["id"] = keys.get((item.get("gtin"), item.get("lot_code")))
     result["affected"] = sum(1 for i in result["lots"] if i["affected_by_recall"])
     return result
 

@@ -346,8 +346,12 @@ def test_transformation_readings_close_trace_and_verify(as_role, network) -> Non
 
     backward = as_role("processor")("GET", path + "/trace?direction=backward", scope="read").get_json()
     assert {item["lot_code"] for item in backward["lots"]} == {mix, first, second}
-    forward = as_role("producer")("GET", f"/lots/{producer.gtin}/{first}/trace?direction=forward").get_json()
+    forward = as_role("processor")("GET", f"/lots/{producer.gtin}/{first}/trace?direction=forward").get_json()
     assert mix in {item["lot_code"] for item in forward["lots"]}
+    # the farm may not see the processor's mix (its lot page is a 404): the trace shows an opaque node
+    farm_view = as_role("producer")("GET", f"/lots/{producer.gtin}/{first}/trace?direction=forward").get_json()
+    assert [item.get("redacted", False) for item in farm_view["lots"]] == [False, True]
+    assert mix not in str(farm_view)
     bad_direction = as_role("processor")("GET", path + "/trace?direction=sideways")
     assert bad_direction.status_code == 400 and bad_direction.get_json()["field"] == "direction"
 

@@ -96,7 +96,7 @@ def journey(ledger, actors, deployment) -> tuple[bytes, list[Recorded]]:
         actors.producer, lot_id, [EventKind.INITIAL_PACKING, EventKind.OBSERVATION], [new_hash(), new_hash()]
     )
     ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
-    ledger.anchor_readings(actors.distributor, lot_id, new_hash(), 12, new_hash())
+    ledger.anchor_readings(actors.producer, lot_id, new_hash(), 12, new_hash())  # the sender, while in transit
     ledger.accept_custody(actors.distributor, lot_id, new_hash())
     ledger.inspect(actors.inspector, lot_id, InspectionOutcome.FAIL, new_hash())
     ledger.release(actors.inspector, lot_id, new_hash())
@@ -124,7 +124,7 @@ def test_history_covers_every_actor_and_kind_in_order(journey, actors):
         (EventKind.INITIAL_PACKING, actors.producer.address),
         (EventKind.OBSERVATION, actors.producer.address),
         (EventKind.SHIPPING, actors.producer.address),
-        (EventKind.SENSOR_ANCHOR, actors.distributor.address),
+        (EventKind.SENSOR_ANCHOR, actors.producer.address),
         (EventKind.RECEIVING, actors.distributor.address),
         (EventKind.INSPECTION, actors.inspector.address),
         (EventKind.RELEASE, actors.inspector.address),

@@ -1534,16 +1534,32 @@ def test_anchor_readings_by_custodian_records_merkle_root(ledger, actors, make_l
     assert_last_recorded(ledger, result, lot_id, actors.producer, EventKind.SENSOR_ANCHOR, data_hash)
 
 
-def test_anchor_readings_by_pending_custodian_while_in_transit_is_allowed(ledger, actors, make_lot):
-    """The carrier uploads its cold-chain log before it formally accepts the lot."""
+def test_anchor_readings_by_pending_custodian_before_accepting_reverts_with_lot_not_custodian(
+    ledger, actors, make_lot, refused
+):
+    """An offer the receiver never asked for gives it no say over the lot: it records nothing until it
+    accepts (issue 9, item 8e)."""
+    lot_id = make_lot()
+    ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
+    exc = refused(
+        lambda: ledger.anchor_readings(actors.distributor, lot_id, new_hash(), 288, new_hash()),
+        "LotNotCustodian",
+        Forbidden,
+        lots=(lot_id,),
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "caller": actors.distributor.address}
+
+
+def test_anchor_readings_by_sender_while_in_transit_is_allowed(ledger, actors, make_lot):
+    """While the lot is in transit its sender still holds it and may anchor the carrier's cold-chain log."""
     lot_id = make_lot()
     ledger.offer_custody(actors.producer, lot_id, actors.distributor.address, new_hash())
     root, data_hash = new_hash(), new_hash()
 
-    result = ledger.anchor_readings(actors.distributor, lot_id, root, 288, data_hash)
+    result = ledger.anchor_readings(actors.producer, lot_id, root, 288, data_hash)
 
-    assert only(result, "ReadingsAnchored").args["by"] == actors.distributor.address
-    assert_last_recorded(ledger, result, lot_id, actors.distributor, EventKind.SENSOR_ANCHOR, data_hash)
+    assert only(result, "ReadingsAnchored").args["by"] == actors.producer.address
+    assert_last_recorded(ledger, result, lot_id, actors.producer, EventKind.SENSOR_ANCHOR, data_hash)
     assert ledger.get_lot(lot_id).status is LotStatus.IN_TRANSIT
 
 

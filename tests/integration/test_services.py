@@ -269,16 +269,19 @@ def test_large_forward_trace_is_recalled_in_bounded_batches(network: Any, monkey
         assert lots.recall_progress(ctx, a)["remaining"] == 0
 
 
-def test_sensor_readings_anchored_by_the_carrier_while_in_transit(network: Any) -> None:
+def test_sensor_readings_anchored_by_the_sender_while_in_transit_not_by_the_receiver(network: Any) -> None:
+    """The receiver of an offer it has not accepted records nothing on the lot (issue 9, item 8e)."""
     with network.runtime.ctx() as ctx:
         lot = _lot(ctx, network)
         _ship(ctx, network, lot, "farm", "dist")
         readings = [{"taken_at": f"2026-11-21T0{h}:00:00+00:00", "temperature_c": 3 + h / 10} for h in range(5)]
-        event = lots.anchor_readings(ctx, network.org("dist", ctx), lot, readings, sensor_id="L1")
+        for outsider in ("dist", "shop"):
+            with pytest.raises(Forbidden) as refused:
+                lots.anchor_readings(ctx, network.org(outsider, ctx), lot, readings)
+            assert refused.value.code == "not_custodian"
+        event = lots.anchor_readings(ctx, network.org("farm", ctx), lot, readings, sensor_id="L1")
         assert event.status == "confirmed" and event.payload["reading_count"] == 5
         assert lot.sensor_batches[0].merkle_root == event.payload["merkle_root"]
-        with pytest.raises(Forbidden):
-            lots.anchor_readings(ctx, network.org("shop", ctx), lot, readings)
 
 
 def test_close_ends_the_history_but_a_closed_lot_can_still_be_recalled(network: Any) -> None:

@@ -167,7 +167,8 @@ def _build(home: Path) -> World:
         w.lot_ids["M1"] = m1.id
         w.labels["M1"] = (m1.gtin, m1.lot_code)
         ship(m1, "processor", "distributor", ship_date="2026-11-05")  # M1 is made on 2026-11-05
-        lots.anchor_readings(
+        receive(m1, "processor", "distributor", "2026-11-06")
+        lots.anchor_readings(  # the carrier's log of the trip, anchored once it has accepted the lot
             ctx,
             o["distributor"],
             m1,
@@ -175,7 +176,6 @@ def _build(home: Path) -> World:
             sensor_id="LOGGER-SECRET",
             location_gln=w.sites["distributor"],
         )
-        receive(m1, "processor", "distributor", "2026-11-06")
         ship(m1, "distributor", "retailer", ship_date="2026-11-06")  # waits in the retailer's custody inbox
         harvest("producer", "lettuce", "F2")  # never leaves the farm
         harvest("other", "kale", "O1")  # another farm's lot

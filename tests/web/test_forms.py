@@ -58,6 +58,8 @@ BAD_LOTS = [
     ({"kde.harvest_date": "2026-02-30"}, "payload.harvest_date", "not a valid date"),
     ({"kde.location_gln": "0700001000010"}, "payload.location_gln", "check digit"),
     ({"gtin": "OTHER"}, "gtin", "belongs to Other Farm"),
+    ({"kde.commodity": "abc\u202egnp.exe"}, "payload.commodity", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ({"kde.variety": "Little\x00Gem"}, "payload.variety", "U+0000 NUL"),
 ]
 
 
