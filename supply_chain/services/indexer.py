@@ -9,9 +9,9 @@ wiped. Matching a log to its stored payload goes by transaction hash and order, 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -63,7 +63,7 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
         return report
     orgs = _orgs_by_address(ctx)
     session = ctx.session
-    fresh: dict[str, Lot | None] = {}
+    fresh = _lock_lots(ctx, {str(log.args["lotId"]) for log in logs_of(by_tx) if "lotId" in log.args})
     for tx_hash, tx_logs in by_tx.items():
         waiting = list(
             session.scalars(select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id))
@@ -106,6 +106,29 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
     return report
 
 
+def logs_of(by_tx: dict[str, list[ChainEvent]]) -> Iterator[ChainEvent]:
+    for tx_logs in by_tx.values():
+        yield from tx_logs
+
+
+def _lock_lots(ctx: Ctx, lot_ids: set[str]) -> dict[str, Lot | None]:
+    """Every lot the logs name, read as committed now and locked, in one query and in ``Lot.id`` order: the
+    order every writer and the verification pass lock lots in, so two of them never wait on each other."""
+    fresh: dict[str, Lot | None] = {key.lower(): None for key in lot_ids}
+    if not lot_ids:
+        return fresh
+    query = (
+        select(Lot)
+        .where(Lot.lot_id.in_(sorted(lot_ids)))
+        .order_by(Lot.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    for lot in ctx.session.scalars(query):
+        fresh[lot.lot_id.lower()] = lot
+    return fresh
+
+
 def _fresh_lot(ctx: Ctx, fresh: dict[str, Lot | None], lot_id: str) -> Lot | None:
     """The lot with chain id ``lot_id`` as committed now, its row locked until this transaction ends.
 
@@ -114,11 +137,16 @@ def _fresh_lot(ctx: Ctx, fresh: dict[str, Lot | None], lot_id: str) -> Lot | Non
     moved since. Applying logs against that stale copy wrote a sequence number twice or set the counter
     back. Each lot is therefore read again, once per call, inside the transaction that applies its logs:
     on SQLite that transaction holds the write lock (``BEGIN IMMEDIATE``), on PostgreSQL the row lock
-    (``FOR UPDATE``), so no other writer moves it until the commit.
+    (``FOR NO KEY UPDATE``), so no other writer moves it until the commit.
     """
     key = str(lot_id).lower()
     if key not in fresh:
-        query = select(Lot).where(Lot.lot_id == lot_id).with_for_update().execution_options(populate_existing=True)
+        query = (
+            select(Lot)
+            .where(Lot.lot_id == lot_id)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: rows that only reference the lot go on
+            .execution_options(populate_existing=True)
+        )
         fresh[key] = ctx.session.scalars(query).first()
     return fresh[key]
 
@@ -237,9 +265,12 @@ def sync(ctx: Ctx) -> SyncReport:
             total.baselines.setdefault(lot_id, baseline)
         cursor.last_block = end
         cursor.updated_at = _now()
-        ctx.session.flush()
+        reverify(ctx, part)
+        # One short transaction per window: lots stay locked only while their own logs are applied, so
+        # writers are not held up behind a long catch-up (and the cursor never runs ahead of the rows).
+        ctx.session.commit()
+        cursor = _cursor(ctx)
         start = end + 1
-    reverify(ctx, total)
     return total
 
 
@@ -263,12 +294,19 @@ def reverify(ctx: Ctx, report: SyncReport) -> None:
             verify_lot(ctx, lot)
 
 
-def reconcile_pending(ctx: Ctx) -> dict[str, int]:
+def reconcile_pending(ctx: Ctx, min_age: timedelta | None = None) -> dict[str, int]:
     """Settle every pending write after a crash or an outage: mined -> applied; reverted -> failed;
-    never arrived -> sent again while its nonce is still free, else failed with the reason."""
+    never arrived -> sent again while its nonce is still free, else failed with the reason.
+
+    ``min_age``: leave younger pending writes alone; the maintenance pass of a running server passes it,
+    since a write stored as pending a moment ago is most likely being sent by its writer in this or another
+    process right now."""
     ledger = ctx.ledger
     counts = {"confirmed": 0, "failed": 0, "resent": 0, "waiting": 0}
-    pending = list(ctx.session.scalars(select(PendingTransaction).order_by(PendingTransaction.created_at)))
+    query = select(PendingTransaction).order_by(PendingTransaction.created_at)
+    if min_age is not None:
+        query = query.where(PendingTransaction.created_at <= _now() - min_age)
+    pending = list(ctx.session.scalars(query))
     for ptx in pending:
         if ptx.tx_hash in ctx.runtime.in_flight:
             continue  # its writer is sending it now and applies its receipt itself

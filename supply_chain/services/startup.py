@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from sqlalchemy import select, update
 
@@ -17,7 +18,14 @@ from supply_chain.store.models import Lot
 log = logging.getLogger(__name__)
 
 
-def catch_up(runtime: Runtime, *, tolerate_outage: bool = False) -> dict[str, int]:
+PENDING_GRACE = timedelta(minutes=2)
+"""How old a pending write must be before a running server's maintenance pass settles it (younger ones are
+being sent by their writer, in this process or another)."""
+
+
+def catch_up(
+    runtime: Runtime, *, tolerate_outage: bool = False, pending_grace: timedelta | None = None
+) -> dict[str, int]:
     """Settle pending writes (confirm, resend or fail them), then index every log since the cursor.
 
     With `tolerate_outage`, an unreachable chain is logged and the pending rows stay for the next try
@@ -28,7 +36,7 @@ def catch_up(runtime: Runtime, *, tolerate_outage: bool = False) -> dict[str, in
             with runtime.ctx() as ctx:
                 orgs.deploy(ctx)  # once per installation; the embedded chain is this installation's own
         with runtime.ctx() as ctx:
-            counts = indexer.reconcile_pending(ctx)
+            counts = indexer.reconcile_pending(ctx, pending_grace)
         with runtime.ctx() as ctx:
             report = indexer.sync(ctx)
         counts["indexed"] = report.applied
@@ -45,8 +53,9 @@ def catch_up(runtime: Runtime, *, tolerate_outage: bool = False) -> dict[str, in
 
 # ------------------------------------------------------------------ verification at start and on a schedule
 
-VERIFY_BATCH = 100
-"""Lots verified per transaction, so a long pass never holds the database's write lock for long."""
+VERIFY_BATCH = 5
+"""Lots verified per transaction: each verification reads the chain, and the lots' rows (on SQLite the whole
+write lock) are held until the transaction ends, so a pass commits often and writes never wait long on it."""
 
 
 def mark_unchecked(runtime: Runtime) -> int:
@@ -106,7 +115,7 @@ class Maintenance(threading.Thread):
         while first or not self._stop_event.wait(self.sync_seconds):
             try:
                 if not first:  # the app caught up when it was created
-                    catch_up(self.runtime)
+                    catch_up(self.runtime, pending_grace=PENDING_GRACE)
                 if time.monotonic() >= next_verify:
                     verify_everything(self.runtime)
                     self.verified.set()

@@ -12,10 +12,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from supply_chain.chain.ledger import PreparedTx, TxResult
 from supply_chain.domain.errors import ChainUnavailable
@@ -24,6 +27,9 @@ from supply_chain.services.orgs import signer
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Event, Organisation, PendingTransaction
 
+APPLY_ATTEMPTS = 4
+"""How often a mined transaction's receipt is applied before the error is reported (see ``_send``)."""
+
 
 def execute(
     ctx: Ctx, actor: Organisation, calls: Sequence[tuple[str, Sequence[Any]]], events: Sequence[Event]
@@ -31,16 +37,43 @@ def execute(
     """Send `calls` (one transaction; several are batched with multicall) that append `events`."""
     ledger = ctx.ledger
     account = signer(ctx, actor)
-    if len(calls) == 1:
-        prepared = ledger.prepare(account, calls[0][0], calls[0][1])
-    else:
-        prepared = ledger.prepare_multicall(account, calls)
-    in_flight = ctx.runtime.in_flight
-    in_flight.add(prepared.tx_hash)  # set.add / discard are atomic under the GIL
-    try:
-        return _send(ctx, prepared, events)
-    finally:
-        in_flight.discard(prepared.tx_hash)
+    with sender_lock(ctx, account.address):
+        if len(calls) == 1:
+            prepared = ledger.prepare(account, calls[0][0], calls[0][1])
+        else:
+            prepared = ledger.prepare_multicall(account, calls)
+        in_flight = ctx.runtime.in_flight
+        in_flight.add(prepared.tx_hash)  # set.add / discard are atomic under the GIL
+        try:
+            return _send(ctx, prepared, events)
+        finally:
+            in_flight.discard(prepared.tx_hash)
+
+
+@contextmanager
+def sender_lock(ctx: Ctx, address: str) -> Iterator[None]:
+    """One write at a time per signing key across every process sharing the database.
+
+    A nonce is taken from the node's pending count when a transaction is signed, so two processes signing
+    for one organisation between each other's signing and sending would take the same nonce (one of the two
+    writes then fails). On PostgreSQL a session-level advisory lock keyed by the address, held on a
+    connection of its own from signing until the receipt is applied, puts them in line. On SQLite the
+    database is this host's alone and the ledger's per-address lock within the process is what there is:
+    run one server process per SQLite instance (a second process may read, and the CLI's writes are rare).
+    """
+    engine = ctx.runtime.engine
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = int.from_bytes(bytes.fromhex(address[2:18]), "big", signed=True)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
 
 
 def _send(ctx: Ctx, prepared: PreparedTx, events: Sequence[Event]) -> TxResult:
@@ -74,12 +107,22 @@ def _send(ctx: Ctx, prepared: PreparedTx, events: Sequence[Event]) -> TxResult:
         indexer.fail_transaction(ctx, prepared.tx_hash, getattr(exc, "message", None) or str(exc))
         session.commit()
         raise
-    report = indexer.apply_logs(ctx, result.events)
-    indexer.reverify(ctx, report)
-    ptx = session.get(PendingTransaction, prepared.tx_hash)
-    if ptx is not None:
-        session.delete(ptx)
-    session.flush()
+    for attempt in range(APPLY_ATTEMPTS):
+        try:
+            report = indexer.apply_logs(ctx, result.events)
+            indexer.reverify(ctx, report)
+            ptx = session.get(PendingTransaction, prepared.tx_hash)
+            if ptx is not None:
+                session.delete(ptx)
+            session.flush()
+            break
+        except OperationalError:
+            # The database chose this transaction to break a lock cycle (PostgreSQL's deadlock detector) or
+            # timed it out: the write is mined, so applying its receipt is tried again, not reported failed.
+            session.rollback()
+            if attempt == APPLY_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
     # The maintenance pass or another writer may have applied this receipt first: what the caller is told
     # (and what the answer shows) is the stored row, not this session's copy from before the send.
     session.scalars(

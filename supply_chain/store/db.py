@@ -73,6 +73,12 @@ def make_engine(
         return _sqlite_engine(sa_url, sqlite_begin, **kwargs)
     if sa_url.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
+        # A write holds up to three connections at once (its unit of work, the signing key's advisory lock,
+        # a short read of the deployment), so the pool must outgrow the server's threads several times over
+        # or writers wait on each other's connections while holding the lock.
+        if "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 30)
     return create_engine(sa_url, **kwargs)
 
 

@@ -48,6 +48,8 @@ def test_register_and_list_products(as_role) -> None:
         "category": None,
         "unit": "case",
         "on_food_traceability_list": False,
+        "commodity": None,
+        "variety": None,
         "organisation": {"id": api.member.org.id, "name": "API Processor"},
     }
     listed = api("GET", "/products", scope="read").get_json()["items"]
