@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import exists, select
 
 from supply_chain.chain.ledger import Call
-from supply_chain.domain import invariants, policy
+from supply_chain.domain import disclosure, invariants, policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from supply_chain.domain.events import (
     event_date,
@@ -33,7 +34,7 @@ from supply_chain.domain.events import (
     parse_when,
     validate_payload,
 )
-from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
+from supply_chain.domain.hashing import SALT_BYTES, SCHEME_SALTED, hex32, merkle_root, payload_hash
 from supply_chain.domain.identifiers import lot_id as compute_lot_id
 from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
@@ -164,13 +165,16 @@ def plan_event(
     normalised = validate_payload(kind, payload)
     _check_invariants(ctx, lot, actor, EventKind(int(kind)), normalised, recipient)
     when = event_date(kind, normalised)
+    salt = secrets.token_bytes(SALT_BYTES)  # kept off chain: the sealed fields cannot be found by trying values
     event = Event(
         lot=lot,
         kind=kind,
         actor_org_id=actor.id,
         actor_address=actor.chain_address,
         payload=normalised,
-        payload_hash=hex32(payload_hash(normalised)),
+        payload_hash=hex32(disclosure.data_hash(kind, normalised, SCHEME_SALTED, salt)),
+        hash_scheme=SCHEME_SALTED,
+        salt=hex32(salt),
         visibility={k: field_visibility(kind, k).value for k in normalised},
         occurred_at=instant(when) if when else datetime.now(UTC),
         batch_id=batch_id,
