@@ -64,6 +64,8 @@ RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
 CERTIFICATE_TYPES = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 MAX_CERTIFICATE_BYTES = 5 * 1024 * 1024
 _UNSAFE_NAME_CHARS = re.compile(r"[^\w.-]+")
+NEW_EVENT_SCHEME = SCHEME_SALTED
+"""The hash scheme new events are written under (docs/hashing.md section 6); stored events keep theirs."""
 
 
 def certificate_name(filename: str | None, content_type: str) -> str:
@@ -165,16 +167,17 @@ def plan_event(
     normalised = validate_payload(kind, payload)
     _check_invariants(ctx, lot, actor, EventKind(int(kind)), normalised, recipient)
     when = event_date(kind, normalised)
-    salt = secrets.token_bytes(SALT_BYTES)  # kept off chain: the sealed fields cannot be found by trying values
+    # The salt stays off chain: without it the sealed (non-public) fields cannot be found by trying values.
+    salt = secrets.token_bytes(SALT_BYTES) if NEW_EVENT_SCHEME == SCHEME_SALTED else None
     event = Event(
         lot=lot,
         kind=kind,
         actor_org_id=actor.id,
         actor_address=actor.chain_address,
         payload=normalised,
-        payload_hash=hex32(disclosure.data_hash(kind, normalised, SCHEME_SALTED, salt)),
-        hash_scheme=SCHEME_SALTED,
-        salt=hex32(salt),
+        payload_hash=hex32(disclosure.data_hash(kind, normalised, NEW_EVENT_SCHEME, salt)),
+        hash_scheme=NEW_EVENT_SCHEME,
+        salt=hex32(salt) if salt is not None else None,
         visibility={k: field_visibility(kind, k).value for k in normalised},
         occurred_at=instant(when) if when else datetime.now(UTC),
         batch_id=batch_id,
