@@ -583,6 +583,20 @@ class Lot(Schema):
     created_at: str = None
 
 
+class EventProof(Schema):
+    """What the caller is given to check the payload fields it sees against the chain (docs/hashing.md 6)."""
+
+    scheme: Annotated[
+        int, Field(description="1: dataHash = keccak256(JCS(payload)); 2: public fields and salted commitments")
+    ]
+    data_hash: Annotated[str, Field(description="The dataHash anchored on chain (as stored; compare with the log)")]
+    public: Annotated[dict[str, Any], Field(description="Scheme 2: the public fields, hashed in clear")] = None
+    sealed: Annotated[dict[str, str], Field(description="Scheme 2: field name -> salted commitment")] = None
+    salts: Annotated[
+        dict[str, str], Field(description="Scheme 2: field name -> salt, for each sealed field the caller sees")
+    ] = None
+
+
 class Event(Schema):
     id: int
     seq: int | None
@@ -594,6 +608,7 @@ class Event(Schema):
     status: EventStatus
     payload: Annotated[dict[str, Any], Field(description="The KDEs this organisation may see")]
     payload_hash: str
+    proof: EventProof = None
     tx_hash: str | None
     block_number: int | None = None
     failure_reason: str | None = None

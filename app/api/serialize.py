@@ -111,6 +111,7 @@ def event(item: Event, viewer: Organisation) -> dict[str, Any]:
         "status": item.status,
         "payload": visible_view(kind, item.payload or {}, access.level_for(item, viewer)),
         "payload_hash": item.payload_hash,
+        "proof": access.event_proof(item, access.level_for(item, viewer)),
         "tx_hash": item.tx_hash,
         "block_number": item.block_number,
         "failure_reason": item.failure_reason,

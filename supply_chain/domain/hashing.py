@@ -4,7 +4,11 @@ Everything here is specified byte for byte in ``docs/hashing.md`` so that anyone
 recompute the same hashes; change nothing here without changing that document (and the contract).
 
 - ``canonical_json``: RFC 8785 (JSON Canonicalization Scheme) of a JSON object, as UTF-8 bytes.
-- ``payload_hash``: ``keccak256(canonical_json(payload))``, the ``dataHash`` stored on chain.
+- ``payload_hash``: ``keccak256(canonical_json(payload))``, the ``dataHash`` of an event written under hash
+  scheme 1 (plain; events recorded before salted commitments).
+- ``field_salt`` / ``field_commitment`` / ``salted_payload_hash``: hash scheme 2 (salted), where every field
+  that is not public enters the hash only as a salted commitment, so the public can re-hash an event from its
+  public fields while the others cannot be found by trying values (``domain/disclosure.py`` splits a payload).
 - ``next_head``: ``keccak256(abi.encode(bytes32 prevHead, uint8 kind, address actor, bytes32 dataHash))``.
 - ``merkle_root`` / ``merkle_proof`` / ``verify_merkle_proof``: a domain-separated sorted-pair tree.
 
@@ -25,6 +29,13 @@ from .errors import InvalidInput
 
 ZERO_HASH = bytes(32)
 """The head hash of a lot before its first event (32 zero bytes)."""
+
+SCHEME_PLAIN = 1
+"""Hash scheme 1: ``dataHash = keccak256(JCS(payload))`` (every event recorded before salted commitments)."""
+SCHEME_SALTED = 2
+"""Hash scheme 2: ``dataHash = keccak256(JCS({"public": ..., "sealed": {name: commitment}, "v": 2}))``."""
+HASH_SCHEMES = (SCHEME_PLAIN, SCHEME_SALTED)
+SALT_BYTES = 32
 
 MAX_SAFE_INTEGER = 2**53 - 1
 """JSON numbers are IEEE-754 doubles; integers beyond +-(2^53 - 1) cannot be represented exactly."""
@@ -173,6 +184,44 @@ def canonical_json(payload: Mapping[str, Any]) -> bytes:
 def payload_hash(payload: Mapping[str, Any]) -> bytes:
     """Return ``keccak256(canonical_json(payload))``, the 32-byte ``dataHash`` of an event payload."""
     return keccak256(canonical_json(payload))
+
+
+# --- salted commitments (hash scheme 2) ------------------------------------------------------------
+#
+# fieldSalt(name)      = keccak256(eventSalt || UTF-8(name))                   (eventSalt: 32 random bytes)
+# commitment(name)     = keccak256(fieldSalt(name) || JCS({name: value}))
+# dataHash             = keccak256(JCS({"public": {public fields}, "sealed": {name: commitment}, "v": 2}))
+#
+# The event salt never leaves the store; an audience that may see a field gets that field's salt, which
+# opens its commitment and nothing else (keccak256 cannot be inverted to the event salt).
+
+
+def field_salt(event_salt: bytes, name: str) -> bytes:
+    """Return ``keccak256(eventSalt || UTF-8(name))``: the salt that opens one field's commitment."""
+    salt = bytes32(event_salt, "salt")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput(f"name: expected a field name, got {_describe(name)}", field="name")
+    return keccak256(salt + _plain(name, "name").encode("utf-8"))
+
+
+def field_commitment(salt: bytes, name: str, value: Any) -> bytes:
+    """Return ``keccak256(fieldSalt || JCS({name: value}))``, the commitment to one field (name and value)."""
+    return keccak256(bytes32(salt, "field_salt") + canonical_json({name: value}))
+
+
+def salted_envelope(public: Mapping[str, Any], sealed: Mapping[str, bytes | str]) -> dict[str, Any]:
+    """Return the JSON object a scheme-2 ``dataHash`` is the hash of (commitments as ``0x`` hex)."""
+    return {
+        "public": dict(public),
+        "sealed": {name: hex32(bytes32(value, f"sealed.{name}")) for name, value in sealed.items()},
+        "v": SCHEME_SALTED,
+    }
+
+
+def salted_payload_hash(public: Mapping[str, Any], sealed: Mapping[str, bytes | str]) -> bytes:
+    """Return ``keccak256(JCS({"public": public, "sealed": {name: commitment}, "v": 2}))``, a scheme-2
+    ``dataHash``: the public fields in clear, every other field as its salted commitment."""
+    return keccak256(canonical_json(salted_envelope(public, sealed)))
 
 
 # --- head-hash chain ------------------------------------------------------------------------------

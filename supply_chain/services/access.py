@@ -1,14 +1,18 @@
-"""Who may see what: a lot (participants see the lots they took part in, oversight sees every lot) and the
-fields of an event's payload (its author all, other members the consortium fields, the public the public ones).
+"""Who may see what: a lot (participants see the lots they took part in, oversight sees every lot), the
+fields of an event's payload (its author all, other members the consortium fields, the public the public ones),
+and what each is given to check those fields against the chain (``event_proof``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import exists, or_, select
 
 from supply_chain.domain import policy
+from supply_chain.domain.disclosure import disclosure
+from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.events import Visibility
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Event, Lot, Organisation
@@ -43,3 +47,14 @@ def level_for(event: Event, org: Organisation | None) -> Visibility:
     if org is None:
         return Visibility.PUBLIC
     return Visibility.PRIVATE if event.actor_org_id == org.id else Visibility.CONSORTIUM
+
+
+def event_proof(event: Event, level: Visibility) -> dict[str, Any]:
+    """What an audience at ``level`` is given to check the fields it sees of ``event`` against the chain's
+    ``dataHash`` (``domain.disclosure.disclosure``: under scheme 2 the public part, every commitment and the
+    salts of the sealed fields it sees whole), with the ``data_hash`` the store holds. Never the event salt."""
+    try:
+        proof = disclosure(int(event.kind), event.payload or {}, event.hash_scheme, event.salt, level)
+    except LotlineError:
+        proof = {"scheme": event.hash_scheme}  # a row edited behind the store's back: verification names it
+    return proof | {"data_hash": event.payload_hash}

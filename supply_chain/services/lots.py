@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import exists, select
 
 from supply_chain.chain.ledger import Call
-from supply_chain.domain import invariants, policy
+from supply_chain.domain import disclosure, invariants, policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from supply_chain.domain.events import (
     event_date,
@@ -33,7 +34,7 @@ from supply_chain.domain.events import (
     parse_when,
     validate_payload,
 )
-from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
+from supply_chain.domain.hashing import SALT_BYTES, SCHEME_SALTED, hex32, merkle_root, payload_hash
 from supply_chain.domain.identifiers import lot_id as compute_lot_id
 from supply_chain.domain.identifiers import parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
@@ -63,6 +64,8 @@ RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
 CERTIFICATE_TYPES = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 MAX_CERTIFICATE_BYTES = 5 * 1024 * 1024
 _UNSAFE_NAME_CHARS = re.compile(r"[^\w.-]+")
+NEW_EVENT_SCHEME = SCHEME_SALTED
+"""The hash scheme new events are written under (docs/hashing.md section 6); stored events keep theirs."""
 
 
 def certificate_name(filename: str | None, content_type: str) -> str:
@@ -164,13 +167,17 @@ def plan_event(
     normalised = validate_payload(kind, payload)
     _check_invariants(ctx, lot, actor, EventKind(int(kind)), normalised, recipient)
     when = event_date(kind, normalised)
+    # The salt stays off chain: without it the sealed (non-public) fields cannot be found by trying values.
+    salt = secrets.token_bytes(SALT_BYTES) if NEW_EVENT_SCHEME == SCHEME_SALTED else None
     event = Event(
         lot=lot,
         kind=kind,
         actor_org_id=actor.id,
         actor_address=actor.chain_address,
         payload=normalised,
-        payload_hash=hex32(payload_hash(normalised)),
+        payload_hash=hex32(disclosure.data_hash(kind, normalised, NEW_EVENT_SCHEME, salt)),
+        hash_scheme=NEW_EVENT_SCHEME,
+        salt=hex32(salt) if salt is not None else None,
         visibility={k: field_visibility(kind, k).value for k in normalised},
         occurred_at=instant(when) if when else datetime.now(UTC),
         batch_id=batch_id,

@@ -1,8 +1,9 @@
 """Verification: recompute a lot's history from the stored payloads and compare it with the chain.
 
-For each stored event, in order, the payload is hashed again (RFC 8785 + keccak256, docs/hashing.md) and
-compared with the data hash the chain logged at that position; the head-hash chain is recomputed and
-compared with the head the contract holds. Then the rest of the stored record is compared with what the
+For each stored event, in order, the payload is hashed again under its hash scheme (RFC 8785 + keccak256;
+under scheme 2 the fields that are not public enter as salted commitments; docs/hashing.md) and compared
+with the data hash the chain logged at that position; the head-hash chain is recomputed and compared with
+the head the contract holds. Then the rest of the stored record is compared with what the
 chain and the anchored payloads say:
 
 - the lot's state: its status, creator, custodian, pending custodian and input lots against ``getLot``;
@@ -33,8 +34,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from supply_chain.chain.ledger import ChainLot
+from supply_chain.domain.disclosure import data_hash
 from supply_chain.domain.errors import LotlineError
-from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, next_head, payload_hash
+from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, next_head
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Status
 from supply_chain.services.runtime import Ctx
@@ -425,8 +427,10 @@ def _document_findings(ctx: Ctx, lot: Lot, confirmed: Sequence[Event]) -> list[s
 
 
 def _hash(event: Event) -> str:
+    """The event's ``dataHash`` recomputed from the stored payload under its hash scheme (scheme 1: the whole
+    payload; scheme 2: its public fields and the salted commitments to the others, docs/hashing.md)."""
     try:
-        return hex32(payload_hash(event.payload))
+        return hex32(data_hash(int(event.kind), event.payload, event.hash_scheme, event.salt))
     except LotlineError:
         return "0x" + "ff" * 32  # a payload that no longer canonicalises cannot match anything
 

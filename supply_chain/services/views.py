@@ -23,7 +23,7 @@ from supply_chain.domain.identifiers import digital_link, parse_digital_link, pa
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import trace
-from supply_chain.services.access import level_for
+from supply_chain.services.access import event_proof, level_for
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.verification_state import (
     STATE_LABELS,
@@ -314,6 +314,7 @@ def _event_row(
         "tx_hash": event.tx_hash if event.status == "confirmed" else None,
         "fields": fields,
         "extra": extra,
+        "proof": event_proof(event, level),
     }
 
 

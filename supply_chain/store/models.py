@@ -38,6 +38,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -49,7 +50,7 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 from supply_chain.domain import policy
 from supply_chain.domain.errors import InvalidInput
-from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, keccak256
+from supply_chain.domain.hashing import HASH_SCHEMES, SCHEME_PLAIN, ZERO_HASH, bytes32, hex32, keccak256
 from supply_chain.domain.kinds import EventKind, InspectionOutcome, LotStatus
 
 # --- vocabularies (the CHECK constraints below list the same values) -----------------------------------
@@ -528,7 +529,9 @@ class Event(Base):
     A row is written ``pending`` before its transaction is sent and becomes ``confirmed`` (with ``seq``,
     ``tx_hash``, ``block_number``, ``log_index`` and ``head_after``) once the chain has it, or ``failed``
     with a ``failure_reason``. ``payload_hash`` is ``keccak256(RFC 8785 canonical payload)``, the
-    ``dataHash`` on chain. Events sent in one transaction share a ``batch_id``.
+    ``dataHash`` on chain under hash scheme 1; scheme 2 hashes the public fields in clear and a commitment to
+    each other field, salted from ``salt`` (``domain/disclosure.py``). Events sent in one transaction share a
+    ``batch_id``.
     """
 
     __tablename__ = "events"
@@ -548,6 +551,12 @@ class Event(Base):
     actor_address: Mapped[str] = mapped_column(Address)
     payload: Mapped[dict[str, Any]]
     payload_hash: Mapped[str] = mapped_column(Hash32)
+    hash_scheme: Mapped[int] = mapped_column(SmallInteger, default=SCHEME_PLAIN, server_default="1")
+    """How ``payload_hash`` was computed (docs/hashing.md): 1 = ``keccak256(JCS(payload))``, events written
+    before salted commitments; 2 = the public fields in clear and a salted commitment to each other field."""
+    salt: Mapped[str | None] = mapped_column(Hash32)
+    """Scheme 2: the event's 32 random bytes from which each sealed field's salt is derived. Kept off chain
+    and never shown: an audience gets the salts of the fields it may see (``domain/disclosure.py``)."""
     visibility: Mapped[dict[str, str]] = mapped_column(default=dict)
     """Payload field -> ``public`` | ``consortium`` | ``private``; consumers see the public fields only."""
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
@@ -574,13 +583,19 @@ class Event(Base):
     def _check_status(self, _key: str, value: object) -> str:
         return _choice(value, EVENT_STATUSES, "status")
 
-    @validates("payload_hash", "tx_hash", "head_after")
+    @validates("payload_hash", "tx_hash", "head_after", "salt")
     def _check_hash(self, key: str, value: object) -> str | None:
         return None if value is None else _hash(value, key)
 
     @validates("actor_address")
     def _check_address(self, _key: str, value: str) -> str:
         return checksum_address(value, "actor_address")
+
+    @validates("hash_scheme")
+    def _check_scheme(self, _key: str, value: object) -> int:
+        if value not in HASH_SCHEMES:
+            raise InvalidInput(f"hash_scheme: unknown scheme {value!r}", field="hash_scheme", code="invalid_hash")
+        return int(value)  # type: ignore[call-overload]
 
     def __repr__(self) -> str:
         kind = self.kind.name if isinstance(self.kind, EventKind) else self.kind

@@ -21,6 +21,7 @@ import jsonschema
 import pytest
 from sqlalchemy import func, select
 
+from supply_chain.domain.disclosure import check_disclosure
 from supply_chain.services import epcis, orgs, tokens
 from supply_chain.services import lots as lot_service
 from supply_chain.store.models import Event, Lot
@@ -448,6 +449,11 @@ def test_round_trip_capture_then_export_keeps_identifiers_times_steps_and_quanti
             assert sorted((q for e in lot_events for q in e["quantityList"]), key=str) == sorted(
                 sent["quantityList"], key=str
             )
+    for got in document["epcisBody"]["eventList"]:  # each event re-hashes to the dataHash it anchored
+        assert got["lotline:proof"]["scheme"] == 2
+        assert check_disclosure(got["lotline:kde"], got["lotline:proof"], got["lotline:payloadHash"]) == []
+        if "quantity" in got["lotline:kde"]:  # a consortium field: opened for this reader, sealed for the public
+            assert "quantity" in got["lotline:proof"]["salts"] and "quantity" not in got["lotline:proof"]["public"]
     sensors = by_id[farm_doc["epcisBody"]["eventList"][2]["eventID"]]["sensorElementList"]
     assert [(_instant(s["sensorMetadata"]["time"]), s["sensorReport"][0]["value"]) for s in sensors] == [
         (_instant("2025-06-02T15:00:00Z"), 3.5),

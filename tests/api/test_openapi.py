@@ -176,12 +176,22 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(app, api_run
     failures: list[str] = []
     calls: Counter = Counter()
     started = time.monotonic()
+    with api_runtime.ctx() as ctx:
+        spare = {"token_id": tokens.create(ctx, producer.org, "schemathesis spare", "read")[0].id}
     for operation in operations:
+        # Revoking is fuzzed on a token of its own: a generated id could otherwise revoke a token that the tests
+        # after this one sign in with (which ids get generated changes with every edit of the document).
+        fixed = spare if "{token_id}" in operation.path else None
         _fuzz(
-            operation.as_strategy(GenerationMode.POSITIVE), operation.label, callers, failures, calls, POSITIVE_EXAMPLES
+            operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed),
+            operation.label,
+            callers,
+            failures,
+            calls,
+            POSITIVE_EXAMPLES,
         )
         _fuzz(
-            operation.as_strategy(GenerationMode.NEGATIVE),
+            operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=fixed),
             operation.label,
             {"producer": callers["producer"]},
             failures,

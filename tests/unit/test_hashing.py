@@ -340,6 +340,7 @@ def test_merkle_inputs_are_checked() -> None:
 
 
 # --- the worked examples of docs/hashing.md (keep both in step) -----------------------------------
+# (section 6, salted commitments: tests/unit/test_disclosure.py::test_docs_salted_worked_example)
 
 
 def test_docs_worked_examples() -> None:

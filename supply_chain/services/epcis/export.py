@@ -16,7 +16,7 @@ from sqlalchemy import select
 from supply_chain.domain.events import Visibility, event_date, visible_view
 from supply_chain.domain.kinds import CREATION_KINDS, EventKind
 from supply_chain.services import lots as lot_service
-from supply_chain.services.access import level_for
+from supply_chain.services.access import event_proof, level_for
 from supply_chain.services.epcis.vocabulary import (
     BT_BY_WORD,
     BT_TYPES,
@@ -166,6 +166,7 @@ def export_event(event: Event, lot: Lot, level: Visibility) -> dict[str, Any]:
     out["lotline:cte"] = kind.name.lower()
     out["lotline:kde"] = kde
     out["lotline:payloadHash"] = event.payload_hash
+    out["lotline:proof"] = {k: v for k, v in event_proof(event, level).items() if k != "data_hash"}
     out["lotline:status"] = event.status
     if event.seq is not None:
         out["lotline:seq"] = event.seq
