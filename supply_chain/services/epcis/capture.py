@@ -198,6 +198,28 @@ class _Planner:
         self.locations: dict[str, Location | None] = {}
         self.products: dict[str, Product | None] = {}
         self.orgs = {o.id: o for o in ctx.session.scalars(select(Organisation))}
+        self.checked: set[str] = set()  # lot ids whose existence on chain was asked in bulk (``prefetch``)
+        self.on_chain: set[str] = set()  # ... and those that exist
+
+    def prefetch(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Ask the chain in bulk whether the lots the document creates exist (one call per 200 lots, not one
+        per lot); identifiers that do not parse are left to the mapping, which names the error."""
+        ids = []
+        for event in events:
+            elements: list[Any] = []
+            if event.get("type") == "ObjectEvent" and event.get("action") == "ADD":
+                quantities = event.get("quantityList") or []
+                elements = list(event.get("epcList") or []) + [q.get("epcClass") for q in quantities]
+            elif event.get("type") == "TransformationEvent":
+                elements = [q.get("epcClass") for q in event.get("outputQuantityList") or []]
+            for uri in elements:
+                try:
+                    ids.append(hex32(lot_id(*parse_lot_uri(uri, "epcClass"))))
+                except (LotlineError, TypeError, AttributeError):
+                    continue
+        if ids:
+            self.on_chain = self.ctx.ledger.existing_lots(ids)
+            self.checked = set(ids)
 
     # ---------------------------------------------------------------- store look-ups
 
@@ -257,11 +279,12 @@ class _Planner:
                 f"{product.organisation.name}",
                 field=field,
             )
+        lid = hex32(lot_id(key[0], key[1]))
         exists = (
             key in self.lots
             or self.ctx.session.scalars(select(Lot.id).where(Lot.gtin == key[0], Lot.lot_code == key[1])).first()
             is not None
-            or self.ctx.ledger.get_lot(hex32(lot_id(key[0], key[1]))).exists
+            or (lid in self.on_chain if lid in self.checked else self.ctx.ledger.get_lot(lid).exists)
         )
         if exists:
             raise Conflict(f"{field}: lot {key[1]} of GTIN {key[0]} already exists", field=field, code="lot_exists")
@@ -794,11 +817,20 @@ class Writer:
     per ``MAX_CALLS_PER_TRANSACTION`` calls (a transformation's outputs never split). With ``key``, every
     event row gets that idempotency key, which is how a capture job recognises its written steps."""
 
-    def __init__(self, ctx: Ctx, org: Organisation, *, send: bool = True, key: StepKey | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Ctx,
+        org: Organisation,
+        *,
+        send: bool = True,
+        key: StepKey | None = None,
+        absent: set[str] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.org = org
         self.send = send  # False: build the rows and calls only (a rehearsal, rolled back by the caller)
         self.key = key
+        self.absent = absent or set()  # ids of new lots just checked (in bulk) not to exist on chain
         self.calls: list[tuple[str, list[Any]]] = []
         self.events: list[Event] = []
         self.transactions: list[str] = []
@@ -831,7 +863,12 @@ class Writer:
 
     def _create(self, w: Step) -> None:
         assert w.key is not None
-        lot, _ = lot_service.plan_lot(self.ctx, self.org, lot_service.NewLot(w.key[0], w.key[1], w.quantity, w.unit))
+        lot, _ = lot_service.plan_lot(
+            self.ctx,
+            self.org,
+            lot_service.NewLot(w.key[0], w.key[1], w.quantity, w.unit),
+            absent_on_chain=hex32(lot_id(*w.key)) in self.absent,
+        )
         event = lot_service.plan_event(self.ctx, lot, self.org, w.kind, w.payload, idempotency_key=self._idem(w))
         lot_service.set_origin(self.ctx, lot, w.kind, event.payload)
         self._add(w.index, event, Call.create_lot(lot.gtin, lot.lot_code, [], w.kind, event.payload_hash))
@@ -867,7 +904,10 @@ class Writer:
         for n, output in enumerate(w.outputs):
             key = output["key"]
             lot, _ = lot_service.plan_lot(
-                self.ctx, self.org, lot_service.NewLot(key[0], key[1], output["quantity"], output["unit"])
+                self.ctx,
+                self.org,
+                lot_service.NewLot(key[0], key[1], output["quantity"], output["unit"]),
+                absent_on_chain=hex32(lot_id(*key)) in self.absent,
             )
             event = lot_service.plan_event(
                 self.ctx,
@@ -904,12 +944,12 @@ def _instant(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
 
-def _rehearse(ctx: Ctx, org: Organisation, steps: list[Step], results: list[EventResult]) -> None:
+def _rehearse(ctx: Ctx, org: Organisation, steps: list[Step], results: list[EventResult], absent: set[str]) -> None:
     """Build every row of the planned steps inside a savepoint, then roll it back: the invariants that need
     the rows (quantities on hand, sites, dates; ``lots._event``) are asked of every event before the first
     transaction is sent, so a refusal in a later batch can never leave earlier batches written. The first
     refused event is marked rejected in ``results``."""
-    writer = Writer(ctx, org, send=False)
+    writer = Writer(ctx, org, send=False, absent=absent)
     savepoint = ctx.session.begin_nested()
     try:
         for step in steps:
@@ -930,6 +970,8 @@ class CapturePlan:
 
     results: list[EventResult]
     steps: list[Step]
+    absent: set[str] = dataclasses.field(default_factory=set)
+    """Ids of the lots it creates, found not to exist on chain when it was planned."""
 
     @property
     def calls(self) -> int:
@@ -949,6 +991,7 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object) -> CapturePlan:
             "epcisBody.eventList: the document holds no events", field="epcisBody.eventList", code="epcis_empty"
         )
     planner = _Planner(ctx, org)
+    planner.prefetch(events)
     results: list[EventResult] = []
     steps: list[Step] = []
     for index, event in enumerate(events):
@@ -962,7 +1005,7 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object) -> CapturePlan:
             result.status, result.code, result.reason = "rejected", exc.code, exc.message
             result.field = exc.field or f"epcisBody.eventList[{index}]"
     if not [r for r in results if r.status in ("rejected", "unsupported")]:
-        _rehearse(ctx, org, steps, results)
+        _rehearse(ctx, org, steps, results, planner.checked - planner.on_chain)
     bad = [r for r in results if r.status in ("rejected", "unsupported")]
     if bad:
         first = bad[0]
@@ -974,7 +1017,15 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object) -> CapturePlan:
         )
     for number, step in enumerate(steps):
         step.number = number
-    return CapturePlan(results, steps)
+    return CapturePlan(results, steps, planner.checked - planner.on_chain)
+
+
+def new_lot_ids(steps: Sequence[Step]) -> list[str]:
+    """The on-chain ids of the lots ``steps`` create."""
+    keys = [s.key for s in steps if s.action == "create" and s.key] + [
+        o["key"] for s in steps if s.action == "transform" for o in s.outputs
+    ]
+    return [hex32(lot_id(*key)) for key in keys]
 
 
 def written(event: Event) -> dict[str, Any]:
@@ -997,7 +1048,7 @@ def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
     Raises InvalidInput (schema), CaptureRejected (422, a result per event) before anything is written.
     """
     plan = plan_capture(ctx, org, document)
-    writer = Writer(ctx, org)
+    writer = Writer(ctx, org, absent=plan.absent)
     for step in plan.steps:
         writer.write(step)
     writer.flush()

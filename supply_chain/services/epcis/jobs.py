@@ -12,11 +12,11 @@ event a step writes carries the idempotency key ``epcis-job:{job}:{event index}:
 are settled first, written steps are never sent again, so a resumed capture never meets its own lots as
 ``lot_exists``.
 
-Before a queued job's first batch its plan is made again on the state of that moment (other writes may have
-happened while it waited): a document that no longer fits fails with a result per event and nothing
-written. A refusal by the chain in a later batch (the state moved while the job ran) fails the job with
-the exact report: events written (``captured``), the refused one (``rejected``, with the reason), the rest
-not written (``accepted``).
+Before a queued job's first batch its plan is made again on the state of that moment if the store's lots
+have changed since it was planned (``store_mark``): a document that no longer fits fails with a result per
+event and nothing written. A refusal by the chain in a later batch (the state moved while the job ran)
+fails the job with the exact report: events written (``captured``), the refused one (``rejected``, with
+the reason), the rest not written (``accepted``).
 
 Who runs jobs: ``CaptureWorker`` (a thread of ``lotline serve``), ``lotline jobs run``, or the request itself
 for a document that fits in one batch (``runs_inline``). Jobs are claimed with a lease renewed after every
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain.errors import ChainUnavailable, LotlineError, NotFound
@@ -46,6 +46,7 @@ from supply_chain.services.epcis.capture import (
     CaptureRejected,
     Step,
     Writer,
+    new_lot_ids,
     plan_capture,
     written,
 )
@@ -97,6 +98,16 @@ def job_events(ctx: Ctx, job_id: int) -> list[Event]:
         (e for e in ctx.session.scalars(statement) if e.status != "failed"),
         key=lambda e: (_parse(e.idempotency_key or "")[1], e.idempotency_key),
     )
+
+
+def store_mark(ctx: Ctx) -> list[int]:
+    """A mark of the lots' state in the store: every change a plan depends on (a lot created, an event
+    recorded, a transaction confirmed or failed) moves the events' highest id, their count or the count of
+    confirmed ones. A queued job whose mark still holds when it starts need not be planned again."""
+    row = ctx.session.execute(
+        select(func.max(Event.id), func.count(Event.id), func.count(Event.id).filter(Event.status == "confirmed"))
+    ).one()
+    return [int(value or 0) for value in row]
 
 
 def document_hash(document: object) -> str:
@@ -153,7 +164,7 @@ def submit(
         events_total=len(plan.results),
         writes_total=plan.calls,
         results=[_base_result(r.to_dict(), plan.steps) for r in plan.results],
-        plan={"steps": [s.to_json() for s in plan.steps]},
+        plan={"steps": [s.to_json() for s in plan.steps], "mark": store_mark(ctx)},
         transactions=[],
         created_at=now,
         updated_at=now,
@@ -321,7 +332,7 @@ def _resume(runtime: Runtime, job_id: int, replan: bool) -> _Progress | None:
             indexer.reconcile_pending(ctx)  # a crash between sending and applying: confirmed, resent or failed
             ctx.session.commit()
             events = job_events(ctx, job_id)
-        if not events and replan:
+        if not events and replan and (job.plan or {}).get("mark") != store_mark(ctx):
             try:
                 plan = plan_capture(ctx, job.organisation, job.document)
             except CaptureRejected as exc:
@@ -333,7 +344,7 @@ def _resume(runtime: Runtime, job_id: int, replan: bool) -> _Progress | None:
                     raise
                 _set_failed(job, exc)
                 return None
-            job.plan = {"steps": [s.to_json() for s in plan.steps]}
+            job.plan = {"steps": [s.to_json() for s in plan.steps], "mark": store_mark(ctx)}
             job.writes_total = plan.calls
             job.results = [_base_result(r.to_dict(), plan.steps) for r in plan.results]
         steps = [Step.from_json(s) for s in (job.plan or {}).get("steps", [])]
@@ -364,7 +375,9 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
         ctx.session.execute(
             update(Event).where(Event.idempotency_key.in_(keys), Event.status == "failed").values(idempotency_key=None)
         )
-        writer = Writer(ctx, job.organisation, key=key)
+        created = new_lot_ids(batch)
+        absent = set(created) - ctx.ledger.existing_lots(created) if created else set()
+        writer = Writer(ctx, job.organisation, key=key, absent=absent)
         current = batch[0]
         try:
             for step in batch:
