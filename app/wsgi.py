@@ -20,6 +20,7 @@ import signal
 from flask import Flask
 
 from app import create_app
+from supply_chain.services.epcis.jobs import CaptureWorker
 from supply_chain.services.startup import Maintenance, mark_unchecked
 
 THREADS = 8
@@ -29,6 +30,7 @@ def application() -> Flask:
     """A new app from the ``LOTLINE_*`` environment, its lots marked unchecked and verified in the background."""
     app = create_app()
     start_maintenance(app)
+    start_capture_worker(app)
     return app
 
 
@@ -47,6 +49,17 @@ def start_maintenance(app: Flask) -> Maintenance:
     maintenance.start()
     app.extensions["lotline_maintenance"] = maintenance
     return maintenance
+
+
+def start_capture_worker(app: Flask) -> CaptureWorker:
+    """Start the thread that writes EPCIS capture jobs in the background (woken by each new job, and every
+    ``LOTLINE_JOB_POLL_SECONDS`` for jobs queued by another process or left by a crash)."""
+    worker = CaptureWorker(
+        app.extensions["lotline"], poll_seconds=float(os.environ.get("LOTLINE_JOB_POLL_SECONDS", "5"))
+    )
+    worker.start()
+    app.extensions["lotline_capture_worker"] = worker
+    return worker
 
 
 def _stop(_signum: int, _frame: object) -> None:
@@ -71,10 +84,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
         "serving on http://%s:%s (public links: %s)", host, port, app.config["PUBLIC_URL"]
     )
     maintenance = start_maintenance(app)  # before the first request: nothing is shown verified unchecked
+    worker = start_capture_worker(app)
     try:
         waitress_serve(app, host=host, port=port, threads=THREADS, ident="lotline")  # returns on Ctrl+C
     finally:
+        worker.stop()  # the batch in progress is finished; its job goes back to the queue
         maintenance.stop()
+        worker.join(timeout=60)
         maintenance.join(timeout=30)  # a verification pass in progress ends its batch before the chain closes
         app.extensions["lotline"].close()
         logging.getLogger("lotline").info("stopped")

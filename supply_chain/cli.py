@@ -238,6 +238,60 @@ def rotate_kek() -> None:
 
 
 @main.group()
+def jobs() -> None:
+    """Background work: EPCIS capture jobs accepted by the API (`POST /api/v1/epcis/capture`)."""
+
+
+@jobs.command("run")
+@click.option("--batch-calls", type=click.IntRange(1, 200), default=None, help="Contract calls per batch.")
+@handle_errors
+def jobs_run(batch_calls: int | None) -> None:
+    """Write every queued capture job (and resume those a crashed process left running once their lease has
+    passed), batch by batch, then exit. Exit 1 if a job failed. A running server does the same in the
+    background; both may run at once (a job is claimed by one of them)."""
+    from supply_chain.services.epcis import jobs as capture_jobs
+
+    runtime = _runtime()
+    try:
+        from supply_chain.services.startup import catch_up
+
+        catch_up(runtime)  # settle pending writes first, as a server does when it starts
+        outcome = capture_jobs.run_pending(runtime, batch_calls=batch_calls or capture_jobs.BATCH_CALLS)
+        for job_id, status in outcome.items():
+            click.echo(f"capture job {job_id}: {status}")
+        if not outcome:
+            click.echo("no capture job to run")
+        if "failed" in outcome.values():
+            sys.exit(1)
+    finally:
+        runtime.close()
+
+
+@jobs.command("list")
+@click.option("--status", type=click.Choice(["queued", "running", "done", "failed"]), help="Only these.")
+@handle_errors
+def jobs_list(status: str | None) -> None:
+    """Capture jobs of every organisation, newest first: id, organisation, status, events written/total."""
+    from sqlalchemy import select
+
+    from supply_chain.store.models import CaptureJob
+
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            statement = select(CaptureJob).order_by(CaptureJob.id.desc())
+            if status:
+                statement = statement.where(CaptureJob.status == status)
+            for job in ctx.session.scalars(statement):
+                click.echo(
+                    f"{job.id}\t{job.organisation.name}\t{job.status}\t{job.events_written}/{job.events_total}"
+                    f"\t{job.error_message or ''}"
+                )
+    finally:
+        runtime.close()
+
+
+@main.group()
 def export() -> None:
     """Export records: the FSMA 204 sortable spreadsheet and EPCIS 2.0 documents."""
 

@@ -1,9 +1,10 @@
 """``Idempotency-Key`` on POST requests: a retried request gets the first answer and writes nothing again.
 
 The key is the client's, unique per organisation. Before the view runs, a placeholder record (status 0) is
-committed, so a concurrent retry is told to wait (409) instead of writing twice. A successful (2xx) answer
-is stored with a hash of the request (method, path, query, and the parsed body when the operation takes one;
-a body the operation does not take is never parsed); the same key with another request is a 409. A failed
+committed, so a concurrent retry is told to wait (409) instead of writing twice. A successful (2xx) answer,
+with its ``Location`` header (a capture job's address), is stored with a hash of the request (method, path,
+query, and the parsed body when the operation takes one; a body the operation does not take is never
+parsed); the same key with another request is a 409. A failed
 request stores nothing, so the client may fix it and retry with the same key. A placeholder left by a crash
 is taken over after ``STALE_AFTER``; the lot services' own idempotency keys, passed along, then return the
 events the crashed request had already written.
@@ -60,6 +61,8 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
         if record.response_status:
             replay = Response(record.response_body, status=record.response_status, mimetype="application/json")
             replay.headers["Idempotent-Replayed"] = "true"
+            if record.response_location:
+                replay.headers["Location"] = record.response_location
             return replay
         started = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
         if datetime.now(UTC) - started < STALE_AFTER:
@@ -96,6 +99,7 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
         if record is not None:
             record.response_status = response.status_code
             record.response_body = response.get_data(as_text=True)
+            record.response_location = response.headers.get("Location")
             session.commit()
     else:
         _forget(call, key)

@@ -40,7 +40,7 @@ from supply_chain.domain.lineage import RecallClass
 from supply_chain.domain.policy import Role, Status
 from supply_chain.services.lots import CERTIFICATE_TYPES
 from supply_chain.services.trace import DIRECTIONS
-from supply_chain.store.models import EVENT_STATUSES, LOCATION_KINDS, TOKEN_SCOPES
+from supply_chain.store.models import CAPTURE_JOB_STATUSES, EVENT_STATUSES, LOCATION_KINDS, TOKEN_SCOPES
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -61,6 +61,7 @@ CreationKind = _one_of(kind_name(k) for k in sorted(CREATION_KINDS - {EventKind.
 FreeKind = _one_of(kind_name(k) for k in sorted(FREE_KINDS))
 Outcome = _one_of(o.name.lower() for o in InspectionOutcome)
 Scope = _one_of(TOKEN_SCOPES)
+CaptureJobStatus = _one_of(CAPTURE_JOB_STATUSES)
 LocationKind = _one_of(LOCATION_KINDS)
 EventStatus = _one_of(EVENT_STATUSES)
 Direction = _one_of(DIRECTIONS)
@@ -259,6 +260,7 @@ class PathParameters(Query):
         ),
     ] = None
     token_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The token's id, digits")] = None
+    job_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The capture job's id, digits")] = None
 
 
 def _whole_number(value: Any) -> Any:
@@ -660,10 +662,53 @@ class Verification(Schema):
     bad_event_id: int | None = None
 
 
-class CaptureResult(Schema):
-    captured: int
+class CaptureJobError(Schema):
+    error: Annotated[str | None, Field(description="Stable error code, e.g. lot_exists")] = None
+    message: str
+    field: str | None = None
+
+
+class CreatedLot(Schema):
+    gtin: str
+    lot_code: str
+    href: Annotated[str, Field(description="The lot in this API")]
+    digital_link: Annotated[str, Field(description="GS1 Digital Link of the lot's label")]
+
+
+class CaptureJobSummary(Schema):
+    """An EPCIS capture job: the document was checked and accepted; its events are written in batches."""
+
+    id: int
+    href: Annotated[str, Field(description="This job (poll it until status is done or failed)")]
+    status: Annotated[
+        CaptureJobStatus,
+        Field(description="queued, running, done (every event written) or failed (see error and events)"),
+    ]
+    events_total: Annotated[int, Field(description="EPCIS events in the document")]
+    events_written: Annotated[int, Field(description="EPCIS events whose Lotline events are all written")]
+    writes_total: Annotated[int, Field(description="Lotline events (contract calls) the document makes")]
+    writes_done: int
+    batches_done: int
     transactions: list[str]
-    events: list[CaptureEventResult]
+    error: Annotated[
+        CaptureJobError | None,
+        Field(description="Why the job failed, or why it was interrupted (it is then resumed)"),
+    ] = None
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class CaptureJob(CaptureJobSummary):
+    events: Annotated[
+        list[CaptureEventResult],
+        Field(
+            description="Every EPCIS event: captured (with its Lotline events), accepted (not written yet), "
+            "rejected or unsupported"
+        ),
+    ]
+    lots_created: list[CreatedLot]
 
 
 class FsmaRecords(Schema):
@@ -696,6 +741,7 @@ LocationPage = _page(Location)
 LotPage = _page(Lot)
 EventPage = _page(Event)
 TokenPage = _page(Token)
+CaptureJobPage = _page(CaptureJobSummary)
 
 
 def published_models() -> list[type[BaseModel]]:

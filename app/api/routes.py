@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
@@ -23,12 +23,14 @@ from app.api.spec import Call, openapi_document, operation, page
 from app.web import CREATOR_ROLES, HANDLER_ROLES, OVERSIGHT_ROLES, RECEIVING_ROLES, TRACE_ROLES, rule_roles
 from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
 from supply_chain.domain.events import Visibility, visible_view
+from supply_chain.domain.identifiers import digital_link, encode_lot_code
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Action
 from supply_chain.services import access, epcis, fsma, orgs, tokens, trace, views
 from supply_chain.services import lots as lot_service
+from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.verify import verify_lot
-from supply_chain.store.models import Event, Location, Lot, Organisation, Product
+from supply_chain.store.models import CaptureJob, Event, Location, Lot, Organisation, Product
 
 EPCIS_MEDIA = "application/ld+json"
 
@@ -772,15 +774,79 @@ def export_epcis(call: Call) -> Response:
     scope="write",
     body=models.EPCISDocument,
     body_types=("application/json", EPCIS_MEDIA),
-    responses={201: models.CaptureResult},
+    responses={202: models.CaptureJob},
 )
 def capture_epcis(call: Call) -> Response:
-    """Validate an EPCIS 2.0 document and record its events: commissioning (ADD) creates lots, shipping and
-    receiving move custody, TransformationEvents make new lots, sensor reports are anchored. Every event is
-    checked first; if any cannot be captured the whole document is refused (422, a result per event) and
-    nothing is written."""
-    result = epcis.capture(call.ctx, call.org, call.body)
-    return _created(result.to_dict())
+    """Check an EPCIS 2.0 document and accept it as a capture job: commissioning (ADD) creates lots, shipping
+    and receiving move custody, TransformationEvents make new lots, sensor reports are anchored. Every event
+    is checked first; if any cannot be captured the whole document is refused (422, a result per event) and
+    nothing is written. An accepted document is answered 202 with the job (`Location` is its address): a
+    document whose writes fit in one transaction (40 contract calls) is written before the answer (status
+    `done`), a larger one in batches in the background (poll the job). The same document sent again while its
+    job is queued or running is answered with that job."""
+    job, earlier = capture_jobs.submit(call.ctx, call.org, call.body, idempotency_key=call.idempotency_key)
+    call.ctx.session.commit()
+    if not earlier and capture_jobs.runs_inline(job):
+        capture_jobs.run_job(call.ctx.runtime, job.id, replan=False)
+        call.ctx.session.refresh(job)
+    elif job.status == "queued" and (worker := current_app.extensions.get("lotline_capture_worker")) is not None:
+        worker.wake()
+    response = jsonify(_job_json(call, job))
+    response.status_code = 202
+    response.headers["Location"] = _job_href(job.id)
+    return response
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/capture/{job_id}",
+    "getCaptureJob",
+    summary="Show an EPCIS capture job",
+    tag="Interchange",
+    responses={200: models.CaptureJob},
+)
+def get_capture_job(call: Call) -> Response:
+    """A capture job of the organisation: status, counts (EPCIS events total and written, Lotline writes,
+    batches), the result of every event with the Lotline events it wrote, the lots it created, and why it
+    failed. Another organisation's job is a 404."""
+    job = capture_jobs.get(call.ctx, call.org, int(call.path["job_id"]))
+    return jsonify(_job_json(call, job))
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/capture",
+    "listCaptureJobs",
+    summary="List EPCIS capture jobs",
+    tag="Interchange",
+    query=models.PageQuery,
+    responses={200: models.CaptureJobPage},
+)
+def list_capture_jobs(call: Call) -> Response:
+    """The organisation's capture jobs, newest first, without their per-event results."""
+    statement = select(CaptureJob).where(CaptureJob.organisation_id == call.org.id)
+    return page(call, statement, CaptureJob.id, lambda job: _job_json(call, job, events=False), descending=True)
+
+
+def _job_href(job_id: int) -> str:
+    return f"{bp.url_prefix}/epcis/capture/{job_id}"
+
+
+def _job_json(call: Call, job: CaptureJob, *, events: bool = True) -> dict[str, Any]:
+    data = {"id": job.id, "href": _job_href(job.id)} | capture_jobs.describe(call.ctx, job, events=events)
+    if events:
+        base = call.ctx.settings.public_url
+        data["lots_created"] = [
+            lot
+            | {
+                "href": f"{bp.url_prefix}/lots/{lot['gtin']}/{encode_lot_code(lot['lot_code'])}",
+                "digital_link": digital_link(base, lot["gtin"], lot["lot_code"]),
+            }
+            for lot in data["lots_created"]
+        ]
+    return data
 
 
 FSMA_CONTENT = {

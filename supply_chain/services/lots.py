@@ -281,7 +281,12 @@ class NewLot:
     inputs: Sequence[tuple[Lot, Any]] = ()  # (input lot, quantity consumed, in the input lot's unit)
 
 
-def plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> tuple[Lot, Product]:
+def plan_lot(
+    ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "", *, absent_on_chain: bool = False
+) -> tuple[Lot, Product]:
+    """The row of a new lot, checked (product owner, unit, quantity, not existing). ``absent_on_chain``: the
+    caller has just checked, with many lots at once (``Ledger.existing_lots``), that the chain has no such lot.
+    """
     gtin14 = parse_gtin(spec.gtin)
     code = parse_lot_code(spec.lot_code)
     quantity = parse_quantity(spec.quantity, field=f"{field}quantity")
@@ -297,7 +302,9 @@ def plan_lot(ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "") -> tu
     unit = invariants.lot_unit(spec.unit, product.unit, product.name, f"{field}unit")
     invariants.check_new_lot(quantity, unit, field)
     lid = hex32(compute_lot_id(gtin14, code))
-    if ctx.session.scalars(select(Lot).where(Lot.lot_id == lid)).first() or ctx.ledger.get_lot(lid).exists:
+    if ctx.session.scalars(select(Lot).where(Lot.lot_id == lid)).first() or (
+        not absent_on_chain and ctx.ledger.get_lot(lid).exists
+    ):
         raise Conflict(f"lot {code} of GTIN {gtin14} already exists", field=f"{field}lot_code", code="lot_exists")
     lot = Lot(
         gtin=gtin14,

@@ -72,6 +72,9 @@ VERIFICATION_STATES = ("verified", "tampered", "pending", "unverifiable")
 INSPECTION_OUTCOMES = ("pass", "fail", "conditional")
 RECALL_CLASSES = ("I", "II", "III")
 TOKEN_SCOPES = ("read", "write")
+CAPTURE_JOB_STATUSES = ("queued", "running", "done", "failed")
+"""queued: accepted, waiting for a worker (also after an interruption); running: a worker holds its lease;
+done: every event written; failed: refused when its writes were planned or by the chain (see ``error_*``)."""
 
 ZERO_HEAD = hex32(ZERO_HASH)
 """The head hash of a lot with no confirmed event."""
@@ -816,4 +819,65 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(128))
     response_status: Mapped[int]
     response_body: Mapped[str] = mapped_column(Text)
+    response_location: Mapped[str | None] = mapped_column(String(300))
+    """The answer's ``Location`` header (a capture job's address), replayed with it."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- background work ---------------------------------------------------------------------------------
+
+
+class CaptureJob(Base):
+    """An EPCIS capture accepted for writing in the background (``services.epcis.jobs``).
+
+    The document is validated and its writes planned and rehearsed before the row is stored, so a stored job
+    is a document that was accepted. ``plan`` is the frozen list of planned writes (steps); every Lotline
+    event a step writes carries the idempotency key ``epcis-job:{id}:{event index}:{step}:{n}``, so after a
+    crash the worker recognises what was written and continues with the first step that was not. The
+    counters are progress as of the last finished batch; the events table is the truth.
+    """
+
+    __tablename__ = "capture_jobs"
+    __table_args__ = (
+        CheckConstraint(_in("status", CAPTURE_JOB_STATUSES), name="status"),
+        UniqueConstraint("organisation_id", "idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    document: Mapped[dict[str, Any]]
+    document_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    """SHA-256 of the document's canonical JSON: the same document sent again while its job is queued or
+    running is answered with that job instead of a second one."""
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    """The ``Idempotency-Key`` the capture was sent with, if any."""
+    events_total: Mapped[int]
+    events_written: Mapped[int] = mapped_column(default=0)
+    writes_total: Mapped[int]
+    """Lotline events (contract calls) the plan writes."""
+    writes_done: Mapped[int] = mapped_column(default=0)
+    batches_done: Mapped[int] = mapped_column(default=0)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(json_document(), default=list)
+    """Per EPCIS event: index, type, eventID, bizStep, status (accepted, rejected, unsupported), and for a
+    refused event its code, reason and field. What each event wrote is read from the events table."""
+    plan: Mapped[dict[str, Any] | None] = mapped_column(json_document())
+    transactions: Mapped[list[str]] = mapped_column(json_document(), default=list)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_field: Mapped[str | None] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(default=0)
+    """Runs interrupted by an unexpected error; the job fails after ``jobs.MAX_ATTEMPTS``."""
+    lease_until: Mapped[datetime | None]
+    """While running: until when the worker holding it is presumed alive (renewed after every batch). A
+    running job whose lease has passed was left by a crash and is taken over."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation] = relationship()
+
+    @validates("status")
+    def _check_status(self, _key: str, value: object) -> str:
+        return _choice(value, CAPTURE_JOB_STATUSES, "status")

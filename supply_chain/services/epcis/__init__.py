@@ -12,16 +12,22 @@ Capture (`capture`): a document is validated against the EPCIS 2.0 JSON Schema (
 then every event is mapped to Lotline writes and checked against the store and the caller's rights -
 registered GTINs and GLNs, product ownership, custody, status, quantities - on a simulated state, in document
 order. If any event is unsupported or invalid the whole document is rejected (``CaptureRejected``, 422) with a
-result per event and nothing is written. Otherwise the writes are sent as multicall transactions of up to
-``MAX_CALLS_PER_TRANSACTION`` calls (one transaction for an ordinary document).
+result per event and nothing is written (``plan_capture``). Otherwise the writes are sent as multicall
+transactions of up to ``MAX_CALLS_PER_TRANSACTION`` calls (one transaction for an ordinary document).
+
+Capture jobs (``jobs``): the API stores an accepted document as a job and writes it in bounded batches, in the
+background for a large document, resumable after a crash (docs/epcis.md, "Capture jobs").
 """
 
 from supply_chain.services.epcis.capture import (
     MAX_CALLS_PER_TRANSACTION,
+    CapturePlan,
     CaptureRejected,
     CaptureResult,
     EventResult,
+    Step,
     capture,
+    plan_capture,
 )
 from supply_chain.services.epcis.export import event_time, export_event, export_lot
 from supply_chain.services.epcis.vocabulary import (
@@ -42,9 +48,11 @@ __all__ = [
     "GS1_RESOLVER",
     "LOTLINE_NAMESPACE",
     "MAX_CALLS_PER_TRANSACTION",
+    "CapturePlan",
     "CaptureRejected",
     "CaptureResult",
     "EventResult",
+    "Step",
     "Unsupported",
     "capture",
     "event_time",
@@ -54,6 +62,7 @@ __all__ = [
     "lot_uri",
     "parse_gln_uri",
     "parse_lot_uri",
+    "plan_capture",
     "schema",
     "validate_document",
 ]

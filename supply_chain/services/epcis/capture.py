@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
@@ -135,19 +135,48 @@ class _LotState:
 
 
 @dataclass
-class _Write:
-    """One planned Lotline write."""
+class Step:
+    """One planned Lotline write (one contract call; a transformation's outputs: one call each, sent in one
+    transaction). Steps are numbered in document order (``number``) and can be frozen as JSON, so a capture
+    job stores its plan once and writes it in batches, recognising after a crash which steps were written."""
 
     action: str  # create | record | offer | accept | transform | anchor
-    index: int
+    index: int  # the EPCIS event it comes from
     kind: EventKind
     key: tuple[str, str] | None = None
     payload: dict[str, Any] = dataclasses.field(default_factory=dict)
     quantity: str | None = None
     unit: str | None = None
-    to: Organisation | None = None
+    to_id: int | None = None  # the receiving organisation of an offer
     outputs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     readings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    number: int = 0
+
+    @property
+    def calls(self) -> int:
+        """How many contract calls (Lotline events) the step makes."""
+        return len(self.outputs) if self.action == "transform" else 1
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["kind"] = int(self.kind)
+        data["outputs"] = [
+            {k: v for k, v in o.items() if k != "product"}
+            | {"key": list(o["key"]), "inputs": [[list(k), q] for k, q in o.get("inputs", [])]}
+            for o in self.outputs
+        ]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Step:
+        values = dict(data)
+        values["kind"] = EventKind(int(values["kind"]))
+        values["key"] = tuple(values["key"]) if values.get("key") else None
+        values["outputs"] = [
+            dict(o) | {"key": tuple(o["key"]), "inputs": [(tuple(k), q) for k, q in o.get("inputs", [])]}
+            for o in values.get("outputs") or []
+        ]
+        return cls(**values)
 
 
 _EPCIS_FIELD = {
@@ -169,6 +198,28 @@ class _Planner:
         self.locations: dict[str, Location | None] = {}
         self.products: dict[str, Product | None] = {}
         self.orgs = {o.id: o for o in ctx.session.scalars(select(Organisation))}
+        self.checked: set[str] = set()  # lot ids whose existence on chain was asked in bulk (``prefetch``)
+        self.on_chain: set[str] = set()  # ... and those that exist
+
+    def prefetch(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Ask the chain in bulk whether the lots the document creates exist (one call per 200 lots, not one
+        per lot); identifiers that do not parse are left to the mapping, which names the error."""
+        ids = []
+        for event in events:
+            elements: list[Any] = []
+            if event.get("type") == "ObjectEvent" and event.get("action") == "ADD":
+                quantities = event.get("quantityList") or []
+                elements = list(event.get("epcList") or []) + [q.get("epcClass") for q in quantities]
+            elif event.get("type") == "TransformationEvent":
+                elements = [q.get("epcClass") for q in event.get("outputQuantityList") or []]
+            for uri in elements:
+                try:
+                    ids.append(hex32(lot_id(*parse_lot_uri(uri, "epcClass"))))
+                except (LotlineError, TypeError, AttributeError):
+                    continue
+        if ids:
+            self.on_chain = self.ctx.ledger.existing_lots(ids)
+            self.checked = set(ids)
 
     # ---------------------------------------------------------------- store look-ups
 
@@ -228,11 +279,12 @@ class _Planner:
                 f"{product.organisation.name}",
                 field=field,
             )
+        lid = hex32(lot_id(key[0], key[1]))
         exists = (
             key in self.lots
             or self.ctx.session.scalars(select(Lot.id).where(Lot.gtin == key[0], Lot.lot_code == key[1])).first()
             is not None
-            or self.ctx.ledger.get_lot(hex32(lot_id(key[0], key[1]))).exists
+            or (lid in self.on_chain if lid in self.checked else self.ctx.ledger.get_lot(lid).exists)
         )
         if exists:
             raise Conflict(f"{field}: lot {key[1]} of GTIN {key[0]} already exists", field=field, code="lot_exists")
@@ -260,7 +312,7 @@ class _Planner:
 
     # ---------------------------------------------------------------- the mapping
 
-    def plan(self, index: int, event: Mapping[str, Any]) -> list[_Write]:
+    def plan(self, index: int, event: Mapping[str, Any]) -> list[Step]:
         path = f"epcisBody.eventList[{index}]"
         etype = event.get("type")
         if etype == "TransformationEvent":
@@ -279,7 +331,7 @@ class _Planner:
         extra = dict(event["lotline:kde"]) if isinstance(event.get("lotline:kde"), Mapping) else {}
         items = self._lot_items(event, path)
         has_sensors = bool(event.get("sensorElementList"))
-        writes: list[_Write] = []
+        writes: list[Step] = []
         if action == "ADD":
             kind = _creation_kind(cte, step)
             if kind is None:
@@ -389,7 +441,7 @@ class _Planner:
         items: list[Any],
         when: str,
         extra: dict[str, Any],
-    ) -> list[_Write]:
+    ) -> list[Step]:
         self.role(_CREATOR_ROLES, "create lots")
         gln = self._place(event, path, own=True)
         writes = []
@@ -414,7 +466,7 @@ class _Planner:
                 payload.setdefault("product_description", product.name)
             payload = self.payload(kind, _clean(payload), path)
             self.lots[key] = _LotState(key[0], key[1], product, "active", self.org.id, None, Decimal(quantity), unit)
-            writes.append(_Write("create", index, kind, key, payload, quantity, unit))
+            writes.append(Step("create", index, kind, key, payload, quantity, unit))
         return writes
 
     def _record(
@@ -426,7 +478,7 @@ class _Planner:
         items: list[Any],
         when: str,
         extra: dict[str, Any],
-    ) -> list[_Write]:
+    ) -> list[Step]:
         gln = self._place(event, path, own=True)
         writes = []
         for key, element, where in items:
@@ -443,7 +495,7 @@ class _Planner:
             payload = {
                 k: v for k, v in payload.items() if k in kind_spec(kind).by_name or k in extra or k == "epcis_event_id"
             }
-            writes.append(_Write("record", index, kind, key, self.payload(kind, _clean(payload), path)))
+            writes.append(Step("record", index, kind, key, self.payload(kind, _clean(payload), path)))
         return writes
 
     def allow(self, action: Action, state: _LotState, where: str) -> None:
@@ -467,7 +519,7 @@ class _Planner:
 
     def _ship(
         self, index: int, event: Mapping[str, Any], path: str, items: list[Any], when: str, extra: dict[str, Any]
-    ) -> list[_Write]:
+    ) -> list[Step]:
         self.role(lot_service.HANDLER_ROLES, "ship lots")
         sources = self._party_list(event, "sourceList", path)
         destinations = self._party_list(event, "destinationList", path)
@@ -512,12 +564,12 @@ class _Planner:
             )
             payload = self.payload(EventKind.SHIPPING, _clean(payload), path)
             state.status, state.pending_id, state.offer = "in_transit", recipient.id, payload
-            writes.append(_Write("offer", index, EventKind.SHIPPING, key, payload, to=recipient))
+            writes.append(Step("offer", index, EventKind.SHIPPING, key, payload, to_id=recipient.id))
         return writes
 
     def _receive(
         self, index: int, event: Mapping[str, Any], path: str, items: list[Any], when: str, extra: dict[str, Any]
-    ) -> list[_Write]:
+    ) -> list[Step]:
         self.role(_RECEIVING_ROLES, "receive lots")
         to_gln = self._place(event, path, own=True)
         sources = self._party_list(event, "sourceList", path)
@@ -542,12 +594,12 @@ class _Planner:
             )
             payload = self.payload(EventKind.RECEIVING, _clean(payload), path)
             state.status, state.custodian_id, state.pending_id, state.offer = "active", self.org.id, None, None
-            writes.append(_Write("accept", index, EventKind.RECEIVING, key, payload))
+            writes.append(Step("accept", index, EventKind.RECEIVING, key, payload))
         return writes
 
     def _sensors(
         self, index: int, event: Mapping[str, Any], path: str, items: list[Any], extra: dict[str, Any]
-    ) -> list[_Write]:
+    ) -> list[Step]:
         readings: list[dict[str, Any]] = []
         device = None
         for j, element in enumerate(event.get("sensorElementList") or []):
@@ -595,10 +647,10 @@ class _Planner:
                 {"epcis_event_id": event.get("eventID"), "epcis_event_time": local_time(event, path)}
             )
             self.payload(EventKind.SENSOR_ANCHOR, payload, path)
-            writes.append(_Write("anchor", index, EventKind.SENSOR_ANCHOR, key, payload, readings=checked))
+            writes.append(Step("anchor", index, EventKind.SENSOR_ANCHOR, key, payload, readings=checked))
         return writes
 
-    def _transformation(self, index: int, event: Mapping[str, Any], path: str) -> _Write:
+    def _transformation(self, index: int, event: Mapping[str, Any], path: str) -> Step:
         self.role(_CREATOR_ROLES, "transform lots")
         for name in ("inputEPCList", "outputEPCList"):
             for j, uri in enumerate(event.get(name) or []):
@@ -667,7 +719,7 @@ class _Planner:
                 Decimal(output["quantity"]),
                 output["unit"],
             )
-        return _Write("transform", index, EventKind.TRANSFORMATION, outputs=outputs)
+        return Step("transform", index, EventKind.TRANSFORMATION, outputs=outputs)
 
 
 def _split(
@@ -756,15 +808,29 @@ def local_time(event: Mapping[str, Any], path: str) -> str:
 
 # ================================================================== capture: writing
 
+StepKey = Callable[[Step, int], str | None]
+"""The idempotency key of the ``n``-th Lotline event a step writes (None: no key)."""
 
-class _Writer:
-    """Builds the store rows and contract calls of planned writes; sends them in as few transactions as
-    the gas limit allows (one multicall per ``MAX_CALLS_PER_TRANSACTION`` calls)."""
 
-    def __init__(self, ctx: Ctx, org: Organisation, *, send: bool = True) -> None:
+class Writer:
+    """Builds the store rows and contract calls of planned steps and sends them, one multicall transaction
+    per ``MAX_CALLS_PER_TRANSACTION`` calls (a transformation's outputs never split). With ``key``, every
+    event row gets that idempotency key, which is how a capture job recognises its written steps."""
+
+    def __init__(
+        self,
+        ctx: Ctx,
+        org: Organisation,
+        *,
+        send: bool = True,
+        key: StepKey | None = None,
+        absent: set[str] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.org = org
         self.send = send  # False: build the rows and calls only (a rehearsal, rolled back by the caller)
+        self.key = key
+        self.absent = absent or set()  # ids of new lots just checked (in bulk) not to exist on chain
         self.calls: list[tuple[str, list[Any]]] = []
         self.events: list[Event] = []
         self.transactions: list[str] = []
@@ -772,6 +838,9 @@ class _Writer:
 
     def lot(self, key: tuple[str, str]) -> Lot:
         return self.ctx.session.scalars(select(Lot).where(Lot.gtin == key[0], Lot.lot_code == key[1])).one()
+
+    def _idem(self, w: Step, n: int = 0) -> str | None:
+        return self.key(w, n) if self.key is not None else None
 
     def _add(self, index: int, event: Event, call: tuple[str, list[Any]]) -> None:
         self.ctx.session.flush()  # event ids follow call order: the indexer matches logs to rows by it
@@ -789,45 +858,65 @@ class _Writer:
             self.transactions.append(result.tx_hash)
             self.calls, self.events = [], []
 
-    def write(self, w: _Write) -> None:
+    def write(self, w: Step) -> None:
         getattr(self, "_" + w.action)(w)
 
-    def _create(self, w: _Write) -> None:
+    def _create(self, w: Step) -> None:
         assert w.key is not None
-        lot, _ = lot_service.plan_lot(self.ctx, self.org, lot_service.NewLot(w.key[0], w.key[1], w.quantity, w.unit))
-        event = lot_service.plan_event(self.ctx, lot, self.org, w.kind, w.payload)
+        lot, _ = lot_service.plan_lot(
+            self.ctx,
+            self.org,
+            lot_service.NewLot(w.key[0], w.key[1], w.quantity, w.unit),
+            absent_on_chain=hex32(lot_id(*w.key)) in self.absent,
+        )
+        event = lot_service.plan_event(self.ctx, lot, self.org, w.kind, w.payload, idempotency_key=self._idem(w))
         lot_service.set_origin(self.ctx, lot, w.kind, event.payload)
         self._add(w.index, event, Call.create_lot(lot.gtin, lot.lot_code, [], w.kind, event.payload_hash))
 
-    def _record(self, w: _Write) -> None:
+    def _record(self, w: Step) -> None:
         assert w.key is not None
         lot = self.lot(w.key)
-        event = lot_service.plan_event(self.ctx, lot, self.org, w.kind, w.payload)
+        event = lot_service.plan_event(self.ctx, lot, self.org, w.kind, w.payload, idempotency_key=self._idem(w))
         self._add(w.index, event, Call.record_events(lot.lot_id, [w.kind], [event.payload_hash]))
 
-    def _offer(self, w: _Write) -> None:
-        assert w.key is not None and w.to is not None
+    def _offer(self, w: Step) -> None:
+        assert w.key is not None and w.to_id is not None
         lot = self.lot(w.key)
-        event = lot_service.plan_event(self.ctx, lot, self.org, EventKind.SHIPPING, w.payload, recipient=w.to)
-        self._add(w.index, event, Call.offer_custody(lot.lot_id, w.to.chain_address, event.payload_hash))
+        to = self.ctx.session.get(Organisation, w.to_id)
+        assert to is not None
+        event = lot_service.plan_event(
+            self.ctx, lot, self.org, EventKind.SHIPPING, w.payload, recipient=to, idempotency_key=self._idem(w)
+        )
+        self._add(w.index, event, Call.offer_custody(lot.lot_id, to.chain_address, event.payload_hash))
 
-    def _accept(self, w: _Write) -> None:
+    def _accept(self, w: Step) -> None:
         assert w.key is not None
         lot = self.lot(w.key)
-        event = lot_service.plan_event(self.ctx, lot, self.org, EventKind.RECEIVING, w.payload)
+        event = lot_service.plan_event(
+            self.ctx, lot, self.org, EventKind.RECEIVING, w.payload, idempotency_key=self._idem(w)
+        )
         self._add(w.index, event, Call.on_lot("acceptCustody", lot.lot_id, event.payload_hash))
 
-    def _transform(self, w: _Write) -> None:
+    def _transform(self, w: Step) -> None:
         batch = uuid.uuid4().hex
         if len(self.calls) + len(w.outputs) > MAX_CALLS_PER_TRANSACTION:
             self.flush()  # the outputs of one transformation go in one transaction
-        for output in w.outputs:
+        for n, output in enumerate(w.outputs):
             key = output["key"]
             lot, _ = lot_service.plan_lot(
-                self.ctx, self.org, lot_service.NewLot(key[0], key[1], output["quantity"], output["unit"])
+                self.ctx,
+                self.org,
+                lot_service.NewLot(key[0], key[1], output["quantity"], output["unit"]),
+                absent_on_chain=hex32(lot_id(*key)) in self.absent,
             )
             event = lot_service.plan_event(
-                self.ctx, lot, self.org, EventKind.TRANSFORMATION, output["payload"], batch_id=batch
+                self.ctx,
+                lot,
+                self.org,
+                EventKind.TRANSFORMATION,
+                output["payload"],
+                batch_id=batch,
+                idempotency_key=self._idem(w, n),
             )
             inputs = []
             for input_key, amount in output["inputs"]:
@@ -842,11 +931,12 @@ class _Writer:
                 Call.create_lot(lot.gtin, lot.lot_code, inputs, EventKind.TRANSFORMATION, event.payload_hash),
             )
 
-    def _anchor(self, w: _Write) -> None:
+    def _anchor(self, w: Step) -> None:
         assert w.key is not None
         lot = self.lot(w.key)
         rows = sorted(w.readings, key=lambda r: r["taken_at"])
         event, call = lot_service.plan_sensor_batch(self.ctx, self.org, lot, rows, w.payload)
+        event.idempotency_key = self._idem(w)
         self._add(w.index, event, call)
 
 
@@ -854,30 +944,45 @@ def _instant(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
 
-def _rehearse(ctx: Ctx, org: Organisation, plans: list[_Write], results: list[EventResult]) -> None:
-    """Build every row of the planned writes inside a savepoint, then roll it back: the invariants that need
+def _rehearse(ctx: Ctx, org: Organisation, steps: list[Step], results: list[EventResult], absent: set[str]) -> None:
+    """Build every row of the planned steps inside a savepoint, then roll it back: the invariants that need
     the rows (quantities on hand, sites, dates; ``lots._event``) are asked of every event before the first
     transaction is sent, so a refusal in a later batch can never leave earlier batches written. The first
     refused event is marked rejected in ``results``."""
-    writer = _Writer(ctx, org, send=False)
+    writer = Writer(ctx, org, send=False, absent=absent)
     savepoint = ctx.session.begin_nested()
     try:
-        for plan in plans:
+        for step in steps:
             try:
-                writer.write(plan)
+                writer.write(step)
             except LotlineError as exc:
-                result = results[plan.index]
+                result = results[step.index]
                 result.status, result.code, result.reason = "rejected", exc.code, exc.message
-                result.field = exc.field or f"epcisBody.eventList[{plan.index}]"
+                result.field = exc.field or f"epcisBody.eventList[{step.index}]"
                 break  # later writes may build on this one's rows
     finally:
         savepoint.rollback()
 
 
-def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
-    """Capture an EPCIS 2.0 document for ``org``: validate, map and check every event, then record them.
+@dataclass
+class CapturePlan:
+    """A document checked and planned: a result per EPCIS event (all ``accepted``) and the steps to write."""
 
-    Raises InvalidInput (schema), CaptureRejected (422, a result per event) before anything is written.
+    results: list[EventResult]
+    steps: list[Step]
+    absent: set[str] = dataclasses.field(default_factory=set)
+    """Ids of the lots it creates, found not to exist on chain when it was planned."""
+
+    @property
+    def calls(self) -> int:
+        return sum(step.calls for step in self.steps)
+
+
+def plan_capture(ctx: Ctx, org: Organisation, document: object) -> CapturePlan:
+    """Validate an EPCIS 2.0 document for ``org``, map every event to Lotline steps on a simulated state and
+    rehearse the steps' rows (rolled back): nothing is written.
+
+    Raises InvalidInput (schema, an empty document) or CaptureRejected (422, a result per event).
     """
     doc = validate_document(document)
     events = doc["epcisBody"]["eventList"]
@@ -886,20 +991,21 @@ def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
             "epcisBody.eventList: the document holds no events", field="epcisBody.eventList", code="epcis_empty"
         )
     planner = _Planner(ctx, org)
+    planner.prefetch(events)
     results: list[EventResult] = []
-    plans: list[_Write] = []
+    steps: list[Step] = []
     for index, event in enumerate(events):
         result = EventResult(index, event.get("type"), event.get("eventID"), event.get("bizStep"))
         results.append(result)
         try:
-            plans += planner.plan(index, event)
+            steps += planner.plan(index, event)
         except Unsupported as exc:
             result.status, result.code, result.reason, result.field = "unsupported", exc.code, exc.message, exc.field
         except LotlineError as exc:
             result.status, result.code, result.reason = "rejected", exc.code, exc.message
             result.field = exc.field or f"epcisBody.eventList[{index}]"
     if not [r for r in results if r.status in ("rejected", "unsupported")]:
-        _rehearse(ctx, org, plans, results)
+        _rehearse(ctx, org, steps, results, planner.checked - planner.on_chain)
     bad = [r for r in results if r.status in ("rejected", "unsupported")]
     if bad:
         first = bad[0]
@@ -909,22 +1015,46 @@ def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
             results,
             field=first.field,
         )
-    writer = _Writer(ctx, org)
-    for plan in plans:
-        writer.write(plan)
+    for number, step in enumerate(steps):
+        step.number = number
+    return CapturePlan(results, steps, planner.checked - planner.on_chain)
+
+
+def new_lot_ids(steps: Sequence[Step]) -> list[str]:
+    """The on-chain ids of the lots ``steps`` create."""
+    keys = [s.key for s in steps if s.action == "create" and s.key] + [
+        o["key"] for s in steps if s.action == "transform" for o in s.outputs
+    ]
+    return [hex32(lot_id(*key)) for key in keys]
+
+
+def written(event: Event) -> dict[str, Any]:
+    """What one captured Lotline event is reported as (the ``lotline_events`` of an EPCIS event's result)."""
+    item = event.lot
+    return {
+        "kind": EventKind(int(event.kind)).name.lower(),
+        "gtin": item.gtin,
+        "lot_code": item.lot_code,
+        "event_id": event.id,
+        "status": event.status,
+        "tx_hash": event.tx_hash,
+    }
+
+
+def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
+    """Capture an EPCIS 2.0 document for ``org`` at once, in this unit of work: plan (``plan_capture``), then
+    write every step. The API stores a capture job instead (``jobs.submit``), written in batches.
+
+    Raises InvalidInput (schema), CaptureRejected (422, a result per event) before anything is written.
+    """
+    plan = plan_capture(ctx, org, document)
+    writer = Writer(ctx, org, absent=plan.absent)
+    for step in plan.steps:
+        writer.write(step)
     writer.flush()
+    results = plan.results
     for index, event in writer.written:
-        item = event.lot
-        results[index].writes.append(
-            {
-                "kind": EventKind(int(event.kind)).name.lower(),
-                "gtin": item.gtin,
-                "lot_code": item.lot_code,
-                "event_id": event.id,
-                "status": event.status,
-                "tx_hash": event.tx_hash,
-            }
-        )
+        results[index].writes.append(written(event))
     for result in results:
         result.status = "captured"
     return CaptureResult(results, writer.transactions)
