@@ -79,7 +79,8 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
         defaults = {
             "quantity": format_quantity(lot.quantity),
             "unit": lot.unit,
-            "commodity": lot.product.name,
+            "commodity": lot.product.commodity or lot.product.name,
+            "variety": lot.product.variety or "",
             "harvest_location_gln": origin,
         }
         context = {

@@ -145,7 +145,8 @@ def test_farm_to_shop_journey(people: People, live_server: LiveServer, screensho
     choose(farmer.get_by_label("Product"), "Romaine lettuce")
     farmer.get_by_label("Lot code").fill(LOT)
     choose(kde(farmer, "Location"), FARM_SITE)
-    kde(farmer, "Commodity").fill("romaine lettuce")
+    expect(kde(farmer, "Commodity")).to_have_value("romaine lettuce")  # the product's, not typed
+    expect(kde(farmer, "Commodity")).not_to_be_editable()
     kde(farmer, "Variety").fill("Parris Island")
     kde(farmer, "Quantity").fill("750")
     kde(farmer, "Field name").fill("Field 7")
