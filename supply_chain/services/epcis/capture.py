@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import unquote
 
@@ -564,7 +564,7 @@ class _Planner:
                 if measure == "Temperature":
                     by_time.setdefault(taken, {})["temperature_c"] = _celsius(report, where)
                 elif measure == "RelativeHumidity":
-                    by_time.setdefault(taken, {})["humidity"] = str(report["value"])
+                    by_time.setdefault(taken, {})["humidity"] = _humidity(report, where)
             for taken, values in by_time.items():
                 if "temperature_c" in values:
                     readings.append({"taken_at": taken, **values})
@@ -696,8 +696,19 @@ def _split(
     return shares
 
 
+def _reading_number(report: Mapping[str, Any], where: str) -> Decimal:
+    value = report["value"]
+    try:
+        number = Decimal(str(value)) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    except InvalidOperation:  # pragma: no cover - str() of a float or int is always a decimal
+        number = None
+    if number is None or not number.is_finite() or abs(number) > 10**6:  # quantize() needs a bounded number
+        raise InvalidInput(f"{where}.value: must be a plausible number, got {value!r:.40}", field=f"{where}.value")
+    return number
+
+
 def _celsius(report: Mapping[str, Any], where: str) -> str:
-    value = Decimal(str(report["value"]))
+    value = _reading_number(report, where)
     uom = report.get("uom") or "CEL"
     if uom == "FAH":
         value = (value - 32) * 5 / 9
@@ -706,6 +717,10 @@ def _celsius(report: Mapping[str, Any], where: str) -> str:
     elif uom != "CEL":
         raise InvalidInput(f"{where}.uom: temperature must be in CEL, FAH or KEL, got {uom!r}", field=f"{where}.uom")
     return lot_service.format_quantity_signed(value.quantize(Decimal("0.001")).normalize())
+
+
+def _humidity(report: Mapping[str, Any], where: str) -> str:
+    return lot_service.format_quantity_signed(_reading_number(report, where).quantize(Decimal("0.001")).normalize())
 
 
 def _anchor_payload(readings: list[dict[str, Any]], sensor_id: str | None, gln: str | None) -> dict[str, Any]:
