@@ -158,7 +158,23 @@ _EPCIS_FIELD = {
     "unit": "quantityList",
     "reference_document_type": "bizTransactionList",
     "reference_document_number": "bizTransactionList",
+    "inputs": "inputQuantityList",
+    "readings": "sensorElementList",
 }
+
+
+def _epcis_field(path: str, field: str | None, event_type: str | None = None) -> str:
+    """The place in the document (under the event at ``path``) that carried the value a Lotline error names:
+    ``payload.ship_date`` -> ``{path}.eventTime``, ``quantity`` -> ``{path}.quantityList``."""
+    if field and field.startswith("epcisBody"):
+        return field
+    name = (field or "").removeprefix("payload.").split("[")[0].split(".")[0]
+    where = _EPCIS_FIELD.get(name, "lotline:kde." + name if name else "")
+    if event_type == "TransformationEvent" and name in ("quantity", "unit"):
+        where = "outputQuantityList"
+    if name.endswith("_date") or name in ("period_start", "period_end"):
+        where = "eventTime"
+    return f"{path}.{where}" if where else path
 
 
 class _Planner:
@@ -250,11 +266,7 @@ class _Planner:
                 if key.endswith("_gln") and isinstance(value, str):
                     self.location(value, f"payload.{key}")
         except LotlineError as exc:
-            name = (exc.field or "").removeprefix("payload.").split("[")[0].split(".")[0]
-            where = _EPCIS_FIELD.get(name, "lotline:kde." + name if name else "")
-            if name.endswith("_date") or name in ("period_start", "period_end"):
-                where = "eventTime"
-            exc.field = f"{path}.{where}" if where else path
+            exc.field = _epcis_field(path, exc.field)
             raise
         return normalised
 
@@ -883,7 +895,8 @@ def _rehearse(ctx: Ctx, org: Organisation, plans: list[_Write], results: list[Ev
             except LotlineError as exc:
                 result = results[plan.index]
                 result.status, result.code, result.reason = "rejected", exc.code, exc.message
-                result.field = exc.field or f"epcisBody.eventList[{plan.index}]"
+                # the services name their own fields (payload.ship_date, quantity): point into the document
+                result.field = _epcis_field(f"epcisBody.eventList[{plan.index}]", exc.field, result.type)
                 break  # later writes may build on this one's rows
     finally:
         savepoint.rollback()
@@ -903,9 +916,18 @@ def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
     planner = _Planner(ctx, org)
     results: list[EventResult] = []
     plans: list[_Write] = []
+    first_with_id: dict[str, int] = {}
     for index, event in enumerate(events):
         result = EventResult(index, event.get("type"), event.get("eventID"), event.get("bizStep"))
         results.append(result)
+        event_id = event.get("eventID")
+        if isinstance(event_id, str) and first_with_id.setdefault(event_id, index) != index:
+            # EPCIS eventIDs name one event: a second event with the same ID is a copy or a mix-up, and the
+            # exported history could no longer be matched to what was sent
+            result.status, result.code = "rejected", "duplicate_event_id"
+            result.field = f"epcisBody.eventList[{index}].eventID"
+            result.reason = f"{result.field}: {event_id} is already the eventID of event {first_with_id[event_id]}"
+            continue
         try:
             plans += planner.plan(index, event)
         except Unsupported as exc:
