@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Slither (static analysis of the contract, tests/contracts/test_slither.py) needs web3 < 8, Lotline web3 8:
+# it gets a virtual environment of its own, made for `make test`.
+SLITHER_VENV := .venv-slither
+SLITHER_VERSION := 0.11.6
 
 .PHONY: setup run demo serve test lint bench artifacts clean
 
@@ -14,13 +18,19 @@ $(BIN)/lotline: pyproject.toml
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
+$(SLITHER_VENV)/bin/slither: Makefile
+	$(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/pip install --quiet --upgrade pip
+	$(SLITHER_VENV)/bin/pip install --quiet 'slither-analyzer==$(SLITHER_VERSION)'
+	@touch $@
+
 setup: $(BIN)/lotline node_modules/.package-lock.json
 
 run: setup  ## set up, seed the demo scenario (fresh) and serve it on http://127.0.0.1:8000
 	$(BIN)/lotline demo --reset
 	$(BIN)/lotline serve
 
-test: setup  ## set up and run the whole test suite
+test: setup $(SLITHER_VENV)/bin/slither  ## set up and run the whole test suite
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -34,4 +44,4 @@ artifacts: setup  ## recompile contracts/ into supply_chain/chain/artifacts/
 	$(BIN)/python scripts/compile_contracts.py
 
 clean:
-	rm -rf $(VENV) node_modules instance .pytest_cache
+	rm -rf $(VENV) $(SLITHER_VENV) node_modules instance .pytest_cache

@@ -60,6 +60,13 @@ def source_hash() -> str:
     return digest.hexdigest()
 
 
+def standard_json_input(output_selection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The compiler's ``--standard-json`` input for the contracts: the pinned settings, optionally asking for
+    other outputs (static analysers such as Slither need the AST and source maps)."""
+    settings = dict(SETTINGS, outputSelection=output_selection) if output_selection else SETTINGS
+    return {"language": "Solidity", "sources": _sources(), "settings": settings}
+
+
 def compile_contracts() -> dict[str, dict[str, Any]]:
     """Compile every contract; return the artifacts keyed by contract name."""
     import solcx
@@ -69,7 +76,7 @@ def compile_contracts() -> dict[str, dict[str, Any]]:
     if str(version).split("+")[0] != SOLC_VERSION:
         raise RuntimeError(f"compiler {binary} is {version}, the project pins {SOLC_VERSION}")
     output = solcx.compile_standard(
-        {"language": "Solidity", "sources": _sources(), "settings": SETTINGS},
+        standard_json_input(),
         solc_binary=binary,
         allow_paths=[str(PROJECT_ROOT)],
         base_path=str(CONTRACTS_DIR),

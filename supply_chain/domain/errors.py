@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LotlineError(Exception):
     """Root of every error Lotline raises on purpose."""
@@ -56,3 +58,18 @@ class ChainUnavailable(LotlineError):
 
     status = 503
     code = "chain_unavailable"
+
+
+def describe(value: Any, limit: int = 80) -> str:
+    """Return a short ``repr`` of a refused value for an error message.
+
+    Never raises: an integer of more than 4300 digits has no ``repr`` in Python 3.11+ (``ValueError``), and a
+    message must not echo a megabyte of input back.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    try:
+        text = repr(value)
+    except ValueError:  # pragma: no cover - the integer case is handled above
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

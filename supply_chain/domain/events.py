@@ -18,13 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from . import invariants as _invariants  # the limits (unit length, temperature range) live in the rulebook
-from .errors import InvalidInput
+from .errors import InvalidInput, describe
 from .hashing import bytes32, ensure_canonicalisable, hex32
 from .identifiers import parse_gln, parse_gtin, parse_lot_code
 from .kinds import EventKind, InspectionOutcome
@@ -382,13 +382,19 @@ def parse_kind(value: object) -> EventKind:
             return EventKind(value)
         except ValueError:
             pass
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and _is_small_number(value):
         return parse_kind(int(value.strip()))
     elif isinstance(value, str):
         name = value.strip().upper().replace("-", "_").replace(" ", "_")
         if name in EventKind.__members__:
             return EventKind[name]
-    raise InvalidInput(f"kind: unknown event kind {value!r}", field="kind", code="invalid_kind")
+    raise InvalidInput(f"kind: unknown event kind {describe(value)}", field="kind", code="invalid_kind")
+
+
+def _is_small_number(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes '²', which ``int`` refuses) and short enough for ``int``."""
+    text = text.strip()
+    return text.isascii() and text.isdigit() and len(text) <= 30
 
 
 def kind_spec(kind: EventKind | int | str) -> KindSpec:
@@ -409,7 +415,7 @@ def parse_outcome(value: object, field: str = "outcome") -> InspectionOutcome:
     if isinstance(value, str) and value.strip().upper() in InspectionOutcome.__members__:
         return InspectionOutcome[value.strip().upper()]
     raise InvalidInput(
-        f"{field}: must be pass, fail or conditional, got {value!r}", field=field, code="invalid_outcome"
+        f"{field}: must be pass, fail or conditional, got {describe(value)}", field=field, code="invalid_outcome"
     )
 
 
@@ -455,9 +461,17 @@ def parse_when(value: object, field: str = "date", *, datetime_only: bool = Fals
         raise InvalidInput(
             f"{field}: must be {expected}, got {type(value).__name__}", field=field, code="invalid_date"
         )
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    offset = moment.utcoffset()
+    if offset is None:
         raise InvalidInput(
             f"{field}: a date-time needs a UTC offset (e.g. +02:00 or Z), got {moment.isoformat()!r}",
+            field=field,
+            code="invalid_date",
+        )
+    if offset % timedelta(minutes=1):
+        # isoformat() would write +01:00:30, which this function (and ISO 8601 offsets) refuses on re-reading
+        raise InvalidInput(
+            f"{field}: a UTC offset is whole minutes (+HH:MM), got {moment.isoformat()!r}",
             field=field,
             code="invalid_date",
         )
@@ -491,10 +505,10 @@ def _reraise(parse: Callable[[Any], Any], value: object, field: str) -> Any:
 
 
 def _count(value: object, field: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _is_small_number(value):
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"{field}: must be a whole number of at least 1, got {value!r}", field=field)
+        raise InvalidInput(f"{field}: must be a whole number of at least 1, got {describe(value)}", field=field)
     return int(ensure_canonicalisable(value, field))
 
 
@@ -508,19 +522,7 @@ def _sha256(value: object, field: str) -> str:
 
 
 def _temperature(value: object, field: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise InvalidInput(f"{field}: must be a number, got {type(value).__name__}", field=field)
-    try:
-        number = Decimal(value.strip() if isinstance(value, str) else str(value))
-    except InvalidOperation:
-        raise InvalidInput(f"{field}: {value!r} is not a number", field=field) from None
-    low, high = _invariants.MIN_TEMPERATURE_C, _invariants.MAX_TEMPERATURE_C
-    if not number.is_finite() or not low <= number <= high:
-        raise InvalidInput(
-            f"{field}: must be between {low} and {high} degrees Celsius, got {value!r}",
-            field=field,
-            code="implausible_temperature",
-        )
+    number = _invariants.check_temperature(value, field)
     return "0" if number == 0 else format_quantity(number)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import rfc8785
 from Crypto.Hash import keccak as _keccak
 
-from .errors import InvalidInput
+from .errors import InvalidInput, describe
 
 ZERO_HASH = bytes(32)
 """The head hash of a lot before its first event (32 zero bytes)."""
@@ -92,8 +92,7 @@ def address_bytes(actor: str) -> bytes:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return describe(value)
 
 
 def _child(path: str, key: str) -> str:
@@ -110,7 +109,7 @@ def _plain(value: Any, path: str) -> Any:
     if isinstance(value, int):
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise InvalidInput(
-                f"{path}: integer {int(value)} is outside the range JSON can carry exactly "
+                f"{path}: integer {_describe(int(value))} is outside the range JSON can carry exactly "
                 f"(+-{MAX_SAFE_INTEGER}, i.e. 2^53-1); send it as a string",
                 field=path,
                 code="not_canonicalisable",

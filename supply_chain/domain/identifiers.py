@@ -202,7 +202,12 @@ def parse_digital_link(url_or_path: str) -> tuple[str, str]:
     """
     if not isinstance(url_or_path, str) or not url_or_path.strip():
         raise InvalidInput("Digital Link is required", field="digital_link", code="invalid_digital_link")
-    path = urlsplit(url_or_path.strip()).path
+    try:
+        path = urlsplit(url_or_path.strip()).path
+    except ValueError as exc:  # "Invalid IPv6 URL", a host that changes under NFKC normalisation, ...
+        raise InvalidInput(
+            f"Digital Link {url_or_path!r}: not a URL ({exc})", field="digital_link", code="invalid_digital_link"
+        ) from None
     segments = path.split("/")
     if len(segments) < 5 or segments[-4] != "01" or segments[-2] != "10":
         raise InvalidInput(

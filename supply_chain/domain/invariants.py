@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from . import events as _events  # the module, not names: events takes its limits from here
-from .errors import InvalidInput
+from .errors import InvalidInput, describe
 from .kinds import EventKind
 from .lineage import format_quantity
 
@@ -43,6 +43,9 @@ MAX_UNIT_LENGTH = 16
 MIN_TEMPERATURE_C = Decimal(-80)
 MAX_TEMPERATURE_C = Decimal(80)
 """One set of reading limits, degrees Celsius: sensor readings and the min/max of an anchored batch."""
+MAX_READING_DECIMALS = 6
+"""A temperature or humidity has at most 6 digits after the point: stored as plain decimal text, a value like
+``1e-999999999`` would otherwise become a gigabyte of zeros."""
 
 QUANTITY_LIMITS: dict[str, Decimal] = {
     "kg": Decimal(1_000_000),
@@ -129,6 +132,44 @@ def check_unit_text(unit: object, field: str) -> str:
             code="invalid_unit",
         )
     return text
+
+
+def check_reading(
+    value: object, field: str, low: Decimal, high: Decimal, code: str = "implausible_temperature"
+) -> Decimal:
+    """A sensor value (a number or decimal text) between ``low`` and ``high`` with at most
+    ``MAX_READING_DECIMALS`` digits after the point, as a Decimal."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise InvalidInput(f"{field}: must be a number, got {type(value).__name__}", field=field)
+    if isinstance(value, int) and not low <= value <= high:  # before str(): ints over 4300 digits have none
+        raise InvalidInput(
+            f"{field}: must be between {low} and {high}, got {describe(value)}", field=field, code=code
+        )
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else str(value))
+    except InvalidOperation:
+        raise InvalidInput(f"{field}: {describe(value)} is not a number", field=field) from None
+    if not number.is_finite() or not low <= number <= high:
+        raise InvalidInput(
+            f"{field}: must be between {low} and {high}, got {describe(value)}", field=field, code=code
+        )
+    if number.quantize(Decimal(1).scaleb(-MAX_READING_DECIMALS)) != number:  # not normalize(): see lineage
+        raise InvalidInput(
+            f"{field}: at most {MAX_READING_DECIMALS} digits after the decimal point, got {describe(value)}",
+            field=field,
+            code=code,
+        )
+    return number
+
+
+def check_temperature(value: object, field: str) -> Decimal:
+    """A temperature in degrees Celsius within ``MIN_TEMPERATURE_C``..``MAX_TEMPERATURE_C`` (``check_reading``)."""
+    return check_reading(value, field, MIN_TEMPERATURE_C, MAX_TEMPERATURE_C)
+
+
+def check_humidity(value: object, field: str) -> Decimal:
+    """A relative humidity in percent, 0..100 (``check_reading``)."""
+    return check_reading(value, field, Decimal(0), Decimal(100), code="invalid_humidity")
 
 
 def quantity_limit(unit: str) -> Decimal:

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TypeVar
 
-from .errors import InvalidInput
+from .errors import InvalidInput, describe
 from .kinds import LotStatus
 
 LotKey = TypeVar("LotKey")
@@ -27,6 +27,13 @@ def parse_quantity(value: object, field: str = "quantity") -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise InvalidInput(
             f"{field}: must be a number or a decimal string, got {type(value).__name__}",
+            field=field,
+            code="invalid_quantity",
+        )
+    if isinstance(value, int) and not -MAX_QUANTITY < value < MAX_QUANTITY:
+        # checked before str(): Python refuses to write an int of more than 4300 digits as text
+        raise InvalidInput(
+            f"{field}: must be greater than 0 and less than 10^12, got {describe(value)}",
             field=field,
             code="invalid_quantity",
         )
@@ -47,7 +54,9 @@ def parse_quantity(value: object, field: str = "quantity") -> Decimal:
         raise InvalidInput(
             f"{field}: must be less than 10^12, got {text}", field=field, code="invalid_quantity"
         )
-    if -number.normalize().as_tuple().exponent > MAX_DECIMALS:
+    # quantize, not normalize(): normalize() rounds 1e-999999999 to 0 under the default context, which would
+    # let it through and format_quantity would then write a gigabyte of zeros
+    if number.quantize(Decimal(1).scaleb(-MAX_DECIMALS)) != number:
         raise InvalidInput(
             f"{field}: at most {MAX_DECIMALS} digits after the decimal point, got {text}",
             field=field,
@@ -105,16 +114,17 @@ def parse_recall_class(value: object, field: str = "recall_class") -> RecallClas
     """Parse a recall class: 'I'/'II'/'III', 1/2/3, 'Class II', any case -> RecallClass."""
     if isinstance(value, RecallClass):
         return value
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    wrong_number = isinstance(value, int) and value not in (1, 2, 3)  # before str(): huge ints have no text
+    if isinstance(value, bool) or not isinstance(value, str | int) or wrong_number:
         raise InvalidInput(
-            f"{field}: must be I, II or III, got {value!r}", field=field, code="invalid_recall_class"
+            f"{field}: must be I, II or III, got {describe(value)}", field=field, code="invalid_recall_class"
         )
     text = str(value).strip().upper()
     if text.startswith("CLASS"):
         text = text[len("CLASS") :].strip()
     if text not in _RECALL_CLASS_WORDS:
         raise InvalidInput(
-            f"{field}: must be I, II or III, got {value!r}", field=field, code="invalid_recall_class"
+            f"{field}: must be I, II or III, got {describe(value)}", field=field, code="invalid_recall_class"
         )
     return RecallClass(_RECALL_CLASS_WORDS[text])
 

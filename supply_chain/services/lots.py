@@ -840,23 +840,10 @@ def validate_reading(raw: Mapping[str, Any], index: int) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise InvalidInput(f"{field}: must be an object", field=field)
     taken = parse_when(raw.get("taken_at"), f"{field}.taken_at", datetime_only=True)
-    try:
-        temp = Decimal(str(raw.get("temperature_c")))
-    except Exception:  # noqa: BLE001
-        raise InvalidInput(f"{field}.temperature_c: must be a number", field=f"{field}.temperature_c") from None
-    low, high = invariants.MIN_TEMPERATURE_C, invariants.MAX_TEMPERATURE_C
-    if not temp.is_finite() or not low <= temp <= high:
-        raise InvalidInput(
-            f"{field}.temperature_c: must be between {low} and {high}",
-            field=f"{field}.temperature_c",
-            code="implausible_temperature",
-        )
+    temp = invariants.check_temperature(raw.get("temperature_c"), f"{field}.temperature_c")
     out = {"taken_at": taken, "temperature_c": format_quantity_signed(temp)}
     if raw.get("humidity") is not None:
-        hum = Decimal(str(raw["humidity"]))
-        if not Decimal(0) <= hum <= Decimal(100):
-            raise InvalidInput(f"{field}.humidity: must be between 0 and 100", field=f"{field}.humidity")
-        out["humidity"] = format_quantity_signed(hum)
+        out["humidity"] = format_quantity_signed(invariants.check_humidity(raw["humidity"], f"{field}.humidity"))
     return out
 
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import unquote
 
@@ -187,7 +187,23 @@ _EPCIS_FIELD = {
     "unit": "quantityList",
     "reference_document_type": "bizTransactionList",
     "reference_document_number": "bizTransactionList",
+    "inputs": "inputQuantityList",
+    "readings": "sensorElementList",
 }
+
+
+def _epcis_field(path: str, field: str | None, event_type: str | None = None) -> str:
+    """The place in the document (under the event at ``path``) that carried the value a Lotline error names:
+    ``payload.ship_date`` -> ``{path}.eventTime``, ``quantity`` -> ``{path}.quantityList``."""
+    if field and field.startswith("epcisBody"):
+        return field
+    name = (field or "").removeprefix("payload.").split("[")[0].split(".")[0]
+    where = _EPCIS_FIELD.get(name, "lotline:kde." + name if name else "")
+    if event_type == "TransformationEvent" and name in ("quantity", "unit"):
+        where = "outputQuantityList"
+    if name.endswith("_date") or name in ("period_start", "period_end"):
+        where = "eventTime"
+    return f"{path}.{where}" if where else path
 
 
 class _Planner:
@@ -302,11 +318,7 @@ class _Planner:
                 if key.endswith("_gln") and isinstance(value, str):
                     self.location(value, f"payload.{key}")
         except LotlineError as exc:
-            name = (exc.field or "").removeprefix("payload.").split("[")[0].split(".")[0]
-            where = _EPCIS_FIELD.get(name, "lotline:kde." + name if name else "")
-            if name.endswith("_date") or name in ("period_start", "period_end"):
-                where = "eventTime"
-            exc.field = f"{path}.{where}" if where else path
+            exc.field = _epcis_field(path, exc.field)
             raise
         return normalised
 
@@ -616,7 +628,7 @@ class _Planner:
                 if measure == "Temperature":
                     by_time.setdefault(taken, {})["temperature_c"] = _celsius(report, where)
                 elif measure == "RelativeHumidity":
-                    by_time.setdefault(taken, {})["humidity"] = str(report["value"])
+                    by_time.setdefault(taken, {})["humidity"] = _humidity(report, where)
             for taken, values in by_time.items():
                 if "temperature_c" in values:
                     readings.append({"taken_at": taken, **values})
@@ -748,8 +760,19 @@ def _split(
     return shares
 
 
+def _reading_number(report: Mapping[str, Any], where: str) -> Decimal:
+    value = report["value"]
+    try:
+        number = Decimal(str(value)) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    except InvalidOperation:  # pragma: no cover - str() of a float or int is always a decimal
+        number = None
+    if number is None or not number.is_finite() or abs(number) > 10**6:  # quantize() needs a bounded number
+        raise InvalidInput(f"{where}.value: must be a plausible number, got {value!r:.40}", field=f"{where}.value")
+    return number
+
+
 def _celsius(report: Mapping[str, Any], where: str) -> str:
-    value = Decimal(str(report["value"]))
+    value = _reading_number(report, where)
     uom = report.get("uom") or "CEL"
     if uom == "FAH":
         value = (value - 32) * 5 / 9
@@ -758,6 +781,10 @@ def _celsius(report: Mapping[str, Any], where: str) -> str:
     elif uom != "CEL":
         raise InvalidInput(f"{where}.uom: temperature must be in CEL, FAH or KEL, got {uom!r}", field=f"{where}.uom")
     return lot_service.format_quantity_signed(value.quantize(Decimal("0.001")).normalize())
+
+
+def _humidity(report: Mapping[str, Any], where: str) -> str:
+    return lot_service.format_quantity_signed(_reading_number(report, where).quantize(Decimal("0.001")).normalize())
 
 
 def _anchor_payload(readings: list[dict[str, Any]], sensor_id: str | None, gln: str | None) -> dict[str, Any]:
@@ -958,7 +985,8 @@ def _rehearse(ctx: Ctx, org: Organisation, steps: list[Step], results: list[Even
             except LotlineError as exc:
                 result = results[step.index]
                 result.status, result.code, result.reason = "rejected", exc.code, exc.message
-                result.field = exc.field or f"epcisBody.eventList[{step.index}]"
+                # the services name their own fields (payload.ship_date, quantity): point into the document
+                result.field = _epcis_field(f"epcisBody.eventList[{step.index}]", exc.field, result.type)
                 break  # later writes may build on this one's rows
     finally:
         savepoint.rollback()
@@ -994,9 +1022,18 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object) -> CapturePlan:
     planner.prefetch(events)
     results: list[EventResult] = []
     steps: list[Step] = []
+    first_with_id: dict[str, int] = {}
     for index, event in enumerate(events):
         result = EventResult(index, event.get("type"), event.get("eventID"), event.get("bizStep"))
         results.append(result)
+        event_id = event.get("eventID")
+        if isinstance(event_id, str) and first_with_id.setdefault(event_id, index) != index:
+            # EPCIS eventIDs name one event: a second event with the same ID is a copy or a mix-up, and the
+            # exported history could no longer be matched to what was sent
+            result.status, result.code = "rejected", "duplicate_event_id"
+            result.field = f"epcisBody.eventList[{index}].eventID"
+            result.reason = f"{result.field}: {event_id} is already the eventID of event {first_with_id[event_id]}"
+            continue
         try:
             steps += planner.plan(index, event)
         except Unsupported as exc:

@@ -224,6 +224,18 @@ def _from_urn_parts(prefix: str, reference: str, label: str, field: str) -> str:
     return body
 
 
+def _uri_path(uri: str, field: str) -> str:
+    """The path of an http(s) URI ('' for anything else); a URI urlsplit cannot read is refused, naming field."""
+    if not uri.startswith(("http://", "https://")):
+        return ""
+    try:
+        return urlsplit(uri).path
+    except ValueError as exc:  # "Invalid IPv6 URL", a host that changes under NFKC normalisation, ...
+        raise InvalidInput(
+            f"{field}: {uri[:100]!r} is not a URI ({exc})", field=field, code="invalid_identifier"
+        ) from None
+
+
 def parse_lot_uri(uri: str, field: str) -> tuple[str, str]:
     """(gtin14, lot code) of a lot-level identifier: an LGTIN URN or a GS1 Digital Link with /10/.
 
@@ -263,8 +275,7 @@ def parse_lot_uri(uri: str, field: str) -> tuple[str, str]:
             f"{field}: {uri} is a logistic unit (SSCC); Lotline does not track pallets or cases, only the lots in them",
             field=field,
         )
-    path = urlsplit(uri).path if uri.startswith(("http://", "https://")) else ""
-    segments = path.split("/")
+    segments = _uri_path(uri, field).split("/")
     if "01" in segments:
         if "21" in segments[segments.index("01") :]:
             raise Unsupported(
@@ -304,7 +315,7 @@ def parse_gln_uri(uri: str, field: str) -> str:
                 )
             return body + str(gs1_check_digit(body))
     if uri.startswith(("http://", "https://")):
-        segments = urlsplit(uri).path.split("/")
+        segments = _uri_path(uri, field).split("/")
         for ai in ("414", "417"):
             if ai in segments and segments.index(ai) + 1 < len(segments):
                 try:
