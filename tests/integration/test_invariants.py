@@ -307,11 +307,17 @@ def _capture_refused(net: Any, document: dict[str, Any], code: str, field: str) 
 
 def test_epcis_capture_refuses_shipping_more_than_on_hand(network: Any) -> None:
     _capture_refused(
-        network, _epcis(_epcis_shipping(network, 5000, network.packer_site)), "quantity_exceeds_on_hand", "quantity"
+        network,
+        _epcis(_epcis_shipping(network, 5000, network.packer_site)),
+        "quantity_exceeds_on_hand",
+        "epcisBody.eventList[0].quantityList",  # the document's place, not Lotline's field
     )
 
 
 def test_epcis_capture_refuses_shipping_to_a_site_not_of_the_recipient(network: Any) -> None:
     _capture_refused(
-        network, _epcis(_epcis_shipping(network, 10, network.dist_site)), "site_not_of_recipient", "to_gln"
+        network,
+        _epcis(_epcis_shipping(network, 10, network.dist_site)),
+        "site_not_of_recipient",
+        "epcisBody.eventList[0].destinationList",
     )
