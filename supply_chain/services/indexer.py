@@ -9,7 +9,7 @@ wiped. Matching a log to its stored payload goes by transaction hash and order, 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -57,13 +57,18 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
     """Apply decoded LotLedger logs (in chain order) to the store; already-applied logs are skipped."""
     report = SyncReport()
     by_tx: dict[str, list[ChainEvent]] = defaultdict(list)
+    lot_ids: set[str] = set()
     for log in logs:
         by_tx[log.tx_hash].append(log)
+        if "lotId" in log.args:
+            lot_ids.add(str(log.args["lotId"]))
     if not by_tx:
         return report
     orgs = _orgs_by_address(ctx)
     session = ctx.session
-    fresh = _lock_lots(ctx, {str(log.args["lotId"]) for log in logs_of(by_tx) if "lotId" in log.args})
+    # Sessions keep objects across commits (``expire_on_commit=False``): a lot loaded before a write was sent
+    # may hold a counter another writer has moved since, so every lot is read again here, locked.
+    fresh = _lock_lots(ctx, lot_ids)
     for tx_hash, tx_logs in by_tx.items():
         waiting = list(
             session.scalars(select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id))
@@ -81,7 +86,7 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
         for log in sorted(tx_logs, key=lambda e: e.log_index):
             if "lotId" not in log.args:
                 continue  # role grants and revocations: the organisations table is their off-chain copy
-            lot = _fresh_lot(ctx, fresh, log.args["lotId"])
+            lot = fresh[str(log.args["lotId"]).lower()]
             if lot is None:
                 report.foreign += 1  # a lot created elsewhere, whose label this store never saw
                 continue
@@ -106,14 +111,11 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
     return report
 
 
-def logs_of(by_tx: dict[str, list[ChainEvent]]) -> Iterator[ChainEvent]:
-    for tx_logs in by_tx.values():
-        yield from tx_logs
-
-
 def _lock_lots(ctx: Ctx, lot_ids: set[str]) -> dict[str, Lot | None]:
-    """Every lot the logs name, read as committed now and locked, in one query and in ``Lot.id`` order: the
-    order every writer and the verification pass lock lots in, so two of them never wait on each other."""
+    """Every lot the logs name, read as committed now and locked until this transaction ends (SQLite: the
+    write lock of ``BEGIN IMMEDIATE``; PostgreSQL: ``FOR NO KEY UPDATE``, so rows that only reference a lot go
+    on), in one query and in ``Lot.id`` order: the order every writer and the verification pass lock lots in,
+    so two of them never wait on each other."""
     fresh: dict[str, Lot | None] = {key.lower(): None for key in lot_ids}
     if not lot_ids:
         return fresh
@@ -127,28 +129,6 @@ def _lock_lots(ctx: Ctx, lot_ids: set[str]) -> dict[str, Lot | None]:
     for lot in ctx.session.scalars(query):
         fresh[lot.lot_id.lower()] = lot
     return fresh
-
-
-def _fresh_lot(ctx: Ctx, fresh: dict[str, Lot | None], lot_id: str) -> Lot | None:
-    """The lot with chain id ``lot_id`` as committed now, its row locked until this transaction ends.
-
-    Sessions keep objects across commits (``expire_on_commit=False``), so a lot loaded before a write was
-    sent may hold a counter another writer (a request thread, the maintenance pass, another process) has
-    moved since. Applying logs against that stale copy wrote a sequence number twice or set the counter
-    back. Each lot is therefore read again, once per call, inside the transaction that applies its logs:
-    on SQLite that transaction holds the write lock (``BEGIN IMMEDIATE``), on PostgreSQL the row lock
-    (``FOR NO KEY UPDATE``), so no other writer moves it until the commit.
-    """
-    key = str(lot_id).lower()
-    if key not in fresh:
-        query = (
-            select(Lot)
-            .where(Lot.lot_id == lot_id)
-            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: rows that only reference the lot go on
-            .execution_options(populate_existing=True)
-        )
-        fresh[key] = ctx.session.scalars(query).first()
-    return fresh[key]
 
 
 def _has_seq(ctx: Ctx, lot: Lot, seq: int) -> bool:
