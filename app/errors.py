@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, jsonify, render_template
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.web import rollback, wants_json
+from app.web import database_outage, rollback, wants_json
 from supply_chain.domain.errors import LotlineError
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ TITLES = {
     413: "The upload is too large",
     429: "Too many attempts",
     500: "Something went wrong on our side",
-    503: "The ledger cannot be reached",
+    503: "The service cannot be reached",
 }
 
 
@@ -71,6 +72,16 @@ def init_app(app: Flask) -> None:
             message = err.description or TITLES.get(status, "Error")
         return _answer(status, code, message, headers=headers)
 
+    @app.errorhandler(DBAPIError)
+    def _database(err: DBAPIError):
+        # A database that went away is an outage (503, say so), not a bug; other database errors stay 500s.
+        outage = database_outage(err)
+        if outage is None:
+            raise err
+        rollback()
+        log.warning("database unavailable: %s", err.orig)
+        return _answer(outage.status, outage.code, outage.message, headers={"Retry-After": "5"})
+
     @app.errorhandler(InternalServerError)
     def _internal(err: InternalServerError):
         rollback()
@@ -82,3 +93,4 @@ def init_app(app: Flask) -> None:
             "internal_error",
             "The request could not be completed. Try again, and tell the operator if it keeps happening.",
         )
+

@@ -1,4 +1,5 @@
-"""``GET /healthz``: the chain mode, its latest block and the ledger address; 503 when the chain is away."""
+"""``GET /healthz``: the chain mode, its latest block and the ledger address, and whether the database answers;
+503 when either is away."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     ctx = get_ctx()
+    if not views.database_reachable(ctx):
+        body = {
+            "status": "unavailable",
+            "chain": {"mode": ctx.settings.chain_mode},
+            "database": "unavailable",
+            "error": "database_unavailable",
+            "message": "the database did not answer",
+        }
+        return jsonify(body), 503
     try:
         chain = views.chain_status(ctx)
     except LotlineError as err:
@@ -28,4 +38,4 @@ def healthz() -> tuple[Response, int]:
             "message": f"the chain did not answer: {type(err).__name__}",
         }
         return jsonify(body), 503
-    return jsonify({"status": "ok", "chain": chain}), 200
+    return jsonify({"status": "ok", "chain": chain, "database": "ok"}), 200

@@ -9,9 +9,10 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
+from sqlalchemy.exc import DBAPIError
 
 from supply_chain.domain import policy
-from supply_chain.domain.errors import Forbidden, NotFound
+from supply_chain.domain.errors import DatabaseUnavailable, Forbidden, NotFound
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import access, sessions, verification_state
 from supply_chain.services.runtime import Ctx, Runtime
@@ -49,6 +50,22 @@ def get_ctx() -> Ctx:
         read_only = request.blueprint == "public" and request.method in ("GET", "HEAD")
         g.lotline_ctx = Ctx((rt.read_sessions if read_only else rt.sessions)(), rt)
     return cast(Ctx, g.lotline_ctx)
+
+
+_LOST = ("connection", "server closed", "terminating connection", "could not connect", "the database system is")
+
+
+def database_outage(err: BaseException) -> DatabaseUnavailable | None:
+    """The 503 to answer when `err` says the database went away rather than that a statement was wrong."""
+    if not isinstance(err, DBAPIError):
+        return None
+    text = str(err.orig).lower()
+    lost = err.connection_invalidated or (
+        type(err.orig).__name__ == "OperationalError" and any(part in text for part in _LOST)
+    )
+    if not lost:
+        return None
+    return DatabaseUnavailable("The database cannot be reached; nothing was written. Try again in a moment.")
 
 
 def rollback() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from datetime import timedelta
 
 from flask import Flask
 
@@ -36,7 +37,8 @@ def application() -> Flask:
 
 def start_maintenance(app: Flask) -> Maintenance:
     """Mark every lot unchecked, then start the background thread that verifies them all at once and keeps
-    indexing and re-verifying on a schedule (``LOTLINE_SYNC_SECONDS``, ``LOTLINE_VERIFY_SECONDS``)."""
+    indexing and re-verifying on a schedule (``LOTLINE_SYNC_SECONDS``, ``LOTLINE_VERIFY_SECONDS``); a pending write
+    older than ``LOTLINE_PENDING_GRACE_SECONDS`` (default 120) that no writer is sending is settled by that pass."""
     runtime = app.extensions["lotline"]
     marked = mark_unchecked(runtime)
     logging.getLogger("lotline").info("%d lots marked unchecked until verified against the chain", marked)
@@ -45,6 +47,7 @@ def start_maintenance(app: Flask) -> Maintenance:
         sync_seconds=float(os.environ.get("LOTLINE_SYNC_SECONDS", "30")),
         verify_seconds=float(os.environ.get("LOTLINE_VERIFY_SECONDS", "600")),
         verify_at_start=True,
+        pending_grace=timedelta(seconds=float(os.environ.get("LOTLINE_PENDING_GRACE_SECONDS", "120"))),
     )
     maintenance.start()
     app.extensions["lotline_maintenance"] = maintenance

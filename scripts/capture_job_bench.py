@@ -1,11 +1,12 @@
 """Measure a large EPCIS capture job on a fresh embedded instance (docs/reliability.md, "Large EPCIS captures").
 
-    PYTHONPATH=. python scripts/capture_job_bench.py --events 10000 [--batch-calls 40] [--json out.json]
+    PYTHONPATH=. python scripts/capture_job_bench.py --events 10000 [--anvil] [--batch-calls 40] [--json out.json]
 
 A producer commissions ``--events`` new lots in one document. Measured: the synchronous check at submission
 (schema, plan, rehearsal: the write lock is held), the job's run (batches, the longest batch), and, while the
 job runs, how long a concurrent writer waits for the database (a thread opening a write transaction every
 0.2 s, as an API request does). Finally every lot is counted and the job's report compared with the store.
+With ``--anvil`` the chain is a fresh anvil node (JSON-RPC) instead of the embedded one.
 Nothing here is a test: the numbers depend on the machine.
 """
 
@@ -23,6 +24,8 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from supply_chain.chain.devnode import start_anvil
+from supply_chain.chain.devnode import stop as stop_node
 from supply_chain.domain.identifiers import gs1_check_digit
 from supply_chain.services import orgs
 from supply_chain.services.epcis import jobs
@@ -61,11 +64,20 @@ def _document(gtin: str, gln: str, count: int) -> dict[str, Any]:
     }
 
 
-def run(events: int, batch_calls: int, progress: Any = print) -> dict[str, Any]:
+def run(events: int, batch_calls: int, progress: Any = print, anvil: bool = False) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="lotline-capture-bench-"))
-    settings = Settings.from_env(env={}, home=home, secret_key="bench-secret", public_url="https://bench.test")
+    node = None
+    chain_url = None
+    if anvil:
+        chain_url, node = start_anvil(home / "anvil.log")
+    settings = Settings.from_env(
+        env={}, home=home, secret_key="bench-secret", public_url="https://bench.test", chain_url=chain_url
+    )
     runtime = Runtime(settings)
     try:
+        if anvil:
+            with runtime.ctx() as ctx:
+                orgs.deploy(ctx)
         catch_up(runtime)
         with runtime.ctx() as ctx:
             regulator = orgs.onboard(ctx, None, "Bench Regulator", ["regulator", "admin"])
@@ -120,6 +132,7 @@ def run(events: int, batch_calls: int, progress: Any = print) -> dict[str, Any]:
                 .where(Event.status == "confirmed", Event.actor_org_id == farm.id)
             )
             result = {
+                "chain": "anvil" if anvil else "embedded",
                 "events": events,
                 "batch_calls": batch_calls,
                 "status": outcome.get(job_id),
@@ -139,6 +152,8 @@ def run(events: int, batch_calls: int, progress: Any = print) -> dict[str, Any]:
         return result
     finally:
         runtime.close()
+        if node is not None:
+            stop_node(node)
 
 
 def main() -> None:
@@ -146,8 +161,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--batch-calls", type=int, default=jobs.BATCH_CALLS)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--anvil", action="store_true", help="a fresh anvil node instead of the embedded chain")
     args = parser.parse_args()
-    result = run(args.events, args.batch_calls, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    result = run(
+        args.events, args.batch_calls, progress=lambda m: print(m, file=sys.stderr, flush=True), anvil=args.anvil
+    )
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -8,7 +8,7 @@ from flask import Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from app.api import bp
-from app.web import rollback
+from app.web import database_outage, rollback
 from supply_chain.domain.errors import LotlineError
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ def _http(err: HTTPException) -> Response:
 @bp.errorhandler(Exception)
 def _unexpected(err: Exception) -> Response:
     rollback()
+    if (outage := database_outage(err)) is not None:
+        log.warning("database unavailable: %s", err)
+        return error_response(outage.status, outage.to_dict(), {"Retry-After": "5"})
     log.error("unhandled API error", exc_info=err)
     return error_response(
         500,

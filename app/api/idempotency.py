@@ -7,14 +7,19 @@ query, and the parsed body when the operation takes one; a body the operation do
 parsed); the same key with another request is a 409. A failed
 request stores nothing, so the client may fix it and retry with the same key. A placeholder left by a crash
 is taken over after ``STALE_AFTER``; the lot services' own idempotency keys, passed along, then return the
-events the crashed request had already written.
+events the crashed request had already written. A placeholder this very process left behind and is no longer
+working on (its request failed while the database was away, so it could not be removed) is taken over at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import socket
+import threading
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +34,10 @@ from supply_chain.store.models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 STALE_AFTER = timedelta(minutes=5)
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
+OWNER = f"placeholder:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+"""Written into a placeholder's body: which process took the key."""
+_working: set[tuple[int, str]] = set()
+_working_lock = threading.Lock()
 
 
 def request_hash(call: Call) -> str:
@@ -65,29 +74,49 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
                 replay.headers["Location"] = record.response_location
             return replay
         started = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
-        if datetime.now(UTC) - started < STALE_AFTER:
+        with _working_lock:
+            working_here = (call.org.id, key) in _working
+        orphan = not working_here and _owner_gone(record.response_body)
+        if not orphan and datetime.now(UTC) - started < STALE_AFTER:
+            where = "by this server" if working_here else "by another server process"
             raise Conflict(
-                f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
+                f"a request with {HEADER} {key!r} is still being processed {where}; retry in a moment",
                 field=HEADER,
                 code="idempotency_in_progress",
             )
-        record.created_at = datetime.now(UTC)  # take over a placeholder left by a crash
+        record.created_at = datetime.now(UTC)  # take over a placeholder left by a crash or an outage
+        record.response_body = OWNER
     else:
         session.add(
             IdempotencyRecord(
-                organisation_id=call.org.id, key=key, request_hash=digest, response_status=0, response_body=""
+                organisation_id=call.org.id, key=key, request_hash=digest, response_status=0, response_body=OWNER
             )
         )
+    with _working_lock:  # before the placeholder is visible, so no one takes it for an orphan
+        _working.add((call.org.id, key))
     try:
         session.commit()
-    except IntegrityError:
+    except BaseException as exc:
         session.rollback()
+        with _working_lock:
+            _working.discard((call.org.id, key))
+        if not isinstance(exc, IntegrityError):
+            raise
         raise Conflict(
             f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
             field=HEADER,
             code="idempotency_in_progress",
         ) from None
     call.idempotency_key = key
+    try:
+        return _answer(call, key, view)
+    finally:
+        with _working_lock:
+            _working.discard((call.org.id, key))
+
+
+def _answer(call: Call, key: str, view: Callable[[], Response]) -> Response:
+    session = call.ctx.session
     try:
         response = view()
     except BaseException:
@@ -104,6 +133,23 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
     else:
         _forget(call, key)
     return response
+
+
+def _owner_gone(owner: str) -> bool:
+    """True when the process that wrote a placeholder is this one (and not working on it) or has died on this
+    host; a placeholder of a live process elsewhere waits for ``STALE_AFTER``."""
+    if owner == OWNER:
+        return True
+    parts = owner.split(":")
+    if len(parts) != 4 or parts[0] != "placeholder" or parts[1] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return True  # that server died (killed, crashed) without finishing the request
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 def _forget(call: Call, key: str) -> None:

@@ -34,11 +34,21 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def start_anvil(log: Path, binary: Path = ANVIL_BINARY, timeout: float = 30.0) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start anvil on a free loopback port, its output going to `log`; return its URL once it answers
-    eth_chainId. The caller stops it with `stop`."""
-    for _attempt in range(3):  # another process may take the port between probing and binding
-        port = free_port()
+def start_anvil(
+    log: Path,
+    binary: Path = ANVIL_BINARY,
+    timeout: float = 30.0,
+    *,
+    port: int | None = None,
+    state: Path | None = None,
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start anvil on a free loopback port (or `port`), its output going to `log`; return its URL once it
+    answers eth_chainId. The caller stops it with `stop`. With `state`, the chain (blocks, receipts,
+    accounts) is loaded from that file if it exists and written back when anvil is stopped, so a node
+    stopped and started again continues the same chain."""
+    fixed = port
+    for _attempt in range(1 if fixed else 3):  # another process may take the port between probing and binding
+        port = fixed or free_port()
         url = f"http://127.0.0.1:{port}"
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -51,6 +61,7 @@ def start_anvil(log: Path, binary: Path = ANVIL_BINARY, timeout: float = 30.0) -
                     "--chain-id",
                     str(ANVIL_CHAIN_ID),
                     "--silent",
+                    *(["--state", str(state)] if state is not None else []),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -69,6 +80,6 @@ def start_anvil(log: Path, binary: Path = ANVIL_BINARY, timeout: float = 30.0) -
             break
         stop(process)
         output = log.read_text(errors="replace")
-        if "address already in use" not in output.lower():
+        if fixed or "address already in use" not in output.lower():
             raise RuntimeError(f"anvil did not answer eth_chainId on {url} within {timeout:g} s: {output[-2000:]}")
     raise RuntimeError("anvil could not bind a free port in three attempts")

@@ -60,6 +60,13 @@ class ChainUnavailable(LotlineError):
     code = "chain_unavailable"
 
 
+class DatabaseUnavailable(LotlineError):
+    """Raised when the database cannot be reached (stopped, restarting, network cut): nothing was written."""
+
+    status = 503
+    code = "database_unavailable"
+
+
 def describe(value: Any, limit: int = 80) -> str:
     """Return a short ``repr`` of a refused value for an error message.
 

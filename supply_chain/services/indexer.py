@@ -274,18 +274,20 @@ def reverify(ctx: Ctx, report: SyncReport) -> None:
             verify_lot(ctx, lot)
 
 
-def reconcile_pending(ctx: Ctx, min_age: timedelta | None = None) -> dict[str, int]:
+def reconcile_pending(ctx: Ctx, min_age: timedelta | None = None, sender: str | None = None) -> dict[str, int]:
     """Settle every pending write after a crash or an outage: mined -> applied; reverted -> failed;
     never arrived -> sent again while its nonce is still free, else failed with the reason.
 
     ``min_age``: leave younger pending writes alone; the maintenance pass of a running server passes it,
     since a write stored as pending a moment ago is most likely being sent by its writer in this or another
-    process right now."""
+    process right now. ``sender``: only that signer's writes (its next write settles them first)."""
     ledger = ctx.ledger
     counts = {"confirmed": 0, "failed": 0, "resent": 0, "waiting": 0}
     query = select(PendingTransaction).order_by(PendingTransaction.created_at)
     if min_age is not None:
         query = query.where(PendingTransaction.created_at <= _now() - min_age)
+    if sender is not None:
+        query = query.where(PendingTransaction.sender == sender)
     pending = list(ctx.session.scalars(query))
     for ptx in pending:
         if ptx.tx_hash in ctx.runtime.in_flight:
@@ -337,6 +339,9 @@ def fail_transaction(ctx: Ctx, tx_hash: str, reason: str) -> None:
         else:
             event.status = "failed"
             event.failure_reason = reason
+            # A failed write is not the answer to its request: the client's retry with the same key writes
+            # it anew instead of being handed this failure back.
+            event.idempotency_key = None
     ptx = session.get(PendingTransaction, tx_hash)
     if ptx is not None:
         session.delete(ptx)

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from supply_chain.domain.errors import ChainUnavailable
 from supply_chain.services import indexer, lots, orgs
@@ -99,12 +100,14 @@ class Maintenance(threading.Thread):
         verify_seconds: float = 600.0,
         *,
         verify_at_start: bool = False,
+        pending_grace: timedelta = PENDING_GRACE,
     ) -> None:
         super().__init__(name="lotline-maintenance", daemon=True)
         self.runtime = runtime
         self.sync_seconds = sync_seconds
         self.verify_seconds = verify_seconds
         self.verify_at_start = verify_at_start
+        self.pending_grace = pending_grace
         self.verified = threading.Event()
         """Set when a verification pass has completed (tests and health checks wait on it)."""
         self._stop_event = threading.Event()
@@ -115,13 +118,15 @@ class Maintenance(threading.Thread):
         while first or not self._stop_event.wait(self.sync_seconds):
             try:
                 if not first:  # the app caught up when it was created
-                    catch_up(self.runtime, pending_grace=PENDING_GRACE)
+                    catch_up(self.runtime, pending_grace=self.pending_grace)
                 if time.monotonic() >= next_verify:
                     verify_everything(self.runtime)
                     self.verified.set()
                     next_verify = time.monotonic() + self.verify_seconds
             except ChainUnavailable as exc:
                 log.warning("maintenance skipped, chain unavailable: %s", exc.message)
+            except DBAPIError as exc:  # the database is away (or refused a statement): one line, not a trace
+                log.warning("maintenance skipped, database error: %s", str(exc.orig).splitlines()[0])
             except Exception:  # noqa: BLE001 - a background loop logs and carries on
                 log.exception("maintenance pass failed")
             first = False

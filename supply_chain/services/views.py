@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain import policy
@@ -86,6 +87,15 @@ def chain_status(ctx: Ctx) -> dict[str, Any]:
         "ledger_address": ledger.address,
     }
 
+
+def database_reachable(ctx: Ctx) -> bool:
+    """True when the database answers a trivial query (the health check's second question)."""
+    try:
+        ctx.session.execute(text("SELECT 1"))
+        return True
+    except DBAPIError:
+        ctx.session.rollback()
+        return False
 
 
 # ------------------------------------------------------------------ lists

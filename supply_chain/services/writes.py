@@ -38,6 +38,7 @@ def execute(
     ledger = ctx.ledger
     account = signer(ctx, actor)
     with sender_lock(ctx, account.address):
+        _send_stranded(ctx, account.address)
         if len(calls) == 1:
             prepared = ledger.prepare(account, calls[0][0], calls[0][1])
         else:
@@ -48,6 +49,27 @@ def execute(
             return _send(ctx, prepared, events)
         finally:
             in_flight.discard(prepared.tx_hash)
+
+
+def _send_stranded(ctx: Ctx, address: str) -> None:
+    """Settle this signer's earlier writes left pending by an outage (sent again) or a crash, before its next
+    transaction takes a nonce: the stranded write keeps its place in line (and its nonce) instead of being
+    overtaken and failed. Inside the sender lock, a pending row of this signer that this process is not
+    sending is nobody's: its writer answered 503 or died."""
+    stranded = ctx.session.scalar(
+        select(PendingTransaction.tx_hash).where(
+            PendingTransaction.sender == address, PendingTransaction.tx_hash.not_in(list(ctx.runtime.in_flight))
+        )
+    )
+    if stranded is None:
+        return
+    # Settled in the caller's unit of work (committed with its pending rows): a refusal of the new write
+    # rolls the settlement back too, and the next pass applies the mined receipt again; nothing is lost.
+    counts = indexer.reconcile_pending(ctx, sender=address)
+    if counts.get("waiting"):
+        raise ChainUnavailable(
+            "The chain did not confirm this organisation's earlier write yet; nothing new was written. Try again."
+        )
 
 
 @contextmanager
