@@ -177,6 +177,7 @@ NOT_COUNTED = (
     "not lower the grade: the recalled lot was someone else's."
 )
 NOT_GRADED = "Not graded: it made or received no lot in the last 12 months."
+NOT_GRADED_RULE = "An organisation that made or received no lot in the last 12 months is not graded."
 
 
 @dataclass(frozen=True)
@@ -208,9 +209,9 @@ def grade(terms: CreditTerms) -> Grade:
 
 
 def rule_text() -> list[dict[str, str]]:
-    """The rule in plain words, one line per grade below A (for pages, the API and docs)."""
+    """The rule in plain words, one line per grade below A, worst first (for pages and the API)."""
     out = []
-    for letter in GRADES[1:]:
+    for letter in reversed(GRADES[1:]):
         steps = [s.words for s in RULE if s.grade == letter]
         out.append({"grade": letter, "when": "; or ".join(steps)})
     return out

@@ -99,9 +99,17 @@ def test_terms_add_up_month_by_month_and_stay_untracked_when_both_are() -> None:
 
 def test_the_rule_in_words_names_every_threshold_once_per_grade() -> None:
     lines = credit.rule_text()
-    assert [line["grade"] for line in lines] == ["B", "C", "D"]
+    assert [line["grade"] for line in lines] == ["D", "C", "B"]
     for step in credit.RULE:
         line = next(line for line in lines if line["grade"] == step.grade)
         assert step.words in line["when"]
     d = next(line for line in lines if line["grade"] == "D")
     assert "2 or more recalls started from its own lots" in d["when"]
+
+
+def test_docs_state_every_threshold_of_the_rule() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "credit.md").read_text(encoding="utf-8")
+    for step in credit.RULE:
+        assert f"| {step.grade} | `{step.term}` | {step.words} |" in text, step.words

@@ -84,7 +84,7 @@ def test_the_record_is_json_for_json_clients_and_lists_every_month_of_the_window
     assert len(data["months"]) == data["window"]["months"] == 12
     assert data["months"][-1]["month"] == data["window"]["to"]
     assert sum(m["lots_created"] for m in data["months"]) == data["totals"]["lots_created"] >= 2
-    assert [line["grade"] for line in data["rule"]["grades"]] == ["B", "C", "D"]
+    assert [line["grade"] for line in data["rule"]["grades"]] == ["D", "C", "B"]
 
 
 def test_signed_in_organisations_see_every_grade_in_one_list(shop: FlaskClient, world: Any) -> None:
