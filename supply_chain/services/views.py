@@ -590,12 +590,7 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
         "places": places,
         "inspections": _inspection_rows(chain, None, base, lambda _e: Visibility.PUBLIC),
         "cold_chain": _cold_chain(chain, base),
-        "compliance": {
-            "organisation": record["organisation"],
-            "summary": record["summary"],
-            "grade": record["grade"],
-            "grade_explanation": record["grade_explanation"],
-        },
+        "compliance": {"organisation": record["organisation"], "summary": record["summary"]},
     }
 
 
