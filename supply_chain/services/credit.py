@@ -115,9 +115,7 @@ class _Figures:
 
     def total(self, months: list[str] | None = None) -> CreditTerms:
         keys = months if months is not None else sorted(self.counts)
-        out = CreditTerms(
-            acks_on_time=0 if self.acks.tracked else None, acks_late=0 if self.acks.tracked else None
-        )
+        out = CreditTerms(acks_on_time=0 if self.acks.tracked else None, acks_late=0 if self.acks.tracked else None)
         for month in keys:
             out = out + self.terms(month)
         return out
