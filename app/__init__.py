@@ -81,12 +81,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
+    from app.credit import bp as credit_bp
     from app.custody import bp as custody_bp
     from app.dashboard import bp as dashboard_bp
     from app.health import bp as health_bp
     from app.inspections import bp as inspections_bp
     from app.labels import bp as labels_bp
     from app.lots import bp as lots_bp
+    from app.opendata import bp as opendata_bp
     from app.public import bp as public_bp
     from app.tokens import bp as tokens_bp
 
@@ -97,8 +99,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         custody_bp,
         inspections_bp,
         admin_bp,
+        credit_bp,
         labels_bp,
         public_bp,
+        opendata_bp,
         health_bp,
         tokens_bp,
         api_bp,

@@ -12,8 +12,8 @@ from app.web import commit, form_failed, get_ctx, require_org, roles_required, v
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import GRANTABLE_ROLES, ONBOARDING_ROLES
+from supply_chain.services import credit, orgs, verification_state, views
 from supply_chain.services import lots as lot_service
-from supply_chain.services import orgs, trace, verification_state, views
 from supply_chain.store.models import Lot, Organisation
 
 FORM_ERRORS = (InvalidInput, Conflict)
@@ -30,7 +30,7 @@ def index() -> str:
     listed = {r["id"] for r in records}
     missing = [org for org in suspended.values() if org.id not in listed]
     if missing:
-        records += [trace.compliance(ctx, o) | {"id": o.id, "roles": list(o.suspended_roles or [])} for o in missing]
+        records += [credit.summary(ctx, o) | {"id": o.id, "roles": list(o.suspended_roles or [])} for o in missing]
         records.sort(key=lambda r: str(r["organisation"]))
     return render_template(
         "admin/index.html",
@@ -76,7 +76,10 @@ def _organisation_page(org: Organisation) -> dict[str, Any]:
     created = list(ctx.session.scalars(select(Lot).where(Lot.creator_org_id == org.id).order_by(Lot.id.desc())))
     return {
         "subject": org,
-        "record": trace.compliance(ctx, org),
+        "record": credit.summary(ctx, org),
+        "credit": credit.record(ctx, org),
+        "credit_labels": credit.TERM_LABELS,
+        "not_tracked": credit.NOT_TRACKED,
         "lots": created,
         "grantable": GRANTABLE_ROLES,
         "state_of": verification_state.lot_state,

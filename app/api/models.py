@@ -261,6 +261,7 @@ class PathParameters(Query):
     ] = None
     token_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The token's id, digits")] = None
     job_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The capture job's id, digits")] = None
+    org_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The organisation's id, digits")] = None
 
 
 def _whole_number(value: Any) -> Any:
@@ -714,6 +715,87 @@ class CaptureJob(CaptureJobSummary):
 class FsmaRecords(Schema):
     columns: list[dict[str, Any]]
     rows: list[dict[str, str]]
+
+
+class CreditTerms(Schema):
+    """An organisation's figures over a period (``supply_chain.services.credit``). ``acks_on_time`` and
+    ``acks_late`` are null while recall acknowledgements are not tracked."""
+
+    lots_created: int
+    lots_received: int
+    inspections_passed: int
+    inspections_failed: int
+    inspections_conditional: int
+    holds: Annotated[int, Field(description="Holds placed on its lots (a failed inspection holds the lot too)")]
+    recalls_caused: Annotated[int, Field(description="Recalls started from its own lots")]
+    recalls_caused_class_i: int
+    recalls_reached: Annotated[
+        int, Field(description="Recalls of another's lot that reached a lot it made (an ingredient) or held")
+    ]
+    lots_tampered: int
+    lots_unverifiable: int
+    acks_on_time: int | None
+    acks_late: int | None
+
+
+class CreditMonth(CreditTerms):
+    month: Annotated[str, Field(pattern="^[0-9]{4}-[0-9]{2}$")]
+    recorded: Annotated[bool, Field(description="Anything recorded this month")]
+
+
+class CreditReason(Schema):
+    grade: Literal["A", "B", "C", "D"]
+    term: str
+    rule: Annotated[str, Field(description="The threshold reached, in plain words")]
+
+
+class CreditGrade(Schema):
+    letter: Annotated[
+        Literal["A", "B", "C", "D"] | None, Field(description="A best, D worst; null: made or received no lot")
+    ]
+    explanation: str
+    reasons: list[CreditReason]
+
+
+class CreditRuleLine(Schema):
+    grade: Literal["B", "C", "D"]
+    when: str
+
+
+class CreditRule(Schema):
+    grades: list[CreditRuleLine]
+    otherwise: str
+    not_counted: str
+    not_graded: str
+    window_months: int
+
+
+class CreditWindow(Schema):
+    from_: Annotated[str, Field(alias="from")]
+    to: str
+    months: int
+
+
+class CreditOrganisation(Schema):
+    id: int
+    name: str
+    roles: list[Role]
+
+
+class CreditRecord(Schema):
+    """An organisation's credit record: its grade over the window with the rule and what moved it, the totals,
+    every month, and the recalls it caused or that reached it."""
+
+    organisation: CreditOrganisation
+    as_of: str
+    window: CreditWindow
+    grade: CreditGrade
+    rule: CreditRule
+    totals: CreditTerms
+    acknowledgements_tracked: bool
+    months: list[CreditMonth]
+    recalls_caused: list[dict[str, Any]]
+    recalls_reached: list[dict[str, Any]]
 
 
 class Token(Schema):

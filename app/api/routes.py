@@ -26,7 +26,7 @@ from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.domain.identifiers import digital_link, encode_lot_code
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Action
-from supply_chain.services import access, epcis, fsma, orgs, tokens, trace, views
+from supply_chain.services import access, credit, epcis, fsma, orgs, tokens, trace, views
 from supply_chain.services import lots as lot_service
 from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.verify import verify_lot
@@ -113,6 +113,22 @@ def me(call: Call) -> Response:
 def list_organisations(call: Call) -> Response:
     """Every organisation of the network with its roles (to pick the receiver of a shipment)."""
     return page(call, select(Organisation), Organisation.id, serialize.organisation)
+
+
+@operation(
+    bp,
+    "GET",
+    "/organisations/{org_id}/credit",
+    "getOrganisationCredit",
+    summary="Show an organisation's credit record",
+    tag="Meta",
+    responses={200: models.CreditRecord},
+)
+def organisation_credit(call: Call) -> Response:
+    """An organisation's compliance record month by month over the last 12 months and its grade (A-D), with
+    the rule in words and the thresholds that moved it down. Any organisation may read any other's (a buyer
+    checks a supplier)."""
+    return jsonify(credit.record(call.ctx, views.organisation(call.ctx, int(call.path["org_id"]))))
 
 
 # ------------------------------------------------------------------ tokens

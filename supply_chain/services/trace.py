@@ -1,4 +1,4 @@
-"""Trace backward and forward through transformations, recall reach, and organisation compliance records.
+"""Trace backward and forward through transformations, and recall reach (organisations' records: ``credit``).
 
 Lineage walks are one recursive SQL query each (`store.queries`), never a query per lot. A lot is affected by
 a recall when it or any ancestor is recalled; that is derived when read, so a lot made later from a recalled
@@ -11,15 +11,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain.errors import InvalidInput
-from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import access
 from supply_chain.services.runtime import Ctx
-from supply_chain.store.models import Event, Inspection, Location, Lot, LotInput, Organisation, Recall
+from supply_chain.store.models import Event, Location, Lot, LotInput, Organisation, Recall
 from supply_chain.store.queries import ancestors, descendants, reach
 
 DIRECTIONS = ("backward", "forward")
@@ -181,53 +180,3 @@ def trace(ctx: Ctx, lot: Lot, direction: str, viewer: Organisation | None = None
         "lots": items,
         "organisations": organisations,
     }
-
-
-def compliance(ctx: Ctx, org: Organisation) -> dict[str, Any]:
-    """An organisation's record from chain-anchored (confirmed) events: inspections of its lots passed and
-    failed, holds placed on them, recalls issued against them."""
-    own = select(Lot.id).where(Lot.creator_org_id == org.id).scalar_subquery()
-    inspections = dict(
-        ctx.session.execute(
-            select(Inspection.outcome, func.count())
-            .join(Event, Inspection.event_id == Event.id)
-            .where(Inspection.lot_id.in_(own), Event.status == "confirmed")
-            .group_by(Inspection.outcome)
-        ).all()
-    )
-    holds = (
-        ctx.session.scalar(
-            select(func.count())
-            .select_from(Event)
-            .where(Event.lot_id.in_(own), Event.status == "confirmed", Event.kind == EventKind.HOLD)
-        )
-        or 0
-    )
-    recalls = (
-        ctx.session.scalar(
-            select(func.count())
-            .select_from(Recall)
-            .join(Event, Recall.event_id == Event.id)
-            .where(Recall.lot_id.in_(own), Event.status == "confirmed")
-        )
-        or 0
-    )
-    lots = ctx.session.scalar(select(func.count()).select_from(Lot).where(Lot.creator_org_id == org.id)) or 0
-    failed = inspections.get("fail", 0)
-    return {
-        "organisation": org.name,
-        "lots": lots,
-        "inspections_passed": inspections.get("pass", 0),
-        "inspections_failed": failed,
-        "inspections_conditional": inspections.get("conditional", 0),
-        "holds": holds + failed,
-        "recalls": recalls,
-        "summary": (
-            f"{_count(lots, 'lot')}; inspections: {inspections.get('pass', 0)} passed, {failed} failed; "
-            f"{_count(holds + failed, 'hold')}; {_count(recalls, 'recall')}"
-        ),
-    }
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -23,7 +23,7 @@ from supply_chain.domain.events import Visibility, kind_spec, visible_view
 from supply_chain.domain.identifiers import digital_link, parse_digital_link, parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
-from supply_chain.services import trace
+from supply_chain.services import credit, trace
 from supply_chain.services.access import event_proof, level_for
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.verification_state import (
@@ -570,7 +570,7 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     chain = _ancestor_chain(ctx, lot)
     journey, places = _journey(ctx, lot, chain, lambda _e: Visibility.PUBLIC, base, include_failed=False)
     hold = hold_notice(lot)
-    record = trace.compliance(ctx, lot.creator)
+    record = credit.summary(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
     checked = oldest_check(lot_ for lot_, _ in chain)
     return {
@@ -694,7 +694,7 @@ def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
 def compliance_records(ctx: Ctx) -> list[dict[str, Any]]:
     """Every organisation with its roles and compliance record (for the regulator)."""
     return [
-        trace.compliance(ctx, org) | {"id": org.id, "roles": list(org.roles)}
+        credit.summary(ctx, org) | {"id": org.id, "roles": list(org.roles)}
         for org in organisations(ctx)
         if set(org.roles) - {"admin"}  # the operator only deploys and onboards: it has no record to show
     ]

@@ -12,9 +12,10 @@ from sqlalchemy import func, select, text
 from supply_chain.domain.errors import ChainUnavailable, Conflict, Forbidden, InvalidInput, NotFound
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import indexer, lots, orgs
+from supply_chain.services.credit import summary as compliance
 from supply_chain.services.lots import NewLot
 from supply_chain.services.startup import catch_up
-from supply_chain.services.trace import compliance, recall_sources, trace
+from supply_chain.services.trace import recall_sources, trace
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import Event, Inspection, Lot, LotInput, PendingTransaction
 

@@ -54,6 +54,8 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/admin/organisations/1/suspend", {"regulator"}),
     ("POST", "/admin/organisations/1/reinstate", {"regulator"}),
     ("GET", "/tokens", set(ROLES)),
+    ("GET", "/organisations", set(ROLES)),
+    ("GET", "/organisations/1/credit", set(ROLES)),
     ("POST", "/tokens", set(ROLES)),
     ("GET", "/admin/lots/{F1}/trace", {"regulator"}),
     ("GET", "/admin/lots/{F1}/recall", {"regulator"}),
