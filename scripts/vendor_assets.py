@@ -91,7 +91,9 @@ def build() -> dict[str, bytes]:
 
 def differences(files: dict[str, bytes]) -> list[str]:
     """Vendored paths whose committed bytes differ from ``files`` (missing ones included)."""
-    return [path for path, data in files.items() if not (VENDOR / path).is_file() or (VENDOR / path).read_bytes() != data]
+    return [
+        path for path, data in files.items() if not (VENDOR / path).is_file() or (VENDOR / path).read_bytes() != data
+    ]
 
 
 def main(argv: list[str]) -> int:
