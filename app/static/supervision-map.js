@@ -15,7 +15,6 @@
   map.createPane("outlines").style.zIndex = 200;
   map.createPane("flows").style.zIndex = 390;
   map.createPane("sites").style.zIndex = 420;
-  map.createPane("rings").style.zIndex = 430;
 
   function node(tag, text, className) {
     const el = document.createElement(tag);
@@ -50,13 +49,20 @@
       return { color: colour, weight: 2 + Math.min(4, feature.properties.count || 1), opacity: 0.8, dashArray: moving ? "6 6" : null };
     }
     if (layer.shape === "ring") {
-      return { radius: 13, color: colour, weight: 4, fillOpacity: 0.08, fillColor: colour, opacity: 0.95 };
+      // each ring layer its own radius, so several at one site stay visible as concentric rings
+      return { radius: 11 + 5 * (layer.ringIndex || 0), color: colour, weight: 4, opacity: 0.95, fillOpacity: 0 };
     }
     return { radius: 7, color: "#ffffff", weight: 2, fillColor: colour, fillOpacity: 0.95 };
   }
 
   function draw(layer) {
-    const pane = layer.shape === "flow" ? "flows" : (layer.shape === "ring" ? "rings" : "sites");
+    let pane = layer.shape === "flow" ? "flows" : "sites";
+    if (layer.shape === "ring") {
+      // A pane per ring layer, the smaller rings above the larger and every ring below the site dots: a tap on
+      // a dot opens the site, a tap in a ring (outside the smaller ones) opens that layer's point.
+      pane = "ring-" + layer.key;
+      map.createPane(pane).style.zIndex = String(410 - layer.ringIndex);
+    }
     return L.geoJSON(layer.data, {
       pane: pane,
       style: (feature) => style(layer, feature),
@@ -100,7 +106,9 @@
       return r.json();
     })
     .then((result) => {
+      let rings = 0;
       for (const layer of result.layers) {
+        if (layer.shape === "ring") layer.ringIndex = rings++;
         const drawn = draw(layer);
         const box = document.getElementById("layer-" + layer.key);
         const count = document.querySelector('[data-count-for="' + layer.key + '"]');

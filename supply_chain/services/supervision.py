@@ -361,7 +361,6 @@ LAYERS: tuple[Layer, ...] = (
             _STAGE_TITLES[stage][1],
             True,
             _sites_of_stage(stage),
-            "Registered sites of organisations whose first supply role is this one.",
         )
         for stage in (*policy.SUPPLY_STAGES, policy.OTHER_STAGE)
     ),
