@@ -27,6 +27,7 @@ RECEIVING_ROLES = policy.ordered(policy.RECEIVING_ROLES)
 OVERSIGHT_ROLES = policy.ordered(policy.OVERSIGHT_ROLES)
 ONBOARDING_ROLES = policy.ordered(policy.ONBOARDING_ROLES)
 TRACE_ROLES = policy.ordered(policy.TRACE_ROLES)
+SUPERVISION_ROLES = policy.ordered(policy.SUPERVISION_ROLES)
 
 
 def rule_roles(action: policy.Action) -> tuple[str, ...]:
@@ -119,6 +120,7 @@ def init_app(app: Flask) -> None:
             "HANDLER_ROLES": HANDLER_ROLES,
             "CREATOR_ROLES": CREATOR_ROLES,
             "RECEIVING_ROLES": RECEIVING_ROLES,
+            "SUPERVISION_ROLES": SUPERVISION_ROLES,
         }
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
@@ -8,11 +9,20 @@ from werkzeug.wrappers import Response
 
 from app.admin import bp
 from app.forms import kde_fields, today
-from app.web import commit, form_failed, get_ctx, require_org, roles_required, visible_lot, wants_json
+from app.web import (
+    SUPERVISION_ROLES,
+    commit,
+    form_failed,
+    get_ctx,
+    require_org,
+    roles_required,
+    visible_lot,
+    wants_json,
+)
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import GRANTABLE_ROLES, ONBOARDING_ROLES
-from supply_chain.services import credit, orgs, verification_state, views
+from supply_chain.services import credit, fsma, orgs, supervision, trace, verification_state, views
 from supply_chain.services import lots as lot_service
 from supply_chain.store.models import Lot, Organisation
 
@@ -235,3 +245,63 @@ def trace_lot(lot_id: int) -> str:
     if wants_json():
         return jsonify(result)  # type: ignore[return-value]
     return render_template("admin/trace.html", lot=lot, trace=result, direction=direction)
+
+
+def _direction() -> str:
+    direction = request.args.get("direction", "forward")
+    if direction not in trace.DIRECTIONS:
+        raise InvalidInput("direction must be backward or forward", field="direction")
+    return direction
+
+
+def _attachment(data: bytes, mimetype: str, name: str) -> Response:
+    response = Response(data, mimetype=mimetype)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", name)
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe}"'
+    return response
+
+
+@bp.get("/lots/<int:lot_id>/trace.csv")
+@roles_required(*SUPERVISION_ROLES)
+def trace_csv(lot_id: int) -> Response:
+    """The trace as CSV: one row per lot reached, with its holder, sites and the recalls that reach it."""
+    lot = visible_lot(lot_id)
+    direction = _direction()
+    result = views.trace_view(get_ctx(), lot, direction)
+    return _attachment(trace.to_csv(result), "text/csv", f"trace-{direction}-{lot.gtin}-{lot.lot_code}.csv")
+
+
+@bp.get("/lots/<int:lot_id>/fsma204.<fmt>")
+@roles_required(*SUPERVISION_ROLES)
+def fsma_forward(lot_id: int, fmt: str) -> Response:
+    """The FSMA 204 sortable spreadsheet of the whole forward trace: every critical tracking event of the lot
+    and of every lot made from it, directly or not (CSV or XLSX, formula-like cells neutralised)."""
+    lot = visible_lot(lot_id)
+    data, mimetype = fsma.export(get_ctx(), fmt, viewer=require_org(), lot=lot, forward=True)
+    return _attachment(data, mimetype, f"fsma204-forward-{lot.gtin}-{lot.lot_code}.{fmt}")
+
+
+MAP_LINKS = {
+    "lot": lambda ref: url_for("lots.show", lot_id=ref),
+    "trace": lambda ref: url_for("admin.trace_lot", lot_id=ref, direction="forward"),
+    "organisation": lambda ref: url_for("admin.organisation", org_id=ref),
+}
+
+
+@bp.get("/map")
+@roles_required(*SUPERVISION_ROLES)
+def supervision_map() -> str:
+    """The supervision map ("one graph"): every site, with the layers of ``supervision.LAYERS``."""
+    return render_template("admin/map.html", layers=supervision.LAYERS)
+
+
+@bp.get("/map/layers.json")
+@roles_required(*SUPERVISION_ROLES)
+def supervision_layers() -> Response:
+    """Every layer of the supervision map as a GeoJSON FeatureCollection; each feature's links as URLs."""
+    result = supervision.layers(get_ctx())
+    for layer in result["layers"]:
+        for feature in layer["data"]["features"]:
+            for link in feature["properties"]["links"]:
+                link["href"] = MAP_LINKS[link["kind"]](link["id"])
+    return jsonify(result)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 from .errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
@@ -76,6 +77,27 @@ ONBOARDING_ROLES: frozenset[str] = frozenset({Role.REGULATOR, Role.ADMIN})
 """May onboard, change roles of, suspend and reinstate organisations."""
 TRACE_ROLES: frozenset[str] = frozenset(r.value for r in Role if r is not Role.ADMIN)
 """May ask for a trace (every member of the network)."""
+SUPPLY_STAGES: tuple[str, ...] = tuple(
+    r.value for r in (Role.PRODUCER, Role.PROCESSOR, Role.DISTRIBUTOR, Role.RETAILER)
+)
+"""The stages of the chain, farm to shop, in order. A site's kind on the supervision map is its organisation's
+first role in this order (an organisation holding none of them is "other": a lab, the authority)."""
+SUPERVISION_ROLES: frozenset[str] = frozenset({Role.REGULATOR})
+"""See the supervision map (every site, shipment, hold, recall, failed inspection and excursion at once) and
+export a whole trace (trace CSV, FSMA 204 spreadsheet of every lot reached)."""
+
+OTHER_STAGE = "other"
+
+
+def stage_of(roles: Iterable[str]) -> str:
+    """The supply stage of an organisation with these roles (``SUPPLY_STAGES``), else ``OTHER_STAGE``."""
+    held = set(roles)
+    return next((stage for stage in SUPPLY_STAGES if stage in held), OTHER_STAGE)
+
+
+COLD_CHAIN_RANGE_C: tuple[Decimal, Decimal] = (Decimal(0), Decimal(5))
+"""Cold-chain readings outside this range (degrees Celsius, bounds allowed) are an excursion on the
+supervision map: fresh-cut leafy greens are kept at 5 °C (41 °F) or colder and not frozen."""
 
 
 class Party(StrEnum):

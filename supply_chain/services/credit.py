@@ -318,6 +318,13 @@ def record(ctx: Ctx, org: Organisation, as_of: date | None = None) -> dict[str, 
     }
 
 
+def grade_letter(ctx: Ctx, org: Organisation, as_of: date | None = None) -> str | None:
+    """The organisation's grade over the grading window ("A" to "D"), or None when it is not graded."""
+    months = window(as_of or datetime.now(UTC).date())
+    fig = _figures(ctx, org, _start(months[0]))
+    return rule.grade(fig.total(months)).letter
+
+
 def summary(ctx: Ctx, org: Organisation) -> dict[str, Any]:
     """The organisation's whole record in one line (all time): the consumer page's compliance line and the
     regulator's list. Recalls of its own lots and recalls that reached it through an ingredient are counted

@@ -347,6 +347,8 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
                 }
                 for i in range(24)
             ]
+            if lot is mix_2:
+                readings[14]["temperature_c"] = "7.4"  # the trailer door left open: a cold-chain excursion
             receive(lot, "processor", "distributor", day[5], ref)
             # the trip's log, anchored once the distributor holds the lot (a receiver records nothing before)
             lots.anchor_readings(

@@ -12,7 +12,8 @@ negative ones included, are left as they are.
 
 Selection: one lot, or a product (GTIN) and a date range; ``chain=True`` adds every lot the selected lots were
 made from (backward) and every lot made from them (forward), so one file answers "where did it come from and
-where did it go". Failed writes are left out; events not yet mined are included and marked in
+where did it go"; ``forward=True`` adds the lots made from them only (the whole forward trace, as a recall
+reaches it). Failed writes are left out; events not yet mined are included and marked in
 "Record status".
 """
 
@@ -136,10 +137,11 @@ def _lots(ctx: Ctx, ids: Iterable[int]) -> list[Lot]:
     return [by_id[i] for i in ids if i in by_id]
 
 
-def _with_chain(ctx: Ctx, lots: Sequence[Lot]) -> list[int]:
+def _with_chain(ctx: Ctx, lots: Sequence[Lot], backward: bool = True) -> list[int]:
     ids = [lot.id for lot in lots]
     for lot in lots:
-        ids += [i for i, _ in ancestors(ctx.session, lot.id)]
+        if backward:
+            ids += [i for i, _ in ancestors(ctx.session, lot.id)]
         ids += [i for i, _ in descendants(ctx.session, lot.id)]
     return list(dict.fromkeys(ids))
 
@@ -152,9 +154,12 @@ def select_events(
     date_from: object = None,
     date_to: object = None,
     chain: bool = False,
+    forward: bool = False,
     viewer: Organisation | None = None,
 ) -> list[tuple[Lot, Event]]:
     """The (lot, CTE event) pairs to export, in date order. Either ``lot`` or ``product`` with both dates.
+    ``forward=True`` adds every lot made from the selected ones (the whole forward trace, a recall's reach)
+    without their ancestors; ``chain=True`` adds both directions.
 
     A viewer that is not an inspector or regulator only gets lots it can see (it created, held or handled).
     """
@@ -180,7 +185,7 @@ def select_events(
         candidates = _lots(ctx, ctx.session.scalars(select(Lot.id).where(Lot.gtin == gtin).order_by(Lot.id)))
         chosen = [item for item in candidates if any(_in_range(e, start, end) for e in _ctes(item))]
         in_range = {item.id for item in chosen}
-    ids = _with_chain(ctx, chosen) if chain else [item.id for item in chosen]
+    ids = _with_chain(ctx, chosen, backward=chain) if chain or forward else [item.id for item in chosen]
     selected = _lots(ctx, ids)
     if viewer is not None and not OVERSIGHT_ROLES & set(viewer.roles):
         selected = [item for item in selected if can_see_lot(ctx, viewer, item)]

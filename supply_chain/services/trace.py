@@ -7,6 +7,8 @@ input is affected too.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -15,8 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain.errors import InvalidInput
+from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import access
+from supply_chain.services.fsma import csv_cell
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Event, Location, Lot, LotInput, Organisation, Recall
 from supply_chain.store.queries import ancestors, descendants, reach
@@ -92,6 +96,20 @@ def _locations(ctx: Ctx, lot_ids: list[int]) -> dict[int, list[Location]]:
     return {lot_id: [by_gln[g] for g in values if g in by_gln] for lot_id, values in glns.items()}
 
 
+def recall_reach(ctx: Ctx) -> tuple[dict[int, list[Recall]], defaultdict[int, list[int]]]:
+    """(confirmed recalls by recalled lot, the recalled lots that reach each lot: itself first when it is
+    recalled, then its recalled ancestors). A lot is affected when it or any of its ancestors is recalled.
+    Recalls are few, so this walks forward from every recalled lot at once (one recursive query) rather than
+    up from every lot asked about."""
+    recalls = _recalls_of(ctx, None)
+    sources_of: defaultdict[int, list[int]] = defaultdict(list)
+    for start, reached in reach(ctx.session, sorted(recalls)):
+        sources_of[reached].append(start)
+    for lot_id in recalls:
+        sources_of[lot_id].insert(0, lot_id)
+    return recalls, sources_of
+
+
 REDACTED_LABEL = "a lot of another organisation"
 
 
@@ -110,14 +128,7 @@ def trace(ctx: Ctx, lot: Lot, direction: str, viewer: Organisation | None = None
     depth = {lot.id: 0} | dict(related)
     lots = _load_lots(ctx, ids)
     locations = _locations(ctx, ids)
-    # Recall reach: a lot is affected when it or any of its ancestors is recalled. Recalls are few, so walk
-    # forward from every recalled lot at once (one recursive query) rather than up from every traced lot.
-    recalls = _recalls_of(ctx, None)
-    sources_of: dict[int, list[int]] = defaultdict(list)
-    for start, reached in reach(ctx.session, sorted(recalls)):
-        sources_of[reached].append(start)
-    for lot_id in recalls:
-        sources_of[lot_id].insert(0, lot_id)
+    recalls, sources_of = recall_reach(ctx)
     lots |= _load_lots(ctx, sorted({s for i in ids for s in sources_of[i]} - set(lots)))
     visible = set(ids) if viewer is None else access.visible_lot_ids(ctx, viewer, ids) | {lot.id}
     items: list[dict[str, Any]] = []
@@ -180,3 +191,198 @@ def trace(ctx: Ctx, lot: Lot, direction: str, viewer: Organisation | None = None
         "lots": items,
         "organisations": organisations,
     }
+
+
+# ------------------------------------------------------------------ the trace as a graph of sites
+
+SITE_KIND_LABELS = {
+    "farm": "Farm",
+    "packhouse": "Packer",
+    "plant": "Processor",
+    "warehouse": "Distributor",
+    "store": "Shop",
+    "vessel": "Vessel",
+    "port": "Port",
+    "lab": "Lab",
+}
+"""A column's name in the trace graph, from the kinds of the sites in it."""
+
+
+def event_places(kind: EventKind | int, payload: dict[str, Any]) -> list[str]:
+    """The GLNs an event takes its lot through, in order: a shipment from its ship-from to its ship-to site, a
+    receipt at its ship-to site, any other event where it happened (none when it names no site)."""
+    kind = EventKind(int(kind))
+    if kind == EventKind.SHIPPING:
+        keys: tuple[str, ...] = ("from_gln", "to_gln")
+    elif kind == EventKind.RECEIVING:
+        keys = ("to_gln",)
+    else:
+        keys = ("location_gln",)
+    return [v for k in keys if isinstance(v := payload.get(k), str) and v]
+
+
+def site_paths(ctx: Ctx, lot_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each lot's route: the sites its confirmed events took it through, in chain order (a site repeated by
+    consecutive events once)."""
+    paths: dict[int, list[str]] = {i: [] for i in lot_ids}
+    if not lot_ids:
+        return paths
+    rows = ctx.session.execute(
+        select(Event.lot_id, Event.kind, Event.payload)
+        .where(Event.lot_id.in_(list(lot_ids)), Event.status == "confirmed")
+        .order_by(Event.lot_id, Event.seq)
+    ).all()
+    for lot_id, kind, payload in rows:
+        path = paths[lot_id]
+        for gln in event_places(kind, payload or {}):
+            if not path or path[-1] != gln:
+                path.append(gln)
+    return paths
+
+
+def graph(ctx: Ctx, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The trace as a flow of sites, farm to shop: ``columns`` of site nodes, a site placed one column after
+    the furthest site a lot came to it from. Each node lists the traced lots that passed through it (``here``:
+    the last site the lot reached) and where they went next. ``items`` are the trace's lots, each with its lot
+    key as ``id`` (``views.trace_view``); redacted lots are left out."""
+    shown = [i for i in items if i.get("id") and not i.get("redacted")]
+    by_id = {i["id"]: i for i in shown}
+    paths = site_paths(ctx, list(by_id))
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def link(a: str, b: str, item: dict[str, Any], moving: bool) -> None:
+        edge = edges.setdefault((a, b), {"lots": [], "in_transit": False})
+        if item["lot_code"] not in edge["lots"]:
+            edge["lots"].append(item["lot_code"])
+        edge["in_transit"] = edge["in_transit"] or moving
+
+    for lot_id, path in paths.items():
+        item = by_id[lot_id]
+        for n, (a, b) in enumerate(zip(path, path[1:], strict=False)):
+            last = n == len(path) - 2
+            link(a, b, item, last and item["status"] == "in_transit")
+    # A lot made at another site than the one where its inputs ended: the inputs went on to it.
+    code_to_id = {(i["gtin"], i["lot_code"]): i["id"] for i in shown}
+    for lot_id, path in paths.items():
+        for source in by_id[lot_id]["inputs"]:
+            input_id = code_to_id.get((source["gtin"], source["lot_code"]))
+            before = paths.get(input_id, []) if input_id else []
+            if path and before and before[-1] != path[0]:
+                link(before[-1], path[0], by_id[input_id], False)
+    glns = list(dict.fromkeys(g for path in paths.values() for g in path))
+    sites = (
+        {
+            loc.gln: loc
+            for loc in ctx.session.scalars(
+                select(Location).where(Location.gln.in_(glns)).options(selectinload(Location.organisation))
+            )
+        }
+        if glns
+        else {}
+    )
+    column = dict.fromkeys(glns, 0)
+    for _ in range(len(glns)):  # longest path; a route that loops back stops growing after len(glns) rounds
+        moved = False
+        for a, b in edges:
+            if a != b and column[b] < column[a] + 1 <= len(glns):
+                column[b] = column[a] + 1
+                moved = True
+        if not moved:
+            break
+    nodes: dict[str, dict[str, Any]] = {}
+    for gln in glns:
+        loc = sites.get(gln)
+        lots_here = [
+            {
+                "id": lot_id,
+                "lot_code": by_id[lot_id]["lot_code"],
+                "product": by_id[lot_id]["product"],
+                "status": by_id[lot_id]["status"],
+                "affected_by_recall": by_id[lot_id]["affected_by_recall"],
+                "here": path[-1] == gln,
+            }
+            for lot_id, path in paths.items()
+            if gln in path
+        ]
+        nodes[gln] = {
+            "gln": gln,
+            "name": loc.name if loc else gln,
+            "organisation": loc.organisation.name if loc else "",
+            "organisation_id": loc.organisation_id if loc else None,
+            "kind": loc.kind if loc else "other",
+            "column": column[gln],
+            "lots": lots_here,
+            "affected": any(i["affected_by_recall"] for i in lots_here),
+            "next": [
+                {"gln": b, "lots": edge["lots"], "in_transit": edge["in_transit"]}
+                for (a, b), edge in edges.items()
+                if a == gln and a != b
+            ],
+        }
+    for node in nodes.values():
+        for step in node["next"]:
+            step["name"] = nodes[step["gln"]]["name"]
+    columns: list[dict[str, Any]] = []
+    for index in sorted(set(column.values())):
+        members = [nodes[g] for g in glns if column[g] == index]
+        kinds = list(dict.fromkeys(SITE_KIND_LABELS.get(n["kind"], "Site") for n in members))
+        columns.append({"stage": index + 1, "label": " / ".join(kinds), "sites": members})
+    return {
+        "columns": columns,
+        "edges": [{"from": a, "to": b, **edge} for (a, b), edge in edges.items() if a != b],
+    }
+
+
+TRACE_CSV_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("depth", "Depth"),
+    ("gtin", "GTIN"),
+    ("lot_code", "Lot code"),
+    ("product", "Product"),
+    ("status", "Status"),
+    ("quantity", "Quantity"),
+    ("unit", "Unit"),
+    ("creator", "Made by"),
+    ("custodian", "Current holder"),
+    ("sites", "Sites"),
+    ("inputs", "Made from"),
+    ("affected_by_recall", "Affected by a recall"),
+    ("recalls", "Recalls reaching it"),
+)
+"""The trace CSV's columns (one row per lot of the trace)."""
+
+
+def trace_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    """The trace's lots as text rows keyed by ``TRACE_CSV_COLUMNS``; a redacted lot keeps its depth, label and
+    whether a recall reaches it."""
+    out = []
+    for item in result["lots"]:
+        row = dict.fromkeys((key for key, _ in TRACE_CSV_COLUMNS), "")
+        row["depth"] = str(item["depth"])
+        row["affected_by_recall"] = "yes" if item["affected_by_recall"] else "no"
+        if item.get("redacted"):
+            row["product"] = item["label"]
+            out.append(row)
+            continue
+        row |= {
+            key: str(item[key] if item[key] is not None else "")
+            for key in ("gtin", "lot_code", "product", "status", "quantity", "unit", "creator", "custodian")
+        }
+        row["sites"] = "; ".join(f"{loc['name']} ({loc['gln']})" for loc in item["locations"])
+        row["inputs"] = "; ".join(f"{i['gtin']}/{i['lot_code']} ({i['quantity']} {i['unit']})" for i in item["inputs"])
+        row["recalls"] = "; ".join(
+            f"Class {s['recall_class']}: {s['reason']} (lot {s['gtin']}/{s['lot_code']})"
+            for s in item["recall_sources"]
+        )
+        out.append(row)
+    return out
+
+
+def to_csv(result: dict[str, Any]) -> bytes:
+    """The trace as CSV (UTF-8 with a byte-order mark), one row per lot; formula-like cells neutralised as in
+    the FSMA 204 export (``fsma.csv_cell``)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([header for _, header in TRACE_CSV_COLUMNS])
+    for row in trace_rows(result):
+        writer.writerow([csv_cell(row[key]) for key, _ in TRACE_CSV_COLUMNS])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")

@@ -677,7 +677,8 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation) -> dict[str, Any]:
 
 
 def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
-    """The regulator's trace with each lot's key for linking and a count of affected lots."""
+    """The regulator's trace with each lot's key for linking, a count of affected lots and the trace as a
+    graph of sites (``trace.graph``)."""
     result = trace.trace(ctx, lot, direction)
     keys = {
         (lot_.gtin, lot_.lot_code): lot_.id
@@ -688,6 +689,7 @@ def trace_view(ctx: Ctx, lot: Lot, direction: str) -> dict[str, Any]:
     for item in result["lots"]:
         item["id"] = keys.get((item.get("gtin"), item.get("lot_code")))
     result["affected"] = sum(1 for i in result["lots"] if i["affected_by_recall"])
+    result["graph"] = trace.graph(ctx, result["lots"])
     return result
 
 

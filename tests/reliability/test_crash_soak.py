@@ -7,8 +7,8 @@ verified: sent = acknowledged = stored, lost = 0. Figures in docs/reliability.md
 from __future__ import annotations
 
 import random
-import time
 import signal
+import time
 from pathlib import Path
 
 import pytest

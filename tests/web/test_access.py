@@ -60,6 +60,11 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/admin/lots/{F1}/trace", {"regulator"}),
     ("GET", "/admin/lots/{F1}/recall", {"regulator"}),
     ("POST", "/admin/lots/{F1}/recall", {"regulator"}),
+    ("GET", "/admin/lots/{F1}/trace.csv", {"regulator"}),
+    ("GET", "/admin/lots/{F1}/fsma204.csv", {"regulator"}),
+    ("GET", "/admin/lots/{F1}/fsma204.xlsx", {"regulator"}),
+    ("GET", "/admin/map", {"regulator"}),
+    ("GET", "/admin/map/layers.json", {"regulator"}),
     ("GET", "/lots/{M1}", set(ROLES)),
     ("GET", "/lots/{F1}/documents/{doc}", set(ROLES)),
 ]

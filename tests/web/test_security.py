@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
-STATIC_SCRIPT = re.compile(r"""<script src="\{\{ url_for\('static', filename='[\w.-]+\.js'\) \}\}" defer></script>""")
+STATIC_SCRIPT = re.compile(r"""<script src="\{\{ url_for\('static', filename='[\w./-]+\.js'\) \}\}" defer></script>""")
 
 
 def _lot_form(world: Any, code: str, **overrides: str) -> dict[str, str]:
