@@ -42,9 +42,8 @@ def _chain(world: Any) -> dict[str, int]:
 
         def ship(lot: Lot, src: str, dst: str, day: int) -> None:
             doc = {"reference_document_type": "bill of lading", "reference_document_number": f"BOL-RL-{n}"}
-            lots.offer_custody(
-                ctx, o[src], lot, o[dst], {"from_gln": s[src], "to_gln": s[dst], "ship_date": f"2026-11-{day:02d}"} | doc
-            )
+            where = {"from_gln": s[src], "to_gln": s[dst]}
+            lots.offer_custody(ctx, o[src], lot, o[dst], where | {"ship_date": f"2026-11-{day:02d}"} | doc)
             lots.accept_custody(
                 ctx, o[dst], lot, {"from_gln": s[src], "to_gln": s[dst], "receive_date": f"2026-11-{day + 1:02d}"} | doc
             )
@@ -230,7 +229,8 @@ def test_the_whole_recall_from_draft_to_termination(
         data={"quantity_forwarded": "80", "forwarded_to": "Test Shop", "csrf_token": csrf(carrier)},
     ).status_code == 302
 
-    # The effectiveness view: 2 of 4 answered, 160 of the 320 kg that reached them (farm 40, processor 40 + 80, carrier 80, shop 80), who has not answered.
+    # The effectiveness view: 2 of 4 answered, 160 of the 320 kg that reached them (farm 40, processor
+    # 40 + 80, carrier 80, shop 80), who has not answered.
     view = regulator.get(f"/admin/recalls/{recall_id}/effectiveness").get_data(as_text=True)
     assert "50%</strong>holders acknowledged (2 of 4)" in view
     assert "<strong>160 kg</strong> of" in view and "<strong>320 kg</strong> that reached" in view
