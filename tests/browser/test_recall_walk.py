@@ -166,6 +166,7 @@ def test_a_recall_from_draft_to_termination_reaches_and_hears_from_every_holder(
     flash(regulator, f"Lot {LOT} recalled on chain. 6 holders notified.")
     expect(regulator.get_by_role("heading", level=1)).to_contain_text(f"Recall of Baby spinach · {LOT}")
     recall_path = regulator.url.replace(server.url, "")
+    shots(desk, "regulator@demo.lotline", recall_path, "page", screenshots)
 
     # Each holder: the badge counts the notice, the inbox shows it, the holder acknowledges.
     for email, (name, answers) in HOLDERS.items():
