@@ -88,6 +88,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.inspections import bp as inspections_bp
     from app.labels import bp as labels_bp
     from app.lots import bp as lots_bp
+    from app.notifications import bp as notifications_bp
     from app.opendata import bp as opendata_bp
     from app.public import bp as public_bp
     from app.tokens import bp as tokens_bp
@@ -97,6 +98,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         dashboard_bp,
         lots_bp,
         custody_bp,
+        notifications_bp,
         inspections_bp,
         admin_bp,
         credit_bp,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from supply_chain.domain import policy
 from supply_chain.domain.errors import DatabaseUnavailable, Forbidden, NotFound
 from supply_chain.domain.lineage import format_quantity
-from supply_chain.services import access, sessions, verification_state
+from supply_chain.services import access, notifications, sessions, verification_state
 from supply_chain.services.runtime import Ctx, Runtime
 from supply_chain.store.models import Lot, Organisation, User
 
@@ -113,9 +113,11 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
+        org = current_org()
         return {
             "current_user": current_user(),
-            "current_org": current_org(),
+            "current_org": org,
+            "unread_notifications": notifications.unread_count(get_ctx(), org) if org is not None else 0,
             "has_role": has_role,
             "HANDLER_ROLES": HANDLER_ROLES,
             "CREATOR_ROLES": CREATOR_ROLES,

@@ -292,6 +292,36 @@ def jobs_list(status: str | None) -> None:
 
 
 @main.group()
+def recalls() -> None:
+    """The recall lifecycle's operator commands (the regulator's pages are under /admin/recalls)."""
+
+
+@recalls.command("remind")
+@click.option("--recall", "recall_id", type=int, help="Only this recall (its id); default every open recall.")
+@handle_errors
+def recalls_remind(recall_id: int | None) -> None:
+    """Notify again every holder that has not acknowledged an open (issued, not terminated) recall; the
+    reminder is sent in the name of the recall's issuer and recorded in its history."""
+    from supply_chain.services import recalls as recall_service
+
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            chosen = (
+                [recall_service.get_recall(ctx, recall_id)] if recall_id else list(recall_service.open_recalls(ctx))
+            )
+            for recall in chosen:
+                reminded = recall_service.remind(ctx, recall.issuer, None, recall)
+                names = ", ".join(o.name for o in reminded) or "nobody (every holder has answered)"
+                click.echo(f"recall {recall.id} of lot {recall.lot.lot_code}: reminded {names}")
+            if not chosen:
+                click.echo("no open recall")
+            ctx.session.commit()
+    finally:
+        runtime.close()
+
+
+@main.group()
 def export() -> None:
     """Export records: the FSMA 204 sortable spreadsheet and EPCIS 2.0 documents."""
 

@@ -8,7 +8,6 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.admin import bp
-from app.forms import kde_fields, today
 from app.web import (
     SUPERVISION_ROLES,
     commit,
@@ -20,10 +19,9 @@ from app.web import (
     wants_json,
 )
 from supply_chain.domain.errors import Conflict, InvalidInput
-from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import GRANTABLE_ROLES, ONBOARDING_ROLES
 from supply_chain.services import credit, fsma, orgs, supervision, trace, verification_state, views
-from supply_chain.services import lots as lot_service
+from supply_chain.services import recalls as recall_service
 from supply_chain.store.models import Lot, Organisation
 
 FORM_ERRORS = (InvalidInput, Conflict)
@@ -47,6 +45,7 @@ def index() -> str:
         records=records,
         suspended=suspended,
         recalls=views.recalls(ctx),
+        drafts=recall_service.drafts(ctx),
         held=views.held_lots(ctx),
     )
 
@@ -181,59 +180,6 @@ def roles(org_id: int) -> str | Response | tuple[str, int]:
     commit()
     flash(f"{subject.name} now holds: {', '.join(subject.roles)}", "ok")
     return redirect(url_for("admin.organisation", org_id=org_id))
-
-
-@bp.route("/lots/<int:lot_id>/recall", methods=["GET", "POST"])
-@roles_required("regulator")
-def recall(lot_id: int) -> str | Response | tuple[str, int]:
-    lot = visible_lot(lot_id)
-    org = require_org()
-    ctx = get_ctx()
-
-    def page(error: Exception | None = None) -> tuple[str, int] | str:
-        values = request.form if request.method == "POST" else {}
-        fields = kde_fields(EventKind.RECALL, [], org.id, values, {"date": today()}, exclude=("notice_url",))
-        context = {
-            "lot": lot,
-            "fields": fields,
-            "form": values,
-            "reach": views.trace_view(ctx, lot, "forward"),
-        }
-        if error is not None:
-            return form_failed(error, "admin/recall.html", **context)
-        return render_template("admin/recall.html", **context)
-
-    if request.method == "GET":
-        return page()
-    form = request.form
-    try:
-        lot_service.recall(
-            ctx,
-            org,
-            lot,
-            form.get("kde.reason", ""),
-            form.get("kde.recall_class", ""),
-            form.get("kde.instructions", ""),
-            form.get("kde.date") or None,
-            (form.get("kde.contact") or "").strip() or None,
-        )
-    except FORM_ERRORS as err:
-        return page(err)
-    commit()
-    progress = lot_service.recall_progress(ctx, lot)
-    if progress["remaining"]:
-        flash(
-            f"Lot {lot.lot_code} recalled. {progress['recalled']} of {progress['downstream']} lots made from it are "
-            "recalled on chain so far; the rest follow in batches.",
-            "error",
-        )
-    elif progress["downstream"]:
-        n = progress["downstream"]
-        lots_text = f"{n} lot{'s' if n != 1 else ''}"
-        flash(f"Lot {lot.lot_code} recalled. All {lots_text} made from it are recalled on chain.", "ok")
-    else:
-        flash(f"Lot {lot.lot_code} recalled.", "ok")
-    return redirect(url_for("admin.trace_lot", lot_id=lot.id, direction="forward"))
 
 
 @bp.get("/lots/<int:lot_id>/trace")

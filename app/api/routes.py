@@ -28,6 +28,7 @@ from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Action
 from supply_chain.services import access, credit, epcis, fsma, orgs, tokens, trace, views
 from supply_chain.services import lots as lot_service
+from supply_chain.services import recalls as recall_service
 from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import CaptureJob, Event, Location, Lot, Organisation, Product
@@ -617,7 +618,7 @@ def recall(call: Call) -> Response:
     the lot's creator (a voluntary recall) may recall."""
     item = _lot(call)
     body = call.body
-    event = lot_service.recall(
+    event = recall_service.issue_now(
         call.ctx,
         call.org,
         item,

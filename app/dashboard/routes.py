@@ -12,6 +12,7 @@ from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots as lot_service
 from supply_chain.services import orgs, verification_state, views
+from supply_chain.services import recalls as recall_service
 from supply_chain.store.models import LOCATION_KINDS, LOT_STATUSES, Lot
 
 CREATE_KINDS = {
@@ -41,6 +42,7 @@ def index() -> str:
         counts=views.lot_counts(ctx, org),
         incoming=incoming,
         outgoing=outgoing,
+        recall_notices=recall_service.notices_for(ctx, org),
         state_of=verification_state.lot_state,
     )
 

@@ -302,6 +302,92 @@ MAX_RECALL_BATCH = 50
 """At most this many downstream lots are recalled per transaction; a larger forward trace takes several."""
 
 
+# ------------------------------------------------------------------ the recall lifecycle (the regulator's desk)
+
+RECALL_DESK_ROLES: frozenset[str] = frozenset({Role.REGULATOR})
+"""May draft, review, issue, update, remind about and terminate recalls (the recall lifecycle pages). The
+lifecycle issues through the RECALL rule (a regulator is one of its roles), so the chain checks the same."""
+
+
+class RecallStage(StrEnum):
+    """Where a recall is in its lifecycle: draft -> review -> issued (updates) -> terminated; a draft or a
+    recall under review may be discarded instead."""
+
+    DRAFT = "draft"
+    REVIEW = "review"
+    ISSUED = "issued"
+    TERMINATED = "terminated"
+    DISCARDED = "discarded"
+
+    @property
+    def label(self) -> str:
+        return {"review": "in review"}.get(self.value, self.value)
+
+
+RECALL_EDITABLE: frozenset[RecallStage] = frozenset({RecallStage.DRAFT, RecallStage.REVIEW})
+"""A draft may be edited (back to draft), sent to review, or discarded in these stages."""
+RECALL_ISSUABLE: frozenset[RecallStage] = frozenset({RecallStage.REVIEW})
+"""Issued only from review: the regulator has seen the affected lots and holders first."""
+RECALL_OPEN: frozenset[RecallStage] = frozenset({RecallStage.ISSUED})
+"""Updates, reminders, acknowledgements and termination are taken while the recall is issued."""
+
+
+class RecallDepth(StrEnum):
+    """How far down the distribution chain the recall reaches (FDA Regulatory Procedures Manual 7-5)."""
+
+    WHOLESALE = "wholesale"
+    RETAIL = "retail"
+    CONSUMER = "consumer"
+
+
+@dataclass(frozen=True)
+class EffectivenessLevel:
+    """An FDA effectiveness-check level (21 CFR 7.42(b)(3)): the share of the consignees to be checked."""
+
+    code: str
+    share: str
+    meaning: str
+
+
+EFFECTIVENESS_LEVELS: dict[str, EffectivenessLevel] = {
+    level.code: level
+    for level in (
+        EffectivenessLevel("A", "100%", "every consignee is checked"),
+        EffectivenessLevel("B", "between 10% and 100%", "a share above level C is checked"),
+        EffectivenessLevel("C", "10%", "one consignee in ten is checked"),
+        EffectivenessLevel("D", "2%", "one consignee in fifty is checked"),
+        EffectivenessLevel("E", "none", "no effectiveness check"),
+    )
+}
+
+EFFECTIVENESS_LEVEL_BY: dict[tuple[str, RecallDepth], str] = {
+    ("I", RecallDepth.CONSUMER): "A",
+    ("I", RecallDepth.RETAIL): "A",
+    ("I", RecallDepth.WHOLESALE): "A",
+    ("II", RecallDepth.CONSUMER): "B",
+    ("II", RecallDepth.RETAIL): "B",
+    ("II", RecallDepth.WHOLESALE): "C",
+    ("III", RecallDepth.CONSUMER): "D",
+    ("III", RecallDepth.RETAIL): "D",
+    ("III", RecallDepth.WHOLESALE): "E",
+}
+"""The level the regulator sets by class and depth (FDA assigns it case by case; this is the project's default:
+class I always A, class II B (C when it stops at wholesale), class III D (E at wholesale))."""
+
+EFFECTIVENESS_B_SHARE = 50
+"""The share (percent) of holders checked at level B, the one level FDA gives as a range."""
+
+
+def effectiveness_level(recall_class: str, depth: str | None) -> EffectivenessLevel:
+    """The effectiveness-check level of a recall of this class and depth (consumer depth when unknown)."""
+    return EFFECTIVENESS_LEVELS[EFFECTIVENESS_LEVEL_BY[(recall_class, RecallDepth(depth or RecallDepth.CONSUMER))]]
+
+
+def effectiveness_target(level: EffectivenessLevel) -> int:
+    """The share of holders (percent) whose answer the level asks for."""
+    return {"A": 100, "B": EFFECTIVENESS_B_SHARE, "C": 10, "D": 2, "E": 0}[level.code]
+
+
 # ------------------------------------------------------------------ verdicts
 
 

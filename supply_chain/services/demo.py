@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 
 from supply_chain.domain.identifiers import gs1_check_digit
 from supply_chain.domain.kinds import EventKind
-from supply_chain.services import lots, orgs
+from supply_chain.services import lots, orgs, recalls
 from supply_chain.services.lots import NewLot
 from supply_chain.services.runtime import Runtime, Settings
 from supply_chain.services.startup import catch_up
@@ -361,17 +361,34 @@ def seed(runtime: Runtime, progress: Callable[[str], None] = lambda _m: None) ->
         ship(mix_2, "distributor", "retailer_b", day[4], "BOL-CC-5002")
         receive(mix_2, "distributor", "retailer_b", day[3], "BOL-CC-5002")
 
-        progress("regulator recalls a farm lot")
-        lots.recall(
+        progress("regulator recalls a farm lot: draft, review, issue; every holder is notified")
+        rosa = o["regulator"].users[0]
+        draft = recalls.create_draft(
             ctx,
             o["regulator"],
+            rosa,
             lot_a,
-            "Listeria monocytogenes found in a retail sample",
-            "I",
-            "Do not eat. Throw the product away or return it to the store for a refund.",
-            when=day[1],
-            contact="recalls@foodsafety.example",
+            {
+                "reason": "Listeria monocytogenes found in a retail sample",
+                "recall_class": "I",
+                "depth": "consumer",
+                "instructions": "Do not eat. Throw the product away or return it to the store for a refund.",
+                "public_notice": True,
+                "contact": "recalls@foodsafety.example",
+            },
         )
+        recalls.submit_for_review(ctx, o["regulator"], rosa, draft)
+        recall = recalls.issue(ctx, o["regulator"], rosa, draft, lot_a.lot_code)
+        ctx.session.commit()
+        progress("City Grocer acknowledges the recall")
+        recalls.acknowledge(
+            ctx,
+            o["retailer_b"],
+            o["retailer_b"].users[0],
+            recall,
+            {"quantity_removed": "420", "quantity_destroyed": "80", "note": "Pulled from the shelves at 8 am."},
+        )
+        ctx.session.commit()
 
         progress("verifying every lot against the chain")
         results = verify_all(ctx)

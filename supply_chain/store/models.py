@@ -71,6 +71,12 @@ EVENT_STATUSES = ("pending", "confirmed", "failed")
 VERIFICATION_STATES = ("verified", "tampered", "pending", "unverifiable")
 INSPECTION_OUTCOMES = ("pass", "fail", "conditional")
 RECALL_CLASSES = ("I", "II", "III")
+RECALL_DEPTHS = tuple(d.value for d in policy.RecallDepth)
+RECALL_DRAFT_STAGES = tuple(
+    s.value for s in policy.RecallStage if s is not policy.RecallStage.TERMINATED
+)
+"""A draft is drafted, in review, issued (it became a recall) or discarded."""
+RECALL_STEP_KINDS = ("drafted", "edited", "reviewed", "issued", "update", "reminder", "terminated", "discarded")
 TOKEN_SCOPES = ("read", "write")
 CAPTURE_JOB_STATUSES = ("queued", "running", "done", "failed")
 """queued: accepted, waiting for a worker (also after an interruption); running: a worker holds its lease;
@@ -674,14 +680,165 @@ class Recall(Base):
     instructions: Mapped[str | None] = mapped_column(Text)
     issuer_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    depth: Mapped[str | None] = mapped_column(String(16))
+    """wholesale, retail or consumer (``policy.RecallDepth``); None for a recall issued before the lifecycle."""
+    public_notice: Mapped[bool | None] = mapped_column(Boolean, default=True)
+    """Whether consumers are told (a public notice); None for a recall issued before the lifecycle (public)."""
+    contact: Mapped[str | None] = mapped_column(Text)
+    terminated_at: Mapped[datetime | None]
+    terminated_by_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    termination_reason: Mapped[str | None] = mapped_column(Text)
+    termination_hash: Mapped[str | None] = mapped_column(Hash32)
+    """keccak256 of the termination record's canonical JSON (RFC 8785): kept off chain, as the contract has
+    no call that writes on a recalled lot (docs/recalls.md)."""
 
     lot: Mapped[Lot] = relationship(back_populates="recalls")
     event: Mapped[Event] = relationship(back_populates="recall")
-    issuer: Mapped[Organisation] = relationship()
+    issuer: Mapped[Organisation] = relationship(foreign_keys=[issuer_org_id])
+    terminated_by: Mapped[Organisation | None] = relationship(foreign_keys=[terminated_by_org_id])
+    draft: Mapped[RecallDraft | None] = relationship(back_populates="recall")
+
+    @property
+    def stage(self) -> str:
+        """``issued`` or ``terminated`` (``policy.RecallStage``)."""
+        return policy.RecallStage.TERMINATED if self.terminated_at else policy.RecallStage.ISSUED
 
     @validates("recall_class")
     def _check_class(self, _key: str, value: object) -> str:
         return _choice(value, RECALL_CLASSES, "recall_class")
+
+    @validates("depth")
+    def _check_depth(self, _key: str, value: object) -> str | None:
+        return None if value is None else _choice(value, RECALL_DEPTHS, "depth")
+
+
+class RecallDraft(Base):
+    """A recall before it is issued: drafted, edited, reviewed (with its affected lots and holders shown), then
+    issued by typing the lot code (``recall_id`` is then the issued recall) or discarded."""
+
+    __tablename__ = "recall_drafts"
+    __table_args__ = (
+        CheckConstraint(_in("recall_class", RECALL_CLASSES), name="recall_class"),
+        CheckConstraint(_in("depth", RECALL_DEPTHS), name="depth"),
+        CheckConstraint(_in("stage", RECALL_DRAFT_STAGES), name="stage"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16), default="draft")
+    recall_class: Mapped[str] = mapped_column(String(3))
+    depth: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    instructions: Mapped[str] = mapped_column(Text)
+    public_notice: Mapped[bool] = mapped_column(Boolean, default=True)
+    contact: Mapped[str | None] = mapped_column(Text)
+    created_by_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recall_id: Mapped[int | None] = mapped_column(ForeignKey("recalls.id"), unique=True)
+
+    lot: Mapped[Lot] = relationship()
+    created_by: Mapped[Organisation] = relationship()
+    recall: Mapped[Recall | None] = relationship(back_populates="draft")
+
+    @validates("recall_class")
+    def _check_class(self, _key: str, value: object) -> str:
+        return _choice(value, RECALL_CLASSES, "recall_class")
+
+    @validates("depth")
+    def _check_depth(self, _key: str, value: object) -> str:
+        return _choice(value, RECALL_DEPTHS, "depth")
+
+    @validates("stage")
+    def _check_stage(self, _key: str, value: object) -> str:
+        return _choice(value, RECALL_DRAFT_STAGES, "stage")
+
+
+class RecallStep(Base):
+    """One step of a recall's history (drafted, edited, sent to review, issued, an update, a reminder,
+    terminated, discarded): who, when, and its text. A draft's steps stay with the recall it becomes."""
+
+    __tablename__ = "recall_steps"
+    __table_args__ = (CheckConstraint(_in("kind", RECALL_STEP_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draft_id: Mapped[int | None] = mapped_column(ForeignKey("recall_drafts.id"), index=True)
+    recall_id: Mapped[int | None] = mapped_column(ForeignKey("recalls.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    actor_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    actor: Mapped[Organisation] = relationship()
+    user: Mapped[User | None] = relationship()
+
+    @validates("kind")
+    def _check_kind(self, _key: str, value: object) -> str:
+        return _choice(value, RECALL_STEP_KINDS, "kind")
+
+
+class Notification(Base):
+    """A message in an organisation's in-app inbox (``/notifications``); created only by
+    ``services.notifications.notify``."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    topic: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(500))
+    recall_id: Mapped[int | None] = mapped_column(ForeignKey("recalls.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]
+    read_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    organisation: Mapped[Organisation] = relationship()
+    recall: Mapped[Recall | None] = relationship()
+
+
+class RecallAcknowledgement(Base):
+    """A notified holder's answer to a recall: what it did with the product that reached it."""
+
+    __tablename__ = "recall_acknowledgements"
+    __table_args__ = (
+        UniqueConstraint("recall_id", "organisation_id"),
+        CheckConstraint(
+            "quantity_removed >= 0 AND quantity_destroyed >= 0 AND quantity_returned >= 0 "
+            "AND quantity_in_stock >= 0 AND quantity_forwarded >= 0",
+            name="quantities_not_negative",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recall_id: Mapped[int] = mapped_column(ForeignKey("recalls.id"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    unit: Mapped[str] = mapped_column(String(16))
+    quantity_removed: Mapped[Decimal]
+    quantity_destroyed: Mapped[Decimal]
+    quantity_returned: Mapped[Decimal]
+    quantity_in_stock: Mapped[Decimal]
+    quantity_forwarded: Mapped[Decimal]
+    forwarded_to: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship()
+    user: Mapped[User | None] = relationship()
+
+    @property
+    def accounted(self) -> Decimal:
+        """Every quantity the holder reports (removed, destroyed, returned, in stock, forwarded)."""
+        return (
+            self.quantity_removed
+            + self.quantity_destroyed
+            + self.quantity_returned
+            + self.quantity_in_stock
+            + self.quantity_forwarded
+        )
 
 
 class SensorBatch(Base):

@@ -365,19 +365,24 @@ def test_the_journey_through_the_dashboard(world: Any, app: Flask, signed_in: An
     assert ("Verified journey" in consumer) == (stored == "verified")
     assert "B-9" not in consumer and "Lab Person" not in consumer
 
-    recalled = _post(
+    drafted = _post(
         regulator,
         csrf,
         f"/admin/lots/{pk}/recall",
         {
-            "kde.reason": "Salmonella",
-            "kde.recall_class": "II",
-            "kde.date": "2026-11-15",
-            "kde.instructions": "Return to the store.",
+            "reason": "Salmonella",
+            "recall_class": "II",
+            "depth": "consumer",
+            "public_notice": "yes",
+            "instructions": "Return to the store.",
         },
     )
+    assert drafted.status_code == 302, drafted.get_data(as_text=True)[:800]
+    draft = drafted.headers["Location"]
+    assert _post(regulator, csrf, f"{draft}/review", {}).status_code == 302
+    recalled = _post(regulator, csrf, f"{draft}/issue", {"confirm_lot_code": "UI-1"})
     assert recalled.status_code == 302, recalled.get_data(as_text=True)[:800]
-    assert recalled.headers["Location"] == f"/admin/lots/{pk}/trace?direction=forward"
+    assert recalled.headers["Location"].startswith("/admin/recalls/")
     consumer = app.test_client().get(f"/01/{world.gtins['lettuce']}/10/UI-1").get_data(as_text=True)
     assert consumer.index("recall-banner") < consumer.index("<h1>")
     assert "Class II recall" in consumer and "Return to the store." in consumer
