@@ -24,6 +24,13 @@ ENV_KEYS = (
     "LOTLINE_KEK",
     "LOTLINE_PUBLIC_URL",
     "LOTLINE_TRUSTED_PROXIES",
+    "LOTLINE_SMTP_HOST",
+    "LOTLINE_SMTP_PORT",
+    "LOTLINE_SMTP_TLS",
+    "LOTLINE_SMTP_USER",
+    "LOTLINE_SMTP_PASSWORD",
+    "LOTLINE_MAIL_FROM",
+    "LOTLINE_WEBHOOK_ALLOW_PRIVATE",
 )
 MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """A little above the services' 5 MiB certificate limit, so their clearer message wins for most files."""
