@@ -95,6 +95,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.labels import bp as labels_bp
     from app.lots import bp as lots_bp
     from app.public import bp as public_bp
+    from app.settings import bp as settings_bp
     from app.tokens import bp as tokens_bp
 
     for blueprint in (
@@ -108,6 +109,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         public_bp,
         health_bp,
         tokens_bp,
+        settings_bp,
         api_bp,
     ):
         app.register_blueprint(blueprint)
