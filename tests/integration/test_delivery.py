@@ -23,9 +23,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from click.testing import CliRunner
 from eth_account import Account
 from sqlalchemy import func, select
 
+from supply_chain.cli import main
 from supply_chain.domain import delivery as rules
 from supply_chain.domain.errors import InvalidInput
 from supply_chain.services import delivery
@@ -482,3 +484,70 @@ def test_the_documented_verification_snippet_accepts_lotline_signatures_and_refu
     assert not verify(body + b" ", header, "whsec_abc")
     assert not verify(body, header, "whsec_other")
     assert not verify(body, rules.sign("whsec_abc", now - 3600, body), "whsec_abc")  # too old: a replay
+
+
+# ------------------------------------------------------------------ the command line and the settings
+
+
+def test_lotline_deliveries_run_once_and_list(
+    db_url: str, tmp_path: Path, smtp_server: tuple[Mailbox, int], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mailbox, port = smtp_server
+    home = tmp_path / "home"
+    runtime = make_runtime(home, db_url, webhook_allow_private=True)
+    try:
+        shop = add_org(runtime, "Corner Market", notification_email="recalls@corner.example")
+        _, receiver.secret = add_endpoint(runtime, shop, receiver.url)
+        receiver.fail_first = 1
+        notify(runtime, shop)
+    finally:
+        runtime.close()
+    for name in ("LOTLINE_KEK", "LOTLINE_CHAIN_URL", "LOTLINE_SMTP_USER", "LOTLINE_SMTP_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "LOTLINE_HOME": str(home),
+        "LOTLINE_DATABASE_URL": db_url,
+        "LOTLINE_SECRET_KEY": "delivery-test-secret",
+        "LOTLINE_PUBLIC_URL": "https://lotline.test",
+        "LOTLINE_SMTP_HOST": "127.0.0.1",
+        "LOTLINE_SMTP_PORT": str(port),
+        "LOTLINE_SMTP_TLS": "none",
+        "LOTLINE_MAIL_FROM": "Recall desk <recalls@lotline.test>",
+        "LOTLINE_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    assert "--once" in runner.invoke(main, ["deliveries", "run", "--help"]).output
+
+    ran = runner.invoke(main, ["deliveries", "run", "--once"])
+    assert ran.exit_code == 0, ran.output
+    assert "delivered" in ran.output and "pending" in ran.output  # the e-mail; the webhook failed once
+    assert mailbox.messages[0][1]["From"] == "Recall desk <recalls@lotline.test>"
+    listed = runner.invoke(main, ["deliveries", "list"])
+    assert listed.exit_code == 0
+    lines = [line.split("\t") for line in listed.output.strip().splitlines()]
+    assert [(line[2], line[5], line[6]) for line in lines] == [("webhook", "pending", "1"), ("email", "delivered", "1")]
+    assert "HTTP 500" in lines[0][8]
+    assert runner.invoke(main, ["deliveries", "run", "--once"]).output.strip() == "no delivery is due"
+
+
+def test_mail_settings_come_from_the_environment_and_are_checked(tmp_path: Path) -> None:
+    def settings(**env: str) -> Settings:
+        return Settings.from_env(env=env, home=tmp_path / "home", secret_key="s")
+
+    plain = settings()
+    assert plain.smtp_host is None and plain.smtp_tls == "starttls" and plain.smtp_port == 587
+    assert not plain.webhook_allow_private
+    ssl_mode = settings(LOTLINE_SMTP_HOST="mail.example", LOTLINE_SMTP_TLS="SSL", LOTLINE_WEBHOOK_ALLOW_PRIVATE="1")
+    assert (ssl_mode.smtp_host, ssl_mode.smtp_tls, ssl_mode.smtp_port) == ("mail.example", "ssl", 465)
+    assert ssl_mode.webhook_allow_private
+    assert settings(LOTLINE_SMTP_PORT="2525", LOTLINE_SMTP_TLS="none").smtp_port == 2525
+    for env, name in (
+        ({"LOTLINE_SMTP_TLS": "tls"}, "LOTLINE_SMTP_TLS"),
+        ({"LOTLINE_SMTP_PORT": "99999"}, "LOTLINE_SMTP_PORT"),
+        ({"LOTLINE_SMTP_PORT": "smtp"}, "LOTLINE_SMTP_PORT"),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            settings(**env)
+        assert refused.value.field == name
