@@ -43,7 +43,7 @@ from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain import delivery as rules
-from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
+from supply_chain.domain.errors import Conflict, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.text import check_text
 from supply_chain.services.runtime import Ctx, Runtime, Settings
 from supply_chain.store.models import Delivery, DeliveryAttempt, Organisation, WebhookEndpoint
@@ -490,25 +490,27 @@ def attempt(runtime: Runtime, delivery_id: int, token: str, clock: Clock = utcno
     """Try a claimed delivery once (the send happens outside any transaction), then log the try and set
     the row's status: delivered, pending again (with the next time), failed or not configured."""
     settings = runtime.settings
-    with runtime.ctx() as ctx:
-        row = ctx.session.get(Delivery, delivery_id)
-        if row is None or row.lease_token != token:
-            return "taken"
-        now = clock()
-        if row.channel == "email":
-            if not settings.smtp_host:
-                return _finish_unsent(
-                    ctx, row, "not_configured", "e-mail is not configured: LOTLINE_SMTP_HOST is not set"
-                )
-            send: Callable[[], Outcome] = _bind_email(email_message(row, settings), settings)
-        else:
-            endpoint = row.endpoint
-            if endpoint is None or not endpoint.active:
-                return _finish_unsent(ctx, row, "cancelled", "the endpoint was deleted or deactivated")
-            secret = runtime.keyring.open_secret(endpoint.sealed_secret, endpoint.key_encryption_id)
-            body, headers = webhook_request(row, secret, settings, now)
-            url = endpoint.url
-            send = lambda: post_webhook(url, body, headers, settings)  # noqa: E731
+    send: Callable[[], Outcome] | None = None
+    try:
+        with runtime.ctx() as ctx:
+            row = ctx.session.get(Delivery, delivery_id)
+            if row is None or row.lease_token != token:
+                return "taken"
+            if row.channel == "email":
+                if not settings.smtp_host:
+                    return _finish_unsent(
+                        row, "not_configured", "e-mail is not configured: LOTLINE_SMTP_HOST is not set"
+                    )
+                send = _bind_email(email_message(row, settings), settings)
+            else:
+                endpoint = row.endpoint
+                if endpoint is None or not endpoint.active:
+                    return _finish_unsent(row, "cancelled", "the endpoint was deleted or deactivated")
+                secret = runtime.keyring.open_secret(endpoint.sealed_secret, endpoint.key_encryption_id)
+                send = _bind_webhook(endpoint.url, *webhook_request(row, secret, settings, clock()), settings)
+    except LotlineError as exc:  # e.g. the secret is under a KEK this process does not have
+        return _record(runtime, delivery_id, token, Outcome(False, None, f"not sent: {exc.message}"), clock())
+    assert send is not None
     try:
         outcome = send()
     except Exception as exc:  # noqa: BLE001 - logged on the delivery and tried again
@@ -517,11 +519,15 @@ def attempt(runtime: Runtime, delivery_id: int, token: str, clock: Clock = utcno
     return _record(runtime, delivery_id, token, outcome, clock())
 
 
+def _bind_webhook(url: str, body: bytes, headers: dict[str, str], settings: Settings) -> Callable[[], Outcome]:
+    return lambda: post_webhook(url, body, headers, settings)
+
+
 def _bind_email(message: EmailMessage, settings: Settings) -> Callable[[], Outcome]:
     return lambda: send_email(message, settings)
 
 
-def _finish_unsent(ctx: Ctx, row: Delivery, status: str, why: str) -> str:
+def _finish_unsent(row: Delivery, status: str, why: str) -> str:
     row.status, row.last_error = status, why
     row.next_attempt_at = row.lease_until = row.lease_token = None
     return status

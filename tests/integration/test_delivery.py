@@ -395,6 +395,23 @@ def test_webhook_secrets_are_sealed_under_the_kek_and_follow_a_rotation(runtime:
     assert [r["signed"] for r in receiver.requests] == [True]
 
 
+def test_a_secret_that_does_not_open_is_a_logged_failed_try_not_a_stuck_delivery(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    shop = add_org(runtime, "Corner Market")
+    endpoint_id, receiver.secret = add_endpoint(runtime, shop, receiver.url)
+    with runtime.ctx() as ctx:
+        endpoint = ctx.session.get(WebhookEndpoint, endpoint_id)
+        assert endpoint is not None
+        endpoint.key_encryption_id = "0" * 32  # sealed under a KEK this installation does not have
+    notify(runtime, shop, channels=("webhook",))
+    (hook_id,) = [r.id for r in rows(runtime)]
+    assert delivery.run_due(runtime) == {hook_id: "pending"}
+    ((attempt,),) = [r.attempt_log for r in rows(runtime)]
+    assert not attempt.ok and (attempt.error or "").startswith("not sent:") and "LOTLINE_KEK" in attempt.error
+    assert receiver.requests == []
+
+
 def test_a_delivery_is_claimed_by_one_worker_and_a_dead_workers_lease_is_taken_over(runtime: Runtime) -> None:
     shop = add_org(runtime, "Corner Market", notification_email="recalls@corner.example")
     (email_id,) = notify(runtime, shop)
