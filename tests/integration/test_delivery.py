@@ -430,6 +430,25 @@ def test_a_delivery_is_claimed_by_one_worker_and_a_dead_workers_lease_is_taken_o
     assert delivery.attempt(runtime, email_id, second) == "not_configured"
 
 
+def test_two_workers_sending_at_once_send_each_delivery_once(runtime: Runtime, receiver: Receiver) -> None:
+    shop = add_org(runtime, "Corner Market")
+    _, receiver.secret = add_endpoint(runtime, shop, receiver.url)
+    for n in range(12):
+        notify(runtime, shop, channels=("webhook",), subject=f"notice {n}")
+    outcomes: list[dict[int, str]] = []
+    workers = [threading.Thread(target=lambda: outcomes.append(delivery.run_due(runtime))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    sent = [r["headers"]["Lotline-Delivery"] for r in receiver.requests]
+    assert len(sent) == len(set(sent)) == 12
+    assert sorted(i for o in outcomes for i, status in o.items() if status == "delivered") == [
+        r.id for r in rows(runtime)
+    ]
+    assert {r.status for r in rows(runtime)} == {"delivered"}
+
+
 def test_deactivated_or_deleted_endpoints_get_nothing_more(runtime: Runtime, receiver: Receiver) -> None:
     shop = add_org(runtime, "Corner Market")
     endpoint_id, receiver.secret = add_endpoint(runtime, shop, receiver.url)
