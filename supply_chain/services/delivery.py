@@ -337,8 +337,9 @@ def email_message(row: Delivery, settings: Settings) -> EmailMessage:
 
 
 def send_email(message: EmailMessage, settings: Settings) -> Outcome:
-    """Hand ``message`` to the configured SMTP server. A 5xx refusal is permanent; anything else (no answer,
-    4xx) is tried again."""
+    """Hand ``message`` to the configured SMTP server. A 5xx refusal of every recipient or of the message is
+    permanent; anything else (no answer, 4xx, a log-in or sender refused: settings an operator can fix) is
+    tried again."""
     context = ssl.create_default_context()
     try:
         if settings.smtp_tls == "ssl":
@@ -359,8 +360,10 @@ def send_email(message: EmailMessage, settings: Settings) -> Outcome:
         return Outcome(
             False, codes[0] if codes else None, f"recipients refused: {refusals}", all(c >= 500 for c in codes)
         )
-    except smtplib.SMTPResponseException as exc:
+    except smtplib.SMTPDataError as exc:  # the message itself refused
         return Outcome(False, exc.smtp_code, f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}", exc.smtp_code >= 500)
+    except smtplib.SMTPResponseException as exc:  # log-in or sender refused: this installation's settings, retried
+        return Outcome(False, exc.smtp_code, f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}")
     except (smtplib.SMTPException, OSError) as exc:
         return Outcome(
             False, None, f"SMTP server {settings.smtp_host}:{settings.smtp_port}: {type(exc).__name__}: {exc}"

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from click.testing import CliRunner
 from eth_account import Account
 from sqlalchemy import func, select
@@ -43,6 +44,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "notifications.md"
 @dataclass
 class Mailbox:
     messages: list[tuple[list[str], Message]] = field(default_factory=list)
+    logins: list[bool] = field(default_factory=list)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
         self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.original_content)))
@@ -53,6 +55,40 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_login_server() -> Iterator[tuple[Mailbox, int]]:
+    """An SMTP server that offers a log-in (user ``lotline``, password ``s3cret``) and refuses unknown
+    recipients with 550."""
+
+    class Checking(Mailbox):
+        async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+            if address.endswith("@nowhere.example"):
+                return "550 5.1.1 No such mailbox"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    mailbox = Checking()
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        ok = (auth_data.login, auth_data.password) == (b"lotline", b"s3cret")
+        mailbox.logins.append(ok)
+        return AuthResult(success=ok, handled=False)  # not handled: the server answers 535 itself
+
+    port = free_port()
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_require_tls=False,  # the test server has no certificate; production uses starttls or ssl
+    )
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
 
 
 @pytest.fixture
@@ -263,6 +299,32 @@ def test_without_an_smtp_server_email_is_marked_not_configured_not_dropped(runti
     notify(runtime, nobody)
     assert rows(runtime)[-1].status == "not_configured"
     assert "no notification e-mail address" in (rows(runtime)[-1].last_error or "")
+
+
+def test_the_smtp_log_in_is_used_a_wrong_password_is_retried_and_a_refused_address_fails(
+    runtime: Runtime, smtp_login_server: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp_login_server
+    mail = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none", "smtp_user": "lotline"}
+    runtime.settings = replace(runtime.settings, **mail, smtp_password="wrong")
+    shop = add_org(runtime, "Corner Market", notification_email="recalls@corner.example")
+    (email_id,) = notify(runtime, shop)
+    assert delivery.run_due(runtime) == {email_id: "pending"}  # an operator can fix the password: tried again
+    ((attempt,),) = [r.attempt_log for r in rows(runtime)]
+    assert attempt.status_code == 535 and "535" in (attempt.error or ""), attempt.error
+
+    runtime.settings = replace(runtime.settings, smtp_password="s3cret")
+    clock = Clock()
+    clock.advance(timedelta(seconds=31))
+    assert delivery.run_due(runtime, clock=clock) == {email_id: "delivered"}
+    assert [recipients for recipients, _ in mailbox.messages] == [["recalls@corner.example"]]
+    assert mailbox.logins[-1] is True and False in mailbox.logins  # (smtplib tries each mechanism)
+
+    gone = add_org(runtime, "Closed Shop", notification_email="owner@nowhere.example")
+    (refused_id,) = notify(runtime, gone)
+    assert delivery.run_due(runtime, clock=clock) == {refused_id: "failed"}  # 550: no retry can help
+    row = rows(runtime)[-1]
+    assert row.attempts == 1 and "refused for good" in (row.last_error or "") and "550" in (row.last_error or "")
 
 
 def test_an_unreachable_smtp_server_is_retried_with_the_error_logged(runtime: Runtime) -> None:
