@@ -24,6 +24,13 @@ ENV_KEYS = (
     "LOTLINE_KEK",
     "LOTLINE_PUBLIC_URL",
     "LOTLINE_TRUSTED_PROXIES",
+    "LOTLINE_SMTP_HOST",
+    "LOTLINE_SMTP_PORT",
+    "LOTLINE_SMTP_TLS",
+    "LOTLINE_SMTP_USER",
+    "LOTLINE_SMTP_PASSWORD",
+    "LOTLINE_MAIL_FROM",
+    "LOTLINE_WEBHOOK_ALLOW_PRIVATE",
 )
 MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """A little above the services' 5 MiB certificate limit, so their clearer message wins for most files."""
@@ -91,6 +98,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.notifications import bp as notifications_bp
     from app.opendata import bp as opendata_bp
     from app.public import bp as public_bp
+    from app.settings import bp as settings_bp
     from app.tokens import bp as tokens_bp
 
     for blueprint in (
@@ -107,6 +115,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         opendata_bp,
         health_bp,
         tokens_bp,
+        settings_bp,
         api_bp,
     ):
         app.register_blueprint(blueprint)

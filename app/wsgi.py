@@ -21,6 +21,7 @@ from datetime import timedelta
 from flask import Flask
 
 from app import create_app
+from supply_chain.services.delivery import DeliveryWorker
 from supply_chain.services.epcis.jobs import CaptureWorker
 from supply_chain.services.startup import Maintenance, mark_unchecked
 
@@ -32,6 +33,7 @@ def application() -> Flask:
     app = create_app()
     start_maintenance(app)
     start_capture_worker(app)
+    start_delivery_worker(app)
     return app
 
 
@@ -65,6 +67,17 @@ def start_capture_worker(app: Flask) -> CaptureWorker:
     return worker
 
 
+def start_delivery_worker(app: Flask) -> DeliveryWorker:
+    """Start the thread that sends notices by e-mail and webhook (woken after each commit that enqueued some,
+    and every ``LOTLINE_DELIVERY_POLL_SECONDS`` for retries and deliveries enqueued by another process)."""
+    worker = DeliveryWorker(
+        app.extensions["lotline"], poll_seconds=float(os.environ.get("LOTLINE_DELIVERY_POLL_SECONDS", "5"))
+    )
+    worker.start()
+    app.extensions["lotline_delivery_worker"] = worker
+    return worker
+
+
 def _stop(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -88,12 +101,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     )
     maintenance = start_maintenance(app)  # before the first request: nothing is shown verified unchecked
     worker = start_capture_worker(app)
+    sender = start_delivery_worker(app)
     try:
         waitress_serve(app, host=host, port=port, threads=THREADS, ident="lotline")  # returns on Ctrl+C
     finally:
         worker.stop()  # the batch in progress is finished; its job goes back to the queue
+        sender.stop()  # the try in progress is finished and logged
         maintenance.stop()
         worker.join(timeout=60)
+        sender.join(timeout=60)
         maintenance.join(timeout=30)  # a verification pass in progress ends its batch before the chain closes
         app.extensions["lotline"].close()
         logging.getLogger("lotline").info("stopped")

@@ -46,7 +46,9 @@ def main() -> None:
 
     Settings come from the environment: LOTLINE_HOME (instance folder, default ./instance),
     LOTLINE_DATABASE_URL, LOTLINE_CHAIN_URL (unset = embedded chain), LOTLINE_SECRET_KEY (signs sessions),
-    LOTLINE_KEK (encrypts organisation keys), LOTLINE_PUBLIC_URL, LOTLINE_TRUSTED_PROXIES.
+    LOTLINE_KEK (encrypts organisation keys), LOTLINE_PUBLIC_URL, LOTLINE_TRUSTED_PROXIES; notices by e-mail
+    and webhook: LOTLINE_SMTP_HOST, LOTLINE_SMTP_PORT, LOTLINE_SMTP_TLS, LOTLINE_SMTP_USER, LOTLINE_SMTP_PASSWORD,
+    LOTLINE_MAIL_FROM, LOTLINE_WEBHOOK_ALLOW_PRIVATE (docs/notifications.md).
     """
 
 
@@ -317,6 +319,73 @@ def recalls_remind(recall_id: int | None) -> None:
             if not chosen:
                 click.echo("no open recall")
             ctx.session.commit()
+    finally:
+        runtime.close()
+
+
+@main.group()
+def deliveries() -> None:
+    """Outbound notices: e-mail (LOTLINE_SMTP_HOST, _PORT, _TLS, _USER, _PASSWORD, LOTLINE_MAIL_FROM) and
+    signed webhooks, sent after the change they tell about is committed, retried with back-off."""
+
+
+@deliveries.command("run")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit (exit 1 if a delivery failed).")
+@click.option(
+    "--poll", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True, help="Seconds between passes."
+)
+@handle_errors
+def deliveries_run(once: bool, poll: float) -> None:
+    """Send due e-mail and webhook deliveries (and retries whose time has come). A running server does the
+    same in the background; both may run at once (each delivery is claimed by one of them)."""
+    from supply_chain.services import delivery
+
+    runtime = _runtime()
+    try:
+        if not once:
+            click.echo(f"sending deliveries every {poll:g} s; Ctrl+C stops")
+            try:
+                delivery.run_forever(runtime, poll)
+            except KeyboardInterrupt:
+                return
+        outcome = delivery.run_due(runtime)
+        for delivery_id, status in outcome.items():
+            click.echo(f"delivery {delivery_id}: {status}")
+        if not outcome:
+            click.echo("no delivery is due")
+        if "failed" in outcome.values():
+            sys.exit(1)
+    finally:
+        runtime.close()
+
+
+@deliveries.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "sending", "delivered", "failed", "not_configured", "cancelled"]),
+    help="Only these.",
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@handle_errors
+def deliveries_list(status: str | None, limit: int) -> None:
+    """Deliveries of every organisation, newest first: id, organisation, channel, recipient, topic, status,
+    attempts, next attempt, last error."""
+    from sqlalchemy import select
+
+    from supply_chain.store.models import Delivery
+
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            statement = select(Delivery).order_by(Delivery.id.desc()).limit(limit)
+            if status:
+                statement = statement.where(Delivery.status == status)
+            for row in ctx.session.scalars(statement):
+                next_at = row.next_attempt_at.isoformat(timespec="seconds") if row.next_attempt_at else "-"
+                click.echo(
+                    f"{row.id}\t{row.organisation.name}\t{row.channel}\t{row.recipient}\t{row.topic}\t{row.status}"
+                    f"\t{row.attempts}\t{next_at}\t{row.last_error or ''}"
+                )
     finally:
         runtime.close()
 

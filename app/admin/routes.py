@@ -18,9 +18,10 @@ from app.web import (
     visible_lot,
     wants_json,
 )
+from supply_chain.domain.delivery import parse_emails
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.policy import GRANTABLE_ROLES, ONBOARDING_ROLES
-from supply_chain.services import credit, fsma, orgs, supervision, trace, verification_state, views
+from supply_chain.services import credit, delivery, fsma, orgs, supervision, trace, verification_state, views
 from supply_chain.services import recalls as recall_service
 from supply_chain.store.models import Lot, Organisation
 
@@ -67,12 +68,14 @@ def onboard() -> str | Response | tuple[str, int]:
         # The user is checked before the chain is asked to grant roles, so a typo in the e-mail does not
         # leave roles granted to a key nobody holds.
         email = orgs.check_new_user(ctx, email, password)
+        notify_to = parse_emails(form.get("notification_email", ""))
         if "admin" in roles:
             raise InvalidInput("the admin role is not granted from the dashboard", field="roles")
         new = orgs.onboard(
             ctx, org, form.get("name", ""), roles, (form.get("gs1_company_prefix") or "").strip() or None
         )
         orgs.add_user(ctx, new, email, form.get("display_name") or email, password)
+        delivery.set_notification_email(ctx, new, ", ".join(notify_to))
     except FORM_ERRORS as err:
         return form_failed(err, "admin/onboard.html", **context)
     commit()

@@ -32,6 +32,7 @@ from pydantic import (
     create_model,
 )
 
+from supply_chain.domain.delivery import MAX_URL_LENGTH
 from supply_chain.domain.events import KIND_SPECS, FieldSpec, FieldType, KindSpec
 from supply_chain.domain.identifiers import LOT_CODE_PUNCTUATION
 from supply_chain.domain.invariants import MAX_UNIT_LENGTH
@@ -262,6 +263,7 @@ class PathParameters(Query):
     token_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The token's id, digits")] = None
     job_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The capture job's id, digits")] = None
     org_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The organisation's id, digits")] = None
+    webhook_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The webhook endpoint's id, digits")] = None
 
 
 def _whole_number(value: Any) -> Any:
@@ -333,6 +335,18 @@ class FsmaQuery(Query):
 class NewToken(Request):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     scope: Scope = "read"
+
+
+class NewWebhook(Request):
+    url: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_URL_LENGTH,
+            description="The https:// address Lotline POSTs notices to (not a private or loopback address)",
+        ),
+    ]
+    active: Annotated[StrictBool, Field(description="Whether notices are sent to it now")] = True
 
 
 class NewProduct(Request):
@@ -811,6 +825,19 @@ class CreatedToken(Token):
     token: Annotated[str, Field(description="The token itself: shown once, store it now")]
 
 
+class Webhook(Schema):
+    id: int
+    url: str
+    active: bool
+    created_at: str
+
+
+class CreatedWebhook(Webhook):
+    secret: Annotated[
+        str, Field(description="The signing secret of the Lotline-Signature header: shown once, store it now")
+    ]
+
+
 def _page(item: type[BaseModel]) -> type[Schema]:
     return create_model(  # type: ignore[call-overload,no-any-return]
         f"{item.__name__}Page", __base__=Schema, items=(list[item], ...), next_cursor=(str | None, ...)
@@ -823,6 +850,7 @@ LocationPage = _page(Location)
 LotPage = _page(Lot)
 EventPage = _page(Event)
 TokenPage = _page(Token)
+WebhookPage = _page(Webhook)
 CaptureJobPage = _page(CaptureJobSummary)
 
 

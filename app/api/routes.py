@@ -26,12 +26,12 @@ from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.domain.identifiers import digital_link, encode_lot_code
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Action
-from supply_chain.services import access, credit, epcis, fsma, orgs, tokens, trace, views
+from supply_chain.services import access, credit, delivery, epcis, fsma, orgs, tokens, trace, views
 from supply_chain.services import lots as lot_service
 from supply_chain.services import recalls as recall_service
 from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.verify import verify_lot
-from supply_chain.store.models import CaptureJob, Event, Location, Lot, Organisation, Product
+from supply_chain.store.models import CaptureJob, Event, Location, Lot, Organisation, Product, WebhookEndpoint
 
 EPCIS_MEDIA = "application/ld+json"
 
@@ -200,6 +200,71 @@ def revoke_token(call: Call) -> Response:
     row = tokens.revoke(call.ctx, call.org, token_id)
     call.ctx.session.commit()
     return jsonify(serialize.token(row))
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+@operation(
+    bp,
+    "GET",
+    "/webhooks",
+    "listWebhooks",
+    summary="List the organisation's webhook endpoints",
+    tag="Webhooks",
+    query=models.PageQuery,
+    responses={200: models.WebhookPage},
+)
+def list_webhooks(call: Call) -> Response:
+    """The endpoints Lotline posts the organisation's notices to (never their secrets)."""
+    return page(
+        call,
+        select(WebhookEndpoint).where(WebhookEndpoint.organisation_id == call.org.id),
+        WebhookEndpoint.id,
+        serialize.webhook,
+    )
+
+
+@operation(
+    bp,
+    "POST",
+    "/webhooks",
+    "createWebhook",
+    summary="Register a webhook endpoint",
+    tag="Webhooks",
+    scope="write",
+    body=models.NewWebhook,
+    responses={201: models.CreatedWebhook},
+)
+def create_webhook(call: Call) -> Response:
+    """Register an endpoint for the organisation's notices. Each is POSTed as JSON with the headers
+    Lotline-Event, Lotline-Delivery and Lotline-Signature (t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>" under
+    the secret); 2xx is a delivery, anything else is retried. The secret is in this answer only (stored
+    encrypted). See docs/notifications.md."""
+    endpoint, secret = delivery.create_endpoint(
+        call.ctx, call.org, call.body["url"], active=call.body.get("active", True)
+    )
+    call.ctx.session.commit()
+    return _created(serialize.webhook(endpoint) | {"secret": secret})
+
+
+@operation(
+    bp,
+    "DELETE",
+    "/webhooks/{webhook_id}",
+    "deleteWebhook",
+    summary="Delete a webhook endpoint",
+    tag="Webhooks",
+    scope="write",
+    responses={200: models.Webhook},
+)
+def delete_webhook(call: Call) -> Response:
+    """Delete one of the organisation's endpoints: nothing more is sent to it (deliveries waiting for it are
+    cancelled; the log keeps them)."""
+    endpoint = delivery.delete_endpoint(call.ctx, call.org, int(call.path["webhook_id"]))
+    data = serialize.webhook(endpoint)
+    call.ctx.session.commit()
+    return jsonify(data)
 
 
 # ------------------------------------------------------------------ products and locations

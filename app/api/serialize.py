@@ -10,7 +10,7 @@ from supply_chain.domain.identifiers import digital_link
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import access, verification_state, views
-from supply_chain.store.models import ApiToken, Event, Location, Lot, Organisation, Product
+from supply_chain.store.models import ApiToken, Event, Location, Lot, Organisation, Product, WebhookEndpoint
 
 
 def _iso(value: datetime | Any | None) -> str | None:
@@ -128,3 +128,7 @@ def token(item: ApiToken) -> dict[str, Any]:
         "last_used_at": _iso(item.last_used_at),
         "revoked_at": _iso(item.revoked_at),
     }
+
+
+def webhook(item: WebhookEndpoint) -> dict[str, Any]:
+    return {"id": item.id, "url": item.url, "active": item.active, "created_at": _iso(item.created_at)}

@@ -586,3 +586,8 @@ def rules_table() -> str:
             statuses += "; not made from a recalled lot"
         lines.append(f"| {rule.action.value.replace('_', ' ')} | {who} | {statuses} | {rule.function or 'app only'} |")
     return "\n".join(lines) + "\n"
+
+
+RECALL_ACK_HOURS = 48
+"""How long a notified holder has to acknowledge a recall notice before its answer counts as late in its
+credit record (from the moment the recall was issued)."""

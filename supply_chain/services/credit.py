@@ -11,7 +11,7 @@ chain, never from rows SQL alone can change: a failed event or a pending write c
   an ingredient) or a lot it held, counted once per recall, in the month it first reached it;
 - verification failures: its lots whose record last failed verification (tampered) or that the ledger does not
   know (unverifiable), in the month that was found;
-- recall acknowledgements on time / late (``acknowledgements``: not tracked yet).
+- recall acknowledgements on time / late (``acknowledgements``, against ``policy.RECALL_ACK_HOURS``).
 
 The grade is the domain's rule (``domain.credit.grade``) over the last ``WINDOW_MONTHS`` months.
 """
@@ -20,18 +20,29 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from supply_chain.domain import credit as rule
+from supply_chain.domain import policy
 from supply_chain.domain.credit import CreditTerms
 from supply_chain.domain.identifiers import digital_link
 from supply_chain.domain.kinds import EventKind
+from supply_chain.services import notifications
 from supply_chain.services.runtime import Ctx
-from supply_chain.store.models import Event, Inspection, Lot, Organisation, Product, Recall
+from supply_chain.store.models import (
+    Event,
+    Inspection,
+    Lot,
+    Notification,
+    Organisation,
+    Product,
+    Recall,
+    RecallAcknowledgement,
+)
 
 FAILURE_STATES = ("tampered", "unverifiable")
 INSPECTION_TERMS = {
@@ -63,7 +74,7 @@ def _start(month: str) -> datetime:
     return datetime(int(year), int(number), 1, tzinfo=UTC)
 
 
-# ------------------------------------------------------------------ acknowledgements (not tracked yet)
+# ------------------------------------------------------------------ acknowledgements
 
 
 @dataclass(frozen=True)
@@ -75,13 +86,44 @@ class Acknowledgements:
 
 
 def acknowledgements(ctx: Ctx, org: Organisation, since: datetime | None) -> Acknowledgements:
-    """The organisation's recall acknowledgements, on time and late, per month.
+    """The organisation's recall acknowledgements, on time and late, per month of the recall notice.
 
-    TODO(lead): wire to the acknowledgement records of the recall lifecycle (issue 12): count, per month of
-    the recall notice, the notices to ``org`` it acknowledged within the deadline and those acknowledged late
-    or not at all once the deadline passed, and return ``Acknowledgements(True, {...})``. Until then it
-    returns zeros with ``tracked=False``, and the pages say "not tracked yet" instead of a 0."""
-    return Acknowledgements(tracked=False)
+    A notice counts once its recall was issued: acknowledged within ``policy.RECALL_ACK_HOURS`` is on time;
+    acknowledged later, or not at all once that time has passed, is late. A notice still inside its time and
+    unanswered is not counted yet."""
+    deadline = timedelta(hours=policy.RECALL_ACK_HOURS)
+    notified = select(Notification.recall_id).where(
+        Notification.organisation_id == org.id,
+        Notification.topic == notifications.TOPIC_RECALL_ISSUED,
+        Notification.recall_id.is_not(None),
+    )
+    query = select(Recall).where(Recall.id.in_(notified))
+    if since is not None:
+        query = query.where(Recall.issued_at >= since)
+    answered = {
+        a.recall_id: _aware(a.acknowledged_at)
+        for a in ctx.session.scalars(
+            select(RecallAcknowledgement).where(
+                RecallAcknowledgement.organisation_id == org.id, RecallAcknowledgement.recall_id.in_(notified)
+            )
+        )
+    }
+    now = datetime.now(UTC)
+    by_month: dict[str, tuple[int, int]] = {}
+    for recall in ctx.session.scalars(query):
+        issued = _aware(recall.issued_at)
+        when = answered.get(recall.id)
+        if when is None and now - issued <= deadline:
+            continue
+        on_time = when is not None and when - issued <= deadline
+        month = issued.strftime("%Y-%m")
+        done, late = by_month.get(month, (0, 0))
+        by_month[month] = (done + 1, late) if on_time else (done, late + 1)
+    return Acknowledgements(tracked=True, by_month=by_month)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ the figures

@@ -16,7 +16,9 @@ the KEK its key is under (``key_encryption_id``, a fingerprint), so that:
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -24,6 +26,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from Crypto.Cipher import AES
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,7 +41,7 @@ from supply_chain.services.instance import (
     write_private,
 )
 from supply_chain.store.db import session_scope
-from supply_chain.store.models import Organisation
+from supply_chain.store.models import Organisation, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,16 @@ class Keyring:
     def account(self, org: Organisation) -> LocalAccount:
         """The organisation's own key (InvalidInput naming ``LOTLINE_KEK`` when it is under another KEK)."""
         return decrypt_account(org.encrypted_key, self._kek_named(org.key_encryption_id))
+
+    def seal_secret(self, plain: str) -> tuple[str, str]:
+        """``(sealed text, key_encryption_id)`` of a secret Lotline must read back (a webhook's signing
+        secret): AES-256-GCM under a key derived from the current KEK."""
+        with self._lock:
+            return _seal(plain, self._kek), self.kek_id
+
+    def open_secret(self, sealed: str, kek_id: str) -> str:
+        """A secret sealed by ``seal_secret`` under the KEK named ``kek_id``."""
+        return _open(sealed, self._kek_named(kek_id))
 
     def _kek_named(self, kek_id: str | None) -> str:
         with self._lock:
@@ -186,6 +199,9 @@ class Keyring:
                         account = self.account(org)
                         org.encrypted_key = encrypt_account(account, new)
                         org.key_encryption_id = new_id
+                    for endpoint in session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)):
+                        plain = self.open_secret(endpoint.sealed_secret, endpoint.key_encryption_id)
+                        endpoint.sealed_secret, endpoint.key_encryption_id = _seal(plain, new), new_id
             except BaseException:
                 if self.file_backed:
                     pending.unlink(missing_ok=True)
@@ -199,3 +215,30 @@ class Keyring:
     def _install(self, pending: Path) -> None:
         os.replace(pending, self._home / KEK_FILE)
         fsync_folder(self._home)
+
+
+# ------------------------------------------------------------------ sealed secrets
+
+_SEAL_VERSION = "gcm1"
+
+
+def _seal_key(kek: str) -> bytes:
+    return hashlib.sha256(b"lotline-sealed-secret:" + kek.encode()).digest()
+
+
+def _seal(plain: str, kek: str) -> str:
+    cipher = AES.new(_seal_key(kek), AES.MODE_GCM)
+    ciphertext, tag = cipher.encrypt_and_digest(plain.encode("utf-8"))
+    return f"{_SEAL_VERSION}:" + base64.b64encode(cipher.nonce + tag + ciphertext).decode("ascii")
+
+
+def _open(sealed: str, kek: str) -> str:
+    version, _, data = sealed.partition(":")
+    raw = base64.b64decode(data)
+    if version != _SEAL_VERSION or len(raw) < 32:
+        raise InvalidInput("a sealed secret is damaged (unknown format)", field=KEK_ENV)
+    cipher = AES.new(_seal_key(kek), AES.MODE_GCM, nonce=raw[:16])
+    try:
+        return cipher.decrypt_and_verify(raw[32:], raw[16:32]).decode("utf-8")
+    except ValueError as exc:
+        raise InvalidInput("a sealed secret does not open under this key-encryption key", field=KEK_ENV) from exc

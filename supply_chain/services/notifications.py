@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from supply_chain.domain.errors import NotFound
 from supply_chain.domain.text import check_text
+from supply_chain.services import delivery
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Notification, Organisation, User
 
@@ -47,6 +48,17 @@ def notify(
     )
     ctx.session.add(row)
     ctx.session.flush()
+    # The same notice by e-mail and to the organisation's webhooks, written in this transaction and sent
+    # after it commits (never inside the caller's request): a rolled-back change tells no one.
+    delivery.enqueue(
+        ctx,
+        org,
+        topic=topic,
+        subject=row.subject,
+        text=row.text,
+        data={"notification_id": row.id, "recall_id": recall_id, "topic": topic},
+        link=link,
+    )
     return row
 
 

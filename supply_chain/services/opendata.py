@@ -62,20 +62,20 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def published_recalls() -> Select[tuple[Recall]]:
     """THE filter of the open recall feed and the recall statistics: which recalls the public sees.
 
-    Today: every recall whose recall event is anchored on chain (confirmed), newest first.
-    TODO(lead): and only those whose public notice is on (``Recall.public_notice``, from the recall lifecycle)."""
+    Every recall whose recall event is anchored on chain (confirmed) and whose public notice is on (the
+    regulator's choice when drafting it; recalls from before the lifecycle have none and are public), newest
+    first."""
     return (
         select(Recall)
         .join(Event, Recall.event_id == Event.id)
-        .where(Event.status == "confirmed")
+        .where(Event.status == "confirmed", Recall.public_notice.is_not(False))
         .order_by(Event.occurred_at.desc(), Recall.id.desc())
     )
 
 
 def recall_status(recall: Recall) -> str:
-    """``active`` or ``terminated``. Recalls cannot end yet, so every recall is active.
-    TODO(lead): ``terminated`` once the recall lifecycle records the end (and ``updated`` its date)."""
-    return "active"
+    """``active``, or ``terminated`` once the regulator has ended it."""
+    return "terminated" if recall.terminated_at is not None else "active"
 
 
 # ------------------------------------------------------------------ recalls

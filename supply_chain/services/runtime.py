@@ -48,6 +48,19 @@ class Settings:
     """Whether the KEK is the instance folder's ``kek`` file (rotation then replaces it there)."""
     trusted_proxies: int = 0
     chain_timeout: float = 10.0
+    smtp_host: str | None = None
+    """Outgoing mail server (``LOTLINE_SMTP_HOST``); unset: e-mail deliveries are marked not configured."""
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"
+    """``none`` (plain SMTP), ``starttls`` (upgrade after connecting, port 587) or ``ssl`` (TLS from the
+    start, port 465)."""
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    mail_from: str = "Lotline <notifications@lotline.invalid>"
+    smtp_timeout: float = 15.0
+    webhook_timeout: float = 10.0
+    webhook_allow_private: bool = False
+    """Whether webhooks may go to loopback, private or link-local addresses (tests, closed networks)."""
 
     def __post_init__(self) -> None:
         if self.kek == self.secret_key:
@@ -68,7 +81,7 @@ class Settings:
             "secret_key": env.get("LOTLINE_SECRET_KEY") or _instance_secret(home),
             "public_url": (env.get("LOTLINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             "trusted_proxies": _trusted_proxies(env.get("LOTLINE_TRUSTED_PROXIES")),
-        }
+        } | _mail_settings(env)
         given = overrides.pop("kek", None)
         values["kek"] = given or load_kek(home, env)
         values["kek_in_file"] = not (given or env.get("LOTLINE_KEK"))
@@ -82,6 +95,40 @@ class Settings:
 def _instance_secret(home: Path) -> str:
     """A per-installation session secret kept in the instance folder when LOTLINE_SECRET_KEY is not set."""
     return read_or_create_secret(home / SECRET_KEY_FILE, secrets.token_hex(32))
+
+
+SMTP_TLS_MODES = {"none": 25, "starttls": 587, "ssl": 465}
+"""The ``LOTLINE_SMTP_TLS`` modes and the port each uses when ``LOTLINE_SMTP_PORT`` is not set."""
+
+
+def _mail_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """The ``LOTLINE_SMTP_*``, ``LOTLINE_MAIL_FROM`` and ``LOTLINE_WEBHOOK_*`` settings (services.delivery)."""
+    tls = (env.get("LOTLINE_SMTP_TLS") or "starttls").strip().lower()
+    if tls not in SMTP_TLS_MODES:
+        raise InvalidInput(
+            f"LOTLINE_SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}, got {tls!r}", field="LOTLINE_SMTP_TLS"
+        )
+    port_text = (env.get("LOTLINE_SMTP_PORT") or "").strip()
+    try:
+        port = int(port_text) if port_text else SMTP_TLS_MODES[tls]
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise InvalidInput(
+            f"LOTLINE_SMTP_PORT must be a port number from 1 to 65535, got {port_text!r}", field="LOTLINE_SMTP_PORT"
+        )
+    values: dict[str, object] = {
+        "smtp_host": (env.get("LOTLINE_SMTP_HOST") or "").strip() or None,
+        "smtp_port": port,
+        "smtp_tls": tls,
+        "smtp_user": env.get("LOTLINE_SMTP_USER") or None,
+        "smtp_password": env.get("LOTLINE_SMTP_PASSWORD") or None,
+        "webhook_allow_private": (env.get("LOTLINE_WEBHOOK_ALLOW_PRIVATE") or "").strip().lower()
+        in ("1", "true", "yes"),
+    }
+    if env.get("LOTLINE_MAIL_FROM"):
+        values["mail_from"] = env["LOTLINE_MAIL_FROM"].strip()
+    return values
 
 
 def _trusted_proxies(value: str | None) -> int:

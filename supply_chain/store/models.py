@@ -81,6 +81,11 @@ TOKEN_SCOPES = ("read", "write")
 CAPTURE_JOB_STATUSES = ("queued", "running", "done", "failed")
 """queued: accepted, waiting for a worker (also after an interruption); running: a worker holds its lease;
 done: every event written; failed: refused when its writes were planned or by the chain (see ``error_*``)."""
+DELIVERY_CHANNELS = ("email", "webhook")
+DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed", "not_configured", "cancelled")
+"""pending: waiting for its (next) attempt; sending: a worker holds its lease; delivered: accepted by the SMTP
+server or answered 2xx by the endpoint; failed: refused for good or out of attempts; not_configured: no SMTP
+server or no address to send to (nothing was tried); cancelled: its webhook endpoint was removed or deactivated."""
 
 ZERO_HEAD = hex32(ZERO_HASH)
 """The head hash of a lot with no confirmed event."""
@@ -258,6 +263,9 @@ class Organisation(Base):
         JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
     )
     suspended_by_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    notification_email: Mapped[str | None] = mapped_column(String(1000))
+    """Where notices go by e-mail: one or more addresses, comma-separated (``services.delivery``); when
+    empty, to every active user of the organisation."""
 
     users: Mapped[list[User]] = relationship(back_populates="organisation", order_by="User.id")
     locations: Mapped[list[Location]] = relationship(back_populates="organisation", order_by="Location.id")
@@ -1038,3 +1046,90 @@ class CaptureJob(Base):
     @validates("status")
     def _check_status(self, _key: str, value: object) -> str:
         return _choice(value, CAPTURE_JOB_STATUSES, "status")
+
+
+class WebhookEndpoint(Base):
+    """An organisation's HTTPS endpoint that receives its notifications as signed JSON (``services.delivery``).
+
+    The signing secret is shown once when the endpoint is made and kept sealed under the key-encryption key
+    (``sealed_secret``, ``key_encryption_id`` names the KEK, as for organisation keys: ``services.keyring``).
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    key_encryption_id: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class Delivery(Base):
+    """One notice to send by one channel (an outbox row): written in the transaction of the change it tells
+    about, sent afterwards by a worker that claims it with a lease (``services.delivery``). Every try is a
+    ``DeliveryAttempt``."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("channel", DELIVERY_CHANNELS), name="channel"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(LargeId, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    """The delivery's public id (``Lotline-Delivery`` header): the same on every retry, for deduplication."""
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(2000))
+    """The e-mail addresses (comma-separated) or the endpoint's URL, as they were when it was enqueued."""
+    topic: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(2000))
+    data: Mapped[dict[str, Any]] = mapped_column(json_document(), default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_until: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation] = relationship()
+    endpoint: Mapped[WebhookEndpoint | None] = relationship()
+    attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="delivery", order_by="DeliveryAttempt.id", cascade="all, delete-orphan"
+    )
+
+    @validates("channel")
+    def _check_channel(self, _key: str, value: object) -> str:
+        return _choice(value, DELIVERY_CHANNELS, "channel")
+
+    @validates("status")
+    def _check_status(self, _key: str, value: object) -> str:
+        return _choice(value, DELIVERY_STATUSES, "status")
+
+
+class DeliveryAttempt(Base):
+    """One try of a delivery: when, what came back (an HTTP status or the SMTP server's error), and when the
+    next try is due (None: no further try)."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(LargeId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(LargeId, ForeignKey("deliveries.id"), index=True)
+    number: Mapped[int]
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ok: Mapped[bool]
+    status_code: Mapped[int | None]
+    """The endpoint's HTTP status, or the SMTP server's reply code when it gave one."""
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+
+    delivery: Mapped[Delivery] = relationship(back_populates="attempt_log")

@@ -62,6 +62,8 @@ def _server_env(home: Path, port: int) -> dict[str, str]:
             "LOTLINE_HOME": str(home),
             "LOTLINE_SECRET_KEY": "browser-tests-" + os.urandom(16).hex(),
             "LOTLINE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "LOTLINE_WEBHOOK_ALLOW_PRIVATE": "1",  # webhooks to the tests' receivers on loopback
+            "LOTLINE_DELIVERY_POLL_SECONDS": "1",
             "PYTHONUNBUFFERED": "1",
         }
     )
