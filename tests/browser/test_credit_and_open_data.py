@@ -76,7 +76,7 @@ def test_a_buyer_checks_the_salad_makers_credit_record(
     # (the journey test may recall the spinach too, so "at least one")
     expect(page.locator('[data-term="recalls_reached"] .n')).to_have_text(re.compile(r"^[1-9][0-9]*$"))
     expect(page.locator('[data-term="recalls_caused"] .n')).to_have_text("0")
-    expect(page.locator('[data-term="acks_late"] .n')).to_have_text("not tracked yet")
+    expect(page.locator('[data-term="acks_late"] .n')).to_have_text("0")
     _fits(page)
     page.screenshot(path=str(screenshots / f"credit-salad-maker-{size}.png"), full_page=True)
     page.goto("/organisations")

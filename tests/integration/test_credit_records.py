@@ -97,3 +97,32 @@ def test_a_lot_whose_record_was_altered_is_a_verification_failure_of_its_maker(n
         assert after["grade"]["reasons"][0]["term"] == "lots_tampered"
         month = next(m for m in after["months"] if m["lots_tampered"])
         assert month["recorded"] and month["month"] == after["window"]["to"]
+
+
+def test_recall_acknowledgements_count_on_time_and_late_against_the_deadline(demo_runtime: Any) -> None:
+    from datetime import timedelta
+
+    from supply_chain.domain import policy
+    from supply_chain.store.models import Recall, RecallAcknowledgement
+
+    with demo_runtime.ctx() as ctx:
+        grocer, plant = _org(ctx, "City Grocer"), _org(ctx, "FreshCut Salads")
+        # the demo's City Grocer acknowledged the romaine recall at once; the others are still within their time
+        assert credit.record(ctx, grocer)["totals"]["acks_on_time"] == 1
+        assert credit.record(ctx, grocer)["acknowledgements_tracked"] is True
+        totals = credit.record(ctx, plant)["totals"]
+        assert (totals["acks_on_time"], totals["acks_late"]) == (0, 0)
+        # once the deadline has passed, the unanswered notice counts late (and the quick answer stays on time)
+        recall = ctx.session.scalars(select(Recall)).one()
+        shift = timedelta(hours=policy.RECALL_ACK_HOURS + 1)
+        recall.issued_at -= shift
+        for ack in ctx.session.scalars(
+            select(RecallAcknowledgement).where(RecallAcknowledgement.recall_id == recall.id)
+        ):
+            ack.acknowledged_at -= shift
+        ctx.session.flush()
+        try:
+            assert credit.record(ctx, plant)["totals"]["acks_late"] == 1
+            assert credit.record(ctx, grocer)["totals"]["acks_on_time"] == 1
+        finally:
+            ctx.session.rollback()

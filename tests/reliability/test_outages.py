@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -191,6 +192,9 @@ def test_database_outage_mid_stream_answers_503_and_reconciles_after(
             stream.wait_for(12)
         stream.phase = "resent"
         stream.resend_unacknowledged()
+        if unanswered(stream):
+            server.process.send_signal(signal.SIGUSR1)  # every thread's stack into the log, for the failure
+            time.sleep(1)
         settled(producer, server)
         alive, _ = get(server.base + "/healthz")
     finally:
