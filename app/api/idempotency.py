@@ -59,7 +59,10 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
         )
     session = call.ctx.session
     digest = request_hash(call)
-    record = session.get(IdempotencyRecord, (call.org.id, key))
+    # Read once: after a rollback the organisation's row is expired, and reading it again needs the database
+    # (which may be the thing that just went away).
+    mine = (call.org.id, key)
+    record = session.get(IdempotencyRecord, mine)
     if record is not None:
         if record.request_hash != digest:
             raise Conflict(
@@ -75,7 +78,7 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
             return replay
         started = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
         with _working_lock:
-            working_here = (call.org.id, key) in _working
+            working_here = mine in _working
         orphan = not working_here and _owner_gone(record.response_body)
         if not orphan and datetime.now(UTC) - started < STALE_AFTER:
             where = "by this server" if working_here else "by another server process"
@@ -89,17 +92,17 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
     else:
         session.add(
             IdempotencyRecord(
-                organisation_id=call.org.id, key=key, request_hash=digest, response_status=0, response_body=OWNER
+                organisation_id=mine[0], key=key, request_hash=digest, response_status=0, response_body=OWNER
             )
         )
     with _working_lock:  # before the placeholder is visible, so no one takes it for an orphan
-        _working.add((call.org.id, key))
+        _working.add(mine)
     try:
         session.commit()
     except BaseException as exc:
         session.rollback()
         with _working_lock:
-            _working.discard((call.org.id, key))
+            _working.discard(mine)
         if not isinstance(exc, IntegrityError):
             raise
         raise Conflict(
@@ -109,29 +112,29 @@ def run(call: Call, view: Callable[[], Response]) -> Response:
         ) from None
     call.idempotency_key = key
     try:
-        return _answer(call, key, view)
+        return _answer(call, mine, view)
     finally:
         with _working_lock:
-            _working.discard((call.org.id, key))
+            _working.discard(mine)
 
 
-def _answer(call: Call, key: str, view: Callable[[], Response]) -> Response:
+def _answer(call: Call, mine: tuple[int, str], view: Callable[[], Response]) -> Response:
     session = call.ctx.session
     try:
         response = view()
     except BaseException:
         session.rollback()
-        _forget(call, key)
+        _forget(call, mine)
         raise
     if 200 <= response.status_code < 300 and response.mimetype == "application/json":
-        record = session.get(IdempotencyRecord, (call.org.id, key))
+        record = session.get(IdempotencyRecord, mine)
         if record is not None:
             record.response_status = response.status_code
             record.response_body = response.get_data(as_text=True)
             record.response_location = response.headers.get("Location")
             session.commit()
     else:
-        _forget(call, key)
+        _forget(call, mine)
     return response
 
 
@@ -152,9 +155,10 @@ def _owner_gone(owner: str) -> bool:
     return False
 
 
-def _forget(call: Call, key: str) -> None:
+def _forget(call: Call, mine: tuple[int, str]) -> None:
     session = call.ctx.session
+    org_id, key = mine
     session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.organisation_id == call.org.id, IdempotencyRecord.key == key)
+        delete(IdempotencyRecord).where(IdempotencyRecord.organisation_id == org_id, IdempotencyRecord.key == key)
     )
     session.commit()
