@@ -9,7 +9,7 @@ wiped. Matching a log to its stored payload goes by transaction hash and order, 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -129,6 +129,24 @@ def _lock_lots(ctx: Ctx, lot_ids: set[str]) -> dict[str, Lot | None]:
     for lot in ctx.session.scalars(query):
         fresh[lot.lot_id.lower()] = lot
     return fresh
+
+
+def lock_for_planning(ctx: Ctx, lots: Sequence[Lot]) -> None:
+    """Hold ``lots`` (read again as committed now) until this transaction ends, before their quantities are
+    checked: two processes planning transformations from one lot then take turns, so together they cannot
+    consume more than it holds. PostgreSQL only: on SQLite the one writer lock of ``BEGIN IMMEDIATE`` already
+    puts writers in line. Same lock and order as ``_lock_lots``, so the two never wait on each other."""
+    if not lots or ctx.session.get_bind().dialect.name != "postgresql":
+        return
+    ids = sorted({lot.id for lot in lots})
+    query = (
+        select(Lot)
+        .where(Lot.id.in_(ids))
+        .order_by(Lot.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    ctx.session.scalars(query).all()
 
 
 def _has_seq(ctx: Ctx, lot: Lot, seq: int) -> bool:

@@ -41,6 +41,7 @@ from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, Ins
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity, parse_recall_class
 from supply_chain.domain.policy import Action, Status
 from supply_chain.domain.text import check_text
+from supply_chain.services import indexer
 from supply_chain.services.instance import private_folder, write_private
 from supply_chain.services.orgs import location_by_gln
 from supply_chain.services.runtime import Ctx
@@ -384,6 +385,7 @@ def transform(
     check(ctx, Action.CREATE, actor)
     if not outputs:
         raise InvalidInput("a transformation needs at least one output lot", field="outputs")
+    indexer.lock_for_planning(ctx, [input_lot for out in outputs for input_lot, _ in out.inputs])
     consumed: dict[int, Decimal] = {}
     for i, out in enumerate(outputs):
         if not out.inputs:
