@@ -4,10 +4,7 @@ same transactions from the chain; the store still catches up and verifies afterw
 
 from __future__ import annotations
 
-import json
 import threading
-import urllib.error
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,6 +17,7 @@ from supply_chain.services.startup import catch_up
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import Event, PendingTransaction
 from tests.api.conftest import Api, harvest_body, new_code
+from tests.serving import post
 
 pytestmark = pytest.mark.slow
 
@@ -42,20 +40,6 @@ def live_api(app: Any) -> Any:
     finally:
         server.close()
         thread.join(10)
-
-
-def _post(url: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
 
 
 def _another_producer(runtime: Any, network: Any, prefix: str) -> Any:
@@ -95,7 +79,7 @@ def test_concurrent_writes_are_each_stored_once_in_order(
     def write(number: int) -> tuple[int, dict[str, Any]]:
         member, code = lots[number % len(lots)]
         note = {"kind": "observation", "payload": {"note": f"check {number}", "date": "2025-05-02"}}
-        return _post(f"{live_api}/lots/{member.gtin}/{code}/events", member.write, note)
+        return post(f"{live_api}/lots/{member.gtin}/{code}/events", member.write, note)
 
     stop = threading.Event()
     maintenance_errors: list[BaseException] = []

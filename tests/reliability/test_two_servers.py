@@ -7,7 +7,6 @@ key) and apply receipts idempotently, so neither process's view of a lot goes st
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from sqlalchemy import func, select
 
 from supply_chain.chain.devnode import ANVIL_BINARY, free_port, start_anvil, stop
 from tests.integration.conftest import _postgres_base_url, _postgres_schema_url
+from tests.serving import post
 
 pytestmark = pytest.mark.slow
 
@@ -129,20 +129,6 @@ def _serve(home: Path, chain_url: str, db_url: str) -> tuple[str, subprocess.Pop
     raise AssertionError(f"lotline serve did not answer:\n{log.read_text()[-3000:]}")
 
 
-def _post(url: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=180) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-
-
 @pytest.mark.parametrize("spread", [False, True], ids=["one lot", "20 lots of 3 organisations"])
 def test_two_servers_on_postgresql_and_anvil_store_every_write_once(network: dict[str, Any], spread: bool) -> None:
     from supply_chain.services import lots as lot_service
@@ -159,7 +145,7 @@ def test_two_servers_on_postgresql_and_anvil_store_every_write_once(network: dic
             writer, code = targets[number % len(targets)]
             base = servers[number % 2][0]
             note = {"kind": "observation", "payload": {"note": f"two {number}", "date": "2026-11-21"}}
-            return _post(f"{base}/api/v1/lots/{writer['gtin']}/{code}/events", writer["token"], note)
+            return post(f"{base}/api/v1/lots/{writer['gtin']}/{code}/events", writer["token"], note)
 
         with ThreadPoolExecutor(THREADS) as pool:
             results = list(pool.map(write, range(WRITES)))
