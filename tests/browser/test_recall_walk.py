@@ -1,6 +1,7 @@
 """The regulator's recall, walked in Chromium on a fresh demo (issue 12): draft -> review -> typed confirmation
 -> issue; the shop, the distributor and the processor each find the notice in their inbox (the header badge
-counts it) and acknowledge; the regulator's effectiveness view shows the figures; the recall is terminated.
+counts it) and in their e-mail (read back from a real SMTP server the test runs, aiosmtpd), and acknowledge;
+the regulator's effectiveness view shows the figures; the recall is terminated.
 
 The recall is of Sunrise Fields' baby spinach SF-SPN-2611B, which went into both salad-mix lots, so it reaches
 the packer, the processor, the distributor and both shops. This module runs its own server on its own demo
@@ -15,7 +16,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +59,54 @@ def expect(target: Any) -> Any:
     return pw_expect(target)
 
 
+class Mailbox:
+    """What the SMTP server received: (recipients, message)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        message = message_from_bytes(envelope.original_content, policy=policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str, subject_part: str, timeout: float = 90) -> EmailMessage:
+        """The first message to ``address`` whose subject holds ``subject_part``, waiting for the server's
+        delivery thread to send it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for recipients, message in list(self.messages):
+                if address in recipients and subject_part in str(message["Subject"]):
+                    return message
+            time.sleep(0.5)
+        seen = [(r, str(m["Subject"])) for r, m in self.messages]
+        raise AssertionError(f"no e-mail to {address} about {subject_part!r}; received: {seen}")
+
+
 @pytest.fixture(scope="module")
-def server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def mailbox() -> Iterator[Mailbox]:
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    box.port = controller.port  # type: ignore[attr-defined]
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="module")
+def server(browser: Any, mailbox: Mailbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     home = tmp_path_factory.mktemp("recall-walk-home")
     port = _free_port()
-    env = _server_env(home, port)
+    env = _server_env(home, port) | {
+        "LOTLINE_SMTP_HOST": "127.0.0.1",
+        "LOTLINE_SMTP_PORT": str(mailbox.port),  # type: ignore[attr-defined]
+        "LOTLINE_SMTP_TLS": "none",
+        "LOTLINE_MAIL_FROM": "recalls@lotline.test",
+    }
     seeded = subprocess.run(
         [sys.executable, "-m", "supply_chain.cli", "demo"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=SEED_TIMEOUT, check=False,
@@ -125,7 +172,7 @@ def flash(page: Any, text: str) -> None:
 
 
 def test_a_recall_from_draft_to_termination_reaches_and_hears_from_every_holder(
-    desk: Desk, server: LiveServer, screenshots: Path
+    desk: Desk, server: LiveServer, mailbox: Mailbox, screenshots: Path
 ) -> None:
     regulator = desk.signed_in("regulator@demo.lotline")
     # The demo's own recall already shows its effectiveness: City Grocer answered, the others not yet.
@@ -168,8 +215,12 @@ def test_a_recall_from_draft_to_termination_reaches_and_hears_from_every_holder(
     recall_path = regulator.url.replace(server.url, "")
     shots(desk, "regulator@demo.lotline", recall_path, "page", screenshots)
 
-    # Each holder: the badge counts the notice, the inbox shows it, the holder acknowledges.
+    # Each holder: the notice came by e-mail, the badge counts it, the inbox shows it, the holder acknowledges.
     for email, (name, answers) in HOLDERS.items():
+        mail = mailbox.to(email, f"Baby spinach lot {LOT}")
+        assert mail["From"] == "recalls@lotline.test"
+        body = mail.get_body(preferencelist=("plain",)).get_content()
+        assert REASON in body and server.url in body, body
         holder = desk.signed_in(email)
         nav = holder.get_by_role("navigation", name="Main")
         expect(nav.get_by_role("link", name=re.compile(r"Notifications \d+"))).to_be_visible()
