@@ -293,6 +293,29 @@ def jobs_list(status: str | None) -> None:
         runtime.close()
 
 
+@jobs.command("prune")
+@click.option(
+    "--days", type=click.IntRange(0, 36_500), default=30, show_default=True, help="Keep documents this many days."
+)
+@handle_errors
+def jobs_prune(days: int) -> None:
+    """Drop the documents and plans of capture jobs finished more than DAYS ago (the job, its counts and
+    per-event results stay; the events it wrote keep their payloads). A running server does this daily with
+    the default."""
+    from datetime import timedelta
+
+    from supply_chain.services.epcis import jobs as capture_jobs
+
+    runtime = _runtime()
+    try:
+        with runtime.ctx() as ctx:
+            pruned = capture_jobs.prune(ctx, timedelta(days=days))
+            ctx.session.commit()
+        click.echo(f"{pruned} capture job document{'s' if pruned != 1 else ''} dropped")
+    finally:
+        runtime.close()
+
+
 @main.group()
 def recalls() -> None:
     """The recall lifecycle's operator commands (the regulator's pages are under /admin/recalls)."""

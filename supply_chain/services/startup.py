@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from supply_chain.domain.errors import ChainUnavailable
 from supply_chain.services import indexer, lots, orgs
+from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.runtime import Runtime
 from supply_chain.services.verify import Verification, verify_lot
 from supply_chain.store.models import Lot
@@ -53,6 +54,9 @@ def catch_up(
 
 
 # ------------------------------------------------------------------ verification at start and on a schedule
+
+PRUNE_SECONDS = 24 * 3600.0
+"""How often the maintenance pass drops the documents of long-finished capture jobs (``jobs.prune``)."""
 
 VERIFY_BATCH = 5
 """Lots verified per transaction: each verification reads the chain, and the lots' rows (on SQLite the whole
@@ -114,6 +118,7 @@ class Maintenance(threading.Thread):
 
     def run(self) -> None:
         next_verify = time.monotonic() + (0.0 if self.verify_at_start else self.verify_seconds)
+        next_prune = time.monotonic() + PRUNE_SECONDS
         first = True
         while first or not self._stop_event.wait(self.sync_seconds):
             try:
@@ -123,6 +128,11 @@ class Maintenance(threading.Thread):
                     verify_everything(self.runtime)
                     self.verified.set()
                     next_verify = time.monotonic() + self.verify_seconds
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_SECONDS
+                    with self.runtime.ctx() as ctx:
+                        if pruned := capture_jobs.prune(ctx):
+                            log.info("dropped the documents of %d finished capture jobs", pruned)
             except ChainUnavailable as exc:
                 log.warning("maintenance skipped, chain unavailable: %s", exc.message)
             except DBAPIError as exc:  # the database is away (or refused a statement): one line, not a trace

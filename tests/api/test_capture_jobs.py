@@ -263,3 +263,28 @@ def test_a_capture_job_is_visible_to_its_organisation_only(client, network) -> N
     assert response.get_json()["id"] in [j["id"] for j in mine["items"]]
     assert response.get_json()["id"] not in [j["id"] for j in theirs["items"]]
     assert "events" not in mine["items"][0]  # the list is a summary
+
+
+def test_finished_jobs_drop_their_documents_after_the_retention_period(client, api_runtime, network) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from supply_chain.store.models import CaptureJob
+
+    producer = network["producer"]
+    response = _post(client, producer, _creations(producer, [new_code("PRUNE")]))
+    assert response.status_code == 202 and response.get_json()["status"] == "done"
+    job_id = response.get_json()["id"]
+    with api_runtime.ctx() as ctx:
+        assert jobs.prune(ctx, timedelta(days=30)) == 0  # finished just now: kept
+        job = ctx.session.get(CaptureJob, job_id)
+        job.finished_at = datetime.now(UTC) - timedelta(days=31)
+        ctx.session.commit()
+        assert jobs.prune(ctx, timedelta(days=30)) >= 1
+        ctx.session.commit()
+        assert jobs.prune(ctx, timedelta(days=30)) == 0  # pruned once
+        ctx.session.expire_all()
+        job = ctx.session.get(CaptureJob, job_id)
+        assert job.document == jobs.PRUNED and job.plan is None and job.status == "done"
+    # the job still answers with its counts and per-event results
+    kept = client.get(response.headers["Location"], headers=producer.headers("read")).get_json()
+    assert kept["status"] == "done" and kept["events"][0]["status"] == "captured"

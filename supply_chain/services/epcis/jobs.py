@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Text, and_, cast, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain.errors import ChainUnavailable, LotlineError, NotFound
@@ -510,6 +510,29 @@ def run_pending(
             continue
         outcome[ids[0]] = run_job(runtime, ids[0], batch_calls=batch_calls, stop=stop, after_batch=after_batch)
     return outcome
+
+
+PRUNED = {"pruned": True}
+KEEP_DOCUMENTS = timedelta(days=30)
+"""How long a finished (done or failed) job keeps the document it was sent and its frozen plan. The job row
+(status, counts, per-event results) stays; the events it wrote carry their own payloads."""
+
+
+def prune(ctx: Ctx, older_than: timedelta = KEEP_DOCUMENTS) -> int:
+    """Drop the documents and plans of jobs finished more than ``older_than`` ago; returns how many. A pruned
+    job's document reads ``{"pruned": true}``; its SHA-256 still answers "have you seen this document"."""
+    cutoff = datetime.now(UTC) - older_than
+    done = ctx.session.execute(
+        update(CaptureJob)
+        .where(
+            CaptureJob.status.in_(("done", "failed")),
+            CaptureJob.finished_at.is_not(None),
+            CaptureJob.finished_at < cutoff,
+            func.length(cast(CaptureJob.document, Text)) > len(json.dumps(PRUNED)),  # not pruned already
+        )
+        .values(document=PRUNED, plan=None)
+    )
+    return int(done.rowcount or 0)
 
 
 class CaptureWorker(threading.Thread):
