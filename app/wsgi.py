@@ -13,6 +13,7 @@ there are, and none of them claims more than has been checked.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
@@ -99,7 +100,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     signal.signal(signal.SIGTERM, _stop)
     # An operator's (and a test's) view into a stuck server: `kill -USR1 <pid>` writes every thread's stack
     # to the server's error output, and the server carries on.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr (tests): nowhere to write
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.getLogger("lotline").info(
         "serving on http://%s:%s (public links: %s)", host, port, app.config["PUBLIC_URL"]
     )

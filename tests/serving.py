@@ -252,4 +252,12 @@ def new_producer(chain_url: str | None, database_url: str | None, home: Path) ->
             "100",
             "kg",
         )
-    return {"runtime": runtime, "gtin": gtin, "code": "OUT-1", "token": token}
+    return {"runtime": runtime, "settings": settings, "gtin": gtin, "code": "OUT-1", "token": token}
+
+
+def reopen(producer: dict[str, Any]) -> None:
+    """Close the test's own runtime and open a fresh one (its pool holds no connection from before an outage)."""
+    from supply_chain.services.runtime import Runtime
+
+    producer["runtime"].close()
+    producer["runtime"] = Runtime(producer["settings"])

@@ -618,23 +618,19 @@ def test_maintenance_thread_indexes_foreign_writes_and_reverifies_on_schedule(ne
 def test_a_transformation_waits_for_another_writer_holding_its_input_and_then_sees_what_is_left(
     network: Any,
 ) -> None:
-    """Two processes planning transformations from one lot take turns (PostgreSQL row lock), so together they
-    cannot consume more than the lot holds. The other writer is a second connection holding the input lot as
-    a planner does, taking 70 of its 100 kg; the transformation asking for 60 waits for it and is refused."""
+    """Two writers planning transformations from one lot take turns (PostgreSQL: a row lock on the input
+    lots; SQLite: the one write lock), so together they cannot consume more than the lot holds. The other
+    writer is a second connection that takes 70 of the lot's 100 kg and holds the lot as a planner does; the
+    transformation asking for 60 waits for it and is then refused."""
     import threading
 
     from sqlalchemy import update
-
-    from supply_chain.services import indexer
-    from supply_chain.store.models import Lot
 
     rt = network.runtime
     with rt.ctx() as ctx:
         a = _lot(ctx, network)
         _ship(ctx, network, a, "farm", "packer")
         _receive(ctx, network, a, "farm", "packer")
-    if rt.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite puts writers in line with its one write lock (BEGIN IMMEDIATE); this is PostgreSQL's")
     outcome: dict[str, Any] = {}
 
     def second_planner() -> None:
@@ -653,12 +649,13 @@ def test_a_transformation_waits_for_another_writer_holding_its_input_and_then_se
 
     with rt.ctx() as holder:
         lot = _lot(holder, network)
-        indexer.lock_for_planning(holder, [lot])  # the first planner, between its check and its commit
+        # the first planner, between its check and its commit: it has taken 70 kg and holds the lot
+        holder.session.execute(update(Lot).where(Lot.id == lot.id).values(quantity=lot.quantity - 70))
+        indexer.lock_for_planning(holder, [lot])
         thread = threading.Thread(target=second_planner)
         thread.start()
         thread.join(2)
-        assert thread.is_alive(), outcome  # waiting for the row, not planning on a stale quantity
-        holder.session.execute(update(Lot).where(Lot.id == lot.id).values(quantity=lot.quantity - 70))
+        assert thread.is_alive(), outcome  # waiting for the lot, not planning on the quantity before the take
         holder.session.commit()
     thread.join(120)
     assert "left" in outcome["result"], outcome

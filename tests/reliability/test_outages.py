@@ -31,6 +31,7 @@ from tests.serving import (
     check_every_write_stored_once_and_verified,
     get,
     new_producer,
+    reopen,
     serve,
     settled,
     unanswered,
@@ -170,6 +171,7 @@ def test_database_outage_mid_stream_answers_503_and_reconciles_after(
     tmp_path: Path, anvil: dict[str, Any], own_postgres: dict[str, Any]
 ) -> None:
     producer = new_producer(anvil["url"], own_postgres["url"], tmp_path / "home")
+    producer["runtime"].close()  # no connection of the test's own is open when the server goes away
     env = {
         "LOTLINE_CHAIN_URL": anvil["url"],
         "LOTLINE_DATABASE_URL": own_postgres["url"],
@@ -188,6 +190,7 @@ def test_database_outage_mid_stream_answers_503_and_reconciles_after(
             refusals = [a["answer"] for a in list(stream.sent.values()) if a["status"] == 503]
             health, _ = get(server.base + "/healthz")
             own_postgres["start"]()
+            reopen(producer)
             stream.phase = "after"
             stream.wait_for(12)
         stream.phase = "resent"
