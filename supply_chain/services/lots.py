@@ -116,6 +116,9 @@ def verdict(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = Non
         is_pending_custodian=lot is not None and lot.pending_custodian_org_id == actor.id,
         is_creator=lot is not None and lot.creator_org_id == actor.id,
         recall_affected=lot is not None and rule.refuse_recall_affected and recall_affected(ctx, lot),
+        recall_from_input=lot is not None and lot.recall_source_id not in (None, lot.id),
+        recall_ended=lot is not None
+        and any(int(e.kind) == EventKind.RECALL_ENDED and e.status != "failed" for e in lot.events),
         actor=actor.name,
         lot=lot.lot_code if lot is not None else "the lot",
     )
@@ -758,6 +761,31 @@ def continue_recalls(ctx: Ctx) -> int:
         select(Lot).join(Recall, Recall.lot_id == Lot.id).where(Lot.status == Status.RECALLED).distinct()
     )
     return sum(continue_recall(ctx, source) for source in list(sources))
+
+
+def plan_end_recall(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    reason: str,
+    when: str | None = None,
+    *,
+    recall_class: str | None = None,
+    effectiveness: str | None = None,
+) -> tuple[Event, Call]:
+    """Plan the end (termination) of the recall issued on ``lot``: its RECALL_ENDED event, checked by the
+    rulebook and the invariants, and the ``endRecall`` call that anchors it. The caller records what else the
+    end changes in the same unit of work, then sends both with ``writes.execute``. The lot stays recalled."""
+    check(ctx, Action.END_RECALL, actor, lot)
+    payload = {
+        "reason": reason,
+        "date": when or _today(),
+        "recall_class": recall_class,
+        "effectiveness": effectiveness,
+    }
+    event = plan_event(ctx, lot, actor, EventKind.RECALL_ENDED, payload)
+    ctx.session.flush()
+    return event, Call.on_lot("endRecall", lot.lot_id, event.payload_hash)
 
 
 def close(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
