@@ -1432,9 +1432,8 @@ def test_end_recall_by_a_recaller_records_the_end_and_leaves_the_lot_recalled(le
     after = ledger.get_lot(lot_id)
     assert after.event_count == before.event_count + 1
     # the head commits to the end: head_n = keccak256(abi.encode(head_{n-1}, 17, actor, dataHash))
-    expected = keccak(
-        encode(["bytes32", "uint8", "address", "bytes32"], [bytes.fromhex(before.head[2:]), 17, signer.address, data_hash])
-    )
+    previous = bytes.fromhex(before.head[2:])
+    expected = keccak(encode(["bytes32", "uint8", "address", "bytes32"], [previous, 17, signer.address, data_hash]))
     assert after.head == hx(expected)
     assert (after.status, after.custodian) == (LotStatus.RECALLED, before.custodian)
     assert ledger.recall_ended(lot_id) is True
