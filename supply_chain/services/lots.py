@@ -106,6 +106,12 @@ def recall_affected(ctx: Ctx, lot: Lot) -> bool:
     return bool(ctx.session.scalar(select(exists().where(Lot.id.in_(ids), Lot.status == Status.RECALLED))))
 
 
+def recall_ended(ctx: Ctx, lot: Lot) -> bool:
+    """True when the recall issued on the lot is ended (its RECALL_ENDED event mined or on its way)."""
+    query = exists().where(Event.lot_id == lot.id, Event.kind == EventKind.RECALL_ENDED, Event.status != "failed")
+    return bool(ctx.session.scalar(select(query)))
+
+
 def verdict(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = None) -> policy.Verdict:
     """The rulebook's answer for this actor and lot (``lot`` None: may it take this action at all)."""
     rule = policy.RULES[action]
@@ -117,8 +123,7 @@ def verdict(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = Non
         is_creator=lot is not None and lot.creator_org_id == actor.id,
         recall_affected=lot is not None and rule.refuse_recall_affected and recall_affected(ctx, lot),
         recall_from_input=lot is not None and lot.recall_source_id not in (None, lot.id),
-        recall_ended=lot is not None
-        and any(int(e.kind) == EventKind.RECALL_ENDED and e.status != "failed" for e in lot.events),
+        recall_ended=lot is not None and action is Action.END_RECALL and recall_ended(ctx, lot),
         actor=actor.name,
         lot=lot.lot_code if lot is not None else "the lot",
     )
