@@ -38,6 +38,7 @@ contract LotLedger is AccessControl, Multicall {
     uint8 public constant KIND_CUSTODY_REJECTED = 14;
     uint8 public constant KIND_CUSTODY_CANCELLED = 15;
     uint8 public constant KIND_OBSERVATION = 16;
+    uint8 public constant KIND_RECALL_ENDED = 17;
 
     enum Status {
         None,
@@ -68,6 +69,8 @@ contract LotLedger is AccessControl, Multicall {
     mapping(bytes32 lotId => bytes32[]) private _outputs;
     /// @dev For a recalled lot, the lot its recall started from (itself for a direct recall).
     mapping(bytes32 lotId => bytes32 sourceId) private _recallSource;
+    /// @dev Directly recalled lots whose recall has been ended (terminated); they stay recalled.
+    mapping(bytes32 lotId => bool ended) private _recallEnded;
     /// @dev GS1 company prefixes (or single GTINs, as 13 digits) and the account that owns the GTINs under them.
     mapping(bytes32 prefixHash => address owner) private _prefixOwner;
 
@@ -81,6 +84,7 @@ contract LotLedger is AccessControl, Multicall {
     error LotNotHeld(bytes32 lotId);
     error LotUnavailable(bytes32 lotId, Status status);
     error LotNotRecalled(bytes32 lotId);
+    error RecallAlreadyEnded(bytes32 lotId);
     error NotPendingCustodian(bytes32 lotId, address caller);
     error RecipientCannotReceive(bytes32 lotId, address recipient);
     error InputUnavailable(bytes32 inputId, Status status);
@@ -118,6 +122,8 @@ contract LotLedger is AccessControl, Multicall {
     event LotReleased(bytes32 indexed lotId, address indexed by);
     /// @notice `sourceId` is the lot the recall started from: the lot itself, or an ancestor it was made from.
     event LotRecalled(bytes32 indexed lotId, address indexed by, bytes32 indexed sourceId);
+    /// @notice The recall issued on `lotId` is ended: the recall action is complete. The lot stays recalled.
+    event RecallEnded(bytes32 indexed lotId, address indexed by);
     event LotClosed(bytes32 indexed lotId, address indexed by);
     event ReadingsAnchored(bytes32 indexed lotId, address indexed by, bytes32 merkleRoot, uint32 count);
     event CompanyPrefixRegistered(string prefix, address indexed owner);
@@ -368,6 +374,22 @@ contract LotLedger is AccessControl, Multicall {
         }
     }
 
+    /// @notice Ends (terminates) the recall issued on `lotId`: the product is removed or corrected and the
+    /// recall action is complete. The lot stays recalled: ending a recall does not make its food safe, so
+    /// nothing else may be recorded on it, and lots made from it keep their own recall.
+    /// @dev Requirements: the caller may recall the lot (as {recall}); the lot was recalled directly (its recall
+    /// started at itself: a recall carried to it from an input is ended on the lot it started from); its recall
+    /// is not ended yet. Emits {RecallEnded} and {LotEventRecorded}.
+    function endRecall(bytes32 lotId, bytes32 dataHash) external {
+        Lot storage lot = _existing(lotId);
+        _requireRecaller(lotId, lot);
+        if (lot.status != Status.Recalled || _recallSource[lotId] != lotId) revert LotNotRecalled(lotId);
+        if (_recallEnded[lotId]) revert RecallAlreadyEnded(lotId);
+        _recallEnded[lotId] = true;
+        emit RecallEnded(lotId, msg.sender);
+        _append(lotId, lot, KIND_RECALL_ENDED, dataHash);
+    }
+
     /// @notice Closes a lot (sold out, consumed, destroyed); no further events except a recall.
     /// @dev Requirements: caller holds a handling role and is the custodian; the lot is active or held.
     /// Emits {LotClosed} and {LotEventRecorded}.
@@ -421,6 +443,11 @@ contract LotLedger is AccessControl, Multicall {
     /// @notice For a recalled lot, the lot its recall started from (itself for a direct recall); zero otherwise.
     function recallSourceOf(bytes32 lotId) external view returns (bytes32) {
         return _recallSource[lotId];
+    }
+
+    /// @notice Whether the recall issued on `lotId` has been ended ({endRecall}).
+    function recallEnded(bytes32 lotId) external view returns (bool) {
+        return _recallEnded[lotId];
     }
 
     // ---------------------------------------------------------------- internals

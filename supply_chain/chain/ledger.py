@@ -87,7 +87,7 @@ class Call(NamedTuple):
     @staticmethod
     def on_lot(function: str, lot_id: str | bytes, data_hash: str | bytes) -> Call:
         """The calls that take a lot and a data hash alone: acceptCustody, rejectCustody, cancelCustodyOffer,
-        hold, release, recall, close."""
+        hold, release, recall, endRecall, close."""
         if function not in _LOT_AND_HASH:
             raise ValueError(f"{function} does not take (lotId, dataHash)")
         return Call(function, [_b32(lot_id), _b32(data_hash)])
@@ -120,7 +120,7 @@ class Call(NamedTuple):
 
 
 _LOT_AND_HASH = frozenset(
-    {"acceptCustody", "rejectCustody", "cancelCustodyOffer", "hold", "release", "recall", "close"}
+    {"acceptCustody", "rejectCustody", "cancelCustodyOffer", "hold", "release", "recall", "endRecall", "close"}
 )
 
 
@@ -527,6 +527,14 @@ class Ledger:
 
     def recall(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
         return self.transact(signer, "recall", [_b32(lot_id), _b32(data_hash)])
+
+    def end_recall(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
+        return self.transact(signer, "endRecall", [_b32(lot_id), _b32(data_hash)])
+
+    def recall_ended(self, lot_id: str | bytes) -> bool:
+        """Whether the recall issued on the lot has been ended on chain."""
+        with chain_guard("recallEnded"):
+            return bool(self.contract.functions.recallEnded(_b32(lot_id)).call())
 
     def close(self, signer: LocalAccount, lot_id: str | bytes, data_hash: str | bytes) -> TxResult:
         return self.transact(signer, "close", [_b32(lot_id), _b32(data_hash)])

@@ -351,6 +351,17 @@ KIND_SPECS: dict[EventKind, KindSpec] = {
             (_req("note", T.LONG_TEXT, X, "what was observed"), _req("date", T.DATE, P, "date")),
             "Lotline",
         ),
+        KindSpec(
+            EventKind.RECALL_ENDED,
+            "date",
+            (
+                _req("reason", T.LONG_TEXT, P, "why the recall is ended (product removed or corrected, ...)"),
+                _req("date", T.DATE, P, "date the recall was ended"),
+                _opt("recall_class", T.RECALL_CLASS, P, "FDA class of the recall that is ended"),
+                _opt("effectiveness", T.TEXT, C, "how many notified holders answered, and what they accounted for"),
+            ),
+            "Lotline",
+        ),
     )
 }
 

@@ -27,6 +27,7 @@ class EventKind(IntEnum):
     CUSTODY_REJECTED = 14
     CUSTODY_CANCELLED = 15
     OBSERVATION = 16
+    RECALL_ENDED = 17
 
 
 class LotStatus(IntEnum):

@@ -123,6 +123,7 @@ class Action(StrEnum):
     HOLD = "hold"
     RELEASE = "release"
     RECALL = "recall"
+    END_RECALL = "end_recall"
     CLOSE = "close"
     ANCHOR = "anchor"
     PRINT_LABELS = "print_labels"
@@ -265,6 +266,16 @@ RULES: dict[Action, Rule] = {
             "recall",
             "recall a lot and, in the same action, every lot made from it; a closed lot can be recalled (its "
             "food may be in homes)",
+        ),
+        _rule(
+            Action.END_RECALL,
+            "end the recall of",
+            [Grant(OVERSIGHT_ROLES), Grant(CREATOR_ROLES, Party.CREATOR)],
+            [_S.RECALLED],
+            "endRecall",
+            "end (terminate) the recall issued on a lot, once: the recall action is complete; the lot stays "
+            "recalled (its food is not made safe) and a recall that reached it from an input is ended on that "
+            "input",
         ),
         _rule(
             Action.CLOSE,
@@ -422,6 +433,8 @@ class Subject:
     is_pending_custodian: bool = False
     is_creator: bool = False
     recall_affected: bool = False  # an ancestor is recalled
+    recall_from_input: bool = False  # recalled because an input was (its recall started at another lot)
+    recall_ended: bool = False  # the recall issued on it is ended (or its end is on its way)
     actor: str = "the organisation"
     lot: str = "the lot"
 
@@ -453,6 +466,8 @@ def status_refusal(rule: Rule, status: Status, lot: str = "the lot") -> Verdict:
         code, chain_error, why = "lot_not_in_transit", "LotNotInTransit", "it is not in transit"
     elif rule.statuses == {Status.HELD}:
         code, chain_error, why = "lot_not_held", "LotNotHeld", "it is not on hold"
+    elif rule.statuses == {Status.RECALLED}:
+        code, chain_error, why = "lot_not_recalled", "LotNotRecalled", "it is not recalled"
     elif status is Status.IN_TRANSIT:
         code, chain_error, why = "lot_in_transit", "LotInTransit", "it is in transit"
     else:
@@ -498,6 +513,22 @@ def decide_rule(rule: Rule, subject: Subject) -> Verdict:
                 False, "lot_pending", None, Conflict, f"cannot {rule.verb} lot {s.lot}: its creation is not mined yet"
             )
         return status_refusal(rule, s.status, s.lot)
+    if action is Action.END_RECALL and s.recall_from_input:
+        return Verdict(
+            False,
+            "lot_not_recalled",
+            "LotNotRecalled",
+            Conflict,
+            f"cannot {rule.verb} lot {s.lot}: its recall reached it from an input; end it on the lot it started from",
+        )
+    if action is Action.END_RECALL and s.recall_ended:
+        return Verdict(
+            False,
+            "recall_already_ended",
+            "RecallAlreadyEnded",
+            Conflict,
+            f"cannot {rule.verb} lot {s.lot}: it is ended already",
+        )
     if rule.refuse_recall_affected and s.recall_affected:
         return Verdict(
             False,
@@ -540,6 +571,7 @@ CHAIN_ERRORS: dict[str, tuple[type[LotlineError], str]] = {
     "InputUnavailable": (Conflict, "input_unavailable"),
     "NotDerivedFromRecall": (Conflict, "not_derived_from_recall"),
     "LotNotRecalled": (Conflict, "lot_not_recalled"),
+    "RecallAlreadyEnded": (Conflict, "recall_already_ended"),
     "PrefixTaken": (Conflict, "prefix_taken"),
     "EventKindNotAllowed": (InvalidInput, "event_kind_not_allowed"),
     "LengthMismatch": (InvalidInput, "length_mismatch"),

@@ -226,6 +226,8 @@ def _apply_state(lot: Lot, log: ChainEvent, orgs: dict[str, Organisation]) -> No
         lot.pending_custodian_org_id = None
     elif name == "LotClosed":
         lot.status = "closed"
+    # RecallEnded changes no state: the lot stays recalled; its RECALL_ENDED event (LotEventRecorded) is the
+    # record of the end.
 
 
 # ------------------------------------------------------------------ catching up

@@ -106,6 +106,12 @@ def recall_affected(ctx: Ctx, lot: Lot) -> bool:
     return bool(ctx.session.scalar(select(exists().where(Lot.id.in_(ids), Lot.status == Status.RECALLED))))
 
 
+def recall_ended(ctx: Ctx, lot: Lot) -> bool:
+    """True when the recall issued on the lot is ended (its RECALL_ENDED event mined or on its way)."""
+    query = exists().where(Event.lot_id == lot.id, Event.kind == EventKind.RECALL_ENDED, Event.status != "failed")
+    return bool(ctx.session.scalar(select(query)))
+
+
 def verdict(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = None) -> policy.Verdict:
     """The rulebook's answer for this actor and lot (``lot`` None: may it take this action at all)."""
     rule = policy.RULES[action]
@@ -116,6 +122,8 @@ def verdict(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = Non
         is_pending_custodian=lot is not None and lot.pending_custodian_org_id == actor.id,
         is_creator=lot is not None and lot.creator_org_id == actor.id,
         recall_affected=lot is not None and rule.refuse_recall_affected and recall_affected(ctx, lot),
+        recall_from_input=lot is not None and lot.recall_source_id not in (None, lot.id),
+        recall_ended=lot is not None and action is Action.END_RECALL and recall_ended(ctx, lot),
         actor=actor.name,
         lot=lot.lot_code if lot is not None else "the lot",
     )
@@ -758,6 +766,31 @@ def continue_recalls(ctx: Ctx) -> int:
         select(Lot).join(Recall, Recall.lot_id == Lot.id).where(Lot.status == Status.RECALLED).distinct()
     )
     return sum(continue_recall(ctx, source) for source in list(sources))
+
+
+def plan_end_recall(
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    reason: str,
+    when: str | None = None,
+    *,
+    recall_class: str | None = None,
+    effectiveness: str | None = None,
+) -> tuple[Event, Call]:
+    """Plan the end (termination) of the recall issued on ``lot``: its RECALL_ENDED event, checked by the
+    rulebook and the invariants, and the ``endRecall`` call that anchors it. The caller records what else the
+    end changes in the same unit of work, then sends both with ``writes.execute``. The lot stays recalled."""
+    check(ctx, Action.END_RECALL, actor, lot)
+    payload = {
+        "reason": reason,
+        "date": when or _today(),
+        "recall_class": recall_class,
+        "effectiveness": effectiveness,
+    }
+    event = plan_event(ctx, lot, actor, EventKind.RECALL_ENDED, payload)
+    ctx.session.flush()
+    return event, Call.on_lot("endRecall", lot.lot_id, event.payload_hash)
 
 
 def close(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:

@@ -9,8 +9,9 @@ Holders: every organisation the affected product reached (creator, each organisa
 the current and pending custodian of each affected lot), except the issuer. Each is notified at issue, at
 every update and at termination (``notifications.notify``), and acknowledges with what it did.
 
-Termination is recorded off chain, with the hash of its record: the contract has no call that writes on a
-recalled lot (every write requires an active, held, in-transit or closed lot), see docs/recalls.md.
+Termination is recorded on chain: a RECALL_ENDED event on the recalled lot (the contract's ``endRecall``),
+planned and anchored like any other event, so verification covers it; the lot stays recalled. See
+docs/recalls.md.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sqlalchemy import or_, select
 
 from supply_chain.domain import policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from supply_chain.domain.hashing import hex32, payload_hash
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity, parse_recall_class
 from supply_chain.domain.policy import RecallDepth, RecallStage
@@ -33,6 +33,7 @@ from supply_chain.domain.text import check_text
 from supply_chain.services import lots as lot_service
 from supply_chain.services import notifications
 from supply_chain.services.runtime import Ctx
+from supply_chain.services.writes import execute
 from supply_chain.store.models import (
     Event,
     Lot,
@@ -348,23 +349,28 @@ def add_update(ctx: Ctx, actor: Organisation, user: User | None, recall: Recall,
 
 
 def terminate(ctx: Ctx, actor: Organisation, user: User | None, recall: Recall, reason: str | None) -> Recall:
-    """End a recall (the product is removed or corrected). Recorded off chain with the hash of its record."""
+    """End a recall (the product is removed or corrected): a RECALL_ENDED event on the recalled lot, on chain
+    (``lots.end_recall``; the lot stays recalled). ``termination_hash`` is that event's anchored data hash."""
     require_desk(actor)
     _open(recall, "terminate")
     why = _text(reason, "reason")
     assert why is not None
-    now = datetime.now(UTC)
-    record = {
-        "lot_id": recall.lot.lot_id,
-        "recall_event_hash": recall.event.payload_hash,
-        "reason": why,
-        "terminated_at": now.isoformat(),
-        "terminated_by": actor.chain_address,
-    }
-    recall.terminated_at = now
+    check = effectiveness(ctx, recall)
+    summary = (
+        f"{check.answered} of {check.notified} notified holders answered ({check.share}%, level "
+        f"{check.level.code} asks {check.target}%); accounted for {check.accounted_text or 'nothing'} of "
+        f"{check.reached_text or 'nothing'}"
+    )
+    event, call = lot_service.plan_end_recall(
+        ctx, actor, recall.lot, why, recall_class=recall.recall_class, effectiveness=summary
+    )
+    # Committed with the pending event, before the transaction is sent (writes.execute): a crash after the
+    # send leaves a terminated recall whose end the next start confirms, never an end on chain the row lacks.
+    recall.terminated_at = datetime.now(UTC)
     recall.terminated_by_org_id = actor.id
-    recall.termination_reason = why
-    recall.termination_hash = hex32(payload_hash(record))
+    recall.termination_reason = event.payload["reason"]
+    recall.termination_hash = event.payload_hash
+    execute(ctx, actor, [call], [event])
     _step(ctx, "terminated", actor, user, recall=recall, text=why)
     lot = recall.lot
     _notify_holders(

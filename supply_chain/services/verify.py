@@ -318,6 +318,17 @@ def _recall_findings(lot: Lot, confirmed: Sequence[Event]) -> list[str]:
                 f"the recall anchored by {_label_seq(event)} ({event.payload.get('reason')!r}) is missing from "
                 "the stored recalls"
             )
+    # The end of the recall (endRecall: once per lot) is what the recall pages and open data call terminated.
+    issued = [r for r in lot.recalls if r.event.status == "confirmed" and r.event.failure_reason is None]
+    for event in (e for e in confirmed if int(e.kind) == EventKind.RECALL_ENDED):
+        row = max(issued, key=lambda r: r.id, default=None)
+        if row is None or row.terminated_at is None:
+            out.append(f"the end of the recall anchored by {_label_seq(event)} is missing from the stored recalls")
+        elif (row.termination_reason or None) != (event.payload.get("reason") or None):
+            out.append(
+                f"recall #{row.id}: stored termination_reason {row.termination_reason!r} differs from the "
+                f"{event.payload.get('reason')!r} anchored by {_label_seq(event)}"
+            )
     return out
 
 

@@ -63,6 +63,7 @@ KIND_LABELS: dict[EventKind, str] = {
     EventKind.CUSTODY_REJECTED: "Delivery refused",
     EventKind.CUSTODY_CANCELLED: "Shipment cancelled",
     EventKind.OBSERVATION: "Observation",
+    EventKind.RECALL_ENDED: "Recall ended",
 }
 
 
@@ -383,10 +384,16 @@ def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, i
     own = (lot.gtin, lot.lot_code)
     known = {(lot_.gtin, lot_.lot_code): lot_ for lot_, _ in chain}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
+    ended: dict[tuple[str, str], dict[str, Any]] = {}
     for lot_, _depth in chain:
         here = (lot_.gtin, lot_.lot_code)
         anchored = False
         for event in lot_.events:
+            if event.status == "confirmed" and int(event.kind) == EventKind.RECALL_ENDED:
+                # The end of the recall issued on this lot, anchored on chain; the lot stays recalled.
+                public = visible_view(EventKind.RECALL_ENDED, event.payload or {}, Visibility.PUBLIC)
+                ended[here] = {"date": public.get("date"), "reason": public.get("reason")}
+                continue
             if event.status != "confirmed" or int(event.kind) != EventKind.RECALL:
                 continue
             anchored = True
@@ -433,6 +440,8 @@ def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, i
             }
     if lot.status == "recalled" and rows:
         next(iter(rows.values()))["this_lot_recalled"] = True
+    for origin, row in rows.items():
+        row["ended"] = ended.get(origin)
     return [{k: v for k, v in row.items() if k != "issued_event"} for row in rows.values()]
 
 

@@ -697,14 +697,23 @@ class Recall(Base):
     terminated_by_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     termination_reason: Mapped[str | None] = mapped_column(Text)
     termination_hash: Mapped[str | None] = mapped_column(Hash32)
-    """keccak256 of the termination record's canonical JSON (RFC 8785): kept off chain, as the contract has
-    no call that writes on a recalled lot (docs/recalls.md)."""
+    """The data hash of the termination's RECALL_ENDED event, as anchored on chain by ``endRecall``. Recalls
+    terminated before that call existed hold the keccak256 of an off-chain termination record instead
+    (docs/recalls.md)."""
 
     lot: Mapped[Lot] = relationship(back_populates="recalls")
     event: Mapped[Event] = relationship(back_populates="recall")
     issuer: Mapped[Organisation] = relationship(foreign_keys=[issuer_org_id])
     terminated_by: Mapped[Organisation | None] = relationship(foreign_keys=[terminated_by_org_id])
     draft: Mapped[RecallDraft | None] = relationship(back_populates="recall")
+
+    @property
+    def termination_event(self) -> Event | None:
+        """The RECALL_ENDED event that ends this recall on chain (a lot's recall is ended once); None while the
+        recall is open, and for a recall terminated before the contract's ``endRecall`` existed."""
+        return next(
+            (e for e in self.lot.events if int(e.kind) == EventKind.RECALL_ENDED and e.status != "failed"), None
+        )
 
     @property
     def stage(self) -> str:

@@ -1414,6 +1414,124 @@ def test_recall_derived_with_bad_batch_shape_is_refused(ledger, actors, lineage,
     )
 
 
+# ============================================================================================ endRecall
+
+
+@pytest.mark.parametrize("who", ["regulator", "inspector", "producer"])
+def test_end_recall_by_a_recaller_records_the_end_and_leaves_the_lot_recalled(ledger, actors, make_lot, who):
+    lot_id, data_hash = make_lot(), new_hash()
+    signer = getattr(actors, who)
+    ledger.recall(actors.regulator, lot_id, new_hash())
+    before = ledger.get_lot(lot_id)
+
+    result = ledger.end_recall(signer, lot_id, data_hash)
+
+    assert names(result) == ["RecallEnded", "LotEventRecorded"]
+    assert only(result, "RecallEnded").args == {"lotId": hx(lot_id), "by": signer.address}
+    assert_last_recorded(ledger, result, lot_id, signer, EventKind.RECALL_ENDED, data_hash)
+    after = ledger.get_lot(lot_id)
+    assert after.event_count == before.event_count + 1
+    # the head commits to the end: head_n = keccak256(abi.encode(head_{n-1}, 17, actor, dataHash))
+    previous = bytes.fromhex(before.head[2:])
+    expected = keccak(encode(["bytes32", "uint8", "address", "bytes32"], [previous, 17, signer.address, data_hash]))
+    assert after.head == hx(expected)
+    assert (after.status, after.custodian) == (LotStatus.RECALLED, before.custodian)
+    assert ledger.recall_ended(lot_id) is True
+    assert ledger.recall_source_of(lot_id) == hx(lot_id)
+
+
+def test_end_recall_leaves_lots_the_recall_reached_recalled(ledger, actors, lineage):
+    root, mid, leaf = lineage
+    ledger.recall(actors.regulator, root, new_hash())
+    ledger.recall_derived(actors.regulator, root, [mid, leaf], [new_hash(), new_hash()])
+    ledger.end_recall(actors.regulator, root, new_hash())
+    assert [ledger.get_lot(lot).status for lot in lineage] == [LotStatus.RECALLED] * 3
+    assert recall_sources(ledger, root, mid, leaf) == [hx(root)] * 3
+    assert [ledger.recall_ended(lot) for lot in lineage] == [True, False, False]
+
+
+@pytest.mark.parametrize("who", ["distributor", "retailer", "stranger", "admin"])
+def test_end_recall_by_account_without_a_recalling_role_reverts_with_account_lacks_roles(
+    ledger, actors, make_lot, refused, who
+):
+    lot_id = make_lot()
+    ledger.recall(actors.regulator, lot_id, new_hash())
+    signer = getattr(actors, who)
+    exc = refused(lambda: ledger.end_recall(signer, lot_id, new_hash()), "AccountLacksRoles", Forbidden, lots=(lot_id,))
+    assert exc.chain_args == {"account": signer.address, "anyOf": RECALLER_ROLES}
+    assert ledger.recall_ended(lot_id) is False
+
+
+@pytest.mark.parametrize("who", ["producer2", "processor"])
+def test_end_recall_by_producer_or_processor_that_did_not_create_lot_reverts_with_not_authorized_to_recall(
+    ledger, actors, make_lot, refused, who
+):
+    lot_id = make_lot()
+    ledger.recall(actors.regulator, lot_id, new_hash())
+    signer = getattr(actors, who)
+    exc = refused(
+        lambda: ledger.end_recall(signer, lot_id, new_hash()), "NotAuthorizedToRecall", Forbidden, lots=(lot_id,)
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id), "caller": signer.address}
+
+
+@pytest.mark.parametrize("status", ["active", "in_transit", "held", "closed"])
+def test_end_recall_of_lot_not_recalled_reverts_with_lot_not_recalled(ledger, actors, make_lot, refused, status):
+    lot_id = make_lot()
+    if status == "in_transit":
+        ledger.offer_custody(actors.producer, lot_id, actors.retailer.address, new_hash())
+    elif status == "held":
+        ledger.hold(actors.inspector, lot_id, new_hash())
+    elif status == "closed":
+        ledger.close(actors.producer, lot_id, new_hash())
+    exc = refused(
+        lambda: ledger.end_recall(actors.regulator, lot_id, new_hash()), "LotNotRecalled", Conflict, lots=(lot_id,)
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id)}
+    assert exc.code == "lot_not_recalled"
+
+
+def test_end_recall_of_unknown_lot_reverts_with_lot_not_found(ledger, actors, refused):
+    lot_id = new_lot_ref()
+    refused(lambda: ledger.end_recall(actors.regulator, lot_id, new_hash()), "LotNotFound", NotFound)
+
+
+def test_end_recall_of_lot_recalled_from_an_input_reverts_with_lot_not_recalled(ledger, actors, lineage, refused):
+    """A recall that reached a lot from its input is one recall: it is ended on the lot it started from."""
+    root, mid, leaf = lineage
+    ledger.recall(actors.regulator, root, new_hash())
+    ledger.recall_derived(actors.regulator, root, [mid], [new_hash()])
+    exc = refused(
+        lambda: ledger.end_recall(actors.regulator, mid, new_hash()), "LotNotRecalled", Conflict, lots=lineage
+    )
+    assert exc.chain_args == {"lotId": hx(mid)}
+    assert ledger.recall_ended(mid) is False
+
+
+def test_end_recall_twice_reverts_with_recall_already_ended(ledger, actors, make_lot, refused):
+    lot_id = make_lot()
+    ledger.recall(actors.regulator, lot_id, new_hash())
+    ledger.end_recall(actors.regulator, lot_id, new_hash())
+    exc = refused(
+        lambda: ledger.end_recall(actors.inspector, lot_id, new_hash()), "RecallAlreadyEnded", Conflict, lots=(lot_id,)
+    )
+    assert exc.chain_args == {"lotId": hx(lot_id)}
+    assert exc.code == "recall_already_ended"
+
+
+@pytest.mark.parametrize("action", ["recordEvent", "offerCustody", "inspect", "hold", "close", "anchorReadings"])
+def test_actions_on_lot_whose_recall_ended_are_still_refused_with_lot_unavailable(
+    ledger, actors, make_lot, refused, action
+):
+    """Ending a recall completes the action; it does not make the food safe again."""
+    lot_id = make_lot()
+    ledger.recall(actors.regulator, lot_id, new_hash())
+    ledger.end_recall(actors.regulator, lot_id, new_hash())
+    call, _error, _cls = CLOSED_LOT_REFUSALS[action]
+    exc = refused(lambda: call(ledger, actors, lot_id), "LotUnavailable", Conflict, lots=(lot_id,))
+    assert exc.chain_args == {"lotId": hx(lot_id), "status": "recalled"}
+
+
 # ============================================================================================ close
 
 

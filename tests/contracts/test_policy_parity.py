@@ -94,6 +94,8 @@ class Lot:
     creator: str
     custodian: str
     pending: str | None = None
+    recall_from_input: bool = False
+    recall_ended: bool = False
 
 
 def build(world: World, status: Status | None, *, keeper: str = "processor") -> Lot:
@@ -154,6 +156,8 @@ def subject(world: World, actor: str, lot: Lot) -> policy.Subject:
         is_custodian=actor == lot.custodian,
         is_pending_custodian=actor == lot.pending,
         is_creator=actor == lot.creator,
+        recall_from_input=lot.recall_from_input,
+        recall_ended=lot.recall_ended,
     )
 
 
@@ -204,8 +208,41 @@ def test_every_chain_action_is_covered_and_every_refusal_is_reached() -> None:
     """The matrix above reaches each action's refusals; an action with no contract function is app-only."""
     assert {policy.RULES[a].function for a in CHAIN_ACTIONS} >= {
         "createLot", "recordEvent", "offerCustody", "acceptCustody", "rejectCustody", "cancelCustodyOffer",
-        "inspect", "hold", "release", "recall", "close", "anchorReadings",
+        "inspect", "hold", "release", "recall", "endRecall", "close", "anchorReadings",
     }  # fmt: skip
     assert [a for a in Action if policy.RULES[a].function is None] == [Action.PRINT_LABELS]
 
 
+def recalled_lot(world: World, how: str) -> Lot:
+    """A recalled lot (made by `producer`, kept by `processor`) whose recall is ended (`ended`) or reached it from
+    the input it was made from (`from_input`): the two refusals of END_RECALL that the lot's status alone does
+    not tell."""
+    ledger, acc = world.ledger, world.accounts
+    if how == "ended":
+        lot = build(world, Status.RECALLED)
+        ledger.end_recall(acc["regulator"], lot.ref, secrets.token_bytes(32))
+        lot.recall_ended = True
+        return lot
+    source = build(world, Status.ACTIVE, keeper="producer")
+    ref = world.ref("producer")
+    ledger.create_lot(acc["producer"], *ref.label, [source.ref], EventKind.TRANSFORMATION, secrets.token_bytes(32))
+    ledger.offer_custody(acc["producer"], ref, acc["processor"].address, secrets.token_bytes(32))
+    ledger.accept_custody(acc["processor"], ref, secrets.token_bytes(32))
+    ledger.recall(acc["regulator"], source.ref, secrets.token_bytes(32))
+    ledger.recall_derived(acc["regulator"], source.ref, [ref], [secrets.token_bytes(32)])
+    return Lot(ref, Status.RECALLED, "producer", "processor", recall_from_input=True)
+
+
+@pytest.mark.parametrize("how", ["ended", "from_input"])
+def test_rulebook_and_contract_agree_on_ending_a_recall_that_cannot_be_ended(world: World, how: str):
+    lot = recalled_lot(world, how)
+    disagreements = []
+    for actor in ACTOR_ROLES:
+        verdict = policy.decide(Action.END_RECALL, subject(world, actor, lot))
+        chain = contract_verdict(world, Action.END_RECALL, actor, lot)
+        expected = None if verdict.allowed else verdict.chain_error
+        if chain != expected:
+            disagreements.append(f"{actor}: rulebook {expected or 'allows'}, contract {chain or 'allows'}")
+    assert not disagreements, f"end_recall on a lot whose recall is {how}:\n" + "\n".join(disagreements)
+    wanted = "RecallAlreadyEnded" if how == "ended" else "LotNotRecalled"
+    assert policy.decide(Action.END_RECALL, subject(world, "regulator", lot)).chain_error == wanted

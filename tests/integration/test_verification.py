@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, insert, text, update
 
+from supply_chain.domain.errors import Conflict
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots
 from supply_chain.services.verify import verify_lot
-from supply_chain.store.models import Event, Lot, LotInput
+from supply_chain.store.models import Event, Lot, LotInput, Recall
 
 pytestmark = pytest.mark.slow
 
@@ -446,3 +447,39 @@ def test_serve_shows_no_lot_verified_until_it_is_checked_after_a_start(
     after = {code: state for code, (state, _html) in seen["after"].items()}
     assert after == {"LOT-1": "tampered", "MIX-1": "tampered", "LOT-2": "verified"}
     assert "Warning: this record was altered" in seen["after"]["LOT-1"][1]
+
+
+def test_terminated_recall_is_on_chain_verified_shown_and_its_stored_end_checked(journey: Any) -> None:
+    """Terminating the recall anchors a RECALL_ENDED event on LOT-1 (the lot stays recalled, MIX-1 too); the
+    lot verifies, the consumer page says the recall was ended and still says do not eat; an edit of the stored
+    termination reason, or of the termination itself, is found by verification."""
+    from supply_chain.services import recalls
+
+    net = journey
+    with net.runtime.ctx() as ctx:
+        a = ctx.session.get(Lot, net.a)
+        (recall,) = a.recalls
+        recalls.terminate(ctx, net.org("regulator", ctx), None, recall, "All product recovered and destroyed")
+        ctx.session.commit()
+        ended = recall.termination_event
+        assert ended is not None and ended.status == "confirmed" and ended.payload_hash == recall.termination_hash
+        assert ctx.ledger.recall_ended(a.lot_id) and ctx.ledger.get_lot(a.lot_id).event_count == a.event_count
+        assert (a.status, ctx.session.get(Lot, net.mix_pk).status) == ("recalled", "recalled")
+        assert verify_lot(ctx, a).state == "verified"
+        # the rulebook refuses a second end before anything is signed
+        with pytest.raises(Conflict) as again:
+            lots.plan_end_recall(ctx, net.org("regulator", ctx), a, "again")
+        assert again.value.code == "recall_already_ended"
+        ctx.session.rollback()
+    for code in ("LOT-1", "MIX-1"):
+        html, data = _consumer(net, code)
+        assert "Verified journey" in html and 'class="recall-banner"' in html, code
+        assert "The recall was ended" in html and "All product recovered and destroyed" in html, code
+        assert data["recalls"][0]["ended"]["reason"] == "All product recovered and destroyed", code
+
+    _sql(net, update(Recall.__table__).values(termination_reason="Nothing was wrong"))
+    result = _verify_pk(net, net.a)
+    assert result.state == "tampered" and "stored termination_reason 'Nothing was wrong' differs" in result.detail
+    _sql(net, update(Recall.__table__).values(terminated_at=None, termination_reason=None))
+    result = _verify_pk(net, net.a)
+    assert result.state == "tampered" and "is missing from the stored recalls" in result.detail, result.detail

@@ -121,6 +121,12 @@ EXAMPLES: dict[EventKind, dict[str, Any]] = {
     EventKind.CUSTODY_REJECTED: {"reason": "Temperature above 5 C on arrival", "date": "2024-05-03"},
     EventKind.CUSTODY_CANCELLED: {"reason": "Truck broke down", "date": "2024-05-03"},
     EventKind.OBSERVATION: {"note": "Pallet wrap torn, contents fine", "date": "2024-05-03"},
+    EventKind.RECALL_ENDED: {
+        "reason": "Every affected case removed from sale and destroyed",
+        "date": "2024-06-01",
+        "recall_class": "I",
+        "effectiveness": "4 of 4 notified holders answered (100%, level A asks 100%)",
+    },
 }
 
 

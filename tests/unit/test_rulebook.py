@@ -105,3 +105,27 @@ def test_chain_errors_map_to_the_rulebook_codes() -> None:
                 refusal.chain_error or "", LotStatus[status.name] if refusal.chain_error == "LotUnavailable" else None
             )
             assert (family, code) == (refusal.error, refusal.code), (rule.action, status)
+
+
+@pytest.mark.parametrize(
+    ("kw", "code", "chain_error"),
+    [
+        ({"status": Status.ACTIVE}, "lot_not_recalled", "LotNotRecalled"),
+        ({"status": Status.IN_TRANSIT}, "lot_not_recalled", "LotNotRecalled"),
+        ({"status": Status.CLOSED}, "lot_not_recalled", "LotNotRecalled"),
+        ({"recall_from_input": True}, "lot_not_recalled", "LotNotRecalled"),
+        ({"recall_ended": True}, "recall_already_ended", "RecallAlreadyEnded"),
+        ({"actor_roles": frozenset({"retailer"})}, "wrong_role", "AccountLacksRoles"),
+        ({"actor_roles": frozenset({"producer"})}, "not_authorized_to_recall", "NotAuthorizedToRecall"),
+    ],
+)
+def test_ending_a_recall_needs_a_recaller_and_a_lot_recalled_directly_and_not_ended(
+    kw: dict[str, object], code: str, chain_error: str
+) -> None:
+    regulator = {"actor_roles": frozenset({"regulator"}), "status": Status.RECALLED}
+    verdict = decide(Action.END_RECALL, _subject(**(regulator | kw)))
+    assert (verdict.allowed, verdict.code, verdict.chain_error) == (False, code, chain_error)
+    assert decide(Action.END_RECALL, _subject(**regulator)).allowed
+    creator = {"actor_roles": frozenset({"producer"}), "status": Status.RECALLED, "is_creator": True}
+    assert decide(Action.END_RECALL, _subject(**creator)).allowed
+    assert policy.chain_error_code("RecallAlreadyEnded") == (Conflict, "recall_already_ended")

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots
 from supply_chain.services.lots import NewLot
+from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import (
     Lot,
     Notification,
@@ -259,6 +260,24 @@ def test_the_whole_recall_from_draft_to_termination(
     with world.runtime.ctx() as ctx:
         recall = ctx.session.get(Recall, recall_id)
         assert recall.stage == "terminated" and recall.termination_hash.startswith("0x")
+        # The end is on chain: a confirmed RECALL_ENDED event on the recalled lot, whose anchored data hash is
+        # the termination hash; the lot (and every lot the recall reached) stays recalled, and the whole record
+        # still verifies against the chain.
+        farm = ctx.session.get(Lot, walk["farm"])
+        (ended,) = [e for e in farm.events if int(e.kind) == EventKind.RECALL_ENDED]
+        assert ended.status == "confirmed" and ended.seq == farm.event_count
+        assert ended.payload_hash == recall.termination_hash
+        assert ended.payload["reason"] == "All product recovered."
+        assert ended.payload["recall_class"] == recall.recall_class
+        assert ended.actor_address == ctx.session.get(Organisation, world.org_ids["regulator"]).chain_address
+        chain_lot = ctx.ledger.get_lot(farm.lot_id)
+        assert (chain_lot.event_count, chain_lot.head) == (farm.event_count, farm.head_hash)
+        assert ctx.ledger.recall_ended(farm.lot_id) is True
+        assert {ctx.session.get(Lot, pk).status for pk in (walk["farm"], walk["mix"])} == {"recalled"}
+        assert verify_lot(ctx, farm).state == "verified"
+        ctx.session.commit()
+    page = regulator.get(f"/admin/recalls/{recall_id}").get_data(as_text=True)
+    assert "recall-ended event" in page and "confirmed" in page
     assert "Recall of Test lettuce lot" in _inbox(shop) and "terminated" in _inbox(shop)
     before = _state(world, counts)
     late = regulator.post(f"/admin/recalls/{recall_id}/updates", data={"text": "More.", "csrf_token": token})

@@ -107,6 +107,8 @@ STEPS: dict[EventKind, tuple[str | None, str | None]] = {
     EventKind.CUSTODY_REJECTED: ("receiving", "returned"),
     EventKind.CUSTODY_CANCELLED: ("void_shipping", "active"),
     EventKind.OBSERVATION: ("other", None),
+    # CBV has no step for the end of a recall; the lot stays recalled, so the disposition says so.
+    EventKind.RECALL_ENDED: (None, "recalled"),
 }
 OUTCOME_DISPOSITION = {"pass": "conformant", "fail": "non_conformant"}
 # ================================================================== the schema
