@@ -6,7 +6,8 @@
 - ``ix_events_confirmed_kind`` (``kind, lot_id WHERE status = 'confirmed'``): the rare kinds an
   organisation's record counts (holds, recalls) without reading every event of its lots.
 - ``ix_lots_creator_org_id_status`` replaces ``ix_lots_creator_org_id``: lots an organisation made, by status,
-  counted from the index alone.
+  counted from the index alone; ``ix_lots_held`` (``id WHERE status = 'held'``): the held lots (oversight),
+  newest first, without reading every lot.
 
 SQLite's statistics are kept by ``store.db.refresh_statistics`` (at start and in the maintenance pass).
 
@@ -31,6 +32,7 @@ depends_on: str | Sequence[str] | None = None
 
 CONFIRMED = sa.text("status = 'confirmed'")
 UNCONFIRMED = sa.text("status <> 'confirmed'")
+HELD = sa.text("status = 'held'")
 
 
 def upgrade() -> None:
@@ -47,9 +49,11 @@ def upgrade() -> None:
     )
     op.drop_index("ix_lots_creator_org_id", table_name="lots")
     op.create_index("ix_lots_creator_org_id_status", "lots", ["creator_org_id", "status"])
+    op.create_index("ix_lots_held", "lots", ["id"], sqlite_where=HELD, postgresql_where=HELD)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_lots_held", table_name="lots")
     op.drop_index("ix_lots_creator_org_id_status", table_name="lots")
     op.create_index("ix_lots_creator_org_id", "lots", ["creator_org_id"])
     op.drop_index("ix_events_confirmed_kind", table_name="events")
