@@ -103,7 +103,9 @@ def _worth_a_scan(engine: Engine, table: str, plan: str) -> bool:
         return False
     expected = int(re.search(r"rows=(\d+)", plan).group(1))  # type: ignore[union-attr]
     with engine.connect() as connection:
-        total = connection.exec_driver_sql(f"SELECT reltuples FROM pg_class WHERE oid = to_regclass('{table}')").scalar()
+        total = connection.exec_driver_sql(
+            f"SELECT reltuples FROM pg_class WHERE oid = to_regclass('{table}')"
+        ).scalar()
     return expected >= SCAN_WORTH * float(total or 0)
 
 
@@ -147,8 +149,10 @@ def test_the_lot_page_reads_no_whole_table(store: tuple[Engine, Any], which: str
     assert_flat(engine, lambda ctx: views.lot_page(ctx, lot(ctx), lot(ctx).creator))
 
 
-@pytest.mark.parametrize(("which", "direction"), [("farm_lot", "forward"), ("deep_lot", "backward"),
-                                                 ("wide_lot", "backward"), ("recalled_lot", "forward")])
+@pytest.mark.parametrize(
+    ("which", "direction"),
+    [("farm_lot", "forward"), ("deep_lot", "backward"), ("wide_lot", "backward"), ("recalled_lot", "forward")],
+)
 def test_traces_read_no_whole_table(store: tuple[Engine, Any], which: str, direction: str) -> None:
     engine, made = store
     lot = _lot(engine, getattr(made, which))

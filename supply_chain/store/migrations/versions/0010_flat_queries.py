@@ -37,9 +37,7 @@ HELD = sa.text("status = 'held'")
 
 def upgrade() -> None:
     op.drop_index("ix_events_status", table_name="events")
-    op.create_index(
-        "ix_events_status", "events", ["status"], sqlite_where=UNCONFIRMED, postgresql_where=UNCONFIRMED
-    )
+    op.create_index("ix_events_status", "events", ["status"], sqlite_where=UNCONFIRMED, postgresql_where=UNCONFIRMED)
     op.create_index(
         "ix_events_confirmed_kind",
         "events",
