@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import aliased
 
 from supply_chain.domain import credit as rule
@@ -42,6 +42,7 @@ from supply_chain.store.models import (
     Product,
     Recall,
     RecallAcknowledgement,
+    confirmed_events,
 )
 
 FAILURE_STATES = ("tampered", "unverifiable")
@@ -168,7 +169,7 @@ def _figures(ctx: Ctx, org: Organisation, since: datetime | None) -> _Figures:
     s = ctx.session
     fig = _Figures()
     counts = fig.counts
-    confirmed = Event.status == "confirmed"
+    confirmed = confirmed_events()
 
     def after(column: Any) -> Any:
         return column >= since if since is not None else True
@@ -386,13 +387,66 @@ def summary(ctx: Ctx, org: Organisation) -> dict[str, Any]:
         "verification_failures": t.lots_tampered + t.lots_unverifiable,
         "grade": grade.letter,
         "grade_explanation": grade.explanation,
-        "summary": (
-            f"{_count(t.lots_created, 'lot')}; inspections: {t.inspections_passed} passed, "
-            f"{t.inspections_failed} failed; {_count(t.holds, 'hold')}; "
-            f"{_count(t.recalls_caused, 'recall')} of its own lots; "
-            f"{_count(t.recalls_reached, 'recall')} reached it through an ingredient or stock"
+        "summary": _summary_text(
+            t.lots_created, t.inspections_passed, t.inspections_failed, t.holds, t.recalls_caused, t.recalls_reached
         ),
     }
+
+
+def line(ctx: Ctx, org: Organisation) -> dict[str, str]:
+    """The consumer page's compliance line: ``summary``'s ``organisation`` and ``summary``, the same figures
+    counted by the database from indexes (lots by creator and status, confirmed events of the rare kinds,
+    inspections, recalls) instead of read row by row, so a scan costs the same however long the maker's
+    history is."""
+    s = ctx.session
+    confirmed = confirmed_events()
+    made = Lot.creator_org_id == org.id
+    lots_created = s.scalar(select(func.count()).select_from(Lot).where(made, Lot.status != "pending")) or 0
+    outcomes = dict(
+        s.execute(
+            select(Inspection.outcome, func.count())
+            .join(Event, Inspection.event_id == Event.id)
+            .join(Lot, Inspection.lot_id == Lot.id)
+            .where(made, confirmed)
+            .group_by(Inspection.outcome)
+        ).all()
+    )
+    holds = s.scalar(
+        select(func.count()).select_from(Event).join(Lot, Event.lot_id == Lot.id)
+        .where(Event.kind == EventKind.HOLD, confirmed, made)
+    ) or 0
+    caused = s.scalar(
+        select(func.count()).select_from(Recall)
+        .join(Event, Recall.event_id == Event.id)
+        .join(Lot, Recall.lot_id == Lot.id)
+        .where(made, confirmed)
+    ) or 0
+    source = aliased(Lot)
+    reached = s.scalar(
+        select(func.count(distinct(source.id)))
+        .select_from(Event)
+        .join(Lot, Event.lot_id == Lot.id)
+        .join(source, Lot.recall_source_id == source.id)
+        .where(
+            Event.kind == EventKind.RECALL,
+            confirmed,
+            made | (Lot.custodian_org_id == org.id),
+            source.creator_org_id != org.id,
+        )
+    ) or 0
+    failed = outcomes.get("fail", 0)
+    return {
+        "organisation": org.name,
+        "summary": _summary_text(lots_created, outcomes.get("pass", 0), failed, holds + failed, caused, reached),
+    }
+
+
+def _summary_text(lots: int, passed: int, failed: int, holds: int, recalls: int, reached: int) -> str:
+    return (
+        f"{_count(lots, 'lot')}; inspections: {passed} passed, {failed} failed; {_count(holds, 'hold')}; "
+        f"{_count(recalls, 'recall')} of its own lots; "
+        f"{_count(reached, 'recall')} reached it through an ingredient or stock"
+    )
 
 
 def _count(n: int, noun: str) -> str:

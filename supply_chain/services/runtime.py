@@ -22,7 +22,14 @@ from supply_chain.chain.ledger import Ledger
 from supply_chain.domain.errors import ChainUnavailable, InvalidInput
 from supply_chain.services.instance import SECRET_KEY_FILE, read_or_create_secret, secure_instance
 from supply_chain.services.keyring import Keyring, load_kek
-from supply_chain.store.db import database_url, make_engine, make_session_factory, migrate, session_scope
+from supply_chain.store.db import (
+    database_url,
+    make_engine,
+    make_session_factory,
+    migrate,
+    refresh_statistics,
+    session_scope,
+)
 from supply_chain.store.models import ChainDeployment
 
 EMBEDDED_GAS_LIMIT = 10_000_000
@@ -174,6 +181,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.database_url)
         migrate(self.engine)
+        refresh_statistics(self.engine)
         self.sessions = make_session_factory(self.engine)
         self.keyring = Keyring(self.settings.kek, self.settings.home, file_backed=self.settings.kek_in_file)
         """Opens and seals organisation keys; keys left under the session secret are moved under the KEK now."""

@@ -15,6 +15,7 @@ from supply_chain.services import indexer, lots, orgs
 from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.runtime import Runtime
 from supply_chain.services.verify import Verification, verify_lot
+from supply_chain.store.db import refresh_statistics
 from supply_chain.store.models import Lot
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ def catch_up(
 
 PRUNE_SECONDS = 24 * 3600.0
 """How often the maintenance pass drops the documents of long-finished capture jobs (``jobs.prune``)."""
+
+STATISTICS_SECONDS = 3600.0
+"""How often the maintenance pass refreshes the query planner's statistics (``db.refresh_statistics``)."""
 
 VERIFY_BATCH = 5
 """Lots verified per transaction: each verification reads the chain, and the lots' rows (on SQLite the whole
@@ -119,6 +123,7 @@ class Maintenance(threading.Thread):
     def run(self) -> None:
         next_verify = time.monotonic() + (0.0 if self.verify_at_start else self.verify_seconds)
         next_prune = time.monotonic() + PRUNE_SECONDS
+        next_statistics = time.monotonic() + STATISTICS_SECONDS
         first = True
         while first or not self._stop_event.wait(self.sync_seconds):
             try:
@@ -128,6 +133,9 @@ class Maintenance(threading.Thread):
                     verify_everything(self.runtime)
                     self.verified.set()
                     next_verify = time.monotonic() + self.verify_seconds
+                if time.monotonic() >= next_statistics:
+                    next_statistics = time.monotonic() + STATISTICS_SECONDS
+                    refresh_statistics(self.runtime.engine)  # the store grew: keep the planner's picture of it
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_SECONDS
                     with self.runtime.ctx() as ctx:

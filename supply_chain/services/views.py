@@ -44,6 +44,7 @@ from supply_chain.store.models import (
     Product,
     Recall,
 )
+from supply_chain.store.models import held_lots as held
 from supply_chain.store.queries import ancestors
 
 KIND_LABELS: dict[EventKind, str] = {
@@ -217,7 +218,7 @@ def recent_inspections(ctx: Ctx, org: Organisation, limit: int = 20) -> list[Ins
 
 
 def held_lots(ctx: Ctx, limit: int = 100) -> list[Lot]:
-    return list(ctx.session.scalars(select(Lot).where(Lot.status == "held").order_by(Lot.id.desc()).limit(limit)))
+    return list(ctx.session.scalars(select(Lot).where(held()).order_by(Lot.id.desc()).limit(limit)))
 
 
 def recalls(ctx: Ctx, limit: int = 50) -> list[Recall]:
@@ -579,7 +580,7 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     chain = _ancestor_chain(ctx, lot)
     journey, places = _journey(ctx, lot, chain, lambda _e: Visibility.PUBLIC, base, include_failed=False)
     hold = hold_notice(lot)
-    record = credit.summary(ctx, lot.creator)
+    record = credit.line(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
     checked = oldest_check(lot_ for lot_, _ in chain)
     return {
