@@ -35,6 +35,7 @@ from supply_chain.services.verification_state import (
     oldest_check,
 )
 from supply_chain.store.models import (
+    ChainDeployment,
     Document,
     Event,
     Inspection,
@@ -564,6 +565,55 @@ def _origins(chain: Sequence[tuple[Lot, int]]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ the consumer page
 
 
+def _product_facts(product: Product) -> dict[str, Any]:
+    return {
+        "name": product.name,
+        "gtin": product.gtin,
+        "category": product.category,
+        "commodity": product.commodity,
+        "variety": product.variety,
+        "maker": product.organisation.name,
+    }
+
+
+def _journey_groups(journey: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journey split by lot: each ingredient lot's steps first (in the order they began), then the lot's
+    own, so a shopper reads one short list and opens an ingredient's only when curious."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in journey:
+        key = (row["lot"]["gtin"], row["lot"]["lot_code"])
+        group = groups.setdefault(key, {"lot": row["lot"], "this_lot": row["this_lot"], "steps": []})
+        group["steps"].append(row)
+    return sorted(groups.values(), key=lambda g: g["this_lot"])  # stable: ingredients keep their order
+
+
+def _ledger_facts(ctx: Ctx, lot: Lot) -> dict[str, Any]:
+    """What someone needs to look the lot up on the chain themselves: the ledger contract (as deployed, from
+    the store: this page never asks the node), the lot's on-chain id, its event count and head hash."""
+    deployment = ctx.session.scalars(
+        select(ChainDeployment).where(ChainDeployment.contract_name == "LotLedger").order_by(ChainDeployment.id.desc())
+    ).first()
+    return {
+        "chain_id": deployment.chain_id if deployment else None,
+        "address": deployment.address if deployment else None,
+        "lot_id": lot.lot_id,
+        "event_count": lot.event_count,
+        "head_hash": lot.head_hash,
+    }
+
+
+def product_page(ctx: Ctx, gtin: str) -> dict[str, Any]:
+    """The public page of a product when no lot is named (``/01/{gtin}`` alone, or with a serial number or an
+    unknown lot): what it is and who makes it. InvalidInput for a malformed GTIN, NotFound if unknown."""
+    gtin14 = parse_gtin(gtin)
+    product = ctx.session.scalars(
+        select(Product).where(Product.gtin == gtin14).options(selectinload(Product.organisation))
+    ).first()
+    if product is None:
+        raise NotFound(f"no product with GTIN {gtin14}", code="unknown_product")
+    return {"product": _product_facts(product)}
+
+
 def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     """Everything the public page of a lot shows, public fields only, as JSON-ready data."""
     base = ctx.settings.public_url
@@ -573,6 +623,8 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     record = credit.summary(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
     checked = oldest_check(lot_ for lot_, _ in chain)
+    recalls = _recall_rows(ctx, lot, base, chain)
+    made_label, made_date = label_date(lot)
     return {
         "lot": {
             "gtin": lot.gtin,
@@ -582,14 +634,23 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
             "harvest_date": lot.harvest_date.isoformat() if lot.harvest_date else None,
             "pack_date": lot.pack_date.isoformat() if lot.pack_date else None,
         },
-        "product": {"name": lot.product.name, "gtin": lot.product.gtin, "category": lot.product.category},
+        "product": _product_facts(lot.product),
         "producer": {"name": lot.creator.name},
         "state": state,
         "state_label": STATE_LABELS[state],
         "verified_at": checked.isoformat() if checked else None,
         "verified_ago": checked_ago(checked),
-        "recalls": _recall_rows(ctx, lot, base, chain),
+        "recalls": recalls,
         "hold": hold,
+        "verdict": "do_not_eat" if recalls else "not_for_sale" if hold else "ok",
+        "made": {
+            "label": made_label,
+            "date": made_date,
+            "by": lot.creator.name,
+            "where": next((row["where"] for row in journey if row["this_lot"] and row["where"]), None),
+        },
+        "journey_groups": _journey_groups(journey),
+        "ledger": _ledger_facts(ctx, lot),
         "origin": _origins(chain),
         "ingredients": [
             lot_ref(lot_, base) | {"producer": lot_.creator.name, "state": lot_state(lot_)}
