@@ -576,6 +576,13 @@ def _product_facts(product: Product) -> dict[str, Any]:
     }
 
 
+def _made_where(journey: Sequence[dict[str, Any]]) -> str | None:
+    """Where the lot was packed or made (its own packing or transformation step), else where it began."""
+    own = [row for row in journey if row["this_lot"] and row["where"]]
+    made = ("initial_packing", "transformation")
+    return next((row["where"] for row in own if row["kind"] in made), own[0]["where"] if own else None)
+
+
 def _journey_groups(journey: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The journey split by lot: each ingredient lot's steps first (in the order they began), then the lot's
     own, so a shopper reads one short list and opens an ingredient's only when curious."""
@@ -647,7 +654,7 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
             "label": made_label,
             "date": made_date,
             "by": lot.creator.name,
-            "where": next((row["where"] for row in journey if row["this_lot"] and row["where"]), None),
+            "where": _made_where(journey),
         },
         "journey_groups": _journey_groups(journey),
         "ledger": _ledger_facts(ctx, lot),
