@@ -112,7 +112,9 @@ def test_recalled_salad_mix_answers_first_and_fits_one_phone_screen(
     expect(details.locator("ol.proofs")).not_to_be_visible()
     details.locator("summary").click()
     expect(details).to_have_attribute("open", "")
-    expect(details.locator("ol.proofs > li").first).to_contain_text(re.compile(r"Block \d+ · transaction 0x[0-9a-f]{64}"))
+    expect(details.locator("ol.proofs > li").first).to_contain_text(
+        re.compile(r"Block \d+ · transaction 0x[0-9a-f]{64}")
+    )
     expect(details).to_contain_text("Verified journey")
     expect(details).to_contain_text("Head hash")
     expect(details).to_contain_text("Accept: application/json")

@@ -75,8 +75,8 @@ def test_top_part_names_no_block_transaction_or_hash(public: FlaskClient, world:
 def test_top_part_answers_first_what_where_when_and_who(mix_page: str, public: FlaskClient, world: Any) -> None:
     top = _top(mix_page)
     assert "Test salad mix" in top and "by <strong>Test Processor</strong>" in top
-    assert "Test lettuce at Test Farm site, harvested 2026-11-01" in top  # the ingredient's farm and harvest
-    assert re.search(r"<dt>Packed</dt><dd>2026-11-\d\d", top)
+    assert re.search(r"Test lettuce at Test Farm site, harvested <time datetime=\"2026-11-01\">2026-11-01</time>", top)
+    assert re.search(r"<dt>Packed</dt><dd><time datetime=\"2026-11-\d\d\">", top)
     # the journey: one line per step, what, where and when; the ingredients' steps folded
     assert '<details class="ingredient-journey">' in top and "Earlier:" in top
     assert re.search(r'<li class="step kind-transformation"><time datetime="2026-11-\d\d">\d+ Nov</time>', top)
