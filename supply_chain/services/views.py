@@ -583,17 +583,6 @@ def _made_where(journey: Sequence[dict[str, Any]]) -> str | None:
     return next((row["where"] for row in own if row["kind"] in made), own[0]["where"] if own else None)
 
 
-def _journey_groups(journey: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The journey split by lot: each ingredient lot's steps first (in the order they began), then the lot's
-    own, so a shopper reads one short list and opens an ingredient's only when curious."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in journey:
-        key = (row["lot"]["gtin"], row["lot"]["lot_code"])
-        group = groups.setdefault(key, {"lot": row["lot"], "this_lot": row["this_lot"], "steps": []})
-        group["steps"].append(row)
-    return sorted(groups.values(), key=lambda g: g["this_lot"])  # stable: ingredients keep their order
-
-
 def _ledger_facts(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     """What someone needs to look the lot up on the chain themselves: the ledger contract (as deployed, from
     the store: this page never asks the node), the lot's on-chain id, its event count and head hash."""
@@ -656,7 +645,6 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
             "by": lot.creator.name,
             "where": _made_where(journey),
         },
-        "journey_groups": _journey_groups(journey),
         "ledger": _ledger_facts(ctx, lot),
         "origin": _origins(chain),
         "ingredients": [

@@ -142,8 +142,6 @@ def test_json_variant_carries_the_same_content(public: FlaskClient, world: Any) 
     # added for the shopper's page: the verdict, what it is, where it was made, the journey by lot, the ledger
     assert data["verdict"] == "do_not_eat" and data["product"]["maker"] == "Test Processor"
     assert data["made"]["label"] == "Packed" and data["made"]["by"] == "Test Processor"
-    assert [g["this_lot"] for g in data["journey_groups"]][-1] is True
-    assert sum(len(g["steps"]) for g in data["journey_groups"]) == len(data["journey"])
     assert data["ledger"]["head_hash"].startswith("0x") and data["ledger"]["event_count"] >= 1
 
 
