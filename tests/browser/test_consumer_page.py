@@ -151,7 +151,9 @@ def test_fine_and_held_lots_on_a_phone(open_page: Any, screenshots: Path) -> Non
 
 
 @pytest.mark.parametrize("viewport", [PHONE, NARROW], ids=["390", "360"])
-def test_nothing_scrolls_sideways_with_a_long_lot_code(open_page: Any, viewport: dict[str, int]) -> None:
+def test_nothing_scrolls_sideways_with_a_long_lot_code(
+    open_page: Any, viewport: dict[str, int], screenshots: Path
+) -> None:
     """The real page with its lot code swapped for 41 characters without a break (the stylesheet is the real one):
     the code wraps, the page does not scroll sideways, with the details open too."""
     page = open_page(viewport)
@@ -161,7 +163,9 @@ def test_nothing_scrolls_sideways_with_a_long_lot_code(open_page: Any, viewport:
     expect(page.locator(".hero .producer code")).to_have_text(LONG_CODE)
     assert sideways_overflow(page) == 0
     page.locator("details.how-we-know summary").click()
+    page.locator(".ingredient-journey summary").click()
     assert sideways_overflow(page) == 0
+    page.screenshot(path=str(screenshots / f"consumer-long-code-{viewport['width']}.png"), full_page=True)
     for path in (MIX_PATH, FINE_PATH, HELD_PATH, "/01/00614141000012", "/01/00614141000012/21/SN-0001"):
         page.goto(path)
         assert sideways_overflow(page) == 0, path
