@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from flask import jsonify, make_response, redirect, render_template, request
 from werkzeug.wrappers import Response
 
@@ -9,6 +11,7 @@ from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import digital_link_path, parse_digital_link, parse_gtin, parse_lot_code
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
+from supply_chain.services.runtime import Ctx
 
 
 def _problem(err: LotlineError, gtin: str, lot_code: str) -> tuple[str | Response, int]:
@@ -24,7 +27,10 @@ def lot(gtin: str, lot_code: str) -> str | Response | tuple[str | Response, int]
     ctx = get_ctx()
     try:
         found = lot_service.get_lot(ctx, gtin, lot_code)
-    except (InvalidInput, NotFound) as err:
+    except NotFound as err:
+        # A lot we do not know of a product we do: the product's page, asking for the lot code again.
+        return _product(ctx, gtin, err, lot_code=lot_code)
+    except InvalidInput as err:
         return _problem(err, gtin, lot_code)
     data = views.consumer_view(ctx, found)
     if wants_json():
@@ -53,3 +59,32 @@ def lookup() -> str | Response | tuple[str | Response, int]:
             return jsonify(err.to_dict()), 400
         return render_template("public/lookup.html", gtin=gtin, lot_code=code, error=err), 400
     return redirect(digital_link_path(gtin14, lot_code))
+
+
+def _product(
+    ctx: Ctx, gtin: str, lot_error: NotFound | None = None, lot_code: str = "", **page: Any
+) -> str | Response | tuple[str | Response, int]:
+    """The product's page (what it is, who makes it, a lot-code prompt); the problem page when the GTIN is
+    malformed or unknown. With ``lot_error`` (an unknown lot) the answer stays a 404."""
+    try:
+        product = views.product_page(ctx, gtin)
+    except (InvalidInput, NotFound) as err:
+        return _problem(lot_error or err, gtin, lot_code)
+    status = lot_error.status if lot_error else 200
+    if wants_json():
+        return (jsonify(lot_error.to_dict() | product) if lot_error else jsonify(product | page)), status
+    unknown = lot_code if lot_error else None
+    return render_template("public/product.html", p=product, unknown_lot=unknown, **page), status
+
+
+@bp.get("/01/<gtin>")
+def product(gtin: str) -> str | Response | tuple[str | Response, int]:
+    """A Digital Link naming only the product (no lot): the product and "enter the lot code"."""
+    return _product(get_ctx(), gtin)
+
+
+@bp.get("/01/<gtin>/21/<path:serial>")
+def serialised(gtin: str, serial: str) -> str | Response | tuple[str | Response, int]:
+    """A serialised Digital Link (GS1 AI 21): a serial number names one pack, not its lot, so the product's page
+    asks for the lot code printed on it."""
+    return _product(get_ctx(), gtin, serial=serial)

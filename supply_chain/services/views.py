@@ -35,6 +35,7 @@ from supply_chain.services.verification_state import (
     oldest_check,
 )
 from supply_chain.store.models import (
+    ChainDeployment,
     Document,
     Event,
     Inspection,
@@ -574,6 +575,51 @@ def _origins(chain: Sequence[tuple[Lot, int]]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ the consumer page
 
 
+def _product_facts(product: Product) -> dict[str, Any]:
+    return {
+        "name": product.name,
+        "gtin": product.gtin,
+        "category": product.category,
+        "commodity": product.commodity,
+        "variety": product.variety,
+        "maker": product.organisation.name,
+    }
+
+
+def _made_where(journey: Sequence[dict[str, Any]]) -> str | None:
+    """Where the lot was packed or made (its own packing or transformation step), else where it began."""
+    own = [row for row in journey if row["this_lot"] and row["where"]]
+    made = ("initial_packing", "transformation")
+    return next((row["where"] for row in own if row["kind"] in made), own[0]["where"] if own else None)
+
+
+def _ledger_facts(ctx: Ctx, lot: Lot) -> dict[str, Any]:
+    """What someone needs to look the lot up on the chain themselves: the ledger contract (as deployed, from
+    the store: this page never asks the node), the lot's on-chain id, its event count and head hash."""
+    deployment = ctx.session.scalars(
+        select(ChainDeployment).where(ChainDeployment.contract_name == "LotLedger").order_by(ChainDeployment.id.desc())
+    ).first()
+    return {
+        "chain_id": deployment.chain_id if deployment else None,
+        "address": deployment.address if deployment else None,
+        "lot_id": lot.lot_id,
+        "event_count": lot.event_count,
+        "head_hash": lot.head_hash,
+    }
+
+
+def product_page(ctx: Ctx, gtin: str) -> dict[str, Any]:
+    """The public page of a product when no lot is named (``/01/{gtin}`` alone, or with a serial number or an
+    unknown lot): what it is and who makes it. InvalidInput for a malformed GTIN, NotFound if unknown."""
+    gtin14 = parse_gtin(gtin)
+    product = ctx.session.scalars(
+        select(Product).where(Product.gtin == gtin14).options(selectinload(Product.organisation))
+    ).first()
+    if product is None:
+        raise NotFound(f"no product with GTIN {gtin14}", code="unknown_product")
+    return {"product": _product_facts(product)}
+
+
 def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     """Everything the public page of a lot shows, public fields only, as JSON-ready data."""
     base = ctx.settings.public_url
@@ -583,6 +629,8 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
     record = credit.line(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
     checked = oldest_check(lot_ for lot_, _ in chain)
+    recalls = _recall_rows(ctx, lot, base, chain)
+    made_label, made_date = label_date(lot)
     return {
         "lot": {
             "gtin": lot.gtin,
@@ -592,14 +640,22 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
             "harvest_date": lot.harvest_date.isoformat() if lot.harvest_date else None,
             "pack_date": lot.pack_date.isoformat() if lot.pack_date else None,
         },
-        "product": {"name": lot.product.name, "gtin": lot.product.gtin, "category": lot.product.category},
+        "product": _product_facts(lot.product),
         "producer": {"name": lot.creator.name},
         "state": state,
         "state_label": STATE_LABELS[state],
         "verified_at": checked.isoformat() if checked else None,
         "verified_ago": checked_ago(checked),
-        "recalls": _recall_rows(ctx, lot, base, chain),
+        "recalls": recalls,
         "hold": hold,
+        "verdict": "do_not_eat" if recalls else "not_for_sale" if hold else "ok",
+        "made": {
+            "label": made_label,
+            "date": made_date,
+            "by": lot.creator.name,
+            "where": _made_where(journey),
+        },
+        "ledger": _ledger_facts(ctx, lot),
         "origin": _origins(chain),
         "ingredients": [
             lot_ref(lot_, base) | {"producer": lot_.creator.name, "state": lot_state(lot_)}

@@ -129,6 +129,11 @@ def journey_steps(page: Any) -> list[str]:
     return [text.strip() for text in page.locator("ol.timeline > li h3").all_inner_texts()]
 
 
+def consumer_steps(page: Any) -> list[str]:
+    """The consumer page's compact journey: what happened at each step of the lot itself, one line a step."""
+    return [text.strip() for text in page.locator(".journey > ol.steps > li .step-what").all_inner_texts()]
+
+
 # ------------------------------------------------------------------ the journey
 
 
@@ -195,8 +200,8 @@ def test_farm_to_shop_journey(people: People, live_server: LiveServer, screensho
     scanner.goto(scanned)
     expect(scanner.get_by_role("heading", level=1)).to_have_text("Romaine lettuce, whole heads")
     expect(scanner.locator(".hero .producer")).to_contain_text(f"by Green Valley Farm · lot {LOT}")
-    expect(scanner.get_by_text("Verified journey")).to_be_visible()
-    assert journey_steps(scanner) == ["Harvested", "Cooled", "Packed"]
+    expect(scanner.locator(".answer .overall")).to_contain_text("Verified journey")
+    assert consumer_steps(scanner) == ["Harvested", "Cooled", "Packed"]
 
     # --- the farmer ships to the distributor ---------------------------------------------------------------------
     farmer.go_back()
@@ -299,12 +304,12 @@ def test_farm_to_shop_journey(people: People, live_server: LiveServer, screensho
         consumer.goto(scanned)
         expect(consumer.get_by_role("navigation", name="Main").get_by_role("link", name="Sign in")).to_be_visible()
         expect(consumer.get_by_role("heading", level=1)).to_have_text("Romaine lettuce, whole heads")
-        expect(consumer.get_by_role("alert")).to_have_count(0)  # no recall banner
-        overall = consumer.locator(".overall")
+        expect(consumer.get_by_role("region", name=re.compile("Do not eat"))).to_have_count(0)  # no recall
+        expect(consumer.locator(".verdict")).to_contain_text("Fine: no recall and no hold")
+        overall = consumer.locator(".answer .overall")
         expect(overall).to_contain_text("Verified journey")
         expect(overall).to_contain_text("Every step below matches the tamper-evident ledger.")
-        steps = consumer.locator("ol.timeline > li")
-        assert journey_steps(consumer) == [
+        assert consumer_steps(consumer) == [
             "Harvested",
             "Cooled",
             "Packed",
@@ -314,19 +319,21 @@ def test_farm_to_shop_journey(people: People, live_server: LiveServer, screensho
             "Shipped",
             "Received",
         ]
+        expect(consumer.locator(".answer")).to_contain_text(FARM_SITE)
+        expect(consumer.locator(".journey")).not_to_contain_text("transaction")  # the chain is under "How we know"
+        how = consumer.locator("details.how-we-know")
+        how.locator("summary").click()
+        steps = how.locator("ol.proofs > li")
+        expect(steps).to_have_count(8)
         for index in range(steps.count()):
             step = steps.nth(index)
             expect(step.locator(".badge")).to_have_text("Verified on chain")
             expect(step.locator(".proof")).to_contain_text(re.compile(r"Block \d+ · transaction 0x[0-9a-f]+"))
         for who in ("Green Valley Farm", "ColdChain Logistics", "Corner Market", "AgriCert Labs"):
-            expect(consumer.locator("ol.timeline")).to_contain_text(who)
-        origin = consumer.locator("section.card", has=consumer.get_by_role("heading", name="Origin"))
-        expect(origin).to_contain_text(FARM_SITE)
-        expect(origin).to_contain_text("1200 River Rd, Salinas, CA")
-        inspections = consumer.locator("section.card", has=consumer.get_by_role("heading", name="Inspections"))
-        expect(inspections).to_contain_text("pass")
-        expect(inspections).to_contain_text("AgriCert Labs")
-        expect(inspections).to_contain_text(hashlib.sha256(certificate.read_bytes()).hexdigest())
+            expect(how.locator("ol.proofs")).to_contain_text(who)
+        expect(how).to_contain_text("pass")
+        expect(how).to_contain_text("AgriCert Labs")
+        expect(how).to_contain_text(hashlib.sha256(certificate.read_bytes()).hexdigest())
         # Consortium and private fields never reach the public page.
         for secret in (INTERNAL_NOTE, FINDINGS, "Ian Inspector", "BOL-GV-7001", "BOL-CC-7002", "truck 12"):
             expect(consumer.get_by_text(secret)).to_have_count(0)
@@ -346,8 +353,8 @@ def test_recall_reaches_a_salad_mix_lot(
     views; the consumer page of salad-mix lot FC-MIX-002 then shows the new recall at the top."""
     consumer = people.open()
     consumer.goto(MIX_PATH)
-    banner = consumer.get_by_role("alert")
-    expect(banner).to_contain_text("Recalled: do not eat")
+    banner = consumer.get_by_role("region", name="Do not eat: recalled")
+    expect(banner).to_contain_text("Do not eat: recalled")
     expect(banner).to_contain_text("GV-ROM-2611A")  # the demo's recall, reached through the ingredient
     expect(banner).not_to_contain_text(SPINACH_LOT)
 
@@ -385,21 +392,18 @@ def test_recall_reaches_a_salad_mix_lot(
         options = {"device_scale_factor": 2, "is_mobile": True, "has_touch": True} if name == "phone" else {}
         page = people.open(viewport=viewport, **options)
         page.goto(MIX_PATH)
-        banner = page.get_by_role("alert")
+        banner = page.get_by_role("region", name="Do not eat: recalled")
         expect(banner).to_be_visible()
-        expect(banner).to_contain_text("Recalled: do not eat")
+        expect(banner).to_contain_text("Do not eat: recalled")
         expect(banner).to_contain_text("Class I recall of")
         expect(banner).to_contain_text(RECALL_REASON)
-        expect(banner).to_contain_text(
-            f"This product was made from Baby spinach lot {SPINACH_LOT}, which has been recalled."
-        )
+        expect(banner).to_contain_text(f"Made from Baby spinach lot {SPINACH_LOT}, which has been recalled.")
         expect(banner).to_contain_text(f"What to do: {RECALL_INSTRUCTIONS}")
         expect(banner).to_contain_text("GV-ROM-2611A")
-        # The banner comes first: nothing of the page's content is above it, and it is red.
-        first = page.locator("main > *:not(.flash)").first
-        expect(first).to_have_class(re.compile(r"\brecall-banner\b"))
+        # The page's title first, then the banner straight under it, red, with nothing green near it.
         box, title = banner.bounding_box(), page.get_by_role("heading", level=1).bounding_box()
-        assert box is not None and title is not None and box["y"] < title["y"]
+        assert box is not None and title is not None and title["y"] < box["y"]
+        expect(page.locator(".answer")).not_to_contain_text("Verified")
         assert box["y"] < viewport["height"] / 2, "the recall banner is not near the top of the screen"
         red, green, blue = _rgb(banner.evaluate("el => getComputedStyle(el).backgroundColor"))
         assert red > 120 and red > 2 * green and red > 2 * blue, f"the recall banner is not red: {(red, green, blue)}"

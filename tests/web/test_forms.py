@@ -384,7 +384,7 @@ def test_the_journey_through_the_dashboard(world: Any, app: Flask, signed_in: An
     assert recalled.status_code == 302, recalled.get_data(as_text=True)[:800]
     assert recalled.headers["Location"].startswith("/admin/recalls/")
     consumer = app.test_client().get(f"/01/{world.gtins['lettuce']}/10/UI-1").get_data(as_text=True)
-    assert consumer.index("recall-banner") < consumer.index("<h1>")
+    assert consumer.index("<h1>") < consumer.index("recall-banner") < consumer.index("how-we-know")
     assert "Class II recall" in consumer and "Return to the store." in consumer
 
 

@@ -15,6 +15,15 @@ def _url(world: Any, key: str, gtin: str | None = None) -> str:
     return f"/01/{gtin or g}/10/{quote(code, safe='')}"
 
 
+def _top(page: str) -> str:
+    """The part of a consumer page a shopper reads first: everything in <main> above "How we know"."""
+    return page[page.index("<main") : page.index('<details class="how-we-know')]
+
+
+def _how_we_know(page: str) -> str:
+    return page[page.index('<details class="how-we-know') : page.index("</main>")]
+
+
 @pytest.fixture(scope="module")
 def public(make_app: Any) -> FlaskClient:
     return make_app().test_client()
@@ -28,18 +37,59 @@ def mix_page(public: FlaskClient, world: Any) -> str:
     return response.get_data(as_text=True)
 
 
-def test_derived_lot_of_a_recalled_farm_lot_shows_the_red_banner_first(mix_page: str) -> None:
-    banner = mix_page.index('class="recall-banner"')
-    assert banner < mix_page.index("<h1>")  # before anything else of the lot
-    assert "Class I recall" in mix_page and "Listeria monocytogenes" in mix_page
-    assert "Do not eat; return it to the store." in mix_page
-    assert "lot <strong>F1</strong>, which has been recalled" in mix_page
+def test_derived_lot_of_a_recalled_farm_lot_says_do_not_eat_right_under_its_title(mix_page: str) -> None:
+    top = _top(mix_page)
+    h1, banner = top.index("<h1>"), top.index('<section class="recall-banner" aria-labelledby="recall-title">')
+    assert h1 < banner  # the page's own heading first, then the recall as a region with its own h2
+    assert not re.search(r"<h[1-6]", top[:h1])
+    assert re.search(r'<h2 id="recall-title">.*Do not eat: recalled</h2>', top)
+    assert top[h1:banner].count("<") <= 12, "nothing but the product line between the title and the recall"
+    assert "Class I recall" in top and "Listeria monocytogenes" in top
+    assert "Do not eat; return it to the store." in top
+    assert "Made from Test lettuce lot <strong>F1</strong>, which has been recalled." in top
+
+
+def test_recalled_or_held_lot_shows_no_verified_badge_or_green_check_above_how_we_know(
+    public: FlaskClient, world: Any
+) -> None:
+    for key in ("M1", "F1", "H1"):
+        page = public.get(_url(world, key)).get_data(as_text=True)
+        top = _top(page)
+        assert "recall-banner" in top or "hold-notice" in top, key
+        for green in ("Verified", "verified", "✔", "state-verified"):
+            assert green not in top, (key, green)
+        assert "Verified journey" in _how_we_know(page), key  # the check moved, it did not disappear
+        assert '<details class="how-we-know quiet"' in page, key  # and is not green there either
+
+
+def test_top_part_names_no_block_transaction_or_hash(public: FlaskClient, world: Any) -> None:
+    for key in ("M1", "F2"):
+        page = public.get(_url(world, key)).get_data(as_text=True)
+        top = _top(page)
+        for chain_word in ("Block", "block", "transaction", "0x", "hash", "ledger contract"):
+            assert chain_word not in top, (key, chain_word)
+        details = _how_we_know(page)
+        assert re.search(r"Block \d+ · transaction <code title=\"0x[0-9a-f]{64}\"", details)
+        assert "Head hash" in details and "Lot id" in details and "Accept: application/json" in details
+
+
+def test_top_part_answers_first_what_where_when_and_who(mix_page: str, public: FlaskClient, world: Any) -> None:
+    top = _top(mix_page)
+    assert "Test salad mix" in top and "by <strong>Test Processor</strong>" in top
+    assert re.search(r"Test lettuce at Test Farm site, harvested <time datetime=\"2026-11-01\">2026-11-01</time>", top)
+    assert re.search(r"<dt>Packed</dt><dd><time datetime=\"2026-11-\d\d\">", top)
+    # the journey: one line per step, what, where and when; the ingredients' steps folded
+    assert '<details class="ingredient-journey">' in top and "Earlier:" in top
+    assert re.search(r'<li class="step kind-transformation"><time datetime="2026-11-\d\d">\d+ Nov</time>', top)
+    fine = _top(public.get(_url(world, "F2")).get_data(as_text=True))
+    assert "<strong>Fine:</strong> no recall and no hold" in fine and "Do not eat" not in fine
+    assert "Verified journey" in fine  # a lot with no recall or hold may show its check at the top
 
 
 def test_consumer_page_shows_product_producer_origin_and_the_verified_journey(mix_page: str) -> None:
     assert "Test salad mix" in mix_page and "by <strong>Test Processor</strong>" in mix_page
     assert "Test Farm site" in mix_page and "2026-11-01" in mix_page  # the farm and harvest date of the ingredient
-    assert "Verified journey" in mix_page
+    assert "Verified journey" in _how_we_know(mix_page)
     for step in (
         "Harvested",
         "Cooled",
@@ -90,11 +140,16 @@ def test_json_variant_carries_the_same_content(public: FlaskClient, world: Any) 
     assert all(step["tx_hash"] and step["block_number"] for step in data["journey"])
     assert data["cold_chain"]["readings"] == 6
     assert "summary" in data["compliance"]
+    # added for the shopper's page: the verdict, what it is, where it was made, the journey by lot, the ledger
+    assert data["verdict"] == "do_not_eat" and data["product"]["maker"] == "Test Processor"
+    assert data["made"]["label"] == "Packed" and data["made"]["by"] == "Test Processor"
+    assert data["ledger"]["head_hash"].startswith("0x") and data["ledger"]["event_count"] >= 1
 
 
 def test_held_lot_shows_an_amber_notice_and_no_recall(public: FlaskClient, world: Any) -> None:
     page = public.get(_url(world, "H1")).get_data(as_text=True)
     assert 'class="hold-notice"' in page and "On hold since 2026-11-06" in page
+    assert "Not for sale: on hold" in _top(page)
     assert "recall-banner" not in page
     assert "suspected contamination" not in page  # the hold reason is consortium data
 
@@ -259,7 +314,8 @@ def test_recall_stays_on_the_page_after_sql_reactivates_the_lot_and_deletes_its_
         pk, gtin = lot.id, lot.gtin
     assert _verify(world, pk)[0].state == "verified"
     html, data = _page(public, gtin, "RSQL-1")
-    assert "Verified journey" in html and "Salmonella" in html and data["lot"]["status"] == "recalled"
+    assert "Verified journey" in _how_we_know(html) and "Verified" not in _top(html)
+    assert "Salmonella" in html and data["lot"]["status"] == "recalled"
 
     _sql(world, "UPDATE lots SET status = 'active' WHERE id = :pk", pk=pk)
     _sql(world, "DELETE FROM recalls WHERE lot_id = :pk", pk=pk)
@@ -269,7 +325,7 @@ def test_recall_stays_on_the_page_after_sql_reactivates_the_lot_and_deletes_its_
     assert "('Salmonella') is missing from the stored recalls" in result.detail
 
     html, data = _page(public, gtin, "RSQL-1")
-    assert html.index('class="recall-banner"') < html.index("<h1>")
+    assert html.index("<h1>") < html.index('class="recall-banner"') < html.index('class="how-we-know')
     assert "Class I recall of 2026-11-08:</strong> Salmonella" in html and "Throw it away." in html
     assert "Verified journey" not in html and "Warning: this record was altered" in html
     assert data["state"] == "tampered"
@@ -305,9 +361,8 @@ def test_recall_reaching_a_derived_lot_names_its_source_and_survives_a_deleted_l
     assert [r.state for r in _verify(world, *ids)] == ["verified", "verified"]
 
     html, data = _page(public, gtin, "RMIX-1")
-    assert "Verified journey" in html
-    assert "made from Test lettuce lot <strong>RSRC-1</strong>, which has been recalled." in html
-    assert "This lot is recalled with it (via lot RSRC-1)." in html
+    assert "Verified journey" in _how_we_know(html)
+    assert "Made from Test lettuce lot <strong>RSRC-1</strong>, which has been recalled." in _top(html)
     (row,) = data["recalls"]  # its own recall event and the source's are one recall, shown once
     assert row["via"]["lot_code"] == "RSRC-1" and row["this_lot_recalled"] and not row["this_lot"]
     assert row["reason"] == "E. coli O157:H7" and row["issued_by"] == "Test Regulator"
@@ -317,7 +372,7 @@ def test_recall_reaching_a_derived_lot_names_its_source_and_survives_a_deleted_l
     assert result.state == "tampered" and "stored input lots [] differ from the chain's [" in result.detail
     html, data = _page(public, gtin, "RMIX-1")
     assert "Verified journey" not in html and "Warning: this record was altered" in html
-    assert "E. coli O157:H7" in html and "via lot RSRC-1" in html  # from the lot's own anchored recall event
+    assert "E. coli O157:H7" in html and "lot <strong>RSRC-1</strong>, which has been recalled" in html
     assert [r["via"]["lot_code"] for r in data["recalls"]] == ["RSRC-1"] and data["state"] == "tampered"
 
 
@@ -362,3 +417,66 @@ def test_pages_say_how_long_ago_the_record_was_checked(
 
     _, unchecked = _page(public, *world.labels["P1"])
     assert unchecked["state"] == "pending" and unchecked["verified_at"] is None and unchecked["verified_ago"] is None
+
+
+# ------------------------------------------------------------------ a link that names no lot
+
+
+def test_gtin_alone_shows_the_product_and_asks_for_the_lot_code(public: FlaskClient, world: Any) -> None:
+    gtin14 = world.gtins["mix"]
+    for path in (f"/01/{gtin14}", f"/01/{gtin14[1:]}"):  # any GTIN length
+        response = public.get(path)
+        assert response.status_code == 200, path
+        page = response.get_data(as_text=True)
+        assert "<h1>Test salad mix</h1>" in page and "by <strong>Test Processor</strong>" in page
+        assert '<form class="scan-form card" method="get" action="/lookup">' in page
+        assert f'<input type="hidden" name="gtin" value="{gtin14}">' in page
+        assert "Enter the lot code printed next to the date" in page
+    data = public.get(f"/01/{gtin14}", headers={"Accept": "application/json"}).json
+    assert data["product"] == data["product"] | {"name": "Test salad mix", "gtin": gtin14, "maker": "Test Processor"}
+    # the form's answer goes to the lot's page
+    code = world.labels["M1"][1]
+    response = public.get(f"/lookup?gtin={gtin14}&lot={quote(code)}")
+    assert response.status_code == 302 and response.headers["Location"] == _url(world, "M1")
+
+
+def test_unknown_lot_of_a_known_product_shows_the_product_and_the_prompt(public: FlaskClient, world: Any) -> None:
+    response = public.get(f"/01/{world.gtins['mix']}/10/NO-SUCH-LOT")
+    assert response.status_code == 404
+    page = response.get_data(as_text=True)
+    assert "<h1>Test salad mix</h1>" in page and "We have no record of this lot" in page
+    assert "<code>NO-SUCH-LOT</code>" in page and "Enter the lot code printed next to the date" in page
+    data = public.get(f"/01/{world.gtins['mix']}/10/NO-SUCH-LOT", headers={"Accept": "application/json"})
+    assert data.status_code == 404 and data.json["error"] == "unknown_lot"
+    assert data.json["product"]["name"] == "Test salad mix"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "says"),
+    [
+        ("/01/09506000134352", 404, "We do not know this product"),  # valid check digit, nobody's product
+        ("/01/09506000134352/10/A1", 404, "We have no record of this lot"),
+        ("/01/09506000134352/21/SN-1", 404, "We do not know this product"),
+        ("/01/00700001000012", 400, "product number (GTIN) is not valid"),
+    ],
+)
+def test_unknown_or_bad_gtin_without_a_lot_gets_a_page_in_words(
+    public: FlaskClient, path: str, status: int, says: str
+) -> None:
+    response = public.get(path)
+    assert response.status_code == status
+    page = response.get_data(as_text=True)
+    assert says in page and "Traceback" not in page and "Not Found" not in page
+
+
+def test_serialised_digital_link_shows_the_product_and_says_a_serial_names_no_lot(
+    public: FlaskClient, world: Any
+) -> None:
+    response = public.get(f"/01/{world.gtins['lettuce']}/21/SN%2F0042")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "<h1>Test lettuce</h1>" in page and "by <strong>Test Farm</strong>" in page
+    assert "<code>SN/0042</code>" in page and "A serial number alone does not tell us which lot" in page
+    assert "Enter the lot code printed next to the date" in page
+    data = public.get(f"/01/{world.gtins['lettuce']}/21/SN-1", headers={"Accept": "application/json"}).json
+    assert data["serial"] == "SN-1" and data["product"]["name"] == "Test lettuce"
