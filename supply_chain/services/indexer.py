@@ -8,15 +8,17 @@ wiped. Matching a log to its stored payload goes by transaction hash and order, 
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from supply_chain.chain.ledger import ChainEvent
-from supply_chain.domain.errors import ChainUnavailable
+from supply_chain.domain.errors import ChainUnavailable, LotlineError
 from supply_chain.domain.hashing import ZERO_HASH, hex32
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import (
@@ -27,6 +29,8 @@ from supply_chain.store.models import (
     Organisation,
     PendingTransaction,
 )
+
+log = logging.getLogger(__name__)
 
 CURSOR = "LotLedger"
 # Logs are read in windows so one call never asks a node for an unbounded range.
@@ -248,11 +252,11 @@ def _cursor(ctx: Ctx) -> IndexerCursor:
     return cursor
 
 
-def sync(ctx: Ctx) -> SyncReport:
-    """Read every log from the cursor to the chain head into the store and move the cursor."""
+def sync(ctx: Ctx, to_block: int | None = None) -> SyncReport:
+    """Read every log from the cursor to the chain head (or `to_block`) into the store and move the cursor."""
     ledger = ctx.ledger
     cursor = _cursor(ctx)
-    head = ledger.block_number()
+    head = ledger.block_number() if to_block is None else to_block
     total = SyncReport(from_block=cursor.last_block + 1, to_block=head)
     start = cursor.last_block + 1
     while start <= head:
@@ -272,6 +276,30 @@ def sync(ctx: Ctx) -> SyncReport:
         cursor = _cursor(ctx)
         start = end + 1
     return total
+
+
+FOLLOW_GAP = 256
+"""How far behind a write's block the cursor may be for the write to bring it up to that block."""
+
+
+def follow(ctx: Ctx, block: int) -> None:
+    """After a write mined in `block` and committed: when the cursor is a few blocks behind, index up to that
+    block now (the write's own logs are already applied and are skipped; anything else in between is
+    applied and verified as by a sync), so the cursor keeps up with the writes of every process and a server
+    starting later reads only what was written while no Lotline process was writing. Best effort: a failure
+    leaves the cursor where it was, for the next sync."""
+    session = ctx.session
+    try:
+        cursor = session.scalars(
+            select(IndexerCursor).where(IndexerCursor.name == CURSOR).with_for_update()
+        ).first()
+        if cursor is None or not 0 < block - cursor.last_block <= FOLLOW_GAP:
+            session.commit()  # releases the row lock; nothing was changed
+            return
+        sync(ctx, to_block=block)
+    except (OperationalError, LotlineError) as exc:
+        session.rollback()
+        log.info("cursor not advanced after block %d: %s", block, exc)
 
 
 def reverify(ctx: Ctx, report: SyncReport) -> None:

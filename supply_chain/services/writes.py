@@ -151,4 +151,5 @@ def _send(ctx: Ctx, prepared: PreparedTx, events: Sequence[Event]) -> TxResult:
         select(Event).where(Event.tx_hash == prepared.tx_hash).execution_options(populate_existing=True)
     ).all()
     session.commit()
+    indexer.follow(ctx, result.block_number)
     return result

@@ -527,6 +527,35 @@ def test_events_written_by_another_node_are_indexed(network: Any) -> None:
         assert verify_lot(ctx, lot).state == "unverifiable"
 
 
+def test_the_cursor_follows_writes_so_a_later_start_reads_only_what_no_process_indexed(
+    network: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write through the services brings the indexer cursor up to its block (indexing what came between),
+    so a server started after the CLI or another process wrote does not read those blocks again."""
+    rt = network.runtime
+    observation = {"note": "pallets wrapped", "date": "2026-11-21"}
+    with rt.ctx() as ctx:
+        indexer.sync(ctx)
+        lot = _lot(ctx, network)
+        farm = network.org("farm", ctx)
+        lots.record_event(ctx, farm, lot, EventKind.OBSERVATION, observation)
+        assert ctx.session.get(indexer.IndexerCursor, indexer.CURSOR).last_block == ctx.ledger.block_number()
+        # a write this store did not make, then one it did: the second brings the first in
+        ctx.ledger.record_event(orgs.signer(ctx, farm), lot.lot_id, EventKind.OBSERVATION, b"\x07" * 32)
+        lots.record_event(ctx, farm, lot, EventKind.OBSERVATION, observation)
+        head = ctx.ledger.block_number()
+        assert ctx.session.get(indexer.IndexerCursor, indexer.CURSOR).last_block == head
+        ctx.session.refresh(lot)
+        assert [e.payload_hash for e in lot.events][-2] == "0x" + "07" * 32
+        assert indexer.sync(ctx).from_block == head + 1
+        # too far behind: left to the next sync, which reads the whole gap
+        monkeypatch.setattr(indexer, "FOLLOW_GAP", 0)
+        lots.record_event(ctx, farm, lot, EventKind.OBSERVATION, observation)
+        assert ctx.session.get(indexer.IndexerCursor, indexer.CURSOR).last_block == head
+        report = indexer.sync(ctx)
+        assert (report.from_block, report.to_block) == (head + 1, head + 1)
+
+
 def _index_snapshot(ctx: Any) -> dict[str, Any]:
     lots_rows = ctx.session.execute(
         text(

@@ -87,6 +87,33 @@ def test_forged_event_inserted_in_sql_is_caught(history: Any) -> None:
     assert result.state == "tampered" and "event #5" in result.detail and "not on the chain" in result.detail
 
 
+def test_an_intact_lot_is_verified_from_the_head_alone_and_a_tampered_one_still_reads_its_logs(
+    history: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a lot's logs scans the chain from deployment (on the embedded chain: every block), so a full
+    verification of an intact lot must conclude from the contract's head hash without them; only a mismatch
+    reads the logs, to name the event that differs."""
+    ledger = history.runtime.ledger
+    reads: list[Any] = []
+    real_logs = ledger.logs
+
+    def counting_logs(*args: Any, **kwargs: Any) -> Any:
+        reads.append(args)
+        return real_logs(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "logs", counting_logs)
+    result = _verify(history)
+    assert result.state == "verified" and result.checked_events == 4
+    assert reads == []
+    target = history.event_ids[2]
+    with history.runtime.ctx() as ctx:
+        payload = dict(ctx.session.get(Event, target).payload) | {"packing_date": "2026-11-22"}
+    _sql(history, update(Event.__table__).where(Event.__table__.c.id == target).values(payload=payload))
+    result = _verify(history)
+    assert result.state == "tampered" and result.bad_event_id == target and "altered" in result.detail
+    assert len(reads) == 1
+
+
 def test_cli_verify_all_exits_1_naming_the_lot_and_event_after_an_sql_update(network: Any, tmp_path: Path) -> None:
     from supply_chain.cli import main
 
