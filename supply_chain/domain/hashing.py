@@ -23,6 +23,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import rfc8785
+
+try:  # safe-pysha3's C Keccak is about five times faster per call than pycryptodome's
+    from sha3 import keccak_256 as _keccak_256
+except ImportError:  # pragma: no cover - the fallback when the wheel is not installed
+    _keccak_256 = None
 from Crypto.Hash import keccak as _keccak
 
 from .errors import InvalidInput, describe
@@ -49,6 +54,8 @@ _HEX32_RE = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 def keccak256(data: bytes) -> bytes:
     """Return the 32-byte Keccak-256 digest of ``data`` (Ethereum's keccak256, not SHA3-256)."""
+    if _keccak_256 is not None:
+        return _keccak_256(bytes(data)).digest()
     return _keccak.new(digest_bits=256, data=bytes(data)).digest()
 
 
