@@ -830,18 +830,26 @@ def anchor_readings(
         "sensor_id": sensor_id,
         "location_gln": location_gln,
     }
-    event, call = plan_sensor_batch(ctx, actor, lot, rows, payload)
+    event, call = plan_sensor_batch(ctx, actor, lot, rows, payload, root=root)
     ctx.session.flush()
     execute(ctx, actor, [call], [event])
     return event
 
 
 def plan_sensor_batch(
-    ctx: Ctx, actor: Organisation, lot: Lot, rows: Sequence[Mapping[str, Any]], payload: Mapping[str, Any]
+    ctx: Ctx,
+    actor: Organisation,
+    lot: Lot,
+    rows: Sequence[Mapping[str, Any]],
+    payload: Mapping[str, Any],
+    *,
+    root: bytes | None = None,
 ) -> tuple[Event, tuple[str, list[Any]]]:
     """The rows of an anchoring (event, batch, readings) and its contract call, not yet sent: `rows` are
-    validated readings in time order; their Merkle root is what the call anchors."""
-    root = merkle_root([payload_hash(r) for r in rows])
+    validated readings in time order; their Merkle root is what the call anchors (computed here unless the
+    caller, which put it in the payload, passes it: each leaf is hashed once)."""
+    if root is None:
+        root = merkle_root([payload_hash(r) for r in rows])
     event = plan_event(ctx, lot, actor, EventKind.SENSOR_ANCHOR, payload)
     temps = [Decimal(r["temperature_c"]) for r in rows]
     batch = SensorBatch(
