@@ -5,7 +5,6 @@ creates a lot, ships it and reads its trace."""
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from typing import Any
 
@@ -176,7 +175,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(app, api_run
         )
     failures: list[str] = []
     calls: Counter = Counter()
-    started = time.monotonic()
     with api_runtime.ctx() as ctx:
         spare = {"token_id": tokens.create(ctx, producer.org, "schemathesis spare", "read")[0].id}
     for operation in operations:
@@ -215,7 +213,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(app, api_run
     assert not missed, sorted(missed)  # every operation was fuzzed with every role's token and the read token
     statuses = {status for label, status in calls if label == "status"}
     assert {200, 201, 400, 401, 403, 404} <= statuses, statuses
-    assert time.monotonic() - started < 60
 
 
 def _fuzz(
