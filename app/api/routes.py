@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, jsonify, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
@@ -30,10 +30,12 @@ from supply_chain.services import access, credit, delivery, epcis, fsma, orgs, t
 from supply_chain.services import lots as lot_service
 from supply_chain.services import recalls as recall_service
 from supply_chain.services.epcis import jobs as capture_jobs
+from supply_chain.services.epcis import xml as epcis_xml
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import CaptureJob, Event, Location, Lot, Organisation, Product, WebhookEndpoint
 
 EPCIS_MEDIA = "application/ld+json"
+EPCIS_XML_CONTENT = {"type": "string", "description": "An EPCIS 2.0 XML document (valid against the 2.0 XSD)"}
 
 
 def _created(data: Any) -> Response:
@@ -837,12 +839,21 @@ def verify(call: Call) -> Response:
     summary="Export a lot as EPCIS 2.0",
     tag="Interchange",
     query=models.EpcisExportQuery,
-    responses={200: ("An EPCIS 2.0 JSON-LD document", {EPCIS_MEDIA: models.EPCISDocument})},
+    responses={
+        200: (
+            "An EPCIS 2.0 document: JSON-LD, or XML when the client asks for it with Accept",
+            {EPCIS_MEDIA: models.EPCISDocument, epcis_xml.EPCIS_XML_MEDIA: EPCIS_XML_CONTENT},
+        )
+    },
 )
 def export_epcis(call: Call) -> Response:
-    """The lot's events as an EPCIS 2.0 JSON-LD document (docs/epcis.md has the mapping)."""
+    """The lot's events as an EPCIS 2.0 JSON-LD document (docs/epcis.md has the mapping); as EPCIS 2.0 XML
+    when `Accept` prefers `application/xml` or `text/xml`."""
     item = _lot(call)
     document = epcis.export_lot(call.ctx, item, ancestors=call.query["ancestors"], viewer=call.org)
+    wanted = request.accept_mimetypes.best_match([EPCIS_MEDIA, "application/json", *sorted(epcis_xml.XML_MEDIA_TYPES)])
+    if wanted in epcis_xml.XML_MEDIA_TYPES:
+        return Response(epcis_xml.document_to_xml(document), mimetype=wanted)
     return Response(json.dumps(document, ensure_ascii=False), mimetype=EPCIS_MEDIA)
 
 
@@ -855,7 +866,7 @@ def export_epcis(call: Call) -> Response:
     tag="Interchange",
     scope="write",
     body=models.EPCISDocument,
-    body_types=("application/json", EPCIS_MEDIA),
+    body_types=("application/json", EPCIS_MEDIA, *sorted(epcis_xml.XML_MEDIA_TYPES)),
     responses={202: models.CaptureJob},
 )
 def capture_epcis(call: Call) -> Response:
@@ -865,7 +876,9 @@ def capture_epcis(call: Call) -> Response:
     nothing is written. An accepted document is answered 202 with the job (`Location` is its address): a
     document whose writes fit in one transaction (40 contract calls) is written before the answer (status
     `done`), a larger one in batches in the background (poll the job). The same document sent again while its
-    job is queued or running is answered with that job."""
+    job is queued or running is answered with that job. An EPCIS 2.0 or 1.2 XML document (`application/xml`,
+    `text/xml`) is validated against the standard's XSD (a failure names the rule, line and element) and
+    captured as its JSON-LD equivalent."""
     job, earlier = capture_jobs.submit(call.ctx, call.org, call.body, idempotency_key=call.idempotency_key)
     call.ctx.session.commit()
     if not earlier and capture_jobs.runs_inline(job):
