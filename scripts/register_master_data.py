@@ -4,8 +4,9 @@
         --admin-token llt_... [--organisation "Partner Ltd"] [--roles producer,processor] [--prefix-length 7]
 
 DOCUMENT is EPCIS 2.0 JSON-LD, or EPCIS 2.0/1.2 XML. Read from it: every GS1 company prefix its identifiers
-carry (SGTIN, LGTIN, SGLN, PGLN, SSCC, GRAI, ... URNs name the prefix; a Digital Link does not, so its prefix is
-one of those seen in URNs, or its first ``--prefix-length`` digits), every GTIN (epcList, quantity lists, parent
+carry (read by ``supply_chain.domain.identifiers.parse_gs1_uri``: SGTIN, LGTIN, SGLN, PGLN, SSCC and GRAI URNs
+name the prefix; a Digital Link does not, so its prefix is one of those seen in URNs, or its first
+``--prefix-length`` digits), every GTIN (epcList, quantity lists, parent
 and child identifiers) and every GLN (readPoint, bizLocation, source and destination). Then, with the token of
 a regulator or admin (``--admin-token``):
 
@@ -30,12 +31,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-from epcpy import epc_pure_identity_to_scheme, get_gs1_key
 
 from supply_chain.domain.errors import InvalidInput
-from supply_chain.domain.identifiers import parse_gln, parse_gtin
+from supply_chain.domain.identifiers import parse_gs1_uri
 from supply_chain.services.epcis import xml as epcis_xml
 
 Api = Callable[[str, str, str, Any], tuple[int, Any]]
@@ -102,44 +100,23 @@ def references(document: Mapping[str, Any], prefix_length: int = 7) -> Reference
 
 
 def _add(refs: References, uri: str) -> str | None:
-    """Record what ``uri`` names; the GLN when it names one."""
-    if uri.startswith("urn:epc:"):
-        scheme_and_rest = uri.split(":", 4)
-        if len(scheme_and_rest) < 5:
-            refs.unparsed.append(uri)
-            return None
-        scheme, rest = scheme_and_rest[3], scheme_and_rest[4]
-        refs.prefixes.add(rest.split(".", 1)[0])
-        if scheme in ("sgtin", "lgtin") or uri.startswith("urn:epc:idpat:sgtin:"):
-            # epcpy (EPC Tag Data Standard) computes the GTIN; a class pattern is read as one of its items
-            pure = uri.replace("urn:epc:idpat:sgtin:", "urn:epc:id:sgtin:").replace(".*", ".0")
-            try:
-                refs.gtins.add(epc_pure_identity_to_scheme(pure).gtin())
-            except Exception:  # noqa: BLE001 - epcpy raises its own ConvertException and ValueErrors
-                refs.unparsed.append(uri)
-        elif scheme in ("sgln", "pgln"):
-            try:
-                gln = get_gs1_key(uri)
-            except Exception:  # noqa: BLE001
-                refs.unparsed.append(uri)
-                return None
-            refs.glns.add(gln)
-            return gln
+    """Record what ``uri`` names (read by the domain's one GS1 identifier reader); the GLN when it names one."""
+    if not uri.startswith(("urn:epc:", "http://", "https://")):
         return None
-    if uri.startswith(("http://", "https://")):
-        segments = urlsplit(uri).path.strip("/").split("/")
-        for ai, kind in (("01", "gtin"), ("414", "gln"), ("417", "gln")):
-            if ai in segments and segments.index(ai) + 1 < len(segments):
-                value = segments[segments.index(ai) + 1]
-                try:
-                    key = parse_gtin(value) if kind == "gtin" else parse_gln(value)
-                except InvalidInput:
-                    refs.unparsed.append(uri)
-                    return None
-                (refs.gtins if kind == "gtin" else refs.glns).add(key)
-                refs._link_keys.append((kind, key))
-                return key if kind == "gln" else None
-    return None
+    try:
+        key = parse_gs1_uri(uri.replace("urn:epc:idpat:sgtin:", "urn:epc:id:sgtin:").replace(".*", ".0"))
+    except InvalidInput:
+        refs.unparsed.append(uri)
+        return None
+    if key.company_prefix:
+        refs.prefixes.add(key.company_prefix)
+    if key.scheme in ("sgtin", "lgtin", "gtin"):
+        refs.gtins.add(key.key)
+    elif key.scheme in ("sgln", "gln", "pgln"):
+        refs.glns.add(key.key)
+    if key.company_prefix is None and key.scheme not in ("sscc", "grai"):
+        refs._link_keys.append(("gtin" if key.scheme in ("sgtin", "lgtin", "gtin") else "gln", key.key))
+    return key.key if key.scheme in ("sgln", "gln", "pgln") else None
 
 
 # ------------------------------------------------------------------ registering through the API
