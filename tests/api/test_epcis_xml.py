@@ -453,3 +453,12 @@ def test_export_answers_json_ld_unless_xml_is_preferred(client, network) -> None
         response = client.get(path, headers=producer.headers("read") | {"Accept": accept})
         assert response.status_code == 200 and response.mimetype == media, accept
     assert _xsd_20().validate(etree.fromstring(response.data))
+
+
+def test_a_json_key_that_is_no_xml_name_is_refused_naming_it() -> None:
+    document = json.loads((EXAMPLES / "Example_9.6.2-ObjectEvent.jsonld").read_text())
+    document["@context"] = [*document["@context"], {"acme": "https://acme.example/"}]
+    document["epcisBody"]["eventList"][0]["acme:1st grade"] = "A"
+    with pytest.raises(InvalidInput) as refused:
+        epcis_xml.document_to_xml(document)
+    assert refused.value.field == "acme:1st grade" and "NCName" in refused.value.message

@@ -68,6 +68,7 @@ KNOWN_PREFIXES = {
 # CBV fields: (JSON-LD member, URN vocabulary) - the URN prefix is urn:epcglobal:cbv:{vocabulary}:
 _CBV_PREFIX = "urn:epcglobal:cbv:{}:"
 _BARE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_NCNAME = re.compile(r"^[^\W\d][\w.\-]*$")  # an XML name without a colon (close enough for JSON keys)
 
 _BASE_FIELDS = ("eventTime", "recordTime", "eventTimeZoneOffset", "eventID", "errorDeclaration", "certificationInfo")
 _WHERE = ("bizStep", "disposition", "readPoint", "bizLocation")
@@ -526,6 +527,12 @@ class _Writer:
 
     def qname(self, key: str) -> str:
         prefix, sep, local = key.partition(":")
+        if not _NCNAME.match(local if sep else key):
+            raise InvalidInput(
+                f"{key}: not writable as an XML element or attribute name (the XML binding needs an NCName)",
+                field=key,
+                code="epcis_schema_invalid",
+            )
         if not sep:
             return key
         namespace = self.namespaces.get(prefix)
