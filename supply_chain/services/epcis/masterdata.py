@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from supply_chain.domain import policy
 from supply_chain.domain.errors import InvalidInput, LotlineError
 from supply_chain.domain.identifiers import gln_has_prefix
 from supply_chain.services import orgs
@@ -96,6 +97,9 @@ def _register(ctx: Ctx, org: Organisation, element: Mapping[str, Any], kind: str
         if location.organisation_id == org.id:
             return result | {"status": "known"}
         return result | {"status": "skipped", "reason": f"GLN {gln} is registered to {location.organisation.name}"}
+    if not set(org.roles) & policy.HANDLER_ROLES:  # who may register a location (as POST /locations)
+        roles = ", ".join(policy.ordered(policy.HANDLER_ROLES))
+        return result | {"status": "skipped", "reason": f"{org.name} registers no locations (roles: {roles})"}
     prefixes = org.company_prefixes
     if not any(gln_has_prefix(gln, p) for p in prefixes):
         owned = ", ".join(prefixes) or "none"
