@@ -310,3 +310,21 @@ def test_script_registers_what_a_document_references_then_it_is_captured(client,
     # run again with the organisation's token: everything is already there
     again = script.register(_api(client), document, admin_token=network["regulator"].write, token=report["token"])
     assert again["products"] == {gtin: "already registered"} and not again["refused"]
+
+
+def test_header_master_data_is_not_registered_by_an_organisation_that_registers_no_locations(
+    client, api_runtime, network
+) -> None:
+    """An inspector captures no lot events, but the registration itself is refused too (as POST /locations)."""
+    from supply_chain.services.epcis import masterdata
+
+    prefix = fresh_prefix()
+    body = _onboard(client, network, name=f"Lab Inspect {prefix}", roles=["inspector"], gs1_company_prefixes=[prefix])
+    site = _gln(prefix, "00009")
+    document = {"epcisHeader": _header(_location_element(site, "Lab bench"))}
+    with api_runtime.ctx() as ctx:
+        lab = ctx.session.get(Organisation, body.get_json()["organisation"]["id"])
+        results = masterdata.register_from_header(ctx, lab, document)
+        assert [r["status"] for r in results] == ["skipped"]
+        assert "registers no locations" in results[0]["reason"]
+        assert ctx.session.scalars(select(Location).where(Location.gln == site)).first() is None
