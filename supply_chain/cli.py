@@ -470,12 +470,21 @@ def export_fsma204(
 @click.argument("gtin")
 @click.argument("lot")
 @click.option("--ancestors", is_flag=True, help="Also export the events of every lot this lot was made from.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "xml"]),
+    default="json",
+    show_default=True,
+    help="EPCIS 2.0 JSON-LD, or EPCIS 2.0 XML (valid against the standard's XSD).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of stdout.")
 @handle_errors
-def export_epcis(gtin: str, lot: str, ancestors: bool, out: Path | None) -> None:
-    """Print a lot's events as an EPCIS 2.0 JSON-LD document (docs/epcis.md)."""
+def export_epcis(gtin: str, lot: str, ancestors: bool, fmt: str, out: Path | None) -> None:
+    """Print a lot's events as an EPCIS 2.0 JSON-LD (or XML) document (docs/epcis.md)."""
     from supply_chain.services import epcis
     from supply_chain.services import lots as lot_service
+    from supply_chain.services.epcis import xml as epcis_xml
 
     runtime = _runtime()
     try:
@@ -483,11 +492,14 @@ def export_epcis(gtin: str, lot: str, ancestors: bool, out: Path | None) -> None
             document = epcis.export_lot(ctx, lot_service.get_lot(ctx, gtin, lot), ancestors=ancestors)
     finally:
         runtime.close()
-    text = json.dumps(document, indent=2, ensure_ascii=False)
-    if out is None:
-        click.echo(text)
+    if fmt == "xml":
+        data = epcis_xml.document_to_xml(document)
     else:
-        out.write_text(text + "\n", encoding="utf-8")
+        data = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    if out is None:
+        click.echo(data.decode("utf-8"), nl=False)
+    else:
+        out.write_bytes(data)
         click.echo(f"{len(document['epcisBody']['eventList'])} EPCIS events written to {out}", err=True)
 
 

@@ -515,12 +515,52 @@ class Error(Schema):
     events: Annotated[list[CaptureEventResult], Field(description="EPCIS capture: the result of every event")] = None
 
 
+CompanyPrefixText = Annotated[
+    str, Field(pattern=r"^[0-9]{6,12}$", description="A GS1 company prefix: 6-12 digits", examples=["0614141"])
+]
+
+
 class Organisation(Schema):
     id: int
     name: str
     roles: list[Role]
     chain_address: str
-    gs1_company_prefix: str | None = None
+    gs1_company_prefix: Annotated[str | None, Field(description="The first of its GS1 company prefixes")] = None
+    gs1_company_prefixes: Annotated[
+        list[str], Field(description="Every GS1 company prefix it holds (its GTINs and GLNs are under them)")
+    ] = []
+
+
+class NewOrganisation(Request):
+    name: Annotated[str, Field(min_length=2, max_length=200)]
+    roles: Annotated[list[Role], Field(min_length=1, description="Roles granted on chain")]
+    gs1_company_prefixes: Annotated[
+        list[CompanyPrefixText],
+        Field(max_length=20, description="Its GS1 company prefixes, registered on chain to its key"),
+    ] = []
+
+
+class NewCompanyPrefix(Request):
+    gs1_company_prefix: CompanyPrefixText
+
+
+class CreatedOrganisation(Schema):
+    organisation: Organisation
+    token: Annotated[
+        CreatedToken, Field(description="A write token of the new organisation: shown once, hand it over now")
+    ]
+
+
+class MasterDataResult(Schema):
+    id: Annotated[str | None, Field(description="The vocabulary element's id as in the document")]
+    vocabulary: Annotated[str, Field(description="BusinessLocation, ReadPoint or Party")]
+    field: str
+    status: Annotated[
+        Literal["registered", "known", "skipped"],
+        Field(description="registered now, known (already the capturer's), or skipped (with the reason)"),
+    ]
+    gln: str | None = None
+    reason: str | None = None
 
 
 class MeToken(Schema):
@@ -716,6 +756,10 @@ class CaptureJobSummary(Schema):
 
 
 class CaptureJob(CaptureJobSummary):
+    master_data: Annotated[
+        list[MasterDataResult],
+        Field(description="The document header's locations and parties, registered when the capturer owns them"),
+    ] = []
     events: Annotated[
         list[CaptureEventResult],
         Field(

@@ -14,13 +14,21 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, jsonify, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from app.api import bp, models, serialize
 from app.api.spec import Call, openapi_document, operation, page
-from app.web import CREATOR_ROLES, HANDLER_ROLES, OVERSIGHT_ROLES, RECEIVING_ROLES, TRACE_ROLES, rule_roles
+from app.web import (
+    CREATOR_ROLES,
+    HANDLER_ROLES,
+    ONBOARDING_ROLES,
+    OVERSIGHT_ROLES,
+    RECEIVING_ROLES,
+    TRACE_ROLES,
+    rule_roles,
+)
 from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
 from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.domain.identifiers import digital_link, encode_lot_code
@@ -30,10 +38,13 @@ from supply_chain.services import access, credit, delivery, epcis, fsma, orgs, t
 from supply_chain.services import lots as lot_service
 from supply_chain.services import recalls as recall_service
 from supply_chain.services.epcis import jobs as capture_jobs
+from supply_chain.services.epcis import masterdata as epcis_masterdata
+from supply_chain.services.epcis import xml as epcis_xml
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import CaptureJob, Event, Location, Lot, Organisation, Product, WebhookEndpoint
 
 EPCIS_MEDIA = "application/ld+json"
+EPCIS_XML_CONTENT = {"type": "string", "description": "An EPCIS 2.0 XML document (valid against the 2.0 XSD)"}
 
 
 def _created(data: Any) -> Response:
@@ -113,7 +124,56 @@ def me(call: Call) -> Response:
 )
 def list_organisations(call: Call) -> Response:
     """Every organisation of the network with its roles (to pick the receiver of a shipment)."""
-    return page(call, select(Organisation), Organisation.id, serialize.organisation)
+    statement = select(Organisation).options(selectinload(Organisation.extra_prefixes))
+    return page(call, statement, Organisation.id, serialize.organisation)
+
+
+@operation(
+    bp,
+    "POST",
+    "/organisations",
+    "createOrganisation",
+    summary="Onboard an organisation",
+    tag="Master data",
+    scope="write",
+    roles=ONBOARDING_ROLES,
+    body=models.NewOrganisation,
+    responses={201: models.CreatedOrganisation},
+)
+def create_organisation(call: Call) -> Response:
+    """Onboard an organisation: a fresh chain key, its roles granted on chain and its GS1 company prefixes
+    registered to its key (so only it creates lots of GTINs under them), in one transaction. The answer holds
+    a write token of the new organisation, shown once (it creates its own further tokens). The admin role is
+    not granted over the API."""
+    body = call.body
+    if "admin" in body["roles"]:
+        raise InvalidInput("the admin role is not granted over the API", field="roles")
+    prefixes = body.get("gs1_company_prefixes") or []
+    org = orgs.onboard(call.ctx, call.org, body["name"], body["roles"], prefixes[0] if prefixes else None, prefixes[1:])
+    row, plain = tokens.create(call.ctx, org, "onboarding", "write")
+    call.ctx.session.commit()
+    return _created({"organisation": serialize.organisation(org), "token": serialize.token(row) | {"token": plain}})
+
+
+@operation(
+    bp,
+    "POST",
+    "/organisations/{org_id}/prefixes",
+    "addCompanyPrefix",
+    summary="Add a GS1 company prefix to an organisation",
+    tag="Master data",
+    scope="write",
+    roles=ONBOARDING_ROLES,
+    body=models.NewCompanyPrefix,
+    responses={201: models.Organisation},
+)
+def add_company_prefix(call: Call) -> Response:
+    """Register a further GS1 company prefix to an organisation, on chain and here: its products and locations
+    may then be under any of its prefixes. A prefix overlapping one already held is a 409 (`prefix_taken`)."""
+    org = views.organisation(call.ctx, int(call.path["org_id"]))
+    orgs.add_company_prefix(call.ctx, call.org, org, call.body["gs1_company_prefix"])
+    call.ctx.session.commit()
+    return _created(serialize.organisation(org))
 
 
 @operation(
@@ -837,12 +897,21 @@ def verify(call: Call) -> Response:
     summary="Export a lot as EPCIS 2.0",
     tag="Interchange",
     query=models.EpcisExportQuery,
-    responses={200: ("An EPCIS 2.0 JSON-LD document", {EPCIS_MEDIA: models.EPCISDocument})},
+    responses={
+        200: (
+            "An EPCIS 2.0 document: JSON-LD, or XML when the client asks for it with Accept",
+            {EPCIS_MEDIA: models.EPCISDocument, epcis_xml.EPCIS_XML_MEDIA: EPCIS_XML_CONTENT},
+        )
+    },
 )
 def export_epcis(call: Call) -> Response:
-    """The lot's events as an EPCIS 2.0 JSON-LD document (docs/epcis.md has the mapping)."""
+    """The lot's events as an EPCIS 2.0 JSON-LD document (docs/epcis.md has the mapping); as EPCIS 2.0 XML
+    when `Accept` prefers `application/xml` or `text/xml`."""
     item = _lot(call)
     document = epcis.export_lot(call.ctx, item, ancestors=call.query["ancestors"], viewer=call.org)
+    wanted = request.accept_mimetypes.best_match([EPCIS_MEDIA, "application/json", *sorted(epcis_xml.XML_MEDIA_TYPES)])
+    if wanted in epcis_xml.XML_MEDIA_TYPES:
+        return Response(epcis_xml.document_to_xml(document), mimetype=wanted)
     return Response(json.dumps(document, ensure_ascii=False), mimetype=EPCIS_MEDIA)
 
 
@@ -855,7 +924,7 @@ def export_epcis(call: Call) -> Response:
     tag="Interchange",
     scope="write",
     body=models.EPCISDocument,
-    body_types=("application/json", EPCIS_MEDIA),
+    body_types=("application/json", EPCIS_MEDIA, *sorted(epcis_xml.XML_MEDIA_TYPES)),
     responses={202: models.CaptureJob},
 )
 def capture_epcis(call: Call) -> Response:
@@ -865,7 +934,12 @@ def capture_epcis(call: Call) -> Response:
     nothing is written. An accepted document is answered 202 with the job (`Location` is its address): a
     document whose writes fit in one transaction (40 contract calls) is written before the answer (status
     `done`), a larger one in batches in the background (poll the job). The same document sent again while its
-    job is queued or running is answered with that job."""
+    job is queued or running is answered with that job. An EPCIS 2.0 or 1.2 XML document (`application/xml`,
+    `text/xml`) is validated against the standard's XSD (a failure names the rule, line and element) and
+    captured as its JSON-LD equivalent. Locations and parties described in the header's master data
+    (`epcisHeader.epcisMasterData`) are registered first when their GLN is under one of the capturer's GS1
+    company prefixes (`master_data` in the answer); a refused document registers none."""
+    master_data = epcis_masterdata.register_from_header(call.ctx, call.org, call.body)
     job, earlier = capture_jobs.submit(call.ctx, call.org, call.body, idempotency_key=call.idempotency_key)
     call.ctx.session.commit()
     if not earlier and capture_jobs.runs_inline(job):
@@ -873,7 +947,7 @@ def capture_epcis(call: Call) -> Response:
         call.ctx.session.refresh(job)
     elif job.status == "queued" and (worker := current_app.extensions.get("lotline_capture_worker")) is not None:
         worker.wake()
-    response = jsonify(_job_json(call, job))
+    response = jsonify(_job_json(call, job) | {"master_data": master_data})
     response.status_code = 202
     response.headers["Location"] = _job_href(job.id)
     return response

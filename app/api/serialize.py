@@ -28,6 +28,7 @@ def organisation(org: Organisation) -> dict[str, Any]:
         "roles": list(org.roles),
         "chain_address": org.chain_address,
         "gs1_company_prefix": org.gs1_company_prefix,
+        "gs1_company_prefixes": org.company_prefixes,
     }
 
 

@@ -7,7 +7,7 @@ emits OpenAPI 3.1. flask-openapi3 wants its own ``OpenAPI`` app and ``APIBluepri
 Flask's, and flask-smorest is built on marshmallow, so either would mean rebuilding the app factory or
 keeping a second schema language. What spectree cannot say is added here, in one place: the lot and token
 path patterns (checked before anything else is read), the ``Idempotency-Key`` header, bodies in a second
-media type, non-JSON answers (CSV, XLSX, EPCIS JSON-LD) and the shared error answers.
+media type (EPCIS XML, read by ``read_body``), non-JSON answers (CSV, XLSX, EPCIS JSON-LD) and the shared error answers.
 
 ``operation`` keeps the API's own dispatch around spectree's validation: the bearer token names the
 organisation, then the scope, the roles and the path parameters are checked, then spectree validates the
@@ -35,9 +35,11 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 
 from app.api import models
 from app.api.cursors import decode_cursor, encode_cursor
+from app.body_limits import MAX_JSON_DEPTH, MAX_JSON_ITEMS
 from app.web import get_ctx
 from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services import tokens
+from supply_chain.services.epcis import xml as epcis_xml
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Organisation
 
@@ -70,6 +72,12 @@ _FIELD_CODES = {
     "scope": "invalid_scope",
 }
 _PATH_CODES = {"gtin": "invalid_gtin", "lot": "invalid_lot_code"}
+
+XML_BODY_SCHEMA = {
+    "type": "string",
+    "description": "An EPCIS 2.0 or 1.2 XML document (EPCISDocument), validated against the standard's XSD "
+    "of its version and captured as its JSON-LD equivalent (docs/epcis.md, XML binding).",
+}
 
 Content = Mapping[str, type[BaseModel] | Mapping[str, Any]]
 """Media type -> model (referenced as a component) or a literal JSON schema, for answers that are not one
@@ -124,6 +132,7 @@ def needs_body(model: type[BaseModel]) -> bool:
 
 
 OPERATIONS: list[Operation] = []
+_BY_ID: dict[str, Operation] = {}  # operation id (the endpoint's name) -> operation
 _BY_URL: dict[tuple[str, str], Operation] = {}  # (method, the path as Flask serves it) -> operation
 
 
@@ -140,7 +149,7 @@ class _Plugin(FlaskPlugin):
         checked_query = self.model_adapter.validate_obj(query, request.args.to_dict()) if query else None
         checked_json = None
         if json:
-            g.api_json = read_body(json)
+            g.api_json = read_body(json, _BY_ID.get((request.endpoint or "").rpartition(".")[2]))
             checked_json = self.model_adapter.validate_obj(json, g.api_json)
         request.context = Context(checked_query, checked_json, None, None, None)
 
@@ -220,6 +229,7 @@ def operation(
             view,
         )
         OPERATIONS.append(op)
+        _BY_ID[operation_id] = op
         _BY_URL[(method.lower(), (bp.url_prefix or "") + path)] = op
         answers = {f"HTTP_{status}": model for status, model in op.responses.items() if not isinstance(model, tuple)}
         if op.scope != "public":
@@ -320,8 +330,27 @@ def read_json() -> Any:
         raise InvalidInput(f"the request body is not valid JSON: {exc}", field="body", code="malformed_json") from None
 
 
-def read_body(model: type[BaseModel]) -> Any:
-    """The request's JSON; an empty body is an empty object where the model needs no field."""
+class UnsupportedMediaType(InvalidInput):
+    """Raised when a body comes in a media type the operation does not take (XML where only JSON is read)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+def read_body(model: type[BaseModel], op: Operation | None = None) -> Any:
+    """The request's JSON; an empty body is an empty object where the model needs no field. An XML body
+    (``application/xml``, ``text/xml``) is read where the operation lists an XML media type (EPCIS capture:
+    parsed with the limits of ``epcis.xml``, validated against the standard's XSD, converted to JSON-LD)."""
+    if request.mimetype in epcis_xml.XML_MEDIA_TYPES:
+        if op is None or request.mimetype not in op.body_types:
+            raise UnsupportedMediaType(
+                f"this operation takes {', '.join(op.body_types) if op else 'application/json'}, not "
+                f"{request.mimetype}",
+                field="Content-Type",
+            )
+        return epcis_xml.document_from_xml(
+            request.get_data(cache=True), max_elements=MAX_JSON_ITEMS, max_depth=MAX_JSON_DEPTH
+        )
     if not needs_body(model) and not request.get_data(cache=True).strip():
         return {}
     return read_json()
@@ -510,7 +539,12 @@ def _complete(op: Operation, generated: dict[str, Any], schemas: dict[str, Any])
         doc.pop("parameters", None)
     if op.body is not None:
         schema = generated["requestBody"]["content"]["application/json"]["schema"]
-        doc["requestBody"] = {"required": op.body_required, "content": {m: {"schema": schema} for m in op.body_types}}
+        doc["requestBody"] = {
+            "required": op.body_required,
+            "content": {
+                m: {"schema": XML_BODY_SCHEMA if m in epcis_xml.XML_MEDIA_TYPES else schema} for m in op.body_types
+            },
+        }
     responses = dict(generated.get("responses", {}))
     for status, spec in op.responses.items():
         if isinstance(spec, tuple):

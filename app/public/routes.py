@@ -8,7 +8,13 @@ from werkzeug.wrappers import Response
 from app.public import bp
 from app.web import get_ctx, wants_json
 from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
-from supply_chain.domain.identifiers import digital_link_path, parse_digital_link, parse_gtin, parse_lot_code
+from supply_chain.domain.identifiers import (
+    digital_link_path,
+    parse_digital_link,
+    parse_gtin,
+    parse_lot_code,
+    split_serial,
+)
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
 from supply_chain.services.runtime import Ctx
@@ -25,14 +31,25 @@ def lot(gtin: str, lot_code: str) -> str | Response | tuple[str | Response, int]
     """The consumer page of a lot (GS1 Digital Link). It reads the store only: the verification state shown
     is the one last computed against the chain, never "verified" without that check."""
     ctx = get_ctx()
+    serial = None
     try:
         found = lot_service.get_lot(ctx, gtin, lot_code)
-    except NotFound as err:
-        # A lot we do not know of a product we do: the product's page, asking for the lot code again.
-        return _product(ctx, gtin, err, lot_code=lot_code)
-    except InvalidInput as err:
-        return _problem(err, gtin, lot_code)
+    except (NotFound, InvalidInput) as err:
+        # /10/{lot}/21/{serial}: one pack of the lot (a lot code holding "/21/" itself was tried first)
+        parts = split_serial(lot_code)
+        try:
+            if parts is None:
+                raise err
+            found = lot_service.get_lot(ctx, gtin, parts[0])
+            serial = parts[1]
+        except NotFound as missing:
+            # A lot we do not know of a product we do: the product's page, asking for the lot code again.
+            return _product(ctx, gtin, missing, lot_code=lot_code)
+        except InvalidInput as bad:
+            return _problem(bad, gtin, lot_code)
     data = views.consumer_view(ctx, found)
+    if serial is not None:
+        data = data | {"serial": serial}
     if wants_json():
         return jsonify(data)
     response = make_response(render_template("public/lot.html", d=data))

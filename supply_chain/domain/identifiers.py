@@ -1,4 +1,5 @@
-"""GS1 identifiers: GTIN, GLN, lot code (AI 10), the on-chain lot id and the GS1 Digital Link URI.
+"""GS1 identifiers: GTIN, GLN, lot code (AI 10), the on-chain lot id and the GS1 Digital Link URI; and one
+reader (``parse_gs1_uri``) for the EPC URNs and Digital Links of SGTIN, LGTIN, SGLN, SSCC, GRAI and PGLN.
 
 Rules follow the GS1 General Specifications: GTIN-8/12/13/14 and GLN carry a mod-10 check digit
 (section 7.9.1); AI (10) batch/lot is 1-20 characters of the AI encodable character set 82 (figure 7.11-1).
@@ -8,7 +9,10 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
+
+from epcpy import ConvertException, epc_pure_identity_to_gs1_element_string
 
 from .errors import InvalidInput
 from .hashing import keccak256
@@ -237,3 +241,147 @@ def parse_digital_link(url_or_path: str) -> tuple[str, str]:
             code="invalid_lot_code",
         )
     return gtin14, parse_lot_code(lot)
+
+
+# ================================================================== any GS1 key: EPC URNs and Digital Links
+
+
+@dataclass(frozen=True)
+class GS1Key:
+    """What an EPC URN or a GS1 Digital Link names: its ``scheme`` (``sgtin`` one item, ``lgtin`` a lot,
+    ``gtin`` a product, ``sgln``/``gln`` a location, ``pgln`` a party, ``sscc`` a logistic unit, ``grai`` a
+    returnable asset), the GS1 ``key`` (GTIN-14, GLN, SSCC-18, GRAI) and its qualifiers."""
+
+    scheme: str
+    key: str
+    lot: str | None = None
+    serial: str | None = None
+    extension: str | None = None
+    company_prefix: str | None = None  # known from a URN only (a Digital Link does not mark it)
+
+    def digital_link(self, base_url: str = "https://id.gs1.org") -> str:
+        """The Digital Link of the key with its qualifiers (``/01/{gtin}/10/{lot}/21/{serial}``, ...)."""
+        ai = {"sgtin": "01", "lgtin": "01", "gtin": "01", "sgln": "414", "gln": "414", "pgln": "417"}
+        ai |= {"sscc": "00", "grai": "8003"}
+        path = f"/{ai[self.scheme]}/{self.key}"
+        for qualifier, value in (("10", self.lot), ("21", self.serial), ("254", self.extension)):
+            if value is not None:
+                path += f"/{qualifier}/{encode_lot_code(value)}"
+        return (base_url or "").rstrip("/") + path
+
+
+_URN_SCHEMES = {"sgtin": "sgtin", "lgtin": "lgtin", "sgln": "sgln", "sscc": "sscc", "grai": "grai", "pgln": "pgln"}
+_ELEMENT = re.compile(r"\((\d{2,4})\)([^(]*)")
+# Digital Link primary keys and the qualifiers each may carry, in the order GS1 allows them
+_LINK_KEYS = {"01": ("22", "10", "21"), "414": ("254",), "417": (), "00": (), "8003": ()}
+
+
+def parse_gs1_uri(uri: str, field: str = "identifier") -> GS1Key:
+    """The GS1 key an EPC pure-identity URN (``urn:epc:id:sgtin:...``, ``urn:epc:class:lgtin:...``, sgln, sscc,
+    grai, pgln; converted with the EPC Tag Data Standard library ``epcpy``) or a GS1 Digital Link (any host;
+    ``/01/{gtin}[/10/{lot}][/21/{serial}]``, ``/414/{gln}[/254/{ext}]``, ``/417/``, ``/00/``, ``/8003/``)
+    names; InvalidInput naming ``field`` otherwise. Check digits are verified."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidInput(f"{field}: an identifier is required", field=field, code="invalid_identifier")
+    uri = uri.strip()
+    if uri.startswith("urn:epc:"):
+        return _from_urn(uri, field)
+    try:
+        path = urlsplit(uri).path
+    except ValueError:
+        path = ""
+    segments = [unquote(s) for s in path.split("/")]
+    for index, segment in enumerate(segments):
+        if segment in _LINK_KEYS and index + 1 < len(segments):
+            try:
+                return _from_link(uri, segment, segments[index + 1 :], field)
+            except InvalidInput as exc:
+                if exc.field == field:
+                    raise
+                raise InvalidInput(f"{field}: {exc.message}", field=field, code=exc.code) from None
+    raise InvalidInput(
+        f"{field}: {uri!r} is neither an EPC URN nor a GS1 Digital Link", field=field, code="invalid_identifier"
+    )
+
+
+def _from_urn(uri: str, field: str) -> GS1Key:
+    parts = uri.split(":")
+    scheme = _URN_SCHEMES.get(parts[3]) if len(parts) > 4 else None
+    if scheme is None or parts[2] not in ("id", "class"):
+        raise InvalidInput(
+            f"{field}: {uri!r} is not an SGTIN, LGTIN, SGLN, SSCC, GRAI or PGLN URN",
+            field=field,
+            code="invalid_identifier",
+        )
+    try:
+        elements = dict(_ELEMENT.findall(epc_pure_identity_to_gs1_element_string(uri)))
+    except (ConvertException, ValueError, IndexError) as exc:
+        raise InvalidInput(
+            f"{field}: {uri!r} is not a valid {scheme.upper()} URN ({exc})", field=field, code="invalid_identifier"
+        ) from None
+    prefix = parts[4].split(".", 1)[0]
+    if scheme in ("sgtin", "lgtin"):
+        lot = elements.get("10")
+        return GS1Key(
+            scheme,
+            elements["01"],
+            lot=parse_lot_code(lot) if lot else None,
+            serial=elements.get("21"),
+            company_prefix=prefix,
+        )
+    if scheme == "sgln":
+        extension = elements.get("254")
+        return GS1Key(
+            scheme, elements["414"], extension=None if extension in (None, "0") else extension, company_prefix=prefix
+        )
+    ai = {"sscc": "00", "grai": "8003", "pgln": "417"}[scheme]
+    return GS1Key(scheme, elements[ai], company_prefix=prefix)
+
+
+def _from_link(uri: str, ai: str, rest: list[str], field: str) -> GS1Key:
+    value, pairs = rest[0], rest[1:]
+    qualifiers: dict[str, str] = {}
+    allowed = list(_LINK_KEYS[ai])
+    while pairs:
+        if len(pairs) < 2 or pairs[0] not in allowed:
+            raise InvalidInput(
+                f"{field}: {uri!r}: /{pairs[0]}/ may not follow /{ai}/ here (qualifiers of /{ai}/: "
+                f"{', '.join('/' + q + '/' for q in _LINK_KEYS[ai]) or 'none'}, in that order)",
+                field=field,
+                code="invalid_identifier",
+            )
+        allowed = allowed[allowed.index(pairs[0]) + 1 :]
+        qualifiers[pairs[0]], pairs = pairs[1], pairs[2:]
+    if ai == "01":
+        gtin = parse_gtin(value)
+        lot = parse_lot_code(qualifiers["10"]) if "10" in qualifiers else None
+        serial = qualifiers.get("21")
+        scheme = "sgtin" if serial is not None else ("lgtin" if lot is not None else "gtin")
+        return GS1Key(scheme, gtin, lot=lot, serial=serial)
+    if ai in ("414", "417"):
+        gln = parse_gln(value)
+        return GS1Key(
+            "sgln" if "254" in qualifiers else ("gln" if ai == "414" else "pgln"), gln, extension=qualifiers.get("254")
+        )
+    if ai == "00":
+        if not (value.isdigit() and len(value) == 18 and int(value[-1]) == gs1_check_digit(value[:-1])):
+            raise InvalidInput(
+                f"{field}: {value!r} is not an SSCC (18 digits, check digit)", field=field, code="invalid_identifier"
+            )
+        return GS1Key("sscc", value)
+    if not (len(value) >= 14 and value[:14].isdigit() and int(value[13]) == gs1_check_digit(value[:13])):
+        raise InvalidInput(
+            f"{field}: {value!r} is not a GRAI (14 digits with check digit, then a serial)",
+            field=field,
+            code="invalid_identifier",
+        )
+    return GS1Key("grai", value)
+
+
+def split_serial(lot_path: str) -> tuple[str, str] | None:
+    """``(lot, serial)`` when a Digital Link's lot segment carries a serial after it (``LOT/21/SERIAL``, as a
+    route taking the rest of the path sees ``/10/LOT/21/SERIAL``); None otherwise."""
+    lot, sep, serial = lot_path.rpartition("/21/")
+    if not sep or not lot or not serial or "/" in serial:
+        return None
+    return lot, serial

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
@@ -19,7 +20,7 @@ from supply_chain.domain.policy import CREATOR_ROLES, ONBOARDING_ROLES
 from supply_chain.domain.text import check_text
 from supply_chain.services import sessions
 from supply_chain.services.runtime import Ctx
-from supply_chain.store.models import ChainDeployment, Location, Organisation, Product, User
+from supply_chain.store.models import ChainDeployment, CompanyPrefix, Location, Organisation, Product, User
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ def _new_org(ctx: Ctx, name: str, roles: list[str], prefix: str | None) -> tuple
             + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
             field="roles",
         )
-    if prefix is not None and prefix != "" and (not prefix.isdigit() or not 6 <= len(prefix) <= 12):
-        raise InvalidInput("GS1 company prefix must be 6-12 digits", field="gs1_company_prefix")
+    if prefix is not None and prefix != "":
+        check_prefix(prefix, "gs1_company_prefix")
     if ctx.session.scalar(select(func.count()).select_from(Organisation).where(Organisation.name == name)):
         raise Conflict(f"an organisation named {name!r} already exists", field="name")
     account = new_account()
@@ -105,28 +106,103 @@ def deploy(ctx: Ctx) -> ChainDeployment:
 
 
 def onboard(
-    ctx: Ctx, actor: Organisation | None, name: str, roles: list[str], gs1_company_prefix: str | None = None
+    ctx: Ctx,
+    actor: Organisation | None,
+    name: str,
+    roles: list[str],
+    gs1_company_prefix: str | None = None,
+    more_prefixes: Sequence[str] = (),
 ) -> Organisation:
-    """Create an organisation with a fresh key, fund it and grant its roles on chain (signed by an admin).
+    """Create an organisation with a fresh key, fund it and grant its roles on chain (signed by an admin),
+    with its GS1 company prefixes (``gs1_company_prefix`` first, then ``more_prefixes``) registered to its key.
 
-    `actor` must hold the admin role; `None` means the operator (CLI and demo set-up).
+    `actor` must hold the admin role, or the regulator role (the operator then signs); `None` means the
+    operator (CLI and demo set-up).
     """
-    admin = actor or operator(ctx)
-    if admin is None:
-        raise Conflict("no operator organisation yet: run `lotline deploy` first")
-    if "admin" not in admin.roles:
-        raise Forbidden(f"{admin.name} cannot onboard organisations: the admin role is needed")
-    org, account = _new_org(ctx, name, roles, gs1_company_prefix)
+    admin = _onboarding_signer(ctx, actor)
+    prefixes = [p for p in (gs1_company_prefix, *more_prefixes) if p]
+    field = "gs1_company_prefixes" if more_prefixes else "gs1_company_prefix"
+    for prefix in prefixes:
+        check_prefix(prefix, field)
+        _refuse_taken_prefix(ctx, prefix, field)
+    overlapping = [(a, b) for a in prefixes for b in prefixes if a != b and b.startswith(a)]
+    if overlapping or len(set(prefixes)) != len(prefixes):
+        raise InvalidInput("GS1 company prefixes must differ and none may begin another", field=field)
+    org, account = _new_org(ctx, name, roles, prefixes[0] if prefixes else None)
     ledger = ctx.ledger
     fund(ctx.runtime.chain, account.address, FUNDING_WEI)
     calls = [Call.grant_role(r, account.address) for r in org.roles]
-    if org.gs1_company_prefix:
-        # Only this organisation may then create lots of GTINs under its prefix (LotLedger.createLot).
-        calls.append(Call.register_company_prefix(org.gs1_company_prefix, account.address))
+    # Only this organisation may then create lots of GTINs under its prefixes (LotLedger.createLot).
+    calls += [Call.register_company_prefix(prefix, account.address) for prefix in prefixes]
     ledger.multicall(signer(ctx, admin), calls)
     ctx.session.add(org)
     ctx.session.flush()
+    for prefix in prefixes[1:]:
+        ctx.session.add(CompanyPrefix(organisation=org, prefix=prefix))
+    ctx.session.flush()
     return org
+
+
+def _onboarding_signer(ctx: Ctx, actor: Organisation | None) -> Organisation:
+    """Who signs onboarding and prefix registrations for ``actor``: an admin itself, the operator for a
+    regulator (``ONBOARDING_ROLES``) or for set-up (``None``)."""
+    if actor is not None:
+        refusal = _oversight_refusal(actor, "onboard")
+        if refusal is not None:
+            raise refusal
+        return _role_admin(ctx, actor)
+    admin = operator(ctx)
+    if admin is None:
+        raise Conflict("no operator organisation yet: run `lotline deploy` first")
+    return admin
+
+
+def check_prefix(prefix: str, field: str = "gs1_company_prefix") -> str:
+    """``prefix`` when it is a GS1 company prefix (6-12 digits); InvalidInput naming ``field`` otherwise."""
+    if not isinstance(prefix, str) or not prefix.isdigit() or not 6 <= len(prefix) <= 12:
+        raise InvalidInput(f"GS1 company prefix must be 6-12 digits, got {prefix!r}", field=field)
+    return prefix
+
+
+def prefix_holder(ctx: Ctx, prefix: str) -> Organisation | None:
+    """The organisation holding ``prefix`` or a prefix that begins it or that it begins (GTINs and GLNs under
+    either would be ambiguous), if any."""
+    for org in ctx.session.scalars(select(Organisation).where(Organisation.gs1_company_prefix.is_not(None))):
+        held = org.gs1_company_prefix or ""
+        if held.startswith(prefix) or prefix.startswith(held):
+            return org
+    for row in ctx.session.scalars(select(CompanyPrefix)):
+        if row.prefix.startswith(prefix) or prefix.startswith(row.prefix):
+            return row.organisation
+    return None
+
+
+def _refuse_taken_prefix(ctx: Ctx, prefix: str, field: str, org: Organisation | None = None) -> None:
+    holder = prefix_holder(ctx, prefix)
+    if holder is not None and (org is None or holder.id != org.id):
+        raise Conflict(
+            f"GS1 company prefix {prefix} overlaps one held by {holder.name}", field=field, code="prefix_taken"
+        )
+    if holder is not None:
+        raise Conflict(f"{holder.name} already holds GS1 company prefix {prefix}", field=field, code="prefix_taken")
+
+
+def add_company_prefix(ctx: Ctx, actor: Organisation, org: Organisation, prefix: str) -> list[str]:
+    """Give ``org`` a further GS1 company prefix: registered on chain to its key (signed by an admin), so only
+    it may create lots of GTINs under it, and accepted for its products and locations. ``actor`` needs the
+    admin or regulator role; a prefix overlapping one already held (by anyone) is a Conflict. Returns all of
+    ``org``'s prefixes."""
+    admin = _onboarding_signer(ctx, actor)
+    check_prefix(prefix, "gs1_company_prefix")
+    _refuse_taken_prefix(ctx, prefix, "gs1_company_prefix", org)
+    ctx.ledger.register_company_prefix(signer(ctx, admin), prefix, org.chain_address)
+    if not org.gs1_company_prefix:
+        org.gs1_company_prefix = prefix  # the first is kept on the organisation
+    else:
+        ctx.session.add(CompanyPrefix(organisation=org, prefix=prefix))
+    ctx.session.flush()
+    ctx.session.refresh(org, ["extra_prefixes"])
+    return org.company_prefixes
 
 
 def set_roles(ctx: Ctx, actor: Organisation, org: Organisation, roles: list[str]) -> Organisation:
@@ -351,9 +427,12 @@ def register_product(
     """Register a GTIN of ``org``'s. ``commodity`` and ``variety``, when given, bind every lot of it: its
     events fill them in and may not name another (``invariants.bind_product_fields``)."""
     gtin14 = parse_gtin(gtin)
-    if org.gs1_company_prefix and not gtin_has_prefix(gtin14, org.gs1_company_prefix):
+    prefixes = org.company_prefixes
+    if prefixes and not any(gtin_has_prefix(gtin14, p) for p in prefixes):
         raise Forbidden(
-            f"GTIN {gtin14} is not under {org.name}'s GS1 company prefix {org.gs1_company_prefix}", field="gtin"
+            f"GTIN {gtin14} is not under {org.name}'s GS1 company prefix{'es' if len(prefixes) > 1 else ''} "
+            f"{', '.join(prefixes)}",
+            field="gtin",
         )
     name = (name or "").strip()
     if not 1 <= len(name) <= 200:
@@ -361,7 +440,7 @@ def register_product(
     check_text(name, "name")
     if ctx.session.scalars(select(Product).where(Product.gtin == gtin14)).first():
         raise Conflict(f"GTIN {gtin14} is already registered", field="gtin")
-    if not org.gs1_company_prefix and set(org.roles) & CREATOR_ROLES:
+    if not prefixes and set(org.roles) & CREATOR_ROLES:
         # No company prefix of its own: the GTIN is registered to it alone on chain (a single-GTIN licence,
         # its 13 digits after the indicator), so no other key can create lots of it first.
         owner = ctx.ledger.gtin_owner(gtin14)
@@ -407,9 +486,12 @@ def register_location(
     kind: str = "other",
 ) -> Location:
     gln13 = parse_gln(gln)
-    if org.gs1_company_prefix and not gln_has_prefix(gln13, org.gs1_company_prefix):
+    prefixes = org.company_prefixes
+    if prefixes and not any(gln_has_prefix(gln13, p) for p in prefixes):
         raise Forbidden(
-            f"GLN {gln13} is not under {org.name}'s GS1 company prefix {org.gs1_company_prefix}", field="gln"
+            f"GLN {gln13} is not under {org.name}'s GS1 company prefix{'es' if len(prefixes) > 1 else ''} "
+            f"{', '.join(prefixes)}",
+            field="gln",
         )
     if latitude is not None and not -90 <= float(latitude) <= 90:
         raise InvalidInput("latitude must be between -90 and 90", field="latitude")

@@ -280,9 +280,19 @@ class Organisation(Base):
     products: Mapped[list[Product]] = relationship(back_populates="organisation", order_by="Product.id")
 
     suspended_by: Mapped[Organisation | None] = relationship(remote_side=[id], foreign_keys=[suspended_by_id])
+    extra_prefixes: Mapped[list[CompanyPrefix]] = relationship(
+        back_populates="organisation", order_by="CompanyPrefix.id"
+    )
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def company_prefixes(self) -> list[str]:
+        """Every GS1 company prefix the organisation holds: ``gs1_company_prefix`` (the first) and those added
+        since (``CompanyPrefix``)."""
+        first = [self.gs1_company_prefix] if self.gs1_company_prefix else []
+        return first + [p.prefix for p in self.extra_prefixes]
 
     @property
     def suspended(self) -> bool:
@@ -362,6 +372,21 @@ class SignInThrottle(Base):
     window_started: Mapped[int] = mapped_column(BigInteger, index=True)
     """Unix time (seconds) the window began."""
     attempts: Mapped[int]
+
+
+class CompanyPrefix(Base):
+    """A further GS1 company prefix of an organisation (the first is ``Organisation.gs1_company_prefix``);
+    registered on chain to the organisation's key like the first (``services.orgs.add_company_prefix``)."""
+
+    __tablename__ = "company_prefixes"
+    __table_args__ = (CheckConstraint("length(prefix) >= 4 AND length(prefix) <= 12", name="prefix_length"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(12), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship(back_populates="extra_prefixes")
 
 
 class Location(Base):

@@ -243,3 +243,25 @@ def test_cli_epcis_export_of_the_salad_mix_with_its_ancestors(demo, cli_env: Cli
     stdout = cli_env.invoke(main, ["export", "epcis", "00614144000033", "FC-MIX-001"])
     assert stdout.exit_code == 0 and json.loads(stdout.output)["type"] == "EPCISDocument"
     assert cli_env.invoke(main, ["export", "epcis", "00614144000033", "NOPE"]).exit_code == 2
+
+
+def test_cli_epcis_export_as_xml_validates_against_the_2_0_xsd(demo, cli_env: CliRunner, tmp_path: Path) -> None:
+    from lxml import etree
+
+    from supply_chain.services.epcis import xml as epcis_xml
+
+    out = tmp_path / "mix.xml"
+    args = ["export", "epcis", "00614144000033", "FC-MIX-001", "--ancestors"]
+    result = cli_env.invoke(main, [*args, "--format", "xml", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    schema = epcis_xml.xml_schema(epcis_xml.NS_20)
+    assert schema.validate(etree.fromstring(out.read_bytes())), schema.error_log
+    cli_env.invoke(main, [*args, "--out", str(tmp_path / "mix.jsonld")])
+    as_json = json.loads((tmp_path / "mix.jsonld").read_text())
+    from_xml = epcis_xml.document_from_xml(out.read_bytes())
+    pairs = list(zip(from_xml["epcisBody"]["eventList"], as_json["epcisBody"]["eventList"], strict=True))
+    for xml_event, json_event in pairs:
+        for key in ("type", "eventID", "eventTime", "bizStep", "disposition", "lotline:payloadHash", "lotline:cte"):
+            assert xml_event.get(key) == json_event.get(key), key
+    stdout = cli_env.invoke(main, [*args[:-1], "--format", "xml"])
+    assert stdout.exit_code == 0 and stdout.output.startswith("<?xml")

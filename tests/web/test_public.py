@@ -480,3 +480,17 @@ def test_serialised_digital_link_shows_the_product_and_says_a_serial_names_no_lo
     assert "Enter the lot code printed next to the date" in page
     data = public.get(f"/01/{world.gtins['lettuce']}/21/SN-1", headers={"Accept": "application/json"}).json
     assert data["serial"] == "SN-1" and data["product"]["name"] == "Test lettuce"
+
+
+def test_digital_link_with_lot_and_serial_opens_the_lots_page(public: FlaskClient, world: Any) -> None:
+    gtin14, code = world.labels["F2"]
+    plain = public.get(_url(world, "F2"), headers={"Accept": "application/json"}).json
+    with_serial = public.get(f"{_url(world, 'F2')}/21/SN-0042", headers={"Accept": "application/json"})
+    assert with_serial.status_code == 200, with_serial.json
+    assert with_serial.json["serial"] == "SN-0042"
+    assert with_serial.json["lot"] == plain["lot"]
+    page = public.get(f"{_url(world, 'F2')}/21/SN-0042")
+    assert page.status_code == 200 and "We have no record of this lot" not in page.get_data(as_text=True)
+    assert page.headers["Link"] == f'<{plain["lot"]["digital_link"]}>; rel="canonical"'
+    unknown = public.get(f"/01/{gtin14}/10/NO-SUCH/21/SN-1")
+    assert unknown.status_code == 404 and "We have no record of this lot" in unknown.get_data(as_text=True)
