@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
@@ -9,6 +7,7 @@ from werkzeug.wrappers import Response
 from app.auth import bp
 from app.security import client_address, login_limits, new_csrf_token
 from app.web import SESSION_TOKEN_KEY, current_org, current_user, get_ctx, login_required
+from app.web import safe_next as _safe_next
 from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services import orgs, sessions, throttle
 
@@ -20,14 +19,6 @@ def home_for(roles: list[str]) -> str:
     if "inspector" in roles:
         return url_for("inspections.index")
     return url_for("dashboard.index")
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only a local path (no scheme, no host, no protocol-relative //) may be followed after sign-in."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else None
 
 
 @bp.get("/")

@@ -337,6 +337,19 @@ def change_password(ctx: Ctx, user: User, current: str, new: str) -> None:
     log.info("%s changed their password; their sessions were ended", user.email)
 
 
+LANGUAGES = ("en", "zh_Hans")
+"""The languages the pages and e-mails are translated into (Babel locale names; docs/i18n.md)."""
+
+
+def set_language(ctx: Ctx, user: User, language: str | None) -> None:
+    """Remember the language `user` reads Lotline in (None: follow the browser's Accept-Language).
+    InvalidInput naming the field for a language Lotline has no translation for."""
+    if language is not None and language not in LANGUAGES:
+        raise InvalidInput(f"the language must be one of {', '.join(LANGUAGES)}", field="language")
+    user.language = language
+    ctx.session.flush()
+
+
 def register_product(
     ctx: Ctx,
     org: Organisation,
