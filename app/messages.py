@@ -44,6 +44,15 @@ SERVICE_TEXTS = (
     N_("Shipment cancelled"),
     N_("Observation"),
     N_("Recall ended"),
+    # event kinds as the lot page's "Record ..." buttons name them (app.forms.label_of, lower case)
+    N_("harvesting"),
+    N_("cooling"),
+    N_("initial packing"),
+    N_("first land based receiving"),
+    N_("shipping"),
+    N_("receiving"),
+    N_("transformation"),
+    N_("observation"),
     # services/views.label_date: the date a label prints
     N_("Recorded"),
     # services/verification_state.STATE_LABELS
