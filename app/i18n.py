@@ -1,7 +1,8 @@
 """Languages: which one a request is answered in, the switcher, and locale-aware formatting for templates.
 
-The catalogues live in ``app/translations`` (English is the source language; ``zh_Hans`` is Simplified
-Chinese). ``scripts/i18n.py`` extracts, updates and compiles them; docs/i18n.md describes the whole flow.
+The catalogues live in ``supply_chain/translations`` (shared with the e-mails the services write; English is
+the source language, ``zh_Hans`` is Simplified Chinese). ``scripts/i18n.py`` extracts, updates and compiles
+them; docs/i18n.md describes the whole flow.
 
 The language of a page is, in order: the signed-in user's own choice (``users.language``), then the choice
 remembered in the ``lotline_lang`` cookie (the switcher sets it, also for shoppers who never sign in), then the
@@ -22,14 +23,14 @@ from flask_babel import Babel, get_locale, lazy_gettext
 from flask_babel import format_date as babel_format_date
 
 from supply_chain.domain.lineage import format_quantity
-from supply_chain.services import orgs
+from supply_chain.services import language, orgs
 
 babel = Babel()
 
 DEFAULT = "en"
 LANGUAGES: dict[str, str] = {"en": "English", "zh_Hans": "中文"}
 """The languages offered (Babel locale name -> its name in that language, as the switcher shows it)."""
-assert tuple(LANGUAGES) == orgs.LANGUAGES
+assert tuple(LANGUAGES) == language.LANGUAGES
 HTML_LANG = {"en": "en", "zh_Hans": "zh-Hans"}
 """The BCP 47 tag for ``<html lang>`` of each language."""
 COOKIE = "lotline_lang"
@@ -222,6 +223,7 @@ def quantity_text(value: Any, unit: str | None = None) -> str:
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "UTC")
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(language.CATALOGUES))
     babel.init_app(app, locale_selector=select_locale)
     app.add_url_rule("/language", "language", switch_language, methods=["GET", "POST"])
     app.jinja_env.filters["date"] = date_text

@@ -1,12 +1,12 @@
 """Keep the message catalogues in step with the code (docs/i18n.md).
 
-    python scripts/i18n.py extract   # app/ and templates -> app/translations/messages.pot
+    python scripts/i18n.py extract   # app/, templates and services -> supply_chain/translations/messages.pot
     python scripts/i18n.py update    # merge the .pot into every language's messages.po (new texts come in empty)
     python scripts/i18n.py compile   # messages.po -> messages.mo (what Flask-Babel reads; committed)
     python scripts/i18n.py all       # the three in a row: what to run after changing a text
     python scripts/i18n.py init LANG # start a catalogue for a new language (a Babel locale name, e.g. zh_Hant)
 
-Translators edit app/translations/<LANG>/LC_MESSAGES/messages.po, then run `compile`. tests/web/test_i18n.py
+Translators edit supply_chain/translations/<LANG>/LC_MESSAGES/messages.po, then run `compile`. tests/web/test_i18n.py
 fails when a text is missing from the catalogue, untranslated, or when the committed .mo differs from the .po.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from babel.messages.frontend import CommandLineInterface
 
 ROOT = Path(__file__).resolve().parent.parent
-TRANSLATIONS = ROOT / "app" / "translations"
+TRANSLATIONS = ROOT / "supply_chain" / "translations"
 POT = TRANSLATIONS / "messages.pot"
 KEYWORDS = ("_", "gettext", "ngettext:1,2", "lazy_gettext", "lazy_ngettext:1,2", "N_")
 

@@ -18,6 +18,7 @@ from supply_chain.domain.identifiers import gln_has_prefix, gtin_has_prefix, par
 from supply_chain.domain.policy import CREATOR_ROLES, ONBOARDING_ROLES
 from supply_chain.domain.text import check_text
 from supply_chain.services import sessions
+from supply_chain.services.language import LANGUAGES
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import ChainDeployment, Location, Organisation, Product, User
 
@@ -335,10 +336,6 @@ def change_password(ctx: Ctx, user: User, current: str, new: str) -> None:
     sessions.end_user(ctx, user)
     ctx.session.flush()
     log.info("%s changed their password; their sessions were ended", user.email)
-
-
-LANGUAGES = ("en", "zh_Hans")
-"""The languages the pages and e-mails are translated into (Babel locale names; docs/i18n.md)."""
 
 
 def set_language(ctx: Ctx, user: User, language: str | None) -> None:

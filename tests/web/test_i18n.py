@@ -25,7 +25,7 @@ from supply_chain.store.models import User
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "app" / "templates"
-TRANSLATIONS = ROOT / "app" / "translations"
+TRANSLATIONS = ROOT / "supply_chain" / "translations"
 LANGUAGES = ("zh_Hans",)
 """Every catalogue besides English (the source language)."""
 
@@ -213,6 +213,50 @@ def test_json_answers_qr_and_digital_link_do_not_depend_on_the_language(client: 
     assert qr_en == qr_zh
     page = client.get(url, headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert f'<link rel="canonical" href="{en["lot"]["digital_link"]}">' in page
+
+
+# ------------------------------------------------------------------ notices and e-mails
+
+
+def test_recall_notice_is_composed_in_the_holders_language() -> None:
+    from types import SimpleNamespace
+
+    from supply_chain.services import language, recalls
+
+    lot = SimpleNamespace(product=SimpleNamespace(name="Romaine"), lot_code="GV-1", gtin="00614141000012")
+    recall = SimpleNamespace(
+        lot=lot,
+        recall_class="I",
+        issuer=SimpleNamespace(name="Food Safety Authority"),
+        reason="Listeria",
+        instructions="Remove from sale.",
+        contact=None,
+    )
+    subject, text = recalls.issue_notice(language.gettext_for("zh_Hans"), recall)  # type: ignore[arg-type]
+    assert subject == "I 级召回：Romaine 批次 GV-1"
+    assert "Food Safety Authority 召回 Romaine 批次 GV-1" in text and "原因：Listeria" in text
+    assert "您应当：Remove from sale." in text and "请确认收到" in text
+    subject, text = recalls.issue_notice(language.gettext_for("en"), recall)  # type: ignore[arg-type]
+    assert subject == "Class I recall: Romaine lot GV-1"
+    assert text.startswith("Food Safety Authority recalls Romaine lot GV-1 (GTIN 00614141000012) and every lot made")
+    assert "\nWhat to do: Remove from sale.\nPlease acknowledge" in text
+
+
+def test_an_organisation_is_written_to_in_the_language_most_of_its_users_chose() -> None:
+    from types import SimpleNamespace
+
+    from supply_chain.services.language import org_language
+
+    def org(*choices: str | None, active: bool = True) -> Any:
+        users = [SimpleNamespace(id=i, language=c, is_active=active) for i, c in enumerate(choices)]
+        return SimpleNamespace(users=users)
+
+    assert org_language(org()) == "en"
+    assert org_language(org(None, None)) == "en"
+    assert org_language(org("zh_Hans", None)) == "zh_Hans"
+    assert org_language(org("en", "zh_Hans", "zh_Hans")) == "zh_Hans"
+    assert org_language(org("en", "zh_Hans")) == "en"  # a tie: the earliest user's choice
+    assert org_language(org("zh_Hans", active=False)) == "en"  # suspended users do not count
 
 
 # ------------------------------------------------------------------ formatting by locale
