@@ -78,6 +78,15 @@ SERVICE_TEXTS = (
     N_("recalled"),
     N_("closed"),
     N_("failed inspection"),
+    # error messages without values (supply_chain/domain/identifiers.py, services/orgs.py, app/auth)
+    N_("GTIN must not be all zeros"),
+    N_("GLN must not be all zeros"),
+    N_("lot code is required (1 to 20 characters)"),
+    N_("Digital Link is required"),
+    N_("e-mail or password is wrong"),
+    N_("E-mail or password is wrong."),
+    N_("the current password is wrong"),
+    N_("sign in first"),
     # inspection outcomes
     N_("pass"),
     N_("fail"),
@@ -102,6 +111,38 @@ def tr(text: object) -> str:
 
 
 PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
+    # supply_chain/domain/identifiers.py: what a mistyped GTIN, GLN or lot code is told
+    (
+        re.compile(r"(?P<label>GTIN|GLN) (?P<text>\S+): check digit should be (?P<expected>\d), got (?P<got>\d)"),
+        lazy_gettext("%(label)s %(text)s: check digit should be %(expected)s, got %(got)s"),
+    ),
+    (
+        re.compile(r"(?P<label>GTIN|GLN) (?P<text>\S+): digits only, found (?P<bad>.+)"),
+        lazy_gettext("%(label)s %(text)s: digits only, found %(bad)s"),
+    ),
+    (re.compile(r"(?P<label>GTIN|GLN) is required"), lazy_gettext("%(label)s is required")),
+    (
+        re.compile(r"GTIN (?P<text>\d+): must have 8, 12, 13 or 14 digits, got (?P<count>\d+)"),
+        lazy_gettext("GTIN %(text)s: must have 8, 12, 13 or 14 digits, got %(count)s"),
+    ),
+    (
+        re.compile(r"GLN (?P<text>\d+): must have 13 digits, got (?P<count>\d+)"),
+        lazy_gettext("GLN %(text)s: must have 13 digits, got %(count)s"),
+    ),
+    (
+        re.compile(r"lot code (?P<text>.+): must be at most (?P<max>\d+) characters, got (?P<count>\d+)"),
+        lazy_gettext("lot code %(text)s: must be at most %(max)s characters, got %(count)s"),
+    ),
+    (
+        re.compile(
+            r"lot code (?P<text>.+): character (?P<char>.+) at position (?P<position>\d+) is not allowed "
+            r"\(GS1 AI \(10\) allows digits, letters and (?P<allowed>.+)\)"
+        ),
+        lazy_gettext(
+            "lot code %(text)s: character %(char)s at position %(position)s is not allowed "
+            "(GS1 AI (10) allows digits, letters and %(allowed)s)"
+        ),
+    ),
     (re.compile(r"no product with GTIN (?P<gtin>\d+)"), lazy_gettext("no product with GTIN %(gtin)s")),
     (
         re.compile(r"no lot (?P<lot>.+) of product (?P<gtin>\d+)"),

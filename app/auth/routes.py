@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
@@ -61,7 +62,7 @@ def login() -> str | Response | tuple[str, int]:
     ctx.session.commit()  # the session, last_login_at
     session.permanent = True
     new_csrf_token()
-    flash(f"Signed in as {user.display_name}, {user.organisation.name}.", "ok")
+    flash(gettext("Signed in as %(name)s, %(org)s.", name=user.display_name, org=user.organisation.name), "ok")
     return redirect(target or home_for(list(user.organisation.roles)))
 
 
@@ -70,7 +71,7 @@ def logout() -> Response:
     """Sign out: the session is deleted in the store, so a copy of the cookie no longer signs anyone in."""
     sessions.end(get_ctx(), session.get(SESSION_TOKEN_KEY))
     session.clear()
-    flash("Signed out.", "ok")
+    flash(gettext("Signed out."), "ok")
     return redirect(url_for("auth.login"))
 
 
@@ -96,5 +97,5 @@ def change_password() -> str | Response | tuple[str, int]:
     throttle.signed_in(ctx, email, client_address())
     session[SESSION_TOKEN_KEY] = sessions.start(ctx, user)
     new_csrf_token()
-    flash("Password changed. Every other session of yours has been signed out.", "ok")
+    flash(gettext("Password changed. Every other session of yours has been signed out."), "ok")
     return redirect(home_for(list(user.organisation.roles)))

@@ -134,6 +134,10 @@ def test_product_and_problem_pages_follow_the_language(client: FlaskClient, worl
     assert unknown.status_code == 404 and "没有这个批次的记录" in unknown.get_data(as_text=True)
     lookup = client.get("/lookup?gtin=123&lot=A", headers=zh).get_data(as_text=True)
     assert "请更正商品条码（GTIN）：" in lookup
+    wrong_digit = client.get("/lookup?gtin=00700001000012&lot=A", headers=zh).get_data(as_text=True)
+    assert "GTIN 00700001000012：校验码应为" in wrong_digit and "check digit" not in wrong_digit  # a domain message
+    english = client.get("/lookup?gtin=00700001000012&lot=A", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "GTIN 00700001000012: check digit should be" in english
 
 
 def test_error_pages_follow_the_language(client: FlaskClient) -> None:
