@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SLITHER_VENV := .venv-slither
 SLITHER_VERSION := 0.11.6
 
-.PHONY: setup run demo serve test lint bench artifacts clean
+.PHONY: setup run demo serve test lint bench artifacts clean i18n
 
 $(BIN)/lotline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,6 @@ artifacts: setup  ## recompile contracts/ into supply_chain/chain/artifacts/
 
 clean:
 	rm -rf $(VENV) $(SLITHER_VENV) node_modules instance .pytest_cache
+
+i18n: setup  ## extract the translatable texts, update and compile the catalogues (docs/i18n.md)
+	$(BIN)/python scripts/i18n.py all

@@ -78,9 +78,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             catch_up(runtime, tolerate_outage=True)
     app.extensions["lotline"] = runtime
 
-    from app import body_limits, errors, security, web
+    from app import body_limits, errors, i18n, security, web
 
     web.init_app(app)
+    i18n.init_app(app)
     body_limits.init_app(app)  # before the CSRF check, which reads form bodies
     security.init_app(app)
     errors.init_app(app)

@@ -6,26 +6,33 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, jsonify, render_template
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.messages import translate_message
 from app.web import database_outage, rollback, wants_json
 from supply_chain.domain.errors import LotlineError
 
 log = logging.getLogger(__name__)
 
 TITLES = {
-    400: "That input cannot be used",
-    401: "Please sign in",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed here",
-    409: "That clashes with the lot's current state",
-    413: "The upload is too large",
-    429: "Too many attempts",
-    500: "Something went wrong on our side",
-    503: "The service cannot be reached",
+    400: lazy_gettext("That input cannot be used"),
+    401: lazy_gettext("Please sign in"),
+    403: lazy_gettext("Not allowed"),
+    404: lazy_gettext("Not found"),
+    405: lazy_gettext("Not allowed here"),
+    409: lazy_gettext("That clashes with the lot's current state"),
+    413: lazy_gettext("The upload is too large"),
+    429: lazy_gettext("Too many attempts"),
+    500: lazy_gettext("Something went wrong on our side"),
+    503: lazy_gettext("The service cannot be reached"),
 }
+PAGE_MESSAGES = {
+    404: lazy_gettext("There is no page at this address. Check the link, or start again from the start page."),
+    405: lazy_gettext("This page cannot be used that way."),
+}
+"""What an HTML page says for HTTP errors whose werkzeug description is generic (JSON keeps the original)."""
 
 
 def _answer(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None):
@@ -36,9 +43,9 @@ def _answer(status: int, code: str, message: str, field: str | None = None, head
         response = render_template(
             "error.html",
             status=status,
-            title=TITLES.get(status, "Error"),
+            title=TITLES.get(status, lazy_gettext("Error")),
             code=code,
-            message=message,
+            message=translate_message(message),
             field=field,
         )
     return response, status, headers or {}
@@ -67,9 +74,14 @@ def init_app(app: Flask) -> None:
         if status == 413:
             limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
             shown = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit / 1024:g} KiB"
-            message = f"The upload is larger than the {shown} the server accepts; certificates may be at most 5 MiB."
+            message = gettext(
+                "The upload is larger than the %(size)s the server accepts; certificates may be at most 5 MiB.",
+                size=shown,
+            )
+        elif not wants_json() and status in PAGE_MESSAGES and err.description == type(err).description:
+            message = str(PAGE_MESSAGES[status])
         else:
-            message = err.description or TITLES.get(status, "Error")
+            message = err.description or str(TITLES.get(status, lazy_gettext("Error")))
         return _answer(status, code, message, headers=headers)
 
     @app.errorhandler(DBAPIError)
@@ -91,6 +103,5 @@ def init_app(app: Flask) -> None:
         return _answer(
             500,
             "internal_error",
-            "The request could not be completed. Try again, and tell the operator if it keeps happening.",
+            gettext("The request could not be completed. Try again, and tell the operator if it keeps happening."),
         )
-

@@ -4,16 +4,15 @@ object access, and content negotiation."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from sqlalchemy.exc import DBAPIError
 
 from supply_chain.domain import policy
 from supply_chain.domain.errors import DatabaseUnavailable, Forbidden, NotFound
-from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import access, notifications, sessions, verification_state
 from supply_chain.services.runtime import Ctx, Runtime
 from supply_chain.store.models import Lot, Organisation, User
@@ -34,6 +33,8 @@ def rule_roles(action: policy.Action) -> tuple[str, ...]:
     """The roles that may take ``action`` under the rulebook (a route guard; the relation and status are
     checked by the service)."""
     return policy.ordered(policy.RULES[action].roles)
+
+
 SESSION_TOKEN_KEY = "sid"
 """The cookie's session token: the store keeps the session (``services.sessions``), so deleting it there
 signs the cookie out wherever it has been copied."""
@@ -103,13 +104,15 @@ def init_app(app: Flask) -> None:
                 ctx.session.close()
 
     from app.forms import label_of
+    from app.messages import tr, translate_message
 
     app.jinja_env.filters["label"] = label_of
-    app.jinja_env.filters["state_label"] = lambda state: verification_state.STATE_LABELS.get(state, state)
-    app.jinja_env.filters["status_label"] = lambda status: (status or "").replace("_", " ")
+    # Labels the services write in English, shown in the page's language (app/messages.py).
+    app.jinja_env.filters["state_label"] = lambda state: tr(verification_state.STATE_LABELS.get(state, state))
+    app.jinja_env.filters["status_label"] = lambda status: tr((status or "").replace("_", " "))
+    app.jinja_env.filters["tr"] = tr
+    app.jinja_env.filters["message"] = translate_message
     app.jinja_env.filters["short"] = short_hash
-    app.jinja_env.filters["qty"] = quantity_text
-    app.jinja_env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
@@ -124,16 +127,6 @@ def init_app(app: Flask) -> None:
             "RECEIVING_ROLES": RECEIVING_ROLES,
             "SUPERVISION_ROLES": SUPERVISION_ROLES,
         }
-
-
-def quantity_text(number: Decimal | str | None) -> str:
-    """``1100.000000`` (a Numeric column, or its string) as ``1100``."""
-    if number is None or number == "":
-        return ""
-    try:
-        return format_quantity(Decimal(str(number)))
-    except InvalidOperation:
-        return str(number)
 
 
 def short_hash(value: str | None, keep: int = 10) -> str:
@@ -174,6 +167,15 @@ def require_org() -> Organisation:
 def has_role(*roles: str) -> bool:
     org = current_org()
     return org is not None and bool(set(org.roles) & set(roles))
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a local path (no scheme, no host, no protocol-relative //) may be followed after sign-in or a
+    change of language."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
 
 
 def wants_json() -> bool:

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from app.auth import bp
 from app.security import client_address, login_limits, new_csrf_token
 from app.web import SESSION_TOKEN_KEY, current_org, current_user, get_ctx, login_required
+from app.web import safe_next as _safe_next
 from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services import orgs, sessions, throttle
 
@@ -20,14 +20,6 @@ def home_for(roles: list[str]) -> str:
     if "inspector" in roles:
         return url_for("inspections.index")
     return url_for("dashboard.index")
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only a local path (no scheme, no host, no protocol-relative //) may be followed after sign-in."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else None
 
 
 @bp.get("/")
@@ -70,7 +62,7 @@ def login() -> str | Response | tuple[str, int]:
     ctx.session.commit()  # the session, last_login_at
     session.permanent = True
     new_csrf_token()
-    flash(f"Signed in as {user.display_name}, {user.organisation.name}.", "ok")
+    flash(gettext("Signed in as %(name)s, %(org)s.", name=user.display_name, org=user.organisation.name), "ok")
     return redirect(target or home_for(list(user.organisation.roles)))
 
 
@@ -79,7 +71,7 @@ def logout() -> Response:
     """Sign out: the session is deleted in the store, so a copy of the cookie no longer signs anyone in."""
     sessions.end(get_ctx(), session.get(SESSION_TOKEN_KEY))
     session.clear()
-    flash("Signed out.", "ok")
+    flash(gettext("Signed out."), "ok")
     return redirect(url_for("auth.login"))
 
 
@@ -105,5 +97,5 @@ def change_password() -> str | Response | tuple[str, int]:
     throttle.signed_in(ctx, email, client_address())
     session[SESSION_TOKEN_KEY] = sessions.start(ctx, user)
     new_csrf_token()
-    flash("Password changed. Every other session of yours has been signed out.", "ok")
+    flash(gettext("Password changed. Every other session of yours has been signed out."), "ok")
     return redirect(home_for(list(user.organisation.roles)))

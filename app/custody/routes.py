@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.custody import bp
@@ -85,7 +86,7 @@ def accept(lot_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return page(err)
     commit()
-    flash(f"Lot {lot.lot_code} received; your organisation now holds it.", "ok")
+    flash(gettext("Lot %(lot)s received; your organisation now holds it.", lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
@@ -98,5 +99,8 @@ def reject(lot_id: int) -> Response:
         get_ctx(), org, lot, (request.form.get("reason") or "").strip(), request.form.get("date") or None
     )
     commit()
-    flash(f"Delivery of lot {lot.lot_code} refused; it goes back to {lot.custodian.name}.", "ok")
+    flash(
+        gettext("Delivery of lot %(lot)s refused; it goes back to %(org)s.", lot=lot.lot_code, org=lot.custodian.name),
+        "ok",
+    )
     return redirect(url_for("custody.inbox"))

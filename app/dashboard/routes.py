@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.dashboard import bp
@@ -71,7 +72,7 @@ def products() -> str | Response | tuple[str, int]:
         except FORM_ERRORS as err:
             return form_failed(err, "dashboard/products.html", org=require_org(), form=form)
         commit()
-        flash(f"Product {product.name} ({product.gtin}) registered.", "ok")
+        flash(gettext("Product %(name)s (%(gtin)s) registered.", name=product.name, gtin=product.gtin), "ok")
         return redirect(url_for("dashboard.products"))
     return render_template("dashboard/products.html", org=org, form={})
 
@@ -98,7 +99,7 @@ def sites() -> str | Response | tuple[str, int]:
         except FORM_ERRORS as err:
             return form_failed(err, "dashboard/sites.html", org=require_org(), form=form, kinds=LOCATION_KINDS)
         commit()
-        flash(f"Site {location.name} ({location.gln}) registered.", "ok")
+        flash(gettext("Site %(name)s (%(gln)s) registered.", name=location.name, gln=location.gln), "ok")
         return redirect(url_for("dashboard.sites"))
     return render_template("dashboard/sites.html", org=org, form={}, kinds=LOCATION_KINDS)
 
@@ -177,7 +178,7 @@ def new_lot() -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return page(err)
     commit()
-    flash(f"Lot {lot.lot_code} created.", "ok")
+    flash(gettext("Lot %(lot)s created.", lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 

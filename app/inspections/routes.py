@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.forms import kde_fields, payload_from_form
@@ -62,7 +63,7 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return page(err)
     commit()
-    flash(f"Inspection of lot {lot.lot_code} recorded.", "ok")
+    flash(gettext("Inspection of lot %(lot)s recorded.", lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
@@ -78,7 +79,7 @@ def hold(lot_id: int) -> Response:
         request.form.get("date") or None,
     )
     commit()
-    flash(f"Lot {lot.lot_code} is on hold.", "ok")
+    flash(gettext("Lot %(lot)s is on hold.", lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
@@ -94,5 +95,5 @@ def release(lot_id: int) -> Response:
         request.form.get("date") or None,
     )
     commit()
-    flash(f"The hold on lot {lot.lot_code} is lifted.", "ok")
+    flash(gettext("The hold on lot %(lot)s is lifted.", lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))

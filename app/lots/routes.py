@@ -5,10 +5,12 @@ import io
 from pathlib import Path
 
 from flask import flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.forms import kde_fields, payload_from_form, today
 from app.lots import bp
+from app.messages import tr
 from app.web import (
     HANDLER_ROLES,
     OVERSIGHT_ROLES,
@@ -101,7 +103,7 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return page(err)
     commit()
-    flash(f"{views.kind_label(kind)}: recorded on lot {lot.lot_code}.", "ok")
+    flash(gettext("%(what)s: recorded on lot %(lot)s.", what=tr(views.kind_label(kind)), lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
@@ -140,7 +142,10 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return page(err)
     commit()
-    flash(f"Lot {lot.lot_code} shipped to {to.name}; it is in transit until they accept it.", "ok")
+    flash(
+        gettext("Lot %(lot)s shipped to %(to)s; it is in transit until they accept it.", lot=lot.lot_code, to=to.name),
+        "ok",
+    )
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
@@ -154,7 +159,7 @@ def cancel_offer(lot_id: int) -> Response:
     lot = visible_lot(lot_id)
     lot_service.cancel_custody_offer(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
     commit()
-    flash(f"The shipment of lot {lot.lot_code} was cancelled; you hold it again.", "ok")
+    flash(gettext("The shipment of lot %(lot)s was cancelled; you hold it again.", lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
@@ -164,7 +169,7 @@ def close(lot_id: int) -> Response:
     lot = visible_lot(lot_id)
     lot_service.close(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
     commit()
-    flash(f"Lot {lot.lot_code} closed.", "ok")
+    flash(gettext("Lot %(lot)s closed.", lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
@@ -190,7 +195,7 @@ def readings(lot_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return form_failed(err, "lots/readings.html", **context)
     commit()
-    flash(f"{len(rows)} readings anchored on lot {lot.lot_code}.", "ok")
+    flash(gettext("%(count)s readings anchored on lot %(lot)s.", count=len(rows), lot=lot.lot_code), "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -109,5 +110,12 @@ def acknowledge(recall_id: int) -> str | Response | tuple[str, int]:
             raise
         return form_failed(err, "notifications/recall.html", **_notice_context(recall))
     commit()
-    flash(f"Thank you: {org.name}'s answer to the recall of lot {recall.lot.lot_code} is recorded.", "ok")
+    flash(
+        gettext(
+            "Thank you: %(org)s's answer to the recall of lot %(lot)s is recorded.",
+            org=org.name,
+            lot=recall.lot.lot_code,
+        ),
+        "ok",
+    )
     return redirect(url_for("notifications.recall_notice", recall_id=recall.id))

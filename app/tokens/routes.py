@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.tokens import bp
@@ -42,5 +43,5 @@ def revoke(token_id: int) -> Response:
     ctx = get_ctx()
     token = tokens.revoke(ctx, require_org(), token_id)  # another organisation's token: 404
     commit()
-    flash(f"Token {token.name} revoked; requests with it are refused from now on.", "ok")
+    flash(gettext("Token %(name)s revoked; requests with it are refused from now on.", name=token.name), "ok")
     return redirect(url_for("tokens.index"))

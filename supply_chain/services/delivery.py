@@ -45,6 +45,7 @@ from sqlalchemy.orm import selectinload
 from supply_chain.domain import delivery as rules
 from supply_chain.domain.errors import Conflict, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.text import check_text
+from supply_chain.services import language
 from supply_chain.services.runtime import Ctx, Runtime, Settings
 from supply_chain.store.models import Delivery, DeliveryAttempt, Organisation, WebhookEndpoint
 
@@ -324,15 +325,20 @@ def email_message(row: Delivery, settings: Settings) -> EmailMessage:
     message["Auto-Submitted"] = "auto-generated"
     message[rules.EVENT_HEADER] = row.topic
     message[rules.DELIVERY_HEADER] = row.uid
+    lang = language.org_language(row.organisation)
+    _ = language.gettext_for(lang)
     body = row.text.rstrip() + "\n"
     link = absolute_link(row.link, settings)
     if link:
-        body += f"\nOpen in Lotline: {link}\n"
-    body += (
-        f"\n--\nSent by Lotline to {row.organisation.name}'s notification address. Change it at "
-        f"{settings.public_url}/settings/notifications\n"
+        body += "\n" + _("Open in Lotline: %(link)s", link=link) + "\n"
+    settings_page = settings.public_url + "/settings/notifications"
+    body += "\n--\n" + _(
+        "Sent by Lotline to %(org)s's notification address. Change it at %(url)s",
+        org=row.organisation.name,
+        url=settings_page,
     )
-    message.set_content(body)
+    message.set_content(body + "\n")
+    message["Content-Language"] = language.CONTENT_LANGUAGE[lang]  # after set_content, which drops Content-*
     return message
 
 

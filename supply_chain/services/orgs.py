@@ -19,6 +19,7 @@ from supply_chain.domain.identifiers import gln_has_prefix, gtin_has_prefix, par
 from supply_chain.domain.policy import CREATOR_ROLES, ONBOARDING_ROLES
 from supply_chain.domain.text import check_text
 from supply_chain.services import sessions
+from supply_chain.services.language import LANGUAGES
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import ChainDeployment, CompanyPrefix, Location, Organisation, Product, User
 
@@ -411,6 +412,15 @@ def change_password(ctx: Ctx, user: User, current: str, new: str) -> None:
     sessions.end_user(ctx, user)
     ctx.session.flush()
     log.info("%s changed their password; their sessions were ended", user.email)
+
+
+def set_language(ctx: Ctx, user: User, language: str | None) -> None:
+    """Remember the language `user` reads Lotline in (None: follow the browser's Accept-Language).
+    InvalidInput naming the field for a language Lotline has no translation for."""
+    if language is not None and language not in LANGUAGES:
+        raise InvalidInput(f"the language must be one of {', '.join(LANGUAGES)}", field="language")
+    user.language = language
+    ctx.session.flush()
 
 
 def register_product(

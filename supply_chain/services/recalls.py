@@ -16,7 +16,7 @@ docs/recalls.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -30,8 +30,8 @@ from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity, parse_recall_class
 from supply_chain.domain.policy import RecallDepth, RecallStage
 from supply_chain.domain.text import check_text
+from supply_chain.services import language, notifications
 from supply_chain.services import lots as lot_service
-from supply_chain.services import notifications
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.writes import execute
 from supply_chain.store.models import (
@@ -48,8 +48,13 @@ from supply_chain.store.models import (
 from supply_chain.store.queries import descendants
 
 MAX_TEXT = 4000
-QUANTITY_FIELDS = ("quantity_removed", "quantity_destroyed", "quantity_returned", "quantity_in_stock",
-                   "quantity_forwarded")
+QUANTITY_FIELDS = (
+    "quantity_removed",
+    "quantity_destroyed",
+    "quantity_returned",
+    "quantity_in_stock",
+    "quantity_forwarded",
+)
 
 
 def notice_path(recall: Recall) -> str:
@@ -135,9 +140,7 @@ def _step(
     return step
 
 
-def create_draft(
-    ctx: Ctx, actor: Organisation, user: User | None, lot: Lot, values: Mapping[str, Any]
-) -> RecallDraft:
+def create_draft(ctx: Ctx, actor: Organisation, user: User | None, lot: Lot, values: Mapping[str, Any]) -> RecallDraft:
     """A new draft recall of ``lot`` (nothing on chain yet)."""
     require_desk(actor)
     lot_service.check(ctx, policy.Action.RECALL, actor, lot)  # a lot that cannot be recalled is said now
@@ -195,9 +198,7 @@ def discard_draft(ctx: Ctx, actor: Organisation, user: User | None, draft: Recal
     return draft
 
 
-def issue(
-    ctx: Ctx, actor: Organisation, user: User | None, draft: RecallDraft, confirm_lot_code: str | None
-) -> Recall:
+def issue(ctx: Ctx, actor: Organisation, user: User | None, draft: RecallDraft, confirm_lot_code: str | None) -> Recall:
     """Issue a reviewed draft: the typed lot code must be the lot's, exactly; then the on-chain recall of the
     lot and its forward trace, and every holder is notified."""
     require_desk(actor)
@@ -302,14 +303,28 @@ def _announce_issue(
         recall=recall,
         text=f"recalled on chain with {progress['recalled']} of {progress['downstream']} lots made from it",
     )
-    subject = f"Class {recall.recall_class} recall: {lot.product.name} lot {lot.lot_code}"
-    text = (
-        f"{recall.issuer.name} recalls {lot.product.name} lot {lot.lot_code} (GTIN {lot.gtin}) and every lot made "
-        f"from it. Reason: {recall.reason}\nWhat to do: {recall.instructions or ''}"
-        + (f"\nContact: {recall.contact}" if recall.contact else "")
-        + "\nPlease acknowledge and report what you did with the product."
-    )
-    _notify_holders(ctx, recall, notifications.TOPIC_RECALL_ISSUED, subject, text)
+    _notify_holders(ctx, recall, notifications.TOPIC_RECALL_ISSUED, lambda _: issue_notice(_, recall))
+
+
+def issue_notice(_: language.Gettext, recall: Recall) -> tuple[str, str]:
+    """The subject and text telling a holder of a recall, in the language of ``_``."""
+    lot = recall.lot
+    names = {"cls": recall.recall_class, "product": lot.product.name, "lot": lot.lot_code}
+    subject = _("Class %(cls)s recall: %(product)s lot %(lot)s", **names)
+    lines = [
+        _(
+            "%(issuer)s recalls %(product)s lot %(lot)s (GTIN %(gtin)s) and every lot made from it.",
+            issuer=recall.issuer.name,
+            gtin=lot.gtin,
+            **names,
+        ),
+        _("Reason: %(reason)s", reason=recall.reason),
+        _("What to do: %(text)s", text=recall.instructions or ""),
+    ]
+    if recall.contact:
+        lines.append(_("Contact: %(contact)s", contact=recall.contact))
+    lines.append(_("Please acknowledge and report what you did with the product."))
+    return subject, " ".join(lines[:2]) + "\n" + "\n".join(lines[2:])
 
 
 # ------------------------------------------------------------------ issued recalls
@@ -342,8 +357,10 @@ def add_update(ctx: Ctx, actor: Organisation, user: User | None, recall: Recall,
         ctx,
         recall,
         notifications.TOPIC_RECALL_UPDATE,
-        f"Update to the recall of {lot.product.name} lot {lot.lot_code}",
-        body,
+        lambda _: (
+            _("Update to the recall of %(product)s lot %(lot)s", product=lot.product.name, lot=lot.lot_code),
+            body,
+        ),
     )
     return step
 
@@ -377,8 +394,10 @@ def terminate(ctx: Ctx, actor: Organisation, user: User | None, recall: Recall, 
         ctx,
         recall,
         notifications.TOPIC_RECALL_TERMINATED,
-        f"Recall of {lot.product.name} lot {lot.lot_code} terminated",
-        f"{actor.name} has terminated the recall. Reason: {why}",
+        lambda _: (
+            _("Recall of %(product)s lot %(lot)s terminated", product=lot.product.name, lot=lot.lot_code),
+            _("%(org)s has terminated the recall.", org=actor.name) + " " + _("Reason: %(reason)s", reason=why),
+        ),
     )
     return recall
 
@@ -465,14 +484,20 @@ def holders(ctx: Ctx, lot: Lot, exclude: Organisation | None = None) -> list[Hol
     return sorted(out.values(), key=lambda h: (h.org.name.lower(), h.org.id))
 
 
-def _notify_holders(ctx: Ctx, recall: Recall, topic: str, subject: str, text: str) -> list[Notification]:
-    """One notification per holder (the issuer excluded) through ``notifications.notify``."""
-    return [
-        notifications.notify(
-            ctx, h.org, topic=topic, subject=subject, text=text, link=notice_path(recall), recall_id=recall.id
+def _notify_holders(
+    ctx: Ctx, recall: Recall, topic: str, compose: Callable[[language.Gettext], tuple[str, str]]
+) -> list[Notification]:
+    """One notification per holder (the issuer excluded) through ``notifications.notify``, its subject and text
+    composed in the holder's language (``language.org_language``)."""
+    out = []
+    for h in holders(ctx, recall.lot, exclude=recall.issuer):
+        subject, text = compose(language.gettext_for(language.org_language(h.org)))
+        out.append(
+            notifications.notify(
+                ctx, h.org, topic=topic, subject=subject, text=text, link=notice_path(recall), recall_id=recall.id
+            )
         )
-        for h in holders(ctx, recall.lot, exclude=recall.issuer)
-    ]
+    return out
 
 
 def notified_org_ids(ctx: Ctx, recall: Recall) -> set[int]:
@@ -661,13 +686,23 @@ def remind(ctx: Ctx, actor: Organisation, user: User | None, recall: Recall) -> 
     late = effectiveness(ctx, recall).missing
     lot = recall.lot
     for h in late:
+        _ = language.gettext_for(language.org_language(h.org))
         notifications.notify(
             ctx,
             h.org,
             topic=notifications.TOPIC_RECALL_REMINDER,
-            subject=f"Reminder: acknowledge the recall of {lot.product.name} lot {lot.lot_code}",
-            text=f"{recall.issuer.name} has not yet received your answer to the class {recall.recall_class} recall "
-            f"of lot {lot.lot_code}. Please report what you did with the product.",
+            subject=_(
+                "Reminder: acknowledge the recall of %(product)s lot %(lot)s",
+                product=lot.product.name,
+                lot=lot.lot_code,
+            ),
+            text=_(
+                "%(issuer)s has not yet received your answer to the class %(cls)s recall of lot %(lot)s. "
+                "Please report what you did with the product.",
+                issuer=recall.issuer.name,
+                cls=recall.recall_class,
+                lot=lot.lot_code,
+            ),
             link=notice_path(recall),
             recall_id=recall.id,
         )

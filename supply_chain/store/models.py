@@ -331,6 +331,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    language: Mapped[str | None] = mapped_column(String(16))
+    """The language the user chose for pages and e-mails (``en``, ``zh_Hans``); None follows the browser."""
 
     organisation: Mapped[Organisation] = relationship(back_populates="users")
 

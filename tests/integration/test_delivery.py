@@ -267,6 +267,30 @@ def test_a_notice_is_delivered_by_email_through_the_smtp_server_after_the_commit
     assert delivery.run_due(runtime) == {}  # sent once
 
 
+def test_email_is_written_in_the_language_the_organisations_users_chose(
+    runtime: Runtime, smtp_server: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp_server
+    runtime.settings = replace(runtime.settings, smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none")
+    shop = add_org(runtime, "Chaoshi", users=("boss@chaoshi.example", "clerk@chaoshi.example"))
+    with runtime.ctx() as ctx:
+        for user in ctx.session.scalars(select(User).where(User.organisation_id == shop)):
+            user.language = "zh_Hans"
+    english = add_org(runtime, "Corner Market", notification_email="recalls@corner.example")
+    notify(runtime, shop)
+    notify(runtime, english)
+    delivery.run_due(runtime)
+    by_recipient = {recipients[0]: message for recipients, message in mailbox.messages}
+    chinese = by_recipient["boss@chaoshi.example"]
+    assert chinese["Content-Language"] == "zh-Hans"
+    body = chinese.get_payload(decode=True).decode()
+    assert "在 Lotline 中打开：https://lotline.test/recalls/7" in body
+    assert "由 Lotline 发送至 Chaoshi 的通知地址" in body
+    plain = by_recipient["recalls@corner.example"]
+    assert plain["Content-Language"] == "en"
+    assert "Open in Lotline: https://lotline.test/recalls/7" in plain.get_payload(decode=True).decode()
+
+
 def test_without_a_notification_address_the_users_are_written_to(
     runtime: Runtime, smtp_server: tuple[Mailbox, int]
 ) -> None:

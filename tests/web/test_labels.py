@@ -61,7 +61,7 @@ def test_label_sheet_has_product_gtin_lot_pack_date_and_qr(world: Any, client: F
     gtin, code = world.labels["M2"]
     assert page.count('class="label"') == 4
     assert "Test salad mix" in page and gtin in page and f"<dd>{code}</dd>" in page
-    assert "<dt>Packed</dt><dd>2026-11-05</dd>" in page  # the date the mix was made
+    assert "<dt>Packed</dt><dd>Nov 5, 2026</dd>" in page  # the date the mix was made
     assert f'src="/01/{gtin}/10/{code}/qr.svg"' in page
 
 

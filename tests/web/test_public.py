@@ -76,11 +76,11 @@ def test_top_part_names_no_block_transaction_or_hash(public: FlaskClient, world:
 def test_top_part_answers_first_what_where_when_and_who(mix_page: str, public: FlaskClient, world: Any) -> None:
     top = _top(mix_page)
     assert "Test salad mix" in top and "by <strong>Test Processor</strong>" in top
-    assert re.search(r"Test lettuce at Test Farm site, harvested <time datetime=\"2026-11-01\">2026-11-01</time>", top)
+    assert re.search(r"Test lettuce at Test Farm site, harvested <time datetime=\"2026-11-01\">Nov 1, 2026</time>", top)
     assert re.search(r"<dt>Packed</dt><dd><time datetime=\"2026-11-\d\d\">", top)
     # the journey: one line per step, what, where and when; the ingredients' steps folded
     assert '<details class="ingredient-journey">' in top and "Earlier:" in top
-    assert re.search(r'<li class="step kind-transformation"><time datetime="2026-11-\d\d">\d+ Nov</time>', top)
+    assert re.search(r'<li class="step kind-transformation"><time datetime="2026-11-\d\d">Nov \d+</time>', top)
     fine = _top(public.get(_url(world, "F2")).get_data(as_text=True))
     assert "<strong>Fine:</strong> no recall and no hold" in fine and "Do not eat" not in fine
     assert "Verified journey" in fine  # a lot with no recall or hold may show its check at the top
@@ -109,7 +109,7 @@ def test_consumer_page_shows_inspection_certificate_hash_cold_chain_and_complian
 
         sha = ctx.session.get(Document, world.document_id).sha256
     assert "ISO 6579-1" in mix_page and sha in mix_page
-    assert "6 temperature readings on 2026-11-05" in mix_page and "2 °C to 4 °C" in mix_page
+    assert "6 temperature readings on Nov 5, 2026" in mix_page and "2 °C to 4 °C" in mix_page
     # the recall of F1 reached the mix through an ingredient: counted apart from recalls of its own lots
     assert re.search(
         r"Compliance record of Test Processor: \d+ lots?; inspections: 0 passed, 0 failed; 0 holds; "
@@ -148,7 +148,7 @@ def test_json_variant_carries_the_same_content(public: FlaskClient, world: Any) 
 
 def test_held_lot_shows_an_amber_notice_and_no_recall(public: FlaskClient, world: Any) -> None:
     page = public.get(_url(world, "H1")).get_data(as_text=True)
-    assert 'class="hold-notice"' in page and "On hold since 2026-11-06" in page
+    assert 'class="hold-notice"' in page and "On hold since Nov 6, 2026" in page
     assert "Not for sale: on hold" in _top(page)
     assert "recall-banner" not in page
     assert "suspected contamination" not in page  # the hold reason is consortium data
@@ -326,7 +326,7 @@ def test_recall_stays_on_the_page_after_sql_reactivates_the_lot_and_deletes_its_
 
     html, data = _page(public, gtin, "RSQL-1")
     assert html.index("<h1>") < html.index('class="recall-banner"') < html.index('class="how-we-know')
-    assert "Class I recall of 2026-11-08:</strong> Salmonella" in html and "Throw it away." in html
+    assert "Class I recall of Nov 8, 2026:</strong> Salmonella" in html and "Throw it away." in html
     assert "Verified journey" not in html and "Warning: this record was altered" in html
     assert data["state"] == "tampered"
     assert [(r["reason"], r["recall_class"], r["this_lot"]) for r in data["recalls"]] == [("Salmonella", "I", True)]
@@ -388,7 +388,7 @@ def test_hold_stays_on_the_page_after_sql_reactivates_the_lot(public: FlaskClien
     (result,) = _verify(world, pk)
     assert result.state == "tampered" and "stored status 'active' differs from the chain's 'held'" in result.detail
     html, data = _page(public, gtin, "HSQL-1")
-    assert 'class="hold-notice"' in html and "On hold since 2026-11-10" in html
+    assert 'class="hold-notice"' in html and "On hold since Nov 10, 2026" in html
     assert data["hold"]["since"] == "2026-11-10"
     assert "Verified journey" not in html and data["state"] == "tampered"
 
