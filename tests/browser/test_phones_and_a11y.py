@@ -185,13 +185,17 @@ def axe_problems(page: Any) -> list[str]:
 
 WIDTHS_JS = """() => {
     const vw = document.documentElement.clientWidth;
+    const name = el => {
+        const classes = typeof el.className === "string" ? el.className.trim().split(/\\s+/).join(".") : "";
+        return el.tagName.toLowerCase() + (classes ? "." + classes : "");
+    };
     const wide = [];
     for (const el of document.querySelectorAll("main *, header *, footer *")) {
         const r = el.getBoundingClientRect();
         if (r.width === 0 || getComputedStyle(el).visibility === "hidden") continue;
         if (el.closest(".leaflet-container")) continue;  // the map's own tiles pan inside it
         if (r.right > vw + 0.5 || r.left < -0.5) {
-            wide.push(`${el.tagName.toLowerCase()}${el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\\s+/).join(".") : ""} ${Math.round(r.left)}..${Math.round(r.right)}`);
+            wide.push(`${name(el)} ${Math.round(r.left)}..${Math.round(r.right)}`);
         }
     }
     return {scroll: document.documentElement.scrollWidth, wide: wide.slice(0, 6)};
@@ -209,7 +213,8 @@ TARGETS_JS = """(min) => {
         const r = el.getBoundingClientRect();
         if (r.width === 0 && r.height === 0) continue;  // not shown at this size
         if (el.closest(".leaflet-container")) continue;
-        if (r.height < min - 0.5) small.push(`${el.tagName.toLowerCase()} "${(el.textContent || el.name || "").trim().slice(0, 30)}" ${Math.round(r.height)}px`);
+        const text = (el.textContent || el.name || "").trim().slice(0, 30);
+        if (r.height < min - 0.5) small.push(`${el.tagName.toLowerCase()} "${text}" ${Math.round(r.height)}px`);
     }
     return small;
 }"""
@@ -320,10 +325,12 @@ def test_headings_are_in_order_on_every_page(crowd: Crowd, demo_ids: dict[str, s
 
 
 def test_skip_link_is_the_first_tab_stop_and_reaches_the_content(crowd: Crowd, demo_ids: dict[str, str]) -> None:
-    for visit in visits(demo_ids)[:: 5]:
+    for visit in visits(demo_ids)[::5]:
         page = open_page(crowd, visit, PHONE)
         page.keyboard.press("Tab")
-        focused = page.evaluate("() => [document.activeElement.textContent.trim(), document.activeElement.getAttribute('href')]")
+        focused = page.evaluate(
+            "() => [document.activeElement.textContent.trim(), document.activeElement.getAttribute('href')]"
+        )
         assert focused == ["Skip to main content", "#main"], f"{visit.name}: first tab stop is {focused}"
         skip = page.locator(":focus")
         box = skip.bounding_box()
@@ -335,8 +342,8 @@ def test_skip_link_is_the_first_tab_stop_and_reaches_the_content(crowd: Crowd, d
 FOCUS_JS = """() => {
     const el = document.activeElement;
     const parse = c => { const m = c.match(/[\\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; };
-    const lum = ([r, g, b]) => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+    const channel = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    const lum = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
     const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
     if (el === document.body) return null;  // past the last tab stop
     const s = getComputedStyle(el);
@@ -424,10 +431,8 @@ def test_glossary_explains_the_terms_and_is_linked_where_they_appear(crowd: Crow
     page = crowd.page(None, PHONE)
     page.goto("/glossary")
     expect(page.get_by_role("heading", level=1)).to_be_visible()
-    for anchor in (
-        "kde", "cte", "gln", "gtin", "lot", "consortium", "visibility", "head-hash", "block", "transaction",
-        "verification", "recall", "hold",
-    ):
+    terms = "kde cte gln gtin lot consortium visibility head-hash block transaction verification recall hold"
+    for anchor in terms.split():
         term = page.locator(f"[id='{anchor}']")
         expect(term).to_be_visible()
         assert term.evaluate("dt => dt.nextElementSibling && dt.nextElementSibling.textContent.trim().length > 20")
