@@ -443,8 +443,11 @@ def test_glossary_explains_the_terms_and_is_linked_where_they_appear(crowd: Crow
     expect(page.locator("footer a[href='/glossary']")).to_be_visible()
     farmer = crowd.page("farmer@demo.lotline", PHONE)
     farmer.goto("/lots/new")
-    tag = farmer.locator("a.vis").first
-    expect(tag).to_have_attribute("href", "/glossary#visibility")
+    legend = farmer.locator(".vis-legend").first
+    expect(legend).to_be_visible()  # the tags explained next to the fields, in text a phone shows
+    expect(legend).to_contain_text("consortium")
+    expect(legend.locator("a[href='/glossary#visibility']")).to_be_visible()
+    expect(legend.locator("a[href='/glossary#kde']")).to_be_visible()
     farmer.goto("/sites")
     expect(farmer.locator("a[href='/glossary#gln']").first).to_be_attached()
     consumer = crowd.page(None, PHONE)
