@@ -478,5 +478,5 @@ def test_phone_screenshots(crowd: Crowd, demo_ids: dict[str, str], screenshots: 
             target = screenshots / f"phone-{name}-{viewport['width']}.png"
             page.screenshot(path=str(target), full_page=True)
             assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], name
-            if viewport is PHONE and name in ("shop-dashboard", "trace"):
+            if viewport is PHONE and name in ("shop-dashboard", "sites"):
                 copy_screenshot(target, docs_screenshots / f"phone-{name}.png")
