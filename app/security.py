@@ -28,7 +28,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    # geolocation for this site's own pages only: "Use my location" on the site form (lotline.js)
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(self)",
 }
 
 

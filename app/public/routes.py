@@ -105,3 +105,9 @@ def serialised(gtin: str, serial: str) -> str | Response | tuple[str | Response,
     """A serialised Digital Link (GS1 AI 21): a serial number names one pack, not its lot, so the product's page
     asks for the lot code printed on it."""
     return _product(get_ctx(), gtin, serial=serial)
+
+
+@bp.get("/glossary")
+def glossary() -> str:
+    """The technical words the pages use, in plain language; pages link to its terms by anchor."""
+    return render_template("public/glossary.html")

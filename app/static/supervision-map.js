@@ -75,6 +75,7 @@
           const el = drawn.getElement && drawn.getElement();
           if (el) {
             el.setAttribute("data-layer", layer.key);
+            el.setAttribute("role", "img");
             el.setAttribute("aria-label", feature.properties.title);
           }
         });

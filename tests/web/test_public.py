@@ -9,6 +9,12 @@ from urllib.parse import quote
 import pytest
 from flask.testing import FlaskClient
 
+# "Block N · transaction 0x..." in "How we know", the two words linked to the glossary
+BLOCK_AND_TRANSACTION = (
+    r'(<a href="/glossary#block">)?Block(</a>)? \d+ · (<a href="/glossary#transaction">)?transaction(</a>)? '
+    r'<code title="0x[0-9a-f]{64}"'
+)
+
 
 def _url(world: Any, key: str, gtin: str | None = None) -> str:
     g, code = world.labels[key]
@@ -69,7 +75,7 @@ def test_top_part_names_no_block_transaction_or_hash(public: FlaskClient, world:
         for chain_word in ("Block", "block", "transaction", "0x", "hash", "ledger contract"):
             assert chain_word not in top, (key, chain_word)
         details = _how_we_know(page)
-        assert re.search(r"Block \d+ · transaction <code title=\"0x[0-9a-f]{64}\"", details)
+        assert re.search(BLOCK_AND_TRANSACTION, details)
         assert "Head hash" in details and "Lot id" in details and "Accept: application/json" in details
 
 
@@ -100,7 +106,7 @@ def test_consumer_page_shows_product_producer_origin_and_the_verified_journey(mi
         "Inspected",
     ):
         assert step in mix_page
-    assert re.search(r"Block \d+ · transaction <code title=\"0x[0-9a-f]{64}\"", mix_page)
+    assert re.search(BLOCK_AND_TRANSACTION, mix_page)
 
 
 def test_consumer_page_shows_inspection_certificate_hash_cold_chain_and_compliance(mix_page: str, world: Any) -> None:
