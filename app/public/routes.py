@@ -2,16 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, make_response, redirect, render_template, request
+from flask import current_app, jsonify, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
-from app.public import bp
-from app.web import get_ctx, wants_json
+from app.public import bp, page_cache
+from app.web import current_user, get_ctx, wants_json
 from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import digital_link_path, parse_digital_link, parse_gtin, parse_lot_code
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
 from supply_chain.services.runtime import Ctx
+from supply_chain.store.models import Lot
 
 
 def _problem(err: LotlineError, gtin: str, lot_code: str) -> tuple[str | Response, int]:
@@ -23,7 +24,11 @@ def _problem(err: LotlineError, gtin: str, lot_code: str) -> tuple[str | Respons
 @bp.get("/01/<gtin>/10/<path:lot_code>")
 def lot(gtin: str, lot_code: str) -> str | Response | tuple[str | Response, int]:
     """The consumer page of a lot (GS1 Digital Link). It reads the store only: the verification state shown
-    is the one last computed against the chain, never "verified" without that check."""
+    is the one last computed against the chain, never "verified" without that check.
+
+    Served from the page cache (``page_cache``) under the version of the lot's lineage, read on every
+    request, with an ETag: a browser revalidates each time (``no-cache``) and gets a 304 while nothing the
+    page shows has changed; a recall, hold or new event anywhere in the lineage changes the version at once."""
     ctx = get_ctx()
     try:
         found = lot_service.get_lot(ctx, gtin, lot_code)
@@ -32,13 +37,41 @@ def lot(gtin: str, lot_code: str) -> str | Response | tuple[str | Response, int]
         return _product(ctx, gtin, err, lot_code=lot_code)
     except InvalidInput as err:
         return _problem(err, gtin, lot_code)
-    data = views.consumer_view(ctx, found)
-    if wants_json():
-        return jsonify(data)
-    response = make_response(render_template("public/lot.html", d=data))
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["Link"] = f'<{data["lot"]["digital_link"]}>; rel="canonical"'
+    as_json = wants_json()
+    if _personal():
+        response = _render(ctx, found, as_json, None).response()
+        response.headers["Cache-Control"] = "private, no-cache"
+        return response
+    version = views.consumer_version(ctx, found)
+    key = page_cache.key_of(found.id, "json" if as_json else "html", version)
+    etag = page_cache.etag_of(key)
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        store = page_cache.cache()
+        page = store.get(key)
+        if page is None:
+            page = _render(ctx, found, as_json, version["compliance"])
+            store.put(key, page)
+        response = page.response()
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "public, no-cache"
+    response.vary.update(("Accept", "Accept-Language", "Cookie"))
     return response
+
+
+def _personal() -> bool:
+    """Whether this viewer's page differs from everyone else's: signed in (the header names them and holds a
+    form token) or with a message waiting to be shown once."""
+    return current_user() is not None or bool(session.get("_flashes"))
+
+
+def _render(ctx: Ctx, found: Lot, as_json: bool, compliance: dict[str, str] | None) -> page_cache.Page:
+    data = views.consumer_view(ctx, found, compliance)
+    if as_json:
+        return page_cache.Page(current_app.json.dumps(data).encode(), "application/json")
+    body = render_template("public/lot.html", d=data).encode()
+    return page_cache.Page(body, "text/html", (("Link", f'<{data["lot"]["digital_link"]}>; rel="canonical"'),))
 
 
 @bp.get("/lookup")

@@ -46,7 +46,7 @@ from supply_chain.store.models import (
     Recall,
 )
 from supply_chain.store.models import held_lots as held
-from supply_chain.store.queries import ancestors
+from supply_chain.store.queries import ancestors, lineage_version
 
 KIND_LABELS: dict[EventKind, str] = {
     EventKind.HARVESTING: "Harvested",
@@ -620,13 +620,28 @@ def product_page(ctx: Ctx, gtin: str) -> dict[str, Any]:
     return {"product": _product_facts(product)}
 
 
-def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
+def consumer_version(ctx: Ctx, lot: Lot) -> dict[str, Any]:
+    """Everything that decides what ``consumer_view`` returns for ``lot``, read cheaply (four small queries, no
+    event is loaded): the version of its lineage (any event, status or verification change of the lot or an
+    ancestor moves it), how long ago its weakest part was checked, in the words the page prints, and its
+    maker's compliance line, which counts the maker's other lots. Pass ``compliance`` on to
+    ``consumer_view`` so it is not counted twice."""
+    version = lineage_version(ctx.session, lot.id)
+    record = credit.line(ctx, lot.creator)
+    return {
+        "lineage": version.key,
+        "verified_ago": checked_ago(version.oldest_check),
+        "compliance": {"organisation": record["organisation"], "summary": record["summary"]},
+    }
+
+
+def consumer_view(ctx: Ctx, lot: Lot, compliance: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything the public page of a lot shows, public fields only, as JSON-ready data."""
     base = ctx.settings.public_url
     chain = _ancestor_chain(ctx, lot)
     journey, places = _journey(ctx, lot, chain, lambda _e: Visibility.PUBLIC, base, include_failed=False)
     hold = hold_notice(lot)
-    record = credit.line(ctx, lot.creator)
+    record = compliance or credit.line(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
     checked = oldest_check(lot_ for lot_, _ in chain)
     recalls = _recall_rows(ctx, lot, base, chain)

@@ -46,9 +46,12 @@ from sqlalchemy import (
     literal,
     text,
 )
+from sqlalchemy import event as sa_event
+from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.mutable import MutableList
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, validates
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from supply_chain.domain import policy
@@ -476,6 +479,11 @@ class Lot(Base):
     verification_state: Mapped[str | None] = mapped_column(String(16))
     verification_detail: Mapped[str | None] = mapped_column(Text)
     verified_at: Mapped[datetime | None]
+    revision: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Moves (by one) in every flush that changes the lot's row or adds, changes or removes one of its events,
+    inspections or sensor batches (``_bump_revisions``). The scan page's cache key sums it over the lot and its
+    ancestors (``queries.lineage_version``), so a change to any of them reaches every descendant's page
+    without writing to the descendants."""
 
     product: Mapped[Product] = relationship(back_populates="lots")
     creator: Mapped[Organisation] = relationship(foreign_keys=[creator_org_id])
@@ -1172,3 +1180,42 @@ class DeliveryAttempt(Base):
     next_attempt_at: Mapped[datetime | None]
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempt_log")
+
+
+# --- lot revisions (the scan page's cache key) ---------------------------------------------------------
+
+_LOT_PARTS = (Event, Inspection, SensorBatch)
+"""Rows that belong to one lot and show on its pages: a change to any of them moves the lot's revision."""
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _bump_revisions(session: Session, _context: Any, _instances: Any) -> None:
+    """Add one to ``Lot.revision`` of every stored lot this flush changes, directly or through its events,
+    inspections or sensor batches. Written as ``revision + 1`` in SQL, so concurrent writers (other threads,
+    other processes) never lose a bump. Lots being inserted start at 0 and need none."""
+    bump: set[int] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Lot):
+            stored = obj not in session.new and obj not in session.deleted and obj.id is not None
+            if stored and session.is_modified(obj, include_collections=False):
+                bump.add(obj.id)
+        elif isinstance(obj, _LOT_PARTS):
+            if obj in session.dirty and not session.is_modified(obj, include_collections=False):
+                continue
+            lot = obj.__dict__.get("lot")
+            lot_pk = obj.lot_id if obj.lot_id is not None else (lot.id if isinstance(lot, Lot) else None)
+            if lot_pk is not None and not (isinstance(lot, Lot) and lot in session.new):
+                bump.add(lot_pk)
+    unloaded = []
+    for lot_pk in sorted(bump):
+        loaded = session.identity_map.get(identity_key(Lot, lot_pk))
+        if isinstance(loaded, Lot):
+            if loaded not in session.deleted:
+                loaded.revision = Lot.revision + 1  # type: ignore[assignment]
+        else:
+            unloaded.append(lot_pk)
+    if unloaded:
+        lots = Lot.__table__
+        session.connection().execute(
+            sa_update(lots).where(lots.c.id.in_(unloaded)).values(revision=lots.c.revision + 1)
+        )
