@@ -38,9 +38,9 @@ def lot(gtin: str, lot_code: str) -> str | Response | tuple[str | Response, int]
     except InvalidInput as err:
         return _problem(err, gtin, lot_code)
     as_json = wants_json()
-    if _personal():
+    if page_cache.cache().size == 0 or _personal():  # no cache configured, or a page for this viewer alone
         response = _render(ctx, found, as_json, None).response()
-        response.headers["Cache-Control"] = "private, no-cache"
+        response.headers["Cache-Control"] = "private, no-cache" if _personal() else "no-cache"
         return response
     version = views.consumer_version(ctx, found)
     key = page_cache.key_of(found.id, "json" if as_json else "html", version)
@@ -67,7 +67,7 @@ def _personal() -> bool:
 
 
 def _render(ctx: Ctx, found: Lot, as_json: bool, compliance: dict[str, str] | None) -> page_cache.Page:
-    data = views.consumer_view(ctx, found, compliance)
+    data = views.consumer_view(ctx, found, compliance, every_step=as_json)
     if as_json:
         return page_cache.Page(current_app.json.dumps(data).encode(), "application/json")
     body = render_template("public/lot.html", d=data).encode()

@@ -138,3 +138,49 @@ def test_an_event_a_hold_a_recall_and_a_verification_finding_on_an_ancestor_show
         store_result(ctx, farm, Verification("tampered", "event #1 (harvesting, id 0) does not match", farm))
 
     step(tampered, "this record was altered")
+
+
+INGREDIENTS = 50
+
+
+def test_a_lot_of_50_ingredients_shows_one_summary_line_per_ingredient_and_its_own_steps_only(
+    make_app: Any, world: Any
+) -> None:
+    """Each ingredient: product, lot code (a link to its own page, where its steps are), origin and status; the
+    page lists the lot's own steps, not the 50 ingredients' (the JSON keeps every step for checking)."""
+    n = next(_codes)
+    with world.runtime.ctx() as ctx:
+        o = {key: ctx.session.get(Organisation, pk) for key, pk in world.org_ids.items()}
+        inputs = []
+        for i in range(1, INGREDIENTS + 1):
+            harvest = {"location_gln": world.sites["producer"], "harvest_date": "2026-11-01", "commodity": "lettuce"}
+            lot = lots.create_lot(
+                ctx, o["producer"], world.gtins["lettuce"], f"W{n}-{i:02d}", EventKind.HARVESTING, harvest, "10", "kg"
+            )
+            inputs.append((lot, "10"))
+        (wide,) = lots.transform(
+            ctx,
+            o["producer"],
+            [NewLot(world.gtins["lettuce"], f"W{n}-MIX", "500", "kg", inputs)],
+            world.sites["producer"],
+            "2026-11-02",
+        )
+        lots.hold(ctx, o["inspector"], inputs[6][0], "checks", "2026-11-03")
+        ctx.session.commit()
+        path, own_steps = f"/01/{wide.gtin}/10/{wide.lot_code}", len(wide.events)
+
+    client = make_app().test_client()
+    page = client.get(path).get_data(as_text=True)
+    lines = page.split('<li class="ingredient ')[1:]
+    assert len(lines) == INGREDIENTS
+    for i, line in enumerate(lines, start=1):
+        code = f"W{n}-{i:02d}"
+        assert f"/01/{wide.gtin}/10/{code}" in line and f"<code>{code}</code>" in line
+        assert "Test lettuce" in line and "Test Farm site" in line and "harvested 2026-11-01" in line
+        assert ("On hold" if i == 7 else "No recall or hold") in line
+    assert page.count('<li class="step ') == own_steps  # the ingredients' harvests are on their own pages
+    assert page.count('<li><strong>') == own_steps  # "Each step on the ledger": this lot's steps only
+    assert "(50 lots)" in page  # one "Grown" line for the farm, not fifty
+
+    data = client.get(path, headers={"Accept": "application/json"}).json
+    assert data["collapsed"] is True and len(data["journey"]) == own_steps + INGREDIENTS + 1  # + the hold
