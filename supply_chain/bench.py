@@ -1,8 +1,9 @@
 """`lotline bench`: measured medians for the hot paths, side by side in one run, on a throw-away instance.
 
 Rows: a single event per transaction, 100 events in one transaction (per event), verifying a lot, a
-backward and a forward trace, and the consumer page (HTML, served by the Flask app in process). Every row
-is the median of repeated runs; the machine is shared and noisy, so compare ratios within one run.
+backward and a forward trace, and the consumer page (HTML and JSON, built each time and from the scan page cache,
+served by the Flask app in process). Every row is the median of repeated runs; the machine is shared and noisy,
+so compare ratios within one run.
 
 Then the load figures (``load``): `lotline serve` started on the same instance, once with the scan page cache
 off (``LOTLINE_SCAN_PAGE_CACHE=0``, the page built on every request as before the cache) and once with it on;
@@ -181,27 +182,35 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None, 
             progress(f"a lot made from {INGREDIENTS} ingredient lots")
             wide = _wide_lot(ctx, orgs_by_key)
         progress("consumer page")
+        from app.public.page_cache import PageCache
+
         app = create_app({"TESTING": True, "RUNTIME": runtime})
         client = app.test_client()
         url = "/01/00614144000033/10/FC-MIX-001"
-        assert client.get(url).status_code == 200
-        rows.append(
-            Row("consumer page HTML (reads the index)", "per request", _time(lambda: client.get(url), runs * 2))
-        )
-        rows.append(
-            Row(
-                "consumer page JSON",
-                "per request",
-                _time(lambda: client.get(url, headers={"Accept": "application/json"}), runs * 2),
+        wide_url = f"/01/{wide[0]}/10/{wide[1]}"
+        as_json = {"Accept": "application/json"}
+        for cached in (False, True):
+            app.extensions["scan_page_cache"] = PageCache(512 if cached else 0)
+            how = "from the cache" if cached else "built each time"
+            assert client.get(url).status_code == client.get(wide_url).status_code == 200
+            rows.append(Row(f"consumer page HTML, {how}", "per request", _time(lambda: client.get(url), runs * 2)))
+            rows.append(
+                Row(f"consumer page JSON, {how}", "per request", _time(lambda: client.get(url, headers=as_json), runs))
             )
-        )
+            rows.append(
+                Row(
+                    f"consumer page HTML of the {INGREDIENTS}-ingredient lot, {how}",
+                    "per request",
+                    _time(lambda: client.get(wide_url), runs),
+                )
+            )
     finally:
         runtime.close()
     load_rows: list[LoadRow] = []
     if load:
         pages = {
             "scan page, demo salad mix": url,
-            f"scan page, {INGREDIENTS}-ingredient lot": f"/01/{wide[0]}/10/{wide[1]}",
+            f"scan page, {INGREDIENTS}-ingredient lot": wide_url,
         }
         load_rows = _load(home, pages, seconds=3.0 if quick else 10.0, progress=progress)
     meta = {
@@ -292,7 +301,7 @@ def _load(home: Path, pages: dict[str, str], seconds: float, progress: Callable[
         try:
             _await_verified(base, pages.values(), process)
             healthz: float | None = None
-            for target, path in {"/healthz": "/healthz"} | pages.items():
+            for target, path in ({"/healthz": "/healthz"} | pages).items():
                 progress(f"  {LOAD_CLIENTS} clients: {target}")
                 done = subprocess.run(
                     [

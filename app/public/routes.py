@@ -42,13 +42,14 @@ def lot(gtin: str, lot_code: str) -> str | Response | tuple[str | Response, int]
         response = _render(ctx, found, as_json, None).response()
         response.headers["Cache-Control"] = "private, no-cache" if _personal() else "no-cache"
         return response
-    version = views.consumer_version(ctx, found)
+    store = page_cache.cache()
+    line = store.compliance(found.creator_org_id, lambda: views.compliance_line(ctx, found.creator))
+    version = views.consumer_version(ctx, found, line)
     key = page_cache.key_of(found.id, "json" if as_json else "html", version)
     etag = page_cache.etag_of(key)
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
-        store = page_cache.cache()
         page = store.get(key)
         if page is None:
             page = _render(ctx, found, as_json, version["compliance"])

@@ -624,18 +624,23 @@ def product_page(ctx: Ctx, gtin: str) -> dict[str, Any]:
     return {"product": _product_facts(product)}
 
 
-def consumer_version(ctx: Ctx, lot: Lot) -> dict[str, Any]:
-    """Everything that decides what ``consumer_view`` returns for ``lot``, read cheaply (four small queries, no
-    event is loaded): the version of its lineage (any event, status or verification change of the lot or an
-    ancestor moves it), how long ago its weakest part was checked, in the words the page prints, and its
-    maker's compliance line, which counts the maker's other lots. Pass ``compliance`` on to
-    ``consumer_view`` so it is not counted twice."""
+def compliance_line(ctx: Ctx, org: Organisation) -> dict[str, str]:
+    """The maker's compliance line the scan page prints (``credit.line``): its name and record in words."""
+    record = credit.line(ctx, org)
+    return {"organisation": record["organisation"], "summary": record["summary"]}
+
+
+def consumer_version(ctx: Ctx, lot: Lot, compliance: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything that decides what ``consumer_view`` returns for ``lot``, read cheaply (one statement, no event
+    loaded): the version of its lineage (any event, status or verification change of the lot or an ancestor
+    moves it), how long ago its weakest part was checked, in the words the page prints, and the maker's
+    compliance line (``compliance_line`` unless given), which counts the maker's other lots. Pass the same
+    ``compliance`` on to ``consumer_view``."""
     version = lineage_version(ctx.session, lot.id)
-    record = credit.line(ctx, lot.creator)
     return {
         "lineage": version.key,
         "verified_ago": checked_ago(version.oldest_check),
-        "compliance": {"organisation": record["organisation"], "summary": record["summary"]},
+        "compliance": compliance or compliance_line(ctx, lot.creator),
     }
 
 
@@ -698,7 +703,7 @@ def consumer_view(
         inspections, folded = kept, len(inspections) - len(kept)
     origins = _origins(chain)
     hold = hold_notice(lot)
-    record = compliance or credit.line(ctx, lot.creator)
+    record = compliance or compliance_line(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
     checked = oldest_check(lot_ for lot_, _ in chain)
     recalls = _recall_rows(ctx, lot, base, chain)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Integer, func, literal_column, select
+from sqlalchemy import Integer, Select, bindparam, cast, func, literal_column, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .models import ChainDeployment, Lot, LotInput
@@ -111,28 +113,36 @@ def lineage_version(session: Session, lot_pk: int, *, max_depth: int = MAX_LINEA
     """The version of a lot's lineage in one statement: the backward walk (seeded with the lot itself at depth
     0) feeding an aggregate over the primary key of ``lots``. Costs one index search per lot of the lineage,
     never a read of their events."""
-    one = literal_column("1", Integer)
-    start = literal_column(str(int(lot_pk)), Integer)
-    seed = select(start.label("lot_pk"), literal_column("0", Integer).label("depth"))
-    lineage = seed.cte("lineage", recursive=True)
-    step = (
-        select(LotInput.input_lot_id, lineage.c.depth + one)
-        .join(lineage, LotInput.output_lot_id == lineage.c.lot_pk)
-        .where(lineage.c.depth < max_depth)
-    )
-    lineage = lineage.union(step)
-    deployment = select(func.max(ChainDeployment.id)).scalar_subquery()
-    query = select(
-        func.count(Lot.id),
-        func.coalesce(func.sum(Lot.revision), 0),
-        func.min(Lot.verified_at),
-        func.count(Lot.verified_at),
-        deployment,
-    ).where(Lot.id.in_(select(lineage.c.lot_pk)))
-    lots, revisions, oldest, checked, deployed = session.execute(query).one()
+    params = {"lot_pk": int(lot_pk), "max_depth": max_depth}
+    lots, revisions, oldest, checked, deployed = session.execute(_lineage_version_query(), params).one()
     return LineageVersion(
         lots=int(lots),
         revisions=int(revisions),
         oldest_check=oldest if checked == lots else None,
         deployment=None if deployed is None else int(deployed),
     )
+
+
+@cache
+def _lineage_version_query() -> Select[Any]:
+    """``lineage_version``'s statement, built once: it runs on every scan, and building it costs more than
+    running it."""
+    one = literal_column("1", Integer)
+    # Cast: psycopg may send a small int as smallint, and both halves of a recursive CTE must agree on the type.
+    start = cast(bindparam("lot_pk", type_=Integer), Integer)
+    seed = select(start.label("lot_pk"), literal_column("0", Integer).label("depth"))
+    lineage = seed.cte("lineage", recursive=True)
+    step = (
+        select(LotInput.input_lot_id, lineage.c.depth + one)
+        .join(lineage, LotInput.output_lot_id == lineage.c.lot_pk)
+        .where(lineage.c.depth < bindparam("max_depth", type_=Integer))
+    )
+    lineage = lineage.union(step)
+    deployment = select(func.max(ChainDeployment.id)).scalar_subquery()
+    return select(
+        func.count(Lot.id),
+        func.coalesce(func.sum(Lot.revision), 0),
+        func.min(Lot.verified_at),
+        func.count(Lot.verified_at),
+        deployment,
+    ).where(Lot.id.in_(select(lineage.c.lot_pk)))
