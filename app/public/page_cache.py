@@ -5,8 +5,8 @@ The key is read from the database on every request (``views.consumer_version``: 
 the lot and its ancestors, which every event, hold, recall, recall end and verification moves, plus the
 "checked ... ago" words and the maker's compliance line), so several server processes, each with its own
 cache, all serve a recall on the very next request after it is indexed. Added to it: the format (HTML or
-JSON), the page language and a fingerprint of the templates, translations and view code this process runs
-(so two processes running the same release agree on ETags, and a new release changes every one).
+JSON), the page language and a fingerprint of the code, templates and translations this process runs (so
+two processes running the same release agree on ETags, and a new release changes every one).
 
 Pages for a signed-in viewer (whose header names them and carries a form token) or with a message waiting to
 be shown are never cached: they are built each time and marked private.
@@ -25,23 +25,19 @@ from typing import Any
 
 from flask import Response, current_app
 
-_APP_DIR = Path(__file__).resolve().parent.parent
-_SOURCES = (
-    _APP_DIR / "templates",
-    _APP_DIR / "translations",
-    _APP_DIR.parent / "supply_chain" / "services" / "views.py",
-    Path(__file__),
-)
+_ROOT = Path(__file__).resolve().parent.parent.parent
+_SOURCES = ("app", "supply_chain")
+_SUFFIXES = {".py", ".html", ".mo", ".po", ".json"}
 
 
 def _fingerprint() -> str:
-    """A digest of every file the rendered page comes from (templates, compiled translations, the view code)."""
+    """A digest of the code, templates and translations this process renders pages with, so that a new
+    release changes every ETag (and two processes of one release agree on them)."""
     digest = hashlib.sha256()
     for source in _SOURCES:
-        files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
-        for path in files:
-            if path.exists():
-                digest.update(str(path.relative_to(_APP_DIR.parent)).encode())
+        for path in sorted((_ROOT / source).rglob("*")):
+            if path.suffix in _SUFFIXES and path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(_ROOT)).encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

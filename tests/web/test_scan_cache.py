@@ -6,13 +6,18 @@ a current ETag gets a 304."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
+from app.public.page_cache import PageCache
+from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots
 from supply_chain.services.lots import NewLot
+from supply_chain.services.runtime import Settings
 from supply_chain.services.verify import Verification, store_result, verify_lot
 from supply_chain.store.models import Lot, Organisation
 
@@ -184,3 +189,22 @@ def test_a_lot_of_50_ingredients_shows_one_summary_line_per_ingredient_and_its_o
 
     data = client.get(path, headers={"Accept": "application/json"}).json
     assert data["collapsed"] is True and len(data["journey"]) == own_steps + INGREDIENTS + 1  # + the hold
+
+
+@pytest.mark.parametrize("value", ["many", "-1", "2.5"])
+def test_a_scan_page_cache_size_that_is_not_a_whole_number_is_refused_naming_the_variable(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(InvalidInput, match="LOTLINE_SCAN_PAGE_CACHE must be a whole number of 0 or more"):
+        Settings.from_env(env={"LOTLINE_SCAN_PAGE_CACHE": value}, home=tmp_path, secret_key="s")
+    assert Settings.from_env(env={"LOTLINE_SCAN_PAGE_CACHE": "0"}, home=tmp_path, secret_key="s").scan_page_cache == 0
+
+
+def test_with_the_cache_off_every_scan_builds_the_page_and_sends_no_etag(make_app: Any, world: Any) -> None:
+    app = make_app()
+    app.extensions["scan_page_cache"] = PageCache(0)
+    client = app.test_client()
+    path = "/01/{}/10/{}".format(*world.labels["M1"])
+    first, second = client.get(path), client.get(path)
+    assert first.status_code == second.status_code == 200 and "ETag" not in first.headers
+    assert first.get_data() == second.get_data() and len(app.extensions["scan_page_cache"]) == 0
