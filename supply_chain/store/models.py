@@ -47,11 +47,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import event as sa_event
-from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.mutable import MutableList
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, validates
-from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from supply_chain.domain import policy
@@ -480,10 +478,9 @@ class Lot(Base):
     verification_detail: Mapped[str | None] = mapped_column(Text)
     verified_at: Mapped[datetime | None]
     revision: Mapped[int] = mapped_column(default=0, server_default="0")
-    """Moves (by one) in every flush that changes the lot's row or adds, changes or removes one of its events,
-    inspections or sensor batches (``_bump_revisions``). The scan page's cache key sums it over the lot and its
-    ancestors (``queries.lineage_version``), so a change to any of them reaches every descendant's page
-    without writing to the descendants."""
+    """Moves (by one) in every flush that updates the lot's row (``_bump_revisions``). The scan page's cache
+    key sums it over the lot and its ancestors (``queries.lineage_version``), so a change to any of them reaches
+    every descendant's page without writing to the descendants."""
 
     product: Mapped[Product] = relationship(back_populates="lots")
     creator: Mapped[Organisation] = relationship(foreign_keys=[creator_org_id])
@@ -583,6 +580,9 @@ class Event(Base):
         # The rare kinds (holds, recalls, inspections) of confirmed events, for the organisations' records
         # (``services/credit.py``) without reading every event of an organisation's lots.
         Index("ix_events_confirmed_kind", "kind", "lot_id", sqlite_where=CONFIRMED, postgresql_where=CONFIRMED),
+        # A lineage's pending and failed events (``queries.lineage_version``, asked on every scan), found per lot
+        # without reading its confirmed history or every unconfirmed event of the store.
+        Index("ix_events_unconfirmed_lot_id", "lot_id", "id", sqlite_where=UNCONFIRMED, postgresql_where=UNCONFIRMED),
     )
 
     id: Mapped[int] = mapped_column(LargeId, primary_key=True)
@@ -1184,38 +1184,15 @@ class DeliveryAttempt(Base):
 
 # --- lot revisions (the scan page's cache key) ---------------------------------------------------------
 
-_LOT_PARTS = (Event, Inspection, SensorBatch)
-"""Rows that belong to one lot and show on its pages: a change to any of them moves the lot's revision."""
-
 
 @sa_event.listens_for(Session, "before_flush")
 def _bump_revisions(session: Session, _context: Any, _instances: Any) -> None:
-    """Add one to ``Lot.revision`` of every stored lot this flush changes, directly or through its events,
-    inspections or sensor batches. Written as ``revision + 1`` in SQL, so concurrent writers (other threads,
-    other processes) never lose a bump. Lots being inserted start at 0 and need none."""
-    bump: set[int] = set()
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, Lot):
-            stored = obj not in session.new and obj not in session.deleted and obj.id is not None
-            if stored and session.is_modified(obj, include_collections=False):
-                bump.add(obj.id)
-        elif isinstance(obj, _LOT_PARTS):
-            if obj in session.dirty and not session.is_modified(obj, include_collections=False):
-                continue
-            lot = obj.__dict__.get("lot")
-            lot_pk = obj.lot_id if obj.lot_id is not None else (lot.id if isinstance(lot, Lot) else None)
-            if lot_pk is not None and not (isinstance(lot, Lot) and lot in session.new):
-                bump.add(lot_pk)
-    unloaded = []
-    for lot_pk in sorted(bump):
-        loaded = session.identity_map.get(identity_key(Lot, lot_pk))
-        if isinstance(loaded, Lot):
-            if loaded not in session.deleted:
-                loaded.revision = Lot.revision + 1  # type: ignore[assignment]
-        else:
-            unloaded.append(lot_pk)
-    if unloaded:
-        lots = Lot.__table__
-        session.connection().execute(
-            sa_update(lots).where(lots.c.id.in_(unloaded)).values(revision=lots.c.revision + 1)
-        )
+    """Add one to ``Lot.revision`` of every stored lot whose row this flush updates anyway (status, custody,
+    counter and head, verification, ...), as ``revision + 1`` in that same UPDATE, so concurrent writers never
+    lose a bump. Only rows already being written are touched: a bump never takes a row lock the write would
+    not have taken (a lock taken early deadlocks with writers waiting on a signing key's advisory lock on
+    another connection, where PostgreSQL cannot see the cycle). Events inserted or failed without a change to
+    their lot are seen by ``queries.lineage_version`` from the events themselves."""
+    for obj in session.dirty:
+        if isinstance(obj, Lot) and obj.id is not None and session.is_modified(obj, include_collections=False):
+            obj.revision = Lot.revision + 1  # type: ignore[assignment]

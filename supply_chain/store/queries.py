@@ -12,10 +12,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, cast, func, literal_column, select
+from sqlalchemy import Integer, Select, bindparam, case, cast, func, literal, literal_column, select, true
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from .models import ChainDeployment, Lot, LotInput
+from .models import ChainDeployment, Event, Lot, LotInput
 
 MAX_LINEAGE_DEPTH = 256
 """Deeper than any real supply chain; it stops a walk should bad data ever contain a cycle."""
@@ -98,7 +98,12 @@ class LineageVersion:
     lots: int
     """The lot and its ancestors."""
     revisions: int
-    """The sum of their ``Lot.revision``: every counter only grows, so any bump moves the sum."""
+    """The sum of their ``Lot.revision``: every counter only grows, so any bump moves the sum. It moves with every
+    update of a lot's row: an event confirmed (its counter and head), a status (hold, recall, release, recall
+    end), custody, a verification."""
+    unconfirmed: tuple[int, int, int]
+    """Their events not confirmed: how many, the newest's key, how many still pending. A pending event shows on
+    the page before its lot's row changes; it moves this when written and again when it fails."""
     oldest_check: datetime | None
     """The oldest ``verified_at`` among them; None when one was never checked."""
     deployment: int | None
@@ -106,18 +111,21 @@ class LineageVersion:
 
     @property
     def key(self) -> str:
-        return f"{self.lots}.{self.revisions}.{self.deployment or 0}"
+        count, newest, pending = self.unconfirmed
+        return f"{self.lots}.{self.revisions}.{count}.{newest}.{pending}.{self.deployment or 0}"
 
 
 def lineage_version(session: Session, lot_pk: int, *, max_depth: int = MAX_LINEAGE_DEPTH) -> LineageVersion:
     """The version of a lot's lineage in one statement: the backward walk (seeded with the lot itself at depth
-    0) feeding an aggregate over the primary key of ``lots``. Costs one index search per lot of the lineage,
-    never a read of their events."""
+    0) feeding an aggregate over the primary key of ``lots`` and one over the lineage's unconfirmed events.
+    Takes no lock and never reads a confirmed event."""
     params = {"lot_pk": int(lot_pk), "max_depth": max_depth}
-    lots, revisions, oldest, checked, deployed = session.execute(_lineage_version_query(), params).one()
+    row = session.execute(_lineage_version_query(), params).one()
+    lots, revisions, oldest, checked, count, newest, pending, deployed = row
     return LineageVersion(
         lots=int(lots),
         revisions=int(revisions),
+        unconfirmed=(int(count), int(newest or 0), int(pending or 0)),
         oldest_check=oldest if checked == lots else None,
         deployment=None if deployed is None else int(deployed),
     )
@@ -138,11 +146,35 @@ def _lineage_version_query() -> Select[Any]:
         .where(lineage.c.depth < bindparam("max_depth", type_=Integer))
     )
     lineage = lineage.union(step)
+    members = select(lineage.c.lot_pk)
+    lots = (
+        select(
+            func.count(Lot.id).label("lots"),
+            func.coalesce(func.sum(Lot.revision), 0).label("revisions"),
+            func.min(Lot.verified_at).label("oldest"),
+            func.count(Lot.verified_at).label("checked"),
+        )
+        .where(Lot.id.in_(members))
+        .subquery("lineage_lots")
+    )
+    unconfirmed = (
+        select(
+            func.count(Event.id).label("count"),
+            func.max(Event.id).label("newest"),
+            func.sum(case((Event.status == "pending", 1), else_=0)).label("pending"),
+        )
+        # The value in the SQL, not bound: a partial index on unconfirmed rows may then serve it.
+        .where(Event.lot_id.in_(members), Event.status != literal("confirmed", literal_execute=True))
+        .subquery("lineage_unconfirmed")
+    )
     deployment = select(func.max(ChainDeployment.id)).scalar_subquery()
     return select(
-        func.count(Lot.id),
-        func.coalesce(func.sum(Lot.revision), 0),
-        func.min(Lot.verified_at),
-        func.count(Lot.verified_at),
+        lots.c.lots,
+        lots.c.revisions,
+        lots.c.oldest,
+        lots.c.checked,
+        unconfirmed.c.count,
+        unconfirmed.c.newest,
+        unconfirmed.c.pending,
         deployment,
-    ).where(Lot.id.in_(select(lineage.c.lot_pk)))
+    ).select_from(lots.join(unconfirmed, true()))

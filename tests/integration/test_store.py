@@ -384,9 +384,9 @@ def test_lineage_walks_a_diamond_in_one_query_each_way(session: Session, engine:
 def test_lineage_version_moves_when_the_lot_or_any_ancestor_changes_and_not_for_others(
     session: Session, engine: Engine
 ) -> None:
-    """The scan page's cache key: every flush that changes a lot, or adds or changes one of its events, moves
-    its revision; the version of a lineage (one statement) moves with any of its lots, never with a lot
-    outside it."""
+    """The scan page's cache key: a lot's row updated moves its revision, an event written or failed without
+    its lot changing moves the lineage's unconfirmed events; the version of a lineage (one statement) moves
+    with any of its lots, never with a lot outside it."""
     product = add_product(session, add_org(session))
     farm, mix, other = (add_lot(session, product, code) for code in ("VF", "VM", "VX"))
     session.add(LotInput(output_lot=mix, input_lot=farm, quantity=Decimal("1"), unit="kg"))
@@ -406,14 +406,17 @@ def test_lineage_version_moves_when_the_lot_or_any_ancestor_changes_and_not_for_
     add_event(session, farm, {"location": "field 3"})  # a pending event on the ancestor
     assert moved()
     event = session.scalars(select(Event).where(Event.lot_id == farm.id)).one()
-    event.status, event.seq = "confirmed", 1  # indexed
+    event.status, event.seq = "confirmed", 1  # indexed (the indexer also writes the lot's counter and head)
     assert moved()
     farm.status = "held"
     assert moved()
     copied = ("kind", "actor_org_id", "actor_address", "payload", "payload_hash", "occurred_at")
     columns = {c: getattr(event, c) for c in copied} | {"lot_id": farm.id}
-    session.expunge_all()  # the lot not loaded: its bump is written by SQL
+    session.expunge_all()  # the lot not loaded, its row not written: seen from the new pending event
     session.add(Event(**columns))
+    assert moved()
+    failing = session.scalars(select(Event).where(Event.lot_id == farm.id, Event.status == "pending")).one()
+    failing.status = "failed"  # its transaction reverted: the page stops showing it
     assert moved()
     stored = session.get(Lot, farm.id)
     stored.verification_state, stored.verified_at = "verified", datetime.now(UTC)
