@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, case, cast, func, literal, literal_column, select, true
+from sqlalchemy import Integer, Select, bindparam, cast, func, literal, literal_column, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .models import ChainDeployment, Event, Lot, LotInput
@@ -146,35 +146,29 @@ def _lineage_version_query() -> Select[Any]:
         .where(lineage.c.depth < bindparam("max_depth", type_=Integer))
     )
     lineage = lineage.union(step)
-    members = select(lineage.c.lot_pk)
-    lots = (
+    # Each lot's unconfirmed events by an index probe on its key (``ix_events_unconfirmed_lot_id``): never a read
+    # of every unconfirmed event of the store. The value in the SQL, not bound, so the partial index applies.
+    unconfirmed = (Event.lot_id == Lot.id) & (Event.status != literal("confirmed", literal_execute=True))
+    pending = unconfirmed & (Event.status == literal("pending", literal_execute=True))
+    per_lot = (
         select(
-            func.count(Lot.id).label("lots"),
-            func.coalesce(func.sum(Lot.revision), 0).label("revisions"),
-            func.min(Lot.verified_at).label("oldest"),
-            func.count(Lot.verified_at).label("checked"),
+            Lot.revision,
+            Lot.verified_at,
+            select(func.count(Event.id)).where(unconfirmed).correlate(Lot).scalar_subquery().label("unconfirmed"),
+            select(func.max(Event.id)).where(unconfirmed).correlate(Lot).scalar_subquery().label("newest"),
+            select(func.count(Event.id)).where(pending).correlate(Lot).scalar_subquery().label("pending"),
         )
-        .where(Lot.id.in_(members))
+        .where(Lot.id.in_(select(lineage.c.lot_pk)))
         .subquery("lineage_lots")
-    )
-    unconfirmed = (
-        select(
-            func.count(Event.id).label("count"),
-            func.max(Event.id).label("newest"),
-            func.sum(case((Event.status == "pending", 1), else_=0)).label("pending"),
-        )
-        # The value in the SQL, not bound: a partial index on unconfirmed rows may then serve it.
-        .where(Event.lot_id.in_(members), Event.status != literal("confirmed", literal_execute=True))
-        .subquery("lineage_unconfirmed")
     )
     deployment = select(func.max(ChainDeployment.id)).scalar_subquery()
     return select(
-        lots.c.lots,
-        lots.c.revisions,
-        lots.c.oldest,
-        lots.c.checked,
-        unconfirmed.c.count,
-        unconfirmed.c.newest,
-        unconfirmed.c.pending,
+        func.count(),
+        func.coalesce(func.sum(per_lot.c.revision), 0),
+        func.min(per_lot.c.verified_at),
+        func.count(per_lot.c.verified_at),
+        func.coalesce(func.sum(per_lot.c.unconfirmed), 0),
+        func.max(per_lot.c.newest),
+        func.coalesce(func.sum(per_lot.c.pending), 0),
         deployment,
-    ).select_from(lots.join(unconfirmed, true()))
+    )
