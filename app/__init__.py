@@ -31,6 +31,7 @@ ENV_KEYS = (
     "LOTLINE_SMTP_PASSWORD",
     "LOTLINE_MAIL_FROM",
     "LOTLINE_WEBHOOK_ALLOW_PRIVATE",
+    "LOTLINE_SCAN_PAGE_CACHE",
 )
 MAX_UPLOAD_BYTES = 6 * 1024 * 1024
 """A little above the services' 5 MiB certificate limit, so their clearer message wins for most files."""

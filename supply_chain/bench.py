@@ -1,8 +1,15 @@
 """`lotline bench`: measured medians for the hot paths, side by side in one run, on a throw-away instance.
 
 Rows: a single event per transaction, 100 events in one transaction (per event), verifying a lot, a
-backward and a forward trace, and the consumer page (HTML, served by the Flask app in process). Every row
-is the median of repeated runs; the machine is shared and noisy, so compare ratios within one run.
+backward and a forward trace, and the consumer page (HTML and JSON, built each time and from the scan page cache,
+served by the Flask app in process). Every row is the median of repeated runs; the machine is shared and noisy,
+so compare ratios within one run.
+
+Then the load figures (``load``): `lotline serve` started on the same instance, once with the scan page cache
+off (``LOTLINE_SCAN_PAGE_CACHE=0``, the page built on every request as before the cache) and once with it on;
+against each, 32 clients from another process (``supply_chain.loadgen``) load ``/healthz``, the scan page of
+the demo salad mix and of a lot made from 50 ingredient lots (built here through the services), one after the
+other. Each page's rate is also given as a share of ``/healthz`` on the same server in the same run.
 """
 
 from __future__ import annotations
@@ -38,9 +45,30 @@ class Row:
 
 
 @dataclass
+class LoadRow:
+    server: str
+    target: str
+    figures: dict[str, Any]
+    healthz_per_second: float | None = None
+
+    @property
+    def share(self) -> float | None:
+        if not self.healthz_per_second:
+            return None
+        return self.figures["per_second"] / self.healthz_per_second
+
+    def as_dict(self) -> dict[str, Any]:
+        share = self.share
+        return {"server": self.server, "target": self.target, "share_of_healthz": share and round(share, 3)} | (
+            self.figures
+        )
+
+
+@dataclass
 class Results:
     rows: list[Row]
     meta: dict[str, Any]
+    load: list[LoadRow] = field(default_factory=list)
 
     def markdown(self) -> str:
         lines = [
@@ -52,10 +80,28 @@ class Results:
         for row in self.rows:
             d = row.as_dict()
             lines.append(f"| {row.name} | {d['median_ms']:.2f} ms {row.unit} | {d['per_second']} | {d['runs']} |")
+        if self.load:
+            clients = self.load[0].figures["clients"]
+            lines += [
+                "",
+                f"Load: {clients} clients from another process against `lotline serve`, "
+                f"{self.load[0].figures['seconds']:g} s each",
+                "",
+                "| server | what | requests/s | share of /healthz | median | p95 | answers |",
+                "|---|---|---:|---:|---:|---:|---|",
+            ]
+            for load in self.load:
+                f = load.figures
+                share = "" if load.share is None else f"{load.share:.0%}"
+                answers = ", ".join(f"{n}× {code}" for code, n in f["statuses"].items())
+                lines.append(
+                    f"| {load.server} | {load.target} | {f['per_second']} | {share} | {f['median_ms']} ms "
+                    f"| {f['p95_ms']} ms | {answers} |"
+                )
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"meta": self.meta, "rows": [r.as_dict() for r in self.rows]}
+        return {"meta": self.meta, "rows": [r.as_dict() for r in self.rows], "load": [r.as_dict() for r in self.load]}
 
 
 def _time(fn: Callable[[], Any], runs: int) -> list[float]:
@@ -67,7 +113,7 @@ def _time(fn: Callable[[], Any], runs: int) -> list[float]:
     return samples
 
 
-def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None) -> Results:
+def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None, load: bool = True) -> Results:
     import platform
     from datetime import UTC, datetime
 
@@ -133,23 +179,40 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None) 
             rows.append(
                 Row("trace forward (farm -> shops)", "per trace", _time(lambda: trace(ctx, farm, "forward"), runs))
             )
+            progress(f"a lot made from {INGREDIENTS} ingredient lots")
+            wide = _wide_lot(ctx, orgs_by_key)
         progress("consumer page")
+        from app.public.page_cache import PageCache
+
         app = create_app({"TESTING": True, "RUNTIME": runtime})
         client = app.test_client()
         url = "/01/00614144000033/10/FC-MIX-001"
-        assert client.get(url).status_code == 200
-        rows.append(
-            Row("consumer page HTML (reads the index)", "per request", _time(lambda: client.get(url), runs * 2))
-        )
-        rows.append(
-            Row(
-                "consumer page JSON",
-                "per request",
-                _time(lambda: client.get(url, headers={"Accept": "application/json"}), runs * 2),
+        wide_url = f"/01/{wide[0]}/10/{wide[1]}"
+        as_json = {"Accept": "application/json"}
+        for cached in (False, True):
+            app.extensions["scan_page_cache"] = PageCache(512 if cached else 0)
+            how = "from the cache" if cached else "built each time"
+            assert client.get(url).status_code == client.get(wide_url).status_code == 200
+            rows.append(Row(f"consumer page HTML, {how}", "per request", _time(lambda: client.get(url), runs * 2)))
+            rows.append(
+                Row(f"consumer page JSON, {how}", "per request", _time(lambda: client.get(url, headers=as_json), runs))
             )
-        )
+            rows.append(
+                Row(
+                    f"consumer page HTML of the {INGREDIENTS}-ingredient lot, {how}",
+                    "per request",
+                    _time(lambda: client.get(wide_url), runs),
+                )
+            )
     finally:
         runtime.close()
+    load_rows: list[LoadRow] = []
+    if load:
+        pages = {
+            "scan page, demo salad mix": url,
+            f"scan page, {INGREDIENTS}-ingredient lot": wide_url,
+        }
+        load_rows = _load(home, pages, seconds=3.0 if quick else 10.0, progress=progress)
     meta = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "chain": settings.chain_mode,
@@ -158,4 +221,133 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None) 
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
         "quick": quick,
     }
-    return Results(rows, meta)
+    return Results(rows, meta, load_rows)
+
+
+INGREDIENTS = 50
+LOAD_CLIENTS = 32
+
+
+def _wide_lot(ctx: Any, o: dict[str, Any]) -> tuple[str, str]:
+    """A salad mix made from ``INGREDIENTS`` farm lots, each harvested, shipped and received (three events
+    each) before the transformation: the shape of the issue's 50-ingredient lot. Returns its GTIN and lot code."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from supply_chain.domain.kinds import EventKind
+    from supply_chain.services import lots
+    from supply_chain.services.lots import NewLot
+    from supply_chain.store.models import Lot, Organisation, Product
+
+    session = ctx.session
+    farm, processor = session.get(Organisation, o["farm_a"].id), session.get(Organisation, o["processor"].id)
+    farm_site, plant = farm.locations[0].gln, processor.locations[0].gln
+    romaine = next(p for p in farm.products if p.commodity == "romaine lettuce")
+    mix = session.scalars(select(Product).where(Product.organisation_id == processor.id)).first()
+    day = {n: (datetime.now(UTC).date() - timedelta(days=n)).isoformat() for n in range(6)}
+    inputs: list[tuple[Lot, str]] = []
+    for n in range(1, INGREDIENTS + 1):
+        lot = lots.create_lot(
+            ctx,
+            farm,
+            romaine.gtin,
+            f"BW-ROM-{n:03d}",
+            EventKind.HARVESTING,
+            {"location_gln": farm_site, "harvest_date": day[5], "commodity": "romaine lettuce", "field_name": f"F{n}"},
+            "20",
+            "kg",
+        )
+        doc = {"reference_document_type": "bill of lading", "reference_document_number": f"BOL-BW-{n:03d}"}
+        where = {"from_gln": farm_site, "to_gln": plant}
+        lots.offer_custody(ctx, farm, lot, processor, where | {"ship_date": day[4]} | doc)
+        lots.accept_custody(ctx, processor, lot, where | {"receive_date": day[3]} | doc)
+        inputs.append((lot, "20"))
+    (wide,) = lots.transform(
+        ctx, processor, [NewLot(mix.gtin, "BW-MIX-050", str(20 * INGREDIENTS), "kg", inputs)], plant, day[2]
+    )
+    ctx.session.commit()
+    return wide.gtin, wide.lot_code
+
+
+def _load(home: Path, pages: dict[str, str], seconds: float, progress: Callable[[str], None]) -> list[LoadRow]:
+    """`lotline serve` on ``home``, with the scan page cache off and then on; against each, ``/healthz`` and
+    every page of ``pages`` loaded in turn by ``LOAD_CLIENTS`` clients in another process."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from supply_chain.chain.devnode import free_port
+
+    out: list[LoadRow] = []
+    for server, cache in (("cache off (as before)", "0"), ("cache on", "512")):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")} | {
+            "LOTLINE_HOME": str(home),
+            "LOTLINE_PUBLIC_URL": base,
+            "LOTLINE_SCAN_PAGE_CACHE": cache,
+            "PYTHONUNBUFFERED": "1",
+        }
+        progress(f"lotline serve, {server}")
+        with (home / f"serve-{port}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "supply_chain.cli", "serve", "--port", str(port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _await_verified(base, pages.values(), process)
+            healthz: float | None = None
+            for target, path in ({"/healthz": "/healthz"} | pages).items():
+                progress(f"  {LOAD_CLIENTS} clients: {target}")
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "supply_chain.loadgen",
+                        base + path,
+                        "--clients",
+                        str(LOAD_CLIENTS),
+                        "--seconds",
+                        str(seconds),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                figures = json.loads(done.stdout)
+                if path == "/healthz":
+                    healthz = figures["per_second"]
+                out.append(LoadRow(server, target, figures, None if path == "/healthz" else healthz))
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    return out
+
+
+def _await_verified(base: str, paths: Any, process: Any, timeout: float = 300.0) -> None:
+    """Wait until the server answers and its start-up verification pass has checked the pages' lots (until
+    then their pages say "pending" and change as the pass goes)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    waiting = list(paths)
+    while waiting:
+        if process.poll() is not None:
+            raise RuntimeError(f"lotline serve exited {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not verify {waiting} in {timeout:g} s")
+        try:
+            request = urllib.request.Request(base + waiting[0], headers={"Accept": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                if json.loads(response.read())["state"] != "pending":
+                    waiting.pop(0)
+                    continue
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.5)

@@ -185,12 +185,18 @@ def reindex() -> None:
 @main.command()
 @click.option("--quick", is_flag=True, help="Fewer repetitions (a smoke run).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write results as JSON.")
+@click.option(
+    "--load/--no-load",
+    default=True,
+    show_default=True,
+    help="Also serve the instance and load /healthz and the scan pages with 32 clients (cache off, then on).",
+)
 @handle_errors
-def bench(quick: bool, json_out: Path | None) -> None:
+def bench(quick: bool, json_out: Path | None, load: bool) -> None:
     """Measure write throughput, verification, trace and the consumer page (see docs/benchmarks.md)."""
     from supply_chain.bench import run
 
-    results = run(quick=quick, progress=lambda m: click.echo(f"  {m}", err=True))
+    results = run(quick=quick, progress=lambda m: click.echo(f"  {m}", err=True), load=load)
     click.echo(results.markdown())
     if json_out:
         json_out.write_text(json.dumps(results.as_dict(), indent=2))

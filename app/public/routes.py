@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, make_response, redirect, render_template, request
+from flask import current_app, jsonify, redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
-from app.public import bp
-from app.web import get_ctx, wants_json
+from app.public import bp, page_cache
+from app.web import current_user, get_ctx, wants_json
 from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import (
     digital_link_path,
@@ -18,6 +18,7 @@ from supply_chain.domain.identifiers import (
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
 from supply_chain.services.runtime import Ctx
+from supply_chain.store.models import Lot
 
 
 def _problem(err: LotlineError, gtin: str, lot_code: str) -> tuple[str | Response, int]:
@@ -29,7 +30,11 @@ def _problem(err: LotlineError, gtin: str, lot_code: str) -> tuple[str | Respons
 @bp.get("/01/<gtin>/10/<path:lot_code>")
 def lot(gtin: str, lot_code: str) -> str | Response | tuple[str | Response, int]:
     """The consumer page of a lot (GS1 Digital Link). It reads the store only: the verification state shown
-    is the one last computed against the chain, never "verified" without that check."""
+    is the one last computed against the chain, never "verified" without that check.
+
+    Served from the page cache (``page_cache``) under the version of the lot's lineage, read on every
+    request, with an ETag: a browser revalidates each time (``no-cache``) and gets a 304 while nothing the
+    page shows has changed; a recall, hold or new event anywhere in the lineage changes the version at once."""
     ctx = get_ctx()
     serial = None
     try:
@@ -47,15 +52,48 @@ def lot(gtin: str, lot_code: str) -> str | Response | tuple[str | Response, int]
             return _product(ctx, gtin, missing, lot_code=lot_code)
         except InvalidInput as bad:
             return _problem(bad, gtin, lot_code)
-    data = views.consumer_view(ctx, found)
+    as_json = wants_json()
+    if page_cache.cache().size == 0 or _personal():  # no cache configured, or a page for this viewer alone
+        response = _render(ctx, found, as_json, None, serial).response()
+        response.headers["Cache-Control"] = "private, no-cache" if _personal() else "no-cache"
+        return response
+    store = page_cache.cache()
+    line = store.compliance(found.creator_org_id, lambda: views.compliance_line(ctx, found.creator))
+    version = views.consumer_version(ctx, found, line)
+    # the serial is part of what the page shows (JSON: `serial`), so it is part of the key
+    fmt = ("json" if as_json else "html") + (f"/21/{serial}" if serial is not None else "")
+    key = page_cache.key_of(found.id, fmt, version)
+    etag = page_cache.etag_of(key)
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        page = store.get(key)
+        if page is None:
+            page = _render(ctx, found, as_json, version["compliance"], serial)
+            store.put(key, page)
+        response = page.response()
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "public, no-cache"
+    response.vary.update(("Accept", "Accept-Language", "Cookie"))
+    return response
+
+
+def _personal() -> bool:
+    """Whether this viewer's page differs from everyone else's: signed in (the header names them and holds a
+    form token) or with a message waiting to be shown once."""
+    return current_user() is not None or bool(session.get("_flashes"))
+
+
+def _render(
+    ctx: Ctx, found: Lot, as_json: bool, compliance: dict[str, str] | None, serial: str | None = None
+) -> page_cache.Page:
+    data = views.consumer_view(ctx, found, compliance, every_step=as_json)
     if serial is not None:
         data = data | {"serial": serial}
-    if wants_json():
-        return jsonify(data)
-    response = make_response(render_template("public/lot.html", d=data))
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["Link"] = f'<{data["lot"]["digital_link"]}>; rel="canonical"'
-    return response
+    if as_json:
+        return page_cache.Page(current_app.json.dumps(data).encode(), "application/json")
+    body = render_template("public/lot.html", d=data).encode()
+    return page_cache.Page(body, "text/html", (("Link", f'<{data["lot"]["digital_link"]}>; rel="canonical"'),))
 
 
 @bp.get("/lookup")

@@ -68,6 +68,9 @@ class Settings:
     webhook_timeout: float = 10.0
     webhook_allow_private: bool = False
     """Whether webhooks may go to loopback, private or link-local addresses (tests, closed networks)."""
+    scan_page_cache: int = 512
+    """How many rendered scan pages each server process keeps (``LOTLINE_SCAN_PAGE_CACHE``; 0: none), each under
+    the version of its lot's lineage (``app/public/page_cache.py``)."""
 
     def __post_init__(self) -> None:
         if self.kek == self.secret_key:
@@ -88,6 +91,7 @@ class Settings:
             "secret_key": env.get("LOTLINE_SECRET_KEY") or _instance_secret(home),
             "public_url": (env.get("LOTLINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             "trusted_proxies": _trusted_proxies(env.get("LOTLINE_TRUSTED_PROXIES")),
+            "scan_page_cache": _count("LOTLINE_SCAN_PAGE_CACHE", env.get("LOTLINE_SCAN_PAGE_CACHE"), 512),
         } | _mail_settings(env)
         given = overrides.pop("kek", None)
         values["kek"] = given or load_kek(home, env)
@@ -97,6 +101,19 @@ class Settings:
     @property
     def chain_mode(self) -> str:
         return "rpc" if self.chain_url else "embedded"
+
+
+def _count(name: str, text: str | None, default: int) -> int:
+    """A whole number of zero or more from the environment; InvalidInput naming the variable otherwise."""
+    if text is None or not text.strip():
+        return default
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidInput(f"{name} must be a whole number of 0 or more, got {text!r}", field=name)
+    return value
 
 
 def _instance_secret(home: Path) -> str:

@@ -46,7 +46,7 @@ from supply_chain.store.models import (
     Recall,
 )
 from supply_chain.store.models import held_lots as held
-from supply_chain.store.queries import ancestors
+from supply_chain.store.queries import ancestors, lineage_version
 
 KIND_LABELS: dict[EventKind, str] = {
     EventKind.HARVESTING: "Harvested",
@@ -70,6 +70,10 @@ KIND_LABELS: dict[EventKind, str] = {
 
 
 MAX_TREE_NODES = 200
+
+JOURNEY_DETAIL_LIMIT = 8
+"""Above this many ingredient lots (ancestors), the scan page summarises each ingredient in one line and leaves
+its steps to the ingredient's own page, so the page stays small however long the lineage is."""
 
 
 def kind_label(kind: EventKind | int) -> str:
@@ -620,13 +624,86 @@ def product_page(ctx: Ctx, gtin: str) -> dict[str, Any]:
     return {"product": _product_facts(product)}
 
 
-def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
-    """Everything the public page of a lot shows, public fields only, as JSON-ready data."""
+def compliance_line(ctx: Ctx, org: Organisation) -> dict[str, str]:
+    """The maker's compliance line the scan page prints (``credit.line``): its name and record in words."""
+    record = credit.line(ctx, org)
+    return {"organisation": record["organisation"], "summary": record["summary"]}
+
+
+def consumer_version(ctx: Ctx, lot: Lot, compliance: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything that decides what ``consumer_view`` returns for ``lot``, read cheaply (one statement, no event
+    loaded): the version of its lineage (any event, status or verification change of the lot or an ancestor
+    moves it), how long ago its weakest part was checked, in the words the page prints, and the maker's
+    compliance line (``compliance_line`` unless given), which counts the maker's other lots. Pass the same
+    ``compliance`` on to ``consumer_view``."""
+    version = lineage_version(ctx.session, lot.id)
+    return {
+        "lineage": version.key,
+        "verified_ago": checked_ago(version.oldest_check),
+        "compliance": compliance or compliance_line(ctx, lot.creator),
+    }
+
+
+def _ingredient(lot: Lot, depth: int, base_url: str) -> dict[str, Any]:
+    """One ingredient lot (an ancestor) as the scan page summarises it: what, which lot, where it was grown,
+    whether it is recalled or held, and how many steps its own page lists."""
+    return lot_ref(lot, base_url) | {
+        "producer": lot.creator.name,
+        "state": lot_state(lot),
+        "status": lot.status,
+        "depth": depth,
+        "origin": lot.origin_location.name if lot.origin_location else None,
+        "harvest_date": lot.harvest_date.isoformat() if lot.harvest_date else None,
+        "steps": sum(1 for e in lot.events if e.status != "failed"),
+    }
+
+
+def _origin_groups(origins: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The origins of a long lineage grouped by product and place: one line per farm, not one per lot."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for o in origins:
+        where = o["location"]["name"] if o["location"] else o["producer"]
+        group = groups.setdefault(
+            (o["lot"]["product"], where), {"product": o["lot"]["product"], "where": where, "lots": 0, "dates": []}
+        )
+        group["lots"] += 1
+        if o["harvest_date"]:
+            group["dates"].append(o["harvest_date"])
+    return [
+        {
+            "product": g["product"],
+            "where": g["where"],
+            "lots": g["lots"],
+            "first_harvest": min(g["dates"]) if g["dates"] else None,
+            "last_harvest": max(g["dates"]) if g["dates"] else None,
+        }
+        for g in groups.values()
+    ]
+
+
+def consumer_view(
+    ctx: Ctx, lot: Lot, compliance: dict[str, str] | None = None, *, every_step: bool = True
+) -> dict[str, Any]:
+    """Everything the public page of a lot shows, public fields only, as JSON-ready data.
+
+    A lot with more than ``JOURNEY_DETAIL_LIMIT`` ingredient lots is ``collapsed``: the page summarises each
+    ingredient (``ingredients``) and leaves its steps to the ingredient's own page. With ``every_step`` false
+    (the HTML page) such a lot's ``journey`` then holds its own steps only, and ``inspections`` its own and
+    those of ingredients that did not pass (``inspections_folded`` counts the others); the JSON keeps every step,
+    each with its proof, for anyone checking the record."""
     base = ctx.settings.public_url
     chain = _ancestor_chain(ctx, lot)
-    journey, places = _journey(ctx, lot, chain, lambda _e: Visibility.PUBLIC, base, include_failed=False)
+    collapsed = len(chain) - 1 > JOURNEY_DETAIL_LIMIT
+    shown = chain if every_step or not collapsed else chain[:1]
+    journey, places = _journey(ctx, lot, shown, lambda _e: Visibility.PUBLIC, base, include_failed=False)
+    inspections = _inspection_rows(chain, None, base, lambda _e: Visibility.PUBLIC)
+    folded = 0
+    if shown is not chain:
+        kept = [i for i in inspections if i["this_lot"] or i["outcome"] != "pass"]
+        inspections, folded = kept, len(inspections) - len(kept)
+    origins = _origins(chain)
     hold = hold_notice(lot)
-    record = credit.line(ctx, lot.creator)
+    record = compliance or compliance_line(ctx, lot.creator)
     state = combined_state(lot_ for lot_, _ in chain)
     checked = oldest_check(lot_ for lot_, _ in chain)
     recalls = _recall_rows(ctx, lot, base, chain)
@@ -656,15 +733,14 @@ def consumer_view(ctx: Ctx, lot: Lot) -> dict[str, Any]:
             "where": _made_where(journey),
         },
         "ledger": _ledger_facts(ctx, lot),
-        "origin": _origins(chain),
-        "ingredients": [
-            lot_ref(lot_, base) | {"producer": lot_.creator.name, "state": lot_state(lot_)}
-            for lot_, depth in chain
-            if depth > 0
-        ],
+        "origin": origins,
+        "origin_groups": _origin_groups(origins) if collapsed else None,
+        "ingredients": [_ingredient(lot_, depth, base) for lot_, depth in chain if depth > 0],
+        "collapsed": collapsed,
         "journey": journey,
         "places": places,
-        "inspections": _inspection_rows(chain, None, base, lambda _e: Visibility.PUBLIC),
+        "inspections": inspections,
+        "inspections_folded": folded,
         "cold_chain": _cold_chain(chain, base),
         "compliance": {"organisation": record["organisation"], "summary": record["summary"]},
     }

@@ -46,9 +46,10 @@ from sqlalchemy import (
     literal,
     text,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.mutable import MutableList
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, validates
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from supply_chain.domain import policy
@@ -503,6 +504,10 @@ class Lot(Base):
     verification_state: Mapped[str | None] = mapped_column(String(16))
     verification_detail: Mapped[str | None] = mapped_column(Text)
     verified_at: Mapped[datetime | None]
+    revision: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Moves (by one) in every flush that updates the lot's row (``_bump_revisions``). The scan page's cache
+    key sums it over the lot and its ancestors (``queries.lineage_version``), so a change to any of them reaches
+    every descendant's page without writing to the descendants."""
 
     product: Mapped[Product] = relationship(back_populates="lots")
     creator: Mapped[Organisation] = relationship(foreign_keys=[creator_org_id])
@@ -602,6 +607,9 @@ class Event(Base):
         # The rare kinds (holds, recalls, inspections) of confirmed events, for the organisations' records
         # (``services/credit.py``) without reading every event of an organisation's lots.
         Index("ix_events_confirmed_kind", "kind", "lot_id", sqlite_where=CONFIRMED, postgresql_where=CONFIRMED),
+        # A lineage's pending and failed events (``queries.lineage_version``, asked on every scan), found per lot
+        # without reading its confirmed history or every unconfirmed event of the store.
+        Index("ix_events_unconfirmed_lot_id", "lot_id", "id", sqlite_where=UNCONFIRMED, postgresql_where=UNCONFIRMED),
     )
 
     id: Mapped[int] = mapped_column(LargeId, primary_key=True)
@@ -1199,3 +1207,19 @@ class DeliveryAttempt(Base):
     next_attempt_at: Mapped[datetime | None]
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempt_log")
+
+
+# --- lot revisions (the scan page's cache key) ---------------------------------------------------------
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _bump_revisions(session: Session, _context: Any, _instances: Any) -> None:
+    """Add one to ``Lot.revision`` of every stored lot whose row this flush updates anyway (status, custody,
+    counter and head, verification, ...), as ``revision + 1`` in that same UPDATE, so concurrent writers never
+    lose a bump. Only rows already being written are touched: a bump never takes a row lock the write would
+    not have taken (a lock taken early deadlocks with writers waiting on a signing key's advisory lock on
+    another connection, where PostgreSQL cannot see the cycle). Events inserted or failed without a change to
+    their lot are seen by ``queries.lineage_version`` from the events themselves."""
+    for obj in session.dirty:
+        if isinstance(obj, Lot) and obj.id is not None and session.is_modified(obj, include_collections=False):
+            obj.revision = Lot.revision + 1  # type: ignore[assignment]

@@ -7,10 +7,15 @@ PostgreSQL alike. The CTE uses UNION (not UNION ALL): a lot reached along severa
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, func, literal_column, select
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Integer, Select, bindparam, cast, func, literal, literal_column, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from .models import LotInput
+from .models import ChainDeployment, Event, Lot, LotInput
 
 MAX_LINEAGE_DEPTH = 256
 """Deeper than any real supply chain; it stops a walk should bad data ever contain a cycle."""
@@ -84,3 +89,86 @@ def reach(session: Session, start_pks: list[int], *, max_depth: int = MAX_LINEAG
         .order_by(lineage.c.lot_pk, lineage.c.start_pk)
     )
     return [(int(start), int(pk)) for start, pk in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class LineageVersion:
+    """What moves whenever anything the scan page shows of a lot and its ancestors changes (``lineage_version``)."""
+
+    lots: int
+    """The lot and its ancestors."""
+    revisions: int
+    """The sum of their ``Lot.revision``: every counter only grows, so any bump moves the sum. It moves with every
+    update of a lot's row: an event confirmed (its counter and head), a status (hold, recall, release, recall
+    end), custody, a verification."""
+    unconfirmed: tuple[int, int, int]
+    """Their events not confirmed: how many, the newest's key, how many still pending. A pending event shows on
+    the page before its lot's row changes; it moves this when written and again when it fails."""
+    oldest_check: datetime | None
+    """The oldest ``verified_at`` among them; None when one was never checked."""
+    deployment: int | None
+    """The newest ledger deployment's key (the page names the contract)."""
+
+    @property
+    def key(self) -> str:
+        count, newest, pending = self.unconfirmed
+        return f"{self.lots}.{self.revisions}.{count}.{newest}.{pending}.{self.deployment or 0}"
+
+
+def lineage_version(session: Session, lot_pk: int, *, max_depth: int = MAX_LINEAGE_DEPTH) -> LineageVersion:
+    """The version of a lot's lineage in one statement: the backward walk (seeded with the lot itself at depth
+    0) feeding an aggregate over the primary key of ``lots`` and one over the lineage's unconfirmed events.
+    Takes no lock and never reads a confirmed event."""
+    params = {"lot_pk": int(lot_pk), "max_depth": max_depth}
+    row = session.execute(_lineage_version_query(), params).one()
+    lots, revisions, oldest, checked, count, newest, pending, deployed = row
+    return LineageVersion(
+        lots=int(lots),
+        revisions=int(revisions),
+        unconfirmed=(int(count), int(newest or 0), int(pending or 0)),
+        oldest_check=oldest if checked == lots else None,
+        deployment=None if deployed is None else int(deployed),
+    )
+
+
+@cache
+def _lineage_version_query() -> Select[Any]:
+    """``lineage_version``'s statement, built once: it runs on every scan, and building it costs more than
+    running it."""
+    one = literal_column("1", Integer)
+    # Cast: psycopg may send a small int as smallint, and both halves of a recursive CTE must agree on the type.
+    start = cast(bindparam("lot_pk", type_=Integer), Integer)
+    seed = select(start.label("lot_pk"), literal_column("0", Integer).label("depth"))
+    lineage = seed.cte("lineage", recursive=True)
+    step = (
+        select(LotInput.input_lot_id, lineage.c.depth + one)
+        .join(lineage, LotInput.output_lot_id == lineage.c.lot_pk)
+        .where(lineage.c.depth < bindparam("max_depth", type_=Integer))
+    )
+    lineage = lineage.union(step)
+    # Each lot's unconfirmed events by an index probe on its key (``ix_events_unconfirmed_lot_id``): never a read
+    # of every unconfirmed event of the store. The value in the SQL, not bound, so the partial index applies.
+    unconfirmed = (Event.lot_id == Lot.id) & (Event.status != literal("confirmed", literal_execute=True))
+    pending = unconfirmed & (Event.status == literal("pending", literal_execute=True))
+    per_lot = (
+        select(
+            Lot.revision,
+            Lot.verified_at,
+            select(func.count(Event.id)).where(unconfirmed).correlate(Lot).scalar_subquery().label("unconfirmed"),
+            select(func.max(Event.id)).where(unconfirmed).correlate(Lot).scalar_subquery().label("newest"),
+            select(func.count(Event.id)).where(pending).correlate(Lot).scalar_subquery().label("pending"),
+        )
+        .where(Lot.id.in_(select(lineage.c.lot_pk)))
+        .subquery("lineage_lots")
+    )
+    deployment = select(func.max(ChainDeployment.id)).scalar_subquery()
+    return select(
+        func.count(),
+        func.coalesce(func.sum(per_lot.c.revision), 0),
+        func.min(per_lot.c.verified_at),
+        func.count(per_lot.c.verified_at),
+        func.coalesce(func.sum(per_lot.c.unconfirmed), 0),
+        func.max(per_lot.c.newest),
+        func.coalesce(func.sum(per_lot.c.pending), 0),
+        deployment,
+    )

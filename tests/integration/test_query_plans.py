@@ -143,6 +143,19 @@ def test_the_scan_page_reads_no_whole_table(store: tuple[Engine, Any], which: st
 
 
 @pytest.mark.parametrize("which", LOTS)
+def test_the_scan_page_version_is_one_statement_reading_no_whole_table(store: tuple[Engine, Any], which: str) -> None:
+    """What every cached scan asks the database (``views.consumer_version`` with the maker's line known): the
+    lot by its key, then one statement walking the lineage and summing its revisions by primary key."""
+    engine, made = store
+    lot = _lot(engine, getattr(made, which))
+    line = {"organisation": "-", "summary": "-"}
+    checked = assert_flat(
+        engine, lambda ctx: views.consumer_version(ctx, lot(ctx), line), ("events", "lots", "lot_inputs")
+    )
+    assert checked == 2
+
+
+@pytest.mark.parametrize("which", LOTS)
 def test_the_lot_page_reads_no_whole_table(store: tuple[Engine, Any], which: str) -> None:
     engine, made = store
     lot = _lot(engine, getattr(made, which))
