@@ -140,6 +140,15 @@ def test_product_and_problem_pages_follow_the_language(client: FlaskClient, worl
     assert "GTIN 00700001000012: check digit should be" in english
 
 
+def test_glossary_is_in_chinese_and_keeps_the_anchors_other_pages_link_to(client: FlaskClient) -> None:
+    page = client.get("/glossary", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert '<html lang="zh-Hans">' in page and "<h1>术语表</h1>" in page
+    for anchor, term in (("cte", "CTE（关键追踪事件）"), ("kde", "KDE（关键数据要素）"), ("gln", "GLN（全球位置码）"),
+                         ("block", "区块"), ("transaction", "交易"), ("head-hash", "头哈希")):  # fmt: skip
+        assert f'<dt id="{anchor}">{term}</dt>' in page
+    assert "Glossary" not in page and "critical tracking event" not in page and "A hold is not a recall" not in page
+
+
 def test_error_pages_follow_the_language(client: FlaskClient) -> None:
     response = client.get("/no-such-page", headers={"Accept-Language": "zh-CN"})
     page = response.get_data(as_text=True)
