@@ -6,12 +6,14 @@ domain appears in the dashboard without template changes. Field names are ``kde.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from supply_chain.domain.events import FieldType, kind_spec
+from supply_chain.domain.errors import InvalidInput, LotlineError
+from supply_chain.domain.events import FieldType, kind_spec, payload_problems
 from supply_chain.domain.kinds import EventKind
 from supply_chain.store.models import Location
 
@@ -48,6 +50,7 @@ CHOICES = {
     ],
 }
 Options = list[tuple[str, list[tuple[str, str]]]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -86,6 +89,8 @@ def label_of(name: str) -> str:
         "immediate subsequent recipient": "next recipient",
         "certificate sha256": "certificate SHA-256",
         "merkle root": "Merkle root of the readings",
+        "taken at": "time taken",
+        "confirm lot code": "lot code to confirm",
     }.get(text, text)
     if celsius:
         text += " (°C)"
@@ -97,6 +102,16 @@ def gln_options(sites: Sequence[Location], own_org_id: int | None, own_first: bo
     other = [(s.gln, f"{s.name}, {s.organisation.name} ({s.gln})") for s in sites if s.organisation_id != own_org_id]
     groups = [("Your sites", own), ("Other organisations' sites", other)]
     return [g for g in (groups if own_first else groups[::-1]) if g[1]]
+
+
+def placeholder_of(type_: FieldType, other_site: bool, required: bool) -> str | None:
+    """The empty first choice of a select the user must answer on purpose: a ship-to site, and every
+    required choice (an inspection's outcome is never preselected)."""
+    if type_ == FieldType.GLN and other_site:
+        return "Choose a site"
+    if type_ in CHOICES and required:
+        return "Choose one"
+    return None
 
 
 def kde_fields(
@@ -138,7 +153,7 @@ def kde_fields(
                 description,
                 value,
                 options,
-                "Choose a site" if spec.type == FieldType.GLN and spec.name in others else None,
+                placeholder_of(spec.type, spec.name in others, spec.required),
             )
         )
     return out
@@ -156,3 +171,162 @@ def payload_from_form(kind: EventKind, form: Mapping[str, Any], exclude: Iterabl
         if raw is not None and str(raw).strip():
             payload[spec.name] = str(raw).strip()
     return payload
+
+
+# ------------------------------------------------------------------ errors, all at once, in the label's words
+
+
+class FormInvalid(InvalidInput):
+    """Raised when a submitted form has several wrong fields: ``errors`` holds each of them."""
+
+    def __init__(self, errors: Sequence[LotlineError]) -> None:
+        first = errors[0]
+        super().__init__(first.message, field=first.field, code=first.code)
+        self.errors = list(errors)
+
+
+class Checks:
+    """Collects the refusals of a form's fields, so the user sees every one after a single submit."""
+
+    def __init__(self) -> None:
+        self.errors: list[LotlineError] = []
+
+    def run(self, check: Callable[..., T], *args: Any, field: str | None = None) -> T | None:
+        """``check(*args)``, or None with its InvalidInput kept (under ``field`` when given)."""
+        try:
+            return check(*args)
+        except InvalidInput as err:
+            if field is not None and err.field != field:
+                err = InvalidInput(err.message, field=field, code=err.code)
+            self.errors.append(err)
+            return None
+
+    def add(self, message: str, field: str, code: str | None = None) -> None:
+        self.errors.append(InvalidInput(message, field=field, code=code))
+
+    def extend(self, errors: Iterable[LotlineError]) -> None:
+        self.errors.extend(errors)
+
+    def done(self) -> None:
+        """Raise FormInvalid when anything was refused."""
+        if self.errors:
+            raise FormInvalid(self.errors)
+
+
+ROW_WORDS = {"readings": "Reading", "inputs": "Input lot", "outputs": "New lot"}
+"""How a farmer calls one row of a list the services number from 0 (``readings[0]`` is "Reading 1")."""
+
+_ROW_PATH = re.compile(r"^(?:payload\.)?(\w+)\[(\d+)\](?:\.(\w+))?$")
+_LEADING_KEY = re.compile(r"^[\w.\[\]]+: ")
+_SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+_QUOTED = re.compile(r"('[^']*'|\"[^\"]*\")")
+
+
+def field_words(key: str) -> str:
+    """The words for a service's field key: ``payload.harvest_date`` -> "Harvest date",
+    ``readings[0].taken_at`` -> "Reading 1, time taken" (rows counted from 1)."""
+    row = _ROW_PATH.match(key)
+    if row is not None:
+        name, index, sub = row.groups()
+        words = f"{ROW_WORDS.get(name, label_of(name))} {int(index) + 1}"
+        return f"{words}, {label_of(sub).lower()}" if sub else words
+    return label_of(key.removeprefix("payload.").removeprefix(PREFIX))
+
+
+def plain_message(err: LotlineError, label: str | None = None) -> str:
+    """``err``'s message as a form shows it: led by the field's visible label instead of its key, and other
+    keys it mentions (``harvest_date``) in words. Quoted values the user typed are left as typed."""
+    message = err.message
+    if err.field:
+        if message.startswith(err.field + ": "):
+            message = message[len(err.field) + 2 :]
+        else:
+            message = _LEADING_KEY.sub("", message, count=1)
+    parts = _QUOTED.split(message)
+    for i in range(0, len(parts), 2):  # even parts lie outside quotes
+        parts[i] = _SNAKE.sub(lambda m: label_of(m.group(0)).lower(), parts[i])
+    message = "".join(parts)
+    name = label or (field_words(err.field) if err.field else "")
+    return f"{name}: {message}" if name else message[:1].upper() + message[1:]
+
+
+@dataclass
+class SummaryItem:
+    text: str
+    anchor: str | None = None
+
+
+class ErrorReport:
+    """The errors of one submitted form. Each input's macro ``claim``s the errors about it (by the keys the
+    services use for it) and shows them next to itself; the summary at the top of the form lists every
+    error, linked to its input, and those no input claimed (a state clash, a refusal) without a link."""
+
+    def __init__(self, errors: Sequence[LotlineError] = ()) -> None:
+        self.errors = list(errors)
+        self._claimed: dict[int, SummaryItem] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    @property
+    def status(self) -> int:
+        return max((e.status for e in self.errors), default=200)
+
+    def _matches(self, err: LotlineError, keys: Iterable[str]) -> bool:
+        name = err.field or ""
+        return bool(name) and any(name == k or name.startswith((k + "[", k + ".")) for k in keys if k)
+
+    def claim(self, keys: Iterable[str], anchor: str, label: str) -> list[str]:
+        """The messages about the input ``anchor`` (labelled ``label``) that no input claimed before."""
+        keys = list(keys)
+        out = []
+        for err in self.errors:
+            if id(err) in self._claimed or not self._matches(err, keys):
+                continue
+            own = err.field in keys or err.field in ("payload." + k for k in keys)
+            text = plain_message(err, label if own else None)
+            self._claimed[id(err)] = SummaryItem(text, anchor)
+            out.append(text)
+        return out
+
+    def summary(self) -> list[SummaryItem]:
+        """Every error in the order given, linked to the input that claimed it."""
+        return [self._claimed.get(id(e)) or SummaryItem(plain_message(e)) for e in self.errors]
+
+    @property
+    def title(self) -> str:
+        if self.status == 409:
+            return "That cannot be done now"
+        if self.status == 403:
+            return "Not allowed"
+        n = len(self.errors)
+        return "There is a problem with this form" if n == 1 else f"There are {n} problems with this form"
+
+
+def errors_of(err: Exception | None) -> ErrorReport:
+    if err is None:
+        return ErrorReport()
+    if isinstance(err, FormInvalid):
+        return ErrorReport(err.errors)
+    assert isinstance(err, LotlineError)
+    return ErrorReport([err])
+
+
+def check_payload(
+    checks: Checks, kind: EventKind, payload: Mapping[str, Any], may_be_missing: Iterable[str] = ("quantity", "unit")
+) -> None:
+    """Every KDE the domain would refuse (``validate_payload``), each under its ``payload.<name>`` key."""
+    checks.extend(payload_problems(kind, payload, may_be_missing))
+
+
+def confirm_lot_code(checks: Checks, form: Mapping[str, Any], lot_code: str, what: str) -> None:
+    """A step that cannot be undone (closing a lot, lifting a hold) asks for the lot code typed again."""
+    typed = str(form.get("confirm_lot_code") or "").strip()
+    if not typed:
+        checks.add(f"type the lot code {lot_code} to {what}", "confirm_lot_code", "confirmation_missing")
+    elif typed != lot_code:
+        checks.add(
+            f"you typed {typed!r}, not {lot_code}: type the lot code exactly to {what}",
+            "confirm_lot_code",
+            "confirmation_mismatch",
+        )

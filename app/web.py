@@ -102,7 +102,7 @@ def init_app(app: Flask) -> None:
             finally:
                 ctx.session.close()
 
-    from app.forms import label_of
+    from app.forms import ErrorReport, label_of
 
     app.jinja_env.filters["label"] = label_of
     app.jinja_env.filters["state_label"] = lambda state: verification_state.STATE_LABELS.get(state, state)
@@ -123,6 +123,7 @@ def init_app(app: Flask) -> None:
             "CREATOR_ROLES": CREATOR_ROLES,
             "RECEIVING_ROLES": RECEIVING_ROLES,
             "SUPERVISION_ROLES": SUPERVISION_ROLES,
+            "errors": ErrorReport(),  # a refused form's errors (form_failed); none otherwise
         }
 
 
@@ -242,8 +243,11 @@ def form_failed(err: Exception, template: str, **context: Any) -> tuple[str, int
 
     from supply_chain.domain.errors import LotlineError
 
+    from app.forms import FormInvalid, errors_of
+
     rollback()
     assert isinstance(err, LotlineError)
     if wants_json():
-        raise err
-    return render_template(template, error=err, **context), err.status
+        raise err.errors[0] if isinstance(err, FormInvalid) else err
+    report = errors_of(err)
+    return render_template(template, error=err, errors=report, **context), report.status

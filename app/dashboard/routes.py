@@ -6,9 +6,11 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.dashboard import bp
-from app.forms import PREFIX, kde_fields, payload_from_form, today
+from app.forms import PREFIX, Checks, check_payload, kde_fields, payload_from_form, today
 from app.web import CREATOR_ROLES, HANDLER_ROLES, commit, form_failed, get_ctx, require_org, roles_required
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
+from supply_chain.domain.identifiers import parse_gln, parse_gtin, parse_lot_code
+from supply_chain.domain.lineage import parse_quantity
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots as lot_service
 from supply_chain.services import orgs, verification_state, views
@@ -164,6 +166,11 @@ def new_lot() -> str | Response | tuple[str, int]:
     form = request.form
     payload = payload_from_form(kind, form)
     try:
+        checks = Checks()
+        checks.run(parse_gtin, form.get("gtin", ""), field="gtin")
+        checks.run(parse_lot_code, form.get("lot_code", ""), field="lot_code")
+        check_payload(checks, kind, payload, may_be_missing=())
+        checks.done()
         lot = lot_service.create_lot(
             ctx,
             org,
