@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from supply_chain.domain.errors import InvalidInput, LotlineError
 from supply_chain.domain.events import FieldType, kind_spec, payload_problems
 from supply_chain.domain.kinds import EventKind
-from supply_chain.store.models import Location
+from supply_chain.store.models import Location, Product
 
 PREFIX = "kde."
 # Computed by the services (hashes, counts, lists), never typed in.
@@ -242,6 +242,9 @@ def plain_message(err: LotlineError, label: str | None = None) -> str:
             message = message[len(err.field) + 2 :]
         else:
             message = _LEADING_KEY.sub("", message, count=1)
+        own = label_of(err.field).lower() + " "
+        if message.lower().startswith(own):  # "latitude must be between ..." under "Latitude"
+            message = message[len(own) :]
     parts = _QUOTED.split(message)
     for i in range(0, len(parts), 2):  # even parts lie outside quotes
         parts[i] = _SNAKE.sub(lambda m: label_of(m.group(0)).lower(), parts[i])
@@ -290,8 +293,10 @@ class ErrorReport:
         return out
 
     def summary(self) -> list[SummaryItem]:
-        """Every error in the order given, linked to the input that claimed it."""
-        return [self._claimed.get(id(e)) or SummaryItem(plain_message(e)) for e in self.errors]
+        """Every error: those no input claimed first (they concern the whole form), then the others in the
+        order their inputs appear, each linked to its input."""
+        loose = [SummaryItem(plain_message(e)) for e in self.errors if id(e) not in self._claimed]
+        return loose + list(self._claimed.values())
 
     @property
     def title(self) -> str:
@@ -312,11 +317,21 @@ def errors_of(err: Exception | None) -> ErrorReport:
     return ErrorReport([err])
 
 
-def check_payload(
-    checks: Checks, kind: EventKind, payload: Mapping[str, Any], may_be_missing: Iterable[str] = ("quantity", "unit")
-) -> None:
+LOT_FILLED = ("quantity", "unit")
+"""KDEs the services fill in from the lot when left empty (the whole lot moves, is cooled, ...)."""
+
+
+def check_payload(checks: Checks, kind: EventKind, payload: Mapping[str, Any], may_be_missing: Iterable[str] = ()) -> None:
     """Every KDE the domain would refuse (``validate_payload``), each under its ``payload.<name>`` key."""
     checks.extend(payload_problems(kind, payload, may_be_missing))
+
+
+def bound_fields(product: Product | None) -> tuple[str, ...]:
+    """The KDEs the services fill in from the product when left empty (``lots.bind_product``)."""
+    if product is None:
+        return ()
+    # a required commodity the product does not define is its name (invariants.bind_product_fields)
+    return ("commodity", "variety")
 
 
 def confirm_lot_code(checks: Checks, form: Mapping[str, Any], lot_code: str, what: str) -> None:

@@ -7,6 +7,7 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from app.auth import bp
+from app.forms import Checks, errors_of
 from app.security import client_address, login_limits, new_csrf_token
 from app.web import SESSION_TOKEN_KEY, current_org, current_user, get_ctx, login_required
 from supply_chain.domain.errors import Forbidden, InvalidInput
@@ -98,10 +99,16 @@ def change_password() -> str | Response | tuple[str, int]:
         raise TooManyRequests(description=refusal.message, retry_after=refusal.retry_after)
     form = request.form
     try:
+        checks = Checks()
+        if not form.get("current_password"):
+            checks.add("is required: type the password you signed in with", field="current_password")
+        checks.extend(orgs.password_problems(form.get("new_password") or "", "new_password"))
+        checks.done()
         orgs.change_password(ctx, user, form.get("current_password") or "", form.get("new_password") or "")
     except (Forbidden, InvalidInput) as err:
         ctx.session.rollback()
-        return render_template("auth/password.html", error=err), err.status
+        report = errors_of(err)
+        return render_template("auth/password.html", error=err, errors=report), report.status
     throttle.signed_in(ctx, email, client_address())
     session[SESSION_TOKEN_KEY] = sessions.start(ctx, user)
     new_csrf_token()

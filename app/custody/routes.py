@@ -4,7 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.custody import bp
-from app.forms import kde_fields, payload_from_form
+from app.forms import LOT_FILLED, Checks, check_payload, kde_fields, payload_from_form
 from app.web import RECEIVING_ROLES, commit, form_failed, get_ctx, require_org, roles_required, visible_lot
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.events import Visibility, visible_view
@@ -81,7 +81,11 @@ def accept(lot_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return page()
     try:
-        lot_service.accept_custody(ctx, org, lot, payload_from_form(EventKind.RECEIVING, request.form))
+        payload = payload_from_form(EventKind.RECEIVING, request.form)
+        checks = Checks()
+        check_payload(checks, EventKind.RECEIVING, payload, LOT_FILLED)
+        checks.done()
+        lot_service.accept_custody(ctx, org, lot, payload)
     except FORM_ERRORS as err:
         return page(err)
     commit()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from app.forms import kde_fields, payload_from_form
+from app.forms import Checks, check_payload, kde_fields, payload_from_form
 from app.inspections import bp
 from app.web import commit, current_user, form_failed, get_ctx, require_org, roles_required, rule_roles, visible_lot
 from supply_chain.domain.errors import Conflict, InvalidInput
@@ -50,6 +50,9 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
         certificate = (upload.filename, upload.mimetype or "", upload.read())
     payload = payload_from_form(EventKind.INSPECTION, request.form, exclude=("outcome",))
     try:
+        checks = Checks()  # the outcome is checked with the rest: it is never assumed
+        check_payload(checks, EventKind.INSPECTION, payload | {"outcome": request.form.get("kde.outcome", "")})
+        checks.done()
         lot_service.inspect(
             ctx,
             org,

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import flash, redirect, render_template, request, send_file, url_for
 from werkzeug.wrappers import Response
 
-from app.forms import kde_fields, payload_from_form, today
+from app.forms import LOT_FILLED, Checks, bound_fields, check_payload, kde_fields, payload_from_form, today
 from app.lots import bp
 from app.web import (
     HANDLER_ROLES,
@@ -97,7 +97,11 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return page()
     try:
-        lot_service.record_event(ctx, org, lot, kind, payload_from_form(kind, request.form))
+        payload = payload_from_form(kind, request.form)
+        checks = Checks()
+        check_payload(checks, kind, payload, LOT_FILLED + bound_fields(lot.product))
+        checks.done()
+        lot_service.record_event(ctx, org, lot, kind, payload)
     except FORM_ERRORS as err:
         return page(err)
     commit()
@@ -134,9 +138,14 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     try:
         to_id = request.form.get("to", "")
         to = next((o for o in recipients if str(o.id) == to_id), None)
+        checks = Checks()
         if to is None:
-            raise InvalidInput("choose the organisation that receives the lot", field="to")
-        lot_service.offer_custody(ctx, org, lot, to, payload_from_form(EventKind.SHIPPING, request.form))
+            checks.add("choose the organisation that receives the lot", field="to")
+        payload = payload_from_form(EventKind.SHIPPING, request.form)
+        check_payload(checks, EventKind.SHIPPING, payload, LOT_FILLED)
+        checks.done()
+        assert to is not None
+        lot_service.offer_custody(ctx, org, lot, to, payload)
     except FORM_ERRORS as err:
         return page(err)
     commit()
@@ -184,8 +193,13 @@ def readings(lot_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("lots/readings.html", **context)
     try:
-        rows = views.parse_readings(request.form.get("readings", ""))
+        rows, problems = views.read_reading_lines(request.form.get("readings", ""))
+        checks = Checks()
+        checks.extend(problems)
+        for index, row in enumerate(rows):
+            checks.run(lot_service.validate_reading, row, index)
         gln = (request.form.get("location_gln") or "").strip() or None
+        checks.done()
         lot_service.anchor_readings(ctx, org, lot, rows, (request.form.get("sensor_id") or "").strip() or None, gln)
     except FORM_ERRORS as err:
         return form_failed(err, "lots/readings.html", **context)

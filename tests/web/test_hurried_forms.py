@@ -92,18 +92,18 @@ def test_new_lot_shows_every_error_at_once_next_to_its_field_in_label_words(
     bad = _lot_form(
         world,
         "BAD#CODE",
-        **{"kde.quantity": "-5", "kde.harvest_date": "2026-02-30", "kde.commodity": "", "kde.location_gln": ""},
+        **{"kde.quantity": "-5", "kde.harvest_date": "2026-02-30", "kde.variety": "Little\x00Gem", "kde.location_gln": ""},
     )
     response = _post(client, csrf, "/lots/new", bad)
     assert response.status_code == 400
     doc = _doc(response)
     summary = _summary(doc)
     anchors = {anchor for _, anchor in summary}
-    assert {"f-lot_code", "kde-quantity", "kde-harvest_date", "kde-commodity", "kde-location_gln"} <= anchors
+    assert {"f-lot_code", "kde-quantity", "kde-harvest_date", "kde-variety", "kde-location_gln"} <= anchors
     assert _field_error(doc, "f-lot_code").startswith("Lot code:")
     assert _field_error(doc, "kde-quantity") == "Quantity: must be greater than 0"
     assert _field_error(doc, "kde-harvest_date").startswith("Harvest date: ")
-    assert _field_error(doc, "kde-commodity").startswith("Commodity: is required")
+    assert _field_error(doc, "kde-variety").startswith("Variety: ")
     assert _field_error(doc, "kde-location_gln").startswith("Location: is required")
     _no_internal_names([text for text, _ in summary])
     assert doc.get_element_by_id("f-lot_code").get("aria-invalid") == "true"
