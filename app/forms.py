@@ -222,6 +222,10 @@ _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 _QUOTED = re.compile(r"('[^']*'|\"[^\"]*\")")
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def field_words(key: str) -> str:
     """The words for a service's field key: ``payload.harvest_date`` -> "Harvest date",
     ``readings[0].taken_at`` -> "Reading 1, time taken" (rows counted from 1)."""
@@ -229,7 +233,7 @@ def field_words(key: str) -> str:
     if row is not None:
         name, index, sub = row.groups()
         words = f"{ROW_WORDS.get(name, label_of(name))} {int(index) + 1}"
-        return f"{words}, {label_of(sub).lower()}" if sub else words
+        return f"{words}, {_lower_first(label_of(sub))}" if sub else words
     return label_of(key.removeprefix("payload.").removeprefix(PREFIX))
 
 
@@ -242,12 +246,14 @@ def plain_message(err: LotlineError, label: str | None = None) -> str:
             message = message[len(err.field) + 2 :]
         else:
             message = _LEADING_KEY.sub("", message, count=1)
-        own = label_of(err.field).lower() + " "
-        if message.lower().startswith(own):  # "latitude must be between ..." under "Latitude"
-            message = message[len(own) :]
+        last_word = (label or "").rsplit(" ", 1)[-1]
+        for own in (label or "", field_words(err.field), last_word):  # "latitude must be ..." under "Latitude"
+            if own and message.lower().startswith(own.lower() + " "):
+                message = message[len(own) + 1 :]
+                break
     parts = _QUOTED.split(message)
     for i in range(0, len(parts), 2):  # even parts lie outside quotes
-        parts[i] = _SNAKE.sub(lambda m: label_of(m.group(0)).lower(), parts[i])
+        parts[i] = _SNAKE.sub(lambda m: _lower_first(label_of(m.group(0))), parts[i])
     message = "".join(parts)
     name = label or (field_words(err.field) if err.field else "")
     return f"{name}: {message}" if name else message[:1].upper() + message[1:]
@@ -321,7 +327,9 @@ LOT_FILLED = ("quantity", "unit")
 """KDEs the services fill in from the lot when left empty (the whole lot moves, is cooled, ...)."""
 
 
-def check_payload(checks: Checks, kind: EventKind, payload: Mapping[str, Any], may_be_missing: Iterable[str] = ()) -> None:
+def check_payload(
+    checks: Checks, kind: EventKind, payload: Mapping[str, Any], may_be_missing: Iterable[str] = ()
+) -> None:
     """Every KDE the domain would refuse (``validate_payload``), each under its ``payload.<name>`` key."""
     checks.extend(payload_problems(kind, payload, may_be_missing))
 

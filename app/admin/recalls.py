@@ -10,7 +10,16 @@ from werkzeug.wrappers import Response
 
 from app.admin import bp
 from app.forms import Checks
-from app.web import commit, current_user, form_failed, get_ctx, require_org, roles_required, visible_lot
+from app.web import (
+    commit,
+    current_user,
+    form_failed,
+    get_ctx,
+    require_org,
+    roles_required,
+    submitted_form,
+    visible_lot,
+)
 from supply_chain.domain import policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
 from supply_chain.domain.policy import RecallDepth
@@ -26,6 +35,9 @@ NOTICE_FIELDS = ("recall_class", "depth", "reason", "instructions", "public_noti
 def _draft_values(draft: RecallDraft | None = None) -> dict[str, Any]:
     if request.method == "POST":
         return {name: request.form.get(name, "") for name in NOTICE_FIELDS}
+    kept = submitted_form()  # a draft kept when the session ended
+    if draft is None and kept:
+        return {name: kept.get(name, "") for name in NOTICE_FIELDS}
     if draft is None:
         return {"recall_class": "", "depth": RecallDepth.CONSUMER.value, "public_notice": "yes"}
     values = {name: getattr(draft, name) or "" for name in NOTICE_FIELDS}

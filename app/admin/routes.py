@@ -16,6 +16,7 @@ from app.web import (
     get_ctx,
     require_org,
     roles_required,
+    submitted_form,
     visible_lot,
     wants_json,
 )
@@ -58,7 +59,7 @@ def onboard() -> str | Response | tuple[str, int]:
     """Onboard an organisation: a fresh chain key, its roles granted on chain, and its first user."""
     org = require_org()
     ctx = get_ctx()
-    context = {"roles": GRANTABLE_ROLES, "form": request.form}
+    context = {"roles": GRANTABLE_ROLES, "form": submitted_form()}
     if request.method == "GET":
         return render_template("admin/onboard.html", **context)
     form = request.form

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 from app.auth import bp
 from app.forms import Checks, errors_of
 from app.security import client_address, login_limits, new_csrf_token
-from app.web import SESSION_TOKEN_KEY, current_org, current_user, get_ctx, login_required
+from app.web import DRAFT_OWNER_KEY, SESSION_TOKEN_KEY, current_org, current_user, get_ctx, login_required
 from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services import orgs, sessions, throttle
 
@@ -68,6 +68,7 @@ def login() -> str | Response | tuple[str, int]:
     throttle.signed_in(ctx, email, client_address())
     session.clear()  # a fresh session on every sign-in: nothing from before survives
     session[SESSION_TOKEN_KEY] = sessions.start(ctx, user)
+    session[DRAFT_OWNER_KEY] = user.id  # whose draft a form submitted after this session ends is
     ctx.session.commit()  # the session, last_login_at
     session.permanent = True
     new_csrf_token()

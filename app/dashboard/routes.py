@@ -8,12 +8,21 @@ from werkzeug.wrappers import Response
 
 from app.dashboard import bp
 from app.forms import LOT_FILLED, PREFIX, Checks, bound_fields, check_payload, kde_fields, payload_from_form, today
-from app.web import CREATOR_ROLES, HANDLER_ROLES, commit, form_failed, get_ctx, require_org, roles_required
+from app.web import (
+    CREATOR_ROLES,
+    HANDLER_ROLES,
+    commit,
+    form_failed,
+    get_ctx,
+    require_org,
+    roles_required,
+    submitted_form,
+)
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
-from supply_chain.domain.identifiers import parse_gln, parse_gtin, parse_lot_code
 from supply_chain.domain.events import parse_when
-from supply_chain.domain.lineage import check_consumption, parse_quantity
+from supply_chain.domain.identifiers import parse_gln, parse_gtin, parse_lot_code
 from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.lineage import check_consumption, parse_quantity
 from supply_chain.services import lots as lot_service
 from supply_chain.services import orgs, verification_state, views
 from supply_chain.services import recalls as recall_service
@@ -84,7 +93,7 @@ def products() -> str | Response | tuple[str, int]:
         commit()
         flash(f"Product {product.name} ({product.gtin}) registered.", "ok")
         return redirect(url_for("dashboard.products"))
-    return render_template("dashboard/products.html", org=org, form={})
+    return render_template("dashboard/products.html", org=org, form=submitted_form())
 
 
 @bp.route("/sites", methods=["GET", "POST"])
@@ -116,7 +125,7 @@ def sites() -> str | Response | tuple[str, int]:
         commit()
         flash(f"Site {location.name} ({location.gln}) registered.", "ok")
         return redirect(url_for("dashboard.sites"))
-    return render_template("dashboard/sites.html", org=org, form={}, kinds=LOCATION_KINDS)
+    return render_template("dashboard/sites.html", org=org, form=submitted_form(), kinds=LOCATION_KINDS)
 
 
 def _input_field(err: Exception, inputs: list[tuple[Lot, str]]) -> Exception:
@@ -151,15 +160,15 @@ def _coordinate(raw: str | None, field: str, limit: int = 180) -> float | None:
 def new_lot() -> str | Response | tuple[str, int]:
     org = require_org()
     ctx = get_ctx()
-    kind_name = request.values.get("kind") or "harvesting"
+    kind_name = request.values.get("kind") or submitted_form().get("kind") or "harvesting"
     if kind_name not in CREATE_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(CREATE_KINDS)}", field="kind")
     kind = CREATE_KINDS[kind_name]
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
         sites = views.locations(ctx)
-        values = request.form if request.method == "POST" else {}
-        chosen = request.values.get("gtin") or ""  # ?gtin= picks the product without a script
+        values = submitted_form()
+        chosen = request.values.get("gtin") or values.get("gtin") or ""  # ?gtin= picks the product without a script
         product = next((p for p in org.products if p.gtin == chosen), None) or (
             org.products[0] if org.products else None
         )
@@ -231,7 +240,7 @@ def transform() -> str | Response | tuple[str, int]:
         context = {
             "org": org,
             "held": held,
-            "form": request.form,
+            "form": submitted_form(),
             "sites": views.locations(ctx),
             "today_iso": today(),
         }

@@ -8,7 +8,7 @@ from flask import flash, redirect, render_template, request, send_file, url_for
 from werkzeug.wrappers import Response
 
 from app.forms import LOT_FILLED, Checks, bound_fields, check_payload, kde_fields, payload_from_form, today
-from app.lots import bp
+from app.lots import bp, steps
 from app.web import (
     HANDLER_ROLES,
     OVERSIGHT_ROLES,
@@ -18,6 +18,7 @@ from app.web import (
     login_required,
     require_org,
     roles_required,
+    submitted_form,
     visible_lot,
 )
 from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
@@ -67,14 +68,14 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
     lot = visible_lot(lot_id)
     org = require_org()
     ctx = get_ctx()
-    kind_name = request.values.get("kind") or "cooling"
+    kind_name = request.values.get("kind") or submitted_form().get("kind") or "cooling"
     if kind_name not in EVENT_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(EVENT_KINDS)}", field="kind")
     kind = EVENT_KINDS[kind_name]
     lot_service.check(ctx, Action.RECORD, org, lot)
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
-        values = request.form if request.method == "POST" else {}
+        values = submitted_form()
         origin = lot.origin_location.gln if lot.origin_location else ""
         defaults = {
             "quantity": format_quantity(lot.quantity),
@@ -120,7 +121,7 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     recipients = views.receivers(ctx, org)
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
-        values = request.form if request.method == "POST" else {}
+        values = submitted_form()
         defaults = {
             "quantity": format_quantity(lot.quantity),
             "unit": lot.unit,
@@ -153,28 +154,31 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
-def _reason() -> str:
-    return (request.form.get("reason") or "").strip()
-
-
-@bp.post("/lots/<int:lot_id>/cancel-offer")
+@bp.route("/lots/<int:lot_id>/cancel-offer", methods=["GET", "POST"])
 @roles_required(*HANDLER_ROLES)
-def cancel_offer(lot_id: int) -> Response:
+def cancel_offer(lot_id: int) -> str | Response | tuple[str, int]:
     lot = visible_lot(lot_id)
-    lot_service.cancel_custody_offer(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
-    commit()
-    flash(f"The shipment of lot {lot.lot_code} was cancelled; you hold it again.", "ok")
-    return redirect(url_for("lots.show", lot_id=lot.id))
+    org = require_org()
+    return steps.run(
+        "cancel",
+        lot,
+        lambda reason, when: lot_service.cancel_custody_offer(get_ctx(), org, lot, reason, when),
+        f"The shipment of lot {lot.lot_code} was cancelled; you hold it again.",
+    )
 
 
-@bp.post("/lots/<int:lot_id>/close")
+@bp.route("/lots/<int:lot_id>/close", methods=["GET", "POST"])
 @roles_required(*HANDLER_ROLES)
-def close(lot_id: int) -> Response:
+def close(lot_id: int) -> str | Response | tuple[str, int]:
+    """Close a lot (sold, used up, destroyed): it cannot be undone, so the lot code is typed again."""
     lot = visible_lot(lot_id)
-    lot_service.close(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
-    commit()
-    flash(f"Lot {lot.lot_code} closed.", "ok")
-    return redirect(url_for("lots.show", lot_id=lot.id))
+    org = require_org()
+    return steps.run(
+        "close",
+        lot,
+        lambda reason, when: lot_service.close(get_ctx(), org, lot, reason, when),
+        f"Lot {lot.lot_code} closed.",
+    )
 
 
 @bp.route("/lots/<int:lot_id>/readings", methods=["GET", "POST"])
@@ -187,7 +191,7 @@ def readings(lot_id: int) -> str | Response | tuple[str, int]:
     lot_service.check(ctx, Action.ANCHOR, org, lot)
     context = {
         "lot": lot,
-        "form": request.form,
+        "form": submitted_form(),
         "sites": [s for s in views.locations(ctx) if s.organisation_id == org.id],
     }
     if request.method == "GET":

@@ -503,7 +503,7 @@ def decide_rule(rule: Rule, subject: Subject) -> Verdict:
     if not any(_party_holds(g.party, s) for g in grants):
         # Name the relation of the first grant the actor has the role for (the contract checks that one).
         code, chain_error, why = _PARTY_REFUSAL[grants[0].party]
-        if action is Action.ACCEPT and s.is_custodian:
+        if action is Action.ACCEPT and s.is_custodian and s.status is not Status.IN_TRANSIT:
             # A second receipt (a double click, a retried upload) is not a stranger's attempt: say so plainly.
             return Verdict(
                 False,

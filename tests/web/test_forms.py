@@ -429,7 +429,8 @@ def test_inspector_holds_and_releases_and_receiver_refuses(world: Any, signed_in
         },
     )
     assert refused.status_code == 409 and "it is held" in refused.get_data(as_text=True)
-    assert _post(lab, csrf, f"/inspections/lots/{pk}/release", {"reason": "negative"}).status_code == 302
+    released = _post(lab, csrf, f"/inspections/lots/{pk}/release", {"reason": "negative", "confirm_lot_code": "UI-2"})
+    assert released.status_code == 302
     shipped = _post(
         farm,
         csrf,
