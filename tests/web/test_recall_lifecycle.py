@@ -252,7 +252,7 @@ def test_the_whole_recall_from_draft_to_termination(
 
     # Terminate (a reason is required), then updates are refused.
     empty = regulator.post(f"/admin/recalls/{recall_id}/terminate", data={"reason": " ", "csrf_token": token})
-    assert empty.status_code == 400 and "(reason)" in empty.get_data(as_text=True)
+    assert empty.status_code == 400 and 'id="f-reason-error">Reason for termination: ' in empty.get_data(as_text=True)
     done = regulator.post(
         f"/admin/recalls/{recall_id}/terminate", data={"reason": "All product recovered.", "csrf_token": token}
     )
