@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from supply_chain.domain.errors import InvalidInput, LotlineError
-from supply_chain.domain.events import FieldType, kind_spec, payload_problems
+from supply_chain.domain.events import INPUT_ITEM_FIELDS, KIND_SPECS, FieldType, kind_spec, payload_problems
 from supply_chain.domain.kinds import EventKind
 from supply_chain.store.models import Location, Product
 
@@ -90,6 +90,9 @@ def label_of(name: str) -> str:
         "certificate sha256": "certificate SHA-256",
         "merkle root": "Merkle root of the readings",
         "taken at": "time taken",
+        "gtin": "GTIN",
+        "gln": "GLN",
+        "gs1 company prefix": "GS1 company prefix",
         "confirm lot code": "lot code to confirm",
     }.get(text, text)
     if celsius:
@@ -216,25 +219,42 @@ class Checks:
 ROW_WORDS = {"readings": "Reading", "inputs": "Input lot", "outputs": "New lot"}
 """How a farmer calls one row of a list the services number from 0 (``readings[0]`` is "Reading 1")."""
 
-_ROW_PATH = re.compile(r"^(?:payload\.)?(\w+)\[(\d+)\](?:\.(\w+))?$")
+_ROW_PART = re.compile(r"(\w+)\[(\d+)\]")
 _LEADING_KEY = re.compile(r"^[\w.\[\]]+: ")
 _SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+KNOWN_KEYS = frozenset(
+    {f.name for spec in KIND_SPECS.values() for f in spec.fields}
+    | {f.name for f in INPUT_ITEM_FIELDS}
+    | {"taken_at", "temperature_c", "confirm_lot_code", "confirm_name", "gs1_company_prefix", "notification_email"}
+    | {"display_name", "current_password", "new_password", "recall_class", "public_notice", "forwarded_to"}
+)
+"""Keys a message may mention that are written as words; other words with underscores (a lot code such as
+``tr_7``) are left as they are."""
 _QUOTED = re.compile(r"('[^']*'|\"[^\"]*\")")
 
 
+def _words_of(key: str) -> str:
+    return _lower_first(label_of(key)) if key in KNOWN_KEYS else key
+
+
 def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:]
+    """"Harvest date" -> "harvest date"; an abbreviation ("GTIN") stays as it is."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
 
 
 def field_words(key: str) -> str:
     """The words for a service's field key: ``payload.harvest_date`` -> "Harvest date",
     ``readings[0].taken_at`` -> "Reading 1, time taken" (rows counted from 1)."""
-    row = _ROW_PATH.match(key)
-    if row is not None:
-        name, index, sub = row.groups()
-        words = f"{ROW_WORDS.get(name, label_of(name))} {int(index) + 1}"
-        return f"{words}, {_lower_first(label_of(sub))}" if sub else words
-    return label_of(key.removeprefix("payload.").removeprefix(PREFIX))
+    words = []
+    for part in key.removeprefix("payload.").removeprefix(PREFIX).split("."):
+        row = _ROW_PART.fullmatch(part)
+        if row is not None:
+            name, index = row.groups()
+            words.append(f"{ROW_WORDS.get(name, label_of(name))} {int(index) + 1}")
+        elif part:
+            words.append(label_of(part))
+    text = ", ".join(_lower_first(w) for w in words)
+    return text[:1].upper() + text[1:]
 
 
 def plain_message(err: LotlineError, label: str | None = None) -> str:
@@ -253,7 +273,7 @@ def plain_message(err: LotlineError, label: str | None = None) -> str:
                 break
     parts = _QUOTED.split(message)
     for i in range(0, len(parts), 2):  # even parts lie outside quotes
-        parts[i] = _SNAKE.sub(lambda m: _lower_first(label_of(m.group(0))), parts[i])
+        parts[i] = _SNAKE.sub(lambda m: _words_of(m.group(0)), parts[i])
     message = "".join(parts)
     name = label or (field_words(err.field) if err.field else "")
     return f"{name}: {message}" if name else message[:1].upper() + message[1:]

@@ -503,8 +503,9 @@ def decide_rule(rule: Rule, subject: Subject) -> Verdict:
     if not any(_party_holds(g.party, s) for g in grants):
         # Name the relation of the first grant the actor has the role for (the contract checks that one).
         code, chain_error, why = _PARTY_REFUSAL[grants[0].party]
-        if action is Action.ACCEPT and s.is_custodian and s.status is not Status.IN_TRANSIT:
+        if action is Action.ACCEPT and s.is_custodian and s.status is Status.ACTIVE:
             # A second receipt (a double click, a retried upload) is not a stranger's attempt: say so plainly.
+            # (Only an active lot: one in transit, held or recalled may still be on its way to someone else.)
             return Verdict(
                 False,
                 "already_received",

@@ -67,6 +67,7 @@ def test_checks_run_roles_then_relation_then_status() -> None:
         (Action.ACCEPT, {"status": Status.ACTIVE}, "not_offered"),
         (Action.ACCEPT, {"status": Status.ACTIVE, "is_custodian": True}, "already_received"),
         (Action.ACCEPT, {"status": Status.IN_TRANSIT, "is_custodian": True}, "not_offered"),  # the sender
+        (Action.ACCEPT, {"status": Status.RECALLED, "is_custodian": True}, "not_offered"),  # recalled on its way
         (Action.CANCEL, {"is_custodian": True}, "lot_not_in_transit"),
         (Action.RELEASE, {"actor_roles": frozenset({"inspector"})}, "lot_not_held"),
         (Action.RECORD, {"is_custodian": True, "status": Status.IN_TRANSIT}, "lot_in_transit"),

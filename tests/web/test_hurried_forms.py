@@ -521,6 +521,10 @@ def test_the_sender_is_told_when_a_delivery_is_refused(world: Any, signed_in: An
     farm, carrier = signed_in("producer"), signed_in("distributor")
     pk, code = _new_lot(world, farm, csrf, "REFUSED")
     _ship(world, farm, csrf, pk, "distributor")
+    no_reason = _post(carrier, csrf, f"/custody/{pk}/reject", {"reason": ""})
+    assert no_reason.status_code == 400
+    text = " ".join(_doc(no_reason).text_content().split())
+    assert "Reason: is required" in text and "payload." not in text  # the error page speaks the user's words
     refused = _post(carrier, csrf, f"/custody/{pk}/reject", {"reason": "temperature abuse on arrival"})
     assert refused.status_code == 302
     with world.runtime.ctx() as ctx:
@@ -561,3 +565,17 @@ def test_receiving_the_same_lot_twice_says_it_is_already_received(
     as_json = _post(carrier, csrf, f"/custody/{pk}/accept", receipt, headers={"Accept": "application/json"})
     assert as_json.status_code == 409 and as_json.json["error"] == "already_received"
     assert as_json.json["message"].startswith(f"lot {code} is already received by you")
+
+
+def test_service_keys_become_the_words_of_the_form() -> None:
+    from app.forms import field_words, plain_message
+    from supply_chain.domain.errors import Conflict, InvalidInput
+
+    assert field_words("readings[0].taken_at") == "Reading 1, time taken"
+    assert field_words("outputs[0].inputs[1].quantity") == "New lot 1, input lot 2, quantity"
+    assert field_words("payload.inputs[0].gtin") == "Input lot 1, GTIN"
+    key = "payload.packing_date"
+    before = InvalidInput(f"{key}: must not be before harvest_date (2026-01-01)", field=key)
+    assert plain_message(before, "Packing date") == "Packing date: must not be before harvest date (2026-01-01)"
+    # a lot code with an underscore is the user's, not a key: left as it is
+    assert plain_message(Conflict("cannot ship lot tr_7: it is held")) == "Cannot ship lot tr_7: it is held"

@@ -49,7 +49,8 @@ def test_the_notification_email_is_saved_and_a_bad_address_is_refused_naming_the
     refused = _post(shop, csrf, f"{PAGE}/email", {"notification_email": "recalls@shop.example, not-an-address"})
     html = refused.get_data(as_text=True)
     assert refused.status_code == 400
-    assert 'id="f-notification_email-error">Notification e-mail address(es): ' in html and "&#39;not-an-address&#39; is not an e-mail address" in html
+    assert 'id="f-notification_email-error">Notification e-mail address(es): ' in html
+    assert "&#39;not-an-address&#39; is not an e-mail address" in html
     assert _org(world, "retailer").notification_email is None
 
     saved = _post(shop, csrf, f"{PAGE}/email", {"notification_email": "Recalls@Shop.example; qa@shop.example"})
