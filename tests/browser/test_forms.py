@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +47,10 @@ def test_product_bound_fields_follow_the_product(people: People) -> None:  # noq
     expect(variety).to_be_editable()
 
 
-def test_lot_code_stops_at_20_and_every_error_is_read_with_its_field(people: People) -> None:  # noqa: F811
+def test_lot_code_stops_at_20_and_every_error_is_read_with_its_field(
+    people: People,  # noqa: F811
+    screenshots: Path,
+) -> None:
     """Issue 13: the browser stops typing at the lot code's limit; one submit shows every error, each beside
     its field, in the field's words, and a screen reader reads it as the field's description."""
     page = people.signed_in("farmer@demo.lotline")
@@ -62,6 +66,8 @@ def test_lot_code_stops_at_20_and_every_error_is_read_with_its_field(people: Peo
     expect(summary).to_contain_text("Harvest date: is required")
     expect(kde(page, "Quantity")).to_have_attribute("aria-invalid", "true")
     expect(kde(page, "Quantity")).to_have_accessible_description(re.compile(r"^Quantity: must be greater than 0"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(screenshots / "form-errors-phone.png"), full_page=True)
     summary.get_by_role("link", name=re.compile("^Harvest date")).click()  # the link leads to the field
     expect(page).to_have_url(re.compile("#kde-harvest_date$"))
     expect(lot_code).to_have_value("A" * 20)  # what was typed stays
