@@ -59,7 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure,
-        PERMANENT_SESSION_LIFETIME=sessions.SESSION_LIFETIME,
+        PERMANENT_SESSION_LIFETIME=sessions.COOKIE_LIFETIME,
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         # (attempts, seconds): failed sign-ins per account, and attempts per client address (services.throttle)
         LOGIN_RATE_LIMIT=(throttle.ACCOUNT_LIMIT.attempts, throttle.ACCOUNT_LIMIT.window),

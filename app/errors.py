@@ -10,6 +10,7 @@ from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.forms import plain_message
 from app.messages import translate_message
 from app.web import database_outage, rollback, wants_json
 from supply_chain.domain.errors import LotlineError
@@ -57,7 +58,10 @@ def init_app(app: Flask) -> None:
         rollback()
         if err.status >= 500:
             log.warning("%s: %s", err.code, err.message)
-        return _answer(err.status, err.code, err.message, err.field)
+        if wants_json():
+            return _answer(err.status, err.code, err.message, err.field)
+        # A page says it in the user's words: the field's name, not its key (the JSON answer keeps the key).
+        return _answer(err.status, err.code, translate_message(plain_message(err)))
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):

@@ -6,14 +6,16 @@ domain appears in the dashboard without template changes. Field names are ``kde.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from supply_chain.domain.events import FieldType, kind_spec
+from supply_chain.domain.errors import InvalidInput, LotlineError
+from supply_chain.domain.events import INPUT_ITEM_FIELDS, KIND_SPECS, FieldType, kind_spec, payload_problems
 from supply_chain.domain.kinds import EventKind
-from supply_chain.store.models import Location
+from supply_chain.store.models import Location, Product
 
 PREFIX = "kde."
 # Computed by the services (hashes, counts, lists), never typed in.
@@ -48,6 +50,7 @@ CHOICES = {
     ],
 }
 Options = list[tuple[str, list[tuple[str, str]]]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -86,6 +89,11 @@ def label_of(name: str) -> str:
         "immediate subsequent recipient": "next recipient",
         "certificate sha256": "certificate SHA-256",
         "merkle root": "Merkle root of the readings",
+        "taken at": "time taken",
+        "gtin": "GTIN",
+        "gln": "GLN",
+        "gs1 company prefix": "GS1 company prefix",
+        "confirm lot code": "lot code to confirm",
     }.get(text, text)
     if celsius:
         text += " (°C)"
@@ -97,6 +105,16 @@ def gln_options(sites: Sequence[Location], own_org_id: int | None, own_first: bo
     other = [(s.gln, f"{s.name}, {s.organisation.name} ({s.gln})") for s in sites if s.organisation_id != own_org_id]
     groups = [("Your sites", own), ("Other organisations' sites", other)]
     return [g for g in (groups if own_first else groups[::-1]) if g[1]]
+
+
+def placeholder_of(type_: FieldType, other_site: bool, required: bool) -> str | None:
+    """The empty first choice of a select the user must answer on purpose: a ship-to site, and every
+    required choice (an inspection's outcome is never preselected)."""
+    if type_ == FieldType.GLN and other_site:
+        return "Choose a site"
+    if type_ in CHOICES and required:
+        return "Choose one"
+    return None
 
 
 def kde_fields(
@@ -138,7 +156,7 @@ def kde_fields(
                 description,
                 value,
                 options,
-                "Choose a site" if spec.type == FieldType.GLN and spec.name in others else None,
+                placeholder_of(spec.type, spec.name in others, spec.required),
             )
         )
     return out
@@ -156,3 +174,202 @@ def payload_from_form(kind: EventKind, form: Mapping[str, Any], exclude: Iterabl
         if raw is not None and str(raw).strip():
             payload[spec.name] = str(raw).strip()
     return payload
+
+
+# ------------------------------------------------------------------ errors, all at once, in the label's words
+
+
+class FormInvalid(InvalidInput):
+    """Raised when a submitted form has several wrong fields: ``errors`` holds each of them."""
+
+    def __init__(self, errors: Sequence[LotlineError]) -> None:
+        first = errors[0]
+        super().__init__(first.message, field=first.field, code=first.code)
+        self.errors = list(errors)
+
+
+class Checks:
+    """Collects the refusals of a form's fields, so the user sees every one after a single submit."""
+
+    def __init__(self) -> None:
+        self.errors: list[LotlineError] = []
+
+    def run(self, check: Callable[..., T], *args: Any, field: str | None = None) -> T | None:
+        """``check(*args)``, or None with its InvalidInput kept (under ``field`` when given)."""
+        try:
+            return check(*args)
+        except InvalidInput as err:
+            if field is not None and err.field != field:
+                err = InvalidInput(err.message, field=field, code=err.code)
+            self.errors.append(err)
+            return None
+
+    def add(self, message: str, field: str, code: str | None = None) -> None:
+        self.errors.append(InvalidInput(message, field=field, code=code))
+
+    def extend(self, errors: Iterable[LotlineError]) -> None:
+        self.errors.extend(errors)
+
+    def done(self) -> None:
+        """Raise FormInvalid when anything was refused."""
+        if self.errors:
+            raise FormInvalid(self.errors)
+
+
+ROW_WORDS = {"readings": "Reading", "inputs": "Input lot", "outputs": "New lot"}
+"""How a farmer calls one row of a list the services number from 0 (``readings[0]`` is "Reading 1")."""
+
+_ROW_PART = re.compile(r"(\w+)\[(\d+)\]")
+_LEADING_KEY = re.compile(r"^[\w.\[\]]+: ")
+_SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+KNOWN_KEYS = frozenset(
+    {f.name for spec in KIND_SPECS.values() for f in spec.fields}
+    | {f.name for f in INPUT_ITEM_FIELDS}
+    | {"taken_at", "temperature_c", "confirm_lot_code", "confirm_name", "gs1_company_prefix", "notification_email"}
+    | {"display_name", "current_password", "new_password", "recall_class", "public_notice", "forwarded_to"}
+)
+"""Keys a message may mention that are written as words; other words with underscores (a lot code such as
+``tr_7``) are left as they are."""
+_QUOTED = re.compile(r"('[^']*'|\"[^\"]*\")")
+
+
+def _words_of(key: str) -> str:
+    return _lower_first(label_of(key)) if key in KNOWN_KEYS else key
+
+
+def _lower_first(text: str) -> str:
+    """"Harvest date" -> "harvest date"; an abbreviation ("GTIN") stays as it is."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
+
+
+def field_words(key: str) -> str:
+    """The words for a service's field key: ``payload.harvest_date`` -> "Harvest date",
+    ``readings[0].taken_at`` -> "Reading 1, time taken" (rows counted from 1)."""
+    words = []
+    for part in key.removeprefix("payload.").removeprefix(PREFIX).split("."):
+        row = _ROW_PART.fullmatch(part)
+        if row is not None:
+            name, index = row.groups()
+            words.append(f"{ROW_WORDS.get(name, label_of(name))} {int(index) + 1}")
+        elif part:
+            words.append(label_of(part))
+    text = ", ".join(_lower_first(w) for w in words)
+    return text[:1].upper() + text[1:]
+
+
+def plain_message(err: LotlineError, label: str | None = None) -> str:
+    """``err``'s message as a form shows it: led by the field's visible label instead of its key, and other
+    keys it mentions (``harvest_date``) in words. Quoted values the user typed are left as typed."""
+    message = err.message
+    if err.field:
+        if message.startswith(err.field + ": "):
+            message = message[len(err.field) + 2 :]
+        else:
+            message = _LEADING_KEY.sub("", message, count=1)
+        last_word = (label or "").rsplit(" ", 1)[-1]
+        for own in (label or "", field_words(err.field), last_word):  # "latitude must be ..." under "Latitude"
+            if own and message.lower().startswith(own.lower() + " "):
+                message = message[len(own) + 1 :]
+                break
+    parts = _QUOTED.split(message)
+    for i in range(0, len(parts), 2):  # even parts lie outside quotes
+        parts[i] = _SNAKE.sub(lambda m: _words_of(m.group(0)), parts[i])
+    message = "".join(parts)
+    name = label or (field_words(err.field) if err.field else "")
+    return f"{name}: {message}" if name else message[:1].upper() + message[1:]
+
+
+@dataclass
+class SummaryItem:
+    text: str
+    anchor: str | None = None
+
+
+class ErrorReport:
+    """The errors of one submitted form. Each input's macro ``claim``s the errors about it (by the keys the
+    services use for it) and shows them next to itself; the summary at the top of the form lists every
+    error, linked to its input, and those no input claimed (a state clash, a refusal) without a link."""
+
+    def __init__(self, errors: Sequence[LotlineError] = ()) -> None:
+        self.errors = list(errors)
+        self._claimed: dict[int, SummaryItem] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    @property
+    def status(self) -> int:
+        return max((e.status for e in self.errors), default=200)
+
+    def _matches(self, err: LotlineError, keys: Iterable[str]) -> bool:
+        name = err.field or ""
+        return bool(name) and any(name == k or name.startswith((k + "[", k + ".")) for k in keys if k)
+
+    def claim(self, keys: Iterable[str], anchor: str, label: str) -> list[str]:
+        """The messages about the input ``anchor`` (labelled ``label``) that no input claimed before."""
+        keys = list(keys)
+        out = []
+        for err in self.errors:
+            if id(err) in self._claimed or not self._matches(err, keys):
+                continue
+            own = err.field in keys or err.field in ("payload." + k for k in keys)
+            text = plain_message(err, label if own else None)
+            self._claimed[id(err)] = SummaryItem(text, anchor)
+            out.append(text)
+        return out
+
+    def summary(self) -> list[SummaryItem]:
+        """Every error: those no input claimed first (they concern the whole form), then the others in the
+        order their inputs appear, each linked to its input."""
+        loose = [SummaryItem(plain_message(e)) for e in self.errors if id(e) not in self._claimed]
+        return loose + list(self._claimed.values())
+
+    @property
+    def title(self) -> str:
+        if self.status == 409:
+            return "That cannot be done now"
+        if self.status == 403:
+            return "Not allowed"
+        n = len(self.errors)
+        return "There is a problem with this form" if n == 1 else f"There are {n} problems with this form"
+
+
+def errors_of(err: Exception | None) -> ErrorReport:
+    if err is None:
+        return ErrorReport()
+    if isinstance(err, FormInvalid):
+        return ErrorReport(err.errors)
+    assert isinstance(err, LotlineError)
+    return ErrorReport([err])
+
+
+LOT_FILLED = ("quantity", "unit")
+"""KDEs the services fill in from the lot when left empty (the whole lot moves, is cooled, ...)."""
+
+
+def check_payload(
+    checks: Checks, kind: EventKind, payload: Mapping[str, Any], may_be_missing: Iterable[str] = ()
+) -> None:
+    """Every KDE the domain would refuse (``validate_payload``), each under its ``payload.<name>`` key."""
+    checks.extend(payload_problems(kind, payload, may_be_missing))
+
+
+def bound_fields(product: Product | None) -> tuple[str, ...]:
+    """The KDEs the services fill in from the product when left empty (``lots.bind_product``)."""
+    if product is None:
+        return ()
+    # a required commodity the product does not define is its name (invariants.bind_product_fields)
+    return ("commodity", "variety")
+
+
+def confirm_lot_code(checks: Checks, form: Mapping[str, Any], lot_code: str, what: str) -> None:
+    """A step that cannot be undone (closing a lot, lifting a hold) asks for the lot code typed again."""
+    typed = str(form.get("confirm_lot_code") or "").strip()
+    if not typed:
+        checks.add(f"type the lot code {lot_code} to {what}", "confirm_lot_code", "confirmation_missing")
+    elif typed != lot_code:
+        checks.add(
+            f"you typed {typed!r}, not {lot_code}: type the lot code exactly to {what}",
+            "confirm_lot_code",
+            "confirmation_mismatch",
+        )

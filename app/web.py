@@ -8,12 +8,14 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, redirect, request, session, url_for
+from flask import Flask, Response, current_app, flash, g, redirect, request, session, url_for
 from sqlalchemy.exc import DBAPIError
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import HTTPException
 
 from supply_chain.domain import policy
 from supply_chain.domain.errors import DatabaseUnavailable, Forbidden, NotFound
-from supply_chain.services import access, notifications, sessions, verification_state
+from supply_chain.services import access, drafts, notifications, sessions, verification_state
 from supply_chain.services.runtime import Ctx, Runtime
 from supply_chain.store.models import Lot, Organisation, User
 
@@ -38,6 +40,12 @@ def rule_roles(action: policy.Action) -> tuple[str, ...]:
 SESSION_TOKEN_KEY = "sid"
 """The cookie's session token: the store keeps the session (``services.sessions``), so deleting it there
 signs the cookie out wherever it has been copied."""
+DRAFT_OWNER_KEY = "uid"
+"""Who signed in with this (signed) cookie last. Not a credential: it only says whose draft a form submitted
+after the session ended is (``services.drafts``), so that it is shown to that user alone. Sign-out removes it."""
+KEPT_AFTER_SESSION = ("csrf", DRAFT_OWNER_KEY)
+"""What an ended session leaves in the cookie, so the form being submitted passes the CSRF check and can be
+kept as its author's draft."""
 
 
 def runtime() -> Runtime:
@@ -103,7 +111,7 @@ def init_app(app: Flask) -> None:
             finally:
                 ctx.session.close()
 
-    from app.forms import label_of
+    from app.forms import ErrorReport, label_of
     from app.messages import tr, translate_message
 
     app.jinja_env.filters["label"] = label_of
@@ -126,6 +134,7 @@ def init_app(app: Flask) -> None:
             "CREATOR_ROLES": CREATOR_ROLES,
             "RECEIVING_ROLES": RECEIVING_ROLES,
             "SUPERVISION_ROLES": SUPERVISION_ROLES,
+            "errors": ErrorReport(),  # a refused form's errors (form_failed); none otherwise
         }
 
 
@@ -147,7 +156,9 @@ def current_user() -> User | None:
         if SESSION_TOKEN_KEY in session:
             user = sessions.user_for(get_ctx(), session.get(SESSION_TOKEN_KEY))
             if user is None:
+                kept = {key: session[key] for key in KEPT_AFTER_SESSION if key in session}
                 session.clear()
+                session.update(kept)
         g.lotline_user = user
     return cast(User | None, g.lotline_user)
 
@@ -184,13 +195,71 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
+def _has_page(path: str) -> bool:
+    """Whether ``path`` answers GET (a form's page), so a draft of the form posted there can be shown again."""
+    try:
+        current_app.url_map.bind("localhost").match(path, method="GET")
+    except HTTPException:
+        return False
+    return True
+
+
+def sign_in_again() -> Response:
+    """Send a visitor whose session has ended to sign in, and back here afterwards. A form they submitted is
+    kept as their draft (``services.drafts``) and comes back filled; nothing of it is written now."""
+    if wants_json():
+        raise Forbidden("sign in first", code="not_signed_in")
+    target = request.full_path.rstrip("?")
+    if request.method == "POST":
+        target = request.path if _has_page(request.path) else _local_referrer()
+        owner_id = session.get(DRAFT_OWNER_KEY)
+        owner = get_ctx().session.get(User, owner_id) if isinstance(owner_id, int) else None
+        if owner is not None and target == request.path:
+            if drafts.keep(get_ctx(), owner, request.path, request.form.items(multi=True)):
+                files = " Files you attached are not kept: attach them again." if request.files else ""
+                flash(
+                    "Your session had ended, so nothing was saved. Sign in again: the form comes back with what "
+                    f"you typed.{files}",
+                    "error",
+                )
+            else:
+                flash("Your session had ended, so nothing was saved; the form was too large to keep.", "error")
+        else:
+            flash("Your session had ended, so nothing was saved. Sign in again, then submit the form again.", "error")
+    return redirect(url_for("auth.login", next=target) if target else url_for("auth.login"))
+
+
+def _local_referrer() -> str | None:
+    """The path of the page the form was on, when it is one of ours."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc and referrer.netloc != request.host:
+        return None
+    return referrer.path or None
+
+
+def submitted_form() -> ImmutableMultiDict[str, str]:
+    """The submitted form (POST); on a form's page (GET), the signed-in user's draft of it kept when their
+    session ended, handed out once and then deleted; otherwise an empty form."""
+    if request.method == "POST":
+        return request.form
+    if "lotline_draft" not in g:
+        user = current_user()
+        fields = drafts.take(get_ctx(), user, request.path) if user is not None else None
+        if fields:
+            flash(
+                "This form is filled with what you typed before your session ended. Nothing was saved yet: "
+                "check it and submit it again.",
+                "ok",
+            )
+        g.lotline_draft = ImmutableMultiDict(fields or [])
+    return cast(ImmutableMultiDict[str, str], g.lotline_draft)
+
+
 def login_required(view: F) -> F:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            if wants_json():
-                raise Forbidden("sign in first", code="not_signed_in")
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            return sign_in_again()
         return view(*args, **kwargs)
 
     return cast(F, wrapped)
@@ -203,9 +272,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             if current_user() is None:
-                if wants_json():
-                    raise Forbidden("sign in first", code="not_signed_in")
-                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+                return sign_in_again()
             org = require_org()
             if not set(org.roles) & set(roles):
                 raise Forbidden(
@@ -242,10 +309,12 @@ def form_failed(err: Exception, template: str, **context: Any) -> tuple[str, int
     (JSON clients get the error itself)."""
     from flask import render_template
 
+    from app.forms import FormInvalid, errors_of
     from supply_chain.domain.errors import LotlineError
 
     rollback()
     assert isinstance(err, LotlineError)
     if wants_json():
-        raise err
-    return render_template(template, error=err, **context), err.status
+        raise err.errors[0] if isinstance(err, FormInvalid) else err
+    report = errors_of(err)
+    return render_template(template, error=err, errors=report, **context), report.status

@@ -9,7 +9,17 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.admin import bp
-from app.web import commit, current_user, form_failed, get_ctx, require_org, roles_required, visible_lot
+from app.forms import Checks
+from app.web import (
+    commit,
+    current_user,
+    form_failed,
+    get_ctx,
+    require_org,
+    roles_required,
+    submitted_form,
+    visible_lot,
+)
 from supply_chain.domain import policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput
 from supply_chain.domain.policy import RecallDepth
@@ -25,6 +35,9 @@ NOTICE_FIELDS = ("recall_class", "depth", "reason", "instructions", "public_noti
 def _draft_values(draft: RecallDraft | None = None) -> dict[str, Any]:
     if request.method == "POST":
         return {name: request.form.get(name, "") for name in NOTICE_FIELDS}
+    kept = submitted_form()  # a draft kept when the session ended
+    if draft is None and kept:
+        return {name: kept.get(name, "") for name in NOTICE_FIELDS}
     if draft is None:
         return {"recall_class": "", "depth": RecallDepth.CONSUMER.value, "public_notice": "yes"}
     values = {name: getattr(draft, name) or "" for name in NOTICE_FIELDS}
@@ -53,12 +66,20 @@ def recall(lot_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("admin/recall.html", **_form_context(lot, values))
     try:
+        _check_notice()
         draft = recalls.create_draft(get_ctx(), require_org(), current_user(), lot, request.form)
     except FORM_ERRORS as err:
         return form_failed(err, "admin/recall.html", **_form_context(lot, values))
     commit()
     flash(f"Draft recall of lot {lot.lot_code} saved. Review it before issuing.", "ok")
     return redirect(url_for("admin.recall_draft", draft_id=draft.id))
+
+
+def _check_notice() -> None:
+    """Every wrong field of the submitted notice at once (the service then checks them again)."""
+    checks = Checks()
+    checks.extend(recalls.notice_problems(request.form))
+    checks.done()
 
 
 def _draft_page(draft: RecallDraft, error: Exception | None = None) -> str | tuple[str, int]:
@@ -89,6 +110,7 @@ def _draft_action(draft_id: int, action: str) -> str | Response | tuple[str, int
     org, user = require_org(), current_user()
     try:
         if action == "edit":
+            _check_notice()
             recalls.edit_draft(ctx, org, user, draft, request.form)
             message = "Draft saved."
         elif action == "review":

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.admin import bp
+from app.forms import Checks
 from app.web import (
     SUPERVISION_ROLES,
     commit,
@@ -15,6 +16,7 @@ from app.web import (
     get_ctx,
     require_org,
     roles_required,
+    submitted_form,
     visible_lot,
     wants_json,
 )
@@ -57,7 +59,7 @@ def onboard() -> str | Response | tuple[str, int]:
     """Onboard an organisation: a fresh chain key, its roles granted on chain, and its first user."""
     org = require_org()
     ctx = get_ctx()
-    context = {"roles": GRANTABLE_ROLES, "form": request.form}
+    context = {"roles": GRANTABLE_ROLES, "form": submitted_form()}
     if request.method == "GET":
         return render_template("admin/onboard.html", **context)
     form = request.form
@@ -67,15 +69,22 @@ def onboard() -> str | Response | tuple[str, int]:
     try:
         # The user is checked before the chain is asked to grant roles, so a typo in the e-mail does not
         # leave roles granted to a key nobody holds.
-        email = orgs.check_new_user(ctx, email, password)
-        notify_to = parse_emails(form.get("notification_email", ""))
+        checks = Checks()
+        if not (form.get("name") or "").strip():
+            checks.add("is required: the organisation's legal or trading name", field="name")
+        if not roles:
+            checks.add("tick at least one role", field="roles")
         if "admin" in roles:
-            raise InvalidInput("the admin role is not granted from the dashboard", field="roles")
+            checks.add("the admin role is not granted from the dashboard", field="roles")
+        notify_to = checks.run(parse_emails, form.get("notification_email", ""), field="notification_email")
+        checks.extend(orgs.new_user_problems(ctx, email, password))
+        checks.done()
+        email = orgs.check_new_user(ctx, email, password)
         new = orgs.onboard(
             ctx, org, form.get("name", ""), roles, (form.get("gs1_company_prefix") or "").strip() or None
         )
         orgs.add_user(ctx, new, email, form.get("display_name") or email, password)
-        delivery.set_notification_email(ctx, new, ", ".join(notify_to))
+        delivery.set_notification_email(ctx, new, ", ".join(notify_to or []))
     except FORM_ERRORS as err:
         return form_failed(err, "admin/onboard.html", **context)
     commit()

@@ -6,8 +6,9 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
 from app.auth import bp
+from app.forms import Checks, errors_of
 from app.security import client_address, login_limits, new_csrf_token
-from app.web import SESSION_TOKEN_KEY, current_org, current_user, get_ctx, login_required
+from app.web import DRAFT_OWNER_KEY, SESSION_TOKEN_KEY, current_org, current_user, get_ctx, login_required
 from app.web import safe_next as _safe_next
 from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services import orgs, sessions, throttle
@@ -59,6 +60,7 @@ def login() -> str | Response | tuple[str, int]:
     throttle.signed_in(ctx, email, client_address())
     session.clear()  # a fresh session on every sign-in: nothing from before survives
     session[SESSION_TOKEN_KEY] = sessions.start(ctx, user)
+    session[DRAFT_OWNER_KEY] = user.id  # whose draft a form submitted after this session ends is
     ctx.session.commit()  # the session, last_login_at
     session.permanent = True
     new_csrf_token()
@@ -90,10 +92,16 @@ def change_password() -> str | Response | tuple[str, int]:
         raise TooManyRequests(description=refusal.message, retry_after=refusal.retry_after)
     form = request.form
     try:
+        checks = Checks()
+        if not form.get("current_password"):
+            checks.add("is required: type the password you signed in with", field="current_password")
+        checks.extend(orgs.password_problems(form.get("new_password") or "", "new_password"))
+        checks.done()
         orgs.change_password(ctx, user, form.get("current_password") or "", form.get("new_password") or "")
     except (Forbidden, InvalidInput) as err:
         ctx.session.rollback()
-        return render_template("auth/password.html", error=err), err.status
+        report = errors_of(err)
+        return render_template("auth/password.html", error=err, errors=report), report.status
     throttle.signed_in(ctx, email, client_address())
     session[SESSION_TOKEN_KEY] = sessions.start(ctx, user)
     new_csrf_token()

@@ -5,8 +5,18 @@ from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.custody import bp
-from app.forms import kde_fields, payload_from_form
-from app.web import RECEIVING_ROLES, commit, form_failed, get_ctx, require_org, roles_required, visible_lot
+from app.forms import LOT_FILLED, Checks, check_payload, kde_fields, payload_from_form
+from app.web import (
+    RECEIVING_ROLES,
+    commit,
+    form_failed,
+    get_ctx,
+    require_org,
+    roles_required,
+    submitted_form,
+    visible_lot,
+    wants_json,
+)
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.domain.kinds import EventKind
@@ -46,13 +56,20 @@ def inbox() -> str:
 def accept(lot_id: int) -> str | Response | tuple[str, int]:
     """Receive an offered lot with the receiving KDEs (prefilled from the shipment)."""
     org = require_org()
-    lot = _offered(lot_id, org, Action.ACCEPT)
+    try:
+        lot = _offered(lot_id, org, Action.ACCEPT)
+    except Conflict as err:
+        if err.code != "already_received" or wants_json():
+            raise
+        # A second "Receive" (a double click, the back button): say so plainly instead of refusing.
+        flash(f"Lot {visible_lot(lot_id).lot_code} is already received by you; nothing more was recorded.", "ok")
+        return redirect(url_for("lots.show", lot_id=lot_id))
     ctx = get_ctx()
     offer = views.last_offer(lot)
     shipped = visible_view(EventKind.SHIPPING, offer.payload, Visibility.CONSORTIUM) if offer else {}
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
-        values = request.form if request.method == "POST" else {}
+        values = submitted_form()
         defaults = {
             k: shipped.get(k)
             for k in (
@@ -82,7 +99,11 @@ def accept(lot_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return page()
     try:
-        lot_service.accept_custody(ctx, org, lot, payload_from_form(EventKind.RECEIVING, request.form))
+        payload = payload_from_form(EventKind.RECEIVING, request.form)
+        checks = Checks()
+        check_payload(checks, EventKind.RECEIVING, payload, LOT_FILLED)
+        checks.done()
+        lot_service.accept_custody(ctx, org, lot, payload)
     except FORM_ERRORS as err:
         return page(err)
     commit()

@@ -4,9 +4,20 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
-from app.forms import kde_fields, payload_from_form
+from app.forms import Checks, check_payload, kde_fields, payload_from_form
 from app.inspections import bp
-from app.web import commit, current_user, form_failed, get_ctx, require_org, roles_required, rule_roles, visible_lot
+from app.lots import steps
+from app.web import (
+    commit,
+    current_user,
+    form_failed,
+    get_ctx,
+    require_org,
+    roles_required,
+    rule_roles,
+    submitted_form,
+    visible_lot,
+)
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Action
@@ -35,7 +46,7 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
     ctx = get_ctx()
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
-        values = request.form if request.method == "POST" else {}
+        values = submitted_form()
         defaults = {"inspection_body": org.name, "inspector_name": current_user().display_name}  # type: ignore[union-attr]
         fields = kde_fields(EventKind.INSPECTION, views.locations(ctx), org.id, values, defaults)
         context = {"lot": lot, "fields": fields, "form": values}
@@ -51,6 +62,9 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
         certificate = (upload.filename, upload.mimetype or "", upload.read())
     payload = payload_from_form(EventKind.INSPECTION, request.form, exclude=("outcome",))
     try:
+        checks = Checks()  # the outcome is checked with the rest: it is never assumed
+        check_payload(checks, EventKind.INSPECTION, payload | {"outcome": request.form.get("kde.outcome", "")})
+        checks.done()
         lot_service.inspect(
             ctx,
             org,
@@ -67,33 +81,28 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
-@bp.post("/inspections/lots/<int:lot_id>/hold")
+@bp.route("/inspections/lots/<int:lot_id>/hold", methods=["GET", "POST"])
 @roles_required(*rule_roles(Action.HOLD))
-def hold(lot_id: int) -> Response:
+def hold(lot_id: int) -> str | Response | tuple[str, int]:
     lot = visible_lot(lot_id)
-    lot_service.hold(
-        get_ctx(),
-        require_org(),
+    org = require_org()
+    return steps.run(
+        "hold",
         lot,
-        (request.form.get("reason") or "").strip(),
-        request.form.get("date") or None,
+        lambda reason, when: lot_service.hold(get_ctx(), org, lot, reason, when),
+        gettext("Lot %(lot)s is on hold.", lot=lot.lot_code),
     )
-    commit()
-    flash(gettext("Lot %(lot)s is on hold.", lot=lot.lot_code), "ok")
-    return redirect(url_for("lots.show", lot_id=lot.id))
 
 
-@bp.post("/inspections/lots/<int:lot_id>/release")
+@bp.route("/inspections/lots/<int:lot_id>/release", methods=["GET", "POST"])
 @roles_required(*rule_roles(Action.RELEASE))
-def release(lot_id: int) -> Response:
+def release(lot_id: int) -> str | Response | tuple[str, int]:
+    """Lift a hold: the lot may be shipped and sold again, so the lot code is typed again to confirm."""
     lot = visible_lot(lot_id)
-    lot_service.release(
-        get_ctx(),
-        require_org(),
+    org = require_org()
+    return steps.run(
+        "release",
         lot,
-        (request.form.get("reason") or "").strip(),
-        request.form.get("date") or None,
+        lambda reason, when: lot_service.release(get_ctx(), org, lot, reason, when),
+        gettext("The hold on lot %(lot)s is lifted.", lot=lot.lot_code),
     )
-    commit()
-    flash(gettext("The hold on lot %(lot)s is lifted.", lot=lot.lot_code), "ok")
-    return redirect(url_for("lots.show", lot_id=lot.id))

@@ -8,8 +8,8 @@ from flask import flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
-from app.forms import kde_fields, payload_from_form, today
-from app.lots import bp
+from app.forms import LOT_FILLED, Checks, bound_fields, check_payload, kde_fields, payload_from_form, today
+from app.lots import bp, steps
 from app.messages import tr
 from app.web import (
     HANDLER_ROLES,
@@ -20,6 +20,7 @@ from app.web import (
     login_required,
     require_org,
     roles_required,
+    submitted_form,
     visible_lot,
 )
 from supply_chain.domain.errors import Conflict, InvalidInput, NotFound
@@ -69,14 +70,14 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
     lot = visible_lot(lot_id)
     org = require_org()
     ctx = get_ctx()
-    kind_name = request.values.get("kind") or "cooling"
+    kind_name = request.values.get("kind") or submitted_form().get("kind") or "cooling"
     if kind_name not in EVENT_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(EVENT_KINDS)}", field="kind")
     kind = EVENT_KINDS[kind_name]
     lot_service.check(ctx, Action.RECORD, org, lot)
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
-        values = request.form if request.method == "POST" else {}
+        values = submitted_form()
         origin = lot.origin_location.gln if lot.origin_location else ""
         defaults = {
             "quantity": format_quantity(lot.quantity),
@@ -99,7 +100,11 @@ def record_event(lot_id: int) -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return page()
     try:
-        lot_service.record_event(ctx, org, lot, kind, payload_from_form(kind, request.form))
+        payload = payload_from_form(kind, request.form)
+        checks = Checks()
+        check_payload(checks, kind, payload, LOT_FILLED + bound_fields(lot.product))
+        checks.done()
+        lot_service.record_event(ctx, org, lot, kind, payload)
     except FORM_ERRORS as err:
         return page(err)
     commit()
@@ -118,7 +123,7 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     recipients = views.receivers(ctx, org)
 
     def page(error: Exception | None = None) -> tuple[str, int] | str:
-        values = request.form if request.method == "POST" else {}
+        values = submitted_form()
         defaults = {
             "quantity": format_quantity(lot.quantity),
             "unit": lot.unit,
@@ -136,9 +141,14 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     try:
         to_id = request.form.get("to", "")
         to = next((o for o in recipients if str(o.id) == to_id), None)
+        checks = Checks()
         if to is None:
-            raise InvalidInput("choose the organisation that receives the lot", field="to")
-        lot_service.offer_custody(ctx, org, lot, to, payload_from_form(EventKind.SHIPPING, request.form))
+            checks.add("choose the organisation that receives the lot", field="to")
+        payload = payload_from_form(EventKind.SHIPPING, request.form)
+        check_payload(checks, EventKind.SHIPPING, payload, LOT_FILLED)
+        checks.done()
+        assert to is not None
+        lot_service.offer_custody(ctx, org, lot, to, payload)
     except FORM_ERRORS as err:
         return page(err)
     commit()
@@ -149,28 +159,31 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
-def _reason() -> str:
-    return (request.form.get("reason") or "").strip()
-
-
-@bp.post("/lots/<int:lot_id>/cancel-offer")
+@bp.route("/lots/<int:lot_id>/cancel-offer", methods=["GET", "POST"])
 @roles_required(*HANDLER_ROLES)
-def cancel_offer(lot_id: int) -> Response:
+def cancel_offer(lot_id: int) -> str | Response | tuple[str, int]:
     lot = visible_lot(lot_id)
-    lot_service.cancel_custody_offer(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
-    commit()
-    flash(gettext("The shipment of lot %(lot)s was cancelled; you hold it again.", lot=lot.lot_code), "ok")
-    return redirect(url_for("lots.show", lot_id=lot.id))
+    org = require_org()
+    return steps.run(
+        "cancel",
+        lot,
+        lambda reason, when: lot_service.cancel_custody_offer(get_ctx(), org, lot, reason, when),
+        gettext("The shipment of lot %(lot)s was cancelled; you hold it again.", lot=lot.lot_code),
+    )
 
 
-@bp.post("/lots/<int:lot_id>/close")
+@bp.route("/lots/<int:lot_id>/close", methods=["GET", "POST"])
 @roles_required(*HANDLER_ROLES)
-def close(lot_id: int) -> Response:
+def close(lot_id: int) -> str | Response | tuple[str, int]:
+    """Close a lot (sold, used up, destroyed): it cannot be undone, so the lot code is typed again."""
     lot = visible_lot(lot_id)
-    lot_service.close(get_ctx(), require_org(), lot, _reason(), request.form.get("date") or None)
-    commit()
-    flash(gettext("Lot %(lot)s closed.", lot=lot.lot_code), "ok")
-    return redirect(url_for("lots.show", lot_id=lot.id))
+    org = require_org()
+    return steps.run(
+        "close",
+        lot,
+        lambda reason, when: lot_service.close(get_ctx(), org, lot, reason, when),
+        gettext("Lot %(lot)s closed.", lot=lot.lot_code),
+    )
 
 
 @bp.route("/lots/<int:lot_id>/readings", methods=["GET", "POST"])
@@ -183,14 +196,19 @@ def readings(lot_id: int) -> str | Response | tuple[str, int]:
     lot_service.check(ctx, Action.ANCHOR, org, lot)
     context = {
         "lot": lot,
-        "form": request.form,
+        "form": submitted_form(),
         "sites": [s for s in views.locations(ctx) if s.organisation_id == org.id],
     }
     if request.method == "GET":
         return render_template("lots/readings.html", **context)
     try:
-        rows = views.parse_readings(request.form.get("readings", ""))
+        rows, problems = views.read_reading_lines(request.form.get("readings", ""))
+        checks = Checks()
+        checks.extend(problems)
+        for index, row in enumerate(rows):
+            checks.run(lot_service.validate_reading, row, index)
         gln = (request.form.get("location_gln") or "").strip() or None
+        checks.done()
         lot_service.anchor_readings(ctx, org, lot, rows, (request.form.get("sensor_id") or "").strip() or None, gln)
     except FORM_ERRORS as err:
         return form_failed(err, "lots/readings.html", **context)

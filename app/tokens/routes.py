@@ -5,7 +5,7 @@ from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.tokens import bp
-from app.web import commit, form_failed, get_ctx, login_required, require_org
+from app.web import commit, form_failed, get_ctx, login_required, require_org, submitted_form
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.services import tokens
 
@@ -20,7 +20,7 @@ def _page(**context: object) -> str:
 @bp.get("/tokens")
 @login_required
 def index() -> str:
-    return _page(form=request.form)
+    return _page(form=submitted_form())
 
 
 @bp.post("/tokens")

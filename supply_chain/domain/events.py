@@ -16,7 +16,7 @@ Python's ``isoformat()`` (``Z`` becomes ``+00:00``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -113,7 +113,7 @@ def _opt(name: str, type_: FieldType, vis: Visibility, desc: str) -> FieldSpec:
     return FieldSpec(name, type_, False, vis, desc)
 
 
-_QUANTITY = _req("quantity", T.QUANTITY, C, "quantity of food, in `unit`")
+_QUANTITY = _req("quantity", T.QUANTITY, C, "quantity of food, in its unit of measure")
 _UNIT = _req("unit", T.UNIT, C, "unit of measure (kg, lb, case, ...)")
 _REF_TYPE = "reference_document_type"
 _REF_NUMBER = "reference_document_number"
@@ -657,6 +657,35 @@ def validate_payload(kind: EventKind | int | str, payload: Mapping[str, Any]) ->
     out = _fields(payload, spec.fields, "payload")
     _cross_checks(spec.kind, out)
     return out
+
+
+def payload_problems(
+    kind: EventKind | int | str, payload: Mapping[str, Any], may_be_missing: Iterable[str] = ()
+) -> list[InvalidInput]:
+    """Every field of ``payload`` that ``validate_payload`` would refuse, not only the first: a form shows
+    them all at once. ``may_be_missing`` names required fields the caller fills in later (a lot's quantity
+    and unit). The cross-field checks (dates in order, ...) run only when every field is right on its own."""
+    spec = kind_spec(kind)
+    optional = set(may_be_missing)
+    problems: list[InvalidInput] = []
+    out: dict[str, Any] = {}
+    for field_spec in spec.fields:
+        value = payload.get(field_spec.name)
+        path = f"payload.{field_spec.name}"
+        if _absent(value):
+            if field_spec.required and field_spec.name not in optional:
+                problems.append(InvalidInput(f"{path}: is required ({field_spec.description})", field=path))
+            continue
+        try:
+            out[field_spec.name] = _normalise(field_spec, value, path)
+        except InvalidInput as exc:
+            problems.append(exc)
+    if not problems and all(name in out for name in spec.required):
+        try:
+            _cross_checks(spec.kind, out)
+        except InvalidInput as exc:
+            problems.append(exc)
+    return problems
 
 
 def event_date(kind: EventKind | int | str, payload: Mapping[str, Any]) -> str | None:

@@ -503,8 +503,16 @@ def decide_rule(rule: Rule, subject: Subject) -> Verdict:
     if not any(_party_holds(g.party, s) for g in grants):
         # Name the relation of the first grant the actor has the role for (the contract checks that one).
         code, chain_error, why = _PARTY_REFUSAL[grants[0].party]
-        if action is Action.ACCEPT and s.is_custodian:
-            why = "it has already received it"
+        if action is Action.ACCEPT and s.is_custodian and s.status is Status.ACTIVE:
+            # A second receipt (a double click, a retried upload) is not a stranger's attempt: say so plainly.
+            # (Only an active lot: one in transit, held or recalled may still be on its way to someone else.)
+            return Verdict(
+                False,
+                "already_received",
+                chain_error,
+                Conflict,
+                f"lot {s.lot} is already received by you: {s.actor} holds it, nothing more to receive",
+            )
         return Verdict(False, code, chain_error, Forbidden, f"{s.actor} cannot {rule.verb} lot {s.lot}: {why}")
     if rule.statuses and s.status not in rule.statuses:
         assert s.status is not None

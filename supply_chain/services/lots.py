@@ -41,7 +41,7 @@ from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, Ins
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity, parse_recall_class
 from supply_chain.domain.policy import Action, Status
 from supply_chain.domain.text import check_text
-from supply_chain.services import indexer
+from supply_chain.services import indexer, notifications
 from supply_chain.services.instance import private_folder, write_private
 from supply_chain.services.orgs import location_by_gln
 from supply_chain.services.runtime import Ctx
@@ -543,10 +543,26 @@ def accept_custody(ctx: Ctx, actor: Organisation, lot: Lot, payload: Mapping[str
 
 
 def reject_custody(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:
+    """Refuse an offered lot: it goes back to the sender, who is told (inbox, e-mail, webhooks) in the same
+    transaction, so a refusal that is not written tells no one."""
     check(ctx, Action.REJECT, actor, lot)
-    return _simple(
+    sender = lot.custodian
+    event = _simple(
         ctx, actor, lot, EventKind.CUSTODY_REJECTED, {"reason": reason, "date": when or _today()}, "rejectCustody"
     )
+    product = lot.product.name if lot.product is not None else lot.gtin
+    notifications.notify(
+        ctx,
+        sender,
+        topic=notifications.TOPIC_CUSTODY_REFUSED,
+        subject=f"{actor.name} refused the delivery of {product} lot {lot.lot_code}",
+        text=(
+            f"{actor.name} refused to receive lot {lot.lot_code} ({product}) on {event.payload['date']}. "
+            f"Reason: {event.payload['reason']}\nThe lot is yours again: ship it elsewhere, or close it."
+        ),
+        link=f"/lots/{lot.id}",
+    )
+    return event
 
 
 def cancel_custody_offer(ctx: Ctx, actor: Organisation, lot: Lot, reason: str, when: str | None = None) -> Event:

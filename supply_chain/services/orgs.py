@@ -362,6 +362,26 @@ def check_new_user(ctx: Ctx, email: str, password: str) -> str:
     return email
 
 
+def new_user_problems(ctx: Ctx, email: str, password: str) -> list[InvalidInput | Conflict]:
+    """Everything ``check_new_user`` would refuse, the e-mail's and the password's refusal both (a form shows
+    them at once)."""
+    problems: list[InvalidInput | Conflict] = []
+    try:
+        check_new_user(ctx, email, "x" * MIN_PASSWORD_LENGTH)
+    except (InvalidInput, Conflict) as err:
+        problems.append(err)
+    return problems + password_problems(password, "password")
+
+
+def password_problems(password: str, field: str) -> list[InvalidInput]:
+    """The password rule's refusal of ``password`` (under ``field``), if any."""
+    try:
+        _check_password_rule(password, field)
+    except InvalidInput as err:
+        return [err]
+    return []
+
+
 MIN_PASSWORD_LENGTH = 10
 
 

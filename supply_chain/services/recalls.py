@@ -106,6 +106,28 @@ def _notice_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def notice_problems(values: Mapping[str, Any]) -> list[InvalidInput]:
+    """Every field of a recall notice that ``_notice_fields`` would refuse, not only the first (a form shows
+    them all at once)."""
+    problems = []
+    for name in ("recall_class", "depth", "reason", "instructions", "public_notice", "contact"):
+        try:
+            _notice_fields({**_ACCEPTABLE_NOTICE, name: values.get(name)})
+        except InvalidInput as err:
+            problems.append(err)
+    return problems
+
+
+_ACCEPTABLE_NOTICE = {
+    "recall_class": "I",
+    "depth": RecallDepth.CONSUMER.value,
+    "reason": "x",
+    "instructions": "x",
+    "public_notice": "yes",
+}
+"""A notice every check accepts: ``notice_problems`` puts one field of the user's into it at a time."""
+
+
 def _flag(value: object) -> bool:
     if isinstance(value, bool):
         return value

@@ -19,7 +19,11 @@ from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Organisation, User, UserSession, utcnow
 
 SESSION_LIFETIME = timedelta(hours=8)
-"""How long a sign-in lasts at most (also the cookie's lifetime)."""
+"""How long a sign-in lasts at most."""
+COOKIE_LIFETIME = timedelta(days=7)
+"""How long the browser keeps the cookie after the last request. Longer than a sign-in on purpose: once the
+session has ended the cookie signs nobody in, but a form submitted then still carries its CSRF token and
+comes back filled after the next sign-in (``services.drafts``)."""
 
 
 def _digest(token: str) -> str:

@@ -847,21 +847,34 @@ def compliance_records(ctx: Ctx) -> list[dict[str, Any]]:
 def parse_readings(text: str) -> list[dict[str, str]]:
     """Readings typed or pasted one per line as ``taken_at, temperature_c[, humidity]`` (a CSV header line
     is skipped); InvalidInput naming the line for anything else."""
+    rows, problems = read_reading_lines(text)
+    if problems:
+        raise problems[0]
+    return rows
+
+
+def read_reading_lines(text: str) -> tuple[list[dict[str, str]], list[InvalidInput]]:
+    """``parse_readings`` that keeps going: the readings, and one InvalidInput per line that is not one (a
+    form shows them all at once)."""
     rows: list[dict[str, str]] = []
+    problems: list[InvalidInput] = []
     for number, line in enumerate((text or "").splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#") or line.lower().startswith("taken_at"):
             continue
         parts = [p.strip() for p in line.replace(";", ",").split(",")]
         if len(parts) not in (2, 3):
-            raise InvalidInput(
-                f"readings line {number}: expected 'taken_at, temperature_c[, humidity]', got {line!r}",
-                field="readings",
+            problems.append(
+                InvalidInput(
+                    f"readings: line {number} is not 'taken_at, temperature_c[, humidity]': {line!r}",
+                    field="readings",
+                )
             )
+            continue
         row = {"taken_at": parts[0], "temperature_c": parts[1]}
         if len(parts) == 3 and parts[2]:
             row["humidity"] = parts[2]
         rows.append(row)
-    if not rows:
-        raise InvalidInput("readings: give at least one line 'taken_at, temperature_c'", field="readings")
-    return rows
+    if not rows and not problems:
+        problems.append(InvalidInput("readings: give at least one line 'taken_at, temperature_c'", field="readings"))
+    return rows, problems

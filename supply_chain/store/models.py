@@ -345,6 +345,20 @@ class User(Base):
         return f"<User {self.id} {self.email!r}>"
 
 
+class FormDraft(Base):
+    """What a user typed into a form when their session had ended (``services.drafts``): shown again, filled,
+    once they sign in, and deleted then. Never a password, token or typed confirmation; bounded in size."""
+
+    __tablename__ = "form_drafts"
+    __table_args__ = (UniqueConstraint("user_id", "path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    path: Mapped[str] = mapped_column(String(300))
+    fields: Mapped[list[Any]] = mapped_column(json_document(), default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class UserSession(Base):
     """A signed-in browser: the signed session cookie carries a random token, the store keeps its SHA-256.
 

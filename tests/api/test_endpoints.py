@@ -196,7 +196,8 @@ def test_ship_accept_and_the_custody_it_moves(as_role, network) -> None:
     assert body["event"]["payload"]["reference_document_number"] == "BOL-77"  # taken from the shipment
     assert body["event"]["payload"]["from_gln"] == producer.gln
     again = as_role("processor")("POST", f"/lots/{producer.gtin}/{code}/custody/accept", json={})
-    assert again.status_code == 403 and again.get_json()["error"] == "not_offered"
+    assert again.status_code == 409 and again.get_json()["error"] == "already_received"
+    assert again.get_json()["message"].startswith(f"lot {code} is already received by you")
 
 
 def test_reject_and_cancel_a_shipment(as_role, network) -> None:

@@ -171,8 +171,8 @@ def test_example_9_6_2_is_captured_once_its_lot_was_shipped_to_the_capturer(clie
         assert receiving["epcis_event_id"].startswith("ni:///sha-256;a98f08ae")
     again = client.post("/api/v1/epcis/capture", data=document, headers=headers)
     refused = again.get_json()["events"][0]
-    assert again.status_code == 422 and refused["code"] == "not_offered"  # the same code as the REST API's
-    assert "already received" in refused["reason"]
+    assert again.status_code == 422 and refused["code"] == "already_received"  # the same code as the REST API's
+    assert "already received by you" in refused["reason"]
 
 
 # ------------------------------------------------------------------ documents of our own

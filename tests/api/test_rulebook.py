@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from supply_chain.domain.errors import Forbidden
+from supply_chain.domain.errors import Conflict, Forbidden
 from supply_chain.services import lots, orgs, tokens
 from supply_chain.store.models import Event, Lot
 from tests.api.conftest import Api, Member, gln, gtin, harvest_body, new_code, ship_body
@@ -83,13 +83,13 @@ def test_receiving_twice_gets_the_same_answer_from_the_api_and_the_service(as_ro
     as_role("producer")("POST", f"/lots/{producer.gtin}/{code}/shipments", json=ship_body(producer, processor))
     assert as_role("processor")("POST", f"/lots/{producer.gtin}/{code}/custody/accept", json={}).status_code == 201
     again = as_role("processor")("POST", f"/lots/{producer.gtin}/{code}/custody/accept", json={})
-    assert again.status_code == 403 and again.get_json()["error"] == "not_offered"
-    assert "already received" in again.get_json()["message"]
+    assert again.status_code == 409 and again.get_json()["error"] == "already_received"
+    assert "already received by you" in again.get_json()["message"]
     with api_runtime.ctx() as ctx:
         lot = lots.get_lot(ctx, producer.gtin, code)
-        with pytest.raises(Forbidden) as service:
+        with pytest.raises(Conflict) as service:
             lots.accept_custody(ctx, orgs.get_org(ctx, processor.org.id), lot, {})
-    assert service.value.code == "not_offered"
+    assert service.value.code == "already_received"
 
 
 @pytest.fixture

@@ -207,7 +207,9 @@ def test_a_recall_from_draft_to_termination_reaches_and_hears_from_every_holder(
     # The typed confirmation: a wrong code is refused and names the field; then issue.
     regulator.get_by_label(re.compile("Type the lot code")).fill(LOT.lower())
     regulator.get_by_role("button", name="Issue recall").click()
-    expect(regulator.get_by_role("alert").filter(has_text="confirm_lot_code")).to_be_visible()
+    refusal = "Lot code, typed to confirm: type the lot code"
+    expect(regulator.get_by_role("alert").filter(has_text=refusal)).to_be_visible()
+    expect(regulator.get_by_label(re.compile("Type the lot code"))).to_have_attribute("aria-invalid", "true")
     regulator.get_by_label(re.compile("Type the lot code")).fill(LOT)
     regulator.get_by_role("button", name="Issue recall").click()
     flash(regulator, f"Lot {LOT} recalled on chain. 6 holders notified.")

@@ -65,7 +65,9 @@ def test_checks_run_roles_then_relation_then_status() -> None:
     ("action", "kw", "code"),
     [
         (Action.ACCEPT, {"status": Status.ACTIVE}, "not_offered"),
-        (Action.ACCEPT, {"status": Status.ACTIVE, "is_custodian": True}, "not_offered"),
+        (Action.ACCEPT, {"status": Status.ACTIVE, "is_custodian": True}, "already_received"),
+        (Action.ACCEPT, {"status": Status.IN_TRANSIT, "is_custodian": True}, "not_offered"),  # the sender
+        (Action.ACCEPT, {"status": Status.RECALLED, "is_custodian": True}, "not_offered"),  # recalled on its way
         (Action.CANCEL, {"is_custodian": True}, "lot_not_in_transit"),
         (Action.RELEASE, {"actor_roles": frozenset({"inspector"})}, "lot_not_held"),
         (Action.RECORD, {"is_custodian": True, "status": Status.IN_TRANSIT}, "lot_in_transit"),
@@ -81,7 +83,8 @@ def test_refusals_carry_stable_codes(action: Action, kw: dict[str, object], code
 
 def test_receiving_twice_says_so() -> None:
     again = decide(Action.ACCEPT, _subject(is_custodian=True))
-    assert "already received" in again.message
+    assert "already received by you" in again.message
+    assert again.error is Conflict and again.chain_error == "NotPendingCustodian"  # the contract's error stays
 
 
 def test_unknown_lot_is_not_found_and_revoked_creator_cannot_recall() -> None:

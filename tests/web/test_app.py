@@ -74,7 +74,7 @@ def test_unknown_page_and_wrong_method_get_friendly_pages(client: FlaskClient) -
 def test_bad_filter_value_is_a_400_naming_the_field(client: FlaskClient, login: Any) -> None:
     login(client, "producer")
     response = client.get("/dashboard?status=exploded")
-    assert response.status_code == 400 and "status must be one of" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "Status: must be one of" in response.get_data(as_text=True)
 
 
 def test_unexpected_error_rolls_back_and_answers_500(make_app: Any, world: Any) -> None:

@@ -39,6 +39,11 @@ def _lot_pk(world: Any, code: str) -> int:
         return ctx.session.scalars(select(Lot.id).where(Lot.lot_code == code)).one()
 
 
+def _marked(page: str, input_id: str) -> bool:
+    """The input is marked invalid and tied to its error text (issue 13)."""
+    return bool(re.search(rf'id="{input_id}"[^>]*aria-invalid="true"[^>]*aria-describedby="{input_id}-error', page))
+
+
 @pytest.fixture
 def signed_in(app: Flask, login: Any) -> Any:
     """``signed_in(role)``: a new client of the test's app, signed in as ``role``."""
@@ -63,6 +68,17 @@ BAD_LOTS = [
 ]
 
 
+INPUTS = {
+    "gtin": ("f-gtin", "Product"),
+    "lot_code": ("f-lot_code", "Lot code"),
+    "quantity": ("kde-quantity", "Quantity"),
+    "payload.harvest_date": ("kde-harvest_date", "Harvest date"),
+    "payload.location_gln": ("kde-location_gln", "Location"),
+    "payload.commodity": ("kde-commodity", "Commodity"),
+    "payload.variety": ("kde-variety", "Variety"),
+}
+
+
 @pytest.mark.parametrize(("changes", "field", "rule"), BAD_LOTS, ids=[f for _, f, _ in BAD_LOTS])
 def test_bad_lot_input_is_refused_naming_the_field_and_nothing_is_written(
     world: Any, signed_in: Any, csrf: Any, counts: Any, changes: dict[str, str], field: str, rule: str
@@ -74,8 +90,11 @@ def test_bad_lot_input_is_refused_naming_the_field_and_nothing_is_written(
     response = _post(client, csrf, "/lots/new", _lot_form(world, "BAD-1", **changes))
     page = response.get_data(as_text=True)
     assert response.status_code in (400, 403), page[:300]
-    assert f"({field})" in page and rule in page
-    assert 'class="field has-error"' in page or field == "gtin"  # the offending input is marked
+    # Named by the input's label, next to it, and the input marked for screen readers (issue 13).
+    input_id, label = INPUTS[field]
+    assert f'id="{input_id}-error">{label}: ' in page and rule in page
+    assert re.search(rf'id="{input_id}"[^>]*aria-invalid="true"', page)
+    assert 'class="field has-error"' in page
     assert counts() == before
 
 
@@ -117,7 +136,7 @@ def test_refused_form_keeps_what_was_typed(world: Any, signed_in: Any, csrf: Any
 def test_bad_product_is_refused(signed_in: Any, csrf: Any, form: dict[str, str], field: str) -> None:
     response = _post(signed_in("producer"), csrf, "/products", form)
     assert response.status_code in (400, 403)
-    assert f"({field})" in response.get_data(as_text=True)
+    assert _marked(response.get_data(as_text=True), f"f-{field}")
 
 
 @pytest.mark.parametrize(
@@ -131,7 +150,7 @@ def test_bad_product_is_refused(signed_in: Any, csrf: Any, form: dict[str, str],
 def test_bad_site_is_refused(signed_in: Any, csrf: Any, form: dict[str, str], field: str) -> None:
     response = _post(signed_in("producer"), csrf, "/sites", form)
     assert response.status_code == 400
-    assert f"({field})" in response.get_data(as_text=True)
+    assert _marked(response.get_data(as_text=True), f"f-{field}")
 
 
 def test_transform_refuses_negative_and_excess_quantities(world: Any, signed_in: Any, csrf: Any, counts: Any) -> None:
@@ -149,7 +168,7 @@ def test_transform_refuses_negative_and_excess_quantities(world: Any, signed_in:
     excess = _post(client, csrf, "/transform", base | {f"input.{world.lot('F3')}": "5000"})
     assert excess.status_code == 400 and "only 0 kg left" in excess.get_data(as_text=True)
     nothing = _post(client, csrf, "/transform", base)
-    assert nothing.status_code == 400 and "(inputs)" in nothing.get_data(as_text=True)
+    assert nothing.status_code == 400 and 'id="inputs-legend-error"' in nothing.get_data(as_text=True)
     not_held = _post(client, csrf, "/transform", base | {f"input.{world.lot('F2')}": "1"})
     assert not_held.status_code == 403
     assert counts() == before
@@ -172,7 +191,7 @@ def test_certificate_of_the_wrong_type_is_refused(world: Any, signed_in: Any, cs
         content_type="multipart/form-data",
     )
     assert response.status_code == 400
-    assert "(certificate)" in response.get_data(as_text=True)
+    assert _marked(response.get_data(as_text=True), "f-cert")
     assert counts() == before
 
 
@@ -212,7 +231,7 @@ def test_onboarding_with_a_bad_email_grants_nothing(world: Any, signed_in: Any, 
             "password": "long enough pw",
         },
     )
-    assert response.status_code == 400 and "(email)" in response.get_data(as_text=True)
+    assert response.status_code == 400 and _marked(response.get_data(as_text=True), "f-email")
     assert counts() == before
     with world.runtime.ctx() as ctx:
         assert not ctx.session.scalar(
@@ -410,7 +429,8 @@ def test_inspector_holds_and_releases_and_receiver_refuses(world: Any, signed_in
         },
     )
     assert refused.status_code == 409 and "it is held" in refused.get_data(as_text=True)
-    assert _post(lab, csrf, f"/inspections/lots/{pk}/release", {"reason": "negative"}).status_code == 302
+    released = _post(lab, csrf, f"/inspections/lots/{pk}/release", {"reason": "negative", "confirm_lot_code": "UI-2"})
+    assert released.status_code == 302
     shipped = _post(
         farm,
         csrf,

@@ -47,6 +47,7 @@ NOT_YET_TRANSLATED = (
     "lots/readings.html",
     "lots/record_event.html",
     "lots/ship.html",
+    "lots/step.html",
     # The form-field macros in _macros.html (field, form_error, kde_fields) belong to the same rework.
     "_macros.html",
     # Pages still to do (this branch translates them in order).

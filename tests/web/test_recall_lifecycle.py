@@ -252,7 +252,7 @@ def test_the_whole_recall_from_draft_to_termination(
 
     # Terminate (a reason is required), then updates are refused.
     empty = regulator.post(f"/admin/recalls/{recall_id}/terminate", data={"reason": " ", "csrf_token": token})
-    assert empty.status_code == 400 and "(reason)" in empty.get_data(as_text=True)
+    assert empty.status_code == 400 and 'id="f-reason-error">Reason for termination: ' in empty.get_data(as_text=True)
     done = regulator.post(
         f"/admin/recalls/{recall_id}/terminate", data={"reason": "All product recovered.", "csrf_token": token}
     )
@@ -342,9 +342,9 @@ def test_a_draft_is_validated_edited_and_discarded_without_touching_the_chain(
     lot_id = world.lot("F2")
     before = _state(world, counts)
     bad = regulator.post(f"/admin/lots/{lot_id}/recall", data=_draft_form(token, depth="planet"))
-    assert bad.status_code == 400 and "(depth)" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and 'id="f-depth-error">Depth: must be one of' in bad.get_data(as_text=True)
     no_reason = regulator.post(f"/admin/lots/{lot_id}/recall", data=_draft_form(token, reason=""))
-    assert no_reason.status_code == 400 and "(reason)" in no_reason.get_data(as_text=True)
+    assert no_reason.status_code == 400 and 'id="f-reason-error">Reason: ' in no_reason.get_data(as_text=True)
     assert _state(world, counts) == before
     draft_id = _draft_id(regulator.post(f"/admin/lots/{lot_id}/recall", data=_draft_form(token)))
     # Issuing a draft that was not reviewed is refused.

@@ -287,4 +287,4 @@ def test_recall_page_links_the_whole_trace_spreadsheet(demo_app: Flask, regulato
 def test_unknown_export_format_is_refused(demo_app: Flask, regulator: FlaskClient) -> None:
     response = regulator.get(f"/admin/lots/{_lot_id(demo_app, RECALLED)}/fsma204.pdf")
     assert response.status_code == 400
-    assert "format must be one of csv, xlsx" in response.get_data(as_text=True)
+    assert "Format: must be one of csv, xlsx" in response.get_data(as_text=True)

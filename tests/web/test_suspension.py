@@ -107,9 +107,9 @@ def test_suspension_signs_out_refuses_sign_in_tokens_and_writes_and_reinstatemen
     # a reason and the typed name are required; refused forms change nothing
     before = counts()
     no_reason = _suspend(regulator, csrf, member, reason="  ")
-    assert no_reason.status_code == 400 and "(reason)" in no_reason.get_data(as_text=True)
+    assert no_reason.status_code == 400 and 'id="f-reason-error">Reason: ' in no_reason.get_data(as_text=True)
     wrong_name = _suspend(regulator, csrf, member, confirm_name="Suspendable")
-    assert wrong_name.status_code == 400 and "(confirm_name)" in wrong_name.get_data(as_text=True)
+    assert wrong_name.status_code == 400 and 'id="f-confirm-name-error"' in wrong_name.get_data(as_text=True)
     assert counts() == before and _on_chain(world, member)
 
     done = _suspend(regulator, csrf, member)

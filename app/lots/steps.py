@@ -1,0 +1,99 @@
+"""One-field steps on a lot (close, place or lift a hold, cancel a shipment): a reason, and for the steps that
+cannot be undone the lot code typed again. The lot page carries them as small inline forms; a refused one (or
+one opened from a link) is shown on a page of its own with the errors next to the inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from app.forms import Checks, check_payload, confirm_lot_code, today
+from app.web import commit, form_failed, get_ctx, require_org, submitted_form
+from supply_chain.domain.errors import Conflict, InvalidInput
+from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.policy import Action
+from supply_chain.services import lots as lot_service
+from supply_chain.store.models import Lot
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    kind: EventKind
+    title: str
+    explain: str
+    button: str
+    endpoint: str
+    confirm: str | None = None
+    """What typing the lot code confirms ("close the lot"); None for a step that can be undone."""
+    danger: bool = False
+
+
+STEPS = {
+    "close": Step(
+        Action.CLOSE,
+        EventKind.CLOSE,
+        "Close lot {code}",
+        "A closed lot is sold, used up or destroyed: nothing more can be recorded on it, and it cannot be reopened.",
+        "Close lot",
+        "lots.close",
+        confirm="close the lot",
+        danger=True,
+    ),
+    "release": Step(
+        Action.RELEASE,
+        EventKind.RELEASE,
+        "Lift the hold on lot {code}",
+        "Once the hold is lifted the lot may be shipped, sold and used again; the release is recorded on the ledger.",
+        "Release lot",
+        "inspections.release",
+        confirm="lift the hold",
+    ),
+    "hold": Step(
+        Action.HOLD,
+        EventKind.HOLD,
+        "Place a hold on lot {code}",
+        "A held lot may not be shipped or used until an inspector lifts the hold.",
+        "Hold lot",
+        "inspections.hold",
+        danger=True,
+    ),
+    "cancel": Step(
+        Action.CANCEL,
+        EventKind.CUSTODY_CANCELLED,
+        "Cancel the shipment of lot {code}",
+        "The receiver has not accepted the lot yet; cancelling gives it back to you.",
+        "Cancel shipment",
+        "lots.cancel_offer",
+    ),
+}
+FORM_ERRORS = (InvalidInput, Conflict)
+
+
+def run(name: str, lot: Lot, act: Callable[[str, str | None], Any], done: str) -> str | Response | tuple[str, int]:
+    """Show the step's page (GET), or check the reason (and the typed lot code) all at once, then ``act``."""
+    step = STEPS[name]
+    ctx = get_ctx()
+    lot_service.check(ctx, step.action, require_org(), lot)
+    form = submitted_form()
+    context = {"lot": lot, "step": step, "title": step.title.format(code=lot.lot_code), "form": form}
+    if request.method == "GET":
+        return render_template("lots/step.html", **context)
+    reason = (form.get("reason") or "").strip()
+    when = form.get("date") or None
+    try:
+        checks = Checks()
+        check_payload(checks, step.kind, {"reason": reason, "date": when or today()})
+        if step.confirm:
+            confirm_lot_code(checks, form, lot.lot_code, step.confirm)
+        checks.done()
+        act(reason, when)
+    except FORM_ERRORS as err:
+        return form_failed(err, "lots/step.html", **context)
+    commit()
+    flash(done, "ok")
+    return redirect(url_for("lots.show", lot_id=lot.id))
