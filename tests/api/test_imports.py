@@ -245,12 +245,12 @@ def test_import_in_batches_by_a_worker_and_the_template(client: Any, network: Ne
     ("data", "code"),
     [
         (b"", "empty_file"),
-        ("Critical tracking event,Event date\r\nHarvesting,2025-06-01\r\n".encode(), "missing_column"),
+        (b"Critical tracking event,Event date\r\nHarvesting,2025-06-01\r\n", "missing_column"),
         (
-            "Critical tracking event,Event date,Traceability lot code,Product GTIN,Colour\r\nx,y,z,w,v\r\n".encode(),
+            b"Critical tracking event,Event date,Traceability lot code,Product GTIN,Colour\r\nx,y,z,w,v\r\n",
             "unknown_column",
         ),
-        ("Critical tracking event,Event date,Traceability lot code,Product GTIN\r\n".encode(), "no_rows"),
+        (b"Critical tracking event,Event date,Traceability lot code,Product GTIN\r\n", "no_rows"),
     ],
 )
 def test_files_that_cannot_be_imported_name_the_file(client: Any, network: Network, data: bytes, code: str) -> None:
