@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
+import json
 import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
@@ -47,6 +50,7 @@ from supply_chain.domain.policy import Action
 from supply_chain.services import fsma
 from supply_chain.services import lots as lot_service
 from supply_chain.services.epcis.capture import CapturePlan, Planner, Step, rehearse
+from supply_chain.services.instance import private_folder, write_private
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Organisation
 
@@ -470,15 +474,15 @@ class _ImportPlanner:
         return self.headers.get(key) or HEADERS.get(key)
 
     def prefetch(self, rows: list[Mapping[str, Any]]) -> None:
-        ids = []
+        """Ask the chain in bulk (``Planner.check_absent``) about every lot a row may create."""
+        ids: dict[str, None] = {}
         for row in rows:
             cells = row.get("cells") or {}
-            if CTE_BY_NAME.get(str(cells.get("cte", "")).strip().lower()) is None:
-                continue
+            kind = CTE_BY_NAME.get(" ".join(str(cells.get("cte", "")).split()).lower())
             key = _row_key(cells)
-            if key is not None:
-                ids.append(hex32(lot_id(*key)))
-        self.planner.check_absent(ids)
+            if kind in CREATION_KINDS and key is not None:
+                ids[hex32(lot_id(*key))] = None
+        self.planner.check_absent(list(ids))
 
     def plan_row(self, index: int, cells: Mapping[str, str], row: _Row) -> list[Step]:
         name = row.need("cte", "every row")
@@ -805,3 +809,38 @@ def as_import(job: Mapping[str, Any], stored: Any) -> dict[str, Any]:
     document = getattr(stored, "document", None) or {}
     out["filename"] = document.get("filename")
     return out
+
+
+# ================================================================== a checked file waiting for "import"
+
+_STAGED = re.compile(r"[0-9a-f]{64}")
+
+
+def _staged_path(ctx: Ctx, org: Organisation, token: str) -> Path:
+    if not _STAGED.fullmatch(token or ""):
+        raise InvalidInput("the checked file is unknown: upload it again", field="file", code="unknown_staged_file")
+    return Path(ctx.settings.home) / "imports" / f"{org.id}-{token}.json"
+
+
+def stage(ctx: Ctx, org: Organisation, document: Mapping[str, Any]) -> str:
+    """Keep a file's import document after a successful dry run in the browser, so "Import" need not upload
+    it again; returns its token (the SHA-256 of the document). Private to the organisation (0600)."""
+    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    token = hashlib.sha256(data).hexdigest()
+    path = _staged_path(ctx, org, token)
+    private_folder(path.parent)
+    if not path.exists():
+        write_private(path, data)
+    return token
+
+
+def staged(ctx: Ctx, org: Organisation, token: str) -> dict[str, Any]:
+    """The import document staged under ``token`` by ``org``; InvalidInput when there is none."""
+    path = _staged_path(ctx, org, token)
+    if not path.is_file():
+        raise InvalidInput("the checked file is unknown: upload it again", field="file", code="unknown_staged_file")
+    return dict(json.loads(path.read_text("utf-8")))
+
+
+def unstage(ctx: Ctx, org: Organisation, token: str) -> None:
+    _staged_path(ctx, org, token).unlink(missing_ok=True)
