@@ -1063,19 +1063,28 @@ def create_import(call: Call) -> Response:
     columns) with the rules of the single-event operations; rows may build on earlier rows (a lot created in
     row 3 shipped in row 10). A file with any refused row is refused whole (422: `errors` lists each row number
     and column as in the file, and the rule) and nothing is written. With `dry_run=true` an acceptable file is
-    answered 200 with what it would write; otherwise 202 with the import job (`Location`), written in
+    answered 200 with what it would write (and its plan is kept for a day: importing the same file next
+    is not planned again while no lot has changed); otherwise 202 with the import job (`Location`), written in
     batches like an EPCIS capture (a file that fits in one transaction before the answer). At most
     10,000 rows and 5 MiB per file."""
     document = _import_file(call)
     if call.query["dry_run"]:
         plan = imports.plan_import(call.ctx, call.org, document)
         call.ctx.session.rollback()
+        # kept for a day: the import of the same file that follows need not be planned again
+        imports.stage(call.ctx, call.org, document, capture_jobs.prepared_plan(call.ctx, plan))
         data = {"dry_run": True, "filename": document["filename"], "format": document["format"]}
         return jsonify(data | imports.summary(document, plan))
+    token = imports.token_of(document)
+    try:
+        prepared = imports.staged(call.ctx, call.org, token)[1]
+    except InvalidInput:
+        prepared = None
     job, earlier = capture_jobs.submit(
-        call.ctx, call.org, document, source="import", idempotency_key=call.idempotency_key
+        call.ctx, call.org, document, source="import", idempotency_key=call.idempotency_key, prepared=prepared
     )
     call.ctx.session.commit()
+    imports.unstage(call.ctx, call.org, token)
     if not earlier and capture_jobs.runs_inline(job):
         capture_jobs.run_job(call.ctx.runtime, job.id, replan=False)
         call.ctx.session.refresh(job)

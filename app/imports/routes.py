@@ -85,19 +85,20 @@ def check() -> tuple[str, int]:
         ctx.session.rollback()
         return _page(400, file_error=exc, filename=upload.filename if upload else "")
     ctx.session.rollback()
-    token = imports.stage(ctx, org, document)
+    token = imports.stage(ctx, org, document, jobs.prepared_plan(ctx, plan))
     return _page(200, checked=imports.summary(document, plan), staged=token, filename=document["filename"])
 
 
 @bp.post("/imports")
 @roles_required(*IMPORT_ROLES)
 def create() -> Response | tuple[str, int]:
-    """Import a checked file: it is checked again (the record may have moved since), then written as a job."""
+    """Import a checked file as a job: its dry run's plan is used while no lot has changed since; otherwise
+    every row is checked again."""
     ctx, org = get_ctx(), require_org()
     token = request.form.get("staged", "")
     try:
-        document = imports.staged(ctx, org, token)
-        job, earlier = jobs.submit(ctx, org, document, source="import")
+        document, prepared = imports.staged(ctx, org, token)
+        job, earlier = jobs.submit(ctx, org, document, source="import", prepared=prepared)
     except imports.ImportRejected as exc:
         ctx.session.rollback()
         errors = exc.details["errors"]

@@ -21,16 +21,18 @@ is then dropped: the exact text); in XLSX a formula cell is refused, a text cell
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
 import io
 import json
 import re
+import time
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -814,6 +816,9 @@ def as_import(job: Mapping[str, Any], stored: Any) -> dict[str, Any]:
 # ================================================================== a checked file waiting for "import"
 
 _STAGED = re.compile(r"[0-9a-f]{64}")
+KEEP_STAGED = timedelta(days=1)
+"""How long a checked file waits for its import (the browser's Import button, or the API's import of the same
+file after a dry run)."""
 
 
 def _staged_path(ctx: Ctx, org: Organisation, token: str) -> Path:
@@ -822,24 +827,37 @@ def _staged_path(ctx: Ctx, org: Organisation, token: str) -> Path:
     return Path(ctx.settings.home) / "imports" / f"{org.id}-{token}.json"
 
 
-def stage(ctx: Ctx, org: Organisation, document: Mapping[str, Any]) -> str:
-    """Keep a file's import document after a successful dry run in the browser, so "Import" need not upload
-    it again; returns its token (the SHA-256 of the document). Private to the organisation (0600)."""
-    data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    token = hashlib.sha256(data).hexdigest()
+def stage(ctx: Ctx, org: Organisation, document: Mapping[str, Any], prepared: Mapping[str, Any] | None = None) -> str:
+    """Keep a checked file's import document (and its frozen plan, ``jobs.prepared_plan``) after a dry run,
+    so the import that follows need not send the file again nor plan it again while nothing changed; returns
+    its token (the SHA-256 of the document). Private to the organisation (0600); files older than
+    ``KEEP_STAGED`` are removed whenever one is staged."""
+    token = token_of(document)
     path = _staged_path(ctx, org, token)
     private_folder(path.parent)
-    if not path.exists():
-        write_private(path, data)
+    cutoff = time.time() - KEEP_STAGED.total_seconds()
+    for old in path.parent.glob("*.json"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+    data = json.dumps({"document": document, "prepared": prepared}, separators=(",", ":")).encode()
+    write_private(path, data, replace=True)
     return token
 
 
-def staged(ctx: Ctx, org: Organisation, token: str) -> dict[str, Any]:
-    """The import document staged under ``token`` by ``org``; InvalidInput when there is none."""
+def token_of(document: Mapping[str, Any]) -> str:
+    """The token ``stage`` keeps ``document`` under."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def staged(ctx: Ctx, org: Organisation, token: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The import document staged under ``token`` by ``org`` and its frozen plan (None when none was kept);
+    InvalidInput when nothing is staged under it."""
     path = _staged_path(ctx, org, token)
     if not path.is_file():
         raise InvalidInput("the checked file is unknown: upload it again", field="file", code="unknown_staged_file")
-    return dict(json.loads(path.read_text("utf-8")))
+    data = json.loads(path.read_text("utf-8"))
+    return dict(data["document"]), data.get("prepared")
 
 
 def unstage(ctx: Ctx, org: Organisation, token: str) -> None:

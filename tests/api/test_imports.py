@@ -270,3 +270,60 @@ def test_openapi_documents_the_import_operations(client: Any) -> None:
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert "text/csv" in paths["/imports"]["post"]["requestBody"]["content"]
     assert {"/imports", "/imports/{job_id}", "/imports/template"} <= set(paths)
+
+
+def test_an_import_after_its_dry_run_uses_the_checked_plan_unless_the_record_moved(
+    client: Any, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = network["producer"]
+    planned: list[int] = []
+    real = jobs.PLANNERS["import"]
+
+    def counting(ctx: Any, org: Any, document: Any) -> Any:
+        planned.append(len(document["rows"]))
+        return real(ctx, org, document)
+
+    monkeypatch.setitem(jobs.PLANNERS, "import", counting)
+    first = csv_file([harvest(producer, new_code("IMP"))])
+    assert post(client, producer, first, dry_run=True).status_code == 200
+    assert post(client, producer, first, dry_run=False).get_json()["status"] == "done"
+    assert planned == []  # the dry run's plan (imports.plan_import directly), not planned a second time
+    second = csv_file([harvest(producer, new_code("IMP")), harvest(producer, new_code("IMP"))])
+    assert post(client, producer, second, dry_run=True).status_code == 200
+    other = csv_file([harvest(producer, new_code("IMP"))])
+    assert post(client, producer, other, dry_run=False).status_code == 202  # the record moves meanwhile
+    assert post(client, producer, second, dry_run=False).get_json()["status"] == "done"
+    assert planned == [1, 2]  # "other" (no dry run) and "second" (its dry run is out of date) were planned
+
+
+@pytest.mark.slow
+def test_a_5000_row_csv_dry_run_then_import_through_the_api(client: Any, network: Network, api_runtime: Any) -> None:
+    producer, processor = network["producer"], network["processor"]
+    codes = [new_code("API5K") for _ in range(1250)]
+    rows = []
+    for code in codes:  # every lot: harvested, cooled, packed, shipped; each row builds on the one before
+        rows += [
+            harvest(producer, code, day="2025-06-01"),
+            cooling(producer, code, day="2025-06-01"),
+            {"cte": "Initial packing"} | {k: v for k, v in cooling(producer, code, "2025-06-02").items() if k != "cte"},
+            shipping(producer, code, processor, day="2025-06-03"),
+        ]
+    data = csv_file(rows)
+    before = counts(network.runtime)
+    dry = post(client, producer, data, dry_run=True)
+    assert dry.status_code == 200, dry.get_json()
+    assert dry.get_json()["rows_total"] == 5000 and dry.get_json()["writes_total"] == 5000
+    assert counts(network.runtime) == before
+    answer = post(client, producer, data, dry_run=False)
+    assert answer.status_code == 202, answer.get_json()
+    jobs.run_pending(api_runtime)
+    job = client.get(answer.headers["Location"], headers=producer.headers("read")).get_json()
+    assert job["status"] == "done" and job["rows_written"] == 5000 and len(job["lots_created"]) == 1250
+    assert job["batches_done"] == 5000 // jobs.BATCH_CALLS
+    with api_runtime.ctx() as ctx:
+        lots = list(ctx.session.scalars(select(Lot).where(Lot.lot_code.in_(codes))))
+        assert len(lots) == 1250
+        events = list(ctx.session.scalars(select(Event).where(Event.lot_id.in_([lot.id for lot in lots]))))
+        assert len(events) == 5000 and {e.status for e in events} == {"confirmed"}
+        for lot in lots:
+            assert verify_lot(ctx, lot, save=False).state == "verified", lot.lot_code

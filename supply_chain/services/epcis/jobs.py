@@ -141,6 +141,7 @@ def submit(
     source: str = "epcis",
     idempotency_key: str | None = None,
     inline_calls: int = BATCH_CALLS,
+    prepared: dict[str, Any] | None = None,
 ) -> tuple[CaptureJob, bool]:
     """Check and plan ``document`` for ``org`` and store it as a capture job (not committed). Returns the job
     and whether it is an earlier one: the same document while its job is queued or running, or the same
@@ -148,8 +149,10 @@ def submit(
 
     A plan of at most ``inline_calls`` contract calls is claimed at once (status running) for the caller to
     write (``runs_inline``); a larger one is queued for a worker. ``source`` names the document's kind
-    (``PLANNERS``: ``epcis`` or ``import``). Raises InvalidInput (schema) or CaptureRejected / ImportRejected
-    (422, a result per event or row): nothing is stored then.
+    (``PLANNERS``: ``epcis`` or ``import``). ``prepared`` (``prepared_plan`` of a dry run of the same
+    document) is used instead of planning again when the store's mark has not moved since. Raises
+    InvalidInput (schema) or CaptureRejected / ImportRejected (422, a result per event or row): nothing is
+    stored then.
     """
     digest = document_hash(document)
     earlier = ctx.session.scalars(
@@ -166,7 +169,14 @@ def submit(
     ).first()
     if earlier is not None:
         return earlier, True
-    plan = PLANNERS[source](ctx, org, document)
+    mark = store_mark(ctx)
+    if prepared is not None and prepared.get("mark") == mark:
+        steps = [Step.from_json(step) for step in prepared["steps"]]
+        results = list(prepared["results"])
+    else:
+        plan = PLANNERS[source](ctx, org, document)
+        steps, results = plan.steps, [r.to_dict() for r in plan.results]
+    calls = sum(step.calls for step in steps)
     now = datetime.now(UTC)
     job = CaptureJob(
         organisation_id=org.id,
@@ -175,24 +185,41 @@ def submit(
         document=document,
         document_sha256=digest,
         idempotency_key=idempotency_key,
-        events_total=len(plan.results),
-        writes_total=plan.calls,
-        results=[_base_result(r.to_dict(), plan.steps) for r in plan.results],
-        plan={"steps": [s.to_json() for s in plan.steps], "mark": store_mark(ctx)},
+        events_total=len(results),
+        writes_total=calls,
+        results=_base_results(results, steps),
+        plan={"steps": [s.to_json() for s in steps], "mark": mark},
         transactions=[],
         created_at=now,
         updated_at=now,
     )
-    if plan.calls <= inline_calls:
+    if calls <= inline_calls:
         job.status, job.lease_until, job.started_at = "running", now + LEASE, now
     ctx.session.add(job)
     ctx.session.flush()
     return job, False
 
 
+def prepared_plan(ctx: Ctx, plan: CapturePlan) -> dict[str, Any]:
+    """A plan just made (a dry run), frozen with the store's mark: ``submit(prepared=...)`` takes it instead of
+    planning again while the mark still holds (no lot changed since), as a queued job does (``_resume``)."""
+    return {
+        "steps": [s.to_json() for s in plan.steps],
+        "results": [r.to_dict() for r in plan.results],
+        "mark": store_mark(ctx),
+    }
+
+
+def _base_results(results: list[dict[str, Any]], steps: list[Step]) -> list[dict[str, Any]]:
+    by_index: dict[int, list[Step]] = defaultdict(list)
+    for step in steps:
+        by_index[step.index].append(step)
+    return [_base_result(r, by_index.get(r["index"], [])) for r in results]
+
+
 def _base_result(result: dict[str, Any], steps: list[Step]) -> dict[str, Any]:
     """What is stored per event: its result without writes, how many Lotline events it writes (``calls``)
-    and the lots it creates (``creates``)."""
+    and the lots it creates (``creates``); ``steps`` may be all the plan's or the event's own."""
     mine = [s for s in steps if s.index == result["index"]]
     creates = [list(s.key) for s in mine if s.action == "create" and s.key] + [
         list(o["key"]) for s in mine if s.action == "transform" for o in s.outputs
@@ -362,7 +389,7 @@ def _resume(runtime: Runtime, job_id: int, replan: bool) -> _Progress | None:
                 return None
             job.plan = {"steps": [s.to_json() for s in plan.steps], "mark": store_mark(ctx)}
             job.writes_total = plan.calls
-            job.results = [_base_result(r.to_dict(), plan.steps) for r in plan.results]
+            job.results = _base_results([r.to_dict() for r in plan.results], plan.steps)
         steps = [Step.from_json(s) for s in (job.plan or {}).get("steps", [])]
         done = {_parse(e.idempotency_key or "")[1] for e in events}
         first = next((i for i, s in enumerate(steps) if s.number not in done), len(steps))
