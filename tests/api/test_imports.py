@@ -327,3 +327,12 @@ def test_a_5000_row_csv_dry_run_then_import_through_the_api(client: Any, network
         assert len(events) == 5000 and {e.status for e in events} == {"confirmed"}
         for lot in lots:
             assert verify_lot(ctx, lot, save=False).state == "verified", lot.lot_code
+
+
+def test_a_json_operation_refuses_a_body_sent_as_a_file(client: Any, network: Network) -> None:
+    """File bodies skip the JSON nesting scan (body_limits), so no JSON operation may parse one."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    answer = client.post(
+        "/api/v1/lots", data=deep, headers=network["producer"].headers() | {"Content-Type": "text/csv"}
+    )
+    assert answer.status_code == 400 and answer.get_json()["error"] == "unsupported_media_type"
