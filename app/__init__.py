@@ -94,6 +94,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from app.custody import bp as custody_bp
     from app.dashboard import bp as dashboard_bp
     from app.health import bp as health_bp
+    from app.imports import bp as imports_bp
     from app.inspections import bp as inspections_bp
     from app.labels import bp as labels_bp
     from app.lots import bp as lots_bp
@@ -112,6 +113,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         inspections_bp,
         admin_bp,
         credit_bp,
+        imports_bp,
         labels_bp,
         public_bp,
         opendata_bp,

@@ -36,6 +36,9 @@ MAX_FORM_PARTS = 1000
 """Most fields and files one form may hold."""
 
 FORM_MIMETYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+FILE_MIMETYPES = frozenset({"text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
+"""Bodies that are files (a bulk import sent as it is), never read as JSON (``spec.read_json`` refuses them),
+so not scanned; their size is bounded by ``MAX_CONTENT_LENGTH`` and the import's own limits."""
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
@@ -93,7 +96,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _bounded_body() -> None:
-        if request.method not in BODY_METHODS or request.mimetype in FORM_MIMETYPES or not _has_body():
+        if request.method not in BODY_METHODS or request.mimetype in FORM_MIMETYPES | FILE_MIMETYPES or not _has_body():
             return
         if request.mimetype in XML_MEDIA_TYPES:
             return  # bounded by the XML reader's own limits, where an operation takes XML (415 elsewhere)

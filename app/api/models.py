@@ -770,6 +770,73 @@ class CaptureJob(CaptureJobSummary):
     lots_created: list[CreatedLot]
 
 
+class ImportQuery(Query):
+    dry_run: Annotated[
+        QueryBool,
+        Field(description="Check every row and answer what the import would write, writing nothing."),
+    ] = False
+
+
+class ImportTemplateQuery(Query):
+    format: Annotated[Literal["csv", "xlsx"], Field(description="csv or xlsx")] = "csv"
+
+
+class ImportRowResult(Schema):
+    index: Annotated[int, Field(description="Position among the file's data rows, from 0")]
+    row: Annotated[int, Field(description="Row number as in the file (the header row is 1)")]
+    cte: str | None = None
+    gtin: str | None = None
+    lot_code: str | None = None
+    status: Literal["captured", "accepted", "rejected"]
+    code: str | None = None
+    reason: str | None = None
+    column: Annotated[str | None, Field(description="The column, as headed in the file, the rule is about")] = None
+    field: str | None = None
+    lotline_events: list[dict[str, Any]] = []
+
+
+class ImportDryRun(Schema):
+    """What an accepted file would write; nothing was written."""
+
+    dry_run: Literal[True]
+    filename: str
+    format: Literal["csv", "xlsx"]
+    rows_total: int
+    writes_total: Annotated[int, Field(description="Lotline events (contract calls) the import makes")]
+    lots_created: Annotated[int, Field(description="New lots the file creates")]
+    rows_by_cte: dict[str, int]
+
+
+class ImportJobSummary(Schema):
+    """An import: the file was checked and accepted; its rows are written in batches."""
+
+    id: int
+    href: Annotated[str, Field(description="This import (poll it until status is done or failed)")]
+    status: Annotated[
+        CaptureJobStatus,
+        Field(description="queued, running, done (every row written) or failed (see error and rows)"),
+    ]
+    filename: str | None = None
+    rows_total: int
+    rows_written: Annotated[int, Field(description="Rows whose Lotline event is written")]
+    writes_total: int
+    writes_done: int
+    batches_done: int
+    transactions: list[str]
+    error: CaptureJobError | None = None
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class ImportJob(ImportJobSummary):
+    rows: Annotated[
+        list[ImportRowResult], Field(description="Every row: captured, accepted (not written yet) or rejected")
+    ]
+    lots_created: list[CreatedLot]
+
+
 class FsmaRecords(Schema):
     columns: list[dict[str, Any]]
     rows: list[dict[str, str]]
@@ -896,6 +963,7 @@ EventPage = _page(Event)
 TokenPage = _page(Token)
 WebhookPage = _page(Webhook)
 CaptureJobPage = _page(CaptureJobSummary)
+ImportJobPage = _page(ImportJobSummary)
 
 
 def published_models() -> list[type[BaseModel]]:

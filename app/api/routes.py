@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from app.api import bp, models, serialize
 from app.api.spec import Call, openapi_document, operation, page
+from app.body_limits import FILE_MIMETYPES
 from app.web import (
     CREATOR_ROLES,
     HANDLER_ROLES,
@@ -34,7 +35,7 @@ from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.domain.identifiers import digital_link, encode_lot_code
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Action
-from supply_chain.services import access, credit, delivery, epcis, fsma, orgs, tokens, trace, views
+from supply_chain.services import access, credit, delivery, epcis, fsma, imports, orgs, tokens, trace, views
 from supply_chain.services import lots as lot_service
 from supply_chain.services import recalls as recall_service
 from supply_chain.services.epcis import jobs as capture_jobs
@@ -1064,3 +1065,148 @@ def _visible(call: Call, item: Lot) -> Lot:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
+
+
+# ------------------------------------------------------------------ bulk import (CSV or XLSX, one row per CTE)
+
+IMPORT_ROLES = tuple(dict.fromkeys(CREATOR_ROLES + HANDLER_ROLES + RECEIVING_ROLES))
+IMPORT_UPLOAD = {
+    "text/csv": {"type": "string", "description": "The CSV file as it is (UTF-8, UTF-16 or GB18030)"},
+    fsma.XLSX_CONTENT_TYPE: {"type": "string", "contentEncoding": "binary"},
+    "multipart/form-data": {
+        "type": "object",
+        "properties": {"file": {"type": "string", "contentEncoding": "binary", "description": "CSV or XLSX"}},
+        "required": ["file"],
+    },
+}
+
+
+def _import_file(call: Call) -> dict[str, Any]:
+    """The uploaded file, read (``imports.read_file``): a multipart ``file`` part, or the body itself sent as
+    text/csv or the XLSX media type."""
+    upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
+    if upload is not None:
+        data, name, media = upload.read(), upload.filename or "", upload.mimetype or ""
+    elif request.mimetype in FILE_MIMETYPES:
+        data, media = request.get_data(cache=True), request.mimetype
+        name = "upload.xlsx" if media == fsma.XLSX_CONTENT_TYPE else "upload.csv"
+    else:
+        raise InvalidInput(
+            "send the file as text/csv or as an XLSX workbook, or as the part 'file' of a multipart form",
+            field="file",
+            code="missing_file",
+        )
+    return imports.read_file(data, name, media)
+
+
+@operation(
+    bp,
+    "GET",
+    "/imports/template",
+    "getImportTemplate",
+    summary="Download the bulk import template",
+    tag="Interchange",
+    query=models.ImportTemplateQuery,
+    responses={
+        200: ("The header row of an import file", {k: v for k, v in FSMA_CONTENT.items() if k != "application/json"})
+    },
+)
+def import_template(call: Call) -> Response:
+    """An empty import file: the FSMA 204 spreadsheet's columns that an import reads (docs/import.md)."""
+    data, media = imports.template(call.query["format"])
+    response = Response(data, mimetype=media.split(";")[0])
+    response.headers["Content-Disposition"] = f'attachment; filename="lotline-import.{call.query["format"]}"'
+    return response
+
+
+@operation(
+    bp,
+    "POST",
+    "/imports",
+    "createImport",
+    summary="Import critical tracking events from a CSV or XLSX file",
+    tag="Interchange",
+    scope="write",
+    roles=IMPORT_ROLES,
+    query=models.ImportQuery,
+    upload=IMPORT_UPLOAD,
+    responses={200: models.ImportDryRun, 202: models.ImportJob},
+)
+def create_import(call: Call) -> Response:
+    """Check every row of a CSV or XLSX file (one row per critical tracking event, the FSMA 204 spreadsheet's
+    columns) with the rules of the single-event operations; rows may build on earlier rows (a lot created in
+    row 3 shipped in row 10). A file with any refused row is refused whole (422: `errors` lists each row number
+    and column as in the file, and the rule) and nothing is written. With `dry_run=true` an acceptable file is
+    answered 200 with what it would write (and its plan is kept for a day: importing the same file next
+    is not planned again while no lot has changed); otherwise 202 with the import job (`Location`), written in
+    batches like an EPCIS capture (a file that fits in one transaction before the answer). At most
+    10,000 rows and 5 MiB per file."""
+    document = _import_file(call)
+    if call.query["dry_run"]:
+        plan = imports.plan_import(call.ctx, call.org, document)
+        call.ctx.session.rollback()
+        # kept for a day: the import of the same file that follows need not be planned again
+        imports.stage(call.ctx, call.org, document, capture_jobs.prepared_plan(call.ctx, plan))
+        data = {"dry_run": True, "filename": document["filename"], "format": document["format"]}
+        return jsonify(data | imports.summary(document, plan))
+    token = imports.token_of(document)
+    try:
+        prepared = imports.staged(call.ctx, call.org, token)[1]
+    except InvalidInput:
+        prepared = None
+    job, earlier = capture_jobs.submit(
+        call.ctx, call.org, document, source="import", idempotency_key=call.idempotency_key, prepared=prepared
+    )
+    call.ctx.session.commit()
+    imports.unstage(call.ctx, call.org, token)
+    if not earlier and capture_jobs.runs_inline(job):
+        capture_jobs.run_job(call.ctx.runtime, job.id, replan=False)
+        call.ctx.session.refresh(job)
+    elif job.status == "queued" and (worker := current_app.extensions.get("lotline_capture_worker")) is not None:
+        worker.wake()
+    response = jsonify(_import_json(call, job))
+    response.status_code = 202
+    response.headers["Location"] = _import_href(job.id)
+    return response
+
+
+@operation(
+    bp,
+    "GET",
+    "/imports/{job_id}",
+    "getImport",
+    summary="Show an import",
+    tag="Interchange",
+    responses={200: models.ImportJob},
+)
+def get_import(call: Call) -> Response:
+    """An import of the organisation: status, progress (rows written, Lotline writes, batches), every row's
+    result with the Lotline event it wrote, the lots it created, and why it failed. Another organisation's
+    import is a 404."""
+    job = capture_jobs.get(call.ctx, call.org, int(call.path["job_id"]), source="import")
+    return jsonify(_import_json(call, job))
+
+
+@operation(
+    bp,
+    "GET",
+    "/imports",
+    "listImports",
+    summary="List imports",
+    tag="Interchange",
+    query=models.PageQuery,
+    responses={200: models.ImportJobPage},
+)
+def list_imports(call: Call) -> Response:
+    """The organisation's imports, newest first, without their per-row results."""
+    statement = select(CaptureJob).where(CaptureJob.organisation_id == call.org.id, CaptureJob.source == "import")
+    return page(call, statement, CaptureJob.id, lambda job: _import_json(call, job, events=False), descending=True)
+
+
+def _import_href(job_id: int) -> str:
+    return f"{bp.url_prefix}/imports/{job_id}"
+
+
+def _import_json(call: Call, job: CaptureJob, *, events: bool = True) -> dict[str, Any]:
+    data = _job_json(call, job, events=events) | {"href": _import_href(job.id)}
+    return imports.as_import(data, job)

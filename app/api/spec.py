@@ -35,7 +35,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 
 from app.api import models
 from app.api.cursors import decode_cursor, encode_cursor
-from app.body_limits import MAX_JSON_DEPTH, MAX_JSON_ITEMS
+from app.body_limits import FILE_MIMETYPES, MAX_JSON_DEPTH, MAX_JSON_ITEMS
 from app.web import get_ctx
 from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services import tokens
@@ -115,6 +115,7 @@ class Operation:
     responses: dict[int, type[BaseModel] | tuple[str, Content]]
     description: str
     view: Callable[[Call], Response] = field(repr=False, default=None)  # type: ignore[assignment]
+    upload: Content | None = None  # a file body (media type -> schema), read by the view itself
 
     @property
     def rule(self) -> str:
@@ -208,6 +209,7 @@ def operation(
     query: type[models.Query] | None = None,
     responses: Mapping[int, type[BaseModel] | tuple[str, Content]] | None = None,
     description: str = "",
+    upload: Content | None = None,
 ) -> Callable[[Callable[[Call], Response]], Callable[[Call], Response]]:
     """Declare an endpoint; ``responses`` maps a status to a model (a JSON answer) or to (description,
     content) for other media types."""
@@ -227,6 +229,7 @@ def operation(
             dict(responses or {}),
             description or (view.__doc__ or ""),
             view,
+            upload,
         )
         OPERATIONS.append(op)
         _BY_ID[operation_id] = op
@@ -311,6 +314,10 @@ def _reject_constant(name: str) -> Any:
 
 
 def read_json() -> Any:
+    if request.mimetype in FILE_MIMETYPES:  # not scanned as JSON (body_limits): never parsed as JSON either
+        raise InvalidInput(
+            f"this operation takes JSON, not {request.mimetype}", field="Content-Type", code="unsupported_media_type"
+        )
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidInput("the request body is empty: send a JSON object", field="body", code="missing_body")
@@ -545,6 +552,8 @@ def _complete(op: Operation, generated: dict[str, Any], schemas: dict[str, Any])
                 m: {"schema": XML_BODY_SCHEMA if m in epcis_xml.XML_MEDIA_TYPES else schema} for m in op.body_types
             },
         }
+    if op.upload is not None:
+        doc["requestBody"] = {"required": True, "content": {m: {"schema": dict(s)} for m, s in op.upload.items()}}
     responses = dict(generated.get("responses", {}))
     for status, spec in op.responses.items():
         if isinstance(spec, tuple):

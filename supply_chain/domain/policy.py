@@ -312,6 +312,11 @@ del _S
 MAX_RECALL_BATCH = 50
 """At most this many downstream lots are recalled per transaction; a larger forward trace takes several."""
 
+MAX_IMPORT_ROWS = 10_000
+"""Most rows (critical tracking events) one bulk import file may hold."""
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+"""Largest bulk import file (CSV or XLSX), below the app's request limit so the refusal names the file."""
+
 
 # ------------------------------------------------------------------ the recall lifecycle (the regulator's desk)
 

@@ -1099,6 +1099,9 @@ class CaptureJob(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    source: Mapped[str] = mapped_column(String(16), default="epcis", server_default="epcis")
+    """What the document is: ``epcis`` (an EPCIS 2.0 capture) or ``import`` (the rows of a bulk import file,
+    ``services.imports``); both are planned to the same steps and written the same way."""
     document: Mapped[dict[str, Any]]
     document_sha256: Mapped[str] = mapped_column(String(64), index=True)
     """SHA-256 of the document's canonical JSON: the same document sent again while its job is queued or

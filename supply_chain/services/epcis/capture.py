@@ -206,7 +206,11 @@ def _epcis_field(path: str, field: str | None, event_type: str | None = None) ->
     return f"{path}.{where}" if where else path
 
 
-class _Planner:
+class Planner:
+    """The lots, places and products a document (or an import file) names, as the events before the current
+    one leave them: each event is asked of the rulebook against this simulated state, so later events may
+    build on lots earlier ones create or move. Bulk imports (``services.imports``) plan with it too."""
+
     def __init__(self, ctx: Ctx, org: Organisation) -> None:
         self.ctx = ctx
         self.org = org
@@ -233,9 +237,17 @@ class _Planner:
                     ids.append(hex32(lot_id(*parse_lot_uri(uri, "epcClass"))))
                 except (LotlineError, TypeError, AttributeError):
                     continue
+        self.check_absent(ids)
+
+    def check_absent(self, ids: Sequence[str]) -> None:
+        """Ask the chain in bulk which of the lots ``ids`` exist (``new_lot`` then needs no call per lot)."""
         if ids:
-            self.on_chain = self.ctx.ledger.existing_lots(ids)
-            self.checked = set(ids)
+            self.on_chain |= self.ctx.ledger.existing_lots(list(ids))
+            self.checked |= set(ids)
+
+    def created(self, key: tuple[str, str], product: Product, quantity: Decimal, unit: str) -> None:
+        """Note a lot the document creates: later events find it active, held by the documenting organisation."""
+        self.lots[key] = _LotState(key[0], key[1], product, "active", self.org.id, None, quantity, unit)
 
     # ---------------------------------------------------------------- store look-ups
 
@@ -971,11 +983,14 @@ def _instant(iso: str) -> datetime:
     return datetime.fromisoformat(iso)
 
 
-def _rehearse(ctx: Ctx, org: Organisation, steps: list[Step], results: list[EventResult], absent: set[str]) -> None:
+def rehearse(
+    ctx: Ctx, org: Organisation, steps: list[Step], refused: Callable[[Step, LotlineError], None], absent: set[str]
+) -> None:
     """Build every row of the planned steps inside a savepoint, then roll it back: the invariants that need
-    the rows (quantities on hand, sites, dates; ``lots._event``) are asked of every event before the first
+    the rows (quantities on hand, sites, dates; ``lots.plan_event``) are asked of every event before the first
     transaction is sent, so a refusal in a later batch can never leave earlier batches written. The first
-    refused event is marked rejected in ``results``."""
+    refused step is handed to ``refused`` with its error (later steps may build on its rows, so the rehearsal
+    stops there)."""
     writer = Writer(ctx, org, send=False, absent=absent)
     savepoint = ctx.session.begin_nested()
     try:
@@ -983,13 +998,22 @@ def _rehearse(ctx: Ctx, org: Organisation, steps: list[Step], results: list[Even
             try:
                 writer.write(step)
             except LotlineError as exc:
-                result = results[step.index]
-                result.status, result.code, result.reason = "rejected", exc.code, exc.message
-                # the services name their own fields (payload.ship_date, quantity): point into the document
-                result.field = _epcis_field(f"epcisBody.eventList[{step.index}]", exc.field, result.type)
-                break  # later writes may build on this one's rows
+                refused(step, exc)
+                break
     finally:
         savepoint.rollback()
+
+
+def _rehearse(ctx: Ctx, org: Organisation, steps: list[Step], results: list[EventResult], absent: set[str]) -> None:
+    """``rehearse`` for an EPCIS document: the first refused event is marked rejected in ``results``."""
+
+    def refused(step: Step, exc: LotlineError) -> None:
+        result = results[step.index]
+        result.status, result.code, result.reason = "rejected", exc.code, exc.message
+        # the services name their own fields (payload.ship_date, quantity): point into the document
+        result.field = _epcis_field(f"epcisBody.eventList[{step.index}]", exc.field, result.type)
+
+    rehearse(ctx, org, steps, refused, absent)
 
 
 @dataclass
@@ -1018,7 +1042,7 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object) -> CapturePlan:
         raise InvalidInput(
             "epcisBody.eventList: the document holds no events", field="epcisBody.eventList", code="epcis_empty"
         )
-    planner = _Planner(ctx, org)
+    planner = Planner(ctx, org)
     planner.prefetch(events)
     results: list[EventResult] = []
     steps: list[Step] = []

@@ -40,9 +40,10 @@ from sqlalchemy import Text, and_, cast, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from supply_chain.domain.errors import ChainUnavailable, LotlineError, NotFound
-from supply_chain.services import indexer
+from supply_chain.services import imports, indexer
 from supply_chain.services.epcis.capture import (
     MAX_CALLS_PER_TRANSACTION,
+    CapturePlan,
     CaptureRejected,
     Step,
     Writer,
@@ -65,6 +66,15 @@ PAUSE_SECONDS = 0.01
 """A breath between batches, so requests waiting for the write lock get it before the next batch."""
 
 KEY_PREFIX = "epcis-job"
+
+PLANNERS: dict[str, Callable[[Ctx, Organisation, Any], CapturePlan]] = {
+    "epcis": plan_capture,
+    "import": imports.plan_import,
+}
+"""How a job's document is checked and planned, by the job's source: an EPCIS 2.0 document, or the rows of a
+bulk import file (``services.imports``). Both plan to the same steps, written by the same batches."""
+REJECTIONS: tuple[type[LotlineError], ...] = (CaptureRejected, imports.ImportRejected)
+"""The refusals that carry a result per event (or row)."""
 
 
 # ------------------------------------------------------------------ keys
@@ -128,22 +138,28 @@ def submit(
     org: Organisation,
     document: object,
     *,
+    source: str = "epcis",
     idempotency_key: str | None = None,
     inline_calls: int = BATCH_CALLS,
+    prepared: dict[str, Any] | None = None,
 ) -> tuple[CaptureJob, bool]:
     """Check and plan ``document`` for ``org`` and store it as a capture job (not committed). Returns the job
     and whether it is an earlier one: the same document while its job is queued or running, or the same
     ``idempotency_key``.
 
     A plan of at most ``inline_calls`` contract calls is claimed at once (status running) for the caller to
-    write (``runs_inline``); a larger one is queued for a worker. Raises InvalidInput (schema) or
-    CaptureRejected (422, a result per event): nothing is stored then.
+    write (``runs_inline``); a larger one is queued for a worker. ``source`` names the document's kind
+    (``PLANNERS``: ``epcis`` or ``import``). ``prepared`` (``prepared_plan`` of a dry run of the same
+    document) is used instead of planning again when the store's mark has not moved since. Raises
+    InvalidInput (schema) or CaptureRejected / ImportRejected (422, a result per event or row): nothing is
+    stored then.
     """
     digest = document_hash(document)
     earlier = ctx.session.scalars(
         select(CaptureJob)
         .where(
             CaptureJob.organisation_id == org.id,
+            CaptureJob.source == source,
             or_(
                 and_(CaptureJob.document_sha256 == digest, CaptureJob.status.in_(("queued", "running"))),
                 and_(CaptureJob.idempotency_key.is_not(None), CaptureJob.idempotency_key == idempotency_key),
@@ -153,32 +169,57 @@ def submit(
     ).first()
     if earlier is not None:
         return earlier, True
-    plan = plan_capture(ctx, org, document)
+    mark = store_mark(ctx)
+    if prepared is not None and prepared.get("mark") == mark:
+        steps = [Step.from_json(step) for step in prepared["steps"]]
+        results = list(prepared["results"])
+    else:
+        plan = PLANNERS[source](ctx, org, document)
+        steps, results = plan.steps, [r.to_dict() for r in plan.results]
+    calls = sum(step.calls for step in steps)
     now = datetime.now(UTC)
     job = CaptureJob(
         organisation_id=org.id,
+        source=source,
         status="queued",
         document=document,
         document_sha256=digest,
         idempotency_key=idempotency_key,
-        events_total=len(plan.results),
-        writes_total=plan.calls,
-        results=[_base_result(r.to_dict(), plan.steps) for r in plan.results],
-        plan={"steps": [s.to_json() for s in plan.steps], "mark": store_mark(ctx)},
+        events_total=len(results),
+        writes_total=calls,
+        results=_base_results(results, steps),
+        plan={"steps": [s.to_json() for s in steps], "mark": mark},
         transactions=[],
         created_at=now,
         updated_at=now,
     )
-    if plan.calls <= inline_calls:
+    if calls <= inline_calls:
         job.status, job.lease_until, job.started_at = "running", now + LEASE, now
     ctx.session.add(job)
     ctx.session.flush()
     return job, False
 
 
+def prepared_plan(ctx: Ctx, plan: CapturePlan) -> dict[str, Any]:
+    """A plan just made (a dry run), frozen with the store's mark: ``submit(prepared=...)`` takes it instead of
+    planning again while the mark still holds (no lot changed since), as a queued job does (``_resume``)."""
+    return {
+        "steps": [s.to_json() for s in plan.steps],
+        "results": [r.to_dict() for r in plan.results],
+        "mark": store_mark(ctx),
+    }
+
+
+def _base_results(results: list[dict[str, Any]], steps: list[Step]) -> list[dict[str, Any]]:
+    by_index: dict[int, list[Step]] = defaultdict(list)
+    for step in steps:
+        by_index[step.index].append(step)
+    return [_base_result(r, by_index.get(r["index"], [])) for r in results]
+
+
 def _base_result(result: dict[str, Any], steps: list[Step]) -> dict[str, Any]:
     """What is stored per event: its result without writes, how many Lotline events it writes (``calls``)
-    and the lots it creates (``creates``)."""
+    and the lots it creates (``creates``); ``steps`` may be all the plan's or the event's own."""
     mine = [s for s in steps if s.index == result["index"]]
     creates = [list(s.key) for s in mine if s.action == "create" and s.key] + [
         list(o["key"]) for s in mine if s.action == "transform" for o in s.outputs
@@ -192,11 +233,13 @@ def _base_result(result: dict[str, Any], steps: list[Step]) -> dict[str, Any]:
 # ------------------------------------------------------------------ reading
 
 
-def get(ctx: Ctx, org: Organisation, job_id: int) -> CaptureJob:
-    """Job ``job_id`` if ``org`` sent it; NotFound otherwise (another organisation's job does not exist)."""
+def get(ctx: Ctx, org: Organisation, job_id: int, source: str = "epcis") -> CaptureJob:
+    """Job ``job_id`` if ``org`` sent it from ``source``; NotFound otherwise (another organisation's job does
+    not exist, nor is an import an EPCIS capture)."""
     job = ctx.session.get(CaptureJob, job_id)
-    if job is None or job.organisation_id != org.id:
-        raise NotFound(f"no capture job {job_id} of {org.name}", field="job_id", code="unknown_capture_job")
+    if job is None or job.organisation_id != org.id or job.source != source:
+        what = "import" if source == "import" else "capture job"
+        raise NotFound(f"no {what} {job_id} of {org.name}", field="job_id", code=f"unknown_{what.replace(' ', '_')}")
     return job
 
 
@@ -334,8 +377,8 @@ def _resume(runtime: Runtime, job_id: int, replan: bool) -> _Progress | None:
             events = job_events(ctx, job_id)
         if not events and replan and (job.plan or {}).get("mark") != store_mark(ctx):
             try:
-                plan = plan_capture(ctx, job.organisation, job.document)
-            except CaptureRejected as exc:
+                plan = PLANNERS[job.source](ctx, job.organisation, job.document)
+            except REJECTIONS as exc:
                 job.results = [_base_result(r.to_dict(), []) for r in exc.results]  # the new plan's verdicts
                 _set_failed(job, exc)
                 return None
@@ -346,7 +389,7 @@ def _resume(runtime: Runtime, job_id: int, replan: bool) -> _Progress | None:
                 return None
             job.plan = {"steps": [s.to_json() for s in plan.steps], "mark": store_mark(ctx)}
             job.writes_total = plan.calls
-            job.results = [_base_result(r.to_dict(), plan.steps) for r in plan.results]
+            job.results = _base_results([r.to_dict() for r in plan.results], plan.steps)
         steps = [Step.from_json(s) for s in (job.plan or {}).get("steps", [])]
         done = {_parse(e.idempotency_key or "")[1] for e in events}
         first = next((i for i, s in enumerate(steps) if s.number not in done), len(steps))
@@ -387,7 +430,8 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
             writer.flush()
         except LotlineError as exc:
             if not isinstance(exc, ChainUnavailable):
-                exc.field = exc.field or f"epcisBody.eventList[{current.index}]"
+                if job.source == "epcis":
+                    exc.field = exc.field or f"epcisBody.eventList[{current.index}]"
                 exc.index = current.index  # type: ignore[attr-defined]
             raise
         progress.first += len(batch)
