@@ -37,10 +37,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, and_, cast, func, or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import object_session, selectinload
 
 from supply_chain.domain.errors import ChainUnavailable, LotlineError, NotFound
 from supply_chain.services import indexer
+from supply_chain.services.epcis import repository
 from supply_chain.services.epcis.capture import (
     MAX_CALLS_PER_TRANSACTION,
     CaptureRejected,
@@ -51,7 +52,7 @@ from supply_chain.services.epcis.capture import (
     written,
 )
 from supply_chain.services.runtime import Ctx, Runtime
-from supply_chain.store.models import CaptureJob, Event, Organisation
+from supply_chain.store.models import CaptureJob, EpcisEvent, Event, Organisation
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ def submit(
         job.status, job.lease_until, job.started_at = "running", now + LEASE, now
     ctx.session.add(job)
     ctx.session.flush()
+    repository.store(ctx, job, document, job.results)  # type: ignore[arg-type] # validated by plan_capture
     return job, False
 
 
@@ -300,6 +302,8 @@ def run_job(
             assert job is not None
             job.status, job.lease_until, job.finished_at = "done", None, datetime.now(UTC)
             job.error_code = job.error_message = job.error_field = None
+            repository.settle(ctx, job)
+        _anchor(runtime, job_id)
         return "done"
     except _Stopped:
         _requeue(runtime, job_id, None)
@@ -334,7 +338,7 @@ def _resume(runtime: Runtime, job_id: int, replan: bool) -> _Progress | None:
             events = job_events(ctx, job_id)
         if not events and replan and (job.plan or {}).get("mark") != store_mark(ctx):
             try:
-                plan = plan_capture(ctx, job.organisation, job.document)
+                plan = plan_capture(ctx, job.organisation, job.document, exclude_job=job.id)
             except CaptureRejected as exc:
                 job.results = [_base_result(r.to_dict(), []) for r in exc.results]  # the new plan's verdicts
                 _set_failed(job, exc)
@@ -405,6 +409,19 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
 def _set_failed(job: CaptureJob, exc: LotlineError) -> None:
     job.status, job.lease_until, job.finished_at = "failed", None, datetime.now(UTC)
     job.error_code, job.error_message, job.error_field = exc.code, exc.message, exc.field
+    session = object_session(job)
+    if session is not None:
+        session.execute(update(EpcisEvent).where(EpcisEvent.capture_job_id == job.id).values(state="failed"))
+
+
+def _anchor(runtime: Runtime, job_id: int) -> None:
+    """Anchor a done job's events on chain; an unreachable chain leaves the anchor pending (sent later by
+    ``anchor_pending``, at the start of the next pass of jobs)."""
+    try:
+        with runtime.ctx() as ctx:
+            repository.anchor(ctx, job_id)
+    except ChainUnavailable as exc:
+        log.warning("capture job %s: anchor left pending, chain unavailable: %s", job_id, exc.message)
 
 
 def _fail(runtime: Runtime, job_id: int, exc: LotlineError) -> None:
@@ -440,6 +457,7 @@ def _requeue(runtime: Runtime, job_id: int, exc: BaseException | None, *, count:
             job.attempts += 1
             if job.attempts >= MAX_ATTEMPTS:
                 job.status, job.finished_at = "failed", datetime.now(UTC)
+                repository.settle(ctx, job)
                 job.error_message = f"failed after {job.attempts} interrupted attempts: {message}"
         return job.status
 
@@ -498,6 +516,11 @@ def run_pending(
 ) -> dict[int, str]:
     """Run every job that may be taken now, one after the other; returns each one's status."""
     outcome: dict[int, str] = {}
+    try:
+        with runtime.ctx() as ctx:
+            repository.anchor_pending(ctx)
+    except ChainUnavailable as exc:
+        log.warning("EPCIS anchors wait, chain unavailable: %s", exc.message)
     while not stop():
         with runtime.ctx() as ctx:
             ids = [i for i in runnable(ctx) if i not in outcome]
