@@ -215,7 +215,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(app, api_run
     assert not missed, sorted(missed)  # every operation was fuzzed with every role's token and the read token
     statuses = {status for label, status in calls if label == "status"}
     assert {200, 201, 400, 401, 403, 404} <= statuses, statuses
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 1.6 * len(operations)  # a budget per operation (60 s for the first 37)
 
 
 def _fuzz(
