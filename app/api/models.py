@@ -265,11 +265,17 @@ class PathParameters(Query):
     org_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The organisation's id, digits")] = None
     webhook_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The webhook endpoint's id, digits")] = None
     event_type: Annotated[str, Field(pattern=r"^\S{1,200}$", description="An EPCIS event type")] = None
-    epc: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An EPC (URN or Digital Link, '/' may be sent)")] = None
+    epc: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An EPC (URN or Digital Link, '/' may be sent)")] = (
+        None
+    )
     biz_step: Annotated[str, Field(pattern=r"^\S{1,300}$", description="A business step (bare CBV word or URI)")] = None
-    biz_location: Annotated[str, Field(pattern=r"^\S{1,500}$", description="A bizLocation id (URN or Digital Link)")] = None
+    biz_location: Annotated[
+        str, Field(pattern=r"^\S{1,500}$", description="A bizLocation id (URN or Digital Link)")
+    ] = None
     read_point: Annotated[str, Field(pattern=r"^\S{1,500}$", description="A readPoint id (URN or Digital Link)")] = None
-    disposition: Annotated[str, Field(pattern=r"^\S{1,300}$", description="A disposition (bare CBV word or URI)")] = None
+    disposition: Annotated[str, Field(pattern=r"^\S{1,300}$", description="A disposition (bare CBV word or URI)")] = (
+        None
+    )
     event_id: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An eventID or CBV event hash ID")] = None
 
 

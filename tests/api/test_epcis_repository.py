@@ -30,7 +30,7 @@ from supply_chain.services import epcis, orgs, tokens
 from supply_chain.services.epcis import identity, repository
 from supply_chain.services.runtime import Runtime
 from supply_chain.store.models import EpcisAnchor, EpcisEvent, Event, Location, Lot, Organisation, Product
-from tests.api.conftest import Member, make_runtime
+from tests.api.conftest import Member, gln, gtin, make_runtime
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "epcis"
 if not SHARED.exists():
@@ -609,3 +609,37 @@ def test_a_capture_job_anchors_its_events_under_one_root_on_chain(
         proof = repository.proof(ctx, ctx.session.get(Organisation, org), row.event_id)
         assert proof["verified"] is False
         ctx.session.rollback()
+
+
+# ------------------------------------------------------------------ what the lot model keeps
+
+
+def test_a_plain_date_in_lotline_kde_stays_a_date_in_the_lot_model(
+    rc: FlaskClient, repo_runtime: Runtime, members: dict[str, Member]
+) -> None:
+    """A Lotline export writes a plain harvest date as eventTime T00:00 plus the date in ``lotline:kde``;
+    captured again, the payload keeps the plain date (its payload hash does not change)."""
+    receiver = members["receiver"]
+    product, site = gtin("0614999", "00001"), gln("0614999", "00001")
+    with repo_runtime.ctx() as ctx:
+        orgs.register_product(ctx, receiver.org, product, "Kale", unit="kg")
+        orgs.register_location(ctx, receiver.org, site, "Kale field")
+        ctx.session.commit()
+    event = {
+        "type": "ObjectEvent",
+        "eventTime": "2025-05-01T00:00:00+00:00",
+        "eventTimeZoneOffset": "+00:00",
+        "action": "ADD",
+        "bizStep": "commissioning",
+        "quantityList": [{"epcClass": f"https://id.gs1.org/01/{product}/10/KALE-1", "quantity": 10, "uom": "KGM"}],
+        "readPoint": {"id": f"https://id.gs1.org/414/{site}"},
+        "lotline:kde": {"harvest_date": "2025-05-01", "commodity": "kale"},
+    }
+    context = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", {"lotline": "urn:lotline:epcis:"}]
+    job = _capture(rc, receiver, _doc(event, context=context)).get_json()
+    assert job.get("status") == "done" and job["events"][0]["status"] == "captured", job
+    with repo_runtime.ctx() as ctx:
+        lot = ctx.session.scalars(select(Lot).where(Lot.gtin == product, Lot.lot_code == "KALE-1")).one()
+        assert lot.events[0].payload["harvest_date"] == "2025-05-01"
+    served = _event_list(_events(rc, receiver, "EQ_eventID=" + quote(job["events"][0]["hashID"], safe="")))
+    assert [_without_record_time(e) for e in served] == [event]

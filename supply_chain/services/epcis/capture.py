@@ -471,7 +471,7 @@ class _Planner:
                 )
             payload = extra | {
                 "location_gln": gln,
-                kind_spec(kind).date_field: when,
+                kind_spec(kind).date_field: _date(extra, kind_spec(kind).date_field, when),
                 "quantity": quantity,
                 "unit": unit,
                 "epcis_event_id": event.get("eventID"),
@@ -502,7 +502,7 @@ class _Planner:
             quantity, unit = self._quantity(element, where, state.unit)
             payload = extra | {
                 "location_gln": gln,
-                kind_spec(kind).date_field: when,
+                kind_spec(kind).date_field: _date(extra, kind_spec(kind).date_field, when),
                 "quantity": quantity or format_quantity(state.quantity),
                 "unit": unit,
                 "epcis_event_id": event.get("eventID"),
@@ -571,7 +571,7 @@ class _Planner:
                 | {
                     "from_gln": from_gln,
                     "to_gln": to_gln,
-                    "ship_date": when,
+                    "ship_date": _date(extra, "ship_date", when),
                     "quantity": quantity or format_quantity(state.quantity),
                     "unit": unit,
                     "epcis_event_id": event.get("eventID"),
@@ -601,7 +601,7 @@ class _Planner:
                 | {
                     "from_gln": sources.get("location") or offer.get("from_gln"),
                     "to_gln": to_gln,
-                    "receive_date": when,
+                    "receive_date": _date(extra, "receive_date", when),
                     "quantity": quantity or offer.get("quantity") or format_quantity(state.quantity),
                     "unit": unit,
                     "epcis_event_id": event.get("eventID"),
@@ -717,7 +717,7 @@ class _Planner:
         for output, share in zip(outputs, shares, strict=True):
             payload = {k: v for k, v in extra.items() if k not in ("inputs", "quantity", "unit")} | {
                 "location_gln": gln,
-                "transformation_date": when,
+                "transformation_date": _date(extra, "transformation_date", when),
                 "quantity": output["quantity"],
                 "unit": output["unit"],
                 "epcis_event_id": event.get("eventID"),
@@ -809,6 +809,16 @@ def _anchor_payload(readings: list[dict[str, Any]], sensor_id: str | None, gln: 
             "location_gln": gln,
         }
     )
+
+
+def _date(extra: Mapping[str, Any], name: str, when: str) -> str:
+    """The event's date field: the event's time in its own zone, unless the event's ``lotline:kde`` gives the
+    field as a plain date of that same day (a Lotline export of a plain date): then the plain date, so a
+    re-captured event keeps its payload (and payload hash) instead of gaining a time of day."""
+    given = extra.get(name)
+    if isinstance(given, str) and len(given) == 10 and when.startswith(given + "T"):
+        return given
+    return when
 
 
 def _clean(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -1013,9 +1023,10 @@ class CapturePlan:
         return sum(step.calls for step in self.steps)
 
 
-STORED_ONLY = ("unknown_lot",)
+STORED_ONLY = ("unknown_lot", "unknown_gtin", "unknown_gln")
 """Mapping refusals that leave an event stored in the repository but not applied to the lot model (besides
-``Unsupported``): a lot Lotline has never seen cannot be received, shipped or observed here."""
+``Unsupported``): a lot, product or location Lotline has never seen cannot be received, shipped or observed
+here; the event is still kept and reported as ``stored`` with the reason."""
 
 
 def plan_capture(ctx: Ctx, org: Organisation, document: object, *, exclude_job: int | None = None) -> CapturePlan:
