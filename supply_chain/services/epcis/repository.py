@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -77,21 +78,29 @@ def event_moment(event: Mapping[str, Any]) -> datetime | None:
     text = event.get("eventTime")
     if not isinstance(text, str):
         return None
+    # RFC 3339 allows any number of fractional digits; Python reads up to 6 (more cannot matter here)
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.strip().upper().replace("Z", "+00:00"))
     try:
-        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
 
 
 def future_error(event: Mapping[str, Any], index: int, now: datetime | None = None) -> InvalidInput | None:
-    """The refusal of an event whose eventTime lies more than ``FUTURE_SKEW`` ahead of the clock, naming the
-    field; None for an event in the past (or now)."""
+    """The refusal of an event whose eventTime cannot be read or lies more than ``FUTURE_SKEW`` ahead of the
+    clock, naming the field; None for an event in the past (or now)."""
     moment = event_moment(event)
     now = now or datetime.now(UTC)
-    if moment is None or moment <= now + FUTURE_SKEW:
-        return None
     field = f"epcisBody.eventList[{index}].eventTime"
+    if moment is None:
+        return InvalidInput(
+            f"{field}: {str(event.get('eventTime'))[:60]!r} is not an ISO 8601 date-time with a UTC offset",
+            field=field,
+            code="invalid_date",
+        )
+    if moment <= now + FUTURE_SKEW:
+        return None
     return InvalidInput(
         f"{field}: {event.get('eventTime')} is in the future (more than {int(FUTURE_SKEW.total_seconds() // 60)} "
         "minutes after the server's clock); an event is captured once it has happened",
