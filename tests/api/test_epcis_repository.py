@@ -643,3 +643,15 @@ def test_a_plain_date_in_lotline_kde_stays_a_date_in_the_lot_model(
         assert lot.events[0].payload["harvest_date"] == "2025-05-01"
     served = _event_list(_events(rc, receiver, "EQ_eventID=" + quote(job["events"][0]["hashID"], safe="")))
     assert [_without_record_time(e) for e in served] == [event]
+
+
+def test_an_event_another_organisation_captured_is_a_duplicate_without_naming_its_job(
+    rc: FlaskClient, repo_runtime: Runtime, members: dict[str, Member]
+) -> None:
+    event = _object(eventID="urn:uuid:7d0d2f54-0000-4000-8000-0000000000f1")
+    first = _capture(rc, members["receiver"], _doc(event)).get_json()
+    assert first["events"][0]["status"] == "stored"
+    second = _capture(rc, members["other"], _doc(event)).get_json()
+    assert second["events"][0]["status"] == "duplicate"
+    assert "another organisation" in second["events"][0]["reason"]
+    assert f"capture job {first['id']}" not in second["events"][0]["reason"]

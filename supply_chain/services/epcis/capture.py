@@ -1048,7 +1048,7 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object, *, exclude_job: 
         raise InvalidInput(
             "epcisBody.eventList: the document holds no events", field="epcisBody.eventList", code="epcis_empty"
         )
-    identities = repository.identify(ctx, doc, exclude_job=exclude_job)
+    identities = repository.identify(ctx, doc, exclude_job=exclude_job, org_id=org.id)
     planner = _Planner(ctx, org)
     planner.prefetch(events)
     results: list[EventResult] = []

@@ -420,8 +420,8 @@ def _anchor(runtime: Runtime, job_id: int) -> None:
     try:
         with runtime.ctx() as ctx:
             repository.anchor(ctx, job_id)
-    except ChainUnavailable as exc:
-        log.warning("capture job %s: anchor left pending, chain unavailable: %s", job_id, exc.message)
+    except LotlineError as exc:  # the job is done whatever becomes of its anchor; it is retried later
+        log.warning("capture job %s: anchor left pending: %s", job_id, exc.message)
 
 
 def _fail(runtime: Runtime, job_id: int, exc: LotlineError) -> None:
@@ -519,8 +519,8 @@ def run_pending(
     try:
         with runtime.ctx() as ctx:
             repository.anchor_pending(ctx)
-    except ChainUnavailable as exc:
-        log.warning("EPCIS anchors wait, chain unavailable: %s", exc.message)
+    except LotlineError as exc:
+        log.warning("EPCIS anchors wait: %s", exc.message)
     while not stop():
         with runtime.ctx() as ctx:
             ids = [i for i in runnable(ctx) if i not in outcome]

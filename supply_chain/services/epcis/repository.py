@@ -113,7 +113,9 @@ def _live() -> Any:
     return EpcisEvent.state != "failed"
 
 
-def identify(ctx: Ctx, document: Mapping[str, Any], *, exclude_job: int | None = None) -> list[Identity]:
+def identify(
+    ctx: Ctx, document: Mapping[str, Any], *, exclude_job: int | None = None, org_id: int | None = None
+) -> list[Identity]:
     """The hash ID of every event and whether it is a duplicate: of an earlier event of the document (same
     eventID and same hash ID, or same hash ID), or of an event already captured (same eventID or hash ID;
     ``exclude_job``: a job's own stored events do not count, when it is planned again)."""
@@ -125,16 +127,22 @@ def identify(ctx: Ctx, document: Mapping[str, Any], *, exclude_job: int | None =
     ]
     event_ids = {e["eventID"] for e in events if isinstance(e.get("eventID"), str)}
     stored = select(
-        EpcisEvent.event_id, EpcisEvent.hash_id, EpcisEvent.has_error_declaration, EpcisEvent.capture_job_id
+        EpcisEvent.event_id,
+        EpcisEvent.hash_id,
+        EpcisEvent.has_error_declaration,
+        EpcisEvent.capture_job_id,
+        EpcisEvent.organisation_id,
     )
     stored = stored.where(_live(), or_(EpcisEvent.hash_id.in_(set(ids)), EpcisEvent.event_id.in_(event_ids)))
     if exclude_job is not None:
         stored = stored.where(EpcisEvent.capture_job_id != exclude_job)
-    known: dict[tuple[str, bool], int] = {}
-    for event_id, hash_id, declared, job in ctx.session.execute(stored):
-        known.setdefault((hash_id, declared), job)
+    known: dict[tuple[str, bool], str] = {}
+    for event_id, hash_id, declared, job, owner in ctx.session.execute(stored):
+        # another organisation's job is not named: its jobs are its own (the capture answer says no more)
+        where = f"capture job {job}" if org_id is None or owner == org_id else "another organisation"
+        known.setdefault((hash_id, declared), where)
         if event_id:
-            known.setdefault((event_id, declared), job)
+            known.setdefault((event_id, declared), where)
     seen: dict[tuple[str, bool], int] = {}
     for index, (event, identity) in enumerate(zip(events, out, strict=True)):
         keys = [(identity.hash_id, identity.declaration)]
@@ -143,8 +151,8 @@ def identify(ctx: Ctx, document: Mapping[str, Any], *, exclude_job: int | None =
         earlier = next((seen[k] for k in keys if k in seen), None)
         if earlier is not None and _same(events[earlier], event, out[earlier], identity):
             identity.duplicate_of = f"event {earlier} of this document"
-        elif (job := next((known[k] for k in keys if k in known), None)) is not None:
-            identity.duplicate_of = f"an event captured by capture job {job}"
+        elif (where := next((known[k] for k in keys if k in known), None)) is not None:
+            identity.duplicate_of = f"an event captured by {where}"
         for key in keys:
             seen.setdefault(key, index)
     return out
