@@ -264,6 +264,19 @@ class PathParameters(Query):
     job_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The capture job's id, digits")] = None
     org_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The organisation's id, digits")] = None
     webhook_id: Annotated[str, Field(pattern="^[0-9]{1,9}$", description="The webhook endpoint's id, digits")] = None
+    event_type: Annotated[str, Field(pattern=r"^\S{1,200}$", description="An EPCIS event type")] = None
+    epc: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An EPC (URN or Digital Link, '/' may be sent)")] = (
+        None
+    )
+    biz_step: Annotated[str, Field(pattern=r"^\S{1,300}$", description="A business step (bare CBV word or URI)")] = None
+    biz_location: Annotated[
+        str, Field(pattern=r"^\S{1,500}$", description="A bizLocation id (URN or Digital Link)")
+    ] = None
+    read_point: Annotated[str, Field(pattern=r"^\S{1,500}$", description="A readPoint id (URN or Digital Link)")] = None
+    disposition: Annotated[str, Field(pattern=r"^\S{1,300}$", description="A disposition (bare CBV word or URI)")] = (
+        None
+    )
+    event_id: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An eventID or CBV event hash ID")] = None
 
 
 def _whole_number(value: Any) -> Any:
@@ -309,6 +322,67 @@ class TraceQuery(Query):
     direction: Annotated[
         Direction, Field(description="backward: every lot it was made from; forward: every lot made from it.")
     ] = "backward"
+
+
+def _epcis_param(description: str) -> Any:
+    return Field(default=None, description=description, max_length=2000)
+
+
+class EpcisEventQuery(Query):
+    """The EPCIS 2.0 standard query parameters (section 8.2.7.1) Lotline answers. A parameter naming several
+    values takes them separated by ``|`` (or repeated); identifiers match in URN or Digital Link form."""
+
+    eventType: Annotated[str, _epcis_param("ObjectEvent, AggregationEvent, AssociationEvent, ...")] = None  # noqa: N815
+    GE_eventTime: Annotated[str, _epcis_param("eventTime at or after (ISO 8601 with offset)")] = None  # noqa: N815
+    LT_eventTime: Annotated[str, _epcis_param("eventTime before")] = None  # noqa: N815
+    GE_recordTime: Annotated[str, _epcis_param("recordTime (capture) at or after")] = None  # noqa: N815
+    LT_recordTime: Annotated[str, _epcis_param("recordTime before")] = None  # noqa: N815
+    EQ_bizStep: Annotated[str, _epcis_param("bizStep (bare CBV word or URI)")] = None  # noqa: N815
+    EQ_disposition: Annotated[str, _epcis_param("disposition (bare CBV word or URI)")] = None  # noqa: N815
+    EQ_readPoint: Annotated[str, _epcis_param("readPoint id (SGLN URN or Digital Link)")] = None  # noqa: N815
+    EQ_bizLocation: Annotated[str, _epcis_param("bizLocation id")] = None  # noqa: N815
+    EQ_eventID: Annotated[str, _epcis_param("eventID, or CBV event hash ID")] = None  # noqa: N815
+    MATCH_epc: Annotated[str, _epcis_param("an EPC in epcList, childEPCs, inputEPCList or outputEPCList")] = None  # noqa: N815
+    MATCH_anyEPC: Annotated[str, _epcis_param("as MATCH_epc, or parentID")] = None  # noqa: N815
+    MATCH_parentID: Annotated[str, _epcis_param("parentID")] = None  # noqa: N815
+    MATCH_epcClass: Annotated[str, _epcis_param("epcClass of a quantity element")] = None  # noqa: N815
+    EXISTS_errorDeclaration: Annotated[str, _epcis_param("only events carrying errorDeclaration")] = None  # noqa: N815
+    perPage: Annotated[str, _epcis_param("events per page, 1-500 (default 30)")] = None  # noqa: N815
+    nextPageToken: Annotated[str, _epcis_param("the token of the next page (from the Link header)")] = None  # noqa: N815
+
+
+class EPCISQueryDocument(BaseModel):
+    """An EPCIS 2.0 query document: ``epcisBody.queryResults.resultsBody.eventList`` holds the events, each
+    as captured, with ``recordTime``. The next page, if any, is named by the ``Link`` header
+    (``rel="next"``, with ``nextPageToken``)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    context: Annotated[Any, Field(alias="@context")] = None
+    type: Any = None
+    schemaVersion: Any = None  # noqa: N815
+    creationDate: Any = None  # noqa: N815
+    epcisBody: Any = None  # noqa: N815
+
+
+class EpcisEventTypes(Schema):
+    type: str
+    member: list[str]
+
+
+class EpcisAnchor(Schema):
+    eventID: str | None = None  # noqa: N815
+    hashID: str  # noqa: N815
+    leaf: Annotated[str, Field(description="keccak256 of the event's RFC 8785 canonical JSON, without recordTime")]
+    leafIndex: int  # noqa: N815
+    proof: Annotated[list[str], Field(description="Sibling hashes from the leaf up to the root")]
+    merkleRoot: str | None = None  # noqa: N815
+    anchor: dict[str, Any] | None = None
+    verified: Annotated[bool, Field(description="The proof leads to the root sent on chain")] = None
+    erroneous: Annotated[bool, Field(description="A captured errorDeclaration names this event")]
+    errorDeclaration: dict[str, Any] | None = None  # noqa: N815
+    applied: Annotated[bool, Field(description="It drives the lot model")]
+    note: str | None = None
 
 
 class EpcisExportQuery(Query):
@@ -500,8 +574,16 @@ class CaptureEventResult(Schema):
     index: int
     type: str | None = None
     eventID: str | None = None  # noqa: N815
+    hashID: Annotated[str | None, Field(description="The CBV 2.0 event hash ID")] = None  # noqa: N815
     bizStep: str | None = None  # noqa: N815
-    status: Literal["captured", "accepted", "rejected", "unsupported"]
+    status: Annotated[
+        Literal["captured", "accepted", "stored", "duplicate", "rejected"],
+        Field(
+            description="captured/accepted: drives the lot model (written / not yet); stored: kept in the event "
+            "repository only (code not_mapped, unknown_lot or error_declaration); duplicate: already captured, "
+            "not stored or applied again; rejected: refused (the whole document is then refused)"
+        ),
+    ]
     code: str | None = None
     reason: str | None = None
     field: str | None = None

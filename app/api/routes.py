@@ -13,6 +13,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import or_, select
@@ -40,7 +41,9 @@ from supply_chain.services import lots as lot_service
 from supply_chain.services import recalls as recall_service
 from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.epcis import masterdata as epcis_masterdata
+from supply_chain.services.epcis import repository
 from supply_chain.services.epcis import xml as epcis_xml
+from supply_chain.services.epcis.vocabulary import CONTEXT
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import CaptureJob, Event, Location, Lot, Organisation, Product, WebhookEndpoint
 
@@ -985,6 +988,140 @@ def list_capture_jobs(call: Call) -> Response:
     """The organisation's capture jobs, newest first, without their per-event results."""
     statement = select(CaptureJob).where(CaptureJob.organisation_id == call.org.id)
     return page(call, statement, CaptureJob.id, lambda job: _job_json(call, job, events=False), descending=True)
+
+
+# ------------------------------------------------------------------ EPCIS query interface (REST binding)
+
+EPCIS_EVENTS = ("An EPCIS 2.0 query document", {EPCIS_MEDIA: models.EPCISQueryDocument})
+
+
+def _epcis_events(call: Call, extra: dict[str, str] | None = None) -> Response:
+    """Answer a query: the standard parameters of the URL (``request.args``, each possibly repeated) and a
+    filter named by the path, as an EPCIS query document; ``Link: <...>; rel="next"`` names the next page."""
+    args = {name: request.args.getlist(name) for name in request.args}
+    for name, value in (extra or {}).items():
+        args[name] = [value]
+    query = repository.parse_query(args)
+    rows, next_token = repository.query(call.ctx, call.org, query)
+    document = repository.query_document(rows, context=CONTEXT)
+    response = Response(json.dumps(document, ensure_ascii=False), mimetype=EPCIS_MEDIA)
+    response.headers["GS1-EPCIS-Version"] = "2.0.0"
+    response.headers["GS1-CBV-Version"] = "2.0.0"
+    if next_token:
+        params = [(k, v) for k, v in request.args.items(multi=True) if k != "nextPageToken"]
+        params.append(("nextPageToken", next_token))
+        response.headers["Link"] = f'<{request.base_url}?{urlencode(params)}>; rel="next"'
+    return response
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/events",
+    "queryEpcisEvents",
+    summary="Query EPCIS events",
+    tag="EPCIS query",
+    query=models.EpcisEventQuery,
+    responses={200: EPCIS_EVENTS},
+)
+def query_epcis_events(call: Call) -> Response:
+    """The captured EPCIS events matching the standard query parameters, each exactly as captured plus
+    `recordTime`, oldest capture first, `perPage` at a time (default 30). An organisation sees the events it
+    captured; inspectors and regulators see every captured event (docs/epcis.md, "Who sees which events")."""
+    return _epcis_events(call)
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/events/{event_id}",
+    "getEpcisEvent",
+    summary="Show one EPCIS event",
+    tag="EPCIS query",
+    responses={200: EPCIS_EVENTS},
+)
+def get_epcis_event(call: Call) -> Response:
+    """One captured event by its eventID (or its CBV event hash ID), as a query document; 404 if none is
+    visible. An error declaration shares its eventID with the event it declares: both are answered."""
+    response = _epcis_events(call, {"EQ_eventID": call.path["event_id"]})
+    if not json.loads(response.get_data())["epcisBody"]["queryResults"]["resultsBody"]["eventList"]:
+        raise NotFound(f"no EPCIS event {call.path['event_id']} visible to {call.org.name}", code="unknown_event")
+    return response
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/events/{event_id}/anchor",
+    "getEpcisEventAnchor",
+    summary="Show an EPCIS event's on-chain anchor",
+    tag="EPCIS query",
+    responses={200: models.EpcisAnchor},
+)
+def get_epcis_event_anchor(call: Call) -> Response:
+    """The event's inclusion proof: its leaf (keccak256 of its canonical JSON as captured), the sibling
+    hashes up to its capture job's Merkle root, the anchoring transaction and whether they agree with the
+    chain now; whether an error declaration marked it erroneous (naming the corrective events)."""
+    return jsonify(repository.proof(call.ctx, call.org, call.path["event_id"]))
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/eventTypes",
+    "listEpcisEventTypes",
+    summary="List EPCIS event types",
+    tag="EPCIS query",
+    responses={200: models.EpcisEventTypes},
+)
+def list_epcis_event_types(call: Call) -> Response:
+    """The event types this repository captures and answers: the five of EPCIS 2.0."""
+    return jsonify({"@context": CONTEXT[0], "type": "Collection", "member": list(repository.EVENT_TYPES)})
+
+
+def _by_path(path: str, operation_id: str, name: str, parameter: str, what: str) -> None:
+    def view(call: Call) -> Response:
+        return _epcis_events(call, {parameter: call.path[name]})
+
+    view.__doc__ = f"The captured events {what}, as a query document (the standard query parameters narrow it further)."
+    operation(
+        bp,
+        "GET",
+        path,
+        operation_id,
+        summary=f"Query EPCIS events by {name.replace('_', ' ')}",
+        tag="EPCIS query",
+        query=models.EpcisEventQuery,
+        responses={200: EPCIS_EVENTS},
+    )(view)
+
+
+_by_path("/epcis/eventTypes/{event_type}/events", "queryEpcisEventsByType", "event_type", "eventType", "of one type")
+_by_path("/epcis/epcs/{epc}/events", "queryEpcisEventsByEpc", "epc", "MATCH_anyEPC", "naming an EPC")
+_by_path(
+    "/epcis/bizSteps/{biz_step}/events", "queryEpcisEventsByBizStep", "biz_step", "EQ_bizStep", "of a business step"
+)
+_by_path(
+    "/epcis/bizLocations/{biz_location}/events",
+    "queryEpcisEventsByBizLocation",
+    "biz_location",
+    "EQ_bizLocation",
+    "at a business location",
+)
+_by_path(
+    "/epcis/readPoints/{read_point}/events",
+    "queryEpcisEventsByReadPoint",
+    "read_point",
+    "EQ_readPoint",
+    "at a read point",
+)
+_by_path(
+    "/epcis/dispositions/{disposition}/events",
+    "queryEpcisEventsByDisposition",
+    "disposition",
+    "EQ_disposition",
+    "with a disposition",
+)
 
 
 def _job_href(job_id: int) -> str:

@@ -120,7 +120,7 @@ class Operation:
     @property
     def rule(self) -> str:
         """The Flask rule: ``{lot}`` may hold '/' (GS1 lot codes can), ``{x}`` is one path segment."""
-        return re.sub(r"\{(\w+)\}", lambda m: f"<path:{m[1]}>" if m[1] == "lot" else f"<{m[1]}>", self.path)
+        return re.sub(r"\{(\w+)\}", lambda m: f"<path:{m[1]}>" if m[1] in _SLASHED else f"<{m[1]}>", self.path)
 
     @property
     def body_required(self) -> bool:
@@ -131,6 +131,9 @@ def needs_body(model: type[BaseModel]) -> bool:
     """A body whose model needs no field may be left out (receiving takes its KDEs from the shipment)."""
     return any(f.is_required() for f in model.model_fields.values())
 
+
+_SLASHED = frozenset({"lot", "epc", "biz_step", "biz_location", "read_point", "disposition", "event_id"})
+"""Path parameters that may hold '/' (lot codes, URIs), sent as is or as %2F."""
 
 OPERATIONS: list[Operation] = []
 _BY_ID: dict[str, Operation] = {}  # operation id (the endpoint's name) -> operation

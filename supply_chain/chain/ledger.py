@@ -59,6 +59,7 @@ def role_id(name: str) -> bytes:
 
 ROLE_BY_ID = {role_id(name): name for name in ROLE_NAMES}
 
+
 class Call(NamedTuple):
     """One LotLedger call, not yet sent: the function and its ABI arguments. The services plan their writes as
     rows plus calls built here (never as hand-written tuples) and `writes.execute` sends them in one
@@ -358,6 +359,41 @@ class Ledger:
             function=function,
             data=data,
         )
+
+    def prepare_anchor(self, signer: LocalAccount, data: bytes) -> PreparedTx:
+        """Sign a zero-value transaction from ``signer`` to its own address carrying ``data`` (an anchor: a
+        Merkle root the chain then dates and attributes to the signer; no contract is called)."""
+        call = {"from": signer.address, "to": signer.address, "data": "0x" + bytes(data).hex()}
+        with chain_guard("anchor"):
+            lock = self._nonce_lock(signer.address)
+            with lock:
+                nonce = max(
+                    self.w3.eth.get_transaction_count(signer.address, "pending"),
+                    self._next_nonce.get(signer.address, 0),
+                )
+                self._next_nonce[signer.address] = nonce + 1
+            gas = 21_000 + 16 * len(data) + 10_000
+            tx = _fees(self.w3) | call | {"nonce": nonce, "chainId": self.chain_id(), "gas": gas, "value": 0}
+            signed = signer.sign_transaction(tx)
+        return PreparedTx(
+            tx_hash=_hex(signed.hash),
+            raw=bytes(signed.raw_transaction),
+            sender=signer.address,
+            nonce=nonce,
+            function="anchor",
+            data=call["data"],
+        )
+
+    def transaction_input(self, tx_hash: str) -> tuple[str, str, bytes, int | None] | None:
+        """(sender, recipient, data, block number) of a transaction, or None if the node does not know it."""
+        with chain_guard("transaction lookup"):
+            try:
+                tx = self.w3.eth.get_transaction(tx_hash)
+            except TransactionNotFound:
+                return None
+        data = tx["input"]
+        raw = bytes(data) if not isinstance(data, str) else bytes.fromhex(data.removeprefix("0x"))
+        return str(tx["from"]), str(tx["to"]), raw, tx.get("blockNumber")
 
     def abandon(self, prepared: PreparedTx) -> None:
         """Give back the nonce of a prepared transaction that will not be sent (the caller's own write

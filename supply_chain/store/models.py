@@ -1139,6 +1139,87 @@ class CaptureJob(Base):
         return _choice(value, CAPTURE_JOB_STATUSES, "status")
 
 
+EPCIS_EVENT_STATES = ("pending", "captured", "failed")
+"""pending: its capture job has not finished; captured: the job is done (the event is served by queries);
+failed: the job failed, so the document was not captured (kept for the job's report, never served)."""
+
+
+class EpcisEvent(Base):
+    """One EPCIS event exactly as a captured document held it (``services.epcis.repository``).
+
+    ``body`` is the event object as sent (every standard field, ILMD, sensor elements, certification info,
+    error declaration, user extensions) and ``context`` the document's ``@context``, so the event is served
+    again as it came. The columns beside it are what the standard query parameters ask for. ``leaf`` is the
+    keccak256 of the body's canonical JSON: the leaf of the capture job's Merkle tree (``EpcisAnchor``).
+    """
+
+    __tablename__ = "epcis_events"
+    __table_args__ = (
+        CheckConstraint(_in("state", EPCIS_EVENT_STATES), name="state"),
+        UniqueConstraint("capture_job_id", "position"),
+        Index("ix_epcis_events_org_time", "organisation_id", "event_time"),
+    )
+
+    id: Mapped[int] = mapped_column(LargeId, primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    """The capturing organisation."""
+    capture_job_id: Mapped[int] = mapped_column(ForeignKey("capture_jobs.id"), index=True)
+    position: Mapped[int]
+    """The event's index in the captured document's eventList."""
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether it drives the lot model (lots, CTEs, custody, transformations, sensor anchors)."""
+    note: Mapped[str | None] = mapped_column(String(64))
+    """Why it is stored only (not applied): ``not_mapped``, ``unknown_lot``, ``error_declaration``."""
+    event_type: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(500), index=True)
+    hash_id: Mapped[str] = mapped_column(String(120), index=True)
+    """The CBV 2.0 event hash ID (``ni:///sha-256;...?ver=CBV2.0``)."""
+    event_time: Mapped[datetime] = mapped_column(index=True)
+    record_time: Mapped[datetime] = mapped_column(index=True)
+    action: Mapped[str | None] = mapped_column(String(8))
+    biz_step: Mapped[str | None] = mapped_column(String(300), index=True)
+    """The bare CBV word (``shipping``) or the URI of a non-CBV step."""
+    disposition: Mapped[str | None] = mapped_column(String(300), index=True)
+    read_point: Mapped[str | None] = mapped_column(String(300), index=True)
+    biz_location: Mapped[str | None] = mapped_column(String(300), index=True)
+    has_error_declaration: Mapped[bool] = mapped_column(Boolean, default=False)
+    declared_erroneous_by_id: Mapped[int | None] = mapped_column(LargeId, ForeignKey("epcis_events.id"))
+    """Set on an event another captured event declared erroneous (its ``errorDeclaration``)."""
+    body: Mapped[dict[str, Any]]
+    context: Mapped[Any] = mapped_column(json_document(), nullable=True)
+    leaf: Mapped[str] = mapped_column(Hash32)
+
+
+class EpcisEventEpc(Base):
+    """An identifier an EPCIS event names, in its GS1 Digital Link form where it has one (``MATCH_*``)."""
+
+    __tablename__ = "epcis_event_epcs"
+
+    id: Mapped[int] = mapped_column(LargeId, primary_key=True)
+    event_pk: Mapped[int] = mapped_column(LargeId, ForeignKey("epcis_events.id"), index=True)
+    role: Mapped[str] = mapped_column(String(8))
+    """epc (epcList, childEPCs, inputEPCList, outputEPCList), parent (parentID), class (the quantity lists)."""
+    epc: Mapped[str] = mapped_column(String(500), index=True)
+
+
+class EpcisAnchor(Base):
+    """The on-chain anchor of one capture job's EPCIS events: the Merkle root over their leaves (in document
+    order), sent by the capturing organisation's key as the data of a transaction to its own address."""
+
+    __tablename__ = "epcis_anchors"
+
+    capture_job_id: Mapped[int] = mapped_column(ForeignKey("capture_jobs.id"), primary_key=True)
+    merkle_root: Mapped[str] = mapped_column(Hash32)
+    leaf_count: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    """pending (not sent or not mined yet) | confirmed."""
+    tx_hash: Mapped[str | None] = mapped_column(Hash32)
+    block_number: Mapped[int | None]
+    sender: Mapped[str | None] = mapped_column(Address)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WebhookEndpoint(Base):
     """An organisation's HTTPS endpoint that receives its notifications as signed JSON (``services.delivery``).
 

@@ -11,9 +11,14 @@ The mapping table is in docs/epcis.md.
 Capture (`capture`): a document is validated against the EPCIS 2.0 JSON Schema (a failure names the path),
 then every event is mapped to Lotline writes and checked against the store and the caller's rights -
 registered GTINs and GLNs, product ownership, custody, status, quantities - on a simulated state, in document
-order. If any event is unsupported or invalid the whole document is rejected (``CaptureRejected``, 422) with a
-result per event and nothing is written (``plan_capture``). Otherwise the writes are sent as multicall
-transactions of up to ``MAX_CALLS_PER_TRANSACTION`` calls (one transaction for an ordinary document).
+order. An event with no Lotline counterpart (or naming a lot, product or location Lotline does not know) is
+stored only; an event already captured is a duplicate; if any event is refused by the rules the whole document
+is rejected (``CaptureRejected``, 422) with a result per event and nothing is written (``plan_capture``).
+Otherwise the writes are sent as multicall transactions of up to ``MAX_CALLS_PER_TRANSACTION`` calls (one transaction for an ordinary document).
+
+The event repository (``repository``): every event of an accepted document kept as sent, with its CBV 2.0
+event hash ID (``identity``), anchored on chain per capture job (a Merkle root), and served by the standard
+query interface (docs/epcis.md, "The event repository").
 
 Capture jobs (``jobs``): the API stores an accepted document as a job and writes it in bounded batches, in the
 background for a large document, resumable after a crash (docs/epcis.md, "Capture jobs").

@@ -26,6 +26,7 @@ from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity
 from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
+from supply_chain.services.epcis import repository
 from supply_chain.services.epcis.vocabulary import (
     BT_TYPES,
     UOM_TO_UNIT,
@@ -71,17 +72,19 @@ class EventResult:
     type: str | None
     event_id: str | None
     biz_step: str | None
-    status: str = "accepted"  # accepted (valid) | captured | rejected | unsupported
+    status: str = "accepted"  # accepted (valid) | captured | stored | duplicate | rejected
     code: str | None = None
     reason: str | None = None
     field: str | None = None
     writes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    hash_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "type": self.type,
             "eventID": self.event_id,
+            "hashID": self.hash_id,
             "bizStep": self.biz_step,
             "status": self.status,
             "code": self.code,
@@ -480,7 +483,7 @@ class Planner:
                 )
             payload = extra | {
                 "location_gln": gln,
-                kind_spec(kind).date_field: when,
+                kind_spec(kind).date_field: _date(extra, kind_spec(kind).date_field, when),
                 "quantity": quantity,
                 "unit": unit,
                 "epcis_event_id": event.get("eventID"),
@@ -511,7 +514,7 @@ class Planner:
             quantity, unit = self._quantity(element, where, state.unit)
             payload = extra | {
                 "location_gln": gln,
-                kind_spec(kind).date_field: when,
+                kind_spec(kind).date_field: _date(extra, kind_spec(kind).date_field, when),
                 "quantity": quantity or format_quantity(state.quantity),
                 "unit": unit,
                 "epcis_event_id": event.get("eventID"),
@@ -580,7 +583,7 @@ class Planner:
                 | {
                     "from_gln": from_gln,
                     "to_gln": to_gln,
-                    "ship_date": when,
+                    "ship_date": _date(extra, "ship_date", when),
                     "quantity": quantity or format_quantity(state.quantity),
                     "unit": unit,
                     "epcis_event_id": event.get("eventID"),
@@ -610,7 +613,7 @@ class Planner:
                 | {
                     "from_gln": sources.get("location") or offer.get("from_gln"),
                     "to_gln": to_gln,
-                    "receive_date": when,
+                    "receive_date": _date(extra, "receive_date", when),
                     "quantity": quantity or offer.get("quantity") or format_quantity(state.quantity),
                     "unit": unit,
                     "epcis_event_id": event.get("eventID"),
@@ -675,7 +678,10 @@ class Planner:
         return writes
 
     def _transformation(self, index: int, event: Mapping[str, Any], path: str) -> Step:
-        self.role(_CREATOR_ROLES, "transform lots")
+        # whether the event maps at all (its identifiers name lots) is asked before who may record it
+        for name in ("inputQuantityList", "outputQuantityList"):
+            for j, element in enumerate(event.get(name) or []):
+                parse_lot_uri(element.get("epcClass"), f"{path}.{name}[{j}].epcClass")
         for name in ("inputEPCList", "outputEPCList"):
             for j, uri in enumerate(event.get(name) or []):
                 parse_lot_uri(uri, f"{path}.{name}[{j}]")
@@ -684,6 +690,7 @@ class Planner:
                     field=f"{path}.{name}[{j}]",
                     code="missing_quantity",
                 )
+        self.role(_CREATOR_ROLES, "transform lots")
         gln = self._place(event, path, own=True)
         when = local_time(event, path)
         extra = dict(event["lotline:kde"]) if isinstance(event.get("lotline:kde"), Mapping) else {}
@@ -722,7 +729,7 @@ class Planner:
         for output, share in zip(outputs, shares, strict=True):
             payload = {k: v for k, v in extra.items() if k not in ("inputs", "quantity", "unit")} | {
                 "location_gln": gln,
-                "transformation_date": when,
+                "transformation_date": _date(extra, "transformation_date", when),
                 "quantity": output["quantity"],
                 "unit": output["unit"],
                 "epcis_event_id": event.get("eventID"),
@@ -814,6 +821,16 @@ def _anchor_payload(readings: list[dict[str, Any]], sensor_id: str | None, gln: 
             "location_gln": gln,
         }
     )
+
+
+def _date(extra: Mapping[str, Any], name: str, when: str) -> str:
+    """The event's date field: the event's time in its own zone, unless the event's ``lotline:kde`` gives the
+    field as a plain date of that same day (a Lotline export of a plain date): then the plain date, so a
+    re-captured event keeps its payload (and payload hash) instead of gaining a time of day."""
+    given = extra.get(name)
+    if isinstance(given, str) and len(given) == 10 and when.startswith(given + "T"):
+        return given
+    return when
 
 
 def _clean(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -1030,11 +1047,24 @@ class CapturePlan:
         return sum(step.calls for step in self.steps)
 
 
-def plan_capture(ctx: Ctx, org: Organisation, document: object) -> CapturePlan:
-    """Validate an EPCIS 2.0 document for ``org``, map every event to Lotline steps on a simulated state and
+STORED_ONLY = ("unknown_lot", "unknown_gtin", "unknown_gln")
+"""Mapping refusals that leave an event stored in the repository but not applied to the lot model (besides
+``Unsupported``): a lot, product or location Lotline has never seen cannot be received, shipped or observed
+here; the event is still kept and reported as ``stored`` with the reason."""
+
+
+def plan_capture(ctx: Ctx, org: Organisation, document: object, *, exclude_job: int | None = None) -> CapturePlan:
+    """Validate an EPCIS 2.0 document for ``org``, identify every event (hash ID, duplicates, error
+    declarations, eventTime not in the future), map the others to Lotline steps on a simulated state and
     rehearse the steps' rows (rolled back): nothing is written.
 
-    Raises InvalidInput (schema, an empty document) or CaptureRejected (422, a result per event).
+    Every event ends as ``accepted`` (it drives the lot model), ``stored`` (kept in the event repository only:
+    no Lotline counterpart, an unknown lot, or an error declaration, with the reason), ``duplicate`` (already
+    captured: neither stored again nor applied) or ``rejected``. ``exclude_job``: the job being planned again
+    (its own stored events are not duplicates).
+
+    Raises InvalidInput (schema, an empty document, a JSON-LD context that cannot be read) or CaptureRejected
+    (422, a result per event) if any event is rejected.
     """
     doc = validate_document(document)
     events = doc["epcisBody"]["eventList"]
@@ -1042,32 +1072,64 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object) -> CapturePlan:
         raise InvalidInput(
             "epcisBody.eventList: the document holds no events", field="epcisBody.eventList", code="epcis_empty"
         )
+    identities = repository.identify(ctx, doc, exclude_job=exclude_job, org_id=org.id)
     planner = Planner(ctx, org)
     planner.prefetch(events)
     results: list[EventResult] = []
     steps: list[Step] = []
     first_with_id: dict[str, int] = {}
     for index, event in enumerate(events):
+        identity = identities[index]
         result = EventResult(index, event.get("type"), event.get("eventID"), event.get("bizStep"))
+        result.hash_id = identity.hash_id
         results.append(result)
         event_id = event.get("eventID")
-        if isinstance(event_id, str) and first_with_id.setdefault(event_id, index) != index:
-            # EPCIS eventIDs name one event: a second event with the same ID is a copy or a mix-up, and the
-            # exported history could no longer be matched to what was sent
+        if identity.duplicate_of:
+            result.status, result.code = "duplicate", "duplicate_event"
+            result.field = f"epcisBody.eventList[{index}]"
+            result.reason = f"already captured ({identity.duplicate_of}): not stored or applied again"
+            continue
+        if (
+            isinstance(event_id, str)
+            and not identity.declaration
+            and first_with_id.setdefault(event_id, index) != index
+        ):
+            # one eventID on two different events is a mix-up: the history could no longer be matched to
+            # what was sent
             result.status, result.code = "rejected", "duplicate_event_id"
             result.field = f"epcisBody.eventList[{index}].eventID"
             result.reason = f"{result.field}: {event_id} is already the eventID of event {first_with_id[event_id]}"
             continue
+        future = repository.future_error(event, index)
+        if future is not None:
+            result.status, result.code, result.reason, result.field = (
+                "rejected",
+                future.code,
+                future.message,
+                future.field,
+            )
+            continue
+        if identity.declaration:
+            result.status, result.code, result.field = "stored", "error_declaration", f"epcisBody.eventList[{index}]"
+            result.reason = (
+                "an error declaration: stored, and marks the event it names as erroneous once captured; "
+                "it is not applied as new business"
+            )
+            continue
         try:
             steps += planner.plan(index, event)
         except Unsupported as exc:
-            result.status, result.code, result.reason, result.field = "unsupported", exc.code, exc.message, exc.field
+            result.status, result.code, result.reason, result.field = "stored", "not_mapped", exc.message, exc.field
         except LotlineError as exc:
+            if exc.code in STORED_ONLY:
+                result.status, result.code, result.reason = "stored", exc.code, exc.message
+                result.field = exc.field or f"epcisBody.eventList[{index}]"
+                continue
             result.status, result.code, result.reason = "rejected", exc.code, exc.message
             result.field = exc.field or f"epcisBody.eventList[{index}]"
-    if not [r for r in results if r.status in ("rejected", "unsupported")]:
+    if not [r for r in results if r.status == "rejected"]:
         _rehearse(ctx, org, steps, results, planner.checked - planner.on_chain)
-    bad = [r for r in results if r.status in ("rejected", "unsupported")]
+    bad = [r for r in results if r.status == "rejected"]
     if bad:
         first = bad[0]
         raise CaptureRejected(
@@ -1117,5 +1179,6 @@ def capture(ctx: Ctx, org: Organisation, document: object) -> CaptureResult:
     for index, event in writer.written:
         results[index].writes.append(written(event))
     for result in results:
-        result.status = "captured"
+        if result.status == "accepted":
+            result.status = "captured"
     return CaptureResult(results, writer.transactions)

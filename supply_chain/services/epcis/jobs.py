@@ -37,10 +37,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, and_, cast, func, or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import object_session, selectinload
 
 from supply_chain.domain.errors import ChainUnavailable, LotlineError, NotFound
 from supply_chain.services import imports, indexer
+from supply_chain.services.epcis import repository
 from supply_chain.services.epcis.capture import (
     MAX_CALLS_PER_TRANSACTION,
     CapturePlan,
@@ -52,7 +53,7 @@ from supply_chain.services.epcis.capture import (
     written,
 )
 from supply_chain.services.runtime import Ctx, Runtime
-from supply_chain.store.models import CaptureJob, Event, Organisation
+from supply_chain.store.models import CaptureJob, EpcisEvent, Event, Organisation
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ def submit(
         job.status, job.lease_until, job.started_at = "running", now + LEASE, now
     ctx.session.add(job)
     ctx.session.flush()
+    repository.store(ctx, job, document, job.results)  # type: ignore[arg-type] # validated by plan_capture
     return job, False
 
 
@@ -343,6 +345,8 @@ def run_job(
             assert job is not None
             job.status, job.lease_until, job.finished_at = "done", None, datetime.now(UTC)
             job.error_code = job.error_message = job.error_field = None
+            repository.settle(ctx, job)
+        _anchor(runtime, job_id)
         return "done"
     except _Stopped:
         _requeue(runtime, job_id, None)
@@ -377,7 +381,10 @@ def _resume(runtime: Runtime, job_id: int, replan: bool) -> _Progress | None:
             events = job_events(ctx, job_id)
         if not events and replan and (job.plan or {}).get("mark") != store_mark(ctx):
             try:
-                plan = PLANNERS[job.source](ctx, job.organisation, job.document)
+                if job.source == "epcis":  # its own events, stored by an earlier pass, are not duplicates
+                    plan = plan_capture(ctx, job.organisation, job.document, exclude_job=job.id)
+                else:
+                    plan = PLANNERS[job.source](ctx, job.organisation, job.document)
             except REJECTIONS as exc:
                 job.results = [_base_result(r.to_dict(), []) for r in exc.results]  # the new plan's verdicts
                 _set_failed(job, exc)
@@ -449,6 +456,19 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
 def _set_failed(job: CaptureJob, exc: LotlineError) -> None:
     job.status, job.lease_until, job.finished_at = "failed", None, datetime.now(UTC)
     job.error_code, job.error_message, job.error_field = exc.code, exc.message, exc.field
+    session = object_session(job)
+    if session is not None:
+        session.execute(update(EpcisEvent).where(EpcisEvent.capture_job_id == job.id).values(state="failed"))
+
+
+def _anchor(runtime: Runtime, job_id: int) -> None:
+    """Anchor a done job's events on chain; an unreachable chain leaves the anchor pending (sent later by
+    ``anchor_pending``, at the start of the next pass of jobs)."""
+    try:
+        with runtime.ctx() as ctx:
+            repository.anchor(ctx, job_id)
+    except LotlineError as exc:  # the job is done whatever becomes of its anchor; it is retried later
+        log.warning("capture job %s: anchor left pending: %s", job_id, exc.message)
 
 
 def _fail(runtime: Runtime, job_id: int, exc: LotlineError) -> None:
@@ -484,6 +504,7 @@ def _requeue(runtime: Runtime, job_id: int, exc: BaseException | None, *, count:
             job.attempts += 1
             if job.attempts >= MAX_ATTEMPTS:
                 job.status, job.finished_at = "failed", datetime.now(UTC)
+                repository.settle(ctx, job)
                 job.error_message = f"failed after {job.attempts} interrupted attempts: {message}"
         return job.status
 
@@ -542,6 +563,11 @@ def run_pending(
 ) -> dict[int, str]:
     """Run every job that may be taken now, one after the other; returns each one's status."""
     outcome: dict[int, str] = {}
+    try:
+        with runtime.ctx() as ctx:
+            repository.anchor_pending(ctx)
+    except LotlineError as exc:
+        log.warning("EPCIS anchors wait: %s", exc.message)
     while not stop():
         with runtime.ctx() as ctx:
             ids = [i for i in runnable(ctx) if i not in outcome]

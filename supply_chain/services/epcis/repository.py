@@ -1,0 +1,622 @@
+"""The faithful EPCIS event repository: every event of a captured document, kept as it was sent.
+
+Beside the lot model (which captures what maps onto lots, CTEs, custody, transformations and sensor
+anchors), every event of an accepted EPCIS document is stored here exactly - all standard fields, ILMD,
+sensor elements, certification info, persistent disposition, error declarations, user extensions, with the
+document's ``@context`` - and served again by the standard query interface (``query``), equal to what was
+captured plus ``recordTime``.
+
+Identity (``identify``): each event gets its CBV 2.0 event hash ID (``identity.hash_ids``). An event already
+captured (same eventID, or same hash ID) - earlier in the same document or in an earlier document - is a
+duplicate: reported per event and neither stored again nor applied. An event carrying ``errorDeclaration``
+is stored, never applied as new business, and marks the original event (same eventID, else same hash ID,
+captured by the same organisation) as declared erroneous once its job is done.
+
+Anchoring (``anchor``): when a capture job is done, the Merkle root over its stored events' leaves
+(``keccak256`` of each event's RFC 8785 canonical JSON, in document order) is sent on chain by the capturing
+organisation's key, as the data of a transaction to its own address. ``proof`` gives any event's inclusion
+proof: leaf, sibling hashes, root and transaction, so anyone holding the event can check it against the
+chain (docs/epcis.md, "The event repository").
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, or_, select, update
+
+from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
+from supply_chain.domain.hashing import (
+    bytes32,
+    canonical_json,
+    hex32,
+    keccak256,
+    merkle_proof,
+    merkle_root,
+    verify_merkle_proof,
+)
+from supply_chain.services import access
+from supply_chain.services.epcis.identity import GS1_CONTEXTS, hash_ids, normal_epc
+from supply_chain.services.epcis.vocabulary import bare_word
+from supply_chain.services.orgs import signer
+from supply_chain.services.runtime import Ctx
+from supply_chain.services.writes import sender_lock
+from supply_chain.store.models import CaptureJob, EpcisAnchor, EpcisEvent, EpcisEventEpc, Organisation
+
+FUTURE_SKEW = timedelta(minutes=5)
+"""How far past the server's clock an eventTime may lie (clocks drift); later is refused."""
+
+ANCHOR_TAG = b"EPCISv2\x00"
+"""The 8 bytes before the 32-byte Merkle root in an anchor transaction's data."""
+
+EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "AssociationEvent", "TransactionEvent", "TransformationEvent")
+
+# the lists whose members are EPCs (MATCH_epc), the parent (MATCH_parentID), and the quantity lists (classes)
+_EPC_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+_CLASS_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+
+
+# ------------------------------------------------------------------ identity at capture
+
+
+@dataclass
+class Identity:
+    """What capture knows of one event before planning it."""
+
+    hash_id: str
+    duplicate_of: str | None = None  # why it is a duplicate: "event 2 of this document", "capture job 7"
+    declaration: bool = False  # it carries errorDeclaration
+
+
+def event_moment(event: Mapping[str, Any]) -> datetime | None:
+    text = event.get("eventTime")
+    if not isinstance(text, str):
+        return None
+    # RFC 3339 allows any number of fractional digits; Python reads up to 6 (more cannot matter here)
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.strip().upper().replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def future_error(event: Mapping[str, Any], index: int, now: datetime | None = None) -> InvalidInput | None:
+    """The refusal of an event whose eventTime cannot be read or lies more than ``FUTURE_SKEW`` ahead of the
+    clock, naming the field; None for an event in the past (or now)."""
+    moment = event_moment(event)
+    now = now or datetime.now(UTC)
+    field = f"epcisBody.eventList[{index}].eventTime"
+    if moment is None:
+        return InvalidInput(
+            f"{field}: {str(event.get('eventTime'))[:60]!r} is not an ISO 8601 date-time with a UTC offset",
+            field=field,
+            code="invalid_date",
+        )
+    if moment <= now + FUTURE_SKEW:
+        return None
+    return InvalidInput(
+        f"{field}: {event.get('eventTime')} is in the future (more than {int(FUTURE_SKEW.total_seconds() // 60)} "
+        "minutes after the server's clock); an event is captured once it has happened",
+        field=field,
+        code="date_in_future",
+    )
+
+
+def _live() -> Any:
+    return EpcisEvent.state != "failed"
+
+
+def identify(
+    ctx: Ctx, document: Mapping[str, Any], *, exclude_job: int | None = None, org_id: int | None = None
+) -> list[Identity]:
+    """The hash ID of every event and whether it is a duplicate: of an earlier event of the document (same
+    eventID and same hash ID, or same hash ID), or of an event already captured (same eventID or hash ID;
+    ``exclude_job``: a job's own stored events do not count, when it is planned again)."""
+    events = document["epcisBody"]["eventList"]
+    ids = hash_ids(document)
+    out = [
+        Identity(h, declaration=isinstance(e.get("errorDeclaration"), Mapping))
+        for e, h in zip(events, ids, strict=True)
+    ]
+    event_ids = {e["eventID"] for e in events if isinstance(e.get("eventID"), str)}
+    stored = select(
+        EpcisEvent.event_id,
+        EpcisEvent.hash_id,
+        EpcisEvent.has_error_declaration,
+        EpcisEvent.capture_job_id,
+        EpcisEvent.organisation_id,
+    )
+    stored = stored.where(_live(), or_(EpcisEvent.hash_id.in_(set(ids)), EpcisEvent.event_id.in_(event_ids)))
+    if exclude_job is not None:
+        stored = stored.where(EpcisEvent.capture_job_id != exclude_job)
+    known: dict[tuple[str, bool], str] = {}
+    for event_id, hash_id, declared, job, owner in ctx.session.execute(stored):
+        # another organisation's job is not named: its jobs are its own (the capture answer says no more)
+        where = f"capture job {job}" if org_id is None or owner == org_id else "another organisation"
+        known.setdefault((hash_id, declared), where)
+        if event_id:
+            known.setdefault((event_id, declared), where)
+    seen: dict[tuple[str, bool], int] = {}
+    for index, (event, identity) in enumerate(zip(events, out, strict=True)):
+        keys = [(identity.hash_id, identity.declaration)]
+        if isinstance(event.get("eventID"), str):
+            keys.append((event["eventID"], identity.declaration))
+        earlier = next((seen[k] for k in keys if k in seen), None)
+        if earlier is not None and _same(events[earlier], event, out[earlier], identity):
+            identity.duplicate_of = f"event {earlier} of this document"
+        elif (where := next((known[k] for k in keys if k in known), None)) is not None:
+            identity.duplicate_of = f"an event captured by {where}"
+        for key in keys:
+            seen.setdefault(key, index)
+    return out
+
+
+def _same(first: Mapping[str, Any], second: Mapping[str, Any], a: Identity, b: Identity) -> bool:
+    # within one document, one eventID on two different events is a mix-up (refused by capture), not a copy
+    return a.hash_id == b.hash_id or first == second
+
+
+# ------------------------------------------------------------------ storing
+
+
+def leaf(body: Mapping[str, Any]) -> bytes:
+    """The Merkle leaf of an event: keccak256 of its RFC 8785 canonical JSON (as captured, no recordTime)."""
+    return keccak256(canonical_json(body))
+
+
+def _text(value: object) -> str | None:
+    return value[:300] if isinstance(value, str) else None
+
+
+def _place(event: Mapping[str, Any], key: str) -> str | None:
+    value = event.get(key)
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return normal_epc(value["id"])[:300]
+    return None
+
+
+def _identifiers(event: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
+    for name in _EPC_LISTS:
+        for value in event.get(name) or []:
+            if isinstance(value, str):
+                yield "epc", value
+    if isinstance(event.get("parentID"), str):
+        yield "parent", event["parentID"]
+    for name in _CLASS_LISTS:
+        for element in event.get(name) or []:
+            if isinstance(element, Mapping) and isinstance(element.get("epcClass"), str):
+                yield "class", element["epcClass"]
+
+
+def store(
+    ctx: Ctx, job: CaptureJob, document: Mapping[str, Any], results: Sequence[Mapping[str, Any]]
+) -> list[EpcisEvent]:
+    """Store every event of ``document`` that is not a duplicate, for ``job`` (pending until it is done)."""
+    events = document["epcisBody"]["eventList"]
+    now = datetime.now(UTC)
+    rows = []
+    for result in results:
+        if result["status"] == "duplicate":
+            continue
+        event = events[result["index"]]
+        moment = event_moment(event)
+        assert moment is not None  # the schema requires an eventTime with an offset
+        row = EpcisEvent(
+            organisation_id=job.organisation_id,
+            capture_job_id=job.id,
+            position=result["index"],
+            state="pending",
+            applied=result["status"] in ("accepted", "captured"),
+            note=result.get("code") if result["status"] == "stored" else None,
+            event_type=str(event.get("type"))[:64],
+            event_id=event["eventID"][:500] if isinstance(event.get("eventID"), str) else None,
+            hash_id=result["hashID"],
+            event_time=moment,
+            record_time=now,
+            action=_text(event.get("action")),
+            biz_step=_text(bare_word(event.get("bizStep"), "bizstep")),
+            disposition=_text(bare_word(event.get("disposition"), "disp")),
+            read_point=_place(event, "readPoint"),
+            biz_location=_place(event, "bizLocation"),
+            has_error_declaration=isinstance(event.get("errorDeclaration"), Mapping),
+            body=dict(event),
+            context=document.get("@context"),
+            leaf=hex32(leaf(event)),
+        )
+        ctx.session.add(row)
+        rows.append(row)
+    ctx.session.flush()
+    for row in rows:
+        for role, value in _identifiers(row.body):
+            ctx.session.add(EpcisEventEpc(event_pk=row.id, role=role, epc=normal_epc(value)[:500]))
+    ctx.session.flush()
+    return rows
+
+
+def settle(ctx: Ctx, job: CaptureJob) -> None:
+    """Make a job's stored events visible (done) or drop them from view (failed); on done, mark the events
+    its error declarations name and prepare the job's anchor (its Merkle root)."""
+    if job.status == "failed":
+        ctx.session.execute(update(EpcisEvent).where(EpcisEvent.capture_job_id == job.id).values(state="failed"))
+        return
+    if job.status != "done":
+        return
+    ctx.session.execute(
+        update(EpcisEvent)
+        .where(EpcisEvent.capture_job_id == job.id, EpcisEvent.state == "pending")
+        .values(state="captured")
+    )
+    rows = list(
+        ctx.session.scalars(select(EpcisEvent).where(EpcisEvent.capture_job_id == job.id).order_by(EpcisEvent.position))
+    )
+    for row in rows:
+        if row.has_error_declaration:
+            original = _declared(ctx, row)
+            if original is not None and original.declared_erroneous_by_id is None:
+                original.declared_erroneous_by_id = row.id
+    if rows and ctx.session.get(EpcisAnchor, job.id) is None:
+        root = merkle_root([bytes32(r.leaf) for r in rows])
+        ctx.session.add(EpcisAnchor(capture_job_id=job.id, merkle_root=hex32(root), leaf_count=len(rows)))
+    ctx.session.flush()
+
+
+def _declared(ctx: Ctx, declaration: EpcisEvent) -> EpcisEvent | None:
+    """The event a declaration names: same eventID (else same hash ID), captured by the same organisation,
+    without errorDeclaration itself."""
+    match = (
+        EpcisEvent.event_id == declaration.event_id
+        if declaration.event_id
+        else EpcisEvent.hash_id == declaration.hash_id
+    )
+    return ctx.session.scalars(
+        select(EpcisEvent)
+        .where(
+            match,
+            EpcisEvent.state == "captured",
+            EpcisEvent.has_error_declaration.is_(False),
+            EpcisEvent.organisation_id == declaration.organisation_id,
+        )
+        .order_by(EpcisEvent.id)
+    ).first()
+
+
+# ------------------------------------------------------------------ anchoring
+
+
+def anchor(ctx: Ctx, job_id: int) -> EpcisAnchor | None:
+    """Send the anchor of job ``job_id`` if it is not confirmed yet (ChainUnavailable propagates: the anchor
+    stays pending and is sent by the next call, e.g. the next job or ``anchor_pending``)."""
+    row = ctx.session.get(EpcisAnchor, job_id)
+    if row is None or row.status == "confirmed":
+        return row
+    if row.tx_hash:
+        mined = ctx.ledger.receipt(row.tx_hash)
+        if mined is not None and mined.success:
+            row.status, row.block_number = "confirmed", mined.block_number
+            return row
+    job = ctx.session.get(CaptureJob, job_id)
+    assert job is not None
+    account = signer(ctx, job.organisation)
+    with sender_lock(ctx, account.address):
+        prepared = ctx.ledger.prepare_anchor(account, ANCHOR_TAG + bytes32(row.merkle_root))
+        row.tx_hash, row.sender = prepared.tx_hash, prepared.sender
+        ctx.session.flush()
+        result = ctx.ledger.submit(prepared)
+    row.status, row.block_number = "confirmed", result.block_number
+    return row
+
+
+def anchor_pending(ctx: Ctx) -> int:
+    """Send every anchor left pending (the chain was away when its job finished); returns how many."""
+    count = 0
+    for job_id in list(ctx.session.scalars(select(EpcisAnchor.capture_job_id).where(EpcisAnchor.status == "pending"))):
+        anchor(ctx, job_id)
+        count += 1
+    return count
+
+
+def proof(ctx: Ctx, org: Organisation, event_id: str) -> dict[str, Any]:
+    """The inclusion proof of a visible event (by eventID or hash ID): its leaf, the sibling hashes up to its
+    job's Merkle root, the anchor transaction, whether the proof and the chain agree, and whether the event
+    was declared erroneous (by which event, naming the corrective events)."""
+    row = _visible(ctx, org).where(or_(EpcisEvent.event_id == event_id, EpcisEvent.hash_id == event_id))
+    event = ctx.session.scalars(row.order_by(EpcisEvent.id)).first()
+    if event is None:
+        raise NotFound(f"no EPCIS event {event_id} visible to {org.name}", field="eventID", code="unknown_event")
+    siblings = list(
+        ctx.session.scalars(
+            select(EpcisEvent.leaf)
+            .where(EpcisEvent.capture_job_id == event.capture_job_id)
+            .order_by(EpcisEvent.position)
+        )
+    )
+    position = _position(ctx, event)
+    path = merkle_proof([bytes32(x) for x in siblings], position)
+    anchored = ctx.session.get(EpcisAnchor, event.capture_job_id)
+    body_leaf = leaf(event.body)
+    data: dict[str, Any] = {
+        "eventID": event.event_id,
+        "hashID": event.hash_id,
+        "leaf": hex32(body_leaf),
+        "leafIndex": position,
+        "proof": [hex32(p) for p in path],
+        "merkleRoot": anchored.merkle_root if anchored else None,
+        "anchor": None,
+        "erroneous": event.declared_erroneous_by_id is not None,
+        "applied": event.applied,
+        "note": event.note,
+    }
+    if anchored is not None:
+        data["anchor"] = {
+            "status": anchored.status,
+            "txHash": anchored.tx_hash,
+            "blockNumber": anchored.block_number,
+            "sender": anchored.sender,
+            "leafCount": anchored.leaf_count,
+        }
+        data["verified"] = _check_anchor(ctx, anchored, body_leaf, path)
+    if event.declared_erroneous_by_id is not None:
+        declaration = ctx.session.get(EpcisEvent, event.declared_erroneous_by_id)
+        assert declaration is not None
+        declared = declaration.body.get("errorDeclaration") or {}
+        data["errorDeclaration"] = {
+            "declaredBy": declaration.hash_id,
+            "reason": declared.get("reason"),
+            "declarationTime": declared.get("declarationTime"),
+            "correctiveEventIDs": list(declared.get("correctiveEventIDs") or []),
+        }
+    return data
+
+
+def _position(ctx: Ctx, event: EpcisEvent) -> int:
+    rows = list(
+        ctx.session.scalars(
+            select(EpcisEvent.id).where(EpcisEvent.capture_job_id == event.capture_job_id).order_by(EpcisEvent.position)
+        )
+    )
+    return rows.index(event.id)
+
+
+def _check_anchor(ctx: Ctx, anchored: EpcisAnchor, body_leaf: bytes, path: Sequence[bytes]) -> bool:
+    """Whether the stored body's leaf proves into the root, and the root is the data of the anchor
+    transaction, sent by the organisation's key to itself."""
+    root = bytes32(anchored.merkle_root)
+    if not verify_merkle_proof(body_leaf, path, root) or anchored.status != "confirmed" or not anchored.tx_hash:
+        return False
+    try:
+        found = ctx.ledger.transaction_input(anchored.tx_hash)
+    except LotlineError:
+        return False
+    if found is None:
+        return False
+    sender, to, data, _block = found
+    return sender.lower() == to.lower() == (anchored.sender or "").lower() and data == ANCHOR_TAG + root
+
+
+# ------------------------------------------------------------------ querying
+
+
+def _visible(ctx: Ctx, org: Organisation) -> Select[tuple[EpcisEvent]]:
+    """Captured events ``org`` may see: those it captured; oversight (inspectors, regulators) sees all."""
+    statement = select(EpcisEvent).where(EpcisEvent.state == "captured")
+    if access.OVERSIGHT_ROLES & set(org.roles):
+        return statement
+    return statement.where(EpcisEvent.organisation_id == org.id)
+
+
+@dataclass
+class Query:
+    """The standard query parameters Lotline answers (EPCIS 2.0 section 8.2.7.1; REST binding)."""
+
+    event_types: list[str] | None = None
+    ge_event_time: datetime | None = None
+    lt_event_time: datetime | None = None
+    ge_record_time: datetime | None = None
+    lt_record_time: datetime | None = None
+    biz_steps: list[str] | None = None
+    dispositions: list[str] | None = None
+    read_points: list[str] | None = None
+    biz_locations: list[str] | None = None
+    event_ids: list[str] | None = None
+    match_epc: list[str] | None = None
+    match_any_epc: list[str] | None = None
+    match_parent_id: list[str] | None = None
+    match_epc_class: list[str] | None = None
+    exists_error_declaration: bool = False
+    per_page: int = 30
+    after: int | None = None  # the last row id of the previous page (from nextPageToken)
+
+
+QUERY_PARAMETERS = {
+    "eventType": "event_types",
+    "GE_eventTime": "ge_event_time",
+    "LT_eventTime": "lt_event_time",
+    "GE_recordTime": "ge_record_time",
+    "LT_recordTime": "lt_record_time",
+    "EQ_bizStep": "biz_steps",
+    "EQ_disposition": "dispositions",
+    "EQ_readPoint": "read_points",
+    "EQ_bizLocation": "biz_locations",
+    "EQ_eventID": "event_ids",
+    "MATCH_epc": "match_epc",
+    "MATCH_anyEPC": "match_any_epc",
+    "MATCH_parentID": "match_parent_id",
+    "MATCH_epcClass": "match_epc_class",
+    "EXISTS_errorDeclaration": "exists_error_declaration",
+}
+"""Query parameter (as the standard names it) -> ``Query`` field."""
+
+MAX_PER_PAGE = 500
+
+
+def parse_query(args: Mapping[str, Sequence[str]]) -> Query:
+    """A ``Query`` from URL parameters (each a list of values; a list parameter may also be given once with
+    values separated by ``|``, as the REST binding writes them). Unknown standard-looking parameters are
+    refused naming them, so a client never believes a filter was applied when it was not."""
+    query = Query()
+    for name, values in args.items():
+        if name in ("perPage", "nextPageToken"):
+            continue
+        attribute = QUERY_PARAMETERS.get(name)
+        if attribute is None:
+            raise InvalidInput(
+                f"{name}: this query parameter is not supported (supported: {', '.join(QUERY_PARAMETERS)}, "
+                "perPage, nextPageToken)",
+                field=name,
+                code="epcis_query_parameter_unsupported",
+            )
+        if attribute.startswith(("ge_", "lt_")):
+            setattr(query, attribute, _time(values[-1], name))
+        elif attribute == "exists_error_declaration":
+            query.exists_error_declaration = True
+        else:
+            items = [v for value in values for v in value.split("|") if v]
+            setattr(query, attribute, items)
+    if "perPage" in args:
+        text = args["perPage"][-1]
+        if not text.isdigit() or not 1 <= int(text) <= MAX_PER_PAGE:
+            raise InvalidInput(f"perPage: must be a whole number 1-{MAX_PER_PAGE}, got {text!r:.40}", field="perPage")
+        query.per_page = int(text)
+    if "nextPageToken" in args:
+        query.after = _token(args["nextPageToken"][-1])
+    return query
+
+
+def _time(text: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().upper().replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput(
+            f"{name}: must be an ISO 8601 date-time with a UTC offset, e.g. 2024-01-31T12:00:00Z; got {text!r:.60}",
+            field=name,
+            code="invalid_date",
+        )
+    return moment
+
+
+def token(after: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+
+
+def _token(text: str) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        after = data["after"]
+        if isinstance(after, int) and not isinstance(after, bool) and after >= 0:
+            return after
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        pass
+    raise InvalidInput("nextPageToken: not a token this server gave", field="nextPageToken", code="invalid_cursor")
+
+
+def _bare_steps(values: Iterable[str], kind: str) -> list[str]:
+    return [bare_word(v, kind) or v for v in values]
+
+
+def _epcs(role_filter: Sequence[str], values: Sequence[str]) -> Any:
+    normal = [normal_epc(v) for v in values]
+    return exists().where(
+        EpcisEventEpc.event_pk == EpcisEvent.id, EpcisEventEpc.role.in_(role_filter), EpcisEventEpc.epc.in_(normal)
+    )
+
+
+def query(ctx: Ctx, org: Organisation, q: Query) -> tuple[list[EpcisEvent], str | None]:
+    """The events ``org`` may see that match ``q``, oldest capture first, one page; and the next page's
+    token (None on the last page)."""
+    statement = _visible(ctx, org)
+    conditions = []
+    if q.event_types:
+        conditions.append(EpcisEvent.event_type.in_(q.event_types))
+    if q.ge_event_time:
+        conditions.append(EpcisEvent.event_time >= q.ge_event_time.astimezone(UTC))
+    if q.lt_event_time:
+        conditions.append(EpcisEvent.event_time < q.lt_event_time.astimezone(UTC))
+    if q.ge_record_time:
+        conditions.append(EpcisEvent.record_time >= q.ge_record_time.astimezone(UTC))
+    if q.lt_record_time:
+        conditions.append(EpcisEvent.record_time < q.lt_record_time.astimezone(UTC))
+    if q.biz_steps:
+        conditions.append(EpcisEvent.biz_step.in_(_bare_steps(q.biz_steps, "bizstep")))
+    if q.dispositions:
+        conditions.append(EpcisEvent.disposition.in_(_bare_steps(q.dispositions, "disp")))
+    if q.read_points:
+        conditions.append(EpcisEvent.read_point.in_([normal_epc(v) for v in q.read_points]))
+    if q.biz_locations:
+        conditions.append(EpcisEvent.biz_location.in_([normal_epc(v) for v in q.biz_locations]))
+    if q.event_ids:
+        conditions.append(or_(EpcisEvent.event_id.in_(q.event_ids), EpcisEvent.hash_id.in_(q.event_ids)))
+    if q.match_epc:
+        conditions.append(_epcs(["epc"], q.match_epc))
+    if q.match_any_epc:
+        conditions.append(_epcs(["epc", "parent"], q.match_any_epc))
+    if q.match_parent_id:
+        conditions.append(_epcs(["parent"], q.match_parent_id))
+    if q.match_epc_class:
+        conditions.append(_epcs(["class"], q.match_epc_class))
+    if q.exists_error_declaration:
+        conditions.append(EpcisEvent.has_error_declaration.is_(True))
+    if q.after is not None:
+        conditions.append(EpcisEvent.id > q.after)
+    statement = statement.where(and_(*conditions)) if conditions else statement
+    rows = list(ctx.session.scalars(statement.order_by(EpcisEvent.id).limit(q.per_page + 1)))
+    more = len(rows) > q.per_page
+    rows = rows[: q.per_page]
+    return rows, token(rows[-1].id) if more and rows else None
+
+
+def exported(row: EpcisEvent) -> dict[str, Any]:
+    """The event as captured, with ``recordTime`` (when this repository received it)."""
+    body = dict(row.body)
+    body["recordTime"] = row.record_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return body
+
+
+def merged_context(rows: Sequence[EpcisEvent], base: Sequence[Any]) -> list[Any]:
+    """One ``@context`` for events captured from several documents: GS1's context, then each prefix of the
+    documents' inline objects (the first document to define a prefix wins)."""
+    remote: list[str] = [c for c in base if isinstance(c, str)]
+    prefixes: dict[str, Any] = {}
+    for item in base:
+        if isinstance(item, Mapping):
+            prefixes.update(item)
+    for row in rows:
+        items = row.context if isinstance(row.context, list) else [row.context]
+        for item in items:
+            if isinstance(item, str) and item not in remote and item.rstrip("/") not in GS1_CONTEXTS:
+                remote.append(item)
+            elif isinstance(item, Mapping):
+                for key, value in item.items():
+                    prefixes.setdefault(key, value)
+    return remote + ([prefixes] if prefixes else [])
+
+
+def query_document(
+    rows: Sequence[EpcisEvent], *, context: Sequence[Any], query_name: str = "SimpleEventQuery"
+) -> dict[str, Any]:
+    """An EPCIS 2.0 query document (``EPCISQueryDocument``) holding ``rows``."""
+    return {
+        "@context": merged_context(rows, context),
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "epcisBody": {
+            "queryResults": {
+                "queryName": query_name,
+                "resultsBody": {"eventList": [exported(r) for r in rows]},
+            }
+        },
+    }
+
+
+def event_types(ctx: Ctx, org: Organisation) -> list[str]:
+    """The event types the repository holds (any org may learn the five standard ones are supported)."""
+    return list(EVENT_TYPES)
