@@ -14,7 +14,8 @@ registered GTINs and GLNs, product ownership, custody, status, quantities - on a
 order. An event with no Lotline counterpart (or naming a lot, product or location Lotline does not know) is
 stored only; an event already captured is a duplicate; if any event is refused by the rules the whole document
 is rejected (``CaptureRejected``, 422) with a result per event and nothing is written (``plan_capture``).
-Otherwise the writes are sent as multicall transactions of up to ``MAX_CALLS_PER_TRANSACTION`` calls (one transaction for an ordinary document).
+Otherwise the writes are sent as multicall transactions of up to ``MAX_CALLS_PER_TRANSACTION`` calls (one
+transaction for an ordinary document).
 
 The event repository (``repository``): every event of an accepted document kept as sent, with its CBV 2.0
 event hash ID (``identity``), anchored on chain per capture job (a Merkle root), and served by the standard
