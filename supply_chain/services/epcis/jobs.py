@@ -198,7 +198,8 @@ def submit(
         job.status, job.lease_until, job.started_at = "running", now + LEASE, now
     ctx.session.add(job)
     ctx.session.flush()
-    repository.store(ctx, job, document, job.results)  # type: ignore[arg-type] # validated by plan_capture
+    if source == "epcis":  # an imported spreadsheet is not an EPCIS document: the repository keeps no copy of it
+        repository.store(ctx, job, document, job.results)  # type: ignore[arg-type] # validated by plan_capture
     return job, False
 
 
