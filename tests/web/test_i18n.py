@@ -446,3 +446,22 @@ def test_pending_list_only_names_templates_with_untranslated_text(template: str)
     assert untranslated_text((TEMPLATES / template).read_text(encoding="utf-8")), (
         f"{template} is translated now: take it off NOT_YET_TRANSLATED"
     )
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "chinese", "english"),
+    [
+        ("producer", "/imports", "检查文件", "Check the file"),
+        ("producer", "/dashboard", "从电子表格导入记录", "Import records from a spreadsheet"),
+        ("producer", "/products", "登记产品", "Register a product"),
+        ("producer", "/account/password", "修改密码", "Change password"),
+        ("distributor", "/custody", "待您接收", "Offered to you"),
+    ],
+)
+def test_form_pages_come_in_chinese(
+    make_app: Any, login: Any, role: str, path: str, chinese: str, english: str
+) -> None:
+    user_client = make_app().test_client()
+    login(user_client, role)
+    page = user_client.get(path, headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert '<html lang="zh-Hans">' in page and chinese in page and english not in page
