@@ -40,7 +40,6 @@ NOT_YET_TRANSLATED = (
     # Pages still to do (this branch translates them in order).
     "admin/_recall.html",
     "admin/organisation.html",
-    "admin/recall_page.html",
     "credit/_record.html",
     "notifications/recall.html",
 )
