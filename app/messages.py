@@ -87,6 +87,14 @@ SERVICE_TEXTS = (
     N_("E-mail or password is wrong."),
     N_("the current password is wrong"),
     N_("sign in first"),
+    # the import pages' file errors without values (app/imports/routes.py, services/imports.py)
+    N_("choose a CSV or XLSX file to upload"),
+    N_("the file holds NUL characters: it is not a CSV text file"),
+    N_("the file is empty"),
+    N_("the file has no header row"),
+    N_("the file holds a header row but no data rows"),
+    N_("the file holds no data rows"),
+    N_("the checked file is unknown: upload it again"),
     # inspection outcomes
     N_("pass"),
     N_("fail"),
