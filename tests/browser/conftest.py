@@ -7,6 +7,7 @@ skip into a failure on CI, where ``.ci/run`` installs Chromium.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -132,10 +133,19 @@ def browser(playwright_api: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def live_server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``lotline demo`` then ``lotline serve`` in subprocesses, on a free loopback port.
+    """``lotline demo`` then ``lotline serve`` in subprocesses, on a free loopback port, shared by the session.
 
     Depends on ``browser`` so that a machine without Chromium skips before spending time on seeding. The demo
     runs first and exits: the embedded chain is opened by one process at a time."""
+    with demo_server(tmp_path_factory) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A freshly seeded demo served on a free port, stopped on exit. A test module that needs the demo as
+    seeded (not as the session's earlier walks left it: a lot recalled, a hold lifted) overrides
+    ``live_server`` with a module-scoped fixture built on this."""
     home = tmp_path_factory.mktemp("lotline-home")
     port = _free_port()
     env = _server_env(home, port)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import DEMO_PASSWORD, ROOT, LiveServer, copy_screenshot
+from .conftest import DEMO_PASSWORD, ROOT, LiveServer, copy_screenshot, demo_server
 from .test_journey import DESKTOP, PHONE, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -125,6 +125,14 @@ class Crowd:
     def close(self) -> None:
         for context in self.contexts:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A demo of this module's own: the page types below name demo lots by their seeded state (a fine lot, a
+    held lot), which the session's earlier walks change (test_journey recalls the baby spinach)."""
+    with demo_server(tmp_path_factory) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
