@@ -32,6 +32,11 @@ DEMO_COUNTS = {
 }
 
 
+def _follow(link: Any) -> None:
+    """Open a popup's link as a reader does, with the element's own click (not a click at coordinates)."""
+    expect(link).to_be_visible()
+    link.evaluate("a => a.click()")
+
 def expect(target: Any) -> Any:
     from playwright.sync_api import expect as pw_expect
 
@@ -131,7 +136,9 @@ def test_regulator_switches_map_layers_opens_a_point_and_the_trace_graph(
         popup = page.locator(".leaflet-popup-content")
         expect(popup).to_contain_text("FC-MIX-002")
         expect(popup).to_contain_text("Class I recall")
-        popup.get_by_role("link", name="Garden salad mix 250 g · FC-MIX-002").click()
+        # Followed as the anchor it is: a pointer click can land beside it while Leaflet still pans the popup
+        # into view (the map moves under a click taken at the link's earlier place).
+        _follow(popup.get_by_role("link", name="Garden salad mix 250 g · FC-MIX-002"))
         expect(page).to_have_url(re.compile(r"/lots/\d+$"))
         expect(page.get_by_role("heading", level=1)).to_contain_text("Garden salad mix 250 g")
         page.go_back()
@@ -141,7 +148,7 @@ def test_regulator_switches_map_layers_opens_a_point_and_the_trace_graph(
                 page.locator(f"#layer-{layer.key}").uncheck()
         ring = _drawn(page, "recalls").and_(page.locator('[aria-label="Recalled product: City Grocer, Market St"]'))
         _click_stroke(page, ring)
-        page.locator(".leaflet-popup-content").get_by_role("link", name=re.compile("Recall of GV-ROM-2611A")).click()
+        _follow(page.locator(".leaflet-popup-content").get_by_role("link", name=re.compile("Recall of GV-ROM-2611A")))
 
         # The recall's reach as a graph, farm to shop.
         expect(page.get_by_role("heading", level=1)).to_contain_text("Forward trace of GV-ROM-2611A")
