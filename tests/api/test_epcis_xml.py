@@ -26,7 +26,7 @@ from supply_chain.services.epcis import validate_document
 from supply_chain.services.epcis import xml as epcis_xml
 from supply_chain.store.models import CaptureJob, Event
 from tests.api.conftest import Member, new_code
-from tests.api.test_epcis import EXAMPLES, EXPECTED, SHARED, assert_valid_epcis
+from tests.api.test_epcis import EXAMPLES, SHARED, assert_valid_epcis
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "epcis_xml"
 PACKAGE_XSD = Path(epcis_xml.__file__).resolve().parents[1] / "schemas"
@@ -280,27 +280,43 @@ def xml_orgs(api_runtime, network) -> dict[str, Member]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_xml_version_of_official_example_has_the_json_outcome(client, api_runtime, xml_orgs, name: str) -> None:
-    """The XML version is answered as the JSON example is, at the same moment (same status, code and
-    per-event results), and writes nothing (the examples' GTINs/GLNs are not this organisation's)."""
-    status, code, _ = EXPECTED[name]
+XML_NOT_YET_EQUAL = {
+    # The XML form of this example hashes differently from the JSON-LD: something of the all-fields event does
+    # not survive JSON-LD -> XML -> JSON-LD identically yet (a known gap, docs/epcis.md). Listed so that the
+    # day it does, this test says so and the entry goes.
+    "transformation_event_all_possible_fields.jsonld",
+}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.jsonld")))
+def test_xml_version_of_official_example_is_the_same_events_as_the_json(
+    client, api_runtime, xml_orgs, name: str
+) -> None:
+    """Captured after its JSON-LD original, the XML version of each official example is recognised as the very
+    same events (the same CBV 2.0 event hash IDs: every event a duplicate, nothing stored twice); where the JSON
+    is schema-invalid, the XML (valid against the XSD) is refused by the same JSON Schema rule."""
     receiver = xml_orgs["receiver"]
-    before = _count(api_runtime), _count(api_runtime, CaptureJob)
-    response = _post_xml(client, receiver, (DATA / name.replace(".jsonld", ".xml")).read_bytes())
     as_json = client.post(
         "/api/v1/epcis/capture",
         data=(EXAMPLES / name).read_bytes(),
         headers=receiver.headers() | {"Content-Type": "application/ld+json"},
     )
+    before = _count(api_runtime), _count(api_runtime, CaptureJob)
+    response = _post_xml(client, receiver, (DATA / name.replace(".jsonld", ".xml")).read_bytes())
     body = response.get_json()
-    assert response.status_code == as_json.status_code == status, body
-    assert body["error"] == code
-    if status == 400:  # XSD-valid, but ilmd with OBSERVE breaks the JSON Schema's rule
+    if as_json.status_code == 400:  # XSD-valid, but ilmd with OBSERVE breaks the JSON Schema's rule
+        assert response.status_code == 400 and body["error"] == as_json.get_json()["error"] == "epcis_schema_invalid"
         assert body["field"] == as_json.get_json()["field"] == "epcisBody.eventList[0].ilmd"
+        assert (_count(api_runtime), _count(api_runtime, CaptureJob)) == before
     else:
-        assert body["events"] == as_json.get_json()["events"]
-    assert (_count(api_runtime), _count(api_runtime, CaptureJob)) == before
+        assert as_json.status_code == 202, as_json.get_json()
+        assert response.status_code == 202, body
+        statuses = {e["status"] for e in body["events"]}
+        if name in XML_NOT_YET_EQUAL:
+            assert "duplicate" not in statuses, f"{name} is equal now: take it off XML_NOT_YET_EQUAL"
+        else:
+            assert body["events"] and statuses == {"duplicate"}, body["events"]
+            assert _count(api_runtime) == before[0]
 
 
 def test_xsd_failure_names_the_rule_line_and_element_and_writes_nothing(client, api_runtime, network) -> None:
