@@ -63,6 +63,7 @@ def _new_org(ctx: Ctx, name: str, roles: list[str], prefix: str | None) -> tuple
         encrypted_key=encrypted_key,
         key_encryption_id=kek_id,
         gs1_company_prefix=prefix or None,
+        extra_prefixes=[],  # loaded (empty) from the start: read after its session ends, it needs no query
     )
     return org, account
 

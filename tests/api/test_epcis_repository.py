@@ -105,19 +105,20 @@ def register_master_data(runtime: Runtime, member: Member, document: dict[str, A
     """Register every GLN (SGLN, /414/) and lot-level GTIN (LGTIN, /01/../10/..) the document names for
     ``member``, if nobody has yet."""
     with runtime.ctx() as ctx:
+        org = ctx.session.get(Organisation, member.org.id)  # this session's copy (its prefixes load lazily)
         for text in _strings(document["epcisBody"]):
             try:
                 gln = epcis.parse_gln_uri(text, "x")
             except LotlineError:
                 gln = None
             if gln and not ctx.session.scalar(select(Location.id).where(Location.gln == gln)):
-                orgs.register_location(ctx, member.org, gln, f"Example site {gln}")
+                orgs.register_location(ctx, org, gln, f"Example site {gln}")
             try:
                 gtin = epcis.parse_lot_uri(text, "x")[0]
             except LotlineError:
                 gtin = None
             if gtin and not ctx.session.scalar(select(Product.id).where(Product.gtin == gtin)):
-                orgs.register_product(ctx, member.org, gtin, f"Example product {gtin}", unit="kg")
+                orgs.register_product(ctx, org, gtin, f"Example product {gtin}", unit="kg")
         ctx.session.commit()
 
 
