@@ -36,9 +36,16 @@ PAGE_MESSAGES = {
 """What an HTML page says for HTTP errors whose werkzeug description is generic (JSON keeps the original)."""
 
 
-def _answer(status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None):
+def _answer(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    details: dict[str, object] | None = None,
+):
     if wants_json():
-        body = {"error": code, "message": message} | ({"field": field} if field else {})
+        body = {"error": code, "message": message} | ({"field": field} if field else {}) | (details or {})
         response = jsonify(body)
     else:
         response = render_template(
@@ -59,7 +66,7 @@ def init_app(app: Flask) -> None:
         if err.status >= 500:
             log.warning("%s: %s", err.code, err.message)
         if wants_json():
-            return _answer(err.status, err.code, err.message, err.field)
+            return _answer(err.status, err.code, err.message, err.field, details=getattr(err, "details", None))
         # A page says it in the user's words: the field's name, not its key (the JSON answer keeps the key).
         return _answer(err.status, err.code, translate_message(plain_message(err)))
 

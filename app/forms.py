@@ -180,12 +180,15 @@ def payload_from_form(kind: EventKind, form: Mapping[str, Any], exclude: Iterabl
 
 
 class FormInvalid(InvalidInput):
-    """Raised when a submitted form has several wrong fields: ``errors`` holds each of them."""
+    """Raised when a submitted form has several wrong fields: ``errors`` holds each of them. A JSON client
+    gets the first as the answer's ``error``/``message``/``field`` and every one under ``errors``, each in
+    the API's error shape (``details``, as the API's error handler adds it)."""
 
     def __init__(self, errors: Sequence[LotlineError]) -> None:
         first = errors[0]
         super().__init__(first.message, field=first.field, code=first.code)
         self.errors = list(errors)
+        self.details = {"errors": [e.to_dict() for e in self.errors]}
 
 
 class Checks:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, current_app, flash, g, redirect, request, session, url_for
 from sqlalchemy.exc import DBAPIError
@@ -43,6 +43,9 @@ signs the cookie out wherever it has been copied."""
 DRAFT_OWNER_KEY = "uid"
 """Who signed in with this (signed) cookie last. Not a credential: it only says whose draft a form submitted
 after the session ended is (``services.drafts``), so that it is shown to that user alone. Sign-out removes it."""
+DRAFT_ARG = "draft"
+"""The query parameter naming the form whose draft a page shows, when the form posts to an address that does
+not open as a page (``/custody/<lot>/reject``, posted from ``/custody``)."""
 KEPT_AFTER_SESSION = ("csrf", DRAFT_OWNER_KEY)
 """What an ended session leaves in the cookie, so the form being submitted passes the CSRF check and can be
 kept as its author's draft."""
@@ -102,6 +105,13 @@ def init_app(app: Flask) -> None:
                 ctx.session.rollback()
         return response
 
+    @app.before_request
+    def _named_draft() -> None:
+        # Taken before the view runs, so the page's notice is flashed before the page is drawn, whichever
+        # view draws it; the template fills the form from ``draft_for(action)``.
+        if request.method == "GET" and DRAFT_ARG in request.args and request.blueprint != "api":
+            submitted_form()
+
     @app.teardown_request
     def _close(_exc: BaseException | None) -> None:
         ctx = g.pop("lotline_ctx", None)
@@ -130,6 +140,7 @@ def init_app(app: Flask) -> None:
             "current_org": org,
             "unread_notifications": notifications.unread_count(get_ctx(), org) if org is not None else 0,
             "has_role": has_role,
+            "draft_for": draft_for,
             "HANDLER_ROLES": HANDLER_ROLES,
             "CREATOR_ROLES": CREATOR_ROLES,
             "RECEIVING_ROLES": RECEIVING_ROLES,
@@ -211,10 +222,16 @@ def sign_in_again() -> Response:
         raise Forbidden("sign in first", code="not_signed_in")
     target = request.full_path.rstrip("?")
     if request.method == "POST":
-        target = request.path if _has_page(request.path) else _local_referrer()
+        # A form posted to an address that is only an action (refusing a delivery from the custody inbox)
+        # comes back on the page it was on, which is told which form's draft to show (?draft=<action>).
+        if _has_page(request.path):
+            target = request.path
+        else:
+            page = _local_referrer()
+            target = page + "?" + urlencode({DRAFT_ARG: request.path}) if page else None
         owner_id = session.get(DRAFT_OWNER_KEY)
         owner = get_ctx().session.get(User, owner_id) if isinstance(owner_id, int) else None
-        if owner is not None and target == request.path:
+        if owner is not None and target is not None:
             if drafts.keep(get_ctx(), owner, request.path, request.form.items(multi=True)):
                 files = " Files you attached are not kept: attach them again." if request.files else ""
                 flash(
@@ -230,11 +247,27 @@ def sign_in_again() -> Response:
 
 
 def _local_referrer() -> str | None:
-    """The path of the page the form was on, when it is one of ours."""
+    """The path of the page the form was on, when it is one of ours that opens as a page."""
     referrer = urlsplit(request.referrer or "")
     if referrer.netloc and referrer.netloc != request.host:
         return None
-    return referrer.path or None
+    path = referrer.path or None
+    return path if path is not None and safe_next(path) and _has_page(path) else None
+
+
+def draft_action() -> str | None:
+    """The form (its action's path) whose draft this page shows: the page's own, or the one named by
+    ``?draft=`` when the form posts to an address of its own (``sign_in_again``)."""
+    named = request.args.get(DRAFT_ARG)
+    return named if named and safe_next(named) and not _has_page(named) else request.path
+
+
+def draft_for(action: str) -> ImmutableMultiDict[str, str]:
+    """What was typed into the form posting to ``action``, when this page brings back its draft (for a
+    template with several forms, e.g. one refusal form per lot in the custody inbox)."""
+    if request.method == "GET" and g.get("lotline_draft_action") == action:
+        return submitted_form()
+    return ImmutableMultiDict()
 
 
 def submitted_form() -> ImmutableMultiDict[str, str]:
@@ -244,8 +277,10 @@ def submitted_form() -> ImmutableMultiDict[str, str]:
         return request.form
     if "lotline_draft" not in g:
         user = current_user()
-        fields = drafts.take(get_ctx(), user, request.path) if user is not None else None
+        action = draft_action()
+        fields = drafts.take(get_ctx(), user, action) if user is not None else None
         if fields:
+            g.lotline_draft_action = action
             flash(
                 "This form is filled with what you typed before your session ended. Nothing was saved yet: "
                 "check it and submit it again.",
@@ -304,17 +339,17 @@ def form_values(names: Iterable[str]) -> dict[str, str]:
     return {name: (request.form.get(name) or "").strip() for name in names}
 
 
-def form_failed(err: Exception, template: str, **context: Any) -> tuple[str, int]:
+def form_failed(err: Exception, template: str, **context: Any) -> tuple[str | Response, int]:
     """Answer a rejected form: roll back, then show the form again with the message naming the field
-    (JSON clients get the error itself)."""
-    from flask import render_template
+    (JSON clients get the error itself; every field's error under ``errors`` when there are several)."""
+    from flask import jsonify, render_template
 
-    from app.forms import FormInvalid, errors_of
+    from app.forms import errors_of
     from supply_chain.domain.errors import LotlineError
 
     rollback()
     assert isinstance(err, LotlineError)
-    if wants_json():
-        raise err.errors[0] if isinstance(err, FormInvalid) else err
     report = errors_of(err)
+    if wants_json():  # the API's error shape: the first error, then every one under "errors"
+        return jsonify(err.to_dict() | {"errors": [e.to_dict() for e in report.errors]}), err.status
     return render_template(template, error=err, errors=report, **context), report.status

@@ -35,8 +35,8 @@ NOTICE_FIELDS = ("recall_class", "depth", "reason", "instructions", "public_noti
 def _draft_values(draft: RecallDraft | None = None) -> dict[str, Any]:
     if request.method == "POST":
         return {name: request.form.get(name, "") for name in NOTICE_FIELDS}
-    kept = submitted_form()  # a draft kept when the session ended
-    if draft is None and kept:
+    kept = submitted_form()  # a draft kept when the session ended (of this form, or of the draft's edit form)
+    if kept:
         return {name: kept.get(name, "") for name in NOTICE_FIELDS}
     if draft is None:
         return {"recall_class": "", "depth": RecallDepth.CONSUMER.value, "public_notice": "yes"}
@@ -174,7 +174,7 @@ def _recall_context(recall: Recall) -> dict[str, Any]:
         "history": recalls.history(ctx, recall),
         "eff": recalls.effectiveness(ctx, recall),
         "progress": lot_service.recall_progress(ctx, recall.lot),
-        "form": request.form,
+        "form": submitted_form(),  # on the page: an update or termination typed before the session ended
     }
 
 

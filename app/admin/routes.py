@@ -105,7 +105,7 @@ def _organisation_page(org: Organisation) -> dict[str, Any]:
         "grantable": GRANTABLE_ROLES,
         "state_of": verification_state.lot_state,
         "suspend_refusal": orgs.suspension_refusal(require_org(), org),
-        "form": request.form,
+        "form": submitted_form(),  # on the page: a suspension reason typed before the session ended
     }
 
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -946,15 +947,7 @@ def capture_epcis(call: Call) -> Response:
     master_data = epcis_masterdata.register_from_header(call.ctx, call.org, call.body)
     job, earlier = capture_jobs.submit(call.ctx, call.org, call.body, idempotency_key=call.idempotency_key)
     call.ctx.session.commit()
-    if not earlier and capture_jobs.runs_inline(job):
-        capture_jobs.run_job(call.ctx.runtime, job.id, replan=False)
-        call.ctx.session.refresh(job)
-    elif job.status == "queued" and (worker := current_app.extensions.get("lotline_capture_worker")) is not None:
-        worker.wake()
-    response = jsonify(_job_json(call, job) | {"master_data": master_data})
-    response.status_code = 202
-    response.headers["Location"] = _job_href(job.id)
-    return response
+    return _job_accepted(call, job, earlier, lambda job: _job_json(call, job) | {"master_data": master_data})
 
 
 @operation(
@@ -1128,6 +1121,23 @@ def _job_href(job_id: int) -> str:
     return f"{bp.url_prefix}/epcis/capture/{job_id}"
 
 
+def _job_accepted(
+    call: Call, job: CaptureJob, earlier: bool, as_json: Callable[[CaptureJob], dict[str, Any]]
+) -> Response:
+    """202 with a submitted job (an EPCIS capture or an import) as ``as_json`` describes it, ``Location`` its
+    ``href``: a new job that fits in one batch is written before the answer, a larger one wakes the worker."""
+    if not earlier and capture_jobs.runs_inline(job):
+        capture_jobs.run_job(call.ctx.runtime, job.id, replan=False)
+        call.ctx.session.refresh(job)
+    elif job.status == "queued" and (worker := current_app.extensions.get("lotline_capture_worker")) is not None:
+        worker.wake()
+    data = as_json(job)
+    response = jsonify(data)
+    response.status_code = 202
+    response.headers["Location"] = data["href"]
+    return response
+
+
 def _job_json(call: Call, job: CaptureJob, *, events: bool = True) -> dict[str, Any]:
     data = {"id": job.id, "href": _job_href(job.id)} | capture_jobs.describe(call.ctx, job, events=events)
     if events:
@@ -1296,15 +1306,7 @@ def create_import(call: Call) -> Response:
     )
     call.ctx.session.commit()
     imports.unstage(call.ctx, call.org, token)
-    if not earlier and capture_jobs.runs_inline(job):
-        capture_jobs.run_job(call.ctx.runtime, job.id, replan=False)
-        call.ctx.session.refresh(job)
-    elif job.status == "queued" and (worker := current_app.extensions.get("lotline_capture_worker")) is not None:
-        worker.wake()
-    response = jsonify(_import_json(call, job))
-    response.status_code = 202
-    response.headers["Location"] = _import_href(job.id)
-    return response
+    return _job_accepted(call, job, earlier, lambda job: _import_json(call, job))
 
 
 @operation(

@@ -63,6 +63,10 @@ ERROR_RESPONSES = {
     422: "An EPCIS document whose events cannot be captured (a result per event)",
     503: "The chain cannot be reached; nothing was written, or the write is pending and will be retried",
 }
+BODY_ERROR_RESPONSES = {
+    415: "The body's media type is not one this operation takes (a file or XML where it reads JSON)",
+}
+"""Answers of operations that read a request body, besides ``ERROR_RESPONSES``."""
 # a refused field's code when it is a known identifier; every other refusal is invalid_field
 _FIELD_CODES = {
     "gtin": "invalid_gtin",
@@ -239,7 +243,8 @@ def operation(
         _BY_URL[(method.lower(), (bp.url_prefix or "") + path)] = op
         answers = {f"HTTP_{status}": model for status, model in op.responses.items() if not isinstance(model, tuple)}
         if op.scope != "public":
-            answers |= {f"HTTP_{status}": (models.Error, text) for status, text in ERROR_RESPONSES.items()}
+            errors = ERROR_RESPONSES | (BODY_ERROR_RESPONSES if op.body is not None or op.upload else {})
+            answers |= {f"HTTP_{status}": (models.Error, text) for status, text in errors.items()}
 
         def run(call: Call) -> Response:
             """The operation once spectree has validated the request."""
@@ -316,11 +321,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class UnsupportedMediaType(InvalidInput):
+    """Raised when a body comes in a media type the operation does not take (XML or a file where only
+    JSON is read)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 def read_json() -> Any:
     if request.mimetype in FILE_MIMETYPES:  # not scanned as JSON (body_limits): never parsed as JSON either
-        raise InvalidInput(
-            f"this operation takes JSON, not {request.mimetype}", field="Content-Type", code="unsupported_media_type"
-        )
+        raise UnsupportedMediaType(f"this operation takes JSON, not {request.mimetype}", field="Content-Type")
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidInput("the request body is empty: send a JSON object", field="body", code="missing_body")
@@ -338,13 +349,6 @@ def read_json() -> Any:
         ) from None
     except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"the request body is not valid JSON: {exc}", field="body", code="malformed_json") from None
-
-
-class UnsupportedMediaType(InvalidInput):
-    """Raised when a body comes in a media type the operation does not take (XML where only JSON is read)."""
-
-    status = 415
-    code = "unsupported_media_type"
 
 
 def read_body(model: type[BaseModel], op: Operation | None = None) -> Any:

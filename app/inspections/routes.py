@@ -81,28 +81,20 @@ def new(lot_id: int) -> str | Response | tuple[str, int]:
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
-@bp.route("/inspections/lots/<int:lot_id>/hold", methods=["GET", "POST"])
-@roles_required(*rule_roles(Action.HOLD))
-def hold(lot_id: int) -> str | Response | tuple[str, int]:
-    lot = visible_lot(lot_id)
-    org = require_org()
-    return steps.run(
-        "hold",
-        lot,
-        lambda reason, when: lot_service.hold(get_ctx(), org, lot, reason, when),
-        gettext("Lot %(lot)s is on hold.", lot=lot.lot_code),
-    )
-
-
-@bp.route("/inspections/lots/<int:lot_id>/release", methods=["GET", "POST"])
-@roles_required(*rule_roles(Action.RELEASE))
-def release(lot_id: int) -> str | Response | tuple[str, int]:
-    """Lift a hold: the lot may be shipped and sold again, so the lot code is typed again to confirm."""
-    lot = visible_lot(lot_id)
-    org = require_org()
-    return steps.run(
-        "release",
-        lot,
-        lambda reason, when: lot_service.release(get_ctx(), org, lot, reason, when),
-        gettext("The hold on lot %(lot)s is lifted.", lot=lot.lot_code),
-    )
+steps.route(
+    bp,
+    "/inspections/lots/<int:lot_id>/hold",
+    "hold",
+    rule_roles(Action.HOLD),
+    lot_service.hold,
+    lambda lot: gettext("Lot %(lot)s is on hold.", lot=lot.lot_code),
+)
+steps.route(
+    bp,
+    "/inspections/lots/<int:lot_id>/release",
+    "release",
+    rule_roles(Action.RELEASE),
+    lot_service.release,
+    lambda lot: gettext("The hold on lot %(lot)s is lifted.", lot=lot.lot_code),
+    "Lift a hold: the lot may be shipped and sold again, so the lot code is typed again to confirm.",
+)

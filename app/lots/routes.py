@@ -159,31 +159,23 @@ def ship(lot_id: int) -> str | Response | tuple[str, int]:
     return redirect(url_for("lots.show", lot_id=lot.id))
 
 
-@bp.route("/lots/<int:lot_id>/cancel-offer", methods=["GET", "POST"])
-@roles_required(*HANDLER_ROLES)
-def cancel_offer(lot_id: int) -> str | Response | tuple[str, int]:
-    lot = visible_lot(lot_id)
-    org = require_org()
-    return steps.run(
-        "cancel",
-        lot,
-        lambda reason, when: lot_service.cancel_custody_offer(get_ctx(), org, lot, reason, when),
-        gettext("The shipment of lot %(lot)s was cancelled; you hold it again.", lot=lot.lot_code),
-    )
-
-
-@bp.route("/lots/<int:lot_id>/close", methods=["GET", "POST"])
-@roles_required(*HANDLER_ROLES)
-def close(lot_id: int) -> str | Response | tuple[str, int]:
-    """Close a lot (sold, used up, destroyed): it cannot be undone, so the lot code is typed again."""
-    lot = visible_lot(lot_id)
-    org = require_org()
-    return steps.run(
-        "close",
-        lot,
-        lambda reason, when: lot_service.close(get_ctx(), org, lot, reason, when),
-        gettext("Lot %(lot)s closed.", lot=lot.lot_code),
-    )
+steps.route(
+    bp,
+    "/lots/<int:lot_id>/cancel-offer",
+    "cancel",
+    HANDLER_ROLES,
+    lot_service.cancel_custody_offer,
+    lambda lot: gettext("The shipment of lot %(lot)s was cancelled; you hold it again.", lot=lot.lot_code),
+)
+steps.route(
+    bp,
+    "/lots/<int:lot_id>/close",
+    "close",
+    HANDLER_ROLES,
+    lot_service.close,
+    lambda lot: gettext("Lot %(lot)s closed.", lot=lot.lot_code),
+    "Close a lot (sold, used up, destroyed): it cannot be undone, so the lot code is typed again.",
+)
 
 
 @bp.route("/lots/<int:lot_id>/readings", methods=["GET", "POST"])

@@ -8,16 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.forms import Checks, check_payload, confirm_lot_code, today
-from app.web import commit, form_failed, get_ctx, require_org, submitted_form
+from app.web import commit, form_failed, get_ctx, require_org, roles_required, submitted_form, visible_lot
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
-from supply_chain.store.models import Lot
+from supply_chain.services.runtime import Ctx
+from supply_chain.store.models import Lot, Organisation
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,30 @@ def run(name: str, lot: Lot, act: Callable[[str, str | None], Any], done: str) -
     commit()
     flash(done, "ok")
     return redirect(url_for("lots.show", lot_id=lot.id))
+
+
+StepService = Callable[[Ctx, Organisation, Lot, str, str | None], Any]
+"""A service taking the step: ``(ctx, actor, lot, reason, date)``, e.g. ``lots.close``."""
+
+
+def route(
+    bp: Blueprint,
+    rule: str,
+    name: str,
+    roles: tuple[str, ...],
+    service: StepService,
+    done: Callable[[Lot], str],
+    doc: str | None = None,
+) -> None:
+    """Register the page of step ``name`` at ``rule`` (GET shows it, POST takes the step with ``service``),
+    open to ``roles``; ``done`` is what the user is told afterwards. Its endpoint is the step's."""
+    endpoint = STEPS[name].endpoint.split(".", 1)[1]
+
+    def view(lot_id: int) -> str | Response | tuple[str, int]:
+        lot = visible_lot(lot_id)
+        org = require_org()
+        return run(name, lot, lambda reason, when: service(get_ctx(), org, lot, reason, when), done(lot))
+
+    view.__name__ = endpoint
+    view.__doc__ = doc
+    bp.add_url_rule(rule, endpoint, roles_required(*roles)(view), methods=["GET", "POST"])

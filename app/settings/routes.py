@@ -4,7 +4,7 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.settings import bp
-from app.web import commit, form_failed, get_ctx, login_required, require_org
+from app.web import commit, form_failed, get_ctx, login_required, require_org, submitted_form
 from supply_chain.domain import delivery as rules
 from supply_chain.domain.errors import Conflict, InvalidInput
 from supply_chain.services import delivery
@@ -25,7 +25,7 @@ def _context(**extra: object) -> dict[str, object]:
         "failures": sum(1 for row in log if row.status in ("failed", "not_configured")),
         "smtp_configured": bool(ctx.settings.smtp_host),
         "max_addresses": rules.MAX_ADDRESSES,
-        "form": request.form if request.method == "POST" else {},
+        "form": submitted_form(),  # on the page: what was typed before the session ended, if anything
     } | extra
 
 

@@ -225,6 +225,29 @@ def _creation_location(lot: Lot) -> str | None:
     return (first.payload or {}).get("location_gln") if first else None
 
 
+PLAIN_KDES = (
+    "product_description",
+    "commodity",
+    "variety",
+    "tlc_source_gln",
+    "reference_document_type",
+    "reference_document_number",
+    "harvest_location_gln",
+    "harvest_date",
+    "field_name",
+    "container_name",
+    "cooling_location_gln",
+    "cooling_date",
+    "harvester_business_name",
+    "immediate_subsequent_recipient_gln",
+    "harvest_area",
+    "vessel_name",
+    "carrier",
+)
+"""Key data elements whose column has their key and holds them as stored: the export writes them as they are
+(``rows``) and the bulk import reads them back into the payload (``services.imports``)."""
+
+
 def rows(ctx: Ctx, pairs: Sequence[tuple[Lot, Event]], viewer: Organisation | None = None) -> list[dict[str, str]]:
     """One dict per CTE, keyed by ``COLUMNS`` keys; every value is text ('' when not recorded)."""
     fields = [
@@ -281,23 +304,7 @@ def rows(ctx: Ctx, pairs: Sequence[tuple[Lot, Event]], viewer: Organisation | No
                 "chain_transaction": (event.tx_hash or "") if event.status == "confirmed" else "",
             }
         )
-        for key in (
-            "commodity",
-            "variety",
-            "quantity",
-            "unit",
-            "reference_document_type",
-            "reference_document_number",
-            "field_name",
-            "container_name",
-            "cooling_location_gln",
-            "cooling_date",
-            "harvester_business_name",
-            "immediate_subsequent_recipient_gln",
-            "harvest_area",
-            "vessel_name",
-            "carrier",
-        ):
+        for key in ("quantity", "unit", *PLAIN_KDES):  # a stored value wins over the ones worked out above
             if kde.get(key) is not None:
                 row[key] = str(kde[key])
         if kind is EventKind.HARVESTING and not row["commodity"]:

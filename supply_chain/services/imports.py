@@ -81,25 +81,7 @@ CTE_BY_NAME: dict[str, EventKind] = {name.lower(): kind for kind, name in fsma.C
 """What the "Critical tracking event" cell may say: the spreadsheet's name (any case) or the kind's key."""
 
 # KDEs filled from a column of the same key (when the row's CTE defines them)
-_PLAIN_KDES = (
-    "product_description",
-    "commodity",
-    "variety",
-    "tlc_source_gln",
-    "reference_document_type",
-    "reference_document_number",
-    "harvest_location_gln",
-    "harvest_date",
-    "field_name",
-    "container_name",
-    "cooling_location_gln",
-    "cooling_date",
-    "harvester_business_name",
-    "immediate_subsequent_recipient_gln",
-    "harvest_area",
-    "vessel_name",
-    "carrier",
-)
+_PLAIN_KDES = fsma.PLAIN_KDES
 # KDEs "Other key data elements" may not set: they have a column of their own or are the structure of the row
 _STRUCTURAL = frozenset(_PLAIN_KDES) | {"location_gln", "from_gln", "to_gln", "quantity", "unit", "inputs"}
 _OTHER_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -661,6 +643,26 @@ def _column_key(field: str | None, origin: Mapping[str, str], headers: Mapping[s
     return {"lot_code": "traceability_lot_code", "inputs": "input_lots", "from_gln": "ship_from_gln"}.get(name)
 
 
+def refusal_column(document: Mapping[str, Any], index: int, exc: LotlineError) -> str | None:
+    """The column (as headed in the file) of row ``index`` that a refusal while the job writes is about. A
+    field the services name maps as at planning; the chain names no field but the lot it refused, which is
+    the row's lot unless it is one of its input lots."""
+    rows = list(document.get("rows") or [])
+    if not 0 <= index < len(rows):
+        return None
+    cells: Mapping[str, str] = rows[index].get("cells") or {}
+    headers: Mapping[str, str] = document.get("headers") or {}
+    key = _column_key(exc.field, {}, headers)
+    if key is None:
+        refused_lot = str((getattr(exc, "chain_args", None) or {}).get("lotId") or "").lower()
+        key = "traceability_lot_code"
+        for column, (gtin, code) in _lot_keys(cells):
+            if refused_lot == "0x" + lot_id(gtin, code).hex():
+                key = column
+                break
+    return None if key == "_row" else headers.get(key) or HEADERS.get(key, key)
+
+
 def _reason(exc: LotlineError, *prefixes: str | None) -> str:
     """The rule without the internal field name the services put in front (``payload.quantity: ...``)."""
     message = exc.message
@@ -831,15 +833,11 @@ def stage(ctx: Ctx, org: Organisation, document: Mapping[str, Any], prepared: Ma
     """Keep a checked file's import document (and its frozen plan, ``jobs.prepared_plan``) after a dry run,
     so the import that follows need not send the file again nor plan it again while nothing changed; returns
     its token (the SHA-256 of the document). Private to the organisation (0600); files older than
-    ``KEEP_STAGED`` are removed whenever one is staged."""
+    ``KEEP_STAGED`` are removed whenever one is staged (and by ``clean_staged``)."""
     token = token_of(document)
     path = _staged_path(ctx, org, token)
     private_folder(path.parent)
-    cutoff = time.time() - KEEP_STAGED.total_seconds()
-    for old in path.parent.glob("*.json"):
-        with contextlib.suppress(OSError):
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
+    clean_staged(ctx)
     data = json.dumps({"document": document, "prepared": prepared}, separators=(",", ":")).encode()
     write_private(path, data, replace=True)
     return token
@@ -861,4 +859,22 @@ def staged(ctx: Ctx, org: Organisation, token: str) -> tuple[dict[str, Any], dic
 
 
 def unstage(ctx: Ctx, org: Organisation, token: str) -> None:
+    """Drop the checked file ``token`` now that its import job started, and any abandoned ones (older than
+    ``KEEP_STAGED``: checked, never imported)."""
     _staged_path(ctx, org, token).unlink(missing_ok=True)
+    clean_staged(ctx)
+
+
+def clean_staged(ctx: Ctx, older_than: timedelta = KEEP_STAGED) -> int:
+    """Remove checked files nobody imported within ``older_than``; returns how many. Run when a file is
+    staged, when an import starts, and by the maintenance pass (``startup``), so files abandoned after a dry
+    run do not stay on disk when nobody checks another file."""
+    folder = Path(ctx.settings.home) / "imports"
+    cutoff = time.time() - older_than.total_seconds()
+    removed = 0
+    for old in folder.glob("*.json") if folder.is_dir() else ():
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+                removed += 1
+    return removed

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
 from supply_chain.domain.errors import ChainUnavailable
-from supply_chain.services import indexer, lots, orgs
+from supply_chain.services import imports, indexer, lots, orgs
 from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.runtime import Runtime
 from supply_chain.services.verify import Verification, verify_lot
@@ -57,7 +57,8 @@ def catch_up(
 # ------------------------------------------------------------------ verification at start and on a schedule
 
 PRUNE_SECONDS = 24 * 3600.0
-"""How often the maintenance pass drops the documents of long-finished capture jobs (``jobs.prune``)."""
+"""How often the maintenance pass drops the documents of long-finished capture jobs (``jobs.prune``) and the
+checked import files nobody imported (``imports.clean_staged``)."""
 
 STATISTICS_SECONDS = 3600.0
 """How often the maintenance pass refreshes the query planner's statistics (``db.refresh_statistics``)."""
@@ -142,6 +143,8 @@ class Maintenance(threading.Thread):
                     with self.runtime.ctx() as ctx:
                         if pruned := capture_jobs.prune(ctx):
                             log.info("dropped the documents of %d finished capture jobs", pruned)
+                        if cleaned := imports.clean_staged(ctx):
+                            log.info("removed %d checked import files nobody imported", cleaned)
             except ChainUnavailable as exc:
                 log.warning("maintenance skipped, chain unavailable: %s", exc.message)
             except DBAPIError as exc:  # the database is away (or refused a statement): one line, not a trace

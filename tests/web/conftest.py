@@ -289,6 +289,13 @@ def login() -> Any:
     return _login
 
 
+@pytest.fixture
+def signed_in(app: Flask) -> Any:
+    """``signed_in(role)``: a new client of the test's app, signed in as ``role`` (``password`` for a user
+    whose password a test changed)."""
+    return lambda role, password=PASSWORD: _login(app.test_client(), role, password)
+
+
 @pytest.fixture(scope="session")
 def csrf() -> Any:
     """``csrf(client)``: the client's session CSRF token."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
@@ -44,11 +45,6 @@ def _post(client: FlaskClient, csrf: Any, path: str, data: dict[str, Any], **kwa
 def _lot_pk(world: Any, code: str) -> int:
     with world.runtime.ctx() as ctx:
         return ctx.session.scalars(select(Lot.id).where(Lot.lot_code == code)).one()
-
-
-@pytest.fixture
-def signed_in(app: Flask, login: Any) -> Any:
-    return lambda role: login(app.test_client(), role)
 
 
 def _doc(response: Any) -> Any:
@@ -270,6 +266,21 @@ def test_recall_draft_lists_every_wrong_field(world: Any, signed_in: Any, csrf: 
     assert counts() == before
 
 
+def test_a_json_client_of_a_form_gets_every_field_error_at_once(
+    world: Any, signed_in: Any, csrf: Any, counts: Any
+) -> None:
+    before = counts()
+    bad = _lot_form(world, "BAD#JSON", **{"kde.quantity": "-5", "kde.harvest_date": "2026-02-30"})
+    response = _post(signed_in("producer"), csrf, "/lots/new", bad, headers={"Accept": "application/json"})
+    assert response.status_code == 400
+    body = response.get_json()
+    errors = body["errors"]
+    assert {e["field"] for e in errors} >= {"lot_code", "quantity", "payload.harvest_date"}, errors
+    assert all(set(e) == {"error", "message", "field"} for e in errors)  # the API's error shape
+    assert {k: body[k] for k in ("error", "message", "field")} == errors[0]  # the first, as before
+    assert counts() == before
+
+
 # ------------------------------------------------------------------ hints and limits the browser keeps
 
 
@@ -477,6 +488,58 @@ def test_a_draft_is_shown_to_its_author_alone_and_keeps_no_secret(
     # Someone else signing in on this browser does not get the author's draft.
     assert _sign_in(client, csrf_from, colleague).status_code == 302
     assert _doc(client.get(close_path)).get_element_by_id("f-reason").get("value") == ""
+
+
+def test_a_refusal_typed_in_the_custody_inbox_comes_back_after_signing_in_again(
+    app: Flask, world: Any, signed_in: Any, csrf: Any, csrf_from: Any, counts: Any
+) -> None:
+    """The refusal form posts to /custody/<lot>/reject, which is no page: the draft comes back in the inbox."""
+    farm = signed_in("producer")
+    pk, _ = _new_lot(world, farm, csrf, "INBOX")
+    _ship(world, farm, csrf, pk, "distributor")
+    email = _own_user(world, "distributor")
+    client = app.test_client()
+    assert _sign_in(client, csrf_from, email).status_code == 302
+    _expire_sessions(world, email)
+    before = counts()
+    reason = "pallet arrived at 9 °C"
+    answer = _post(client, csrf, f"/custody/{pk}/reject", {"reason": reason}, headers={"Referer": "/custody"})
+    assert answer.status_code == 302 and answer.headers["Location"].startswith("/login?next=")
+    assert "the form comes back with what you typed" in client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert counts() == before and _status(world, pk) == "in_transit"
+
+    next_path = parse_qs(urlsplit(answer.headers["Location"]).query)["next"][0]
+    assert next_path == f"/custody?draft=%2Fcustody%2F{pk}%2Freject"  # the inbox, naming the form
+    signed = _sign_in(client, csrf_from, email, next_path)
+    assert signed.status_code == 302 and signed.headers["Location"] == next_path
+    inbox = client.get(signed.headers["Location"])
+    doc = _doc(inbox)
+    assert doc.get_element_by_id(f"f-reason-{pk}").get("value") == reason
+    assert "Nothing was saved yet" in inbox.get_data(as_text=True)
+    assert counts() == before and _status(world, pk) == "in_transit"  # written only when submitted again
+    refused = _post(client, csrf, f"/custody/{pk}/reject", {"reason": reason})
+    assert refused.status_code == 302 and _status(world, pk) == "active"
+
+
+def test_a_notification_address_typed_on_the_settings_page_comes_back(
+    app: Flask, world: Any, csrf: Any, csrf_from: Any
+) -> None:
+    email = _own_user(world)
+    client = app.test_client()
+    assert _sign_in(client, csrf_from, email).status_code == 302
+    _expire_sessions(world, email)
+    answer = _post(
+        client,
+        csrf,
+        "/settings/notifications/email",
+        {"notification_email": "recalls@farm.example"},
+        headers={"Referer": "/settings/notifications"},
+    )
+    next_path = "/settings/notifications?draft=/settings/notifications/email"
+    assert answer.status_code == 302
+    assert _sign_in(client, csrf_from, email, next_path).headers["Location"] == next_path
+    page = _doc(client.get(next_path))
+    assert page.get_element_by_id("f-notification_email").get("value") == "recalls@farm.example"
 
 
 def test_a_draft_too_large_is_not_kept_and_the_user_is_told(

@@ -6,15 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask
 from sqlalchemy import select
 
 from supply_chain.store.models import Lot
-
-
-@pytest.fixture
-def signed_in(app: Flask, login: Any) -> Any:
-    return lambda role: login(app.test_client(), role)
 
 
 def _post(client: Any, csrf: Any, path: str, data: dict[str, Any], **kwargs: Any) -> Any:

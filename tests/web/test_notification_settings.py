@@ -39,9 +39,9 @@ def _endpoints(world: Any, role: str) -> list[str]:
 
 
 def test_the_notification_email_is_saved_and_a_bad_address_is_refused_naming_the_field(
-    world: Any, app: Flask, login: Any, csrf: Any
+    world: Any, app: Flask, signed_in: Any, csrf: Any
 ) -> None:
-    shop = login(app.test_client(), "retailer")
+    shop = signed_in("retailer")
     page = shop.get(PAGE).get_data(as_text=True)
     assert "retailer@test.lotline" in page  # no address set: the organisation's users
     assert "LOTLINE_SMTP_HOST" in page  # this installation cannot send e-mail, and says so
@@ -62,9 +62,9 @@ def test_the_notification_email_is_saved_and_a_bad_address_is_refused_naming_the
 
 
 def test_a_webhook_is_added_with_its_secret_shown_once_and_private_addresses_are_refused(
-    world: Any, app: Flask, login: Any, csrf: Any
+    world: Any, app: Flask, signed_in: Any, csrf: Any
 ) -> None:
-    carrier = login(app.test_client(), "distributor")
+    carrier = signed_in("distributor")
     for url in ("http://127.0.0.1:9000/hook", "http://169.254.169.254/latest", "ftp://partner.example/x"):
         refused = _post(carrier, csrf, f"{PAGE}/webhooks", {"url": url})
         assert refused.status_code == 400 and 'id="f-url-error">Endpoint URL: ' in refused.get_data(as_text=True), url
@@ -79,8 +79,8 @@ def test_a_webhook_is_added_with_its_secret_shown_once_and_private_addresses_are
     assert _endpoints(world, "distributor") == ["https://hooks.carrier.example/lotline"]
 
 
-def test_the_delivery_log_shows_each_try_and_the_failures(world: Any, app: Flask, login: Any, csrf: Any) -> None:
-    grocer = login(app.test_client(), "processor")
+def test_the_delivery_log_shows_each_try_and_the_failures(world: Any, app: Flask, signed_in: Any, csrf: Any) -> None:
+    grocer = signed_in("processor")
     _post(grocer, csrf, f"{PAGE}/webhooks", {"url": "https://hooks.unresolvable.example/lotline"})
     with world.runtime.ctx() as ctx:
         org = ctx.session.get(Organisation, world.org_ids["processor"])
@@ -110,15 +110,15 @@ def test_the_delivery_log_shows_each_try_and_the_failures(world: Any, app: Flask
 
 
 def test_another_organisation_cannot_switch_off_test_or_delete_your_webhook(
-    world: Any, app: Flask, login: Any, csrf: Any
+    world: Any, app: Flask, signed_in: Any, csrf: Any
 ) -> None:
-    owner = login(app.test_client(), "inspector")
+    owner = signed_in("inspector")
     _post(owner, csrf, f"{PAGE}/webhooks", {"url": "https://lab.example/hooks"})
     with world.runtime.ctx() as ctx:
         endpoint_id = ctx.session.scalar(
             select(WebhookEndpoint.id).where(WebhookEndpoint.organisation_id == world.org_ids["inspector"])
         )
-    stranger = login(app.test_client(), "producer")
+    stranger = signed_in("producer")
     for action, data in (("active", {"active": "0"}), ("ping", {}), ("delete", {})):
         answer = _post(stranger, csrf, f"{PAGE}/webhooks/{endpoint_id}/{action}", data)
         assert answer.status_code == 404, action
@@ -133,9 +133,9 @@ def test_another_organisation_cannot_switch_off_test_or_delete_your_webhook(
 
 
 def test_onboarding_sets_the_notification_email_and_refuses_a_bad_one_before_the_chain(
-    world: Any, app: Flask, login: Any, csrf: Any, counts: Any
+    world: Any, app: Flask, signed_in: Any, csrf: Any, counts: Any
 ) -> None:
-    regulator = login(app.test_client(), "regulator")
+    regulator = signed_in("regulator")
     form = {
         "name": "Notified Grocer",
         "roles": ["retailer"],

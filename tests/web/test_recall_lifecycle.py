@@ -75,10 +75,6 @@ def walk(world: Any) -> dict[str, int]:
     return _chain(world)
 
 
-def _client(app: Flask, login: Any, role: str) -> FlaskClient:
-    return login(app.test_client(), role)
-
-
 def _count(world: Any, model: type) -> int:
     with world.runtime.ctx() as ctx:
         return ctx.session.scalar(select(func.count()).select_from(model)) or 0
@@ -113,9 +109,9 @@ def _inbox(client: FlaskClient) -> str:
 
 
 def test_the_whole_recall_from_draft_to_termination(
-    app: Flask, world: Any, walk: dict[str, int], login: Any, csrf: Any, counts: Any
+    app: Flask, world: Any, walk: dict[str, int], signed_in: Any, csrf: Any, counts: Any
 ) -> None:
-    regulator = _client(app, login, "regulator")
+    regulator = signed_in("regulator")
     token = csrf(regulator)
     with world.runtime.ctx() as ctx:
         farm_code = ctx.session.get(Lot, walk["farm"]).lot_code
@@ -184,7 +180,7 @@ def test_the_whole_recall_from_draft_to_termination(
     assert _state(world, counts) == before
 
     # The shop: a badge with the unread count, the notice in its inbox, the notice on its dashboard.
-    shop = _client(app, login, "retailer")
+    shop = signed_in("retailer")
     inbox = _inbox(shop)
     assert re.search(r'class="count-badge"[^>]*>\d+</span>', inbox)
     assert f"Class II recall: Test lettuce lot {farm_code}" in inbox
@@ -198,7 +194,7 @@ def test_the_whole_recall_from_draft_to_termination(
         f"/admin/recalls/{recall_id}/updates", data={"text": "Also bags sold on 6 November.", "csrf_token": token}
     )
     assert response.status_code == 302
-    assert "Update to the recall of Test lettuce lot" in _inbox(_client(app, login, "distributor"))
+    assert "Update to the recall of Test lettuce lot" in _inbox(signed_in("distributor"))
 
     # Acknowledgements: a bad quantity names its field; then the shop and the carrier answer.
     shop_token = csrf(shop)
@@ -224,7 +220,7 @@ def test_the_whole_recall_from_draft_to_termination(
         data={"quantity_removed": "70", "csrf_token": shop_token},
     )
     assert twice.status_code == 409
-    carrier = _client(app, login, "distributor")
+    carrier = signed_in("distributor")
     assert carrier.post(
         f"/notifications/recalls/{recall_id}/acknowledge",
         data={"quantity_forwarded": "80", "forwarded_to": "Test Shop", "csrf_token": csrf(carrier)},
@@ -282,7 +278,7 @@ def test_the_whole_recall_from_draft_to_termination(
     before = _state(world, counts)
     late = regulator.post(f"/admin/recalls/{recall_id}/updates", data={"text": "More.", "csrf_token": token})
     assert late.status_code == 409 and "terminated" in late.get_data(as_text=True)
-    processor = _client(app, login, "processor")
+    processor = signed_in("processor")
     late_ack = processor.post(
         f"/notifications/recalls/{recall_id}/acknowledge",
         data={"quantity_removed": "1", "csrf_token": csrf(processor)},
@@ -292,7 +288,7 @@ def test_the_whole_recall_from_draft_to_termination(
 
 
 def test_only_notified_holders_acknowledge(
-    app: Flask, world: Any, login: Any, csrf: Any, counts: Any
+    app: Flask, world: Any, signed_in: Any, csrf: Any, counts: Any
 ) -> None:
     lots_ = _chain(world)
     with world.runtime.ctx() as ctx:
@@ -304,7 +300,7 @@ def test_only_notified_holders_acknowledge(
         recall_id = ctx.session.scalars(select(Recall.id).where(Recall.event_id == event.id)).one()
         ctx.session.commit()
     before = _state(world, counts)
-    stranger = _client(app, login, "other")  # another farm: the product never reached it
+    stranger = signed_in("other")  # another farm: the product never reached it
     response = stranger.post(
         f"/notifications/recalls/{recall_id}/acknowledge",
         data={"quantity_removed": "5", "csrf_token": csrf(stranger)},
@@ -313,15 +309,15 @@ def test_only_notified_holders_acknowledge(
     assert stranger.get(f"/notifications/recalls/{recall_id}").status_code == 404
     assert _state(world, counts) == before
     # The one-step path notified the holders too.
-    assert "Class I recall: Test lettuce lot RL-F" in _inbox(_client(app, login, "processor"))
+    assert "Class I recall: Test lettuce lot RL-F" in _inbox(signed_in("processor"))
 
 
 @pytest.mark.parametrize("role", ["producer", "processor", "distributor", "retailer", "inspector"])
 def test_only_the_regulator_runs_the_recall_desk(
-    app: Flask, world: Any, login: Any, csrf: Any, counts: Any, role: str
+    app: Flask, world: Any, signed_in: Any, csrf: Any, counts: Any, role: str
 ) -> None:
     lot_id = world.lot("F2")
-    client = _client(app, login, role)
+    client = signed_in(role)
     token = csrf(client)
     before = _state(world, counts)
     assert client.get(f"/admin/lots/{lot_id}/recall").status_code == 403
@@ -335,9 +331,9 @@ def test_only_the_regulator_runs_the_recall_desk(
 
 
 def test_a_draft_is_validated_edited_and_discarded_without_touching_the_chain(
-    app: Flask, world: Any, login: Any, csrf: Any, counts: Any
+    app: Flask, world: Any, signed_in: Any, csrf: Any, counts: Any
 ) -> None:
-    regulator = _client(app, login, "regulator")
+    regulator = signed_in("regulator")
     token = csrf(regulator)
     lot_id = world.lot("F2")
     before = _state(world, counts)
@@ -362,7 +358,7 @@ def test_a_draft_is_validated_edited_and_discarded_without_touching_the_chain(
     assert counts()[2] == before[0][2]  # no block mined by the whole draft's life
 
 
-def test_inbox_marks_read_and_the_badge_counts_unread(app: Flask, world: Any, login: Any, csrf: Any) -> None:
+def test_inbox_marks_read_and_the_badge_counts_unread(app: Flask, world: Any, signed_in: Any, csrf: Any) -> None:
     with world.runtime.ctx() as ctx:
         from supply_chain.services import notifications
 
@@ -372,11 +368,11 @@ def test_inbox_marks_read_and_the_badge_counts_unread(app: Flask, world: Any, lo
         )
         ctx.session.commit()
         unread = notifications.unread_count(ctx, shop)
-    client = _client(app, login, "inspector")
+    client = signed_in("inspector")
     page = client.get("/notifications").get_data(as_text=True)
     assert f'aria-label="{unread} unread">{unread}</span>' in page and "A test message" in page
     assert client.post(f"/notifications/{row.id}/read", data={"csrf_token": csrf(client)}).status_code == 302
     page = client.get("/notifications").get_data(as_text=True)
     assert re.search(r"read [A-Z][a-z]{2} \d+, 20\d\d", page)  # "read <when>" replaces the "new" badge
-    other = _client(app, login, "retailer")
+    other = signed_in("retailer")
     assert other.post(f"/notifications/{row.id}/read", data={"csrf_token": csrf(other)}).status_code == 404

@@ -93,14 +93,14 @@ def bystander(world: Any) -> Member:
 
 
 def test_suspension_signs_out_refuses_sign_in_tokens_and_writes_and_reinstatement_restores_them(
-    app: Flask, world: Any, member: Member, login: Any, csrf: Any, counts: Any
+    app: Flask, world: Any, member: Member, signed_in: Any, csrf: Any, counts: Any
 ) -> None:
-    user = login(app.test_client(), member.key, PASSWORD)
+    user = signed_in(member.key, PASSWORD)
     api = app.test_client()
     assert user.get("/dashboard").status_code == 200
     assert api.post("/api/v1/lots", json=member.harvest("BEFORE-1"), headers=member.headers()).status_code == 201
 
-    regulator = login(app.test_client(), "regulator")
+    regulator = signed_in("regulator")
     page = regulator.get(f"/admin/organisations/{member.org_id}").get_data(as_text=True)
     assert "Suspend organisation" in page and 'name="confirm_name"' in page and 'name="reason"' in page
 
@@ -159,7 +159,7 @@ def test_suspension_signs_out_refuses_sign_in_tokens_and_writes_and_reinstatemen
     assert back.status_code == 302 and _on_chain(world, member)
     assert "suspended since" not in regulator.get("/admin").get_data(as_text=True).split(member.name, 1)[1][:300]
     assert user.get("/dashboard").status_code == 302, "the session from before the suspension stays ended"
-    assert login(app.test_client(), member.key, PASSWORD).get("/dashboard").status_code == 200
+    assert signed_in(member.key, PASSWORD).get("/dashboard").status_code == 200
     created = api.post("/api/v1/lots", json=member.harvest("AFTER-1"), headers=member.headers())
     assert created.status_code == 201, created.get_json()
 
@@ -172,11 +172,11 @@ def test_suspension_signs_out_refuses_sign_in_tokens_and_writes_and_reinstatemen
 
 
 def test_signed_in_json_client_of_a_suspended_organisation_gets_403(
-    app: Flask, world: Any, member: Member, login: Any, csrf: Any
+    app: Flask, world: Any, member: Member, signed_in: Any, csrf: Any
 ) -> None:
-    user = login(app.test_client(), member.key, PASSWORD)
+    user = signed_in(member.key, PASSWORD)
     assert user.get("/dashboard", headers={"Accept": "application/json"}).status_code == 200
-    _suspend(login(app.test_client(), "regulator"), csrf, member)
+    _suspend(signed_in("regulator"), csrf, member)
     answer = user.get("/dashboard", headers={"Accept": "application/json"})
     assert answer.status_code == 403 and answer.get_json()["error"] == "not_signed_in"
 
@@ -184,9 +184,9 @@ def test_signed_in_json_client_of_a_suspended_organisation_gets_403(
 @pytest.mark.parametrize("role", ["producer", "processor", "distributor", "retailer", "inspector"])
 @pytest.mark.parametrize("action", ["suspend", "reinstate"])
 def test_wrong_role_gets_403_from_suspend_and_reinstate_and_nothing_changes(
-    app: Flask, world: Any, bystander: Member, login: Any, csrf: Any, counts: Any, role: str, action: str
+    app: Flask, world: Any, bystander: Member, signed_in: Any, csrf: Any, counts: Any, role: str, action: str
 ) -> None:
-    client = login(app.test_client(), role)
+    client = signed_in(role)
     before, state = counts(), _organisation(world, bystander)
     answer = client.post(
         f"/admin/organisations/{bystander.org_id}/{action}",
@@ -197,9 +197,9 @@ def test_wrong_role_gets_403_from_suspend_and_reinstate_and_nothing_changes(
 
 
 def test_the_regulator_cannot_suspend_itself_or_the_operator(
-    app: Flask, world: Any, login: Any, csrf: Any, counts: Any
+    app: Flask, world: Any, signed_in: Any, csrf: Any, counts: Any
 ) -> None:
-    regulator = login(app.test_client(), "regulator")
+    regulator = signed_in("regulator")
     own = world.org_ids["regulator"]
     assert "Suspend organisation" not in regulator.get(f"/admin/organisations/{own}").get_data(as_text=True)
     with world.runtime.ctx() as ctx:

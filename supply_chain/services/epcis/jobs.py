@@ -40,6 +40,7 @@ from sqlalchemy import Text, and_, cast, func, or_, select, update
 from sqlalchemy.orm import object_session, selectinload
 
 from supply_chain.domain.errors import ChainUnavailable, LotlineError, NotFound
+from supply_chain.domain.identifiers import lot_id
 from supply_chain.services import imports, indexer
 from supply_chain.services.epcis import repository
 from supply_chain.services.epcis.capture import (
@@ -438,6 +439,7 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
             writer.flush()
         except LotlineError as exc:
             if not isinstance(exc, ChainUnavailable):
+                current = _refused_step(batch, exc) or current
                 if job.source == "epcis":
                     exc.field = exc.field or f"epcisBody.eventList[{current.index}]"
                 exc.index = current.index  # type: ignore[attr-defined]
@@ -452,6 +454,20 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
         job.transactions = list(progress.transactions)
         job.lease_until = datetime.now(UTC) + LEASE
         job.updated_at = datetime.now(UTC)
+
+
+def _refused_step(batch: list[Step], exc: LotlineError) -> Step | None:
+    """The first step of ``batch`` acting on the lot the chain refused (its custom error names the lot), so
+    the refusal of a whole batch's transaction is reported on the event or row that caused it."""
+    refused = str((getattr(exc, "chain_args", None) or {}).get("lotId") or "").lower()
+    if not refused:
+        return None
+    for step in batch:
+        keys = [step.key] if step.key else []
+        keys += [o["key"] for o in step.outputs] + [k for o in step.outputs for k, _q in o.get("inputs", [])]
+        if any("0x" + lot_id(*key).hex() == refused for key in keys):
+            return step
+    return None
 
 
 def _set_failed(job: CaptureJob, exc: LotlineError) -> None:
@@ -479,12 +495,10 @@ def _fail(runtime: Runtime, job_id: int, exc: LotlineError) -> None:
         assert job is not None
         index = getattr(exc, "index", None)
         if index is not None:
-            job.results = [
-                r | {"status": "rejected", "code": exc.code, "reason": exc.message, "field": exc.field}
-                if r["index"] == index
-                else r
-                for r in job.results
-            ]
+            refused = {"status": "rejected", "code": exc.code, "reason": exc.message, "field": exc.field}
+            if job.source == "import":  # a row is named by its number and the column, as at planning
+                refused["column"] = imports.refusal_column(job.document, index, exc)
+            job.results = [r | refused if r["index"] == index else r for r in job.results]
         _set_failed(job, exc)
 
 
