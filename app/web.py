@@ -51,6 +51,10 @@ KEPT_AFTER_SESSION = ("csrf", DRAFT_OWNER_KEY)
 kept as its author's draft."""
 
 
+UNSIGNED_AREAS = ("api", "public", "opendata")
+"""Blueprints without the dashboard's sign-in (tokens, or nobody), so without its drafts."""
+
+
 def runtime() -> Runtime:
     return cast(Runtime, current_app.extensions["lotline"])
 
@@ -109,7 +113,7 @@ def init_app(app: Flask) -> None:
     def _named_draft() -> None:
         # Taken before the view runs, so the page's notice is flashed before the page is drawn, whichever
         # view draws it; the template fills the form from ``draft_for(action)``.
-        if request.method == "GET" and DRAFT_ARG in request.args and request.blueprint != "api":
+        if request.method == "GET" and DRAFT_ARG in request.args and request.blueprint not in UNSIGNED_AREAS:
             submitted_form()
 
     @app.teardown_request
