@@ -235,7 +235,8 @@ def sign_in_again() -> Response:
             target = page + "?" + urlencode({DRAFT_ARG: request.path}) if page else None
         owner_id = session.get(DRAFT_OWNER_KEY)
         owner = get_ctx().session.get(User, owner_id) if isinstance(owner_id, int) else None
-        if owner is not None and target is not None:
+        typed = any(drafts.keepable(name) for name in request.form)  # a bare button (mark as read) keeps nothing
+        if owner is not None and target is not None and typed:
             if drafts.keep(get_ctx(), owner, request.path, request.form.items(multi=True)):
                 files = " Files you attached are not kept: attach them again." if request.files else ""
                 flash(
