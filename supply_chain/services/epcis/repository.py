@@ -229,6 +229,7 @@ def store(
             body=dict(event),
             context=document.get("@context"),
             leaf=hex32(leaf(event)),
+            attribution=result.get("attributedTo"),
         )
         ctx.session.add(row)
         rows.append(row)
@@ -353,6 +354,8 @@ def proof(ctx: Ctx, org: Organisation, event_id: str) -> dict[str, Any]:
         "applied": event.applied,
         "note": event.note,
     }
+    if event.attribution:
+        data["attributedTo"] = event.attribution
     if anchored is not None:
         data["anchor"] = {
             "status": anchored.status,
