@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots as lot_service
-from supply_chain.store.models import EpcisEvent, Event
+from supply_chain.services import views
+from supply_chain.store.models import EpcisEvent, Event, Organisation
 from tests.api.conftest import harvest_body, new_code, ship_body
 
 
@@ -124,6 +125,14 @@ def test_a_document_with_the_farms_events_and_the_processors_stores_the_farms_as
         assert [r.note for r in rows] == ["reported", "reported", None, None]
         assert [bool(r.attribution) for r in rows] == [True, True, False, False]
         assert rows[1].attribution["party"] == "API Producer"
+        # the lot page lists the farm's shipment as the processor's report of it, beside what the farm signed
+        page = views.lot_page(ctx, shipped_lot, ctx.session.get(Organisation, processor.org.id))
+        assert [(r["event_id"], r["party"], r["reported_by"], r["biz_step"]) for r in page["reported"]] == [
+            (document["epcisBody"]["eventList"][1]["eventID"], "API Producer", "API Processor", "shipping")
+        ]
+        # the farm does not see the processor's capture (it is the processor's to share)
+        farm_page = views.lot_page(ctx, shipped_lot, ctx.session.get(Organisation, producer.org.id))
+        assert farm_page["reported"] == []
 
     # the processor's view of what it reported: the anchor resource names whose event it is
     reported_id = document["epcisBody"]["eventList"][1]["eventID"]

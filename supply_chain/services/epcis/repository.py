@@ -414,6 +414,33 @@ def _visible(ctx: Ctx, org: Organisation) -> Select[tuple[EpcisEvent]]:
     return statement.where(EpcisEvent.organisation_id == org.id)
 
 
+def reported_about(ctx: Ctx, org: Organisation, lot_uri: str) -> list[dict[str, Any]]:
+    """Captured events naming the lot ``lot_uri`` that were stored as reported (another organisation's events,
+    reported by their capturer), those ``org`` may see, oldest first: what the lot page lists beside the
+    events the lot's organisations signed."""
+    named = select(EpcisEventEpc.event_pk).where(EpcisEventEpc.epc == normal_epc(lot_uri)[:500])
+    rows = ctx.session.scalars(
+        _visible(ctx, org)
+        .where(EpcisEvent.note == "reported", EpcisEvent.id.in_(named))
+        .order_by(EpcisEvent.event_time, EpcisEvent.id)
+    )
+    out = []
+    for row in rows:
+        attribution = row.attribution or {}
+        out.append(
+            {
+                "event_id": row.event_id or row.hash_id,
+                "event_time": row.event_time,
+                "type": row.event_type,
+                "biz_step": row.biz_step,
+                "party": attribution.get("party"),
+                "gln": attribution.get("gln"),
+                "reported_by": attribution.get("reportedBy"),
+            }
+        )
+    return out
+
+
 @dataclass
 class Query:
     """The standard query parameters Lotline answers (EPCIS 2.0 section 8.2.7.1; REST binding)."""
