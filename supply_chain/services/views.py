@@ -24,9 +24,9 @@ from supply_chain.domain.identifiers import digital_link, parse_digital_link, pa
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import credit, trace
+from supply_chain.services.access import event_proof, level_for
 from supply_chain.services.epcis import repository
 from supply_chain.services.epcis.vocabulary import lot_uri
-from supply_chain.services.access import event_proof, level_for
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.verification_state import (
     STATE_LABELS,
