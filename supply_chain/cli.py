@@ -107,6 +107,7 @@ def verify(gtin: str | None, lot: str | None, all_lots: bool) -> None:
     """Compare stored payloads, head hashes, lot state (status, custody, lineage) and document files with the
     chain. Exit 1 if anything is tampered or unverifiable."""
     from supply_chain.services import lots as lot_service
+    from supply_chain.services.epcis import chainmatch
     from supply_chain.services.startup import catch_up
     from supply_chain.services.verify import verify_all, verify_lot
 
@@ -122,6 +123,15 @@ def verify(gtin: str | None, lot: str | None, all_lots: bool) -> None:
                 click.echo(f"{r.state:<12} {r.lot.gtin} {r.lot.lot_code:<20} {r.detail}")
                 bad += r.state in ("tampered", "unverifiable")
             click.echo(f"{len(results)} lots checked, {bad} with findings")
+            if all_lots:
+                # captured EPCIS events another instance's organisations signed on this chain
+                known = chainmatch.verify_known(ctx)
+                for k in known:
+                    click.echo(f"{k.state:<12} EPCIS event {k.event_id} of lot {k.lot}: {k.detail}")
+                    bad += k.state != "verified"
+                if known:
+                    checked = sum(k.state == "verified" for k in known)
+                    click.echo(f"{len(known)} captured events known on chain checked, {checked} verified")
     finally:
         runtime.close()
     sys.exit(1 if bad else 0)

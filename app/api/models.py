@@ -580,14 +580,24 @@ class CaptureEventResult(Schema):
         Literal["captured", "accepted", "stored", "duplicate", "rejected"],
         Field(
             description="captured/accepted: drives the lot model (written / not yet); stored: kept in the event "
-            "repository only (code not_mapped, unknown_lot or error_declaration); duplicate: already captured, "
-            "not stored or applied again; rejected: refused (the whole document is then refused)"
+            "repository only (code not_mapped, unknown_lot, unknown_gtin, unknown_gln, error_declaration, "
+            "reported: another organisation's event, or known_on_chain: already on chain and verified there); "
+            "duplicate: already captured, not stored or applied again; rejected: refused (the whole document "
+            "is then refused)"
         ),
     ]
     code: str | None = None
     reason: str | None = None
     field: str | None = None
     lotline_events: list[dict[str, Any]] = None
+    attributedTo: Annotated[  # noqa: N815
+        dict[str, Any] | None,
+        Field(
+            description="Whose event it is when it is not the capturer's: party, gln and reportedBy (source "
+            "location: the owner of its place, reported by the capturer) or party, address, lot, seq and txHash "
+            "(source chain: the signer of the on-chain event it matched)"
+        ),
+    ] = None
 
 
 class Error(Schema):

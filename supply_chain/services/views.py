@@ -25,6 +25,8 @@ from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import credit, trace
 from supply_chain.services.access import event_proof, level_for
+from supply_chain.services.epcis import repository
+from supply_chain.services.epcis.vocabulary import lot_uri
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.verification_state import (
     STATE_LABELS,
@@ -815,6 +817,7 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation) -> dict[str, Any]:
         "hold": hold_notice(lot),
         "verified_ago": checked_ago(lot.verified_at),
         "digital_link": digital_link(base, lot.gtin, lot.lot_code),
+        "reported": repository.reported_about(ctx, org, lot_uri(lot.gtin, lot.lot_code)),
     }
 
 

@@ -1191,6 +1191,9 @@ class EpcisEvent(Base):
     body: Mapped[dict[str, Any]]
     context: Mapped[Any] = mapped_column(json_document(), nullable=True)
     leaf: Mapped[str] = mapped_column(Hash32)
+    attribution: Mapped[dict[str, Any] | None] = mapped_column(json_document(), nullable=True)
+    """Whose event it is when not the capturer's: the party owning its place (``source`` ``location``,
+    reported by the capturer) or the chain's signer of the event it matched (``source`` ``chain``)."""
 
 
 class EpcisEventEpc(Base):

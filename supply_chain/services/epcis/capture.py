@@ -26,7 +26,7 @@ from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind
 from supply_chain.domain.lineage import check_consumption, format_quantity, parse_quantity
 from supply_chain.domain.policy import Action
 from supply_chain.services import lots as lot_service
-from supply_chain.services.epcis import repository
+from supply_chain.services.epcis import chainmatch, repository
 from supply_chain.services.epcis.vocabulary import (
     BT_TYPES,
     UOM_TO_UNIT,
@@ -78,6 +78,9 @@ class EventResult:
     field: str | None = None
     writes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     hash_id: str | None = None
+    attribution: dict[str, Any] | None = None
+    """Whose event it is when that is not the capturer's: another organisation's (``reported``, the party
+    owning its place) or one the chain already holds (``known_on_chain``, the chain's signer)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,7 +94,7 @@ class EventResult:
             "reason": self.reason,
             "field": self.field,
             "lotline_events": self.writes,
-        }
+        } | ({"attributedTo": self.attribution} if self.attribution else {})
 
 
 class CaptureRejected(InvalidInput):
@@ -118,6 +121,20 @@ class CaptureResult:
             "transactions": self.transactions,
             "events": [r.to_dict() for r in self.events],
         }
+
+
+class Reported(LotlineError):
+    """An event that happened at another organisation's place: that organisation's event, which the capturer
+    only reports. It is stored as reported (attributed to ``party``), never applied to the lot model as if the
+    party had written it (its custody changes are the party's to sign)."""
+
+    status = 422
+    code = "reported"
+
+    def __init__(self, message: str, *, field: str, party: Organisation, gln: str) -> None:
+        super().__init__(message, field=field)
+        self.party = party
+        self.gln = gln
 
 
 # ================================================================== capture: planning on a simulated state
@@ -342,6 +359,8 @@ class Planner:
     def plan(self, index: int, event: Mapping[str, Any]) -> list[Step]:
         path = f"epcisBody.eventList[{index}]"
         etype = event.get("type")
+        if etype in ("ObjectEvent", "TransformationEvent"):
+            self.attribute(event, path)
         if etype == "TransformationEvent":
             return [self._transformation(index, event, path)]
         if etype != "ObjectEvent":
@@ -394,6 +413,40 @@ class Planner:
         if has_sensors:
             writes += self._sensors(index, event, path, items, extra)
         return writes
+
+    def attribute(self, event: Mapping[str, Any], path: str) -> None:
+        """Raise Reported when the event belongs to another organisation: the first place it names that is a
+        registered location decides (for a shipment its source party or location, then bizLocation, then
+        readPoint). Places nobody registered leave the event to the mapping."""
+        places: list[tuple[str, Any]] = []
+        if bare_word(event.get("bizStep"), "bizstep") == "shipping":
+            order = {"owning_party": 0, "possessing_party": 1, "location": 2}
+            sources = [
+                (order[bare_word(e.get("type"), "sdt") or ""], j, e)
+                for j, e in enumerate(event.get("sourceList") or [])
+                if isinstance(e, Mapping) and (bare_word(e.get("type"), "sdt") or "") in order
+            ]
+            places += [(f"{path}.sourceList[{j}].source", e.get("source")) for _, j, e in sorted(sources)]
+        for key in ("bizLocation", "readPoint"):
+            if isinstance(event.get(key), Mapping):
+                places.append((f"{path}.{key}.id", event[key].get("id")))
+        for field, uri in places:
+            try:
+                gln = parse_gln_uri(uri, field)
+                location = self.location(gln, field)
+            except LotlineError:
+                continue
+            if location.organisation_id == self.org.id:
+                return
+            owner = location.organisation
+            raise Reported(
+                f"{field}: GLN {gln} ({location.name}) belongs to {owner.name}, so this is {owner.name}'s event; "
+                f"{self.org.name} reports it: stored as reported by {self.org.name}, not applied to the lots "
+                f"(only {owner.name} signs its own events and custody changes)",
+                field=field,
+                party=owner,
+                gln=gln,
+            )
 
     def _lot_items(self, event: Mapping[str, Any], path: str) -> list[tuple[tuple[str, str], dict[str, Any], str]]:
         items = []
@@ -1074,6 +1127,7 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object, *, exclude_job: 
         )
     identities = repository.identify(ctx, doc, exclude_job=exclude_job, org_id=org.id)
     planner = Planner(ctx, org)
+    chain = chainmatch.ChainIndex(ctx) if any(chainmatch.claims_chain(e) for e in events) else None
     planner.prefetch(events)
     results: list[EventResult] = []
     steps: list[Step] = []
@@ -1116,8 +1170,34 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object, *, exclude_job: 
                 "it is not applied as new business"
             )
             continue
+        path = f"epcisBody.eventList[{index}]"
+        if chain is not None and chainmatch.claims_chain(event):
+            try:
+                match = chain.match(event, path)
+            except LotlineError as exc:
+                result.status, result.code, result.reason = "rejected", exc.code, exc.message
+                result.field = exc.field or path
+                continue
+            if match is not None:
+                result.status, result.code, result.field = "stored", chainmatch.KNOWN, path
+                result.attribution = match.attribution(chain.orgs)
+                result.reason = (
+                    f"already on chain: event #{match.seq} of lot {match.lot_code} (GTIN {match.gtin}), a "
+                    f"{match.kind.name.lower()} signed by {result.attribution['party']} in transaction "
+                    f"{match.tx_hash}; its payload hash and the fields shown verified against the chain, "
+                    "not written again"
+                )
+                continue
         try:
             steps += planner.plan(index, event)
+        except Reported as exc:
+            result.status, result.code, result.reason, result.field = "stored", exc.code, exc.message, exc.field
+            result.attribution = {
+                "party": exc.party.name,
+                "gln": exc.gln,
+                "source": "location",
+                "reportedBy": org.name,
+            }
         except Unsupported as exc:
             result.status, result.code, result.reason, result.field = "stored", "not_mapped", exc.message, exc.field
         except LotlineError as exc:

@@ -229,6 +229,7 @@ def store(
             body=dict(event),
             context=document.get("@context"),
             leaf=hex32(leaf(event)),
+            attribution=result.get("attributedTo"),
         )
         ctx.session.add(row)
         rows.append(row)
@@ -353,6 +354,8 @@ def proof(ctx: Ctx, org: Organisation, event_id: str) -> dict[str, Any]:
         "applied": event.applied,
         "note": event.note,
     }
+    if event.attribution:
+        data["attributedTo"] = event.attribution
     if anchored is not None:
         data["anchor"] = {
             "status": anchored.status,
@@ -409,6 +412,33 @@ def _visible(ctx: Ctx, org: Organisation) -> Select[tuple[EpcisEvent]]:
     if access.OVERSIGHT_ROLES & set(org.roles):
         return statement
     return statement.where(EpcisEvent.organisation_id == org.id)
+
+
+def reported_about(ctx: Ctx, org: Organisation, lot_uri: str) -> list[dict[str, Any]]:
+    """Captured events naming the lot ``lot_uri`` that were stored as reported (another organisation's events,
+    reported by their capturer), those ``org`` may see, oldest first: what the lot page lists beside the
+    events the lot's organisations signed."""
+    named = select(EpcisEventEpc.event_pk).where(EpcisEventEpc.epc == normal_epc(lot_uri)[:500])
+    rows = ctx.session.scalars(
+        _visible(ctx, org)
+        .where(EpcisEvent.note == "reported", EpcisEvent.id.in_(named))
+        .order_by(EpcisEvent.event_time, EpcisEvent.id)
+    )
+    out = []
+    for row in rows:
+        attribution = row.attribution or {}
+        out.append(
+            {
+                "event_id": row.event_id or row.hash_id,
+                "event_time": row.event_time,
+                "type": row.event_type,
+                "biz_step": row.biz_step,
+                "party": attribution.get("party"),
+                "gln": attribution.get("gln"),
+                "reported_by": attribution.get("reportedBy"),
+            }
+        )
+    return out
 
 
 @dataclass
