@@ -433,7 +433,7 @@ def test_round_trip_capture_then_export_keeps_identifiers_times_steps_and_quanti
     assert sensors[0]["sensorReport"][1] == {"type": "RelativeHumidity", "value": 91, "uom": "P1"}
 
 
-def test_captured_events_are_exported_with_the_lot_exactly_as_they_were_sent(client, network) -> None:
+def test_captured_events_are_exported_with_the_lot_exactly_as_they_were_sent(client, api_runtime, network) -> None:
     producer, processor = network["producer"], network["processor"]
     lot = new_code("EX")
     tag = f"{lot[-5:]:0>12}"
@@ -518,6 +518,12 @@ def test_captured_events_are_exported_with_the_lot_exactly_as_they_were_sent(cli
     ).get_data(as_text=True)
     assert "https://example.com/acme/epcis/" in xml and f"ASN-{lot}" in xml and "BOL" not in xml
 
+    # the CLI (`lotline export epcis --ancestors`, no viewer: the operator) exports them as captured too
+    with api_runtime.ctx() as ctx:
+        cli = epcis.export_lot(ctx, lot_service.get_lot(ctx, producer.gtin, lot), ancestors=True)
+    assert [{k: v for k, v in e.items() if k != "recordTime"} for e in cli["epcisBody"]["eventList"]] == sent[
+        "epcisBody"
+    ]["eventList"]
     # the receiver did not capture these: it gets the events built from the lot model at its level
     other = client.get(f"/api/v1/lots/{producer.gtin}/{lot}/epcis", headers=processor.headers()).get_json()
     assert all("lotline:payloadHash" in e for e in other["epcisBody"]["eventList"])

@@ -600,9 +600,18 @@ def originals(ctx: Ctx, events: Iterable[Event]) -> dict[int, EpcisEvent]:
         wanted.setdefault((int(parts[1]), int(parts[2])), []).append(event.id)
     if not wanted:
         return {}
+    by_job: dict[int, set[int]] = {}
+    for job, position in wanted:
+        by_job.setdefault(job, set()).add(position)
     rows = ctx.session.scalars(
         select(EpcisEvent).where(
-            EpcisEvent.state == "captured", EpcisEvent.capture_job_id.in_({job for job, _ in wanted})
+            EpcisEvent.state == "captured",
+            or_(
+                *(
+                    and_(EpcisEvent.capture_job_id == job, EpcisEvent.position.in_(positions))
+                    for job, positions in by_job.items()
+                )
+            ),
         )
     )
     out: dict[int, EpcisEvent] = {}
