@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from flask import current_app, jsonify, redirect, render_template, request, session
 from werkzeug.wrappers import Response
@@ -17,6 +18,7 @@ from supply_chain.domain.identifiers import (
 )
 from supply_chain.services import lots as lot_service
 from supply_chain.services import views
+from supply_chain.services.epcis import serials as epcis_serials
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Lot
 
@@ -140,9 +142,18 @@ def product(gtin: str) -> str | Response | tuple[str | Response, int]:
 
 @bp.get("/01/<gtin>/21/<path:serial>")
 def serialised(gtin: str, serial: str) -> str | Response | tuple[str | Response, int]:
-    """A serialised Digital Link (GS1 AI 21): a serial number names one pack, not its lot, so the product's page
-    asks for the lot code printed on it."""
-    return _product(get_ctx(), gtin, serial=serial)
+    """A serialised Digital Link (GS1 AI 21): a serial number names one pack. When the captured EPCIS events
+    tie the pack to one lot Lotline knows, this is that lot's page (``/01/{gtin}/10/{lot}/21/{serial}``);
+    otherwise the product's page asks for the lot code printed on it."""
+    ctx = get_ctx()
+    try:
+        gtin14 = parse_gtin(gtin)
+    except InvalidInput:
+        return _product(ctx, gtin, serial=serial)
+    found = epcis_serials.lot_of(ctx, gtin14, serial)
+    if found is None:
+        return _product(ctx, gtin, serial=serial)
+    return redirect(f"{digital_link_path(found.gtin, found.lot_code)}/21/{quote(serial, safe='')}")
 
 
 @bp.get("/glossary")

@@ -270,6 +270,11 @@ class GS1Key:
         return (base_url or "").rstrip("/") + path
 
 
+class NotGS1Key(InvalidInput):
+    """The identifier is no GS1 key at all (another URI scheme, another EPC scheme such as GIAI or a class
+    pattern), as opposed to a GS1 key written wrongly (a bad check digit, a misplaced qualifier)."""
+
+
 _URN_SCHEMES = {"sgtin": "sgtin", "lgtin": "lgtin", "sgln": "sgln", "sscc": "sscc", "grai": "grai", "pgln": "pgln"}
 _ELEMENT = re.compile(r"\((\d{2,4})\)([^(]*)")
 # Digital Link primary keys and the qualifiers each may carry, in the order GS1 allows them
@@ -299,7 +304,7 @@ def parse_gs1_uri(uri: str, field: str = "identifier") -> GS1Key:
                 if exc.field == field:
                     raise
                 raise InvalidInput(f"{field}: {exc.message}", field=field, code=exc.code) from None
-    raise InvalidInput(
+    raise NotGS1Key(
         f"{field}: {uri!r} is neither an EPC URN nor a GS1 Digital Link", field=field, code="invalid_identifier"
     )
 
@@ -308,7 +313,7 @@ def _from_urn(uri: str, field: str) -> GS1Key:
     parts = uri.split(":")
     scheme = _URN_SCHEMES.get(parts[3]) if len(parts) > 4 else None
     if scheme is None or parts[2] not in ("id", "class"):
-        raise InvalidInput(
+        raise NotGS1Key(
             f"{field}: {uri!r} is not an SGTIN, LGTIN, SGLN, SSCC, GRAI or PGLN URN",
             field=field,
             code="invalid_identifier",

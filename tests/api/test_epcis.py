@@ -416,7 +416,12 @@ def test_round_trip_capture_then_export_keeps_identifiers_times_steps_and_quanti
             assert sorted((q for e in lot_events for q in e["quantityList"]), key=str) == sorted(
                 sent["quantityList"], key=str
             )
-    for got in document["epcisBody"]["eventList"]:  # each event re-hashes to the dataHash it anchored
+    sent_by_id = {e["eventID"]: e for e in plant_doc["epcisBody"]["eventList"]}
+    for got in document["epcisBody"]["eventList"]:
+        if got["eventID"] in sent_by_id:  # the processor's own captured events: exported as it sent them
+            assert {k: v for k, v in got.items() if k != "recordTime"} == sent_by_id[got["eventID"]]
+            continue
+        # the farm's events, built from the lot model: each re-hashes to the dataHash it anchored
         assert got["lotline:proof"]["scheme"] == 2
         assert check_disclosure(got["lotline:kde"], got["lotline:proof"], got["lotline:payloadHash"]) == []
         if "quantity" in got["lotline:kde"]:  # a consortium field: opened for this reader, sealed for the public
@@ -427,6 +432,185 @@ def test_round_trip_capture_then_export_keeps_identifiers_times_steps_and_quanti
         (_instant("2025-06-02T15:30:00Z"), 3.5),
     ]  # 38.3 F = 3.5 C
     assert sensors[0]["sensorReport"][1] == {"type": "RelativeHumidity", "value": 91, "uom": "P1"}
+
+
+def test_captured_events_are_exported_with_the_lot_exactly_as_they_were_sent(client, api_runtime, network) -> None:
+    producer, processor = network["producer"], network["processor"]
+    lot = new_code("EX")
+    tag = f"{lot[-5:]:0>12}"
+    link = _dl(producer.gtin, lot)
+    sent = _doc(
+        {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-8100-{tag}",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "disposition": "active",
+            "eventTime": "2025-06-01T06:30:00.250-07:00",
+            "eventTimeZoneOffset": "-07:00",
+            "readPoint": _loc(producer.gln),
+            "bizLocation": _loc(producer.gln),
+            "quantityList": [{"epcClass": link, "quantity": 500, "uom": "KGM"}],
+            "ilmd": {"acme:harvestCrew": "B-7", "bestBeforeDate": "2025-06-20"},
+            "acme:grade": {"acme:class": "I", "acme:score": 92},
+        },
+        {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-8101-{tag}",
+            "action": "OBSERVE",
+            "bizStep": "shipping",
+            "disposition": "in_transit",
+            "eventTime": "2025-06-02T14:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "quantityList": [{"epcClass": link, "quantity": 500, "uom": "KGM"}],
+            "sourceList": [{"type": "location", "source": _loc(producer.gln)["id"]}],
+            "destinationList": [{"type": "location", "destination": _loc(processor.gln)["id"]}],
+            "bizTransactionList": [
+                {"type": "po", "bizTransaction": f"urn:epcglobal:cbv:bt:{processor.gln}:PO-{lot}"},
+                {"type": "desadv", "bizTransaction": f"urn:epcglobal:cbv:bt:{producer.gln}:ASN-{lot}"},
+            ],
+            "acme:truck": "TR-42",
+        },
+        {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-8102-{tag}",
+            "action": "OBSERVE",
+            "bizStep": "sensor_reporting",
+            "eventTime": "2025-06-02T16:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "quantityList": [{"epcClass": link}],
+            "sensorElementList": [
+                {
+                    "sensorMetadata": {"time": "2025-06-02T15:00:00Z", "deviceID": "urn:epc:id:giai:4000001.111"},
+                    "sensorReport": [
+                        {"type": "Temperature", "value": 3.5, "uom": "CEL"},
+                        {"type": "Illuminance", "value": 120, "uom": "LUX"},
+                    ],
+                },
+                {
+                    "sensorMetadata": {"time": "2025-06-02T15:00:00Z", "deviceID": "urn:epc:id:giai:4000001.112"},
+                    "sensorReport": [{"type": "Temperature", "value": 38.3, "uom": "FAH", "acme:probe": "core"}],
+                },
+            ],
+        },
+    )
+    sent["@context"] = [*sent["@context"], {"acme": "https://example.com/acme/epcis/"}]
+    answer = _capture(client, producer, sent)
+    assert answer.status_code == 202 and answer.get_json()["status"] == "done", answer.get_json()
+    assert all(e["status"] == "captured" for e in answer.get_json()["events"]), answer.get_json()["events"]
+
+    for path in (
+        f"/api/v1/lots/{producer.gtin}/{lot}/epcis",
+        f"/api/v1/lots/{producer.gtin}/{lot}/epcis?ancestors=true",
+    ):
+        document = client.get(path, headers=producer.headers()).get_json()
+        assert_valid_epcis(document)
+        got = document["epcisBody"]["eventList"]
+        assert all("recordTime" in e for e in got)
+        assert [{k: v for k, v in e.items() if k != "recordTime"} for e in got] == sent["epcisBody"]["eventList"]
+        assert {"acme": "https://example.com/acme/epcis/"} in document["@context"] or any(
+            isinstance(c, dict) and c.get("acme") == "https://example.com/acme/epcis/" for c in document["@context"]
+        )
+    # XML too: the extension namespace is declared and the second business transaction is there
+    xml = client.get(
+        f"/api/v1/lots/{producer.gtin}/{lot}/epcis", headers=producer.headers() | {"Accept": "application/xml"}
+    ).get_data(as_text=True)
+    assert "https://example.com/acme/epcis/" in xml and f"ASN-{lot}" in xml and "BOL" not in xml
+
+    # the CLI (`lotline export epcis --ancestors`, no viewer: the operator) exports them as captured too
+    with api_runtime.ctx() as ctx:
+        cli = epcis.export_lot(ctx, lot_service.get_lot(ctx, producer.gtin, lot), ancestors=True)
+    assert [{k: v for k, v in e.items() if k != "recordTime"} for e in cli["epcisBody"]["eventList"]] == sent[
+        "epcisBody"
+    ]["eventList"]
+    # the receiver did not capture these: it gets the events built from the lot model at its level
+    other = client.get(f"/api/v1/lots/{producer.gtin}/{lot}/epcis", headers=processor.headers()).get_json()
+    assert all("lotline:payloadHash" in e for e in other["epcisBody"]["eventList"])
+
+
+def test_a_serial_the_captured_events_tie_to_a_lot_opens_that_lots_consumer_page(client, network) -> None:
+    producer = network["producer"]
+    lot, other = new_code("SER"), new_code("SER")
+    tag = f"{lot[-5:]:0>12}"
+    item = producer.gtin[1 + len(producer.prefix) : 13]
+
+    def pack(serial: str) -> str:
+        return f"https://id.gs1.org/01/{producer.gtin}/21/{serial}"
+
+    def event(n: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "type": "ObjectEvent",
+            "eventID": f"urn:uuid:00000000-0000-4000-82{n:02d}-{tag}",
+            "eventTime": f"2025-06-0{n + 1}T06:30:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "readPoint": _loc(producer.gln),
+            "bizLocation": _loc(producer.gln),
+        } | fields
+
+    document = _doc(
+        # the lots (drive the lot model)
+        event(
+            0,
+            action="ADD",
+            bizStep="commissioning",
+            disposition="active",
+            quantityList=[
+                {"epcClass": _dl(producer.gtin, lot), "quantity": 10, "uom": "KGM"},
+                {"epcClass": _dl(producer.gtin, other), "quantity": 10, "uom": "KGM"},
+            ],
+        ),
+        # packs of the lot: by ILMD lot number (one as an SGTIN URN), by the quantity list beside them, and by a
+        # Digital Link naming the lot itself
+        event(
+            1,
+            action="ADD",
+            bizStep="commissioning",
+            disposition="active",
+            epcList=[f"urn:epc:id:sgtin:{producer.prefix}.0{item}.S1", pack("S2")],
+            ilmd={"cbvmda:lotNumber": lot},
+        ),
+        event(
+            2,
+            action="OBSERVE",
+            bizStep="packing",
+            epcList=[pack("S3")],
+            quantityList=[{"epcClass": _dl(producer.gtin, lot), "quantity": 1, "uom": "KGM"}],
+        ),
+        event(
+            3, action="OBSERVE", bizStep="packing", epcList=[f"https://id.gs1.org/01/{producer.gtin}/10/{lot}/21/S4"]
+        ),
+        # a serial two events tie to two different lots: no lot
+        event(
+            4,
+            action="OBSERVE",
+            bizStep="packing",
+            epcList=[pack("S9")],
+            quantityList=[{"epcClass": _dl(producer.gtin, lot)}],
+        ),
+        event(
+            5,
+            action="OBSERVE",
+            bizStep="packing",
+            epcList=[pack("S9")],
+            quantityList=[{"epcClass": _dl(producer.gtin, other)}],
+        ),
+    )
+    # cbvmda: is GS1's context's own prefix for the CBV master data attributes
+    answer = _capture(client, producer, document)
+    assert answer.status_code == 202 and answer.get_json()["status"] == "done", answer.get_json()
+
+    for serial in ("S1", "S2", "S3", "S4"):
+        found = client.get(f"/01/{producer.gtin}/21/{serial}", headers={"Accept": "application/json"})
+        assert found.status_code == 302, (serial, found.status_code)
+        assert found.headers["Location"].endswith(f"/01/{producer.gtin}/10/{lot}/21/{serial}")
+        page = client.get(found.headers["Location"], headers={"Accept": "application/json"})
+        assert page.status_code == 200 and page.json["serial"] == serial
+        assert page.json["lot"]["lot_code"] == lot
+    for serial in ("S9", "NEVER-SEEN"):  # ambiguous or unknown: the product's page, asking for the lot code
+        product = client.get(f"/01/{producer.gtin}/21/{serial}", headers={"Accept": "application/json"})
+        assert product.status_code == 200 and product.json["serial"] == serial and "lot" not in product.json
 
 
 def _instant(text: str) -> datetime:

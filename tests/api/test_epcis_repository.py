@@ -5,10 +5,10 @@ and the standard query interface against a small corpus with known answers.
 These tests run on a runtime of their own (not the package's shared one): the official examples carry fixed
 eventIDs, and a second capture of them anywhere in the same store would be (rightly) a duplicate.
 
-Master data: the examples name GLNs and GTINs no organisation has registered. The test registers every GLN
-and lot-level GTIN they name for the capturing organisation first, through the services
-(``orgs.register_location``/``register_product``), before capturing - the master-data API is another
-engineer's branch.
+Master data: the examples name GLNs and GTINs no organisation has registered. Before capturing, the test runs
+``scripts/register_master_data.py`` (its ``register`` function, driving the API of the test app): the company
+prefixes each example carries are added to the capturing organisation, then every GTIN and GLN it names is
+registered through ``POST /products`` and ``POST /locations``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from supply_chain.domain.errors import LotlineError
-from supply_chain.services import epcis, orgs, tokens
+from scripts import register_master_data as script
+from supply_chain.services import orgs, tokens
 from supply_chain.services.epcis import identity, repository
 from supply_chain.services.runtime import Runtime
 from supply_chain.store.models import EpcisAnchor, EpcisEvent, Event, Location, Lot, Organisation, Product
@@ -101,25 +101,27 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def register_master_data(runtime: Runtime, member: Member, document: dict[str, Any]) -> None:
-    """Register every GLN (SGLN, /414/) and lot-level GTIN (LGTIN, /01/../10/..) the document names for
-    ``member``, if nobody has yet."""
-    with runtime.ctx() as ctx:
-        org = ctx.session.get(Organisation, member.org.id)  # this session's copy (its prefixes load lazily)
-        for text in _strings(document["epcisBody"]):
-            try:
-                gln = epcis.parse_gln_uri(text, "x")
-            except LotlineError:
-                gln = None
-            if gln and not ctx.session.scalar(select(Location.id).where(Location.gln == gln)):
-                orgs.register_location(ctx, org, gln, f"Example site {gln}")
-            try:
-                gtin = epcis.parse_lot_uri(text, "x")[0]
-            except LotlineError:
-                gtin = None
-            if gtin and not ctx.session.scalar(select(Product.id).where(Product.gtin == gtin)):
-                orgs.register_product(ctx, org, gtin, f"Example product {gtin}", unit="kg")
-        ctx.session.commit()
+def _api(client: FlaskClient):  # noqa: ANN202
+    """The script's view of the API (method, path, token, body) -> (status, JSON), through the test client."""
+
+    def call(method: str, path: str, token: str, body: Any) -> tuple[int, Any]:
+        answer = client.open("/api/v1" + path, method=method, json=body, headers={"Authorization": f"Bearer {token}"})
+        return answer.status_code, answer.get_json()
+
+    return call
+
+
+def register_master_data(client: FlaskClient, members: dict[str, Member], document: dict[str, Any]) -> dict[str, Any]:
+    """Register what ``document`` references for the receiver with ``scripts/register_master_data.py``, through
+    the API: the company prefixes its identifiers carry added to the receiver (by the regulator), then every
+    GTIN and GLN as the receiver. Nothing is registered through the services."""
+    report = script.register(
+        _api(client), document, admin_token=members["regulator"].write, token=members["receiver"].write
+    )
+    assert not report["refused"], report
+    assert set(report["products"].values()) <= {"registered", "already registered"}, report
+    assert set(report["locations"].values()) <= {"registered", "already registered"}, report
+    return report
 
 
 def _counts(runtime: Runtime) -> tuple[int, int, int, int]:
@@ -170,7 +172,18 @@ def test_official_example_is_captured_whole_and_served_back_equal_with_a_verifie
 ) -> None:
     receiver = members["receiver"]
     document = json.loads((EXAMPLES / name).read_text())
-    register_master_data(repo_runtime, receiver, document)
+    report = register_master_data(rc, members, document)
+    with repo_runtime.ctx() as ctx:  # the products and sites the script registered are the receiver's
+        for gtin_ in report["products"]:
+            assert (
+                ctx.session.scalars(select(Product).where(Product.gtin == gtin_)).one().organisation_id
+                == receiver.org.id
+            )
+        for gln_ in report["locations"]:
+            assert (
+                ctx.session.scalars(select(Location).where(Location.gln == gln_)).one().organisation_id
+                == receiver.org.id
+            )
     if name in SAME_EVENT_AS:
         _capture(rc, receiver, (EXAMPLES / SAME_EVENT_AS[name]).read_bytes())  # captured first (or already)
         duplicate = _capture(rc, receiver, (EXAMPLES / name).read_bytes()).get_json()
@@ -220,7 +233,7 @@ def test_example_9_6_2_with_its_lot_unknown_is_stored_not_refused(
 ) -> None:
     """Its lot was never created here: the receiving cannot move custody, but the event is kept, queryable."""
     name = "Example_9.6.2-ObjectEvent.jsonld"
-    register_master_data(repo_runtime, members["receiver"], json.loads((EXAMPLES / name).read_text()))
+    register_master_data(rc, members, json.loads((EXAMPLES / name).read_text()))
     job = _capture(rc, members["receiver"], (EXAMPLES / name).read_bytes()).get_json()
     assert job["events"][0]["status"] in ("stored", "duplicate")  # duplicate: the examples test captured it
     query = "eventType=ObjectEvent&MATCH_epcClass=https://id.gs1.org/01/04012345123456/10/998877"

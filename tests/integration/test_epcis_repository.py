@@ -104,3 +104,72 @@ def test_queries_find_the_examples_events(rt: Any, captured: dict, query: Any, f
         rows, _ = repository.query(ctx, org, query)
         jobs_of = {job_id: name for name, (job_id, _doc) in captured["documents"].items()}
         assert {jobs_of[r.capture_job_id] for r in rows} == files
+
+
+def test_a_lots_export_finds_its_captured_events_and_a_serial_its_lot(rt: Any) -> None:
+    """On both databases: the lot export answers the stored events a capture job applied (by job and
+    position), and a serial an event ties to a lot (ILMD lot number) maps to that lot."""
+    from supply_chain.domain.identifiers import gs1_check_digit
+    from supply_chain.services import lots as lot_service
+    from supply_chain.services.epcis import export, serials
+
+    def check(body: str) -> str:
+        return body + str(gs1_check_digit(body))
+
+    prefix = "0952011"
+    gtin, gln = check("0" + prefix + "00001"), check(prefix + "00001")
+    with rt.ctx() as ctx:
+        admin = orgs.onboard(ctx, None, "Serial Regulator", ["regulator", "admin"])
+        farm = orgs.onboard(ctx, admin, "Serial Farm", ["producer"], prefix)
+        orgs.register_product(ctx, farm, gtin, "Pears", unit="kg")
+        orgs.register_location(ctx, farm, gln, "Orchard")
+        ctx.session.commit()
+        farm_id = farm.id
+    events = [
+        {
+            "type": "ObjectEvent",
+            "eventTime": "2025-06-01T06:30:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "readPoint": {"id": f"https://id.gs1.org/414/{gln}"},
+            "bizLocation": {"id": f"https://id.gs1.org/414/{gln}"},
+            "quantityList": [{"epcClass": f"https://id.gs1.org/01/{gtin}/10/PEAR-1", "quantity": 5, "uom": "KGM"}],
+            "bizTransactionList": [
+                {"type": "po", "bizTransaction": "urn:epcglobal:cbv:bt:0952011000015:PO-1"},
+                {"type": "inv", "bizTransaction": "urn:epcglobal:cbv:bt:0952011000015:INV-1"},
+            ],
+        },
+        {
+            "type": "ObjectEvent",
+            "eventTime": "2025-06-01T07:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "action": "ADD",
+            "bizStep": "commissioning",
+            "epcList": [f"https://id.gs1.org/01/{gtin}/21/SN-7"],
+            "ilmd": {"cbvmda:lotNumber": "PEAR-1"},
+        },
+    ]
+    document = {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2025-06-01T12:00:00Z",
+        "epcisBody": {"eventList": events},
+    }
+    with rt.ctx() as ctx:
+        job, _ = jobs.submit(ctx, ctx.session.get(Organisation, farm_id), document)
+        ctx.session.commit()
+        job_id = job.id
+    with rt.ctx() as ctx:
+        jobs.claim(ctx, job_id)
+    assert jobs.run_job(rt, job_id, replan=False) == "done"
+    with rt.ctx() as ctx:
+        lot = lot_service.get_lot(ctx, gtin, "PEAR-1")
+        exported = export.export_lot(ctx, lot, viewer=ctx.session.get(Organisation, farm_id))
+        assert [{k: v for k, v in e.items() if k != "recordTime"} for e in exported["epcisBody"]["eventList"]] == [
+            events[0]
+        ]
+        found = serials.lot_of(ctx, gtin, "SN-7")
+        assert found is not None and found.id == lot.id
+        assert serials.lot_of(ctx, gtin, "SN-8") is None

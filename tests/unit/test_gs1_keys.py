@@ -73,3 +73,25 @@ def test_split_serial_reads_a_trailing_serial_only() -> None:
     assert split_serial("LOT-1/21/SN-9") == ("LOT-1", "SN-9")
     assert split_serial("A/21/B/21/C") == ("A/21/B", "C")
     assert split_serial("LOT-1") is None and split_serial("LOT/21/") is None and split_serial("/21/SN") is None
+
+
+def test_captures_lot_and_location_readers_are_the_one_reader() -> None:
+    """capture's readers (``vocabulary.parse_lot_uri``/``parse_gln_uri``) answer what ``parse_gs1_uri`` reads:
+    a Digital Link with its consumer product variant before the lot (GS1's order) is a lot, an SGLN URN
+    without its extension is refused as the Tag Data Standard does, a GIAI or any other URI is no lot."""
+    from supply_chain.services.epcis.vocabulary import Unsupported, parse_gln_uri, parse_lot_uri
+
+    assert parse_lot_uri("https://id.gs1.org/01/09506000134352/22/2A/10/ABC", "f") == ("09506000134352", "ABC")
+    assert parse_lot_uri("https://r.example/01/09506000134352/10/A%2FB", "f") == ("09506000134352", "A/B")
+    assert parse_gln_uri("urn:epc:id:pgln:4012345.00225", "f") == "4012345002256"
+    with pytest.raises(InvalidInput) as refused:
+        parse_gln_uri("urn:epc:id:sgln:0614141.07346", "readPoint.id")
+    assert refused.value.field == "readPoint.id" and "SGLN" in refused.value.message
+    with pytest.raises(InvalidInput) as refused:  # a GS1 key written wrongly is an error, not "unsupported"
+        parse_lot_uri("https://id.gs1.org/01/09506000134353/10/ABC", "epcClass")
+    assert not isinstance(refused.value, Unsupported) and "check digit" in refused.value.message
+    for uri in ("urn:epc:id:giai:4000001.111", "https://example.com/other", "urn:epc:idpat:sgtin:4012345.066666.*"):
+        with pytest.raises(Unsupported):
+            parse_lot_uri(uri, "f")
+        with pytest.raises(Unsupported):
+            parse_gln_uri(uri, "f")

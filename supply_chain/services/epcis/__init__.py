@@ -6,7 +6,10 @@ TransformationEvent for a lot made from other lots. Lots are named by GS1 Digita
 (``https://id.gs1.org/01/{gtin}/10/{lot}``), locations by GLN Digital Link URIs (``https://id.gs1.org/414/{gln}``),
 business steps and dispositions by their CBV 2.0 bare words. Each event carries Lotline extensions
 (``lotline:cte``, ``lotline:kde``, ``lotline:payloadHash``, ...) so a reader can check it against the chain.
-The mapping table is in docs/epcis.md.
+An event a capture job wrote from an EPCIS document is exported instead as the event captured (from the event
+repository, plus ``recordTime``) to readers who may see it whole. The mapping table is in docs/epcis.md.
+
+Serials (``serials``): the lot a serialised pack belongs to, where captured events tie them.
 
 Capture (`capture`): a document is validated against the EPCIS 2.0 JSON Schema (a failure names the path),
 then every event is mapped to Lotline writes and checked against the store and the caller's rights -

@@ -17,6 +17,7 @@ from supply_chain.domain.events import Visibility, event_date, visible_view
 from supply_chain.domain.kinds import CREATION_KINDS, EventKind
 from supply_chain.services import lots as lot_service
 from supply_chain.services.access import event_proof, level_for
+from supply_chain.services.epcis import repository
 from supply_chain.services.epcis.vocabulary import (
     BT_BY_WORD,
     BT_TYPES,
@@ -30,6 +31,7 @@ from supply_chain.services.epcis.vocabulary import (
 )
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import (
+    EpcisEvent,
     Event,
     Lot,
     Organisation,
@@ -205,8 +207,13 @@ def export_lot(
     ctx: Ctx, lot: Lot, *, ancestors: bool = False, viewer: Organisation | None = None, include_failed: bool = False
 ) -> dict[str, Any]:
     """The lot's events (and, with ``ancestors``, those of every lot it was made from) as an EPCIS 2.0
-    document, oldest first. Fields are shown at the viewer's level (all of its own events, the consortium
-    fields of others'); without a viewer (the CLI), at consortium level."""
+    document, oldest first.
+
+    A Lotline event written from a captured EPCIS event is exported as that event, exactly as it was
+    captured (from the event repository, plus ``recordTime``; once, however many lots it touched), when the
+    viewer may see it there (it captured it, or has oversight; the CLI always). Every other event is built
+    from the lot model, its fields shown at the viewer's level (all of its own events, the consortium fields
+    of others'); without a viewer (the CLI), at consortium level."""
     chain = [lot]
     if ancestors:
         ids = [i for i, _ in ancestor_ids(ctx.session, lot.id)]
@@ -214,9 +221,19 @@ def export_lot(
             chain += list(ctx.session.scalars(select(Lot).where(Lot.id.in_(ids)).order_by(Lot.id)))
     rows = [(item, e) for item in chain for e in item.events if include_failed or e.status != "failed"]
     rows.sort(key=lambda pair: (pair[1].occurred_at, pair[1].seq or 10**12, pair[1].id))
-    events = [export_event(e, item, level_for(e, viewer) if viewer else Visibility.CONSORTIUM) for item, e in rows]
+    found = repository.originals(ctx, (e for _, e in rows))
+    events: list[dict[str, Any]] = []
+    sent: dict[int, EpcisEvent] = {}  # stored originals already in the document (one EPCIS event, many lot events)
+    for item, e in rows:
+        original = found.get(e.id)
+        if original is not None and (viewer is None or repository.may_see(viewer, original)):
+            if original.id not in sent:
+                sent[original.id] = original
+                events.append(repository.exported(original))
+            continue
+        events.append(export_event(e, item, level_for(e, viewer) if viewer else Visibility.CONSORTIUM))
     return {
-        "@context": CONTEXT,
+        "@context": repository.merged_context(list(sent.values()), CONTEXT),
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": datetime.now(UTC).isoformat(),

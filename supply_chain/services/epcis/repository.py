@@ -47,7 +47,7 @@ from supply_chain.services.epcis.vocabulary import bare_word
 from supply_chain.services.orgs import signer
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.writes import sender_lock
-from supply_chain.store.models import CaptureJob, EpcisAnchor, EpcisEvent, EpcisEventEpc, Organisation
+from supply_chain.store.models import CaptureJob, EpcisAnchor, EpcisEvent, EpcisEventEpc, Event, Organisation
 
 FUTURE_SKEW = timedelta(minutes=5)
 """How far past the server's clock an eventTime may lie (clocks drift); later is refused."""
@@ -608,6 +608,53 @@ def exported(row: EpcisEvent) -> dict[str, Any]:
     body = dict(row.body)
     body["recordTime"] = row.record_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return body
+
+
+JOB_KEY_PREFIX = "epcis-job:"
+"""How the idempotency key of a Lotline event a capture job wrote begins (``jobs.step_key``):
+``epcis-job:{job}:{event index}:{step}:{n}``; the job and the index name the stored event it came from."""
+
+
+def originals(ctx: Ctx, events: Iterable[Event]) -> dict[int, EpcisEvent]:
+    """The stored EPCIS event each Lotline event was written from, by Lotline event id: the captured event
+    of the same capture job at the same position. Events recorded through Lotline's own forms (and those of
+    the synchronous ``capture()`` service, which keeps no originals) have none."""
+    wanted: dict[tuple[int, int], list[int]] = {}
+    for event in events:
+        key = event.idempotency_key or ""
+        if not key.startswith(JOB_KEY_PREFIX):
+            continue
+        parts = key.split(":")
+        if len(parts) != 5 or not (parts[1].isdigit() and parts[2].isdigit()):
+            continue
+        wanted.setdefault((int(parts[1]), int(parts[2])), []).append(event.id)
+    if not wanted:
+        return {}
+    by_job: dict[int, set[int]] = {}
+    for job, position in wanted:
+        by_job.setdefault(job, set()).add(position)
+    rows = ctx.session.scalars(
+        select(EpcisEvent).where(
+            EpcisEvent.state == "captured",
+            or_(
+                *(
+                    and_(EpcisEvent.capture_job_id == job, EpcisEvent.position.in_(positions))
+                    for job, positions in by_job.items()
+                )
+            ),
+        )
+    )
+    out: dict[int, EpcisEvent] = {}
+    for row in rows:
+        for event_id in wanted.get((row.capture_job_id, row.position), []):
+            out[event_id] = row
+    return out
+
+
+def may_see(org: Organisation, row: EpcisEvent) -> bool:
+    """Whether ``org`` may see a stored event whole (the query interface's rule): it captured it, or it has
+    oversight."""
+    return row.organisation_id == org.id or bool(access.OVERSIGHT_ROLES & set(org.roles))
 
 
 def merged_context(rows: Sequence[EpcisEvent], base: Sequence[Any]) -> list[Any]:

@@ -10,18 +10,11 @@ from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import jsonschema
 
 from supply_chain.domain.errors import InvalidInput, LotlineError
-from supply_chain.domain.identifiers import (
-    digital_link,
-    gs1_check_digit,
-    parse_digital_link,
-    parse_gln,
-    parse_lot_code,
-)
+from supply_chain.domain.identifiers import GS1Key, NotGS1Key, digital_link, parse_gs1_uri
 from supply_chain.domain.kinds import EventKind
 
 GS1_RESOLVER = "https://id.gs1.org"
@@ -219,23 +212,18 @@ def gln_uri(gln: str) -> str:
     return f"{GS1_RESOLVER}/414/{gln}"
 
 
-def _from_urn_parts(prefix: str, reference: str, label: str, field: str) -> str:
-    body = prefix + reference
-    if not (body.isascii() and body.isdigit()):
-        raise InvalidInput(f"{field}: {label} parts must be digits", field=field, code="invalid_identifier")
-    return body
-
-
-def _uri_path(uri: str, field: str) -> str:
-    """The path of an http(s) URI ('' for anything else); a URI urlsplit cannot read is refused, naming field."""
-    if not uri.startswith(("http://", "https://")):
-        return ""
+def _key(uri: object, field: str) -> GS1Key:
+    """The GS1 key ``uri`` names (``identifiers.parse_gs1_uri``: EPC URNs through ``epcpy``, Digital Links
+    on any host). A URI that is no GS1 key at all is Unsupported (stored, not mapped); a GS1 key written
+    wrongly is InvalidInput; both name ``field``."""
+    if not isinstance(uri, str):
+        raise InvalidInput(f"{field}: must be a URI", field=field, code="invalid_identifier")
+    if uri.startswith("urn:epc:idpat:"):
+        raise Unsupported(f"{field}: {uri} is a class pattern and names no single lot or place", field=field)
     try:
-        return urlsplit(uri).path
-    except ValueError as exc:  # "Invalid IPv6 URL", a host that changes under NFKC normalisation, ...
-        raise InvalidInput(
-            f"{field}: {uri[:100]!r} is not a URI ({exc})", field=field, code="invalid_identifier"
-        ) from None
+        return parse_gs1_uri(uri, field)
+    except NotGS1Key as exc:
+        raise Unsupported(exc.message, field=field) from None
 
 
 def parse_lot_uri(uri: str, field: str) -> tuple[str, str]:
@@ -244,86 +232,31 @@ def parse_lot_uri(uri: str, field: str) -> tuple[str, str]:
     Serialised items (SGTIN, Digital Link with /21/), class patterns, GTINs without a lot and logistic units
     (SSCC) raise Unsupported: Lotline traces lots (FSMA 204 traceability lots), not single items or pallets.
     """
-    if not isinstance(uri, str):
-        raise InvalidInput(f"{field}: must be a URI", field=field, code="invalid_identifier")
-    if uri.startswith("urn:epc:class:lgtin:"):
-        parts = uri[len("urn:epc:class:lgtin:") :].split(".", 2)
-        if len(parts) != 3 or not parts[1]:
-            raise InvalidInput(
-                f"{field}: {uri!r} is not an LGTIN (urn:epc:class:lgtin:Prefix.ItemRef.Lot)",
-                field=field,
-                code="invalid_identifier",
-            )
-        prefix, item, lot = parts
-        body = _from_urn_parts(item[0] + prefix, item[1:], "LGTIN", field)
-        if len(body) != 13:
-            raise InvalidInput(
-                f"{field}: {uri!r}: company prefix and item reference must have 12 digits together",
-                field=field,
-                code="invalid_identifier",
-            )
-        gtin = body + str(gs1_check_digit(body))
-        return gtin, _lot(unquote(lot), field)
-    if uri.startswith("urn:epc:id:sgtin:"):
+    key = _key(uri, field)
+    if key.scheme == "lgtin" and key.lot is not None:
+        return key.key, key.lot
+    if key.scheme == "sgtin":
         raise Unsupported(
             f"{field}: {uri} names one serialised item (SGTIN); Lotline traces lots - send the lot "
-            "in quantityList as an LGTIN or a Digital Link with /10/{{lot}}",
+            "in quantityList as an LGTIN or a Digital Link with /10/{lot}",
             field=field,
         )
-    if uri.startswith("urn:epc:idpat:"):
-        raise Unsupported(f"{field}: {uri} is a class pattern and names no lot", field=field)
-    if uri.startswith("urn:epc:id:sscc:"):
+    if key.scheme == "gtin":
+        raise Unsupported(f"{field}: {uri} names a product (GTIN) but no lot (/10/)", field=field)
+    if key.scheme == "sscc":
         raise Unsupported(
             f"{field}: {uri} is a logistic unit (SSCC); Lotline does not track pallets or cases, only the lots in them",
             field=field,
         )
-    segments = _uri_path(uri, field).split("/")
-    if "01" in segments:
-        if "21" in segments[segments.index("01") :]:
-            raise Unsupported(
-                f"{field}: {uri} names one serialised item (/21/ serial); Lotline traces lots", field=field
-            )
-        if "10" not in segments[segments.index("01") :]:
-            raise Unsupported(f"{field}: {uri} names a product (GTIN) but no lot (/10/)", field=field)
-        try:
-            return parse_digital_link(uri)
-        except InvalidInput as exc:
-            raise InvalidInput(f"{field}: {exc.message}", field=field, code=exc.code) from None
     raise Unsupported(f"{field}: {uri} is not a GS1 lot identifier (LGTIN URN or Digital Link)", field=field)
 
 
-def _lot(text: str, field: str) -> str:
-    try:
-        return parse_lot_code(text)
-    except InvalidInput as exc:
-        raise InvalidInput(f"{field}: {exc.message}", field=field, code=exc.code) from None
-
-
 def parse_gln_uri(uri: str, field: str) -> str:
-    """The GLN of an SGLN/PGLN URN or a Digital Link with /414/ (location) or /417/ (party)."""
-    if not isinstance(uri, str):
-        raise InvalidInput(f"{field}: must be a URI", field=field, code="invalid_identifier")
-    for scheme in ("urn:epc:id:sgln:", "urn:epc:id:pgln:"):
-        if uri.startswith(scheme):
-            parts = uri[len(scheme) :].split(".")
-            if len(parts) < 2:
-                raise InvalidInput(f"{field}: {uri!r} is not a GLN URN", field=field, code="invalid_identifier")
-            body = _from_urn_parts(parts[0], parts[1], "GLN", field)
-            if len(body) != 12:
-                raise InvalidInput(
-                    f"{field}: {uri!r}: company prefix and location reference must have 12 digits together",
-                    field=field,
-                    code="invalid_identifier",
-                )
-            return body + str(gs1_check_digit(body))
-    if uri.startswith(("http://", "https://")):
-        segments = _uri_path(uri, field).split("/")
-        for ai in ("414", "417"):
-            if ai in segments and segments.index(ai) + 1 < len(segments):
-                try:
-                    return parse_gln(segments[segments.index(ai) + 1])
-                except InvalidInput as exc:
-                    raise InvalidInput(f"{field}: {exc.message}", field=field, code=exc.code) from None
+    """The GLN of an SGLN/PGLN URN or a Digital Link with /414/ (location) or /417/ (party); an SGLN's
+    extension is ignored."""
+    key = _key(uri, field)
+    if key.scheme in ("sgln", "gln", "pgln"):
+        return key.key
     raise Unsupported(f"{field}: {uri} is not a GLN-based location (SGLN URN or Digital Link /414/)", field=field)
 
 
