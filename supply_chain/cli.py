@@ -90,12 +90,18 @@ def demo(reset: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--workers",
+    metavar="N|auto",
+    help="Server processes sharing the port (default: LOTLINE_WORKERS, else 1). More than 1 needs a JSON-RPC "
+    "chain (LOTLINE_CHAIN_URL) and PostgreSQL; auto: one per core there, 1 elsewhere.",
+)
 @handle_errors
-def serve(host: str, port: int) -> None:
-    """Serve the web app with a production WSGI server (waitress)."""
+def serve(host: str, port: int, workers: str | None) -> None:
+    """Serve the web app with a production WSGI server (waitress), in one process or several."""
     from app.wsgi import serve as run
 
-    run(host=host, port=port)
+    run(host=host, port=port, workers=workers)
 
 
 @main.command()
