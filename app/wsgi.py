@@ -210,6 +210,8 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
             try:
                 _worker(index, listener, config, parent, host, port)
                 code = 0
+            except KeyboardInterrupt:  # stopped while it was still starting
+                code = 0
             except BaseException:  # noqa: BLE001 - a forked worker never returns into the parent's code
                 log.exception("worker %d failed", index)
             finally:
