@@ -291,10 +291,14 @@ def _load_servers(
     pages: dict[str, str],
     seconds: float,
     progress: Callable[[str], None],
+    settled: Callable[[], bool] | None = None,
+    warmup: float = 1.0,
 ) -> list[LoadRow]:
     """For each of ``servers`` (label, extra environment, extra `serve` options): `lotline serve` on ``home``
     with ``env``, then ``/healthz`` and every page of ``pages`` loaded in turn by ``LOAD_CLIENTS`` clients in
-    another process; each page's rate is taken with the ``/healthz`` of the same server."""
+    another process; each page's rate is taken with the ``/healthz`` of the same server. With ``settled``, the
+    loads wait until it answers True (e.g. the start-up verification pass is over, so that it no longer moves
+    the pages' cache keys), and each page is asked for a few times first (the caches of several processes)."""
     import json
     import os
     import subprocess
@@ -322,6 +326,9 @@ def _load_servers(
             )
         try:
             _await_verified(base, pages.values(), process)
+            if settled is not None:
+                _await(settled, process)
+                _prime(base, pages.values())
             healthz: float | None = None
             for target, path in ({"/healthz": "/healthz"} | pages).items():
                 progress(f"  {LOAD_CLIENTS} clients: {target}")
@@ -335,6 +342,8 @@ def _load_servers(
                         str(LOAD_CLIENTS),
                         "--seconds",
                         str(seconds),
+                        "--warmup",
+                        str(warmup),
                     ],
                     capture_output=True,
                     text=True,
@@ -362,7 +371,8 @@ def run_workers(
     """The load figures with 1, 2 and 4 server processes (``lotline serve --workers N``) on PostgreSQL and a
     JSON-RPC chain: anvil (npm ``@foundry-rs/anvil``) started here, a throw-away schema of ``postgres_url``
     (dropped after), the demo scenario and the 50-ingredient lot seeded through the services. Against each
-    server, 32 clients load ``/healthz`` and the two scan pages (cache on, the default), one after the other."""
+    server, once its start-up verification pass is over and each page was asked for a few times, 32 clients load
+    ``/healthz`` and the two scan pages (cache on, the default), one after the other, after 3 s of warm-up."""
     import os
     import platform
     import uuid
@@ -420,7 +430,18 @@ def run_workers(
             (f"{n} worker{'s' if n > 1 else ''}", {"LOTLINE_SCAN_PAGE_CACHE": "512"}, ("--workers", str(n)))
             for n in counts
         ]
-        load_rows = _load_servers(home, env, servers, pages, 3.0 if quick else 10.0, progress)
+        engine = make_engine(db_url, poolclass=NullPool)
+
+        def verified_all() -> bool:
+            with engine.connect() as connection:
+                return not connection.scalar(text("SELECT count(*) FROM lots WHERE verification_state IS NULL"))
+
+        try:
+            load_rows = _load_servers(
+                home, env, servers, pages, 3.0 if quick else 10.0, progress, settled=verified_all, warmup=3.0
+            )
+        finally:
+            engine.dispose()
     finally:
         stop(node)
         with admin.begin() as connection:
@@ -436,6 +457,26 @@ def run_workers(
         "quick": quick,
     }
     return Results([], meta, load_rows)
+
+
+def _await(condition: Callable[[], bool], process: Any, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise RuntimeError(f"lotline serve exited {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server's start-up verification did not finish in {timeout:g} s")
+        time.sleep(1.0)
+
+
+def _prime(base: str, paths: Any, times: int = 8) -> None:
+    """Ask for each page (HTML) ``times`` times on new connections, so that most processes have it cached."""
+    import urllib.request
+
+    for path in paths:
+        for _ in range(times):
+            with urllib.request.urlopen(base + path, timeout=120) as response:
+                response.read()
 
 
 def _load_average() -> str:

@@ -96,6 +96,25 @@ def test_worker_count_rules(tmp_path: Path) -> None:
     assert allowed.worker_processes("auto") == (os.cpu_count() or 1)
 
 
+def test_bench_workers_needs_counts_and_postgresql(tmp_path: Path) -> None:
+    def bench(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")} | {"LOTLINE_HOME": str(tmp_path)}
+        return subprocess.run(
+            [sys.executable, "-m", "supply_chain.cli", "bench", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    wrong = bench("--workers", "1,two")
+    assert wrong.returncode == 2 and "(field: --workers)" in wrong.stderr and "1,2,4" in wrong.stderr
+    no_database = bench("--workers", "1,2")
+    assert no_database.returncode == 2 and "(field: --postgres)" in no_database.stderr
+    sqlite = bench("--workers", "1,2", "--postgres", f"sqlite:///{tmp_path / 'x.db'}")
+    assert sqlite.returncode == 2 and "PostgreSQL" in sqlite.stderr
+
+
 # ------------------------------------------------------------------ PostgreSQL + anvil: several processes
 
 
