@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -195,6 +197,18 @@ def test_two_workers_serve_one_port_and_see_each_others_writes(rpc_producer: dic
             {"kind": "observation", "payload": {"note": "second", "date": "2026-11-21"}},
         )
         assert status == 201
+
+        # A worker that dies is started again: answers come from two processes again, one of them new.
+        os.kill(writer, signal.SIGKILL)
+        after: set[int] = set()
+        deadline = time.monotonic() + 300  # a bound on the wait, not a timed assertion
+        while not (len(after) == 2 and writer not in after) and time.monotonic() < deadline:
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda _n: _answer(server.base + "/healthz"), range(16)))
+            after = {_pid(header) for status, header, _ in answers if status == 200} | (after - {writer})
+            time.sleep(0.5)
+        assert writer not in after and len(after) == 2 and len(after - pids) == 1, (after, pids, server.tail())
+        assert "starting it again" in server.tail(20_000)
     finally:
         server.process.terminate()
         code = server.process.wait(timeout=120)
