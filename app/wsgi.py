@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import logging
+import mmap
 import os
 import signal
 import socket
@@ -179,10 +180,6 @@ def _serve_one(host: str, port: int, config: dict[str, str]) -> None:
 # (services/writes.py). The parent restarts a worker that dies and stops them all on SIGTERM or Ctrl+C; a
 # worker whose parent is gone (killed) stops by itself.
 
-RESPAWN_AFTER = 5.0
-"""A worker that dies sooner than this after its start ends the server (a fault at start would otherwise be
-forked again and again); one that dies later is started again."""
-
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -200,15 +197,19 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
     finally:
         runtime.close()
     stopping = False
-    children: dict[int, tuple[int, float]] = {}  # pid -> (worker number, started at)
+    children: dict[int, int] = {}  # pid -> worker number
     parent = os.getpid()
+    # One byte per worker in memory the forks share: 1 once it serves. A worker that dies before that ends the
+    # server (a fault at start would otherwise be forked again and again); one that dies later is started again.
+    ready = mmap.mmap(-1, count)
 
     def spawn(index: int) -> None:
+        ready[index] = 0
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _worker(index, listener, config, parent, host, port)
+                _worker(index, listener, config, parent, host, port, ready)
                 code = 0
             except KeyboardInterrupt:  # stopped while it was still starting
                 code = 0
@@ -217,7 +218,7 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
             finally:
                 logging.shutdown()
                 os._exit(code)
-        children[pid] = (index, time.monotonic())
+        children[pid] = index
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -244,12 +245,12 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            index, started = children.pop(pid, (-1, 0.0))
+            index = children.pop(pid, -1)
             if stopping or index < 0:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            if time.monotonic() - started < RESPAWN_AFTER:
-                log.error("worker %d (pid %d) exited %d right after starting: stopping the server", index, pid, code)
+            if not ready[index]:
+                log.error("worker %d (pid %d) exited %d before serving: stopping the server", index, pid, code)
                 failed = True
                 stop(signal.SIGTERM, None)
                 continue
@@ -262,7 +263,9 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
         raise SystemExit(1)
 
 
-def _worker(index: int, listener: socket.socket, config: dict[str, str], parent: int, host: str, port: int) -> None:
+def _worker(
+    index: int, listener: socket.socket, config: dict[str, str], parent: int, host: str, port: int, ready: mmap.mmap
+) -> None:
     """One forked worker: its own app on the shared socket until SIGTERM (or its parent is gone)."""
     from waitress import serve as waitress_serve
 
@@ -279,6 +282,7 @@ def _worker(index: int, listener: socket.socket, config: dict[str, str], parent:
     maintenance = start_maintenance(app, mark=False) if index == 0 else None
     capture, sender = start_capture_worker(app), start_delivery_worker(app)
     log.info("worker %d (pid %d) serving on http://%s:%s", index, os.getpid(), host, port)
+    ready[index] = 1
     try:
         waitress_serve(app, sockets=[listener], threads=THREADS, ident="lotline")  # returns on SIGTERM
     finally:
