@@ -16,8 +16,12 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import logging
+import mmap
 import os
 import signal
+import socket
+import threading
+import time
 from datetime import timedelta
 
 from flask import Flask
@@ -39,13 +43,15 @@ def application() -> Flask:
     return app
 
 
-def start_maintenance(app: Flask) -> Maintenance:
-    """Mark every lot unchecked, then start the background thread that verifies them all at once and keeps
-    indexing and re-verifying on a schedule (``LOTLINE_SYNC_SECONDS``, ``LOTLINE_VERIFY_SECONDS``); a pending write
-    older than ``LOTLINE_PENDING_GRACE_SECONDS`` (default 120) that no writer is sending is settled by that pass."""
+def start_maintenance(app: Flask, mark: bool = True) -> Maintenance:
+    """Mark every lot unchecked (unless ``mark`` is False: a parent process did it), then start the background
+    thread that verifies them all at once and keeps indexing and re-verifying on a schedule
+    (``LOTLINE_SYNC_SECONDS``, ``LOTLINE_VERIFY_SECONDS``); a pending write older than
+    ``LOTLINE_PENDING_GRACE_SECONDS`` (default 120) that no writer is sending is settled by that pass."""
     runtime = app.extensions["lotline"]
-    marked = mark_unchecked(runtime)
-    logging.getLogger("lotline").info("%d lots marked unchecked until verified against the chain", marked)
+    if mark:
+        marked = mark_unchecked(runtime)
+        logging.getLogger("lotline").info("%d lots marked unchecked until verified against the chain", marked)
     maintenance = Maintenance(
         runtime,
         sync_seconds=float(os.environ.get("LOTLINE_SYNC_SECONDS", "30")),
@@ -81,21 +87,62 @@ def start_delivery_worker(app: Flask) -> DeliveryWorker:
 
 
 def _stop(_signum: int, _frame: object) -> None:
+    # A second signal (Ctrl+C reaches every process of the group, and a parent forwards SIGTERM as well) must
+    # not interrupt the shutdown the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the app under waitress until interrupted; the runtime (chain, database) is closed after."""
-    from waitress import serve as waitress_serve
+SHOW_WORKER_ENV = "LOTLINE_SHOW_WORKER"
+"""Set to 1, every answer carries ``X-Lotline-Worker: <worker number> <process id>`` (tests and operators
+checking how requests spread over the processes; off by default: the process id is nobody else's business)."""
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+def _show_worker(app: Flask, index: int) -> None:
+    if os.environ.get(SHOW_WORKER_ENV, "").strip() != "1":
+        return
+    value = f"{index} {os.getpid()}"
+
+    @app.after_request
+    def _worker_header(response):  # noqa: ANN001, ANN202 - a Flask response hook
+        response.headers["X-Lotline-Worker"] = value
+        return response
+
+
+def _public_url_config(host: str, port: int) -> dict[str, str]:
     config: dict[str, str] = {}
     if not os.environ.get("LOTLINE_PUBLIC_URL"):
         # Without a configured public URL, QR codes point at this server rather than at a port nobody serves
         # (set LOTLINE_PUBLIC_URL for labels that phones elsewhere should open).
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         config["LOTLINE_PUBLIC_URL"] = f"http://{shown}:{port}"
+    return config
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: str | None = None) -> None:
+    """Run the app under waitress until interrupted; the runtime (chain, database) is closed after.
+
+    ``workers`` (``--workers``; None: ``LOTLINE_WORKERS``) processes share one listening socket when the
+    configuration allows several (a JSON-RPC chain and PostgreSQL, ``Settings.worker_processes``); more than one
+    on the embedded chain or SQLite is refused (InvalidInput) before anything starts."""
+    from supply_chain.services.runtime import Settings
+
+    settings = Settings.from_env()
+    count = settings.worker_processes(workers)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _public_url_config(host, port)
+    if count == 1:
+        _serve_one(host, port, config)
+    else:
+        _serve_many(host, port, config, count)
+
+
+def _serve_one(host: str, port: int, config: dict[str, str]) -> None:
+    from waitress import serve as waitress_serve
+
     app = create_app(config)
+    _show_worker(app, 0)
     # A stop signal (service manager, container) ends the server like Ctrl+C, so the runtime is closed.
     signal.signal(signal.SIGTERM, _stop)
     # An operator's (and a test's) view into a stuck server: `kill -USR1 <pid>` writes every thread's stack
@@ -119,3 +166,138 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
         maintenance.join(timeout=30)  # a verification pass in progress ends its batch before the chain closes
         app.extensions["lotline"].close()
         logging.getLogger("lotline").info("stopped")
+
+
+# ------------------------------------------------------------------ several worker processes (pre-fork)
+#
+# The parent binds the socket, marks every lot unchecked once, then forks the workers; each builds its own app
+# (its own database pool and chain connection: nothing open is shared across the fork) and serves the same
+# listening socket with waitress, the kernel handing each new connection to one of them. Worker 0 also runs the
+# maintenance pass (indexing, verification, settling old pending writes), once for the whole server; every
+# worker runs a capture and a delivery worker, so the job or notice a request queued is picked up at once in
+# that process (each job and delivery is claimed by one of them, as with `lotline jobs run` beside a server).
+# Writes from several processes are safe on PostgreSQL: the signing key's advisory lock orders nonces
+# (services/writes.py). The parent restarts a worker that dies and stops them all on SIGTERM or Ctrl+C; a
+# worker whose parent is gone (killed) stops by itself.
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=1024)
+
+
+def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> None:
+    from supply_chain.services.runtime import Runtime, Settings
+
+    log = logging.getLogger("lotline")
+    listener = _listen(host, port)
+    runtime = Runtime(Settings.from_env())  # migrates the database once, before any worker opens it
+    try:
+        log.info("%d lots marked unchecked until verified against the chain", mark_unchecked(runtime))
+    finally:
+        runtime.close()
+    stopping = False
+    children: dict[int, int] = {}  # pid -> worker number
+    parent = os.getpid()
+    # One byte per worker in memory the forks share: 1 once it serves. A worker that dies before that ends the
+    # server (a fault at start would otherwise be forked again and again); one that dies later is started again.
+    ready = mmap.mmap(-1, count)
+
+    def spawn(index: int) -> None:
+        ready[index] = 0
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _worker(index, listener, config, parent, host, port, ready)
+                code = 0
+            except KeyboardInterrupt:  # stopped while it was still starting
+                code = 0
+            except BaseException:  # noqa: BLE001 - a forked worker never returns into the parent's code
+                log.exception("worker %d failed", index)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = index
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "serving on http://%s:%s with %d worker processes (public links: %s)",
+        host,
+        port,
+        count,
+        config.get("LOTLINE_PUBLIC_URL") or os.environ.get("LOTLINE_PUBLIC_URL"),
+    )
+    failed = False
+    try:
+        for index in range(count):
+            spawn(index)
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            index = children.pop(pid, -1)
+            if stopping or index < 0:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if not ready[index]:
+                log.error("worker %d (pid %d) exited %d before serving: stopping the server", index, pid, code)
+                failed = True
+                stop(signal.SIGTERM, None)
+                continue
+            log.warning("worker %d (pid %d) exited %d: starting it again", index, pid, code)
+            spawn(index)
+    finally:
+        listener.close()
+    log.info("stopped")
+    if failed:
+        raise SystemExit(1)
+
+
+def _worker(
+    index: int, listener: socket.socket, config: dict[str, str], parent: int, host: str, port: int, ready: mmap.mmap
+) -> None:
+    """One forked worker: its own app on the shared socket until SIGTERM (or its parent is gone)."""
+    from waitress import serve as waitress_serve
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    log = logging.getLogger("lotline")
+    # Worker 0 settles what a crash left pending as the app starts; the others leave that to it.
+    app = create_app(config | {"CATCH_UP_ON_START": index == 0})
+    _show_worker(app, index)
+    threading.Thread(target=_watch_parent, args=(parent,), name="lotline-parent-watch", daemon=True).start()
+    background: list[threading.Thread] = []
+    maintenance = start_maintenance(app, mark=False) if index == 0 else None
+    capture, sender = start_capture_worker(app), start_delivery_worker(app)
+    log.info("worker %d (pid %d) serving on http://%s:%s", index, os.getpid(), host, port)
+    ready[index] = 1
+    try:
+        waitress_serve(app, sockets=[listener], threads=THREADS, ident="lotline")  # returns on SIGTERM
+    finally:
+        for thread in (capture, sender, maintenance):
+            if thread is not None:
+                thread.stop()
+                background.append(thread)
+        for thread in background:
+            thread.join(timeout=60)
+        app.extensions["lotline"].close()
+        log.info("worker %d (pid %d) stopped", index, os.getpid())
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop this worker once its parent is gone (killed without the chance to stop it)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)

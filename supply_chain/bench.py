@@ -10,6 +10,9 @@ off (``LOTLINE_SCAN_PAGE_CACHE=0``, the page built on every request as before th
 against each, 32 clients from another process (``supply_chain.loadgen``) load ``/healthz``, the scan page of
 the demo salad mix and of a lot made from 50 ingredient lots (built here through the services), one after the
 other. Each page's rate is also given as a share of ``/healthz`` on the same server in the same run.
+
+``run_workers`` (``lotline bench --workers 1,2,4``): the same load figures, cache on, against `lotline serve
+--workers N` for each N on PostgreSQL and anvil, the machine's load average noted before and after.
 """
 
 from __future__ import annotations
@@ -73,10 +76,11 @@ class Results:
     def markdown(self) -> str:
         lines = [
             f"Lotline benchmark — {self.meta['when']} — chain: {self.meta['chain']}, db: {self.meta['db']}",
-            "",
-            "| what | median | per second | runs |",
-            "|---|---:|---:|---:|",
         ]
+        if "load_average" in self.meta:
+            lines.append(f"load average (1, 5, 15 min) {self.meta['load_average']}, {self.meta['machine']}")
+        if self.rows:
+            lines += ["", "| what | median | per second | runs |", "|---|---:|---:|---:|"]
         for row in self.rows:
             d = row.as_dict()
             lines.append(f"| {row.name} | {d['median_ms']:.2f} ms {row.unit} | {d['per_second']} | {d['runs']} |")
@@ -273,6 +277,28 @@ def _wide_lot(ctx: Any, o: dict[str, Any]) -> tuple[str, str]:
 def _load(home: Path, pages: dict[str, str], seconds: float, progress: Callable[[str], None]) -> list[LoadRow]:
     """`lotline serve` on ``home``, with the scan page cache off and then on; against each, ``/healthz`` and
     every page of ``pages`` loaded in turn by ``LOAD_CLIENTS`` clients in another process."""
+    servers = [
+        ("cache off (as before)", {"LOTLINE_SCAN_PAGE_CACHE": "0"}, ()),
+        ("cache on", {"LOTLINE_SCAN_PAGE_CACHE": "512"}, ()),
+    ]
+    return _load_servers(home, {}, servers, pages, seconds, progress)
+
+
+def _load_servers(
+    home: Path,
+    env: dict[str, str],
+    servers: list[tuple[str, dict[str, str], tuple[str, ...]]],
+    pages: dict[str, str],
+    seconds: float,
+    progress: Callable[[str], None],
+    settled: Callable[[], bool] | None = None,
+    warmup: float = 1.0,
+) -> list[LoadRow]:
+    """For each of ``servers`` (label, extra environment, extra `serve` options): `lotline serve` on ``home``
+    with ``env``, then ``/healthz`` and every page of ``pages`` loaded in turn by ``LOAD_CLIENTS`` clients in
+    another process; each page's rate is taken with the ``/healthz`` of the same server. With ``settled``, the
+    loads wait until it answers True (e.g. the start-up verification pass is over, so that it no longer moves
+    the pages' cache keys), and each page is asked for a few times first (the caches of several processes)."""
     import json
     import os
     import subprocess
@@ -281,25 +307,28 @@ def _load(home: Path, pages: dict[str, str], seconds: float, progress: Callable[
     from supply_chain.chain.devnode import free_port
 
     out: list[LoadRow] = []
-    for server, cache in (("cache off (as before)", "0"), ("cache on", "512")):
+    for server, extra, args in servers:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")} | {
-            "LOTLINE_HOME": str(home),
-            "LOTLINE_PUBLIC_URL": base,
-            "LOTLINE_SCAN_PAGE_CACHE": cache,
-            "PYTHONUNBUFFERED": "1",
-        }
+        full = (
+            {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")}
+            | {"LOTLINE_HOME": str(home), "LOTLINE_PUBLIC_URL": base, "PYTHONUNBUFFERED": "1"}
+            | env
+            | extra
+        )
         progress(f"lotline serve, {server}")
         with (home / f"serve-{port}.log").open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "supply_chain.cli", "serve", "--port", str(port)],
-                env=env,
+                [sys.executable, "-m", "supply_chain.cli", "serve", "--port", str(port), *args],
+                env=full,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         try:
             _await_verified(base, pages.values(), process)
+            if settled is not None:
+                _await(settled, process)
+                _prime(base, pages.values())
             healthz: float | None = None
             for target, path in ({"/healthz": "/healthz"} | pages).items():
                 progress(f"  {LOAD_CLIENTS} clients: {target}")
@@ -313,6 +342,8 @@ def _load(home: Path, pages: dict[str, str], seconds: float, progress: Callable[
                         str(LOAD_CLIENTS),
                         "--seconds",
                         str(seconds),
+                        "--warmup",
+                        str(warmup),
                     ],
                     capture_output=True,
                     text=True,
@@ -324,8 +355,134 @@ def _load(home: Path, pages: dict[str, str], seconds: float, progress: Callable[
                 out.append(LoadRow(server, target, figures, None if path == "/healthz" else healthz))
         finally:
             process.terminate()
-            process.wait(timeout=60)
+            process.wait(timeout=120)
     return out
+
+
+WORKER_COUNTS = (1, 2, 4)
+
+
+def run_workers(
+    counts: tuple[int, ...] = WORKER_COUNTS,
+    postgres_url: str | None = None,
+    quick: bool = False,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> Results:
+    """The load figures with 1, 2 and 4 server processes (``lotline serve --workers N``) on PostgreSQL and a
+    JSON-RPC chain: anvil (npm ``@foundry-rs/anvil``) started here, a throw-away schema of ``postgres_url``
+    (dropped after), the demo scenario and the 50-ingredient lot seeded through the services. Against each
+    server, once its start-up verification pass is over and each page was asked for a few times, 32 clients load
+    ``/healthz`` and the two scan pages (cache on, the default), one after the other, after 3 s of warm-up."""
+    import os
+    import platform
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from supply_chain.chain.devnode import ANVIL_BINARY, start_anvil, stop
+    from supply_chain.domain.errors import InvalidInput
+    from supply_chain.services import orgs
+    from supply_chain.services.demo import seed
+    from supply_chain.services.runtime import Runtime, Settings
+    from supply_chain.store.db import make_engine, normalise_url
+
+    if not postgres_url or not normalise_url(postgres_url).startswith("postgresql"):
+        raise InvalidInput(
+            "the workers figures need a PostgreSQL database: give --postgres URL (or LOTLINE_BENCH_POSTGRES_URL); "
+            "a schema of its own is made in it and dropped after",
+            field="--postgres",
+        )
+    if not ANVIL_BINARY.is_file():
+        raise InvalidInput("the workers figures need anvil: run npm ci (npm @foundry-rs/anvil)", field="--workers")
+    started_load = _load_average()
+    base = normalise_url(postgres_url)
+    home = Path(tempfile.mkdtemp(prefix="lotline-bench-workers-"))
+    schema = f"lotline_bench_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base, poolclass=NullPool)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base)
+    options = " ".join(filter(None, [url.query.get("options", ""), f"-csearch_path={schema}"]))
+    db_url = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    chain_url, node = start_anvil(home / "anvil.log")
+    load_rows: list[LoadRow] = []
+    try:
+        env = {"LOTLINE_DATABASE_URL": db_url, "LOTLINE_CHAIN_URL": chain_url}
+        runtime = Runtime(Settings.from_env(env=env, home=home))
+        try:
+            with runtime.ctx() as ctx:
+                orgs.deploy(ctx)
+            progress("seeding the demo scenario on PostgreSQL and anvil")
+            orgs_by_key = seed(runtime)
+            progress(f"a lot made from {INGREDIENTS} ingredient lots")
+            with runtime.ctx() as ctx:
+                wide = _wide_lot(ctx, orgs_by_key)
+        finally:
+            runtime.close()
+        pages = {
+            "scan page, demo salad mix": "/01/00614144000033/10/FC-MIX-001",
+            f"scan page, {INGREDIENTS}-ingredient lot": f"/01/{wide[0]}/10/{wide[1]}",
+        }
+        servers = [
+            (f"{n} worker{'s' if n > 1 else ''}", {"LOTLINE_SCAN_PAGE_CACHE": "512"}, ("--workers", str(n)))
+            for n in counts
+        ]
+        engine = make_engine(db_url, poolclass=NullPool)
+
+        def verified_all() -> bool:
+            with engine.connect() as connection:
+                return not connection.scalar(text("SELECT count(*) FROM lots WHERE verification_state IS NULL"))
+
+        try:
+            load_rows = _load_servers(
+                home, env, servers, pages, 3.0 if quick else 10.0, progress, settled=verified_all, warmup=3.0
+            )
+        finally:
+            engine.dispose()
+    finally:
+        stop(node)
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    meta = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "chain": "rpc (anvil)",
+        "db": "postgresql",
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average": f"{started_load} at the start, {_load_average()} at the end",
+        "quick": quick,
+    }
+    return Results([], meta, load_rows)
+
+
+def _await(condition: Callable[[], bool], process: Any, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise RuntimeError(f"lotline serve exited {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server's start-up verification did not finish in {timeout:g} s")
+        time.sleep(1.0)
+
+
+def _prime(base: str, paths: Any, times: int = 8) -> None:
+    """Ask for each page (HTML) ``times`` times on new connections, so that most processes have it cached."""
+    import urllib.request
+
+    for path in paths:
+        for _ in range(times):
+            with urllib.request.urlopen(base + path, timeout=120) as response:
+                response.read()
+
+
+def _load_average() -> str:
+    import os
+
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _await_verified(base: str, paths: Any, process: Any, timeout: float = 300.0) -> None:
@@ -344,10 +501,10 @@ def _await_verified(base: str, paths: Any, process: Any, timeout: float = 300.0)
             raise RuntimeError(f"the server did not verify {waiting} in {timeout:g} s")
         try:
             request = urllib.request.Request(base + waiting[0], headers={"Accept": "application/json"})
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=30) as response:
                 if json.loads(response.read())["state"] != "pending":
                     waiting.pop(0)
                     continue
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, OSError):  # not listening yet, or still starting (timed out)
             pass
         time.sleep(0.5)

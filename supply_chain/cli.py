@@ -46,7 +46,8 @@ def main() -> None:
 
     Settings come from the environment: LOTLINE_HOME (instance folder, default ./instance),
     LOTLINE_DATABASE_URL, LOTLINE_CHAIN_URL (unset = embedded chain), LOTLINE_SECRET_KEY (signs sessions),
-    LOTLINE_KEK (encrypts organisation keys), LOTLINE_PUBLIC_URL, LOTLINE_TRUSTED_PROXIES; notices by e-mail
+    LOTLINE_KEK (encrypts organisation keys), LOTLINE_PUBLIC_URL, LOTLINE_TRUSTED_PROXIES, LOTLINE_WORKERS
+    (`serve` processes); notices by e-mail
     and webhook: LOTLINE_SMTP_HOST, LOTLINE_SMTP_PORT, LOTLINE_SMTP_TLS, LOTLINE_SMTP_USER, LOTLINE_SMTP_PASSWORD,
     LOTLINE_MAIL_FROM, LOTLINE_WEBHOOK_ALLOW_PRIVATE (docs/notifications.md).
     """
@@ -90,12 +91,18 @@ def demo(reset: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--workers",
+    metavar="N|auto",
+    help="Server processes sharing the port (default: LOTLINE_WORKERS, else 1). More than 1 needs a JSON-RPC "
+    "chain (LOTLINE_CHAIN_URL) and PostgreSQL; auto: one per core there, 1 elsewhere.",
+)
 @handle_errors
-def serve(host: str, port: int) -> None:
-    """Serve the web app with a production WSGI server (waitress)."""
+def serve(host: str, port: int, workers: str | None) -> None:
+    """Serve the web app with a production WSGI server (waitress), in one process or several."""
     from app.wsgi import serve as run
 
-    run(host=host, port=port)
+    run(host=host, port=port, workers=workers)
 
 
 @main.command()
@@ -201,12 +208,37 @@ def reindex() -> None:
     show_default=True,
     help="Also serve the instance and load /healthz and the scan pages with 32 clients (cache off, then on).",
 )
+@click.option(
+    "--workers",
+    "worker_counts",
+    metavar="N,N,...",
+    help="Instead: only the load figures against `lotline serve --workers N` for each N (e.g. 1,2,4), on "
+    "PostgreSQL (--postgres) and anvil started here.",
+)
+@click.option(
+    "--postgres",
+    envvar="LOTLINE_BENCH_POSTGRES_URL",
+    metavar="URL",
+    help="With --workers: the PostgreSQL database to make a throw-away schema in (dropped after).",
+)
 @handle_errors
-def bench(quick: bool, json_out: Path | None, load: bool) -> None:
+def bench(quick: bool, json_out: Path | None, load: bool, worker_counts: str | None, postgres: str | None) -> None:
     """Measure write throughput, verification, trace and the consumer page (see docs/benchmarks.md)."""
-    from supply_chain.bench import run
+    from supply_chain.bench import run, run_workers
 
-    results = run(quick=quick, progress=lambda m: click.echo(f"  {m}", err=True), load=load)
+    progress = lambda m: click.echo(f"  {m}", err=True)  # noqa: E731
+    if worker_counts is not None:
+        try:
+            counts = tuple(int(n) for n in worker_counts.split(","))
+        except ValueError:
+            counts = ()
+        if not counts or not all(1 <= n <= 64 for n in counts):
+            raise InvalidInput(
+                f"--workers is a list of counts from 1 to 64, e.g. 1,2,4; got {worker_counts!r}", field="--workers"
+            )
+        results = run_workers(counts, postgres, quick=quick, progress=progress)
+    else:
+        results = run(quick=quick, progress=progress, load=load)
     click.echo(results.markdown())
     if json_out:
         json_out.write_text(json.dumps(results.as_dict(), indent=2))

@@ -37,8 +37,11 @@ class Server:
         return self.log.read_text(errors="replace")[-chars:]
 
 
-def serve(home: Path, env: dict[str, str], port: int | None = None, timeout: float = 90) -> Server:
-    """`lotline serve` on LOTLINE_HOME=`home` with `env` added, once /healthz answers (200 or 503)."""
+def serve(
+    home: Path, env: dict[str, str], port: int | None = None, timeout: float = 90, args: tuple[str, ...] = ()
+) -> Server:
+    """`lotline serve` on LOTLINE_HOME=`home` with `env` and the options `args` added, once /healthz answers
+    (200 or 503)."""
     port = port or free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = home / "serve.log"
@@ -53,7 +56,7 @@ def serve(home: Path, env: dict[str, str], port: int | None = None, timeout: flo
     )
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "supply_chain.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "supply_chain.cli", "serve", "--port", str(port), *args],
             env=full,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -71,6 +71,9 @@ class Settings:
     scan_page_cache: int = 512
     """How many rendered scan pages each server process keeps (``LOTLINE_SCAN_PAGE_CACHE``; 0: none), each under
     the version of its lot's lineage (``app/public/page_cache.py``)."""
+    workers: int | None = 1
+    """How many processes ``lotline serve`` starts (``LOTLINE_WORKERS``; ``auto``, stored as None: one per core
+    where several are allowed, else 1). Several need a JSON-RPC chain and PostgreSQL (``worker_processes``)."""
 
     def __post_init__(self) -> None:
         if self.kek == self.secret_key:
@@ -92,6 +95,7 @@ class Settings:
             "public_url": (env.get("LOTLINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             "trusted_proxies": _trusted_proxies(env.get("LOTLINE_TRUSTED_PROXIES")),
             "scan_page_cache": _count("LOTLINE_SCAN_PAGE_CACHE", env.get("LOTLINE_SCAN_PAGE_CACHE"), 512),
+            "workers": parse_workers("LOTLINE_WORKERS", env.get("LOTLINE_WORKERS")),
         } | _mail_settings(env)
         given = overrides.pop("kek", None)
         values["kek"] = given or load_kek(home, env)
@@ -101,6 +105,45 @@ class Settings:
     @property
     def chain_mode(self) -> str:
         return "rpc" if self.chain_url else "embedded"
+
+    @property
+    def several_processes_allowed(self) -> bool:
+        """Whether several server processes may share this configuration: a JSON-RPC node and PostgreSQL. The
+        embedded chain's state on disk is opened by one process at a time, and SQLite lets one process write
+        at a time (several would wait on its write lock instead of working side by side)."""
+        return bool(self.chain_url) and self.database_url.startswith("postgresql")
+
+    def worker_processes(self, requested: str | None = None) -> int:
+        """How many processes ``lotline serve`` runs: ``requested`` (the ``--workers`` text; None: the
+        ``LOTLINE_WORKERS`` setting), ``auto`` meaning one per core where several are allowed and 1 elsewhere.
+        InvalidInput naming the option or variable when more than one is asked for on the embedded chain or on
+        SQLite."""
+        field = "LOTLINE_WORKERS" if requested is None else "--workers"
+        count = self.workers if requested is None else parse_workers(field, requested)
+        if count is None:
+            return (os.cpu_count() or 1) if self.several_processes_allowed else 1
+        if count > 1 and not self.several_processes_allowed:
+            missing = " and ".join(
+                what
+                for what, absent in (
+                    (
+                        "a JSON-RPC chain (LOTLINE_CHAIN_URL; the embedded chain is held by one process)",
+                        not self.chain_url,
+                    ),
+                    (
+                        "PostgreSQL (LOTLINE_DATABASE_URL; SQLite writes from one process at a time)",
+                        not self.database_url.startswith("postgresql"),
+                    ),
+                )
+                if absent
+            )
+            raise InvalidInput(
+                f"{field} {count}: several worker processes need {missing}; serve with 1 worker "
+                f"(LOTLINE_WORKERS=1, the default) on this configuration, or run a JSON-RPC node and "
+                f"PostgreSQL for more (README, Settings)",
+                field=field,
+            )
+        return count
 
 
 def _count(name: str, text: str | None, default: int) -> int:
@@ -113,6 +156,25 @@ def _count(name: str, text: str | None, default: int) -> int:
         value = -1
     if value < 0:
         raise InvalidInput(f"{name} must be a whole number of 0 or more, got {text!r}", field=name)
+    return value
+
+
+MAX_WORKERS = 64
+
+
+def parse_workers(name: str, text: str | None) -> int | None:
+    """A number of server processes from 1 to ``MAX_WORKERS``, or ``auto`` (None); unset: 1. InvalidInput naming
+    ``name`` otherwise."""
+    if text is None or not text.strip():
+        return 1
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise InvalidInput(f"{name} must be a whole number from 1 to {MAX_WORKERS} or auto, got {text!r}", field=name)
     return value
 
 

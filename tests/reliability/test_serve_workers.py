@@ -1,0 +1,217 @@
+"""`lotline serve --workers N`: several processes on one port where the configuration allows it (a JSON-RPC
+chain and PostgreSQL), and a clear refusal where it does not (the embedded chain, SQLite).
+
+The processes are told apart by the ``X-Lotline-Worker`` header (worker number and process id), which the
+server adds only with ``LOTLINE_SHOW_WORKER=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supply_chain.chain.devnode import ANVIL_BINARY, start_anvil, stop
+from supply_chain.domain.errors import InvalidInput
+from supply_chain.services.runtime import Settings
+from tests.integration.conftest import _postgres_base_url, _postgres_schema_url
+from tests.serving import KEK, SECRET, new_producer, post, serve
+
+pytestmark = pytest.mark.slow
+
+
+def _answer(url: str, headers: dict[str, str] | None = None) -> tuple[int, str | None, Any]:
+    """(status, the X-Lotline-Worker header, parsed JSON body) of a GET on a new connection."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers.get("X-Lotline-Worker"), json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("X-Lotline-Worker"), err.read()
+
+
+def _pid(header: str | None) -> int:
+    assert header, "no X-Lotline-Worker header"
+    return int(header.split()[1])
+
+
+# ------------------------------------------------------------------ the embedded chain and SQLite: refused
+
+
+def _serve_refused(tmp_path: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")} | {"LOTLINE_HOME": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "-m", "supply_chain.cli", "serve", "--port", "1", *args],
+        env=full | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_serve_refuses_several_workers_on_the_embedded_chain(tmp_path: Path) -> None:
+    done = _serve_refused(tmp_path, ["--workers", "2"], {})
+    assert done.returncode == 2, done.stderr
+    assert "--workers 2" in done.stderr and "(field: --workers)" in done.stderr
+    assert "LOTLINE_CHAIN_URL" in done.stderr and "PostgreSQL" in done.stderr
+    assert "LOTLINE_WORKERS=1" in done.stderr  # what to use instead
+    assert not (tmp_path / "chain").exists()  # refused before anything was opened
+
+    by_setting = _serve_refused(tmp_path, [], {"LOTLINE_WORKERS": "4"})
+    assert by_setting.returncode == 2, by_setting.stderr
+    assert "LOTLINE_WORKERS 4" in by_setting.stderr and "(field: LOTLINE_WORKERS)" in by_setting.stderr
+
+
+def test_worker_count_rules(tmp_path: Path) -> None:
+    embedded = Settings.from_env(env={}, home=tmp_path)
+    assert embedded.workers == 1 and embedded.worker_processes() == 1
+    assert Settings.from_env(env={"LOTLINE_WORKERS": "auto"}, home=tmp_path).worker_processes() == 1
+    assert embedded.worker_processes("auto") == 1
+    with pytest.raises(InvalidInput) as refused:
+        embedded.worker_processes("3")
+    assert refused.value.field == "--workers" and "LOTLINE_CHAIN_URL" in refused.value.message
+    for bad in ("0", "many", "-1", "65"):
+        with pytest.raises(InvalidInput) as wrong:
+            Settings.from_env(env={"LOTLINE_WORKERS": bad}, home=tmp_path)
+        assert wrong.value.field == "LOTLINE_WORKERS" and "from 1 to 64 or auto" in wrong.value.message
+    # a JSON-RPC chain on SQLite: still one process
+    sqlite_rpc = Settings.from_env(env={"LOTLINE_CHAIN_URL": "http://127.0.0.1:1"}, home=tmp_path)
+    with pytest.raises(InvalidInput) as on_sqlite:
+        sqlite_rpc.worker_processes("2")
+    assert "PostgreSQL" in on_sqlite.value.message and "LOTLINE_CHAIN_URL" not in on_sqlite.value.message
+    allowed = Settings.from_env(
+        env={"LOTLINE_CHAIN_URL": "http://127.0.0.1:1", "LOTLINE_DATABASE_URL": "postgresql://u:p@127.0.0.1/db"},
+        home=tmp_path,
+    )
+    assert allowed.worker_processes("3") == 3
+    assert allowed.worker_processes("auto") == (os.cpu_count() or 1)
+
+
+def test_bench_workers_needs_counts_and_postgresql(tmp_path: Path) -> None:
+    def bench(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")} | {"LOTLINE_HOME": str(tmp_path)}
+        return subprocess.run(
+            [sys.executable, "-m", "supply_chain.cli", "bench", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    wrong = bench("--workers", "1,two")
+    assert wrong.returncode == 2 and "(field: --workers)" in wrong.stderr and "1,2,4" in wrong.stderr
+    no_database = bench("--workers", "1,2")
+    assert no_database.returncode == 2 and "(field: --postgres)" in no_database.stderr
+    sqlite = bench("--workers", "1,2", "--postgres", f"sqlite:///{tmp_path / 'x.db'}")
+    assert sqlite.returncode == 2 and "PostgreSQL" in sqlite.stderr
+
+
+# ------------------------------------------------------------------ PostgreSQL + anvil: several processes
+
+
+@pytest.fixture
+def rpc_producer(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    if not ANVIL_BINARY.is_file():
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail("anvil not installed (npm ci installs @foundry-rs/anvil)", pytrace=False)
+        pytest.skip("anvil not installed: run npm ci")
+    base = _postgres_base_url()
+    url, node = start_anvil(tmp_path / "anvil.log")
+    schema = _postgres_schema_url(base)
+    db_url = next(schema)
+    producer = None
+    try:
+        producer = new_producer(url, db_url, tmp_path / "setup")
+        producer |= {"chain_url": url, "database_url": db_url}
+        yield producer
+    finally:
+        if producer is not None:
+            producer["runtime"].close()
+        schema.close()
+        stop(node)
+
+
+def test_two_workers_serve_one_port_and_see_each_others_writes(rpc_producer: dict[str, Any], tmp_path: Path) -> None:
+    env = {
+        "LOTLINE_CHAIN_URL": rpc_producer["chain_url"],
+        "LOTLINE_DATABASE_URL": rpc_producer["database_url"],
+        "LOTLINE_SECRET_KEY": SECRET,
+        "LOTLINE_KEK": KEK,
+        "LOTLINE_SHOW_WORKER": "1",
+    }
+    server = serve(tmp_path / "home", env, args=("--workers", "2"))
+    try:
+        # Requests on new connections, 8 at a time, until both processes have answered.
+        pids: set[int] = set()
+        with ThreadPoolExecutor(8) as pool:
+            for _round in range(50):
+                answers = list(pool.map(lambda _n: _answer(server.base + "/healthz"), range(16)))
+                assert all(status == 200 for status, _, _ in answers), (answers, server.tail())
+                pids |= {_pid(header) for _, header, _ in answers}
+                if len(pids) == 2:
+                    break
+        assert len(pids) == 2, (pids, server.tail())
+        assert server.process.pid not in pids  # the parent only supervises
+
+        # A write answered by one process...
+        p = rpc_producer
+        lot_url = f"{server.base}/api/v1/lots/{p['gtin']}/{p['code']}"
+        request = urllib.request.Request(
+            lot_url + "/events",
+            data=json.dumps({"kind": "observation", "payload": {"note": "through one", "date": "2026-11-21"}}).encode(),
+            headers={"Authorization": f"Bearer {p['token']}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            assert response.status == 201
+            writer = _pid(response.headers.get("X-Lotline-Worker"))
+        # ... is read through the other.
+        auth = {"Authorization": f"Bearer {p['token']}"}
+        seen_by_other = None
+        with ThreadPoolExecutor(8) as pool:
+            for _round in range(50):
+                answers = list(pool.map(lambda _n: _answer(lot_url + "/events", auth), range(16)))
+                others = [body for status, header, body in answers if status == 200 and _pid(header) != writer]
+                if others:
+                    seen_by_other = others[0]
+                    break
+        assert seen_by_other is not None, server.tail()
+        notes = [e["payload"].get("note") for e in seen_by_other["items"]]
+        assert "through one" in notes, seen_by_other
+
+        # A second write, whichever process takes it, follows the first on the lot (one nonce order, one head).
+        status, _ = post(
+            lot_url + "/events",
+            p["token"],
+            {"kind": "observation", "payload": {"note": "second", "date": "2026-11-21"}},
+        )
+        assert status == 201
+
+        # A worker that dies is started again: answers come from two processes again, one of them new.
+        os.kill(writer, signal.SIGKILL)
+        after: set[int] = set()
+        deadline = time.monotonic() + 300  # a bound on the wait, not a timed assertion
+        while not (len(after) == 2 and writer not in after) and time.monotonic() < deadline:
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(pool.map(lambda _n: _answer(server.base + "/healthz"), range(16)))
+            after = {_pid(header) for status, header, _ in answers if status == 200} | (after - {writer})
+            time.sleep(0.5)
+        assert writer not in after and len(after) == 2 and len(after - pids) == 1, (after, pids, server.tail())
+        assert "starting it again" in server.tail(20_000)
+    finally:
+        server.process.terminate()
+        code = server.process.wait(timeout=120)
+    assert code == 0, server.tail()
+    log = server.tail(20_000)
+    assert "with 2 worker processes" in log and log.count("stopped") >= 3  # both workers and the parent
