@@ -1,7 +1,8 @@
 """`lotline bench`: measured medians for the hot paths, side by side in one run, on a throw-away instance.
 
-Rows: a single event per transaction, 100 events in one transaction (per event), verifying a lot, a
-backward and a forward trace, and the consumer page (HTML and JSON, built each time and from the scan page cache,
+Rows: a single event per transaction, 100 events in one transaction (per event), 10,000 sensor readings in one
+upload (per reading), verifying a lot of 6 and of 1,000 events, a backward and a forward trace, an EPCIS capture
+job of 400 events (per event), and the consumer page (HTML and JSON, built each time and from the scan page cache,
 served by the Flask app in process). Every row is the median of repeated runs; the machine is shared and noisy,
 so compare ratios within one run.
 
@@ -165,6 +166,26 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None, 
                     per=100,
                 )
             )
+            progress(f"{READINGS:,} sensor readings in one upload")
+            rows.append(
+                Row(
+                    f"anchor {READINGS:,} sensor readings (1 transaction)",
+                    "per reading",
+                    _time(_readings(ctx, packer, lot), 3),
+                    per=READINGS,
+                )
+            )
+            while len(lot.events) < LONG_LOT:
+                lots.record_events(ctx, packer, lot, batch)
+            ctx.session.commit()
+            progress(f"verifying a lot of {len(lot.events):,} events")
+            rows.append(
+                Row(
+                    f"verify a lot of {len(lot.events):,} events (reads the chain)",
+                    "per lot",
+                    _time(lambda: verify_lot(ctx, lot, save=False), max(3, runs // 3)),
+                )
+            )
             mix = lots.get_lot(ctx, "00614144000033", "FC-MIX-001")
             farm = lots.get_lot(ctx, "00614141000012", "GV-ROM-2611A")
             progress("verification and trace")
@@ -185,6 +206,15 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None, 
             )
             progress(f"a lot made from {INGREDIENTS} ingredient lots")
             wide = _wide_lot(ctx, orgs_by_key)
+            progress(f"an EPCIS capture job of {CAPTURE_EVENTS} events")
+            rows.append(
+                Row(
+                    f"EPCIS capture job, {CAPTURE_EVENTS} new lots (batches of 40 calls)",
+                    "per event",
+                    [_capture_job(runtime, orgs_by_key)],
+                    per=CAPTURE_EVENTS,
+                )
+            )
         progress("consumer page")
         from app.public.page_cache import PageCache
 
@@ -230,6 +260,80 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None, 
 
 INGREDIENTS = 50
 LOAD_CLIENTS = 32
+READINGS = 10_000
+"""Readings per upload in the sensor row (issue 11's "10,000 per upload")."""
+LONG_LOT = 1_000
+"""Events of the lot whose verification is timed (issue 11's "1,000-event lot")."""
+CAPTURE_EVENTS = 400
+"""Events of the timed capture job (10 batches of 40 calls)."""
+
+
+def _readings(ctx: Any, org: Any, lot: Any) -> Callable[[], Any]:
+    """Each call anchors ``READINGS`` new readings (one a second, after the previous call's) on ``lot``."""
+    from datetime import UTC, datetime, timedelta
+
+    from supply_chain.services import lots
+
+    start = datetime.now(UTC) - timedelta(days=2)
+    calls = [0]
+
+    def upload() -> Any:
+        first = start + timedelta(seconds=calls[0] * READINGS)
+        calls[0] += 1
+        readings = [
+            {
+                "taken_at": (first + timedelta(seconds=i)).isoformat(timespec="seconds"),
+                "temperature_c": f"{2 + (i % 40) / 10:.1f}",
+            }
+            for i in range(READINGS)
+        ]
+        return lots.anchor_readings(ctx, org, lot, readings, sensor_id="BENCH-LOGGER")
+
+    return upload
+
+
+def _capture_job(runtime: Any, o: dict[str, Any]) -> float:
+    """Seconds to write a queued EPCIS capture job commissioning ``CAPTURE_EVENTS`` new lots of the demo farm
+    (the job's run only: batches, transactions, receipts, re-verification; its check at submission is not
+    counted)."""
+    from supply_chain.services.epcis import jobs
+    from supply_chain.store.models import Organisation
+
+    with runtime.ctx() as ctx:
+        farm = ctx.session.get(Organisation, o["farm_a"].id)
+        gln = farm.locations[0].gln
+        gtin = next(p for p in farm.products if p.commodity == "romaine lettuce").gtin
+        document = {
+            "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+            "type": "EPCISDocument",
+            "schemaVersion": "2.0",
+            "creationDate": "2026-11-20T12:00:00Z",
+            "epcisBody": {
+                "eventList": [
+                    {
+                        "type": "ObjectEvent",
+                        "eventID": f"urn:lotline:bench:capture:{i}",
+                        "action": "ADD",
+                        "bizStep": "commissioning",
+                        "eventTime": "2026-11-20T08:00:00Z",
+                        "eventTimeZoneOffset": "+00:00",
+                        "readPoint": {"id": f"https://id.gs1.org/414/{gln}"},
+                        "quantityList": [
+                            {"epcClass": f"https://id.gs1.org/01/{gtin}/10/BC-{i:05d}", "quantity": 10, "uom": "KGM"}
+                        ],
+                    }
+                    for i in range(CAPTURE_EVENTS)
+                ]
+            },
+        }
+        job, _ = jobs.submit(ctx, farm, document, inline_calls=0)
+        job_id = job.id
+    start = time.perf_counter()
+    outcome = jobs.run_pending(runtime)
+    seconds = time.perf_counter() - start
+    if outcome.get(job_id) != "done":
+        raise RuntimeError(f"the bench's capture job ended {outcome.get(job_id)}")
+    return seconds
 
 
 def _wide_lot(ctx: Any, o: dict[str, Any]) -> tuple[str, str]:

@@ -320,13 +320,20 @@ class Ledger:
 
     # ------------------------------------------------------------ writes: two steps
 
-    def prepare(self, signer: LocalAccount, function: str, args: Sequence[Any]) -> PreparedTx:
-        """Check the call against current state, size its gas and sign it. Raises the decoded error on revert."""
+    def prepare(self, signer: LocalAccount, function: str, args: Sequence[Any], *, check: bool = True) -> PreparedTx:
+        """Check the call against current state, size its gas and sign it. Raises the decoded error on revert.
+
+        ``check=False`` (only where the gas limit is fixed: the embedded chain) signs without the pre-flight
+        ``eth_call``: the transaction then runs once, when sent, instead of twice, and a refusal is reported by
+        ``submit`` (mined reverted, nothing of it applied) instead of here. For callers that planned and
+        rehearsed the calls already, and can afford a refusal after their rows are stored as pending."""
         data = self.contract.encode_abi(function, args=list(args))
         call = {"from": signer.address, "to": self.address, "data": data}
         with chain_guard(function):
             try:
-                if self.fixed_gas:
+                if self.fixed_gas and not check:
+                    gas = self.fixed_gas
+                elif self.fixed_gas:
                     self.w3.eth.call(call)
                     gas = self.fixed_gas
                 else:
@@ -590,11 +597,42 @@ class Ledger:
         """Several contract calls in one transaction (all or nothing), each checked as if sent alone."""
         return self.submit(self.prepare_multicall(signer, calls))
 
-    def prepare_multicall(self, signer: LocalAccount, calls: Sequence[tuple[str, Sequence[Any]]]) -> PreparedTx:
+    def prepare_multicall(
+        self, signer: LocalAccount, calls: Sequence[tuple[str, Sequence[Any]]], *, check: bool = True
+    ) -> PreparedTx:
         if not calls:
             raise InvalidInput("a batch needs at least one call", field="calls")
-        encoded = [bytes.fromhex(self.contract.encode_abi(fn, args=list(a))[2:]) for fn, a in calls]
-        return self.prepare(signer, "multicall", [encoded])
+        return self.prepare(signer, "multicall", [self._encode_calls(calls)], check=check)
+
+    def _encode_calls(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[bytes]:
+        return [bytes.fromhex(self.contract.encode_abi(fn, args=list(a))[2:]) for fn, a in calls]
+
+    def refused_call(self, sender: str, calls: Sequence[tuple[str, Sequence[Any]]]) -> int | None:
+        """The position of the first of ``calls`` the chain refuses when they run in order as one multicall
+        from ``sender`` on the latest state, or None when the whole batch passes. A multicall reverts whole
+        with its failing call's error but not its position: this finds it by bisecting on prefixes of the
+        batch (about log2(n) ``eth_call``s), which is only worth paying once a batch was refused."""
+        encoded = self._encode_calls(calls)
+
+        def refuses(count: int) -> bool:
+            data = self.contract.encode_abi("multicall", args=[encoded[:count]])
+            with chain_guard("finding the refused call"):
+                try:
+                    self.w3.eth.call({"from": sender, "to": self.address, "data": data})
+                except (ContractCustomError, ContractLogicError, TransactionFailed):
+                    return True
+            return False
+
+        if not encoded or not refuses(len(encoded)):
+            return None
+        low, high = 1, len(encoded)  # the shortest refused prefix has a length in [low, high]
+        while low < high:
+            middle = (low + high) // 2
+            if refuses(middle):
+                high = middle
+            else:
+                low = middle + 1
+        return low - 1
 
     # ------------------------------------------------------------ internals
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from supply_chain.chain.ledger import PreparedTx, TxResult
-from supply_chain.domain.errors import ChainUnavailable
+from supply_chain.domain.errors import ChainUnavailable, LotlineError
 from supply_chain.services import indexer
 from supply_chain.services.orgs import signer
 from supply_chain.services.runtime import Ctx
@@ -32,23 +32,42 @@ APPLY_ATTEMPTS = 4
 
 
 def execute(
-    ctx: Ctx, actor: Organisation, calls: Sequence[tuple[str, Sequence[Any]]], events: Sequence[Event]
+    ctx: Ctx,
+    actor: Organisation,
+    calls: Sequence[tuple[str, Sequence[Any]]],
+    events: Sequence[Event],
+    *,
+    check: bool = True,
 ) -> TxResult:
-    """Send `calls` (one transaction; several are batched with multicall) that append `events`."""
+    """Send `calls` (one transaction; several are batched with multicall) that append `events`.
+
+    ``check=False`` skips the pre-flight ``eth_call`` where the gas limit is fixed (``Ledger.prepare``): for
+    batches planned and rehearsed already (capture and import jobs), so the chain runs each batch once. A
+    refusal then comes after step 3: the rows are failed (lots the batch would create removed), the chain
+    applied nothing (a multicall is all or nothing), and the error is raised as with the check.
+
+    A refused batch of several calls names its refused call: the error's ``call_index`` is its position in
+    ``calls`` (found by ``Ledger.refused_call`` only once the batch was refused)."""
     ledger = ctx.ledger
     account = signer(ctx, actor)
-    with sender_lock(ctx, account.address):
-        _send_stranded(ctx, account.address)
-        if len(calls) == 1:
-            prepared = ledger.prepare(account, calls[0][0], calls[0][1])
-        else:
-            prepared = ledger.prepare_multicall(account, calls)
-        in_flight = ctx.runtime.in_flight
-        in_flight.add(prepared.tx_hash)  # set.add / discard are atomic under the GIL
-        try:
-            return _send(ctx, prepared, events)
-        finally:
-            in_flight.discard(prepared.tx_hash)
+    try:
+        with sender_lock(ctx, account.address):
+            _send_stranded(ctx, account.address)
+            if len(calls) == 1:
+                prepared = ledger.prepare(account, calls[0][0], calls[0][1], check=check)
+            else:
+                prepared = ledger.prepare_multicall(account, calls, check=check)
+            in_flight = ctx.runtime.in_flight
+            in_flight.add(prepared.tx_hash)  # set.add / discard are atomic under the GIL
+            try:
+                return _send(ctx, prepared, events)
+            finally:
+                in_flight.discard(prepared.tx_hash)
+    except LotlineError as exc:
+        if len(calls) > 1 and not isinstance(exc, ChainUnavailable) and getattr(exc, "call_index", None) is None:
+            with suppress(LotlineError):  # the chain went away meanwhile: the batch is refused all the same
+                exc.call_index = ledger.refused_call(account.address, calls)  # type: ignore[attr-defined]
+        raise
 
 
 def _send_stranded(ctx: Ctx, address: str) -> None:

@@ -290,3 +290,42 @@ def test_finished_jobs_drop_their_documents_after_the_retention_period(client, a
     # the job still answers with its counts and per-event results
     kept = client.get(response.headers["Location"], headers=producer.headers("read")).get_json()
     assert kept["status"] == "done" and kept["events"][0]["status"] == "captured"
+
+
+def test_a_batch_the_chain_refuses_names_the_refused_event_and_writes_nothing_of_the_batch(
+    client, api_runtime, network, monkeypatch
+) -> None:
+    """Job batches go to the chain without a pre-flight call (they were rehearsed): when the chain refuses
+    one (here: one of its lots was created on chain by another writer after the job's own bulk check), the
+    refused event in the middle of the batch is named, and nothing of the batch is stored or on chain."""
+    from supply_chain.chain.ledger import Ledger
+    from supply_chain.domain.hashing import hex32
+    from supply_chain.domain.identifiers import lot_id
+    from supply_chain.domain.kinds import EventKind
+    from supply_chain.services.orgs import signer
+
+    producer = network["producer"]
+    codes = [new_code("RACE") for _ in range(45)]
+    response = _post(client, producer, _creations(producer, codes))
+    assert response.status_code == 202 and response.get_json()["status"] == "queued"
+    job_id = response.get_json()["id"]
+    with api_runtime.ctx() as ctx:  # another writer creates lot 30 on chain, behind the store's back
+        org = ctx.session.merge(producer.org)
+        ctx.ledger.create_lot(signer(ctx, org), producer.gtin, codes[30], [], EventKind.HARVESTING, "0x" + "11" * 32)
+        block = ctx.ledger.block_number()
+    # ... after the job's bulk look-up said none of its lots exist
+    monkeypatch.setattr(Ledger, "existing_lots", lambda self, ids, chunk=200: set())
+
+    assert jobs.run_pending(api_runtime, batch_calls=40)[job_id] == "failed"
+    job = _job(client, producer, job_id)
+    assert job["status"] == "failed" and job["events_written"] == 0 and job["transactions"] == []
+    refused = job["events"][30]
+    assert refused["status"] == "rejected" and refused["code"] == "lot_exists", refused
+    assert refused["field"] == "epcisBody.eventList[30]", refused
+    assert [e["status"] for e in job["events"][:30]] == ["accepted"] * 30  # not written, not blamed
+    assert _stored(api_runtime, codes) == []
+    with api_runtime.ctx() as ctx:
+        assert ctx.session.scalar(select(func.count()).select_from(PendingTransaction)) == 0
+        on_chain = [code for code in codes if Ledger.get_lot(ctx.ledger, hex32(lot_id(producer.gtin, code))).exists]
+        assert on_chain == [codes[30]]  # only the other writer's lot: the batch was applied all or nothing
+        assert ctx.ledger.block_number() <= block + 1  # at most the refused batch's own (reverted) block

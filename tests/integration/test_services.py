@@ -10,6 +10,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
 
 from supply_chain.domain.errors import ChainUnavailable, Conflict, Forbidden, InvalidInput, NotFound
+from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import indexer, lots, orgs
 from supply_chain.services.credit import summary as compliance
@@ -17,7 +18,7 @@ from supply_chain.services.lots import NewLot
 from supply_chain.services.startup import catch_up
 from supply_chain.services.trace import recall_sources, trace
 from supply_chain.services.verify import verify_lot
-from supply_chain.store.models import Event, Inspection, Lot, LotInput, PendingTransaction
+from supply_chain.store.models import Event, Inspection, Lot, LotInput, PendingTransaction, SensorReading
 
 pytestmark = pytest.mark.slow
 
@@ -283,6 +284,20 @@ def test_sensor_readings_anchored_by_the_sender_while_in_transit_not_by_the_rece
         event = lots.anchor_readings(ctx, network.org("farm", ctx), lot, readings, sensor_id="L1")
         assert event.status == "confirmed" and event.payload["reading_count"] == 5
         assert lot.sensor_batches[0].merkle_root == event.payload["merkle_root"]
+        # the stored readings (one bulk insert) are the anchored leaves: in leaf order they hash to the root
+        stored = ctx.session.scalars(
+            select(SensorReading)
+            .where(SensorReading.batch_id == lot.sensor_batches[0].id)
+            .order_by(SensorReading.leaf_index)
+        ).all()
+        assert [(r.leaf_index, r.sensor_id) for r in stored] == [(i, "L1") for i in range(5)]
+        leaves = [
+            payload_hash(
+                lots.validate_reading({"taken_at": r.taken_at.isoformat(), "temperature_c": str(r.temperature_c)}, 0)
+            )
+            for r in stored
+        ]
+        assert hex32(merkle_root(leaves)) == event.payload["merkle_root"]
 
 
 def test_close_ends_the_history_but_a_closed_lot_can_still_be_recalled(network: Any) -> None:

@@ -934,10 +934,12 @@ class Writer:
         send: bool = True,
         key: StepKey | None = None,
         absent: set[str] | None = None,
+        check: bool = True,
     ) -> None:
         self.ctx = ctx
         self.org = org
         self.send = send  # False: build the rows and calls only (a rehearsal, rolled back by the caller)
+        self.check = check  # False: no pre-flight eth_call per transaction (steps already rehearsed; writes.execute)
         self.key = key
         self.absent = absent or set()  # ids of new lots just checked (in bulk) not to exist on chain
         self.calls: list[tuple[str, list[Any]]] = []
@@ -963,7 +965,14 @@ class Writer:
         if not self.send:
             self.calls, self.events = [], []
         elif self.calls:
-            result = execute(self.ctx, self.org, self.calls, self.events)
+            try:
+                result = execute(self.ctx, self.org, self.calls, self.events, check=self.check)
+            except LotlineError as exc:
+                # the refused call's step (``index``), when the chain's refusal could be traced to one call
+                position = getattr(exc, "call_index", None)
+                if position is not None:
+                    exc.index = self.written[len(self.written) - len(self.calls) + position][0]  # type: ignore[attr-defined]
+                raise
             self.transactions.append(result.tx_hash)
             self.calls, self.events = [], []
 

@@ -429,20 +429,25 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
         )
         created = new_lot_ids(batch)
         absent = set(created) - ctx.ledger.existing_lots(created) if created else set()
-        writer = Writer(ctx, job.organisation, key=key, absent=absent)
+        # The steps were planned and rehearsed: each batch runs on the chain once (no pre-flight call). A refusal
+        # (the state moved while the job ran) fails the batch's rows and names the refused step.
+        writer = Writer(ctx, job.organisation, key=key, absent=absent, check=False)
         current = batch[0]
         try:
             for step in batch:
                 current = step
                 writer.write(step)
-            current = batch[0]  # refused when sent: the transaction carries the whole batch
+            current = batch[0]  # refused when sent, traced to no one call: the transaction carries the whole batch
             writer.flush()
         except LotlineError as exc:
             if not isinstance(exc, ChainUnavailable):
-                current = _refused_step(batch, exc) or current
+                # the refused call found by bisection, else the step acting on the lot the chain named
+                index = getattr(exc, "index", None)
+                if index is None:
+                    index = (_refused_step(batch, exc) or current).index
                 if job.source == "epcis":
-                    exc.field = exc.field or f"epcisBody.eventList[{current.index}]"
-                exc.index = current.index  # type: ignore[attr-defined]
+                    exc.field = exc.field or f"epcisBody.eventList[{index}]"
+                exc.index = index  # type: ignore[attr-defined]
             raise
         progress.first += len(batch)
         progress.transactions += writer.transactions
