@@ -62,6 +62,36 @@ SHOP_SITE = "0614146000161"
 DOC_SHOTS = ROOT / "docs" / "screenshots" / "journeys"
 
 
+SEPARATORS_JS = """() => {
+    // every separator shown between the footer's links has a link before it and after it on its own line
+    const nav = document.querySelector("footer .footer-links");
+    if (!nav) return [];
+    const links = [...nav.querySelectorAll("a")].map(a => a.getBoundingClientRect());
+    const sameLine = (a, b) => a.top < b.bottom && b.top < a.bottom;
+    const bad = [];
+    for (const node of nav.childNodes) {
+        if (node.nodeType !== Node.TEXT_NODE) continue;
+        [...node.textContent].forEach((ch, i) => {
+            if (!ch.trim()) return;
+            const range = document.createRange();
+            range.setStart(node, i);
+            range.setEnd(node, i + 1);
+            const dot = range.getBoundingClientRect();
+            if (dot.width < 0.5) return;  // not shown
+            const before = links.some(l => sameLine(l, dot) && l.right <= dot.left + 0.5);
+            const after = links.some(l => sameLine(l, dot) && l.left >= dot.right - 0.5);
+            if (!before || !after) bad.push(`"${ch}" at ${Math.round(dot.left)},${Math.round(dot.top)}`);
+        });
+    }
+    return bad;
+}"""
+
+SMALL_LINKS_JS = """(selector) => [...document.querySelectorAll(selector)]
+    .map(a => [a.textContent.trim(), a.getBoundingClientRect().height])
+    .filter(([, height]) => height > 0 && height < 43.5)
+    .map(([text, height]) => `${text} ${Math.round(height)} px`)"""
+
+
 # ------------------------------------------------------------------ the catalogue the server uses
 
 
@@ -187,14 +217,20 @@ class Walker:
         viewport = page.viewport_size
         page.set_viewport_size({"width": NARROW["width"], "height": viewport["height"]})
         try:
+            # A phone browser widens its layout to content that does not fit (and zooms out), so the page's
+            # client width is held to 360 px as well as its scroll width to the client width.
             scroll, client = page.evaluate(
                 "() => [document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]"
             )
-            wide = page.evaluate(WIDTHS_JS)["wide"] if scroll > client else []
+            too_wide = scroll > client or client > NARROW["width"]
+            wide = page.evaluate(WIDTHS_JS)["wide"] if too_wide else []
+            dangling = page.evaluate(SEPARATORS_JS)
         finally:
             page.set_viewport_size(viewport)
-        if scroll > client:
+        if too_wide:
             self.found.append(f"{where}: scrolls sideways at 360 px ({scroll} px wide in {client} px): {wide}")
+        if dangling:
+            self.found.append(f"{where}: footer separators without a link on both sides at 360 px: {dangling}")
         _m = _t.monotonic()
         for problem in axe_problems(page):
             self.found.append(f"{where}: axe: {problem}")
@@ -412,7 +448,9 @@ def walk_regulator(walker: Walker) -> None:
     walker.check(regulator, "the farm lot (regulator)")
 
     regulator.locator("main a[href$='/trace?direction=forward'], main a[href$='/trace']").first.click()
-    expect(regulator.locator("main")).to_contain_text(mix)  # forward: the salad mix made from it
+    expect(regulator.locator("main .trace-graph")).to_contain_text(mix)  # forward: the salad mix made from it
+    small = regulator.evaluate(SMALL_LINKS_JS, "main .trace-graph a")
+    assert not small, f"links in the trace graph under 44 px: {small}"
     walker.check(regulator, "forward trace")
     walker.shot(regulator, "regulator-trace")
     regulator.go_back()
