@@ -60,6 +60,8 @@ FARM_SITE = "0614141000111"
 PLANT_SITE = "0614144000149"
 SHOP_SITE = "0614146000161"
 DOC_SHOTS = ROOT / "docs" / "screenshots" / "journeys"
+README_SHOTS = ("farmer-new-lot", "processor-inbox", "inspector-hold", "regulator-trace", "consumer-salad-mix")
+"""The key page of each journey, which the README shows in both languages (the other shots stay in test-artifacts)."""
 
 
 AXE_SERIOUS_JS = """async () => {
@@ -261,7 +263,7 @@ class Walker:
         png = page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": PHONE["width"], "height": height})
         target = self.screenshots / f"journey-{name}-{lang}.png"
         target.write_bytes(small_png(png))
-        if os.environ.get("LOTLINE_UPDATE_DOC_SCREENSHOTS") == "1":
+        if name in README_SHOTS and os.environ.get("LOTLINE_UPDATE_DOC_SCREENSHOTS") == "1":
             DOC_SHOTS.mkdir(parents=True, exist_ok=True)
             (DOC_SHOTS / target.name).write_bytes(target.read_bytes())
 
