@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SLITHER_VENV := .venv-slither
 SLITHER_VERSION := 0.11.6
 
-.PHONY: setup run demo serve test lint bench artifacts clean i18n
+.PHONY: setup run demo serve test lint bench artifacts clean i18n screenshots
 
 $(BIN)/lotline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,6 @@ clean:
 
 i18n: setup  ## extract the translatable texts, update and compile the catalogues (docs/i18n.md)
 	$(BIN)/python scripts/i18n.py all
+
+screenshots: setup  ## walk the five journeys in English and Chinese and refresh docs/screenshots/journeys/
+	LOTLINE_UPDATE_DOC_SCREENSHOTS=1 $(BIN)/python -m pytest tests/browser/test_journeys_both_languages.py -q
