@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from flask_babel import gettext, ngettext
+
+from app.messages import tr, translate_message
 from supply_chain.domain.errors import InvalidInput, LotlineError
 from supply_chain.domain.events import INPUT_ITEM_FIELDS, KIND_SPECS, FieldType, kind_spec, payload_problems
 from supply_chain.domain.kinds import EventKind
@@ -237,7 +240,7 @@ _QUOTED = re.compile(r"('[^']*'|\"[^\"]*\")")
 
 
 def _words_of(key: str) -> str:
-    return _lower_first(label_of(key)) if key in KNOWN_KEYS else key
+    return _lower_first(tr(label_of(key))) if key in KNOWN_KEYS else key
 
 
 def _lower_first(text: str) -> str:
@@ -253,9 +256,9 @@ def field_words(key: str) -> str:
         row = _ROW_PART.fullmatch(part)
         if row is not None:
             name, index = row.groups()
-            words.append(f"{ROW_WORDS.get(name, label_of(name))} {int(index) + 1}")
+            words.append(f"{tr(ROW_WORDS.get(name, label_of(name)))} {int(index) + 1}")
         elif part:
-            words.append(label_of(part))
+            words.append(tr(label_of(part)))
     text = ", ".join(_lower_first(w) for w in words)
     return text[:1].upper() + text[1:]
 
@@ -277,9 +280,9 @@ def plain_message(err: LotlineError, label: str | None = None) -> str:
     parts = _QUOTED.split(message)
     for i in range(0, len(parts), 2):  # even parts lie outside quotes
         parts[i] = _SNAKE.sub(lambda m: _words_of(m.group(0)), parts[i])
-    message = "".join(parts)
+    message = translate_message("".join(parts))  # the page's language (app/messages.py); English as it is
     name = label or (field_words(err.field) if err.field else "")
-    return f"{name}: {message}" if name else message[:1].upper() + message[1:]
+    return gettext("%(field)s: %(message)s", field=name, message=message) if name else message[:1].upper() + message[1:]
 
 
 @dataclass
@@ -330,11 +333,11 @@ class ErrorReport:
     @property
     def title(self) -> str:
         if self.status == 409:
-            return "That cannot be done now"
+            return gettext("That cannot be done now")
         if self.status == 403:
-            return "Not allowed"
+            return gettext("Not allowed")
         n = len(self.errors)
-        return "There is a problem with this form" if n == 1 else f"There are {n} problems with this form"
+        return ngettext("There is a problem with this form", "There are %(num)s problems with this form", n)
 
 
 def errors_of(err: Exception | None) -> ErrorReport:

@@ -18,8 +18,8 @@ from typing import Any
 
 from babel.dates import format_date, format_skeleton, format_timedelta
 from babel.numbers import format_decimal
-from flask import Flask, Response, current_app, has_request_context, redirect, request, url_for
-from flask_babel import Babel, get_locale, lazy_gettext
+from flask import Flask, Response, current_app, flash, has_request_context, redirect, request, url_for
+from flask_babel import Babel, force_locale, get_locale, gettext, lazy_gettext
 from flask_babel import format_date as babel_format_date
 
 from supply_chain.domain.lineage import format_quantity
@@ -88,14 +88,27 @@ def switch_language() -> Response:
     from supply_chain.domain.errors import InvalidInput
 
     lang = request.values.get("lang", "")
+    user = current_user()
+    signed_in_post = user is not None and request.method == "POST"
+    if lang == "" and signed_in_post:
+        # "Follow my browser" on the account page: forget the user's own choice and the cookie.
+        orgs.set_language(get_ctx(), user, None)
+        response = redirect(safe_next(request.values.get("next")) or url_for("auth.index"))
+        response.delete_cookie(COOKIE)
+        with force_locale(from_accept_language([value for value, _quality in request.accept_languages])):
+            flash(gettext("Pages now follow your browser's language."), "ok")
+        return response
     if lang not in LANGUAGES:
         raise InvalidInput(
             str(lazy_gettext("Choose one of the languages offered: %(names)s.", names=", ".join(LANGUAGES.values()))),
             field="language",
         )
-    user = current_user()
-    if user is not None and request.method == "POST":
+    if signed_in_post:
+        assert user is not None
         orgs.set_language(get_ctx(), user, lang)
+        if request.values.get("from") == "account":
+            with force_locale(lang):
+                flash(gettext("Your language is saved: %(name)s.", name=LANGUAGES[lang]), "ok")
     response = redirect(safe_next(request.values.get("next")) or url_for("auth.index"))
     response.set_cookie(
         COOKIE,
@@ -220,6 +233,11 @@ def quantity_text(value: Any, unit: str | None = None) -> str:
     return f"{number} {shown}" if number and shown else number
 
 
+def quantities_text(by_unit: Any) -> str:
+    """Quantities by unit (``{"kg": 60, "case": 2}``) as ``2 cases, 60 kg`` / ``2 箱, 60 千克``; none is ``0``."""
+    return ", ".join(quantity_text(q or 0, u) for u, q in sorted((by_unit or {}).items())) or "0"
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "UTC")
@@ -232,6 +250,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["number"] = number_text
     app.jinja_env.filters["qty"] = quantity_text
     app.jinja_env.filters["unit"] = unit_text
+    app.jinja_env.filters["quantities"] = quantities_text
 
     @app.context_processor
     def _language() -> dict[str, Any]:

@@ -107,7 +107,272 @@ SERVICE_TEXTS = (
     N_("inspector"),
     N_("regulator"),
     N_("admin"),
+    # statuses shown to people (status_label): events, import and capture jobs, deliveries
+    N_("pending"),
+    N_("confirmed"),
+    N_("failed"),
+    N_("queued"),
+    N_("running"),
+    N_("done"),
+    N_("sending"),
+    N_("delivered"),
+    N_("not configured"),
+    N_("cancelled"),
+    # a key data element's visibility tag on the forms (domain/events.Visibility)
+    N_("public"),
+    N_("consortium"),
+    N_("private"),
+    # site kinds as the sites form offers them (store/models.LOCATION_KINDS)
+    N_("farm"),
+    N_("packhouse"),
+    N_("plant"),
+    N_("warehouse"),
+    N_("store"),
+    N_("vessel"),
+    N_("port"),
+    N_("lab"),
+    N_("other"),
+    # recall depth (domain/policy.RecallDepth)
+    N_("wholesale"),
+    N_("retail"),
+    N_("consumer"),
+    # what typing the lot code confirms on a step page (app/lots/steps.py)
+    N_("close the lot"),
+    N_("lift the hold"),
+    # the steps of a recall's history (services/recalls.py)
+    N_("drafted"),
+    N_("edited"),
+    N_("reviewed"),
+    N_("discarded"),
+    N_("issued"),
+    N_("update"),
+    N_("terminated"),
+    # what an effectiveness-check level means (domain/policy.EFFECTIVENESS_LEVELS)
+    N_("every consignee is checked"),
+    N_("a share above level C is checked"),
+    N_("one consignee in ten is checked"),
+    N_("one consignee in fifty is checked"),
+    N_("no effectiveness check"),
+    N_("none"),
+    # the credit record (services/credit.TERM_LABELS, NOT_TRACKED; domain/credit)
+    N_("Lots created"),
+    N_("Lots received"),
+    N_("Inspections passed"),
+    N_("Inspections failed"),
+    N_("Inspections conditional"),
+    N_("Holds on its lots"),
+    N_("Recalls of its own lots"),
+    N_("of which class I"),
+    N_("Recalls that reached it (ingredient or stock)"),
+    N_("Lots tampered"),
+    N_("Lots unverifiable"),
+    N_("Recall notices acknowledged on time"),
+    N_("Recall notices acknowledged late"),
+    N_("not tracked yet"),
+    N_(
+        "Recalls that reached the organisation through an ingredient, or through stock it held, are shown but do "
+        "not lower the grade: the recalled lot was someone else's."
+    ),
+    N_("Not graded: it made or received no lot in the last 12 months."),
+    N_("An organisation that made or received no lot in the last 12 months is not graded."),
+    N_("A: no threshold of the rule is reached."),
+    N_("made from it and held"),
+    N_("made from it"),
+    N_("held"),
+    # the supervision map's layers (services/supervision.LAYERS)
+    N_("Producers (farms)"),
+    N_("Packers and processors"),
+    N_("Distributors"),
+    N_("Retailers (shops)"),
+    N_("Labs and authorities"),
+    N_("Shipments"),
+    N_("Confirmed shipments, ship-from to ship-to."),
+    N_("Lots on hold"),
+    N_("Where each lot on hold is."),
+    N_("Recalls: sites holding affected product"),
+    N_("Every recalled lot and every lot made from one, where it is now."),
+    N_("Failed inspections"),
+    N_("Where the lot was when the inspection failed."),
+    N_("Cold-chain excursions"),
+    N_("Organisations by compliance grade"),
+    N_("Each business's sites, coloured by its compliance grade."),
+    # error messages without values from the domain's field checks (the part after the field's name)
+    N_("is required"),
 )
+
+
+KDE_TEXTS = (
+    # app.forms.label_of: a key data element's label (domain/events.KIND_SPECS, forms.KNOWN_KEYS)
+    N_('Location'),
+    N_('Harvest date'),
+    N_('Commodity'),
+    N_('Variety'),
+    N_('Quantity'),
+    N_('Unit'),
+    N_('Field name'),
+    N_('Container name'),
+    N_('Next recipient'),
+    N_('Reference document type'),
+    N_('Reference document number'),
+    N_('Cooling date'),
+    N_('Harvest location'),
+    N_('Packing date'),
+    N_('Product description'),
+    N_('Harvester business name'),
+    N_('Cooling location'),
+    N_('Landing date'),
+    N_('Harvest area'),
+    N_('Vessel name'),
+    N_('Harvest date start'),
+    N_('Harvest date end'),
+    N_('From'),
+    N_('To'),
+    N_('Ship date'),
+    N_('Traceability lot code source'),
+    N_('Carrier'),
+    N_('Receive date'),
+    N_('Transformation date'),
+    N_('Inputs'),
+    N_('Outcome'),
+    N_('Inspection date'),
+    N_('Inspector name'),
+    N_('Inspection body'),
+    N_('Standard'),
+    N_('Findings'),
+    N_('Certificate SHA-256'),
+    N_('Reason'),
+    N_('Date'),
+    N_('Recall class'),
+    N_('Instructions'),
+    N_('Contact'),
+    N_('Notice url'),
+    N_('Source gtin'),
+    N_('Source lot code'),
+    N_('Merkle root of the readings'),
+    N_('Reading count'),
+    N_('Period start'),
+    N_('Period end'),
+    N_('Min temperature (°C)'),
+    N_('Max temperature (°C)'),
+    N_('Sensor id'),
+    N_('Note'),
+    N_('Effectiveness'),
+    N_('GTIN'),
+    N_('Lot code'),
+    N_('Lot code to confirm'),
+    N_('Confirm name'),
+    N_('Current password'),
+    N_('Display name'),
+    N_('Forwarded to'),
+    N_('GS1 company prefix'),
+    N_('New password'),
+    N_('Notification email'),
+    N_('Public notice'),
+    N_('Time taken'),
+    N_('Temperature (°C)'),
+    # a key data element's description (the hint under its input)
+    N_('The farm where the food was harvested'),
+    N_('Date of harvesting'),
+    N_("Commodity (product description, e.g. 'romaine lettuce')"),
+    N_('Variety'),
+    N_('Quantity of food, in its unit of measure'),
+    N_('Unit of measure (kg, lb, case, ...)'),
+    N_('Field or other growing area name'),
+    N_('Container name (sprouts, aquaculture)'),
+    N_('Where the food goes next'),
+    N_('Reference document type (bill of lading, invoice, ASN, ...)'),
+    N_('Reference document number'),
+    N_('Where the food was cooled'),
+    N_('Date of cooling'),
+    N_("The packer's location"),
+    N_('Date of initial packing'),
+    N_('Description of the packed food'),
+    N_('Business name of the harvester'),
+    N_('Where the food was received on land'),
+    N_('Date the food was received'),
+    N_("Harvest location(s) of the trip, e.g. 'FAO 27.4.b North Sea'"),
+    N_('Name of the fishing vessel'),
+    N_("First day of the trip's harvest"),
+    N_("Last day of the trip's harvest"),
+    N_('Species or product description'),
+    N_('Ship-from location'),
+    N_('Ship-to location'),
+    N_('Date shipped'),
+    N_('Traceability lot code source (where the lot code was assigned)'),
+    N_('Description of the food'),
+    N_('Carrier or transporter'),
+    N_('Immediate previous source (ship-from location)'),
+    N_('Receiving location'),
+    N_('Date received'),
+    N_('Where the food was transformed'),
+    N_('Date transformation was completed'),
+    N_('The lots used, each {gtin, lot_code, quantity, unit}'),
+    N_('Description of the new food'),
+    N_('Pass, fail or conditional'),
+    N_('Date of the inspection or sampling'),
+    N_('Name of the person who inspected'),
+    N_('Certification body or laboratory'),
+    N_('Scheme or method (GLOBALG.A.P., ISO 6579-1, ...)'),
+    N_('What was found'),
+    N_('SHA-256 of the certificate or lab report file'),
+    N_('Where the inspection took place'),
+    N_('Why the lot is held'),
+    N_('Date of the hold'),
+    N_('Why the hold is lifted'),
+    N_('Date of release'),
+    N_("The hazard, e.g. 'Listeria monocytogenes'"),
+    N_('FDA class I, II or III'),
+    N_('Date of the recall'),
+    N_('What consumers should do'),
+    N_('Phone or e-mail for questions'),
+    N_('Link to the public recall notice'),
+    N_('GTIN of the lot the recall started from (a lot made from it)'),
+    N_('Lot code of the lot the recall started from'),
+    N_('Merkle root of the readings (docs/hashing.md)'),
+    N_('Number of readings under the root'),
+    N_('Time of the first reading'),
+    N_('Time of the last reading'),
+    N_('Lowest temperature read, degrees Celsius'),
+    N_('Highest temperature read, degrees Celsius'),
+    N_('Sensor or logger identifier'),
+    N_('Where the readings were taken'),
+    N_('Sold out, consumed, destroyed, ...'),
+    N_('Date the lot was closed'),
+    N_('Why custody was refused'),
+    N_('Date'),
+    N_('Why the transfer was cancelled'),
+    N_('What was observed'),
+    N_('Why the recall is ended (product removed or corrected, ...)'),
+    N_('Date the recall was ended'),
+    N_('FDA class of the recall that is ended'),
+    N_('How many notified holders answered, and what they accounted for'),
+    # app.forms: choices, option groups and placeholders of the KDE inputs
+    N_('Pass'),
+    N_('Fail (puts the lot on hold)'),
+    N_('Conditional'),
+    N_('Class I: may cause serious illness or death'),
+    N_('Class II: may cause temporary illness'),
+    N_('Class III: unlikely to cause illness'),
+    N_('Your sites'),
+    # app.forms.label_of: an event kind's name (the record and new-lot pages)
+    N_("Harvesting"),
+    N_("Cooling"),
+    N_("Initial packing"),
+    N_("First land based receiving"),
+    N_("Shipping"),
+    N_("Receiving"),
+    N_("Transformation"),
+    N_("Inspection"),
+    N_("Observation"),
+    N_("Other organisations' sites"),
+    N_('Choose a site'),
+    N_('Choose one'),
+    N_('Reading'),
+    N_('Input lot'),
+    N_('New lot'),
+)
+"""The words of the KDE forms (labels, hints, choices); tests/web/test_i18n.py checks that every one the forms
+write has a translation."""
 
 
 def tr(text: object) -> str:
@@ -171,20 +436,220 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
         re.compile(r"(?P<name>.+) cannot open this page: it needs one of the roles (?P<roles>.+)"),
         lazy_gettext("%(name)s cannot open this page: it needs one of the roles %(roles)s"),
     ),
+    # domain/policy.py: the rulebook's refusals (the verb and the reason are translated on their own, see WORDS)
+    (
+        re.compile(r"cannot (?P<verb>[a-z ]+?) lot (?P<lot>\S+): (?P<why>.+)"),
+        lazy_gettext("cannot %(verb)s lot %(lot)s: %(why)s"),
+    ),
+    (
+        re.compile(r"(?P<actor>.+) cannot (?P<verb>[a-z ]+?) lots: it needs one of the roles (?P<roles>.+)"),
+        lazy_gettext("%(actor)s cannot %(verb)s lots: it needs one of the roles %(roles)s"),
+    ),
+    (
+        re.compile(r"(?P<actor>.+) cannot (?P<verb>[a-z ]+?) lot (?P<lot>\S+): (?P<why>.+)"),
+        lazy_gettext("%(actor)s cannot %(verb)s lot %(lot)s: %(why)s"),
+    ),
+    (
+        re.compile(r"lot (?P<lot>\S+) is already received by you: (?P<actor>.+) holds it, nothing more to receive"),
+        lazy_gettext("lot %(lot)s is already received by you: %(actor)s holds it, nothing more to receive"),
+    ),
+    (re.compile(r"no lot (?P<lot>\S+)"), lazy_gettext("no lot %(lot)s")),
+    # domain/invariants.py and lineage.py: quantities
+    (
+        re.compile(
+            r"(?P<quantity>\S+) (?P<unit>.+?) requested but lot (?P<lot>\S+) has only (?P<left>\S+) (?P<unit_left>.+) "
+            r"on hand"
+        ),
+        lazy_gettext("%(quantity)s %(unit)s requested but lot %(lot)s has only %(left)s %(unit_left)s on hand"),
+    ),
+    (
+        re.compile(r"requested (?P<quantity>[\d.]+) ?(?P<unit>.*?) but only (?P<left>[\d.]+) ?(?P<unit_left>.*?) left"),
+        lazy_gettext("requested %(quantity)s %(unit)s but only %(left)s %(unit_left)s left"),
+    ),
+    (re.compile(r"(?P<when>\S+) is in the future"), lazy_gettext("%(when)s is in the future")),
+    # domain/events.py: a key data element's checks (the field's name is in front, see translate_message)
+    (
+        re.compile(r"is required \((?P<what>.+)\)"),
+        lazy_gettext("is required (%(what)s)"),
+    ),
+    (
+        re.compile(r"must be at most (?P<max>\d+) characters, got (?P<count>\d+)"),
+        lazy_gettext("must be at most %(max)s characters, got %(count)s"),
+    ),
+    (re.compile(r"at most (?P<max>\d+) characters"), lazy_gettext("at most %(max)s characters")),
+    # services/recalls.py: the issued step of a recall's history
+    (
+        re.compile(r"recalled on chain with (?P<recalled>\d+) of (?P<downstream>\d+) lots made from it"),
+        lazy_gettext("recalled on chain with %(recalled)s of %(downstream)s lots made from it"),
+    ),
+    # domain/policy.EFFECTIVENESS_LEVELS: level B's share
+    (
+        re.compile(r"between (?P<low>\d+)% and (?P<high>\d+)%"),
+        lazy_gettext("between %(low)s%% and %(high)s%%"),
+    ),
+    # services/supervision.py: the cold-chain layer's description
+    (
+        re.compile(r"Readings outside (?P<low>\S+) °C to (?P<high>\S+) °C\."),
+        lazy_gettext("Readings outside %(low)s °C to %(high)s °C."),
+    ),
+    # domain/credit.py: the credit rule's thresholds, and a grade's reasons (each reason translated on its own)
+    (
+        re.compile(r"(?P<n>\d+) or more of its lots' records no longer match the ledger \(tampered\)"),
+        lazy_gettext("%(n)s or more of its lots' records no longer match the ledger (tampered)"),
+    ),
+    (
+        re.compile(r"(?P<n>\d+) or more recalls started from its own lots"),
+        lazy_gettext("%(n)s or more recalls started from its own lots"),
+    ),
+    (
+        re.compile(
+            r"(?P<n>\d+) or more failed inspections of its lots, and at least (?P<share>\d+) % of their inspections "
+            r"failed"
+        ),
+        lazy_gettext(
+            "%(n)s or more failed inspections of its lots, and at least %(share)s %% of their inspections failed"
+        ),
+    ),
+    (
+        re.compile(r"(?P<n>\d+) or more class I recalls \(serious harm likely\) started from its own lots"),
+        lazy_gettext("%(n)s or more class I recalls (serious harm likely) started from its own lots"),
+    ),
+    (
+        re.compile(r"(?P<n>\d+) or more of its lots have no record on the ledger \(unverifiable\)"),
+        lazy_gettext("%(n)s or more of its lots have no record on the ledger (unverifiable)"),
+    ),
+    (
+        re.compile(r"(?P<n>\d+) or more recall notices acknowledged late"),
+        lazy_gettext("%(n)s or more recall notices acknowledged late"),
+    ),
+    (
+        re.compile(r"(?P<n>\d+) or more recalls \(any class\) started from its own lots"),
+        lazy_gettext("%(n)s or more recalls (any class) started from its own lots"),
+    ),
+    (
+        re.compile(r"(?P<n>\d+) or more failed inspections of its lots"),
+        lazy_gettext("%(n)s or more failed inspections of its lots"),
+    ),
+    (
+        re.compile(r"(?P<n>\d+) or more holds placed on its lots"),
+        lazy_gettext("%(n)s or more holds placed on its lots"),
+    ),
+    (
+        re.compile(r"(?P<letter>[A-D]) because (?P<reasons>.+)\.", re.S),
+        lazy_gettext("%(letter)s because %(reasons)s."),
+    ),
+    # a list of reasons ("...; or ...", "...; ..."), each one translated
+    (re.compile(r"(?P<first>.+?); or (?P<rest>.+)", re.S), lazy_gettext("%(first)s; or %(rest)s")),
+    (re.compile(r"(?P<first>.+?); (?P<rest>.+)", re.S), lazy_gettext("%(first)s; %(rest)s")),
+    # services/verify.py: the lot page's verdict
+    (
+        re.compile(r"(?P<count>\d+) events? match(?:es)? the chain \(head (?P<head>0x[0-9a-f]+)\)"),
+        lazy_gettext("%(count)s events match the chain (head %(head)s)"),
+    ),
 )
+
+WORDS = (
+    # domain/policy.RULES: what an action is called in a refusal ("cannot <verb> lot X")
+    N_("accept"),
+    N_("add readings to"),
+    N_("cancel the offer of"),
+    N_("close"),
+    N_("create"),
+    N_("end the recall of"),
+    N_("hold"),
+    N_("inspect"),
+    N_("print labels for"),
+    N_("recall"),
+    N_("record events on"),
+    N_("refuse"),
+    N_("release"),
+    N_("ship"),
+    N_("use"),
+    # domain/policy.py: why the rulebook refuses
+    N_("it is held by another organisation"),
+    N_("it is not offered to it"),
+    N_("only an inspector, a regulator or the lot's creator can"),
+    N_("it is not in transit"),
+    N_("it is not on hold"),
+    N_("it is not recalled"),
+    N_("it is in transit"),
+    N_("it is pending"),
+    N_("it is active"),
+    N_("it is held"),
+    N_("it is recalled"),
+    N_("it is closed"),
+    N_("its creation is not mined yet"),
+    N_("its recall reached it from an input; end it on the lot it started from"),
+    N_("it is ended already"),
+    N_("it is made from a recalled lot"),
+    # field checks without values (services/recalls.py, domain/events.py)
+    N_("required"),
+    N_("must be yes or no"),
+    N_("must be greater than 0"),
+)
+"""Parts of messages that PATTERNS put back into a translated template (a verb, a reason)."""
+
+_TRANSLATED_PARTS = {"verb", "why", "what"}
+_ROLE_LISTS = {"roles"}
+_MESSAGE_PARTS = {"reasons", "first", "rest"}
+_UNITS = {"unit", "unit_left"}
+_NUMBERS = {"quantity", "left"}
+_FIELD_FIRST = re.compile(
+    r"(?P<field>(?:payload\.)?[a-z][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z][a-z0-9_]*)*): (?P<rest>.+)", re.S
+)
+"""A domain message led by the field's key (``payload.quantity: ...``)."""
+
+
+def _part(name: str, value: str | None) -> str:
+    """One value a pattern captured, as the translated template shows it."""
+    from app.i18n import number_text, unit_text
+
+    if value is None:
+        return ""
+    if name in _MESSAGE_PARTS:
+        return translate_message(value)
+    if name in _TRANSLATED_PARTS:
+        translated = tr(value)
+        return translated if translated != value else tr(value[:1].upper() + value[1:])  # a KDE's description
+    if name in _ROLE_LISTS:
+        return ", ".join(tr(role.strip()) for role in value.split(","))
+    if name in _UNITS:
+        return unit_text(value)
+    if name in _NUMBERS:
+        return number_text(value)
+    return value
+
+
+def _by_pattern(text: str) -> str | None:
+    for pattern, template in PATTERNS:
+        found = pattern.fullmatch(text)
+        if found:
+            parts = {k: _part(k, v) for k, v in found.groupdict().items()}
+            if "first" in parts and (parts["first"] == found["first"] or parts["rest"] == found["rest"]):
+                continue  # a list is translated only when each of its items is
+            return str(template) % parts
+    return None
 
 
 def translate_message(message: str | None) -> str:
     """A message from the services or the domain (an error, a notice) in the page's language: a fixed message
-    from the catalogue, a message with values through ``PATTERNS``, anything else as it is."""
+    from the catalogue, a message with values through ``PATTERNS``, a message led by a field's key as the field's
+    name and the rest translated, anything else as it is."""
     if not message:
         return ""
     text = str(message)
     translated = tr(text)
-    if translated != text or str(get_locale()) == "en":
+    locale = get_locale()
+    if translated != text or locale is None or str(locale) == "en":
         return translated  # English is the source language: the services' own wording (with its plurals) stays
-    for pattern, template in PATTERNS:
-        found = pattern.fullmatch(text)
-        if found:
-            return str(template) % found.groupdict()
+    found = _by_pattern(text)
+    if found is not None:
+        return found
+    led = _FIELD_FIRST.fullmatch(text)
+    if led is not None:
+        rest = translate_message(led.group("rest"))
+        if rest != led.group("rest"):
+            from app.forms import field_words
+
+            return gettext("%(field)s: %(message)s", field=field_words(led.group("field")), message=rest)
     return text

@@ -128,7 +128,7 @@ def init_app(app: Flask) -> None:
     from app.forms import ErrorReport, label_of
     from app.messages import tr, translate_message
 
-    app.jinja_env.filters["label"] = label_of
+    app.jinja_env.filters["label"] = lambda name: tr(label_of(name))
     # Labels the services write in English, shown in the page's language (app/messages.py).
     app.jinja_env.filters["state_label"] = lambda state: tr(verification_state.STATE_LABELS.get(state, state))
     app.jinja_env.filters["status_label"] = lambda status: tr((status or "").replace("_", " "))

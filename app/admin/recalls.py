@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.admin import bp
@@ -71,7 +72,7 @@ def recall(lot_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return form_failed(err, "admin/recall.html", **_form_context(lot, values))
     commit()
-    flash(f"Draft recall of lot {lot.lot_code} saved. Review it before issuing.", "ok")
+    flash(gettext("Draft recall of lot %(lot)s saved. Review it before issuing.", lot=lot.lot_code), "ok")
     return redirect(url_for("admin.recall_draft", draft_id=draft.id))
 
 
@@ -112,22 +113,29 @@ def _draft_action(draft_id: int, action: str) -> str | Response | tuple[str, int
         if action == "edit":
             _check_notice()
             recalls.edit_draft(ctx, org, user, draft, request.form)
-            message = "Draft saved."
+            message = gettext("Draft saved.")
         elif action == "review":
             recalls.submit_for_review(ctx, org, user, draft)
-            message = "Check every affected lot and holder below, then type the lot code to issue the recall."
+            message = gettext("Check every affected lot and holder below, then type the lot code to issue the recall.")
         elif action == "discard":
             recalls.discard_draft(ctx, org, user, draft)
-            message = f"Draft recall of lot {draft.lot.lot_code} discarded; nothing was issued."
+            message = gettext("Draft recall of lot %(lot)s discarded; nothing was issued.", lot=draft.lot.lot_code)
         else:
             recall = recalls.issue(ctx, org, user, draft, request.form.get("confirm_lot_code"))
             commit()
             progress = lot_service.recall_progress(ctx, draft.lot)
             n = len(recalls.notified_org_ids(ctx, recall))
-            more = (
-                f"; {progress['remaining']} lots made from it follow in batches" if progress["remaining"] else ""
-            )
-            flash(f"Lot {draft.lot.lot_code} recalled on chain{more}. {n} holders notified.", "ok")
+            if progress["remaining"]:
+                done = gettext(
+                    "Lot %(lot)s recalled on chain; %(remaining)s lots made from it follow in batches. "
+                    "%(n)s holders notified.",
+                    lot=draft.lot.lot_code,
+                    remaining=progress["remaining"],
+                    n=n,
+                )
+            else:
+                done = gettext("Lot %(lot)s recalled on chain. %(n)s holders notified.", lot=draft.lot.lot_code, n=n)
+            flash(done, "ok")
             return redirect(url_for("admin.recall_page", recall_id=recall.id))
     except FORM_ERRORS as err:
         return _draft_page(draft, err)
@@ -208,7 +216,7 @@ def update_recall(recall_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return _recall_failed(recall, err)
     commit()
-    flash("Update published; every holder is notified.", "ok")
+    flash(gettext("Update published; every holder is notified."), "ok")
     return redirect(url_for("admin.recall_page", recall_id=recall.id))
 
 
@@ -222,7 +230,7 @@ def terminate_recall(recall_id: int) -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return _recall_failed(recall, err)
     commit()
-    flash(f"The recall of lot {recall.lot.lot_code} is terminated; every holder is notified.", "ok")
+    flash(gettext("The recall of lot %(lot)s is terminated; every holder is notified.", lot=recall.lot.lot_code), "ok")
     return redirect(url_for("admin.recall_page", recall_id=recall.id))
 
 
@@ -237,7 +245,7 @@ def remind_recall(recall_id: int) -> str | Response | tuple[str, int]:
         return _recall_failed(recall, err, "admin/recall_effectiveness.html")
     commit()
     if reminded:
-        flash(f"Reminder sent to {', '.join(o.name for o in reminded)}.", "ok")
+        flash(gettext("Reminder sent to %(names)s.", names=", ".join(o.name for o in reminded)), "ok")
     else:
-        flash("Every notified holder has acknowledged; no reminder sent.", "ok")
+        flash(gettext("Every notified holder has acknowledged; no reminder sent."), "ok")
     return redirect(url_for("admin.recall_effectiveness", recall_id=recall.id))

@@ -4,11 +4,13 @@ import re
 from typing import Any
 
 from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.admin import bp
 from app.forms import Checks
+from app.messages import tr, translate_message
 from app.web import (
     SUPERVISION_ROLES,
     commit,
@@ -88,7 +90,15 @@ def onboard() -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return form_failed(err, "admin/onboard.html", **context)
     commit()
-    flash(f"{new.name} onboarded with roles {', '.join(new.roles)}; {email} can sign in.", "ok")
+    flash(
+        gettext(
+            "%(name)s onboarded with roles %(roles)s; %(email)s can sign in.",
+            name=new.name,
+            roles=", ".join(tr(r) for r in new.roles),
+            email=email,
+        ),
+        "ok",
+    )
     return redirect(url_for("admin.organisation", org_id=new.id))
 
 
@@ -137,8 +147,11 @@ def suspend(org_id: int) -> Response | tuple[str, int]:
     if wants_json():
         return jsonify(_suspension_json(subject))
     flash(
-        f"{subject.name} is suspended: its roles are revoked on the ledger, its users are signed out and its API "
-        "tokens no longer work.",
+        gettext(
+            "%(name)s is suspended: its roles are revoked on the ledger, its users are signed out and its API "
+            "tokens no longer work.",
+            name=subject.name,
+        ),
         "ok",
     )
     return redirect(url_for("admin.organisation", org_id=org_id))
@@ -158,7 +171,8 @@ def reinstate(org_id: int) -> Response | tuple[str, int]:
     commit()
     if wants_json():
         return jsonify(_suspension_json(subject))
-    flash(f"{subject.name} is reinstated with roles {', '.join(subject.roles) or 'none'}.", "ok")
+    roles = ", ".join(tr(r) for r in subject.roles) or gettext("none")
+    flash(gettext("%(name)s is reinstated with roles %(roles)s.", name=subject.name, roles=roles), "ok")
     return redirect(url_for("admin.organisation", org_id=org_id))
 
 
@@ -187,10 +201,12 @@ def roles(org_id: int) -> str | Response | tuple[str, int]:
     try:
         orgs.set_roles(ctx, actor, subject, wanted)
     except FORM_ERRORS as err:
-        flash(err.message, "error")
+        flash(translate_message(err.message), "error")
         return redirect(url_for("admin.organisation", org_id=org_id))
     commit()
-    flash(f"{subject.name} now holds: {', '.join(subject.roles)}", "ok")
+    flash(
+        gettext("%(name)s now holds: %(roles)s", name=subject.name, roles=", ".join(tr(r) for r in subject.roles)), "ok"
+    )
     return redirect(url_for("admin.organisation", org_id=org_id))
 
 

@@ -62,7 +62,12 @@ def accept(lot_id: int) -> str | Response | tuple[str, int]:
         if err.code != "already_received" or wants_json():
             raise
         # A second "Receive" (a double click, the back button): say so plainly instead of refusing.
-        flash(f"Lot {visible_lot(lot_id).lot_code} is already received by you; nothing more was recorded.", "ok")
+        flash(
+            gettext(
+                "Lot %(lot)s is already received by you; nothing more was recorded.", lot=visible_lot(lot_id).lot_code
+            ),
+            "ok",
+        )
         return redirect(url_for("lots.show", lot_id=lot_id))
     ctx = get_ctx()
     offer = views.last_offer(lot)

@@ -292,5 +292,5 @@ def transform() -> str | Response | tuple[str, int]:
     except FORM_ERRORS as err:
         return page(_input_field(err, inputs))
     commit()
-    flash(f"Lot {created[0].lot_code} made from {len(inputs)} input lot(s).", "ok")
+    flash(gettext("Lot %(lot)s made from %(n)s input lot(s).", lot=created[0].lot_code, n=len(inputs)), "ok")
     return redirect(url_for("lots.show", lot_id=created[0].id))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext
+from flask_babel.speaklater import LazyString
 from werkzeug.wrappers import Response
 
 from app.forms import Checks, check_payload, confirm_lot_code, today
@@ -25,9 +27,10 @@ from supply_chain.store.models import Lot, Organisation
 class Step:
     action: Action
     kind: EventKind
-    title: str
-    explain: str
-    button: str
+    title: str | LazyString
+    """The page's heading, ``%(code)s`` standing for the lot code (translated when shown)."""
+    explain: str | LazyString
+    button: str | LazyString
     endpoint: str
     confirm: str | None = None
     """What typing the lot code confirms ("close the lot"); None for a step that can be undone."""
@@ -38,9 +41,11 @@ STEPS = {
     "close": Step(
         Action.CLOSE,
         EventKind.CLOSE,
-        "Close lot {code}",
-        "A closed lot is sold, used up or destroyed: nothing more can be recorded on it, and it cannot be reopened.",
-        "Close lot",
+        lazy_gettext("Close lot %(code)s"),
+        lazy_gettext(
+            "A closed lot is sold, used up or destroyed: nothing more can be recorded on it, and it cannot be reopened."
+        ),
+        lazy_gettext("Close lot"),
         "lots.close",
         confirm="close the lot",
         danger=True,
@@ -48,27 +53,30 @@ STEPS = {
     "release": Step(
         Action.RELEASE,
         EventKind.RELEASE,
-        "Lift the hold on lot {code}",
-        "Once the hold is lifted the lot may be shipped, sold and used again; the release is recorded on the ledger.",
-        "Release lot",
+        lazy_gettext("Lift the hold on lot %(code)s"),
+        lazy_gettext(
+            "Once the hold is lifted the lot may be shipped, sold and used again; the release is recorded on the "
+            "ledger."
+        ),
+        lazy_gettext("Release lot"),
         "inspections.release",
         confirm="lift the hold",
     ),
     "hold": Step(
         Action.HOLD,
         EventKind.HOLD,
-        "Place a hold on lot {code}",
-        "A held lot may not be shipped or used until an inspector lifts the hold.",
-        "Hold lot",
+        lazy_gettext("Place a hold on lot %(code)s"),
+        lazy_gettext("A held lot may not be shipped or used until an inspector lifts the hold."),
+        lazy_gettext("Hold lot"),
         "inspections.hold",
         danger=True,
     ),
     "cancel": Step(
         Action.CANCEL,
         EventKind.CUSTODY_CANCELLED,
-        "Cancel the shipment of lot {code}",
-        "The receiver has not accepted the lot yet; cancelling gives it back to you.",
-        "Cancel shipment",
+        lazy_gettext("Cancel the shipment of lot %(code)s"),
+        lazy_gettext("The receiver has not accepted the lot yet; cancelling gives it back to you."),
+        lazy_gettext("Cancel shipment"),
         "lots.cancel_offer",
     ),
 }
@@ -81,7 +89,7 @@ def run(name: str, lot: Lot, act: Callable[[str, str | None], Any], done: str) -
     ctx = get_ctx()
     lot_service.check(ctx, step.action, require_org(), lot)
     form = submitted_form()
-    context = {"lot": lot, "step": step, "title": step.title.format(code=lot.lot_code), "form": form}
+    context = {"lot": lot, "step": step, "title": str(step.title) % {"code": lot.lot_code}, "form": form}
     if request.method == "GET":
         return render_template("lots/step.html", **context)
     reason = (form.get("reason") or "").strip()

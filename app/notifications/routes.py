@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -41,7 +41,7 @@ def mark_read(notification_id: int) -> Response:
 def mark_all_read() -> Response:
     n = notifications.mark_read(get_ctx(), require_org(), current_user())
     commit()
-    flash(f"{n} notification{'s' if n != 1 else ''} marked read.", "ok")
+    flash(ngettext("%(num)s notification marked read.", "%(num)s notifications marked read.", n), "ok")
     return redirect(url_for("notifications.index"))
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.settings import bp
@@ -46,9 +47,9 @@ def set_email() -> Response | tuple[str, int]:
         return form_failed(err, TEMPLATE, **_context())
     commit()
     if addresses:
-        flash(f"Notices to {org.name} are e-mailed to {', '.join(addresses)}.", "ok")
+        flash(gettext("Notices to %(org)s are e-mailed to %(to)s.", org=org.name, to=", ".join(addresses)), "ok")
     else:
-        flash(f"Notices to {org.name} are e-mailed to its users.", "ok")
+        flash(gettext("Notices to %(org)s are e-mailed to its users.", org=org.name), "ok")
     return redirect(url_for("settings.notifications"))
 
 
@@ -71,7 +72,10 @@ def set_active(webhook_id: int) -> Response:
     active = request.form.get("active") == "1"
     endpoint = delivery.set_active(get_ctx(), require_org(), webhook_id, active)  # another org's: 404
     commit()
-    flash(f"Webhook {endpoint.url} is {'on' if active else 'off (waiting deliveries to it are cancelled)'}.", "ok")
+    if active:
+        flash(gettext("Webhook %(url)s is on.", url=endpoint.url), "ok")
+    else:
+        flash(gettext("Webhook %(url)s is off (waiting deliveries to it are cancelled).", url=endpoint.url), "ok")
     return redirect(url_for("settings.notifications"))
 
 
@@ -80,7 +84,9 @@ def set_active(webhook_id: int) -> Response:
 def ping(webhook_id: int) -> Response:
     row = delivery.ping(get_ctx(), require_org(), webhook_id)
     commit()
-    flash(f"A test delivery to {row.recipient} is on its way; its result appears in the log below.", "ok")
+    flash(
+        gettext("A test delivery to %(to)s is on its way; its result appears in the log below.", to=row.recipient), "ok"
+    )
     return redirect(url_for("settings.notifications"))
 
 
@@ -89,5 +95,5 @@ def ping(webhook_id: int) -> Response:
 def delete_webhook(webhook_id: int) -> Response:
     endpoint = delivery.delete_endpoint(get_ctx(), require_org(), webhook_id)
     commit()
-    flash(f"Webhook {endpoint.url} deleted; nothing more is sent to it.", "ok")
+    flash(gettext("Webhook %(url)s deleted; nothing more is sent to it.", url=endpoint.url), "ok")
     return redirect(url_for("settings.notifications"))
