@@ -436,6 +436,94 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
         re.compile(r"(?P<name>.+) cannot open this page: it needs one of the roles (?P<roles>.+)"),
         lazy_gettext("%(name)s cannot open this page: it needs one of the roles %(roles)s"),
     ),
+    # services/imports.py and epcis/capture.Planner: a bulk import's row errors (the file's own words stay as written)
+    (
+        re.compile(r"GLN (?P<gln>\d+) is not a registered location"),
+        lazy_gettext("GLN %(gln)s is not a registered location"),
+    ),
+    (
+        re.compile(
+            r"GLN (?P<gln>\d+) \((?P<place>.+?)\) belongs to (?P<owner>.+?); (?P<actor>.+) can only record what "
+            r"happens at its own locations"
+        ),
+        lazy_gettext(
+            "GLN %(gln)s (%(place)s) belongs to %(owner)s; %(actor)s can only record what happens at its own locations"
+        ),
+    ),
+    (
+        re.compile(r"GTIN (?P<gtin>\d+) is not a registered product"),
+        lazy_gettext("GTIN %(gtin)s is not a registered product"),
+    ),
+    (re.compile(r"no lot (?P<lot>.+) of GTIN (?P<gtin>\d+)"), lazy_gettext("no lot %(lot)s of GTIN %(gtin)s")),
+    (
+        re.compile(r"lot (?P<lot>.+) of GTIN (?P<gtin>\d+) already exists"),
+        lazy_gettext("lot %(lot)s of GTIN %(gtin)s already exists"),
+    ),
+    (
+        re.compile(r"(?P<actor>.+) cannot create lots of GTIN (?P<gtin>\d+): the product belongs to (?P<owner>.+)"),
+        lazy_gettext("%(actor)s cannot create lots of GTIN %(gtin)s: the product belongs to %(owner)s"),
+    ),
+    (
+        re.compile(r"(?P<actor>.+) cannot (?P<verb>[a-z ]+?) lots: needs one of the roles (?P<roles>.+)"),
+        lazy_gettext("%(actor)s cannot %(verb)s lots: it needs one of the roles %(roles)s"),
+    ),
+    (
+        re.compile(
+            r"(?P<actor>.+) cannot receive lots \(needs a processor, distributor or retailer role, and must be another "
+            r"organisation\)"
+        ),
+        lazy_gettext(
+            "%(actor)s cannot receive lots (needs a processor, distributor or retailer role, and must be another "
+            "organisation)"
+        ),
+    ),
+    (re.compile(r"(?P<got>'.*') is not a decimal number", re.S), lazy_gettext("%(got)s is not a decimal number")),
+    (re.compile(r"(?P<got>'.*') is not a valid date \(.*\)", re.S), lazy_gettext("%(got)s is not a valid date")),
+    (
+        re.compile(
+            r"must be a date \(YYYY-MM-DD\) or a date-time with UTC offset in ISO 8601 \(e\.g\. (?P<example>\S+)\), "
+            r"got (?P<got>.+)",
+            re.S,
+        ),
+        lazy_gettext(
+            "must be a date (YYYY-MM-DD) or a date-time with UTC offset in ISO 8601 (e.g. %(example)s), got %(got)s"
+        ),
+    ),
+    (
+        re.compile(r"(?P<got>'.*') is not a critical tracking event; write one of (?P<kinds>.+)", re.S),
+        lazy_gettext("%(got)s is not a critical tracking event; write one of %(kinds)s"),
+    ),
+    (
+        re.compile(r"uses a lot from row (?P<row>\d+), which is refused"),
+        lazy_gettext("uses a lot from row %(row)s, which is refused"),
+    ),
+    (re.compile(r"is required for (?P<what>.+)", re.S), lazy_gettext("is required for %(what)s")),
+    (
+        re.compile(r"must be empty or the event date \((?P<date>.+)\) for harvesting"),
+        lazy_gettext("must be empty or the event date (%(date)s) for harvesting"),
+    ),
+    (
+        re.compile(r"is not a key data element of (?P<what>.+): leave it empty"),
+        lazy_gettext("is not a key data element of %(what)s: leave it empty"),
+    ),
+    (
+        re.compile(r"write each element as name=value \(lower-case name\), separated by ';'; got (?P<got>.+)", re.S),
+        lazy_gettext("write each element as name=value (lower-case name), separated by ';'; got %(got)s"),
+    ),
+    (re.compile(r"(?P<name>\S+) has a column of its own"), lazy_gettext("%(name)s has a column of its own")),
+    (
+        re.compile(r"write each input lot as GTIN/LOT \(quantity unit\), separated by ';'; got (?P<got>.+)", re.S),
+        lazy_gettext("write each input lot as GTIN/LOT (quantity unit), separated by ';'; got %(got)s"),
+    ),
+    (re.compile(r"lot (?P<lot>.+) is listed twice"), lazy_gettext("lot %(lot)s is listed twice")),
+    (
+        re.compile(r"lot (?P<lot>.+) is measured in (?P<unit>.+), not (?P<got>.+)", re.S),
+        lazy_gettext("lot %(lot)s is measured in %(unit)s, not %(got)s"),
+    ),
+    (
+        re.compile(r"holds a value in column (?P<column>\d+), which has no header"),
+        lazy_gettext("holds a value in column %(column)s, which has no header"),
+    ),
     # domain/policy.py: the rulebook's refusals (the verb and the reason are translated on their own, see WORDS)
     (
         re.compile(r"cannot (?P<verb>[a-z ]+?) lot (?P<lot>\S+): (?P<why>.+)"),
@@ -582,6 +670,26 @@ WORDS = (
     N_("its recall reached it from an input; end it on the lot it started from"),
     N_("it is ended already"),
     N_("it is made from a recalled lot"),
+    # services/imports.py: what a row's cell is required for, or which CTE a column does not belong to
+    N_("every row"),
+    N_("a new lot"),
+    N_("a transformation"),
+    N_("a transformation (GTIN/LOT (quantity unit); ...)"),
+    N_("shipping (the ship-from GLN)"),
+    N_("receiving (the receiving location's GLN)"),
+    N_("cooling"),
+    N_("initial packing"),
+    N_("harvesting"),
+    N_("first land-based receiving"),
+    N_("shipping"),
+    N_("receiving"),
+    N_("transformation"),
+    N_("transform"),
+    N_("receive"),
+    # services/imports.py: a row's fixed errors
+    N_("must be the ship-from GLN (or empty) for shipping"),
+    N_("a transformation needs its input lots"),
+    N_("holds a spreadsheet formula; type the value itself"),
     # field checks without values (services/recalls.py, domain/events.py)
     N_("required"),
     N_("must be yes or no"),

@@ -712,6 +712,12 @@ def test_recalling_without_a_reason_is_refused_in_chinese_naming_the_field(
         ("payload.quantity: must be greater than 0", "数量：必须大于 0"),
         ("payload.harvest_date: is required", "采收日期：为必填项"),
         ("B because 2 or more holds placed on its lots.", "B，因为其批次被扣留 2 次或更多。"),
+        ("is required for a new lot", "为必填项（新批次需要）"),  # a bulk import's row errors
+        ("lot L9 is measured in kg, not 'lb'", "批次 L9 的计量单位是千克，而不是 'lb'"),
+        (
+            "Test Shop cannot create lots: needs one of the roles producer",
+            "Test Shop 无法创建批次：需要以下角色之一：生产者",
+        ),
         ("something no pattern knows", "something no pattern knows"),
     ],
 )

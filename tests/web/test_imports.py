@@ -145,3 +145,36 @@ def test_a_5000_row_csv_checked_then_imported_through_the_web(
         assert {lot.status for lot in lots} == {"in_transit"}
         for lot in lots:
             assert verify_lot(ctx, lot, save=False).state == "verified", lot.lot_code
+
+
+def test_a_chinese_user_sees_each_row_error_in_chinese(
+    make_app: Any, login: Any, csrf: Any, world: Any, counts: Any
+) -> None:
+    """The dry run's row errors in the user's language: the rule in Chinese; the file's own column headers stay
+    as written."""
+    from tests.web.test_i18n import _data_values, english_left
+
+    user = make_app().test_client()
+    user.set_cookie("lotline_lang", "zh_Hans")
+    login(user, "producer")
+    rows = _rows(world, 2, "WEB-ZH")
+    rows[1]["location_gln"] = "0614141999996"  # row 3: not a registered place
+    rows[4]["quantity"] = "lots"  # row 6: not a number
+    rows[2]["cte"] = "Packing"  # row 4: not a CTE
+    before = counts()
+    answer = _check(user, csrf, csv_file(rows))
+    assert answer.status_code == 422
+    page = answer.get_data(as_text=True)
+    table = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+    assert ("3", "Location GLN") in {(r, c) for r, c, _ in table}  # the file's own header
+    reasons = dict(((r, reason) for r, _c, reason in table))
+    assert reasons["3"] == "GLN 0614141999996 不是已登记的地点"
+    assert reasons["6"] == "&#39;lots&#39; 不是十进制数字"
+    assert reasons["7"] == "使用了第 6 行的批次，而该行被拒绝"
+    assert reasons["4"].startswith("&#39;Packing&#39; 不是关键追踪事件；请填写以下之一：Harvesting, Cooling")
+    # what the user typed, and the CTE names the file must use, stay as written
+    cte_names = {"Harvesting", "Cooling", "Initial packing", "First land-based receiving", "Shipping", "Receiving"}
+    text = " ".join(reasons.values())
+    typed = _data_values(world) | cte_names | {"Transformation", "Packing", "lots"}
+    assert english_left(f"<p>{text}</p>", typed) == [], table
+    assert counts() == before
