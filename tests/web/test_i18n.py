@@ -788,3 +788,16 @@ def test_account_page_saves_the_users_language(make_app: Any, login: Any, csrf: 
             user = ctx.session.scalars(select(User).where(User.email == world.emails["inspector"])).one()
             user.language = None
             ctx.session.commit()
+
+
+def test_the_custody_inbox_shows_the_ship_date_and_unit_in_chinese(make_app: Any, login: Any, world: Any) -> None:
+    """The retailer's inbox (T1 waits there): the ship date by the locale, the unit's name translated; the
+    accept page's "shipped on" date too."""
+    shop = make_app().test_client()
+    shop.set_cookie("lotline_lang", "zh_Hans")
+    login(shop, "retailer")
+    page = shop.get("/custody").get_data(as_text=True)
+    assert "2026年11月3日" in page and "2026-11-03" not in page
+    assert re.search(r"· [\d,.]+ 千克", page) and not re.search(r"· [\d,.]+ kg", page)
+    accept = shop.get(f"/custody/{world.lot('T1')}/accept").get_data(as_text=True)
+    assert "2026年11月3日" in accept and "2026-11-03" not in accept
