@@ -626,6 +626,71 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
         re.compile(r"(?P<letter>[A-D]) because (?P<reasons>.+)\.", re.S),
         lazy_gettext("%(letter)s because %(reasons)s."),
     ),
+    # services/verify.py: the lot page's verification card (the event's kind is translated, see _KINDS)
+    (
+        re.compile(
+            r"(?P<count>\d+) events match the chain \(head (?P<head>0x[0-9a-fA-F]+); the (?P<new>\d+) newest checked "
+            r"against the previously verified head\)"
+        ),
+        lazy_gettext(
+            "%(count)s events match the chain (head %(head)s; the %(new)s newest checked against the previously "
+            "verified head)"
+        ),
+    ),
+    (
+        re.compile(r"(?P<count>\d+) events verified; (?P<pending>\d+) not mined yet"),
+        lazy_gettext("%(count)s events verified; %(pending)s not mined yet"),
+    ),
+    (
+        re.compile(
+            r"event #(?P<n>\d+) \((?P<kind>[a-z_]+), id (?P<id>\d+)\) is not on the chain: the chain records "
+            r"(?P<count>\d+) events; this one was inserted off chain"
+        ),
+        lazy_gettext(
+            "event #%(n)s (%(kind)s, id %(id)s) is not on the chain: the chain records %(count)s events; this one was "
+            "inserted off chain"
+        ),
+    ),
+    (
+        re.compile(r"event #(?P<n>\d+) \((?P<kind>[a-z_]+), id (?P<id>\d+)\): (?P<why>.+)", re.S),
+        lazy_gettext("event #%(n)s (%(kind)s, id %(id)s): %(why)s"),
+    ),
+    (
+        re.compile(
+            r"the chain's event #(?P<n>\d+) \(kind (?P<kind>[a-z_]+), transaction (?P<tx>\S+)\) is missing from the "
+            r"store before it"
+        ),
+        lazy_gettext(
+            "the chain's event #%(n)s (kind %(kind)s, transaction %(tx)s) is missing from the store before it"
+        ),
+    ),
+    (
+        re.compile(
+            r"the chain's event #(?P<n>\d+) \(kind (?P<kind>[a-z_]+), transaction (?P<tx>\S+)\) is missing from the "
+            r"store"
+        ),
+        lazy_gettext("the chain's event #%(n)s (kind %(kind)s, transaction %(tx)s) is missing from the store"),
+    ),
+    (
+        re.compile(r"events out of order: it holds what the chain recorded as event #(?P<n>\d+)"),
+        lazy_gettext("events out of order: it holds what the chain recorded as event #%(n)s"),
+    ),
+    (
+        re.compile(r"recomputed head (?P<head>0x[0-9a-fA-F]+) differs from the chain's (?P<chain>0x[0-9a-fA-F]+)"),
+        lazy_gettext("recomputed head %(head)s differs from the chain's %(chain)s"),
+    ),
+    (
+        re.compile(r"stored status '(?P<stored>[a-z_]+)' differs from the chain's '(?P<chain>[a-z_]+)'"),
+        lazy_gettext("stored status '%(stored)s' differs from the chain's '%(chain)s'"),
+    ),
+    (
+        re.compile(r"stored (?P<column>[a-z_]+) '(?P<stored>.+?)' differs from the chain's '(?P<chain>.+)'"),
+        lazy_gettext("stored %(column)s '%(stored)s' differs from the chain's '%(chain)s'"),
+    ),
+    (
+        re.compile(r"stored input lots (?P<stored>\[.*?\]) differ from the chain's (?P<chain>\[.*\])"),
+        lazy_gettext("stored input lots %(stored)s differ from the chain's %(chain)s"),
+    ),
     # a list of reasons ("...; or ...", "...; ..."), each one translated
     (re.compile(r"(?P<first>.+?); or (?P<rest>.+)", re.S), lazy_gettext("%(first)s; or %(rest)s")),
     (re.compile(r"(?P<first>.+?); (?P<rest>.+)", re.S), lazy_gettext("%(first)s; %(rest)s")),
@@ -690,6 +755,23 @@ WORDS = (
     N_("must be the ship-from GLN (or empty) for shipping"),
     N_("a transformation needs its input lots"),
     N_("holds a spreadsheet formula; type the value itself"),
+    # services/verify.py: verdicts without values, and why an event does not match the chain
+    N_("the lot's creation is not mined yet"),
+    N_("the chain has no record of this lot"),
+    N_("its payload is not held here"),
+    N_("its payload was altered: the payload's hash differs from the hash anchored on chain"),
+    N_("its kind or actor differs from what the chain recorded"),
+    # an event's kind as verify.py names it (EventKind's name, lower case, see _KINDS)
+    N_("first land based receiving"),
+    N_("inspection"),
+    N_("hold"),
+    N_("release"),
+    N_("recall"),
+    N_("sensor anchor"),
+    N_("close"),
+    N_("custody rejected"),
+    N_("custody cancelled"),
+    N_("recall ended"),
     # field checks without values (services/recalls.py, domain/events.py)
     N_("required"),
     N_("must be yes or no"),
@@ -698,6 +780,8 @@ WORDS = (
 """Parts of messages that PATTERNS put back into a translated template (a verb, a reason)."""
 
 _TRANSLATED_PARTS = {"verb", "why", "what"}
+_KINDS = {"kind"}
+_STATUSES = {"stored", "chain"}
 _ROLE_LISTS = {"roles"}
 _MESSAGE_PARTS = {"reasons", "first", "rest"}
 _UNITS = {"unit", "unit_left"}
@@ -721,6 +805,10 @@ def _part(name: str, value: str | None) -> str:
         return translated if translated != value else tr(value[:1].upper() + value[1:])  # a KDE's description
     if name in _ROLE_LISTS:
         return ", ".join(tr(role.strip()) for role in value.split(","))
+    if name in _KINDS:
+        return tr(value.replace("_", " "))
+    if name in _STATUSES and re.fullmatch(r"[a-z_]+", value):
+        return tr(value.replace("_", " "))
     if name in _UNITS:
         return unit_text(value)
     if name in _NUMBERS:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from app.i18n import from_accept_language, language_for_tag
 from supply_chain.services import credit, demo, verification_state, views
 from supply_chain.services.trace import SITE_KIND_LABELS
-from supply_chain.store.models import User
+from supply_chain.store.models import Lot, User
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "app" / "templates"
@@ -801,3 +801,64 @@ def test_the_custody_inbox_shows_the_ship_date_and_unit_in_chinese(make_app: Any
     assert re.search(r"· [\d,.]+ 千克", page) and not re.search(r"· [\d,.]+ kg", page)
     accept = shop.get(f"/custody/{world.lot('T1')}/accept").get_data(as_text=True)
     assert "2026年11月3日" in accept and "2026-11-03" not in accept
+
+
+def test_the_lot_pages_verification_card_says_why_in_chinese(make_app: Any, login: Any, world: Any) -> None:
+    """The Ledger card's verification detail: an altered payload is named in Chinese (event number and id kept);
+    the long verdict of an incremental check too."""
+    from supply_chain.domain.kinds import EventKind
+    from supply_chain.services import lots
+    from supply_chain.services.verify import verify_lot
+    from supply_chain.store.models import Organisation
+
+    with world.runtime.ctx() as ctx:
+        farm = ctx.session.get(Organisation, world.org_ids["producer"])
+        lot = lots.create_lot(
+            ctx,
+            farm,
+            world.gtins["lettuce"],
+            "ZH-TAMPER-1",
+            EventKind.HARVESTING,
+            {"location_gln": world.sites["producer"], "harvest_date": "2026-11-01", "commodity": "lettuce"},
+            "10",
+            "kg",
+        )
+        event = lot.events[0]
+        original = dict(event.payload)
+        event.payload = original | {"commodity": "organic lettuce"}  # edited behind the chain's back
+        ctx.session.flush()
+        assert verify_lot(ctx, lot).state == "tampered"
+        ctx.session.commit()
+        lot_id = lot.id
+    farm_client = make_app().test_client()
+    farm_client.set_cookie("lotline_lang", "zh_Hans")
+    login(farm_client, "producer")
+    try:
+        page = farm_client.get(f"/lots/{lot_id}").get_data(as_text=True)
+        assert "事件 #1（采收，编号" in page and "其数据已被篡改" in page
+        assert "payload was altered" not in page
+    finally:
+        with world.runtime.ctx() as ctx:
+            event = ctx.session.get(Lot, lot_id).events[0]
+            event.payload = original
+            ctx.session.flush()
+            assert verify_lot(ctx, ctx.session.get(Lot, lot_id)).state == "verified"
+            ctx.session.commit()
+
+
+@pytest.mark.parametrize(
+    ("english", "chinese"),
+    [
+        (
+            "3 events match the chain (head 0xab12; the 1 newest checked against the previously verified head)",
+            "3 个事件与链上记录一致（头哈希 0xab12；最新的 1 个已对照上次核验的头哈希检查）",
+        ),
+        ("2 events verified; 1 not mined yet", "2 个事件已核验；1 个尚未上链"),
+        ("stored status 'active' differs from the chain's 'held'", "存储的状态“在库”与链上的“暂扣”不同"),
+    ],
+)
+def test_verification_verdicts_are_translated(app: Any, english: str, chinese: str) -> None:
+    from app.messages import translate_message
+
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        assert translate_message(english) == chinese
