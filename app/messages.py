@@ -15,6 +15,7 @@ through untranslated.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask_babel import get_locale, gettext, lazy_gettext
 from flask_babel.speaklater import LazyString
@@ -196,6 +197,12 @@ SERVICE_TEXTS = (
     N_("Cold-chain excursions"),
     N_("Organisations by compliance grade"),
     N_("Each business's sites, coloured by its compliance grade."),
+    # services/supervision.py: the map pop-ups' fixed words
+    N_("Lots on hold"),
+    N_("Recalled product"),
+    N_("Failed inspection"),
+    N_("Cold-chain excursion"),
+    N_("No grade"),
     # error messages without values from the domain's field checks (the part after the field's name)
     N_("is required"),
 )
@@ -701,6 +708,64 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
     ),
 )
 
+MAP_PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
+    # services/supervision.py: the supervision map's pop-ups (titles, lines, link labels); names, lot codes and
+    # what people typed (a recall's reason, an inspection's findings) stay as written
+    (
+        re.compile(r"(?P<what>Lots on hold|Recalled product|Failed inspection|Cold-chain excursion): (?P<site>.+)"),
+        lazy_gettext("%(what)s: %(site)s"),
+    ),
+    (re.compile(r"(?P<lot>.+) shipped (?P<day>\d{4}-\d{2}-\d{2})"), lazy_gettext("%(lot)s shipped %(day)s")),
+    (re.compile(r"(?P<lot>.+) shipped"), lazy_gettext("%(lot)s shipped")),
+    (
+        re.compile(r"(?P<lot>.+?): on hold, (?P<quantity>\S+) (?P<unit>\S+) with (?P<holder>.+)"),
+        lazy_gettext("%(lot)s: on hold, %(quantity)s %(unit)s with %(holder)s"),
+    ),
+    (
+        re.compile(
+            r"(?P<lot>.+?) \(made from recalled lot (?P<source>\S+)\): Class (?P<cls>I{1,3}) recall, (?P<reason>.+); "
+            r"(?P<quantity>\S+) (?P<unit>\S+) with (?P<holder>.+)",
+            re.S,
+        ),
+        lazy_gettext(
+            "%(lot)s (made from recalled lot %(source)s): Class %(cls)s recall, %(reason)s; %(quantity)s %(unit)s "
+            "with %(holder)s"
+        ),
+    ),
+    (
+        re.compile(
+            r"(?P<lot>.+?): Class (?P<cls>I{1,3}) recall, (?P<reason>.+); (?P<quantity>\S+) (?P<unit>\S+) with "
+            r"(?P<holder>.+)",
+            re.S,
+        ),
+        lazy_gettext("%(lot)s: Class %(cls)s recall, %(reason)s; %(quantity)s %(unit)s with %(holder)s"),
+    ),
+    (
+        re.compile(r"(?P<lot>.+?): failed (?P<day>\S+) \((?P<inspector>.+?)\): (?P<findings>.+)", re.S),
+        lazy_gettext("%(lot)s: failed %(day)s (%(inspector)s): %(findings)s"),
+    ),
+    (
+        re.compile(r"(?P<lot>.+?): failed (?P<day>\S+) \((?P<inspector>.+)\)"),
+        lazy_gettext("%(lot)s: failed %(day)s (%(inspector)s)"),
+    ),
+    (
+        re.compile(
+            r"(?P<lot>.+?): (?P<min>\S+) °C to (?P<max>\S+) °C \(allowed (?P<low>\S+) °C to (?P<high>\S+) °C\), "
+            r"(?P<stamp>\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC"
+        ),
+        lazy_gettext("%(lot)s: %(min)s °C to %(max)s °C (allowed %(low)s °C to %(high)s °C), %(stamp)s"),
+    ),
+    (re.compile(r"Grade (?P<grade>[A-D])"), lazy_gettext("Grade %(grade)s")),
+    (re.compile(r"(?P<org>.+): Grade (?P<grade>[A-D])"), lazy_gettext("%(org)s: Grade %(grade)s")),
+    (re.compile(r"(?P<org>.+): No grade"), lazy_gettext("%(org)s: No grade")),
+    (re.compile(r"(?P<org>.+) \(organisation\)"), lazy_gettext("%(org)s (organisation)")),
+    (
+        re.compile(r"Recall of (?P<lot>\S+): every lot reached"),
+        lazy_gettext("Recall of %(lot)s: every lot reached"),
+    ),
+)
+"""The supervision map's texts with values (``translate_map_text``)."""
+
 WORDS = (
     # domain/policy.RULES: what an action is called in a refusal ("cannot <verb> lot X")
     N_("accept"),
@@ -782,6 +847,8 @@ WORDS = (
 _TRANSLATED_PARTS = {"verb", "why", "what"}
 _KINDS = {"kind"}
 _STATUSES = {"stored", "chain"}
+_DAYS = {"day"}
+_MOMENTS = {"stamp"}
 _ROLE_LISTS = {"roles"}
 _MESSAGE_PARTS = {"reasons", "first", "rest"}
 _UNITS = {"unit", "unit_left"}
@@ -794,7 +861,7 @@ _FIELD_FIRST = re.compile(
 
 def _part(name: str, value: str | None) -> str:
     """One value a pattern captured, as the translated template shows it."""
-    from app.i18n import number_text, unit_text
+    from app.i18n import date_text, moment_text, number_text, unit_text
 
     if value is None:
         return ""
@@ -805,6 +872,10 @@ def _part(name: str, value: str | None) -> str:
         return translated if translated != value else tr(value[:1].upper() + value[1:])  # a KDE's description
     if name in _ROLE_LISTS:
         return ", ".join(tr(role.strip()) for role in value.split(","))
+    if name in _DAYS:
+        return date_text(value)
+    if name in _MOMENTS:
+        return moment_text(value)
     if name in _KINDS:
         return tr(value.replace("_", " "))
     if name in _STATUSES and re.fullmatch(r"[a-z_]+", value):
@@ -816,8 +887,8 @@ def _part(name: str, value: str | None) -> str:
     return value
 
 
-def _by_pattern(text: str) -> str | None:
-    for pattern, template in PATTERNS:
+def _by_pattern(text: str, patterns: tuple[tuple[re.Pattern[str], LazyString], ...] = PATTERNS) -> str | None:
+    for pattern, template in patterns:
         found = pattern.fullmatch(text)
         if found:
             parts = {k: _part(k, v) for k, v in found.groupdict().items()}
@@ -849,3 +920,30 @@ def translate_message(message: str | None) -> str:
 
             return gettext("%(field)s: %(message)s", field=field_words(led.group("field")), message=rest)
     return text
+
+
+def translate_map_text(text: str | None) -> str:
+    """A text of the supervision map's layers (a pop-up's title, line or link label) in the page's language;
+    names, codes and what people typed stay as written."""
+    if not text:
+        return text or ""
+    locale = get_locale()
+    if locale is None or str(locale) == "en":
+        return text
+    found = _by_pattern(text, MAP_PATTERNS)
+    return found if found is not None else translate_message(text)
+
+
+def translate_map_layers(result: dict[str, Any]) -> dict[str, Any]:
+    """``supervision.layers`` with its human-readable texts in the page's language, in place: each layer's title
+    and description, each feature's title, lines and link labels. Keys, codes, names and numbers are unchanged."""
+    for layer in result["layers"]:
+        layer["title"] = translate_message(layer["title"])
+        layer["description"] = translate_message(layer.get("description"))
+        for feature in layer["data"]["features"]:
+            properties = feature["properties"]
+            properties["title"] = translate_map_text(properties.get("title"))
+            properties["lines"] = [translate_map_text(line) for line in properties.get("lines") or []]
+            for link in properties.get("links") or []:
+                link["label"] = translate_map_text(link["label"])
+    return result

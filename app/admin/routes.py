@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from app.admin import bp
 from app.forms import Checks
-from app.messages import tr, translate_message
+from app.messages import tr, translate_map_layers, translate_message
 from app.web import (
     SUPERVISION_ROLES,
     commit,
@@ -273,7 +273,7 @@ def supervision_map() -> str:
 @roles_required(*SUPERVISION_ROLES)
 def supervision_layers() -> Response:
     """Every layer of the supervision map as a GeoJSON FeatureCollection; each feature's links as URLs."""
-    result = supervision.layers(get_ctx())
+    result = translate_map_layers(supervision.layers(get_ctx()))
     for layer in result["layers"]:
         for feature in layer["data"]["features"]:
             for link in feature["properties"]["links"]:

@@ -288,3 +288,40 @@ def test_unknown_export_format_is_refused(demo_app: Flask, regulator: FlaskClien
     response = regulator.get(f"/admin/lots/{_lot_id(demo_app, RECALLED)}/fsma204.pdf")
     assert response.status_code == 400
     assert "Format: must be one of csv, xlsx" in response.get_data(as_text=True)
+
+
+def test_layers_answer_in_the_pages_language_keeping_every_machine_field(
+    demo_app: Flask, layers: dict[str, Any]
+) -> None:
+    """The map's pop-ups in Chinese: layer titles, each feature's title, lines and link labels follow the locale;
+    keys, codes, names, coordinates and links stay as in English."""
+    client = _sign_in(demo_app, "regulator@demo.lotline")
+    client.set_cookie("lotline_lang", "zh_Hans")
+    response = client.get("/admin/map/layers.json")
+    assert response.status_code == 200
+    zh = {layer["key"]: layer for layer in response.json["layers"]}
+    assert list(zh) == list(layers)
+    for key, layer in zh.items():
+        english = layers[key]
+        assert (layer["colour"], layer["shape"], layer["shown"]) == (
+            english["colour"], english["shape"], english["shown"]
+        )
+        for mine, theirs in zip(layer["data"]["features"], english["data"]["features"], strict=True):
+            assert mine["geometry"] == theirs["geometry"]
+            same = {k: v for k, v in theirs["properties"].items() if k not in ("title", "lines", "links")}
+            assert {k: v for k, v in mine["properties"].items() if k in same} == same
+            assert [(a["kind"], a["id"], a["href"]) for a in mine["properties"]["links"]] == [
+                (a["kind"], a["id"], a["href"]) for a in theirs["properties"]["links"]
+            ]
+    assert zh["holds"]["title"] != layers["holds"]["title"]
+    text = "\n".join(
+        [_text(layer) for layer in zh.values()]
+        + [f["properties"]["title"] for layer in zh.values() for f in layer["data"]["features"]]
+        + [a["label"] for layer in zh.values() for f in layer["data"]["features"] for a in f["properties"]["links"]]
+    )
+    assert "GV-ROM-2611C：暂扣中" in text and "由被召回批次 GV-ROM-2611A 制成" in text and "I 级召回" in text
+    assert "FC-MIX-002：2.5 °C 至 7.4 °C（允许 0 °C 至 5 °C）" in text and "C 级" in text and "（组织）" in text
+    assert "Listeria monocytogenes in 1 of 5 samples" in text  # what the inspector wrote stays as written
+    for english_words in ("on hold", "Class I recall", "made from recalled", " shipped ", "allowed", "Grade ",
+                          "(organisation)", "every lot reached", "failed 20"):
+        assert english_words not in text, english_words
