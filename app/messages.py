@@ -203,6 +203,21 @@ SERVICE_TEXTS = (
     N_("Failed inspection"),
     N_("Cold-chain excursion"),
     N_("No grade"),
+    # services/orgs.py, delivery.py: refusals without values
+    N_("organisation name must be 2-200 characters"),
+    N_("GS1 company prefixes must differ and none may begin another"),
+    N_("an organisation cannot take the admin role from itself"),
+    N_("give the reason for the suspension (its users are shown it)"),
+    N_("e-mail must look like name@example.org"),
+    N_("the new password must differ from the current one"),
+    N_("url is required: the https:// address Lotline posts notices to"),
+    N_("url must not contain spaces"),
+    N_("url must start with https:// (or http://)"),
+    N_("url must name a host, e.g. https://hooks.example.com/lotline"),
+    N_("url must not carry a user name or password; the signature authenticates"),
+    N_("url has port 0"),
+    # services/recalls.py: an effectiveness summary's empty quantity
+    N_("nothing"),
     # error messages without values from the domain's field checks (the part after the field's name)
     N_("is required"),
 )
@@ -531,6 +546,96 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
         re.compile(r"holds a value in column (?P<column>\d+), which has no header"),
         lazy_gettext("holds a value in column %(column)s, which has no header"),
     ),
+    # services/orgs.py, tokens.py, delivery.py: the organisation admin's, API tokens' and webhooks' refusals
+    (
+        re.compile(r"roles must be one or more of (?P<roles>[a-z, ]+); unknown: (?P<unknown>.+)"),
+        lazy_gettext("roles must be one or more of %(roles)s; unknown: %(unknown)s"),
+    ),
+    (
+        re.compile(r"roles must be one or more of (?P<roles>[a-z, ]+)"),
+        lazy_gettext("roles must be one or more of %(roles)s"),
+    ),
+    (
+        re.compile(r"an organisation named (?P<name>.+) already exists", re.S),
+        lazy_gettext("an organisation named %(name)s already exists"),
+    ),
+    (
+        re.compile(r"GS1 company prefix must be 6-12 digits, got (?P<got>.+)", re.S),
+        lazy_gettext("GS1 company prefix must be 6-12 digits, got %(got)s"),
+    ),
+    (
+        re.compile(r"GS1 company prefix (?P<prefix>\d+) overlaps one held by (?P<holder>.+)"),
+        lazy_gettext("GS1 company prefix %(prefix)s overlaps one held by %(holder)s"),
+    ),
+    (
+        re.compile(r"(?P<holder>.+) already holds GS1 company prefix (?P<prefix>\d+)"),
+        lazy_gettext("%(holder)s already holds GS1 company prefix %(prefix)s"),
+    ),
+    (
+        re.compile(r"(?P<actor>.+) cannot change roles: the admin role is needed"),
+        lazy_gettext("%(actor)s cannot change roles: the admin role is needed"),
+    ),
+    (
+        re.compile(r"(?P<name>.+) is suspended: reinstate it first \(it gets back the roles it held\)"),
+        lazy_gettext("%(name)s is suspended: reinstate it first (it gets back the roles it held)"),
+    ),
+    (
+        re.compile(r"the reason must be at most (?P<max>\d+) characters"),
+        lazy_gettext("the reason must be at most %(max)s characters"),
+    ),
+    (re.compile(r"(?P<name>.+) is not suspended"), lazy_gettext("%(name)s is not suspended")),
+    (
+        re.compile(r"a user with e-mail (?P<email>\S+) already exists"),
+        lazy_gettext("a user with e-mail %(email)s already exists"),
+    ),
+    (
+        re.compile(r"password must be at least (?P<min>\d+) characters"),
+        lazy_gettext("password must be at least %(min)s characters"),
+    ),
+    (
+        re.compile(r"token name must be 1-(?P<max>\d+) characters"),
+        lazy_gettext("token name must be 1-%(max)s characters"),
+    ),
+    (
+        re.compile(r"scope must be one of (?P<scopes>[a-z, ]+), got (?P<got>.+)", re.S),
+        lazy_gettext("scope must be one of %(scopes)s, got %(got)s"),
+    ),
+    (re.compile(r"no API token (?P<id>\d+) of (?P<org>.+)"), lazy_gettext("no API token %(id)s of %(org)s")),
+    (re.compile(r"API token (?P<id>\d+) is already revoked"), lazy_gettext("API token %(id)s is already revoked")),
+    (
+        re.compile(r"(?P<org>.+) has (?P<count>\d+) webhook endpoints, the most allowed; delete one first"),
+        lazy_gettext("%(org)s has %(count)s webhook endpoints, the most allowed; delete one first"),
+    ),
+    (
+        re.compile(r"no webhook endpoint (?P<id>\d+) of (?P<org>.+)"),
+        lazy_gettext("no webhook endpoint %(id)s of %(org)s"),
+    ),
+    (re.compile(r"topic must be 1-(?P<max>\d+) characters"), lazy_gettext("topic must be 1-%(max)s characters")),
+    (re.compile(r"subject must be 1-(?P<max>\d+) characters"), lazy_gettext("subject must be 1-%(max)s characters")),
+    (
+        re.compile(r"url must be at most (?P<max>\d+) characters"),
+        lazy_gettext("url must be at most %(max)s characters"),
+    ),
+    (
+        re.compile(r"url: (?P<host>\S+) is this machine; webhooks go to partners' servers"),
+        lazy_gettext("url: %(host)s is this machine; webhooks go to partners' servers"),
+    ),
+    (re.compile(r"at most (?P<max>\d+) addresses"), lazy_gettext("at most %(max)s addresses")),
+    (
+        re.compile(r"(?P<address>'.*') is not an e-mail address like name@example\.org", re.S),
+        lazy_gettext("%(address)s is not an e-mail address like name@example.org"),
+    ),
+    # services/recalls.py: the effectiveness summary written into a recall's end event
+    (
+        re.compile(
+            r"(?P<answered>\d+) of (?P<notified>\d+) notified holders answered \((?P<share>[\d.]+)%, level "
+            r"(?P<level>[A-E]) asks (?P<target>[\d.]+)%\); accounted for (?P<accounted>.+) of (?P<reached>.+)"
+        ),
+        lazy_gettext(
+            "%(answered)s of %(notified)s notified holders answered (%(share)s%%, level %(level)s asks "
+            "%(target)s%%); accounted for %(accounted)s of %(reached)s"
+        ),
+    ),
     # domain/policy.py: the rulebook's refusals (the verb and the reason are translated on their own, see WORDS)
     (
         re.compile(r"cannot (?P<verb>[a-z ]+?) lot (?P<lot>\S+): (?P<why>.+)"),
@@ -849,6 +954,7 @@ _KINDS = {"kind"}
 _STATUSES = {"stored", "chain"}
 _DAYS = {"day"}
 _MOMENTS = {"stamp"}
+_QUANTITY_LISTS = {"accounted", "reached"}
 _ROLE_LISTS = {"roles"}
 _MESSAGE_PARTS = {"reasons", "first", "rest"}
 _UNITS = {"unit", "unit_left"}
@@ -874,6 +980,11 @@ def _part(name: str, value: str | None) -> str:
         return ", ".join(tr(role.strip()) for role in value.split(","))
     if name in _DAYS:
         return date_text(value)
+    if name in _QUANTITY_LISTS:
+        if value == "nothing":
+            return tr(value)
+        amounts = [part.strip().partition(" ") for part in value.split(",")]
+        return ", ".join(f"{number_text(q)} {unit_text(u)}".strip() for q, _, u in amounts)
     if name in _MOMENTS:
         return moment_text(value)
     if name in _KINDS:

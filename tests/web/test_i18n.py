@@ -862,3 +862,50 @@ def test_verification_verdicts_are_translated(app: Any, english: str, chinese: s
 
     with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
         assert translate_message(english) == chinese
+
+
+def test_onboarding_a_taken_name_or_prefix_is_refused_in_chinese(
+    make_app: Any, login: Any, csrf: Any, world: Any, counts: Any
+) -> None:
+    """An organisation-admin conflict no field check catches (the name is taken) answered in Chinese."""
+    desk = make_app().test_client()
+    desk.set_cookie("lotline_lang", "zh_Hans")
+    login(desk, "regulator")
+    before = counts()
+    form = {
+        "name": "Test Farm",
+        "roles": "producer",
+        "email": "new-farm@test.example",
+        "password": "a long enough password 1",
+        "csrf_token": csrf(desk),
+    }
+    response = desk.post("/admin/organisations/new", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code in (400, 409), page[:300]
+    assert "名为 &#39;Test Farm&#39; 的组织已存在" in page and "already exists" not in page
+    assert counts() == before
+
+
+@pytest.mark.parametrize(
+    ("english", "chinese"),
+    [
+        ("Test Farm is not suspended", "Test Farm 未被暂停"),
+        ("API token 7 is already revoked", "API 令牌 7 已被撤销"),
+        ("url must start with https:// (or http://)", "URL 必须以 https://（或 http://）开头"),
+        (
+            "2 of 3 notified holders answered (66.7%, level B asks 10%); accounted for 60 kg of 1100 kg",
+            "3 个已通知的持有方中有 2 个答复（66.7%，B 级要求 10%）；已核实数量：60 千克（波及数量：1,100 千克）",
+        ),
+        (
+            "0 of 1 notified holders answered (0%, level A asks 100%); accounted for nothing of 5 cases",
+            "1 个已通知的持有方中有 0 个答复（0%，A 级要求 100%）；已核实数量：无（波及数量：5 箱）",
+        ),
+    ],
+)
+def test_organisation_token_webhook_refusals_and_the_effectiveness_summary_are_translated(
+    app: Any, english: str, chinese: str
+) -> None:
+    from app.messages import translate_message
+
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        assert translate_message(english) == chinese
