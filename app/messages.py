@@ -543,6 +543,43 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
         lazy_gettext("lot %(lot)s is measured in %(unit)s, not %(got)s"),
     ),
     (
+        re.compile(
+            r"the file is (?P<size>[\d.]+) MiB; an import takes at most (?P<max>\d+) MiB \(split it into several "
+            r"files\)"
+        ),
+        lazy_gettext("the file is %(size)s MiB; an import takes at most %(max)s MiB (split it into several files)"),
+    ),
+    (
+        re.compile(r"the column (?P<column>'.*') appears twice", re.S),
+        lazy_gettext("the column %(column)s appears twice"),
+    ),
+    (
+        re.compile(
+            r"unknown column\(s\) (?P<columns>.+): the columns are those of the FSMA 204 spreadsheet "
+            r"\(download the template\)",
+            re.S,
+        ),
+        lazy_gettext(
+            "unknown column(s) %(columns)s: the columns are those of the FSMA 204 spreadsheet (download the template)"
+        ),
+    ),
+    (
+        re.compile(r"the file lacks the column\(s\) (?P<columns>.+) \(download the template\)"),
+        lazy_gettext("the file lacks the column(s) %(columns)s (download the template)"),
+    ),
+    (
+        re.compile(r"the file holds more than (?P<max>\d+) rows; split it into several files"),
+        lazy_gettext("the file holds more than %(max)s rows; split it into several files"),
+    ),
+    (
+        re.compile(r"the file is not readable as CSV: (?P<detail>.+)", re.S),
+        lazy_gettext("the file is not readable as CSV: %(detail)s"),
+    ),
+    (
+        re.compile(r"the file is not a readable XLSX workbook \((?P<detail>.+)\)", re.S),
+        lazy_gettext("the file is not a readable XLSX workbook (%(detail)s)"),
+    ),
+    (
         re.compile(r"holds a value in column (?P<column>\d+), which has no header"),
         lazy_gettext("holds a value in column %(column)s, which has no header"),
     ),
@@ -925,6 +962,11 @@ WORDS = (
     N_("must be the ship-from GLN (or empty) for shipping"),
     N_("a transformation needs its input lots"),
     N_("holds a spreadsheet formula; type the value itself"),
+    N_(
+        "starts like a spreadsheet formula (=, +, -, @); write the value itself, or put a ' before it to keep it "
+        "as text"
+    ),
+    N_("the file is not UTF-8 or GB18030 text: save it as CSV UTF-8"),
     # services/verify.py: verdicts without values, and why an event does not match the chain
     N_("the lot's creation is not mined yet"),
     N_("the chain has no record of this lot"),

@@ -178,3 +178,18 @@ def test_a_chinese_user_sees_each_row_error_in_chinese(
     typed = _data_values(world) | cte_names | {"Transformation", "Packing", "lots"}
     assert english_left(f"<p>{text}</p>", typed) == [], table
     assert counts() == before
+
+
+def test_a_file_that_cannot_be_read_says_why_in_chinese(
+    make_app: Any, login: Any, csrf: Any, counts: Any
+) -> None:
+    user = make_app().test_client()
+    user.set_cookie("lotline_lang", "zh_Hans")
+    login(user, "producer")
+    before = counts()
+    answer = _check(user, csrf, b"Colour,Shape\r\nred,round\r\n")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "未知的列 &#39;Colour&#39;, &#39;Shape&#39;：列应为 FSMA 204 电子表格的列（请下载模板）" in page
+    assert "unknown column" not in page
+    assert counts() == before
