@@ -909,3 +909,14 @@ def test_organisation_token_webhook_refusals_and_the_effectiveness_summary_are_t
 
     with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
         assert translate_message(english) == chinese
+
+
+def test_a_recall_end_steps_effectiveness_summary_is_shown_in_chinese(app: Any) -> None:
+    """The step details of a recall's end (the ``details`` macro) show the effectiveness summary translated."""
+    from flask import render_template_string
+
+    summary = "2 of 3 notified holders answered (66.7%, level B asks 10%); accounted for 60 kg of 1100 kg"
+    source = '{% from "_macros.html" import details %}{{ details({"effectiveness": summary}, {}) }}'
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        html = render_template_string(source, summary=summary)
+    assert "3 个已通知的持有方中有 2 个答复" in html and "notified holders" not in html
