@@ -405,6 +405,9 @@ def tr(text: object) -> str:
     return gettext(value) if value else value  # type: ignore[no-any-return]
 
 
+_EVENT = r"event #(?P<n>\d+) \((?P<kind>[a-z_]+)\)"
+"""How services/verify.py names an event in a record finding (its number on the lot and its kind)."""
+
 PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
     # supply_chain/domain/identifiers.py: what a mistyped GTIN, GLN or lot code is told
     (
@@ -839,6 +842,93 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
     (
         re.compile(r"stored input lots (?P<stored>\[.*?\]) differ from the chain's (?P<chain>\[.*\])"),
         lazy_gettext("stored input lots %(stored)s differ from the chain's %(chain)s"),
+    ),
+    # services/verify.py: the rest of the record compared with what the chain anchored (``_EVENT`` names the event)
+    (
+        re.compile(r"recall #(?P<id>\d+) cites " + _EVENT + r", which is not a recall of this lot"),
+        lazy_gettext("recall #%(id)s cites event #%(n)s (%(kind)s), which is not a recall of this lot"),
+    ),
+    (
+        re.compile(
+            r"recall #(?P<id>\d+): stored (?P<column>[a-z_]+) (?P<was>.+) differs from the (?P<anchored>.+) anchored "
+            r"by " + _EVENT,
+            re.S,
+        ),
+        lazy_gettext(
+            "recall #%(id)s: stored %(column)s %(was)s differs from the %(anchored)s anchored by event #%(n)s "
+            "(%(kind)s)"
+        ),
+    ),
+    (
+        re.compile(
+            r"the recall anchored by " + _EVENT + r" \((?P<reason>.+)\) is missing from the stored recalls", re.S
+        ),
+        lazy_gettext(
+            "the recall anchored by event #%(n)s (%(kind)s) (%(reason)s) is missing from the stored recalls"
+        ),
+    ),
+    (
+        re.compile(r"the end of the recall anchored by " + _EVENT + r" is missing from the stored recalls"),
+        lazy_gettext("the end of the recall anchored by event #%(n)s (%(kind)s) is missing from the stored recalls"),
+    ),
+    (
+        re.compile(
+            r"inspection #(?P<id>\d+): stored outcome '(?P<was>.+)' differs from the '(?P<anchored>.+)' anchored by "
+            + _EVENT
+        ),
+        lazy_gettext(
+            "inspection #%(id)s: stored outcome '%(was)s' differs from the '%(anchored)s' anchored by event #%(n)s "
+            "(%(kind)s)"
+        ),
+    ),
+    (
+        re.compile(
+            r"the inspection anchored by "
+            + _EVENT
+            + r" \(outcome '(?P<outcome>.*)'\) is missing from the stored inspections"
+        ),
+        lazy_gettext(
+            "the inspection anchored by event #%(n)s (%(kind)s) (outcome '%(outcome)s') is missing from the stored "
+            "inspections"
+        ),
+    ),
+    (
+        re.compile(
+            r"cold-chain batch #(?P<id>\d+): stored (?P<column>[a-z_]+) (?P<was>\S+) differs from the "
+            r"(?P<anchored>\S+) anchored by " + _EVENT
+        ),
+        lazy_gettext(
+            "cold-chain batch #%(id)s: stored %(column)s %(was)s differs from the %(anchored)s anchored by event "
+            "#%(n)s (%(kind)s)"
+        ),
+    ),
+    (
+        re.compile(r"document #(?P<id>\d+) (?P<file>'.*') is cited by no event anchored on chain", re.S),
+        lazy_gettext("document #%(id)s %(file)s is cited by no event anchored on chain"),
+    ),
+    (
+        re.compile(
+            r"document #(?P<id>\d+) (?P<file>'.*'): stored SHA-256 (?P<was>[0-9a-f]+) differs from the "
+            r"(?P<anchored>\S+) anchored by " + _EVENT,
+            re.S,
+        ),
+        lazy_gettext(
+            "document #%(id)s %(file)s: stored SHA-256 %(was)s differs from the %(anchored)s anchored by event "
+            "#%(n)s (%(kind)s)"
+        ),
+    ),
+    (
+        re.compile(r"document #(?P<id>\d+) (?P<file>'.*'): its file (?P<path>\S+) is missing from the instance folder"),
+        lazy_gettext("document #%(id)s %(file)s: its file %(path)s is missing from the instance folder"),
+    ),
+    (
+        re.compile(
+            r"document #(?P<id>\d+) (?P<file>'.*'): its file (?P<path>\S+) was altered "
+            r"\(SHA-256 (?P<actual>[0-9a-f]+), recorded (?P<was>[0-9a-f]+)\)"
+        ),
+        lazy_gettext(
+            "document #%(id)s %(file)s: its file %(path)s was altered (SHA-256 %(actual)s, recorded %(was)s)"
+        ),
     ),
     # a list of reasons ("...; or ...", "...; ..."), each one translated
     (re.compile(r"(?P<first>.+?); or (?P<rest>.+)", re.S), lazy_gettext("%(first)s; or %(rest)s")),

@@ -855,6 +855,11 @@ def test_the_lot_pages_verification_card_says_why_in_chinese(make_app: Any, logi
         ),
         ("2 events verified; 1 not mined yet", "2 个事件已核验；1 个尚未上链"),
         ("stored status 'active' differs from the chain's 'held'", "存储的状态“在库”与链上的“暂扣”不同"),
+        (
+            "inspection #4: stored outcome 'pass' differs from the 'fail' anchored by event #3 (inspection); "
+            "document #2 'lab.pdf' is cited by no event anchored on chain",
+            "检验 #4：存储的结果“pass”与事件 #3（检验）锚定的“fail”不同；文件 #2 'lab.pdf' 未被任何链上锚定的事件引用",
+        ),
     ],
 )
 def test_verification_verdicts_are_translated(app: Any, english: str, chinese: str) -> None:
