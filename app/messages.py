@@ -504,6 +504,64 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
     ),
     (re.compile(r"(?P<got>'.*') is not a decimal number", re.S), lazy_gettext("%(got)s is not a decimal number")),
     (re.compile(r"(?P<got>'.*') is not a valid date \(.*\)", re.S), lazy_gettext("%(got)s is not a valid date")),
+    # supply_chain/domain/events.py: the rarer checks of a key data element
+    (
+        re.compile(r"(?P<got>'.*') is not a valid date-time \(.*\)", re.S),
+        lazy_gettext("%(got)s is not a valid date-time"),
+    ),
+    (
+        re.compile(r"a date-time needs a UTC offset \(e\.g\. \+02:00 or Z\), got (?P<got>.+)", re.S),
+        lazy_gettext("a date-time needs a UTC offset (e.g. +02:00 or Z), got %(got)s"),
+    ),
+    (
+        re.compile(r"a UTC offset is whole minutes \(\+HH:MM\), got (?P<got>.+)", re.S),
+        lazy_gettext("a UTC offset is whole minutes (+HH:MM), got %(got)s"),
+    ),
+    (
+        re.compile(r"must be a date-time with UTC offset, got a date"),
+        lazy_gettext("must be a date-time with UTC offset, got a date"),
+    ),
+    (
+        re.compile(
+            r"must be a date-time with UTC offset in ISO 8601 \(e\.g\. (?P<example>\S+)\), got (?P<got>.+)", re.S
+        ),
+        lazy_gettext("must be a date-time with UTC offset in ISO 8601 (e.g. %(example)s), got %(got)s"),
+    ),
+    (
+        re.compile(r"must be 64 hex digits \(a SHA-256\), got (?P<got>.+)", re.S),
+        lazy_gettext("must be 64 hex digits (a SHA-256), got %(got)s"),
+    ),
+    (re.compile(r"must be a non-empty list of input lots"), lazy_gettext("must be a non-empty list of input lots")),
+    (
+        re.compile(r"must be an object with gtin, lot_code, quantity, unit"),
+        lazy_gettext("must be an object with gtin, lot_code, quantity, unit"),
+    ),
+    (
+        re.compile(r"lot (?P<lot>\S+) is already listed as (?P<other>\S+)"),
+        lazy_gettext("lot %(lot)s is already listed as %(other)s"),
+    ),
+    (re.compile(r"must differ from (?P<other>[a-z_]+)"), lazy_gettext("must differ from %(other)s")),
+    (
+        re.compile(r"must not be before (?P<other>[a-z_]+) \((?P<value>[^)]*)\)"),
+        lazy_gettext("must not be before %(other)s (%(value)s)"),
+    ),
+    (
+        re.compile(r"must not be below (?P<other>[a-z_]+) \((?P<value>[^)]*)\)"),
+        lazy_gettext("must not be below %(other)s (%(value)s)"),
+    ),
+    (
+        re.compile(r"must be a whole number of at least 1, got (?P<got>.+)", re.S),
+        lazy_gettext("must be a whole number of at least 1, got %(got)s"),
+    ),
+    (
+        re.compile(r"must be pass, fail or conditional, got (?P<got>.+)", re.S),
+        lazy_gettext("must be pass, fail or conditional, got %(got)s"),
+    ),
+    (re.compile(r"must be text, got (?P<type>\w+)"), lazy_gettext("must be text, got %(type)s")),
+    (
+        re.compile(r"field names must be non-empty text, got (?P<got>.+)", re.S),
+        lazy_gettext("field names must be non-empty text, got %(got)s"),
+    ),
     (
         re.compile(
             r"must be a date \(YYYY-MM-DD\) or a date-time with UTC offset in ISO 8601 \(e\.g\. (?P<example>\S+)\), "
@@ -1091,6 +1149,7 @@ _ROLE_LISTS = {"roles"}
 _MESSAGE_PARTS = {"reasons", "first", "rest"}
 _UNITS = {"unit", "unit_left"}
 _NUMBERS = {"quantity", "left"}
+_FIELDS = {"other"}
 _FIELD_FIRST = re.compile(
     r"(?P<field>(?:payload\.)?[a-z][a-z0-9_]*(?:\[\d+\])?(?:\.[a-z][a-z0-9_]*)*): (?P<rest>.+)", re.S
 )
@@ -1127,6 +1186,10 @@ def _part(name: str, value: str | None) -> str:
         return unit_text(value)
     if name in _NUMBERS:
         return number_text(value)
+    if name in _FIELDS:
+        from app.forms import field_words
+
+        return field_words(value)
     return value
 
 

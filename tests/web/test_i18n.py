@@ -718,6 +718,21 @@ def test_recalling_without_a_reason_is_refused_in_chinese_naming_the_field(
             "Test Shop cannot create lots: needs one of the roles producer",
             "Test Shop 无法创建批次：需要以下角色之一：生产者",
         ),
+        # the rarer key-data-element checks (domain/events.py), naming the other field in Chinese too
+        ("payload.to_gln: must differ from from_gln", "收货方：必须与“发货地”不同"),
+        (
+            "payload.max_temperature_c: must not be below min_temperature_c (4)",
+            "最高温度（°C）：不得低于“最低温度（°C）”（4）",
+        ),
+        (
+            "payload.inputs[1]: lot 00614141000012/L1 is already listed as payload.inputs[0]",
+            "原料批次 2：批次 00614141000012/L1 已在“原料批次 1”中列出",
+        ),
+        (
+            "payload.outcome: must be pass, fail or conditional, got 'maybe'",
+            "结果：必须是合格、不合格或有条件合格，实际为 'maybe'",
+        ),
+        ("payload.inputs: must be a non-empty list of input lots", "原料批次：必须至少列出一个原料批次"),
         ("something no pattern knows", "something no pattern knows"),
     ],
 )
