@@ -397,6 +397,27 @@ KDE_TEXTS = (
 write has a translation."""
 
 
+TOPIC_WORDS = (
+    N_("recall.issued"),
+    N_("recall.update"),
+    N_("recall.reminder"),
+    N_("recall.terminated"),
+    N_("custody.refused"),
+)
+"""The notification topics a delivery log names (services/notifications.py), as words in the page's language."""
+
+NOTICE_LINES = (N_("The lot is yours again: ship it elsewhere, or close it."),)
+"""Fixed lines of the notices services/lots.py writes."""
+
+
+def message_lines(text: str | None) -> str:
+    """A kept notification's text in the page's language, each line on its own (a notice is written one
+    sentence a line)."""
+    if not text:
+        return text or ""
+    return "\n".join(translate_message(line) if line.strip() else line for line in str(text).split("\n"))
+
+
 def tr(text: object) -> str:
     """``text`` in the page's language when the catalogue has it, else unchanged (names, codes, user input)."""
     if text is None:
@@ -504,6 +525,63 @@ PATTERNS: tuple[tuple[re.Pattern[str], LazyString], ...] = (
     ),
     (re.compile(r"(?P<got>'.*') is not a decimal number", re.S), lazy_gettext("%(got)s is not a decimal number")),
     (re.compile(r"(?P<got>'.*') is not a valid date \(.*\)", re.S), lazy_gettext("%(got)s is not a valid date")),
+    # notifications kept in the inbox as they were written (services/lots.py, services/recalls.py): shown line by
+    # line in the reader's language; names, lot codes and what people typed stay as written
+    (
+        re.compile(r"(?P<actor>.+) refused the delivery of (?P<product>.+) lot (?P<lot>\S+)"),
+        lazy_gettext("%(actor)s refused the delivery of %(product)s lot %(lot)s"),
+    ),
+    (
+        re.compile(
+            r"(?P<actor>.+) refused to receive lot (?P<lot>\S+) \((?P<product>.+)\) on (?P<day>\d{4}-\d{2}-\d{2})\. "
+            r"Reason: (?P<typed>.*)",
+            re.S,
+        ),
+        lazy_gettext("%(actor)s refused to receive lot %(lot)s (%(product)s) on %(day)s. Reason: %(typed)s"),
+    ),
+    (
+        re.compile(r"Class (?P<cls>\S+) recall: (?P<product>.+) lot (?P<lot>\S+)"),
+        lazy_gettext("Class %(cls)s recall: %(product)s lot %(lot)s"),
+    ),
+    (
+        re.compile(
+            r"(?P<issuer>.+) recalls (?P<product>.+) lot (?P<lot>\S+) \(GTIN (?P<gtin>\d+)\) and every lot made from "
+            r"it\. Reason: (?P<typed>.*)",
+            re.S,
+        ),
+        lazy_gettext(
+            "%(issuer)s recalls %(product)s lot %(lot)s (GTIN %(gtin)s) and every lot made from it. "
+            "Reason: %(typed)s"
+        ),
+    ),
+    (re.compile(r"What to do: (?P<text>.*)", re.S), lazy_gettext("What to do: %(text)s")),
+    (re.compile(r"Contact: (?P<contact>.*)", re.S), lazy_gettext("Contact: %(contact)s")),
+    (
+        re.compile(r"Update to the recall of (?P<product>.+) lot (?P<lot>\S+)"),
+        lazy_gettext("Update to the recall of %(product)s lot %(lot)s"),
+    ),
+    (
+        re.compile(r"Recall of (?P<product>.+) lot (?P<lot>\S+) terminated"),
+        lazy_gettext("Recall of %(product)s lot %(lot)s terminated"),
+    ),
+    (
+        re.compile(r"(?P<org>.+) has terminated the recall\. Reason: (?P<typed>.*)", re.S),
+        lazy_gettext("%(org)s has terminated the recall. Reason: %(typed)s"),
+    ),
+    (
+        re.compile(r"Reminder: acknowledge the recall of (?P<product>.+) lot (?P<lot>\S+)"),
+        lazy_gettext("Reminder: acknowledge the recall of %(product)s lot %(lot)s"),
+    ),
+    (
+        re.compile(
+            r"(?P<issuer>.+) has not yet received your answer to the class (?P<cls>\S+) recall of lot (?P<lot>\S+)\. "
+            r"Please report what you did with the product\."
+        ),
+        lazy_gettext(
+            "%(issuer)s has not yet received your answer to the class %(cls)s recall of lot %(lot)s. "
+            "Please report what you did with the product."
+        ),
+    ),
     # supply_chain/domain/events.py: the rarer checks of a key data element
     (
         re.compile(r"(?P<got>'.*') is not a valid date-time \(.*\)", re.S),

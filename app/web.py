@@ -126,7 +126,7 @@ def init_app(app: Flask) -> None:
                 ctx.session.close()
 
     from app.forms import ErrorReport, label_of
-    from app.messages import tr, translate_message
+    from app.messages import message_lines, tr, translate_message
 
     app.jinja_env.filters["label"] = lambda name: tr(label_of(name))
     # Labels the services write in English, shown in the page's language (app/messages.py).
@@ -134,6 +134,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["status_label"] = lambda status: tr((status or "").replace("_", " "))
     app.jinja_env.filters["tr"] = tr
     app.jinja_env.filters["message"] = translate_message
+    app.jinja_env.filters["message_lines"] = message_lines
     app.jinja_env.filters["short"] = short_hash
 
     @app.context_processor

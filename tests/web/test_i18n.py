@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.i18n import from_accept_language, language_for_tag
+from supply_chain.domain.kinds import EventKind
 from supply_chain.services import credit, demo, verification_state, views
 from supply_chain.services.trace import SITE_KIND_LABELS
 from supply_chain.store.models import Lot, User
@@ -521,7 +522,7 @@ def english_left(page: str, data: set[str]) -> list[str]:
 
 def _data_values(world: Any) -> set[str]:
     """Everything the fixture network typed in: it stays as typed in every language."""
-    from supply_chain.store.models import Location, Organisation, Product
+    from supply_chain.store.models import Event, Location, Organisation, Product, Recall
 
     values = set(CONSORTIUM_WORDS)
     with world.runtime.ctx() as ctx:
@@ -533,7 +534,16 @@ def _data_values(world: Any) -> set[str]:
             values |= {site.name, site.address or ""}
         for user in ctx.session.scalars(select(User)):
             values |= {user.display_name, user.email}
+        # what other tests on the shared network typed: recall reasons and instructions, refusal reasons
+        for recall in ctx.session.scalars(select(Recall)):
+            values |= {recall.reason, recall.instructions or "", recall.contact or "", recall.termination_reason or ""}
+        for event in ctx.session.scalars(select(Event).where(Event.kind.in_(TYPED_REASON_KINDS))):
+            values.add(str((event.payload or {}).get("reason") or ""))
     return {v for v in values if v}
+
+
+TYPED_REASON_KINDS = (EventKind.CUSTODY_REJECTED, EventKind.CUSTODY_CANCELLED)
+"""Event kinds whose ``reason`` a person typed (services/lots.py: refusing or withdrawing a delivery)."""
 
 
 CONSORTIUM_WORDS = (
@@ -745,6 +755,38 @@ def test_domain_refusals_are_translated_by_their_shape_with_english_as_fallback(
         assert translate_message(english) == chinese
     with app.test_request_context("/", headers={"Accept-Language": "en"}):
         assert translate_message(english) == english
+
+
+def test_kept_notifications_are_shown_in_the_readers_language_line_by_line(app: Any) -> None:
+    """The inbox keeps a notice as it was written (in the receiving organisation's language at the time); a reader
+    who chose Chinese sees each line in Chinese, with names, lot codes and what people typed as written."""
+    from app.messages import message_lines, translate_message
+
+    refusal = (
+        "Test Carrier refused to receive lot UI-2 (Test lettuce) on 2026-12-01. Reason: warm on arrival\n"
+        "The lot is yours again: ship it elsewhere, or close it."
+    )
+    recall = (
+        "Test Regulator recalls Test lettuce lot UI-1 (GTIN 00700001000015) and every lot made from it. "
+        "Reason: Salmonella\nWhat to do: Return to the store.\n"
+        "Please acknowledge and report what you did with the product."
+    )
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        assert translate_message("Test Carrier refused the delivery of Test lettuce lot UI-2") == (
+            "Test Carrier 拒收了 Test lettuce 批次 UI-2"
+        )
+        assert translate_message("Class II recall: Test lettuce lot UI-1") == "II 级召回：Test lettuce 批次 UI-1"
+        assert message_lines(refusal).split("\n") == [
+            "Test Carrier 于 2026年12月1日 拒收批次 UI-2（Test lettuce）。原因：warm on arrival",
+            "该批次已退回给您：请改发他处，或结束该批次。",
+        ]
+        lines = message_lines(recall).split("\n")
+        assert lines[0].startswith("Test Regulator 召回 Test lettuce 批次 UI-1")
+        assert lines[0].endswith("原因：Salmonella")
+        assert lines[1] == "您应当：Return to the store."
+        assert "Please" not in lines[2]
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert message_lines(refusal) == refusal and message_lines(recall) == recall
 
 
 def test_every_text_the_forms_and_pages_take_from_python_has_a_translation() -> None:
