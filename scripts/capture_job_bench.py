@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from supply_chain.bench import commissioning_document
 from supply_chain.chain.devnode import start_anvil
 from supply_chain.chain.devnode import stop as stop_node
 from supply_chain.domain.identifiers import gs1_check_digit
@@ -36,32 +37,6 @@ from supply_chain.store.models import CaptureJob, Event, Lot
 
 def _with_check(body: str) -> str:
     return body + str(gs1_check_digit(body))
-
-
-def _document(gtin: str, gln: str, count: int) -> dict[str, Any]:
-    return {
-        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-        "type": "EPCISDocument",
-        "schemaVersion": "2.0",
-        "creationDate": "2025-06-01T12:00:00Z",
-        "epcisBody": {
-            "eventList": [
-                {
-                    "type": "ObjectEvent",
-                    "eventID": f"urn:lotline:bench:{i}",
-                    "action": "ADD",
-                    "bizStep": "commissioning",
-                    "eventTime": "2025-06-01T08:00:00Z",
-                    "eventTimeZoneOffset": "+00:00",
-                    "readPoint": {"id": f"https://id.gs1.org/414/{gln}"},
-                    "quantityList": [
-                        {"epcClass": f"https://id.gs1.org/01/{gtin}/10/BENCH-{i:06d}", "quantity": 10, "uom": "KGM"}
-                    ],
-                }
-                for i in range(count)
-            ]
-        },
-    }
 
 
 def run(events: int, batch_calls: int, progress: Any = print, anvil: bool = False) -> dict[str, Any]:
@@ -85,7 +60,9 @@ def run(events: int, batch_calls: int, progress: Any = print, anvil: bool = Fals
             gln = _with_check("079000100001")
             orgs.register_location(ctx, farm, gln, "Bench field", "1 Bench Road", None, None, "farm")
             gtin = orgs.register_product(ctx, farm, _with_check("0079000100001"), "Bench greens", "test", True).gtin
-        document = _document(gtin, gln, events)
+        document = commissioning_document(
+            gtin, gln, events, name="urn:lotline:bench", lot="BENCH-{:06d}", day="2025-06-01"
+        )
 
         started = time.perf_counter()
         with runtime.ctx() as ctx:

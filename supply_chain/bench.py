@@ -292,6 +292,34 @@ def _readings(ctx: Any, org: Any, lot: Any) -> Callable[[], Any]:
     return upload
 
 
+def commissioning_document(gtin: str, gln: str, count: int, *, name: str, lot: str, day: str) -> dict[str, Any]:
+    """An EPCIS 2.0 document of ``count`` ObjectEvents commissioning new lots of ``gtin`` at ``gln`` (event IDs
+    ``{name}:{i}``, lot codes ``lot.format(i)``), the shape the capture benchmarks write."""
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": f"{day}T12:00:00Z",
+        "epcisBody": {
+            "eventList": [
+                {
+                    "type": "ObjectEvent",
+                    "eventID": f"{name}:{i}",
+                    "action": "ADD",
+                    "bizStep": "commissioning",
+                    "eventTime": f"{day}T08:00:00Z",
+                    "eventTimeZoneOffset": "+00:00",
+                    "readPoint": {"id": f"https://id.gs1.org/414/{gln}"},
+                    "quantityList": [
+                        {"epcClass": f"https://id.gs1.org/01/{gtin}/10/{lot.format(i)}", "quantity": 10, "uom": "KGM"}
+                    ],
+                }
+                for i in range(count)
+            ]
+        },
+    }
+
+
 def _capture_job(runtime: Any, o: dict[str, Any]) -> float:
     """Seconds to write a queued EPCIS capture job commissioning ``CAPTURE_EVENTS`` new lots of the demo farm
     (the job's run only: batches, transactions, receipts, re-verification; its check at submission is not
@@ -303,29 +331,9 @@ def _capture_job(runtime: Any, o: dict[str, Any]) -> float:
         farm = ctx.session.get(Organisation, o["farm_a"].id)
         gln = farm.locations[0].gln
         gtin = next(p for p in farm.products if p.commodity == "romaine lettuce").gtin
-        document = {
-            "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
-            "type": "EPCISDocument",
-            "schemaVersion": "2.0",
-            "creationDate": "2026-11-20T12:00:00Z",
-            "epcisBody": {
-                "eventList": [
-                    {
-                        "type": "ObjectEvent",
-                        "eventID": f"urn:lotline:bench:capture:{i}",
-                        "action": "ADD",
-                        "bizStep": "commissioning",
-                        "eventTime": "2026-11-20T08:00:00Z",
-                        "eventTimeZoneOffset": "+00:00",
-                        "readPoint": {"id": f"https://id.gs1.org/414/{gln}"},
-                        "quantityList": [
-                            {"epcClass": f"https://id.gs1.org/01/{gtin}/10/BC-{i:05d}", "quantity": 10, "uom": "KGM"}
-                        ],
-                    }
-                    for i in range(CAPTURE_EVENTS)
-                ]
-            },
-        }
+        document = commissioning_document(
+            gtin, gln, CAPTURE_EVENTS, name="urn:lotline:bench:capture", lot="BC-{:05d}", day="2026-11-20"
+        )
         job, _ = jobs.submit(ctx, farm, document, inline_calls=0)
         job_id = job.id
     start = time.perf_counter()
