@@ -145,3 +145,20 @@ def envelope(kind: EventKind | int | str, payload: Mapping[str, Any], salt: byte
     """The JSON object a scheme-2 ``dataHash`` is the hash of (for documentation and tests)."""
     public, _ = split(kind, payload)
     return salted_envelope(public, commitments(kind, payload, bytes32(salt, "salt")))
+
+
+def disclosed_hash(fields: Mapping[str, Any], proof: Mapping[str, Any]) -> bytes:
+    """The ``dataHash`` that ``fields`` (part of an event's payload, as an export showed them) prove with their
+    ``proof``: under scheme 2 the hash of the proof's public part and commitments, once every field shown is
+    found to be that public part or to open its commitment; under scheme 1 the hash of ``fields`` (which must
+    then be the whole payload). Raises InvalidInput naming what does not hold (a field edited since)."""
+    if proof.get("scheme") == SCHEME_PLAIN:
+        return payload_hash(fields)
+    public, sealed = proof.get("public"), proof.get("sealed")
+    if proof.get("scheme") != SCHEME_SALTED or not isinstance(public, Mapping) or not isinstance(sealed, Mapping):
+        raise InvalidInput("disclosure: not a proof of scheme 1 or 2", field="disclosure", code="invalid_hash")
+    claimed = salted_payload_hash(public, sealed)
+    problems = check_disclosure(fields, proof, claimed)
+    if problems:
+        raise InvalidInput(f"disclosure: {'; '.join(problems)}", field="disclosure", code="invalid_hash")
+    return claimed

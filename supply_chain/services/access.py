@@ -13,7 +13,7 @@ from sqlalchemy import exists, or_, select
 from supply_chain.domain import policy
 from supply_chain.domain.disclosure import disclosure
 from supply_chain.domain.errors import LotlineError
-from supply_chain.domain.events import Visibility
+from supply_chain.domain.events import Visibility, visible_view
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import Event, Lot, Organisation
 
@@ -53,6 +53,14 @@ def event_proof(event: Event, level: Visibility) -> dict[str, Any]:
     """What an audience at ``level`` is given to check the fields it sees of ``event`` against the chain's
     ``dataHash`` (``domain.disclosure.disclosure``: under scheme 2 the public part, every commitment and the
     salts of the sealed fields it sees whole), with the ``data_hash`` the store holds. Never the event salt."""
+    if event.disclosure is not None:
+        # held in part (a Lotline export taken in): the proof that came with it, opening only what the
+        # audience sees
+        seen = visible_view(int(event.kind), event.payload or {}, level)
+        proof = dict(event.disclosure)
+        if isinstance(proof.get("salts"), dict):
+            proof["salts"] = {name: salt for name, salt in proof["salts"].items() if name in seen}
+        return proof | {"data_hash": event.payload_hash}
     try:
         proof = disclosure(int(event.kind), event.payload or {}, event.hash_scheme, event.salt, level)
     except LotlineError:

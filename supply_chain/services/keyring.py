@@ -32,7 +32,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from supply_chain.chain.keys import decrypt_account, encrypt_account, key_encryption_id
-from supply_chain.domain.errors import InvalidInput
+from supply_chain.domain.errors import Forbidden, InvalidInput
 from supply_chain.services.instance import (
     KEK_FILE,
     PENDING_KEK_FILE,
@@ -94,7 +94,14 @@ class Keyring:
             return encrypt_account(account, self._kek), self.kek_id
 
     def account(self, org: Organisation) -> LocalAccount:
-        """The organisation's own key (InvalidInput naming ``LOTLINE_KEK`` when it is under another KEK)."""
+        """The organisation's own key (InvalidInput naming ``LOTLINE_KEK`` when it is under another KEK;
+        Forbidden for an organisation known only from the chain, whose key this instance never held)."""
+        if org.known_from_chain:
+            raise Forbidden(
+                f"{org.name} is known here only from the chain: this instance holds no key of it and acts in "
+                "nothing in its name",
+                code="known_from_chain",
+            )
         return decrypt_account(org.encrypted_key, self._kek_named(org.key_encryption_id))
 
     def seal_secret(self, plain: str) -> tuple[str, str]:
@@ -138,7 +145,7 @@ class Keyring:
             with session_scope(sessions) as session:
                 legacy = session.scalars(
                     select(Organisation)
-                    .where(Organisation.key_encryption_id.is_(None))
+                    .where(Organisation.key_encryption_id.is_(None), Organisation.known_from_chain.is_(False))
                     .order_by(Organisation.id)
                     .with_for_update()
                 ).all()
@@ -194,7 +201,9 @@ class Keyring:
                     if session.get_bind().dialect.name == "postgresql":
                         # no organisation is added or re-keyed under the old KEK while this runs
                         session.execute(text("LOCK TABLE organisations IN SHARE ROW EXCLUSIVE MODE"))
-                    orgs = session.scalars(select(Organisation).order_by(Organisation.id)).all()
+                    orgs = session.scalars(
+                        select(Organisation).where(Organisation.known_from_chain.is_(False)).order_by(Organisation.id)
+                    ).all()
                     for org in orgs:
                         account = self.account(org)
                         org.encrypted_key = encrypt_account(account, new)

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import select
 
 from supply_chain.chain.ledger import ChainLot
-from supply_chain.domain.disclosure import data_hash
+from supply_chain.domain.disclosure import data_hash, disclosed_hash
 from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, next_head
 from supply_chain.domain.kinds import EventKind
@@ -192,6 +192,7 @@ _FACT_COLUMNS = (
     Event.payload,
     Event.hash_scheme,
     Event.salt,
+    Event.disclosure,
     Event.status,
     Event.failure_reason,
 )
@@ -484,10 +485,11 @@ _RECOMPUTED_MAX = 200_000
 
 def _hash(event: Event) -> str:
     """The event's ``dataHash`` recomputed from the stored payload under its hash scheme (scheme 1: the whole
-    payload; scheme 2: its public fields and the salted commitments to the others, docs/hashing.md)."""
+    payload; scheme 2: its public fields and the salted commitments to the others, docs/hashing.md); for an
+    event held in part (``disclosure``), from the fields shown and their proof."""
     try:
         stored = json.dumps(
-            [int(event.kind), event.hash_scheme, event.salt, event.payload],
+            [int(event.kind), event.hash_scheme, event.salt, event.payload, event.disclosure],
             sort_keys=True,
             ensure_ascii=False,
             separators=(",", ":"),
@@ -499,7 +501,11 @@ def _hash(event: Event) -> str:
     if known is not None:
         return known
     try:
-        result = hex32(data_hash(int(event.kind), event.payload, event.hash_scheme, event.salt))
+        if event.disclosure is not None:
+            # held in part (a Lotline export taken in): the fields shown, re-hashed with their proof
+            result = hex32(disclosed_hash(event.payload, event.disclosure))
+        else:
+            result = hex32(data_hash(int(event.kind), event.payload, event.hash_scheme, event.salt))
     except LotlineError:
         return "0x" + "ff" * 32  # a payload that no longer canonicalises cannot match anything
     if key is not None:

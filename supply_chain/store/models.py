@@ -47,6 +47,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import event as sa_event
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.mutable import MutableList
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, validates
@@ -272,6 +273,10 @@ class Organisation(Base):
         JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
     )
     suspended_by_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    known_from_chain: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    """An organisation this instance knows only from the chain: the signer, creator or custodian of a lot
+    whose history came in as a Lotline export from another instance (``services/epcis/adopt.py``). Its
+    ``encrypted_key`` is empty: it holds no key here, has no user or token, and acts in nothing."""
     notification_email: Mapped[str | None] = mapped_column(String(1000))
     """Where notices go by e-mail: one or more addresses, comma-separated (``services.delivery``); when
     empty, to every active user of the organisation."""
@@ -644,6 +649,11 @@ class Event(Base):
     salt: Mapped[str | None] = mapped_column(Hash32)
     """Scheme 2: the event's 32 random bytes from which each sealed field's salt is derived. Kept off chain
     and never shown: an audience gets the salts of the fields it may see (``domain/disclosure.py``)."""
+    disclosure: Mapped[dict[str, Any] | None] = mapped_column(json_document(), nullable=True)
+    """An event whose payload this store holds only in part (the fields a Lotline export showed, taken in by
+    ``services/epcis/adopt.py``): the proof that came with them (``lotline:proof``), with which those fields
+    re-hash to the chain's ``dataHash`` without the event salt (``disclosure.disclosed_hash``). None for
+    events written here."""
     visibility: Mapped[dict[str, str]] = mapped_column(default=dict)
     """Payload field -> ``public`` | ``consortium`` | ``private``; consumers see the public fields only."""
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +16,9 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from supply_chain.chain.connect import fund
+from supply_chain.domain.errors import Forbidden
 from supply_chain.services import lots as lot_service
-from supply_chain.services import orgs
+from supply_chain.services import orgs, trace, verify
 from supply_chain.services.epcis import chainmatch, export, jobs, repository
 from supply_chain.services.epcis.capture import CaptureRejected
 from supply_chain.services.runtime import Runtime, Settings
@@ -24,15 +26,19 @@ from supply_chain.store.models import ChainDeployment, EpcisEvent, Event, Lot, O
 from tests.integration.conftest import make_runtime
 
 MIX = ("00614144000033", "FC-MIX-001")
+FARM_LOTS = {("00614141000012", "GV-ROM-2611A"), ("00614142000028", "SF-SPN-2611B")}
+REVIEWER, PASSWORD = "reviewer@harbour.example", "correct horse battery staple 7"
 
 
 @pytest.fixture(scope="module")
 def instances(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Instance A with the demo; instance B on its own SQLite database over A's chain, with one organisation
-    of its own (a regulator's office reviewing the lot) and nothing else."""
+    """Instance A with the demo on its own SQLite database; instance B on the database under test (SQLite or
+    PostgreSQL) over A's chain, with one organisation of its own (a regulator's office reviewing the lot, one
+    user) and nothing else."""
     from supply_chain.services.demo import seed
 
-    a = make_runtime(tmp_path_factory.mktemp("a-home"), module_db_url)
+    a_home = tmp_path_factory.mktemp("a-home")
+    a = make_runtime(a_home, f"sqlite:///{(a_home / 'a.db').as_posix()}")
     b = None
     try:
         seed(a)
@@ -41,7 +47,7 @@ def instances(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             document = export.export_lot(ctx, lot_service.get_lot(ctx, *MIX), ancestors=True)
             address, chain_id, block = deployment.address, deployment.chain_id, deployment.block_number
         home = tmp_path_factory.mktemp("b-home")
-        b = Runtime(Settings.from_env(env={}, home=home, database_url=f"sqlite:///{home / 'b.db'}", secret_key="b"))
+        b = Runtime(Settings.from_env(env={}, home=home, database_url=module_db_url, secret_key="b"))
         b._chain = a.chain  # the same chain: one embedded chain, two stores
         with b.ctx() as ctx:
             ctx.session.add(
@@ -53,6 +59,7 @@ def instances(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             ctx.session.flush()
             fund(b.chain, account.address, orgs.FUNDING_WEI)
             org_id = org.id
+            orgs.add_user(ctx, org, REVIEWER, "Food safety reviewer", PASSWORD)
         # what `lotline export epcis --ancestors --out FILE` writes, read back as a partner reads a file
         yield {"a": a, "b": b, "org_id": org_id, "document": json.loads(json.dumps(document))}
     finally:
@@ -89,6 +96,7 @@ def test_the_salad_mix_ancestors_export_is_captured_whole_by_a_second_instance_a
         a_events = ctx.session.scalar(select(func.count()).select_from(Event))
     assert len(events) >= 10  # harvests, coolings, shipments, receivings, the transformation, ...
     block_before = a.chain.w3.eth.block_number
+    capturer = orgs_address(b, org_id)
 
     job = _capture(b, org_id, document)
 
@@ -100,7 +108,7 @@ def test_the_salad_mix_ancestors_export_is_captured_whole_by_a_second_instance_a
         who = result["attributedTo"]
         # attributed to the organisation that signed it on chain, never to the capturer
         assert who["source"] == "chain" and who["address"] in signers
-        assert who["address"] != orgs_address(b, org_id)
+        assert who["address"] != capturer
         assert who["seq"] == event["lotline:seq"] and who["txHash"] == event["lotline:txHash"]
         assert "verified against the chain" in result["reason"]
         seen_lots.add(who["lot"])
@@ -108,7 +116,10 @@ def test_the_salad_mix_ancestors_export_is_captured_whole_by_a_second_instance_a
     # one anchor transaction of the capturer (its Merkle root): no lot event was signed again
     assert b.chain.w3.eth.block_number == block_before + 1
     with b.ctx() as ctx:
-        assert ctx.session.scalar(select(func.count()).select_from(Event)) == 0
+        # the lot model holds each event once, as the chain's signer wrote it (the next test looks closer)
+        held = list(ctx.session.scalars(select(Event)))
+        assert len(held) == len(events) and {e.status for e in held} == {"confirmed"}
+        assert {e.actor_address for e in held} <= set(signers) - {capturer}
         rows = list(ctx.session.scalars(select(EpcisEvent).order_by(EpcisEvent.position)))
         assert [r.note for r in rows] == ["known_on_chain"] * len(events)
         assert all(r.attribution and r.attribution["source"] == "chain" for r in rows)
@@ -122,21 +133,117 @@ def test_the_salad_mix_ancestors_export_is_captured_whole_by_a_second_instance_a
         assert ctx.session.scalar(select(func.count()).select_from(Event)) == a_events  # A untouched
 
     # `lotline verify --all` in B reports every captured event verified, and exits 0
-    from supply_chain import cli
-
-    runner = CliRunner()
-    original = cli._runtime
-    cli._runtime = lambda: _Borrowed(b)  # type: ignore[assignment]
-    try:
-        outcome = runner.invoke(cli.main, ["verify", "--all"])
-    finally:
-        cli._runtime = original  # type: ignore[assignment]
+    outcome = _cli(b, ["verify", "--all"])
     assert outcome.exit_code == 0, outcome.output
     assert f"{len(events)} captured events known on chain checked, {len(events)} verified" in outcome.output
 
     # captured again: every event a duplicate, nothing stored twice
     again = _capture(b, org_id, document)
     assert {e["status"] for e in again["events"]} == {"duplicate"}
+
+
+def _chain_record(runtime: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per lot of the export: what the chain decides (status, holder, lineage) and each event's place on
+    chain, as the instance's store holds them."""
+    out = {}
+    with runtime.ctx() as ctx:
+        for lot in ctx.session.scalars(select(Lot)):
+            key = (lot.gtin, lot.lot_code)
+            if key != MIX and key not in FARM_LOTS:
+                continue
+            out[key] = {
+                "status": lot.status,
+                "creator": lot.creator.chain_address,
+                "custodian": lot.custodian.chain_address,
+                "head": lot.head_hash,
+                "count": lot.event_count,
+                "inputs": sorted((e.input_lot.lot_code, str(e.quantity)) for e in lot.inputs),
+                "recall_source": lot.recall_source.lot_code if lot.recall_source else None,
+                "events": [
+                    (e.seq, e.kind.name, e.actor_address, e.payload_hash, e.tx_hash, e.block_number, e.head_after)
+                    for e in sorted(lot.events, key=lambda e: e.seq or 0)
+                ],
+            }
+    return out
+
+
+def test_the_second_instance_holds_the_salad_mix_lots_as_the_chain_says_and_they_verify(
+    instances: dict[str, Any],
+) -> None:
+    """After the capture above, B knows the lots of the export: the lots, their events at their places on
+    chain, the lineage, custody and recall as the chain says, its signers as organisations known only from
+    the chain; B's verification of the lots says verified."""
+    a, b = instances["a"], instances["b"]
+    in_b, in_a = _chain_record(b), _chain_record(a)
+    assert set(in_b) == {MIX, *FARM_LOTS}
+    assert in_b == in_a
+    assert in_b[MIX]["inputs"] == [("GV-ROM-2611A", "600.000000"), ("SF-SPN-2611B", "400.000000")]
+    assert in_b[MIX]["status"] == "recalled" and in_b[MIX]["recall_source"] == "GV-ROM-2611A"
+    with b.ctx() as ctx:
+        mix = lot_service.get_lot(ctx, *MIX)
+        assert verify.verify_lot(ctx, mix).state == "verified"
+        # every signer is an organisation B knows only by its address: no key, no user, no role
+        signers = {e.actor for e in mix.events} | {mix.custodian}
+        assert all(o.known_from_chain and o.encrypted_key == "" and not o.users and not o.roles for o in signers)
+        assert all(o.name.endswith("(known from the chain)") and o.chain_address in o.name for o in signers)
+        with pytest.raises(Forbidden):
+            b.keyring.account(mix.creator)
+        # the payloads held are the fields the export showed, each checked with its proof
+        shipped = next(e for e in mix.events if e.kind.name == "SHIPPING")
+        assert shipped.payload["quantity"] == "1000" and shipped.disclosure["scheme"] == 2
+        # the trace backward reaches the farms' lots through the lineage
+        backward = trace.trace(ctx, mix, "backward")
+        assert {(i["gtin"], i["lot_code"]) for i in backward["lots"] if i["depth"] > 0} == FARM_LOTS
+        romaine = next(i for i in backward["lots"] if i["lot_code"] == "GV-ROM-2611A")
+        assert romaine["recalled"] and "(known from the chain)" in romaine["creator"]
+
+    # `lotline verify GTIN LOT` in B: verified, exit 0
+    outcome = _cli(b, ["verify", *MIX])
+    assert outcome.exit_code == 0, outcome.output
+    assert "verified" in outcome.output and "tampered" not in outcome.output
+
+    from app import create_app
+
+    client = create_app({"RUNTIME": b, "TESTING": True}).test_client()
+    # the consumer page: the journey back to the farms, the recall, the producer known from the chain
+    page = client.get(f"/01/{MIX[0]}/10/{MIX[1]}", headers={"Accept": "application/json"})
+    assert page.status_code == 200
+    view = page.json
+    assert view["state"] == "verified" and view["verdict"] == "do_not_eat"
+    assert view["recalls"] and view["recalls"][0]["reason"] == "Listeria monocytogenes found in a retail sample"
+    assert {(i["gtin"], i["lot_code"]) for i in view["ingredients"]} == FARM_LOTS
+    assert len(view["journey"]) >= 20 and "(known from the chain)" in view["producer"]["name"]
+    html = client.get(f"/01/{MIX[0]}/10/{MIX[1]}").get_data(as_text=True)
+    assert "Listeria monocytogenes" in html and "known from the chain" in html
+    # the lot page and the trace page of B's regulator
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True))
+    assert token is not None
+    signed = client.post("/login", data={"email": REVIEWER, "password": PASSWORD, "csrf_token": token.group(1)})
+    assert signed.status_code == 302
+    with b.ctx() as ctx:
+        mix_id = lot_service.get_lot(ctx, *MIX).id
+    lot_page = client.get(f"/lots/{mix_id}")
+    assert lot_page.status_code == 200
+    text = lot_page.get_data(as_text=True)
+    assert "GV-ROM-2611A" in text and "known from the chain" in text
+    traced = client.get(f"/admin/lots/{mix_id}/trace?direction=backward")
+    assert traced.status_code == 200
+    assert all(code in traced.get_data(as_text=True) for _, code in FARM_LOTS)
+
+
+def test_a_payload_edited_in_the_second_instance_is_found_by_verification(instances: dict[str, Any]) -> None:
+    b = instances["b"]
+    with b.ctx() as ctx:
+        mix = lot_service.get_lot(ctx, *MIX)
+        shipped = next(e for e in mix.events if e.kind.name == "SHIPPING")
+        seq = shipped.seq
+        shipped.payload = shipped.payload | {"quantity": "1"}
+        ctx.session.flush()
+        found = verify.verify_lot(ctx, mix, save=False)
+        state, detail = found.state, found.detail
+        ctx.session.rollback()
+    assert state == "tampered"
+    assert f"event #{seq} (shipping" in detail and "altered" in detail
 
 
 def test_an_export_edited_after_it_left_the_first_instance_is_refused_naming_the_event(
@@ -169,6 +276,18 @@ def test_a_stored_event_edited_behind_the_store_is_found_by_verification(instanc
         found = [r for r in chainmatch.verify_known(ctx) if r.event_id == row.event_id]
         ctx.session.rollback()
     assert [r.state for r in found] == ["tampered"]
+
+
+def _cli(runtime: Any, args: list[str]) -> Any:
+    """Run ``lotline ARGS`` against ``runtime``."""
+    from supply_chain import cli
+
+    original = cli._runtime
+    cli._runtime = lambda: _Borrowed(runtime)  # type: ignore[assignment]
+    try:
+        return CliRunner().invoke(cli.main, args)
+    finally:
+        cli._runtime = original  # type: ignore[assignment]
 
 
 def orgs_address(runtime: Any, org_id: int) -> str:

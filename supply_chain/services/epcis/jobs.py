@@ -42,7 +42,7 @@ from sqlalchemy.orm import object_session, selectinload
 from supply_chain.domain.errors import ChainUnavailable, LotlineError, NotFound
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.services import imports, indexer
-from supply_chain.services.epcis import repository
+from supply_chain.services.epcis import adopt, repository
 from supply_chain.services.epcis.capture import (
     MAX_CALLS_PER_TRANSACTION,
     CapturePlan,
@@ -348,6 +348,8 @@ def run_job(
             job.status, job.lease_until, job.finished_at = "done", None, datetime.now(UTC)
             job.error_code = job.error_message = job.error_field = None
             repository.settle(ctx, job)
+            # the lots of events the chain already held (a Lotline export) become lots here, in the same unit
+            adopt.adopt(ctx, job_id)
         _anchor(runtime, job_id)
         return "done"
     except _Stopped:
