@@ -191,6 +191,14 @@ def test_the_second_instance_holds_the_salad_mix_lots_as_the_chain_says_and_they
         # the payloads held are the fields the export showed, each checked with its proof
         shipped = next(e for e in mix.events if e.kind.name == "SHIPPING")
         assert shipped.payload["quantity"] == "1000" and shipped.disclosure["scheme"] == 2
+        # B passes the history on: its export shows each event as A's did, with the proof that checks it
+        again = export.export_lot(ctx, mix, ancestors=True)["epcisBody"]["eventList"]
+        lotline = ("cte", "kde", "payloadHash", "proof", "seq", "txHash")
+
+        def key(e: dict[str, Any]) -> tuple[Any, ...]:
+            return tuple(json.dumps(e.get(f"lotline:{k}"), sort_keys=True) for k in lotline)
+
+        assert sorted(map(key, again)) == sorted(map(key, instances["document"]["epcisBody"]["eventList"]))
         # the trace backward reaches the farms' lots through the lineage
         backward = trace.trace(ctx, mix, "backward")
         assert {(i["gtin"], i["lot_code"]) for i in backward["lots"] if i["depth"] > 0} == FARM_LOTS

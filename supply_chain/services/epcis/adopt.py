@@ -75,7 +75,7 @@ def chain_org(ctx: Ctx, orgs: dict[str, Organisation], address: str) -> Organisa
 def adopt(ctx: Ctx, job_id: int) -> list[Lot]:
     """Build the lot model of the ``known_on_chain`` events of capture job ``job_id`` (done): the lots this
     store did not hold, indexed from the chain with the payloads the document showed, and verified. A lot the
-    store already holds gets the payloads of the events it held only as gaps. Returns the new lots."""
+    store already holds is left as it is. Returns the new lots."""
     rows = list(
         ctx.session.scalars(
             select(EpcisEvent)
@@ -99,8 +99,7 @@ def adopt(ctx: Ctx, job_id: int) -> list[Lot]:
     logs = []
     for lid, key in ids.items():
         if lid in held:
-            _fill_gaps(ctx, held[lid], shown[key])
-            continue
+            continue  # held already: its events came from its writers (or the indexer, as gaps)
         lot_logs = ctx.ledger.logs(index.from_block, lot_id=lid)
         recorded = sorted((e for e in lot_logs if e.name == "LotEventRecorded"), key=lambda e: int(e.args["seq"]))
         if not recorded:
@@ -168,15 +167,6 @@ def _set_payload(event: Event, kind: EventKind, row: EpcisEvent | None) -> None:
     if isinstance(transformation, str) and transformation.startswith("urn:uuid:"):
         with contextlib.suppress(ValueError):
             event.batch_id = uuid.UUID(transformation[len("urn:uuid:") :]).hex
-
-
-def _fill_gaps(ctx: Ctx, lot: Lot, shown: Mapping[int, EpcisEvent]) -> None:
-    """A lot already held: its events held only as gaps (indexed without a payload) get the payload shown."""
-    for event in ctx.session.scalars(
-        select(Event).where(Event.lot_id == lot.id, Event.failure_reason == NOT_HELD, Event.seq.in_(list(shown)))
-    ):
-        _set_payload(event, EventKind(int(event.kind)), shown[event.seq or 0])
-    lot.verification_state = None
 
 
 def _moment(value: str | None) -> datetime | None:
