@@ -16,6 +16,7 @@ from supply_chain.domain.disclosure import (
     check_scheme,
     commitments,
     data_hash,
+    disclosed_hash,
     disclosure,
     envelope,
     split,
@@ -201,6 +202,23 @@ def test_altered_fields_or_proofs_are_named() -> None:
     assert check_disclosure(shown, {"scheme": 1}, on_chain) == [
         "scheme 1: only the whole payload re-hashes to the dataHash"
     ]
+
+
+def test_fields_held_in_part_rehash_to_the_chains_hash_with_their_proof_and_an_edit_is_refused() -> None:
+    """What a second instance holds of an event it took in from an export: the fields shown and their proof,
+    no event salt; ``disclosed_hash`` is the dataHash those prove, and refuses a field or proof edited since."""
+    on_chain = data_hash(EventKind.INSPECTION, INSPECTION, SCHEME_SALTED, SALT)
+    shown = visible_view(EventKind.INSPECTION, INSPECTION, Visibility.CONSORTIUM)
+    proof = disclosure(EventKind.INSPECTION, INSPECTION, SCHEME_SALTED, SALT, Visibility.CONSORTIUM)
+    assert shown != INSPECTION and disclosed_hash(shown, proof) == on_chain
+    with pytest.raises(InvalidInput, match="findings: its value and salt do not give its commitment"):
+        disclosed_hash(shown | {"findings": "all clear"}, proof)
+    hidden = next(name for name in proof["sealed"] if name not in proof["salts"])
+    forged = proof | {"sealed": proof["sealed"] | {hidden: "0x" + "00" * 32}}
+    assert disclosed_hash(shown, forged) != on_chain  # a forged commitment no longer gives the chain's hash
+    plain = data_hash(EventKind.COOLING, COOLING, SCHEME_PLAIN, None)
+    assert disclosed_hash(COOLING, {"scheme": SCHEME_PLAIN}) == plain
+    assert disclosed_hash(COOLING | {"quantity": "1"}, {"scheme": SCHEME_PLAIN}) != plain
 
 
 def test_transformation_inputs_show_their_lots_in_clear_and_seal_the_quantities() -> None:
