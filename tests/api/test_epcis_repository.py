@@ -618,6 +618,132 @@ def test_query_pages_with_next_page_token(rc: FlaskClient, members: dict[str, Me
     assert seen == [1, 2, 3, 4, 5, 6, 7, 8] and pages == 2
 
 
+def _pages(rc: FlaskClient, member: Member, url: str, read: Any = None) -> list[Any]:
+    """Every page of ``url``, following ``Link: <...>; rel="next"``: what ``read`` takes from each."""
+    seen: list[Any] = []
+    while url:
+        response = rc.get(url, headers=member.headers("read"))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        seen.append(read(response) if read else response.get_json()["member"])
+        link = response.headers.get("Link")
+        url = link.split(">")[0].removeprefix("<").replace("http://localhost", "") if link else ""
+    return seen
+
+
+def test_ordered_queries_page_with_next_page_token_and_event_count_limit_caps_all_pages(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    other = members["other"]
+    base = "/api/v1/epcis/events?orderBy=eventTime&orderDirection=ASC&perPage=3"
+    assert _pages(rc, other, base, _ids) == [[8, 1, 2], [3, 4, 5], [6, 7]]
+    assert _pages(rc, other, base + "&eventCountLimit=5", _ids) == [[8, 1, 2], [3, 4]]
+    assert _pages(rc, other, "/api/v1/epcis/events?orderBy=eventTime&perPage=5", _ids) == [[7, 6, 5, 4, 3], [2, 1, 8]]
+    # a token of an ascending answer does not continue a descending one
+    first = rc.get(base, headers=other.headers("read"))
+    token = first.headers["Link"].split("nextPageToken=")[1].split(">")[0]
+    mixed = rc.get(f"/api/v1/epcis/events?orderBy=eventTime&nextPageToken={token}", headers=other.headers("read"))
+    assert mixed.status_code == 400 and mixed.get_json()["field"] == "nextPageToken"
+
+
+def test_a_query_larger_than_max_event_count_is_refused_413(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    response = rc.get("/api/v1/epcis/events?maxEventCount=7", headers=members["other"].headers("read"))
+    body = response.get_json()
+    assert response.status_code == 413 and body["field"] == "maxEventCount", body
+    assert body["type"] == "epcisException:QueryTooLargeException"
+
+
+def _corpus_epcs() -> set[str]:
+    named = [
+        "urn:epc:id:sgtin:0614141.107346.555",
+        "urn:epc:id:sscc:0614141.1234567890",
+        "urn:epc:id:grai:4012345.55555.987",
+        "urn:epc:id:giai:4000001.12345",
+        "https://id.gs1.org/01/10614141073464/21/556",
+        "urn:epc:id:sgtin:0614141.107346.557",
+        "urn:epc:id:sgtin:0614141.107346.558",
+        "urn:epc:id:sgtin:0614141.107346.559",
+    ]
+    return {identity.normal_epc(e) for e in named}
+
+
+def test_listings_name_what_the_callers_events_name_page_by_page(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    other = members["other"]
+    epcs = _pages(rc, other, "/api/v1/epcis/epcs?perPage=3")
+    assert [len(p) for p in epcs] == [3, 3, 2]
+    flat = [e for page in epcs for e in page]
+    assert flat == sorted(_corpus_epcs())  # instance-level only: no class, no party, no place
+    assert "https://id.gs1.org/01/10614141073464/21/555" in flat  # URNs listed as Digital Links
+    assert [e for page in _pages(rc, other, "/api/v1/epcis/readPoints") for e in page] == [
+        "https://id.gs1.org/414/0614141007776",
+        "https://id.gs1.org/414/0614141007776/254/12",
+    ]
+    assert [e for page in _pages(rc, other, "/api/v1/epcis/bizLocations") for e in page] == [
+        "https://id.gs1.org/414/0614141008889",
+        "https://id.gs1.org/414/0614141008889/254/3",
+    ]
+    steps = [e for page in _pages(rc, other, "/api/v1/epcis/bizSteps?perPage=20") for e in page]
+    assert steps == sorted({*repository.CBV_BIZ_STEPS, "https://ns.example.com/epcis/washing"})
+    dispositions = [e for page in _pages(rc, other, "/api/v1/epcis/dispositions?perPage=500") for e in page]
+    assert dispositions == sorted(repository.CBV_DISPOSITIONS)
+    answer = rc.get("/api/v1/epcis/epcs", headers=other.headers("read"))
+    assert answer.get_json()["type"] == "Collection" and answer.headers["GS1-EPCIS-Version"] == "2.0.0"
+
+
+def test_listings_do_not_reveal_another_organisations_events(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    receiver, regulator = members["receiver"], members["regulator"]
+    seen = {e for page in _pages(rc, receiver, "/api/v1/epcis/epcs?perPage=500") for e in page}
+    # the corpus's items (the pallet's SSCC is in GS1's examples the receiver captured itself)
+    items = {e for e in _corpus_epcs() if "/21/55" in e}
+    assert len(items) == 5 and not seen & items
+    places = {
+        e
+        for name in ("readPoints", "bizLocations")
+        for page in _pages(rc, receiver, f"/api/v1/epcis/{name}?perPage=500")
+        for e in page
+    }
+    assert not places & {"https://id.gs1.org/414/0614141007776/254/12", "https://id.gs1.org/414/0614141008889/254/3"}
+    steps = {e for page in _pages(rc, receiver, "/api/v1/epcis/bizSteps?perPage=500") for e in page}
+    assert "https://ns.example.com/epcis/washing" not in steps
+    # the events behind a listed EPC stay hidden too; oversight sees them all
+    path = "/api/v1/epcis/epcs/urn:epc:id:sgtin:0614141.107346.555/events"
+    assert _ids(_events(rc, receiver, path=path)) == []
+    assert {e for page in _pages(rc, regulator, "/api/v1/epcis/epcs?perPage=500") for e in page} >= _corpus_epcs()
+
+
+def test_sub_resources_options_and_releasing_a_page_token(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    read = members["other"].headers("read")
+    for path in (
+        "/api/v1/epcis/epcs/urn:epc:id:sgtin:0614141.107346.555",
+        "/api/v1/epcis/bizSteps/shipping",
+        "/api/v1/epcis/eventTypes/ObjectEvent",
+        "/api/v1/epcis/readPoints/urn:epc:id:sgln:0614141.00777.0",
+        "/api/v1/epcis/bizLocations/urn:epc:id:sgln:0614141.00888.0",
+        "/api/v1/epcis/dispositions/in_transit",
+    ):
+        answer = rc.get(path, headers=read)
+        assert answer.status_code == 200 and answer.get_json()["member"] == ["events"], path
+    assert rc.get("/api/v1/epcis/eventTypes/PartyEvent", headers=read).status_code == 404
+    events = rc.options("/api/v1/epcis/events")
+    assert events.status_code == 204 and events.headers["Allow"] == "OPTIONS, GET"
+    assert events.headers["GS1-EPCIS-Version"] == "2.0.0" and events.headers["GS1-CBV-Max"] == "2.0.0"
+    assert rc.options("/api/v1/epcis/capture").headers["Allow"] == "OPTIONS, GET, POST"
+    assert rc.options("/api/v1/epcis/epcs").headers["GS1-EPC-Format"] == "Always_GS1_Digital_Link"
+    assert rc.options("/api/v1/epcis/epcs/urn:epc:id:sscc:0614141.1234567890/events").status_code == 204
+    link = rc.get("/api/v1/epcis/bizSteps?perPage=2", headers=read).headers["Link"]
+    token = link.split("nextPageToken=")[1].split(">")[0]
+    assert rc.delete(f"/api/v1/epcis/nextPageToken/{token}", headers=read).status_code == 204
+    refused = rc.delete("/api/v1/epcis/nextPageToken/not-a-token", headers=read)
+    assert refused.status_code == 400 and refused.get_json()["field"] == "token"
+
+
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
