@@ -183,6 +183,7 @@ def test_migration_0018_gives_stored_epcis_identifiers_their_lists_roles(db_url:
                 state="captured",
                 event_type="TransformationEvent",
                 hash_id="ni:///sha-256;0?ver=CBV2.0",
+                read_point="https://id.gs1.org/414/0614141007776/254/12",
                 event_time=datetime(2024, 1, 5, tzinfo=UTC),
                 record_time=datetime(2024, 1, 6, tzinfo=UTC),
                 body=body,
@@ -207,6 +208,7 @@ def test_migration_0018_gives_stored_epcis_identifiers_their_lists_roles(db_url:
             ("in_epc", "https://id.gs1.org/01/10614141073464/21/1", None),
             ("out_epc", "https://id.gs1.org/01/10614141073464/21/2", None),
             ("in_class", "https://id.gs1.org/01/10614141073464/10/IN", None),
+            ("rp_in", "https://id.gs1.org/414/0614141007776", None),  # the read point's GLN
             ("biztx", "urn:x:po:1", "po"),
             ("source", "https://id.gs1.org/417/0614141000012", "owning_party"),
         ]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy import Select, String, and_, exists, func, literal, or_, select, union, update
 
 from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
 from supply_chain.domain.hashing import (
@@ -72,6 +72,10 @@ _TYPED_LISTS = (
     ("sourceList", "source", "source", "sdt"),
     ("destinationList", "destination", "dest", "sdt"),
 )
+SUB_LOCATION = "/254/"
+"""What follows a GLN's Digital Link for one of its sub-locations (GS1 AI 254, the SGLN extension). A
+read point or business location that is a sub-location also gets a row naming the GLN it lies in (role
+``rp_in``/``bl_in``): Lotline's location hierarchy, what ``WD_readPoint``/``WD_bizLocation`` follow."""
 EPC_ROLES = ("epc", "in_epc", "out_epc", "parent")
 """The roles of instance-level identifiers: what ``/epcs`` lists and ``MATCH_anyEPC`` matches."""
 
@@ -213,6 +217,10 @@ def _identifiers(event: Mapping[str, Any]) -> Iterable[tuple[str, str, str | Non
             if isinstance(element, Mapping) and isinstance(element.get(key), str):
                 kind_of = element.get("type")
                 yield role, element[key], bare_word(kind_of, kind)[:300] if isinstance(kind_of, str) else None
+    for key, role in (("readPoint", "rp_in"), ("bizLocation", "bl_in")):
+        place = _place(event, key)
+        if place and SUB_LOCATION in place:
+            yield role, place.split(SUB_LOCATION, 1)[0], None
 
 
 def store(
@@ -704,20 +712,12 @@ def _epcs(role_filter: Sequence[str], values: Sequence[str], qualifier: str | No
     return exists().where(*conditions)
 
 
-SUB_LOCATION = "/254/"
-"""What follows a GLN's Digital Link for one of its sub-locations (GS1 AI 254, the SGLN extension)."""
-
-
-def _with_descendants(column: Any, values: Sequence[str]) -> Any:
+def _with_descendants(column: Any, role: str, values: Sequence[str]) -> Any:
     """The place is one of ``values`` or a sub-location of one: Lotline's location hierarchy is the GLN and
-    its extensions (``.../414/{gln}/254/{ext}``, an SGLN URN's extension); a range on the column's index."""
-    options = []
-    for value in values:
-        normal = normal_epc(value)[:300]
-        prefix = normal + SUB_LOCATION
-        options.append(column == normal)
-        options.append(and_(column >= prefix, column < prefix[:-1] + chr(ord("/") + 1)))
-    return or_(*options)
+    its extensions (``.../414/{gln}/254/{ext}``, an SGLN URN's extension). Both are equality lookups on an
+    index (the column's, and the ``rp_in``/``bl_in`` rows naming a sub-location's GLN)."""
+    normal = [normal_epc(v)[:300] for v in values]
+    return or_(column.in_(normal), _epcs([role], normal))
 
 
 def _conditions(q: Query) -> list[Any]:
@@ -739,15 +739,15 @@ def _conditions(q: Query) -> list[Any]:
     if q.dispositions:
         conditions.append(EpcisEvent.disposition.in_(_bare_steps(q.dispositions, "disp")))
     # EQ_ and WD_ of one place together: the place matches either (as the standard reads them)
-    for exact, wide, column in (
-        (q.read_points, q.wd_read_points, EpcisEvent.read_point),
-        (q.biz_locations, q.wd_biz_locations, EpcisEvent.biz_location),
+    for exact, wide, column, role in (
+        (q.read_points, q.wd_read_points, EpcisEvent.read_point, "rp_in"),
+        (q.biz_locations, q.wd_biz_locations, EpcisEvent.biz_location, "bl_in"),
     ):
         options = []
         if exact:
             options.append(column.in_([normal_epc(v) for v in exact]))
         if wide:
-            options.append(_with_descendants(column, wide))
+            options.append(_with_descendants(column, role, wide))
         if options:
             conditions.append(or_(*options))
     if q.event_ids:
@@ -889,10 +889,13 @@ def listing(
     else:
         column = getattr(EpcisEvent, column_name)
         statement = select(column).where(column.is_not(None), *_visibility(org))
+    if standard:
+        # the standard words join in SQL, so the database orders and compares everything one way (its collation)
+        words = union(statement, *(select(literal(w, String).label("v")) for w in standard)).subquery()
+        column, statement = words.c[0], select(words.c[0])
     if after is not None:
         statement = statement.where(column > after)
-    seen = list(ctx.session.scalars(statement.distinct().order_by(column).limit(per_page + 1)))
-    values = sorted(set(seen) | {w for w in standard if after is None or w > after})[: per_page + 1]
+    values = list(ctx.session.scalars(statement.distinct().order_by(column).limit(per_page + 1)))
     more = len(values) > per_page
     values = values[:per_page]
     return values, token(values[-1]) if more and values else None

@@ -4,7 +4,9 @@
   (inputEPCList/outputEPCList), ``parent``, ``class`` (quantityList, childQuantityList),
   ``in_class``/``out_class`` (inputQuantityList/outputQuantityList), and the new ``biztx``, ``source``,
   ``dest`` (bizTransactionList, sourceList, destinationList), whose type goes into the new ``qualifier``
-  column (``EQ_bizTransaction_{type}``, ``EQ_source_{type}``, ``EQ_destination_{type}``).
+  column (``EQ_bizTransaction_{type}``, ``EQ_source_{type}``, ``EQ_destination_{type}``); ``rp_in``/``bl_in``
+  name the GLN a sub-location read point or business location (``.../414/{gln}/254/{ext}``) lies in
+  (``WD_readPoint``, ``WD_bizLocation``).
 - Rows written before: an event's ``epc`` rows were inserted in the order epcList, childEPCs, inputEPCList,
   outputEPCList (its ``class`` rows: quantityList, childQuantityList, inputQuantityList, outputQuantityList),
   so the rows of each event, by id, are given their list's role by position; the business transactions,
@@ -71,8 +73,14 @@ def _normal(value: str) -> str:
 def upgrade() -> None:
     op.add_column("epcis_event_epcs", sa.Column("qualifier", sa.String(length=300), nullable=True))
     connection = op.get_bind()
-    events = connection.execute(sa.text("SELECT id, body FROM epcis_events")).fetchall()
-    for event_pk, raw in events:
+    events = connection.execute(sa.text("SELECT id, body, read_point, biz_location FROM epcis_events")).fetchall()
+    for event_pk, raw, read_point, biz_location in events:
+        for place, role in ((read_point, "rp_in"), (biz_location, "bl_in")):
+            if place and "/254/" in place:
+                connection.execute(
+                    sa.text("INSERT INTO epcis_event_epcs (event_pk, role, epc) VALUES (:pk, :role, :epc)"),
+                    {"pk": event_pk, "role": role, "epc": place.split("/254/", 1)[0]},
+                )
         body: Any = json.loads(raw) if isinstance(raw, str) else raw
         if not isinstance(body, dict):
             continue
@@ -115,7 +123,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM epcis_event_epcs WHERE role IN ('biztx', 'source', 'dest')")
+    op.execute("DELETE FROM epcis_event_epcs WHERE role IN ('biztx', 'source', 'dest', 'rp_in', 'bl_in')")
     op.execute("UPDATE epcis_event_epcs SET role = 'epc' WHERE role IN ('in_epc', 'out_epc')")
     op.execute("UPDATE epcis_event_epcs SET role = 'class' WHERE role IN ('in_class', 'out_class')")
     op.drop_column("epcis_event_epcs", "qualifier")
