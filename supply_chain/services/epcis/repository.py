@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, and_, exists, func, literal, or_, select, union, update
+from sqlalchemy import Select, String, and_, func, literal, or_, select, union, update
 
 from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
 from supply_chain.domain.hashing import (
@@ -701,15 +701,13 @@ def _bare_steps(values: Iterable[str], kind: str) -> list[str]:
 
 
 def _epcs(role_filter: Sequence[str], values: Sequence[str], qualifier: str | None = None) -> Any:
+    """The event names one of ``values`` in a list of ``role_filter``: the events found through the
+    identifier index (an uncorrelated ``IN``, so the database starts from the identifiers, not the events)."""
     normal = [normal_epc(v) for v in values]
-    conditions = [
-        EpcisEventEpc.event_pk == EpcisEvent.id,
-        EpcisEventEpc.role.in_(role_filter),
-        EpcisEventEpc.epc.in_(normal),
-    ]
+    conditions = [EpcisEventEpc.role.in_(role_filter), EpcisEventEpc.epc.in_(normal)]
     if qualifier is not None:
         conditions.append(EpcisEventEpc.qualifier == qualifier)
-    return exists().where(*conditions)
+    return EpcisEvent.id.in_(select(EpcisEventEpc.event_pk).where(*conditions))
 
 
 def _with_descendants(column: Any, role: str, values: Sequence[str]) -> Any:
