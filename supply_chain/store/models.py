@@ -1205,7 +1205,7 @@ class EpcisEventEpc(Base):
     event_pk: Mapped[int] = mapped_column(LargeId, ForeignKey("epcis_events.id"), index=True)
     role: Mapped[str] = mapped_column(String(8))
     """epc (epcList, childEPCs), in_epc/out_epc (inputEPCList/outputEPCList), parent (parentID), class
-    (quantityList, childQuantityList), in_class/out_class (inputQuantityList/outputQuantityList), biztx
+    (quantityList, childQuantityList), inclass/outclass (inputQuantityList/outputQuantityList), biztx
     (bizTransactionList), source (sourceList), dest (destinationList)."""
     epc: Mapped[str] = mapped_column(String(500), index=True)
     qualifier: Mapped[str | None] = mapped_column(String(300))

@@ -207,7 +207,7 @@ def test_migration_0018_gives_stored_epcis_identifiers_their_lists_roles(db_url:
         assert [tuple(r) for r in rows] == [
             ("in_epc", "https://id.gs1.org/01/10614141073464/21/1", None),
             ("out_epc", "https://id.gs1.org/01/10614141073464/21/2", None),
-            ("in_class", "https://id.gs1.org/01/10614141073464/10/IN", None),
+            ("inclass", "https://id.gs1.org/01/10614141073464/10/IN", None),
             ("rp_in", "https://id.gs1.org/414/0614141007776", None),  # the read point's GLN
             ("biztx", "urn:x:po:1", "po"),
             ("source", "https://id.gs1.org/417/0614141000012", "owning_party"),

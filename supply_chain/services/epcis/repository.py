@@ -64,8 +64,8 @@ _EPC_ROLES = (("epcList", "epc"), ("childEPCs", "epc"), ("inputEPCList", "in_epc
 _CLASS_ROLES = (
     ("quantityList", "class"),
     ("childQuantityList", "class"),
-    ("inputQuantityList", "in_class"),
-    ("outputQuantityList", "out_class"),
+    ("inputQuantityList", "inclass"),
+    ("outputQuantityList", "outclass"),
 )
 _TYPED_LISTS = (
     ("bizTransactionList", "bizTransaction", "biztx", "btt"),
@@ -757,9 +757,9 @@ def _conditions(q: Query) -> list[Any]:
         (q.match_input_epc, ["in_epc"]),
         (q.match_output_epc, ["out_epc"]),
         (q.match_epc_class, ["class"]),
-        (q.match_input_epc_class, ["in_class"]),
-        (q.match_output_epc_class, ["out_class"]),
-        (q.match_any_epc_class, ["class", "in_class", "out_class"]),
+        (q.match_input_epc_class, ["inclass"]),
+        (q.match_output_epc_class, ["outclass"]),
+        (q.match_any_epc_class, ["class", "inclass", "outclass"]),
     ):
         if values:
             conditions.append(_epcs(roles, values))

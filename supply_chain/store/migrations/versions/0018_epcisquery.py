@@ -2,7 +2,7 @@
 
 - ``epcis_event_epcs.role`` tells the lists apart: ``epc`` (epcList, childEPCs), ``in_epc``/``out_epc``
   (inputEPCList/outputEPCList), ``parent``, ``class`` (quantityList, childQuantityList),
-  ``in_class``/``out_class`` (inputQuantityList/outputQuantityList), and the new ``biztx``, ``source``,
+  ``inclass``/``outclass`` (inputQuantityList/outputQuantityList), and the new ``biztx``, ``source``,
   ``dest`` (bizTransactionList, sourceList, destinationList), whose type goes into the new ``qualifier``
   column (``EQ_bizTransaction_{type}``, ``EQ_source_{type}``, ``EQ_destination_{type}``); ``rp_in``/``bl_in``
   name the GLN a sub-location read point or business location (``.../414/{gln}/254/{ext}``) lies in
@@ -37,8 +37,8 @@ _EPC_ROLES = (("epcList", "epc"), ("childEPCs", "epc"), ("inputEPCList", "in_epc
 _CLASS_ROLES = (
     ("quantityList", "class"),
     ("childQuantityList", "class"),
-    ("inputQuantityList", "in_class"),
-    ("outputQuantityList", "out_class"),
+    ("inputQuantityList", "inclass"),
+    ("outputQuantityList", "outclass"),
 )
 _TYPED = (
     ("bizTransactionList", "bizTransaction", "biztx", "btt"),
@@ -125,5 +125,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DELETE FROM epcis_event_epcs WHERE role IN ('biztx', 'source', 'dest', 'rp_in', 'bl_in')")
     op.execute("UPDATE epcis_event_epcs SET role = 'epc' WHERE role IN ('in_epc', 'out_epc')")
-    op.execute("UPDATE epcis_event_epcs SET role = 'class' WHERE role IN ('in_class', 'out_class')")
+    op.execute("UPDATE epcis_event_epcs SET role = 'class' WHERE role IN ('inclass', 'outclass')")
     op.drop_column("epcis_event_epcs", "qualifier")
