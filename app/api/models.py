@@ -277,6 +277,7 @@ class PathParameters(Query):
         None
     )
     event_id: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An eventID or CBV event hash ID")] = None
+    token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,2000}$", description="A nextPageToken")] = None
 
 
 def _whole_number(value: Any) -> Any:
