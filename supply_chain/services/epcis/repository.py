@@ -444,7 +444,8 @@ def reported_about(ctx: Ctx, org: Organisation, lot_uri: str) -> list[dict[str, 
     reported by their capturer), those ``org`` may see, oldest first: what the lot page lists beside the
     events the lot's organisations signed."""
     named = select(EpcisEventEpc.event_pk).where(
-        EpcisEventEpc.epc == normal_epc(lot_uri)[:500], EpcisEventEpc.role.not_in(("biztx", "source", "dest"))
+        EpcisEventEpc.epc == normal_epc(lot_uri)[:500],
+        EpcisEventEpc.role.in_((*EPC_ROLES, "class", "inclass", "outclass")),
     )
     rows = ctx.session.scalars(
         _visible(ctx, org)

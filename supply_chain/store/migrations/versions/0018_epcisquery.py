@@ -22,7 +22,7 @@ Create Date: 2026-12-01
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,11 +70,26 @@ def _normal(value: str) -> str:
     return normal or value
 
 
+def _events(connection: Any) -> Iterator[Any]:
+    """Every stored event, 500 at a time (a large repository is never held in memory whole)."""
+    after = 0
+    while True:
+        batch = connection.execute(
+            sa.text(
+                "SELECT id, body, read_point, biz_location FROM epcis_events WHERE id > :after ORDER BY id LIMIT 500"
+            ),
+            {"after": after},
+        ).fetchall()
+        if not batch:
+            return
+        yield from batch
+        after = batch[-1][0]
+
+
 def upgrade() -> None:
     op.add_column("epcis_event_epcs", sa.Column("qualifier", sa.String(length=300), nullable=True))
     connection = op.get_bind()
-    events = connection.execute(sa.text("SELECT id, body, read_point, biz_location FROM epcis_events")).fetchall()
-    for event_pk, raw, read_point, biz_location in events:
+    for event_pk, raw, read_point, biz_location in _events(connection):
         for place, role in ((read_point, "rp_in"), (biz_location, "bl_in")):
             if place and "/254/" in place:
                 connection.execute(
