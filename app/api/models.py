@@ -277,6 +277,7 @@ class PathParameters(Query):
         None
     )
     event_id: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An eventID or CBV event hash ID")] = None
+    token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,2000}$", description="A nextPageToken")] = None
 
 
 def _whole_number(value: Any) -> Any:
@@ -342,12 +343,31 @@ class EpcisEventQuery(Query):
     EQ_readPoint: Annotated[str, _epcis_param("readPoint id (SGLN URN or Digital Link)")] = None  # noqa: N815
     EQ_bizLocation: Annotated[str, _epcis_param("bizLocation id")] = None  # noqa: N815
     EQ_eventID: Annotated[str, _epcis_param("eventID, or CBV event hash ID")] = None  # noqa: N815
-    MATCH_epc: Annotated[str, _epcis_param("an EPC in epcList, childEPCs, inputEPCList or outputEPCList")] = None  # noqa: N815
-    MATCH_anyEPC: Annotated[str, _epcis_param("as MATCH_epc, or parentID")] = None  # noqa: N815
+    EQ_action: Annotated[str, _epcis_param("action: ADD, OBSERVE or DELETE")] = None  # noqa: N815
+    WD_readPoint: Annotated[str, _epcis_param("readPoint id or one of its sub-locations (/254/)")] = None  # noqa: N815
+    WD_bizLocation: Annotated[str, _epcis_param("bizLocation id or one of its sub-locations")] = None  # noqa: N815
+    MATCH_epc: Annotated[str, _epcis_param("an EPC in epcList or childEPCs")] = None  # noqa: N815
+    MATCH_anyEPC: Annotated[str, _epcis_param("an EPC of any list, or parentID")] = None  # noqa: N815
     MATCH_parentID: Annotated[str, _epcis_param("parentID")] = None  # noqa: N815
-    MATCH_epcClass: Annotated[str, _epcis_param("epcClass of a quantity element")] = None  # noqa: N815
+    MATCH_inputEPC: Annotated[str, _epcis_param("an EPC in inputEPCList")] = None  # noqa: N815
+    MATCH_outputEPC: Annotated[str, _epcis_param("an EPC in outputEPCList")] = None  # noqa: N815
+    MATCH_epcClass: Annotated[str, _epcis_param("epcClass in quantityList or childQuantityList")] = None  # noqa: N815
+    MATCH_inputEPCClass: Annotated[str, _epcis_param("epcClass in inputQuantityList")] = None  # noqa: N815
+    MATCH_outputEPCClass: Annotated[str, _epcis_param("epcClass in outputQuantityList")] = None  # noqa: N815
+    MATCH_anyEPCClass: Annotated[str, _epcis_param("epcClass in any quantity list")] = None  # noqa: N815
     EXISTS_errorDeclaration: Annotated[str, _epcis_param("only events carrying errorDeclaration")] = None  # noqa: N815
+    orderBy: Annotated[str, _epcis_param("eventTime or recordTime (default: capture order)")] = None  # noqa: N815
+    orderDirection: Annotated[str, _epcis_param("ASC or DESC (default DESC)")] = None  # noqa: N815
+    eventCountLimit: Annotated[str, _epcis_param("answer at most this many events in all (needs orderBy)")] = None  # noqa: N815
+    maxEventCount: Annotated[str, _epcis_param("refuse (413) an answer of more events than this")] = None  # noqa: N815
     perPage: Annotated[str, _epcis_param("events per page, 1-500 (default 30)")] = None  # noqa: N815
+    nextPageToken: Annotated[str, _epcis_param("the token of the next page (from the Link header)")] = None  # noqa: N815
+
+
+class EpcisListingQuery(Query):
+    """Paging of an EPCIS listing resource (``/epcs``, ``/bizSteps``, ...)."""
+
+    perPage: Annotated[str, _epcis_param("members per page, 1-500 (default 30)")] = None  # noqa: N815
     nextPageToken: Annotated[str, _epcis_param("the token of the next page (from the Link header)")] = None  # noqa: N815
 
 

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import HTTPException
 
 from app.api import bp, models, serialize
 from app.api.spec import Call, openapi_document, operation, page
@@ -1069,7 +1070,99 @@ def get_epcis_event_anchor(call: Call) -> Response:
 )
 def list_epcis_event_types(call: Call) -> Response:
     """The event types this repository captures and answers: the five of EPCIS 2.0."""
-    return jsonify({"@context": CONTEXT[0], "type": "Collection", "member": list(repository.EVENT_TYPES)})
+    return _collection(list(repository.EVENT_TYPES))
+
+
+def _collection(member: list[str], next_token: str | None = None) -> Response:
+    """A REST binding collection (``{"@context", "type": "Collection", "member"}``) with the version headers;
+    ``Link: <...>; rel="next"`` names the next page."""
+    response = jsonify({"@context": CONTEXT[0], "type": "Collection", "member": member})
+    response.headers["GS1-EPCIS-Version"] = "2.0.0"
+    response.headers["GS1-CBV-Version"] = "2.0.0"
+    if next_token:
+        params = [(k, v) for k, v in request.args.items(multi=True) if k != "nextPageToken"]
+        params.append(("nextPageToken", next_token))
+        response.headers["Link"] = f'<{request.base_url}?{urlencode(params)}>; rel="next"'
+    return response
+
+
+def _listing(name: str, what: str) -> None:
+    def view(call: Call) -> Response:
+        per_page = call.query.get("perPage")
+        if per_page is not None and (not per_page.isdigit() or not 1 <= int(per_page) <= repository.MAX_PER_PAGE):
+            raise InvalidInput(
+                f"perPage: must be a whole number 1-{repository.MAX_PER_PAGE}, got {per_page!r:.40}", field="perPage"
+            )
+        values, next_token = repository.listing(
+            call.ctx, call.org, name, int(per_page or 30), call.query.get("nextPageToken")
+        )
+        return _collection(values, next_token)
+
+    view.__doc__ = (
+        f"The {what}, sorted, `perPage` at a time (default 30; the next page is named by the `Link` header). "
+        "Only what the events the caller may see name is listed (docs/epcis.md, the listing resources)."
+    )
+    operation(
+        bp,
+        "GET",
+        f"/epcis/{name}",
+        f"listEpcis{name[0].upper()}{name[1:]}",
+        summary=f"List EPCIS {name}",
+        tag="EPCIS query",
+        query=models.EpcisListingQuery,
+        responses={200: models.EpcisEventTypes},
+    )(view)
+
+
+_listing("epcs", "EPCs (instance-level identifiers, as GS1 Digital Links where they have one) the events name")
+_listing("bizSteps", "business steps: the CBV 2.0 steps and any other step the events use")
+_listing("bizLocations", "business locations of the events (as GS1 Digital Links where they have one)")
+_listing("readPoints", "read points of the events (as GS1 Digital Links where they have one)")
+_listing("dispositions", "dispositions: the CBV 2.0 dispositions and any other the events use")
+
+
+def _sub_resources(path: str, operation_id: str, name: str) -> None:
+    def view(call: Call) -> Response:
+        if name == "event_type" and call.path[name] not in repository.EVENT_TYPES:
+            raise NotFound(f"eventType: {call.path[name]!r:.60} is not an EPCIS event type", field="eventType")
+        return _collection(["events"])
+
+    view.__doc__ = "The sub-resources of this resource (for discovery): `events`."
+    operation(
+        bp,
+        "GET",
+        path,
+        operation_id,
+        summary=f"List the sub-resources of one of the {path.split('/')[2]}",
+        tag="EPCIS query",
+        responses={200: models.EpcisEventTypes},
+    )(view)
+
+
+_sub_resources("/epcis/eventTypes/{event_type}", "getEpcisEventType", "event_type")
+_sub_resources("/epcis/epcs/{epc}", "getEpcisEpc", "epc")
+_sub_resources("/epcis/bizSteps/{biz_step}", "getEpcisBizStep", "biz_step")
+_sub_resources("/epcis/bizLocations/{biz_location}", "getEpcisBizLocation", "biz_location")
+_sub_resources("/epcis/readPoints/{read_point}", "getEpcisReadPoint", "read_point")
+_sub_resources("/epcis/dispositions/{disposition}", "getEpcisDisposition", "disposition")
+
+
+@operation(
+    bp,
+    "DELETE",
+    "/epcis/nextPageToken/{token}",
+    "releaseEpcisNextPageToken",
+    summary="Release a page token",
+    tag="EPCIS query",
+    responses={204: ("Nothing held: the token is released", {})},
+)
+def release_next_page_token(call: Call) -> Response:
+    """The REST binding's optional release of what a `nextPageToken` holds. Lotline's tokens hold nothing on
+    the server (each names the last item of its page), so a token it gave is answered 204 at once; any other
+    text is a 400."""
+    if not repository.valid_token(call.path["token"]):
+        raise InvalidInput("token: not a token this server gave", field="token", code="invalid_cursor")
+    return Response(status=204)
 
 
 def _by_path(path: str, operation_id: str, name: str, parameter: str, what: str) -> None:
@@ -1115,6 +1208,49 @@ _by_path(
     "EQ_disposition",
     "with a disposition",
 )
+
+
+EPCIS_DISCOVERY_HEADERS = {
+    "GS1-EPCIS-Version": "2.0.0",
+    "GS1-EPCIS-Min": "2.0.0",
+    "GS1-EPCIS-Max": "2.0.0",
+    "GS1-CBV-Version": "2.0.0",
+    "GS1-CBV-Min": "2.0.0",
+    "GS1-CBV-Max": "2.0.0",
+    "GS1-Vendor-Version": "lotline",
+}
+"""What ``OPTIONS`` on an EPCIS resource announces (the REST binding's discovery headers)."""
+
+EPCIS_PREFIX = f"{bp.url_prefix}/epcis"
+
+
+@bp.before_request
+def _epcis_options() -> Response | None:
+    """``OPTIONS`` on a resource of the EPCIS REST binding: 204 with ``Allow`` (the methods its routes take)
+    and the discovery headers; no token is needed (it tells only what the server speaks). Other paths keep
+    Flask's own answer."""
+    if request.method != "OPTIONS" or not request.path.startswith(EPCIS_PREFIX):
+        return None
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in ("GET", "POST", "DELETE"):
+        try:
+            rule, _args = adapter.match(request.path, method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if not rule.endpoint.startswith(f"{bp.name}.fallback"):
+            allowed.append(method)
+    if not allowed:
+        return None
+    response = Response(status=204)
+    response.headers["Allow"] = ", ".join(["OPTIONS", *allowed])
+    response.headers.update(EPCIS_DISCOVERY_HEADERS)
+    # events are answered as captured; listings name identifiers as GS1 Digital Links
+    listing = request.path.rstrip("/").rsplit("/", 1)[-1] in repository.LISTINGS
+    response.headers["GS1-EPC-Format"] = "Always_GS1_Digital_Link" if listing else "Never_Translates"
+    if request.path.rstrip("/") == f"{EPCIS_PREFIX}/capture":
+        response.headers["GS1-Capture-Error-Behaviour"] = "rollback"
+    return response
 
 
 def _job_href(job_id: int) -> str:

@@ -1214,8 +1214,12 @@ class EpcisEventEpc(Base):
     id: Mapped[int] = mapped_column(LargeId, primary_key=True)
     event_pk: Mapped[int] = mapped_column(LargeId, ForeignKey("epcis_events.id"), index=True)
     role: Mapped[str] = mapped_column(String(8))
-    """epc (epcList, childEPCs, inputEPCList, outputEPCList), parent (parentID), class (the quantity lists)."""
+    """epc (epcList, childEPCs), in_epc/out_epc (inputEPCList/outputEPCList), parent (parentID), class
+    (quantityList, childQuantityList), inclass/outclass (inputQuantityList/outputQuantityList), biztx
+    (bizTransactionList), source (sourceList), dest (destinationList)."""
     epc: Mapped[str] = mapped_column(String(500), index=True)
+    qualifier: Mapped[str | None] = mapped_column(String(300))
+    """The type of a biztx, source or dest entry, as its bare CBV word (``po``, ``owning_party``) or URI."""
 
 
 class EpcisAnchor(Base):

@@ -409,7 +409,10 @@ def test_an_error_declaration_marks_the_original_erroneous_and_links_the_correct
 
 @pytest.fixture(scope="module")
 def corpus(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member]) -> dict[str, Any]:
-    """Six events of the five types, captured by the distributor ("other"), with known answers."""
+    """Eight events of the five types, captured by the distributor ("other"), with known answers: event 7 at
+    sub-locations (SGLN extensions) of event 1's read point and event 2's business location, with sources,
+    destinations and a purchase order (typed as a Web URI) shared with event 4; event 8, the earliest by
+    eventTime though captured last, a transformation of lot-level quantities under a step of its own."""
     ns = "https://ns.example.com/epcis/"
     sgln_a, sgln_b = "urn:epc:id:sgln:0614141.00777.0", "urn:epc:id:sgln:0614141.00888.0"
     pallet = "urn:epc:id:sscc:0614141.1234567890"
@@ -477,12 +480,46 @@ def corpus(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member]) -
             bizLocation={"id": sgln_b},
             errorDeclaration={"declarationTime": "2024-01-07T00:00:00Z", "reason": "did_not_occur"},
         ),
+        _object(
+            eventID="urn:uuid:c0000000-0000-4000-8000-000000000007",
+            eventTime="2024-01-08T00:00:00Z",
+            epcList=None,
+            quantityList=[{"epcClass": CORPUS_CLASSES["shipped"], "quantity": 40, "uom": "KGM"}],
+            bizStep="shipping",
+            readPoint={"id": "urn:epc:id:sgln:0614141.00777.12"},
+            bizLocation={"id": "urn:epc:id:sgln:0614141.00888.3"},
+            bizTransactionList=[
+                {"type": "https://ref.gs1.org/cbv/BTT-po", "bizTransaction": "urn:epcglobal:cbv:bt:0614141073467:PO-1"}
+            ],
+            sourceList=[
+                {"type": "owning_party", "source": "urn:epc:id:pgln:0614141.00001"},
+                {"type": "location", "source": sgln_a},
+            ],
+            destinationList=[{"type": "owning_party", "destination": "urn:epc:id:pgln:0614141.00002"}],
+        ),
+        {
+            "type": "TransformationEvent",
+            "eventID": "urn:uuid:c0000000-0000-4000-8000-000000000008",
+            "eventTime": "2023-12-31T00:00:00Z",
+            "eventTimeZoneOffset": "+00:00",
+            "inputQuantityList": [{"epcClass": CORPUS_CLASSES["input"], "quantity": 50, "uom": "KGM"}],
+            "outputQuantityList": [{"epcClass": CORPUS_CLASSES["output"], "quantity": 45, "uom": "KGM"}],
+            "bizStep": f"{ns}washing",
+        },
     ]
+    events[6].pop("epcList")  # a class-level event: no EPCs
     document = _doc(*events, context=["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", {"ex": ns}])
     client = repo_app.test_client()
     job = _capture(client, members["other"], document).get_json()
-    assert job.get("status") == "done" and len(job["events"]) == 6, job
+    assert job.get("status") == "done" and len(job["events"]) == 8, json.dumps(job)[:3000]
     return {"events": events, "pallet": pallet, "item": item, "sgln_a": sgln_a, "sgln_b": sgln_b}
+
+
+CORPUS_CLASSES = {
+    "shipped": "urn:epc:class:lgtin:0614141.107346.SHIP1",
+    "input": "https://id.gs1.org/01/00614141073467",  # classes without a lot: stored, not mapped
+    "output": "https://id.gs1.org/01/10614141073464",
+}
 
 
 def _ids(response: Any) -> list[int]:
@@ -494,26 +531,59 @@ def _ids(response: Any) -> list[int]:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("", [1, 2, 3, 4, 5, 6]),
+        ("", [1, 2, 3, 4, 5, 6, 7, 8]),
         ("eventType=AggregationEvent", [2]),
         ("eventType=AssociationEvent|TransactionEvent", [3, 4]),
-        ("GE_eventTime=2024-01-03T00:00:00Z", [3, 4, 5, 6]),
-        ("LT_eventTime=2024-01-03T00:00:00%2B00:00", [1, 2]),
+        ("GE_eventTime=2024-01-03T00:00:00Z", [3, 4, 5, 6, 7]),
+        ("LT_eventTime=2024-01-03T00:00:00%2B00:00", [1, 2, 8]),
         ("GE_eventTime=2024-01-02T00:00:00Z&LT_eventTime=2024-01-05T00:00:00Z", [2, 3, 4]),
-        ("EQ_bizStep=shipping", [1, 4]),  # a bare word, a URN and a Web URI of the same step
+        ("EQ_bizStep=shipping", [1, 4, 7]),  # a bare word, a URN and a Web URI of the same step
         ("EQ_bizStep=urn:epcglobal:cbv:bizstep:packing", [2]),
         ("EQ_disposition=in_transit", [1]),
+        ("EQ_action=ADD", [2, 3, 4]),
+        ("EQ_action=OBSERVE|DELETE", [1, 6, 7]),  # a transformation has no action
         ("MATCH_epc=urn:epc:id:sgtin:0614141.107346.555", [1, 2]),  # epcList and childEPCs
         ("MATCH_epc=urn:epc:id:sgtin:0614141.107346.556", [4]),  # a URN matches its Digital Link
-        ("MATCH_epc=https://id.gs1.org/01/10614141073464/21/557", [5]),  # inputEPCList
+        ("MATCH_epc=https://id.gs1.org/01/10614141073464/21/557", []),  # inputEPCList is MATCH_inputEPC's
+        ("MATCH_inputEPC=https://id.gs1.org/01/10614141073464/21/557", [5]),
+        ("MATCH_inputEPC=urn:epc:id:sgtin:0614141.107346.558", []),
+        ("MATCH_outputEPC=urn:epc:id:sgtin:0614141.107346.558", [5]),
+        ("MATCH_anyEPC=urn:epc:id:sgtin:0614141.107346.557|urn:epc:id:sgtin:0614141.107346.559", [5, 6]),
         ("MATCH_epc=urn:epc:id:sscc:0614141.1234567890", []),  # a parent is not an EPC of the list
         ("MATCH_anyEPC=urn:epc:id:sscc:0614141.1234567890", [2]),
         ("MATCH_parentID=urn:epc:id:grai:4012345.55555.987", [3]),
-        ("EQ_readPoint=urn:epc:id:sgln:0614141.00777.0", [1, 5]),
+        ("MATCH_epcClass=https://id.gs1.org/01/10614141073464/10/SHIP1", [7]),  # the LGTIN as a link
+        ("MATCH_epcClass=https://id.gs1.org/01/00614141073467", []),  # an input is not in quantityList
+        ("MATCH_inputEPCClass=https://id.gs1.org/01/00614141073467", [8]),
+        ("MATCH_outputEPCClass=https://id.gs1.org/01/10614141073464", [8]),
+        ("MATCH_outputEPCClass=https://id.gs1.org/01/00614141073467", []),
+        ("MATCH_anyEPCClass=urn:epc:class:lgtin:0614141.107346.SHIP1|https://id.gs1.org/01/00614141073467", [7, 8]),
+        ("EQ_readPoint=urn:epc:id:sgln:0614141.00777.0", [1, 5]),  # not event 7's sub-location
+        ("WD_readPoint=urn:epc:id:sgln:0614141.00777.0", [1, 5, 7]),  # with its sub-locations
+        ("WD_readPoint=urn:epc:id:sgln:0614141.00777.12", [7]),
+        ("WD_readPoint=https://id.gs1.org/414/0614141007776/254/1", []),  # /254/12 is no descendant of /254/1
         ("EQ_bizLocation=https://id.gs1.org/414/0614141008889", [2, 6]),
+        ("WD_bizLocation=https://id.gs1.org/414/0614141008889", [2, 6, 7]),
+        ("EQ_bizLocation=urn:epc:id:sgln:0614141.00888.3&WD_readPoint=urn:epc:id:sgln:0614141.00777.0", [7]),
+        ("EQ_bizTransaction_po=urn:epcglobal:cbv:bt:0614141073467:PO-1", [4, 7]),  # type bare and as URN
+        ("EQ_bizTransaction_urn:epcglobal:cbv:btt:po=urn:epcglobal:cbv:bt:0614141073467:PO-1", [4, 7]),
+        ("EQ_bizTransaction_inv=urn:epcglobal:cbv:bt:0614141073467:PO-1", []),  # the PO is no invoice
+        ("EQ_bizTransaction_inv=urn:epcglobal:cbv:bt:0614141073467:INV-1", [4]),
+        ("EQ_source_owning_party=urn:epc:id:pgln:0614141.00001", [7]),
+        ("EQ_source_owning_party=urn:epc:id:pgln:0614141.00002", []),  # that party is the destination
+        ("EQ_source_location=https://id.gs1.org/414/0614141007776", [7]),  # the SGLN as a link
+        ("EQ_destination_owning_party=urn:epc:id:pgln:0614141.00002", [7]),
+        ("EQ_destination_location=urn:epc:id:pgln:0614141.00002", []),  # another type
         ("EQ_eventID=urn:uuid:c0000000-0000-4000-8000-000000000003", [3]),
         ("EXISTS_errorDeclaration=", [6]),
         ("eventType=ObjectEvent&EQ_bizStep=receiving", [6]),
+        ("orderBy=eventTime&orderDirection=ASC", [8, 1, 2, 3, 4, 5, 6, 7]),
+        ("orderBy=eventTime", [7, 6, 5, 4, 3, 2, 1, 8]),  # descending unless told
+        ("orderBy=eventTime&eventCountLimit=2", [7, 6]),  # the two latest
+        ("orderBy=eventTime&orderDirection=ASC&eventCountLimit=1&EQ_bizStep=shipping", [1]),
+        ("orderBy=recordTime&orderDirection=ASC", [1, 2, 3, 4, 5, 6, 7, 8]),  # one document: capture order
+        ("maxEventCount=8", [1, 2, 3, 4, 5, 6, 7, 8]),
+        ("maxEventCount=2&EQ_bizStep=shipping|packing&LT_eventTime=2024-01-03T00:00:00Z", [1, 2]),
     ],
 )
 def test_query_answers_the_standard_parameters(
@@ -545,16 +615,142 @@ def test_query_pages_with_next_page_token(rc: FlaskClient, members: dict[str, Me
         link = response.headers.get("Link")
         url = link.split(">")[0].removeprefix("<").replace("http://localhost", "") if link else ""
         assert not link or 'rel="next"' in link and "nextPageToken=" in link and "perPage=4" in link
-    assert seen == [1, 2, 3, 4, 5, 6] and pages == 2
+    assert seen == [1, 2, 3, 4, 5, 6, 7, 8] and pages == 2
+
+
+def _pages(rc: FlaskClient, member: Member, url: str, read: Any = None) -> list[Any]:
+    """Every page of ``url``, following ``Link: <...>; rel="next"``: what ``read`` takes from each."""
+    seen: list[Any] = []
+    while url:
+        response = rc.get(url, headers=member.headers("read"))
+        assert response.status_code == 200, response.get_data(as_text=True)
+        seen.append(read(response) if read else response.get_json()["member"])
+        link = response.headers.get("Link")
+        url = link.split(">")[0].removeprefix("<").replace("http://localhost", "") if link else ""
+    return seen
+
+
+def test_ordered_queries_page_with_next_page_token_and_event_count_limit_caps_all_pages(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    other = members["other"]
+    base = "/api/v1/epcis/events?orderBy=eventTime&orderDirection=ASC&perPage=3"
+    assert _pages(rc, other, base, _ids) == [[8, 1, 2], [3, 4, 5], [6, 7]]
+    assert _pages(rc, other, base + "&eventCountLimit=5", _ids) == [[8, 1, 2], [3, 4]]
+    assert _pages(rc, other, "/api/v1/epcis/events?orderBy=eventTime&perPage=5", _ids) == [[7, 6, 5, 4, 3], [2, 1, 8]]
+    # a token of an ascending answer does not continue a descending one
+    first = rc.get(base, headers=other.headers("read"))
+    token = first.headers["Link"].split("nextPageToken=")[1].split(">")[0]
+    mixed = rc.get(f"/api/v1/epcis/events?orderBy=eventTime&nextPageToken={token}", headers=other.headers("read"))
+    assert mixed.status_code == 400 and mixed.get_json()["field"] == "nextPageToken"
+
+
+def test_a_query_larger_than_max_event_count_is_refused_413(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    response = rc.get("/api/v1/epcis/events?maxEventCount=7", headers=members["other"].headers("read"))
+    body = response.get_json()
+    assert response.status_code == 413 and body["field"] == "maxEventCount", body
+    assert body["type"] == "epcisException:QueryTooLargeException"
+
+
+def _corpus_epcs() -> set[str]:
+    named = [
+        "urn:epc:id:sgtin:0614141.107346.555",
+        "urn:epc:id:sscc:0614141.1234567890",
+        "urn:epc:id:grai:4012345.55555.987",
+        "urn:epc:id:giai:4000001.12345",
+        "https://id.gs1.org/01/10614141073464/21/556",
+        "urn:epc:id:sgtin:0614141.107346.557",
+        "urn:epc:id:sgtin:0614141.107346.558",
+        "urn:epc:id:sgtin:0614141.107346.559",
+    ]
+    return {identity.normal_epc(e) for e in named}
+
+
+def test_listings_name_what_the_callers_events_name_page_by_page(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    other = members["other"]
+    epcs = _pages(rc, other, "/api/v1/epcis/epcs?perPage=3")
+    assert [len(p) for p in epcs] == [3, 3, 2]
+    flat = [e for page in epcs for e in page]
+    assert flat == sorted(_corpus_epcs())  # instance-level only: no class, no party, no place
+    assert "https://id.gs1.org/01/10614141073464/21/555" in flat  # URNs listed as Digital Links
+    assert [e for page in _pages(rc, other, "/api/v1/epcis/readPoints") for e in page] == [
+        "https://id.gs1.org/414/0614141007776",
+        "https://id.gs1.org/414/0614141007776/254/12",
+    ]
+    assert [e for page in _pages(rc, other, "/api/v1/epcis/bizLocations") for e in page] == [
+        "https://id.gs1.org/414/0614141008889",
+        "https://id.gs1.org/414/0614141008889/254/3",
+    ]
+    steps = [e for page in _pages(rc, other, "/api/v1/epcis/bizSteps?perPage=20") for e in page]
+    assert steps == sorted({*repository.CBV_BIZ_STEPS, "https://ns.example.com/epcis/washing"})
+    dispositions = [e for page in _pages(rc, other, "/api/v1/epcis/dispositions?perPage=500") for e in page]
+    assert dispositions == sorted(repository.CBV_DISPOSITIONS)
+    answer = rc.get("/api/v1/epcis/epcs", headers=other.headers("read"))
+    assert answer.get_json()["type"] == "Collection" and answer.headers["GS1-EPCIS-Version"] == "2.0.0"
+
+
+def test_listings_do_not_reveal_another_organisations_events(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    receiver, regulator = members["receiver"], members["regulator"]
+    seen = {e for page in _pages(rc, receiver, "/api/v1/epcis/epcs?perPage=500") for e in page}
+    # the corpus's items (the pallet's SSCC is in GS1's examples the receiver captured itself)
+    items = {e for e in _corpus_epcs() if "/21/55" in e}
+    assert len(items) == 5 and not seen & items
+    places = {
+        e
+        for name in ("readPoints", "bizLocations")
+        for page in _pages(rc, receiver, f"/api/v1/epcis/{name}?perPage=500")
+        for e in page
+    }
+    assert not places & {"https://id.gs1.org/414/0614141007776/254/12", "https://id.gs1.org/414/0614141008889/254/3"}
+    steps = {e for page in _pages(rc, receiver, "/api/v1/epcis/bizSteps?perPage=500") for e in page}
+    assert "https://ns.example.com/epcis/washing" not in steps
+    # the events behind a listed EPC stay hidden too; oversight sees them all
+    path = "/api/v1/epcis/epcs/urn:epc:id:sgtin:0614141.107346.555/events"
+    assert _ids(_events(rc, receiver, path=path)) == []
+    assert {e for page in _pages(rc, regulator, "/api/v1/epcis/epcs?perPage=500") for e in page} >= _corpus_epcs()
+
+
+def test_sub_resources_options_and_releasing_a_page_token(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
+) -> None:
+    read = members["other"].headers("read")
+    for path in (
+        "/api/v1/epcis/epcs/urn:epc:id:sgtin:0614141.107346.555",
+        "/api/v1/epcis/bizSteps/shipping",
+        "/api/v1/epcis/eventTypes/ObjectEvent",
+        "/api/v1/epcis/readPoints/urn:epc:id:sgln:0614141.00777.0",
+        "/api/v1/epcis/bizLocations/urn:epc:id:sgln:0614141.00888.0",
+        "/api/v1/epcis/dispositions/in_transit",
+    ):
+        answer = rc.get(path, headers=read)
+        assert answer.status_code == 200 and answer.get_json()["member"] == ["events"], path
+    assert rc.get("/api/v1/epcis/eventTypes/PartyEvent", headers=read).status_code == 404
+    events = rc.options("/api/v1/epcis/events")
+    assert events.status_code == 204 and events.headers["Allow"] == "OPTIONS, GET"
+    assert events.headers["GS1-EPCIS-Version"] == "2.0.0" and events.headers["GS1-CBV-Max"] == "2.0.0"
+    assert rc.options("/api/v1/epcis/capture").headers["Allow"] == "OPTIONS, GET, POST"
+    assert rc.options("/api/v1/epcis/epcs").headers["GS1-EPC-Format"] == "Always_GS1_Digital_Link"
+    assert rc.options("/api/v1/epcis/epcs/urn:epc:id:sscc:0614141.1234567890/events").status_code == 204
+    link = rc.get("/api/v1/epcis/bizSteps?perPage=2", headers=read).headers["Link"]
+    token = link.split("nextPageToken=")[1].split(">")[0]
+    assert rc.delete(f"/api/v1/epcis/nextPageToken/{token}", headers=read).status_code == 204
+    refused = rc.delete("/api/v1/epcis/nextPageToken/not-a-token", headers=read)
+    assert refused.status_code == 400 and refused.get_json()["field"] == "token"
 
 
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("/api/v1/epcis/eventTypes/TransformationEvent/events", [5]),
+        ("/api/v1/epcis/eventTypes/TransformationEvent/events", [5, 8]),
         ("/api/v1/epcis/epcs/urn:epc:id:sgtin:0614141.107346.555/events", [1, 2]),
         ("/api/v1/epcis/epcs/https://id.gs1.org/00/106141412345678908/events", [2]),  # the pallet, as a link
-        ("/api/v1/epcis/bizSteps/shipping/events", [1, 4]),
+        ("/api/v1/epcis/bizSteps/shipping/events", [1, 4, 7]),
         ("/api/v1/epcis/bizLocations/urn:epc:id:sgln:0614141.00888.0/events", [2, 6]),
         ("/api/v1/epcis/readPoints/urn:epc:id:sgln:0614141.00777.0/events", [1, 5]),
         ("/api/v1/epcis/dispositions/in_progress/events", [6]),
@@ -579,7 +775,7 @@ def test_an_organisation_sees_the_events_it_captured_and_oversight_sees_all(
     rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any]
 ) -> None:
     assert _ids(_events(rc, members["receiver"], "")) == []  # captured by the distributor
-    assert _ids(_events(rc, members["regulator"], "")) == [1, 2, 3, 4, 5, 6]
+    assert _ids(_events(rc, members["regulator"], "")) == [1, 2, 3, 4, 5, 6, 7, 8]
     hidden = rc.get(
         "/api/v1/epcis/events/urn:uuid:c0000000-0000-4000-8000-000000000001/anchor",
         headers=members["receiver"].headers("read"),
@@ -594,6 +790,13 @@ def test_an_organisation_sees_the_events_it_captured_and_oversight_sees_all(
         ("perPage=0", "perPage"),
         ("nextPageToken=xyz", "nextPageToken"),
         ("EQ_userID=1", "EQ_userID"),
+        ("EQ_action=MOVE", "EQ_action"),
+        ("orderBy=quantity", "orderBy"),
+        ("orderBy=eventTime&orderDirection=UP", "orderDirection"),
+        ("eventCountLimit=2", "eventCountLimit"),  # without orderBy, "first" means nothing
+        ("orderBy=eventTime&eventCountLimit=2&maxEventCount=5", "eventCountLimit"),
+        ("maxEventCount=0", "maxEventCount"),
+        ("EQ_quantity=5", "EQ_quantity"),
     ],
 )
 def test_a_bad_query_parameter_is_400_naming_it(
@@ -611,7 +814,7 @@ def test_a_capture_job_anchors_its_events_under_one_root_on_chain(
             select(EpcisEvent).where(EpcisEvent.event_id == "urn:uuid:c0000000-0000-4000-8000-000000000003")
         ).one()
         anchored = ctx.session.get(EpcisAnchor, row.capture_job_id)
-        assert anchored is not None and anchored.leaf_count == 6 and anchored.status == "confirmed"
+        assert anchored is not None and anchored.leaf_count == 8 and anchored.status == "confirmed"
         sender, to, data, block = ctx.ledger.transaction_input(anchored.tx_hash)
         assert sender == to == anchored.sender and block == anchored.block_number
         assert data == repository.ANCHOR_TAG + bytes.fromhex(anchored.merkle_root[2:])

@@ -80,6 +80,14 @@ def test_the_same_documents_again_are_all_duplicates(rt: Any, captured: dict) ->
             assert all(i.duplicate_of and "capture job" in i.duplicate_of for i in identities)
 
 
+TRANSFORMATION = "Example_9.6.4-TransformationEvent.jsonld"
+TRANSFORMATION_ALL = "transformation_event_all_possible_fields.jsonld"
+
+
+def _q(**args: str) -> repository.Query:
+    return repository.parse_query({k: [v] for k, v in args.items()})
+
+
 @pytest.mark.parametrize(
     ("query", "files"),
     [
@@ -96,6 +104,20 @@ def test_the_same_documents_again_are_all_duplicates(rt: Any, captured: dict) ->
             repository.Query(match_epc=["https://id.gs1.org/01/10614141073464/21/2017"]),  # SGTIN ...2017
             {"Example_9.6.1-ObjectEvent.jsonld", "Example_9.6.3-AggregationEvent.jsonld"},
         ),
+        # the parameters of the second round (docs/epcis.md, conformance), parsed as the API parses them
+        (_q(EQ_bizTransaction_po="http://transaction.acme.com/po/12345678"), {"Example_9.6.1-ObjectEvent.jsonld"}),
+        (_q(EQ_bizTransaction_desadv="http://transaction.acme.com/po/12345678"), set()),
+        (_q(WD_readPoint="urn:epc:id:sgln:0614141.07346.0"), {"Example_9.6.1-ObjectEvent.jsonld"}),  # .1234 in it
+        (_q(EQ_readPoint="urn:epc:id:sgln:0614141.07346.0"), set()),
+        (_q(WD_bizLocation="https://id.gs1.org/414/0012345111112"), {"Example_9.6.1-ObjectEvent.jsonld"}),
+        (_q(EQ_source_possessing_party="urn:epc:id:sgln:4012345.00001.0"), {"Example_9.6.2-ObjectEvent.jsonld"}),
+        (_q(MATCH_inputEPC="urn:epc:id:sgtin:4012345.011122.25"), {TRANSFORMATION, TRANSFORMATION_ALL}),
+        (_q(MATCH_epc="urn:epc:id:sgtin:4012345.011122.25"), set()),
+        (
+            _q(MATCH_inputEPCClass="urn:epc:class:lgtin:4012345.011111.4444"),
+            {TRANSFORMATION, TRANSFORMATION_ALL},
+        ),
+        (_q(orderBy="eventTime", orderDirection="ASC", eventCountLimit="1"), {"Example_9.6.1-ObjectEvent.jsonld"}),
     ],
 )
 def test_queries_find_the_examples_events(rt: Any, captured: dict, query: Any, files: set[str]) -> None:
@@ -104,6 +126,31 @@ def test_queries_find_the_examples_events(rt: Any, captured: dict, query: Any, f
         rows, _ = repository.query(ctx, org, query)
         jobs_of = {job_id: name for name, (job_id, _doc) in captured["documents"].items()}
         assert {jobs_of[r.capture_job_id] for r in rows} == files
+
+
+def test_ordered_pages_and_listings_on_both_databases(rt: Any, captured: dict) -> None:
+    """Paging by eventTime (the token carries the last time and id) visits every event once, newest first;
+    a listing pages by value in the database's order."""
+    with rt.ctx() as ctx:
+        org = ctx.session.get(Organisation, captured["org_id"])
+        everything, _ = repository.query(ctx, org, repository.Query(per_page=500))
+        seen, token = [], None
+        while True:
+            args = {"orderBy": ["eventTime"], "perPage": ["2"]} | ({"nextPageToken": [token]} if token else {})
+            rows, token = repository.query(ctx, org, repository.parse_query(args))
+            seen += rows
+            if token is None:
+                break
+        assert sorted(r.id for r in seen) == sorted(r.id for r in everything)
+        times = [r.event_time for r in seen]
+        assert times == sorted(times, reverse=True) and len(everything) > 4
+        listed, token = [], None
+        while True:
+            values, token = repository.listing(ctx, org, "epcs", 3, token)
+            listed += values
+            if token is None:
+                break
+        assert listed == sorted(set(listed)) and "https://id.gs1.org/01/10614141073464/21/2017" in listed
 
 
 def test_a_lots_export_finds_its_captured_events_and_a_serial_its_lot(rt: Any) -> None:

@@ -13,6 +13,7 @@ import importlib.util
 import re
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -211,3 +212,126 @@ def test_statistics_are_kept_on_sqlite(store: tuple[Engine, Any]) -> None:
     with engine.connect() as connection:
         analysed = {row[0] for row in connection.exec_driver_sql("SELECT idx FROM sqlite_stat1 WHERE tbl = 'events'")}
     assert {"ix_events_status", "ix_events_confirmed_kind"} <= analysed
+
+
+# ------------------------------------------------------------------ the EPCIS query interface
+
+EPCIS_ORGS = 12
+EPCIS_PER_ORG = 400
+EPCIS_STEPS = ("shipping", "receiving", "packing", "inspecting", "storing", "commissioning")
+
+
+@pytest.fixture(scope="module")
+def epcis_store(store: tuple[Engine, Any]) -> tuple[Engine, list[int], int]:
+    """~5,000 repository events beside the plan store (bulk rows, as capture writes them: 12 organisations,
+    varied steps, read points of which some are sub-locations, EPCs, classes, business transactions,
+    sources), and a regulator; returns the engine, the organisations' ids and the regulator's."""
+    from sqlalchemy import insert
+
+    from supply_chain.store.models import CaptureJob, EpcisEvent, EpcisEventEpc
+
+    engine, made = store
+    with Session(engine) as session, session.begin():
+        regulator = Organisation(
+            name="Plan regulator", roles=["regulator"], chain_address="0x" + "ab" * 20, encrypted_key="{}"
+        )
+        session.add(regulator)
+        session.flush()
+        events, pk = [], 10_000_000
+        identifiers = []
+        for n, org in enumerate(made.orgs[:EPCIS_ORGS]):
+            job = CaptureJob(
+                organisation_id=org, document={}, document_sha256=f"{n:064d}", events_total=1, writes_total=0
+            )
+            session.add(job)
+            session.flush()
+            for i in range(EPCIS_PER_ORG):
+                pk += 1
+                gln = f"https://id.gs1.org/414/{n:04d}{i % 50:09d}"
+                read_point = f"{gln}/254/{i % 3}" if i % 3 else gln
+                events.append(
+                    {
+                        "id": pk, "organisation_id": org, "capture_job_id": job.id, "position": i,
+                        "state": "captured", "applied": False, "event_type": "ObjectEvent",
+                        "event_id": f"urn:uuid:plan-{pk}", "hash_id": f"ni:///sha-256;{pk}?ver=CBV2.0",
+                        "event_time": datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=pk % 100_000),
+                        "record_time": datetime(2024, 6, 1, tzinfo=UTC) + timedelta(seconds=i),
+                        "action": ("ADD", "OBSERVE", "DELETE")[i % 3], "biz_step": EPCIS_STEPS[i % 6],
+                        "disposition": "in_transit", "read_point": read_point, "biz_location": gln,
+                        "has_error_declaration": False, "body": {}, "leaf": "0x" + "00" * 32,
+                    }
+                )  # fmt: skip
+                identifiers += [
+                    {"event_pk": pk, "role": "epc", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/21/{i}"},
+                    {"event_pk": pk, "role": "in_epc", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/21/in{i}"},
+                    {"event_pk": pk, "role": "class", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/10/L{i % 40}"},
+                    {"event_pk": pk, "role": "biztx", "epc": f"urn:x:po:{n}:{i % 80}", "qualifier": "po"},
+                    {"event_pk": pk, "role": "source", "epc": gln, "qualifier": "location"},
+                ]
+                if i % 3:
+                    identifiers.append({"event_pk": pk, "role": "rp_in", "epc": gln})
+        session.execute(insert(EpcisEvent), events)
+        session.execute(insert(EpcisEventEpc), [{"qualifier": None} | row for row in identifiers])
+        regulator_id = regulator.id
+    refresh_statistics(engine)
+    return engine, made.orgs[:EPCIS_ORGS], regulator_id
+
+
+EPCIS_QUERIES = [
+    "",
+    "EQ_bizStep=shipping&EQ_action=ADD",
+    "WD_readPoint=https://id.gs1.org/414/0003000000007",
+    "EQ_readPoint=https://id.gs1.org/414/0003000000007/254/1",
+    "WD_bizLocation=https://id.gs1.org/414/0003000000007",
+    "MATCH_inputEPC=https://id.gs1.org/01/0000300000000/21/in7",
+    "MATCH_anyEPC=https://id.gs1.org/01/0000300000000/21/7",
+    "MATCH_anyEPCClass=https://id.gs1.org/01/0000300000000/10/L7",
+    "EQ_bizTransaction_po=urn:x:po:3:7",
+    "EQ_source_location=https://id.gs1.org/414/0003000000007",
+    "orderBy=eventTime&GE_eventTime=2024-02-01T00:00:00Z",
+    "orderBy=recordTime&orderDirection=ASC&eventCountLimit=5&GE_recordTime=2024-06-01T00:05:00Z",
+    "maxEventCount=50&EQ_bizTransaction_po=urn:x:po:3:7",
+]
+
+
+@pytest.mark.parametrize("oversight", [False, True], ids=["organisation", "regulator"])
+@pytest.mark.parametrize("query", EPCIS_QUERIES)
+def test_epcis_queries_read_no_whole_table(
+    epcis_store: tuple[Engine, list[int], int], query: str, oversight: bool
+) -> None:
+    """Each standard parameter is answered through an index: an organisation's queries start from its own
+    events, oversight's from the parameter's column or identifier rows. (Oversight's unfiltered query walks
+    the events in capture order and stops at a page: not a query a parameter narrows, left out.)"""
+    from urllib.parse import parse_qs
+
+    from supply_chain.services.epcis import repository
+
+    engine, orgs, regulator = epcis_store
+    if oversight and not query:
+        return
+    args = parse_qs(query, keep_blank_values=True)
+    viewer = regulator if oversight else orgs[3]
+
+    def run(ctx: Ctx) -> None:
+        org = ctx.session.get(Organisation, viewer)
+        rows, _next = repository.query(ctx, org, repository.parse_query(args))
+        if "WD_readPoint" in args and not oversight:
+            assert len(rows) == 8  # the GLN's own events and its sub-locations' (1 in 50 of 400)
+
+    assert_flat(engine, run, tables=("epcis_events", "epcis_event_epcs"))
+
+
+@pytest.mark.parametrize("name", ["epcs", "bizSteps", "readPoints", "bizLocations", "dispositions"])
+def test_epcis_listings_of_an_organisation_read_no_whole_table(
+    epcis_store: tuple[Engine, list[int], int], name: str
+) -> None:
+    from supply_chain.services.epcis import repository
+
+    engine, orgs, _regulator = epcis_store
+
+    def run(ctx: Ctx) -> None:
+        org = ctx.session.get(Organisation, orgs[3])
+        values, next_token = repository.listing(ctx, org, name, 30)
+        assert len(values) == 30 and next_token is not None  # each has more than a page
+
+    assert_flat(engine, run, tables=("epcis_events", "epcis_event_epcs"))

@@ -33,6 +33,8 @@ from supply_chain.store.db import (
 from supply_chain.store.models import (
     ZERO_HEAD,
     Base,
+    CaptureJob,
+    EpcisEvent,
     Event,
     Lot,
     LotInput,
@@ -117,7 +119,7 @@ def test_migrating_an_empty_database_creates_exactly_the_models(db_url: str) -> 
         assert current_revision(engine) is None
         migrate(engine)
         migrate(engine)  # every start migrates; at head it must do nothing
-        assert current_revision(engine) == head_revision() == "0018_epcisrt"
+        assert current_revision(engine) == head_revision() == "0019_epcisquery"
         with engine.connect() as connection:
             context = MigrationContext.configure(
                 connection, opts={"compare_type": True, "compare_server_default": True}
@@ -144,6 +146,72 @@ def test_downgrade_removes_every_table_and_upgrade_restores_them(db_url: str) ->
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
         migrate(engine)
         assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_migration_0019_gives_stored_epcis_identifiers_their_lists_roles(db_url: str) -> None:
+    """Rows written before 0019 had one role for the four EPC lists and one for the four quantity lists; the
+    migration tells them apart by their order and adds the business transactions, sources and destinations
+    of the stored events, so MATCH_inputEPC, EQ_bizTransaction_po, ... answer for them too."""
+    engine = make_engine(db_url)
+    try:
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0018_epcisrt")
+        body = {
+            "type": "TransformationEvent",
+            "eventTime": "2024-01-05T00:00:00Z",
+            "inputEPCList": ["urn:epc:id:sgtin:0614141.107346.1"],
+            "outputEPCList": ["urn:epc:id:sgtin:0614141.107346.2"],
+            "inputQuantityList": [{"epcClass": "urn:epc:class:lgtin:0614141.107346.IN", "quantity": 1}],
+            "bizTransactionList": [{"type": "https://ref.gs1.org/cbv/BTT-po", "bizTransaction": "urn:x:po:1"}],
+            "sourceList": [{"type": "owning_party", "source": "urn:epc:id:pgln:0614141.00001"}],
+        }
+        with Session(engine) as session:
+            org = add_org(session)
+            job = CaptureJob(
+                organisation_id=org.id, document={}, document_sha256="0" * 64, events_total=1, writes_total=0
+            )
+            session.add(job)
+            session.flush()
+            row = EpcisEvent(
+                organisation_id=org.id,
+                capture_job_id=job.id,
+                position=0,
+                state="captured",
+                event_type="TransformationEvent",
+                hash_id="ni:///sha-256;0?ver=CBV2.0",
+                read_point="https://id.gs1.org/414/0614141007776/254/12",
+                event_time=datetime(2024, 1, 5, tzinfo=UTC),
+                record_time=datetime(2024, 1, 6, tzinfo=UTC),
+                body=body,
+                leaf=hex32(keccak256(b"x")),
+            )
+            session.add(row)
+            session.flush()
+            for role, epc in (
+                ("epc", "https://id.gs1.org/01/10614141073464/21/1"),
+                ("epc", "https://id.gs1.org/01/10614141073464/21/2"),
+                ("class", "https://id.gs1.org/01/10614141073464/10/IN"),
+            ):
+                session.execute(
+                    text("INSERT INTO epcis_event_epcs (event_pk, role, epc) VALUES (:pk, :role, :epc)"),
+                    {"pk": row.id, "role": role, "epc": epc},
+                )
+            session.commit()
+        migrate(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT role, epc, qualifier FROM epcis_event_epcs ORDER BY id")).fetchall()
+        assert [tuple(r) for r in rows] == [
+            ("in_epc", "https://id.gs1.org/01/10614141073464/21/1", None),
+            ("out_epc", "https://id.gs1.org/01/10614141073464/21/2", None),
+            ("inclass", "https://id.gs1.org/01/10614141073464/10/IN", None),
+            ("rp_in", "https://id.gs1.org/414/0614141007776", None),  # the read point's GLN
+            ("biztx", "urn:x:po:1", "po"),
+            ("source", "https://id.gs1.org/417/0614141000012", "owning_party"),
+        ]
     finally:
         engine.dispose()
 

@@ -25,11 +25,11 @@ import base64
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, or_, select, update
+from sqlalchemy import Select, String, and_, func, literal, or_, select, union, update
 
 from supply_chain.domain.errors import InvalidInput, LotlineError, NotFound
 from supply_chain.domain.hashing import (
@@ -57,9 +57,27 @@ ANCHOR_TAG = b"EPCISv2\x00"
 
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "AssociationEvent", "TransactionEvent", "TransformationEvent")
 
-# the lists whose members are EPCs (MATCH_epc), the parent (MATCH_parentID), and the quantity lists (classes)
-_EPC_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
-_CLASS_LISTS = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+# the lists whose members are EPCs (MATCH_epc, MATCH_inputEPC, MATCH_outputEPC), the quantity lists (classes),
+# and the typed lists (EQ_bizTransaction_{type}, EQ_source_{type}, EQ_destination_{type}): list -> role of
+# their rows in epcis_event_epcs (the parent, parentID, is role "parent")
+_EPC_ROLES = (("epcList", "epc"), ("childEPCs", "epc"), ("inputEPCList", "in_epc"), ("outputEPCList", "out_epc"))
+_CLASS_ROLES = (
+    ("quantityList", "class"),
+    ("childQuantityList", "class"),
+    ("inputQuantityList", "inclass"),
+    ("outputQuantityList", "outclass"),
+)
+_TYPED_LISTS = (
+    ("bizTransactionList", "bizTransaction", "biztx", "btt"),
+    ("sourceList", "source", "source", "sdt"),
+    ("destinationList", "destination", "dest", "sdt"),
+)
+SUB_LOCATION = "/254/"
+"""What follows a GLN's Digital Link for one of its sub-locations (GS1 AI 254, the SGLN extension). A
+read point or business location that is a sub-location also gets a row naming the GLN it lies in (role
+``rp_in``/``bl_in``): Lotline's location hierarchy, what ``WD_readPoint``/``WD_bizLocation`` follow."""
+EPC_ROLES = ("epc", "in_epc", "out_epc", "parent")
+"""The roles of instance-level identifiers: what ``/epcs`` lists and ``MATCH_anyEPC`` matches."""
 
 
 # ------------------------------------------------------------------ identity at capture
@@ -182,17 +200,27 @@ def _place(event: Mapping[str, Any], key: str) -> str | None:
     return None
 
 
-def _identifiers(event: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
-    for name in _EPC_LISTS:
+def _identifiers(event: Mapping[str, Any]) -> Iterable[tuple[str, str, str | None]]:
+    """(role, identifier, type) of every identifier the event names, in the order of its lists."""
+    for name, role in _EPC_ROLES:
         for value in event.get(name) or []:
             if isinstance(value, str):
-                yield "epc", value
+                yield role, value, None
     if isinstance(event.get("parentID"), str):
-        yield "parent", event["parentID"]
-    for name in _CLASS_LISTS:
+        yield "parent", event["parentID"], None
+    for name, role in _CLASS_ROLES:
         for element in event.get(name) or []:
             if isinstance(element, Mapping) and isinstance(element.get("epcClass"), str):
-                yield "class", element["epcClass"]
+                yield role, element["epcClass"], None
+    for name, key, role, kind in _TYPED_LISTS:
+        for element in event.get(name) or []:
+            if isinstance(element, Mapping) and isinstance(element.get(key), str):
+                kind_of = element.get("type")
+                yield role, element[key], bare_word(kind_of, kind)[:300] if isinstance(kind_of, str) else None
+    for key, role in (("readPoint", "rp_in"), ("bizLocation", "bl_in")):
+        place = _place(event, key)
+        if place and SUB_LOCATION in place:
+            yield role, place.split(SUB_LOCATION, 1)[0], None
 
 
 def store(
@@ -235,8 +263,8 @@ def store(
         rows.append(row)
     ctx.session.flush()
     for row in rows:
-        for role, value in _identifiers(row.body):
-            ctx.session.add(EpcisEventEpc(event_pk=row.id, role=role, epc=normal_epc(value)[:500]))
+        for role, value, qualifier in _identifiers(row.body):
+            ctx.session.add(EpcisEventEpc(event_pk=row.id, role=role, epc=normal_epc(value)[:500], qualifier=qualifier))
     ctx.session.flush()
     return rows
 
@@ -408,17 +436,17 @@ def _check_anchor(ctx: Ctx, anchored: EpcisAnchor, body_leaf: bytes, path: Seque
 
 def _visible(ctx: Ctx, org: Organisation) -> Select[tuple[EpcisEvent]]:
     """Captured events ``org`` may see: those it captured; oversight (inspectors, regulators) sees all."""
-    statement = select(EpcisEvent).where(EpcisEvent.state == "captured")
-    if access.OVERSIGHT_ROLES & set(org.roles):
-        return statement
-    return statement.where(EpcisEvent.organisation_id == org.id)
+    return select(EpcisEvent).where(*_visibility(org))
 
 
 def reported_about(ctx: Ctx, org: Organisation, lot_uri: str) -> list[dict[str, Any]]:
     """Captured events naming the lot ``lot_uri`` that were stored as reported (another organisation's events,
     reported by their capturer), those ``org`` may see, oldest first: what the lot page lists beside the
     events the lot's organisations signed."""
-    named = select(EpcisEventEpc.event_pk).where(EpcisEventEpc.epc == normal_epc(lot_uri)[:500])
+    named = select(EpcisEventEpc.event_pk).where(
+        EpcisEventEpc.epc == normal_epc(lot_uri)[:500],
+        EpcisEventEpc.role.in_((*EPC_ROLES, "class", "inclass", "outclass")),
+    )
     rows = ctx.session.scalars(
         _visible(ctx, org)
         .where(EpcisEvent.note == "reported", EpcisEvent.id.in_(named))
@@ -450,18 +478,34 @@ class Query:
     lt_event_time: datetime | None = None
     ge_record_time: datetime | None = None
     lt_record_time: datetime | None = None
+    actions: list[str] | None = None
     biz_steps: list[str] | None = None
     dispositions: list[str] | None = None
     read_points: list[str] | None = None
+    wd_read_points: list[str] | None = None
     biz_locations: list[str] | None = None
+    wd_biz_locations: list[str] | None = None
     event_ids: list[str] | None = None
     match_epc: list[str] | None = None
     match_any_epc: list[str] | None = None
     match_parent_id: list[str] | None = None
+    match_input_epc: list[str] | None = None
+    match_output_epc: list[str] | None = None
     match_epc_class: list[str] | None = None
+    match_input_epc_class: list[str] | None = None
+    match_output_epc_class: list[str] | None = None
+    match_any_epc_class: list[str] | None = None
     exists_error_declaration: bool = False
+    typed: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    """(role, type, values) of EQ_bizTransaction_{type}, EQ_source_{type}, EQ_destination_{type}."""
+    order_by: str | None = None  # "eventTime" | "recordTime"; None = capture order
+    descending: bool = True
+    event_count_limit: int | None = None
+    max_event_count: int | None = None
     per_page: int = 30
     after: int | None = None  # the last row id of the previous page (from nextPageToken)
+    after_key: str | None = None  # with orderBy: the ordering value of that row (ISO 8601)
+    left: int | None = None  # with eventCountLimit: how many events the later pages may still answer
 
 
 QUERY_PARAMETERS = {
@@ -470,20 +514,58 @@ QUERY_PARAMETERS = {
     "LT_eventTime": "lt_event_time",
     "GE_recordTime": "ge_record_time",
     "LT_recordTime": "lt_record_time",
+    "EQ_action": "actions",
     "EQ_bizStep": "biz_steps",
     "EQ_disposition": "dispositions",
     "EQ_readPoint": "read_points",
+    "WD_readPoint": "wd_read_points",
     "EQ_bizLocation": "biz_locations",
+    "WD_bizLocation": "wd_biz_locations",
     "EQ_eventID": "event_ids",
     "MATCH_epc": "match_epc",
     "MATCH_anyEPC": "match_any_epc",
     "MATCH_parentID": "match_parent_id",
+    "MATCH_inputEPC": "match_input_epc",
+    "MATCH_outputEPC": "match_output_epc",
     "MATCH_epcClass": "match_epc_class",
+    "MATCH_inputEPCClass": "match_input_epc_class",
+    "MATCH_outputEPCClass": "match_output_epc_class",
+    "MATCH_anyEPCClass": "match_any_epc_class",
     "EXISTS_errorDeclaration": "exists_error_declaration",
 }
 """Query parameter (as the standard names it) -> ``Query`` field."""
 
+TYPED_PARAMETERS = {"EQ_bizTransaction_": "biztx", "EQ_source_": "source", "EQ_destination_": "dest"}
+"""Parameters whose name ends with a type (``EQ_bizTransaction_po``) -> the role of their rows."""
+
+RESULT_PARAMETERS = ("orderBy", "orderDirection", "eventCountLimit", "maxEventCount", "perPage", "nextPageToken")
+"""Parameters that shape the answer rather than filter it."""
+
+ACTIONS = ("ADD", "OBSERVE", "DELETE")
+ORDER_BY = {"eventTime": "event_time", "recordTime": "record_time"}
 MAX_PER_PAGE = 500
+
+
+def _qualifier(role: str, text: str) -> str:
+    return bare_word(text, "btt" if role == "biztx" else "sdt") or text
+
+
+def _supported() -> str:
+    typed = ", ".join(f"{p}{{type}}" for p in TYPED_PARAMETERS)
+    return f"{', '.join(QUERY_PARAMETERS)}, {typed}, {', '.join(RESULT_PARAMETERS)}"
+
+
+def _count(args: Mapping[str, Sequence[str]], name: str) -> int | None:
+    if name not in args:
+        return None
+    text = args[name][-1]
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidInput(
+            f"{name}: must be a whole number of at least 1, got {text!r:.40}",
+            field=name,
+            code="epcis_query_parameter_invalid",
+        )
+    return int(text)
 
 
 def parse_query(args: Mapping[str, Sequence[str]]) -> Query:
@@ -492,13 +574,18 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Query:
     refused naming them, so a client never believes a filter was applied when it was not."""
     query = Query()
     for name, values in args.items():
-        if name in ("perPage", "nextPageToken"):
+        if name in RESULT_PARAMETERS:
+            continue
+        items = [v for value in values for v in value.split("|") if v]
+        typed = next((p for p in TYPED_PARAMETERS if name.startswith(p) and len(name) > len(p)), None)
+        if typed is not None:
+            role = TYPED_PARAMETERS[typed]
+            query.typed.append((role, _qualifier(role, name[len(typed) :]), items))
             continue
         attribute = QUERY_PARAMETERS.get(name)
         if attribute is None:
             raise InvalidInput(
-                f"{name}: this query parameter is not supported (supported: {', '.join(QUERY_PARAMETERS)}, "
-                "perPage, nextPageToken)",
+                f"{name}: this query parameter is not supported (supported: {_supported()})",
                 field=name,
                 code="epcis_query_parameter_unsupported",
             )
@@ -507,15 +594,61 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Query:
         elif attribute == "exists_error_declaration":
             query.exists_error_declaration = True
         else:
-            items = [v for value in values for v in value.split("|") if v]
             setattr(query, attribute, items)
+    for action in query.actions or []:
+        if action not in ACTIONS:
+            raise InvalidInput(
+                f"EQ_action: {action!r:.40} is not an action (ADD, OBSERVE or DELETE)",
+                field="EQ_action",
+                code="epcis_query_parameter_invalid",
+            )
+    if "orderBy" in args:
+        query.order_by = args["orderBy"][-1]
+        if query.order_by not in ORDER_BY:
+            raise InvalidInput(
+                f"orderBy: {query.order_by!r:.60} cannot order the answer (eventTime or recordTime; extension "
+                "fields are not supported)",
+                field="orderBy",
+                code="epcis_query_parameter_invalid",
+            )
+    if "orderDirection" in args:
+        direction = args["orderDirection"][-1]
+        if direction not in ("ASC", "DESC"):
+            raise InvalidInput(
+                f"orderDirection: must be ASC or DESC, got {direction!r:.20}",
+                field="orderDirection",
+                code="epcis_query_parameter_invalid",
+            )
+        query.descending = direction == "DESC"
+    query.event_count_limit = _count(args, "eventCountLimit")
+    query.max_event_count = _count(args, "maxEventCount")
+    if query.event_count_limit is not None and query.max_event_count is not None:
+        raise InvalidInput(
+            "eventCountLimit: cannot be given with maxEventCount (one limits the answer, the other refuses a "
+            "larger one)",
+            field="eventCountLimit",
+            code="epcis_query_parameter_invalid",
+        )
+    if query.event_count_limit is not None and query.order_by is None:
+        raise InvalidInput(
+            "eventCountLimit: needs orderBy (which events are the first ones)",
+            field="eventCountLimit",
+            code="epcis_query_parameter_invalid",
+        )
     if "perPage" in args:
         text = args["perPage"][-1]
         if not text.isdigit() or not 1 <= int(text) <= MAX_PER_PAGE:
             raise InvalidInput(f"perPage: must be a whole number 1-{MAX_PER_PAGE}, got {text!r:.40}", field="perPage")
         query.per_page = int(text)
     if "nextPageToken" in args:
-        query.after = _token(args["nextPageToken"][-1])
+        data = _token(args["nextPageToken"][-1])
+        if data.get("by") != query.order_by or data.get("desc", True) != query.descending:
+            raise InvalidInput(
+                "nextPageToken: was given for another orderBy/orderDirection",
+                field="nextPageToken",
+                code="invalid_cursor",
+            )
+        query.after, query.after_key, query.left = data["after"], data.get("key"), data.get("left")
     return query
 
 
@@ -533,36 +666,60 @@ def _time(text: str, name: str) -> datetime:
     return moment
 
 
-def token(after: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+def token(after: int | str, **more: Any) -> str:
+    """An opaque page token: the last row's id (events) or value (listings), and how the answer is ordered."""
+    data = {"after": after} | {k: v for k, v in more.items() if v is not None}
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
-def _token(text: str) -> int:
+def _token(text: str, kind: type = int) -> dict[str, Any]:
     try:
         data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         after = data["after"]
-        if isinstance(after, int) and not isinstance(after, bool) and after >= 0:
-            return after
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        good = isinstance(after, str) if kind is str else isinstance(after, int) and not isinstance(after, bool)
+        if good and (kind is str or after >= 0) and isinstance(data.get("key", ""), str):
+            left = data.get("left")
+            if left is None or (isinstance(left, int) and left > 0):
+                return data
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, AttributeError):
         pass
     raise InvalidInput("nextPageToken: not a token this server gave", field="nextPageToken", code="invalid_cursor")
+
+
+def valid_token(text: str) -> bool:
+    """Whether ``text`` is a page token this server gives (of events or of a listing)."""
+    for kind in (int, str):
+        try:
+            _token(text, kind)
+            return True
+        except InvalidInput:
+            continue
+    return False
 
 
 def _bare_steps(values: Iterable[str], kind: str) -> list[str]:
     return [bare_word(v, kind) or v for v in values]
 
 
-def _epcs(role_filter: Sequence[str], values: Sequence[str]) -> Any:
+def _epcs(role_filter: Sequence[str], values: Sequence[str], qualifier: str | None = None) -> Any:
+    """The event names one of ``values`` in a list of ``role_filter``: the events found through the
+    identifier index (an uncorrelated ``IN``, so the database starts from the identifiers, not the events)."""
     normal = [normal_epc(v) for v in values]
-    return exists().where(
-        EpcisEventEpc.event_pk == EpcisEvent.id, EpcisEventEpc.role.in_(role_filter), EpcisEventEpc.epc.in_(normal)
-    )
+    conditions = [EpcisEventEpc.role.in_(role_filter), EpcisEventEpc.epc.in_(normal)]
+    if qualifier is not None:
+        conditions.append(EpcisEventEpc.qualifier == qualifier)
+    return EpcisEvent.id.in_(select(EpcisEventEpc.event_pk).where(*conditions))
 
 
-def query(ctx: Ctx, org: Organisation, q: Query) -> tuple[list[EpcisEvent], str | None]:
-    """The events ``org`` may see that match ``q``, oldest capture first, one page; and the next page's
-    token (None on the last page)."""
-    statement = _visible(ctx, org)
+def _with_descendants(column: Any, role: str, values: Sequence[str]) -> Any:
+    """The place is one of ``values`` or a sub-location of one: Lotline's location hierarchy is the GLN and
+    its extensions (``.../414/{gln}/254/{ext}``, an SGLN URN's extension). Both are equality lookups on an
+    index (the column's, and the ``rp_in``/``bl_in`` rows naming a sub-location's GLN)."""
+    normal = [normal_epc(v)[:300] for v in values]
+    return or_(column.in_(normal), _epcs([role], normal))
+
+
+def _conditions(q: Query) -> list[Any]:
     conditions = []
     if q.event_types:
         conditions.append(EpcisEvent.event_type.in_(q.event_types))
@@ -574,33 +731,173 @@ def query(ctx: Ctx, org: Organisation, q: Query) -> tuple[list[EpcisEvent], str 
         conditions.append(EpcisEvent.record_time >= q.ge_record_time.astimezone(UTC))
     if q.lt_record_time:
         conditions.append(EpcisEvent.record_time < q.lt_record_time.astimezone(UTC))
+    if q.actions:
+        conditions.append(EpcisEvent.action.in_(q.actions))
     if q.biz_steps:
         conditions.append(EpcisEvent.biz_step.in_(_bare_steps(q.biz_steps, "bizstep")))
     if q.dispositions:
         conditions.append(EpcisEvent.disposition.in_(_bare_steps(q.dispositions, "disp")))
-    if q.read_points:
-        conditions.append(EpcisEvent.read_point.in_([normal_epc(v) for v in q.read_points]))
-    if q.biz_locations:
-        conditions.append(EpcisEvent.biz_location.in_([normal_epc(v) for v in q.biz_locations]))
+    # EQ_ and WD_ of one place together: the place matches either (as the standard reads them)
+    for exact, wide, column, role in (
+        (q.read_points, q.wd_read_points, EpcisEvent.read_point, "rp_in"),
+        (q.biz_locations, q.wd_biz_locations, EpcisEvent.biz_location, "bl_in"),
+    ):
+        options = []
+        if exact:
+            options.append(column.in_([normal_epc(v) for v in exact]))
+        if wide:
+            options.append(_with_descendants(column, role, wide))
+        if options:
+            conditions.append(or_(*options))
     if q.event_ids:
         conditions.append(or_(EpcisEvent.event_id.in_(q.event_ids), EpcisEvent.hash_id.in_(q.event_ids)))
-    if q.match_epc:
-        conditions.append(_epcs(["epc"], q.match_epc))
-    if q.match_any_epc:
-        conditions.append(_epcs(["epc", "parent"], q.match_any_epc))
-    if q.match_parent_id:
-        conditions.append(_epcs(["parent"], q.match_parent_id))
-    if q.match_epc_class:
-        conditions.append(_epcs(["class"], q.match_epc_class))
+    for values, roles in (
+        (q.match_epc, ["epc"]),
+        (q.match_any_epc, list(EPC_ROLES)),
+        (q.match_parent_id, ["parent"]),
+        (q.match_input_epc, ["in_epc"]),
+        (q.match_output_epc, ["out_epc"]),
+        (q.match_epc_class, ["class"]),
+        (q.match_input_epc_class, ["inclass"]),
+        (q.match_output_epc_class, ["outclass"]),
+        (q.match_any_epc_class, ["class", "inclass", "outclass"]),
+    ):
+        if values:
+            conditions.append(_epcs(roles, values))
+    for role, qualifier, values in q.typed:
+        conditions.append(_epcs([role], values, qualifier))
     if q.exists_error_declaration:
         conditions.append(EpcisEvent.has_error_declaration.is_(True))
+    return conditions
+
+
+class QueryTooLarge(LotlineError):
+    """Raised when a query would answer more events than its ``maxEventCount`` allows (the REST binding's
+    ``QueryTooLargeException``, 413)."""
+
+    status = 413
+    code = "epcis_query_too_large"
+    details = {"type": "epcisException:QueryTooLargeException"}
+
+
+def query(ctx: Ctx, org: Organisation, q: Query) -> tuple[list[EpcisEvent], str | None]:
+    """The events ``org`` may see that match ``q``, one page, and the next page's token (None on the last
+    page). Ordered by ``q.order_by`` (eventTime or recordTime, then capture order) or, without it, in
+    capture order; ``eventCountLimit`` caps the whole answer over its pages, ``maxEventCount`` refuses an
+    answer that would be larger (``QueryTooLarge``)."""
+    statement = _visible(ctx, org)
+    conditions = _conditions(q)
+    matching = statement.where(and_(*conditions)) if conditions else statement
+    if q.max_event_count is not None:
+        found = ctx.session.scalar(
+            select(func.count()).select_from(
+                matching.with_only_columns(EpcisEvent.id).limit(q.max_event_count + 1).subquery()
+            )
+        )
+        if found is not None and found > q.max_event_count:
+            raise QueryTooLarge(
+                f"maxEventCount: the query matches more than {q.max_event_count} events; narrow it or raise "
+                "maxEventCount",
+                field="maxEventCount",
+            )
+    column = getattr(EpcisEvent, ORDER_BY[q.order_by]) if q.order_by else None
     if q.after is not None:
-        conditions.append(EpcisEvent.id > q.after)
-    statement = statement.where(and_(*conditions)) if conditions else statement
-    rows = list(ctx.session.scalars(statement.order_by(EpcisEvent.id).limit(q.per_page + 1)))
-    more = len(rows) > q.per_page
-    rows = rows[: q.per_page]
-    return rows, token(rows[-1].id) if more and rows else None
+        if column is None:
+            matching = matching.where(EpcisEvent.id > q.after)
+        else:
+            key = datetime.fromisoformat(q.after_key or "")
+            key = key.astimezone(UTC) if key.tzinfo else key
+            if q.descending:
+                matching = matching.where(or_(column < key, and_(column == key, EpcisEvent.id < q.after)))
+            else:
+                matching = matching.where(or_(column > key, and_(column == key, EpcisEvent.id > q.after)))
+    if column is None:
+        ordered = matching.order_by(EpcisEvent.id)
+    elif q.descending:
+        ordered = matching.order_by(column.desc(), EpcisEvent.id.desc())
+    else:
+        ordered = matching.order_by(column, EpcisEvent.id)
+    left = q.left if q.left is not None else q.event_count_limit
+    size = min(q.per_page, left) if left is not None else q.per_page
+    rows = list(ctx.session.scalars(ordered.limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    if left is not None:
+        left -= len(rows)
+        more = more and left > 0
+    if not (more and rows):
+        return rows, None
+    last = rows[-1]
+    key_text = getattr(last, ORDER_BY[q.order_by]).isoformat() if q.order_by else None
+    return rows, token(last.id, key=key_text, by=q.order_by, desc=None if q.descending else False, left=left)
+
+
+# ------------------------------------------------------------------ listings (/epcs, /bizSteps, ...)
+
+CBV_BIZ_STEPS = (
+    "accepting", "arriving", "assembling", "collecting", "commissioning", "consigning", "creating_class_instance",
+    "cycle_counting", "decommissioning", "departing", "destroying", "disassembling", "dispensing", "encoding",
+    "entering_exiting", "holding", "inspecting", "installing", "killing", "loading", "other", "packing", "picking",
+    "receiving", "removing", "repackaging", "repairing", "replacing", "reserving", "retail_selling", "sampling",
+    "sensor_reporting", "shipping", "staging_outbound", "stock_taking", "stocking", "storing", "transporting",
+    "unloading", "unpacking", "void_shipping",
+)  # fmt: skip
+"""The CBV 2.0 business steps (bare words): ``/bizSteps`` lists them all, with any other step seen."""
+
+CBV_DISPOSITIONS = (
+    "active", "available", "completeness_inferred", "completeness_verified", "conformant", "container_closed",
+    "container_open", "damaged", "destroyed", "dispensed", "disposed", "encoded", "expired", "in_progress",
+    "in_transit", "inactive", "mismatch_class", "mismatch_instance", "mismatch_quantity", "needs_replacement",
+    "no_pedigree_match", "non_conformant", "non_sellable_other", "partially_dispensed", "recalled", "reserved",
+    "retail_sold", "returned", "sellable_accessible", "sellable_not_accessible", "stolen", "unavailable", "unknown",
+)  # fmt: skip
+"""The CBV 2.0 dispositions (bare words), listed by ``/dispositions``."""
+
+LISTINGS = {
+    "epcs": (None, ()),
+    "bizSteps": ("biz_step", CBV_BIZ_STEPS),
+    "bizLocations": ("biz_location", ()),
+    "readPoints": ("read_point", ()),
+    "dispositions": ("disposition", CBV_DISPOSITIONS),
+}
+"""Listing resource -> (the column it lists, the standard words it always lists)."""
+
+
+def _visibility(org: Organisation) -> list[Any]:
+    if access.OVERSIGHT_ROLES & set(org.roles):
+        return [EpcisEvent.state == "captured"]
+    return [EpcisEvent.state == "captured", EpcisEvent.organisation_id == org.id]
+
+
+def listing(
+    ctx: Ctx, org: Organisation, name: str, per_page: int = 30, page_token: str | None = None
+) -> tuple[list[str], str | None]:
+    """One page of a listing resource, sorted, and the next page's token: the EPCs (instance-level
+    identifiers, as GS1 Digital Links where they have one), read points or business locations named by the
+    events ``org`` may see; the business steps or dispositions - the CBV's words and any other value those
+    events use. Nothing named only by events ``org`` may not see is listed."""
+    column_name, standard = LISTINGS[name]
+    after = _token(page_token, str)["after"] if page_token else None
+    if column_name is None:
+        column: Any = EpcisEventEpc.epc
+        statement = (
+            select(column)
+            .join(EpcisEvent, EpcisEvent.id == EpcisEventEpc.event_pk)
+            .where(EpcisEventEpc.role.in_(EPC_ROLES), *_visibility(org))
+        )
+    else:
+        column = getattr(EpcisEvent, column_name)
+        statement = select(column).where(column.is_not(None), *_visibility(org))
+    if standard:
+        # the standard words join in SQL, so the database orders and compares everything one way (its collation)
+        words = union(statement, *(select(literal(w, String).label("v")) for w in standard)).subquery()
+        column, statement = words.c[0], select(words.c[0])
+    if after is not None:
+        statement = statement.where(column > after)
+    values = list(ctx.session.scalars(statement.distinct().order_by(column).limit(per_page + 1)))
+    more = len(values) > per_page
+    values = values[:per_page]
+    return values, token(values[-1]) if more and values else None
 
 
 def exported(row: EpcisEvent) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from supply_chain.domain.errors import InvalidInput, NotFound
 from supply_chain.domain.identifiers import GS1Key, parse_gs1_uri, parse_lot_code
 from supply_chain.services import lots as lot_service
 from supply_chain.services.epcis.identity import normal_epc
+from supply_chain.services.epcis.repository import EPC_ROLES
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import EpcisEvent, EpcisEventEpc, Lot
 
@@ -84,7 +85,12 @@ def lot_code_of(ctx: Ctx, gtin: str, serial: str) -> str | None:
     bodies = ctx.session.scalars(
         select(EpcisEvent.body)
         .join(EpcisEventEpc, EpcisEventEpc.event_pk == EpcisEvent.id)
-        .where(EpcisEventEpc.epc == epc, EpcisEvent.state == "captured", EpcisEvent.declared_erroneous_by_id.is_(None))
+        .where(
+            EpcisEventEpc.epc == epc,
+            EpcisEventEpc.role.in_(EPC_ROLES),
+            EpcisEvent.state == "captured",
+            EpcisEvent.declared_erroneous_by_id.is_(None),
+        )
         .order_by(EpcisEvent.id)
     )
     lots: set[str] = set()
