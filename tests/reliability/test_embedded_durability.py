@@ -754,7 +754,9 @@ def test_indexed_get_logs_returns_what_eth_testers_own_get_logs_returns_before_a
             assert list(ours) == before[n] == _stock_logs(chain, flt), flt
 
 
-def test_a_lots_logs_are_found_without_reading_every_block(chain: EmbeddedChain, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lots_logs_are_found_without_reading_every_block(
+    chain: EmbeddedChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A filter on an indexed topic reads the blocks that hold it, not every header since block 0."""
     w3 = chain.w3
     contracts, _txs = _log_index_chain(chain)
