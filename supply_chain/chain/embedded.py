@@ -17,6 +17,16 @@ How durability works
 * ``synchronous=FULL`` makes each commit wait for fsync, so an acknowledged block also survives a power
   cut, as far as the disk honours fsync.
 
+The log index
+-------------
+``eth_getLogs`` must not read every block of a long-lived chain to find a lot's few logs. The SQLite file holds
+a table ``log_blocks (k, block)`` with one row per block and per address, per (topic position, topic) and
+"any log" that appears in the block's receipts: the lot id of every LotLedger event is an indexed topic, so a
+lot's blocks are one index range read. Rows are written by :meth:`DurableTesterChain.index_logs` into the same
+buffer and the same commit as the block itself (the metadata ``log_index_head`` records how far the index
+goes), so the index is exactly as durable as the chain. A chain written before the index existed is indexed
+once when it is opened.
+
 What is not durable: eth-tester's in-Python state (log/block filters made with ``eth_newFilter``, snapshots)
 and the pending block, which is always empty between requests because of auto-mining. Snapshots, revert and
 reset-to-genesis are refused, because rewinding a durable ledger would silently drop acknowledged history.
@@ -554,11 +564,12 @@ def _translate_vm_error(error: VMError) -> Exception:
 
 
 class DurableTester(EthereumTester):
-    """``EthereumTester`` with an ``eth_getLogs`` that scales with the chain.
+    """``EthereumTester`` with an ``eth_getLogs`` whose cost follows the blocks that hold matching logs.
 
     The stock ``get_logs`` serialises and validates every block in the range, then looks up and serialises
     each transaction's receipt: ~5 ms per block, so a re-index of a long-lived durable chain took minutes.
-    This one skips blocks whose header bloom rules the filter out, and builds log entries straight from
+    This one reads only the blocks the log index names (``DurableTesterChain.blocks_with_logs``: no header of
+    a block without a matching address or topic is read), and builds log entries straight from
     py-evm's receipts with eth-tester's own serialiser, matcher and normaliser, so results are identical
     (per-transaction ``logIndex`` included, as eth-tester's receipts number them). One deliberate
     difference: block tags are resolved to numbers first, so ``fromBlock: "earliest"`` means block 0 as on
