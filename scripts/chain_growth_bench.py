@@ -284,7 +284,10 @@ def markdown(results: dict[str, Any]) -> str:
                 value = f["runtime_s"] + f["catch_up_s"] if key is None else f[key]
                 values.append(value)
             shown = [f"{v * 1000:.1f}" if fmt == "ms" else f"{v:.2f}" if fmt == "s" else fmt.format(v) for v in values]
-            ratio = f" | {values[1] / values[0]:.2f}" if len(values) == 2 and values[0] else ""
+            ratio = ""
+            if len(values) == 2 and values[0]:
+                share = values[1] / values[0]
+                ratio = f" | {share:.2f}" if share >= 0.01 else f" | {share:.1g}"
             lines.append(f"| {size['size']:,} | {label} | " + " | ".join(shown) + ratio + " |")
     return "\n".join(lines)
 
