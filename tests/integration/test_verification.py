@@ -90,9 +90,9 @@ def test_forged_event_inserted_in_sql_is_caught(history: Any) -> None:
 def test_an_intact_lot_is_verified_from_the_head_alone_and_a_tampered_one_still_reads_its_logs(
     history: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Reading a lot's logs scans the chain from deployment (on the embedded chain: every block), so a full
-    verification of an intact lot must conclude from the contract's head hash without them; only a mismatch
-    reads the logs, to name the event that differs."""
+    """Reading a lot's logs asks the node for a range from deployment (cheap on the embedded chain's log index,
+    but a range query all the same), so a full verification of an intact lot must conclude from the contract's
+    head hash without them; only a mismatch reads the logs, to name the event that differs."""
     ledger = history.runtime.ledger
     reads: list[Any] = []
     real_logs = ledger.logs
