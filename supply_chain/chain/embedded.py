@@ -17,6 +17,16 @@ How durability works
 * ``synchronous=FULL`` makes each commit wait for fsync, so an acknowledged block also survives a power
   cut, as far as the disk honours fsync.
 
+The log index
+-------------
+``eth_getLogs`` must not read every block of a long-lived chain to find a lot's few logs. The SQLite file holds
+a table ``log_blocks (k, block)`` with one row per block and per address, per (topic position, topic) and
+"any log" that appears in the block's receipts: the lot id of every LotLedger event is an indexed topic, so a
+lot's blocks are one index range read. Rows are written by :meth:`DurableTesterChain.index_logs` into the same
+buffer and the same commit as the block itself (the metadata ``log_index_head`` records how far the index
+goes), so the index is exactly as durable as the chain. A chain written before the index existed is indexed
+once when it is opened.
+
 What is not durable: eth-tester's in-Python state (log/block filters made with ``eth_newFilter``, snapshots)
 and the pending block, which is always empty between requests because of auto-mining. Snapshots, revert and
 reset-to-genesis are refused, because rewinding a durable ledger would silently drop acknowledged history.
@@ -120,6 +130,8 @@ DB_FILE = "chain.sqlite3"
 FAUCET_KEY_FILE = "faucet.key"
 LOCK_FILE = "chain.lock"
 SCHEMA_VERSION = "1"
+#: Metadata key: the highest block whose logs are in the log index (the index is complete up to there).
+LOG_INDEX_HEAD = "log_index_head"
 
 _EIP838_ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _ABSENT = object()  # read-cache marker: the key is known not to exist
@@ -153,9 +165,15 @@ class SqliteKeyValueStore(BaseDB):
             "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID"
         )
         self._conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        # The log index (see LogIndex): which blocks hold a log with a given address or topic.
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS log_blocks (k BLOB NOT NULL, block INTEGER NOT NULL, "
+            "PRIMARY KEY (k, block)) WITHOUT ROWID"
+        )
         # key -> value, or None for "deleted since the last commit"
         self._pending: dict[bytes, bytes | None] = {}
         self._pending_meta: dict[str, str] = {}
+        self._pending_log_blocks: set[tuple[bytes, int]] = set()
         # committed key -> value, or _ABSENT for a key known not to exist; insertion-ordered for eviction
         self._cache: dict[bytes, bytes | object] = {}
 
@@ -204,9 +222,38 @@ class SqliteKeyValueStore(BaseDB):
         """Record a metadata value; written with the next :meth:`commit`."""
         self._pending_meta[name] = value
 
+    def add_log_blocks(self, rows: set[tuple[bytes, int]]) -> None:
+        """Record (index key, block number) pairs of the log index; written with the next :meth:`commit`."""
+        self._pending_log_blocks |= rows
+
+    def log_blocks(
+        self, keys: Sequence[bytes], lower: int, upper: int, among: set[int] | None = None
+    ) -> set[int]:
+        """The numbers of the blocks from ``lower`` to ``upper`` (and in ``among``, when given) that hold a log
+        under any of ``keys``. A short ``among`` is checked block by block, so a lookup that follows a
+        selective one never reads a long run of the index."""
+        pending = {(key, block) for key, block in self._pending_log_blocks if key in keys}
+        if among is not None and len(among) <= 256:
+            query = "SELECT 1 FROM log_blocks WHERE k = ? AND block = ?"
+            return {
+                block
+                for block in among
+                if lower <= block <= upper
+                and any((key, block) in pending or self._conn.execute(query, (key, block)).fetchone() for key in keys)
+            }
+        found = {block for _key, block in pending if lower <= block <= upper}
+        for key in keys:
+            found.update(
+                row[0]
+                for row in self._conn.execute(
+                    "SELECT block FROM log_blocks WHERE k = ? AND block BETWEEN ? AND ?", (key, lower, upper)
+                )
+            )
+        return found if among is None else found & among
+
     @property
     def has_pending(self) -> bool:
-        return bool(self._pending or self._pending_meta)
+        return bool(self._pending or self._pending_meta or self._pending_log_blocks)
 
     def commit(self) -> None:
         """Write every buffered change in one transaction and wait for it to reach the disk."""
@@ -225,6 +272,8 @@ class SqliteKeyValueStore(BaseDB):
                 conn.executemany(
                     "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", self._pending_meta.items()
                 )
+            if self._pending_log_blocks:
+                conn.executemany("INSERT OR IGNORE INTO log_blocks (k, block) VALUES (?, ?)", self._pending_log_blocks)
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -234,6 +283,7 @@ class SqliteKeyValueStore(BaseDB):
             self._remember(key, _ABSENT if value is None else value)
         self._pending.clear()
         self._pending_meta.clear()
+        self._pending_log_blocks.clear()
 
     def _remember(self, key: bytes, value: bytes | object) -> None:
         cache = self._cache
@@ -248,6 +298,7 @@ class SqliteKeyValueStore(BaseDB):
         """Close the file, dropping uncommitted writes (they belong to no mined block)."""
         self._pending.clear()
         self._pending_meta.clear()
+        self._pending_log_blocks.clear()
         self._cache.clear()
         self._conn.close()
 
@@ -312,13 +363,74 @@ class DurableTesterChain(MiningChain):
 
     def mine_block_extended(self, *args: Any, **kwargs: Any) -> BlockAndMetaWitness:
         result = super().mine_block_extended(*args, **kwargs)
+        self.index_logs()
         self._durable_db.commit()
         return result
 
     def mine_all(self, transactions: Sequence[SignedTransactionAPI], *args: Any, **kwargs: Any) -> Any:
         result = super().mine_all(transactions, *args, **kwargs)
+        self.index_logs()
         self._durable_db.commit()
         return result
+
+    # -- the log index ---------------------------------------------------------------------------------
+
+    @property
+    def log_index_head(self) -> int:
+        """The highest block whose logs are in the log index; -1 before genesis is indexed."""
+        recorded = self._durable_db.store.get_meta(LOG_INDEX_HEAD)
+        return -1 if recorded is None else int(recorded)
+
+    def index_logs(self) -> None:
+        """Add the canonical blocks mined since the last indexed one to the log index.
+
+        Buffered like every other write: the rows and the new index head reach the disk with the commit that
+        makes the block itself durable, so the file never holds a block the index has not seen. A block whose
+        header bloom is empty holds no log and costs one header read. On a chain written before the index
+        existed, the first open indexes every block once (``_open_chain``).
+        """
+        store = self._durable_db.store
+        start = self.log_index_head + 1
+        head = self.chaindb.get_canonical_head().block_number
+        if head < start:
+            return
+        rows: set[tuple[bytes, int]] = set()
+        for number in range(start, head + 1):
+            if self.chaindb.get_canonical_block_header_by_number(number).bloom == 0:
+                continue
+            block = self.get_canonical_block_by_number(number)
+            for receipt in block.get_receipts(self.chaindb):
+                for log in receipt.logs:
+                    rows.add((_ANY_LOG_KEY, number))
+                    rows.add((_address_key(log.address), number))
+                    for position, topic in enumerate(log.topics):
+                        rows.add((_topic_key(position, topic.to_bytes(32, "big")), number))
+        store.add_log_blocks(rows)
+        store.set_meta(LOG_INDEX_HEAD, str(head))
+
+    def blocks_with_logs(self, lower: int, upper: int, addresses: Any, topics: Any) -> list[int]:
+        """The numbers, ascending, of the blocks from ``lower`` to ``upper`` that may hold a log matching the
+        normalised filter: every block that does, perhaps a few that do not (the caller matches each log).
+
+        Read from the log index, so the cost follows the blocks found, not the length of the range. The
+        filter's most selective parts are looked up first (a lot id topic before an event signature, both
+        before the address) and the others checked only on the blocks found so far. Blocks above the index
+        head (none, unless the index is behind) are found by their header blooms."""
+        indexed = min(upper, self.log_index_head)
+        found: list[int] = []
+        if lower <= indexed:
+            store = self._durable_db.store
+            candidates: set[int] | None = None
+            for keys in _index_keys(addresses, topics):
+                candidates = store.log_blocks(keys, lower, indexed, among=candidates)
+                if not candidates:
+                    break
+            found = sorted(candidates or ())
+        for number in range(max(lower, indexed + 1), upper + 1):
+            header = self.get_canonical_block_header_by_number(number)
+            if _bloom_may_match(header.bloom, addresses, topics):
+                found.append(number)
+        return found
 
 
 class _RevertWithData(Exception):
@@ -452,11 +564,12 @@ def _translate_vm_error(error: VMError) -> Exception:
 
 
 class DurableTester(EthereumTester):
-    """``EthereumTester`` with an ``eth_getLogs`` that scales with the chain.
+    """``EthereumTester`` with an ``eth_getLogs`` whose cost follows the blocks that hold matching logs.
 
     The stock ``get_logs`` serialises and validates every block in the range, then looks up and serialises
     each transaction's receipt: ~5 ms per block, so a re-index of a long-lived durable chain took minutes.
-    This one skips blocks whose header bloom rules the filter out, and builds log entries straight from
+    This one reads only the blocks the log index names (``DurableTesterChain.blocks_with_logs``: no header of
+    a block without a matching address or topic is read), and builds log entries straight from
     py-evm's receipts with eth-tester's own serialiser, matcher and normaliser, so results are identical
     (per-transaction ``logIndex`` included, as eth-tester's receipts number them). One deliberate
     difference: block tags are resolved to numbers first, so ``fromBlock: "earliest"`` means block 0 as on
@@ -478,12 +591,10 @@ class DurableTester(EthereumTester):
         upper = raw_to if isinstance(raw_to, int) else self._block_number(raw_to)
         chain = self.backend.chain
         upper = min(upper, chain.get_canonical_head().block_number)
+        raw_topics = _materialised(raw_topics)
 
         found = []
-        for number in range(lower, upper + 1):
-            header = chain.get_canonical_block_header_by_number(number)
-            if not _bloom_may_match(header.bloom, raw_address, raw_topics):
-                continue
+        for number in chain.blocks_with_logs(lower, upper, raw_address, raw_topics):
             block = chain.get_canonical_block_by_number(number)
             receipts = block.get_receipts(chain.chaindb)
             for tx_index, (transaction, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
@@ -495,6 +606,48 @@ class DurableTester(EthereumTester):
 
     def _block_number(self, block_id: str | None) -> int:
         return int(self.get_block_by_number(block_id or "latest")["number"])
+
+
+_ANY_LOG_KEY = b"*"  # log index key of "a block with at least one log"
+
+
+def _address_key(address: bytes) -> bytes:
+    return b"a" + address
+
+
+def _topic_key(position: int, topic: bytes) -> bytes:
+    return b"t" + bytes([position]) + topic
+
+
+def _materialised(topics: Any) -> Any:
+    """The normalised topics with each list of alternatives as a tuple (eth-tester hands them over as
+    generators, which could be read only once)."""
+    if topics is None:
+        return None
+    return tuple(
+        position if position is None or isinstance(position, bytes | bytearray) else tuple(position)
+        for position in topics
+    )
+
+
+def _index_keys(addresses: Any, topics: Any) -> list[list[bytes]]:
+    """The log index lookups a normalised filter needs, most selective first: a block may hold a matching log
+    only if it holds, for each lookup, a log under at least one of its keys. Topics after the first (indexed
+    event arguments, such as a lot id) come first, then the first topic (the event signature), then the
+    address; a filter that constrains nothing needs every block with a log."""
+    lookups: list[tuple[int, list[bytes]]] = []
+    for position, option in enumerate(topics or ()):
+        if option is None:
+            continue
+        options = option if isinstance(option, tuple | list) else (option,)
+        if any(o is None for o in options):
+            continue  # a wildcard among the alternatives
+        lookups.append((0 if position else 1, [_topic_key(position, bytes(o)) for o in options]))
+    if addresses is not None:
+        candidates = addresses if isinstance(addresses, tuple | list) else (addresses,)
+        lookups.append((2, [_address_key(bytes(a)) for a in candidates]))
+    ordered = [keys for _rank, keys in sorted(lookups, key=lambda item: item[0])]
+    return ordered or [[_ANY_LOG_KEY]]
 
 
 def _bloom_may_match(bloom: int, addresses: Any, topics: Any) -> bool:
@@ -747,7 +900,12 @@ def _open_chain(store: SqliteKeyValueStore, state_dir: Path) -> tuple[DurableTes
             f"{key_file} holds the key of {faucet_address}, but this chain's faucet is "
             f"{recorded_faucet}; restore the original key file"
         )
-    return DurableTesterChain(db), faucet_key
+    chain = DurableTesterChain(db)
+    if chain.log_index_head < chain.header.block_number - 1:
+        # A chain written before the log index existed: index its blocks once, in one transaction.
+        chain.index_logs()
+        db.commit()
+    return chain, faucet_key
 
 
 def _create_genesis(db: DurableAtomicDB, faucet_address: str) -> DurableTesterChain:
@@ -764,6 +922,7 @@ def _create_genesis(db: DurableAtomicDB, faucet_address: str) -> DurableTesterCh
     db.store.set_meta("schema_version", SCHEMA_VERSION)
     db.store.set_meta("chain_id", str(CHAIN_ID))
     db.store.set_meta("faucet_address", faucet_address)
+    chain.index_logs()
     db.commit()  # genesis, head pointer and metadata land together or not at all
     return chain
 

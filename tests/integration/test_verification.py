@@ -90,9 +90,9 @@ def test_forged_event_inserted_in_sql_is_caught(history: Any) -> None:
 def test_an_intact_lot_is_verified_from_the_head_alone_and_a_tampered_one_still_reads_its_logs(
     history: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Reading a lot's logs scans the chain from deployment (on the embedded chain: every block), so a full
-    verification of an intact lot must conclude from the contract's head hash without them; only a mismatch
-    reads the logs, to name the event that differs."""
+    """Reading a lot's logs asks the node for a range from deployment (cheap on the embedded chain's log index,
+    but a range query all the same), so a full verification of an intact lot must conclude from the contract's
+    head hash without them; only a mismatch reads the logs, to name the event that differs."""
     ledger = history.runtime.ledger
     reads: list[Any] = []
     real_logs = ledger.logs
@@ -510,3 +510,57 @@ def test_terminated_recall_is_on_chain_verified_shown_and_its_stored_end_checked
     _sql(net, update(Recall.__table__).values(terminated_at=None, termination_reason=None))
     result = _verify_pk(net, net.a)
     assert result.state == "tampered" and "is missing from the stored recalls" in result.detail, result.detail
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the chain's index is what is tested here
+def test_a_tampered_lot_on_a_long_chain_is_named_after_a_restart_reading_only_its_own_blocks(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A verification that finds a mismatch reads the lot's logs: through the embedded chain's log index, the
+    blocks that hold them, however many blocks the chain has (empty ones here, mined in bulk) and after the
+    chain was closed and opened again."""
+    from supply_chain.services import orgs
+    from supply_chain.services.demo import gln, gtin
+    from supply_chain.services.runtime import Runtime
+
+    with runtime.ctx() as ctx:
+        regulator = orgs.onboard(ctx, None, "Regulator", ["regulator", "admin"])
+        farm = orgs.onboard(ctx, regulator, "Farm", ["producer"], "0700001")
+        site = orgs.register_location(ctx, farm, gln("0700001", "00001"), "farm site").gln
+        product = orgs.register_product(ctx, farm, gtin("0700001", "00001"), "Greens", unit="kg").gtin
+        harvest = {"location_gln": site, "harvest_date": "2026-11-20", "commodity": "greens"}
+        lot = lots.create_lot(ctx, farm, product, "LOT-1", EventKind.HARVESTING, harvest, "100", "kg")
+        cooling = {"location_gln": site, "cooling_date": "2026-11-20"}
+        cooled = lots.record_event(ctx, farm, lot, EventKind.COOLING, cooling)
+        lot_pk, target = lot.id, cooled.id
+    evm = runtime.chain.w3.provider.ethereum_tester.backend.chain
+    for _ in range(120):
+        evm.mine_block()
+    with runtime.ctx() as ctx:
+        lot = ctx.session.get(Lot, lot_pk)
+        note = {"note": "after a quiet spell", "date": "2026-11-22"}
+        lots.record_event(ctx, lot.creator, lot, EventKind.OBSERVATION, note)
+        payload = dict(ctx.session.get(Event, target).payload) | {"cooling_date": "2026-11-19"}
+        ctx.session.execute(update(Event).where(Event.id == target).values(payload=payload))
+    settings = runtime.settings
+    runtime.close()
+    reopened = Runtime(settings)
+    try:
+        evm = reopened.chain.w3.provider.ethereum_tester.backend.chain
+        read: list[int] = []
+        for name in ("get_canonical_block_header_by_number", "get_canonical_block_by_number"):
+            real = getattr(evm, name)
+
+            def counting(number: int, real: Any = real) -> Any:
+                read.append(number)
+                return real(number)
+
+            monkeypatch.setattr(evm, name, counting)
+        with reopened.ctx() as ctx:
+            result = verify_lot(ctx, ctx.session.get(Lot, lot_pk))
+        assert result.state == "tampered" and result.bad_event_id == target
+        assert "event #2 (cooling" in result.detail and "altered" in result.detail
+        assert reopened.chain.w3.eth.block_number > 120
+        assert len(set(read)) <= 5, sorted(set(read))  # the lot's blocks (3 transactions) and the head
+    finally:
+        reopened.close()

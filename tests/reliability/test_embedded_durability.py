@@ -673,3 +673,122 @@ def test_fund_on_a_node_that_is_not_anvil(
         pauper = Account.create().address
         with pytest.raises(ChainUnavailable, match=f"account {pauper} has no funds.*LOTLINE_FAUCET_KEY"):
             fund(conn, pauper, 10**17)
+
+
+# ------------------------------------------------------------------------------------------------------
+# the log index: a lot's logs without reading every block
+# ------------------------------------------------------------------------------------------------------
+
+
+def _log_index_chain(chain: EmbeddedChain) -> tuple[list[str], list[HexBytes]]:
+    """Two logging contracts and a run of blocks: with logs of either contract, without logs (a transfer) and
+    empty (mined in bulk); each Stored log carries its value as data."""
+    w3 = chain.w3
+    faucet = Account.from_key(chain.faucet_key)
+    evm = w3.provider.ethereum_tester.backend.chain  # type: ignore[attr-defined]
+    contracts = [mined(w3, send(w3, faucet, None, data=init_code()))["contractAddress"] for _ in range(2)]
+    txs = []
+    for i in range(1, 13):
+        txs.append(send(w3, faucet, contracts[i % 2], data=word(i % 5 + 1)))
+        if i % 4 == 0:
+            mined(w3, send(w3, faucet, faucet.address, value=1))  # a block with a transaction but no log
+        for _ in range(i):
+            evm.mine_block()  # empty blocks, as a long-lived chain has
+    return contracts, txs
+
+
+def _every_filter(w3: Web3, contracts: list[str]) -> list[dict[str, Any]]:
+    head = w3.eth.block_number
+    topic = "0x" + STORED_TOPIC.hex()
+    return [
+        {"fromBlock": 0, "toBlock": head},
+        {"fromBlock": 7, "toBlock": head - 20},
+        {"fromBlock": 0, "toBlock": head, "address": contracts[0]},
+        {"fromBlock": 0, "toBlock": head, "address": contracts},
+        {"fromBlock": 0, "toBlock": head, "topics": [topic]},
+        {"fromBlock": 0, "toBlock": head, "address": contracts[1], "topics": [[topic, "0x" + "22" * 32]]},
+        {"fromBlock": 0, "toBlock": head, "topics": [None]},
+        {"fromBlock": 0, "toBlock": head, "topics": ["0x" + "22" * 32]},
+        {"fromBlock": 0, "toBlock": head, "address": Account.create().address},
+        {"fromBlock": head, "toBlock": head},
+    ]
+
+
+def _stock_logs(chain: EmbeddedChain, flt: dict[str, Any]) -> list[Any]:
+    """What eth-tester's own get_logs (every block read, every receipt looked up) answers for ``flt``."""
+    from eth_tester import EthereumTester
+
+    tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    return list(
+        EthereumTester.get_logs(
+            tester, from_block=flt["fromBlock"], to_block=flt["toBlock"], address=flt.get("address"),
+            topics=flt.get("topics"),
+        )
+    )  # fmt: skip
+
+
+def test_indexed_get_logs_returns_what_eth_testers_own_get_logs_returns_before_and_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    state_dir = tmp_path / "chain"
+    with open_embedded(state_dir) as chain:
+        contracts, _txs = _log_index_chain(chain)
+        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        before = {}
+        for n, flt in enumerate(_every_filter(chain.w3, contracts)):
+            ours = tester.get_logs(
+                from_block=flt["fromBlock"], to_block=flt["toBlock"], address=flt.get("address"),
+                topics=flt.get("topics"),
+            )  # fmt: skip
+            assert list(ours) == _stock_logs(chain, flt), flt
+            before[n] = list(ours)
+        assert len(before[0]) == 12 and len(before[1]) < 12
+    with open_embedded(state_dir) as chain:
+        assert chain.w3.provider.ethereum_tester.backend.chain.log_index_head == chain.w3.eth.block_number  # type: ignore[attr-defined]
+        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        for n, flt in enumerate(_every_filter(chain.w3, contracts)):
+            ours = tester.get_logs(
+                from_block=flt["fromBlock"], to_block=flt["toBlock"], address=flt.get("address"),
+                topics=flt.get("topics"),
+            )  # fmt: skip
+            assert list(ours) == before[n], flt
+
+
+def test_a_lots_logs_are_found_without_reading_every_block(
+    chain: EmbeddedChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter on an indexed topic reads the blocks that hold it, not every header since block 0."""
+    w3 = chain.w3
+    contracts, _txs = _log_index_chain(chain)
+    evm = w3.provider.ethereum_tester.backend.chain  # type: ignore[attr-defined]
+    assert w3.eth.block_number > 90
+    read: list[int] = []
+    for name in ("get_canonical_block_header_by_number", "get_canonical_block_by_number"):
+        real = getattr(evm, name)
+
+        def counting(number: int, real: Any = real) -> Any:
+            read.append(number)
+            return real(number)
+
+        monkeypatch.setattr(evm, name, counting)
+    value_topic = "0x" + word(3).hex()  # no log here has a second topic: the index answers without a block read
+    logs = w3.eth.get_logs({"fromBlock": 0, "address": contracts[0]})
+    assert [int.from_bytes(bytes(log["data"]), "big") for log in logs] == [i % 5 + 1 for i in range(2, 13, 2)]
+    assert len(set(read)) <= len(logs) + 1, sorted(set(read))
+    read.clear()
+    assert w3.eth.get_logs({"fromBlock": 0, "topics": [None, value_topic]}) == []
+    assert len(set(read)) <= 1
+
+
+def test_a_chain_written_before_the_log_index_is_indexed_when_opened(tmp_path: Path) -> None:
+    state_dir = tmp_path / "chain"
+    with open_embedded(state_dir) as chain:
+        contracts, _txs = _log_index_chain(chain)
+        flt = {"fromBlock": 0, "address": contracts[1]}
+        want = [dict(log) for log in chain.w3.eth.get_logs(flt)]
+    with sqlite3.connect(state_dir / "chain.sqlite3") as db:  # as a chain from before the index would be
+        db.execute("DROP TABLE log_blocks")
+        db.execute("DELETE FROM meta WHERE name = 'log_index_head'")
+    with open_embedded(state_dir) as chain:
+        assert chain.w3.provider.ethereum_tester.backend.chain.log_index_head == chain.w3.eth.block_number  # type: ignore[attr-defined]
+        assert [dict(log) for log in chain.w3.eth.get_logs(flt)] == want and len(want) == 6
