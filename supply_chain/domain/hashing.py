@@ -59,6 +59,13 @@ def keccak256(data: bytes) -> bytes:
     return _keccak.new(digest_bits=256, data=bytes(data)).digest()
 
 
+def _keccak_bytes(data: bytes) -> bytes:
+    """``keccak256`` of a value known to be ``bytes`` (no copy): the hot loop of Merkle trees and leaves."""
+    if _keccak_256 is not None:
+        return _keccak_256(data).digest()
+    return keccak256(data)  # pragma: no cover - the fallback when the wheel is not installed
+
+
 def hex32(value: bytes | bytearray) -> str:
     """Format a 32-byte hash as ``0x`` followed by 64 lower-case hex digits."""
     if not isinstance(value, bytes | bytearray) or len(value) != 32:
@@ -192,6 +199,40 @@ def payload_hash(payload: Mapping[str, Any]) -> bytes:
     return keccak256(canonical_json(payload))
 
 
+# A text that JCS writes as it is between two quotes: no quote, backslash or control character (which it
+# escapes) and no lone surrogate (which has no UTF-8 form: canonical_json refuses it).
+_VERBATIM_TEXT = re.compile(r'[^"\\\x00-\x1f\ud800-\udfff]*')
+
+
+def reading_leaf(reading: Mapping[str, Any]) -> bytes:
+    """Return ``payload_hash(reading)`` for a sensor reading as validated, written without the generic
+    canonicaliser: a Merkle leaf of a cold-chain batch (docs/hashing.md, section 5).
+
+    A validated reading has a fixed shape, ``{"taken_at": str, "temperature_c": str}`` and optionally
+    ``"humidity": str``, whose texts (an ISO date-time and decimal numbers) JCS writes verbatim; its members
+    sort as ``humidity < taken_at < temperature_c``. For that shape the canonical bytes are put together
+    directly; anything else (another key, a value that is not plain text, a text JCS would escape) is
+    hashed the generic way, so the result is always byte for byte ``keccak256(canonical_json(reading))``.
+    """
+    size = len(reading)
+    taken = reading.get("taken_at")
+    temperature = reading.get("temperature_c")
+    humidity = reading.get("humidity") if size == 3 else None
+    if (
+        type(taken) is str
+        and type(temperature) is str
+        and (size == 2 or (size == 3 and type(humidity) is str))
+        and _VERBATIM_TEXT.fullmatch(taken)
+        and _VERBATIM_TEXT.fullmatch(temperature)
+    ):
+        if humidity is None:
+            return _keccak_bytes(f'{{"taken_at":"{taken}","temperature_c":"{temperature}"}}'.encode())
+        if _VERBATIM_TEXT.fullmatch(humidity):
+            text = f'{{"humidity":"{humidity}","taken_at":"{taken}","temperature_c":"{temperature}"}}'
+            return _keccak_bytes(text.encode())
+    return payload_hash(reading)
+
+
 # --- salted commitments (hash scheme 2) ------------------------------------------------------------
 #
 # fieldSalt(name)      = keccak256(eventSalt || UTF-8(name))                   (eventSalt: 32 random bytes)
@@ -269,24 +310,27 @@ def head_chain(events: Iterable[tuple[int, str, bytes]], start: bytes = ZERO_HAS
 
 
 def _leaf_node(leaf: bytes) -> bytes:
-    return keccak256(LEAF_PREFIX + leaf)
+    return _keccak_bytes(LEAF_PREFIX + leaf)
 
 
 def _pair(a: bytes, b: bytes) -> bytes:
-    return keccak256(NODE_PREFIX + min(a, b) + max(a, b))
+    return _keccak_bytes(NODE_PREFIX + a + b if a < b else NODE_PREFIX + b + a)
 
 
 def _check_leaves(leaves: Sequence[bytes]) -> list[bytes]:
     if not leaves:
         raise InvalidInput("leaves: a Merkle root needs at least one leaf", field="leaves")
-    return [bytes32(leaf, f"leaves[{i}]") for i, leaf in enumerate(leaves)]
+    return [
+        leaf if type(leaf) is bytes and len(leaf) == 32 else bytes32(leaf, f"leaves[{i}]")
+        for i, leaf in enumerate(leaves)
+    ]
 
 
 def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     level = [_leaf_node(leaf) for leaf in _check_leaves(leaves)]
     levels = [level]
     while len(level) > 1:
-        nxt = [_pair(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [_pair(a, b) for a, b in zip(level[0::2], level[1::2], strict=False)]
         if len(level) % 2:
             nxt.append(level[-1])
         levels.append(nxt)

@@ -6,8 +6,11 @@ import hashlib
 import json
 import struct
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.hashing import (
@@ -22,6 +25,7 @@ from supply_chain.domain.hashing import (
     merkle_root,
     next_head,
     payload_hash,
+    reading_leaf,
     verify_merkle_proof,
 )
 
@@ -401,3 +405,57 @@ def test_docs_worked_examples() -> None:
         "0x4d8c10e268b6af7f05769b1c93b61376cb9d8fe5e4383052da02dab12aac43ec"
     ]
     assert hex32(merkle_root(leaves)) == MERKLE_DOC_ROOT
+
+
+# --- the leaf of a sensor reading, written without the generic canonicaliser ----------------------
+
+# Texts JCS writes verbatim and texts it must escape or refuse: quotes, backslashes, control characters,
+# DEL, non-ASCII (sorted by UTF-16 elsewhere, raw UTF-8 here), a lone surrogate.
+_AWKWARD = st.sampled_from(['"', "\\", "\x00", "\x1f", "\x7f", "\n", "é", "☎", "😀", "\ud800", " ", "+", "e"])
+_TEXTS = st.one_of(
+    st.from_regex(r"-?[0-9]{1,3}(\.[0-9]{1,6})?", fullmatch=True),
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.text(max_size=12),
+    st.lists(st.one_of(st.text(max_size=3), _AWKWARD), max_size=5).map("".join),
+)
+_OTHER_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.decimals())
+_VALUES = st.one_of(*[_TEXTS] * 8, _OTHER_VALUES)  # mostly texts: the shape the leaf writes directly
+
+
+@settings(max_examples=250, deadline=None, database=None)
+@given(
+    taken=_VALUES,
+    temperature=_VALUES,
+    humidity=st.one_of(st.just(...), _VALUES),
+    extra=st.dictionaries(st.sampled_from(["sensor", "taken_at ", "Humidity", "😀"]), _TEXTS, max_size=1),
+)
+@example(taken="2026-11-26T08:00:00+00:00", temperature="3.5", humidity=..., extra={})
+@example(taken="2026-11-26T08:00:00.000001+05:30", temperature="-0.25", humidity="80", extra={})
+@example(taken='2026"', temperature="3.5", humidity=..., extra={})
+@example(taken="2026", temperature="3\\5", humidity="80", extra={})
+@example(taken="2026-11-26T08:00:00Z", temperature="3.5", humidity="\x1f", extra={})
+@example(taken="2026-11-26T08:00:00+00:00", temperature="3.5", humidity="\ud800", extra={})
+def test_reading_leaf_is_byte_for_byte_the_payload_hash_of_the_reading(
+    taken: Any, temperature: Any, humidity: Any, extra: dict[str, Any]
+) -> None:
+    reading = {"taken_at": taken, "temperature_c": temperature} | extra
+    if humidity is not ...:
+        reading["humidity"] = humidity
+    try:
+        expected: bytes | str = payload_hash(reading)
+    except InvalidInput as exc:
+        expected = exc.message
+    try:
+        leaf: bytes | str = reading_leaf(reading)
+    except InvalidInput as exc:
+        leaf = exc.message
+    assert leaf == expected
+
+
+def test_reading_leaf_of_a_validated_reading_is_its_canonical_json_hashed() -> None:
+    reading = {"temperature_c": "-3.5", "taken_at": "2026-11-26T08:00:00+01:00", "humidity": "81.25"}
+    canonical = b'{"humidity":"81.25","taken_at":"2026-11-26T08:00:00+01:00","temperature_c":"-3.5"}'
+    assert canonical_json(reading) == canonical
+    assert reading_leaf(reading) == keccak256(canonical)
+    del reading["humidity"]
+    assert reading_leaf(reading) == keccak256(b'{"taken_at":"2026-11-26T08:00:00+01:00","temperature_c":"-3.5"}')
