@@ -17,6 +17,7 @@ keccak256 is the original Keccak (Ethereum's hash), not the standardised SHA3-25
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -187,11 +188,45 @@ def canonical_json(payload: Mapping[str, Any]) -> bytes:
             field="payload",
             code="not_canonicalisable",
         )
+    quick = _quick_canonical_json(payload)
+    if quick is not None:
+        return quick
     plain = _plain(payload, "payload")
     try:
         return rfc8785.dumps(plain)
     except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _plain rejects these first
         raise InvalidInput(f"payload: {exc}", field="payload", code="not_canonicalisable") from exc
+
+
+def _quick_canonical_json(payload: Mapping[str, Any]) -> bytes | None:
+    """RFC 8785 of a payload made only of ``dict`` objects with ASCII keys, lists, text, safe integers,
+    booleans and null, written by the C JSON encoder; None for anything else (floats, other key texts,
+    subclasses, a text with a lone surrogate), which the generic path writes or refuses.
+
+    For these values the two agree byte for byte: keys sorted by code point are sorted by UTF-16 code units
+    when they are ASCII; the encoder escapes exactly what JCS escapes (quote, backslash, U+0000-U+001F, with
+    the short forms and lower-case ``\\u00xx``) and writes the rest as raw UTF-8; integers within +-(2^53 - 1)
+    are written as JCS writes them. Floats are left out: ECMAScript and Python write many differently."""
+    if type(payload) is not dict or not _jcs_ready(payload):
+        return None
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the generic path names the field
+        return None
+
+
+def _jcs_ready(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is dict:
+        return all(type(key) is str and key.isascii() and _jcs_ready(item) for key, item in value.items())
+    if kind is list:
+        return all(_jcs_ready(item) for item in value)
+    return False
 
 
 def payload_hash(payload: Mapping[str, Any]) -> bytes:
@@ -281,13 +316,26 @@ def next_head(prev_head: bytes, kind: int, actor: str, data_hash: bytes) -> byte
     ``actor`` left-padded with zeros. The head commits to the order of events, so a reordered, removed or
     altered event changes every later head.
     """
-    prev = bytes32(prev_head, "prev_head")
-    data = bytes32(data_hash, "data_hash")
-    if isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 255:
-        raise InvalidInput(f"kind: expected an integer 0..255, got {_describe(kind)}", field="kind")
-    word_kind = int(kind).to_bytes(32, "big")
-    word_actor = address_bytes(actor).rjust(32, b"\x00")
-    return keccak256(prev + word_kind + word_actor + data)
+    prev = prev_head if type(prev_head) is bytes and len(prev_head) == 32 else bytes32(prev_head, "prev_head")
+    data = data_hash if type(data_hash) is bytes and len(data_hash) == 32 else bytes32(data_hash, "data_hash")
+    word_kind = _KIND_WORDS.get(kind) if type(kind) is int else None
+    if word_kind is None:
+        if isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 255:
+            raise InvalidInput(f"kind: expected an integer 0..255, got {_describe(kind)}", field="kind")
+        word_kind = int(kind).to_bytes(32, "big")
+    word_actor = _ACTOR_WORDS.get(actor) if type(actor) is str else None
+    if word_actor is None:
+        word_actor = address_bytes(actor).rjust(32, b"\x00")
+        if type(actor) is str and len(_ACTOR_WORDS) < _ACTOR_WORDS_MAX:
+            _ACTOR_WORDS[actor] = word_actor
+    return _keccak_bytes(prev + word_kind + word_actor + data)
+
+
+_KIND_WORDS = {kind: kind.to_bytes(32, "big") for kind in range(256)}
+"""The ABI word of each kind, 0..255 (``next_head`` writes one per event)."""
+_ACTOR_WORDS: dict[str, bytes] = {}
+"""The ABI word of each actor address met, keyed by the exact text (parsing it is a pure function of it)."""
+_ACTOR_WORDS_MAX = 100_000
 
 
 def head_chain(events: Iterable[tuple[int, str, bytes]], start: bytes = ZERO_HASH) -> list[bytes]:
