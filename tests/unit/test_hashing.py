@@ -476,11 +476,10 @@ _JSON_SCALARS = st.one_of(
     st.text(max_size=8),
     st.lists(_AWKWARD, max_size=3).map("".join),
 )
-_JSON = st.recursive(
-    _JSON_SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_JSON_KEYS, inner, max_size=4)),
-    max_leaves=12,
+_JSON_INNER = st.one_of(
+    _JSON_SCALARS, st.lists(_JSON_SCALARS, max_size=3), st.dictionaries(_JSON_KEYS, _JSON_SCALARS, max_size=3)
 )
+_JSON = st.one_of(_JSON_INNER, st.lists(_JSON_INNER, max_size=3), st.dictionaries(_JSON_KEYS, _JSON_INNER, max_size=3))
 
 
 @settings(max_examples=120, deadline=None, database=None)
