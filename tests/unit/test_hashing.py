@@ -491,6 +491,7 @@ _JSON = st.one_of(_JSON_INNER, st.lists(_JSON_INNER, max_size=3), st.dictionarie
 @example({"t": "\udc00"})
 @example({"f": 1e21, "g": 1e-7, "h": 100.0, "i": -0.0})
 @example({"z": 1, "a": {"y": [2, {"x": 3}]}})
+@example({"\U0001f600": 1, "\ufb33": 2, "a": {"\ufb33": 3, "\U0001f600": 4}})
 def test_canonical_json_gives_the_rfc8785_bytes_of_the_plain_payload(payload: dict[str, Any]) -> None:
     """canonical_json writes payloads without floats with the C JSON encoder: the same bytes as the RFC 8785
     library writes, and the same refusal (naming the field) for what has no canonical form."""
