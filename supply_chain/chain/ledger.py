@@ -189,6 +189,9 @@ def _hex(value: Any) -> Any:
     return value
 
 
+_GET_LOT_SELECTOR = function_signature_to_4byte_selector("getLot(bytes32)")
+
+
 def _b32(value: str | bytes) -> bytes:
     if isinstance(value, bytes):
         if len(value) != 32:
@@ -270,8 +273,12 @@ class Ledger:
 
     def get_lot(self, lot_id: str | bytes) -> ChainLot:
         lot_bytes = _b32(lot_id)
+        # The call data and the answer are coded here with the ABI types of getLot: web3's contract function
+        # looks the function up in the whole ABI on every call, which cost more than the EVM running it.
         with chain_guard("getLot"):
-            creator, custodian, pending, status, count, head, inputs = self.contract.functions.getLot(lot_bytes).call()
+            raw = self.w3.eth.call({"to": self.address, "data": "0x" + (_GET_LOT_SELECTOR + lot_bytes).hex()})
+        creator, custodian, pending, status, count, head, inputs = abi_decode(self._GET_LOT_TYPES, raw)
+        creator, custodian, pending = (to_checksum_address(a) for a in (creator, custodian, pending))
         return ChainLot(
             lot_id=_hex(lot_bytes),
             creator=creator,

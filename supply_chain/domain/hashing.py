@@ -17,6 +17,7 @@ keccak256 is the original Keccak (Ethereum's hash), not the standardised SHA3-25
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,6 +58,13 @@ def keccak256(data: bytes) -> bytes:
     if _keccak_256 is not None:
         return _keccak_256(bytes(data)).digest()
     return _keccak.new(digest_bits=256, data=bytes(data)).digest()
+
+
+def _keccak_bytes(data: bytes) -> bytes:
+    """``keccak256`` of a value known to be ``bytes`` (no copy): the hot loop of Merkle trees and leaves."""
+    if _keccak_256 is not None:
+        return _keccak_256(data).digest()
+    return keccak256(data)  # pragma: no cover - the fallback when the wheel is not installed
 
 
 def hex32(value: bytes | bytearray) -> str:
@@ -180,6 +188,9 @@ def canonical_json(payload: Mapping[str, Any]) -> bytes:
             field="payload",
             code="not_canonicalisable",
         )
+    quick = _quick_canonical_json(payload)
+    if quick is not None:
+        return quick
     plain = _plain(payload, "payload")
     try:
         return rfc8785.dumps(plain)
@@ -187,9 +198,74 @@ def canonical_json(payload: Mapping[str, Any]) -> bytes:
         raise InvalidInput(f"payload: {exc}", field="payload", code="not_canonicalisable") from exc
 
 
+def _quick_canonical_json(payload: Mapping[str, Any]) -> bytes | None:
+    """RFC 8785 of a payload made only of ``dict`` objects with ASCII keys, lists, text, safe integers,
+    booleans and null, written by the C JSON encoder; None for anything else (floats, other key texts,
+    subclasses, a text with a lone surrogate), which the generic path writes or refuses.
+
+    For these values the two agree byte for byte: keys sorted by code point are sorted by UTF-16 code units
+    when they are ASCII; the encoder escapes exactly what JCS escapes (quote, backslash, U+0000-U+001F, with
+    the short forms and lower-case ``\\u00xx``) and writes the rest as raw UTF-8; integers within +-(2^53 - 1)
+    are written as JCS writes them. Floats are left out: ECMAScript and Python write many differently."""
+    if type(payload) is not dict or not _jcs_ready(payload):
+        return None
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the generic path names the field
+        return None
+
+
+def _jcs_ready(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is dict:
+        return all(type(key) is str and key.isascii() and _jcs_ready(item) for key, item in value.items())
+    if kind is list:
+        return all(_jcs_ready(item) for item in value)
+    return False
+
+
 def payload_hash(payload: Mapping[str, Any]) -> bytes:
     """Return ``keccak256(canonical_json(payload))``, the 32-byte ``dataHash`` of an event payload."""
     return keccak256(canonical_json(payload))
+
+
+# A text that JCS writes as it is between two quotes: no quote, backslash or control character (which it
+# escapes) and no lone surrogate (which has no UTF-8 form: canonical_json refuses it).
+_VERBATIM_TEXT = re.compile(r'[^"\\\x00-\x1f\ud800-\udfff]*')
+
+
+def reading_leaf(reading: Mapping[str, Any]) -> bytes:
+    """Return ``payload_hash(reading)`` for a sensor reading as validated, written without the generic
+    canonicaliser: a Merkle leaf of a cold-chain batch (docs/hashing.md, section 5).
+
+    A validated reading has a fixed shape, ``{"taken_at": str, "temperature_c": str}`` and optionally
+    ``"humidity": str``, whose texts (an ISO date-time and decimal numbers) JCS writes verbatim; its members
+    sort as ``humidity < taken_at < temperature_c``. For that shape the canonical bytes are put together
+    directly; anything else (another key, a value that is not plain text, a text JCS would escape) is
+    hashed the generic way, so the result is always byte for byte ``keccak256(canonical_json(reading))``.
+    """
+    size = len(reading)
+    taken = reading.get("taken_at")
+    temperature = reading.get("temperature_c")
+    humidity = reading.get("humidity") if size == 3 else None
+    if (
+        type(taken) is str
+        and type(temperature) is str
+        and (size == 2 or (size == 3 and type(humidity) is str))
+        and _VERBATIM_TEXT.fullmatch(taken)
+        and _VERBATIM_TEXT.fullmatch(temperature)
+    ):
+        if humidity is None:
+            return _keccak_bytes(f'{{"taken_at":"{taken}","temperature_c":"{temperature}"}}'.encode())
+        if _VERBATIM_TEXT.fullmatch(humidity):
+            text = f'{{"humidity":"{humidity}","taken_at":"{taken}","temperature_c":"{temperature}"}}'
+            return _keccak_bytes(text.encode())
+    return payload_hash(reading)
 
 
 # --- salted commitments (hash scheme 2) ------------------------------------------------------------
@@ -240,13 +316,26 @@ def next_head(prev_head: bytes, kind: int, actor: str, data_hash: bytes) -> byte
     ``actor`` left-padded with zeros. The head commits to the order of events, so a reordered, removed or
     altered event changes every later head.
     """
-    prev = bytes32(prev_head, "prev_head")
-    data = bytes32(data_hash, "data_hash")
-    if isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 255:
-        raise InvalidInput(f"kind: expected an integer 0..255, got {_describe(kind)}", field="kind")
-    word_kind = int(kind).to_bytes(32, "big")
-    word_actor = address_bytes(actor).rjust(32, b"\x00")
-    return keccak256(prev + word_kind + word_actor + data)
+    prev = prev_head if type(prev_head) is bytes and len(prev_head) == 32 else bytes32(prev_head, "prev_head")
+    data = data_hash if type(data_hash) is bytes and len(data_hash) == 32 else bytes32(data_hash, "data_hash")
+    word_kind = _KIND_WORDS.get(kind) if type(kind) is int else None
+    if word_kind is None:
+        if isinstance(kind, bool) or not isinstance(kind, int) or not 0 <= kind <= 255:
+            raise InvalidInput(f"kind: expected an integer 0..255, got {_describe(kind)}", field="kind")
+        word_kind = int(kind).to_bytes(32, "big")
+    word_actor = _ACTOR_WORDS.get(actor) if type(actor) is str else None
+    if word_actor is None:
+        word_actor = address_bytes(actor).rjust(32, b"\x00")
+        if type(actor) is str and len(_ACTOR_WORDS) < _ACTOR_WORDS_MAX:
+            _ACTOR_WORDS[actor] = word_actor
+    return _keccak_bytes(prev + word_kind + word_actor + data)
+
+
+_KIND_WORDS = {kind: kind.to_bytes(32, "big") for kind in range(256)}
+"""The ABI word of each kind, 0..255 (``next_head`` writes one per event)."""
+_ACTOR_WORDS: dict[str, bytes] = {}
+"""The ABI word of each actor address met, keyed by the exact text (parsing it is a pure function of it)."""
+_ACTOR_WORDS_MAX = 100_000
 
 
 def head_chain(events: Iterable[tuple[int, str, bytes]], start: bytes = ZERO_HASH) -> list[bytes]:
@@ -269,24 +358,27 @@ def head_chain(events: Iterable[tuple[int, str, bytes]], start: bytes = ZERO_HAS
 
 
 def _leaf_node(leaf: bytes) -> bytes:
-    return keccak256(LEAF_PREFIX + leaf)
+    return _keccak_bytes(LEAF_PREFIX + leaf)
 
 
 def _pair(a: bytes, b: bytes) -> bytes:
-    return keccak256(NODE_PREFIX + min(a, b) + max(a, b))
+    return _keccak_bytes(NODE_PREFIX + a + b if a < b else NODE_PREFIX + b + a)
 
 
 def _check_leaves(leaves: Sequence[bytes]) -> list[bytes]:
     if not leaves:
         raise InvalidInput("leaves: a Merkle root needs at least one leaf", field="leaves")
-    return [bytes32(leaf, f"leaves[{i}]") for i, leaf in enumerate(leaves)]
+    return [
+        leaf if type(leaf) is bytes and len(leaf) == 32 else bytes32(leaf, f"leaves[{i}]")
+        for i, leaf in enumerate(leaves)
+    ]
 
 
 def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     level = [_leaf_node(leaf) for leaf in _check_leaves(leaves)]
     levels = [level]
     while len(level) > 1:
-        nxt = [_pair(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [_pair(a, b) for a, b in zip(level[0::2], level[1::2], strict=False)]
         if len(level) % 2:
             nxt.append(level[-1])
         levels.append(nxt)

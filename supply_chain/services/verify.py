@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Text, cast, select, type_coerce
 
 from supply_chain.chain.ledger import ChainLot
 from supply_chain.domain.disclosure import data_hash, disclosed_hash
@@ -89,7 +89,7 @@ def verify_new_events(ctx: Ctx, lot: Lot, verified_head: str, verified_count: in
     for event in new:
         if event.failure_reason:
             return None
-        head = next_head(head, int(event.kind), event.actor_address, bytes32(_hash(event)))
+        head = next_head(head, int(event.kind), event.actor_address, _data_hash(event))
     chain_lot = ctx.ledger.get_lot(lot.lot_id)
     if hex32(head) != chain_lot.head.lower() or chain_lot.event_count != verified_count + len(new):
         return None
@@ -187,31 +187,71 @@ def _verify(ctx: Ctx, lot: Lot) -> Verification:
 _FACT_COLUMNS = (
     Event.id,
     Event.seq,
-    Event.kind,
+    type_coerce(Event.kind, Integer).label("kind"),
     Event.actor_address,
-    Event.payload,
+    cast(Event.payload, Text).label("stored_payload"),
     Event.hash_scheme,
     Event.salt,
     Event.disclosure,
     Event.status,
     Event.failure_reason,
 )
-"""What verification reads of an event. Rows of these columns stand in for ``Event`` objects (same attribute
-names): a lot of 1,000 events was mostly ORM hydration of columns verification never looks at (dates,
-visibility, transaction bookkeeping) and identity-map bookkeeping."""
+"""What verification reads of an event: the payload as the database holds it (its text, decoded only where a
+finding needs a field), the rest as plain values. A lot of 1,000 events was mostly ORM hydration of columns
+verification never looks at, then decoding every payload."""
+
+
+class _Fact:
+    """One event as verification reads it (``_FACT_COLUMNS``): the attribute names of ``Event``, with
+    ``payload`` decoded from ``stored_payload`` on first use."""
+
+    __slots__ = (
+        "id",
+        "seq",
+        "kind",
+        "actor_address",
+        "stored_payload",
+        "hash_scheme",
+        "salt",
+        "disclosure",
+        "status",
+        "failure_reason",
+        "_payload",
+    )
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        (
+            self.id,
+            self.seq,
+            self.kind,
+            self.actor_address,
+            self.stored_payload,
+            self.hash_scheme,
+            self.salt,
+            self.disclosure,
+            self.status,
+            self.failure_reason,
+        ) = row
+        self._payload: Any = None
+
+    @property
+    def payload(self) -> Any:
+        if self._payload is None:
+            self._payload = json.loads(self.stored_payload)
+        return self._payload
 
 
 def _facts(ctx: Ctx, lot: Lot, *where: Any, order: Sequence[Any]) -> list[Any]:
-    """The lot's events as rows of ``_FACT_COLUMNS``, read from the database as stored now."""
+    """The lot's events as ``_Fact`` rows, read from the database as stored now."""
     statement = select(*_FACT_COLUMNS).where(Event.lot_id == lot.id, *where).order_by(*order)
-    return list(ctx.session.execute(statement))
+    return [_Fact(row) for row in ctx.session.execute(statement)]
 
 
 def _chained_head(stored: Sequence[Event]) -> str:
     """The head-hash chain recomputed over the stored confirmed events, in order (docs/hashing.md)."""
     head = ZERO_HASH
     for event in stored:
-        head = next_head(head, int(event.kind), event.actor_address, bytes32(_hash(event)))
+        head = next_head(head, int(event.kind), event.actor_address, _data_hash(event))
     return hex32(head)
 
 
@@ -473,46 +513,52 @@ def _document_findings(ctx: Ctx, lot: Lot, confirmed: Sequence[Event]) -> list[s
     return out
 
 
-_RECOMPUTED: dict[bytes, str] = {}
-"""Data hashes this process has recomputed, keyed by a SHA-256 of exactly what went into each (kind, scheme,
-salt and the payload as stored). Canonical JSON and the salted commitments cost ~0.5 ms an event in Python;
-this digest is computed in C in a few microseconds. Any change to a stored payload changes its digest, so a
-tampered event is never answered from here: it is hashed again and found. The memo lives in this process's
-memory only (never in the database an attacker could edit) and starts empty at every start."""
+_RECOMPUTED: dict[bytes, bytes] = {}
+"""Data hashes this process has recomputed, keyed by a SHA-256 of exactly what went into each: the kind, the
+scheme, the salt and the payload's text as the database holds it. Canonical JSON and the salted commitments
+cost a fraction of a millisecond an event; this digest is computed in C in about a microsecond, without
+decoding the payload. Any change to a stored payload changes its text and so its digest, so a tampered event
+is never answered from here: it is hashed again and found. The memo lives in this process's memory only
+(never in the database an attacker could edit) and starts empty at every start."""
 
 _RECOMPUTED_MAX = 200_000
 
+_UNHASHABLE = b"\xff" * 32
+"""What a payload that no longer decodes or canonicalises recomputes to: it cannot match any anchored hash."""
 
-def _hash(event: Event) -> str:
+
+def _data_hash(event: _Fact) -> bytes:
     """The event's ``dataHash`` recomputed from the stored payload under its hash scheme (scheme 1: the whole
     payload; scheme 2: its public fields and the salted commitments to the others, docs/hashing.md); for an
     event held in part (``disclosure``), from the fields shown and their proof."""
-    try:
-        stored = json.dumps(
-            [int(event.kind), event.hash_scheme, event.salt, event.payload, event.disclosure],
-            sort_keys=True,
-            ensure_ascii=False,
-            separators=(",", ":"),
+    stored = event.stored_payload
+    disclosure = event.disclosure
+    shown = "" if disclosure is None else json.dumps(disclosure, sort_keys=True, ensure_ascii=False)
+    key = hashlib.sha256(
+        f"{int(event.kind)}\x00{event.hash_scheme}\x00{event.salt}\x00{stored}\x00{shown}".encode(
+            "utf-8", "surrogatepass"
         )
-        key: bytes | None = hashlib.sha256(stored.encode("utf-8", "surrogatepass")).digest()
-    except (TypeError, ValueError):  # not plain JSON (never so when read from the store): no memo
-        key = None
-    known = _RECOMPUTED.get(key) if key is not None else None
+    ).digest()
+    known = _RECOMPUTED.get(key)
     if known is not None:
         return known
     try:
-        if event.disclosure is not None:
+        if disclosure is not None:
             # held in part (a Lotline export taken in): the fields shown, re-hashed with their proof
-            result = hex32(disclosed_hash(event.payload, event.disclosure))
+            result = disclosed_hash(json.loads(stored), disclosure)
         else:
-            result = hex32(data_hash(int(event.kind), event.payload, event.hash_scheme, event.salt))
-    except LotlineError:
-        return "0x" + "ff" * 32  # a payload that no longer canonicalises cannot match anything
-    if key is not None:
-        if len(_RECOMPUTED) >= _RECOMPUTED_MAX:
-            _RECOMPUTED.clear()
-        _RECOMPUTED[key] = result
+            result = data_hash(int(event.kind), json.loads(stored), event.hash_scheme, event.salt)
+    except (LotlineError, ValueError, TypeError):
+        return _UNHASHABLE
+    if len(_RECOMPUTED) >= _RECOMPUTED_MAX:
+        _RECOMPUTED.clear()
+    _RECOMPUTED[key] = result
     return result
+
+
+def _hash(event: _Fact) -> str:
+    """``_data_hash`` as ``0x`` hex, as the chain's logs give data hashes."""
+    return hex32(_data_hash(event))
 
 
 def verify_all(ctx: Ctx) -> list[Verification]:

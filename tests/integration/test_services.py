@@ -3,9 +3,12 @@ transformations, recalls, rejected input leaving nothing behind, crash recovery,
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
 
@@ -271,33 +274,138 @@ def test_large_forward_trace_is_recalled_in_bounded_batches(network: Any, monkey
         assert lots.recall_progress(ctx, a)["remaining"] == 0
 
 
-def test_sensor_readings_anchored_by_the_sender_while_in_transit_not_by_the_receiver(network: Any) -> None:
-    """The receiver of an offer it has not accepted records nothing on the lot (issue 9, item 8e)."""
+def test_sensor_readings_anchored_by_the_sender_in_transit_not_the_receiver_and_stored_in_one_insert(
+    network: Any,
+) -> None:
+    """The receiver of an offer it has not accepted records nothing on the lot (issue 9, item 8e). The
+    sender's readings, half of them with a humidity, go in with one INSERT statement (an ORM bulk insert
+    groups rows by the columns they set: alternating rows went in one statement each), and the stored rows,
+    validated again in leaf order, hash to the anchored root."""
+    engine = network.runtime.engine
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO SENSOR_READINGS"):
+            statements.append(statement)
+
+    readings = [
+        {"taken_at": f"2026-11-21T{h:02d}:{m:02d}:00Z", "temperature_c": 3 + m / 100}
+        | ({"humidity": str(40 + m)} if (h + m // 6) % 2 else {})
+        for h in range(4)
+        for m in range(0, 60, 6)
+    ]
     with network.runtime.ctx() as ctx:
         lot = _lot(ctx, network)
         _ship(ctx, network, lot, "farm", "dist")
-        readings = [{"taken_at": f"2026-11-21T0{h}:00:00+00:00", "temperature_c": 3 + h / 10} for h in range(5)]
         for outsider in ("dist", "shop"):
             with pytest.raises(Forbidden) as refused:
                 lots.anchor_readings(ctx, network.org(outsider, ctx), lot, readings)
             assert refused.value.code == "not_custodian"
-        event = lots.anchor_readings(ctx, network.org("farm", ctx), lot, readings, sensor_id="L1")
-        assert event.status == "confirmed" and event.payload["reading_count"] == 5
+        sa_event.listen(engine, "before_cursor_execute", count)
+        try:
+            event = lots.anchor_readings(ctx, network.org("farm", ctx), lot, readings, sensor_id="L1")
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", count)
+        assert event.status == "confirmed" and event.payload["reading_count"] == 40
         assert lot.sensor_batches[0].merkle_root == event.payload["merkle_root"]
-        # the stored readings (one bulk insert) are the anchored leaves: in leaf order they hash to the root
+        assert len(statements) == 1
+        # the stored readings are the anchored leaves: in leaf order they hash to the root
         stored = ctx.session.scalars(
             select(SensorReading)
             .where(SensorReading.batch_id == lot.sensor_batches[0].id)
             .order_by(SensorReading.leaf_index)
         ).all()
-        assert [(r.leaf_index, r.sensor_id) for r in stored] == [(i, "L1") for i in range(5)]
-        leaves = [
-            payload_hash(
-                lots.validate_reading({"taken_at": r.taken_at.isoformat(), "temperature_c": str(r.temperature_c)}, 0)
-            )
+        assert [(r.leaf_index, r.sensor_id) for r in stored] == [(i, "L1") for i in range(40)]
+        assert sum(1 for r in stored if r.humidity is not None) == 20
+        again = [
+            {"taken_at": r.taken_at.isoformat(), "temperature_c": str(r.temperature_c)}
+            | ({"humidity": str(r.humidity)} if r.humidity is not None else {})
             for r in stored
         ]
+        leaves = [payload_hash(lots.validate_reading(r, i)) for i, r in enumerate(again)]
         assert hex32(merkle_root(leaves)) == event.payload["merkle_root"]
+
+
+_TIMES = st.one_of(
+    st.sampled_from(
+        [
+            "2026-11-21T08:00:00Z",
+            "2026-11-21T08:00:00z",
+            "2026-11-21t08:00:00Z",
+            "2026-11-21 08:00:00+00:00",
+            " 2026-11-21T08:00:00+01:00 ",
+            "2026-11-21T08:00:00-00:00",
+            "2026-11-21T08:00:00.5+05:30",
+            "2026-11-21T08:00:00.000000+00:00",
+            "2026-11-21T08:00:00.1234567+00:00",
+            "2026-11-21T08:00+00:00",
+            "2026-11-21T08:00:00",
+            "2026-02-30T08:00:00Z",
+            "2026-11-21T24:00:00Z",
+            "2026-11-21T08:00:00+24:00",
+            "2026-11-21T08:00:00+00:60",
+            "٢٠٢٦-11-21T08:00:00Z",
+            "2026-11-21",
+            "",
+        ]
+    ),
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat(timespec="seconds").replace("+00:00", "Z")),
+    st.text(max_size=8),
+    st.none(),
+    st.integers(),
+)
+_NUMBERS = st.one_of(
+    st.sampled_from(
+        ["3.5", "3.50", " 3.5 ", "-0", "-0.0", "0", "80", "-80", "80.0000001", "81", "100", "101", "1e1", "NaN"]
+        + ["Infinity", "٣", "+3", "3.1234567", "", "abc", "0.000001", "-12.25", "0x10"]
+    ),
+    st.from_regex(r"-?[0-9]{1,3}(\.[0-9]{1,7})?", fullmatch=True),
+    st.integers(-200, 200),
+    st.floats(-120, 120),
+    st.decimals(-120, 120, places=7),
+    st.none(),
+    st.booleans(),
+)
+_READING = st.one_of(
+    st.fixed_dictionaries(
+        {"taken_at": _TIMES, "temperature_c": _NUMBERS},
+        optional={"humidity": _NUMBERS, "sensor": st.text(max_size=3)},
+    ),
+    st.sampled_from(["2026-11-21T08:00:00Z, 3.5", ["2026-11-21T08:00:00Z", "3.5"], None]),
+)
+
+
+_Z = {"taken_at": "2026-11-21T08:00:00Z"}
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return fn()
+    except InvalidInput as exc:
+        return (exc.message, exc.field, exc.code)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.lists(_READING, min_size=1, max_size=12).flatmap(lambda r: st.lists(st.sampled_from(r), max_size=30)))
+@example([{"taken_at": "2026-11-21T08:00:00Z", "temperature_c": "3.50"}] * 2)
+@example(
+    [{"taken_at": "2026-11-21T08:00:00Z", "temperature_c": "-5"}] + [_Z | {"temperature_c": "-5", "humidity": "-5"}]
+)
+@example([_Z | {"temperature_c": "3.5"}, {"taken_at": "2026-02-30T08:00:00Z", "temperature_c": "3.5"}])
+@example([_Z | {"temperature_c": "3.5"}, {"taken_at": "2026-11-21T08:00:00.000000-00:00", "temperature_c": "3.5"}])
+@example(
+    [
+        {"taken_at": "2026-11-21T08:00:00Z", "temperature_c": "3.5"},
+        {"taken_at": "2026-11-21T08:00:00Z", "temperature_c": "3.5", "humidity": "101"},
+    ]
+)
+def test_validate_readings_gives_what_validate_reading_gives_reading_by_reading(raws: list[Any]) -> None:
+    """The batch validator (quick paths for the usual date-time shape and for values met before in the
+    upload) gives the same rows as validating each reading alone, and refuses the same first bad reading
+    with the same message and field."""
+    expected = _outcome(lambda: [lots.validate_reading(r, i) for i, r in enumerate(raws)])
+    assert _outcome(lambda: lots.validate_readings(raws)) == expected
 
 
 def test_close_ends_the_history_but_a_closed_lot_can_still_be_recalled(network: Any) -> None:

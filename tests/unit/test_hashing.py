@@ -5,9 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from datetime import UTC, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
+import rfc8785
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.hashing import (
@@ -15,6 +20,7 @@ from supply_chain.domain.hashing import (
     ZERO_HASH,
     bytes32,
     canonical_json,
+    ensure_canonicalisable,
     head_chain,
     hex32,
     keccak256,
@@ -22,6 +28,7 @@ from supply_chain.domain.hashing import (
     merkle_root,
     next_head,
     payload_hash,
+    reading_leaf,
     verify_merkle_proof,
 )
 
@@ -401,3 +408,99 @@ def test_docs_worked_examples() -> None:
         "0x4d8c10e268b6af7f05769b1c93b61376cb9d8fe5e4383052da02dab12aac43ec"
     ]
     assert hex32(merkle_root(leaves)) == MERKLE_DOC_ROOT
+
+
+# --- the leaf of a sensor reading, written without the generic canonicaliser ----------------------
+
+# Texts JCS writes verbatim and texts it must escape or refuse: quotes, backslashes, control characters,
+# DEL, non-ASCII (sorted by UTF-16 elsewhere, raw UTF-8 here), a lone surrogate.
+_AWKWARD = st.sampled_from(['"', "\\", "\x00", "\x1f", "\x7f", "\n", "é", "☎", "😀", "\ud800", " ", "+", "e"])
+_ZONES = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=11))]
+_TEXTS = st.one_of(
+    st.from_regex(r"-?[0-9]{1,3}(\.[0-9]{1,6})?", fullmatch=True),
+    st.builds(lambda d, tz: d.replace(tzinfo=tz).isoformat(), st.datetimes(), st.sampled_from(_ZONES)),
+    st.text(max_size=12),
+    st.lists(st.one_of(st.text(max_size=3), _AWKWARD), max_size=5).map("".join),
+)
+_OTHER_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.decimals())
+_VALUES = st.one_of(*[_TEXTS] * 8, _OTHER_VALUES)  # mostly texts: the shape the leaf writes directly
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    taken=_VALUES,
+    temperature=_VALUES,
+    humidity=st.one_of(st.just(...), _VALUES),
+    extra=st.dictionaries(st.sampled_from(["sensor", "taken_at ", "Humidity", "😀"]), _TEXTS, max_size=1),
+)
+@example(taken="2026-11-26T08:00:00+00:00", temperature="3.5", humidity=..., extra={})
+@example(taken="2026-11-26T08:00:00.000001+05:30", temperature="-0.25", humidity="80", extra={})
+@example(taken='2026"', temperature="3.5", humidity=..., extra={})
+@example(taken="2026", temperature="3\\5", humidity="80", extra={})
+@example(taken="2026-11-26T08:00:00Z", temperature="3.5", humidity="\x1f", extra={})
+@example(taken="2026-11-26T08:00:00+00:00", temperature="3.5", humidity="\ud800", extra={})
+def test_reading_leaf_is_byte_for_byte_the_payload_hash_of_the_reading(
+    taken: Any, temperature: Any, humidity: Any, extra: dict[str, Any]
+) -> None:
+    reading = {"taken_at": taken, "temperature_c": temperature} | extra
+    if humidity is not ...:
+        reading["humidity"] = humidity
+    try:
+        expected: bytes | str = payload_hash(reading)
+    except InvalidInput as exc:
+        expected = exc.message
+    try:
+        leaf: bytes | str = reading_leaf(reading)
+    except InvalidInput as exc:
+        leaf = exc.message
+    assert leaf == expected
+
+
+def test_reading_leaf_of_a_validated_reading_is_its_canonical_json_hashed() -> None:
+    reading = {"temperature_c": "-3.5", "taken_at": "2026-11-26T08:00:00+01:00", "humidity": "81.25"}
+    canonical = b'{"humidity":"81.25","taken_at":"2026-11-26T08:00:00+01:00","temperature_c":"-3.5"}'
+    assert canonical_json(reading) == canonical
+    assert reading_leaf(reading) == keccak256(canonical)
+    del reading["humidity"]
+    assert reading_leaf(reading) == keccak256(b'{"taken_at":"2026-11-26T08:00:00+01:00","temperature_c":"-3.5"}')
+
+
+# --- the quick path of canonical_json (the C JSON encoder, for payloads without floats) ------------
+
+_JSON_KEYS = st.one_of(st.text(max_size=6), st.sampled_from(["a", "B", "_", "é", "😀", "דּ", "\x00", '"', "\\"]))
+_JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-MAX_SAFE_INTEGER - 2, MAX_SAFE_INTEGER + 2),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.lists(_AWKWARD, max_size=3).map("".join),
+)
+_JSON_INNER = st.one_of(
+    _JSON_SCALARS, st.lists(_JSON_SCALARS, max_size=3), st.dictionaries(_JSON_KEYS, _JSON_SCALARS, max_size=3)
+)
+_JSON = st.one_of(_JSON_INNER, st.lists(_JSON_INNER, max_size=3), st.dictionaries(_JSON_KEYS, _JSON_INNER, max_size=3))
+
+
+@settings(max_examples=120, deadline=None, database=None)
+@given(st.dictionaries(_JSON_KEYS, _JSON, max_size=6))
+@example({"quantity": "480", "unit": "case", "count": 3, "ok": True, "none": None, "list": [1, "a"]})
+@example({"a": "\x00\x1f\x7f\u2028\b\t\n\f\r\"\\/", "b": "Rückruf ☎ 😀"})
+@example({"n": MAX_SAFE_INTEGER, "m": -MAX_SAFE_INTEGER})
+@example({"n": MAX_SAFE_INTEGER + 1})
+@example({"t": "\udc00"})
+@example({"f": 1e21, "g": 1e-7, "h": 100.0, "i": -0.0})
+@example({"z": 1, "a": {"y": [2, {"x": 3}]}})
+@example({"\U0001f600": 1, "\ufb33": 2, "a": {"\ufb33": 3, "\U0001f600": 4}})
+def test_canonical_json_gives_the_rfc8785_bytes_of_the_plain_payload(payload: dict[str, Any]) -> None:
+    """canonical_json writes payloads without floats with the C JSON encoder: the same bytes as the RFC 8785
+    library writes, and the same refusal (naming the field) for what has no canonical form."""
+    try:
+        expected: bytes | str = rfc8785.dumps(ensure_canonicalisable(payload))
+    except InvalidInput as exc:
+        expected = exc.message
+    try:
+        actual: bytes | str = canonical_json(payload)
+    except InvalidInput as exc:
+        actual = exc.message
+    assert actual == expected

@@ -18,7 +18,7 @@ from supply_chain.chain.ledger import Call
 from supply_chain.domain import policy
 from supply_chain.domain.errors import Conflict, Forbidden, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.events import kind_spec, validate_payload
-from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
+from supply_chain.domain.hashing import bytes32, hex32, merkle_root, reading_leaf
 from supply_chain.domain.identifiers import (
     lot_id,
 )
@@ -708,7 +708,7 @@ class Planner:
                 field=f"{path}.sensorElementList",
             )
         try:
-            checked = [lot_service.validate_reading(r, i) for i, r in enumerate(readings)]
+            checked = lot_service.validate_readings(readings)
         except InvalidInput as exc:
             raise InvalidInput(
                 f"{path}.sensorElementList: {exc.message}", field=f"{path}.sensorElementList", code=exc.code
@@ -864,7 +864,7 @@ def _anchor_payload(readings: list[dict[str, Any]], sensor_id: str | None, gln: 
     temps = [Decimal(r["temperature_c"]) for r in rows]
     return _clean(
         {
-            "merkle_root": hex32(merkle_root([payload_hash(r) for r in rows])),
+            "merkle_root": hex32(merkle_root([reading_leaf(r) for r in rows])),
             "reading_count": len(rows),
             "period_start": rows[0]["taken_at"],
             "period_end": rows[-1]["taken_at"],
@@ -1053,7 +1053,9 @@ class Writer:
         assert w.key is not None
         lot = self.lot(w.key)
         rows = sorted(w.readings, key=lambda r: r["taken_at"])
-        event, call = lot_service.plan_sensor_batch(self.ctx, self.org, lot, rows, w.payload)
+        # the payload's root was computed from these readings in this order (_anchor_payload): not hashed again
+        root = bytes32(w.payload["merkle_root"])
+        event, call = lot_service.plan_sensor_batch(self.ctx, self.org, lot, rows, w.payload, root=root)
         event.idempotency_key = self._idem(w)
         self._add(w.index, event, call)
 
