@@ -812,8 +812,8 @@ page of a long-lived lot slow."""
 
 
 def timeline_pages(lot: Lot, page: str | None) -> dict[str, int]:
-    """Which page of the lot's timeline to show (``page`` as the reader gave it, None: the last page, where the
-    latest steps are): ``{"page", "pages", "first", "last", "total"}`` (first/last count steps from 1).
+    """Which page of the lot's timeline to show (``page`` as the reader gave it, None: the last page, the latest
+    `TIMELINE_PAGE` steps): ``{"page", "pages", "first", "last", "total"}`` (first/last count steps from 1).
 
     Raises InvalidInput naming the timeline page when ``page`` is not a page the timeline has."""
     total = len(lot.events)
@@ -827,14 +827,11 @@ def timeline_pages(lot: Lot, page: str | None) -> dict[str, int]:
                 f"timeline page: give a page number from 1 to {pages}", field="page", code="invalid_page"
             )
         number = int(text)
-    first = (number - 1) * TIMELINE_PAGE
-    return {
-        "page": number,
-        "pages": pages,
-        "first": first + 1 if total else 0,
-        "last": min(total, first + TIMELINE_PAGE),
-        "total": total,
-    }
+    # Counted from the latest step back, so the page shown by default is a full one; the first page (the
+    # oldest steps) takes the remainder.
+    last = total - (pages - number) * TIMELINE_PAGE
+    first = max(1, last - TIMELINE_PAGE + 1)
+    return {"page": number, "pages": pages, "first": first if total else 0, "last": last, "total": total}
 
 
 def lot_page(ctx: Ctx, lot: Lot, org: Organisation, timeline_page: str | None = None) -> dict[str, Any]:
