@@ -312,6 +312,7 @@ def _event_row(
     own: bool,
     base_url: str,
     state_of: EventStates,
+    proofs: bool = True,
 ) -> dict[str, Any]:
     kind = EventKind(int(event.kind))
     fields = visible_view(kind, event.payload or {}, level)
@@ -338,7 +339,8 @@ def _event_row(
         "tx_hash": event.tx_hash if event.status == "confirmed" else None,
         "fields": fields,
         "extra": extra,
-        "proof": event_proof(event, level),
+        # Only the consumer page (its JSON) hands proofs out; the participants' timeline does not show them.
+        "proof": event_proof(event, level) if proofs else None,
     }
 
 
@@ -350,6 +352,7 @@ def _journey(
     base_url: str,
     include_failed: bool,
     window: slice | None = None,
+    proofs: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """The steps of ``chain`` in order as rows, and the places they name; with ``window`` only that slice of
     the ordered steps is built (a page of a long history)."""
@@ -363,7 +366,8 @@ def _journey(
     places = _places(ctx, (e for _, _, e in all_events))
     state_of = EventStates()
     rows = [
-        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url, state_of) for lot_, _, e in all_events
+        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url, state_of, proofs)
+        for lot_, _, e in all_events
     ]
     return rows, places
 
@@ -806,7 +810,7 @@ def lineage_tree(lot: Lot, direction: str, max_depth: int = 10) -> list[dict[str
     return children(lot, 1)
 
 
-TIMELINE_PAGE = 100
+TIMELINE_PAGE = 50
 """Steps per page of a participant's lot timeline: nobody reads a thousand rows, and building them all made the
 page of a long-lived lot slow."""
 
@@ -844,7 +848,9 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation, timeline_page: str | None = 
     chain = _ancestor_chain(ctx, lot)
     paging = timeline_pages(lot, timeline_page)
     window = slice(paging["first"] - 1, paging["last"]) if paging["total"] else None
-    timeline, places = _journey(ctx, lot, own, lambda e: level_for(e, org), base, include_failed=True, window=window)
+    timeline, places = _journey(
+        ctx, lot, own, lambda e: level_for(e, org), base, include_failed=True, window=window, proofs=False
+    )
     offer = last_offer(lot) if lot.status == "in_transit" else None
     offer_fields = visible_view(EventKind.SHIPPING, offer.payload, level_for(offer, org)) if offer else None
     if offer is not None and not all(g in places for g in _where(EventKind.SHIPPING, offer_fields or {}) if g):
