@@ -4,6 +4,8 @@ timeline comes a page at a time (the latest steps first), so neither the work no
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from sqlalchemy import event as sa_event
 
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots, views
+from supply_chain.services.verification_state import EventStates, event_state
 from supply_chain.store.models import Organisation
 
 
@@ -93,3 +96,33 @@ def test_a_timeline_page_the_lot_does_not_have_is_refused_naming_the_page(
     response = signed_in("producer").get(f"/lots/{long_lots[100]}?page={page}")
     assert response.status_code == 400
     assert "timeline page: give a page number from 1 to 3" in response.get_data(as_text=True)
+
+
+class _CountingLot:
+    """A lot whose history counts how often it is read."""
+
+    def __init__(self, events: list[Any], state: str, detail: str | None = None) -> None:
+        self.id, self._events, self.reads = 1, events, 0
+        self.verification_state, self.verification_detail = state, detail
+        self.verified_at = datetime(2026, 12, 1, tzinfo=UTC)
+
+    @property
+    def events(self) -> list[Any]:
+        self.reads += 1
+        return self._events
+
+
+@pytest.mark.parametrize("state", ["verified", "tampered"])
+def test_event_states_read_a_lots_history_once_and_agree_with_event_state(state: str) -> None:
+    """The page asks each event's state; reading the whole history for each answer made it quadratic."""
+    confirmed = datetime(2026, 11, 30, tzinfo=UTC)
+    events = [SimpleNamespace(id=i, seq=i, status="confirmed", confirmed_at=confirmed) for i in range(1, 201)]
+    lot = _CountingLot(events, state, "event 120 does not match (id 120)" if state == "tampered" else None)
+    states = EventStates()
+    answers = [states(lot, e) for e in events]  # type: ignore[arg-type]
+    assert lot.reads <= 2
+    assert answers == [event_state(lot, e) for e in events]  # type: ignore[arg-type]
+    if state == "tampered":
+        assert answers[118:121] == ["verified", "tampered", "unverified"]
+    else:
+        assert set(answers) == {"verified"}
