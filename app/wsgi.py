@@ -145,13 +145,21 @@ def make_waitress(app: Flask, gauges: ServerGauges, index: int, threads: int = T
     sockets): its queue logged by episode and its figures in ``gauges`` slot ``index`` for ``/metrics``
     (app.server_metrics). ``run()`` serves until interrupted."""
     app.extensions["lotline_server_gauges"] = (gauges, index)
-    return create_server(app, gauges, index, threads, ident="lotline", **where)
+    return create_server(app, gauges, index, threads, **({"ident": "lotline"} | where))
 
 
 def _run_waitress(app: Flask, gauges: ServerGauges, index: int, **where: object) -> None:
-    server = make_waitress(app, gauges, index, **where)
-    server.print_listen("Serving on http://{}:{}")
-    server.run()
+    import waitress
+
+    # Through waitress.serve (its banner and loop; tests put a fake in its place), building the server with
+    # our pool through its `_server` seam.
+    waitress.serve(
+        app,
+        _server=lambda served, **options: make_waitress(served, gauges, index, **options),
+        threads=THREADS,
+        ident="lotline",
+        **where,
+    )
 
 
 def _serve_one(host: str, port: int, config: dict[str, str]) -> None:
