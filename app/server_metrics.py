@@ -122,6 +122,8 @@ class QuietDispatcher(ThreadedTaskDispatcher):
             gauges.add(worker, "queued_total")
         if depth > gauges.read(worker)["queue_peak"]:
             gauges.set(worker, queue_peak=depth)
+        if self.stop_count:
+            return None  # shutting down: the threads are leaving, a queue now says nothing about load
         now = self._clock()
         episode = self._backlog
         if episode is None:
