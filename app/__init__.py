@@ -66,6 +66,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         LOGIN_IP_RATE_LIMIT=(throttle.ADDRESS_LIMIT.attempts, throttle.ADDRESS_LIMIT.window),
         TRUSTED_PROXIES=settings.trusted_proxies,  # reverse proxies whose X-Forwarded-For/-Proto are believed
         JSON_SORT_KEYS=False,
+        # GET /metrics answers only with this as its bearer token; unset, it is not served (app.health)
+        METRICS_TOKEN=os.environ.get("LOTLINE_METRICS_TOKEN", "").strip() or None,
     )
     app.config.update({k: v for k, v in test_config.items() if k not in ENV_KEYS})
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -1,11 +1,14 @@
 """``GET /healthz``: the chain mode, its latest block and the ledger address, and whether the database answers;
-503 when either is away."""
+503 when either is away. ``GET /metrics``: the server's queue and threads for Prometheus, behind a token."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import hmac
+
+from flask import Blueprint, abort, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
+from app.server_metrics import prometheus_text
 from app.web import get_ctx
 from supply_chain.domain.errors import LotlineError
 from supply_chain.services import views
@@ -39,3 +42,28 @@ def healthz() -> tuple[Response, int]:
         }
         return jsonify(body), 503
     return jsonify({"status": "ok", "chain": chain, "database": "ok"}), 200
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """The server's own figures (request threads, queue, requests served) in the Prometheus text format, for
+    every worker process (`app.server_metrics`). Served only when ``LOTLINE_METRICS_TOKEN`` is set, and only to
+    a request carrying it as ``Authorization: Bearer <token>``: the figures hold no lot data, but how busy a
+    member's server is is the operator's business, not the public's."""
+    token = current_app.config.get("METRICS_TOKEN")
+    if not token:
+        abort(404)
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        return Response(
+            "metrics: give the metrics token as 'Authorization: Bearer <token>'\n",
+            status=401,
+            mimetype="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="lotline metrics"'},
+        )
+    gauges, worker = current_app.extensions.get("lotline_server_gauges", (None, None))
+    response = Response(prometheus_text(gauges, worker), mimetype="text/plain")
+    response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+    response.headers["Cache-Control"] = "no-store"
+    return response

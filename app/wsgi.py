@@ -23,10 +23,12 @@ import socket
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask
 
 from app import create_app
+from app.server_metrics import ServerGauges, create_server
 from supply_chain.services.delivery import DeliveryWorker
 from supply_chain.services.epcis.jobs import CaptureWorker
 from supply_chain.services.startup import Maintenance, mark_unchecked
@@ -138,9 +140,29 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: str | None = None)
         _serve_many(host, port, config, count)
 
 
-def _serve_one(host: str, port: int, config: dict[str, str]) -> None:
-    from waitress import serve as waitress_serve
+def make_waitress(app: Flask, gauges: ServerGauges, index: int, threads: int = THREADS, **where: object) -> Any:
+    """The waitress server ``lotline serve`` runs for ``app`` (``where``: host and port, or the shared
+    sockets): its queue logged by episode and its figures in ``gauges`` slot ``index`` for ``/metrics``
+    (app.server_metrics). ``run()`` serves until interrupted."""
+    app.extensions["lotline_server_gauges"] = (gauges, index)
+    return create_server(app, gauges, index, threads, **({"ident": "lotline"} | where))
 
+
+def _run_waitress(app: Flask, gauges: ServerGauges, index: int, **where: object) -> None:
+    import waitress
+
+    # Through waitress.serve (its banner and loop; tests put a fake in its place), building the server with
+    # our pool through its `_server` seam.
+    waitress.serve(
+        app,
+        _server=lambda served, **options: make_waitress(served, gauges, index, **options),
+        threads=THREADS,
+        ident="lotline",
+        **where,
+    )
+
+
+def _serve_one(host: str, port: int, config: dict[str, str]) -> None:
     app = create_app(config)
     _show_worker(app, 0)
     # A stop signal (service manager, container) ends the server like Ctrl+C, so the runtime is closed.
@@ -156,7 +178,7 @@ def _serve_one(host: str, port: int, config: dict[str, str]) -> None:
     worker = start_capture_worker(app)
     sender = start_delivery_worker(app)
     try:
-        waitress_serve(app, host=host, port=port, threads=THREADS, ident="lotline")  # returns on Ctrl+C
+        _run_waitress(app, ServerGauges(1), 0, host=host, port=port)  # returns on Ctrl+C
     finally:
         worker.stop()  # the batch in progress is finished; its job goes back to the queue
         sender.stop()  # the try in progress is finished and logged
@@ -202,6 +224,7 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
     # One byte per worker in memory the forks share: 1 once it serves. A worker that dies before that ends the
     # server (a fault at start would otherwise be forked again and again); one that dies later is started again.
     ready = mmap.mmap(-1, count)
+    gauges = ServerGauges(count)  # shared the same way: any worker's /metrics reports them all
 
     def spawn(index: int) -> None:
         ready[index] = 0
@@ -209,7 +232,7 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
         if pid == 0:
             code = 1
             try:
-                _worker(index, listener, config, parent, host, port, ready)
+                _worker(index, listener, config, parent, host, port, ready, gauges)
                 code = 0
             except KeyboardInterrupt:  # stopped while it was still starting
                 code = 0
@@ -264,11 +287,17 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
 
 
 def _worker(
-    index: int, listener: socket.socket, config: dict[str, str], parent: int, host: str, port: int, ready: mmap.mmap
+    index: int,
+    listener: socket.socket,
+    config: dict[str, str],
+    parent: int,
+    host: str,
+    port: int,
+    ready: mmap.mmap,
+    gauges: ServerGauges,
 ) -> None:
-    """One forked worker: its own app on the shared socket until SIGTERM (or its parent is gone)."""
-    from waitress import serve as waitress_serve
-
+    """One forked worker: its own app on the shared socket until SIGTERM (or its parent is gone); its figures
+    go to its slot of ``gauges``, which every worker's ``/metrics`` reads."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with contextlib.suppress(AttributeError, ValueError, OSError):
@@ -284,7 +313,7 @@ def _worker(
     log.info("worker %d (pid %d) serving on http://%s:%s", index, os.getpid(), host, port)
     ready[index] = 1
     try:
-        waitress_serve(app, sockets=[listener], threads=THREADS, ident="lotline")  # returns on SIGTERM
+        _run_waitress(app, gauges, index, sockets=[listener])  # returns on SIGTERM
     finally:
         for thread in (capture, sender, maintenance):
             if thread is not None:

@@ -178,6 +178,7 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None, 
             while len(lot.events) < LONG_LOT:
                 lots.record_events(ctx, packer, lot, batch)
             ctx.session.commit()
+            long_lot = (lot.id, len(lot.events))
             progress(f"verifying a lot of {len(lot.events):,} events")
             rows.append(
                 Row(
@@ -238,6 +239,17 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None, 
                     _time(lambda: client.get(wide_url), runs),
                 )
             )
+        progress(f"the lot page of a lot of {long_lot[1]:,} events")
+        packer_client = _signed_in(app.test_client(), "packer@demo.lotline")
+        long_page = f"/lots/{long_lot[0]}"
+        assert packer_client.get(long_page).status_code == 200
+        rows.append(
+            Row(
+                f"lot page (signed in) of a lot of {long_lot[1]:,} events, its latest steps",
+                "per request",
+                _time(lambda: packer_client.get(long_page), runs),
+            )
+        )
     finally:
         runtime.close()
     load_rows: list[LoadRow] = []
@@ -256,6 +268,20 @@ def run(quick: bool = False, progress: Callable[[str], None] = lambda _m: None, 
         "quick": quick,
     }
     return Results(rows, meta, load_rows)
+
+
+def _signed_in(client: Any, email: str) -> Any:
+    """``client`` signed in as the demo user ``email``."""
+    import re
+
+    from supply_chain.services.demo import DEMO_PASSWORD
+
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token, "no sign-in form"
+    answer = client.post("/login", data={"email": email, "password": DEMO_PASSWORD, "csrf_token": token.group(1)})
+    assert answer.status_code == 302, answer.status_code
+    return client
 
 
 INGREDIENTS = 50

@@ -42,7 +42,7 @@ def show(lot_id: int) -> str:
     ctx = get_ctx()
     return render_template(
         "lots/show.html",
-        page=views.lot_page(ctx, lot, org),
+        page=views.lot_page(ctx, lot, org, request.args.get("page")),
         can={a.value: lot_service.verdict(ctx, a, org, lot).allowed for a in Action if a is not Action.CREATE},
         lot=lot,
         org=org,

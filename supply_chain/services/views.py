@@ -30,9 +30,9 @@ from supply_chain.services.epcis.vocabulary import lot_uri
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.verification_state import (
     STATE_LABELS,
+    EventStates,
     checked_ago,
     combined_state,
-    event_state,
     lot_state,
     oldest_check,
 )
@@ -261,7 +261,6 @@ def lot_counts(ctx: Ctx, org: Organisation) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-
 # ------------------------------------------------------------------ building blocks
 
 
@@ -306,7 +305,14 @@ def _where(kind: EventKind, fields: dict[str, Any]) -> tuple[str | None, str | N
 
 
 def _event_row(
-    lot: Lot, event: Event, level: Visibility, places: dict[str, dict[str, Any]], own: bool, base_url: str
+    lot: Lot,
+    event: Event,
+    level: Visibility,
+    places: dict[str, dict[str, Any]],
+    own: bool,
+    base_url: str,
+    state_of: EventStates,
+    proofs: bool = True,
 ) -> dict[str, Any]:
     kind = EventKind(int(event.kind))
     fields = visible_view(kind, event.payload or {}, level)
@@ -328,25 +334,41 @@ def _event_row(
         "when": event.occurred_at.date().isoformat(),
         "occurred_at": event.occurred_at.isoformat(),
         "status": event.status,
-        "state": event_state(lot, event),
+        "state": state_of(lot, event),
         "block_number": event.block_number,
         "tx_hash": event.tx_hash if event.status == "confirmed" else None,
         "fields": fields,
         "extra": extra,
-        "proof": event_proof(event, level),
+        # Only the consumer page (its JSON) hands proofs out; the participants' timeline does not show them.
+        "proof": event_proof(event, level) if proofs else None,
     }
 
 
 def _journey(
-    ctx: Ctx, lot: Lot, chain: Sequence[tuple[Lot, int]], level_of: Any, base_url: str, include_failed: bool
+    ctx: Ctx,
+    lot: Lot,
+    chain: Sequence[tuple[Lot, int]],
+    level_of: Any,
+    base_url: str,
+    include_failed: bool,
+    window: slice | None = None,
+    proofs: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The steps of ``chain`` in order as rows, and the places they name; with ``window`` only that slice of
+    the ordered steps is built (a page of a long history)."""
     all_events = [
         (lot_, depth, e) for lot_, depth in chain for e in lot_.events if include_failed or e.status != "failed"
     ]
-    places = _places(ctx, (e for _, _, e in all_events))
     far = 10**12
     all_events.sort(key=lambda t: (t[2].occurred_at, -t[1], t[2].seq or far, t[2].id))
-    rows = [_event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url) for lot_, _, e in all_events]
+    if window is not None:
+        all_events = all_events[window]
+    places = _places(ctx, (e for _, _, e in all_events))
+    state_of = EventStates()
+    rows = [
+        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url, state_of, proofs)
+        for lot_, _, e in all_events
+    ]
     return rows, places
 
 
@@ -393,6 +415,7 @@ def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, i
     known = {(lot_.gtin, lot_.lot_code): lot_ for lot_, _ in chain}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     ended: dict[tuple[str, str], dict[str, Any]] = {}
+    state_of = EventStates()
     for lot_, _depth in chain:
         here = (lot_.gtin, lot_.lot_code)
         anchored = False
@@ -424,7 +447,7 @@ def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, i
                     "contact": payload.get("contact"),
                     "notice_url": payload.get("notice_url"),
                     "issued_by": event.actor.name,
-                    "state": event_state(lot_, event),
+                    "state": state_of(lot_, event),
                     "issued_event": origin == here,
                 }
             if lot_.id == lot.id:
@@ -475,12 +498,11 @@ def hold_notice(lot: Lot) -> dict[str, Any] | None:
     }
 
 
-
-
 def _inspection_rows(
     chain: Sequence[tuple[Lot, int]], org: Organisation | None, base_url: str, level_of: Any
 ) -> list[dict[str, Any]]:
     out = []
+    state_of = EventStates()
     for lot_, _ in chain:
         for inspection in lot_.inspections:
             event = inspection.event
@@ -497,7 +519,7 @@ def _inspection_rows(
                     "body": fields.get("inspection_body"),
                     "standard": fields.get("standard"),
                     "certificate_sha256": fields.get("certificate_sha256"),
-                    "state": event_state(lot_, event),
+                    "state": state_of(lot_, event),
                     "fields": fields,
                     "documents": [
                         {
@@ -522,6 +544,7 @@ def _cold_chain(chain: Sequence[tuple[Lot, int]], base_url: str) -> dict[str, An
         return None
     low = min(Decimal(str(b.min_temp)) for _, b in batches)
     high = max(Decimal(str(b.max_temp)) for _, b in batches)
+    state_of = EventStates()
     return {
         "readings": sum(b.reading_count for _, b in batches),
         "period_start": min(b.period_start for _, b in batches).isoformat(),
@@ -537,7 +560,7 @@ def _cold_chain(chain: Sequence[tuple[Lot, int]], base_url: str) -> dict[str, An
                 "min_temperature_c": _temp(Decimal(str(b.min_temp))),
                 "max_temperature_c": _temp(Decimal(str(b.max_temp))),
                 "merkle_root": b.merkle_root,
-                "state": event_state(lot_, b.event),
+                "state": state_of(lot_, b.event),
             }
             for lot_, b in batches
         ],
@@ -787,20 +810,57 @@ def lineage_tree(lot: Lot, direction: str, max_depth: int = 10) -> list[dict[str
     return children(lot, 1)
 
 
-def lot_page(ctx: Ctx, lot: Lot, org: Organisation) -> dict[str, Any]:
-    """What a participant sees of a lot: the full timeline at its level, lineage both ways, custody,
-    inspections with documents, cold chain, recalls."""
+TIMELINE_PAGE = 50
+"""Steps per page of a participant's lot timeline: nobody reads a thousand rows, and building them all made the
+page of a long-lived lot slow."""
+
+
+def timeline_pages(lot: Lot, page: str | None) -> dict[str, int]:
+    """Which page of the lot's timeline to show (``page`` as the reader gave it, None: the last page, the latest
+    `TIMELINE_PAGE` steps): ``{"page", "pages", "first", "last", "total"}`` (first/last count steps from 1).
+
+    Raises InvalidInput naming the timeline page when ``page`` is not a page the timeline has."""
+    total = len(lot.events)
+    pages = max(1, -(-total // TIMELINE_PAGE))
+    if page is None:
+        number = pages
+    else:
+        text = page.strip()
+        if not text.isdigit() or not 1 <= int(text) <= pages:
+            raise InvalidInput(
+                f"timeline page: give a page number from 1 to {pages}", field="page", code="invalid_page"
+            )
+        number = int(text)
+    # Counted from the latest step back, so the page shown by default is a full one; the first page (the
+    # oldest steps) takes the remainder.
+    last = total - (pages - number) * TIMELINE_PAGE
+    first = max(1, last - TIMELINE_PAGE + 1)
+    return {"page": number, "pages": pages, "first": first if total else 0, "last": last, "total": total}
+
+
+def lot_page(ctx: Ctx, lot: Lot, org: Organisation, timeline_page: str | None = None) -> dict[str, Any]:
+    """What a participant sees of a lot: its timeline at its level (a page of `TIMELINE_PAGE` steps, the
+    latest by default: ``timeline_page`` picks another), lineage both ways, custody, inspections with
+    documents, cold chain, recalls."""
     base = ctx.settings.public_url
     own = [(lot, 0)]
-    timeline, places = _journey(ctx, lot, own, lambda e: level_for(e, org), base, include_failed=True)
+    # First, so the lot's events come with its ancestors' in one query (read once, not twice).
+    chain = _ancestor_chain(ctx, lot)
+    paging = timeline_pages(lot, timeline_page)
+    window = slice(paging["first"] - 1, paging["last"]) if paging["total"] else None
+    timeline, places = _journey(
+        ctx, lot, own, lambda e: level_for(e, org), base, include_failed=True, window=window, proofs=False
+    )
     offer = last_offer(lot) if lot.status == "in_transit" else None
     offer_fields = visible_view(EventKind.SHIPPING, offer.payload, level_for(offer, org)) if offer else None
-    chain = _ancestor_chain(ctx, lot)
+    if offer is not None and not all(g in places for g in _where(EventKind.SHIPPING, offer_fields or {}) if g):
+        places = places | _places(ctx, [offer])  # the offer's step is on another page of the timeline
     return {
         "lot": lot,
         "state": lot_state(lot),
         "journey_state": combined_state(lot_ for lot_, _ in chain),
         "timeline": timeline,
+        "timeline_paging": paging,
         "places": places,
         "up": lineage_tree(lot, "up"),
         "down": lineage_tree(lot, "down"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from tests.integration.conftest import _postgres_base_url, _postgres_schema_url
 from tests.serving import KEK, SECRET, new_producer, post, serve
 
 pytestmark = pytest.mark.slow
+METRICS_TOKEN = "workers-test-metrics-token"
 
 
 def _answer(url: str, headers: dict[str, str] | None = None) -> tuple[int, str | None, Any]:
@@ -149,6 +151,7 @@ def test_two_workers_serve_one_port_and_see_each_others_writes(rpc_producer: dic
         "LOTLINE_SECRET_KEY": SECRET,
         "LOTLINE_KEK": KEK,
         "LOTLINE_SHOW_WORKER": "1",
+        "LOTLINE_METRICS_TOKEN": METRICS_TOKEN,
     }
     server = serve(tmp_path / "home", env, args=("--workers", "2"))
     try:
@@ -163,6 +166,18 @@ def test_two_workers_serve_one_port_and_see_each_others_writes(rpc_producer: dic
                     break
         assert len(pids) == 2, (pids, server.tail())
         assert server.process.pid not in pids  # the parent only supervises
+
+        # Whichever worker answers /metrics reports both: each has served requests (counted in memory the
+        # workers share), and its own request is counted too.
+        scrape = urllib.request.Request(server.base + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(scrape, timeout=60) as response:
+            metrics = response.read().decode()
+        served = {
+            int(worker): int(count)
+            for worker, count in re.findall(r'^lotline_server_requests_total\{worker="(\d)"\} (\d+)$', metrics, re.M)
+        }
+        assert set(served) == {0, 1} and all(count > 0 for count in served.values()), metrics
+        assert "lotline_server_workers 2" in metrics and 'lotline_server_threads{worker="1"} 8' in metrics
 
         # A write answered by one process...
         p = rpc_producer
