@@ -72,14 +72,27 @@ DEFAULT_CACHE = Path(os.environ.get("LOTLINE_SCALE_CACHE") or Path.home() / ".ca
 # What the lots' events carry (the demo's lettuce, as the services store it); location fields get the org's site.
 PAYLOADS: dict[EventKind, dict[str, str]] = {
     EventKind.HARVESTING: {
-        "commodity": "romaine lettuce", "quantity": "1200", "unit": "kg", "harvest_date": "2026-03-02",
-        "location_gln": "", "field_name": "North block 4", "container": "bins",
+        "commodity": "romaine lettuce",
+        "quantity": "1200",
+        "unit": "kg",
+        "harvest_date": "2026-03-02",
+        "location_gln": "",
+        "field_name": "North block 4",
+        "container": "bins",
     },
     EventKind.COOLING: {
-        "cooling_date": "2026-03-02", "location_gln": "", "quantity": "1200", "unit": "kg", "temperature_c": "2",
+        "cooling_date": "2026-03-02",
+        "location_gln": "",
+        "quantity": "1200",
+        "unit": "kg",
+        "temperature_c": "2",
     },
     EventKind.INITIAL_PACKING: {
-        "pack_date": "2026-03-03", "location_gln": "", "quantity": "1150", "unit": "kg", "packaging": "cartons",
+        "pack_date": "2026-03-03",
+        "location_gln": "",
+        "quantity": "1150",
+        "unit": "kg",
+        "packaging": "cartons",
     },
     EventKind.OBSERVATION: {"observation_date": "2026-03-03", "location_gln": "", "notes": "temperature log ok"},
     EventKind.TRANSFORMATION: {"transformation_date": "2026-03-03", "location_gln": "", "recipe": "salad mix"},
@@ -188,13 +201,18 @@ def payload_of(kind: EventKind, seq: int, gln: str, code: str) -> dict[str, str]
 # ------------------------------------------------------------------------------------------- the cache
 
 
+DATA_VERSION = 1
+"""Moved by hand whenever what this module builds changes (the plan, the payloads, the rows), so caches of
+the old data are not reused; the contract, the store's models and migrations and the hashing are versioned by
+their content below."""
+
+
 def version() -> str:
-    """What a cached data set depends on besides its parameters: this script, the contract, the models."""
-    digest = hashlib.sha256()
+    """What a cached data set depends on besides its parameters: this module's data version, the contract,
+    the store's models and migrations, the payload hashing."""
+    digest = hashlib.sha256(str(DATA_VERSION).encode())
     for path in (
-        Path(__file__),
         PROJECT_ROOT / "supply_chain" / "chain" / "artifacts" / "LotLedger.json",
-        PROJECT_ROOT / "supply_chain" / "chain" / "ledger.py",
         PROJECT_ROOT / "supply_chain" / "store" / "models.py",
         PROJECT_ROOT / "supply_chain" / "domain" / "hashing.py",
     ):
@@ -242,9 +260,7 @@ class Built:
         return f"/01/{gtin}/10/{code}"
 
 
-def ensure(
-    params: Params, cache: Path = DEFAULT_CACHE, progress: Callable[[str], None] = lambda _m: None
-) -> Built:
+def ensure(params: Params, cache: Path = DEFAULT_CACHE, progress: Callable[[str], None] = lambda _m: None) -> Built:
     """The data set for ``params``: from the cache when built before with the same key, else built now."""
     folder = cache / params.key()
     done = folder / "scale.json"
@@ -294,7 +310,10 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
     started = time.perf_counter()
     with phases("plan"):
         plan = make_plan(
-            params.events, params.lots, depth=params.depth, ingredients=params.ingredients,
+            params.events,
+            params.lots,
+            depth=params.depth,
+            ingredients=params.ingredients,
             descendants=params.descendants,
         )
     home = folder / "home"
@@ -321,8 +340,16 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
                         gln = f"{prefix}00001"
                         gln += str(gtin_check_digit(gln))
                         site = orgs.register_location(ctx, org, gln, f"Farm and plant {n}", kind="farm")
-                        made.append((org.id, org.chain_address, [p.id for p in products], [p.gtin for p in products],
-                                     site.id, gln))
+                        made.append(
+                            (
+                                org.id,
+                                org.chain_address,
+                                [p.id for p in products],
+                                [p.gtin for p in products],
+                                site.id,
+                                gln,
+                            )
+                        )
                     signers = {n: orgs.signer(ctx, ctx.session.get(type(org), made[n][0])) for n in range(ORGS)}
                     deployment_block = ctx.ledger.block_number()
             counts = _anchor_and_store(runtime, plan, made, signers, params.batch_events, phases)
@@ -347,9 +374,8 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
         "event_count": plan.events,
         "deployment_block": deployment_block,
         **counts,
-        "seconds": {k: round(v, 1) for k, v in phases.seconds.items()} | {
-            "total": round(time.perf_counter() - started, 1)
-        },
+        "seconds": {k: round(v, 1) for k, v in phases.seconds.items()}
+        | {"total": round(time.perf_counter() - started, 1)},
     }
 
 
@@ -428,11 +454,24 @@ def _anchor_and_store(
             occurred = when - timedelta(hours=12) + timedelta(hours=seq)
             pending_rows["events"].append(
                 {
-                    "id": event_id, "lot_id": index + 1, "seq": seq, "kind": kind, "actor_org_id": org_id,
-                    "actor_address": address, "payload": payload, "payload_hash": data_hash, "hash_scheme": 1,
-                    "visibility": {}, "status": "confirmed", "tx_hash": result.tx_hash,
-                    "block_number": result.block_number, "log_index": log.log_index, "head_after": heads[index],
-                    "occurred_at": occurred, "recorded_at": when, "confirmed_at": when,
+                    "id": event_id,
+                    "lot_id": index + 1,
+                    "seq": seq,
+                    "kind": kind,
+                    "actor_org_id": org_id,
+                    "actor_address": address,
+                    "payload": payload,
+                    "payload_hash": data_hash,
+                    "hash_scheme": 1,
+                    "visibility": {},
+                    "status": "confirmed",
+                    "tx_hash": result.tx_hash,
+                    "block_number": result.block_number,
+                    "log_index": log.log_index,
+                    "head_after": heads[index],
+                    "occurred_at": occurred,
+                    "recorded_at": when,
+                    "confirmed_at": when,
                     "batch_id": result.tx_hash[2:34],
                 }
             )
@@ -440,11 +479,22 @@ def _anchor_and_store(
             lot = plan.lots[index]
             pending_rows["lots"].append(
                 {
-                    "id": index + 1, "gtin": gtins[lot.tier], "lot_code": lot.code, "lot_id": chain_ids[index],
-                    "product_id": product_ids[lot.tier], "creator_org_id": org_id, "custodian_org_id": org_id,
-                    "status": "active", "quantity": Decimal("1000"), "unit": "kg", "initial_quantity": Decimal("1000"),
-                    "created_at": when, "harvest_date": None if lot.inputs else date(2026, 3, 2),
-                    "origin_location_id": site_id, "event_count": lot.events, "head_hash": heads[index],
+                    "id": index + 1,
+                    "gtin": gtins[lot.tier],
+                    "lot_code": lot.code,
+                    "lot_id": chain_ids[index],
+                    "product_id": product_ids[lot.tier],
+                    "creator_org_id": org_id,
+                    "custodian_org_id": org_id,
+                    "status": "active",
+                    "quantity": Decimal("1000"),
+                    "unit": "kg",
+                    "initial_quantity": Decimal("1000"),
+                    "created_at": when,
+                    "harvest_date": None if lot.inputs else date(2026, 3, 2),
+                    "origin_location_id": site_id,
+                    "event_count": lot.events,
+                    "head_hash": heads[index],
                 }
             )
             pending_rows["edges"] += [

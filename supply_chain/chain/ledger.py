@@ -314,20 +314,34 @@ class Ledger:
     _GET_LOT_TYPES = ("address", "address", "address", "uint8", "uint64", "bytes32", "bytes32[]")
 
     def existing_lots(self, lot_ids: Sequence[str | bytes], chunk: int = 200) -> set[str]:
-        """The ids (``0x`` hex) among ``lot_ids`` of lots that exist on chain: ``getLot`` of up to ``chunk``
-        lots in one ``eth_call`` of the contract's multicall, instead of one round trip per lot (a capture
-        checks thousands of new lots)."""
-        found: set[str] = set()
+        """The ids (``0x`` hex) among ``lot_ids`` of lots that exist on chain (see `get_lots`)."""
+        return {lot.lot_id for lot in self.get_lots(lot_ids, chunk) if lot.exists}
+
+    def get_lots(self, lot_ids: Sequence[str | bytes], chunk: int = 200) -> list[ChainLot]:
+        """`get_lot` of many lots: ``getLot`` of up to ``chunk`` lots in one ``eth_call`` of the contract's
+        multicall, instead of one round trip per lot (a capture checks thousands of new lots)."""
+        out: list[ChainLot] = []
         ids = [_b32(i) for i in lot_ids]
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
-            data = [bytes.fromhex(self.contract.encode_abi("getLot", args=[i])[2:]) for i in part]
+            data = [self.encode_call("getLot", [i]) for i in part]
             with chain_guard("getLot"):
                 results = self.contract.functions.multicall(data).call()
             for lot, raw in zip(part, results, strict=True):
-                if LotStatus(abi_decode(self._GET_LOT_TYPES, raw)[3]) is not LotStatus.NONE:
-                    found.add(_hex(lot))
-        return found
+                creator, custodian, pending, status, count, head, inputs = abi_decode(self._GET_LOT_TYPES, raw)
+                out.append(
+                    ChainLot(
+                        lot_id=_hex(lot),
+                        creator=to_checksum_address(creator),
+                        custodian=to_checksum_address(custodian),
+                        pending_custodian=None if int(pending, 16) == 0 else to_checksum_address(pending),
+                        status=LotStatus(status),
+                        event_count=count,
+                        head=_hex(head),
+                        inputs=tuple(_hex(i) for i in inputs),
+                    )
+                )
+        return out
 
     def lot_outputs(self, lot_id: str | bytes) -> list[str]:
         with chain_guard("lotOutputs"):
