@@ -272,7 +272,7 @@ def ensure(params: Params, cache: Path = DEFAULT_CACHE, progress: Callable[[str]
     folder.mkdir(parents=True)
     info = build(params, folder, progress)
     done.write_text(json.dumps(info, indent=2) + "\n")
-    return Built(folder, info)
+    return Built(folder, json.loads(done.read_text()))
 
 
 # ------------------------------------------------------------------------------------------- building
@@ -361,7 +361,7 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
     if not (folder / "anvil-state.json").is_file():
         raise RuntimeError("anvil did not dump its state")
     labels = {
-        name: (_gtin(plan.lots[i].org, plan.lots[i].tier + 1), plan.lots[i].code)
+        name: [_gtin(plan.lots[i].org, plan.lots[i].tier + 1), plan.lots[i].code]
         for name, i in (("farm", plan.farm), ("deep", plan.deep), ("wide", plan.wide), ("typical", plan.typical))
     }
     return {

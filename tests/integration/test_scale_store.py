@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from supply_chain import scale
 from supply_chain.chain.devnode import ANVIL_BINARY
 from supply_chain.services.runtime import Runtime, Settings
 from supply_chain.services.trace import trace
 from supply_chain.services.verify import verify_lot
-from supply_chain.store.models import Event, Lot
+from supply_chain.store.models import Event, Lot, LotInput
 
 PARAMS = scale.Params(events=1_500, batch_events=600)
 """About 1,100 lots (the three shapes need 1,090), mostly of one event, a few of two."""
@@ -50,7 +51,8 @@ def test_every_lot_of_the_scale_store_agrees_with_anvil_and_a_sample_verifies(
 ) -> None:
     with runtime.ctx() as ctx:
         assert ctx.session.scalar(select(func.count()).select_from(Event)) == built.info["event_count"] == 1_500
-        lots = list(ctx.session.scalars(select(Lot).order_by(Lot.id)))
+        edges = selectinload(Lot.inputs).selectinload(LotInput.input_lot)
+        lots = list(ctx.session.scalars(select(Lot).options(edges, selectinload(Lot.custodian)).order_by(Lot.id)))
         assert len(lots) == built.info["lot_count"] >= 1_090
         # every lot: what the chain holds (head, count, creator, custodian, inputs) is what the store says
         on_chain = ctx.ledger.get_lots([lot.lot_id for lot in lots])
