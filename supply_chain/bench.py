@@ -577,7 +577,7 @@ def run_workers(
     return Results([], meta, load_rows)
 
 
-SCALE_SETTLE_SECONDS = 180.0
+SCALE_SETTLE_SECONDS = 120.0
 """How long the scale figures wait for the server's start-up verification pass before loading it anyway (at
 ~5 lots/s, a pass over 10,000 lots takes half an hour; the rows say how many lots it had left)."""
 SCALE_CLIENTS = (1, 32)
