@@ -471,6 +471,10 @@ def _load_servers(
                     if path == "/healthz":
                         healthz = figures["per_second"]
                     out.append(LoadRow(server, target, figures, None if path == "/healthz" else healthz))
+                    progress(
+                        f"    {figures['per_second']} requests/s, median {figures['median_ms']} ms, "
+                        f"p95 {figures['p95_ms']} ms"
+                    )
         finally:
             process.terminate()
             process.wait(timeout=120)
