@@ -97,3 +97,12 @@ def test_a_second_build_with_the_same_parameters_comes_from_the_cache(
     assert other.key() != PARAMS.key()  # other parameters, another data set
     assert os.path.isfile(built.state)
     assert Path(built.home, "lotline.db").is_file()
+
+
+def test_bench_scale_refuses_sizes_that_are_not_event_counts() -> None:
+    from click.testing import CliRunner
+
+    from supply_chain.cli import main
+
+    shown = CliRunner().invoke(main, ["bench", "--scale", "20000,lots"])
+    assert shown.exit_code == 2 and "--scale is a list of event counts" in shown.output, shown.output
