@@ -80,27 +80,29 @@ class Results:
         ]
         if "load_average" in self.meta:
             lines.append(f"load average (1, 5, 15 min) {self.meta['load_average']}, {self.meta['machine']}")
+        for size, build in self.meta.get("builds", {}).items():
+            lines.append(f"data set of {size} events: " + ", ".join(f"{k} {v}" for k, v in build.items()))
         if self.rows:
             lines += ["", "| what | median | per second | runs |", "|---|---:|---:|---:|"]
         for row in self.rows:
             d = row.as_dict()
             lines.append(f"| {row.name} | {d['median_ms']:.2f} ms {row.unit} | {d['per_second']} | {d['runs']} |")
         if self.load:
-            clients = self.load[0].figures["clients"]
             lines += [
                 "",
-                f"Load: {clients} clients from another process against `lotline serve`, "
+                "Load: clients from another process against `lotline serve`, "
                 f"{self.load[0].figures['seconds']:g} s each",
                 "",
-                "| server | what | requests/s | share of /healthz | median | p95 | answers |",
-                "|---|---|---:|---:|---:|---:|---|",
+                "| server | what | clients | requests/s | share of /healthz | median | p95 | answers |",
+                "|---|---|---:|---:|---:|---:|---:|---|",
             ]
             for load in self.load:
                 f = load.figures
                 share = "" if load.share is None else f"{load.share:.0%}"
                 answers = ", ".join(f"{n}× {code}" for code, n in f["statuses"].items())
                 lines.append(
-                    f"| {load.server} | {load.target} | {f['per_second']} | {share} | {f['median_ms']} ms "
+                    f"| {load.server} | {load.target} | {f['clients']} | {f['per_second']} | {share} "
+                    f"| {f['median_ms']} ms "
                     f"| {f['p95_ms']} ms | {answers} |"
                 )
         return "\n".join(lines)
@@ -431,10 +433,13 @@ def _load_servers(
     progress: Callable[[str], None],
     settled: Callable[[], bool] | None = None,
     warmup: float = 1.0,
+    clients: tuple[int, ...] = (LOAD_CLIENTS,),
+    settle_timeout: float = 600.0,
 ) -> list[LoadRow]:
     """For each of ``servers`` (label, extra environment, extra `serve` options): `lotline serve` on ``home``
-    with ``env``, then ``/healthz`` and every page of ``pages`` loaded in turn by ``LOAD_CLIENTS`` clients in
-    another process; each page's rate is taken with the ``/healthz`` of the same server. With ``settled``, the
+    with ``env``, then ``/healthz`` and every page of ``pages`` loaded in turn by ``clients`` clients (each count
+    of it in turn; ``LOAD_CLIENTS``) in another process; each page's rate is taken with the ``/healthz`` of the
+    same server and client count. With ``settled``, the
     loads wait until it answers True (e.g. the start-up verification pass is over, so that it no longer moves
     the pages' cache keys), and each page is asked for a few times first (the caches of several processes)."""
     import json
@@ -463,34 +468,39 @@ def _load_servers(
                 stderr=subprocess.STDOUT,
             )
         try:
-            _await_verified(base, pages.values(), process)
+            _await_verified(base, pages.values(), process, timeout=max(300.0, settle_timeout))
             if settled is not None:
-                _await(settled, process)
+                _await(settled, process, settle_timeout)
                 _prime(base, pages.values())
-            healthz: float | None = None
-            for target, path in ({"/healthz": "/healthz"} | pages).items():
-                progress(f"  {LOAD_CLIENTS} clients: {target}")
-                done = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "supply_chain.loadgen",
-                        base + path,
-                        "--clients",
-                        str(LOAD_CLIENTS),
-                        "--seconds",
-                        str(seconds),
-                        "--warmup",
-                        str(warmup),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                figures = json.loads(done.stdout)
-                if path == "/healthz":
-                    healthz = figures["per_second"]
-                out.append(LoadRow(server, target, figures, None if path == "/healthz" else healthz))
+            for count in clients:
+                healthz: float | None = None
+                for target, path in ({"/healthz": "/healthz"} | pages).items():
+                    progress(f"  {count} client{'s' if count > 1 else ''}: {target}")
+                    done = subprocess.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "supply_chain.loadgen",
+                            base + path,
+                            "--clients",
+                            str(count),
+                            "--seconds",
+                            str(seconds),
+                            "--warmup",
+                            str(warmup),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    figures = json.loads(done.stdout)
+                    if path == "/healthz":
+                        healthz = figures["per_second"]
+                    out.append(LoadRow(server, target, figures, None if path == "/healthz" else healthz))
+                    progress(
+                        f"    {figures['per_second']} requests/s, median {figures['median_ms']} ms, "
+                        f"p95 {figures['p95_ms']} ms"
+                    )
         finally:
             process.terminate()
             process.wait(timeout=120)
@@ -593,6 +603,117 @@ def run_workers(
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average": f"{started_load} at the start, {_load_average()} at the end",
         "quick": quick,
+    }
+    return Results([], meta, load_rows)
+
+
+SCALE_SETTLE_SECONDS = 120.0
+"""How long the scale figures wait for the server's start-up verification pass before loading it anyway (at
+~5 lots/s, a pass over 10,000 lots takes half an hour; the rows say how many lots it had left)."""
+SCALE_CLIENTS = (1, 32)
+"""Client counts of the scale figures: one client (latency as the store grows) and 32 (the issue's load)."""
+
+
+def run_scale(
+    sizes: tuple[int, ...],
+    postgres_url: str | None = None,
+    counts: tuple[int, ...] = (1,),
+    quick: bool = False,
+    progress: Callable[[str], None] = lambda _m: None,
+    cache: Path | None = None,
+) -> Results:
+    """The load figures on the anvil-anchored scale data sets (``supply_chain.scale``) of ``sizes`` events:
+    each built, or taken from the cache, then served from a copy (SQLite, or re-loaded into a schema of
+    ``postgres_url`` as well) with anvil on its state. Against each server (``--workers N`` for each of
+    ``counts`` on PostgreSQL; one process on SQLite), once the start-up verification pass has vouched for every
+    lot, 1 and then 32 clients load ``/healthz``, the scan page of a typical transformed lot, of the lot 11
+    generations deep and of the lot made from 50 ingredients, each in turn."""
+    import os
+    import platform
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.pool import NullPool
+
+    from supply_chain.chain.devnode import ANVIL_BINARY
+    from supply_chain.domain.errors import InvalidInput
+    from supply_chain.scale import DEFAULT_CACHE, Params, ensure, load
+    from supply_chain.store.db import make_engine, normalise_url
+
+    if not ANVIL_BINARY.is_file():
+        raise InvalidInput("the scale figures need anvil: run npm ci (npm @foundry-rs/anvil)", field="--scale")
+    if postgres_url and not normalise_url(postgres_url).startswith("postgresql"):
+        raise InvalidInput("--postgres must be a PostgreSQL URL", field="--postgres")
+    started_load = _load_average()
+    builds: dict[str, Any] = {}
+    load_rows: list[LoadRow] = []
+    for size in sizes:
+        built = ensure(Params(size), cache or DEFAULT_CACHE, progress)
+        builds[f"{size:,}"] = {
+            k: built.info[k] for k in ("lot_count", "event_count", "transactions", "last_block", "seconds")
+        }
+        pages = {
+            "scan page, typical transformed lot": built.path("typical"),
+            f"scan page, lot of depth {built.info['params']['depth']}": built.path("deep"),
+            f"scan page, {built.info['params']['ingredients']}-ingredient lot": built.path("wide"),
+        }
+        databases = [("SQLite", None)] + ([("PostgreSQL", postgres_url)] if postgres_url else [])
+        for db_name, db_url in databases:
+            work = Path(tempfile.mkdtemp(prefix=f"lotline-scale-{size}-"))
+            with load(built, work / "home", db_url, progress) as env:
+                engine = make_engine(
+                    env.get("LOTLINE_DATABASE_URL") or f"sqlite:///{work / 'home' / 'lotline.db'}", poolclass=NullPool
+                )
+
+                waited: dict[str, Any] = {}
+
+                def settled(engine: Any = engine, waited: dict[str, Any] = waited) -> bool:
+                    """The start-up verification pass is over, or ``SCALE_SETTLE_SECONDS`` went by since the
+                    server's pages answered (the measurement then runs alongside the rest of the pass)."""
+                    started = waited.setdefault("since", time.monotonic())
+                    budget = 0.0 if quick else SCALE_SETTLE_SECONDS
+                    try:
+                        with engine.connect() as connection:
+                            left = connection.scalar(text("SELECT count(*) FROM lots WHERE verification_state IS NULL"))
+                    except OperationalError:  # SQLite: the pass holds the write lock a store session begins with
+                        return time.monotonic() - started > budget
+                    waited["unchecked"] = int(left or 0)
+                    return not left or time.monotonic() - started > budget
+
+                workers = counts if db_url else (1,)
+                servers = [
+                    (
+                        f"{db_name}, {size:,} events, {n} worker{'s' if n > 1 else ''}",
+                        {"LOTLINE_SCAN_PAGE_CACHE": "512"},
+                        ("--workers", str(n)),
+                    )
+                    for n in workers
+                ]
+                try:
+                    load_rows += _load_servers(
+                        work / "home",
+                        env,
+                        servers,
+                        pages,
+                        3.0 if quick else 10.0,
+                        progress,
+                        settled=settled,
+                        warmup=2.0,
+                        clients=SCALE_CLIENTS,
+                    )
+                finally:
+                    engine.dispose()
+                builds[f"{size:,}"][f"{db_name}: lots not yet verified when the load began"] = waited.get("unchecked")
+    meta = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "chain": "rpc (anvil, state of the scale build)",
+        "db": "sqlite" + (", postgresql" if postgres_url else ""),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average": f"{started_load} at the start, {_load_average()} at the end",
+        "quick": quick,
+        "builds": builds,
     }
     return Results([], meta, load_rows)
 

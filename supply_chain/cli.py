@@ -219,14 +219,30 @@ def reindex() -> None:
     "--postgres",
     envvar="LOTLINE_BENCH_POSTGRES_URL",
     metavar="URL",
-    help="With --workers: the PostgreSQL database to make a throw-away schema in (dropped after).",
+    help="With --workers or --scale: the PostgreSQL database to make a throw-away schema in (dropped after).",
+)
+@click.option(
+    "--scale",
+    "scale_sizes",
+    metavar="N,N,...",
+    help="Instead: the load figures (1 and 32 clients) on anvil-anchored data sets of N events each (e.g. "
+    "20000,100000,1000000; built by scripts/scale_store.py, or reused from its cache), on SQLite and, with "
+    "--postgres, on PostgreSQL (--workers: the server processes there).",
 )
 @handle_errors
-def bench(quick: bool, json_out: Path | None, load: bool, worker_counts: str | None, postgres: str | None) -> None:
+def bench(
+    quick: bool,
+    json_out: Path | None,
+    load: bool,
+    worker_counts: str | None,
+    postgres: str | None,
+    scale_sizes: str | None,
+) -> None:
     """Measure write throughput, verification, trace and the consumer page (see docs/benchmarks.md)."""
-    from supply_chain.bench import run, run_workers
+    from supply_chain.bench import run, run_scale, run_workers
 
     progress = lambda m: click.echo(f"  {m}", err=True)  # noqa: E731
+    counts: tuple[int, ...] = ()
     if worker_counts is not None:
         try:
             counts = tuple(int(n) for n in worker_counts.split(","))
@@ -236,6 +252,18 @@ def bench(quick: bool, json_out: Path | None, load: bool, worker_counts: str | N
             raise InvalidInput(
                 f"--workers is a list of counts from 1 to 64, e.g. 1,2,4; got {worker_counts!r}", field="--workers"
             )
+    if scale_sizes is not None:
+        try:
+            sizes = tuple(int(n.replace("_", "")) for n in scale_sizes.split(","))
+        except ValueError:
+            sizes = ()
+        if not sizes or not all(1_000 <= n <= 10_000_000 for n in sizes):
+            raise InvalidInput(
+                f"--scale is a list of event counts from 1000 to 10000000, e.g. 20000,100000; got {scale_sizes!r}",
+                field="--scale",
+            )
+        results = run_scale(sizes, postgres, counts or (1,), quick=quick, progress=progress)
+    elif worker_counts is not None:
         results = run_workers(counts, postgres, quick=quick, progress=progress)
     else:
         results = run(quick=quick, progress=progress, load=load)

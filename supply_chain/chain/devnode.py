@@ -41,11 +41,13 @@ def start_anvil(
     *,
     port: int | None = None,
     state: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """Start anvil on a free loopback port (or `port`), its output going to `log`; return its URL once it
     answers eth_chainId. The caller stops it with `stop`. With `state`, the chain (blocks, receipts,
     accounts) is loaded from that file if it exists and written back when anvil is stopped, so a node
-    stopped and started again continues the same chain."""
+    stopped and started again continues the same chain. ``extra`` options go to anvil as given (e.g.
+    ``--load-state FILE`` alone, which reads a state without writing it back)."""
     fixed = port
     for _attempt in range(1 if fixed else 3):  # another process may take the port between probing and binding
         port = fixed or free_port()
@@ -62,6 +64,7 @@ def start_anvil(
                     str(ANVIL_CHAIN_ID),
                     "--silent",
                     *(["--state", str(state)] if state is not None else []),
+                    *extra,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
