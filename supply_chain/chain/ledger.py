@@ -181,6 +181,9 @@ class TxResult:
         return [e for e in self.events if e.name == "LotEventRecorded"]
 
 
+_GET_LOT_SELECTOR = function_signature_to_4byte_selector("getLot(bytes32)")
+
+
 def _hex(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
@@ -268,10 +271,45 @@ class Ledger:
         with chain_guard("block number"):
             return self.w3.eth.block_number
 
+    def transaction_count(self, block: int) -> int:
+        """How many transactions block ``block`` holds."""
+        with chain_guard("block transaction count"):
+            return int(self.w3.eth.get_block_transaction_count(block))
+
     def get_lot(self, lot_id: str | bytes) -> ChainLot:
         lot_bytes = _b32(lot_id)
         with chain_guard("getLot"):
-            creator, custodian, pending, status, count, head, inputs = self.contract.functions.getLot(lot_bytes).call()
+            answer = self.contract.functions.getLot(lot_bytes).call()
+        return self._chain_lot(lot_bytes, answer)
+
+    def get_lots(self, lot_ids: Sequence[str | bytes], chunk: int = 200) -> dict[str, ChainLot]:
+        """``get_lot`` of many lots, keyed by their id (``0x`` hex, lower case): up to ``chunk`` lots per
+        ``eth_call`` of the contract's multicall (re-verifying the lots of a batch write asks once, not once
+        per lot)."""
+        out: dict[str, ChainLot] = {}
+        ids = [_b32(i) for i in lot_ids]
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            data = [_GET_LOT_SELECTOR + i for i in part]  # getLot(bytes32): the id is its one word
+            with chain_guard("getLot"):
+                results = self.contract.functions.multicall(data).call()
+            for lot, raw in zip(part, results, strict=True):
+                creator, custodian, pending, status, count, head, inputs = abi_decode(self._GET_LOT_TYPES, raw)
+                answer = (
+                    to_checksum_address(creator),
+                    to_checksum_address(custodian),
+                    to_checksum_address(pending),
+                    status,
+                    count,
+                    head,
+                    inputs,
+                )
+                out[_hex(lot).lower()] = self._chain_lot(lot, answer)
+        return out
+
+    @staticmethod
+    def _chain_lot(lot_bytes: bytes, answer: Sequence[Any]) -> ChainLot:
+        creator, custodian, pending, status, count, head, inputs = answer
         return ChainLot(
             lot_id=_hex(lot_bytes),
             creator=creator,
@@ -293,7 +331,7 @@ class Ledger:
         ids = [_b32(i) for i in lot_ids]
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
-            data = [bytes.fromhex(self.contract.encode_abi("getLot", args=[i])[2:]) for i in part]
+            data = [_GET_LOT_SELECTOR + i for i in part]  # getLot(bytes32): the id is its one word
             with chain_guard("getLot"):
                 results = self.contract.functions.multicall(data).call()
             for lot, raw in zip(part, results, strict=True):
