@@ -299,12 +299,21 @@ class Ledger:
         with chain_guard("block number"):
             return self.w3.eth.block_number
 
+    def transaction_count(self, block: int) -> int:
+        """How many transactions block ``block`` holds."""
+        with chain_guard("block transaction count"):
+            return int(self.w3.eth.get_block_transaction_count(block))
+
     def get_lot(self, lot_id: str | bytes) -> ChainLot:
         lot_bytes = _b32(lot_id)
         # The call data and the answer are coded here with the ABI types of getLot: web3's contract function
         # looks the function up in the whole ABI on every call, which cost more than the EVM running it.
         with chain_guard("getLot"):
             raw = self.w3.eth.call({"to": self.address, "data": "0x" + (_GET_LOT_SELECTOR + lot_bytes).hex()})
+        return self._chain_lot(lot_bytes, raw)
+
+    def _chain_lot(self, lot_bytes: bytes, raw: bytes) -> ChainLot:
+        """A ``getLot`` answer (ABI-encoded) as a ChainLot."""
         creator, custodian, pending, status, count, head, inputs = abi_decode(self._GET_LOT_TYPES, raw)
         creator, custodian, pending = (to_checksum_address(a) for a in (creator, custodian, pending))
         return ChainLot(
@@ -321,33 +330,22 @@ class Ledger:
     _GET_LOT_TYPES = ("address", "address", "address", "uint8", "uint64", "bytes32", "bytes32[]")
 
     def existing_lots(self, lot_ids: Sequence[str | bytes], chunk: int = 200) -> set[str]:
-        """The ids (``0x`` hex) among ``lot_ids`` of lots that exist on chain (see `get_lots`)."""
-        return {lot.lot_id for lot in self.get_lots(lot_ids, chunk) if lot.exists}
+        """The ids (``0x`` hex, lower case) among ``lot_ids`` of lots that exist on chain (see `get_lots`)."""
+        return {lot_id for lot_id, lot in self.get_lots(lot_ids, chunk).items() if lot.exists}
 
-    def get_lots(self, lot_ids: Sequence[str | bytes], chunk: int = 200) -> list[ChainLot]:
-        """`get_lot` of many lots: ``getLot`` of up to ``chunk`` lots in one ``eth_call`` of the contract's
-        multicall, instead of one round trip per lot (a capture checks thousands of new lots)."""
-        out: list[ChainLot] = []
+    def get_lots(self, lot_ids: Sequence[str | bytes], chunk: int = 200) -> dict[str, ChainLot]:
+        """`get_lot` of many lots, keyed by their id (``0x`` hex, lower case), in the order given: ``getLot`` of
+        up to ``chunk`` lots in one ``eth_call`` of the contract's multicall, instead of one round trip per lot
+        (a capture checks thousands of new lots; re-verifying the lots of a batch write asks once)."""
+        out: dict[str, ChainLot] = {}
         ids = [_b32(i) for i in lot_ids]
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
-            data = [self.encode_call("getLot", [i]) for i in part]
+            data = [_GET_LOT_SELECTOR + i for i in part]  # getLot(bytes32): the id is its one word
             with chain_guard("getLot"):
                 results = self.contract.functions.multicall(data).call()
             for lot, raw in zip(part, results, strict=True):
-                creator, custodian, pending, status, count, head, inputs = abi_decode(self._GET_LOT_TYPES, raw)
-                out.append(
-                    ChainLot(
-                        lot_id=_hex(lot),
-                        creator=to_checksum_address(creator),
-                        custodian=to_checksum_address(custodian),
-                        pending_custodian=None if int(pending, 16) == 0 else to_checksum_address(pending),
-                        status=LotStatus(status),
-                        event_count=count,
-                        head=_hex(head),
-                        inputs=tuple(_hex(i) for i in inputs),
-                    )
-                )
+                out[_hex(lot).lower()] = self._chain_lot(lot, raw)
         return out
 
     def lot_outputs(self, lot_id: str | bytes) -> list[str]:

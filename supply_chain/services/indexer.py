@@ -9,7 +9,7 @@ wiped. Matching a log to its stored payload goes by transaction hash and order, 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -62,10 +62,13 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
     report = SyncReport()
     by_tx: dict[str, list[ChainEvent]] = defaultdict(list)
     lot_ids: set[str] = set()
+    logs_seqs: dict[str, list[int]] = defaultdict(list)
     for log in logs:
         by_tx[log.tx_hash].append(log)
         if "lotId" in log.args:
             lot_ids.add(str(log.args["lotId"]))
+            if log.name == "LotEventRecorded":
+                logs_seqs[str(log.args["lotId"]).lower()].append(int(log.args["seq"]))
     if not by_tx:
         return report
     orgs = _orgs_by_address(ctx)
@@ -73,10 +76,15 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
     # Sessions keep objects across commits (``expire_on_commit=False``): a lot loaded before a write was sent
     # may hold a counter another writer has moved since, so every lot is read again here, locked.
     fresh = _lock_lots(ctx, lot_ids)
+    # Which (lot, seq) the store holds already, for every lot and seq these logs name: one query here instead
+    # of one per log; kept up to date below as logs are applied.
+    held = _held_seqs(ctx, fresh, logs_seqs)
     for tx_hash, tx_logs in by_tx.items():
-        waiting = list(
-            session.scalars(select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id))
-        )
+        waiting: dict[int, deque[Event]] = defaultdict(deque)
+        for event in session.scalars(
+            select(Event).where(Event.tx_hash == tx_hash, Event.status == "pending").order_by(Event.id)
+        ):
+            waiting[event.lot_id].append(event)
         # Every state change comes with an event of the same lot in the same transaction. When that event was
         # applied before (by the write itself, before the cursor caught up), so were the state changes: they
         # are not applied again, so a stored state edited since is left for verification to find, not
@@ -99,10 +107,10 @@ def apply_logs(ctx: Ctx, logs: Iterable[ChainEvent]) -> SyncReport:
                 # State changes are applied once, and only when this transaction is the newest the store
                 # knows for the lot: writers apply their receipts concurrently, so an older transaction's
                 # logs may arrive after a newer one's and must not set its state back.
-                done[key] = key not in last_seq or lot.event_count >= last_seq[key] or _has_seq(ctx, lot, last_seq[key])
+                done[key] = key not in last_seq or lot.event_count >= last_seq[key] or (lot.id, last_seq[key]) in held
             if log.name == "LotEventRecorded":
                 report.baselines.setdefault(lot.id, (lot.verification_state, lot.head_hash, lot.event_count))
-                if _apply_recorded(ctx, lot, log, waiting, orgs):
+                if _apply_recorded(ctx, lot, log, waiting[lot.id], orgs, held):
                     report.applied += 1
                     report.lots.add(lot.id)
             elif not done[key]:
@@ -153,23 +161,48 @@ def lock_for_planning(ctx: Ctx, lots: Sequence[Lot]) -> None:
     ctx.session.scalars(query).all()
 
 
-def _has_seq(ctx: Ctx, lot: Lot, seq: int) -> bool:
-    """Whether the store holds the event ``seq`` of ``lot`` (applied by whichever writer came first)."""
+HELD_CHUNK = 500
+"""Lots per query when reading which of their events the store holds (bound parameters stay few)."""
+
+
+def _held_seqs(ctx: Ctx, fresh: dict[str, Lot | None], seqs: dict[str, list[int]]) -> set[tuple[int, int]]:
+    """The (lot primary key, seq) pairs among ``seqs`` (per chain lot id) that the store holds: events applied
+    by whichever writer came first. Read after the lots are locked, so no other writer adds any meanwhile."""
     ctx.session.flush()
-    return ctx.session.scalar(select(Event.id).where(Event.lot_id == lot.id, Event.seq == seq).limit(1)) is not None
+    ranges = {lot.id: (min(seqs[key]), max(seqs[key])) for key, lot in fresh.items() if lot is not None and key in seqs}
+    held: set[tuple[int, int]] = set()
+    pks = sorted(ranges)
+    for start in range(0, len(pks), HELD_CHUNK):
+        part = pks[start : start + HELD_CHUNK]
+        low = min(ranges[pk][0] for pk in part)
+        high = max(ranges[pk][1] for pk in part)
+        rows = ctx.session.execute(
+            select(Event.lot_id, Event.seq).where(Event.lot_id.in_(part), Event.seq.between(low, high))
+        )
+        held.update((lot_pk, seq) for lot_pk, seq in rows)
+    return held
 
 
 def _lot_by_chain_id(ctx: Ctx, lot_id: str) -> Lot | None:
     return ctx.session.scalars(select(Lot).where(Lot.lot_id == lot_id)).first()
 
 
-def _apply_recorded(ctx: Ctx, lot: Lot, log: ChainEvent, waiting: list[Event], orgs: dict[str, Organisation]) -> int:
+def _apply_recorded(
+    ctx: Ctx,
+    lot: Lot,
+    log: ChainEvent,
+    waiting: deque[Event],
+    orgs: dict[str, Organisation],
+    held: set[tuple[int, int]],
+) -> int:
+    """Confirm the lot's next waiting event (its pending rows of this transaction, in id order) with the
+    log, or keep the anchor alone when the store holds no payload for it. ``held`` is updated."""
     seq = int(log.args["seq"])
-    if _has_seq(ctx, lot, seq):
+    if (lot.id, seq) in held:
         return 0  # applied before (by the writer, the maintenance pass or a second reindex pass)
-    event = next((e for e in waiting if e.lot_id == lot.id), None)
-    if event is not None:
-        waiting.remove(event)
+    held.add((lot.id, seq))
+    if waiting:
+        event = waiting.popleft()
     else:
         # Written by someone whose payload this store does not hold: keep the anchor, mark the gap.
         actor = orgs.get(log.args["actor"].lower())
@@ -296,6 +329,13 @@ def follow(ctx: Ctx, block: int) -> None:
         if cursor is None or not 0 < block - cursor.last_block <= FOLLOW_GAP:
             session.commit()  # releases the row lock; nothing was changed
             return
+        if block - cursor.last_block == 1 and ctx.ledger.transaction_count(block) == 1:
+            # The block holds only the write whose receipt was just applied (each write is its own block on
+            # the embedded chain): nothing in it is left to index, so its logs are not read and decoded again.
+            cursor.last_block = block
+            cursor.updated_at = _now()
+            session.commit()
+            return
         sync(ctx, to_block=block)
     except (OperationalError, LotlineError) as exc:
         session.rollback()
@@ -310,16 +350,18 @@ def reverify(ctx: Ctx, report: SyncReport) -> None:
     other case (never verified, pending writes, a mismatch) gets the full comparison."""
     from supply_chain.services.verify import store_result, verify_lot, verify_new_events
 
-    for lot_id in sorted(report.lots):
-        lot = ctx.session.get(Lot, lot_id)
-        if lot is None:
-            continue
-        state, head, count = report.baselines.get(lot_id, (None, "", 0))
-        result = verify_new_events(ctx, lot, head, count) if state == "verified" else None
+    lots = [lot for lot_id in sorted(report.lots) if (lot := ctx.session.get(Lot, lot_id)) is not None]
+    # A batch write touches many lots: the chain is asked about all of them in one call (``get_lots``)
+    # instead of one ``getLot`` round trip per lot; a single lot is asked as before.
+    chain = ctx.ledger.get_lots([lot.lot_id for lot in lots]) if len(lots) > 1 else {}
+    for lot in lots:
+        chain_lot = chain.get(lot.lot_id.lower())
+        state, head, count = report.baselines.get(lot.id, (None, "", 0))
+        result = verify_new_events(ctx, lot, head, count, chain_lot) if state == "verified" else None
         if result is not None:
             store_result(ctx, lot, result)
         else:
-            verify_lot(ctx, lot)
+            verify_lot(ctx, lot, chain_lot=chain_lot)
 
 
 def reconcile_pending(ctx: Ctx, min_age: timedelta | None = None, sender: str | None = None) -> dict[str, int]:

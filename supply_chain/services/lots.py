@@ -13,7 +13,8 @@ import hashlib
 import re
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -50,6 +51,7 @@ from supply_chain.store.models import (
     Document,
     Event,
     Inspection,
+    Location,
     Lot,
     LotInput,
     Organisation,
@@ -206,12 +208,56 @@ def bind_product(kind: EventKind | int, product: Product, payload: Mapping[str, 
     return invariants.bind_product_fields(payload, fields, defined, product.name)
 
 
+_LOOKUPS = "lotline.lookups"
+"""Key in ``session.info`` of the locations and products looked up during one batch's planning."""
+
+
+@contextmanager
+def planning_batch(ctx: Ctx, cache: dict[str, Any] | None = None) -> Iterator[None]:
+    """While the rows of one batch are planned, each GLN and GTIN is looked up once, not once per event that
+    names it (100 events at one site asked for the site 100 times, each query flushing the rows planned so
+    far). ``cache``: look-ups to keep across several calls (a capture ``Writer``'s steps). Only what was
+    found is kept: an unknown GLN or GTIN is asked again, and refused again, each time."""
+    info = ctx.session.info
+    outer = info.get(_LOOKUPS)
+    info[_LOOKUPS] = cache if cache is not None else (outer if outer is not None else {})
+    try:
+        yield
+    finally:
+        if outer is None:
+            info.pop(_LOOKUPS, None)
+        else:
+            info[_LOOKUPS] = outer
+
+
+def _location(ctx: Ctx, gln: str, field: str) -> Location:
+    """``orgs.location_by_gln``, answered from the batch's cache while one is planned."""
+    cache = ctx.session.info.get(_LOOKUPS)
+    if cache is None:
+        return location_by_gln(ctx, gln, field=field)
+    location = cache.get("gln:" + gln)
+    if location is None:
+        location = cache["gln:" + gln] = location_by_gln(ctx, gln, field=field)
+    return location
+
+
+def _product(ctx: Ctx, gtin14: str) -> Product | None:
+    """The registered product of a GTIN-14 (None if unknown), answered from the batch's cache if any."""
+    cache = ctx.session.info.get(_LOOKUPS)
+    product = cache.get("gtin:" + gtin14) if cache is not None else None
+    if product is None:
+        product = ctx.session.scalars(select(Product).where(Product.gtin == gtin14)).first()
+        if cache is not None and product is not None:
+            cache["gtin:" + gtin14] = product
+    return product
+
+
 def _sites(ctx: Ctx, payload: Mapping[str, Any]) -> dict[str, invariants.Site]:
     """The registered site of every GLN the payload names (unknown_gln for one that is not registered)."""
     sites = {}
     for key, value in payload.items():
         if key.endswith("_gln") and isinstance(value, str):
-            location = location_by_gln(ctx, value, field=f"payload.{key}")
+            location = _location(ctx, value, f"payload.{key}")
             sites[value] = invariants.Site(
                 location.gln, location.organisation_id, location.organisation.name, location.kind or "other"
             )
@@ -299,7 +345,7 @@ def plan_lot(
     gtin14 = parse_gtin(spec.gtin)
     code = parse_lot_code(spec.lot_code)
     quantity = parse_quantity(spec.quantity, field=f"{field}quantity")
-    product = ctx.session.scalars(select(Product).where(Product.gtin == gtin14)).first()
+    product = _product(ctx, gtin14)
     if product is None:
         raise InvalidInput(f"GTIN {gtin14} is not a registered product", field=f"{field}gtin", code="unknown_gtin")
     if product.organisation_id != actor.id:
@@ -372,7 +418,7 @@ def set_origin(ctx: Ctx, lot: Lot, kind: EventKind, payload: Mapping[str, Any]) 
         else (payload.get("harvest_location_gln") or payload.get("location_gln"))
     )
     if gln:
-        lot.origin_location = location_by_gln(ctx, gln)
+        lot.origin_location = _location(ctx, gln, "location_gln")
     harvest = payload.get("harvest_date") or payload.get("landing_date")
     if harvest:
         lot.harvest_date = date.fromisoformat(str(harvest)[:10])
@@ -469,17 +515,17 @@ def record_events(
         raise InvalidInput("no events to record", field="events")
     check(ctx, Action.RECORD, actor, lot)
     events = []
-    for i, (kind, payload) in enumerate(items):
-        kind = EventKind(int(kind))
-        if kind not in FREE_KINDS:
-            raise InvalidInput(
-                f"{kind.name.lower()} is recorded through its own action (custody, inspection, recall, ...), "
-                "not as a plain event",
-                field="kind" if len(items) == 1 else f"events[{i}].kind",
-            )
-        events.append(
-            plan_event(ctx, lot, actor, kind, payload, idempotency_key=_key(actor, idempotency_key) if i == 0 else None)
-        )
+    with planning_batch(ctx):
+        for i, (kind, payload) in enumerate(items):
+            kind = EventKind(int(kind))
+            if kind not in FREE_KINDS:
+                raise InvalidInput(
+                    f"{kind.name.lower()} is recorded through its own action (custody, inspection, recall, ...), "
+                    "not as a plain event",
+                    field="kind" if len(items) == 1 else f"events[{i}].kind",
+                )
+            key = _key(actor, idempotency_key) if i == 0 else None
+            events.append(plan_event(ctx, lot, actor, kind, payload, idempotency_key=key))
     for event in events:
         if event.kind is EventKind.INITIAL_PACKING and lot.pack_date is None:
             lot.pack_date = date.fromisoformat(str(event.payload["packing_date"])[:10])

@@ -58,9 +58,10 @@ def _label(event: Event, position: int) -> str:
     return f"event #{position} ({EventKind(int(event.kind)).name.lower()}, id {event.id})"
 
 
-def verify_lot(ctx: Ctx, lot: Lot, *, save: bool = True) -> Verification:
-    """Compare the lot's stored history with the chain; store the result on the lot when `save`."""
-    result = _verify(ctx, lot)
+def verify_lot(ctx: Ctx, lot: Lot, *, save: bool = True, chain_lot: ChainLot | None = None) -> Verification:
+    """Compare the lot's stored history with the chain; store the result on the lot when `save`.
+    ``chain_lot``: the chain's ``getLot`` answer read just before (``Ledger.get_lots``, many lots at once)."""
+    result = _verify(ctx, lot, chain_lot)
     if save:
         store_result(ctx, lot, result)
     return result
@@ -74,7 +75,9 @@ def store_result(ctx: Ctx, lot: Lot, result: Verification) -> None:
     ctx.session.flush()
 
 
-def verify_new_events(ctx: Ctx, lot: Lot, verified_head: str, verified_count: int) -> Verification | None:
+def verify_new_events(
+    ctx: Ctx, lot: Lot, verified_head: str, verified_count: int, chain_lot: ChainLot | None = None
+) -> Verification | None:
     """Check only the events after a verified prefix: hash their payloads again, chain them onto the verified
     head and compare with the head the contract holds now. None when that is not conclusive (pending writes,
     a gap, a mismatch): the caller then runs the full `verify_lot`, which names what is wrong. The lot's
@@ -90,7 +93,7 @@ def verify_new_events(ctx: Ctx, lot: Lot, verified_head: str, verified_count: in
         if event.failure_reason:
             return None
         head = next_head(head, int(event.kind), event.actor_address, _data_hash(event))
-    chain_lot = ctx.ledger.get_lot(lot.lot_id)
+    chain_lot = chain_lot or ctx.ledger.get_lot(lot.lot_id)
     if hex32(head) != chain_lot.head.lower() or chain_lot.event_count != verified_count + len(new):
         return None
     if record_findings(ctx, lot, chain_lot, events):
@@ -105,9 +108,9 @@ def verify_new_events(ctx: Ctx, lot: Lot, verified_head: str, verified_count: in
     )
 
 
-def _verify(ctx: Ctx, lot: Lot) -> Verification:
+def _verify(ctx: Ctx, lot: Lot, chain_lot: ChainLot | None = None) -> Verification:
     ledger = ctx.ledger
-    chain_lot = ledger.get_lot(lot.lot_id)
+    chain_lot = chain_lot or ledger.get_lot(lot.lot_id)
     events = _facts(ctx, lot, order=(Event.seq.asc().nulls_last(), Event.id))
     pending = [e for e in events if e.status == "pending"]
     stored = [e for e in events if e.status == "confirmed"]

@@ -429,10 +429,11 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
         ctx.session.execute(
             update(Event).where(Event.idempotency_key.in_(keys), Event.status == "failed").values(idempotency_key=None)
         )
-        created = new_lot_ids(batch)
-        absent = set(created) - ctx.ledger.existing_lots(created) if created else set()
-        # The steps were planned and rehearsed: each batch runs on the chain once (no pre-flight call). A refusal
-        # (the state moved while the job ran) fails the batch's rows and names the refused step.
+        # The steps were planned and rehearsed (every new lot found absent on chain then, in bulk): each batch
+        # runs on the chain once, with no pre-flight call and no second look-up of its new lots (on the embedded
+        # chain each is an EVM run of ``getLot``). A refusal (the state moved while the job ran, another writer
+        # created one of its lots) applies nothing of the batch, fails its rows and names the refused step.
+        absent = set(new_lot_ids(batch))
         writer = Writer(ctx, job.organisation, key=key, absent=absent, check=False)
         current = batch[0]
         try:

@@ -1,0 +1,94 @@
+"""Bulk writes through the services (issue 11): a batch's rows go in without a flush per event and the lookups
+its planning and indexing make do not grow with the batch, while event ids still follow call order (the
+indexer matches a receipt's logs to the rows by it), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from supply_chain.bench import commissioning_document
+from supply_chain.domain.hashing import hex32
+from supply_chain.domain.identifiers import lot_id
+from supply_chain.domain.kinds import EventKind
+from supply_chain.services import lots
+from supply_chain.services.epcis.capture import capture
+from supply_chain.store.models import Event, Lot, Organisation
+
+pytestmark = pytest.mark.slow
+
+BATCH = 12
+
+
+@contextmanager
+def _statements(ctx: Any) -> Iterator[list[str]]:
+    """The SQL statements the session's connection runs inside the block."""
+    seen: list[str] = []
+    engine = ctx.session.get_bind()
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_batch_of_events_looks_each_site_up_once_and_is_confirmed_in_call_order(network: Any) -> None:
+    with network.runtime.ctx() as ctx:
+        farm = network.org("farm", ctx)
+        lot = ctx.session.get(Lot, network.lot_pk)
+        items = [
+            (EventKind.OBSERVATION, {"note": f"check {i}", "date": "2026-11-21", "location_gln": network.farm_site})
+            for i in range(BATCH)
+        ]
+        with _statements(ctx) as seen:
+            written = lots.record_events(ctx, farm, lot, items)
+        site_lookups = [s for s in seen if re.search(r"FROM locations\b", s)]
+        seq_lookups = [s for s in seen if re.search(r"WHERE .*events\.seq (=|BETWEEN)", s, re.S)]
+        # one look-up of the site for the whole batch (was one per event); the indexer asks which events it
+        # holds once per receipt (was once per log)
+        assert len(site_lookups) <= 2, site_lookups
+        assert len(seq_lookups) <= 4, seq_lookups
+        rows = list(ctx.session.scalars(select(Event).where(Event.lot_id == lot.id).order_by(Event.id)))[1:]
+        assert [r.payload["note"] for r in rows] == [f"check {i}" for i in range(BATCH)]
+        assert [r.id for r in rows] == [e.id for e in written]
+        assert [r.seq for r in rows] == list(range(2, BATCH + 2))  # ids, calls and chain order agree
+        assert {r.status for r in rows} == {"confirmed"}
+        assert lot.verification_state == "verified", lot.verification_detail
+
+
+def test_a_capture_batch_without_a_flush_per_event_keeps_ids_in_call_order(network: Any) -> None:
+    """The capture ``Writer`` no longer flushes after each event: the ids still follow the calls."""
+    with network.runtime.ctx() as ctx:
+        farm = ctx.session.get(Organisation, network.ids["farm"])
+        document = commissioning_document(
+            network.greens, network.farm_site, 7, name="urn:test:bulk", lot="BULK-{:03d}", day="2026-11-20"
+        )
+        result = capture(ctx, farm, document)
+        ids = [w["event_id"] for r in result.events for w in r.writes]
+        codes = [w["lot_code"] for r in result.events for w in r.writes]
+        assert codes == [f"BULK-{i:03d}" for i in range(7)]
+        assert ids == sorted(ids) and len(set(ids)) == 7
+        events = [ctx.session.get(Event, i) for i in ids]
+        assert {e.status for e in events} == {"confirmed"}
+        # one transaction: the logs' order is the calls' order, and each row holds its own lot's log
+        assert [e.log_index for e in events] == sorted(e.log_index for e in events)
+        assert all(e.lot.verification_state == "verified" for e in events)
+
+
+def test_get_lots_answers_as_get_lot_for_each_lot(network: Any) -> None:
+    with network.runtime.ctx() as ctx:
+        lot = ctx.session.get(Lot, network.lot_pk)
+        unknown = hex32(lot_id(network.greens, "NOT-ON-CHAIN"))
+        many = ctx.ledger.get_lots([lot.lot_id, unknown])
+        assert many == {lot.lot_id.lower(): ctx.ledger.get_lot(lot.lot_id), unknown: ctx.ledger.get_lot(unknown)}
+        assert many[lot.lot_id.lower()].event_count == 1 and not many[unknown].exists
