@@ -86,8 +86,10 @@ def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verif
     bad: list[Verification] = []
     for start in range(0, len(ids), batch):
         with runtime.ctx() as ctx:
-            for lot in ctx.session.scalars(select(Lot).where(Lot.id.in_(ids[start : start + batch])).order_by(Lot.id)):
-                result = verify_lot(ctx, lot)
+            lots = list(ctx.session.scalars(select(Lot).where(Lot.id.in_(ids[start : start + batch])).order_by(Lot.id)))
+            chain = ctx.ledger.get_lots([lot.lot_id for lot in lots]) if len(lots) > 1 else {}  # one call per batch
+            for lot in lots:
+                result = verify_lot(ctx, lot, chain_lot=chain.get(lot.lot_id.lower()))
                 if result.state in ("tampered", "unverifiable"):
                     log.error("lot %s %s is %s: %s", lot.gtin, lot.lot_code, result.state, result.detail)
                     bad.append(result)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import delete, insert, select, text, update
 
 from supply_chain.domain.errors import Conflict
 from supply_chain.domain.kinds import EventKind
@@ -564,3 +564,35 @@ def test_a_tampered_lot_on_a_long_chain_is_named_after_a_restart_reading_only_it
         assert len(set(read)) <= 5, sorted(set(read))  # the lot's blocks (3 transactions) and the head
     finally:
         reopened.close()
+
+
+def test_the_verification_pass_reads_the_chain_once_per_batch_and_still_names_each_tampered_lot(
+    journey: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verify_everything` asks the chain about a batch's lots in one call (`Ledger.get_lots`); each answer
+    must go to its own lot: a tampered lot in a batch is still named, the others verified."""
+    from supply_chain.chain.ledger import Ledger
+    from supply_chain.services.startup import verify_everything
+
+    target = _tamper_status(journey)[0]
+    calls = {"get_lot": 0, "get_lots": 0}
+    real_get_lot, real_get_lots = Ledger.get_lot, Ledger.get_lots
+
+    def get_lot(self: Ledger, lot_id: Any) -> Any:
+        calls["get_lot"] += 1
+        return real_get_lot(self, lot_id)
+
+    def get_lots(self: Ledger, lot_ids: Any, chunk: int = 200) -> Any:
+        calls["get_lots"] += 1
+        return real_get_lots(self, lot_ids, chunk)
+
+    monkeypatch.setattr(Ledger, "get_lot", get_lot)
+    monkeypatch.setattr(Ledger, "get_lots", get_lots)
+    bad = verify_everything(journey.runtime, batch=2)
+    with journey.runtime.ctx() as ctx:
+        states = {lot.id: lot.verification_state for lot in ctx.session.scalars(select(Lot))}
+    total = len(states)
+    assert total == 3  # LOT-1 and MIX-1 in one batch, LOT-2 alone
+    assert [result.lot.id for result in bad] == [target]
+    assert states[target] == "tampered" and all(s == "verified" for pk, s in states.items() if pk != target)
+    assert calls["get_lots"] == total // 2 and calls["get_lot"] == total % 2
