@@ -64,7 +64,7 @@ def get_ctx() -> Ctx:
     and rolled back otherwise (see ``init_app``)."""
     if "lotline_ctx" not in g:
         rt = runtime()
-        read_only = request.blueprint in ("public", "opendata") and request.method in ("GET", "HEAD")
+        read_only = request.blueprint in ("public", "opendata", "health") and request.method in ("GET", "HEAD")
         g.lotline_ctx = Ctx((rt.read_sessions if read_only else rt.sessions)(), rt)
     return cast(Ctx, g.lotline_ctx)
 

@@ -24,6 +24,24 @@ def test_healthz_reports_chain_mode_block_and_ledger(client: FlaskClient) -> Non
     assert re.fullmatch(r"0x[0-9a-fA-F]{40}", body["chain"]["ledger_address"])
 
 
+def test_healthz_answers_while_another_process_holds_the_sqlite_write_lock(client: FlaskClient, app: Flask) -> None:
+    """The health check only reads: it must not queue behind a writer (a verification pass, an import, a CLI
+    command beside the server), or a busy server looks dead to its load balancer."""
+    import sqlite3
+
+    url = app.extensions["lotline"].settings.database_url
+    assert url.startswith("sqlite:///")
+    writer = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the write lock, held by "another process"
+        response = client.get("/healthz")
+        assert response.status_code == 200, response.json
+        assert response.json["database"] == "ok"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_healthz_answers_503_json_when_the_chain_is_unreachable(tmp_path: Path) -> None:
     settings = Settings.from_env(
         env={"LOTLINE_CHAIN_URL": "http://127.0.0.1:9"}, home=tmp_path, secret_key="t", chain_timeout=1.0
