@@ -342,8 +342,10 @@ class Ledger:
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
             data = [_GET_LOT_SELECTOR + i for i in part]  # getLot(bytes32): the id is its one word
+            call = self.encode_call("multicall", [data])  # coded here, as in get_lot: no ABI look-up per call
             with chain_guard("getLot"):
-                results = self.contract.functions.multicall(data).call()
+                raw_answer = self.w3.eth.call({"to": self.address, "data": "0x" + call.hex()})
+            (results,) = abi_decode(("bytes[]",), raw_answer)
             for lot, raw in zip(part, results, strict=True):
                 out[_hex(lot).lower()] = self._chain_lot(lot, raw)
         return out

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import joinedload, selectinload
 
 from supply_chain.domain.errors import ChainUnavailable
 from supply_chain.services import imports, indexer, lots, orgs
@@ -16,7 +17,7 @@ from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.runtime import Runtime
 from supply_chain.services.verify import Verification, verify_lot
 from supply_chain.store.db import refresh_statistics
-from supply_chain.store.models import Lot
+from supply_chain.store.models import Lot, LotInput
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +79,46 @@ def mark_unchecked(runtime: Runtime) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+_PASS_LOADS = (
+    selectinload(Lot.inputs).joinedload(LotInput.input_lot),
+    joinedload(Lot.recall_source),
+    selectinload(Lot.creator),
+    selectinload(Lot.custodian),
+    selectinload(Lot.pending_custodian),
+    selectinload(Lot.recalls),
+    selectinload(Lot.inspections),
+    selectinload(Lot.sensor_batches),
+    selectinload(Lot.documents),
+)
+"""What verification reads of each lot besides its events (the lineage, the recall source, the organisations
+it compares with the chain's, the rows copied from anchored payloads), loaded for a batch at once, not lot by
+lot."""
+
+
 def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verification]:
     """Verify every lot against the chain, `batch` lots per transaction (each result is committed, and so
     shown, as soon as its batch is done). Returns the results with findings (tampered or unverifiable)."""
     with runtime.ctx() as ctx:
         ids = list(ctx.session.scalars(select(Lot.id).order_by(Lot.id)))
+    bad = verify_ids(runtime, ids, batch)
+    log.info("verification: %d lots, %d with findings", len(ids), len(bad))
+    return bad
+
+
+def verify_ids(runtime: Runtime, ids: list[int], batch: int = VERIFY_BATCH) -> list[Verification]:
+    """Verify the lots ``ids`` (store keys), `batch` per transaction: the batch's lots and the rows verification
+    compares are loaded together and the chain is asked about them in one call (``Ledger.get_lots``)."""
     bad: list[Verification] = []
     for start in range(0, len(ids), batch):
         with runtime.ctx() as ctx:
-            lots = list(ctx.session.scalars(select(Lot).where(Lot.id.in_(ids[start : start + batch])).order_by(Lot.id)))
+            part = select(Lot).where(Lot.id.in_(ids[start : start + batch])).options(*_PASS_LOADS).order_by(Lot.id)
+            lots = list(ctx.session.scalars(part))
             chain = ctx.ledger.get_lots([lot.lot_id for lot in lots]) if len(lots) > 1 else {}  # one call per batch
             for lot in lots:
                 result = verify_lot(ctx, lot, chain_lot=chain.get(lot.lot_id.lower()))
                 if result.state in ("tampered", "unverifiable"):
                     log.error("lot %s %s is %s: %s", lot.gtin, lot.lot_code, result.state, result.detail)
                     bad.append(result)
-    log.info("verification: %d lots, %d with findings", len(ids), len(bad))
     return bad
 
 
