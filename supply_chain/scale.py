@@ -53,6 +53,7 @@ from typing import Any
 from supply_chain.domain.hashing import payload_hash
 from supply_chain.domain.identifiers import gtin_check_digit, lot_id
 from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.policy import CREATOR_ROLES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -332,7 +333,7 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
                     made = []
                     for n in range(ORGS):
                         prefix = f"{9520000 + n:07d}"
-                        org = orgs.onboard(ctx, None, f"Scale grower-packer {n}", ["producer", "processor"], prefix)
+                        org = orgs.onboard(ctx, None, f"Scale grower-packer {n}", sorted(CREATOR_ROLES), prefix)
                         products = [
                             orgs.register_product(ctx, org, _gtin(n, item), name, "leafy greens", True)
                             for item, name in ((1, "Romaine hearts"), (2, "Romaine cartons"), (3, "Salad mix"))
