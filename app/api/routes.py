@@ -999,13 +999,7 @@ def _epcis_events(call: Call, extra: dict[str, str] | None = None) -> Response:
     rows, next_token = repository.query(call.ctx, call.org, query)
     document = repository.query_document(rows, context=CONTEXT)
     response = Response(json.dumps(document, ensure_ascii=False), mimetype=EPCIS_MEDIA)
-    response.headers["GS1-EPCIS-Version"] = "2.0.0"
-    response.headers["GS1-CBV-Version"] = "2.0.0"
-    if next_token:
-        params = [(k, v) for k, v in request.args.items(multi=True) if k != "nextPageToken"]
-        params.append(("nextPageToken", next_token))
-        response.headers["Link"] = f'<{request.base_url}?{urlencode(params)}>; rel="next"'
-    return response
+    return _versioned_page(response, next_token)
 
 
 @operation(
@@ -1073,10 +1067,9 @@ def list_epcis_event_types(call: Call) -> Response:
     return _collection(list(repository.EVENT_TYPES))
 
 
-def _collection(member: list[str], next_token: str | None = None) -> Response:
-    """A REST binding collection (``{"@context", "type": "Collection", "member"}``) with the version headers;
-    ``Link: <...>; rel="next"`` names the next page."""
-    response = jsonify({"@context": CONTEXT[0], "type": "Collection", "member": member})
+def _versioned_page(response: Response, next_token: str | None) -> Response:
+    """Add the binding's version headers and, when there is a next page, ``Link: <...>; rel="next"`` (this
+    request's URL with ``nextPageToken`` replaced)."""
     response.headers["GS1-EPCIS-Version"] = "2.0.0"
     response.headers["GS1-CBV-Version"] = "2.0.0"
     if next_token:
@@ -1084,6 +1077,13 @@ def _collection(member: list[str], next_token: str | None = None) -> Response:
         params.append(("nextPageToken", next_token))
         response.headers["Link"] = f'<{request.base_url}?{urlencode(params)}>; rel="next"'
     return response
+
+
+def _collection(member: list[str], next_token: str | None = None) -> Response:
+    """A REST binding collection (``{"@context", "type": "Collection", "member"}``) with the version headers;
+    ``Link: <...>; rel="next"`` names the next page."""
+    response = jsonify({"@context": CONTEXT[0], "type": "Collection", "member": member})
+    return _versioned_page(response, next_token)
 
 
 def _listing(name: str, what: str) -> None:
