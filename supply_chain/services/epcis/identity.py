@@ -85,7 +85,7 @@ def hash_ids(document: Mapping[str, Any]) -> list[str]:
         if isinstance(item, str):
             _offline_loader(item)  # refuse an unknown remote context up front, naming it
     try:
-        expanded = json_to_py.event_list_from_epcis_document_json(copy.deepcopy(dict(document)))
+        expanded = json_to_py.event_list_from_epcis_document_json(_without_class_names(document))
         ids = hash_generator.epcis_hashes_from_events(expanded)
     except InvalidInput:
         raise
@@ -101,6 +101,25 @@ def hash_ids(document: Mapping[str, Any]) -> list[str]:
     if len(ids) != len(events):  # pragma: no cover - the generator returns one hash per event
         raise InvalidInput("epcisBody.eventList: an event hash ID could not be computed", field="epcisBody.eventList")
     return [str(i) for i in ids]
+
+
+_SENSOR_ELEMENT_CLASS = {"SensorElement", "epcis:SensorElement", "https://ref.gs1.org/epcis/SensorElement"}
+
+
+def _without_class_names(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the document with each sensor element's JSON-LD class name (``"type": "epcis:SensorElement"``)
+    left out. The class name is how JSON-LD says what the object is; it is no field of the event (the XML
+    binding has no place for it, and the canonical property order of CBV 2.0 section 8.9 has none), but the
+    generator would hash it as if it were a user extension, so the same event sent with and without it, or
+    once as JSON-LD and once as XML, would get two hash IDs."""
+    copied = copy.deepcopy(dict(document))
+    for event in copied.get("epcisBody", {}).get("eventList", []) or []:
+        if not isinstance(event, dict):
+            continue
+        for element in event.get("sensorElementList", []) or []:
+            if isinstance(element, dict) and element.get("type") in _SENSOR_ELEMENT_CLASS:
+                del element["type"]
+    return copied
 
 
 def _context_list(context: object) -> Sequence[Any]:
