@@ -714,10 +714,18 @@ def test_demo_forward_trace_from_the_recalled_farm_lot_reaches_salad_mix_on_reta
         statements: list[str] = []
         listen = sa_event.listens_for(demo_runtime.engine, "before_cursor_execute")
         listen(lambda _c, _cur, statement, *_a: statements.append(" ".join(statement.split())))
-        forward = trace(ctx, farm_lot, "forward")
+        built: list[Lot] = []
+        count_lots = lambda lot, _context: built.append(lot)  # noqa: E731
+        sa_event.listen(Lot, "load", count_lots)
+        try:
+            forward = trace(ctx, farm_lot, "forward")
+        finally:
+            sa_event.remove(Lot, "load", count_lots)
         # one lineage walk and one recall-reach walk, not a walk per traced lot; loads are batched
         assert sum("RECURSIVE" in q for q in statements) == 2, statements
         assert not [q for q in statements if "WHERE lots.id = " in q], statements
+        # the traced lots are read as columns: no ORM object is built for them (most of a large trace's time)
+        assert built == [], built
         result = {i["lot_code"]: i for i in forward["lots"]}
         assert result["GV-ROM-2611A"]["recalled"]
         assert result["FC-MIX-001"]["custodian"] == "Corner Market" and result["FC-MIX-001"]["affected_by_recall"]
