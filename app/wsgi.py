@@ -208,6 +208,9 @@ def _serve_one(host: str, port: int, config: dict[str, str]) -> None:
 # worker whose parent is gone (killed) stops by itself.
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=1024)
@@ -237,10 +240,17 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
 
     def spawn(index: int) -> None:
         ready[index] = 0
+        # A stop signal waits until the new worker has its own handler: the parent's, which it inherits, would
+        # only pass the signal on, and a worker started again just as the server is stopped would then serve
+        # on while the parent waits for it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                signal.signal(signal.SIGTERM, _stop)
+                signal.signal(signal.SIGINT, _stop)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # one sent meanwhile arrives here
                 _worker(index, listener, config, parent, host, port, ready, gauges, holder)
                 code = 0
             except KeyboardInterrupt:  # stopped while it was still starting
@@ -251,6 +261,7 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
                 logging.shutdown()
                 os._exit(code)
         children[pid] = index
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
