@@ -258,3 +258,35 @@ def test_two_workers_serve_one_port_and_see_each_others_writes(rpc_producer: dic
     assert code == 0, server.tail()
     log = server.tail(20_000)
     assert "with 2 worker processes" in log and log.count("stopped") >= 3  # both workers and the parent
+
+
+def test_the_chain_holder_answers_only_requests_that_carry_its_secret(tmp_path: Path) -> None:
+    from supply_chain.chain.connect import ChainHolderAddress, connect, use_chain_holder
+    from supply_chain.services.chainshare import hold_chain, new_holder_address
+    from supply_chain.services.runtime import Runtime
+
+    runtime = Runtime(Settings.from_env(env={}, home=tmp_path))
+    address = new_holder_address()
+    holder = hold_chain(runtime, address)
+    try:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+        for given in ("", "Bearer wrong"):
+            request = urllib.request.Request(address.url, data=body, headers={"Authorization": given}, method="POST")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 401
+            refused.value.close()
+        # with it, the ordinary JSON-RPC client reaches the same chain, as the embedded mode
+        use_chain_holder(ChainHolderAddress(address.url, address.secret))
+        try:
+            remote = connect(tmp_path)
+        finally:
+            use_chain_holder(None)
+        try:
+            assert remote.mode == "embedded" and remote.w3.eth.chain_id == runtime.chain.w3.eth.chain_id
+            assert remote.w3.eth.get_block("latest")["hash"] == runtime.chain.w3.eth.get_block("latest")["hash"]
+        finally:
+            remote.close()
+    finally:
+        holder.stop()
+        runtime.close()
