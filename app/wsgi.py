@@ -29,6 +29,7 @@ from flask import Flask
 
 from app import create_app
 from app.server_metrics import ServerGauges, create_server
+from supply_chain.services.chainshare import ChainHolderAddress, hold_chain, new_holder_address, reach_chain_through
 from supply_chain.services.delivery import DeliveryWorker
 from supply_chain.services.epcis.jobs import CaptureWorker
 from supply_chain.services.startup import Maintenance, mark_unchecked
@@ -125,9 +126,9 @@ def _public_url_config(host: str, port: int) -> dict[str, str]:
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: str | None = None) -> None:
     """Run the app under waitress until interrupted; the runtime (chain, database) is closed after.
 
-    ``workers`` (``--workers``; None: ``LOTLINE_WORKERS``) processes share one listening socket when the
-    configuration allows several (a JSON-RPC chain and PostgreSQL, ``Settings.worker_processes``); more than one
-    on the embedded chain or SQLite is refused (InvalidInput) before anything starts."""
+    ``workers`` (``--workers``; None: ``LOTLINE_WORKERS``; ``auto``: one per core) processes share one
+    listening socket (``Settings.worker_processes``); on the embedded chain the first of them holds the chain
+    and the others reach it through that one (``supply_chain.chain.holder``)."""
     from supply_chain.services.runtime import Settings
 
     settings = Settings.from_env()
@@ -199,8 +200,15 @@ def _serve_one(host: str, port: int, config: dict[str, str]) -> None:
 # worker runs a capture and a delivery worker, so the job or notice a request queued is picked up at once in
 # that process (each job and delivery is claimed by one of them, as with `lotline jobs run` beside a server).
 # Writes from several processes are safe on PostgreSQL: the signing key's advisory lock orders nonces
-# (services/writes.py). The parent restarts a worker that dies and stops them all on SIGTERM or Ctrl+C; a
+# (services/writes.py); on SQLite the database's write lock, which the processes queue for, does the same.
+# On the embedded chain (no LOTLINE_CHAIN_URL), worker 0 opens the chain and answers the others over JSON-RPC
+# on a loopback port chosen here, with a secret made here (supply_chain/chain/holder.py); they wait for it to
+# serve before they do. Worker 0 started again takes the same port, so the others find it again.
+# The parent restarts a worker that dies and stops them all on SIGTERM or Ctrl+C; a
 # worker whose parent is gone (killed) stops by itself.
+
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -213,7 +221,11 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
 
     log = logging.getLogger("lotline")
     listener = _listen(host, port)
-    runtime = Runtime(Settings.from_env())  # migrates the database once, before any worker opens it
+    settings = Settings.from_env()
+    runtime = Runtime(settings)  # migrates the database once, before any worker opens it
+    # Each worker knows it is one of several (on SQLite, writes then hold the write lock from signing on).
+    os.environ["LOTLINE_WORKERS"] = str(count)
+    holder = None if settings.chain_url else new_holder_address()
     try:
         log.info("%d lots marked unchecked until verified against the chain", mark_unchecked(runtime))
     finally:
@@ -228,11 +240,18 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
 
     def spawn(index: int) -> None:
         ready[index] = 0
+        # A stop signal waits until the new worker has its own handler: the parent's, which it inherits, would
+        # only pass the signal on, and a worker started again just as the server is stopped would then serve
+        # on while the parent waits for it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _worker(index, listener, config, parent, host, port, ready, gauges)
+                signal.signal(signal.SIGTERM, _stop)
+                signal.signal(signal.SIGINT, _stop)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # one sent meanwhile arrives here
+                _worker(index, listener, config, parent, host, port, ready, gauges, holder)
                 code = 0
             except KeyboardInterrupt:  # stopped while it was still starting
                 code = 0
@@ -242,6 +261,7 @@ def _serve_many(host: str, port: int, config: dict[str, str], count: int) -> Non
                 logging.shutdown()
                 os._exit(code)
         children[pid] = index
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -295,17 +315,29 @@ def _worker(
     port: int,
     ready: mmap.mmap,
     gauges: ServerGauges,
+    holder: ChainHolderAddress | None = None,
 ) -> None:
     """One forked worker: its own app on the shared socket until SIGTERM (or its parent is gone); its figures
-    go to its slot of ``gauges``, which every worker's ``/metrics`` reads."""
+    go to its slot of ``gauges``, which every worker's ``/metrics`` reads. With ``holder`` (the embedded
+    chain), worker 0 opens the chain and answers the others there; they wait until it serves."""
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     with contextlib.suppress(AttributeError, ValueError, OSError):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     log = logging.getLogger("lotline")
+    if holder is not None and index != 0:
+        reach_chain_through(holder)
     # Worker 0 settles what a crash left pending as the app starts; the others leave that to it.
     app = create_app(config | {"CATCH_UP_ON_START": index == 0})
     _show_worker(app, index)
+    chain_holder = None
+    if holder is not None:
+        if index == 0:
+            chain_holder = hold_chain(app.extensions["lotline"], holder)
+            log.info("worker 0 (pid %d) holds the embedded chain for the other workers", os.getpid())
+        else:
+            while not ready[0]:  # its chain requests would all fail until the holder answers
+                time.sleep(0.1)
     threading.Thread(target=_watch_parent, args=(parent,), name="lotline-parent-watch", daemon=True).start()
     background: list[threading.Thread] = []
     maintenance = start_maintenance(app, mark=False) if index == 0 else None
@@ -321,6 +353,8 @@ def _worker(
                 background.append(thread)
         for thread in background:
             thread.join(timeout=60)
+        if chain_holder is not None:
+            chain_holder.stop()
         app.extensions["lotline"].close()
         log.info("worker %d (pid %d) stopped", index, os.getpid())
 

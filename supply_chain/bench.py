@@ -516,14 +516,17 @@ def run_workers(
     quick: bool = False,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> Results:
-    """The load figures with 1, 2 and 4 server processes (``lotline serve --workers N``) on PostgreSQL and a
-    JSON-RPC chain: anvil (npm ``@foundry-rs/anvil``) started here, a throw-away schema of ``postgres_url``
-    (dropped after), the demo scenario and the 50-ingredient lot seeded through the services. Against each
-    server, once its start-up verification pass is over and each page was asked for a few times, 32 clients load
-    ``/healthz`` and the two scan pages (cache on, the default), one after the other, after 3 s of warm-up."""
+    """The load figures with 1, 2 and 4 server processes (``lotline serve --workers N``). With ``postgres_url``:
+    on PostgreSQL (a throw-away schema of it, dropped after) and a JSON-RPC chain, anvil (npm
+    ``@foundry-rs/anvil``) started here. Without: on the defaults, the embedded chain and SQLite in a new
+    instance folder (the first worker holds the chain for the others). The demo scenario and the 50-ingredient
+    lot are seeded through the services. Against each server, once its start-up verification pass is over and
+    each page was asked for a few times, 32 clients load ``/healthz`` and the two scan pages (cache on, the
+    default), one after the other, after 3 s of warm-up."""
     import os
     import platform
     import uuid
+    from contextlib import ExitStack
     from datetime import UTC, datetime
 
     from sqlalchemy import text
@@ -537,33 +540,45 @@ def run_workers(
     from supply_chain.services.runtime import Runtime, Settings
     from supply_chain.store.db import make_engine, normalise_url
 
-    if not postgres_url or not normalise_url(postgres_url).startswith("postgresql"):
+    on_postgres = postgres_url is not None
+    if on_postgres and not normalise_url(postgres_url or "").startswith("postgresql"):
         raise InvalidInput(
-            "the workers figures need a PostgreSQL database: give --postgres URL (or LOTLINE_BENCH_POSTGRES_URL); "
-            "a schema of its own is made in it and dropped after",
+            "the workers figures run on PostgreSQL with --postgres URL (or LOTLINE_BENCH_POSTGRES_URL; a schema of "
+            "its own is made in it and dropped after), or on the defaults (embedded chain, SQLite) without it",
             field="--postgres",
         )
-    if not ANVIL_BINARY.is_file():
+    if on_postgres and not ANVIL_BINARY.is_file():
         raise InvalidInput("the workers figures need anvil: run npm ci (npm @foundry-rs/anvil)", field="--workers")
     started_load = _load_average()
-    base = normalise_url(postgres_url)
     home = Path(tempfile.mkdtemp(prefix="lotline-bench-workers-"))
-    schema = f"lotline_bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base, poolclass=NullPool)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base)
-    options = " ".join(filter(None, [url.query.get("options", ""), f"-csearch_path={schema}"]))
-    db_url = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
-    chain_url, node = start_anvil(home / "anvil.log")
     load_rows: list[LoadRow] = []
-    try:
-        env = {"LOTLINE_DATABASE_URL": db_url, "LOTLINE_CHAIN_URL": chain_url}
+    with ExitStack() as cleanup:
+        env: dict[str, str] = {}
+        if on_postgres:
+            base = normalise_url(postgres_url or "")
+            schema = f"lotline_bench_{uuid.uuid4().hex[:12]}"
+            admin = make_engine(base, poolclass=NullPool)
+            cleanup.callback(admin.dispose)
+            with admin.begin() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+            def drop_schema() -> None:
+                with admin.begin() as connection:
+                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+            cleanup.callback(drop_schema)
+            url = make_url(base)
+            options = " ".join(filter(None, [url.query.get("options", ""), f"-csearch_path={schema}"]))
+            db_url = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+            chain_url, node = start_anvil(home / "anvil.log")
+            cleanup.callback(stop, node)
+            env = {"LOTLINE_DATABASE_URL": db_url, "LOTLINE_CHAIN_URL": chain_url}
         runtime = Runtime(Settings.from_env(env=env, home=home))
+        where = "PostgreSQL and anvil" if on_postgres else "the embedded chain and SQLite"
         try:
             with runtime.ctx() as ctx:
                 orgs.deploy(ctx)
-            progress("seeding the demo scenario on PostgreSQL and anvil")
+            progress(f"seeding the demo scenario on {where}")
             orgs_by_key = seed(runtime)
             progress(f"a lot made from {INGREDIENTS} ingredient lots")
             with runtime.ctx() as ctx:
@@ -578,7 +593,7 @@ def run_workers(
             (f"{n} worker{'s' if n > 1 else ''}", {"LOTLINE_SCAN_PAGE_CACHE": "512"}, ("--workers", str(n)))
             for n in counts
         ]
-        engine = make_engine(db_url, poolclass=NullPool)
+        engine = make_engine(Settings.from_env(env=env, home=home).database_url, poolclass=NullPool)
 
         def verified_all() -> bool:
             with engine.connect() as connection:
@@ -590,15 +605,10 @@ def run_workers(
             )
         finally:
             engine.dispose()
-    finally:
-        stop(node)
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
     meta = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "chain": "rpc (anvil)",
-        "db": "postgresql",
+        "chain": "rpc (anvil)" if on_postgres else "embedded",
+        "db": "postgresql" if on_postgres else "sqlite",
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average": f"{started_load} at the start, {_load_average()} at the end",

@@ -94,8 +94,10 @@ def demo(reset: bool) -> None:
 @click.option(
     "--workers",
     metavar="N|auto",
-    help="Server processes sharing the port (default: LOTLINE_WORKERS, else 1). More than 1 needs a JSON-RPC "
-    "chain (LOTLINE_CHAIN_URL) and PostgreSQL; auto: one per core there, 1 elsewhere.",
+    help="Server processes sharing the port (default: LOTLINE_WORKERS, else 1); auto: one per core. Every "
+    "process serves pages and writes; on the embedded chain the first holds the chain and the others reach it "
+    "through that one (writes answer 503 while it is being started again). Which to use for what load: README, "
+    "Serving.",
 )
 @handle_errors
 def serve(host: str, port: int, workers: str | None) -> None:
@@ -213,7 +215,7 @@ def reindex() -> None:
     "worker_counts",
     metavar="N,N,...",
     help="Instead: only the load figures against `lotline serve --workers N` for each N (e.g. 1,2,4), on "
-    "PostgreSQL (--postgres) and anvil started here.",
+    "PostgreSQL (--postgres) and anvil started here, or without --postgres on the defaults (embedded chain, SQLite).",
 )
 @click.option(
     "--postgres",

@@ -28,7 +28,7 @@ from web3.exceptions import TimeExhausted, Web3Exception, Web3RPCError
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import RPCEndpoint, RPCResponse, TxParams
 
-from supply_chain.chain.embedded import open_embedded
+from supply_chain.chain.embedded import open_embedded, read_faucet_key
 from supply_chain.domain.errors import ChainUnavailable, InvalidInput
 
 __all__ = ["ChainConnection", "connect", "fund"]
@@ -76,6 +76,8 @@ def connect(home: Path, chain_url: str | None = None, timeout: float = 10.0) -> 
     seconds (and when the embedded chain is held by another process), ``InvalidInput`` for a URL or faucet
     key that cannot be right.
     """
+    if not chain_url and _held_by is not None:
+        return _connect_to_holder(Path(home) / "chain", _held_by, timeout)
     if not chain_url:
         chain = open_embedded(Path(home) / "chain")
         return ChainConnection(
@@ -100,6 +102,51 @@ def connect(home: Path, chain_url: str | None = None, timeout: float = 10.0) -> 
             f"the chain node at {provider.display_url} did not answer eth_chainId: {exc}"
         ) from exc
     return ChainConnection(w3=w3, mode="rpc", url=url, faucet_key=faucet_key, timeout=timeout)
+
+
+# ------------------------------------------------------------------ the embedded chain held by another process
+
+
+@dataclass(frozen=True)
+class ChainHolderAddress:
+    """Where the process holding this server's embedded chain answers (``chain.holder``), and its secret."""
+
+    url: str
+    secret: str = field(repr=False)
+
+
+_held_by: ChainHolderAddress | None = None
+
+#: How long a request to the holder may take: a big batch is mined while the caller waits (the holder itself
+#: gone answers at once: connection refused).
+HOLDER_TIMEOUT = 120.0
+
+
+def use_chain_holder(address: ChainHolderAddress | None) -> None:
+    """From now on, ``connect`` without a URL reaches the embedded chain through the process at ``address``
+    instead of opening it (a worker of ``lotline serve --workers N`` other than the holder); None: open it."""
+    global _held_by
+    _held_by = address
+
+
+def _connect_to_holder(state_dir: Path, address: ChainHolderAddress, timeout: float) -> ChainConnection:
+    provider = GuardedHTTPProvider(address.url, timeout=max(timeout, HOLDER_TIMEOUT))
+    provider.display_url = "the server process holding the embedded chain"
+    provider._request_kwargs["headers"] = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {address.secret}",
+    }
+    w3 = Web3(provider)
+    try:
+        w3.eth.chain_id  # noqa: B018 -- is the holder up?
+    except ChainUnavailable:
+        raise
+    except (Web3Exception, ValueError) as exc:
+        raise ChainUnavailable(f"the server process holding the embedded chain did not answer: {exc}") from exc
+    # The faucet's key is in the chain's folder (this server's own instance folder), written by the holder.
+    return ChainConnection(
+        w3=w3, mode="embedded", url=None, faucet_key=read_faucet_key(state_dir), timeout=provider.timeout
+    )
 
 
 class GuardedHTTPProvider(HTTPProvider):
@@ -140,7 +187,7 @@ class GuardedHTTPProvider(HTTPProvider):
 
     def _translate(self, exc: Exception, method: str) -> ChainUnavailable | None:
         """The ChainUnavailable a transport failure stands for; None for anything else (left as it is)."""
-        where = f"the chain node at {self.display_url}"
+        where = self.display_url if " " in self.display_url else f"the chain node at {self.display_url}"
         if isinstance(exc, requests.Timeout):
             return ChainUnavailable(f"{where} did not answer {method} within {self.timeout:g} s")
         if isinstance(exc, requests.HTTPError):

@@ -955,6 +955,14 @@ def _acquire_folder_lock(state_dir: Path) -> int:
     return fd
 
 
+def read_faucet_key(state_dir: Path) -> str:
+    """The faucet's key of the chain in ``state_dir``, for a process the chain is held for by another
+    (``chain.holder``); ChainUnavailable if the chain has not been made yet."""
+    if not (Path(state_dir) / FAUCET_KEY_FILE).exists():
+        raise ChainUnavailable(f"the embedded chain in {state_dir} has not been opened yet")
+    return _load_or_create_faucet_key(Path(state_dir))
+
+
 def _load_or_create_faucet_key(state_dir: Path) -> str:
     """The faucet's private key (0x-hex), created on first use and saved readable by the owner only."""
     path = state_dir / FAUCET_KEY_FILE

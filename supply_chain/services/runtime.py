@@ -72,8 +72,9 @@ class Settings:
     """How many rendered scan pages each server process keeps (``LOTLINE_SCAN_PAGE_CACHE``; 0: none), each under
     the version of its lot's lineage (``app/public/page_cache.py``)."""
     workers: int | None = 1
-    """How many processes ``lotline serve`` starts (``LOTLINE_WORKERS``; ``auto``, stored as None: one per core
-    where several are allowed, else 1). Several need a JSON-RPC chain and PostgreSQL (``worker_processes``)."""
+    """How many processes ``lotline serve`` starts (``LOTLINE_WORKERS``; ``auto``, stored as None: one per
+    core; ``worker_processes``). Other than 1, writes on SQLite also hold its write lock from signing to
+    receipt (``services.writes.sender_lock``): another process may be signing for the same organisation."""
 
     def __post_init__(self) -> None:
         if self.kek == self.secret_key:
@@ -106,44 +107,15 @@ class Settings:
     def chain_mode(self) -> str:
         return "rpc" if self.chain_url else "embedded"
 
-    @property
-    def several_processes_allowed(self) -> bool:
-        """Whether several server processes may share this configuration: a JSON-RPC node and PostgreSQL. The
-        embedded chain's state on disk is opened by one process at a time, and SQLite lets one process write
-        at a time (several would wait on its write lock instead of working side by side)."""
-        return bool(self.chain_url) and self.database_url.startswith("postgresql")
-
     def worker_processes(self, requested: str | None = None) -> int:
         """How many processes ``lotline serve`` runs: ``requested`` (the ``--workers`` text; None: the
-        ``LOTLINE_WORKERS`` setting), ``auto`` meaning one per core where several are allowed and 1 elsewhere.
-        InvalidInput naming the option or variable when more than one is asked for on the embedded chain or on
-        SQLite."""
+        ``LOTLINE_WORKERS`` setting), ``auto`` meaning one per core. Every configuration allows several: on
+        the embedded chain the first process holds it and the others reach it through that one
+        (``chain.holder``); on SQLite the processes queue for its one write lock (``db.WriterLock``).
+        InvalidInput naming the option or variable for a count that is not one."""
         field = "LOTLINE_WORKERS" if requested is None else "--workers"
         count = self.workers if requested is None else parse_workers(field, requested)
-        if count is None:
-            return (os.cpu_count() or 1) if self.several_processes_allowed else 1
-        if count > 1 and not self.several_processes_allowed:
-            missing = " and ".join(
-                what
-                for what, absent in (
-                    (
-                        "a JSON-RPC chain (LOTLINE_CHAIN_URL; the embedded chain is held by one process)",
-                        not self.chain_url,
-                    ),
-                    (
-                        "PostgreSQL (LOTLINE_DATABASE_URL; SQLite writes from one process at a time)",
-                        not self.database_url.startswith("postgresql"),
-                    ),
-                )
-                if absent
-            )
-            raise InvalidInput(
-                f"{field} {count}: several worker processes need {missing}; serve with 1 worker "
-                f"(LOTLINE_WORKERS=1, the default) on this configuration, or run a JSON-RPC node and "
-                f"PostgreSQL for more (README, Settings)",
-                field=field,
-            )
-        return count
+        return (os.cpu_count() or 1) if count is None else count
 
 
 def _count(name: str, text: str | None, default: int) -> int:

@@ -25,6 +25,7 @@ from supply_chain.domain.errors import ChainUnavailable, LotlineError
 from supply_chain.services import indexer
 from supply_chain.services.orgs import signer
 from supply_chain.services.runtime import Ctx
+from supply_chain.store.db import writer_lock
 from supply_chain.store.models import Event, Organisation, PendingTransaction
 
 APPLY_ATTEMPTS = 4
@@ -98,13 +99,20 @@ def sender_lock(ctx: Ctx, address: str) -> Iterator[None]:
     A nonce is taken from the node's pending count when a transaction is signed, so two processes signing
     for one organisation between each other's signing and sending would take the same nonce (one of the two
     writes then fails). On PostgreSQL a session-level advisory lock keyed by the address, held on a
-    connection of its own from signing until the receipt is applied, puts them in line. On SQLite the
-    database is this host's alone and the ledger's per-address lock within the process is what there is:
-    run one server process per SQLite instance (a second process may read, and the CLI's writes are rare).
+    connection of its own from signing until the receipt is applied, puts them in line. On SQLite, with one
+    server process the ledger's per-address lock within the process is enough; with several (``lotline serve
+    --workers N``, ``Settings.workers`` other than 1) the database's write lock, which every process on the
+    file queues for (``db.writer_lock``), is held from signing until the receipt is applied: SQLite lets one
+    writer in at a time anyway, and no other process can sign between this one's signing and sending.
     """
     engine = ctx.runtime.engine
     if engine.dialect.name != "postgresql":
-        yield
+        shared = writer_lock(engine) if ctx.settings.workers != 1 else None
+        if shared is None:
+            yield
+            return
+        with shared:
+            yield
         return
     key = int.from_bytes(bytes.fromhex(address[2:18]), "big", signed=True)
     with engine.connect() as connection:

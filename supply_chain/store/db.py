@@ -11,8 +11,10 @@ not begin a transaction before a SELECT, which breaks isolation and SAVEPOINTs.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,11 +108,14 @@ def _sqlite_engine(url: URL, begin: str, **kwargs: Any) -> Engine:
         finally:
             cursor.close()
 
-    # One writer at a time in this process, queued here rather than in SQLite's busy handler: that handler
-    # polls with back-off, so under a burst of writers some wait past the busy timeout and fail with
-    # "database is locked" while others go first. Waiting on a lock is orderly and has no timeout; the
-    # busy timeout still guards against writers in other processes (a CLI command beside the server).
-    writer = threading.RLock()
+    # One writer at a time, queued here rather than in SQLite's busy handler: that handler polls with
+    # back-off, so under a burst of writers some wait past the busy timeout and fail with "database is
+    # locked" while others go first. Waiting on a lock is orderly and has no timeout. The lock is a file lock
+    # beside the database as well as a thread lock, so the processes of `lotline serve --workers N` queue
+    # the same way; the busy timeout still guards against writers that do not take it (another program).
+    lock_file = None if in_memory else Path(database).expanduser().with_name(Path(database).name + ".writer")
+    writer = WriterLock(lock_file)
+    _WRITER_LOCKS[engine] = writer
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -137,6 +142,61 @@ def _sqlite_engine(url: URL, begin: str, **kwargs: Any) -> Engine:
     event.listen(engine, "rollback", _release)
 
     return engine
+
+
+class WriterLock:
+    """SQLite's write lock taken in order: a reentrant thread lock, and while a thread holds it, an exclusive
+    ``flock`` on ``path`` (None: this process alone, an in-memory database) so that threads of other
+    processes on the same database wait in line too. Reentrant like ``threading.RLock``."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._fd_pid = 0
+
+    def acquire(self) -> None:
+        self._thread_lock.acquire()
+        if self._depth == 0 and self.path is not None:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+        self._depth += 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None and self._fd_pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _file(self) -> int:
+        # A descriptor of this process's own (a fork must not share its parent's: flock is per open file).
+        if self._fd is None or self._fd_pid != os.getpid():
+            assert self.path is not None
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._fd_pid = os.getpid()
+            weakref.finalize(self, os.close, self._fd)
+        return self._fd
+
+
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, WriterLock] = weakref.WeakKeyDictionary()
+
+
+def writer_lock(engine: Engine) -> WriterLock | None:
+    """The write lock of a SQLite engine made by ``make_engine`` (None for other databases): hold it to keep
+    every other writer, in this process and in the others on the same file, waiting across several
+    transactions (``services.writes.sender_lock``)."""
+    return _WRITER_LOCKS.get(engine)
 
 
 def _private_database_file(path: Path) -> None:

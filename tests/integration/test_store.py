@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +31,7 @@ from supply_chain.store.db import (
     migrate,
     normalise_url,
     session_scope,
+    writer_lock,
 )
 from supply_chain.store.models import (
     ZERO_HEAD,
@@ -480,6 +483,45 @@ def test_sqlite_file_database_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
         assert (tmp_path / "instance" / "lotline.db").exists()
+    finally:
+        engine.dispose()
+
+
+_TRY_LOCK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("free")
+except BlockingIOError:
+    print("held")
+"""
+
+
+def test_sqlite_writers_of_every_process_queue_on_one_lock_file(tmp_path: Path) -> None:
+    """A write transaction (BEGIN IMMEDIATE) holds a lock file beside the database that writers of other
+    processes (``lotline serve --workers N``) wait for in line, so none of them is failed with "database is
+    locked" by SQLite's busy handler; held across transactions through ``writer_lock`` (a write's signing to
+    its receipt), and released when the last hold ends."""
+    engine = make_engine(database_url(tmp_path))
+    lock_file = tmp_path / "lotline.db.writer"
+
+    def other_process_finds() -> str:
+        done = subprocess.run([sys.executable, "-c", _TRY_LOCK, str(lock_file)], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            assert other_process_finds() == "held"
+        assert other_process_finds() == "free"
+        shared = writer_lock(engine)
+        assert shared is not None
+        with shared:
+            with engine.begin() as connection:  # the same thread: reentrant
+                connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+            assert other_process_finds() == "held"  # still held between this thread's transactions
+        assert other_process_finds() == "free"
     finally:
         engine.dispose()
 

@@ -1,5 +1,5 @@
-"""`lotline serve --workers N`: several processes on one port where the configuration allows it (a JSON-RPC
-chain and PostgreSQL), and a clear refusal where it does not (the embedded chain, SQLite).
+"""`lotline serve --workers N`: several processes on one port, on a JSON-RPC chain and PostgreSQL and on the
+defaults (the embedded chain, held by the first process for the others, and SQLite).
 
 The processes are told apart by the ``X-Lotline-Worker`` header (worker number and process id), which the
 server adds only with ``LOTLINE_SHOW_WORKER=1``.
@@ -48,59 +48,88 @@ def _pid(header: str | None) -> int:
     return int(header.split()[1])
 
 
-# ------------------------------------------------------------------ the embedded chain and SQLite: refused
-
-
-def _serve_refused(tmp_path: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")} | {"LOTLINE_HOME": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "-m", "supply_chain.cli", "serve", "--port", "1", *args],
-        env=full | env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_serve_refuses_several_workers_on_the_embedded_chain(tmp_path: Path) -> None:
-    done = _serve_refused(tmp_path, ["--workers", "2"], {})
-    assert done.returncode == 2, done.stderr
-    assert "--workers 2" in done.stderr and "(field: --workers)" in done.stderr
-    assert "LOTLINE_CHAIN_URL" in done.stderr and "PostgreSQL" in done.stderr
-    assert "LOTLINE_WORKERS=1" in done.stderr  # what to use instead
-    assert not (tmp_path / "chain").exists()  # refused before anything was opened
-
-    by_setting = _serve_refused(tmp_path, [], {"LOTLINE_WORKERS": "4"})
-    assert by_setting.returncode == 2, by_setting.stderr
-    assert "LOTLINE_WORKERS 4" in by_setting.stderr and "(field: LOTLINE_WORKERS)" in by_setting.stderr
+# ------------------------------------------------------------------ the embedded chain and SQLite
 
 
 def test_worker_count_rules(tmp_path: Path) -> None:
     embedded = Settings.from_env(env={}, home=tmp_path)
     assert embedded.workers == 1 and embedded.worker_processes() == 1
-    assert Settings.from_env(env={"LOTLINE_WORKERS": "auto"}, home=tmp_path).worker_processes() == 1
-    assert embedded.worker_processes("auto") == 1
-    with pytest.raises(InvalidInput) as refused:
-        embedded.worker_processes("3")
-    assert refused.value.field == "--workers" and "LOTLINE_CHAIN_URL" in refused.value.message
+    # several processes on the defaults too: the first holds the embedded chain for the others
+    assert embedded.worker_processes("3") == 3
+    assert Settings.from_env(env={"LOTLINE_WORKERS": "auto"}, home=tmp_path).worker_processes() == (os.cpu_count() or 1)
     for bad in ("0", "many", "-1", "65"):
         with pytest.raises(InvalidInput) as wrong:
             Settings.from_env(env={"LOTLINE_WORKERS": bad}, home=tmp_path)
         assert wrong.value.field == "LOTLINE_WORKERS" and "from 1 to 64 or auto" in wrong.value.message
-    # a JSON-RPC chain on SQLite: still one process
-    sqlite_rpc = Settings.from_env(env={"LOTLINE_CHAIN_URL": "http://127.0.0.1:1"}, home=tmp_path)
-    with pytest.raises(InvalidInput) as on_sqlite:
-        sqlite_rpc.worker_processes("2")
-    assert "PostgreSQL" in on_sqlite.value.message and "LOTLINE_CHAIN_URL" not in on_sqlite.value.message
-    allowed = Settings.from_env(
-        env={"LOTLINE_CHAIN_URL": "http://127.0.0.1:1", "LOTLINE_DATABASE_URL": "postgresql://u:p@127.0.0.1/db"},
-        home=tmp_path,
-    )
-    assert allowed.worker_processes("3") == 3
-    assert allowed.worker_processes("auto") == (os.cpu_count() or 1)
 
 
-def test_bench_workers_needs_counts_and_postgresql(tmp_path: Path) -> None:
+def _wait_for(predicate: Any, what: str, server: Any, bound: float = 120) -> None:
+    deadline = time.monotonic() + bound  # a bound on the wait, not a timed assertion
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}:\n{server.tail()}"
+        time.sleep(0.2)
+
+
+def test_two_workers_on_the_embedded_chain_share_it_and_writes_answer_503_without_its_holder(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    p = new_producer(None, None, home)  # the embedded chain and SQLite in `home`, the defaults
+    p["runtime"].close()
+    env = {"LOTLINE_SECRET_KEY": SECRET, "LOTLINE_KEK": KEK, "LOTLINE_SHOW_WORKER": "1"}
+    server = serve(home, env, timeout=300, args=("--workers", "2"))  # the holder opens the chain first
+    stopped_parent = False
+    try:
+        lot_url = f"{server.base}/api/v1/lots/{p['gtin']}/{p['code']}"
+        auth = {"Authorization": f"Bearer {p['token']}"}
+        _wait_for(lambda: _answer(server.base + "/healthz")[0] == 200, "never healthy", server)
+        # A write through the API, answered by whichever process took it ...
+        status, _ = post(
+            lot_url + "/events",
+            p["token"],
+            {"kind": "observation", "payload": {"note": "one write", "date": "2026-11-21"}},
+        )
+        assert status == 201, server.tail()
+        # ... is seen by both processes (each answers from the store; one of them holds the chain).
+        seen: dict[int, list[str]] = {}
+        with ThreadPoolExecutor(8) as pool:
+            for _round in range(50):
+                for code, header, body in pool.map(lambda _n: _answer(lot_url + "/events", auth), range(16)):
+                    assert code == 200, (code, body, server.tail())
+                    seen[_pid(header)] = [e["payload"].get("note") for e in body["items"]]
+                if len(seen) == 2:
+                    break
+        assert len(seen) == 2 and server.process.pid not in seen, (seen, server.tail())
+        assert all("one write" in notes for notes in seen.values()), seen
+        # The consumer page renders.
+        page = urllib.request.urlopen(f"{server.base}/01/{p['gtin']}/10/{p['code']}", timeout=60)
+        with page:
+            assert page.status == 200 and p["code"] in page.read().decode()
+
+        log = server.tail(50_000)
+        holder = int(re.search(r"worker 0 \(pid (\d+)\) holds the embedded chain", log).group(1))  # type: ignore[union-attr]
+        assert holder in seen and log.count("holds the embedded chain") == 1  # one holder, the other reaches it
+        # The holder dies while its parent cannot start it again: writes answer 503 at once, reads still answer.
+        os.kill(server.process.pid, signal.SIGSTOP)
+        stopped_parent = True
+        os.kill(holder, signal.SIGKILL)
+        status, body = post(
+            lot_url + "/events", p["token"], {"kind": "observation", "payload": {"note": "lost", "date": "2026-11-21"}}
+        )
+        assert status == 503, (status, body)
+        assert "holding the embedded chain" in body["message"], body
+        code, header, body = _answer(lot_url + "/events", auth)
+        assert code == 200 and _pid(header) != holder and "lost" not in str(body), body
+        page = urllib.request.urlopen(f"{server.base}/01/{p['gtin']}/10/{p['code']}", timeout=60)
+        with page:
+            assert page.status == 200
+    finally:
+        if stopped_parent:  # it then stops the holder it starts again, and the other worker
+            os.kill(server.process.pid, signal.SIGCONT)
+        server.process.terminate()
+        code = server.process.wait(timeout=120)
+    assert code == 0, server.tail()
+
+
+def test_bench_workers_needs_counts_and_a_postgresql_url_if_any(tmp_path: Path) -> None:
     def bench(*args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOTLINE_")} | {"LOTLINE_HOME": str(tmp_path)}
         return subprocess.run(
@@ -113,10 +142,9 @@ def test_bench_workers_needs_counts_and_postgresql(tmp_path: Path) -> None:
 
     wrong = bench("--workers", "1,two")
     assert wrong.returncode == 2 and "(field: --workers)" in wrong.stderr and "1,2,4" in wrong.stderr
-    no_database = bench("--workers", "1,2")
-    assert no_database.returncode == 2 and "(field: --postgres)" in no_database.stderr
+    # --postgres must be PostgreSQL (without it, the figures are taken on the defaults)
     sqlite = bench("--workers", "1,2", "--postgres", f"sqlite:///{tmp_path / 'x.db'}")
-    assert sqlite.returncode == 2 and "PostgreSQL" in sqlite.stderr
+    assert sqlite.returncode == 2 and "(field: --postgres)" in sqlite.stderr and "PostgreSQL" in sqlite.stderr
 
 
 # ------------------------------------------------------------------ PostgreSQL + anvil: several processes
@@ -230,3 +258,35 @@ def test_two_workers_serve_one_port_and_see_each_others_writes(rpc_producer: dic
     assert code == 0, server.tail()
     log = server.tail(20_000)
     assert "with 2 worker processes" in log and log.count("stopped") >= 3  # both workers and the parent
+
+
+def test_the_chain_holder_answers_only_requests_that_carry_its_secret(tmp_path: Path) -> None:
+    from supply_chain.chain.connect import ChainHolderAddress, connect, use_chain_holder
+    from supply_chain.services.chainshare import hold_chain, new_holder_address
+    from supply_chain.services.runtime import Runtime
+
+    runtime = Runtime(Settings.from_env(env={}, home=tmp_path))
+    address = new_holder_address()
+    holder = hold_chain(runtime, address)
+    try:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+        for given in ("", "Bearer wrong"):
+            request = urllib.request.Request(address.url, data=body, headers={"Authorization": given}, method="POST")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 401
+            refused.value.close()
+        # with it, the ordinary JSON-RPC client reaches the same chain, as the embedded mode
+        use_chain_holder(ChainHolderAddress(address.url, address.secret))
+        try:
+            remote = connect(tmp_path)
+        finally:
+            use_chain_holder(None)
+        try:
+            assert remote.mode == "embedded" and remote.w3.eth.chain_id == runtime.chain.w3.eth.chain_id
+            assert remote.w3.eth.get_block("latest")["hash"] == runtime.chain.w3.eth.get_block("latest")["hash"]
+        finally:
+            remote.close()
+    finally:
+        holder.stop()
+        runtime.close()
