@@ -12,6 +12,7 @@ on it.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,9 +22,11 @@ from babel.numbers import format_decimal
 from flask import Flask, Response, current_app, flash, has_request_context, redirect, request, url_for
 from flask_babel import Babel, force_locale, get_locale, gettext, lazy_gettext
 from flask_babel import format_date as babel_format_date
+from markupsafe import Markup, escape
 
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import language, orgs
+from supply_chain.services.epcis import adopt
 
 babel = Babel()
 
@@ -238,6 +241,23 @@ def quantities_text(by_unit: Any) -> str:
     return ", ".join(quantity_text(q or 0, u) for u, q in sorted((by_unit or {}).items())) or "0"
 
 
+def chain_only_names(value: Any) -> Any:
+    """Every value a page prints passes here (the Jinja environment's ``finalize``): the name of an
+    organisation known only from the chain (stored as ``{address} (known from the chain)``,
+    ``adopt.chain_only_name``) is put in the page's language wherever it appears, alone or inside a sentence."""
+    if not isinstance(value, str) or "0x" not in value:
+        return value
+    if not adopt.CHAIN_ONLY_NAME.search(value):
+        return value
+
+    def label(match: re.Match[str]) -> str:
+        return gettext("%(address)s (known from the chain)", address=match.group(1))
+
+    if isinstance(value, Markup):  # already escaped; the label adds only text safe in HTML (address, words)
+        return Markup(adopt.CHAIN_ONLY_NAME.sub(lambda m: str(escape(label(m))), str(value)))
+    return adopt.CHAIN_ONLY_NAME.sub(label, value)
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "UTC")
@@ -251,6 +271,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["qty"] = quantity_text
     app.jinja_env.filters["unit"] = unit_text
     app.jinja_env.filters["quantities"] = quantities_text
+    app.jinja_env.finalize = chain_only_names
 
     @app.context_processor
     def _language() -> dict[str, Any]:

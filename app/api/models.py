@@ -812,6 +812,14 @@ class TracedLot(Schema):
     inputs: list[Any] = None
     locations: list[Any] = None
     recall_sources: list[Any] = None
+    reported: Annotated[
+        list[Any],
+        Field(
+            description="Events of this lot another organisation's capturer reported in its EPCIS documents "
+            "(event_id, event_time, type, biz_step; party: whose event, never signed by it; reported_by), those "
+            "the caller may see in the event repository"
+        ),
+    ] = None
 
 
 class Trace(Schema):

@@ -22,9 +22,11 @@ from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.lineage import format_quantity
 from supply_chain.services import access
+from supply_chain.services.epcis import repository
+from supply_chain.services.epcis.vocabulary import lot_uri
 from supply_chain.services.fsma import csv_cell
 from supply_chain.services.runtime import Ctx
-from supply_chain.store.models import Event, Location, Lot, LotInput, Organisation, Product, Recall
+from supply_chain.store.models import EpcisEvent, Event, Location, Lot, LotInput, Organisation, Product, Recall
 from supply_chain.store.queries import ancestors, descendants, reach
 
 DIRECTIONS = ("backward", "forward")
@@ -210,7 +212,11 @@ def trace(ctx: Ctx, lot: Lot, direction: str, viewer: Organisation | None = None
 
     With a ``viewer``, a lot it may not see (``access.can_see_lot``: the lot page would be a 404) is an opaque
     node: its depth, ``redacted: true``, ``label`` and whether a recall reaches it - no codes, product,
-    organisations, quantities or places. Without one (the CLI, oversight pages) every lot is shown."""
+    organisations, quantities or places. Without one (the CLI, oversight pages) every lot is shown.
+
+    Each lot shown lists in ``reported`` the events another organisation's capturer reported about it (stored
+    as ``reported``: that organisation's events, never signed by it), those the viewer may see in the event
+    repository (its own captures; oversight and no viewer: all)."""
     if direction not in DIRECTIONS:
         raise InvalidInput("direction must be backward or forward", field="direction")
     walk = ancestors if direction == "backward" else descendants
@@ -222,6 +228,9 @@ def trace(ctx: Ctx, lot: Lot, direction: str, viewer: Organisation | None = None
     recalls, sources_of = recall_reach(ctx)
     lots |= _traced_lots(ctx, sorted({s for i in ids for s in sources_of[i]} - set(lots)))
     visible = set(ids) if viewer is None else access.visible_lot_ids(ctx, viewer, ids) | {lot.id}
+    reported = repository.reported_rows(
+        ctx, viewer, {i: lot_uri(lots[i].gtin, lots[i].lot_code) for i in ids if i in visible}
+    )
     items: list[dict[str, Any]] = []
     for lot_id in ids:
         item = lots[lot_id]
@@ -272,6 +281,7 @@ def trace(ctx: Ctx, lot: Lot, direction: str, viewer: Organisation | None = None
                     }
                     for s in sources
                 ],
+                "reported": [_reported(row) for row in reported[lot_id]],
             }
         )
     shown = [i for i in items if not i.get("redacted")]
@@ -282,6 +292,13 @@ def trace(ctx: Ctx, lot: Lot, direction: str, viewer: Organisation | None = None
         "lots": items,
         "organisations": organisations,
     }
+
+
+def _reported(row: EpcisEvent) -> dict[str, Any]:
+    """A reported event of a traced lot: another organisation's event, as its capturer reported it (never
+    signed by that organisation)."""
+    item = repository.reported_item(row)
+    return item | {"event_time": item["event_time"].isoformat()}
 
 
 # ------------------------------------------------------------------ the trace as a graph of sites
@@ -438,6 +455,7 @@ TRACE_CSV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("inputs", "Made from"),
     ("affected_by_recall", "Affected by a recall"),
     ("recalls", "Recalls reaching it"),
+    ("reported", "Reported by other organisations"),
 )
 """The trace CSV's columns (one row per lot of the trace)."""
 
@@ -463,6 +481,11 @@ def trace_rows(result: dict[str, Any]) -> list[dict[str, str]]:
         row["recalls"] = "; ".join(
             f"Class {s['recall_class']}: {s['reason']} (lot {s['gtin']}/{s['lot_code']})"
             for s in item["recall_sources"]
+        )
+        row["reported"] = "; ".join(
+            f"{r['event_time']} {r['biz_step'] or r['type']}: {r['party'] or '?'}'s event, reported by "
+            f"{r['reported_by'] or '?'}"
+            for r in item["reported"]
         )
         out.append(row)
     return out

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots as lot_service
-from supply_chain.services import views
+from supply_chain.services import trace, views
 from supply_chain.store.models import EpcisEvent, Event, Organisation
 from tests.api.conftest import harvest_body, new_code, ship_body
 
@@ -141,3 +141,91 @@ def test_a_document_with_the_farms_events_and_the_processors_stores_the_farms_as
     body = anchor.get_json()
     assert body["note"] == "reported" and body["applied"] is False
     assert body["attributedTo"]["party"] == "API Producer" and body["attributedTo"]["reportedBy"] == "API Processor"
+
+    # the trace of the lot lists the farm's shipment as the processor's report, for whom may see it
+    def traced(role: str) -> list[dict[str, Any]]:
+        answer = as_role(role)("GET", f"/lots/{producer.gtin}/{lot}/trace?direction=forward")
+        assert answer.status_code == 200, answer.get_json()
+        item = next(i for i in answer.get_json()["lots"] if i.get("lot_code") == lot)
+        return item.get("reported", [])
+
+    assert [(r["event_id"], r["party"], r["reported_by"], r["biz_step"]) for r in traced("processor")] == [
+        (reported_id, "API Producer", "API Processor", "shipping")
+    ]
+    assert traced("regulator")[0]["event_id"] == reported_id  # oversight sees every report
+    assert traced("producer") == []  # the processor's capture is not the farm's to see
+    with api_runtime.ctx() as ctx:
+        regulators = views.trace_view(ctx, lot_service.get_lot(ctx, processor.gtin, mix), "backward")
+        farm_item = next(i for i in regulators["lots"] if i.get("lot_code") == lot)
+        assert [r["event_id"] for r in farm_item["reported"]] == [reported_id]
+        csv_text = trace.to_csv(regulators).decode("utf-8")
+        assert "API Producer's event, reported by API Processor" in csv_text
+
+    # the lot's EPCIS export carries it as captured, marked as the processor's report in lotline:reported
+    def exported(role: str, path: str = f"{processor.gtin}/{mix}") -> list[dict[str, Any]]:
+        answer = as_role(role)("GET", f"/lots/{path}/epcis?ancestors=true")
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()["epcisBody"]["eventList"]
+
+    reports = [e for e in exported("processor") if "lotline:reported" in e]
+    assert [e["eventID"] for e in reports] == [reported_id]
+    assert reports[0]["lotline:reported"] == {
+        "party": "API Producer",
+        "gln": producer.gln,
+        "reportedBy": "API Processor",
+    }
+    assert reports[0]["bizTransactionList"] == document["epcisBody"]["eventList"][1]["bizTransactionList"]
+    assert not [e for e in exported("producer", f"{producer.gtin}/{lot}") if "lotline:reported" in e]
+
+    # captured again by another organisation (a copy under a new eventID and time, not a duplicate): still the
+    # farm's event as the processor reported it, never the capturer's own, never applied
+    copy = {k: v for k, v in reports[0].items() if k != "recordTime"}
+    copy["eventID"], copy["eventTime"] = f"{reported_id}-copy", "2025-05-02T08:30:00Z"
+    again = client.post(
+        "/api/v1/epcis/capture",
+        json={
+            **document,
+            "@context": [*document["@context"], {"lotline": "urn:lotline:epcis:"}],
+            "epcisBody": {"eventList": [copy]},
+        },
+        headers=network["distributor"].headers(),
+    )
+    assert again.status_code == 202, again.get_json()
+    result = again.get_json()["events"][0]
+    assert (result["status"], result["code"]) == ("stored", "reported")
+    assert result["attributedTo"] == {
+        "party": "API Producer",
+        "gln": producer.gln,
+        "source": "report",
+        "reportedBy": "API Processor",
+        "capturedBy": "API Distributor",
+    }
+    with api_runtime.ctx() as ctx:
+        assert len(lot_service.get_lot(ctx, producer.gtin, lot).events) == 3  # nothing applied
+
+
+def test_a_report_marker_that_names_nobody_is_refused_naming_the_field(client: Any, network: Any) -> None:
+    producer, processor = network["producer"], network["processor"]
+    event = {
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "eventTime": "2025-05-02T08:00:00Z",
+        "eventTimeZoneOffset": "+00:00",
+        "readPoint": _loc(processor.gln),
+        "quantityList": [{"epcClass": _dl(producer.gtin, new_code("RPT")), "quantity": 1, "uom": "KGM"}],
+        "lotline:reported": {"party": ""},
+    }
+    document = {
+        "@context": [
+            "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+            {"lotline": "urn:lotline:epcis:"},
+        ],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2025-06-01T12:00:00Z",
+        "epcisBody": {"eventList": [event]},
+    }
+    response = client.post("/api/v1/epcis/capture", json=document, headers=processor.headers())
+    assert response.status_code == 422, response.get_json()
+    result = response.get_json()["events"][0]
+    assert result["code"] == "invalid_report" and result["field"] == "epcisBody.eventList[0].lotline:reported"

@@ -6,6 +6,7 @@ the name of the organisations that signed it."""
 from __future__ import annotations
 
 import copy
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -18,16 +19,19 @@ from sqlalchemy import func, select
 from supply_chain.chain.connect import fund
 from supply_chain.domain.errors import Forbidden
 from supply_chain.services import lots as lot_service
-from supply_chain.services import orgs, trace, verify
+from supply_chain.services import orgs, trace, verify, views
 from supply_chain.services.epcis import chainmatch, export, jobs, repository
 from supply_chain.services.epcis.capture import CaptureRejected
 from supply_chain.services.runtime import Runtime, Settings
-from supply_chain.store.models import ChainDeployment, EpcisEvent, Event, Lot, Organisation
+from supply_chain.store.models import ChainDeployment, EpcisEvent, Event, Location, Lot, Organisation
 from tests.integration.conftest import make_runtime
 
 MIX = ("00614144000033", "FC-MIX-001")
 FARM_LOTS = {("00614141000012", "GV-ROM-2611A"), ("00614142000028", "SF-SPN-2611B")}
 REVIEWER, PASSWORD = "reviewer@harbour.example", "correct horse battery staple 7"
+PROCESSOR, FARM = "FreshCut Salads", "Green Valley Farm"
+REPORTED_ID = "urn:uuid:6a1d3c52-0d43-4a8e-9a57-2f1f3b0e7c11"
+"""The farm's event the processor's system reported in A (stored as reported there), carried by A's export."""
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,14 @@ def instances(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     b = None
     try:
         seed(a)
+        with a.ctx() as ctx:
+            farm_gln = ctx.session.scalars(
+                select(Location.gln).where(Location.name == "Green Valley Farm, Field 7")
+            ).one()
+            processor_id = ctx.session.scalars(select(Organisation.id).where(Organisation.name == PROCESSOR)).one()
+        # the processor's system reports the farm's cold-store check of the romaine: the farm's event, reported
+        report = _capture(a, processor_id, _farm_report(farm_gln))
+        assert [(e["status"], e["code"]) for e in report["events"]] == [("stored", "reported")]
         with a.ctx() as ctx:
             deployment = ctx.session.scalars(select(ChainDeployment)).one()
             document = export.export_lot(ctx, lot_service.get_lot(ctx, *MIX), ancestors=True)
@@ -69,6 +81,30 @@ def instances(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         a.close()
 
 
+def _farm_report(farm_gln: str) -> dict[str, Any]:
+    return {
+        "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": "2026-11-21T12:00:00Z",
+        "epcisBody": {
+            "eventList": [
+                {
+                    "type": "ObjectEvent",
+                    "eventID": REPORTED_ID,
+                    "action": "OBSERVE",
+                    "bizStep": "storing",
+                    "eventTime": "2026-11-18T10:00:00Z",
+                    "eventTimeZoneOffset": "+00:00",
+                    "readPoint": {"id": f"https://id.gs1.org/414/{farm_gln}"},
+                    "bizLocation": {"id": f"https://id.gs1.org/414/{farm_gln}"},
+                    "quantityList": [{"epcClass": "https://id.gs1.org/01/00614141000012/10/GV-ROM-2611A"}],
+                }
+            ]
+        },
+    }
+
+
 def _capture(runtime: Any, org_id: int, document: dict[str, Any]) -> dict[str, Any]:
     with runtime.ctx() as ctx:
         org = ctx.session.get(Organisation, org_id)
@@ -89,7 +125,34 @@ def test_the_salad_mix_ancestors_export_is_captured_whole_by_a_second_instance_a
     instances: dict[str, Any],
 ) -> None:
     a, b, org_id, document = instances["a"], instances["b"], instances["org_id"], instances["document"]
-    events = document["epcisBody"]["eventList"]
+    everything = document["epcisBody"]["eventList"]
+    # A's export carries the processor's report of the farm's event, marked as such
+    reports = [e for e in everything if "lotline:reported" in e]
+    assert [e["eventID"] for e in reports] == [REPORTED_ID]
+    assert reports[0]["lotline:reported"]["party"] == FARM and reports[0]["lotline:reported"]["reportedBy"] == PROCESSOR
+    events = [e for e in everything if "lotline:reported" not in e]
+    # its header names the sites the events name and their organisations: what the consumer page shows
+    vocabularies = {
+        v["type"]: v["vocabularyElementList"] for v in document["epcisHeader"]["epcisMasterData"]["vocabularyList"]
+    }
+    site = next(
+        e
+        for e in vocabularies["urn:epcglobal:epcis:vtype:BusinessLocation"]
+        if {"id": "urn:epcglobal:cbv:mda#name", "attribute": "Green Valley Farm, Field 7"} in e["attributes"]
+    )
+    assert {x["id"].rpartition(":")[2].rpartition("#")[2]: x["attribute"] for x in site["attributes"]} == {
+        "name": "Green Valley Farm, Field 7",
+        "streetAddressOne": "1200 River Rd, Salinas, CA",
+        "latitude": "36.6777",
+        "longitude": "-121.6555",
+        "siteKind": "farm",
+        "organisation": FARM,
+        "chainAddress": signers_of(a)[FARM],
+    }
+    assert {p["attributes"][0]["attribute"] for p in vocabularies["urn:epcglobal:epcis:vtype:Party"]} >= {
+        FARM,
+        PROCESSOR,
+    }
     with a.ctx() as ctx:
         lots = {f"{lot.gtin}/{lot.lot_code}" for lot in ctx.session.scalars(select(Lot))}
         signers = {o.chain_address: o.name for o in ctx.session.scalars(select(Organisation))}
@@ -101,10 +164,21 @@ def test_the_salad_mix_ancestors_export_is_captured_whole_by_a_second_instance_a
     job = _capture(b, org_id, document)
 
     assert job["status"] == "done"
-    assert [e["status"] for e in job["events"]] == ["stored"] * len(events)
-    assert {e["code"] for e in job["events"]} == {"known_on_chain"}, job["events"]
+    assert [e["status"] for e in job["events"]] == ["stored"] * len(everything)
+    codes = ["reported" if "lotline:reported" in e else "known_on_chain" for e in everything]
+    assert [e["code"] for e in job["events"]] == codes, job["events"]
+    # the report stays the farm's event as the processor reported it: B neither signs nor applies it
+    report = next(r for r in job["events"] if r["code"] == "reported")
+    assert report["attributedTo"] == {
+        "party": FARM,
+        "gln": reports[0]["lotline:reported"]["gln"],
+        "source": "report",
+        "reportedBy": PROCESSOR,
+        "capturedBy": "Harbour Food Safety Office",
+    }
     seen_lots = set()
-    for event, result in zip(events, job["events"], strict=True):
+    known = [r for r in job["events"] if r["code"] == "known_on_chain"]
+    for event, result in zip(events, known, strict=True):
         who = result["attributedTo"]
         # attributed to the organisation that signed it on chain, never to the capturer
         assert who["source"] == "chain" and who["address"] in signers
@@ -121,10 +195,11 @@ def test_the_salad_mix_ancestors_export_is_captured_whole_by_a_second_instance_a
         assert len(held) == len(events) and {e.status for e in held} == {"confirmed"}
         assert {e.actor_address for e in held} <= set(signers) - {capturer}
         rows = list(ctx.session.scalars(select(EpcisEvent).order_by(EpcisEvent.position)))
-        assert [r.note for r in rows] == ["known_on_chain"] * len(events)
-        assert all(r.attribution and r.attribution["source"] == "chain" for r in rows)
+        assert [r.note for r in rows] == codes
+        assert all(r.attribution and r.attribution["source"] == "chain" for r in rows if r.note == "known_on_chain")
         org = ctx.session.get(Organisation, org_id)
-        proof = repository.proof(ctx, org, rows[0].event_id)
+        first_known = next(r for r in rows if r.note == "known_on_chain")
+        proof = repository.proof(ctx, org, first_known.event_id)
         assert proof["verified"] is True and proof["attributedTo"]["address"] in signers
         # every event verified against the chain in B
         rechecked = chainmatch.verify_known(ctx)
@@ -179,13 +254,22 @@ def test_the_second_instance_holds_the_salad_mix_lots_as_the_chain_says_and_they
     assert in_b == in_a
     assert in_b[MIX]["inputs"] == [("GV-ROM-2611A", "600.000000"), ("SF-SPN-2611B", "400.000000")]
     assert in_b[MIX]["status"] == "recalled" and in_b[MIX]["recall_source"] == "GV-ROM-2611A"
+    with a.ctx() as ctx:
+        names_in_a = {o.chain_address: o.name for o in ctx.session.scalars(select(Organisation))}
     with b.ctx() as ctx:
         mix = lot_service.get_lot(ctx, *MIX)
         assert verify.verify_lot(ctx, mix).state == "verified"
+        addresses = {e.actor.chain_address for e in mix.events} | {mix.custodian.chain_address}
         # every signer is an organisation B knows only by its address: no key, no user, no role
         signers = {e.actor for e in mix.events} | {mix.custodian}
         assert all(o.known_from_chain and o.encrypted_key == "" and not o.users and not o.roles for o in signers)
-        assert all(o.name.endswith("(known from the chain)") and o.chain_address in o.name for o in signers)
+        # named, and their sites placed, from the export's header master data (as A names them)
+        assert {o.chain_address: o.name for o in signers} == {a: n for a, n in names_in_a.items() if a in addresses}
+        farm = lot_service.get_lot(ctx, "00614141000012", "GV-ROM-2611A").creator
+        assert farm.known_from_chain and farm.name == FARM
+        assert [(loc.name, loc.kind, loc.latitude) for loc in farm.locations] == [
+            ("Green Valley Farm, Field 7", "farm", 36.6777)
+        ]
         with pytest.raises(Forbidden):
             b.keyring.account(mix.creator)
         # the payloads held are the fields the export showed, each checked with its proof
@@ -203,7 +287,16 @@ def test_the_second_instance_holds_the_salad_mix_lots_as_the_chain_says_and_they
         backward = trace.trace(ctx, mix, "backward")
         assert {(i["gtin"], i["lot_code"]) for i in backward["lots"] if i["depth"] > 0} == FARM_LOTS
         romaine = next(i for i in backward["lots"] if i["lot_code"] == "GV-ROM-2611A")
-        assert romaine["recalled"] and "(known from the chain)" in romaine["creator"]
+        assert romaine["recalled"] and romaine["creator"] == FARM
+        assert "Green Valley Farm, Field 7" in [loc["name"] for loc in romaine["locations"]]
+        # the trace map places the farms' and the processor's sites by name, not by bare GLN
+        sites = [n for c in views.trace_view(ctx, mix, "backward")["graph"]["columns"] for n in c["sites"]]
+        assert "Green Valley Farm, Field 7" in {n["name"] for n in sites}
+        assert all(n["name"] != n["gln"] and n["organisation"] for n in sites)
+        # the farm's event the processor reported in A is on B's trace, as the processor's report
+        assert [(r["event_id"], r["party"], r["reported_by"]) for r in romaine["reported"]] == [
+            (REPORTED_ID, FARM, PROCESSOR)
+        ]
 
     # `lotline verify GTIN LOT` in B: verified, exit 0
     outcome = _cli(b, ["verify", *MIX])
@@ -220,9 +313,9 @@ def test_the_second_instance_holds_the_salad_mix_lots_as_the_chain_says_and_they
     assert view["state"] == "verified" and view["verdict"] == "do_not_eat"
     assert view["recalls"] and view["recalls"][0]["reason"] == "Listeria monocytogenes found in a retail sample"
     assert {(i["gtin"], i["lot_code"]) for i in view["ingredients"]} == FARM_LOTS
-    assert len(view["journey"]) >= 20 and "(known from the chain)" in view["producer"]["name"]
+    assert len(view["journey"]) >= 20 and view["producer"]["name"] == PROCESSOR
     html = client.get(f"/01/{MIX[0]}/10/{MIX[1]}").get_data(as_text=True)
-    assert "Listeria monocytogenes" in html and "known from the chain" in html
+    assert "Listeria monocytogenes" in html and "Green Valley Farm, Field 7" in html
     # the lot page and the trace page of B's regulator
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True))
     assert token is not None
@@ -233,10 +326,11 @@ def test_the_second_instance_holds_the_salad_mix_lots_as_the_chain_says_and_they
     lot_page = client.get(f"/lots/{mix_id}")
     assert lot_page.status_code == 200
     text = lot_page.get_data(as_text=True)
-    assert "GV-ROM-2611A" in text and "known from the chain" in text
+    assert "GV-ROM-2611A" in text and PROCESSOR in text
     traced = client.get(f"/admin/lots/{mix_id}/trace?direction=backward")
     assert traced.status_code == 200
     assert all(code in traced.get_data(as_text=True) for _, code in FARM_LOTS)
+    assert f"{FARM}'s event, reported by {PROCESSOR}" in html_text(traced)
 
 
 def test_a_payload_edited_in_the_second_instance_is_found_by_verification(instances: dict[str, Any]) -> None:
@@ -262,7 +356,7 @@ def test_an_export_edited_after_it_left_the_first_instance_is_refused_naming_the
     events = document["epcisBody"]["eventList"]
     for event in events:
         event["eventID"] = event["eventID"] + "-edited"  # not a duplicate of the first capture
-    target = next(i for i, e in enumerate(events) if e["lotline:cte"] == "shipping")
+    target = next(i for i, e in enumerate(events) if e.get("lotline:cte") == "shipping")
     events[target]["lotline:kde"]["quantity"] = "1"
     with b.ctx() as ctx, pytest.raises(CaptureRejected) as refused:
         jobs.submit(ctx, ctx.session.get(Organisation, org_id), document)
@@ -284,6 +378,15 @@ def test_a_stored_event_edited_behind_the_store_is_found_by_verification(instanc
         found = [r for r in chainmatch.verify_known(ctx) if r.event_id == row.event_id]
         ctx.session.rollback()
     assert [r.state for r in found] == ["tampered"]
+
+
+def signers_of(runtime: Any) -> dict[str, str]:
+    with runtime.ctx() as ctx:
+        return {o.name: o.chain_address for o in ctx.session.scalars(select(Organisation))}
+
+
+def html_text(response: Any) -> str:
+    return html.unescape(response.get_data(as_text=True))
 
 
 def _cli(runtime: Any, args: list[str]) -> Any:

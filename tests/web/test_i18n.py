@@ -984,3 +984,23 @@ def test_a_recall_end_steps_effectiveness_summary_is_shown_in_chinese(app: Any) 
     with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
         html = render_template_string(source, summary=summary)
     assert "3 个已通知的持有方中有 2 个答复" in html and "notified holders" not in html
+
+
+def test_a_name_known_only_from_the_chain_is_put_in_the_pages_language(app: Any) -> None:
+    """The name of an organisation known only from the chain is stored in English; every page prints it in
+    its own language, alone or inside a sentence, and leaves other text (and HTML escaping) alone."""
+    from flask import render_template_string
+
+    from supply_chain.services.epcis.adopt import chain_only_name
+
+    address = "0x" + "ab12" * 10
+    template = "<p>{{ name }}</p><p>{{ _('Held by %(org)s', org=name) }}</p><p>{{ other }}</p>"
+    values = {"name": chain_only_name(address), "other": "<b>0x12 (known from the chain)</b>"}
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        chinese = render_template_string(template, **values)
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        english = render_template_string(template, **values)
+    assert f"<p>{address}（仅从链上得知）</p>" in chinese
+    assert chinese.count("仅从链上得知") == 2 and "known from the chain)</p><p>" not in chinese
+    assert "&lt;b&gt;0x12 (known from the chain)&lt;/b&gt;" in chinese  # not a chain address: left as it is
+    assert f"<p>{address} (known from the chain)</p>" in english

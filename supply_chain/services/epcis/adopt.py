@@ -22,6 +22,7 @@ payloads shown, as their services do when the event is written.
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -30,14 +31,18 @@ from typing import Any
 
 from sqlalchemy import select
 
+from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.events import event_date, field_visibility, instant
 from supply_chain.domain.hashing import hex32
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import indexer
 from supply_chain.services.epcis.chainmatch import KNOWN, ChainIndex
+from supply_chain.services.epcis.vocabulary import parse_gln_uri
+from supply_chain.services.orgs import register_location
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import (
+    CaptureJob,
     EpcisEvent,
     Event,
     Inspection,
@@ -53,6 +58,14 @@ NOT_HELD = "payload not held by this node"
 """The failure reason the indexer gives an event whose payload this store lacks (the same words)."""
 
 KNOWN_FROM_CHAIN = "(known from the chain)"
+CHAIN_ONLY_NAME = re.compile(r"(0x[0-9a-fA-F]{40}) \(known from the chain\)")
+"""The stored (English) name of an organisation known only from the chain, ``chain_only_name``: the label
+pages translate where they show it (``app.i18n``); the API and the CLI give it as it is."""
+
+
+def chain_only_name(address: str) -> str:
+    """The name of an organisation this store knows only by its chain address."""
+    return f"{address} {KNOWN_FROM_CHAIN}"
 
 
 def chain_org(ctx: Ctx, orgs: dict[str, Organisation], address: str) -> Organisation:
@@ -60,7 +73,7 @@ def chain_org(ctx: Ctx, orgs: dict[str, Organisation], address: str) -> Organisa
     org = orgs.get(address.lower())
     if org is None:
         org = Organisation(
-            name=f"{address} {KNOWN_FROM_CHAIN}",
+            name=chain_only_name(address),
             roles=[],
             chain_address=address,
             encrypted_key="",
@@ -121,7 +134,84 @@ def adopt(ctx: Ctx, job_id: int) -> list[Lot]:
     ctx.session.flush()
     report.lots |= {lot.id for lot in new}
     indexer.reverify(ctx, report)
+    signers = {str((row.attribution or {}).get("address", "")).lower() for row in rows}
+    job = ctx.session.get(CaptureJob, job_id)
+    if job is not None:
+        name_from_header(ctx, [o for a, o in orgs.items() if a in signers], job.document)
     return new
+
+
+def _header_attributes(element: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attribute in element.get("attributes") or []:
+        if isinstance(attribute, Mapping) and isinstance(attribute.get("id"), str):
+            key = attribute["id"].rpartition("#")[2].rpartition(":")[2]
+            out.setdefault(key, attribute.get("attribute"))
+    return out
+
+
+def name_from_header(ctx: Ctx, signers: list[Organisation], document: Mapping[str, Any]) -> None:
+    """Name the organisations known only from the chain among ``signers`` and place their sites, from the
+    document's header master data (a Lotline export's ``lotline:chainAddress`` attributes tie a Party element
+    and each BusinessLocation element to a chain address). An organisation keeps its address for a name when
+    the header does not name it or the name is another organisation's; a location whose GLN is registered
+    already, or whose values break a rule, is left out. Writes nothing else, in the caller's unit of work."""
+    chain_only = {
+        o.chain_address.lower(): o
+        for o in signers
+        if o.known_from_chain and o.chain_address and o.name == chain_only_name(o.chain_address)
+    }
+    header = document.get("epcisHeader") if isinstance(document, Mapping) else None
+    vocabularies = ((header or {}).get("epcisMasterData") or {}).get("vocabularyList") or []
+    if not chain_only or not isinstance(vocabularies, list):
+        return
+    names: dict[str, str] = {}
+    sites: list[tuple[Organisation, str, dict[str, Any]]] = []
+    for vocabulary in vocabularies:
+        if not isinstance(vocabulary, Mapping):
+            continue
+        kind = str(vocabulary.get("type") or "").rpartition(":")[2].rpartition("/")[2]
+        for element in vocabulary.get("vocabularyElementList") or []:
+            if not isinstance(element, Mapping):
+                continue
+            values = _header_attributes(element)
+            owner = chain_only.get(str(values.get("chainAddress") or "").lower())
+            if owner is None:
+                continue
+            if kind == "Party" and isinstance(values.get("name"), str):
+                names.setdefault(owner.chain_address.lower(), values["name"].strip())
+            elif kind in ("BusinessLocation", "ReadPoint"):
+                with contextlib.suppress(LotlineError):
+                    sites.append((owner, parse_gln_uri(element.get("id"), "id"), values))
+                if isinstance(values.get("organisation"), str):
+                    names.setdefault(owner.chain_address.lower(), values["organisation"].strip())
+    used: set[str] = set()
+    for address, name in names.items():
+        taken = ctx.session.scalars(select(Organisation.id).where(Organisation.name == name)).first()
+        if name and len(name) <= 200 and taken is None and name not in used:
+            used.add(name)
+            chain_only[address].name = name
+    ctx.session.flush()
+    for owner, gln, values in sites:
+        try:
+            with ctx.session.begin_nested():
+                register_location(
+                    ctx,
+                    owner,
+                    gln,
+                    str(values.get("name") or f"GLN {gln}"),
+                    str(values["streetAddressOne"]) if values.get("streetAddressOne") else None,
+                    _float(values.get("latitude")),
+                    _float(values.get("longitude")),
+                    str(values.get("siteKind") or "other")[:32],
+                )
+        except LotlineError:
+            continue  # registered already, or a value breaking a rule: the site stays unplaced
+
+
+def _float(value: object) -> float | None:
+    number = _decimal(value)
+    return float(number) if number is not None else None
 
 
 def _payload(row: EpcisEvent | None) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -1192,6 +1192,9 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object, *, exclude_job: 
             )
             continue
         path = f"epcisBody.eventList[{index}]"
+        if repository.REPORTED_MARKER in event:
+            _keep_report(result, event, path, org)
+            continue
         if chain is not None and chainmatch.claims_chain(event):
             try:
                 match = chain.match(event, path)
@@ -1242,6 +1245,36 @@ def plan_capture(ctx: Ctx, org: Organisation, document: object, *, exclude_job: 
     for number, step in enumerate(steps):
         step.number = number
     return CapturePlan(results, steps, planner.checked - planner.on_chain)
+
+
+def _keep_report(result: EventResult, event: Mapping[str, Any], path: str, org: Organisation) -> None:
+    """An event an export marked ``lotline:reported`` (another organisation's event, reported by a capturer):
+    stored as reported with the attribution it came with, whoever captures it now; never applied."""
+    field = f"{path}.{repository.REPORTED_MARKER}"
+    marker = event[repository.REPORTED_MARKER]
+    if not (
+        isinstance(marker, Mapping)
+        and all(isinstance(marker.get(key), str) and marker[key].strip() for key in ("party", "reportedBy"))
+        and isinstance(marker.get("gln"), str | None)
+    ):
+        result.status, result.code, result.field = "rejected", "invalid_report", field
+        result.reason = (
+            f"{field}: must be an object naming the organisation whose event it is (party) and the one that "
+            "reported it (reportedBy), with its GLN (gln) if known"
+        )
+        return
+    result.status, result.code, result.field = "stored", Reported.code, field
+    result.attribution = {
+        "party": marker["party"],
+        **({"gln": marker["gln"]} if marker.get("gln") else {}),
+        "source": "report",
+        "reportedBy": marker["reportedBy"],
+        "capturedBy": org.name,
+    }
+    result.reason = (
+        f"{marker['party']}'s event, reported by {marker['reportedBy']} (the document's {repository.REPORTED_MARKER}): "
+        f"stored as reported, not applied to the lots"
+    )
 
 
 def new_lot_ids(steps: Sequence[Step]) -> list[str]:

@@ -4,15 +4,18 @@ docstring and docs/epcis.md)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
+from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.events import Visibility, event_date, visible_view
 from supply_chain.domain.kinds import CREATION_KINDS, EventKind
 from supply_chain.services import lots as lot_service
@@ -23,16 +26,19 @@ from supply_chain.services.epcis.vocabulary import (
     BT_TYPES,
     CONTEXT,
     EVENT_ID_NAMESPACE,
+    LOTLINE_NAMESPACE,
     OUTCOME_DISPOSITION,
     STEPS,
     UNIT_TO_UOM,
     gln_uri,
     lot_uri,
+    parse_gln_uri,
 )
 from supply_chain.services.runtime import Ctx
 from supply_chain.store.models import (
     EpcisEvent,
     Event,
+    Location,
     Lot,
     Organisation,
 )
@@ -222,20 +228,119 @@ def export_lot(
     rows = [(item, e) for item in chain for e in item.events if include_failed or e.status != "failed"]
     rows.sort(key=lambda pair: (pair[1].occurred_at, pair[1].seq or 10**12, pair[1].id))
     found = repository.originals(ctx, (e for _, e in rows))
-    events: list[dict[str, Any]] = []
+    timed: list[tuple[datetime, int, dict[str, Any]]] = []  # (when, order, event)
     sent: dict[int, EpcisEvent] = {}  # stored originals already in the document (one EPCIS event, many lot events)
     for item, e in rows:
         original = found.get(e.id)
         if original is not None and (viewer is None or repository.may_see(viewer, original)):
             if original.id not in sent:
                 sent[original.id] = original
-                events.append(repository.exported(original))
+                timed.append((e.occurred_at, len(timed), repository.exported(original)))
             continue
-        events.append(export_event(e, item, level_for(e, viewer) if viewer else Visibility.CONSORTIUM))
-    return {
+        timed.append(
+            (
+                e.occurred_at,
+                len(timed),
+                export_event(e, item, level_for(e, viewer) if viewer else Visibility.CONSORTIUM),
+            )
+        )
+    # Events another organisation's capturer reported about these lots (stored, never applied to them): as
+    # captured, marked ``lotline:reported``, each once, placed by their eventTime among the lots' events.
+    reported = repository.reported_rows(ctx, viewer, {item.id: lot_uri(item.gtin, item.lot_code) for item in chain})
+    reports = {row.id: row for found_rows in reported.values() for row in found_rows}
+    for row in reports.values():
+        sent.setdefault(row.id, row)
+        timed.append((row.event_time, len(timed), repository.exported_report(row)))
+    events = [event for *_, event in sorted(timed, key=lambda t: (t[0], t[1]))]
+    document: dict[str, Any] = {
         "@context": repository.merged_context(list(sent.values()), CONTEXT),
         "type": "EPCISDocument",
         "schemaVersion": "2.0",
         "creationDate": datetime.now(UTC).isoformat(),
-        "epcisBody": {"eventList": events},
     }
+    vocabularies = master_data(ctx, events, [e.actor for _, e in rows])
+    if vocabularies:
+        document["epcisHeader"] = {"epcisMasterData": {"vocabularyList": vocabularies}}
+    document["epcisBody"] = {"eventList": events}
+    return document
+
+
+MDA = "urn:epcglobal:cbv:mda#"
+LOCATION_VTYPE = "urn:epcglobal:epcis:vtype:BusinessLocation"
+PARTY_VTYPE = "urn:epcglobal:epcis:vtype:Party"
+ORGANISATION_ATTRIBUTE = LOTLINE_NAMESPACE + "organisation"
+CHAIN_ADDRESS_ATTRIBUTE = LOTLINE_NAMESPACE + "chainAddress"
+SITE_KIND_ATTRIBUTE = LOTLINE_NAMESPACE + "siteKind"
+PARTY_ID_PREFIX = LOTLINE_NAMESPACE + "party:"
+"""A Lotline organisation in the Party vocabulary: ``urn:lotline:epcis:party:{chain address}`` (it has no
+PGLN of its own; the chain knows it by its address)."""
+
+
+def _named_glns(event: Mapping[str, Any]) -> list[str]:
+    uris: list[Any] = [(event.get(key) or {}).get("id") for key in ("readPoint", "bizLocation")]
+    uris += [e.get("source") for e in event.get("sourceList") or [] if isinstance(e, Mapping)]
+    uris += [e.get("destination") for e in event.get("destinationList") or [] if isinstance(e, Mapping)]
+    out = []
+    for uri in uris:
+        if isinstance(uri, str):
+            with contextlib.suppress(LotlineError):
+                out.append(parse_gln_uri(uri, "id"))
+    return out
+
+
+def master_data(ctx: Ctx, events: list[dict[str, Any]], signers: Sequence[Organisation] = ()) -> list[dict[str, Any]]:
+    """The header master data of an export: each registered location the events name (readPoint,
+    bizLocation, source, destination) with what the consumer page shows of it - name, address, latitude,
+    longitude, kind of site and its organisation (``views.place``) - and, in the Party vocabulary, those
+    organisations by their chain address, with the ``signers`` of the events (whom the consumer page names
+    for each step). Nothing the public page would not show; a GLN nobody registered is left out."""
+    glns = list(dict.fromkeys(g for event in events for g in _named_glns(event)))
+    locations = (
+        list(
+            ctx.session.scalars(
+                select(Location)
+                .where(Location.gln.in_(glns))
+                .options(selectinload(Location.organisation))
+                .order_by(Location.gln)
+            )
+        )
+        if glns
+        else []
+    )
+    elements = []
+    parties: dict[str, Organisation] = {}
+    for location in locations:
+        owner = location.organisation
+        attributes: list[dict[str, Any]] = [{"id": MDA + "name", "attribute": location.name}]
+        if location.address:
+            attributes.append({"id": MDA + "streetAddressOne", "attribute": location.address})
+        if location.latitude is not None and location.longitude is not None:
+            attributes.append({"id": MDA + "latitude", "attribute": str(location.latitude)})
+            attributes.append({"id": MDA + "longitude", "attribute": str(location.longitude)})
+        attributes.append({"id": SITE_KIND_ATTRIBUTE, "attribute": location.kind})
+        attributes.append({"id": ORGANISATION_ATTRIBUTE, "attribute": owner.name})
+        if owner.chain_address:
+            attributes.append({"id": CHAIN_ADDRESS_ATTRIBUTE, "attribute": owner.chain_address})
+            parties.setdefault(owner.chain_address, owner)
+        elements.append({"id": gln_uri(location.gln), "attributes": attributes})
+    for signer in signers:
+        if signer.chain_address:
+            parties.setdefault(signer.chain_address, signer)
+    vocabularies = [{"type": LOCATION_VTYPE, "vocabularyElementList": elements}] if elements else []
+    if parties:
+        vocabularies.append(
+            {
+                "type": PARTY_VTYPE,
+                "vocabularyElementList": [
+                    {
+                        "id": PARTY_ID_PREFIX + address,
+                        "attributes": [
+                            {"id": MDA + "name", "attribute": owner.name},
+                            {"id": CHAIN_ADDRESS_ATTRIBUTE, "attribute": address},
+                        ],
+                    }
+                    for address, owner in parties.items()
+                ],
+            }
+        )
+    return vocabularies

@@ -439,34 +439,69 @@ def _visible(ctx: Ctx, org: Organisation) -> Select[tuple[EpcisEvent]]:
     return select(EpcisEvent).where(*_visibility(org))
 
 
-def reported_about(ctx: Ctx, org: Organisation, lot_uri: str) -> list[dict[str, Any]]:
-    """Captured events naming the lot ``lot_uri`` that were stored as reported (another organisation's events,
-    reported by their capturer), those ``org`` may see, oldest first: what the lot page lists beside the
-    events the lot's organisations signed."""
-    named = select(EpcisEventEpc.event_pk).where(
-        EpcisEventEpc.epc == normal_epc(lot_uri)[:500],
-        EpcisEventEpc.role.in_((*EPC_ROLES, "class", "inclass", "outclass")),
-    )
-    rows = ctx.session.scalars(
-        _visible(ctx, org)
-        .where(EpcisEvent.note == "reported", EpcisEvent.id.in_(named))
-        .order_by(EpcisEvent.event_time, EpcisEvent.id)
-    )
-    out = []
-    for row in rows:
-        attribution = row.attribution or {}
-        out.append(
-            {
-                "event_id": row.event_id or row.hash_id,
-                "event_time": row.event_time,
-                "type": row.event_type,
-                "biz_step": row.biz_step,
-                "party": attribution.get("party"),
-                "gln": attribution.get("gln"),
-                "reported_by": attribution.get("reportedBy"),
-            }
+REPORTED_MARKER = "lotline:reported"
+"""The export's extension member on an event another organisation's capturer reported: ``{"party", "gln",
+"reportedBy"}``. Capture keeps it: an event carrying it is stored as reported, whoever captures it."""
+
+
+def reported_rows(ctx: Ctx, viewer: Organisation | None, lot_uris: Mapping[int, str]) -> dict[int, list[EpcisEvent]]:
+    """Captured events stored as reported (another organisation's events, reported by their capturer) naming
+    each lot (``lot_uris``: lot row id -> its Digital Link), those ``viewer`` may see (the query interface's
+    rule; no viewer: the operator, every one), oldest first. One query for all the lots."""
+    by_epc = {normal_epc(uri)[:500]: lot for lot, uri in lot_uris.items()}
+    out: dict[int, list[EpcisEvent]] = {lot: [] for lot in lot_uris}
+    if not by_epc:
+        return out
+    visible = _visibility(viewer) if viewer is not None else [EpcisEvent.state == "captured"]
+    rows = ctx.session.execute(
+        select(EpcisEventEpc.epc, EpcisEvent)
+        .join(EpcisEvent, EpcisEvent.id == EpcisEventEpc.event_pk)
+        .where(
+            EpcisEventEpc.epc.in_(list(by_epc)),
+            EpcisEventEpc.role.in_((*EPC_ROLES, "class", "inclass", "outclass")),
+            EpcisEvent.note == "reported",
+            *visible,
         )
+        .order_by(EpcisEvent.event_time, EpcisEvent.id)
+    ).all()
+    seen: set[tuple[int, int]] = set()
+    for epc, row in rows:
+        lot = by_epc[epc]
+        if (lot, row.id) not in seen:  # an event naming the lot in two lists is listed once
+            seen.add((lot, row.id))
+            out[lot].append(row)
     return out
+
+
+def reported_item(row: EpcisEvent) -> dict[str, Any]:
+    """What pages and the trace show of one reported event: when, what, whose, and who reported it."""
+    attribution = row.attribution or {}
+    return {
+        "event_id": row.event_id or row.hash_id,
+        "event_time": row.event_time,
+        "type": row.event_type,
+        "biz_step": row.biz_step,
+        "party": attribution.get("party"),
+        "gln": attribution.get("gln"),
+        "reported_by": attribution.get("reportedBy"),
+    }
+
+
+def reported_about(ctx: Ctx, org: Organisation, lot_uri: str) -> list[dict[str, Any]]:
+    """Captured events naming the lot ``lot_uri`` that were stored as reported, those ``org`` may see, oldest
+    first: what the lot page lists beside the events the lot's organisations signed."""
+    return [reported_item(row) for row in reported_rows(ctx, org, {0: lot_uri})[0]]
+
+
+def exported_report(row: EpcisEvent) -> dict[str, Any]:
+    """A reported event in an export: as captured (``exported``), with whose event it is and who reported it
+    in ``lotline:reported``, so a partner capturing the export keeps the attribution."""
+    attribution = row.attribution or {}
+    body = exported(row)
+    body[REPORTED_MARKER] = {
+        key: attribution[key] for key in ("party", "gln", "reportedBy") if attribution.get(key) is not None
+    }
+    return body
 
 
 @dataclass
