@@ -390,6 +390,18 @@ class EpcisEventTypes(Schema):
     member: list[str]
 
 
+class EpcisNamedQuery(Schema):
+    name: str
+    query: dict[str, Any]
+
+
+class EpcisNamedQueryPageQuery(Query):
+    """Paging of ``GET /epcis/queries``."""
+
+    perPage: Annotated[str, _epcis_param("queries per page, 1-500 (default 30)")] = None  # noqa: N815
+    nextPageToken: Annotated[str, _epcis_param("the token of the next page (from the Link header)")] = None  # noqa: N815
+
+
 class EpcisAnchor(Schema):
     eventID: str | None = None  # noqa: N815
     hashID: str  # noqa: N815
@@ -575,6 +587,28 @@ class EPCISDocument(BaseModel):
     schemaVersion: Any = None  # noqa: N815
     creationDate: Any = None  # noqa: N815
     epcisBody: Any = None  # noqa: N815
+
+
+class EPCISEvent(BaseModel):
+    """One EPCIS 2.0 event (the REST binding's single-event capture, ``POST /epcis/events``), optionally with
+    its ``@context``; captured as a document of that one event, checked by GS1's EPCIS 2.0 JSON Schema."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    context: Annotated[Any, Field(alias="@context")] = None
+    type: Any = None
+    eventTime: Any = None  # noqa: N815
+
+
+class EpcisNamedQueryBody(BaseModel):
+    """A named query (REST binding ``QueryDefinition``): ``name`` (1-100 letters, digits, ``.``, ``_``, ``~``,
+    ``-``) and ``query``, the standard query parameters (each a list of strings, a string, a number, or true for
+    ``EXISTS_`` parameters), checked as ``GET /epcis/events`` checks them."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    name: Any = None
+    query: Any = None
 
 
 # ------------------------------------------------------------------ answers

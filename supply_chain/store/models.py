@@ -1239,6 +1239,23 @@ class EpcisAnchor(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EpcisNamedQuery(Base):
+    """A named EPCIS query (the REST binding's ``/queries/{name}``): the standard query parameters an
+    organisation stored under a name, run with the caller's visibility (``services.epcis.named``). Names are
+    the organisation's own: another organisation neither sees nor deletes them."""
+
+    __tablename__ = "epcis_named_queries"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[dict[str, Any]]
+    """The parameters as the client sent them (``{"EQ_bizStep": ["shipping"], ...}``), checked by the parser
+    of ``GET /events`` when stored."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WebhookEndpoint(Base):
     """An organisation's HTTPS endpoint that receives its notifications as signed JSON (``services.delivery``).
 

@@ -686,6 +686,12 @@ def _token(text: str, kind: type = int) -> dict[str, Any]:
     raise InvalidInput("nextPageToken: not a token this server gave", field="nextPageToken", code="invalid_cursor")
 
 
+def listing_after(text: str) -> str:
+    """The value a listing's page token names (the last member of its page); 400 naming ``nextPageToken``
+    for text this server did not give."""
+    return str(_token(text, str)["after"])
+
+
 def valid_token(text: str) -> bool:
     """Whether ``text`` is a page token this server gives (of events or of a listing)."""
     for kind in (int, str):
@@ -946,6 +952,17 @@ def originals(ctx: Ctx, events: Iterable[Event]) -> dict[int, EpcisEvent]:
         for event_id in wanted.get((row.capture_job_id, row.position), []):
             out[event_id] = row
     return out
+
+
+def of_job(ctx: Ctx, job_id: int) -> list[EpcisEvent]:
+    """The captured events a capture job stored, in document order (duplicates were not stored)."""
+    return list(
+        ctx.session.scalars(
+            select(EpcisEvent)
+            .where(EpcisEvent.capture_job_id == job_id, EpcisEvent.state == "captured")
+            .order_by(EpcisEvent.position)
+        )
+    )
 
 
 def may_see(org: Organisation, row: EpcisEvent) -> bool:
