@@ -39,6 +39,7 @@ from supply_chain.domain.invariants import MAX_UNIT_LENGTH
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
 from supply_chain.domain.lineage import RecallClass
 from supply_chain.domain.policy import Role, Status
+from supply_chain.services.epcis import named as named_queries
 from supply_chain.services.lots import CERTIFICATE_TYPES
 from supply_chain.services.trace import DIRECTIONS
 from supply_chain.store.models import CAPTURE_JOB_STATUSES, EVENT_STATUSES, LOCATION_KINDS, TOKEN_SCOPES
@@ -278,6 +279,12 @@ class PathParameters(Query):
     )
     event_id: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An eventID or CBV event hash ID")] = None
     token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,2000}$", description="A nextPageToken")] = None
+    query_name: Annotated[
+        str,
+        Field(
+            pattern=f"^{named_queries.NAME.pattern}$", description="A named query's name (1-100 of A-Z a-z 0-9 . _ ~ -)"
+        ),
+    ] = None
 
 
 def _whole_number(value: Any) -> Any:
