@@ -279,6 +279,7 @@ class PathParameters(Query):
     )
     event_id: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An eventID or CBV event hash ID")] = None
     token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,2000}$", description="A nextPageToken")] = None
+    subscription_id: Annotated[str, Field(pattern=r"^\S{1,60}$", description="A subscriptionID")] = None
     query_name: Annotated[
         str,
         Field(
@@ -616,6 +617,28 @@ class EpcisNamedQueryBody(BaseModel):
 
     name: Any = None
     query: Any = None
+
+
+class EpcisSubscriptionBody(BaseModel):
+    """A webhook subscription to a named query: ``dest`` (the URL query documents are POSTed to; no private
+    address), ``stream: true`` (each capture's newly captured matching events) and an optional
+    ``signatureToken`` (the secret of the ``GS1-Signature`` HMAC). ``schedule`` is not offered."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    dest: Any = None
+    stream: Any = None
+    signatureToken: Any = None  # noqa: N815
+    schedule: Any = None
+
+
+class EpcisSubscription(Schema):
+    subscriptionID: str  # noqa: N815
+    queryName: str  # noqa: N815
+    dest: str
+    stream: bool
+    createdAt: str  # noqa: N815
+    lastNotifiedAt: str | None = None  # noqa: N815
 
 
 # ------------------------------------------------------------------ answers

@@ -1371,6 +1371,81 @@ def query_epcis_named_events(call: Call) -> Response:
     return _query_answer(call, named.run_arguments(row, _request_args()), query_name=row.name)
 
 
+def _subscription_href(name: str, uid: str) -> str:
+    return f"{EPCIS_PREFIX}/queries/{name}/subscriptions/{uid}"
+
+
+@operation(
+    bp,
+    "POST",
+    "/epcis/queries/{query_name}/subscriptions",
+    "subscribeEpcisQuery",
+    summary="Subscribe a webhook to a named EPCIS query",
+    tag="EPCIS query",
+    scope="write",
+    body=models.EpcisSubscriptionBody,
+    responses={201: models.EpcisSubscription},
+)
+def subscribe_epcis_query(call: Call) -> Response:
+    """Subscribe `dest` to the named query with `stream: true`: after each capture, the newly captured events
+    the query selects (among those the organisation may see) are POSTed to `dest` as an EPCIS query document,
+    signed in `GS1-Signature` when a `signatureToken` is given, and retried like webhook notices. `dest` is
+    checked as webhook endpoints are (no private, loopback or link-local address; again at each try).
+    `schedule` is not offered (400). 201 with `Location`; the token is never shown again."""
+    sub = named.subscribe(call.ctx, call.org, call.path["query_name"], call.body)
+    call.ctx.session.commit()
+    response = _versioned_page(_created(named.subscription_json(sub)), None)
+    response.headers["Location"] = _subscription_href(sub.query.name, sub.uid)
+    return response
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/queries/{query_name}/subscriptions",
+    "listEpcisQuerySubscriptions",
+    summary="List a named EPCIS query's subscriptions",
+    tag="EPCIS query",
+    responses={200: ("The query's subscriptions (at most 10)", {"application/json": {"type": "array"}})},
+)
+def list_epcis_query_subscriptions(call: Call) -> Response:
+    """The subscriptions of one of the organisation's named queries, oldest first (without their tokens)."""
+    subs = named.subscriptions(call.ctx, call.org, call.path["query_name"])
+    return _versioned_page(jsonify([named.subscription_json(s) for s in subs]), None)
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/queries/{query_name}/subscriptions/{subscription_id}",
+    "getEpcisQuerySubscription",
+    summary="Show a subscription",
+    tag="EPCIS query",
+    responses={200: models.EpcisSubscription},
+)
+def get_epcis_query_subscription(call: Call) -> Response:
+    """One subscription (without its token); another organisation's is a 404."""
+    sub = named.subscription(call.ctx, call.org, call.path["query_name"], call.path["subscription_id"])
+    return _versioned_page(jsonify(named.subscription_json(sub)), None)
+
+
+@operation(
+    bp,
+    "DELETE",
+    "/epcis/queries/{query_name}/subscriptions/{subscription_id}",
+    "unsubscribeEpcisQuery",
+    summary="Unsubscribe",
+    tag="EPCIS query",
+    scope="write",
+    responses={204: ("Unsubscribed", {})},
+)
+def unsubscribe_epcis_query(call: Call) -> Response:
+    """Delete a subscription (204); deliveries not yet sent are cancelled."""
+    named.unsubscribe(call.ctx, call.org, call.path["query_name"], call.path["subscription_id"])
+    call.ctx.session.commit()
+    return Response(status=204)
+
+
 EPCIS_DISCOVERY_HEADERS = {
     "GS1-EPCIS-Version": "2.0.0",
     "GS1-EPCIS-Min": "2.0.0",

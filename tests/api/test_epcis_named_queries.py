@@ -1,5 +1,5 @@
 """The parts of the EPCIS 2.0 REST binding beside the query interface: the root resource, single-event capture
-(``POST /epcis/events``) and named queries (``/epcis/queries``).
+(``POST /epcis/events``), named queries (``/epcis/queries``) and their webhook subscriptions.
 
 They run on the package's shared network; every event names serial numbers no other test uses, and every query
 selects by them, so other tests' events never enter an answer.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +18,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from supply_chain.store.models import CaptureJob, EpcisEvent, EpcisNamedQuery
+from supply_chain.domain import delivery as rules
+from supply_chain.services import delivery
+from supply_chain.store.models import CaptureJob, Delivery, EpcisEvent, EpcisNamedQuery, EpcisSubscription
 from tests.api.conftest import Member, Network
 
 EPCIS = "/api/v1/epcis"
@@ -267,3 +270,118 @@ def test_a_name_in_use_is_409_and_a_read_token_cannot_create_or_delete(client: F
     assert client.options(f"{EPCIS}/queries").headers["Allow"] == "OPTIONS, GET, POST"
     assert client.options(f"{EPCIS}/queries/{name}").headers["Allow"] == "OPTIONS, GET, DELETE"
     assert client.options(f"{EPCIS}/queries/{name}/events").headers["Allow"] == "OPTIONS, GET"
+
+
+# ------------------------------------------------------------------ webhook subscriptions (stream)
+
+
+def _subscription_deliveries(network: Network, uid: str) -> list[int]:
+    with network.runtime.ctx() as ctx:
+        rows = ctx.session.scalars(select(Delivery).where(Delivery.topic == delivery.SUBSCRIPTION_TOPIC))
+        return [r.id for r in rows if r.data.get("subscription") == uid]
+
+
+def _try(network: Network, delivery_id: int) -> str:
+    """One try of one delivery (not the whole outbox: other tests' deliveries stay as they are)."""
+    now = datetime.now(UTC)
+    with network.runtime.ctx() as ctx:
+        token = delivery.claim(ctx, delivery_id, now)
+        ctx.session.commit()
+    assert token is not None
+    return delivery.attempt(network.runtime, delivery_id, token)
+
+
+def test_a_stream_subscription_posts_each_capture_s_matching_events_signed_and_retried(
+    client: FlaskClient, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    member, name = network["distributor"], f"stream-{uuid.uuid4().hex[:8]}"
+    wanted, other = _epc(), _epc()
+    assert _create(client, member, name, {"MATCH_epc": [wanted]}).status_code == 201
+    dest = "https://hooks.partner.example/epcis"
+    made = client.post(
+        f"{EPCIS}/queries/{name}/subscriptions",
+        json={"dest": dest, "stream": True, "signatureToken": "client-secret-1"},
+        headers=member.headers(),
+    )
+    assert made.status_code == 201, made.get_data(as_text=True)
+    sub = made.get_json()
+    assert "signatureToken" not in sub and sub["stream"] is True and sub["dest"] == dest
+    assert made.headers["Location"] == f"{EPCIS}/queries/{name}/subscriptions/{sub['subscriptionID']}"
+    assert _post_event(client, member, _event(epcList=[other])).status_code == 201  # not selected: nothing sent
+    assert _subscription_deliveries(network, sub["subscriptionID"]) == []
+    captured = _post_event(client, member, _event(epcList=[wanted], bizStep="shipping"))
+    assert captured.status_code == 201
+    [delivery_id] = _subscription_deliveries(network, sub["subscriptionID"])
+
+    sent: list[tuple[str, bytes, dict[str, str]]] = []
+    answers = iter([delivery.Outcome(False, 503, "busy"), delivery.Outcome(True, 200)])
+
+    def post(url: str, body: bytes, headers: dict[str, str], settings: Any) -> delivery.Outcome:
+        sent.append((url, body, headers))
+        return next(answers)
+
+    monkeypatch.setattr(delivery, "post_webhook", post)
+    assert _try(network, delivery_id) == "pending"  # refused once: tried again later
+    with network.runtime.ctx() as ctx:
+        ctx.session.get(Delivery, delivery_id).next_attempt_at = datetime.now(UTC)  # its retry is due now
+        ctx.session.commit()
+    assert _try(network, delivery_id) == "delivered"
+    url, body, headers = sent[-1]
+    assert url == dest and sent[0][1] == body  # the same document on every try
+    document = json.loads(body)
+    assert document["type"] == "EPCISQueryDocument"
+    assert document["epcisBody"]["queryResults"]["queryName"] == name
+    assert [e["epcList"] for e in document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]] == [[wanted]]
+    assert rules.verify("client-secret-1", headers["GS1-Signature"], body, datetime.now(UTC).timestamp())
+    listed = client.get(f"{EPCIS}/queries/{name}/subscriptions", headers=member.headers("read")).get_json()
+    assert [s["subscriptionID"] for s in listed] == [sub["subscriptionID"]] and listed[0]["lastNotifiedAt"]
+    # unsubscribed: a delivery not yet sent is cancelled, not sent
+    assert _post_event(client, member, _event(epcList=[wanted], bizStep="receiving")).status_code == 201
+    [_, waiting] = _subscription_deliveries(network, sub["subscriptionID"])
+    location = made.headers["Location"]
+    assert client.delete(location, headers=member.headers()).status_code == 204
+    assert client.get(location, headers=member.headers("read")).status_code == 404
+    assert _try(network, waiting) == "cancelled" and len(sent) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"dest": "http://127.0.0.1:8080/hook", "stream": True}, "dest"),  # no private address (SSRF)
+        ({"dest": "http://169.254.169.254/latest", "stream": True}, "dest"),
+        ({"dest": "ftp://partner.example/x", "stream": True}, "dest"),
+        ({"dest": "https://partner.example/x"}, "stream"),
+        ({"dest": "https://partner.example/x", "schedule": {"hour": "1", "minute": "5"}}, "schedule"),
+        ({"dest": "https://partner.example/x", "stream": True, "signatureToken": ""}, "signatureToken"),
+    ],
+)
+def test_a_bad_subscription_is_400_naming_the_field_and_nothing_is_stored(
+    client: FlaskClient, network: Network, body: dict[str, Any], field: str
+) -> None:
+    member, name = network["distributor"], f"sub-{uuid.uuid4().hex[:8]}"
+    assert _create(client, member, name, {"eventType": ["ObjectEvent"]}).status_code == 201
+    answer = client.post(f"{EPCIS}/queries/{name}/subscriptions", json=body, headers=member.headers())
+    assert answer.status_code == 400 and answer.get_json()["field"] == field, answer.get_json()
+    assert client.get(f"{EPCIS}/queries/{name}/subscriptions", headers=member.headers("read")).get_json() == []
+
+
+def test_subscriptions_belong_to_the_query_s_organisation_and_go_with_the_query(
+    client: FlaskClient, network: Network
+) -> None:
+    member, name = network["distributor"], f"owned-{uuid.uuid4().hex[:8]}"
+    assert _create(client, member, name, {"eventType": ["ObjectEvent"]}).status_code == 201
+    url = f"{EPCIS}/queries/{name}/subscriptions"
+    body = {"dest": "https://partner.example/hook", "stream": True}
+    assert client.post(url, json=body, headers=member.headers("read")).status_code == 403
+    made = client.post(url, json=body, headers=member.headers())
+    assert made.status_code == 201
+    for other in ("retailer", "regulator"):
+        assert client.post(url, json=body, headers=network[other].headers()).status_code == 404
+        assert client.get(made.headers["Location"], headers=network[other].headers("read")).status_code == 404
+        assert client.delete(made.headers["Location"], headers=network[other].headers()).status_code == 404
+    assert client.options(url).headers["Allow"] == "OPTIONS, GET, POST"
+    assert client.options(made.headers["Location"]).headers["Allow"] == "OPTIONS, GET, DELETE"
+    assert client.delete(f"{EPCIS}/queries/{name}", headers=member.headers()).status_code == 204
+    with network.runtime.ctx() as ctx:
+        uid = made.get_json()["subscriptionID"]
+        assert ctx.session.scalars(select(EpcisSubscription).where(EpcisSubscription.uid == uid)).first() is None

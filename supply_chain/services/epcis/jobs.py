@@ -42,7 +42,7 @@ from sqlalchemy.orm import object_session, selectinload
 from supply_chain.domain.errors import ChainUnavailable, Conflict, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.services import imports, indexer
-from supply_chain.services.epcis import adopt, repository, vocabulary
+from supply_chain.services.epcis import adopt, named, repository, vocabulary
 from supply_chain.services.epcis.capture import (
     MAX_CALLS_PER_TRANSACTION,
     CapturePlan,
@@ -398,6 +398,8 @@ def run_job(
             job.status, job.lease_until, job.finished_at = "done", None, datetime.now(UTC)
             job.error_code = job.error_message = job.error_field = None
             repository.settle(ctx, job)
+            # stream subscriptions: the newly captured events their queries select, delivered after the commit
+            named.on_captured(ctx, job_id, vocabulary.CONTEXT)
             # the lots of events the chain already held (a Lotline export) become lots here, in the same unit
             adopt.adopt(ctx, job_id)
         _anchor(runtime, job_id)

@@ -506,6 +506,7 @@ class Query:
     after: int | None = None  # the last row id of the previous page (from nextPageToken)
     after_key: str | None = None  # with orderBy: the ordering value of that row (ISO 8601)
     left: int | None = None  # with eventCountLimit: how many events the later pages may still answer
+    capture_job: int | None = None  # only the events of this capture job (a stream subscription's new events)
 
 
 QUERY_PARAMETERS = {
@@ -774,6 +775,8 @@ def _conditions(q: Query) -> list[Any]:
         conditions.append(_epcs([role], values, qualifier))
     if q.exists_error_declaration:
         conditions.append(EpcisEvent.has_error_declaration.is_(True))
+    if q.capture_job is not None:
+        conditions.append(EpcisEvent.capture_job_id == q.capture_job)
     return conditions
 
 
