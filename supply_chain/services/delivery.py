@@ -236,9 +236,7 @@ SUBSCRIPTION_TOPIC = "epcis.query"
 SUBSCRIPTION_SIGNATURE_HEADER = "GS1-Signature"
 
 
-def enqueue_subscription(
-    ctx: Ctx, org: Organisation, *, url: str, subject: str, data: dict[str, Any]
-) -> Delivery:
+def enqueue_subscription(ctx: Ctx, org: Organisation, *, url: str, subject: str, data: dict[str, Any]) -> Delivery:
     """Write one webhook delivery of an EPCIS query subscription (``data``: ``subscription``, its id, and
     ``document``, the EPCIS query document to POST as it is) in the caller's transaction. It is sent, retried
     and logged like any webhook delivery; the URL is checked again at each try."""

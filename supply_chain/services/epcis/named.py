@@ -282,10 +282,9 @@ def on_captured(ctx: Ctx, job_id: int, context: Any) -> int:
             ctx,
             sub.organisation,
             url=sub.dest,
-                        subject=f"EPCIS query {sub.query.name}: {len(rows)} event(s)",
+            subject=f"EPCIS query {sub.query.name}: {len(rows)} event(s)",
             data={"subscription": sub.uid, "document": document},
         )
         sub.last_notified_at = datetime.now(UTC)
         enqueued += 1
     return enqueued
-
