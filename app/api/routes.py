@@ -1004,11 +1004,14 @@ def _request_args() -> dict[str, list[str]]:
 
 def _query_answer(call: Call, args: dict[str, list[str]], query_name: str = "SimpleEventQuery") -> Response:
     """The events ``args`` (standard query parameters) select among those the caller may see, one page, as an
-    EPCIS query document."""
+    EPCIS query document; ``GS1-EPC-Format: Always_GS1_Digital_Link`` names their GS1 keys as Digital Links
+    (the answer's ``GS1-EPC-Format`` says which was done)."""
+    links = repository.epc_format(request.headers.get("GS1-EPC-Format"))
     query = repository.parse_query(args)
     rows, next_token = repository.query(call.ctx, call.org, query)
-    document = repository.query_document(rows, context=CONTEXT, query_name=query_name)
+    document = repository.query_document(rows, context=CONTEXT, query_name=query_name, digital_links=links)
     response = Response(json.dumps(document, ensure_ascii=False), mimetype=EPCIS_MEDIA)
+    response.headers["GS1-EPC-Format"] = "Always_GS1_Digital_Link" if links else "Never_Translates"
     return _versioned_page(response, next_token)
 
 

@@ -385,3 +385,33 @@ def test_subscriptions_belong_to_the_query_s_organisation_and_go_with_the_query(
     with network.runtime.ctx() as ctx:
         uid = made.get_json()["subscriptionID"]
         assert ctx.session.scalars(select(EpcisSubscription).where(EpcisSubscription.uid == uid)).first() is None
+
+
+# ------------------------------------------------------------------ GS1-EPC-Format
+
+
+def test_gs1_epc_format_asks_for_digital_links_and_otherwise_events_are_as_captured(
+    client: FlaskClient, network: Network
+) -> None:
+    member = network["distributor"]
+    serial = f"fmt{uuid.uuid4().hex[:8]}"
+    event = _event(
+        epcList=[f"urn:epc:id:sgtin:0614141.107346.{serial}"],
+        readPoint={"id": "urn:epc:id:sgln:0614141.00777.0"},
+        quantityList=[{"epcClass": "urn:epc:class:lgtin:4012345.012345.998877", "quantity": 5, "uom": "KGM"}],
+    )
+    assert _post_event(client, member, event).status_code == 201
+    url = f"{EPCIS}/events?MATCH_epc=urn:epc:id:sgtin:0614141.107346.{serial}"
+    linked = client.get(url, headers=member.headers("read", **{"GS1-EPC-Format": "Always_GS1_Digital_Link"}))
+    assert linked.status_code == 200 and linked.headers["GS1-EPC-Format"] == "Always_GS1_Digital_Link"
+    [one] = _event_list(linked)
+    assert one["epcList"] == [f"https://id.gs1.org/01/10614141073464/21/{serial}"]
+    assert one["readPoint"] == {"id": "https://id.gs1.org/414/0614141007776"}
+    assert one["quantityList"][0]["epcClass"] == "https://id.gs1.org/01/04012345123456/10/998877"
+    for asked in (None, "Never_Translates", "Always_EPC_URN", "No_Preference"):
+        headers = member.headers("read", **({"GS1-EPC-Format": asked} if asked else {}))
+        plain = client.get(url, headers=headers)
+        assert plain.headers["GS1-EPC-Format"] == "Never_Translates", asked
+        assert _event_list(plain)[0]["epcList"] == event["epcList"], asked
+    refused = client.get(url, headers=member.headers("read", **{"GS1-EPC-Format": "Always_Links"}))
+    assert refused.status_code == 400 and refused.get_json()["field"] == "GS1-EPC-Format"

@@ -909,9 +909,67 @@ def listing(
     return values, token(values[-1]) if more and values else None
 
 
-def exported(row: EpcisEvent) -> dict[str, Any]:
-    """The event as captured, with ``recordTime`` (when this repository received it)."""
-    body = dict(row.body)
+EPC_FORMATS = ("No_Preference", "Always_GS1_Digital_Link", "Always_EPC_URN", "Never_Translates")
+"""The values of the REST binding's ``GS1-EPC-Format`` request header."""
+
+
+def epc_format(requested: str | None) -> bool:
+    """Whether a query answer asked for with ``GS1-EPC-Format: requested`` names identifiers as GS1 Digital
+    Links (``Always_GS1_Digital_Link``); every other value is answered as captured (a Digital Link does not
+    carry the company prefix's length an EPC URN needs, so ``Always_EPC_URN`` cannot be honoured in general).
+    A value the binding does not define is refused naming the header."""
+    if requested is None or not requested.strip():
+        return False
+    if requested.strip() not in EPC_FORMATS:
+        raise InvalidInput(
+            f"GS1-EPC-Format: must be one of {', '.join(EPC_FORMATS)}; got {requested!r:.60}",
+            field="GS1-EPC-Format",
+            code="invalid_header",
+        )
+    return requested.strip() == "Always_GS1_Digital_Link"
+
+
+_LINKED_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+_LINKED_QUANTITIES = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+_LINKED_PARTIES = (("sourceList", "source"), ("destinationList", "destination"))
+
+
+def as_digital_links(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``event`` with the GS1 keys it names (EPC lists, parentID, quantity classes, readPoint, bizLocation,
+    sources and destinations) as GS1 Digital Links (``normal_epc``: what is not a GS1 key stays as it is)."""
+    out = dict(event)
+    for key in _LINKED_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [normal_epc(v) if isinstance(v, str) else v for v in out[key]]
+    if isinstance(out.get("parentID"), str):
+        out["parentID"] = normal_epc(out["parentID"])
+    for key in _LINKED_QUANTITIES:
+        if isinstance(out.get(key), list):
+            out[key] = [
+                q | {"epcClass": normal_epc(q["epcClass"])}
+                if isinstance(q, dict) and isinstance(q.get("epcClass"), str)
+                else q
+                for q in out[key]
+            ]
+    for key in ("readPoint", "bizLocation"):
+        place = out.get(key)
+        if isinstance(place, dict) and isinstance(place.get("id"), str):
+            out[key] = place | {"id": normal_epc(place["id"])}
+    for key, field_name in _LINKED_PARTIES:
+        if isinstance(out.get(key), list):
+            out[key] = [
+                p | {field_name: normal_epc(p[field_name])}
+                if isinstance(p, dict) and isinstance(p.get(field_name), str)
+                else p
+                for p in out[key]
+            ]
+    return out
+
+
+def exported(row: EpcisEvent, *, digital_links: bool = False) -> dict[str, Any]:
+    """The event as captured (its GS1 keys as Digital Links with ``digital_links``), with ``recordTime``
+    (when this repository received it)."""
+    body = as_digital_links(row.body) if digital_links else dict(row.body)
     body["recordTime"] = row.record_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return body
 
@@ -994,9 +1052,14 @@ def merged_context(rows: Sequence[EpcisEvent], base: Sequence[Any]) -> list[Any]
 
 
 def query_document(
-    rows: Sequence[EpcisEvent], *, context: Sequence[Any], query_name: str = "SimpleEventQuery"
+    rows: Sequence[EpcisEvent],
+    *,
+    context: Sequence[Any],
+    query_name: str = "SimpleEventQuery",
+    digital_links: bool = False,
 ) -> dict[str, Any]:
-    """An EPCIS 2.0 query document (``EPCISQueryDocument``) holding ``rows``."""
+    """An EPCIS 2.0 query document (``EPCISQueryDocument``) holding ``rows`` (their GS1 keys as Digital Links
+    with ``digital_links``)."""
     return {
         "@context": merged_context(rows, context),
         "type": "EPCISQueryDocument",
@@ -1005,7 +1068,7 @@ def query_document(
         "epcisBody": {
             "queryResults": {
                 "queryName": query_name,
-                "resultsBody": {"eventList": [exported(r) for r in rows]},
+                "resultsBody": {"eventList": [exported(r, digital_links=digital_links) for r in rows]},
             }
         },
     }
