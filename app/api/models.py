@@ -39,6 +39,7 @@ from supply_chain.domain.invariants import MAX_UNIT_LENGTH
 from supply_chain.domain.kinds import CREATION_KINDS, FREE_KINDS, EventKind, InspectionOutcome
 from supply_chain.domain.lineage import RecallClass
 from supply_chain.domain.policy import Role, Status
+from supply_chain.services.epcis import named as named_queries
 from supply_chain.services.lots import CERTIFICATE_TYPES
 from supply_chain.services.trace import DIRECTIONS
 from supply_chain.store.models import CAPTURE_JOB_STATUSES, EVENT_STATUSES, LOCATION_KINDS, TOKEN_SCOPES
@@ -278,6 +279,13 @@ class PathParameters(Query):
     )
     event_id: Annotated[str, Field(pattern=r"^\S{1,500}$", description="An eventID or CBV event hash ID")] = None
     token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,2000}$", description="A nextPageToken")] = None
+    subscription_id: Annotated[str, Field(pattern=r"^\S{1,60}$", description="A subscriptionID")] = None
+    query_name: Annotated[
+        str,
+        Field(
+            pattern=f"^{named_queries.NAME.pattern}$", description="A named query's name (1-100 of A-Z a-z 0-9 . _ ~ -)"
+        ),
+    ] = None
 
 
 def _whole_number(value: Any) -> Any:
@@ -388,6 +396,18 @@ class EPCISQueryDocument(BaseModel):
 class EpcisEventTypes(Schema):
     type: str
     member: list[str]
+
+
+class EpcisNamedQuery(Schema):
+    name: str
+    query: dict[str, Any]
+
+
+class EpcisNamedQueryPageQuery(Query):
+    """Paging of ``GET /epcis/queries``."""
+
+    perPage: Annotated[str, _epcis_param("queries per page, 1-500 (default 30)")] = None  # noqa: N815
+    nextPageToken: Annotated[str, _epcis_param("the token of the next page (from the Link header)")] = None  # noqa: N815
 
 
 class EpcisAnchor(Schema):
@@ -575,6 +595,50 @@ class EPCISDocument(BaseModel):
     schemaVersion: Any = None  # noqa: N815
     creationDate: Any = None  # noqa: N815
     epcisBody: Any = None  # noqa: N815
+
+
+class EPCISEvent(BaseModel):
+    """One EPCIS 2.0 event (the REST binding's single-event capture, ``POST /epcis/events``), optionally with
+    its ``@context``; captured as a document of that one event, checked by GS1's EPCIS 2.0 JSON Schema."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    context: Annotated[Any, Field(alias="@context")] = None
+    type: Any = None
+    eventTime: Any = None  # noqa: N815
+
+
+class EpcisNamedQueryBody(BaseModel):
+    """A named query (REST binding ``QueryDefinition``): ``name`` (1-100 letters, digits, ``.``, ``_``, ``~``,
+    ``-``) and ``query``, the standard query parameters (each a list of strings, a string, a number, or true for
+    ``EXISTS_`` parameters), checked as ``GET /epcis/events`` checks them."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    name: Any = None
+    query: Any = None
+
+
+class EpcisSubscriptionBody(BaseModel):
+    """A webhook subscription to a named query: ``dest`` (the URL query documents are POSTed to; no private
+    address), ``stream: true`` (each capture's newly captured matching events) and an optional
+    ``signatureToken`` (the secret of the ``GS1-Signature`` HMAC). ``schedule`` is not offered."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_tidy)
+
+    dest: Any = None
+    stream: Any = None
+    signatureToken: Any = None  # noqa: N815
+    schedule: Any = None
+
+
+class EpcisSubscription(Schema):
+    subscriptionID: str  # noqa: N815
+    queryName: str  # noqa: N815
+    dest: str
+    stream: bool
+    createdAt: str  # noqa: N815
+    lastNotifiedAt: str | None = None  # noqa: N815
 
 
 # ------------------------------------------------------------------ answers

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import Response, current_app, jsonify, request
 from sqlalchemy import or_, select
@@ -43,7 +43,7 @@ from supply_chain.services import lots as lot_service
 from supply_chain.services import recalls as recall_service
 from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.epcis import masterdata as epcis_masterdata
-from supply_chain.services.epcis import repository
+from supply_chain.services.epcis import named, repository
 from supply_chain.services.epcis import xml as epcis_xml
 from supply_chain.services.epcis.vocabulary import CONTEXT
 from supply_chain.services.verify import verify_lot
@@ -992,13 +992,26 @@ EPCIS_EVENTS = ("An EPCIS 2.0 query document", {EPCIS_MEDIA: models.EPCISQueryDo
 def _epcis_events(call: Call, extra: dict[str, str] | None = None) -> Response:
     """Answer a query: the standard parameters of the URL (``request.args``, each possibly repeated) and a
     filter named by the path, as an EPCIS query document; ``Link: <...>; rel="next"`` names the next page."""
-    args = {name: request.args.getlist(name) for name in request.args}
+    args = _request_args()
     for name, value in (extra or {}).items():
         args[name] = [value]
+    return _query_answer(call, args)
+
+
+def _request_args() -> dict[str, list[str]]:
+    return {name: request.args.getlist(name) for name in request.args}
+
+
+def _query_answer(call: Call, args: dict[str, list[str]], query_name: str = "SimpleEventQuery") -> Response:
+    """The events ``args`` (standard query parameters) select among those the caller may see, one page, as an
+    EPCIS query document; ``GS1-EPC-Format: Always_GS1_Digital_Link`` names their GS1 keys as Digital Links
+    (the answer's ``GS1-EPC-Format`` says which was done)."""
+    links = repository.epc_format(request.headers.get("GS1-EPC-Format"))
     query = repository.parse_query(args)
     rows, next_token = repository.query(call.ctx, call.org, query)
-    document = repository.query_document(rows, context=CONTEXT)
+    document = repository.query_document(rows, context=CONTEXT, query_name=query_name, digital_links=links)
     response = Response(json.dumps(document, ensure_ascii=False), mimetype=EPCIS_MEDIA)
+    response.headers["GS1-EPC-Format"] = "Always_GS1_Digital_Link" if links else "Never_Translates"
     return _versioned_page(response, next_token)
 
 
@@ -1086,15 +1099,20 @@ def _collection(member: list[str], next_token: str | None = None) -> Response:
     return _versioned_page(response, next_token)
 
 
+def _per_page(call: Call) -> int:
+    """``perPage`` of a listing (1-500, default 30)."""
+    per_page = call.query.get("perPage")
+    if per_page is not None and (not per_page.isdigit() or not 1 <= int(per_page) <= repository.MAX_PER_PAGE):
+        raise InvalidInput(
+            f"perPage: must be a whole number 1-{repository.MAX_PER_PAGE}, got {per_page!r:.40}", field="perPage"
+        )
+    return int(per_page or 30)
+
+
 def _listing(name: str, what: str) -> None:
     def view(call: Call) -> Response:
-        per_page = call.query.get("perPage")
-        if per_page is not None and (not per_page.isdigit() or not 1 <= int(per_page) <= repository.MAX_PER_PAGE):
-            raise InvalidInput(
-                f"perPage: must be a whole number 1-{repository.MAX_PER_PAGE}, got {per_page!r:.40}", field="perPage"
-            )
         values, next_token = repository.listing(
-            call.ctx, call.org, name, int(per_page or 30), call.query.get("nextPageToken")
+            call.ctx, call.org, name, _per_page(call), call.query.get("nextPageToken")
         )
         return _collection(values, next_token)
 
@@ -1210,6 +1228,227 @@ _by_path(
 )
 
 
+# ------------------------------------------------------------------ EPCIS: root, single-event capture, named queries
+
+EPCIS_TOP_LEVEL = (
+    "queries", "capture", "events", "eventTypes", "epcs", "readPoints", "bizLocations", "dispositions", "bizSteps",
+)  # fmt: skip
+"""The top-level resources of the REST binding Lotline serves (``GET /epcis/``)."""
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/",
+    "getEpcisRoot",
+    summary="List the EPCIS top-level resources",
+    tag="EPCIS query",
+    responses={200: models.EpcisEventTypes},
+)
+def epcis_root(call: Call) -> Response:
+    """The REST binding's root: the top-level resources this repository serves, as a collection."""
+    return _collection(list(EPCIS_TOP_LEVEL))
+
+
+@operation(
+    bp,
+    "POST",
+    "/epcis/events",
+    "captureEpcisEvent",
+    summary="Capture one EPCIS event",
+    tag="Interchange",
+    scope="write",
+    body=models.EPCISEvent,
+    body_types=("application/json", EPCIS_MEDIA),
+    responses={
+        201: ("The event as captured (Location is its address)", {EPCIS_MEDIA: {"type": "object"}}),
+        202: models.CaptureJob,
+    },
+)
+def capture_epcis_event(call: Call) -> Response:
+    """The REST binding's single-event capture: the event (with its `@context`, or GS1's) is captured as a
+    document holding only it, through the checks and capture job of `POST /epcis/capture`. Answered 201 with
+    the event as stored and `Location` its address (`/epcis/events/{eventID}`, or its hash ID when it has no
+    eventID); an event already captured is 409 (`epcisException:ResourceAlreadyExistsException`); a refusal
+    is what capture answers (400 naming the field within the event, 422 with its result). Should its writes
+    not fit in one transaction it is answered 202 with the capture job, as `/capture` would."""
+    job, earlier = capture_jobs.submit_event(call.ctx, call.org, call.body, idempotency_key=call.idempotency_key)
+    call.ctx.session.commit()
+    _run_submitted(call, job, earlier)
+    stored = repository.of_job(call.ctx, job.id) if job.status == "done" else []
+    if not stored:
+        return _job_accepted(call, job, True, lambda job: _job_json(call, job))
+    row = stored[0]
+    response = Response(json.dumps(repository.exported(row), ensure_ascii=False), status=201, mimetype=EPCIS_MEDIA)
+    response.headers["Location"] = f"{EPCIS_PREFIX}/events/{quote(row.event_id or row.hash_id, safe='')}"
+    return _versioned_page(response, None)
+
+
+@operation(
+    bp,
+    "POST",
+    "/epcis/queries",
+    "createEpcisQuery",
+    summary="Create a named EPCIS query",
+    tag="EPCIS query",
+    scope="write",
+    body=models.EpcisNamedQueryBody,
+    responses={201: models.EpcisNamedQuery},
+)
+def create_epcis_query(call: Call) -> Response:
+    """Store the standard query parameters under a name of the organisation's (`Location`:
+    `/epcis/queries/{name}`; its events at `.../events`). The parameters are checked as `GET /epcis/events`
+    checks them: one Lotline does not answer, or a bad value, is 400 naming it and nothing is stored; a name
+    the organisation already uses is 409 (`epcisException:ResourceAlreadyExistsException`)."""
+    row = named.create(call.ctx, call.org, call.body)
+    call.ctx.session.commit()
+    response = _versioned_page(_created(named.as_json(row)), None)
+    response.headers["Location"] = f"{EPCIS_PREFIX}/queries/{row.name}"
+    return response
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/queries",
+    "listEpcisQueries",
+    summary="List the named EPCIS queries",
+    tag="EPCIS query",
+    query=models.EpcisNamedQueryPageQuery,
+    responses={200: ("The organisation's named queries", {"application/json": {"type": "array"}})},
+)
+def list_epcis_queries(call: Call) -> Response:
+    """The organisation's named queries (`[{"name", "query"}]`, as the binding lists them) by name, `perPage`
+    at a time (default 30; the next page is named by the `Link` header). Another organisation's are not
+    listed."""
+    rows, next_token = named.listing(call.ctx, call.org, _per_page(call), call.query.get("nextPageToken"))
+    return _versioned_page(jsonify([named.as_json(r) for r in rows]), next_token)
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/queries/{query_name}",
+    "getEpcisQuery",
+    summary="Show a named EPCIS query",
+    tag="EPCIS query",
+    responses={200: models.EpcisNamedQuery},
+)
+def get_epcis_query(call: Call) -> Response:
+    """One of the organisation's named queries; another organisation's is a 404."""
+    return _versioned_page(jsonify(named.as_json(named.get(call.ctx, call.org, call.path["query_name"]))), None)
+
+
+@operation(
+    bp,
+    "DELETE",
+    "/epcis/queries/{query_name}",
+    "deleteEpcisQuery",
+    summary="Delete a named EPCIS query",
+    tag="EPCIS query",
+    scope="write",
+    responses={204: ("Deleted", {})},
+)
+def delete_epcis_query(call: Call) -> Response:
+    """Remove one of the organisation's named queries (204); another organisation's is a 404."""
+    named.delete(call.ctx, call.org, call.path["query_name"])
+    call.ctx.session.commit()
+    return Response(status=204)
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/queries/{query_name}/events",
+    "queryEpcisNamedQueryEvents",
+    summary="Run a named EPCIS query",
+    tag="EPCIS query",
+    query=models.EpcisListingQuery,
+    responses={200: EPCIS_EVENTS},
+)
+def query_epcis_named_events(call: Call) -> Response:
+    """The events the named query selects among those the caller may see now, as a query document
+    (`queryName` is the query's name), `perPage` at a time with the `Link` header; no other parameter is
+    taken (400 naming it)."""
+    row = named.get(call.ctx, call.org, call.path["query_name"])
+    return _query_answer(call, named.run_arguments(row, _request_args()), query_name=row.name)
+
+
+def _subscription_href(name: str, uid: str) -> str:
+    return f"{EPCIS_PREFIX}/queries/{name}/subscriptions/{uid}"
+
+
+@operation(
+    bp,
+    "POST",
+    "/epcis/queries/{query_name}/subscriptions",
+    "subscribeEpcisQuery",
+    summary="Subscribe a webhook to a named EPCIS query",
+    tag="EPCIS query",
+    scope="write",
+    body=models.EpcisSubscriptionBody,
+    responses={201: models.EpcisSubscription},
+)
+def subscribe_epcis_query(call: Call) -> Response:
+    """Subscribe `dest` to the named query with `stream: true`: after each capture, the newly captured events
+    the query selects (among those the organisation may see) are POSTed to `dest` as an EPCIS query document,
+    signed in `GS1-Signature` when a `signatureToken` is given, and retried like webhook notices. `dest` is
+    checked as webhook endpoints are (no private, loopback or link-local address; again at each try).
+    `schedule` is not offered (400). 201 with `Location`; the token is never shown again."""
+    sub = named.subscribe(call.ctx, call.org, call.path["query_name"], call.body)
+    call.ctx.session.commit()
+    response = _versioned_page(_created(named.subscription_json(sub)), None)
+    response.headers["Location"] = _subscription_href(sub.query.name, sub.uid)
+    return response
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/queries/{query_name}/subscriptions",
+    "listEpcisQuerySubscriptions",
+    summary="List a named EPCIS query's subscriptions",
+    tag="EPCIS query",
+    responses={200: ("The query's subscriptions (at most 10)", {"application/json": {"type": "array"}})},
+)
+def list_epcis_query_subscriptions(call: Call) -> Response:
+    """The subscriptions of one of the organisation's named queries, oldest first (without their tokens)."""
+    subs = named.subscriptions(call.ctx, call.org, call.path["query_name"])
+    return _versioned_page(jsonify([named.subscription_json(s) for s in subs]), None)
+
+
+@operation(
+    bp,
+    "GET",
+    "/epcis/queries/{query_name}/subscriptions/{subscription_id}",
+    "getEpcisQuerySubscription",
+    summary="Show a subscription",
+    tag="EPCIS query",
+    responses={200: models.EpcisSubscription},
+)
+def get_epcis_query_subscription(call: Call) -> Response:
+    """One subscription (without its token); another organisation's is a 404."""
+    sub = named.subscription(call.ctx, call.org, call.path["query_name"], call.path["subscription_id"])
+    return _versioned_page(jsonify(named.subscription_json(sub)), None)
+
+
+@operation(
+    bp,
+    "DELETE",
+    "/epcis/queries/{query_name}/subscriptions/{subscription_id}",
+    "unsubscribeEpcisQuery",
+    summary="Unsubscribe",
+    tag="EPCIS query",
+    scope="write",
+    responses={204: ("Unsubscribed", {})},
+)
+def unsubscribe_epcis_query(call: Call) -> Response:
+    """Delete a subscription (204); deliveries not yet sent are cancelled."""
+    named.unsubscribe(call.ctx, call.org, call.path["query_name"], call.path["subscription_id"])
+    call.ctx.session.commit()
+    return Response(status=204)
+
+
 EPCIS_DISCOVERY_HEADERS = {
     "GS1-EPCIS-Version": "2.0.0",
     "GS1-EPCIS-Min": "2.0.0",
@@ -1248,7 +1487,7 @@ def _epcis_options() -> Response | None:
     # events are answered as captured; listings name identifiers as GS1 Digital Links
     listing = request.path.rstrip("/").rsplit("/", 1)[-1] in repository.LISTINGS
     response.headers["GS1-EPC-Format"] = "Always_GS1_Digital_Link" if listing else "Never_Translates"
-    if request.path.rstrip("/") == f"{EPCIS_PREFIX}/capture":
+    if request.path.rstrip("/") in (f"{EPCIS_PREFIX}/capture", f"{EPCIS_PREFIX}/events"):
         response.headers["GS1-Capture-Error-Behaviour"] = "rollback"
     return response
 
@@ -1257,16 +1496,21 @@ def _job_href(job_id: int) -> str:
     return f"{bp.url_prefix}/epcis/capture/{job_id}"
 
 
-def _job_accepted(
-    call: Call, job: CaptureJob, earlier: bool, as_json: Callable[[CaptureJob], dict[str, Any]]
-) -> Response:
-    """202 with a submitted job (an EPCIS capture or an import) as ``as_json`` describes it, ``Location`` its
-    ``href``: a new job that fits in one batch is written before the answer, a larger one wakes the worker."""
+def _run_submitted(call: Call, job: CaptureJob, earlier: bool) -> None:
+    """A new job that fits in one batch is written now (before the answer); a larger one wakes the worker."""
     if not earlier and capture_jobs.runs_inline(job):
         capture_jobs.run_job(call.ctx.runtime, job.id, replan=False)
         call.ctx.session.refresh(job)
     elif job.status == "queued" and (worker := current_app.extensions.get("lotline_capture_worker")) is not None:
         worker.wake()
+
+
+def _job_accepted(
+    call: Call, job: CaptureJob, earlier: bool, as_json: Callable[[CaptureJob], dict[str, Any]]
+) -> Response:
+    """202 with a submitted job (an EPCIS capture or an import) as ``as_json`` describes it, ``Location`` its
+    ``href``: a new job that fits in one batch is written before the answer, a larger one wakes the worker."""
+    _run_submitted(call, job, earlier)
     data = as_json(job)
     response = jsonify(data)
     response.status_code = 202

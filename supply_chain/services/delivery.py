@@ -47,7 +47,7 @@ from supply_chain.domain.errors import Conflict, InvalidInput, LotlineError, Not
 from supply_chain.domain.text import check_text
 from supply_chain.services import language
 from supply_chain.services.runtime import Ctx, Runtime, Settings
-from supply_chain.store.models import Delivery, DeliveryAttempt, Organisation, WebhookEndpoint
+from supply_chain.store.models import Delivery, DeliveryAttempt, EpcisSubscription, Organisation, WebhookEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,53 @@ def enqueue(
     if rows:
         _wake_after_commit(ctx)
     return rows
+
+
+SUBSCRIPTION_TOPIC = "epcis.query"
+"""The topic of an EPCIS query subscription's deliveries: their body is the query document itself."""
+SUBSCRIPTION_SIGNATURE_HEADER = "GS1-Signature"
+
+
+def enqueue_subscription(ctx: Ctx, org: Organisation, *, url: str, subject: str, data: dict[str, Any]) -> Delivery:
+    """Write one webhook delivery of an EPCIS query subscription (``data``: ``subscription``, its id, and
+    ``document``, the EPCIS query document to POST as it is) in the caller's transaction. It is sent, retried
+    and logged like any webhook delivery; the URL is checked again at each try."""
+    now = utcnow()
+    row = Delivery(
+        uid=str(uuid.uuid4()),
+        organisation_id=org.id,
+        channel="webhook",
+        endpoint_id=None,
+        recipient=url,
+        topic=SUBSCRIPTION_TOPIC,
+        subject=check_text(subject, "subject")[:SUBJECT_MAX],
+        text="",
+        link=None,
+        data=json.loads(json.dumps(data, default=str)),
+        status="pending",
+        next_attempt_at=now,
+        created_at=now,
+    )
+    ctx.session.add(row)
+    ctx.session.flush()
+    _wake_after_commit(ctx)
+    return row
+
+
+def subscription_request(row: Delivery, token: str | None, now: datetime) -> tuple[bytes, dict[str, str]]:
+    """The body (the EPCIS query document) and headers of one try of a subscription delivery; signed in
+    ``GS1-Signature`` (as ``Lotline-Signature`` is: ``t=...,v1=HMAC-SHA256``) under the client's
+    ``signatureToken`` when it gave one."""
+    body = json.dumps(row.data["document"], separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        rules.EVENT_HEADER: row.topic,
+        rules.DELIVERY_HEADER: row.uid,
+    }
+    if token:
+        headers[SUBSCRIPTION_SIGNATURE_HEADER] = rules.sign(token, int(now.timestamp()), body)
+    return body, headers
 
 
 def ping(ctx: Ctx, org: Organisation, endpoint_id: int) -> Delivery:
@@ -511,6 +558,17 @@ def attempt(runtime: Runtime, delivery_id: int, token: str, clock: Clock = utcno
                         row, "not_configured", "e-mail is not configured: LOTLINE_SMTP_HOST is not set"
                     )
                 send = _bind_email(email_message(row, settings), settings)
+            elif row.endpoint_id is None and row.topic == SUBSCRIPTION_TOPIC:
+                uid = (row.data or {}).get("subscription")
+                sub = ctx.session.scalars(select(EpcisSubscription).where(EpcisSubscription.uid == uid)).first()
+                if sub is None:
+                    return _finish_unsent(row, "cancelled", "the subscription was deleted")
+                signing = (
+                    runtime.keyring.open_secret(sub.sealed_token, sub.key_encryption_id or "")
+                    if sub.sealed_token
+                    else None
+                )
+                send = _bind_webhook(row.recipient, *subscription_request(row, signing, clock()), settings)
             else:
                 endpoint = row.endpoint
                 if endpoint is None or not endpoint.active:

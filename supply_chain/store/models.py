@@ -1239,6 +1239,47 @@ class EpcisAnchor(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EpcisNamedQuery(Base):
+    """A named EPCIS query (the REST binding's ``/queries/{name}``): the standard query parameters an
+    organisation stored under a name, run with the caller's visibility (``services.epcis.named``). Names are
+    the organisation's own: another organisation neither sees nor deletes them."""
+
+    __tablename__ = "epcis_named_queries"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[dict[str, Any]]
+    """The parameters as the client sent them (``{"EQ_bizStep": ["shipping"], ...}``), checked by the parser
+    of ``GET /events`` when stored."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EpcisSubscription(Base):
+    """A webhook subscription to a named EPCIS query (``/queries/{name}/subscriptions``): each capture job's
+    newly captured events that the query selects (with the subscriber's visibility) are POSTed to ``dest`` as
+    an EPCIS query document through the delivery outbox (``services.delivery``), signed with the client's
+    ``signatureToken`` (sealed under the KEK) when it gave one."""
+
+    __tablename__ = "epcis_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    """The subscriptionID the client sees."""
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    query_id: Mapped[int] = mapped_column(ForeignKey("epcis_named_queries.id"), index=True)
+    dest: Mapped[str] = mapped_column(String(2000))
+    stream: Mapped[bool] = mapped_column(Boolean, default=True)
+    sealed_token: Mapped[str | None] = mapped_column(Text)
+    key_encryption_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_notified_at: Mapped[datetime | None]
+
+    organisation: Mapped[Organisation] = relationship()
+    query: Mapped[EpcisNamedQuery] = relationship()
+
+
 class WebhookEndpoint(Base):
     """An organisation's HTTPS endpoint that receives its notifications as signed JSON (``services.delivery``).
 

@@ -732,7 +732,7 @@ def test_sub_resources_options_and_releasing_a_page_token(
         assert answer.status_code == 200 and answer.get_json()["member"] == ["events"], path
     assert rc.get("/api/v1/epcis/eventTypes/PartyEvent", headers=read).status_code == 404
     events = rc.options("/api/v1/epcis/events")
-    assert events.status_code == 204 and events.headers["Allow"] == "OPTIONS, GET"
+    assert events.status_code == 204 and events.headers["Allow"] == "OPTIONS, GET, POST"
     assert events.headers["GS1-EPCIS-Version"] == "2.0.0" and events.headers["GS1-CBV-Max"] == "2.0.0"
     assert rc.options("/api/v1/epcis/capture").headers["Allow"] == "OPTIONS, GET, POST"
     assert rc.options("/api/v1/epcis/epcs").headers["GS1-EPC-Format"] == "Always_GS1_Digital_Link"

@@ -39,10 +39,10 @@ from typing import Any
 from sqlalchemy import Text, and_, cast, func, or_, select, update
 from sqlalchemy.orm import object_session, selectinload
 
-from supply_chain.domain.errors import ChainUnavailable, LotlineError, NotFound
+from supply_chain.domain.errors import ChainUnavailable, Conflict, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.services import imports, indexer
-from supply_chain.services.epcis import adopt, repository
+from supply_chain.services.epcis import adopt, named, repository, vocabulary
 from supply_chain.services.epcis.capture import (
     MAX_CALLS_PER_TRANSACTION,
     CapturePlan,
@@ -204,6 +204,56 @@ def submit(
     return job, False
 
 
+class EventExists(Conflict):
+    """Raised when a single captured event (``submit_event``) is already in the repository (the REST binding's
+    ``ResourceAlreadyExistsException``, 409)."""
+
+    code = "epcis_event_exists"
+    details = {"type": "epcisException:ResourceAlreadyExistsException"}
+
+
+SINGLE_EVENT_PATH = "epcisBody.eventList[0]"
+
+
+def _within_event(field: str | None) -> str | None:
+    """A field path of the one-event document, as a path within the event."""
+    if field is None or not field.startswith(SINGLE_EVENT_PATH):
+        return field
+    return field[len(SINGLE_EVENT_PATH) :].lstrip(".") or "(event)"
+
+
+def submit_event(
+    ctx: Ctx, org: Organisation, event: object, *, idempotency_key: str | None = None
+) -> tuple[CaptureJob, bool]:
+    """Submit one event (the REST binding's ``POST /events``) as a document holding only it, through
+    ``submit``: the same checks, plan and capture job as ``/capture``. Its ``@context`` (GS1's if it names
+    none) becomes the document's. A refusal names the field within the event (``bizStep``, not
+    ``epcisBody.eventList[0].bizStep``); an event already captured is ``EventExists`` and nothing is stored."""
+    if not isinstance(event, dict):
+        raise InvalidInput("an EPCIS event must be a JSON object", field="(event)", code="epcis_schema_invalid")
+    body = dict(event)
+    context = body.pop("@context", None) or [vocabulary.EPCIS_CONTEXT]
+    document = {
+        "@context": context,
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "epcisBody": {"eventList": [body]},
+    }
+    try:
+        job, earlier = submit(ctx, org, document, idempotency_key=idempotency_key)
+    except InvalidInput as exc:  # a schema refusal (400) or a rule's (CaptureRejected, 422, its one result)
+        exc.field = _within_event(exc.field)
+        exc.message = exc.message.replace(SINGLE_EVENT_PATH + ".", "").replace(SINGLE_EVENT_PATH, "(event)")
+        for result in (getattr(exc, "details", None) or {}).get("events", []):
+            result["field"] = _within_event(result.get("field"))
+        raise
+    result = (job.results or [{}])[0]
+    if not earlier and result.get("status") == "duplicate":
+        raise EventExists(f"eventID: {result.get('reason', 'already captured')}", field="eventID")
+    return job, earlier
+
+
 def prepared_plan(ctx: Ctx, plan: CapturePlan) -> dict[str, Any]:
     """A plan just made (a dry run), frozen with the store's mark: ``submit(prepared=...)`` takes it instead of
     planning again while the mark still holds (no lot changed since), as a queued job does (``_resume``)."""
@@ -348,6 +398,8 @@ def run_job(
             job.status, job.lease_until, job.finished_at = "done", None, datetime.now(UTC)
             job.error_code = job.error_message = job.error_field = None
             repository.settle(ctx, job)
+            # stream subscriptions: the newly captured events their queries select, delivered after the commit
+            named.on_captured(ctx, job_id, vocabulary.CONTEXT)
             # the lots of events the chain already held (a Lotline export) become lots here, in the same unit
             adopt.adopt(ctx, job_id)
         _anchor(runtime, job_id)

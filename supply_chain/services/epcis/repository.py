@@ -541,6 +541,7 @@ class Query:
     after: int | None = None  # the last row id of the previous page (from nextPageToken)
     after_key: str | None = None  # with orderBy: the ordering value of that row (ISO 8601)
     left: int | None = None  # with eventCountLimit: how many events the later pages may still answer
+    capture_job: int | None = None  # only the events of this capture job (a stream subscription's new events)
 
 
 QUERY_PARAMETERS = {
@@ -721,6 +722,12 @@ def _token(text: str, kind: type = int) -> dict[str, Any]:
     raise InvalidInput("nextPageToken: not a token this server gave", field="nextPageToken", code="invalid_cursor")
 
 
+def listing_after(text: str) -> str:
+    """The value a listing's page token names (the last member of its page); 400 naming ``nextPageToken``
+    for text this server did not give."""
+    return str(_token(text, str)["after"])
+
+
 def valid_token(text: str) -> bool:
     """Whether ``text`` is a page token this server gives (of events or of a listing)."""
     for kind in (int, str):
@@ -803,6 +810,8 @@ def _conditions(q: Query) -> list[Any]:
         conditions.append(_epcs([role], values, qualifier))
     if q.exists_error_declaration:
         conditions.append(EpcisEvent.has_error_declaration.is_(True))
+    if q.capture_job is not None:
+        conditions.append(EpcisEvent.capture_job_id == q.capture_job)
     return conditions
 
 
@@ -935,9 +944,67 @@ def listing(
     return values, token(values[-1]) if more and values else None
 
 
-def exported(row: EpcisEvent) -> dict[str, Any]:
-    """The event as captured, with ``recordTime`` (when this repository received it)."""
-    body = dict(row.body)
+EPC_FORMATS = ("No_Preference", "Always_GS1_Digital_Link", "Always_EPC_URN", "Never_Translates")
+"""The values of the REST binding's ``GS1-EPC-Format`` request header."""
+
+
+def epc_format(requested: str | None) -> bool:
+    """Whether a query answer asked for with ``GS1-EPC-Format: requested`` names identifiers as GS1 Digital
+    Links (``Always_GS1_Digital_Link``); every other value is answered as captured (a Digital Link does not
+    carry the company prefix's length an EPC URN needs, so ``Always_EPC_URN`` cannot be honoured in general).
+    A value the binding does not define is refused naming the header."""
+    if requested is None or not requested.strip():
+        return False
+    if requested.strip() not in EPC_FORMATS:
+        raise InvalidInput(
+            f"GS1-EPC-Format: must be one of {', '.join(EPC_FORMATS)}; got {requested!r:.60}",
+            field="GS1-EPC-Format",
+            code="invalid_header",
+        )
+    return requested.strip() == "Always_GS1_Digital_Link"
+
+
+_LINKED_LISTS = ("epcList", "childEPCs", "inputEPCList", "outputEPCList")
+_LINKED_QUANTITIES = ("quantityList", "childQuantityList", "inputQuantityList", "outputQuantityList")
+_LINKED_PARTIES = (("sourceList", "source"), ("destinationList", "destination"))
+
+
+def as_digital_links(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``event`` with the GS1 keys it names (EPC lists, parentID, quantity classes, readPoint, bizLocation,
+    sources and destinations) as GS1 Digital Links (``normal_epc``: what is not a GS1 key stays as it is)."""
+    out = dict(event)
+    for key in _LINKED_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [normal_epc(v) if isinstance(v, str) else v for v in out[key]]
+    if isinstance(out.get("parentID"), str):
+        out["parentID"] = normal_epc(out["parentID"])
+    for key in _LINKED_QUANTITIES:
+        if isinstance(out.get(key), list):
+            out[key] = [
+                q | {"epcClass": normal_epc(q["epcClass"])}
+                if isinstance(q, dict) and isinstance(q.get("epcClass"), str)
+                else q
+                for q in out[key]
+            ]
+    for key in ("readPoint", "bizLocation"):
+        place = out.get(key)
+        if isinstance(place, dict) and isinstance(place.get("id"), str):
+            out[key] = place | {"id": normal_epc(place["id"])}
+    for key, field_name in _LINKED_PARTIES:
+        if isinstance(out.get(key), list):
+            out[key] = [
+                p | {field_name: normal_epc(p[field_name])}
+                if isinstance(p, dict) and isinstance(p.get(field_name), str)
+                else p
+                for p in out[key]
+            ]
+    return out
+
+
+def exported(row: EpcisEvent, *, digital_links: bool = False) -> dict[str, Any]:
+    """The event as captured (its GS1 keys as Digital Links with ``digital_links``), with ``recordTime``
+    (when this repository received it)."""
+    body = as_digital_links(row.body) if digital_links else dict(row.body)
     body["recordTime"] = row.record_time.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return body
 
@@ -983,6 +1050,17 @@ def originals(ctx: Ctx, events: Iterable[Event]) -> dict[int, EpcisEvent]:
     return out
 
 
+def of_job(ctx: Ctx, job_id: int) -> list[EpcisEvent]:
+    """The captured events a capture job stored, in document order (duplicates were not stored)."""
+    return list(
+        ctx.session.scalars(
+            select(EpcisEvent)
+            .where(EpcisEvent.capture_job_id == job_id, EpcisEvent.state == "captured")
+            .order_by(EpcisEvent.position)
+        )
+    )
+
+
 def may_see(org: Organisation, row: EpcisEvent) -> bool:
     """Whether ``org`` may see a stored event whole (the query interface's rule): it captured it, or it has
     oversight."""
@@ -1009,9 +1087,14 @@ def merged_context(rows: Sequence[EpcisEvent], base: Sequence[Any]) -> list[Any]
 
 
 def query_document(
-    rows: Sequence[EpcisEvent], *, context: Sequence[Any], query_name: str = "SimpleEventQuery"
+    rows: Sequence[EpcisEvent],
+    *,
+    context: Sequence[Any],
+    query_name: str = "SimpleEventQuery",
+    digital_links: bool = False,
 ) -> dict[str, Any]:
-    """An EPCIS 2.0 query document (``EPCISQueryDocument``) holding ``rows``."""
+    """An EPCIS 2.0 query document (``EPCISQueryDocument``) holding ``rows`` (their GS1 keys as Digital Links
+    with ``digital_links``)."""
     return {
         "@context": merged_context(rows, context),
         "type": "EPCISQueryDocument",
@@ -1020,7 +1103,7 @@ def query_document(
         "epcisBody": {
             "queryResults": {
                 "queryName": query_name,
-                "resultsBody": {"eventList": [exported(r) for r in rows]},
+                "resultsBody": {"eventList": [exported(r, digital_links=digital_links) for r in rows]},
             }
         },
     }
