@@ -14,8 +14,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from supply_chain.bench import commissioning_document
-from supply_chain.domain.hashing import hex32
 from supply_chain.domain.errors import LotlineError
+from supply_chain.domain.hashing import hex32
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots
