@@ -211,16 +211,27 @@ def bind_product(kind: EventKind | int, product: Product, payload: Mapping[str, 
 _LOOKUPS = "lotline.lookups"
 """Key in ``session.info`` of the locations and products looked up during one batch's planning."""
 
+_FACTS = "lotline.lot_facts"
+"""Key in ``session.info`` of what ``_lot_facts`` has read of each lot's events during one batch's planning."""
+
 
 @contextmanager
 def planning_batch(ctx: Ctx, cache: dict[str, Any] | None = None) -> Iterator[None]:
     """While the rows of one batch are planned, each GLN and GTIN is looked up once, not once per event that
     names it (100 events at one site asked for the site 100 times, each query flushing the rows planned so
     far). ``cache``: look-ups to keep across several calls (a capture ``Writer``'s steps). Only what was
-    found is kept: an unknown GLN or GTIN is asked again, and refused again, each time."""
+    found is kept: an unknown GLN or GTIN is asked again, and refused again, each time.
+
+    Each lot's facts for the invariants (``_lot_facts``) are also kept while the outermost batch is planned,
+    and brought up to date from the events added since, so 100 events on a lot of 1,000 read 1,100 events
+    rather than 100 x 1,000. They are dropped when it ends (not kept in ``cache``, which outlives a batch's
+    write: a refused write fails events, and facts must then be read afresh)."""
     info = ctx.session.info
     outer = info.get(_LOOKUPS)
+    outer_facts = info.get(_FACTS)
     info[_LOOKUPS] = cache if cache is not None else (outer if outer is not None else {})
+    if outer_facts is None:
+        info[_FACTS] = {}
     try:
         yield
     finally:
@@ -228,6 +239,8 @@ def planning_batch(ctx: Ctx, cache: dict[str, Any] | None = None) -> Iterator[No
             info.pop(_LOOKUPS, None)
         else:
             info[_LOOKUPS] = outer
+        if outer_facts is None:
+            info.pop(_FACTS, None)
 
 
 def _location(ctx: Ctx, gln: str, field: str) -> Location:
@@ -264,14 +277,23 @@ def _sites(ctx: Ctx, payload: Mapping[str, Any]) -> dict[str, invariants.Site]:
     return sites
 
 
-def _lot_facts(lot: Lot) -> invariants.LotFacts | None:
-    """What the record holds about ``lot`` (None for a lot whose creation event is not written yet)."""
-    events = [e for e in lot.events if e.status != "failed"]
-    created = next((e for e in events if int(e.kind) in CREATION_KINDS), None)
+def _lot_facts(ctx: Ctx, lot: Lot) -> invariants.LotFacts | None:
+    """What the record holds about ``lot`` (None for a lot whose creation event is not written yet).
+
+    While a batch is planned (``planning_batch``) the events read so far are remembered per lot and only
+    the ones added since (the batch's own, appended in order) are read again."""
+    memo = ctx.session.info.get(_FACTS)
+    events = lot.events
+    seen = memo.get(id(lot)) if memo is not None else None
+    if seen is None or seen.lot is not lot or seen.read > len(events):
+        seen = _FactsRead(lot)
+    seen.read_more(events)
+    if memo is not None:
+        memo[id(lot)] = seen
+    created, shipment = seen.created, seen.shipment
     if created is None:
         return None
-    shipments = [e for e in events if int(e.kind) == EventKind.SHIPPING]
-    shipped = shipments[-1].payload if shipments else {}
+    shipped = shipment.payload if shipment is not None else {}
     return invariants.LotFacts(
         lot.lot_code,
         lot.unit,
@@ -280,6 +302,28 @@ def _lot_facts(lot: Lot) -> invariants.LotFacts | None:
         last_shipped=event_date(EventKind.SHIPPING, shipped) if shipped else None,
         shipped_quantity=Decimal(shipped["quantity"]) if shipped.get("quantity") else None,
     )
+
+
+@dataclass
+class _FactsRead:
+    """How far ``_lot_facts`` has read a lot's events: its first creation event and its last shipment among
+    those not failed."""
+
+    lot: Lot
+    read: int = 0
+    created: Event | None = None
+    shipment: Event | None = None
+
+    def read_more(self, events: Sequence[Event]) -> None:
+        for event in events[self.read :]:
+            if event.status == "failed":
+                continue
+            kind = int(event.kind)
+            if self.created is None and kind in CREATION_KINDS:
+                self.created = event
+            if kind == EventKind.SHIPPING:
+                self.shipment = event
+        self.read = len(events)
 
 
 def _check_invariants(
@@ -296,7 +340,7 @@ def _check_invariants(
         source = ctx.session.scalars(
             select(Lot).where(Lot.gtin == item["gtin"], Lot.lot_code == item["lot_code"])
         ).first()
-        if source is not None and (facts := _lot_facts(source)) is not None:
+        if source is not None and (facts := _lot_facts(ctx, source)) is not None:
             inputs[(source.gtin, source.lot_code)] = facts
     invariants.check_event(
         kind,
@@ -304,7 +348,7 @@ def _check_invariants(
         actor=invariants.Party(actor.id, actor.name),
         sites=_sites(ctx, payload),
         now=datetime.now(UTC),
-        lot=_lot_facts(lot),
+        lot=_lot_facts(ctx, lot),
         recipient=invariants.Party(recipient.id, recipient.name) if recipient is not None else None,
         inputs=inputs,
         derived=kind is EventKind.RECALL and "source_gtin" in payload,

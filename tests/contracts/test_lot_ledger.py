@@ -609,6 +609,57 @@ def test_record_events_by_non_custodian_reverts_with_lot_not_custodian(ledger, a
     )
 
 
+def test_a_long_record_events_is_checked_with_one_event_per_kind_and_refused_as_the_whole_would_be(
+    ledger, actors, make_lot, refused, monkeypatch
+):
+    """Where the gas limit is fixed (the embedded chain) the pre-flight ``eth_call`` of a ``recordEvents``
+    carries one event of each kind, in the order the kinds first appear, instead of the whole batch: the
+    batch's EVM work is done once. It is refused when the whole would be, with the same error (the first
+    kind that is not free; the lot's custody), and nothing is mined; a batch it passes is recorded whole."""
+    checked: list[str] = []  # the recordEvents calls made with eth_call
+    call = ledger.w3.eth.call
+    selector = "0x" + ledger.encode_call("recordEvents", [b"\0" * 32, [], []])[:4].hex()
+
+    def spy(transaction, *args, **kwargs):
+        if transaction["data"].startswith(selector):
+            checked.append(transaction["data"])
+        return call(transaction, *args, **kwargs)
+
+    monkeypatch.setattr(ledger.w3.eth, "call", spy)
+
+    def data(lot_id, kinds, hashes):
+        return "0x" + ledger.encode_call("recordEvents", [lot_id, [int(k) for k in kinds], hashes]).hex()
+
+    lot_id = make_lot()
+    kinds = [EventKind.COOLING] * 12 + [EventKind.OBSERVATION] * 6 + [EventKind.RECALL] + [EventKind.SHIPPING] * 3
+    hashes = [secrets.token_bytes(32) for _ in kinds]
+    exc = refused(
+        lambda: ledger.record_events(actors.producer, lot_id, kinds, hashes),
+        "EventKindNotAllowed",
+        InvalidInput,
+        lots=(lot_id,),
+    )
+    assert exc.chain_args == {"kind": int(EventKind.RECALL)}  # the first bad kind, as the whole batch says
+    picked = [0, 12, 18, 19]
+    if ledger.fixed_gas:
+        assert checked == [data(lot_id, [kinds[i] for i in picked], [hashes[i] for i in picked])]
+
+    good = [EventKind.COOLING, EventKind.OBSERVATION] * 15
+    good_hashes = [secrets.token_bytes(32) for _ in good]
+    refused(
+        lambda: ledger.record_events(actors.producer2, lot_id, good, good_hashes),
+        "LotNotCustodian",
+        Forbidden,
+        lots=(lot_id,),
+    )
+    checked.clear()
+    result = ledger.record_events(actors.producer, lot_id, good, good_hashes)
+    assert [e.args["seq"] for e in result.events] == list(range(2, 32))
+    assert ledger.get_lot(lot_id).event_count == 31
+    if ledger.fixed_gas:
+        assert checked == [data(lot_id, good[:2], good_hashes[:2])]
+
+
 # ============================================================================================ custody
 
 

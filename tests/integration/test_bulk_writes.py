@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from supply_chain.bench import commissioning_document
+from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.hashing import hex32
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.domain.kinds import EventKind
@@ -92,3 +93,43 @@ def test_get_lots_answers_as_get_lot_for_each_lot(network: Any) -> None:
         many = ctx.ledger.get_lots([lot.lot_id, unknown])
         assert many == {lot.lot_id.lower(): ctx.ledger.get_lot(lot.lot_id), unknown: ctx.ledger.get_lot(unknown)}
         assert many[lot.lot_id.lower()].event_count == 1 and not many[unknown].exists
+
+
+def test_a_batch_reads_the_lots_events_once_for_its_facts_and_still_applies_them_to_every_event(
+    network: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The facts an event is checked against (the lot's creation, its last shipment) are read once per batch
+    and brought up to date with the batch's own events: the events read grow with the batch, not with the
+    batch times the lot's history. The facts still hold for the batch's last event: one dated before the
+    lot's creation is refused, and nothing of the batch is written."""
+    read: list[int] = []
+    read_more = lots._FactsRead.read_more
+
+    def counted(self: Any, events: Any) -> None:
+        read.append(len(events) - self.read)
+        read_more(self, events)
+
+    monkeypatch.setattr(lots._FactsRead, "read_more", counted)
+    with network.runtime.ctx() as ctx:
+        farm = network.org("farm", ctx)
+        lot = ctx.session.get(Lot, network.lot_pk)
+        note = {"note": "check", "date": "2026-11-21", "location_gln": network.farm_site}
+        lots.record_events(ctx, farm, lot, [(EventKind.OBSERVATION, note)] * BATCH)
+        held = len(lot.events)
+        read.clear()
+        lots.record_events(ctx, farm, lot, [(EventKind.OBSERVATION, note)] * BATCH)
+        # the held events once, then each planned event of the batch once (before: held + i for event i)
+        assert sum(read) <= held + BATCH, (held, read)
+        before = dict(events=len(lot.events), block=ctx.ledger.w3.eth.block_number)
+        early = dict(note, date="2026-11-19")  # the lot was harvested on 2026-11-20
+        with pytest.raises(LotlineError) as refused:
+            lots.record_events(
+                ctx, farm, lot, [(EventKind.OBSERVATION, note)] * (BATCH - 1) + [(EventKind.OBSERVATION, early)]
+            )
+        assert refused.value.code == "date_before_lot"
+        ctx.session.rollback()
+        assert (
+            ctx.session.scalar(select(func.count()).select_from(Event).where(Event.lot_id == lot.id))
+            == before["events"]
+        )
+        assert ctx.ledger.w3.eth.block_number == before["block"]
