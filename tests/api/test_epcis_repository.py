@@ -926,6 +926,100 @@ def test_an_organisation_sees_the_events_it_captured_and_oversight_sees_all(
     assert hidden.status_code == 404
 
 
+@pytest.fixture(scope="module")
+def twins(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member], corpus: dict[str, Any]) -> Member:
+    """Another organisation's events that match every new parameter the corpus answers: its items, lot,
+    parent, transformation ID, persistent dispositions, error declaration, quantities and sensor reports."""
+    with repo_runtime.ctx() as ctx:
+        regulator = ctx.session.get(Organisation, members["regulator"].org.id)
+        org = orgs.onboard(ctx, regulator, "Repo Stranger", ["distributor"])
+        stranger = Member("stranger", org, "", "")
+        _, stranger.write = tokens.create(ctx, org, "epcis", "write")
+        _, stranger.read = tokens.create(ctx, org, "epcis read", "read")
+        ctx.session.commit()
+    shared = {"eventTimeZoneOffset": "+00:00", "eventTime": "2024-02-01T00:00:00Z"}
+    events = [
+        _object(
+            eventID="urn:uuid:c3000000-0000-4000-8000-000000000001",
+            epcList=["urn:epc:id:sgtin:0614141.107346.901"],
+            quantityList=[{"epcClass": "urn:epc:class:lgtin:0614141.107346.TW", "quantity": 40, "uom": "KGM"}],
+            persistentDisposition={"set": ["completeness_verified"], "unset": ["completeness_verified"]},
+            errorDeclaration={
+                "declarationTime": "2024-01-10T00:00:00Z",
+                "reason": "did_not_occur",
+                "correctiveEventIDs": ["urn:uuid:c0000000-0000-4000-8000-000000000005"],
+            },
+            sensorElementList=[COLD_CHAIN, LAB_REPORT],
+        ),
+        {
+            "type": "TransformationEvent",
+            "eventID": "urn:uuid:c3000000-0000-4000-8000-000000000002",
+            "inputEPCList": ["urn:epc:id:sgtin:0614141.107346.902"],
+            "outputEPCList": ["urn:epc:id:sgtin:0614141.107346.903"],
+            "inputQuantityList": [{"epcClass": CORPUS_CLASSES["input"], "quantity": 50, "uom": "KGM"}],
+            "transformationID": TRANSFORMATION_ID,
+            **shared,
+        },
+        {
+            "type": "AggregationEvent",
+            "eventID": "urn:uuid:c3000000-0000-4000-8000-000000000003",
+            "parentID": "urn:epc:id:grai:4012345.55555.988",
+            "childEPCs": ["urn:epc:id:sscc:0614141.1234567891"],
+            "action": "ADD",
+            **shared,
+        },
+    ]
+    job = _capture(repo_app.test_client(), stranger, _doc(*events)).get_json()
+    assert job.get("status") == "done" and len(job["events"]) == 3, json.dumps(job)[:3000]
+    return stranger
+
+
+NEW_PARAMETERS = [
+    "MATCH_epc=urn:epc:idpat:sgtin:0614141.107346.*",
+    "MATCH_epc=https://id.gs1.org/01/10614141073464",
+    "MATCH_inputEPC=urn:epc:idpat:sgtin:0614141.*.*",
+    "MATCH_outputEPC=urn:epc:idpat:sgtin:*.*.*",
+    "MATCH_anyEPC=urn:epc:idpat:sscc:0614141.*",
+    "MATCH_parentID=urn:epc:idpat:grai:4012345.55555.*",
+    "MATCH_epcClass=urn:epc:idpat:sgtin:0614141.107346.*",
+    "MATCH_anyEPCClass=urn:epc:idpat:sgtin:0614141.*.*",
+    f"EQ_transformationID={TRANSFORMATION_ID}",
+    "EQ_persistentDisposition_set=completeness_verified",
+    "EQ_persistentDisposition_unset=completeness_verified",
+    "GE_errorDeclarationTime=2024-01-08T00:00:00Z",
+    "EQ_errorReason=did_not_occur",
+    "EQ_correctiveEventID=urn:uuid:c0000000-0000-4000-8000-000000000005",
+    "EQ_quantity=40",
+    "GE_quantity_KGM=50",
+    "EXISTS_sensorElementList=",
+    "EQ_type=Temperature&GE_value_CEL=8",
+    "EQ_deviceID=urn:epc:id:giai:4000001.222",
+    "EQ_bizRules=https://example.com/rules/cold-chain",
+    "EQ_booleanValue=false",
+    "EQ_hexBinaryValue=0aff",
+    "GE_percRank=90",
+    "LT_time=2024-01-01T00:00:00Z",
+]
+"""One query of each new kind, each matching at least one event of the corpus and of the twins."""
+
+
+def _twin_ids(response: Any) -> list[int]:
+    return [
+        int(e["eventID"][-1]) for e in _event_list(response) if e.get("eventID", "").startswith("urn:uuid:c3000000")
+    ]
+
+
+@pytest.mark.parametrize("query", NEW_PARAMETERS)
+def test_new_parameters_never_match_another_organisations_events(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any], twins: Member, query: str
+) -> None:
+    assert _ids(_events(rc, members["other"], query)) and not _twin_ids(_events(rc, members["other"], query))
+    assert _twin_ids(_events(rc, twins, query)) and not _ids(_events(rc, twins, query))
+    regulator = _events(rc, members["regulator"], query)  # oversight sees both
+    assert _ids(regulator) and _twin_ids(regulator)
+    assert not _ids(_events(rc, members["receiver"], query))
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
