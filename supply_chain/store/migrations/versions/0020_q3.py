@@ -145,9 +145,7 @@ def _backfill() -> None:
             connection.execute(sa.insert(reports), [{"event_pk": event_pk, **r} for r in found])
         declared = when(indexing.error_declaration_time(body))
         if declared is not None:
-            connection.execute(
-                sa.update(events).where(events.c.id == event_pk).values(error_declaration_time=declared)
-            )
+            connection.execute(sa.update(events).where(events.c.id == event_pk).values(error_declaration_time=declared))
 
 
 def downgrade() -> None:
