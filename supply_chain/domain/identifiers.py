@@ -390,3 +390,93 @@ def split_serial(lot_path: str) -> tuple[str, str] | None:
     if not sep or not lot or not serial or "/" in serial:
         return None
     return lot, serial
+
+
+# ================================================================== EPC patterns (EPCIS MATCH_* wildcards)
+
+PATTERN_KEY_LENGTHS = {"sgtin": 14, "sgln": 13, "sscc": 18, "grai": 13}
+"""The length of ``pattern_key`` for each pattern scheme (GTIN-14, GLN, SSCC-18, GRAI without its serial)."""
+
+
+def pattern_key(key: GS1Key) -> str | None:
+    """The digits of a GS1 key with its company prefix first, so that every EPC pattern (``CP.*.*``, ``CP.IR.*``)
+    is a range of these digits: a GTIN or SSCC moves its indicator/extension digit to the end; a GLN already
+    begins with its prefix; a GRAI drops its leading zero and its serial. None for other keys."""
+    if key.scheme in ("sgtin", "lgtin", "gtin", "sscc"):
+        return key.key[1:] + key.key[0]
+    if key.scheme in ("sgln", "gln", "pgln"):
+        return key.key
+    if key.scheme == "grai":
+        return key.key[1:14]
+    return None
+
+
+@dataclass(frozen=True)
+class EpcPattern:
+    """An EPC pattern URI (TDS section 8, ``urn:epc:idpat:sgtin:0614141.107346.*``) as a range of
+    ``pattern_key`` digits within its ``scheme`` (sgtin, sgln, sscc, grai); ``low``/``high`` are None for a
+    pattern of all wildcards (every EPC of the scheme), equal for one class (``CP.IR.*``). Every bound has the
+    key's full length and only digits, so it compares the same under any database collation."""
+
+    scheme: str
+    low: str | None = None
+    high: str | None = None
+
+
+_PATTERN_FIELDS = {"sgtin": 3, "sgln": 3, "grai": 3, "sscc": 2}
+"""How many fields each pattern scheme has."""
+
+
+def parse_epc_pattern(uri: str, field: str) -> EpcPattern | None:
+    """The pattern ``uri`` writes, None if it is no pattern URI (``urn:epc:idpat:``) or names every field (then it
+    is one EPC; the caller compares it as its ``urn:epc:id:`` twin); InvalidInput naming ``field`` for a pattern
+    written wrongly or of a scheme Lotline cannot match (sgtin, sgln, grai and sscc are matched)."""
+    if not uri.startswith("urn:epc:idpat:"):
+        return None
+    scheme, _, rest = uri[len("urn:epc:idpat:") :].partition(":")
+    count = _PATTERN_FIELDS.get(scheme)
+    if count is None:
+        raise InvalidInput(
+            f"{field}: {uri!r:.80} is a pattern of a scheme Lotline does not match (sgtin, sgln, grai, sscc)",
+            field=field,
+            code="invalid_identifier",
+        )
+    parts = rest.split(".")
+    stars = [p == "*" for p in parts]
+    wrong = len(parts) != count or any(stars[i] and not stars[i + 1] for i in range(len(parts) - 1))
+    fixed = parts[: stars.index(True)] if True in stars else parts
+    if not wrong and len(fixed) < count:
+        digits = "".join(fixed)
+        # company prefix + item reference (with indicator) is 13 digits, + location reference or asset type 12
+        wrong = (bool(fixed) and not digits.isdigit()) or (
+            len(fixed) == 2 and len(digits) != (13 if scheme == "sgtin" else 12)
+        )
+    if wrong:
+        raise InvalidInput(
+            f"{field}: {uri!r:.80} is not an EPC pattern: {scheme} takes {count} fields separated by '.', digits "
+            "first and '*' for every field after the first wildcard (e.g. urn:epc:idpat:sgtin:0614141.107346.*)",
+            field=field,
+            code="invalid_identifier",
+        )
+    if len(fixed) == count:
+        return None
+    length = PATTERN_KEY_LENGTHS[scheme]
+    if not fixed:
+        return EpcPattern(scheme)
+    if len(fixed) == 1:
+        prefix = fixed[0]
+        if not 6 <= len(prefix) <= 12:
+            raise InvalidInput(
+                f"{field}: {uri!r:.80}: a GS1 company prefix has 6 to 12 digits", field=field, code="invalid_identifier"
+            )
+        return EpcPattern(scheme, prefix.ljust(length, "0"), prefix.ljust(length, "9"))
+    prefix, reference = fixed
+    if scheme == "sgtin":  # indicator digit + company prefix + item reference + check digit
+        body = reference[0] + prefix + reference[1:]
+        key = pattern_key(GS1Key("gtin", body + str(gtin_check_digit(body))))
+    elif scheme == "sgln":
+        key = prefix + reference + str(gs1_check_digit(prefix + reference))
+    else:  # grai: company prefix + asset type + check digit (of the GRAI-14 with its leading zero)
+        key = prefix + reference + str(gs1_check_digit("0" + prefix + reference))
+    assert key is not None
+    return EpcPattern(scheme, key, key)

@@ -1196,6 +1196,8 @@ class EpcisEvent(Base):
     read_point: Mapped[str | None] = mapped_column(String(300), index=True)
     biz_location: Mapped[str | None] = mapped_column(String(300), index=True)
     has_error_declaration: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_declaration_time: Mapped[datetime | None] = mapped_column(index=True)
+    """The ``declarationTime`` of its ``errorDeclaration`` (``GE_/LT_errorDeclarationTime``)."""
     declared_erroneous_by_id: Mapped[int | None] = mapped_column(LargeId, ForeignKey("epcis_events.id"))
     """Set on an event another captured event declared erroneous (its ``errorDeclaration``)."""
     body: Mapped[dict[str, Any]]
@@ -1210,16 +1212,64 @@ class EpcisEventEpc(Base):
     """An identifier an EPCIS event names, in its GS1 Digital Link form where it has one (``MATCH_*``)."""
 
     __tablename__ = "epcis_event_epcs"
+    __table_args__ = (
+        Index("ix_epcis_event_epcs_pattern", "scheme", "pattern_key"),
+        Index("ix_epcis_event_epcs_amount", "role", "amount"),
+    )
 
     id: Mapped[int] = mapped_column(LargeId, primary_key=True)
     event_pk: Mapped[int] = mapped_column(LargeId, ForeignKey("epcis_events.id"), index=True)
     role: Mapped[str] = mapped_column(String(8))
     """epc (epcList, childEPCs), in_epc/out_epc (inputEPCList/outputEPCList), parent (parentID), class
     (quantityList, childQuantityList), inclass/outclass (inputQuantityList/outputQuantityList), biztx
-    (bizTransactionList), source (sourceList), dest (destinationList)."""
+    (bizTransactionList), source (sourceList), dest (destinationList), xform (transformationID), pd_set/pd_unset
+    (persistentDisposition), err_why (errorDeclaration reason), fix_id (its correctiveEventIDs)."""
     epc: Mapped[str] = mapped_column(String(500), index=True)
     qualifier: Mapped[str | None] = mapped_column(String(300))
-    """The type of a biztx, source or dest entry, as its bare CBV word (``po``, ``owning_party``) or URI."""
+    """The type of a biztx, source or dest entry, as its bare CBV word (``po``, ``owning_party``) or URI; the
+    ``uom`` of a quantity element."""
+    amount: Mapped[float | None] = mapped_column(Float)
+    """The ``quantity`` of a quantity element (``EQ_/GT_/GE_/LT_/LE_quantity``)."""
+    scheme: Mapped[str | None] = mapped_column(String(8))
+    """The GS1 scheme of an EPC or class (sgtin, lgtin, gtin, sgln, gln, sscc, grai, pgln) for EPC patterns."""
+    pattern_key: Mapped[str | None] = mapped_column(String(20))
+    """``identifiers.pattern_key``: its GS1 key's digits, company prefix first (EPC patterns are ranges of it)."""
+
+
+class EpcisSensorReport(Base):
+    """One sensorReport of an EPCIS event's sensorElementList, with its sensorMetadata folded in (a report's own
+    deviceID, time, dataProcessingMethod or bizRules win over the metadata's); an element without reports has
+    one row of its metadata. The sensor query parameters (``EQ_type``, ``GE_value_{uom}``, ...) all hold for one
+    row: one report."""
+
+    __tablename__ = "epcis_sensor_reports"
+    __table_args__ = (Index("ix_epcis_sensor_reports_type_value", "type", "value"),)
+
+    id: Mapped[int] = mapped_column(LargeId, primary_key=True)
+    event_pk: Mapped[int] = mapped_column(LargeId, ForeignKey("epcis_events.id"), index=True)
+    type: Mapped[str | None] = mapped_column(String(300))
+    """The measurement type as its bare GS1 word (``Temperature``) or URI."""
+    device_id: Mapped[str | None] = mapped_column(String(500), index=True)
+    data_processing_method: Mapped[str | None] = mapped_column(String(500))
+    biz_rules: Mapped[str | None] = mapped_column(String(500))
+    microorganism: Mapped[str | None] = mapped_column(String(500))
+    chemical_substance: Mapped[str | None] = mapped_column(String(500))
+    string_value: Mapped[str | None] = mapped_column(String(500))
+    boolean_value: Mapped[bool | None] = mapped_column(Boolean)
+    hex_binary_value: Mapped[str | None] = mapped_column(String(500))
+    """Upper case: hexBinary compares without regard to case."""
+    uri_value: Mapped[str | None] = mapped_column(String(500))
+    time: Mapped[datetime | None] = mapped_column(index=True)
+    start_time: Mapped[datetime | None]
+    end_time: Mapped[datetime | None]
+    value: Mapped[float | None] = mapped_column(Float)
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    mean_value: Mapped[float | None] = mapped_column(Float)
+    s_dev: Mapped[float | None] = mapped_column(Float)
+    perc_rank: Mapped[float | None] = mapped_column(Float)
+    perc_value: Mapped[float | None] = mapped_column(Float)
+    uom: Mapped[str | None] = mapped_column(String(16))
 
 
 class EpcisAnchor(Base):

@@ -425,6 +425,8 @@ def corpus(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member]) -
             bizStep="shipping",
             disposition="in_transit",
             readPoint={"id": sgln_a},
+            persistentDisposition={"unset": ["completeness_verified"]},
+            sensorElementList=[COLD_CHAIN],
             **{"ex:temperatureNote": "kept cold"},
         ),
         {
@@ -447,6 +449,7 @@ def corpus(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member]) -
             "childEPCs": ["urn:epc:id:giai:4000001.12345"],
             "action": "ADD",
             "bizStep": "assembling",
+            "errorDeclaration": {"declarationTime": "2024-01-10T00:00:00Z"},
         },
         {
             "type": "TransactionEvent",
@@ -468,6 +471,7 @@ def corpus(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member]) -
             "eventTimeZoneOffset": "+00:00",
             "inputEPCList": ["urn:epc:id:sgtin:0614141.107346.557"],
             "outputEPCList": ["urn:epc:id:sgtin:0614141.107346.558"],
+            "transformationID": TRANSFORMATION_ID,
             "bizStep": "commissioning",
             "readPoint": {"id": sgln_a},
         },
@@ -478,7 +482,13 @@ def corpus(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member]) -
             bizStep="receiving",
             disposition="in_progress",
             bizLocation={"id": sgln_b},
-            errorDeclaration={"declarationTime": "2024-01-07T00:00:00Z", "reason": "did_not_occur"},
+            errorDeclaration={
+                "declarationTime": "2024-01-07T00:00:00Z",
+                "reason": "did_not_occur",
+                "correctiveEventIDs": ["urn:uuid:c0000000-0000-4000-8000-000000000005"],
+            },
+            persistentDisposition={"set": ["completeness_verified"], "unset": ["completeness_inferred"]},
+            sensorElementList=[LAB_REPORT],
         ),
         _object(
             eventID="urn:uuid:c0000000-0000-4000-8000-000000000007",
@@ -504,6 +514,7 @@ def corpus(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member]) -
             "eventTimeZoneOffset": "+00:00",
             "inputQuantityList": [{"epcClass": CORPUS_CLASSES["input"], "quantity": 50, "uom": "KGM"}],
             "outputQuantityList": [{"epcClass": CORPUS_CLASSES["output"], "quantity": 45, "uom": "KGM"}],
+            "transformationID": "urn:uuid:c0000000-0000-4000-8000-0000000000f8",
             "bizStep": f"{ns}washing",
         },
     ]
@@ -514,6 +525,53 @@ def corpus(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member]) -
     assert job.get("status") == "done" and len(job["events"]) == 8, json.dumps(job)[:3000]
     return {"events": events, "pallet": pallet, "item": item, "sgln_a": sgln_a, "sgln_b": sgln_b}
 
+
+TRANSFORMATION_ID = "urn:epc:id:gdti:0614141.00001.400"
+COLD_CHAIN = {
+    "sensorMetadata": {
+        "time": "2024-01-01T00:00:00Z",
+        "startTime": "2023-12-31T22:00:00Z",
+        "endTime": "2024-01-01T00:00:00Z",
+        "deviceID": "urn:epc:id:giai:4000001.111",
+        "bizRules": "https://example.com/rules/cold-chain",
+        "dataProcessingMethod": "https://example.com/methods/average",
+    },
+    "sensorReport": [
+        {"type": "Temperature", "value": 4.5, "uom": "CEL"},
+        {"type": "RelativeHumidity", "value": 80, "uom": "P1"},
+        {
+            "type": "Temperature",
+            "time": "2023-12-31T23:00:00Z",
+            "minValue": 2,
+            "maxValue": 7,
+            "meanValue": 4,
+            "sDev": 0.5,
+            "uom": "CEL",
+        },
+    ],
+}
+"""Event 1's sensor element: two temperatures and a humidity of one logger."""
+LAB_REPORT = {
+    "sensorMetadata": {"time": "2024-01-06T00:00:00Z", "deviceID": "urn:epc:id:giai:4000001.222"},
+    "sensorReport": [
+        {"type": "Temperature", "value": 9, "uom": "CEL", "percRank": 95, "percValue": 8.7},
+        {
+            "type": "MassConcentration",
+            "microorganism": "https://www.ncbi.nlm.nih.gov/taxonomy/1639",
+            "value": 0.5,
+            "uom": "H29",
+        },
+        {
+            "type": "MassConcentration",
+            "chemicalSubstance": "https://identifiers.org/inchikey:CZMRCDWAGMRECN-UGDNZRGBSA-N",
+            "stringValue": "below limit",
+            "booleanValue": False,
+            "hexBinaryValue": "0aFF",
+            "uriValue": "https://example.com/lab/report/77",
+        },
+    ],
+}
+"""Event 6's sensor element: a warm temperature and a lab's findings."""
 
 CORPUS_CLASSES = {
     "shipped": "urn:epc:class:lgtin:0614141.107346.SHIP1",
@@ -575,8 +633,93 @@ def _ids(response: Any) -> list[int]:
         ("EQ_destination_owning_party=urn:epc:id:pgln:0614141.00002", [7]),
         ("EQ_destination_location=urn:epc:id:pgln:0614141.00002", []),  # another type
         ("EQ_eventID=urn:uuid:c0000000-0000-4000-8000-000000000003", [3]),
-        ("EXISTS_errorDeclaration=", [6]),
+        ("EXISTS_errorDeclaration=", [3, 6]),
         ("eventType=ObjectEvent&EQ_bizStep=receiving", [6]),
+        # EPC patterns (TDS idpat) and a GTIN's Digital Link: every serialised item of the class
+        ("MATCH_epc=urn:epc:idpat:sgtin:0614141.107346.*", [1, 2, 4, 6]),
+        ("MATCH_epc=urn:epc:idpat:sgtin:0614141.*.*", [1, 2, 4, 6]),
+        ("MATCH_epc=urn:epc:idpat:sgtin:*.*.*", [1, 2, 4, 6]),
+        ("MATCH_epc=urn:epc:idpat:sgtin:0614141.007346.*", []),  # another indicator digit: another GTIN
+        ("MATCH_epc=urn:epc:idpat:sgtin:0614142.*.*", []),
+        ("MATCH_epc=urn:epc:idpat:sgtin:0614141.107346.555", [1, 2]),  # no wildcard: that one EPC
+        ("MATCH_epc=https://id.gs1.org/01/10614141073464", [1, 2, 4, 6]),
+        ("MATCH_epc=https://example.com/01/10614141073464|urn:epc:id:sscc:0614141.1234567890", [1, 2, 4, 6]),
+        ("MATCH_inputEPC=urn:epc:idpat:sgtin:0614141.107346.*", [5]),
+        ("MATCH_outputEPC=urn:epc:idpat:sgtin:0614141.*.*", [5]),
+        ("MATCH_anyEPC=urn:epc:idpat:sscc:0614141.*", [2]),
+        ("MATCH_anyEPC=urn:epc:idpat:sscc:0614142.*", []),
+        ("MATCH_parentID=urn:epc:idpat:grai:4012345.55555.*", [3]),
+        ("MATCH_parentID=urn:epc:idpat:grai:4012345.*.*", [3]),
+        ("MATCH_parentID=urn:epc:idpat:grai:4012345.55556.*", []),
+        ("MATCH_parentID=urn:epc:idpat:sgtin:0614141.*.*", []),  # the parents are an SSCC and a GRAI
+        ("MATCH_epcClass=urn:epc:idpat:sgtin:0614141.107346.*", [7]),  # the lot SHIP1 of that GTIN
+        ("MATCH_epcClass=https://id.gs1.org/01/10614141073464", []),  # a class is compared as it is
+        ("MATCH_inputEPCClass=urn:epc:idpat:sgtin:0614141.007346.*", [8]),
+        ("MATCH_anyEPCClass=urn:epc:idpat:sgtin:0614141.*.*", [7, 8]),
+        ("MATCH_outputEPCClass=urn:epc:idpat:sgtin:0614141.007346.*", []),
+        # transformation ID, persistent disposition
+        (f"EQ_transformationID={TRANSFORMATION_ID}", [5]),
+        ("EQ_transformationID=https://id.gs1.org/253/0614141000012400", [5]),  # the GDTI as a Digital Link
+        ("EQ_transformationID=urn:uuid:c0000000-0000-4000-8000-0000000000f8|urn:x:none", [8]),
+        ("EQ_persistentDisposition_set=completeness_verified", [6]),
+        ("EQ_persistentDisposition_set=urn:epcglobal:cbv:disp:completeness_verified", [6]),
+        ("EQ_persistentDisposition_unset=completeness_verified", [1]),
+        ("EQ_persistentDisposition_unset=completeness_verified|completeness_inferred", [1, 6]),
+        ("EQ_persistentDisposition_set=completeness_inferred", []),
+        # error declarations
+        ("GE_errorDeclarationTime=2024-01-07T00:00:00Z", [3, 6]),
+        ("GE_errorDeclarationTime=2024-01-08T00:00:00Z", [3]),
+        ("LT_errorDeclarationTime=2024-01-07T00:00:01Z", [6]),
+        ("EQ_errorReason=did_not_occur", [6]),
+        ("EQ_errorReason=urn:epcglobal:cbv:er:did_not_occur", [6]),
+        ("EQ_errorReason=incorrect_data", []),
+        ("EQ_correctiveEventID=urn:uuid:c0000000-0000-4000-8000-000000000005", [6]),
+        ("EQ_correctiveEventID=urn:uuid:c0000000-0000-4000-8000-000000000004", []),
+        # quantities, of any quantity list: 40 KGM (7), 50 and 45 KGM (8)
+        ("EQ_quantity=40", [7]),
+        ("GT_quantity=45", [8]),
+        ("GE_quantity=45", [8]),
+        ("LT_quantity=45", [7]),
+        ("LE_quantity=45", [7, 8]),
+        ("GE_quantity=41&LE_quantity=44", []),  # both must hold for one element
+        ("EQ_quantity_KGM=50", [8]),
+        ("GE_quantity_LBR=1", []),  # no conversion between units
+        # sensor reports: every sensor parameter holds for one report
+        ("EXISTS_sensorElementList=", [1, 6]),
+        ("EQ_type=Temperature", [1, 6]),
+        ("EQ_type=gs1:RelativeHumidity", [1]),
+        ("EQ_type=https://gs1.org/voc/MassConcentration", [6]),
+        ("EQ_deviceID=urn:epc:id:giai:4000001.222", [6]),
+        ("EQ_deviceID=https://id.gs1.org/8004/4000001111", [1]),  # the GIAI as a Digital Link
+        ("EQ_bizRules=https://example.com/rules/cold-chain", [1]),
+        ("EQ_dataProcessingMethod=https://example.com/methods/average", [1]),
+        ("EQ_microorganism=https://www.ncbi.nlm.nih.gov/taxonomy/1639", [6]),
+        ("EQ_chemicalSubstance=https://identifiers.org/inchikey:CZMRCDWAGMRECN-UGDNZRGBSA-N", [6]),
+        ("EQ_stringValue=below limit", [6]),
+        ("EQ_stringValue=Below limit", []),
+        ("EQ_booleanValue=false", [6]),
+        ("EQ_booleanValue=true", []),
+        ("EQ_hexBinaryValue=0AFF", [6]),  # hexBinary: case does not matter
+        ("EQ_uriValue=https://example.com/lab/report/77", [6]),
+        ("GE_value=8", [1, 6]),  # the humidity of 80 % and the temperature of 9 degrees
+        ("EQ_type=Temperature&GE_value=8", [6]),
+        ("GE_value_CEL=8", [6]),
+        ("LT_value_CEL=5", [1]),
+        ("LE_value_CEL=4.5", [1]),
+        ("EQ_value_CEL=9", [6]),
+        ("GT_value_P1=79.5", [1]),
+        ("GE_maxValue_CEL=7", [1]),
+        ("GT_maxValue_CEL=7", []),
+        ("LT_minValue_CEL=3", [1]),
+        ("EQ_meanValue_CEL=4", [1]),
+        ("LE_sDev=0.5", [1]),
+        ("GE_percRank=90", [6]),
+        ("LT_percValue_CEL=9", [6]),
+        ("GE_time=2024-01-05T00:00:00Z", [6]),
+        ("LT_time=2024-01-01T00:00:00Z", [1]),  # the report of 23:00 the day before
+        ("GE_startTime=2023-12-31T00:00:00Z", [1]),
+        ("LT_endTime=2024-01-01T00:00:00Z", []),
+        ("GE_endTime=2024-01-01T00:00:00Z&EQ_type=RelativeHumidity", [1]),
         ("orderBy=eventTime&orderDirection=ASC", [8, 1, 2, 3, 4, 5, 6, 7]),
         ("orderBy=eventTime", [7, 6, 5, 4, 3, 2, 1, 8]),  # descending unless told
         ("orderBy=eventTime&eventCountLimit=2", [7, 6]),  # the two latest
@@ -783,6 +926,100 @@ def test_an_organisation_sees_the_events_it_captured_and_oversight_sees_all(
     assert hidden.status_code == 404
 
 
+@pytest.fixture(scope="module")
+def twins(repo_app: Flask, repo_runtime: Runtime, members: dict[str, Member], corpus: dict[str, Any]) -> Member:
+    """Another organisation's events that match every new parameter the corpus answers: its items, lot,
+    parent, transformation ID, persistent dispositions, error declaration, quantities and sensor reports."""
+    with repo_runtime.ctx() as ctx:
+        regulator = ctx.session.get(Organisation, members["regulator"].org.id)
+        org = orgs.onboard(ctx, regulator, "Repo Stranger", ["distributor"])
+        stranger = Member("stranger", org, "", "")
+        _, stranger.write = tokens.create(ctx, org, "epcis", "write")
+        _, stranger.read = tokens.create(ctx, org, "epcis read", "read")
+        ctx.session.commit()
+    shared = {"eventTimeZoneOffset": "+00:00", "eventTime": "2024-02-01T00:00:00Z"}
+    events = [
+        _object(
+            eventID="urn:uuid:c3000000-0000-4000-8000-000000000001",
+            epcList=["urn:epc:id:sgtin:0614141.107346.901"],
+            quantityList=[{"epcClass": "urn:epc:class:lgtin:0614141.107346.TW", "quantity": 40, "uom": "KGM"}],
+            persistentDisposition={"set": ["completeness_verified"], "unset": ["completeness_verified"]},
+            errorDeclaration={
+                "declarationTime": "2024-01-10T00:00:00Z",
+                "reason": "did_not_occur",
+                "correctiveEventIDs": ["urn:uuid:c0000000-0000-4000-8000-000000000005"],
+            },
+            sensorElementList=[COLD_CHAIN, LAB_REPORT],
+        ),
+        {
+            "type": "TransformationEvent",
+            "eventID": "urn:uuid:c3000000-0000-4000-8000-000000000002",
+            "inputEPCList": ["urn:epc:id:sgtin:0614141.107346.902"],
+            "outputEPCList": ["urn:epc:id:sgtin:0614141.107346.903"],
+            "inputQuantityList": [{"epcClass": CORPUS_CLASSES["input"], "quantity": 50, "uom": "KGM"}],
+            "transformationID": TRANSFORMATION_ID,
+            **shared,
+        },
+        {
+            "type": "AggregationEvent",
+            "eventID": "urn:uuid:c3000000-0000-4000-8000-000000000003",
+            "parentID": "urn:epc:id:grai:4012345.55555.988",
+            "childEPCs": ["urn:epc:id:sscc:0614141.1234567891"],
+            "action": "ADD",
+            **shared,
+        },
+    ]
+    job = _capture(repo_app.test_client(), stranger, _doc(*events)).get_json()
+    assert job.get("status") == "done" and len(job["events"]) == 3, json.dumps(job)[:3000]
+    return stranger
+
+
+NEW_PARAMETERS = [
+    "MATCH_epc=urn:epc:idpat:sgtin:0614141.107346.*",
+    "MATCH_epc=https://id.gs1.org/01/10614141073464",
+    "MATCH_inputEPC=urn:epc:idpat:sgtin:0614141.*.*",
+    "MATCH_outputEPC=urn:epc:idpat:sgtin:*.*.*",
+    "MATCH_anyEPC=urn:epc:idpat:sscc:0614141.*",
+    "MATCH_parentID=urn:epc:idpat:grai:4012345.55555.*",
+    "MATCH_epcClass=urn:epc:idpat:sgtin:0614141.107346.*",
+    "MATCH_anyEPCClass=urn:epc:idpat:sgtin:0614141.*.*",
+    f"EQ_transformationID={TRANSFORMATION_ID}",
+    "EQ_persistentDisposition_set=completeness_verified",
+    "EQ_persistentDisposition_unset=completeness_verified",
+    "GE_errorDeclarationTime=2024-01-08T00:00:00Z",
+    "EQ_errorReason=did_not_occur",
+    "EQ_correctiveEventID=urn:uuid:c0000000-0000-4000-8000-000000000005",
+    "EQ_quantity=40",
+    "GE_quantity_KGM=50",
+    "EXISTS_sensorElementList=",
+    "EQ_type=Temperature&GE_value_CEL=8",
+    "EQ_deviceID=urn:epc:id:giai:4000001.222",
+    "EQ_bizRules=https://example.com/rules/cold-chain",
+    "EQ_booleanValue=false",
+    "EQ_hexBinaryValue=0aff",
+    "GE_percRank=90",
+    "LT_time=2024-01-01T00:00:00Z",
+]
+"""One query of each new kind, each matching at least one event of the corpus and of the twins."""
+
+
+def _twin_ids(response: Any) -> list[int]:
+    return [
+        int(e["eventID"][-1]) for e in _event_list(response) if e.get("eventID", "").startswith("urn:uuid:c3000000")
+    ]
+
+
+@pytest.mark.parametrize("query", NEW_PARAMETERS)
+def test_new_parameters_never_match_another_organisations_events(
+    rc: FlaskClient, members: dict[str, Member], corpus: dict[str, Any], twins: Member, query: str
+) -> None:
+    assert _ids(_events(rc, members["other"], query)) and not _twin_ids(_events(rc, members["other"], query))
+    assert _twin_ids(_events(rc, twins, query)) and not _ids(_events(rc, twins, query))
+    regulator = _events(rc, members["regulator"], query)  # oversight sees both
+    assert _ids(regulator) and _twin_ids(regulator)
+    assert not _ids(_events(rc, members["receiver"], query))
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -796,7 +1033,18 @@ def test_an_organisation_sees_the_events_it_captured_and_oversight_sees_all(
         ("eventCountLimit=2", "eventCountLimit"),  # without orderBy, "first" means nothing
         ("orderBy=eventTime&eventCountLimit=2&maxEventCount=5", "eventCountLimit"),
         ("maxEventCount=0", "maxEventCount"),
-        ("EQ_quantity=5", "EQ_quantity"),
+        ("EQ_quantity=five", "EQ_quantity"),
+        ("GE_value_CEL=warm", "GE_value_CEL"),
+        ("LT_percRank=", "LT_percRank"),
+        ("EQ_booleanValue=yes", "EQ_booleanValue"),
+        ("GE_time=noon", "GE_time"),
+        ("LT_errorDeclarationTime=2024-01-07", "LT_errorDeclarationTime"),  # no offset
+        ("MATCH_epc=urn:epc:idpat:sgtin:0614141.*.555", "MATCH_epc"),  # a wildcard before a value
+        ("MATCH_anyEPC=urn:epc:idpat:giai:4000001.*", "MATCH_anyEPC"),  # a scheme not matched
+        ("MATCH_epcClass=urn:epc:idpat:sgtin:0614141.10734.*", "MATCH_epcClass"),  # 12 digits, not 13
+        ("MATCH_parentID=urn:epc:idpat:grai:40123.*.*", "MATCH_parentID"),  # a 5-digit company prefix
+        ("EQ_sensorValue=1", "EQ_sensorValue"),
+        ("GE_quantity_KGM_X=1", "GE_quantity_KGM_X"),
     ],
 )
 def test_a_bad_query_parameter_is_400_naming_it(

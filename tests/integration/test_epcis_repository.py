@@ -82,6 +82,7 @@ def test_the_same_documents_again_are_all_duplicates(rt: Any, captured: dict) ->
 
 TRANSFORMATION = "Example_9.6.4-TransformationEvent.jsonld"
 TRANSFORMATION_ALL = "transformation_event_all_possible_fields.jsonld"
+SENSOR_2_3 = {"SensorDataExample2.jsonld", "SensorDataExample3.jsonld"}
 
 
 def _q(**args: str) -> repository.Query:
@@ -118,6 +119,31 @@ def _q(**args: str) -> repository.Query:
             {TRANSFORMATION, TRANSFORMATION_ALL},
         ),
         (_q(orderBy="eventTime", orderDirection="ASC", eventCountLimit="1"), {"Example_9.6.1-ObjectEvent.jsonld"}),
+        # the third round: patterns, transformation ID, persistent disposition, quantities, sensor reports
+        (
+            _q(MATCH_epc="urn:epc:idpat:sgtin:0614141.107346.*"),
+            {"Example_9.6.1-ObjectEvent.jsonld", "Example_9.6.3-AggregationEvent.jsonld"},
+        ),
+        (_q(MATCH_inputEPCClass="urn:epc:idpat:sgtin:4012345.011111.*"), {TRANSFORMATION, TRANSFORMATION_ALL}),
+        (_q(MATCH_outputEPCClass="urn:epc:idpat:sgtin:4012345.*.*"), {TRANSFORMATION_ALL}),
+        (_q(EQ_transformationID="urn:epc:id:gdti:0614141.12345.400"), {TRANSFORMATION_ALL}),
+        (_q(EQ_persistentDisposition_set="completeness_verified"), {TRANSFORMATION_ALL}),
+        (
+            _q(GE_quantity="200"),  # 200 KGM in quantityList, 220 of a class pattern in inputQuantityList
+            {
+                "Example_9.6.2-ObjectEvent.jsonld",
+                "Example_9.6.3-AggregationEvent.jsonld",
+                TRANSFORMATION,
+                TRANSFORMATION_ALL,
+            },
+        ),
+        (_q(EQ_quantity_KGM="10"), {TRANSFORMATION, TRANSFORMATION_ALL}),
+        (_q(EQ_quantity_KGM="30"), set()),  # 30 of a lot without a unit
+        (_q(EQ_type="Temperature", GE_value_CEL="26.1"), {"SensorDataExample1.jsonld"}),
+        (_q(EQ_type="Temperature", GE_maxValue_CEL="13"), {*SENSOR_2_3, TRANSFORMATION_ALL}),  # gs1:Temperature
+        (_q(EQ_type="AbsoluteHumidity", GE_maxValue_A93="70"), {"SensorDataExample3.jsonld"}),
+        (_q(GE_time="2019-04-02T13:30:00Z", LT_time="2019-04-02T13:40:00Z"), {"SensorDataExample1.jsonld"}),
+        (_q(EQ_bizRules="https://example.com/253/4012345000054987"), {"SensorDataExample2.jsonld", TRANSFORMATION_ALL}),
     ],
 )
 def test_queries_find_the_examples_events(rt: Any, captured: dict, query: Any, files: set[str]) -> None:

@@ -228,7 +228,8 @@ def epcis_store(store: tuple[Engine, Any]) -> tuple[Engine, list[int], int]:
     sources), and a regulator; returns the engine, the organisations' ids and the regulator's."""
     from sqlalchemy import insert
 
-    from supply_chain.store.models import CaptureJob, EpcisEvent, EpcisEventEpc
+    from supply_chain.domain.identifiers import GS1Key, gtin_check_digit, pattern_key
+    from supply_chain.store.models import CaptureJob, EpcisEvent, EpcisEventEpc, EpcisSensorReport
 
     engine, made = store
     with Session(engine) as session, session.begin():
@@ -238,7 +239,7 @@ def epcis_store(store: tuple[Engine, Any]) -> tuple[Engine, list[int], int]:
         session.add(regulator)
         session.flush()
         events, pk = [], 10_000_000
-        identifiers = []
+        identifiers, reports = [], []
         for n, org in enumerate(made.orgs[:EPCIS_ORGS]):
             job = CaptureJob(
                 organisation_id=org, document={}, document_sha256=f"{n:064d}", events_total=1, writes_total=0
@@ -258,20 +259,42 @@ def epcis_store(store: tuple[Engine, Any]) -> tuple[Engine, list[int], int]:
                         "record_time": datetime(2024, 6, 1, tzinfo=UTC) + timedelta(seconds=i),
                         "action": ("ADD", "OBSERVE", "DELETE")[i % 3], "biz_step": EPCIS_STEPS[i % 6],
                         "disposition": "in_transit", "read_point": read_point, "biz_location": gln,
-                        "has_error_declaration": False, "body": {}, "leaf": "0x" + "00" * 32,
+                        "has_error_declaration": i % 50 == 0, "body": {}, "leaf": "0x" + "00" * 32,
+                        "error_declaration_time": (
+                            datetime(2024, 3, 1, tzinfo=UTC) + timedelta(hours=i) if i % 50 == 0 else None
+                        ),
                     }
                 )  # fmt: skip
+                # a GTIN of company prefix {n:07d} and item reference {i % 40:05d} (indicator 0): its pattern key
+                body = f"0{n:07d}{i % 40:05d}"
+                key = pattern_key(GS1Key("gtin", body + str(gtin_check_digit(body))))
                 identifiers += [
-                    {"event_pk": pk, "role": "epc", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/21/{i}"},
-                    {"event_pk": pk, "role": "in_epc", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/21/in{i}"},
-                    {"event_pk": pk, "role": "class", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/10/L{i % 40}"},
+                    {"event_pk": pk, "role": "epc", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/21/{i}",
+                     "scheme": "sgtin", "pattern_key": key},
+                    {"event_pk": pk, "role": "in_epc", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/21/in{i}",
+                     "scheme": "sgtin", "pattern_key": key},
+                    {"event_pk": pk, "role": "class", "epc": f"https://id.gs1.org/01/0{n:04d}00000000/10/L{i % 40}",
+                     "scheme": "lgtin", "pattern_key": key, "qualifier": "KGM", "amount": float(i % 100)},
                     {"event_pk": pk, "role": "biztx", "epc": f"urn:x:po:{n}:{i % 80}", "qualifier": "po"},
                     {"event_pk": pk, "role": "source", "epc": gln, "qualifier": "location"},
-                ]
+                    {"event_pk": pk, "role": "xform", "epc": f"urn:x:xf:{n}:{i % 80}"},
+                    {"event_pk": pk, "role": "pd_set", "epc": ("completeness_verified", "other")[i % 2]},
+                ]  # fmt: skip
+                if i % 50 == 0:
+                    identifiers.append({"event_pk": pk, "role": "err_why", "epc": "did_not_occur"})
+                reports.append(
+                    {
+                        "event_pk": pk, "type": ("Temperature", "RelativeHumidity")[i % 2],
+                        "device_id": f"urn:x:dev:{n}:{i % 20}", "value": float(i % 40), "uom": "CEL",
+                        "time": datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=pk % 100_000),
+                    }
+                )  # fmt: skip
                 if i % 3:
                     identifiers.append({"event_pk": pk, "role": "rp_in", "epc": gln})
         session.execute(insert(EpcisEvent), events)
-        session.execute(insert(EpcisEventEpc), [{"qualifier": None} | row for row in identifiers])
+        blank = {"qualifier": None, "scheme": None, "pattern_key": None, "amount": None}
+        session.execute(insert(EpcisEventEpc), [blank | row for row in identifiers])
+        session.execute(insert(EpcisSensorReport), reports)
         regulator_id = regulator.id
     refresh_statistics(engine)
     return engine, made.orgs[:EPCIS_ORGS], regulator_id
@@ -291,6 +314,20 @@ EPCIS_QUERIES = [
     "orderBy=eventTime&GE_eventTime=2024-02-01T00:00:00Z",
     "orderBy=recordTime&orderDirection=ASC&eventCountLimit=5&GE_recordTime=2024-06-01T00:05:00Z",
     "maxEventCount=50&EQ_bizTransaction_po=urn:x:po:3:7",
+    # the third round: EPC patterns, quantities, transformation ID, persistent disposition, error declarations,
+    # sensor reports
+    "MATCH_epc=urn:epc:idpat:sgtin:0000003.000007.*",
+    "MATCH_anyEPC=urn:epc:idpat:sgtin:0000003.*.*",
+    "MATCH_epcClass=urn:epc:idpat:sgtin:0000003.000007.*",
+    "GE_quantity=99",
+    "EQ_quantity_KGM=7",
+    "EQ_transformationID=urn:x:xf:3:7",
+    "EQ_persistentDisposition_set=completeness_verified&EQ_bizStep=shipping",
+    "GE_errorDeclarationTime=2024-03-01T12:00:00Z",
+    "EQ_errorReason=did_not_occur",
+    "EQ_type=Temperature&GE_value_CEL=39",
+    "EQ_deviceID=urn:x:dev:3:7",
+    "GE_time=2024-01-02T00:00:00Z&LT_time=2024-01-02T01:00:00Z",
 ]
 
 
@@ -318,7 +355,7 @@ def test_epcis_queries_read_no_whole_table(
         if "WD_readPoint" in args and not oversight:
             assert len(rows) == 8  # the GLN's own events and its sub-locations' (1 in 50 of 400)
 
-    assert_flat(engine, run, tables=("epcis_events", "epcis_event_epcs"))
+    assert_flat(engine, run, tables=("epcis_events", "epcis_event_epcs", "epcis_sensor_reports"))
 
 
 @pytest.mark.parametrize("name", ["epcs", "bizSteps", "readPoints", "bizLocations", "dispositions"])

@@ -13,7 +13,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, event, func, inspect, select, text
+from sqlalchemy import Engine, event, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +21,8 @@ from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.hashing import hex32, keccak256, payload_hash
 from supply_chain.domain.identifiers import gtin_check_digit, lot_id
 from supply_chain.domain.kinds import EventKind, LotStatus
+from supply_chain.services.epcis import repository
+from supply_chain.services.runtime import Ctx
 from supply_chain.store import queries
 from supply_chain.store.db import (
     alembic_config,
@@ -122,7 +124,7 @@ def test_migrating_an_empty_database_creates_exactly_the_models(db_url: str) -> 
         assert current_revision(engine) is None
         migrate(engine)
         migrate(engine)  # every start migrates; at head it must do nothing
-        assert current_revision(engine) == head_revision() == "0020_namedq"
+        assert current_revision(engine) == head_revision() == "0021_q3"
         with engine.connect() as connection:
             context = MigrationContext.configure(
                 connection, opts={"compare_type": True, "compare_server_default": True}
@@ -153,6 +155,27 @@ def test_downgrade_removes_every_table_and_upgrade_restores_them(db_url: str) ->
         engine.dispose()
 
 
+def _old_epcis_event(session: Session, org: Organisation, job: CaptureJob, body: dict[str, Any], place: str) -> int:
+    """A stored event written with the columns of an older schema (only those named here)."""
+    table = EpcisEvent.__table__
+    values = {
+        "organisation_id": org.id,
+        "capture_job_id": job.id,
+        "position": 0,
+        "state": "captured",
+        "applied": False,
+        "has_error_declaration": "errorDeclaration" in body,
+        "event_type": body["type"],
+        "hash_id": "ni:///sha-256;0?ver=CBV2.0",
+        "read_point": place,
+        "event_time": datetime(2024, 1, 5, tzinfo=UTC),
+        "record_time": datetime(2024, 1, 6, tzinfo=UTC),
+        "body": body,
+        "leaf": hex32(keccak256(b"x")),
+    }
+    return session.execute(insert(table).values(values).returning(table.c.id)).scalar_one()
+
+
 def test_migration_0019_gives_stored_epcis_identifiers_their_lists_roles(db_url: str) -> None:
     """Rows written before 0019 had one role for the four EPC lists and one for the four quantity lists; the
     migration tells them apart by their order and adds the business transactions, sources and destinations
@@ -179,21 +202,7 @@ def test_migration_0019_gives_stored_epcis_identifiers_their_lists_roles(db_url:
             )
             session.add(job)
             session.flush()
-            row = EpcisEvent(
-                organisation_id=org.id,
-                capture_job_id=job.id,
-                position=0,
-                state="captured",
-                event_type="TransformationEvent",
-                hash_id="ni:///sha-256;0?ver=CBV2.0",
-                read_point="https://id.gs1.org/414/0614141007776/254/12",
-                event_time=datetime(2024, 1, 5, tzinfo=UTC),
-                record_time=datetime(2024, 1, 6, tzinfo=UTC),
-                body=body,
-                leaf=hex32(keccak256(b"x")),
-            )
-            session.add(row)
-            session.flush()
+            pk = _old_epcis_event(session, org, job, body, "https://id.gs1.org/414/0614141007776/254/12")
             for role, epc in (
                 ("epc", "https://id.gs1.org/01/10614141073464/21/1"),
                 ("epc", "https://id.gs1.org/01/10614141073464/21/2"),
@@ -201,10 +210,12 @@ def test_migration_0019_gives_stored_epcis_identifiers_their_lists_roles(db_url:
             ):
                 session.execute(
                     text("INSERT INTO epcis_event_epcs (event_pk, role, epc) VALUES (:pk, :role, :epc)"),
-                    {"pk": row.id, "role": role, "epc": epc},
+                    {"pk": pk, "role": role, "epc": epc},
                 )
             session.commit()
-        migrate(engine)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0019_epcisquery")
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT role, epc, qualifier FROM epcis_event_epcs ORDER BY id")).fetchall()
         assert [tuple(r) for r in rows] == [
@@ -215,6 +226,93 @@ def test_migration_0019_gives_stored_epcis_identifiers_their_lists_roles(db_url:
             ("biztx", "urn:x:po:1", "po"),
             ("source", "https://id.gs1.org/417/0614141000012", "owning_party"),
         ]
+    finally:
+        engine.dispose()
+
+
+def test_migration_0020_indexes_stored_events_for_patterns_quantities_sensors_and_error_declarations(
+    db_url: str,
+) -> None:
+    """Events stored before 0020 get what the third round of query parameters asks, written by the functions
+    capture uses: pattern keys, quantities with their unit, the transformation ID, persistent dispositions,
+    the error declaration's time, reason and corrective events, and one row per sensor report; the standard
+    query then finds them."""
+    engine = make_engine(db_url)
+    try:
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0019_epcisquery")
+        body = {
+            "type": "TransformationEvent",
+            "eventTime": "2024-01-05T00:00:00Z",
+            "inputEPCList": ["urn:epc:id:sgtin:0614141.107346.1"],
+            "outputQuantityList": [
+                {"epcClass": "urn:epc:class:lgtin:0614141.107346.OUT", "quantity": 12.5, "uom": "KGM"}
+            ],
+            "transformationID": "urn:uuid:7d8e0c3a-0000-4000-8000-000000000001",
+            "persistentDisposition": {"set": ["urn:epcglobal:cbv:disp:completeness_verified"]},
+            "errorDeclaration": {
+                "declarationTime": "2024-01-07T01:00:00+01:00",
+                "reason": "incorrect_data",
+                "correctiveEventIDs": ["urn:uuid:7d8e0c3a-0000-4000-8000-000000000002"],
+            },
+            "sensorElementList": [
+                {
+                    "sensorMetadata": {"deviceID": "urn:epc:id:giai:4000001.111", "time": "2024-01-05T00:00:00Z"},
+                    "sensorReport": [{"type": "gs1:Temperature", "value": 7.5, "uom": "CEL"}],
+                }
+            ],
+        }
+        with Session(engine) as session:
+            org = add_org(session, roles=["processor"])
+            job = CaptureJob(
+                organisation_id=org.id, document={}, document_sha256="0" * 64, events_total=1, writes_total=0
+            )
+            session.add(job)
+            session.flush()
+            pk = _old_epcis_event(session, org, job, body, "https://id.gs1.org/414/0614141007776")
+            session.execute(
+                text("INSERT INTO epcis_event_epcs (event_pk, role, epc) VALUES (:pk, 'in_epc', :epc)"),
+                {"pk": pk, "epc": "https://id.gs1.org/01/10614141073464/21/1"},
+            )
+            session.commit()
+            org_id = org.id
+        migrate(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT role, epc, qualifier, amount, scheme, pattern_key FROM epcis_event_epcs ORDER BY id")
+            ).fetchall()
+            reports = connection.execute(
+                text("SELECT type, device_id, value, uom FROM epcis_sensor_reports")
+            ).fetchall()
+        assert [tuple(r) for r in rows] == [
+            ("in_epc", "https://id.gs1.org/01/10614141073464/21/1", None, None, "sgtin", "06141410734641"),
+            ("outclass", "https://id.gs1.org/01/10614141073464/10/OUT", "KGM", 12.5, "lgtin", "06141410734641"),
+            ("xform", "urn:uuid:7d8e0c3a-0000-4000-8000-000000000001", None, None, None, None),
+            ("pd_set", "completeness_verified", None, None, None, None),
+            ("err_why", "incorrect_data", None, None, None, None),
+            ("fix_id", "urn:uuid:7d8e0c3a-0000-4000-8000-000000000002", None, None, None, None),
+        ]
+        assert [tuple(r) for r in reports] == [("Temperature", "https://id.gs1.org/8004/4000001111", 7.5, "CEL")]
+        with Session(engine) as session:
+            org = session.get(Organisation, org_id)
+            ctx = Ctx(session, None)  # type: ignore[arg-type]
+            for args in (
+                {"MATCH_inputEPC": "urn:epc:idpat:sgtin:0614141.*.*"},
+                {"MATCH_outputEPCClass": "urn:epc:idpat:sgtin:0614141.107346.*", "GE_quantity_KGM": "12.5"},
+                {"EQ_transformationID": "urn:uuid:7d8e0c3a-0000-4000-8000-000000000001"},
+                {"EQ_persistentDisposition_set": "completeness_verified"},
+                {"GE_errorDeclarationTime": "2024-01-07T00:00:00Z", "LT_errorDeclarationTime": "2024-01-07T00:00:01Z"},
+                {
+                    "EQ_errorReason": "incorrect_data",
+                    "EQ_correctiveEventID": "urn:uuid:7d8e0c3a-0000-4000-8000-000000000002",
+                },
+                {"EQ_type": "Temperature", "GT_value_CEL": "7", "EQ_deviceID": "urn:epc:id:giai:4000001.111"},
+                {"GE_time": "2024-01-05T00:00:00Z"},
+            ):
+                found, _ = repository.query(ctx, org, repository.parse_query({k: [v] for k, v in args.items()}))
+                assert [r.id for r in found] == [pk], args
     finally:
         engine.dispose()
 

@@ -8,6 +8,8 @@ from supply_chain.domain.errors import InvalidInput
 from supply_chain.domain.hashing import keccak256
 from supply_chain.domain.identifiers import (
     LOT_CODE_CHARACTERS,
+    PATTERN_KEY_LENGTHS,
+    EpcPattern,
     digital_link,
     digital_link_path,
     gln_has_prefix,
@@ -15,9 +17,12 @@ from supply_chain.domain.identifiers import (
     gtin_has_prefix,
     lot_id,
     parse_digital_link,
+    parse_epc_pattern,
     parse_gln,
+    parse_gs1_uri,
     parse_gtin,
     parse_lot_code,
+    pattern_key,
 )
 
 # --- GTIN -----------------------------------------------------------------------------------------
@@ -298,3 +303,53 @@ def test_parse_digital_link_is_strict(link: str, field: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_digital_link(link)
     assert info.value.field == field
+
+
+# --- EPC patterns -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "identifier"),
+    [
+        ("urn:epc:idpat:sgtin:0614141.107346.*", "urn:epc:id:sgtin:0614141.107346.2017"),
+        ("urn:epc:idpat:sgtin:0614141.*.*", "https://id.gs1.org/01/10614141073464/21/2017"),
+        ("urn:epc:idpat:sgtin:0614141.*.*", "https://id.gs1.org/01/90614141000015/21/x"),  # any indicator digit
+        ("urn:epc:idpat:sgln:0614141.00777.*", "urn:epc:id:sgln:0614141.00777.12"),
+        ("urn:epc:idpat:grai:4012345.55555.*", "urn:epc:id:grai:4012345.55555.987"),
+        ("urn:epc:idpat:sscc:0614141.*", "urn:epc:id:sscc:0614141.1234567890"),
+    ],
+)
+def test_an_epc_pattern_is_a_range_of_pattern_keys_holding_its_epcs(pattern: str, identifier: str) -> None:
+    found = parse_epc_pattern(pattern, "MATCH_epc")
+    key = pattern_key(parse_gs1_uri(identifier))
+    assert found is not None and key is not None
+    assert found.low is not None and found.high is not None and found.low <= key <= found.high
+    assert len(found.low) == len(found.high) == len(key) == PATTERN_KEY_LENGTHS[found.scheme]
+
+
+def test_an_epc_pattern_leaves_out_other_company_prefixes_and_items() -> None:
+    item = pattern_key(parse_gs1_uri("urn:epc:id:sgtin:0614141.107346.2017"))
+    for pattern in ("urn:epc:idpat:sgtin:0614142.*.*", "urn:epc:idpat:sgtin:0614141.007346.*"):
+        found = parse_epc_pattern(pattern, "MATCH_epc")
+        assert found is not None and found.low is not None and found.high is not None
+        assert not found.low <= item <= found.high  # type: ignore[operator]
+    assert parse_epc_pattern("urn:epc:idpat:sgtin:*.*.*", "MATCH_epc") == EpcPattern("sgtin")
+    assert parse_epc_pattern("urn:epc:idpat:sgtin:0614141.107346.2017", "MATCH_epc") is None  # one EPC
+    assert parse_epc_pattern("urn:epc:id:sgtin:0614141.107346.2017", "MATCH_epc") is None  # no pattern
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "urn:epc:idpat:sgtin:0614141.*.2017",
+        "urn:epc:idpat:sgtin:0614141.10734.*",
+        "urn:epc:idpat:sgtin:06141.*.*",
+        "urn:epc:idpat:sgtin:06l4141.*.*",
+        "urn:epc:idpat:sgtin:0614141.*",
+        "urn:epc:idpat:giai:4000001.*",
+    ],
+)
+def test_an_epc_pattern_written_wrongly_is_refused_naming_the_parameter(pattern: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_epc_pattern(pattern, "MATCH_anyEPC")
+    assert refused.value.field == "MATCH_anyEPC"

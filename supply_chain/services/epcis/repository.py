@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,13 +42,23 @@ from supply_chain.domain.hashing import (
     merkle_root,
     verify_merkle_proof,
 )
+from supply_chain.domain.identifiers import EpcPattern, parse_epc_pattern, parse_gs1_uri, pattern_key
 from supply_chain.services import access
+from supply_chain.services.epcis import indexing
 from supply_chain.services.epcis.identity import GS1_CONTEXTS, hash_ids, normal_epc
 from supply_chain.services.epcis.vocabulary import bare_word
 from supply_chain.services.orgs import signer
 from supply_chain.services.runtime import Ctx
 from supply_chain.services.writes import sender_lock
-from supply_chain.store.models import CaptureJob, EpcisAnchor, EpcisEvent, EpcisEventEpc, Event, Organisation
+from supply_chain.store.models import (
+    CaptureJob,
+    EpcisAnchor,
+    EpcisEvent,
+    EpcisEventEpc,
+    EpcisSensorReport,
+    Event,
+    Organisation,
+)
 
 FUTURE_SKEW = timedelta(minutes=5)
 """How far past the server's clock an eventTime may lie (clocks drift); later is refused."""
@@ -57,26 +68,7 @@ ANCHOR_TAG = b"EPCISv2\x00"
 
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "AssociationEvent", "TransactionEvent", "TransformationEvent")
 
-# the lists whose members are EPCs (MATCH_epc, MATCH_inputEPC, MATCH_outputEPC), the quantity lists (classes),
-# and the typed lists (EQ_bizTransaction_{type}, EQ_source_{type}, EQ_destination_{type}): list -> role of
-# their rows in epcis_event_epcs (the parent, parentID, is role "parent")
-_EPC_ROLES = (("epcList", "epc"), ("childEPCs", "epc"), ("inputEPCList", "in_epc"), ("outputEPCList", "out_epc"))
-_CLASS_ROLES = (
-    ("quantityList", "class"),
-    ("childQuantityList", "class"),
-    ("inputQuantityList", "inclass"),
-    ("outputQuantityList", "outclass"),
-)
-_TYPED_LISTS = (
-    ("bizTransactionList", "bizTransaction", "biztx", "btt"),
-    ("sourceList", "source", "source", "sdt"),
-    ("destinationList", "destination", "dest", "sdt"),
-)
-SUB_LOCATION = "/254/"
-"""What follows a GLN's Digital Link for one of its sub-locations (GS1 AI 254, the SGLN extension). A
-read point or business location that is a sub-location also gets a row naming the GLN it lies in (role
-``rp_in``/``bl_in``): Lotline's location hierarchy, what ``WD_readPoint``/``WD_bizLocation`` follow."""
-EPC_ROLES = ("epc", "in_epc", "out_epc", "parent")
+EPC_ROLES = indexing.EPC_ROLES
 """The roles of instance-level identifiers: what ``/epcs`` lists and ``MATCH_anyEPC`` matches."""
 
 
@@ -193,36 +185,6 @@ def _text(value: object) -> str | None:
     return value[:300] if isinstance(value, str) else None
 
 
-def _place(event: Mapping[str, Any], key: str) -> str | None:
-    value = event.get(key)
-    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
-        return normal_epc(value["id"])[:300]
-    return None
-
-
-def _identifiers(event: Mapping[str, Any]) -> Iterable[tuple[str, str, str | None]]:
-    """(role, identifier, type) of every identifier the event names, in the order of its lists."""
-    for name, role in _EPC_ROLES:
-        for value in event.get(name) or []:
-            if isinstance(value, str):
-                yield role, value, None
-    if isinstance(event.get("parentID"), str):
-        yield "parent", event["parentID"], None
-    for name, role in _CLASS_ROLES:
-        for element in event.get(name) or []:
-            if isinstance(element, Mapping) and isinstance(element.get("epcClass"), str):
-                yield role, element["epcClass"], None
-    for name, key, role, kind in _TYPED_LISTS:
-        for element in event.get(name) or []:
-            if isinstance(element, Mapping) and isinstance(element.get(key), str):
-                kind_of = element.get("type")
-                yield role, element[key], bare_word(kind_of, kind)[:300] if isinstance(kind_of, str) else None
-    for key, role in (("readPoint", "rp_in"), ("bizLocation", "bl_in")):
-        place = _place(event, key)
-        if place and SUB_LOCATION in place:
-            yield role, place.split(SUB_LOCATION, 1)[0], None
-
-
 def store(
     ctx: Ctx, job: CaptureJob, document: Mapping[str, Any], results: Sequence[Mapping[str, Any]]
 ) -> list[EpcisEvent]:
@@ -251,9 +213,10 @@ def store(
             action=_text(event.get("action")),
             biz_step=_text(bare_word(event.get("bizStep"), "bizstep")),
             disposition=_text(bare_word(event.get("disposition"), "disp")),
-            read_point=_place(event, "readPoint"),
-            biz_location=_place(event, "bizLocation"),
+            read_point=indexing.place(event, "readPoint"),
+            biz_location=indexing.place(event, "bizLocation"),
             has_error_declaration=isinstance(event.get("errorDeclaration"), Mapping),
+            error_declaration_time=indexing.error_declaration_time(event),
             body=dict(event),
             context=document.get("@context"),
             leaf=hex32(leaf(event)),
@@ -263,8 +226,10 @@ def store(
         rows.append(row)
     ctx.session.flush()
     for row in rows:
-        for role, value, qualifier in _identifiers(row.body):
-            ctx.session.add(EpcisEventEpc(event_pk=row.id, role=role, epc=normal_epc(value)[:500], qualifier=qualifier))
+        for found in indexing.rows(row.body):
+            ctx.session.add(EpcisEventEpc(event_pk=row.id, **vars(found)))
+        for report in indexing.sensor_reports(row.body):
+            ctx.session.add(EpcisSensorReport(event_pk=row.id, **report))
     ctx.session.flush()
     return rows
 
@@ -533,6 +498,17 @@ class Query:
     exists_error_declaration: bool = False
     typed: list[tuple[str, str, list[str]]] = field(default_factory=list)
     """(role, type, values) of EQ_bizTransaction_{type}, EQ_source_{type}, EQ_destination_{type}."""
+    roles: list[tuple[str, list[str]]] = field(default_factory=list)
+    """(role, values) of EQ_transformationID, EQ_persistentDisposition_set/_unset, EQ_errorReason,
+    EQ_correctiveEventID (values as stored: bare CBV words)."""
+    ge_error_declaration_time: datetime | None = None
+    lt_error_declaration_time: datetime | None = None
+    quantities: list[tuple[str, str | None, float]] = field(default_factory=list)
+    """(operator, uom or None, number) of EQ_/GT_/GE_/LT_/LE_quantity[_{uom}]: all hold for one quantity element."""
+    exists_sensor: bool = False
+    sensor: list[tuple[str, str, Any, str | None]] = field(default_factory=list)
+    """(column, operator, value, uom or None) of the sensor parameters: all hold for one sensor report.
+    Operator ``IN`` takes a list (EQ_type, EQ_deviceID, ...)."""
     order_by: str | None = None  # "eventTime" | "recordTime"; None = capture order
     descending: bool = True
     event_count_limit: int | None = None
@@ -571,6 +547,36 @@ QUERY_PARAMETERS = {
 }
 """Query parameter (as the standard names it) -> ``Query`` field."""
 
+ROLE_PARAMETERS = {
+    "EQ_transformationID": ("xform", None),
+    "EQ_persistentDisposition_set": ("pd_set", "disp"),
+    "EQ_persistentDisposition_unset": ("pd_unset", "disp"),
+    "EQ_errorReason": ("err_why", "er"),
+    "EQ_correctiveEventID": ("fix_id", None),
+}
+"""Parameters answered from the rows of one role (``indexing.rows``) -> (role, the CBV vocabulary of their
+values, compared as bare words, or None)."""
+
+TIME_PARAMETERS = {
+    "GE_errorDeclarationTime": ("ge_error_declaration_time", None),
+    "LT_errorDeclarationTime": ("lt_error_declaration_time", None),
+    "GE_time": ("time", "GE"),
+    "LT_time": ("time", "LT"),
+    "GE_startTime": ("start_time", "GE"),
+    "LT_startTime": ("start_time", "LT"),
+    "GE_endTime": ("end_time", "GE"),
+    "LT_endTime": ("end_time", "LT"),
+}
+"""Date-time parameters -> (``Query`` field, or the sensor report column with its operator)."""
+
+SENSOR_LIST_PARAMETERS = {"EQ_type": "type"} | {f"EQ_{a}": c for a, c in indexing.SENSOR_TEXTS.items()}
+"""Sensor parameters naming values (any one matches) -> sensor report column."""
+
+_COMPARED = re.compile(
+    r"^(EQ|GT|GE|LT|LE)_(quantity|" + "|".join(indexing.SENSOR_NUMBERS) + r")(?:_([A-Za-z0-9]{1,8}))?$"
+)
+"""EQ_/GT_/GE_/LT_/LE_ of a quantity or a sensor number, with an optional unit (UN/ECE Rec. 20 code)."""
+
 TYPED_PARAMETERS = {"EQ_bizTransaction_": "biztx", "EQ_source_": "source", "EQ_destination_": "dest"}
 """Parameters whose name ends with a type (``EQ_bizTransaction_po``) -> the role of their rows."""
 
@@ -588,7 +594,101 @@ def _qualifier(role: str, text: str) -> str:
 
 def _supported() -> str:
     typed = ", ".join(f"{p}{{type}}" for p in TYPED_PARAMETERS)
-    return f"{', '.join(QUERY_PARAMETERS)}, {typed}, {', '.join(RESULT_PARAMETERS)}"
+    more = [*ROLE_PARAMETERS, *TIME_PARAMETERS, *SENSOR_LIST_PARAMETERS, "EQ_booleanValue", "EXISTS_sensorElementList"]
+    compared = "EQ_/GT_/GE_/LT_/LE_ of quantity and of " + ", ".join(indexing.SENSOR_NUMBERS) + " (optionally _{uom})"
+    return f"{', '.join(QUERY_PARAMETERS)}, {typed}, {', '.join(more)}, {compared}, {', '.join(RESULT_PARAMETERS)}"
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        number = float(text.strip())
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise InvalidInput(
+            f"{name}: must be a number, e.g. 12.5; got {text!r:.40}", field=name, code="epcis_query_parameter_invalid"
+        )
+    return number
+
+
+def _more(query: Query, name: str, values: Sequence[str], items: list[str]) -> bool:
+    """Read one of the parameters beyond ``QUERY_PARAMETERS`` into ``query``; False if ``name`` is none."""
+    if name in ROLE_PARAMETERS:
+        role, vocabulary = ROLE_PARAMETERS[name]
+        query.roles.append((role, [(bare_word(v, vocabulary) or v) if vocabulary else v for v in items]))
+    elif name in TIME_PARAMETERS:
+        target, operator = TIME_PARAMETERS[name]
+        moment = _time(values[-1], name)
+        if operator is None:
+            setattr(query, target, moment)
+        else:
+            query.sensor.append((target, operator, moment.astimezone(UTC), None))
+    elif name in SENSOR_LIST_PARAMETERS:
+        column = SENSOR_LIST_PARAMETERS[name]
+        attribute = name[3:]
+        if column == "type":
+            wanted = [indexing.measurement_type(v) for v in items]
+        else:
+            wanted = [indexing.sensor_text(attribute, v) for v in items]
+        query.sensor.append((column, "IN", wanted, None))
+    elif name == "EQ_booleanValue":
+        text = values[-1].strip().lower()
+        if text not in ("true", "false"):
+            raise InvalidInput(
+                f"EQ_booleanValue: must be true or false, got {values[-1]!r:.40}",
+                field=name,
+                code="epcis_query_parameter_invalid",
+            )
+        query.sensor.append(("boolean_value", "EQ", text == "true", None))
+    elif name == "EXISTS_sensorElementList":
+        query.exists_sensor = True
+    elif (compared := _COMPARED.match(name)) is not None:
+        operator, attribute, uom = compared.groups()
+        number = _number(values[-1], name)
+        if attribute == "quantity":
+            query.quantities.append((operator, uom, number))
+        else:
+            query.sensor.append((indexing.SENSOR_NUMBERS[attribute], operator, number, uom))
+    else:
+        return False
+    return True
+
+
+_MATCH_CLASSES = {"MATCH_epcClass", "MATCH_inputEPCClass", "MATCH_outputEPCClass", "MATCH_anyEPCClass"}
+_PATTERN_SCHEMES = {
+    ("sgtin", False): ("sgtin",),
+    ("sgtin", True): ("lgtin", "gtin"),
+    ("sgln", False): ("sgln", "gln"),
+    ("sgln", True): ("sgln", "gln"),
+    ("sscc", False): ("sscc",),
+    ("sscc", True): ("sscc",),
+    ("grai", False): ("grai",),
+    ("grai", True): ("grai",),
+}
+"""(pattern scheme, class-level parameter) -> the schemes of stored identifiers it matches: an SGTIN pattern
+matches serialised items in an EPC parameter, and the product's classes (GTIN, lots) in a class parameter."""
+
+
+def _pattern(value: str, name: str, classes: bool) -> EpcPattern | str | None:
+    """What a ``MATCH_`` value matches beyond itself: an ``EpcPattern`` for a pattern URI, or for a GTIN's Digital
+    Link alone in an EPC parameter (every serialised item of that GTIN); the ``urn:epc:id:`` twin of a pattern
+    that names every field; None for an identifier compared as it is. InvalidInput naming the parameter for a
+    pattern written wrongly."""
+    found = parse_epc_pattern(value, name)
+    if found is not None:
+        return found
+    if value.startswith("urn:epc:idpat:"):
+        return "urn:epc:id:" + value[len("urn:epc:idpat:") :]
+    if classes or value.startswith("urn:"):
+        return None
+    try:
+        key = parse_gs1_uri(value, name)
+    except InvalidInput:
+        return None
+    if key.scheme != "gtin":
+        return None
+    digits = pattern_key(key)
+    return EpcPattern("sgtin", digits, digits)
 
 
 def _count(args: Mapping[str, Sequence[str]], name: str) -> int | None:
@@ -618,6 +718,8 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Query:
             role = TYPED_PARAMETERS[typed]
             query.typed.append((role, _qualifier(role, name[len(typed) :]), items))
             continue
+        if _more(query, name, values, items):
+            continue
         attribute = QUERY_PARAMETERS.get(name)
         if attribute is None:
             raise InvalidInput(
@@ -630,6 +732,9 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Query:
         elif attribute == "exists_error_declaration":
             query.exists_error_declaration = True
         else:
+            if name.startswith("MATCH_"):
+                for value in items:
+                    _pattern(value, name, name in _MATCH_CLASSES)  # a pattern written wrongly: 400 naming it
             setattr(query, attribute, items)
     for action in query.actions or []:
         if action not in ACTIONS:
@@ -745,12 +850,59 @@ def _bare_steps(values: Iterable[str], kind: str) -> list[str]:
 
 def _epcs(role_filter: Sequence[str], values: Sequence[str], qualifier: str | None = None) -> Any:
     """The event names one of ``values`` in a list of ``role_filter``: the events found through the
-    identifier index (an uncorrelated ``IN``, so the database starts from the identifiers, not the events)."""
-    normal = [normal_epc(v) for v in values]
-    conditions = [EpcisEventEpc.role.in_(role_filter), EpcisEventEpc.epc.in_(normal)]
-    if qualifier is not None:
-        conditions.append(EpcisEventEpc.qualifier == qualifier)
+    identifier index (an uncorrelated ``IN``, so the database starts from the identifiers, not the events).
+    EPC patterns (and a GTIN's Digital Link in an EPC parameter) are ranges of the pattern index."""
+    classes = set(role_filter) <= set(indexing.CLASS_ROLES)
+    exact, patterns = [], []
+    for value in values:
+        found = _pattern(value, "MATCH_", classes) if qualifier is None else None
+        if isinstance(found, EpcPattern):
+            patterns.append(found)
+        else:
+            exact.append(normal_epc(found or value))
+    options = []
+    if exact:
+        conditions = [EpcisEventEpc.role.in_(role_filter), EpcisEventEpc.epc.in_(exact)]
+        if qualifier is not None:
+            conditions.append(EpcisEventEpc.qualifier == qualifier)
+        options.append(EpcisEvent.id.in_(select(EpcisEventEpc.event_pk).where(*conditions)))
+    for pattern in patterns:
+        conditions = [
+            EpcisEventEpc.scheme.in_(_PATTERN_SCHEMES[pattern.scheme, classes]),
+            EpcisEventEpc.role.in_(role_filter),
+        ]
+        if pattern.low is not None:
+            conditions.append(EpcisEventEpc.pattern_key.between(pattern.low, pattern.high))
+        options.append(EpcisEvent.id.in_(select(EpcisEventEpc.event_pk).where(*conditions)))
+    return or_(*options)
+
+
+_OPERATORS = {"EQ": "__eq__", "GT": "__gt__", "GE": "__ge__", "LT": "__lt__", "LE": "__le__", "IN": "in_"}
+
+
+def _compare(column: Any, operator: str, value: Any) -> Any:
+    return getattr(column, _OPERATORS[operator])(value)
+
+
+def _quantities(q: Query) -> Any:
+    """Events with one quantity element (of any quantity list) meeting every quantity parameter."""
+    conditions = [EpcisEventEpc.role.in_(indexing.CLASS_ROLES), EpcisEventEpc.amount.is_not(None)]
+    for operator, uom, number in q.quantities:
+        conditions.append(_compare(EpcisEventEpc.amount, operator, number))
+        if uom is not None:
+            conditions.append(EpcisEventEpc.qualifier == uom)
     return EpcisEvent.id.in_(select(EpcisEventEpc.event_pk).where(*conditions))
+
+
+def _sensor(q: Query) -> Any:
+    """Events with one sensor report meeting every sensor parameter (any report for EXISTS_sensorElementList)."""
+    conditions = []
+    for column_name, operator, value, uom in q.sensor:
+        column = getattr(EpcisSensorReport, column_name)
+        conditions.append(_compare(column, operator, value))
+        if uom is not None:
+            conditions.append(EpcisSensorReport.uom == uom)
+    return EpcisEvent.id.in_(select(EpcisSensorReport.event_pk).where(*conditions))
 
 
 def _with_descendants(column: Any, role: str, values: Sequence[str]) -> Any:
@@ -810,6 +962,23 @@ def _conditions(q: Query) -> list[Any]:
         conditions.append(_epcs([role], values, qualifier))
     if q.exists_error_declaration:
         conditions.append(EpcisEvent.has_error_declaration.is_(True))
+    for role, values in q.roles:
+        normal = values if role in ("pd_set", "pd_unset", "err_why", "fix_id") else [normal_epc(v) for v in values]
+        found = select(EpcisEventEpc.event_pk).where(EpcisEventEpc.role == role, EpcisEventEpc.epc.in_(normal))
+        conditions.append(EpcisEvent.id.in_(found))
+    declared = []
+    if q.ge_error_declaration_time:
+        declared.append(EpcisEvent.error_declaration_time >= q.ge_error_declaration_time.astimezone(UTC))
+    if q.lt_error_declaration_time:
+        declared.append(EpcisEvent.error_declaration_time < q.lt_error_declaration_time.astimezone(UTC))
+    if declared:
+        # through its index, as an uncorrelated IN: few events carry a declaration, and a planner that guesses
+        # a quarter of them match would rather walk all events in page order
+        conditions.append(EpcisEvent.id.in_(select(EpcisEvent.id).where(*declared)))
+    if q.quantities:
+        conditions.append(_quantities(q))
+    if q.sensor or q.exists_sensor:
+        conditions.append(_sensor(q))
     if q.capture_job is not None:
         conditions.append(EpcisEvent.capture_job_id == q.capture_job)
     return conditions
