@@ -238,7 +238,7 @@ def test_a_named_query_belongs_to_its_organisation_and_runs_with_the_callers_vis
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"name": "q", "query": {"EQ_quantity": ["5"]}}, "EQ_quantity"),
+        ({"name": "q", "query": {"EQ_INNER_ilmd_lotline:grade": ["A"]}}, "EQ_INNER_ilmd_lotline:grade"),
         ({"name": "q", "query": {"GE_eventTime": "yesterday"}}, "GE_eventTime"),
         ({"name": "q", "query": {"EQ_action": ["MOVE"]}}, "EQ_action"),
         ({"name": "q", "query": {"nextPageToken": "abc"}}, "nextPageToken"),
