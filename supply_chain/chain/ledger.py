@@ -480,6 +480,15 @@ class Ledger:
         is read as the node sends it (JSON-RPC): web3's formatting and decoding of a receipt cost 1-2 ms a log,
         more than the node took to run a thousand events."""
         self._send(prepared)
+        return self.wait_bulk(prepared)
+
+    def send(self, prepared: PreparedTx) -> None:
+        """Send a prepared transaction without waiting for it (`wait_bulk` then reads its logs): a signer may
+        have several in flight, the node runs them in nonce order."""
+        self._send(prepared)
+
+    def wait_bulk(self, prepared: PreparedTx) -> BulkResult:
+        """The ``LotEventRecorded`` logs of a sent transaction of many events, once mined (see `submit_bulk`)."""
         deadline = time.monotonic() + self.receipt_timeout
         with chain_guard(prepared.function):
             while True:
