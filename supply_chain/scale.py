@@ -281,19 +281,24 @@ def ensure(params: Params, cache: Path = DEFAULT_CACHE, progress: Callable[[str]
 
 
 class Phases:
+    """Seconds spent in each phase, wall clock and this thread's CPU (phases run in two threads at once, and
+    on a shared machine the difference between the two is the time the process waited for a core)."""
+
     def __init__(self, progress: Callable[[str], None]) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self.progress = progress
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         if name not in self.seconds:
             self.progress(name)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.thread_time() - start_cpu
 
 
 def _gtin(org: int, item: int) -> str:
@@ -309,7 +314,7 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
     from supply_chain.services.runtime import Runtime, Settings
 
     phases = Phases(progress)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     with phases("plan"):
         plan = make_plan(
             params.events,
@@ -378,6 +383,8 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
         **counts,
         "seconds": {k: round(v, 1) for k, v in phases.seconds.items()}
         | {"total": round(time.perf_counter() - started, 1)},
+        "cpu_seconds": {k: round(v, 1) for k, v in phases.cpu.items()}
+        | {"total (this process)": round(time.process_time() - started_cpu, 1)},
     }
 
 
@@ -387,11 +394,12 @@ def _anchor_and_store(
     """Send every lot's calls (a multicall per ~``batch_events`` events, organisations in turn) and insert the
     rows with the sequence numbers, heads, transactions, blocks and log indexes of the chain's logs.
 
-    A pipeline: this thread hashes and encodes a transaction and sends it while anvil runs the ``IN_FLIGHT``
-    sent before it (each organisation's in nonce order, so a lot's inputs, always earlier lots of the same
-    organisation, are on chain before the lot is made); it reads the oldest one's logs once more than that are
-    out, and another thread inserts the rows of the ones read before."""
-    from supply_chain.chain.ledger import Call, Ledger
+    A pipeline: ``ENCODERS`` processes hash the payloads and encode the calls of the next transactions; this
+    thread signs and sends each while anvil runs the ``IN_FLIGHT`` sent before it (each organisation's in nonce
+    order, so a lot's inputs, always earlier lots of the same organisation, are on chain before the lot is
+    made), reads the oldest one's logs once more than that are out and checks each is the event planned; a
+    thread of its own inserts the rows of the ones read before."""
+    from supply_chain.chain.ledger import Ledger
     from supply_chain.services.indexer import CURSOR
     from supply_chain.store.db import refresh_statistics
     from supply_chain.store.models import IndexerCursor
@@ -410,7 +418,6 @@ def _anchor_and_store(
         order += [(org, b[round_]) for org, b in sorted(batches.items()) if round_ < len(b)]
 
     rows = _RowWriter(runtime.engine, phases)
-    hashes: dict[str, str] = {}
     in_flight: deque[tuple[Any, int, list[int], list[tuple[int, int, EventKind, dict[str, str], str]]]] = deque()
     state = {"txs": 0, "event_id": 0, "last_block": 0}
 
@@ -425,36 +432,42 @@ def _anchor_and_store(
                 result, plan, made[org], chain_ids, indexes, planned, state["txs"], state["event_id"], rows
             )
 
+    # Hashing payloads and ABI-encoding calls is most of this process's work: other processes do it, a few
+    # transactions ahead of the one sent (on a shared machine they also get cores this process would not).
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    statics = [(m[3], m[5]) for m in made]
+    workers = max(1, min(ENCODERS, os.cpu_count() or 1))
+    encoding: deque[tuple[int, list[int], Future[tuple[str, list[Any]]]]] = deque()
+    upcoming = iter(order)
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_encoder_start,
+        initargs=(plan, statics, ledger.address),
+    )
     rows.start()
     try:
-        for org, indexes in order:
-            gln, gtins = made[org][5], made[org][3]
-            calls, planned = [], []
-            with phases("payloads hashed, calls encoded"):
-                for index in indexes:
-                    lot = plan.lots[index]
-                    kinds = kinds_of(lot)
-                    payloads = [payload_of(k, s, gln, lot.code) for s, k in enumerate(kinds, start=1)]
-                    data = []
-                    for payload in payloads:
-                        text = json.dumps(payload, sort_keys=True)
-                        if text not in hashes:
-                            hashes[text] = "0x" + payload_hash(payload).hex()
-                        data.append(hashes[text])
-                    inputs = [chain_ids[i] for i in lot.inputs]
-                    calls.append(Call.create_lot(gtins[lot.tier], lot.code, inputs, kinds[0], data[0]))
-                    if len(kinds) > 1:
-                        calls.append(Call.record_events(chain_ids[index], kinds[1:], data[1:]))
-                    rows_planned = enumerate(zip(kinds, payloads, data, strict=True), start=1)
-                    planned += [(index, seq, k, p, h) for seq, (k, p, h) in rows_planned]
-            with phases("chain: signed, sent"):
-                prepared = ledger.prepare_multicall(signers[org], calls, check=False)
-                ledger.send(prepared)
-            in_flight.append((prepared, org, indexes, planned))
-            if len(in_flight) > IN_FLIGHT:
+        try:
+            while True:
+                while len(encoding) < 2 * workers + 2 and (item := next(upcoming, None)) is not None:
+                    encoding.append((item[0], item[1], pool.submit(_encode_batch, item[0], item[1])))
+                if not encoding:
+                    break
+                org, indexes, future = encoding.popleft()
+                with phases("payloads hashed, calls encoded (waiting for the encoders)"):
+                    data, planned = future.result()
+                with phases("chain: signed, sent"):
+                    prepared = ledger.prepare(signers[org], "multicall", (), check=False, data=data)
+                    ledger.send(prepared)
+                in_flight.append((prepared, org, indexes, planned))
+                if len(in_flight) > IN_FLIGHT:
+                    take_oldest()
+            while in_flight:
                 take_oldest()
-        while in_flight:
-            take_oldest()
+        finally:
+            pool.shutdown(cancel_futures=True)
     finally:
         with phases("waiting for the last rows' inserts"):
             rows.finish()
@@ -472,6 +485,58 @@ def _anchor_and_store(
 IN_FLIGHT = 4
 """Transactions sent and not yet read back: enough that anvil always has the next one while this process
 encodes, few enough that a refusal stops the build soon."""
+
+ENCODERS = 2
+"""Processes hashing payloads and encoding calls (at most one per core)."""
+
+_ENCODER: dict[str, Any] = {}
+
+
+def _encoder_start(plan: Plan, statics: list[tuple[list[str], str]], address: str) -> None:
+    """An encoder process: the plan, each organisation's GTINs and GLN, the contract's call encoding."""
+    from web3 import Web3
+
+    from supply_chain.chain.ledger import Ledger
+
+    _ENCODER.update(
+        plan=plan,
+        statics=statics,
+        chain_ids=["0x" + lot_id(_gtin(lot.org, lot.tier + 1), lot.code).hex() for lot in plan.lots],
+        ledger=Ledger(Web3(), address),  # no node: only its call encoding is used
+        hashes={},
+    )
+
+
+def _encode_batch(org: int, indexes: list[int]) -> tuple[str, list[tuple[int, int, EventKind, dict[str, str], str]]]:
+    """The call data of one transaction (a multicall of ``createLot`` and ``recordEvents`` for the lots
+    ``indexes`` of organisation ``org``) and the events it records, in order: (lot index, sequence number,
+    kind, payload, payload hash)."""
+    from supply_chain.chain.ledger import Call
+
+    plan: Plan = _ENCODER["plan"]
+    chain_ids: list[str] = _ENCODER["chain_ids"]
+    hashes: dict[str, str] = _ENCODER["hashes"]
+    ledger = _ENCODER["ledger"]
+    gtins, gln = _ENCODER["statics"][org]
+    calls, planned = [], []
+    for index in indexes:
+        lot = plan.lots[index]
+        kinds = kinds_of(lot)
+        payloads = [payload_of(k, s, gln, lot.code) for s, k in enumerate(kinds, start=1)]
+        data = []
+        for payload in payloads:
+            text = json.dumps(payload, sort_keys=True)
+            if text not in hashes:
+                hashes[text] = "0x" + payload_hash(payload).hex()
+            data.append(hashes[text])
+        inputs = [chain_ids[i] for i in lot.inputs]
+        calls.append(Call.create_lot(gtins[lot.tier], lot.code, inputs, kinds[0], data[0]))
+        if len(kinds) > 1:
+            calls.append(Call.record_events(chain_ids[index], kinds[1:], data[1:]))
+        planned += [(index, seq, k, p, h) for seq, (k, p, h) in enumerate(zip(kinds, payloads, data, strict=True), 1)]
+    encoded = [ledger.encode_call(fn, args) for fn, args in calls]
+    return "0x" + ledger.encode_call("multicall", [encoded]).hex(), planned
+
 
 LOT_COLUMNS = (
     "id", "gtin", "lot_code", "lot_id", "product_id", "creator_org_id", "custodian_org_id", "status", "quantity",
@@ -538,7 +603,7 @@ class _RowWriter:
     driver's ``executemany`` (`supply_chain.store.db.insert_rows`). An insert that fails stops the build at
     the next ``put`` or at ``finish``."""
 
-    CHUNK = 20_000
+    CHUNK = 5_000
 
     def __init__(self, engine: Any, phases: Phases) -> None:
         import queue
