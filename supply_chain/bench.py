@@ -523,11 +523,9 @@ def run_workers(
     ``/healthz`` and the two scan pages (cache on, the default), one after the other, after 3 s of warm-up."""
     import os
     import platform
-    import uuid
     from datetime import UTC, datetime
 
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
     from supply_chain.chain.devnode import ANVIL_BINARY, start_anvil, stop
@@ -535,7 +533,7 @@ def run_workers(
     from supply_chain.services import orgs
     from supply_chain.services.demo import seed
     from supply_chain.services.runtime import Runtime, Settings
-    from supply_chain.store.db import make_engine, normalise_url
+    from supply_chain.store.db import make_engine, normalise_url, postgres_schema
 
     if not postgres_url or not normalise_url(postgres_url).startswith("postgresql"):
         raise InvalidInput(
@@ -548,53 +546,44 @@ def run_workers(
     started_load = _load_average()
     base = normalise_url(postgres_url)
     home = Path(tempfile.mkdtemp(prefix="lotline-bench-workers-"))
-    schema = f"lotline_bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base, poolclass=NullPool)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base)
-    options = " ".join(filter(None, [url.query.get("options", ""), f"-csearch_path={schema}"]))
-    db_url = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
-    chain_url, node = start_anvil(home / "anvil.log")
     load_rows: list[LoadRow] = []
-    try:
-        env = {"LOTLINE_DATABASE_URL": db_url, "LOTLINE_CHAIN_URL": chain_url}
-        runtime = Runtime(Settings.from_env(env=env, home=home))
+    with postgres_schema(base, prefix="lotline_bench") as db_url:
+        chain_url, node = start_anvil(home / "anvil.log")
         try:
-            with runtime.ctx() as ctx:
-                orgs.deploy(ctx)
-            progress("seeding the demo scenario on PostgreSQL and anvil")
-            orgs_by_key = seed(runtime)
-            progress(f"a lot made from {INGREDIENTS} ingredient lots")
-            with runtime.ctx() as ctx:
-                wide = _wide_lot(ctx, orgs_by_key)
-        finally:
-            runtime.close()
-        pages = {
-            "scan page, demo salad mix": "/01/00614144000033/10/FC-MIX-001",
-            f"scan page, {INGREDIENTS}-ingredient lot": f"/01/{wide[0]}/10/{wide[1]}",
-        }
-        servers = [
-            (f"{n} worker{'s' if n > 1 else ''}", {"LOTLINE_SCAN_PAGE_CACHE": "512"}, ("--workers", str(n)))
-            for n in counts
-        ]
-        engine = make_engine(db_url, poolclass=NullPool)
+            env = {"LOTLINE_DATABASE_URL": db_url, "LOTLINE_CHAIN_URL": chain_url}
+            runtime = Runtime(Settings.from_env(env=env, home=home))
+            try:
+                with runtime.ctx() as ctx:
+                    orgs.deploy(ctx)
+                progress("seeding the demo scenario on PostgreSQL and anvil")
+                orgs_by_key = seed(runtime)
+                progress(f"a lot made from {INGREDIENTS} ingredient lots")
+                with runtime.ctx() as ctx:
+                    wide = _wide_lot(ctx, orgs_by_key)
+            finally:
+                runtime.close()
+            pages = {
+                "scan page, demo salad mix": "/01/00614144000033/10/FC-MIX-001",
+                f"scan page, {INGREDIENTS}-ingredient lot": f"/01/{wide[0]}/10/{wide[1]}",
+            }
+            servers = [
+                (f"{n} worker{'s' if n > 1 else ''}", {"LOTLINE_SCAN_PAGE_CACHE": "512"}, ("--workers", str(n)))
+                for n in counts
+            ]
+            engine = make_engine(db_url, poolclass=NullPool)
 
-        def verified_all() -> bool:
-            with engine.connect() as connection:
-                return not connection.scalar(text("SELECT count(*) FROM lots WHERE verification_state IS NULL"))
+            def verified_all() -> bool:
+                with engine.connect() as connection:
+                    return not connection.scalar(text("SELECT count(*) FROM lots WHERE verification_state IS NULL"))
 
-        try:
-            load_rows = _load_servers(
-                home, env, servers, pages, 3.0 if quick else 10.0, progress, settled=verified_all, warmup=3.0
-            )
+            try:
+                load_rows = _load_servers(
+                    home, env, servers, pages, 3.0 if quick else 10.0, progress, settled=verified_all, warmup=3.0
+                )
+            finally:
+                engine.dispose()
         finally:
-            engine.dispose()
-    finally:
-        stop(node)
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+            stop(node)
     meta = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "chain": "rpc (anvil)",

@@ -702,49 +702,36 @@ def load(
 def postgres_copy(home: Path, postgres_url: str, progress: Callable[[str], None]) -> Iterator[str]:
     """The SQLite store of ``home`` re-loaded into a new schema of ``postgres_url`` (migrated, then every table
     copied in chunks, sequences moved past the copied ids, analysed); dropped on exit."""
-    import uuid
-
     from sqlalchemy import func, select, text
-    from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
-    from supply_chain.store.db import make_engine, migrate, normalise_url, refresh_statistics
+    from supply_chain.store.db import make_engine, migrate, postgres_schema, refresh_statistics
     from supply_chain.store.models import Base
 
-    base = normalise_url(postgres_url)
-    schema = f"lotline_scale_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base, poolclass=NullPool)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base)
-    options = " ".join(filter(None, [url.query.get("options", ""), f"-csearch_path={schema}"]))
-    db_url = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
-    source = make_engine(f"sqlite:///{home / 'lotline.db'}", poolclass=NullPool)
-    target = make_engine(db_url, poolclass=NullPool)
-    try:
-        started = time.perf_counter()
-        migrate(target)
-        with source.connect() as reading, target.begin() as writing:
-            for table in Base.metadata.sorted_tables:
-                writing.execute(table.delete())
-            for table in Base.metadata.sorted_tables:
-                result = reading.execution_options(stream_results=True).execute(select(table))
-                while rows := result.mappings().fetchmany(20_000):
-                    writing.execute(table.insert(), [dict(r) for r in rows])
-                if "id" in table.c and isinstance(table.c.id.type.python_type, type):
-                    top = writing.scalar(select(func.max(table.c.id)))
-                    sequence = writing.scalar(text(f"SELECT pg_get_serial_sequence('{table.name}', 'id')"))
-                    if top and sequence:
-                        writing.execute(text(f"SELECT setval('{sequence}', {int(top)})"))
-        refresh_statistics(target)
-        progress(f"store re-loaded into PostgreSQL schema {schema} in {time.perf_counter() - started:.0f} s")
-        yield db_url
-    finally:
-        source.dispose()
-        target.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(postgres_url, prefix="lotline_scale") as db_url:
+        source = make_engine(f"sqlite:///{home / 'lotline.db'}", poolclass=NullPool)
+        target = make_engine(db_url, poolclass=NullPool)
+        try:
+            started = time.perf_counter()
+            migrate(target)
+            with source.connect() as reading, target.begin() as writing:
+                for table in Base.metadata.sorted_tables:
+                    writing.execute(table.delete())
+                for table in Base.metadata.sorted_tables:
+                    result = reading.execution_options(stream_results=True).execute(select(table))
+                    while rows := result.mappings().fetchmany(20_000):
+                        writing.execute(table.insert(), [dict(r) for r in rows])
+                    if "id" in table.c and isinstance(table.c.id.type.python_type, type):
+                        top = writing.scalar(select(func.max(table.c.id)))
+                        sequence = writing.scalar(text(f"SELECT pg_get_serial_sequence('{table.name}', 'id')"))
+                        if top and sequence:
+                            writing.execute(text(f"SELECT setval('{sequence}', {int(top)})"))
+            refresh_statistics(target)
+            progress(f"store re-loaded into a PostgreSQL schema of its own in {time.perf_counter() - started:.0f} s")
+            yield db_url
+        finally:
+            source.dispose()
+            target.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
