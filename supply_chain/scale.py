@@ -447,6 +447,11 @@ def _anchor_and_store(
         initializer=_encoder_start,
         initargs=(plan, statics, ledger.address),
     )
+    # Each organisation's nonces counted here and the fees of the start kept for the run, so signing a
+    # transaction asks anvil nothing (on a loaded machine each round trip to the node costs more than its work;
+    # the base fee only falls, blocks being far below their gas target).
+    nonces = {org: ledger.account_nonce(signer.address) for org, signer in signers.items()}
+    fees = ledger.fees()
     rows.start()
     try:
         try:
@@ -459,7 +464,10 @@ def _anchor_and_store(
                 with phases("payloads hashed, calls encoded (waiting for the encoders)"):
                     data, planned = future.result()
                 with phases("chain: signed, sent"):
-                    prepared = ledger.prepare(signers[org], "multicall", (), check=False, data=data)
+                    prepared = ledger.prepare(
+                        signers[org], "multicall", (), check=False, data=data, nonce=nonces[org], fees=fees
+                    )
+                    nonces[org] += 1
                     ledger.send(prepared)
                 in_flight.append((prepared, org, indexes, planned))
                 if len(in_flight) > IN_FLIGHT:
