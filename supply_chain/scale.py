@@ -6,7 +6,8 @@ anvil through the Ledger adapter's bulk calls: ``createLot`` and ``recordEvents`
 contract's ``multicall``, about ``--batch-events`` events per transaction. The store's rows are bulk-inserted
 with what the chain's logs say of them (sequence number, head hash after, transaction, block, log index), so
 ``lotline verify`` of any lot answers verified. Organisations, products and sites go through the services
-(keys, roles and company prefixes on chain as in any installation).
+(keys, roles and company prefixes on chain as in any installation). The build is a pipeline (encoder
+processes, several transactions in flight, rows inserted by a thread of their own): see ``_anchor_and_store``.
 
 Shapes (issue 11): farm lots -> packed lots (a transformation of two farm lots) -> transformed lots (three
 packed lots), spread over eight grower-packer organisations (each holds its own lots, so no custody moves);
