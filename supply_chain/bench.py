@@ -525,12 +525,10 @@ def run_workers(
     default), one after the other, after 3 s of warm-up."""
     import os
     import platform
-    import uuid
     from contextlib import ExitStack
     from datetime import UTC, datetime
 
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
     from supply_chain.chain.devnode import ANVIL_BINARY, start_anvil, stop
@@ -538,7 +536,7 @@ def run_workers(
     from supply_chain.services import orgs
     from supply_chain.services.demo import seed
     from supply_chain.services.runtime import Runtime, Settings
-    from supply_chain.store.db import make_engine, normalise_url
+    from supply_chain.store.db import make_engine, normalise_url, postgres_schema
 
     on_postgres = postgres_url is not None
     if on_postgres and not normalise_url(postgres_url or "").startswith("postgresql"):
@@ -555,21 +553,7 @@ def run_workers(
     with ExitStack() as cleanup:
         env: dict[str, str] = {}
         if on_postgres:
-            base = normalise_url(postgres_url or "")
-            schema = f"lotline_bench_{uuid.uuid4().hex[:12]}"
-            admin = make_engine(base, poolclass=NullPool)
-            cleanup.callback(admin.dispose)
-            with admin.begin() as connection:
-                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-            def drop_schema() -> None:
-                with admin.begin() as connection:
-                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-
-            cleanup.callback(drop_schema)
-            url = make_url(base)
-            options = " ".join(filter(None, [url.query.get("options", ""), f"-csearch_path={schema}"]))
-            db_url = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+            db_url = cleanup.enter_context(postgres_schema(postgres_url or "", prefix="lotline_bench"))
             chain_url, node = start_anvil(home / "anvil.log")
             cleanup.callback(stop, node)
             env = {"LOTLINE_DATABASE_URL": db_url, "LOTLINE_CHAIN_URL": chain_url}

@@ -6,7 +6,8 @@ anvil through the Ledger adapter's bulk calls: ``createLot`` and ``recordEvents`
 contract's ``multicall``, about ``--batch-events`` events per transaction. The store's rows are bulk-inserted
 with what the chain's logs say of them (sequence number, head hash after, transaction, block, log index), so
 ``lotline verify`` of any lot answers verified. Organisations, products and sites go through the services
-(keys, roles and company prefixes on chain as in any installation).
+(keys, roles and company prefixes on chain as in any installation). The build is a pipeline (encoder
+processes, several transactions in flight, rows inserted by a thread of their own): see ``_anchor_and_store``.
 
 Shapes (issue 11): farm lots -> packed lots (a transformation of two farm lots) -> transformed lots (three
 packed lots), spread over eight grower-packer organisations (each holds its own lots, so no custody moves);
@@ -42,6 +43,7 @@ import random
 import shutil
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -280,19 +282,24 @@ def ensure(params: Params, cache: Path = DEFAULT_CACHE, progress: Callable[[str]
 
 
 class Phases:
+    """Seconds spent in each phase, wall clock and this thread's CPU (phases run in two threads at once, and
+    on a shared machine the difference between the two is the time the process waited for a core)."""
+
     def __init__(self, progress: Callable[[str], None]) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self.progress = progress
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         if name not in self.seconds:
             self.progress(name)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.thread_time() - start_cpu
 
 
 def _gtin(org: int, item: int) -> str:
@@ -308,7 +315,7 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
     from supply_chain.services.runtime import Runtime, Settings
 
     phases = Phases(progress)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     with phases("plan"):
         plan = make_plan(
             params.events,
@@ -377,19 +384,26 @@ def build(params: Params, folder: Path, progress: Callable[[str], None] = print)
         **counts,
         "seconds": {k: round(v, 1) for k, v in phases.seconds.items()}
         | {"total": round(time.perf_counter() - started, 1)},
+        "cpu_seconds": {k: round(v, 1) for k, v in phases.cpu.items()}
+        | {"total (this process)": round(time.process_time() - started_cpu, 1)},
     }
 
 
 def _anchor_and_store(
     runtime: Any, plan: Plan, made: list[Any], signers: dict[int, Any], batch_events: int, phases: Phases
 ) -> dict[str, Any]:
-    """Send every lot's calls (a multicall per ~``batch_events`` events, organisations in turn), then insert
-    the rows with the sequence numbers, heads, transactions, blocks and log indexes of the chain's logs."""
-    from sqlalchemy import insert
+    """Send every lot's calls (a multicall per ~``batch_events`` events, organisations in turn) and insert the
+    rows with the sequence numbers, heads, transactions, blocks and log indexes of the chain's logs.
 
-    from supply_chain.chain.ledger import Call, Ledger
+    A pipeline: ``ENCODERS`` processes hash the payloads and encode the calls of the next transactions; this
+    thread signs and sends each while anvil runs the ``IN_FLIGHT`` sent before it (each organisation's in nonce
+    order, so a lot's inputs, always earlier lots of the same organisation, are on chain before the lot is
+    made), reads the oldest one's logs once more than that are out and checks each is the event planned; a
+    thread of its own inserts the rows of the ones read before."""
+    from supply_chain.chain.ledger import Ledger
     from supply_chain.services.indexer import CURSOR
-    from supply_chain.store.models import Event, IndexerCursor, Lot, LotInput
+    from supply_chain.store.db import refresh_statistics
+    from supply_chain.store.models import IndexerCursor
 
     ledger = Ledger(runtime.ledger.w3, runtime.ledger.address, fixed_gas=TX_GAS, receipt_timeout=600)
     chain_ids = ["0x" + lot_id(_gtin(lot.org, lot.tier + 1), lot.code).hex() for lot in plan.lots]
@@ -404,118 +418,264 @@ def _anchor_and_store(
     for round_ in range(max(len(b) for b in batches.values())):
         order += [(org, b[round_]) for org, b in sorted(batches.items()) if round_ < len(b)]
 
-    engine = runtime.engine
-    event_id = 0
-    last_block = 0
-    pending_rows: dict[str, list[dict[str, Any]]] = {"lots": [], "edges": [], "events": []}
-    hashes: dict[str, str] = {}
+    rows = _RowWriter(runtime.engine, phases)
+    in_flight: deque[tuple[Any, int, list[int], list[tuple[int, int, EventKind, dict[str, str], str]]]] = deque()
+    state = {"txs": 0, "event_id": 0, "last_block": 0}
 
-    def flush() -> None:
-        with phases("rows inserted (bulk)"), engine.begin() as connection:
-            for table, rows in (("lots", Lot), ("edges", LotInput), ("events", Event)):
-                if pending_rows[table]:
-                    connection.execute(insert(rows), pending_rows[table])
-                    pending_rows[table] = []
+    def take_oldest() -> None:
+        prepared, org, indexes, planned = in_flight.popleft()
+        with phases("waiting for anvil (receipts)"):
+            result = ledger.wait_bulk(prepared)
+        with phases("logs checked, rows made"):
+            state["txs"] += 1
+            state["last_block"] = max(state["last_block"], result.block_number)
+            state["event_id"] = _rows_of(
+                result, plan, made[org], chain_ids, indexes, planned, state["txs"], state["event_id"], rows
+            )
 
-    txs = 0
-    for org, indexes in order:
-        org_id, address, product_ids, gtins, site_id, gln = made[org]
-        calls, planned = [], []
-        with phases("payloads hashed, calls encoded"):
-            for index in indexes:
-                lot = plan.lots[index]
-                kinds = kinds_of(lot)
-                payloads = [payload_of(k, s, gln, lot.code) for s, k in enumerate(kinds, start=1)]
-                data = []
-                for payload in payloads:
-                    text = json.dumps(payload, sort_keys=True)
-                    if text not in hashes:
-                        hashes[text] = "0x" + payload_hash(payload).hex()
-                    data.append(hashes[text])
-                inputs = [chain_ids[i] for i in lot.inputs]
-                calls.append(Call.create_lot(gtins[lot.tier], lot.code, inputs, kinds[0], data[0]))
-                if len(kinds) > 1:
-                    calls.append(Call.record_events(chain_ids[index], kinds[1:], data[1:]))
-                rows = zip(kinds, payloads, data, strict=True)
-                planned += [(index, seq, k, p, h) for seq, (k, p, h) in enumerate(rows, 1)]
-        with phases("chain: signed, sent, mined (anvil)"):
-            result = ledger.submit_bulk(ledger.prepare_multicall(signers[org], calls, check=False))
-        txs += 1
-        recorded = result.recorded
-        if len(recorded) != len(planned):
-            raise RuntimeError(f"transaction {result.tx_hash}: {len(recorded)} events logged, {len(planned)} sent")
-        last_block = max(last_block, result.block_number)
-        when = START + timedelta(minutes=txs)
-        heads: dict[int, str] = {}
-        for (index, seq, kind, payload, data_hash), log in zip(planned, recorded, strict=True):
-            if log.lot_id != chain_ids[index] or log.seq != seq or log.data_hash != data_hash or log.kind != kind:
-                raise RuntimeError(f"log {log.log_index} of {result.tx_hash} is not the event planned there")
-            event_id += 1
-            heads[index] = log.head
-            occurred = when - timedelta(hours=12) + timedelta(hours=seq)
-            pending_rows["events"].append(
-                {
-                    "id": event_id,
-                    "lot_id": index + 1,
-                    "seq": seq,
-                    "kind": kind,
-                    "actor_org_id": org_id,
-                    "actor_address": address,
-                    "payload": payload,
-                    "payload_hash": data_hash,
-                    "hash_scheme": 1,
-                    "visibility": {},
-                    "status": "confirmed",
-                    "tx_hash": result.tx_hash,
-                    "block_number": result.block_number,
-                    "log_index": log.log_index,
-                    "head_after": heads[index],
-                    "occurred_at": occurred,
-                    "recorded_at": when,
-                    "confirmed_at": when,
-                    "batch_id": result.tx_hash[2:34],
-                }
-            )
-        for index in indexes:
-            lot = plan.lots[index]
-            pending_rows["lots"].append(
-                {
-                    "id": index + 1,
-                    "gtin": gtins[lot.tier],
-                    "lot_code": lot.code,
-                    "lot_id": chain_ids[index],
-                    "product_id": product_ids[lot.tier],
-                    "creator_org_id": org_id,
-                    "custodian_org_id": org_id,
-                    "status": "active",
-                    "quantity": Decimal("1000"),
-                    "unit": "kg",
-                    "initial_quantity": Decimal("1000"),
-                    "created_at": when,
-                    "harvest_date": None if lot.inputs else date(2026, 3, 2),
-                    "origin_location_id": site_id,
-                    "event_count": lot.events,
-                    "head_hash": heads[index],
-                }
-            )
-            pending_rows["edges"] += [
-                {"output_lot_id": index + 1, "input_lot_id": i + 1, "quantity": Decimal("10"), "unit": "kg"}
-                for i in lot.inputs
-            ]
-        if len(pending_rows["events"]) >= 20_000:
-            flush()
-    flush()
+    # Hashing payloads and ABI-encoding calls is most of this process's work: other processes do it, a few
+    # transactions ahead of the one sent (on a shared machine they also get cores this process would not).
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    statics = [(m[3], m[5]) for m in made]
+    workers = max(1, min(ENCODERS, os.cpu_count() or 1))
+    encoding: deque[tuple[int, list[int], Future[tuple[str, list[Any]]]]] = deque()
+    upcoming = iter(order)
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_encoder_start,
+        initargs=(plan, statics, ledger.address),
+    )
+    # Each organisation's nonces counted here and the fees of the start kept for the run, so signing a
+    # transaction asks anvil nothing (on a loaded machine each round trip to the node costs more than its work;
+    # the base fee only falls, blocks being far below their gas target).
+    nonces = {org: ledger.account_nonce(signer.address) for org, signer in signers.items()}
+    fees = ledger.fees()
+    rows.start()
+    try:
+        try:
+            while True:
+                while len(encoding) < 2 * workers + 2 and (item := next(upcoming, None)) is not None:
+                    encoding.append((item[0], item[1], pool.submit(_encode_batch, item[0], item[1])))
+                if not encoding:
+                    break
+                org, indexes, future = encoding.popleft()
+                with phases("payloads hashed, calls encoded (waiting for the encoders)"):
+                    data, planned = future.result()
+                with phases("chain: signed, sent"):
+                    prepared = ledger.prepare(
+                        signers[org], "multicall", (), check=False, data=data, nonce=nonces[org], fees=fees
+                    )
+                    nonces[org] += 1
+                    ledger.send(prepared)
+                in_flight.append((prepared, org, indexes, planned))
+                if len(in_flight) > IN_FLIGHT:
+                    take_oldest()
+            while in_flight:
+                take_oldest()
+        finally:
+            pool.shutdown(cancel_futures=True)
+    finally:
+        with phases("waiting for the last rows' inserts"):
+            rows.finish()
     with phases("rows inserted (bulk)"), runtime.ctx() as ctx:
         cursor = ctx.session.get(IndexerCursor, CURSOR)
         if cursor is None:
-            ctx.session.add(IndexerCursor(name=CURSOR, last_block=last_block))
+            ctx.session.add(IndexerCursor(name=CURSOR, last_block=state["last_block"]))
         else:
-            cursor.last_block = last_block
+            cursor.last_block = state["last_block"]
     with phases("statistics"):
-        from supply_chain.store.db import refresh_statistics
+        refresh_statistics(runtime.engine)
+    return {"transactions": state["txs"], "last_block": state["last_block"]}
 
-        refresh_statistics(engine)
-    return {"transactions": txs, "last_block": last_block}
+
+IN_FLIGHT = 4
+"""Transactions sent and not yet read back: enough that anvil always has the next one while this process
+encodes, few enough that a refusal stops the build soon."""
+
+ENCODERS = 2
+"""Processes hashing payloads and encoding calls (at most one per core)."""
+
+_ENCODER: dict[str, Any] = {}
+
+
+def _encoder_start(plan: Plan, statics: list[tuple[list[str], str]], address: str) -> None:
+    """An encoder process: the plan, each organisation's GTINs and GLN, the contract's call encoding."""
+    from web3 import Web3
+
+    from supply_chain.chain.ledger import Ledger
+
+    _ENCODER.update(
+        plan=plan,
+        statics=statics,
+        chain_ids=["0x" + lot_id(_gtin(lot.org, lot.tier + 1), lot.code).hex() for lot in plan.lots],
+        ledger=Ledger(Web3(), address),  # no node: only its call encoding is used
+        hashes={},
+    )
+
+
+def _encode_batch(org: int, indexes: list[int]) -> tuple[str, list[tuple[int, int, EventKind, dict[str, str], str]]]:
+    """The call data of one transaction (a multicall of ``createLot`` and ``recordEvents`` for the lots
+    ``indexes`` of organisation ``org``) and the events it records, in order: (lot index, sequence number,
+    kind, payload, payload hash)."""
+    from supply_chain.chain.ledger import Call
+
+    plan: Plan = _ENCODER["plan"]
+    chain_ids: list[str] = _ENCODER["chain_ids"]
+    hashes: dict[str, str] = _ENCODER["hashes"]
+    ledger = _ENCODER["ledger"]
+    gtins, gln = _ENCODER["statics"][org]
+    calls, planned = [], []
+    for index in indexes:
+        lot = plan.lots[index]
+        kinds = kinds_of(lot)
+        payloads = [payload_of(k, s, gln, lot.code) for s, k in enumerate(kinds, start=1)]
+        data = []
+        for payload in payloads:
+            text = json.dumps(payload, sort_keys=True)
+            if text not in hashes:
+                hashes[text] = "0x" + payload_hash(payload).hex()
+            data.append(hashes[text])
+        inputs = [chain_ids[i] for i in lot.inputs]
+        calls.append(Call.create_lot(gtins[lot.tier], lot.code, inputs, kinds[0], data[0]))
+        if len(kinds) > 1:
+            calls.append(Call.record_events(chain_ids[index], kinds[1:], data[1:]))
+        planned += [(index, seq, k, p, h) for seq, (k, p, h) in enumerate(zip(kinds, payloads, data, strict=True), 1)]
+    encoded = [ledger.encode_call(fn, args) for fn, args in calls]
+    return "0x" + ledger.encode_call("multicall", [encoded]).hex(), planned
+
+
+LOT_COLUMNS = (
+    "id", "gtin", "lot_code", "lot_id", "product_id", "creator_org_id", "custodian_org_id", "status", "quantity",
+    "unit", "initial_quantity", "created_at", "harvest_date", "origin_location_id", "event_count", "head_hash",
+)  # fmt: skip
+EDGE_COLUMNS = ("output_lot_id", "input_lot_id", "quantity", "unit")
+EVENT_COLUMNS = (
+    "id", "lot_id", "seq", "kind", "actor_org_id", "actor_address", "payload", "payload_hash", "hash_scheme",
+    "visibility", "status", "tx_hash", "block_number", "log_index", "head_after", "occurred_at", "recorded_at",
+    "confirmed_at", "batch_id",
+)  # fmt: skip
+
+
+def _rows_of(
+    result: Any,
+    plan: Plan,
+    org: tuple[Any, ...],
+    chain_ids: list[str],
+    indexes: list[int],
+    planned: list[tuple[int, int, EventKind, dict[str, str], str]],
+    tx_number: int,
+    event_id: int,
+    rows: _RowWriter,
+) -> int:
+    """Check a mined transaction's logs are the events planned, one by one, and hand its rows (lots, inputs,
+    events) to ``rows``; returns the last event id used."""
+    org_id, address, product_ids, gtins, site_id, _gln = org
+    recorded = result.recorded
+    if len(recorded) != len(planned):
+        raise RuntimeError(f"transaction {result.tx_hash}: {len(recorded)} events logged, {len(planned)} sent")
+    when = START + timedelta(minutes=tx_number)
+    batch_id = result.tx_hash[2:34]
+    heads: dict[int, str] = {}
+    events = []
+    for (index, seq, kind, payload, data_hash), log in zip(planned, recorded, strict=True):
+        if log.lot_id != chain_ids[index] or log.seq != seq or log.data_hash != data_hash or log.kind != kind:
+            raise RuntimeError(f"log {log.log_index} of {result.tx_hash} is not the event planned there")
+        event_id += 1
+        heads[index] = log.head
+        occurred = when - timedelta(hours=12) + timedelta(hours=seq)
+        events.append(
+            (
+                event_id, index + 1, seq, kind, org_id, address, payload, data_hash, 1, {}, "confirmed",
+                result.tx_hash, result.block_number, log.log_index, log.head, occurred, when, when, batch_id,
+            )
+        )  # fmt: skip
+    lots, edges = [], []
+    for index in indexes:
+        lot = plan.lots[index]
+        lots.append(
+            (
+                index + 1, gtins[lot.tier], lot.code, chain_ids[index], product_ids[lot.tier], org_id, org_id,
+                "active", Decimal("1000"), "kg", Decimal("1000"), when,
+                None if lot.inputs else date(2026, 3, 2), site_id, lot.events, heads[index],
+            )
+        )  # fmt: skip
+        edges += [(index + 1, i + 1, Decimal("10"), "kg") for i in lot.inputs]
+    rows.put(lots, edges, events)
+    return event_id
+
+
+class _RowWriter:
+    """Inserts rows in a thread of its own, in the order given, about ``CHUNK`` events a transaction, with the
+    driver's ``executemany`` (`supply_chain.store.db.insert_rows`). An insert that fails stops the build at
+    the next ``put`` or at ``finish``."""
+
+    CHUNK = 5_000
+
+    def __init__(self, engine: Any, phases: Phases) -> None:
+        import queue
+        import threading
+
+        self.engine = engine
+        self.phases = phases
+        self.queue: queue.Queue[tuple[list[Any], list[Any], list[Any]] | None] = queue.Queue(maxsize=8)
+        self.thread = threading.Thread(target=self._run, name="scale-rows", daemon=True)
+        self.error: BaseException | None = None
+        self.pending: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def put(self, lots: list[Any], edges: list[Any], events: list[Any]) -> None:
+        for held, new in zip(self.pending, (lots, edges, events), strict=True):
+            held += new
+        if len(self.pending[2]) >= self.CHUNK:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        import queue
+
+        item, self.pending = self.pending, ([], [], [])
+        while True:
+            if self.error is not None:
+                raise RuntimeError("inserting the rows failed") from self.error
+            try:
+                self.queue.put(item, timeout=1)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        """Insert what is left and wait for every insert (also after a failure elsewhere: the thread stops)."""
+        import queue
+
+        if self.thread.is_alive() and self.error is None and any(self.pending):
+            self._hand_over()
+        while self.thread.is_alive():
+            try:
+                self.queue.put(None, timeout=1)
+                break
+            except queue.Full:
+                continue
+        self.thread.join()
+        if self.error is not None:
+            raise RuntimeError("inserting the rows failed") from self.error
+
+    def _run(self) -> None:
+        from supply_chain.store.db import insert_rows
+        from supply_chain.store.models import Event, Lot, LotInput
+
+        try:
+            while (item := self.queue.get()) is not None:
+                lots, edges, events = item
+                with self.phases("rows inserted (bulk, alongside)"), self.engine.begin() as connection:
+                    insert_rows(connection, Lot.__table__, LOT_COLUMNS, lots)
+                    insert_rows(connection, LotInput.__table__, EDGE_COLUMNS, edges)
+                    insert_rows(connection, Event.__table__, EVENT_COLUMNS, events)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the building thread
+            self.error = exc
 
 
 # ------------------------------------------------------------------------------------------- using it
@@ -551,49 +711,36 @@ def load(
 def postgres_copy(home: Path, postgres_url: str, progress: Callable[[str], None]) -> Iterator[str]:
     """The SQLite store of ``home`` re-loaded into a new schema of ``postgres_url`` (migrated, then every table
     copied in chunks, sequences moved past the copied ids, analysed); dropped on exit."""
-    import uuid
-
     from sqlalchemy import func, select, text
-    from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
 
-    from supply_chain.store.db import make_engine, migrate, normalise_url, refresh_statistics
+    from supply_chain.store.db import make_engine, migrate, postgres_schema, refresh_statistics
     from supply_chain.store.models import Base
 
-    base = normalise_url(postgres_url)
-    schema = f"lotline_scale_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base, poolclass=NullPool)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base)
-    options = " ".join(filter(None, [url.query.get("options", ""), f"-csearch_path={schema}"]))
-    db_url = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
-    source = make_engine(f"sqlite:///{home / 'lotline.db'}", poolclass=NullPool)
-    target = make_engine(db_url, poolclass=NullPool)
-    try:
-        started = time.perf_counter()
-        migrate(target)
-        with source.connect() as reading, target.begin() as writing:
-            for table in Base.metadata.sorted_tables:
-                writing.execute(table.delete())
-            for table in Base.metadata.sorted_tables:
-                result = reading.execution_options(stream_results=True).execute(select(table))
-                while rows := result.mappings().fetchmany(20_000):
-                    writing.execute(table.insert(), [dict(r) for r in rows])
-                if "id" in table.c and isinstance(table.c.id.type.python_type, type):
-                    top = writing.scalar(select(func.max(table.c.id)))
-                    sequence = writing.scalar(text(f"SELECT pg_get_serial_sequence('{table.name}', 'id')"))
-                    if top and sequence:
-                        writing.execute(text(f"SELECT setval('{sequence}', {int(top)})"))
-        refresh_statistics(target)
-        progress(f"store re-loaded into PostgreSQL schema {schema} in {time.perf_counter() - started:.0f} s")
-        yield db_url
-    finally:
-        source.dispose()
-        target.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(postgres_url, prefix="lotline_scale") as db_url:
+        source = make_engine(f"sqlite:///{home / 'lotline.db'}", poolclass=NullPool)
+        target = make_engine(db_url, poolclass=NullPool)
+        try:
+            started = time.perf_counter()
+            migrate(target)
+            with source.connect() as reading, target.begin() as writing:
+                for table in Base.metadata.sorted_tables:
+                    writing.execute(table.delete())
+                for table in Base.metadata.sorted_tables:
+                    result = reading.execution_options(stream_results=True).execute(select(table))
+                    while rows := result.mappings().fetchmany(20_000):
+                        writing.execute(table.insert(), [dict(r) for r in rows])
+                    if "id" in table.c and isinstance(table.c.id.type.python_type, type):
+                        top = writing.scalar(select(func.max(table.c.id)))
+                        sequence = writing.scalar(text(f"SELECT pg_get_serial_sequence('{table.name}', 'id')"))
+                        if top and sequence:
+                            writing.execute(text(f"SELECT setval('{sequence}', {int(top)})"))
+            refresh_statistics(target)
+            progress(f"store re-loaded into a PostgreSQL schema of its own in {time.perf_counter() - started:.0f} s")
+            yield db_url
+        finally:
+            source.dispose()
+            target.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:

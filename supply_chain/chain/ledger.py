@@ -370,14 +370,26 @@ class Ledger:
     # ------------------------------------------------------------ writes: two steps
 
     def prepare(
-        self, signer: LocalAccount, function: str, args: Sequence[Any], *, check: bool = True, data: str | None = None
+        self,
+        signer: LocalAccount,
+        function: str,
+        args: Sequence[Any],
+        *,
+        check: bool = True,
+        data: str | None = None,
+        nonce: int | None = None,
+        fees: dict[str, int] | None = None,
     ) -> PreparedTx:
         """Check the call against current state, size its gas and sign it. Raises the decoded error on revert.
 
         ``check=False`` (only where the gas limit is fixed: the embedded chain) signs without the pre-flight
         ``eth_call``: the transaction then runs once, when sent, instead of twice, and a refusal is reported by
         ``submit`` (mined reverted, nothing of it applied) instead of here. For callers that planned and
-        rehearsed the calls already, and can afford a refusal after their rows are stored as pending."""
+        rehearsed the calls already, and can afford a refusal after their rows are stored as pending.
+
+        ``nonce`` and ``fees`` (`fees`) are for a sender that keeps its own count of a signer's transactions and
+        its fees for a whole run (a bulk load with several transactions in flight): signing then asks the node
+        nothing."""
         if data is None:  # (a multicall brings its call data, encoded without web3's per-call ABI validation)
             data = self.contract.encode_abi(function, args=list(args))
         call = {"from": signer.address, "to": self.address, "data": data}
@@ -392,15 +404,15 @@ class Ledger:
                     gas = int(self.w3.eth.estimate_gas(call) * 1.2) + 30_000
             except (ContractCustomError, ContractLogicError, TransactionFailed) as exc:
                 raise self.decode_revert(exc, function) from None
-            lock = self._nonce_lock(signer.address)
-            with lock:
-                nonce = max(
-                    self.w3.eth.get_transaction_count(signer.address, "pending"),
-                    self._next_nonce.get(signer.address, 0),
-                )
-                self._next_nonce[signer.address] = nonce + 1
+            if nonce is None:
+                with self._nonce_lock(signer.address):
+                    nonce = max(
+                        self.w3.eth.get_transaction_count(signer.address, "pending"),
+                        self._next_nonce.get(signer.address, 0),
+                    )
+                    self._next_nonce[signer.address] = nonce + 1
             tx = (
-                _fees(self.w3)
+                (fees if fees is not None else _fees(self.w3))
                 | call
                 | {
                     "nonce": nonce,
@@ -502,6 +514,15 @@ class Ledger:
         is read as the node sends it (JSON-RPC): web3's formatting and decoding of a receipt cost 1-2 ms a log,
         more than the node took to run a thousand events."""
         self._send(prepared)
+        return self.wait_bulk(prepared)
+
+    def send(self, prepared: PreparedTx) -> None:
+        """Send a prepared transaction without waiting for it (`wait_bulk` then reads its logs): a signer may
+        have several in flight, the node runs them in nonce order."""
+        self._send(prepared)
+
+    def wait_bulk(self, prepared: PreparedTx) -> BulkResult:
+        """The ``LotEventRecorded`` logs of a sent transaction of many events, once mined (see `submit_bulk`)."""
         deadline = time.monotonic() + self.receipt_timeout
         with chain_guard(prepared.function):
             while True:
@@ -518,15 +539,18 @@ class Ledger:
         if int(receipt["status"], 16) != 1:
             raise self._mined_revert(prepared, block)
         recorded = []
+        actors: dict[str, str] = {}  # checksumming an address costs ~0.1 ms (a keccak): once per actor, not per log
+        contract = self.address.lower()
         for log in receipt["logs"]:
             topics = log["topics"]
-            if topics[0] != self._recorded_topic or log["address"].lower() != self.address.lower():
+            if topics[0] != self._recorded_topic or log["address"].lower() != contract:
                 continue
             data = log["data"][2:]
             recorded.append(
                 Recorded(
                     lot_id=topics[1],
-                    actor=to_checksum_address("0x" + topics[2][-40:]),
+                    actor=actors.get(topics[2])
+                    or actors.setdefault(topics[2], to_checksum_address("0x" + topics[2][-40:])),
                     kind=int(topics[3], 16),
                     seq=int(data[:64], 16),
                     data_hash="0x" + data[64:128],
@@ -769,6 +793,11 @@ class Ledger:
         return low - 1
 
     # ------------------------------------------------------------ internals
+
+    def fees(self) -> dict[str, int]:
+        """The fee fields a transaction sent now would carry (EIP-1559 where the chain has a base fee)."""
+        with chain_guard("fees"):
+            return _fees(self.w3)
 
     def chain_id(self) -> int:
         if self._chain_id is None:

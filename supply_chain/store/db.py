@@ -14,8 +14,9 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -24,9 +25,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -281,6 +283,66 @@ def refresh_statistics(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
         connection.exec_driver_sql("ANALYZE")
+
+
+def insert_rows(connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (tuples of values in the order of ``columns``) with the driver's ``executemany``. Each
+    value goes through its column type's conversion as SQLAlchemy's ``insert()`` would do it (JSON, UTC
+    datetimes, event kinds, decimals), without a dictionary per row or SQLAlchemy's per-row statement handling:
+    for bulk loads (``supply_chain/scale.py``) of hundreds of thousands of rows."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    # Columns left out take their constant Python-side default, as insert() would give them; a computed default
+    # (a timestamp, a factory) must be given.
+    defaults = [c for c in table.c if c.name not in columns and c.default is not None]
+    computed = [c.name for c in defaults if not c.default.is_scalar]  # type: ignore[attr-defined]
+    if computed:
+        raise ValueError(f"insert_rows into {table.name}: give the columns {', '.join(computed)}")
+    constants = tuple(c.default.arg for c in defaults)  # type: ignore[attr-defined]
+    columns = [*columns, *(c.name for c in defaults)]
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    converted = [
+        tuple(
+            value if value is None or convert is None else convert(value)
+            for convert, value in zip(processors, row, strict=True)
+        )
+        for row in (rows if not constants else (tuple(r) + constants for r in rows))
+    ]
+    connection.exec_driver_sql(sql, converted)
+
+
+@contextmanager
+def postgres_schema(base_url: str, prefix: str = "lotline") -> Iterator[str]:
+    """A URL of the PostgreSQL database ``base_url`` whose connections see only a new, empty schema (named
+    ``<prefix>_<random>``, put first on their search path); the schema and all in it are dropped on exit. For
+    throw-away stores: the tests', the benchmarks' and the scale data set's re-loads."""
+    base = make_url(normalise_url(base_url))
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(base, poolclass=NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except BaseException:
+        admin.dispose()
+        raise
+    options = " ".join(filter(None, [base.query.get("options", ""), f"-csearch_path={schema}"]))
+    try:
+        yield base.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    finally:
+        try:
+            with admin.begin() as connection:
+                # a session left open in a transaction would block the drop: fail instead of hanging
+                connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        finally:
+            admin.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -10,18 +10,17 @@ that silently tested one database would be a green light for nothing.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
-from supply_chain.store.db import make_engine, make_session_factory, migrate, normalise_url
+from supply_chain.store.db import make_engine, make_session_factory, migrate, normalise_url, postgres_schema
 
 POSTGRES_URL_ENV = "LOTLINE_TEST_POSTGRES_URL"
 NOT_CONFIGURED = f"PostgreSQL not configured: set {POSTGRES_URL_ENV} (scripts/ci_postgres.sh)"
@@ -42,25 +41,15 @@ def _postgres_base_url() -> str:
 
 def _postgres_schema_url(base_url: str) -> Iterator[str]:
     """A URL whose connections see only a new, empty schema; the schema is dropped afterwards."""
-    schema = f"lotline_test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base_url, poolclass=NullPool)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        shown = make_url(base_url).render_as_string(hide_password=True)
-        pytest.fail(f"PostgreSQL at {shown} is not reachable ({exc.orig}); run scripts/ci_postgres.sh", pytrace=False)
-    base = make_url(base_url)
-    options = " ".join(filter(None, [base.query.get("options", ""), f"-csearch_path={schema}"]))
-    try:
-        yield base.update_query_dict({"options": options}).render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            # a session left open in a transaction by the test would block the drop; fail instead of hanging
-            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_schema(base_url, prefix="lotline_test"))
+        except OperationalError as exc:
+            shown = make_url(base_url).render_as_string(hide_password=True)
+            pytest.fail(
+                f"PostgreSQL at {shown} is not reachable ({exc.orig}); run scripts/ci_postgres.sh", pytrace=False
+            )
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -631,3 +631,43 @@ def test_database_url_defaults_to_sqlite_in_the_instance_folder(tmp_path: Path) 
     assert normalise_url("postgres://u:p@db/x") == "postgresql+psycopg://u:p@db/x"
     assert normalise_url("postgresql+psycopg://u:p@db/x") == "postgresql+psycopg://u:p@db/x"
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_insert_rows_stores_what_sqlalchemy_insert_stores(db_url: str) -> None:
+    """``db.insert_rows`` (the scale data set's bulk insert: the driver's executemany) converts each value as
+    SQLAlchemy's ``insert()`` does (JSON, UTC datetimes, event kinds, decimals), fills constant defaults of the
+    columns left out, and refuses to leave out a column whose default is computed."""
+    from sqlalchemy import JSON, BigInteger, Column, MetaData, Numeric, String, Table
+
+    from supply_chain.store.db import insert_rows, make_engine
+    from supply_chain.store.models import EventKindType, UTCDateTime
+
+    table = Table(
+        "bulk_probe",
+        MetaData(),
+        Column("id", BigInteger, primary_key=True, autoincrement=False),
+        Column("kind", EventKindType(), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("at", UTCDateTime(), nullable=False),
+        Column("amount", Numeric(18, 6), nullable=False),
+        Column("note", String(20)),
+        Column("status", String(16), nullable=False, default="active"),
+        Column("made_at", UTCDateTime(), default=lambda: datetime.now(UTC)),
+    )
+    engine = make_engine(db_url)
+    try:
+        table.metadata.create_all(engine)
+        at = datetime(2026, 3, 2, 7, 30, tzinfo=timezone(timedelta(hours=1)))
+        row = {"kind": EventKind.COOLING, "payload": {"b": "2", "a": [1]}, "at": at, "amount": Decimal("12.5")}
+        made = datetime(2026, 3, 2, tzinfo=UTC)
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, **row, "note": "x", "made_at": made}])
+            insert_rows(connection, table, ["id", *row, "note", "made_at"], [(2, *row.values(), "x", made)])
+            with pytest.raises(ValueError, match="made_at"):
+                insert_rows(connection, table, ["id", *row], [(3, *row.values())])
+        with engine.connect() as connection:
+            first, second = (r._asdict() for r in connection.execute(select(table).order_by(table.c.id)))
+        assert second == first | {"id": 2}
+        assert (second["kind"], second["at"], second["status"]) == (EventKind.COOLING, at, "active")
+    finally:
+        engine.dispose()
