@@ -1,6 +1,6 @@
 """The start-up/scheduled verification pass, measured on a scale data set (`scripts/scale_store.py`).
 
-    PYTHONPATH=$PWD python scripts/verify_pass_bench.py ~/.cache/lotline/scale/20000-<key> 500 [POSTGRES_URL]
+    PYTHONPATH=$PWD python scripts/verify_pass_bench.py ~/.cache/lotline/scale/20000-<key> 500|all [POSTGRES_URL]
 
 Verifies the first N lots of the data set (on a copy, with anvil started on its state; with POSTGRES_URL, on a
 copy of its store in a schema of its own there) three times each way, alternating in one process:
@@ -12,6 +12,9 @@ copy of its store in a schema of its own there) three times each way, alternatin
   JSON-RPC, the batch's events in one query, the results in one UPDATE per batch).
 
 Prints the seconds of each round, the medians, lots per second and the ratio.
+
+With LOT_COUNT ``all``, runs `startup.verify_everything` once over every lot of the data set, as the first pass
+after a start does (no hash recomputed before in this process), and prints its lots per second.
 """
 
 import json
@@ -54,6 +57,25 @@ def after(runtime: Runtime, ids: list[int]) -> None:
     startup.verify_ids(runtime, ids)
 
 
+def whole(folder: Path, postgres_url: str | None) -> None:
+    built = scale.Built(folder, json.loads((folder / "scale.json").read_text()))
+    with (
+        tempfile.TemporaryDirectory(prefix="lotline-verify-pass-") as work,
+        scale.load(built, Path(work) / "home", postgres_url) as env,
+    ):
+        runtime = Runtime(Settings.from_env(env=env))
+        try:
+            start = time.perf_counter()
+            bad = startup.verify_everything(runtime)
+            seconds = time.perf_counter() - start
+            with runtime.ctx() as ctx:
+                states = sorted(set(ctx.session.scalars(select(Lot.verification_state))))
+                count = len(list(ctx.session.scalars(select(Lot.id))))
+        finally:
+            runtime.close()
+    print(f"whole pass: {count} lots in {seconds:.1f} s, {count / seconds:.1f} lots/s; findings {len(bad)}; {states}")
+
+
 def main(folder: Path, count: int, postgres_url: str | None) -> None:
     built = scale.Built(folder, json.loads((folder / "scale.json").read_text()))
     with (
@@ -85,5 +107,9 @@ def main(folder: Path, count: int, postgres_url: str | None) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4):
-        sys.exit("usage: verify_pass_bench.py DATA_SET_FOLDER LOT_COUNT [POSTGRES_URL]")
-    main(Path(sys.argv[1]).expanduser(), int(sys.argv[2]), sys.argv[3] if len(sys.argv) == 4 else None)
+        sys.exit("usage: verify_pass_bench.py DATA_SET_FOLDER LOT_COUNT|all [POSTGRES_URL]")
+    folder, postgres = Path(sys.argv[1]).expanduser(), sys.argv[3] if len(sys.argv) == 4 else None
+    if sys.argv[2] == "all":
+        whole(folder, postgres)
+    else:
+        main(folder, int(sys.argv[2]), postgres)
