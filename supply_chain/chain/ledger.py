@@ -13,6 +13,7 @@ the receipt. `receipt()` and `resend()` serve start-up reconciliation.
 from __future__ import annotations
 
 import ast
+import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -205,6 +206,61 @@ class BulkResult:
     recorded: list[Recorded]
 
 
+def _word(raw: bytes, index: int) -> int:
+    return int.from_bytes(raw[32 * index : 32 * index + 32], "big")
+
+
+def _plain_get_lot(raw: bytes) -> tuple[Any, ...] | None:
+    """A ``getLot`` answer decoded by hand when it has the one layout the contract's compiler gives it (seven
+    head words, the input ids' array right after them, every padding zero), as ``abi_decode`` would return it;
+    None for anything else, which ``abi_decode`` then decodes (or refuses). eth_abi's general decoder cost
+    more per lot than the node's answer in a verification pass."""
+    if len(raw) < 256 or len(raw) % 32 or _word(raw, 6) != 224 or len(raw) != 256 + 32 * _word(raw, 7):
+        return None
+    if any(raw[32 * i : 32 * i + 12] != bytes(12) for i in range(3)) or _word(raw, 3) > 255 or _word(raw, 4) >> 64:
+        return None
+    addresses = ("0x" + raw[32 * i + 12 : 32 * i + 32].hex() for i in range(3))
+    inputs = tuple(raw[i : i + 32] for i in range(256, len(raw), 32))
+    return (*addresses, _word(raw, 3), _word(raw, 4), raw[160:192], inputs)
+
+
+def _plain_bytes_list(raw: bytes) -> list[bytes] | None:
+    """An ABI-encoded ``bytes[]`` (a multicall's answer) decoded by hand when it has the canonical layout
+    (items in order, each right after the one before, zero padding); None for anything else (then
+    ``abi_decode``)."""
+    if len(raw) < 64 or _word(raw, 0) != 32:
+        return None
+    count = _word(raw, 1)
+    base = 64  # offsets count from the start of the array's contents, after its length
+    expected = 32 * count
+    if base + expected > len(raw):
+        return None
+    out = []
+    for index in range(count):
+        if _word(raw, 2 + index) != expected:
+            return None
+        start = base + expected
+        if start + 32 > len(raw):
+            return None
+        length = int.from_bytes(raw[start : start + 32], "big")
+        padded = -(-length // 32) * 32
+        end = start + 32 + padded
+        if end > len(raw) or any(raw[start + 32 + length : end]):
+            return None
+        out.append(raw[start + 32 : start + 32 + length])
+        expected += 32 + padded
+    if base + expected != len(raw):
+        return None
+    return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def _checksummed(address: str) -> str:
+    """``to_checksum_address``, remembered: a pass over many lots meets the same few organisations' addresses
+    again and again, and each checksum is a keccak of the address."""
+    return to_checksum_address(address)
+
+
 def _hex(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
@@ -308,14 +364,13 @@ class Ledger:
         lot_bytes = _b32(lot_id)
         # The call data and the answer are coded here with the ABI types of getLot: web3's contract function
         # looks the function up in the whole ABI on every call, which cost more than the EVM running it.
-        with chain_guard("getLot"):
-            raw = self.w3.eth.call({"to": self.address, "data": "0x" + (_GET_LOT_SELECTOR + lot_bytes).hex()})
-        return self._chain_lot(lot_bytes, raw)
+        return self._chain_lot(lot_bytes, self.read_call(_GET_LOT_SELECTOR + lot_bytes, "getLot"))
 
     def _chain_lot(self, lot_bytes: bytes, raw: bytes) -> ChainLot:
         """A ``getLot`` answer (ABI-encoded) as a ChainLot."""
-        creator, custodian, pending, status, count, head, inputs = abi_decode(self._GET_LOT_TYPES, raw)
-        creator, custodian, pending = (to_checksum_address(a) for a in (creator, custodian, pending))
+        decoded = _plain_get_lot(raw) or abi_decode(self._GET_LOT_TYPES, raw)
+        creator, custodian, pending, status, count, head, inputs = decoded
+        creator, custodian, pending = (_checksummed(a) for a in (creator, custodian, pending))
         return ChainLot(
             lot_id=_hex(lot_bytes),
             creator=creator,
@@ -343,12 +398,26 @@ class Ledger:
             part = ids[start : start + chunk]
             data = [_GET_LOT_SELECTOR + i for i in part]  # getLot(bytes32): the id is its one word
             call = self.encode_call("multicall", [data])  # coded here, as in get_lot: no ABI look-up per call
-            with chain_guard("getLot"):
-                raw_answer = self.w3.eth.call({"to": self.address, "data": "0x" + call.hex()})
-            (results,) = abi_decode(("bytes[]",), raw_answer)
+            answer = self.read_call(call, "getLot")
+            results = _plain_bytes_list(answer)
+            if results is None:
+                (results,) = abi_decode(("bytes[]",), answer)
             for lot, raw in zip(part, results, strict=True):
                 out[_hex(lot).lower()] = self._chain_lot(lot, raw)
         return out
+
+    def read_call(self, data: bytes, what: str) -> bytes:
+        """The answer of one read-only ``eth_call`` of this contract on the latest block, asked of the node as
+        JSON-RPC: web3's request stack (its validation middleware asks the node for its chain id twice per
+        call, then formats request and answer) cost more than the node's work for a batch of ``getLot``. An
+        error answer (a revert, a node refusing the call) raises ChainUnavailable naming ``what``."""
+        request = [{"to": self.address, "data": "0x" + data.hex()}, "latest"]
+        with chain_guard(what):
+            answer = self.w3.provider.make_request(RPCEndpoint("eth_call"), request)
+        if answer.get("error"):
+            raise ChainUnavailable(f"the chain node refused {what}: {answer['error']}")
+        result = answer.get("result")
+        return bytes(result) if isinstance(result, bytes) else bytes.fromhex(str(result).removeprefix("0x"))
 
     def lot_outputs(self, lot_id: str | bytes) -> list[str]:
         with chain_guard("lotOutputs"):
@@ -670,8 +739,9 @@ class Ledger:
 
     def recall_source_of(self, lot_id: str | bytes) -> str | None:
         """For a recalled lot, the id of the lot its recall started from; None if not recalled."""
-        with chain_guard("recallSourceOf"):
-            source = self.contract.functions.recallSourceOf(_b32(lot_id)).call()
+        (source,) = abi_decode(
+            ("bytes32",), self.read_call(self.encode_call("recallSourceOf", [_b32(lot_id)]), "recallSourceOf")
+        )
         return None if bytes(source) == ZERO_HASH else _hex(source)
 
     def record_event(

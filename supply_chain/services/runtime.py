@@ -249,6 +249,13 @@ class Runtime:
         with session_scope(self.sessions) as session:
             yield Ctx(session, self)
 
+    @contextmanager
+    def read_ctx(self) -> Iterator[Ctx]:
+        """A unit of work that only reads (``read_sessions``): on SQLite it neither takes nor waits for the
+        write lock, so writers go on while it runs."""
+        with session_scope(self.read_sessions) as session:
+            yield Ctx(session, self)
+
     # ------------------------------------------------------------ chain
 
     @property

@@ -12,12 +12,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import joinedload, selectinload
 
 from supply_chain.domain.errors import ChainUnavailable
-from supply_chain.services import imports, indexer, lots, orgs
+from supply_chain.services import imports, indexer, lots, orgs, verify
 from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.runtime import Runtime
-from supply_chain.services.verify import Verification, verify_lot
+from supply_chain.services.verify import Verification
 from supply_chain.store.db import refresh_statistics
-from supply_chain.store.models import Lot, LotInput
+from supply_chain.store.models import Document, Inspection, Lot, LotInput, Organisation, Recall, SensorBatch
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,11 @@ checked import files nobody imported (``imports.clean_staged``)."""
 STATISTICS_SECONDS = 3600.0
 """How often the maintenance pass refreshes the query planner's statistics (``db.refresh_statistics``)."""
 
-VERIFY_BATCH = 5
-"""Lots verified per transaction: each verification reads the chain, and the lots' rows (on SQLite the whole
-write lock) are held until the transaction ends, so a pass commits often and writes never wait long on it."""
+VERIFY_BATCH = 200
+"""Lots verified per batch. A batch is read and verified in a read-only transaction (on SQLite it neither takes
+nor waits for the write lock), with one chain call (``Ledger.get_lots``, up to 200 lots a call) and one query
+per kind of row for the whole batch; its results are then written in a transaction of their own, one UPDATE
+statement run per lot, so the write lock is held for that statement only, however large the batch."""
 
 
 def mark_unchecked(runtime: Runtime) -> int:
@@ -82,17 +84,17 @@ def mark_unchecked(runtime: Runtime) -> int:
 _PASS_LOADS = (
     selectinload(Lot.inputs).joinedload(LotInput.input_lot),
     joinedload(Lot.recall_source),
-    selectinload(Lot.creator),
-    selectinload(Lot.custodian),
-    selectinload(Lot.pending_custodian),
-    selectinload(Lot.recalls),
+    selectinload(Lot.creator).lazyload(Organisation.extra_prefixes),
+    selectinload(Lot.custodian).lazyload(Organisation.extra_prefixes),
+    selectinload(Lot.pending_custodian).lazyload(Organisation.extra_prefixes),
+    selectinload(Lot.recalls).joinedload(Recall.event),
     selectinload(Lot.inspections),
-    selectinload(Lot.sensor_batches),
-    selectinload(Lot.documents),
+    selectinload(Lot.sensor_batches).joinedload(SensorBatch.event),
+    selectinload(Lot.documents).joinedload(Document.inspection).joinedload(Inspection.event),
 )
 """What verification reads of each lot besides its events (the lineage, the recall source, the organisations
-it compares with the chain's, the rows copied from anchored payloads), loaded for a batch at once, not lot by
-lot."""
+it compares with the chain's, without their company prefixes, the rows copied from anchored payloads and the
+events that anchored them), loaded for a batch at once, not lot by lot."""
 
 
 def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verification]:
@@ -106,19 +108,28 @@ def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verif
 
 
 def verify_ids(runtime: Runtime, ids: list[int], batch: int = VERIFY_BATCH) -> list[Verification]:
-    """Verify the lots ``ids`` (store keys), `batch` per transaction: the batch's lots and the rows verification
-    compares are loaded together and the chain is asked about them in one call (``Ledger.get_lots``)."""
+    """Verify the lots ``ids`` (store keys), `batch` at a time: a batch's lots and the rows verification compares
+    are loaded together (``_PASS_LOADS``, ``verify.facts_of``), the chain is asked about them in one call
+    (``Ledger.get_lots``), all in one read-only transaction; then the results are stored in one short write
+    transaction (``verify.store_results``), so writers never wait on the reading and checking."""
     bad: list[Verification] = []
     for start in range(0, len(ids), batch):
-        with runtime.ctx() as ctx:
+        with runtime.read_ctx() as ctx:
             part = select(Lot).where(Lot.id.in_(ids[start : start + batch])).options(*_PASS_LOADS).order_by(Lot.id)
             lots = list(ctx.session.scalars(part))
             chain = ctx.ledger.get_lots([lot.lot_id for lot in lots]) if len(lots) > 1 else {}  # one call per batch
+            facts = verify.facts_of(ctx, lots)
+            results = []
             for lot in lots:
-                result = verify_lot(ctx, lot, chain_lot=chain.get(lot.lot_id.lower()))
-                if result.state in ("tampered", "unverifiable"):
-                    log.error("lot %s %s is %s: %s", lot.gtin, lot.lot_code, result.state, result.detail)
-                    bad.append(result)
+                answer = chain.get(lot.lot_id.lower())
+                result = verify.verify_lot(ctx, lot, save=False, chain_lot=answer, facts=facts[lot.id])
+                results.append((result, lot.revision))
+        with runtime.ctx() as ctx:
+            verify.store_results(ctx, results)
+        for result, _revision in results:
+            if result.state in ("tampered", "unverifiable"):
+                log.error("lot %s %s is %s: %s", result.lot.gtin, result.lot.lot_code, result.state, result.detail)
+                bad.append(result)
     return bad
 
 

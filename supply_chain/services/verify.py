@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, Text, cast, select, type_coerce
+from sqlalchemy import Integer, Text, bindparam, cast, select, type_coerce, update
 
 from supply_chain.chain.ledger import ChainLot
 from supply_chain.domain.disclosure import data_hash, disclosed_hash
@@ -58,10 +58,18 @@ def _label(event: Event, position: int) -> str:
     return f"event #{position} ({EventKind(int(event.kind)).name.lower()}, id {event.id})"
 
 
-def verify_lot(ctx: Ctx, lot: Lot, *, save: bool = True, chain_lot: ChainLot | None = None) -> Verification:
+def verify_lot(
+    ctx: Ctx,
+    lot: Lot,
+    *,
+    save: bool = True,
+    chain_lot: ChainLot | None = None,
+    facts: Sequence[Any] | None = None,
+) -> Verification:
     """Compare the lot's stored history with the chain; store the result on the lot when `save`.
-    ``chain_lot``: the chain's ``getLot`` answer read just before (``Ledger.get_lots``, many lots at once)."""
-    result = _verify(ctx, lot, chain_lot)
+    ``chain_lot``: the chain's ``getLot`` answer read just before (``Ledger.get_lots``, many lots at once);
+    ``facts``: the lot's events as read just before (``facts_of``, many lots in one query)."""
+    result = _verify(ctx, lot, chain_lot, facts)
     if save:
         store_result(ctx, lot, result)
     return result
@@ -73,6 +81,35 @@ def store_result(ctx: Ctx, lot: Lot, result: Verification) -> None:
     lot.verification_detail = result.detail
     lot.verified_at = datetime.now(UTC)
     ctx.session.flush()
+
+
+_LOTS = Lot.__table__
+_STORE_RESULTS = (
+    update(_LOTS)
+    .where(_LOTS.c.id == bindparam("lot_pk"), _LOTS.c.revision == bindparam("read_revision"))
+    .values(
+        verification_state=bindparam("state"),
+        verification_detail=bindparam("detail"),
+        verified_at=bindparam("at"),
+        revision=_LOTS.c.revision + 1,
+    )
+)
+
+
+def store_results(ctx: Ctx, results: Sequence[tuple[Verification, int]]) -> int:
+    """Store many results (each with the ``Lot.revision`` its lot had when it was read) in one UPDATE statement
+    run once per lot (executemany), moving each lot's revision as a flush would (the scan page's cache). A lot
+    whose row moved since it was read (a write, and its own verification, came in between) keeps what is
+    stored: that is newer than this result. Returns how many results were stored."""
+    if not results:
+        return 0
+    at = datetime.now(UTC)
+    rows = [
+        {"lot_pk": r.lot.id, "read_revision": revision, "state": r.state, "detail": r.detail, "at": at}
+        for r, revision in results
+    ]
+    outcome = ctx.session.connection().execute(_STORE_RESULTS, rows)
+    return int(getattr(outcome, "rowcount", 0) or 0)
 
 
 def verify_new_events(
@@ -108,10 +145,10 @@ def verify_new_events(
     )
 
 
-def _verify(ctx: Ctx, lot: Lot, chain_lot: ChainLot | None = None) -> Verification:
+def _verify(ctx: Ctx, lot: Lot, chain_lot: ChainLot | None = None, facts: Sequence[Any] | None = None) -> Verification:
     ledger = ctx.ledger
     chain_lot = chain_lot or ledger.get_lot(lot.lot_id)
-    events = _facts(ctx, lot, order=(Event.seq.asc().nulls_last(), Event.id))
+    events = list(facts) if facts is not None else _facts(ctx, lot, order=_HISTORY_ORDER)
     pending = [e for e in events if e.status == "pending"]
     stored = [e for e in events if e.status == "confirmed"]
     if not chain_lot.exists:
@@ -248,6 +285,24 @@ def _facts(ctx: Ctx, lot: Lot, *where: Any, order: Sequence[Any]) -> list[Any]:
     """The lot's events as ``_Fact`` rows, read from the database as stored now."""
     statement = select(*_FACT_COLUMNS).where(Event.lot_id == lot.id, *where).order_by(*order)
     return [_Fact(row) for row in ctx.session.execute(statement)]
+
+
+_HISTORY_ORDER = (Event.seq.asc().nulls_last(), Event.id)
+"""The order `_verify` reads a lot's events in: the chain's sequence, events without one (not mined) last."""
+
+
+def facts_of(ctx: Ctx, lots: Sequence[Lot]) -> dict[int, list[Any]]:
+    """The events of each of ``lots`` as `_verify` reads them (``_FACT_COLUMNS``, in ``_HISTORY_ORDER``), keyed
+    by the lot's store key, in one query for all of them (the verification pass reads a batch at once)."""
+    out: dict[int, list[Any]] = {lot.id: [] for lot in lots}
+    if not out:
+        return out
+    statement = (
+        select(Event.lot_id, *_FACT_COLUMNS).where(Event.lot_id.in_(list(out))).order_by(Event.lot_id, *_HISTORY_ORDER)
+    )
+    for row in ctx.session.execute(statement):
+        out[row[0]].append(_Fact(row[1:]))
+    return out
 
 
 def _chained_head(stored: Sequence[Event]) -> str:

@@ -133,3 +133,23 @@ def test_a_batch_reads_the_lots_events_once_for_its_facts_and_still_applies_them
             == before["events"]
         )
         assert ctx.ledger.w3.eth.block_number == before["block"]
+
+def test_get_lot_answers_are_decoded_by_hand_exactly_as_eth_abi_decodes_them_and_odd_ones_are_left_to_it() -> None:
+    """The verification pass decodes ``getLot`` answers and the multicall around them itself (eth_abi's decoder
+    cost more per lot than the node); anything but the canonical layout goes back to eth_abi."""
+    from eth_abi import decode, encode
+
+    from supply_chain.chain.ledger import Ledger, _plain_bytes_list, _plain_get_lot
+
+    types = Ledger._GET_LOT_TYPES
+    addresses = ["0x" + (bytes([n]) * 20).hex() for n in (0xAB, 2, 0)]
+    for inputs in ([], [b"\x07" * 32], [bytes([n]) * 32 for n in range(1, 4)]):
+        raw = encode(types, [*addresses, 3, 2**64 - 1, b"\x09" * 32, inputs])
+        assert _plain_get_lot(raw) == decode(types, raw)
+        items = [raw, b"", b"\x01" * 33]
+        nested = encode(("bytes[]",), [items])
+        assert _plain_bytes_list(nested) == items == list(decode(("bytes[]",), nested)[0])
+    canonical = encode(types, [*addresses, 1, 1, b"\x00" * 32, []])
+    dirty = canonical[:11] + b"\x01" + canonical[12:]  # a non-zero byte in an address's padding
+    assert _plain_get_lot(dirty) is None and _plain_get_lot(canonical[:-32]) is None
+    assert _plain_bytes_list(encode(("bytes[]",), [[b"\x01"]])[:-1]) is None

@@ -596,3 +596,86 @@ def test_the_verification_pass_reads_the_chain_once_per_batch_and_still_names_ea
     assert [result.lot.id for result in bad] == [target]
     assert states[target] == "tampered" and all(s == "verified" for pk, s in states.items() if pk != target)
     assert calls["get_lots"] == total // 2 and calls["get_lot"] == total % 2
+
+
+def test_the_verification_pass_checks_a_batch_without_the_write_lock_and_stores_its_results_in_one_statement(
+    journey: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes never wait on the pass: while a batch is read, asked of the chain and checked, no write lock is
+    held (another process takes SQLite's at once; a write in this process goes through), and the results
+    are then written in one UPDATE statement. The chain hears one ``eth_call`` for the batch's lots and
+    nothing else of web3's request stack (no ``eth_chainId``); the lot written meanwhile keeps that newer
+    result instead of being overwritten by the pass's older one."""
+    import sqlite3
+
+    from sqlalchemy import event as sa_event
+
+    from supply_chain.chain.ledger import Ledger
+    from supply_chain.services import startup
+    from supply_chain.services.verify import Verification, store_result
+
+    net = journey
+    rt = net.runtime
+    url = rt.settings.database_url
+    statements: list[tuple[str, int]] = []
+    requests: list[str] = []
+    held: list[bool] = []
+    writing = False
+    real_get_lots, provider = Ledger.get_lots, rt.chain.w3.provider
+    real_request = provider.make_request
+
+    def get_lots(self: Ledger, lot_ids: Any, chunk: int = 200) -> Any:
+        nonlocal writing
+        answer = real_get_lots(self, lot_ids, chunk)
+        if url.startswith("sqlite"):  # "another process" asks for SQLite's write lock without waiting
+            other = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=0)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                held.append(False)
+            except sqlite3.OperationalError:
+                held.append(True)
+            finally:
+                other.close()
+        writing = True
+        with rt.ctx() as ctx:  # a write (and its own verification) lands on a lot of the batch meanwhile
+            lot = ctx.session.get(Lot, net.b)
+            store_result(ctx, lot, Verification("pending", "a write came in meanwhile", lot))
+        writing = False
+        return answer
+
+    def make_request(method: Any, params: Any) -> Any:
+        requests.append(str(method))
+        return real_request(method, params)
+
+    def executed(_conn: Any, _cursor: Any, sql: str, params: Any, _context: Any, many: bool) -> None:
+        if not writing:
+            statements.append((sql.split()[0].upper(), len(params) if many else 1))
+
+    monkeypatch.setattr(Ledger, "get_lots", get_lots)
+    monkeypatch.setattr(provider, "make_request", make_request)
+    ids = [net.a, net.mix_pk, net.b]
+    with rt.ctx() as ctx:
+        ctx.session.execute(update(Lot.__table__).values(verification_state=None))
+    sa_event.listen(rt.engine, "before_cursor_execute", executed)
+    try:
+        bad = startup.verify_ids(rt, ids, batch=3)
+    finally:
+        sa_event.remove(rt.engine, "before_cursor_execute", executed)
+    assert bad == []
+    assert held == ([False] if url.startswith("sqlite") else [])
+    with rt.ctx() as ctx:
+        states = {pk: ctx.session.get(Lot, pk) for pk in ids}
+        assert {pk: lot.verification_state for pk, lot in states.items()} == {
+            net.a: "verified",
+            net.mix_pk: "verified",
+            net.b: "pending",
+        }
+        assert states[net.b].verification_detail == "a write came in meanwhile"
+    # getLot of the batch's lots in one call; the two recalled lots' recallSourceOf, one call each
+    assert requests.count("eth_call") == 3 and set(requests) == {"eth_call"}, requests
+    pass_updates = [n for verb, n in statements if verb == "UPDATE" and n == 3]
+    assert pass_updates == [3], statements  # one statement, three lots' results
+    selects = [verb for verb, _n in statements if verb == "SELECT"]
+    # the lots, their events, and one query per relationship loaded with them: none per lot
+    assert len(selects) <= 2 + len(startup._PASS_LOADS), statements
