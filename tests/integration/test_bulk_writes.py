@@ -134,6 +134,7 @@ def test_a_batch_reads_the_lots_events_once_for_its_facts_and_still_applies_them
         )
         assert ctx.ledger.w3.eth.block_number == before["block"]
 
+
 def test_get_lot_answers_are_decoded_by_hand_exactly_as_eth_abi_decodes_them_and_odd_ones_are_left_to_it() -> None:
     """The verification pass decodes ``getLot`` answers and the multicall around them itself (eth_abi's decoder
     cost more per lot than the node); anything but the canonical layout goes back to eth_abi."""
