@@ -19,7 +19,7 @@ from typing import Any
 
 from babel.dates import format_date, format_skeleton, format_timedelta
 from babel.numbers import format_decimal
-from flask import Flask, Response, current_app, flash, has_request_context, redirect, request, url_for
+from flask import Flask, Response, current_app, flash, g, has_request_context, redirect, request, url_for
 from flask_babel import Babel, force_locale, get_locale, gettext, lazy_gettext
 from flask_babel import format_date as babel_format_date
 from markupsafe import Markup, escape
@@ -146,6 +146,18 @@ def date_text(value: Any, style: str = "medium") -> str:
     day = _as_date(value)
     if day is None:
         return "" if value is None else str(value)
+    if not has_request_context():
+        return _date_text(day, style)
+    # A page of 50 steps shows the same few dates over and over: each is formatted once per request and language.
+    memo = g.setdefault("date_texts", {})
+    key = (str(get_locale()), day, style)
+    text = memo.get(key)
+    if text is None:
+        text = memo[key] = _date_text(day, style)
+    return text
+
+
+def _date_text(day: date, style: str) -> str:
     if style == "short_day":
         return format_skeleton("MMMd", day, locale=get_locale() or DEFAULT)
     return babel_format_date(day, style)

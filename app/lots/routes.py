@@ -43,7 +43,10 @@ def show(lot_id: int) -> str:
     return render_template(
         "lots/show.html",
         page=views.lot_page(ctx, lot, org, request.args.get("page")),
-        can={a.value: lot_service.verdict(ctx, a, org, lot).allowed for a in Action if a is not Action.CREATE},
+        can={
+            a.value: answer.allowed
+            for a, answer in lot_service.verdicts(ctx, (a for a in Action if a is not Action.CREATE), org, lot).items()
+        },
         lot=lot,
         org=org,
         event_kinds=EVENT_KINDS,

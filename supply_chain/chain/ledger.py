@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -272,6 +273,37 @@ def _hex(value: Any) -> Any:
 _GET_LOT_SELECTOR = function_signature_to_4byte_selector("getLot(bytes32)")
 
 
+@functools.lru_cache(maxsize=4096)
+def _checksummed(address: str) -> str:
+    """EIP-55 form of an address (a keccak each: the same few actors sign thousands of logs)."""
+    return to_checksum_address(address)
+
+
+_UINT = re.compile(r"uint(\d+)")
+
+
+def _word_reader(abi_type: str) -> Any:
+    """A reader of one 32-byte ABI word of a static ``abi_type`` giving what ``eth_abi.decode`` gives (bytes32
+    as bytes, addresses lower case, integers, booleans), or None for a word it would refuse (padding that is
+    not zero, an integer too wide for its type). None as the reader: a type decoded by ``eth_abi`` instead."""
+    if abi_type == "bytes32":
+        return bytes
+    if abi_type == "address":
+        return lambda word: "0x" + word[12:].hex() if not any(word[:12]) else None
+    if abi_type == "bool":
+        return lambda word: bool(word[31]) if not any(word[:31]) else None
+    match = _UINT.fullmatch(abi_type)
+    if match is not None:
+        limit = 1 << int(match.group(1))
+
+        def uint(word: bytes) -> int | None:
+            value = int.from_bytes(word, "big")
+            return value if value < limit else None
+
+        return uint
+    return None
+
+
 def _b32(value: str | bytes) -> bytes:
     if isinstance(value, bytes):
         if len(value) != 32:
@@ -312,6 +344,7 @@ class Ledger:
         self._events = {
             "0x" + keccak(text=self._signature(item)).hex(): item for item in artifact["abi"] if item["type"] == "event"
         }
+        self._word_readers = {topic: self._static_readers(item) for topic, item in self._events.items()}
         self._functions = {item["name"]: item for item in artifact["abi"] if item["type"] == "function"}
         self._encoders: dict[str, tuple[bytes, list[str]]] = {}
         recorded = "LotEventRecorded(bytes32,address,uint8,uint64,bytes32,bytes32)"
@@ -429,12 +462,22 @@ class Ledger:
 
     def logs(self, from_block: int, to_block: int | None = None, lot_id: str | bytes | None = None) -> list[ChainEvent]:
         """Every decoded log of this contract in the block range, in chain order."""
-        params: dict[str, Any] = {"address": self.address, "fromBlock": from_block, "toBlock": to_block or "latest"}
-        if lot_id is not None:
-            params["topics"] = [None, "0x" + _b32(lot_id).hex()]
+        topics = [None, _b32(lot_id)] if lot_id is not None else []
+        # The embedded chain answers straight from its receipts (no JSON-RPC formatting of each log).
+        direct = getattr(self.w3.provider, "contract_logs", None)
         with chain_guard("getLogs"):
-            raw_logs = self.w3.eth.get_logs(params)
+            if direct is not None:
+                raw_logs = direct(self.address, from_block, to_block, topics)
+            else:
+                raw_logs = self._rpc_logs(from_block, to_block, topics)
         return [self._decode_log(log) for log in raw_logs if _hex(log["topics"][0]) in self._events]
+
+    def _rpc_logs(self, from_block: int, to_block: int | None, topics: Sequence[bytes | None]) -> Any:
+        """``eth_getLogs`` for this contract's logs through web3 (any node)."""
+        params: dict[str, Any] = {"address": self.address, "fromBlock": from_block, "toBlock": to_block or "latest"}
+        if topics:
+            params["topics"] = [None if t is None else "0x" + t.hex() for t in topics]
+        return self.w3.eth.get_logs(params)
 
     # ------------------------------------------------------------ writes: two steps
 
@@ -893,19 +936,49 @@ class Ledger:
             events=events,
         )
 
-    def _decode_log(self, log: Any) -> ChainEvent:
-        item = self._events[_hex(log["topics"][0])]
+    @staticmethod
+    def _static_readers(item: dict[str, Any]) -> list[tuple[str, bool, Any]] | None:
+        """(name, indexed, word reader) per input of an event whose inputs are all static one-word types, in
+        the order the log holds them (topics, then data); None for an event ``eth_abi`` decodes."""
+        inputs = [i for i in item["inputs"] if i["indexed"]] + [i for i in item["inputs"] if not i["indexed"]]
+        readers = [(i["name"], bool(i["indexed"]), _word_reader(i["type"])) for i in inputs]
+        return None if any(reader is None for _, _, reader in readers) else readers
+
+    def _decode_args(self, topic: str, log: Any) -> dict[str, Any]:
+        """The event's values as ``eth_abi.decode`` gives them. Static one-word values (every LotLedger event
+        but two) are read straight from their words: ``eth_abi`` validating and dispatching per value was most
+        of the cost of reading a lot's thousand logs. Anything unusual goes to ``eth_abi``, which decides."""
+        readers = self._word_readers[topic]
+        if readers is not None:
+            data = bytes(log["data"])
+            topics = log["topics"][1:]
+            plain = sum(1 for _, indexed, _ in readers if not indexed)
+            if len(topics) == len(readers) - plain and len(data) == 32 * plain:
+                args: dict[str, Any] = {}
+                words = [bytes(t) for t in topics] + [data[i : i + 32] for i in range(0, len(data), 32)]
+                for (name, _, reader), word in zip(readers, words, strict=True):
+                    if len(word) != 32 or (value := reader(word)) is None:
+                        break
+                    args[name] = value
+                else:
+                    return args
+        item = self._events[topic]
         indexed = [i for i in item["inputs"] if i["indexed"]]
-        plain = [i for i in item["inputs"] if not i["indexed"]]
-        args: dict[str, Any] = {}
-        for inp, topic in zip(indexed, log["topics"][1:], strict=True):
-            (args[inp["name"]],) = abi_decode([inp["type"]], bytes(topic))
-        values = abi_decode([i["type"] for i in plain], bytes(log["data"]))
-        for inp, value in zip(plain, values, strict=True):
+        plain_inputs = [i for i in item["inputs"] if not i["indexed"]]
+        args = {}
+        for inp, topic_value in zip(indexed, log["topics"][1:], strict=True):
+            (args[inp["name"]],) = abi_decode([inp["type"]], bytes(topic_value))
+        values = abi_decode([i["type"] for i in plain_inputs], bytes(log["data"]))
+        for inp, value in zip(plain_inputs, values, strict=True):
             args[inp["name"]] = value
+        return args
+
+    def _decode_log(self, log: Any) -> ChainEvent:
+        topic = _hex(log["topics"][0])
+        item = self._events[topic]
         args = {
-            k: (to_checksum_address(v) if isinstance(v, str) and v.startswith("0x") and len(v) == 42 else _hex(v))
-            for k, v in args.items()
+            k: (_checksummed(v) if isinstance(v, str) and v.startswith("0x") and len(v) == 42 else _hex(v))
+            for k, v in self._decode_args(topic, log).items()
         }
         return ChainEvent(
             name=item["name"],

@@ -13,7 +13,7 @@ import hashlib
 import re
 import secrets
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -114,18 +114,29 @@ def recall_ended(ctx: Ctx, lot: Lot) -> bool:
     return bool(ctx.session.scalar(select(query)))
 
 
-def verdict(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = None) -> policy.Verdict:
-    """The rulebook's answer for this actor and lot (``lot`` None: may it take this action at all)."""
+def verdict(
+    ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = None, asked: dict[str, bool] | None = None
+) -> policy.Verdict:
+    """The rulebook's answer for this actor and lot (``lot`` None: may it take this action at all). ``asked``:
+    what the store already answered about this lot for another action (`verdicts`), filled as it is asked."""
     rule = policy.RULES[action]
+    asked = {} if asked is None else asked
+
+    def ask(name: str, question: Callable[[Ctx, Lot], bool]) -> bool:
+        assert lot is not None
+        if name not in asked:
+            asked[name] = question(ctx, lot)
+        return asked[name]
+
     subject = policy.Subject(
         actor_roles=frozenset(actor.roles),
         status=Status(lot.status) if lot is not None else None,
         is_custodian=lot is not None and lot.custodian_org_id == actor.id,
         is_pending_custodian=lot is not None and lot.pending_custodian_org_id == actor.id,
         is_creator=lot is not None and lot.creator_org_id == actor.id,
-        recall_affected=lot is not None and rule.refuse_recall_affected and recall_affected(ctx, lot),
+        recall_affected=lot is not None and rule.refuse_recall_affected and ask("recall_affected", recall_affected),
         recall_from_input=lot is not None and lot.recall_source_id not in (None, lot.id),
-        recall_ended=lot is not None and action is Action.END_RECALL and recall_ended(ctx, lot),
+        recall_ended=lot is not None and action is Action.END_RECALL and ask("recall_ended", recall_ended),
         actor=actor.name,
         lot=lot.lot_code if lot is not None else "the lot",
     )
@@ -133,6 +144,13 @@ def verdict(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = Non
         rule_for_roles = policy.Rule(rule.action, rule.verb, rule.grants, frozenset(), None)
         return policy.decide_rule(rule_for_roles, subject)
     return policy.decide(action, subject)
+
+
+def verdicts(ctx: Ctx, actions: Iterable[Action], actor: Organisation, lot: Lot) -> dict[Action, policy.Verdict]:
+    """`verdict` for each of ``actions`` on one lot, each question to the store (is an ancestor recalled, is
+    the recall ended) asked once for all of them: a lot page asks about every action."""
+    asked: dict[str, bool] = {}
+    return {action: verdict(ctx, action, actor, lot, asked) for action in actions}
 
 
 def check(ctx: Ctx, action: Action, actor: Organisation, lot: Lot | None = None, field: str | None = None) -> None:

@@ -9,7 +9,7 @@ field it was never given.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,7 @@ from supply_chain.services.verification_state import (
     EventStates,
     checked_ago,
     combined_state,
+    lot_facts,
     lot_state,
     oldest_check,
 )
@@ -363,33 +364,43 @@ def _journey(
     all_events.sort(key=lambda t: (t[2].occurred_at, -t[1], t[2].seq or far, t[2].id))
     if window is not None:
         all_events = all_events[window]
-    places = _places(ctx, (e for _, _, e in all_events))
-    state_of = EventStates()
+    return _steps(ctx, lot, [(lot_, e) for lot_, _, e in all_events], level_of, base_url, EventStates(), proofs)
+
+
+def _steps(
+    ctx: Ctx,
+    lot: Lot,
+    steps: Sequence[tuple[Lot, Event]],
+    level_of: Any,
+    base_url: str,
+    state_of: EventStates,
+    proofs: bool,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``steps`` (each event with its lot), in the order given, as timeline rows; and the places they name."""
+    places = _places(ctx, (e for _, e in steps))
     rows = [
-        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url, state_of, proofs)
-        for lot_, _, e in all_events
+        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url, state_of, proofs) for lot_, e in steps
     ]
     return rows, places
 
 
-def _ancestor_chain(ctx: Ctx, lot: Lot) -> list[tuple[Lot, int]]:
+def _ancestor_chain(ctx: Ctx, lot: Lot, events: bool = True) -> list[tuple[Lot, int]]:
     """The lot and every ancestor with its depth, each loaded with what the pages show (one query per
-    relationship for all of them, not one per lot)."""
+    relationship for all of them, not one per lot); without their events when ``events`` is false (the
+    participants' page asks SQL for the few it shows)."""
     related = [(lot.id, 0), *ancestors(ctx.session, lot.id)]
+    options = [
+        selectinload(Lot.product),
+        selectinload(Lot.creator),
+        selectinload(Lot.origin_location),
+        selectinload(Lot.inspections),
+        selectinload(Lot.sensor_batches),
+    ]
+    if events:
+        options.append(selectinload(Lot.events).selectinload(Event.actor))
     loaded = {
         lot_.id: lot_
-        for lot_ in ctx.session.scalars(
-            select(Lot)
-            .where(Lot.id.in_([i for i, _ in related]))
-            .options(
-                selectinload(Lot.product),
-                selectinload(Lot.creator),
-                selectinload(Lot.origin_location),
-                selectinload(Lot.events).selectinload(Event.actor),
-                selectinload(Lot.inspections),
-                selectinload(Lot.sensor_batches),
-            )
-        )
+        for lot_ in ctx.session.scalars(select(Lot).where(Lot.id.in_([i for i, _ in related])).options(*options))
     }
     return [(loaded[i], depth) for i, depth in related if i in loaded]
 
@@ -402,7 +413,14 @@ def _origin_ref(key: tuple[str, str], known: dict[tuple[str, str], Lot], base_ur
     return {"gtin": gtin, "lot_code": code, "product": None, "digital_link": digital_link(base_url, gtin, code)}
 
 
-def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, int]]) -> list[dict[str, Any]]:
+def _recall_rows(
+    ctx: Ctx,
+    lot: Lot,
+    base_url: str,
+    chain: Sequence[tuple[Lot, int]],
+    events_of: Mapping[int, Sequence[Event]] | None = None,
+    state_of: EventStates | None = None,
+) -> list[dict[str, Any]]:
     """The recalls that reach this lot, nearest first, from chain-anchored data only.
 
     They come from the confirmed RECALL events of the lot and its ancestors (`chain`), whose payloads
@@ -410,16 +428,19 @@ def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, i
     by verification) is recalled while no recall event of it is held here. The recalls table, which SQL can
     edit, is not read: deleting its rows hides nothing. A recall reaches the lots made from its lot as their
     own recall events naming the source lot (``source_gtin``/``source_lot_code``); those are one recall,
-    shown once, "via" the source lot."""
+    shown once, "via" the source lot.
+
+    ``events_of``: each lot's recall and end-of-recall events in history order (`_recall_events`), when its
+    whole history is not loaded; ``state_of``: the states to judge them with."""
     own = (lot.gtin, lot.lot_code)
     known = {(lot_.gtin, lot_.lot_code): lot_ for lot_, _ in chain}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     ended: dict[tuple[str, str], dict[str, Any]] = {}
-    state_of = EventStates()
+    state_of = state_of or EventStates()
     for lot_, _depth in chain:
         here = (lot_.gtin, lot_.lot_code)
         anchored = False
-        for event in lot_.events:
+        for event in lot_.events if events_of is None else events_of.get(lot_.id, ()):
             if event.status == "confirmed" and int(event.kind) == EventKind.RECALL_ENDED:
                 # The end of the recall issued on this lot, anchored on chain; the lot stays recalled.
                 public = visible_view(EventKind.RECALL_ENDED, event.payload or {}, Visibility.PUBLIC)
@@ -466,7 +487,7 @@ def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, i
                 "contact": None,
                 "notice_url": None,
                 "issued_by": None,
-                "state": lot_state(lot_),
+                "state": state_of.lot_state(lot_),
                 "issued_event": False,
             }
     if lot.status == "recalled" and rows:
@@ -476,12 +497,17 @@ def _recall_rows(ctx: Ctx, lot: Lot, base_url: str, chain: Sequence[tuple[Lot, i
     return [{k: v for k, v in row.items() if k != "issued_event"} for row in rows.values()]
 
 
-def hold_notice(lot: Lot) -> dict[str, Any] | None:
+HOLD_KINDS = frozenset({EventKind.HOLD, EventKind.INSPECTION, EventKind.RELEASE, EventKind.RECALL, EventKind.CLOSE})
+"""The kinds of event `hold_notice` reads: those that place a hold and those that end one."""
+
+
+def hold_notice(lot: Lot, events: Iterable[Event] | None = None) -> dict[str, Any] | None:
     """The hold on the lot, if any, from its confirmed (chain-anchored, hash-verified) events: a hold event or
     a failed inspection holds it, a release, recall or close ends the hold. A lot whose stored status says
-    held is shown held even without such an event held here (never fewer warnings than the store has)."""
+    held is shown held even without such an event held here (never fewer warnings than the store has).
+    ``events``: the lot's events of `HOLD_KINDS` in history order, when its whole history is not loaded."""
     last: Event | None = None
-    for event in lot.events:
+    for event in lot.events if events is None else events:
         if event.status != "confirmed":
             continue
         kind = int(event.kind)
@@ -499,10 +525,14 @@ def hold_notice(lot: Lot) -> dict[str, Any] | None:
 
 
 def _inspection_rows(
-    chain: Sequence[tuple[Lot, int]], org: Organisation | None, base_url: str, level_of: Any
+    chain: Sequence[tuple[Lot, int]],
+    org: Organisation | None,
+    base_url: str,
+    level_of: Any,
+    state_of: EventStates | None = None,
 ) -> list[dict[str, Any]]:
     out = []
-    state_of = EventStates()
+    state_of = state_of or EventStates()
     for lot_, _ in chain:
         for inspection in lot_.inspections:
             event = inspection.event
@@ -538,13 +568,15 @@ def _inspection_rows(
     return out
 
 
-def _cold_chain(chain: Sequence[tuple[Lot, int]], base_url: str) -> dict[str, Any] | None:
+def _cold_chain(
+    chain: Sequence[tuple[Lot, int]], base_url: str, state_of: EventStates | None = None
+) -> dict[str, Any] | None:
     batches = [(lot_, b) for lot_, _ in chain for b in lot_.sensor_batches if b.event.status != "failed"]
     if not batches:
         return None
     low = min(Decimal(str(b.min_temp)) for _, b in batches)
     high = max(Decimal(str(b.max_temp)) for _, b in batches)
-    state_of = EventStates()
+    state_of = state_of or EventStates()
     return {
         "readings": sum(b.reading_count for _, b in batches),
         "period_start": min(b.period_start for _, b in batches).isoformat(),
@@ -815,12 +847,13 @@ TIMELINE_PAGE = 50
 page of a long-lived lot slow."""
 
 
-def timeline_pages(lot: Lot, page: str | None) -> dict[str, int]:
+def timeline_pages(lot: Lot, page: str | None, total: int | None = None) -> dict[str, int]:
     """Which page of the lot's timeline to show (``page`` as the reader gave it, None: the last page, the latest
     `TIMELINE_PAGE` steps): ``{"page", "pages", "first", "last", "total"}`` (first/last count steps from 1).
+    ``total``: the lot's number of events when known (else its history is counted).
 
     Raises InvalidInput naming the timeline page when ``page`` is not a page the timeline has."""
-    total = len(lot.events)
+    total = len(lot.events) if total is None else total
     pages = max(1, -(-total // TIMELINE_PAGE))
     if page is None:
         number = pages
@@ -838,27 +871,79 @@ def timeline_pages(lot: Lot, page: str | None) -> dict[str, int]:
     return {"page": number, "pages": pages, "first": first if total else 0, "last": last, "total": total}
 
 
+def _history(lot_ids: Sequence[int], *where: Any) -> Any:
+    """A statement for the events of ``lot_ids`` (with ``where``) in history order, each with its actor."""
+    return (
+        select(Event)
+        .where(Event.lot_id.in_(lot_ids), *where)
+        .order_by(Event.lot_id, Event.seq.asc().nulls_last(), Event.id)
+        .options(selectinload(Event.actor))
+    )
+
+
+def _recall_events(ctx: Ctx, chain: Sequence[tuple[Lot, int]]) -> dict[int, list[Event]]:
+    """Each lot's confirmed recall and end-of-recall events, what `_recall_rows` reads of its history."""
+    out: dict[int, list[Event]] = {}
+    kinds = (EventKind.RECALL, EventKind.RECALL_ENDED)
+    query = _history([lot_.id for lot_, _ in chain], Event.kind.in_(kinds), Event.status == "confirmed")
+    for event in ctx.session.scalars(query):
+        out.setdefault(event.lot_id, []).append(event)
+    return out
+
+
+def _timeline_window(ctx: Ctx, lot: Lot, paging: dict[str, int]) -> list[Event]:
+    """The events of one page of the lot's timeline, in the timeline's order (when, then the chain's
+    sequence, then the row): only those rows are read, whatever the length of the history."""
+    if not paging["total"]:
+        return []
+    query = (
+        select(Event)
+        .where(Event.lot_id == lot.id)
+        .order_by(Event.occurred_at, Event.seq.asc().nulls_last(), Event.id)
+        .offset(paging["first"] - 1)
+        .limit(paging["last"] - paging["first"] + 1)
+        .options(selectinload(Event.actor))
+    )
+    return list(ctx.session.scalars(query))
+
+
+def _current_offer(ctx: Ctx, lot: Lot) -> Event | None:
+    """`last_offer` with one indexed query instead of the lot's whole history."""
+    query = (
+        select(Event)
+        .where(Event.lot_id == lot.id, Event.kind == EventKind.SHIPPING, Event.status != "failed")
+        .order_by(Event.seq.desc().nulls_first(), Event.id.desc())
+        .limit(1)
+    )
+    return ctx.session.scalars(query).first()
+
+
 def lot_page(ctx: Ctx, lot: Lot, org: Organisation, timeline_page: str | None = None) -> dict[str, Any]:
     """What a participant sees of a lot: its timeline at its level (a page of `TIMELINE_PAGE` steps, the
     latest by default: ``timeline_page`` picks another), lineage both ways, custody, inspections with
-    documents, cold chain, recalls."""
+    documents, cold chain, recalls.
+
+    A lot's history is never loaded whole here: the page's steps, the events that say whether it is held or
+    recalled and its last shipment are each one query, and the verification states come from `lot_facts`,
+    so the work is that of one page of steps whatever the length of the history."""
     base = ctx.settings.public_url
     own = [(lot, 0)]
-    # First, so the lot's events come with its ancestors' in one query (read once, not twice).
-    chain = _ancestor_chain(ctx, lot)
-    paging = timeline_pages(lot, timeline_page)
-    window = slice(paging["first"] - 1, paging["last"]) if paging["total"] else None
-    timeline, places = _journey(
-        ctx, lot, own, lambda e: level_for(e, org), base, include_failed=True, window=window, proofs=False
-    )
-    offer = last_offer(lot) if lot.status == "in_transit" else None
+    chain = _ancestor_chain(ctx, lot, events=False)
+    states = EventStates(lot_facts(ctx.session, [lot_ for lot_, _ in chain]))
+    total = ctx.session.scalar(select(func.count()).select_from(Event).where(Event.lot_id == lot.id)) or 0
+    paging = timeline_pages(lot, timeline_page, total)
+    level_of = lambda e: level_for(e, org)  # noqa: E731
+    steps = [(lot, e) for e in _timeline_window(ctx, lot, paging)]
+    timeline, places = _steps(ctx, lot, steps, level_of, base, states, proofs=False)
+    offer = _current_offer(ctx, lot) if lot.status == "in_transit" else None
     offer_fields = visible_view(EventKind.SHIPPING, offer.payload, level_for(offer, org)) if offer else None
     if offer is not None and not all(g in places for g in _where(EventKind.SHIPPING, offer_fields or {}) if g):
         places = places | _places(ctx, [offer])  # the offer's step is on another page of the timeline
+    holds = ctx.session.scalars(_history([lot.id], Event.kind.in_(sorted(HOLD_KINDS)), Event.status == "confirmed"))
     return {
         "lot": lot,
-        "state": lot_state(lot),
-        "journey_state": combined_state(lot_ for lot_, _ in chain),
+        "state": states.lot_state(lot),
+        "journey_state": combined_state((lot_ for lot_, _ in chain), states.facts),
         "timeline": timeline,
         "timeline_paging": paging,
         "places": places,
@@ -871,10 +956,10 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation, timeline_page: str | None = 
         }
         if lot.status == "in_transit"
         else None,
-        "inspections": _inspection_rows(own, org, base, lambda e: level_for(e, org)),
-        "cold_chain": _cold_chain(own, base),
-        "recalls": _recall_rows(ctx, lot, base, chain),
-        "hold": hold_notice(lot),
+        "inspections": _inspection_rows(own, org, base, level_of, states),
+        "cold_chain": _cold_chain(own, base, states),
+        "recalls": _recall_rows(ctx, lot, base, chain, _recall_events(ctx, chain), states),
+        "hold": hold_notice(lot, holds),
         "verified_ago": checked_ago(lot.verified_at),
         "digital_link": digital_link(base, lot.gtin, lot.lot_code),
         "reported": repository.reported_about(ctx, org, lot_uri(lot.gtin, lot.lot_code)),

@@ -10,11 +10,20 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
+from sqlalchemy import select
 
 from supply_chain.domain.kinds import EventKind
+from supply_chain.domain.policy import Action
 from supply_chain.services import lots, views
-from supply_chain.services.verification_state import EventStates, event_state
-from supply_chain.store.models import Organisation
+from supply_chain.services.access import level_for
+from supply_chain.services.verification_state import (
+    EventStates,
+    combined_state,
+    event_state,
+    lot_facts,
+    lot_state,
+)
+from supply_chain.store.models import Event, Lot, Organisation
 
 
 def _long_lot(world: Any, code: str, events: int) -> int:
@@ -126,3 +135,130 @@ def test_event_states_read_a_lots_history_once_and_agree_with_event_state(state:
         assert answers[118:121] == ["verified", "tampered", "unverified"]
     else:
         assert set(answers) == {"verified"}
+
+
+def test_the_lot_page_reads_only_its_page_of_a_long_history(
+    world: Any, signed_in: Any, long_lots: dict[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page of a lot of 100 events with 40 steps a page builds no more events than it shows (and the few
+    that say whether the lot is held): loading the whole history and slicing it made the page grow with it."""
+    monkeypatch.setattr(views, "TIMELINE_PAGE", 40)
+    client = signed_in("producer")
+    url = f"/lots/{long_lots[100]}"
+    client.get(url)
+    loaded: list[int] = []
+
+    def count(target: Any, _context: Any) -> None:
+        loaded.append(target.id)
+
+    sa_event.listen(Event, "load", count)
+    try:
+        html = client.get(url).get_data(as_text=True)
+    finally:
+        sa_event.remove(Event, "load", count)
+    assert _steps(html) == 40
+    assert len(loaded) <= 40 + 2, len(loaded)  # the page's steps, and the harvest at most
+
+
+def test_the_actions_of_a_lot_ask_the_store_each_question_once(
+    world: Any, long_lots: dict[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page asks the rulebook about every action; whether an ancestor is recalled (a walk of the lineage)
+    is asked once for all of them, and the answers are `verdict`'s."""
+    asked: list[int] = []
+    real = lots.recall_affected
+
+    def recall_affected(ctx: Any, lot: Any) -> bool:
+        asked.append(lot.id)
+        return real(ctx, lot)
+
+    with world.runtime.ctx() as ctx:
+        lot = ctx.session.get(Lot, long_lots[10])
+        org = ctx.session.get(Organisation, world.org_ids["producer"])
+        expected = {a: lots.verdict(ctx, a, org, lot) for a in Action if a is not Action.CREATE}
+        monkeypatch.setattr(lots, "recall_affected", recall_affected)
+        answers = lots.verdicts(ctx, expected, org, lot)
+    assert answers == expected
+    assert asked == [lot.id]
+
+
+def test_the_lot_page_says_what_the_lots_whole_history_says(world: Any) -> None:
+    """The page reads a history's few facts with SQL (its page of steps, the events that hold or recall the lot,
+    its last shipment, when each lot was last confirmed): for every lot of the scenario (held, recalled through
+    an input, in transit, made from inputs, one shown as tampered) it shows what the whole-history helpers say."""
+    seen = set()
+    with world.runtime.ctx() as ctx, ctx.session.no_autoflush:
+        all_lots = list(ctx.session.scalars(select(Lot).order_by(Lot.id)))
+        # one lot shown as tampered, so the step it names (and those after) are judged from the facts too
+        shown = next(lot for lot in all_lots if len(lot.events) >= 3)
+        shown.verification_state = "tampered"
+        shown.verification_detail = f"event #2 (shipping, id {shown.events[1].id}): its payload was altered"
+        base = ctx.settings.public_url
+        for lot in all_lots:
+            for org in {lot.creator, lot.custodian}:
+                page = views.lot_page(ctx, lot, org)
+                chain = views._ancestor_chain(ctx, lot)
+                paging = page["timeline_paging"]
+                timeline, _places = views._journey(
+                    ctx,
+                    lot,
+                    [(lot, 0)],
+                    lambda e, org=org: level_for(e, org),
+                    base,
+                    True,
+                    window=slice(paging["first"] - 1, paging["last"]),
+                    proofs=False,
+                )
+                assert page["timeline"] == timeline
+                assert paging["total"] == len(lot.events)
+                assert page["hold"] == views.hold_notice(lot)
+                assert page["recalls"] == views._recall_rows(ctx, lot, base, chain)
+                assert page["state"] == lot_state(lot)
+                assert page["journey_state"] == combined_state(lot_ for lot_, _ in chain)
+                offer = page["offer"]["event"] if page["offer"] else None
+                assert offer is (views.last_offer(lot) if lot.status == "in_transit" else None)
+                seen |= {("held", page["hold"] is not None), ("recalled", bool(page["recalls"]))}
+                seen |= {("in transit", offer is not None), ("tampered", "'tampered'" in str(page["timeline"]))}
+        ctx.session.rollback()
+    assert {k for k, v in seen if v} == {"held", "recalled", "in transit", "tampered"}
+
+
+def test_lot_facts_judge_each_event_as_the_lots_history_does(world: Any) -> None:
+    with world.runtime.ctx() as ctx, ctx.session.no_autoflush:
+        all_lots = [lot for lot in ctx.session.scalars(select(Lot).order_by(Lot.id)) if len(lot.events) >= 3]
+        all_lots[0].verification_state = "tampered"
+        all_lots[0].verification_detail = f"event #2 (x, id {all_lots[0].events[1].id}): its payload was altered"
+        all_lots[1].verification_state = "tampered"
+        all_lots[1].verification_detail = "the chain's event #9 is missing from the store"
+        facts = EventStates(lot_facts(ctx.session, all_lots))
+        history = EventStates()
+        for lot in all_lots:
+            assert facts.lot_state(lot) == lot_state(lot)
+            assert [facts(lot, e) for e in lot.events] == [history(lot, e) for e in lot.events]
+        assert [facts(all_lots[0], e) for e in all_lots[0].events][:3] == ["verified", "tampered", "unverified"]
+        ctx.session.rollback()
+
+
+def test_a_lots_logs_read_straight_from_the_embedded_chain_are_what_eth_get_logs_gives(world: Any) -> None:
+    """The ledger reads a lot's logs from the embedded chain's receipts without JSON-RPC formatting (a tenth of
+    the cost a log): the same decoded events, in the same order, as through ``eth_getLogs``."""
+    ledger = world.runtime.ledger
+    assert callable(getattr(ledger.w3.provider, "contract_logs", None))
+
+    def via_rpc(from_block: int, to_block: int | None, lot_id: str | None) -> list[Any]:
+        topics = [None, bytes.fromhex(lot_id.removeprefix("0x"))] if lot_id else []
+        raw = ledger._rpc_logs(from_block, to_block, topics)
+        return [ledger._decode_log(log) for log in raw if "0x" + bytes(log["topics"][0]).hex() in ledger._events]
+
+    head = ledger.block_number()
+    with world.runtime.ctx() as ctx:
+        ids = list(ctx.session.scalars(select(Lot.lot_id)))
+    everything = ledger.logs(0)
+    assert everything == via_rpc(0, None, None) and len(everything) > 20
+    for lot_id in ids:
+        mine = ledger.logs(0, lot_id=lot_id)
+        assert mine == via_rpc(0, None, lot_id) and mine
+        middle = mine[len(mine) // 2].block_number
+        assert ledger.logs(middle, lot_id=lot_id) == via_rpc(middle, None, lot_id)
+        assert ledger.logs(0, middle, lot_id=lot_id) == via_rpc(0, middle, lot_id)
+    assert ledger.logs(head + 1) == via_rpc(head + 1, None, None) == []
