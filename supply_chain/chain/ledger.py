@@ -257,8 +257,8 @@ def _plain_bytes_list(raw: bytes) -> list[bytes] | None:
 
 @functools.lru_cache(maxsize=65_536)
 def _checksummed(address: str) -> str:
-    """``to_checksum_address``, remembered: a pass over many lots meets the same few organisations' addresses
-    again and again, and each checksum is a keccak of the address."""
+    """``to_checksum_address``, remembered: a verification pass over many lots, and the logs of a long lot, meet
+    the same few organisations' addresses again and again, and each checksum is a keccak of the address."""
     return to_checksum_address(address)
 
 
@@ -271,12 +271,6 @@ def _hex(value: Any) -> Any:
 
 
 _GET_LOT_SELECTOR = function_signature_to_4byte_selector("getLot(bytes32)")
-
-
-@functools.lru_cache(maxsize=4096)
-def _checksummed(address: str) -> str:
-    """EIP-55 form of an address (a keccak each: the same few actors sign thousands of logs)."""
-    return to_checksum_address(address)
 
 
 _UINT = re.compile(r"uint(\d+)")
