@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         parser.error("--scale and --blocks are comma-separated whole numbers, e.g. 20000,100000")
     if {"workers", "scale"} & set(parts) and not args.postgres:
-        print("no --postgres: the workers and scale parts measure SQLite (and the embedded chain) only", file=sys.stderr)
+        print("no --postgres: the workers and scale parts measure SQLite only", file=sys.stderr)
     work = args.work or Path(os.environ.get("TMPDIR", "/tmp")) / f"lotline-full-run-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     work.mkdir(parents=True, exist_ok=True)
     py = sys.executable
