@@ -203,10 +203,11 @@ def writer_lock(engine: Engine) -> WriterLock | None:
 
 def _private_database_file(path: Path) -> None:
     """Create the SQLite file readable by its owner only before SQLite opens it (SQLite gives the -wal and
-    -shm files the database file's mode), and take group and other access away from an existing one."""
+    -shm files the database file's mode), and take group and other access away from an existing one and from
+    the files beside it (an earlier release, or a umask of 022, may have left them readable)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", ".writer"):  # .writer: the writers' lock file (WriterLock)
         sibling = path.with_name(path.name + suffix)
         if sibling.exists() and sibling.stat().st_mode & 0o077:
             sibling.chmod(sibling.stat().st_mode & 0o700)

@@ -142,6 +142,8 @@ def test_a_burst_logs_two_lines_and_metrics_show_the_queue_while_requests_are_he
         client.join(120)
     assert answers == [200] * 14
 
+    # A client has its answer a moment before the pool's thread counts itself idle again: wait for that.
+    _wait_for(lambda: gauges.read(0)["busy"] == 0, "the pool's threads idle again")
     after = gauges.read(0)
     assert after["queue"] == 0 and after["busy"] == 0
     assert after["queue_peak"] == 12 and after["queued_total"] == 12 and after["backlogs_total"] == 1
