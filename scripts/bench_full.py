@@ -319,7 +319,9 @@ def table(
 def markdown(record: dict[str, Any]) -> str:
     lines = [
         START,
-        f"## Full run ({record['started'][:10]}): issue 11's table in one run",
+        f"## Full run ({record['started'][:10]}): issue 11's table in one run"
+        if set(record["parts"]) == set(PARTS)
+        else f"## Full run ({record['started'][:10]}), in part: only {', '.join(record['parts'])} were run",
         "",
         f"`scripts/bench_full.py {record['args']}`, {record['started']} to {record['ended']} UTC; "
         f"{record['machine']}; load average {record['load_average_start']} at the start, "
