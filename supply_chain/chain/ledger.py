@@ -645,7 +645,6 @@ class Ledger:
         if int(receipt["status"], 16) != 1:
             raise self._mined_revert(prepared, block)
         recorded = []
-        actors: dict[str, str] = {}  # checksumming an address costs ~0.1 ms (a keccak): once per actor, not per log
         contract = self.address.lower()
         for log in receipt["logs"]:
             topics = log["topics"]
@@ -655,8 +654,7 @@ class Ledger:
             recorded.append(
                 Recorded(
                     lot_id=topics[1],
-                    actor=actors.get(topics[2])
-                    or actors.setdefault(topics[2], to_checksum_address("0x" + topics[2][-40:])),
+                    actor=_checksummed("0x" + topics[2][-40:]),  # remembered: a keccak per actor, not per log
                     kind=int(topics[3], 16),
                     seq=int(data[:64], 16),
                     data_hash="0x" + data[64:128],
