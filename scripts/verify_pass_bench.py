@@ -22,6 +22,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from eth_abi import decode as abi_decode
@@ -57,7 +59,10 @@ def after(runtime: Runtime, ids: list[int]) -> None:
     startup.verify_ids(runtime, ids)
 
 
-def whole(folder: Path, postgres_url: str | None) -> None:
+@contextmanager
+def _running(folder: Path, postgres_url: str | None) -> Iterator[Runtime]:
+    """A runtime on a copy of the data set in ``folder`` (anvil on its state; the store re-loaded into a
+    throw-away schema of ``postgres_url`` if given), closed and removed after."""
     built = scale.Built(folder, json.loads((folder / "scale.json").read_text()))
     with (
         tempfile.TemporaryDirectory(prefix="lotline-verify-pass-") as work,
@@ -65,39 +70,36 @@ def whole(folder: Path, postgres_url: str | None) -> None:
     ):
         runtime = Runtime(Settings.from_env(env=env))
         try:
-            start = time.perf_counter()
-            bad = startup.verify_everything(runtime)
-            seconds = time.perf_counter() - start
-            with runtime.ctx() as ctx:
-                states = sorted(set(ctx.session.scalars(select(Lot.verification_state))))
-                count = len(list(ctx.session.scalars(select(Lot.id))))
+            yield runtime
         finally:
             runtime.close()
+
+
+def whole(folder: Path, postgres_url: str | None) -> None:
+    with _running(folder, postgres_url) as runtime:
+        start = time.perf_counter()
+        bad = startup.verify_everything(runtime)
+        seconds = time.perf_counter() - start
+        with runtime.ctx() as ctx:
+            states = sorted(set(ctx.session.scalars(select(Lot.verification_state))))
+            count = len(list(ctx.session.scalars(select(Lot.id))))
     print(f"whole pass: {count} lots in {seconds:.1f} s, {count / seconds:.1f} lots/s; findings {len(bad)}; {states}")
 
 
 def main(folder: Path, count: int, postgres_url: str | None) -> None:
-    built = scale.Built(folder, json.loads((folder / "scale.json").read_text()))
-    with (
-        tempfile.TemporaryDirectory(prefix="lotline-verify-pass-") as work,
-        scale.load(built, Path(work) / "home", postgres_url) as env,
-    ):
-        runtime = Runtime(Settings.from_env(env=env))
-        try:
-            with runtime.ctx() as ctx:
-                ids = list(ctx.session.scalars(select(Lot.id).order_by(Lot.id).limit(count)))
-            before(runtime, ids[:50])  # warm both
-            after(runtime, ids[:50])
-            seconds: dict[str, list[float]] = {"before": [], "after": []}
-            for _round in range(3):
-                for name, run in (("before", before), ("after", after)):
-                    start = time.perf_counter()
-                    run(runtime, ids)
-                    seconds[name].append(time.perf_counter() - start)
-            with runtime.ctx() as ctx:
-                states = set(ctx.session.scalars(select(Lot.verification_state).where(Lot.id.in_(ids))))
-        finally:
-            runtime.close()
+    with _running(folder, postgres_url) as runtime:
+        with runtime.ctx() as ctx:
+            ids = list(ctx.session.scalars(select(Lot.id).order_by(Lot.id).limit(count)))
+        before(runtime, ids[:50])  # warm both
+        after(runtime, ids[:50])
+        seconds: dict[str, list[float]] = {"before": [], "after": []}
+        for _round in range(3):
+            for name, run in (("before", before), ("after", after)):
+                start = time.perf_counter()
+                run(runtime, ids)
+                seconds[name].append(time.perf_counter() - start)
+        with runtime.ctx() as ctx:
+            states = set(ctx.session.scalars(select(Lot.verification_state).where(Lot.id.in_(ids))))
     for name, runs in seconds.items():
         median = statistics.median(runs)
         print(f"{name}: rounds {[round(x, 2) for x in runs]} s, median {median:.2f} s, {len(ids) / median:.1f} lots/s")
