@@ -20,7 +20,6 @@ from supply_chain.store.models import Event, Lot
 
 pytestmark = pytest.mark.slow
 
-TODAY = datetime.now(UTC).date()
 
 
 def _counts(runtime: Any) -> tuple[int, int, int]:
@@ -184,7 +183,8 @@ def test_harvest_at_a_store_is_refused(network: Any) -> None:
 
 
 def test_harvest_dated_in_the_future_is_refused_beyond_one_day(network: Any) -> None:
-    far = (TODAY + timedelta(days=2)).isoformat()
+    today = datetime.now(UTC).date()  # at run time: a suite that crosses midnight must not see yesterday
+    far = (today + timedelta(days=2)).isoformat()
     _refused(network, "date_in_future", "payload.harvest_date", lambda c: _harvest(c, network, "F-1", harvest_date=far))
     _refused(
         network,
@@ -196,7 +196,7 @@ def test_harvest_dated_in_the_future_is_refused_beyond_one_day(network: Any) -> 
     _refused(
         network, "date_in_future", "payload.harvest_date", lambda c: _harvest(c, network, "F-3", harvest_date=soon)
     )
-    tomorrow = (TODAY + timedelta(days=1)).isoformat()  # today somewhere east of UTC
+    tomorrow = (today + timedelta(days=1)).isoformat()  # today somewhere east of UTC
     with network.runtime.ctx() as ctx:
         assert _harvest(ctx, network, "F-4", harvest_date=tomorrow).harvest_date.isoformat() == tomorrow
 

@@ -59,10 +59,8 @@ MARKERS = {
     "suspension": "MRK-SUSPENSION-REASON",
     "category": "mrk-single-maker-category",  # public, but one maker's: its counts must be suppressed
 }
-TODAY = datetime.now(UTC).date().isoformat()
-
-
 def _build(home: Path) -> dict[str, Any]:
+    today = datetime.now(UTC).date().isoformat()  # taken when the data is written, not at import (midnight)
     settings = Settings.from_env(env={"LOTLINE_PUBLIC_URL": PUBLIC_URL}, home=home, secret_key="open-data-secret")
     runtime = Runtime(settings)
     catch_up(runtime)
@@ -107,7 +105,7 @@ def _build(home: Path) -> dict[str, Any]:
             lots.offer_custody(
                 ctx, o[src], lot, o[dst],
                 {
-                    "from_gln": site[src], "to_gln": site[dst], "ship_date": TODAY,
+                    "from_gln": site[src], "to_gln": site[dst], "ship_date": today,
                     "reference_document_type": "bill of lading",
                     "reference_document_number": MARKERS["bill_of_lading"], "carrier": MARKERS["carrier"],
                 },
@@ -117,7 +115,7 @@ def _build(home: Path) -> dict[str, Any]:
             lots.accept_custody(
                 ctx, o[dst], lot,
                 {
-                    "from_gln": site[src], "to_gln": site[dst], "receive_date": TODAY,
+                    "from_gln": site[src], "to_gln": site[dst], "receive_date": today,
                     "reference_document_type": "bill of lading",
                     "reference_document_number": MARKERS["bill_of_lading"],
                 },
@@ -128,7 +126,7 @@ def _build(home: Path) -> dict[str, Any]:
             lot = lots.create_lot(
                 ctx, o[key], lettuce[key], f"OPEN-{key.upper()}", EventKind.HARVESTING,
                 {
-                    "location_gln": site[key], "harvest_date": TODAY, "field_name": MARKERS["field_name"],
+                    "location_gln": site[key], "harvest_date": today, "field_name": MARKERS["field_name"],
                     "container_name": MARKERS["container_name"],
                     "reference_document_type": "harvest log",
                     "reference_document_number": MARKERS["harvest_reference"],
@@ -141,35 +139,35 @@ def _build(home: Path) -> dict[str, Any]:
                 ctx, o[key], lot,
                 [
                     (EventKind.INITIAL_PACKING, {
-                        "location_gln": site[key], "packing_date": TODAY,
+                        "location_gln": site[key], "packing_date": today,
                         "harvester_business_name": MARKERS["harvester"],
                     }),
-                    (EventKind.OBSERVATION, {"note": MARKERS["observation"], "date": TODAY}),
+                    (EventKind.OBSERVATION, {"note": MARKERS["observation"], "date": today}),
                 ],
             )  # fmt: skip
             lots.inspect(
                 ctx, o["lab"], lot, "pass",
                 {
-                    "inspection_date": TODAY, "inspector_name": MARKERS["inspector_name"],
+                    "inspection_date": today, "inspector_name": MARKERS["inspector_name"],
                     "inspection_body": "Open Lab", "findings": MARKERS["findings"],
                 },
             )  # fmt: skip
             farm_lots[key] = lot
         spare = lots.create_lot(
             ctx, o["farm3"], lettuce["farm3"], "OPEN-SPARE", EventKind.HARVESTING,
-            {"location_gln": site["farm3"], "harvest_date": TODAY}, "10", "kg",
+            {"location_gln": site["farm3"], "harvest_date": today}, "10", "kg",
         )  # fmt: skip
-        lots.hold(ctx, o["lab"], spare, MARKERS["hold_reason"], TODAY)
-        lots.release(ctx, o["lab"], spare, MARKERS["release_reason"], TODAY)
+        lots.hold(ctx, o["lab"], spare, MARKERS["hold_reason"], today)
+        lots.release(ctx, o["lab"], spare, MARKERS["release_reason"], today)
         ship(spare, "farm3", "shop")
-        lots.reject_custody(ctx, o["shop"], spare, MARKERS["reject_reason"], TODAY)
+        lots.reject_custody(ctx, o["shop"], spare, MARKERS["reject_reason"], today)
         for key in ("farm1", "farm2"):
             ship(farm_lots[key], key, "processor")
             receive(farm_lots[key], key, "processor")
         (mixed,) = lots.transform(
             ctx, o["processor"],
             [NewLot(mix, "OPEN-MIX", "20", "kg", [(farm_lots["farm1"], INPUT_QUANTITY), (farm_lots["farm2"], "5")])],
-            site["processor"], TODAY,
+            site["processor"], today,
         )  # fmt: skip
         ship(mixed, "processor", "carrier")
         receive(mixed, "processor", "carrier")
@@ -180,13 +178,13 @@ def _build(home: Path) -> dict[str, Any]:
         )  # fmt: skip
         lots.recall(
             ctx, regulator, farm_lots["farm1"], "Listeria monocytogenes", "I",
-            "Do not eat; return it to the store.", TODAY, "recalls@open.example",
+            "Do not eat; return it to the store.", today, "recalls@open.example",
         )  # fmt: skip
         orgs.suspend(ctx, regulator, o["shop"], MARKERS["suspension"])
         ctx.session.commit()
         keys = [org.encrypted_key for org in ctx.session.scalars(select(Organisation))]
         stored = json.dumps([e.payload for e in ctx.session.scalars(select(Event))])
-    return {"runtime": runtime, "keys": keys, "stored_payloads": stored}
+    return {"runtime": runtime, "keys": keys, "stored_payloads": stored, "today": today}
 
 
 @pytest.fixture(scope="module")
@@ -292,10 +290,10 @@ def test_recalls_atom_is_rfc_4287_with_stable_ids(anon: FlaskClient) -> None:
     assert json_ids == ids
 
 
-def test_statistics_match_their_schema_and_suppress_small_cells(anon: FlaskClient) -> None:
+def test_statistics_match_their_schema_and_suppress_small_cells(anon: FlaskClient, scenario: dict[str, Any]) -> None:
     data = anon.get("/open/statistics.json").json
     jsonschema.validate(data, anon.get("/open/schema/statistics.json").json, format_checker=jsonschema.FormatChecker())
-    month = TODAY[:7]
+    month = scenario["today"][:7]
     tables = data["tables"]
     # three farms' lettuce passed inspection this month: 3 records of 3 organisations, published
     assert {"month": month, "commodity": "lettuce", "outcome": "pass", "count": 3} in tables["inspections"]["rows"]
