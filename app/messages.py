@@ -20,6 +20,8 @@ from typing import Any
 from flask_babel import get_locale, gettext, lazy_gettext
 from flask_babel.speaklater import LazyString
 
+from app.i18n import page_gettext
+
 
 def N_(text: str) -> str:  # noqa: N802 - the conventional name of a gettext no-op marker
     """Mark ``text`` for extraction without translating it here."""
@@ -423,7 +425,7 @@ def tr(text: object) -> str:
     if text is None:
         return ""
     value = str(text)
-    return gettext(value) if value else value  # type: ignore[no-any-return]
+    return page_gettext(value) if value else value
 
 
 _EVENT = r"event #(?P<n>\d+) \((?P<kind>[a-z_]+)\)"

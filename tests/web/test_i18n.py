@@ -1004,3 +1004,21 @@ def test_a_name_known_only_from_the_chain_is_put_in_the_pages_language(app: Any)
     assert chinese.count("仅从链上得知") == 2 and "known from the chain)</p><p>" not in chinese
     assert "&lt;b&gt;0x12 (known from the chain)&lt;/b&gt;" in chinese  # not a chain address: left as it is
     assert f"<p>{address} (known from the chain)</p>" in english
+
+
+def test_the_catalogue_kept_for_a_request_follows_force_locale_and_comes_back(client: FlaskClient) -> None:
+    """``page_translations`` keeps the request's catalogue; a notice forced into another language gets that
+    language's, and the page's own is back once the forcing ends."""
+    from flask_babel import force_locale
+
+    from app.i18n import page_gettext
+    from app.messages import tr
+
+    with client.application.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        page = page_gettext("Journey")
+        assert page != "Journey" and tr("Journey") == page
+        with force_locale("en"):
+            assert page_gettext("Journey") == "Journey" and tr("Journey") == "Journey"
+        assert page_gettext("Journey") == page
+    with client.application.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert page_gettext("Journey") == "Journey"
