@@ -6,7 +6,9 @@ import copy
 import json
 from pathlib import Path
 
-from supply_chain.services.epcis.identity import hash_ids
+from supply_chain.domain.identifiers import LOT_CODE_CHARACTERS, LOT_CODE_MAX_LENGTH
+from supply_chain.services.epcis.identity import hash_ids, normal_epc
+from supply_chain.services.epcis.vocabulary import lot_uri
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "epcis"
 if not SHARED.exists():
@@ -26,3 +28,15 @@ def test_a_sensor_elements_json_ld_class_name_is_not_part_of_the_event_hash_id()
     changed = copy.deepcopy(without)
     changed["epcisBody"]["eventList"][0]["sensorElementList"][0]["sensorMetadata"]["deviceID"] += "-2"
     assert hash_ids(changed) != hash_ids(without)  # the sensor element's own fields still count
+
+
+def test_a_lots_digital_link_is_already_in_the_form_captured_epcs_are_stored_in() -> None:
+    """``repository.reported_rows`` looks lots up by ``lot_uri`` as written, without the GS1 normaliser: that
+    holds only while the normaliser leaves every lot URI unchanged, for every character a lot code may hold."""
+    characters = "".join(sorted(LOT_CODE_CHARACTERS))
+    codes = [characters[i : i + LOT_CODE_MAX_LENGTH] for i in range(0, len(characters), LOT_CODE_MAX_LENGTH)]
+    codes += [f"A{c}1" for c in characters] + ["%25", "%2F", "1", "0" * LOT_CODE_MAX_LENGTH]
+    for gtin in ("00614141000012", "10614141000019", "09506000134352", "614141000012", "96385074"):
+        for code in codes:
+            uri = lot_uri(gtin, code)
+            assert normal_epc(uri) == uri, (gtin, code)
