@@ -6,6 +6,7 @@ cache. Needs anvil (npm ``@foundry-rs/anvil``; present on CI)."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +98,28 @@ def test_a_second_build_with_the_same_parameters_comes_from_the_cache(
     assert other.key() != PARAMS.key()  # other parameters, another data set
     assert os.path.isfile(built.state)
     assert Path(built.home, "lotline.db").is_file()
+
+
+def test_a_cached_data_set_whose_anvil_state_was_cut_off_is_built_again(
+    built: scale.Built, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A kill while anvil wrote its state once left a cut-off file behind a finished-looking cache."""
+    assert scale.complete_dump(Path(built.state))
+    copy = tmp_path / PARAMS.key()
+    shutil.copytree(built.folder, copy)
+    state = copy / "anvil-state.json"
+    state.write_bytes(Path(built.state).read_bytes()[: os.path.getsize(built.state) // 3])
+    assert not scale.complete_dump(state)
+    rebuilt: list[Path] = []
+
+    def build_again(_params: object, folder: Path, _progress: object) -> dict[str, object]:
+        rebuilt.append(folder)
+        (folder / "anvil-state.json").write_text("{}")
+        return dict(built.info)
+
+    monkeypatch.setattr(scale, "build", build_again)
+    again = scale.ensure(PARAMS, tmp_path)
+    assert rebuilt == [copy] and again.folder == copy
 
 
 def test_bench_scale_refuses_sizes_that_are_not_event_counts() -> None:
