@@ -278,18 +278,20 @@ def page_translations() -> NullTranslations:
     a page with a few hundred strings spent about a tenth of its time there. The catalogue is kept beside
     Flask-Babel's own per-request state, with the locale object it was found for, so ``force_locale`` (a
     notice written in its reader's language) gets its own and the page's comes back after it."""
-    if not g:  # outside an application context: Flask-Babel answers with the source language
-        return get_translations()  # type: ignore[no-any-return]
-    state = getattr(g, "_flask_babel", None)
-    locale = getattr(state, "babel_locale", None) if state is not None else None
-    kept = getattr(state, "lotline_translations", None) if state is not None else None
-    if kept is not None and locale is not None and kept[0] is locale:
+    state = _babel_state()
+    kept = getattr(state, "lotline_translations", None)
+    if kept is not None and kept[0] is getattr(state, "babel_locale", None):
         return kept[1]  # type: ignore[no-any-return]
-    found = get_translations()
-    state = getattr(g, "_flask_babel", None)
+    found = get_translations()  # outside an application context: the source language, nothing to keep
+    state = _babel_state()  # Flask-Babel made it, with the locale, while finding the catalogue
     if state is not None:
         state.lotline_translations = (getattr(state, "babel_locale", None), found)
     return found  # type: ignore[no-any-return]
+
+
+def _babel_state() -> Any:
+    """Flask-Babel's per-request state (``g._flask_babel``), None before it made one or outside a context."""
+    return getattr(g, "_flask_babel", None) if g else None
 
 
 def page_gettext(text: str) -> str:
