@@ -136,6 +136,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["message"] = translate_message
     app.jinja_env.filters["message_lines"] = message_lines
     app.jinja_env.filters["short"] = short_hash
+    app.jinja_env.globals["memo"] = lambda make, *args: Memo(app.jinja_env.filters.get(make, make), args)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
@@ -152,6 +153,20 @@ def init_app(app: Flask) -> None:
             "SUPERVISION_ROLES": SUPERVISION_ROLES,
             "errors": ErrorReport(),  # a refused form's errors (form_failed); none otherwise
         }
+
+
+class Memo(dict[Any, Any]):
+    """``memo[key]`` is ``make(key, *args)``, worked out the first time ``key`` is asked for: a template's
+    ``memo("label")`` or ``memo(some_macro, arg)`` (app/templates/_macros.html ``timeline``) gives each
+    distinct value's text once a page instead of once a row, the same text the filter or macro would give."""
+
+    def __init__(self, make: Any, args: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.make, self.args = make, args
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.make(key, *self.args)
+        return value
 
 
 def short_hash(value: str | None, keep: int = 10) -> str:

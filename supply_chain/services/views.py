@@ -265,13 +265,18 @@ def lot_counts(ctx: Ctx, org: Organisation) -> dict[str, int]:
 # ------------------------------------------------------------------ building blocks
 
 
+def _named(organisation: Any) -> Any:
+    """A loader for an organisation that a page only names (an event's actor, a lot's creator, a site's
+    owner): its company prefixes, which the model loads with every organisation in a second statement, are
+    left to load only if something reads them."""
+    return selectinload(organisation).lazyload(Organisation.extra_prefixes)
+
+
 def _places(ctx: Ctx, events: Iterable[Event]) -> dict[str, dict[str, Any]]:
     glns = {v for e in events for k, v in (e.payload or {}).items() if k.endswith("_gln") and isinstance(v, str)}
     if not glns:
         return {}
-    rows = ctx.session.scalars(
-        select(Location).where(Location.gln.in_(glns)).options(selectinload(Location.organisation))
-    )
+    rows = ctx.session.scalars(select(Location).where(Location.gln.in_(glns)).options(_named(Location.organisation)))
     return {loc.gln: place(loc) for loc in rows}
 
 
@@ -314,7 +319,10 @@ def _event_row(
     base_url: str,
     state_of: EventStates,
     proofs: bool = True,
+    ref: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One step of a timeline; ``ref``: `lot_ref` of ``lot`` when the caller has it (the same for every step
+    of a lot)."""
     kind = EventKind(int(event.kind))
     fields = visible_view(kind, event.payload or {}, level)
     at, to = _where(kind, fields)
@@ -326,7 +334,7 @@ def _event_row(
         "seq": event.seq,
         "kind": kind.name.lower(),
         "label": kind_label(kind),
-        "lot": lot_ref(lot, base_url),
+        "lot": ref if ref is not None else lot_ref(lot, base_url),
         "this_lot": own,
         "who": event.actor.name,
         "where": places.get(at, {}).get("name") if at else None,
@@ -378,8 +386,10 @@ def _steps(
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """``steps`` (each event with its lot), in the order given, as timeline rows; and the places they name."""
     places = _places(ctx, (e for _, e in steps))
+    refs = {lot_.id: lot_ref(lot_, base_url) for lot_ in {lot_.id: lot_ for lot_, _ in steps}.values()}
     rows = [
-        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url, state_of, proofs) for lot_, e in steps
+        _event_row(lot_, e, level_of(e), places, lot_.id == lot.id, base_url, state_of, proofs, refs[lot_.id])
+        for lot_, e in steps
     ]
     return rows, places
 
@@ -391,13 +401,13 @@ def _ancestor_chain(ctx: Ctx, lot: Lot, events: bool = True) -> list[tuple[Lot, 
     related = [(lot.id, 0), *ancestors(ctx.session, lot.id)]
     options = [
         selectinload(Lot.product),
-        selectinload(Lot.creator),
+        _named(Lot.creator),
         selectinload(Lot.origin_location),
         selectinload(Lot.inspections),
         selectinload(Lot.sensor_batches),
     ]
     if events:
-        options.append(selectinload(Lot.events).selectinload(Event.actor))
+        options.append(selectinload(Lot.events).options(_named(Event.actor)))
     loaded = {
         lot_.id: lot_
         for lot_ in ctx.session.scalars(select(Lot).where(Lot.id.in_([i for i, _ in related])).options(*options))
@@ -877,7 +887,7 @@ def _history(lot_ids: Sequence[int], *where: Any) -> Any:
         select(Event)
         .where(Event.lot_id.in_(lot_ids), *where)
         .order_by(Event.lot_id, Event.seq.asc().nulls_last(), Event.id)
-        .options(selectinload(Event.actor))
+        .options(_named(Event.actor))
     )
 
 
@@ -902,7 +912,7 @@ def _timeline_window(ctx: Ctx, lot: Lot, paging: dict[str, int]) -> list[Event]:
         .order_by(Event.occurred_at, Event.seq.asc().nulls_last(), Event.id)
         .offset(paging["first"] - 1)
         .limit(paging["last"] - paging["first"] + 1)
-        .options(selectinload(Event.actor))
+        .options(_named(Event.actor))
     )
     return list(ctx.session.scalars(query))
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import jinja2.runtime
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
@@ -69,6 +70,42 @@ def test_lot_page_sends_as_many_statements_for_100_events_as_for_10(
     few = _statements(world, client, f"/lots/{long_lots[10]}")
     many = _statements(world, client, f"/lots/{long_lots[100]}")
     assert len(many) == len(few), "\n".join(many)
+
+
+def test_the_lot_page_loads_company_prefixes_for_the_viewer_alone(
+    world: Any, signed_in: Any, long_lots: dict[int, int]
+) -> None:
+    """The organisations a page only names (the lot's creator, each step's actor, a site's owner) come without
+    their company prefixes: the model loads those with every organisation, a second statement per load."""
+    seen = _statements(world, signed_in("regulator"), f"/lots/{long_lots[10]}")
+    prefixes = [s for s in seen if "FROM company_prefixes" in s]
+    assert len(prefixes) == 1, "\n".join(prefixes)  # the signed-in user's organisation, loaded for every page
+
+
+def _macro_calls(client: Any, url: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    client.get(url)
+    calls: list[str] = []
+    real = jinja2.runtime.Macro._invoke
+
+    def invoke(self: Any, arguments: Any, autoescape: bool) -> Any:
+        calls.append(self.name)
+        return real(self, arguments, autoescape)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(jinja2.runtime.Macro, "_invoke", invoke)
+        assert client.get(url).status_code == 200
+    return len(calls)
+
+
+def test_the_lot_page_calls_as_many_macros_for_100_events_as_for_10(
+    signed_in: Any, long_lots: dict[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's badge, its fields' place names and labels are worked out once per value on the page, not once
+    per step: rendering a page of 50 steps called three macros a step."""
+    client = signed_in("producer")
+    few = _macro_calls(client, f"/lots/{long_lots[10]}", monkeypatch)
+    many = _macro_calls(client, f"/lots/{long_lots[100]}", monkeypatch)
+    assert many <= few + 2, (few, many)  # the pager, above and below the timeline: the 10 steps need none
 
 
 def _steps(html: str) -> int:
