@@ -403,7 +403,7 @@ def _ancestor_chain(ctx: Ctx, lot: Lot, events: bool = True) -> list[tuple[Lot, 
         selectinload(Lot.product),
         _named(Lot.creator),
         selectinload(Lot.origin_location),
-        selectinload(Lot.inspections),
+        selectinload(Lot.inspections).options(selectinload(Inspection.event), _named(Inspection.inspector)),
         selectinload(Lot.sensor_batches),
     ]
     if events:
