@@ -99,8 +99,9 @@ def test_a_batch_reads_the_lots_events_once_for_its_facts_and_still_applies_them
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The facts an event is checked against (the lot's creation, its last shipment) are read once per batch
-    and brought up to date with the batch's own events, not read again for each event. The facts still hold for the batch's last event: one dated before the
-    lot's creation is refused, and nothing of the batch is written."""
+    and brought up to date with the batch's own events, not read again for each event. The facts still hold
+    for the batch's last event: one dated before the lot's creation is refused, and nothing of the batch is
+    written."""
     read: list[int] = []
     read_facts = lots._FactsRead.of.__func__  # type: ignore[attr-defined]
 
