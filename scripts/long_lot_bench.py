@@ -2,7 +2,7 @@
 
     PYTHONPATH=$PWD python scripts/long_lot_bench.py [--events 1000] [--runs 7] [--before main] [--work DIR]
         [--json out.json]
-    PYTHONPATH=$PWD python scripts/long_lot_bench.py --measure HOME --runs 7 [--profile page|verify|tampered]
+    PYTHONPATH=$PWD python scripts/long_lot_bench.py --measure HOME --runs 7 [--profile page|verify|tampered|write]
 
 Builds one instance (embedded chain, SQLite, the demo scenario, the packer's lot GV-ROM-2611C topped up to
 ``--events`` events, 100 per transaction, then verified), copies it twice, and measures one copy with the code
@@ -11,6 +11,8 @@ alternating the two sides ``--rounds`` times. Each side measures:
 
 - the lot's page ``/lots/<id>`` signed in as the packer (Flask test client; the first request not counted);
 - ``verify_lot`` of the lot (the memo of data hashes warm, then once emptied, as after a start);
+- one observation through ``lots.record_event`` on the lot, and on a lot of a few events the farm creates
+  (the same chain): what a write costs with a long history and without;
 - ``verify_lot`` after one payload of the lot was altered in SQL (reads the lot's logs to name the event).
 
 ``--measure`` runs one side in this process (what the driver starts) and prints JSON; with ``--profile`` one
@@ -83,14 +85,16 @@ def _timed(fn: Any, runs: int) -> list[float]:
 
 
 def measure(home: Path, runs: int, profile: str | None) -> dict[str, Any]:
-    from sqlalchemy import text
+    from sqlalchemy import select, text
 
     from app import create_app
     from supply_chain.bench import _signed_in
+    from supply_chain.domain.kinds import EventKind
     from supply_chain.services import lots
     from supply_chain.services import verify as verify_module
     from supply_chain.services.runtime import Runtime, Settings
     from supply_chain.services.verify import verify_lot
+    from supply_chain.store.models import Organisation
 
     out: dict[str, Any] = {"load_before": os.getloadavg()}
     runtime = Runtime(Settings.from_env(env={}, home=home))
@@ -124,6 +128,28 @@ def measure(home: Path, runs: int, profile: str | None) -> dict[str, Any]:
             out["verify_cold_s"] = _timed(verify, 1)
             if profile == "verify":
                 _profiled(verify)
+        with runtime.ctx() as ctx:
+            # single observations (``lots.record_event``: checks, transaction, receipt, re-verification) on the
+            # long lot and on a lot of a few events (created here by the farm), the same chain under both
+            packer = ctx.session.scalars(select(Organisation).where(Organisation.name == "Coastal Packing Co")).one()
+            farm = ctx.session.scalars(select(Organisation).where(Organisation.name == "Green Valley Farm")).one()
+            long_lot, farm_site = lots.get_lot(ctx, *LOT), farm.locations[0].gln
+            short_lot = lots.create_lot(
+                ctx, farm, LOT[0], "GV-ROM-SHORT", EventKind.HARVESTING,
+                {"location_gln": farm_site, "harvest_date": "2026-11-20", "commodity": "romaine lettuce"}, "10", "kg",
+            )  # fmt: skip
+            count = iter(range(10_000))
+
+            def write(actor: Any, lot: Any, site: str) -> None:
+                note = {"note": f"bench write {next(count)}", "date": "2026-11-26", "location_gln": site}
+                lots.record_event(ctx, actor, lot, EventKind.OBSERVATION, note)
+
+            site = packer.locations[0].gln
+            write(packer, long_lot, site)  # the first write of a process is not counted
+            out["write_long_s"] = _timed(lambda: write(packer, long_lot, site), runs)
+            out["write_short_s"] = _timed(lambda: write(farm, short_lot, farm_site), runs)
+            if profile == "write":
+                _profiled(lambda: write(packer, long_lot, site))
         with runtime.ctx() as ctx:
             # one payload altered in SQL (an observation in the middle of the history): the chain is read to name it
             ctx.session.execute(
@@ -194,7 +220,9 @@ def drive(events: int, runs: int, rounds: int, before: str, work: Path) -> dict[
                 f"round {n + 1} {name}: page {statistics.median(figures['page_s']) * 1000:.0f} ms, "
                 f"verify {statistics.median(figures['verify_s']) * 1000:.0f} ms "
                 f"(cold {figures['verify_cold_s'][0] * 1000:.0f} ms), "
-                f"tampered {statistics.median(figures['tampered_s']) * 1000:.0f} ms; "
+                f"tampered {statistics.median(figures['tampered_s']) * 1000:.0f} ms, "
+                f"write {statistics.median(figures['write_long_s']) * 1000:.0f} ms "
+                f"(short lot {statistics.median(figures['write_short_s']) * 1000:.0f} ms); "
                 f"load {figures['load_before'][0]:.1f} -> {figures['load_after'][0]:.1f}",
                 flush=True,
             )
@@ -204,6 +232,8 @@ def drive(events: int, runs: int, rounds: int, before: str, work: Path) -> dict[
         ("verify the lot, memo warm, ms", "verify_s"),
         ("verify the lot, memo emptied, ms", "verify_cold_s"),
         ("verify after one payload was altered, ms", "tampered_s"),
+        ("one observation on the lot (record_event), ms", "write_long_s"),
+        ("one observation on a lot of a few events, same chain, ms", "write_short_s"),
     ):
         before_ms = statistics.median(s for f in sides["before"] for s in f[key]) * 1000
         after_ms = statistics.median(s for f in sides["after"] for s in f[key]) * 1000
@@ -225,7 +255,7 @@ def main() -> None:
     parser.add_argument("--before", default="main")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--measure", type=Path)
-    parser.add_argument("--profile", choices=("page", "verify", "tampered"))
+    parser.add_argument("--profile", choices=("page", "verify", "tampered", "write"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.measure:

@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, cast, select, type_coerce, update
+from sqlalchemy import Integer, Text, bindparam, cast, literal, select, type_coerce, update
 
 from supply_chain.chain.ledger import ChainLot
 from supply_chain.domain.disclosure import data_hash, disclosed_hash
@@ -119,9 +119,16 @@ def verify_new_events(
     head and compare with the head the contract holds now. None when that is not conclusive (pending writes,
     a gap, a mismatch): the caller then runs the full `verify_lot`, which names what is wrong. The lot's
     state, copied rows and document files are compared in full as well (the `getLot` answer is at hand)."""
-    events = _facts(ctx, lot, Event.status != "failed", order=(Event.seq.asc().nulls_last(),))
-    new = [e for e in events if e.seq is not None and e.seq > verified_count]
-    if any(e.status != "confirmed" for e in events) or not new:
+    # Only the events after the verified prefix are read, and whether any write is not mined yet: the cost
+    # does not grow with the lot's history (the prefix is what the verified head commits to).
+    # (``literal_execute``: the value is written into the statement, so the database sees it is an index probe on
+    # ``ix_events_unconfirmed_lot_id``, not a read of every event of the lot.)
+    unconfirmed = Event.status != literal("confirmed", literal_execute=True)
+    unmined = select(Event.id).where(Event.lot_id == lot.id, unconfirmed, Event.status != "failed")
+    if ctx.session.scalars(unmined.limit(1)).first() is not None:
+        return None
+    new = _facts(ctx, lot, Event.status != "failed", Event.seq > verified_count, order=(Event.seq.asc(),))
+    if not new:
         return None
     if [e.seq for e in new] != list(range(verified_count + 1, verified_count + len(new) + 1)):
         return None
@@ -133,7 +140,7 @@ def verify_new_events(
     chain_lot = chain_lot or ctx.ledger.get_lot(lot.lot_id)
     if hex32(head) != chain_lot.head.lower() or chain_lot.event_count != verified_count + len(new):
         return None
-    if record_findings(ctx, lot, chain_lot, events):
+    if record_findings(ctx, lot, chain_lot, _finding_facts(ctx, lot)):
         return None
     return Verification(
         "verified",
@@ -143,6 +150,20 @@ def verify_new_events(
         None,
         chain_lot.event_count,
     )
+
+
+_FINDING_KINDS = (EventKind.RECALL, EventKind.RECALL_ENDED, EventKind.INSPECTION)
+"""The kinds of event ``record_findings`` compares stored rows with (documents aside: see ``_finding_facts``)."""
+
+
+def _finding_facts(ctx: Ctx, lot: Lot) -> list[Any]:
+    """The confirmed events ``record_findings`` needs, in history order: those of ``_FINDING_KINDS``, or every
+    confirmed event when the lot holds a document not cited by an inspection (any event may anchor it by a
+    ``*_sha256`` field). A lot's observations and the like are not read."""
+    confirmed = Event.status == literal("confirmed", literal_execute=True)  # ``ix_events_confirmed_kind``
+    if any(d.inspection_id is None for d in lot.documents):
+        return _facts(ctx, lot, confirmed, order=_HISTORY_ORDER)
+    return _facts(ctx, lot, confirmed, Event.kind.in_(_FINDING_KINDS), order=_HISTORY_ORDER)
 
 
 def _verify(ctx: Ctx, lot: Lot, chain_lot: ChainLot | None = None, facts: Sequence[Any] | None = None) -> Verification:

@@ -18,7 +18,7 @@ from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.hashing import hex32
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.domain.kinds import EventKind
-from supply_chain.services import lots
+from supply_chain.services import lots, verify
 from supply_chain.services.epcis.capture import capture
 from supply_chain.store.models import Event, Lot, Organisation
 
@@ -99,27 +99,26 @@ def test_a_batch_reads_the_lots_events_once_for_its_facts_and_still_applies_them
     network: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The facts an event is checked against (the lot's creation, its last shipment) are read once per batch
-    and brought up to date with the batch's own events: the events read grow with the batch, not with the
-    batch times the lot's history. The facts still hold for the batch's last event: one dated before the
-    lot's creation is refused, and nothing of the batch is written."""
+    and brought up to date with the batch's own events, not read again for each event. The facts still hold
+    for the batch's last event: one dated before the lot's creation is refused, and nothing of the batch is
+    written."""
     read: list[int] = []
-    read_more = lots._FactsRead.read_more
+    read_facts = lots._FactsRead.of.__func__  # type: ignore[attr-defined]
 
-    def counted(self: Any, events: Any) -> None:
-        read.append(len(events) - self.read)
-        read_more(self, events)
+    def counted(cls: Any, ctx: Any, lot: Any) -> Any:
+        read.append(lot.id)
+        return read_facts(cls, ctx, lot)
 
-    monkeypatch.setattr(lots._FactsRead, "read_more", counted)
+    monkeypatch.setattr(lots._FactsRead, "of", classmethod(counted))
     with network.runtime.ctx() as ctx:
         farm = network.org("farm", ctx)
         lot = ctx.session.get(Lot, network.lot_pk)
         note = {"note": "check", "date": "2026-11-21", "location_gln": network.farm_site}
         lots.record_events(ctx, farm, lot, [(EventKind.OBSERVATION, note)] * BATCH)
-        held = len(lot.events)
         read.clear()
         lots.record_events(ctx, farm, lot, [(EventKind.OBSERVATION, note)] * BATCH)
-        # the held events once, then each planned event of the batch once (before: held + i for event i)
-        assert sum(read) <= held + BATCH, (held, read)
+        # read once for the batch, then kept up to date with each planned event (before: once per event)
+        assert read == [lot.id], read
         before = dict(events=len(lot.events), block=ctx.ledger.w3.eth.block_number)
         early = dict(note, date="2026-11-19")  # the lot was harvested on 2026-11-20
         with pytest.raises(LotlineError) as refused:
@@ -133,6 +132,51 @@ def test_a_batch_reads_the_lots_events_once_for_its_facts_and_still_applies_them
             == before["events"]
         )
         assert ctx.ledger.w3.eth.block_number == before["block"]
+
+
+def test_a_single_write_on_a_lot_with_a_history_reads_neither_that_history_nor_its_logs(
+    network: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write on a lot of many events costs what it costs on a short one (issue 11): the facts it is checked
+    against (the lot's creation, its last shipment) are found by index probes, and its re-verification reads the
+    new event alone (the verified head stands for the rest) plus the few events stored rows copy (recalls,
+    inspections). Before, the lot's whole history was loaded twice (for the facts, then for re-verification)."""
+    note = {"note": "check", "date": "2026-11-21", "location_gln": network.farm_site}
+    with network.runtime.ctx() as ctx:
+        farm = network.org("farm", ctx)
+        lot = ctx.session.get(Lot, network.lot_pk)
+        lots.record_events(ctx, farm, lot, [(EventKind.OBSERVATION, note)] * (3 * BATCH))
+        history = lot.event_count
+    rows: list[str] = []
+    facts: list[int] = []
+    logs: list[Any] = []
+
+    class CountedFact(verify._Fact):
+        def __init__(self, row: Any) -> None:
+            super().__init__(row)
+            facts.append(self.id)
+
+    def loaded(target: Any, _context: Any) -> None:
+        rows.append(target.id)
+
+    monkeypatch.setattr(verify, "_Fact", CountedFact)
+    with network.runtime.ctx() as ctx:  # a new session: nothing of the lot is held in memory
+        farm = network.org("farm", ctx)
+        lot = ctx.session.get(Lot, network.lot_pk)
+        real_logs = ctx.ledger.logs
+        monkeypatch.setattr(ctx.ledger, "logs", lambda *a, **k: logs.append(a) or real_logs(*a, **k))
+        sa_event.listen(Event, "load", loaded)
+        try:
+            event = lots.record_event(ctx, farm, lot, EventKind.OBSERVATION, dict(note, note="one more"))
+        finally:
+            sa_event.remove(Event, "load", loaded)
+        assert event.status == "confirmed" and event.seq == history + 1
+        assert lot.verification_state == "verified", lot.verification_detail
+        assert "newest checked" in lot.verification_detail  # the incremental path, not a full verification
+    assert history > 30
+    assert len(rows) <= 4, rows  # the creation event, the new event (and its reload after the receipt)
+    assert facts == [event.id], facts  # re-verification hashed the new event only
+    assert logs == []
 
 
 def test_get_lot_answers_are_decoded_by_hand_exactly_as_eth_abi_decodes_them_and_odd_ones_are_left_to_it() -> None:
