@@ -990,27 +990,60 @@ def plan_sensor_batch(
     )
     ctx.session.add(batch)
     ctx.session.flush()  # the batch's id, for its readings
-    # The readings go in as one Core INSERT of the table (executemany; psycopg pipelines it), not as ORM
-    # objects nor as an ORM bulk insert: the latter leaves out None values, so readings with and without a
-    # humidity fall into groups of different columns and, mixed, went in one statement per reading.
-    sensor = event.payload.get("sensor_id") or ""
-    batch_id = batch.id
-    when = datetime.fromisoformat  # a reading's taken_at is a normalised date-time (validate_reading)
-    ctx.session.execute(
-        insert(SensorReading.__table__),
-        [
-            {
-                "batch_id": batch_id,
-                "taken_at": when(r["taken_at"]),
-                "temperature_c": numbers[r["temperature_c"]],
-                "humidity": numbers[r["humidity"]] if r.get("humidity") is not None else None,
-                "sensor_id": sensor,
-                "leaf_index": i,
-            }
-            for i, r in enumerate(rows)
-        ],
-    )
+    insert_readings(ctx, batch.id, event.payload.get("sensor_id") or "", rows, numbers)
     return event, Call.anchor_readings(lot.lot_id, root, len(rows), event.payload_hash)
+
+
+_READING_COLUMNS = ("batch_id", "taken_at", "temperature_c", "humidity", "sensor_id", "leaf_index")
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_SQLITE_DATETIME = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+"""SQLAlchemy's storage format of a date-time on SQLite (``sqlalchemy.dialects.sqlite.DATETIME``)."""
+
+
+def insert_readings(
+    ctx: Ctx, batch_id: int, sensor: str, rows: Sequence[Mapping[str, Any]], numbers: Mapping[str, Decimal]
+) -> None:
+    """Insert a batch's validated readings (``rows``, leaf order) in one executemany of the driver's own
+    statement, with the values already in the form SQLAlchemy would bind: each column's bind processor of
+    this dialect (``UTCDateTime``: UTC, and on SQLite the stored text; ``Float``: a float on SQLite) applied
+    once per value here, once per distinct number. A Core ``insert()`` gave the same rows but processed and
+    checked every parameter of every row on the way (about half the upload's database time at 10,000).
+    ``numbers`` maps each number text of ``rows`` to its Decimal."""
+    connection = ctx.session.connection()
+    dialect = connection.dialect
+    table = SensorReading.__table__
+    mark = _PLACEHOLDERS.get(dialect.paramstyle)
+
+    def bind(column: str) -> Any:
+        process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+        return process or (lambda value: value)
+
+    moment, temperature, humidity = bind("taken_at"), bind("temperature_c"), bind("humidity")
+    temperatures = {text: temperature(number) for text, number in numbers.items()}
+    humidities = {text: humidity(number) for text, number in numbers.items()}
+    humidities[None] = None
+    parse = datetime.fromisoformat  # a reading's taken_at is a normalised date-time (validate_reading)
+    sqlite_text = getattr(table.c.taken_at.type.dialect_impl(dialect).impl_instance, "_storage_format", None)
+
+    def when(text: str) -> Any:
+        # SQLite keeps the UTC wall time as text: a time given in UTC, already normalised by isoformat(), is
+        # rewritten as that text directly (what parsing and formatting it again would give)
+        if sqlite_text == _SQLITE_DATETIME and text.endswith("+00:00"):
+            if len(text) == 25:  # no fraction: isoformat() leaves it out when it is 0
+                return f"{text[:10]} {text[11:19]}.000000"
+            if len(text) == 32:
+                return f"{text[:10]} {text[11:26]}"
+        return moment(parse(text))
+
+    values = [
+        (batch_id, when(r["taken_at"]), temperatures[r["temperature_c"]], humidities[r.get("humidity")], sensor, i)
+        for i, r in enumerate(rows)
+    ]
+    if mark is None:  # a driver of another parameter style: SQLAlchemy's own statement
+        ctx.session.execute(insert(table), [dict(zip(_READING_COLUMNS, v, strict=True)) for v in values])
+        return
+    statement = f"INSERT INTO {table.name} ({', '.join(_READING_COLUMNS)}) VALUES ({', '.join([mark] * 6)})"
+    connection.exec_driver_sql(statement, values)
 
 
 def validate_reading(raw: Mapping[str, Any], index: int) -> dict[str, Any]:
