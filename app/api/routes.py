@@ -813,16 +813,15 @@ def reading_rows(readings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rules (a date-time with offset, plausible values) are the domain's (``lots.validate_readings``)."""
     rows: list[dict[str, Any]] = []
     for index, raw in enumerate(readings):
-        taken, temp = raw.get("taken_at"), raw.get("temperature_c")
-        if (
-            type(taken) is str
-            and len(taken) <= _TAKEN_AT_LENGTH
-            and type(temp) is str
-            and type(raw.get("humidity", "")) is str
-        ):
-            rows.append(raw)  # the usual reading: texts throughout
-        else:
-            rows.append(_reading_row(raw, index))
+        taken, temp, humidity = raw.get("taken_at"), raw.get("temperature_c"), raw.get("humidity", "")
+        if type(taken) is str and len(taken) <= _TAKEN_AT_LENGTH and type(temp) is str:
+            if type(humidity) is str:  # the usual reading: texts throughout
+                rows.append(raw)
+                continue
+            if type(humidity) is int or type(humidity) is float:  # a logger's whole-percent humidity
+                rows.append({**raw, "humidity": str(humidity)})
+                continue
+        rows.append(_reading_row(raw, index))
     return rows
 
 

@@ -1085,7 +1085,7 @@ def validate_readings(readings: Sequence[Any]) -> list[dict[str, Any]]:
 def _quick_reading(raw: Any, numbers: Mapping[tuple[str, str], str]) -> dict[str, Any] | None:
     """The row ``validate_reading`` gives for ``raw`` when each part is quick to tell (see
     ``validate_readings``); None when it is not, and ``validate_reading`` must look."""
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # a JSON object is a dict: no ABC check
         return None
     taken, temp, humidity = raw.get("taken_at"), raw.get("temperature_c"), raw.get("humidity")
     if type(taken) is not str or type(temp) is not str or not _PLAIN_DATETIME.fullmatch(taken):
