@@ -818,7 +818,7 @@ def reading_rows(readings: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if type(humidity) is str:  # the usual reading: texts throughout
                 rows.append(raw)
                 continue
-            if type(humidity) is int or type(humidity) is float:  # a logger's whole-percent humidity
+            if type(humidity) is int or type(humidity) is float:  # a humidity sent as a JSON number
                 rows.append({**raw, "humidity": str(humidity)})
                 continue
         rows.append(_reading_row(raw, index))

@@ -1003,16 +1003,32 @@ _SQLITE_DATETIME = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(s
 def insert_readings(
     ctx: Ctx, batch_id: int, sensor: str, rows: Sequence[Mapping[str, Any]], numbers: Mapping[str, Decimal]
 ) -> None:
-    """Insert a batch's validated readings (``rows``, leaf order) in one executemany of the driver's own
-    statement, with the values already in the form SQLAlchemy would bind: each column's bind processor of
-    this dialect (``UTCDateTime``: UTC, and on SQLite the stored text; ``Float``: a float on SQLite) applied
-    once per value here, once per distinct number. A Core ``insert()`` gave the same rows but processed and
-    checked every parameter of every row on the way (about half the upload's database time at 10,000).
-    ``numbers`` maps each number text of ``rows`` to its Decimal."""
+    """Insert a batch's validated readings (``rows``, leaf order; ``numbers`` maps each number text in them to
+    its Decimal) in one executemany of the driver's own statement, whatever the mix of readings with and without
+    a humidity (an ORM bulk insert leaves out None values and split such a mix into one statement per reading).
+    The values are given in the form SQLAlchemy would bind them: each column's bind processor of this dialect
+    (``UTCDateTime``: the time in UTC, on SQLite as its stored text; ``Float``: a float on SQLite), applied here
+    once per distinct number and once per time. A Core ``insert()`` stored the same rows but compiled the
+    statement and processed every parameter of every row (about half the upload's database time at 10,000)."""
     connection = ctx.session.connection()
     dialect = connection.dialect
     table = SensorReading.__table__
+    parse = datetime.fromisoformat  # a reading's taken_at is a normalised date-time (validate_reading)
     mark = _PLACEHOLDERS.get(dialect.paramstyle)
+    if mark is None:  # a driver of another parameter style: SQLAlchemy's own statement, binding each value
+        values = [
+            {
+                "batch_id": batch_id,
+                "taken_at": parse(r["taken_at"]),
+                "temperature_c": numbers[r["temperature_c"]],
+                "humidity": numbers[r["humidity"]] if r.get("humidity") is not None else None,
+                "sensor_id": sensor,
+                "leaf_index": i,
+            }
+            for i, r in enumerate(rows)
+        ]
+        ctx.session.execute(insert(table), values)
+        return
 
     def bind(column: str) -> Any:
         process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
@@ -1022,16 +1038,16 @@ def insert_readings(
     temperatures = {text: temperature(number) for text, number in numbers.items()}
     humidities = {text: humidity(number) for text, number in numbers.items()}
     humidities[None] = None
-    parse = datetime.fromisoformat  # a reading's taken_at is a normalised date-time (validate_reading)
-    sqlite_text = getattr(table.c.taken_at.type.dialect_impl(dialect).impl_instance, "_storage_format", None)
+    impl = table.c.taken_at.type.dialect_impl(dialect).impl_instance
+    sqlite_text = getattr(impl, "_storage_format", None) == _SQLITE_DATETIME
 
     def when(text: str) -> Any:
-        # SQLite keeps the UTC wall time as text: a time given in UTC, already normalised by isoformat(), is
-        # rewritten as that text directly (what parsing and formatting it again would give)
-        if sqlite_text == _SQLITE_DATETIME and text.endswith("+00:00"):
+        # SQLite keeps the UTC wall time as text: a time in UTC, normalised by isoformat() already, is rewritten
+        # as that text directly (what parsing it and formatting it twice gives); any other goes the long way
+        if sqlite_text and text.endswith("+00:00"):
             if len(text) == 25:  # no fraction: isoformat() leaves it out when it is 0
                 return f"{text[:10]} {text[11:19]}.000000"
-            if len(text) == 32:
+            if len(text) == 32:  # a fraction: always six digits
                 return f"{text[:10]} {text[11:26]}"
         return moment(parse(text))
 
@@ -1039,9 +1055,6 @@ def insert_readings(
         (batch_id, when(r["taken_at"]), temperatures[r["temperature_c"]], humidities[r.get("humidity")], sensor, i)
         for i, r in enumerate(rows)
     ]
-    if mark is None:  # a driver of another parameter style: SQLAlchemy's own statement
-        ctx.session.execute(insert(table), [dict(zip(_READING_COLUMNS, v, strict=True)) for v in values])
-        return
     statement = f"INSERT INTO {table.name} ({', '.join(_READING_COLUMNS)}) VALUES ({', '.join([mark] * 6)})"
     connection.exec_driver_sql(statement, values)
 
