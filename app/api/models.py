@@ -561,8 +561,19 @@ class Reading(BaseModel):
     humidity: Quantity = None
 
 
+def _reading_item_schema() -> dict[str, Any]:
+    """``Reading``'s JSON schema, inlined where a reading is documented but not validated as a model."""
+    return Reading.model_json_schema()
+
+
+ReadingItem = Annotated[dict[str, Any], WithJsonSchema(_reading_item_schema())]
+"""One reading as sent: the model checks only that it is an object; the route (``routes.reading_rows``) checks
+each reading's fields as ``Reading`` documents them, and the domain (``validate_readings``) its rules. An
+upload holds up to 10,000 readings, and building a model of each cost more than the domain's own check."""
+
+
 class Readings(Request):
-    readings: Annotated[list[Reading], Field(min_length=1, max_length=10_000)]
+    readings: Annotated[list[ReadingItem], Field(min_length=1, max_length=10_000)]
     sensor_id: Annotated[str, Field(max_length=100)] = None
     location_gln: Gln = None
 

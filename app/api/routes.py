@@ -22,7 +22,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from app.api import bp, models, serialize
-from app.api.spec import Call, openapi_document, operation, page
+from app.api.spec import Call, openapi_document, operation, page, refusal
 from app.body_limits import FILE_MIMETYPES
 from app.web import (
     CREATOR_ROLES,
@@ -796,11 +796,55 @@ def close(call: Call) -> Response:
 def readings(call: Call) -> Response:
     """Anchor a batch of sensor readings by their Merkle root (the custodian; while in transit the sender, the
     receiver once it has accepted)."""
-    item = _lot(call)
     body = call.body
-    rows = [{k: (str(v) if k != "taken_at" and v is not None else v) for k, v in r.items()} for r in body["readings"]]
+    rows = reading_rows(body["readings"])
+    item = _lot(call)
     event = lot_service.anchor_readings(call.ctx, call.org, item, rows, body.get("sensor_id"), body.get("location_gln"))
     return _action(call, item, event)
+
+
+_TAKEN_AT_LENGTH = 40  # models.Date's maxLength
+
+
+def reading_rows(readings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The readings of an upload as the services take them (numbers as their JSON text), once each has the
+    fields and JSON types ``models.Reading`` documents; the first reading that has not is refused, naming
+    its field (``readings[17].temperature_c``). The model checked only that each is an object: a reading's
+    rules (a date-time with offset, plausible values) are the domain's (``lots.validate_readings``)."""
+    rows: list[dict[str, Any]] = []
+    for index, raw in enumerate(readings):
+        taken, temp, humidity = raw.get("taken_at"), raw.get("temperature_c"), raw.get("humidity", "")
+        if type(taken) is str and len(taken) <= _TAKEN_AT_LENGTH and type(temp) is str:
+            if type(humidity) is str:  # the usual reading: texts throughout
+                rows.append(raw)
+                continue
+            if type(humidity) is int or type(humidity) is float:  # a humidity sent as a JSON number
+                rows.append({**raw, "humidity": str(humidity)})
+                continue
+        rows.append(_reading_row(raw, index))
+    return rows
+
+
+def _reading_row(raw: dict[str, Any], index: int) -> dict[str, Any]:
+    """``reading_rows`` of one reading that is not all texts: its numbers as text, or the API's refusal."""
+    where = f"readings[{index}]"
+    for key in ("taken_at", "temperature_c"):
+        if key not in raw:
+            raise InvalidInput(f"{where}.{key}: is required", field=f"{where}.{key}", code="missing_field")
+    taken = raw["taken_at"]
+    if type(taken) is not str:
+        raise refusal(f"{where}.taken_at", taken, "must be of type string")
+    if len(taken) > _TAKEN_AT_LENGTH:
+        raise refusal(f"{where}.taken_at", taken, f"must be at most {_TAKEN_AT_LENGTH} characters")
+    row = dict(raw)
+    for key in ("temperature_c", "humidity"):
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise refusal(f"{where}.{key}", value, "must be of type string or number")
+        row[key] = str(value)
+    return row
 
 
 @operation(

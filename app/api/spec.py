@@ -403,9 +403,14 @@ def invalid_input(error: ValidationError) -> InvalidInput:
         )
     where = field_path(parts) or "body"
     last = next((p for p in reversed(parts) if isinstance(p, str)), "")
-    shown = json.dumps(first["input"], default=str)
+    return refusal(where, first["input"], _rule(first), _FIELD_CODES.get(last, "invalid_field"))
+
+
+def refusal(where: str, value: Any, rule: str, code: str = "invalid_field") -> InvalidInput:
+    """A refused value as the API words it: the field, the value as sent (JSON, cut at 60 characters), the rule."""
+    shown = json.dumps(value, default=str)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return InvalidInput(f"{where}: {shown} {_rule(first)}", field=where, code=_FIELD_CODES.get(last, "invalid_field"))
+    return InvalidInput(f"{where}: {shown} {rule}", field=where, code=code)
 
 
 _TYPES = {

@@ -3,14 +3,15 @@ transformations, recalls, rejected input leaving nothing behind, crash recovery,
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 
 from supply_chain.domain.errors import ChainUnavailable, Conflict, Forbidden, InvalidInput, NotFound
 from supply_chain.domain.hashing import hex32, merkle_root, payload_hash
@@ -821,3 +822,76 @@ def test_a_transformation_waits_for_another_writer_holding_its_input_and_then_se
     assert "left" in outcome["result"], outcome
     with rt.ctx() as ctx:
         assert _lot(ctx, network).quantity == 30
+
+
+def test_readings_stored_by_the_driver_statement_read_back_as_sqlalchemy_stored_them(network: Any) -> None:
+    """Readings go in as the driver's own statement with values already in bind form (``lots.insert_readings``):
+    on SQLite and PostgreSQL the stored values (raw and through the model: UTC times, numbers) equal those of
+    the same readings inserted with SQLAlchemy's Core ``insert()`` as before, which compiled the statement and
+    bound each row's values through the column types (``UTCDateTime``: a parse and two formattings a row)."""
+
+    readings = [
+        {"taken_at": "2026-11-21T08:00:00Z", "temperature_c": "3.5", "humidity": "81"},
+        {"taken_at": "2026-11-21T08:00:01.250000Z", "temperature_c": -1.25},
+        {"taken_at": "2026-11-21T09:00:06+01:00", "temperature_c": "0", "humidity": 55.5},
+        {"taken_at": "2026-11-21T10:00:07+02:00", "temperature_c": "-0.000001"},
+        {"taken_at": "2026-11-21T08:00:04.000001+00:00", "temperature_c": "79.999999", "humidity": "0"},
+        {"taken_at": "2026-11-21t08:00:05z", "temperature_c": 4, "humidity": "100"},
+    ]
+    inserts: list[tuple[bool, bool]] = []  # (compiled by SQLAlchemy, executemany) of each readings INSERT
+
+    def seen(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO SENSOR_READINGS"):
+            inserts.append((context.compiled is not None, executemany))
+
+    engine = network.runtime.engine
+    with network.runtime.ctx() as ctx:
+        lot = _lot(ctx, network)
+        sa_event.listen(engine, "before_cursor_execute", seen)
+        try:
+            lots.anchor_readings(ctx, network.org("farm", ctx), lot, readings, sensor_id="L9")
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", seen)
+        assert inserts == [(False, True)]  # one executemany of the driver's statement
+        batch = lot.sensor_batches[0]
+        # the same readings the way they went in before: Core insert(), SQLAlchemy binding each value
+        rows = sorted(lots.validate_readings(readings), key=lambda r: r["taken_at"])
+        ctx.session.execute(
+            insert(SensorReading.__table__),
+            [
+                {
+                    "batch_id": batch.id,
+                    "taken_at": datetime.fromisoformat(r["taken_at"]),
+                    "temperature_c": Decimal(r["temperature_c"]),
+                    "humidity": Decimal(r["humidity"]) if r.get("humidity") is not None else None,
+                    "sensor_id": "L9",
+                    "leaf_index": 100 + i,
+                }
+                for i, r in enumerate(rows)
+            ],
+        )
+        raw = ctx.session.execute(
+            text(
+                "SELECT leaf_index, taken_at, temperature_c, humidity, sensor_id FROM sensor_readings "
+                "WHERE batch_id = :b ORDER BY leaf_index"
+            ),
+            {"b": batch.id},
+        ).all()
+        assert len(raw) == 12
+        assert [tuple(r[1:]) for r in raw[:6]] == [tuple(r[1:]) for r in raw[6:]]
+        stored = ctx.session.scalars(
+            select(SensorReading).where(SensorReading.batch_id == batch.id).order_by(SensorReading.leaf_index)
+        ).all()
+        mine = [(r.taken_at, r.temperature_c, r.humidity, r.sensor_id) for r in stored[:6]]
+        assert mine == [(r.taken_at, r.temperature_c, r.humidity, r.sensor_id) for r in stored[6:]]
+        assert all(r.taken_at.tzinfo is not None and r.taken_at.utcoffset().total_seconds() == 0 for r in stored)
+        assert sorted(r.taken_at.isoformat() for r in stored[:6]) == [
+            "2026-11-21T08:00:00+00:00",
+            "2026-11-21T08:00:01.250000+00:00",
+            "2026-11-21T08:00:04.000001+00:00",
+            "2026-11-21T08:00:05+00:00",
+            "2026-11-21T08:00:06+00:00",
+            "2026-11-21T08:00:07+00:00",
+        ]
+        assert sorted(r.temperature_c for r in stored[:6]) == [-1.25, -0.000001, 0.0, 3.5, 4.0, 79.999999]
+        assert sorted(r.humidity for r in stored[:6] if r.humidity is not None) == [0.0, 55.5, 81.0, 100.0]
