@@ -973,7 +973,7 @@ def anchor_readings(
     if not readings:
         raise InvalidInput("no readings given", field="readings")
     rows = validate_readings(readings)
-    rows.sort(key=_taken_at)
+    rows.sort(key=reading_order)
     root = merkle_root([reading_leaf(r) for r in rows])
     temps = [Decimal(t) for t in {r["temperature_c"] for r in rows}]
     payload = {
@@ -992,8 +992,13 @@ def anchor_readings(
     return event
 
 
-def _taken_at(reading: Mapping[str, Any]) -> Any:
-    return reading["taken_at"]
+def reading_order(reading: Mapping[str, Any]) -> tuple[datetime, str]:
+    """The order of a batch's validated readings among its Merkle leaves: by the instant each was taken (its
+    text alone would put ``09:00+00:00`` before ``10:00+02:00``, which is 08:00 UTC, and an upload crossing a
+    change of clock, as a logger's does twice a year, would end before it began), then by its text, so two
+    readings of the same instant written with different offsets still have one order."""
+    taken = reading["taken_at"]
+    return datetime.fromisoformat(taken), taken
 
 
 def plan_sensor_batch(

@@ -188,3 +188,28 @@ def test_the_request_model_checks_the_lists_shape_and_documents_each_reading() -
     assert item["required"] == ["taken_at", "temperature_c"]
     assert set(item["properties"]) == {"taken_at", "temperature_c", "humidity"}
     assert item["properties"]["temperature_c"]["type"] == ["string", "number"]
+
+
+def test_an_upload_across_a_change_of_clock_is_ordered_by_instant(as_role, network, api_runtime) -> None:
+    """A logger's clock goes back an hour on the last Sunday of October: 02:45+02:00 is followed by
+    02:15+01:00, half an hour later. The readings are leaves in the order they were taken (not in the order of
+    their texts, which put 02:15+01:00 first and made the batch end before it began, refused)."""
+    producer = network["producer"]
+    code = new_code("RD")
+    assert as_role("producer")("POST", "/lots", json=harvest_body(producer, code)).status_code == 201
+    taken = ["2026-10-25T02:45:00+02:00", "2026-10-25T02:15:00+01:00", "2026-10-25T01:30:00Z"]
+    body = {"readings": [{"taken_at": t, "temperature_c": str(3 + i)} for i, t in enumerate(taken)]}
+    made = as_role("producer")("POST", f"/lots/{producer.gtin}/{code}/readings", json=body)
+    assert made.status_code == 201, made.get_json()
+    payload = made.get_json()["event"]["payload"]
+    assert payload["period_start"] == "2026-10-25T02:45:00+02:00"
+    assert payload["period_end"] == "2026-10-25T01:30:00+00:00"
+    with api_runtime.ctx() as ctx:
+        lot = ctx.session.scalars(select(Lot).where(Lot.lot_code == code)).one()
+        stored = ctx.session.execute(
+            select(SensorReading.leaf_index, SensorReading.temperature_c)
+            .join(SensorBatch)
+            .where(SensorBatch.lot_id == lot.id)
+            .order_by(SensorReading.leaf_index)
+        ).all()
+    assert [float(t) for _i, t in stored] == [3.0, 4.0, 5.0]

@@ -860,7 +860,7 @@ def _humidity(report: Mapping[str, Any], where: str) -> str:
 
 
 def _anchor_payload(readings: list[dict[str, Any]], sensor_id: str | None, gln: str | None) -> dict[str, Any]:
-    rows = sorted(readings, key=lambda r: r["taken_at"])
+    rows = sorted(readings, key=lot_service.reading_order)
     temps = [Decimal(r["temperature_c"]) for r in rows]
     return _clean(
         {
@@ -1062,7 +1062,7 @@ class Writer:
     def _anchor(self, w: Step) -> None:
         assert w.key is not None
         lot = self.lot(w.key)
-        rows = sorted(w.readings, key=lambda r: r["taken_at"])
+        rows = sorted(w.readings, key=lot_service.reading_order)
         # the payload's root was computed from these readings in this order (_anchor_payload): not hashed again
         root = bytes32(w.payload["merkle_root"])
         event, call = lot_service.plan_sensor_batch(self.ctx, self.org, lot, rows, w.payload, root=root)
