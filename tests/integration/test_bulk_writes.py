@@ -19,6 +19,7 @@ from supply_chain.domain.hashing import hex32
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import indexer, lots
+from supply_chain.services.epcis import jobs
 from supply_chain.services.epcis.capture import Writer, capture, plan_capture
 from supply_chain.store.models import Event, Lot, Organisation
 
@@ -30,8 +31,14 @@ BATCH = 12
 @contextmanager
 def _statements(ctx: Any) -> Iterator[list[str]]:
     """The SQL statements the session's connection runs inside the block."""
+    with _statements_on(ctx.session.get_bind()) as seen:
+        yield seen
+
+
+@contextmanager
+def _statements_on(engine: Any) -> Iterator[list[str]]:
+    """The SQL statements any connection of ``engine`` runs inside the block."""
     seen: list[str] = []
-    engine = ctx.session.get_bind()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
@@ -147,6 +154,31 @@ def test_a_capture_asks_the_store_about_its_new_lots_at_once_and_verifies_them_t
         with pytest.raises(LotlineError) as refused:
             writer.write(plan.steps[1])
         assert refused.value.code == "lot_exists"
+
+
+def test_a_capture_jobs_batches_do_not_read_its_document_again(network: Any) -> None:
+    """A job's document, plan and results (megabytes for 10,000 events) are read when the job starts, not again
+    by every batch: before, each batch read and parsed them twice, so the run grew with the square of the size."""
+    runtime = network.runtime
+    with runtime.ctx() as ctx:
+        farm = ctx.session.get(Organisation, network.ids["farm"])
+        document = commissioning_document(
+            network.greens, network.farm_site, 6, name="urn:test:light", lot="LIGHT-{:03d}", day="2026-11-20"
+        )
+        job, _ = jobs.submit(ctx, farm, document, inline_calls=0)
+        job_id = job.id
+    marks: list[int] = []
+    with _statements_on(runtime.engine) as seen:
+        outcome = jobs.run_pending(runtime, batch_calls=2, after_batch=lambda _done: marks.append(len(seen)))
+    assert outcome[job_id] == "done"
+    assert len(marks) == 3
+    # what the second and third batches ran (and the progress read after each): no read of the document
+    between = seen[marks[0] : marks[-1]]
+    documents = [s for s in between if re.search(r"capture_jobs\.document\b", s)]
+    assert documents == [], len(documents)  # was 2 per batch
+    with runtime.ctx() as ctx:
+        stored = list(ctx.session.scalars(select(Lot).where(Lot.lot_code.like("LIGHT-%"))))
+        assert len(stored) == 6 and {lot.verification_state for lot in stored} == {"verified"}
 
 
 def test_get_lots_answers_as_get_lot_for_each_lot(network: Any) -> None:
