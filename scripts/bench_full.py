@@ -25,7 +25,9 @@ The parts:
 * ``growth`` - ``scripts/chain_growth_bench.py --sizes BLOCKS --before ''``: write rate, verification and a
   start as the embedded chain grows (and, as a figure of its own, the write rate on a lot whose history grew
   with it);
-* ``capture`` - ``scripts/capture_job_bench.py --events 10000``: an EPCIS capture job of 10,000 events.
+* ``capture`` - ``scripts/capture_job_bench.py --events 10000 --anvil``: an EPCIS capture job of 10,000 events
+  on anvil (on the embedded chain py-evm alone takes longer than the target: docs/benchmarks.md, 2026-12-02
+  third session); the figure is the check at submission plus the job's run.
 
 Nothing here is timed inside a test; this is the benchmark the README's "Benchmarks" section points to.
 """
@@ -313,10 +315,12 @@ def table(
         )  # fmt: skip
     if capture:
         whole = capture.get("status") == "done" and capture.get("events_written") == capture.get("events")
+        total = round((capture.get("submit_seconds") or 0) + capture.get("run_seconds", 1e9), 1)
         rows.append(
-            (f"EPCIS capture of {capture.get('events'):,} events", f"{capture.get('run_seconds')} s, "
+            (f"EPCIS capture of {capture.get('events'):,} events", f"{total} s ({capture.get('submit_seconds')} s "
+             f"checked at submission + {capture.get('run_seconds')} s written, {capture.get('chain', 'embedded')}), "
              f"{'whole' if whole else 'NOT whole: ' + str(capture.get('status'))}", "<= 60 s, whole",
-             _verdict(whole and capture.get("run_seconds", 1e9) <= 60))
+             _verdict(whole and total <= 60))
         )  # fmt: skip
     else:
         rows.append(("EPCIS capture of 10,000 events", "not measured", "<= 60 s, whole", _verdict(None)))
@@ -410,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--before", "", "--writes", "5" if args.quick else "15", "--runs", "1" if args.quick else "3",
                    "--work", str(work / "growth"), "--json", str(work / "growth.json")],
         "capture": [py, str(REPO / "scripts" / "capture_job_bench.py"), "--events", "1000" if args.quick else "10000",
-                    "--json", str(work / "capture.json")],
+                    "--anvil", "--json", str(work / "capture.json")],
     }  # fmt: skip
     record: dict[str, Any] = {
         "args": " ".join(a if not a.startswith("postgresql") else "URL" for a in (argv or sys.argv[1:])),

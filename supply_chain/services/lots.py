@@ -435,10 +435,18 @@ class NewLot:
 
 
 def plan_lot(
-    ctx: Ctx, actor: Organisation, spec: NewLot, field: str = "", *, absent_on_chain: bool = False
+    ctx: Ctx,
+    actor: Organisation,
+    spec: NewLot,
+    field: str = "",
+    *,
+    absent_on_chain: bool = False,
+    absent_in_store: bool = False,
 ) -> tuple[Lot, Product]:
     """The row of a new lot, checked (product owner, unit, quantity, not existing). ``absent_on_chain``: the
-    caller has just checked, with many lots at once (``Ledger.existing_lots``), that the chain has no such lot.
+    caller has just checked, with many lots at once (``Ledger.existing_lots``), that the chain has no such lot;
+    ``absent_in_store``: likewise for the store, in this unit of work (a capture batch asks once for all of its
+    new lots, instead of one query per lot, each flushing the rows planned before it).
     """
     gtin14 = parse_gtin(spec.gtin)
     code = parse_lot_code(spec.lot_code)
@@ -455,7 +463,7 @@ def plan_lot(
     unit = invariants.lot_unit(spec.unit, product.unit, product.name, f"{field}unit")
     invariants.check_new_lot(quantity, unit, field)
     lid = hex32(compute_lot_id(gtin14, code))
-    if ctx.session.scalars(select(Lot).where(Lot.lot_id == lid)).first() or (
+    if (not absent_in_store and ctx.session.scalars(select(Lot).where(Lot.lot_id == lid)).first()) or (
         not absent_on_chain and ctx.ledger.get_lot(lid).exists
     ):
         raise Conflict(f"lot {code} of GTIN {gtin14} already exists", field=f"{field}lot_code", code="lot_exists")

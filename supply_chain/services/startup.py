@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import joinedload, selectinload
 
 from supply_chain.domain.errors import ChainUnavailable
 from supply_chain.services import imports, indexer, lots, orgs, verify
@@ -17,7 +16,7 @@ from supply_chain.services.epcis import jobs as capture_jobs
 from supply_chain.services.runtime import Runtime
 from supply_chain.services.verify import Verification
 from supply_chain.store.db import refresh_statistics
-from supply_chain.store.models import Document, Inspection, Lot, LotInput, Organisation, Recall, SensorBatch
+from supply_chain.store.models import Lot
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +80,7 @@ def mark_unchecked(runtime: Runtime) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-_PASS_LOADS = (
-    selectinload(Lot.inputs).joinedload(LotInput.input_lot),
-    joinedload(Lot.recall_source),
-    selectinload(Lot.creator).lazyload(Organisation.extra_prefixes),
-    selectinload(Lot.custodian).lazyload(Organisation.extra_prefixes),
-    selectinload(Lot.pending_custodian).lazyload(Organisation.extra_prefixes),
-    selectinload(Lot.recalls).joinedload(Recall.event),
-    selectinload(Lot.inspections),
-    selectinload(Lot.sensor_batches).joinedload(SensorBatch.event),
-    selectinload(Lot.documents).joinedload(Document.inspection).joinedload(Inspection.event),
-)
-"""What verification reads of each lot besides its events (the lineage, the recall source, the organisations
-it compares with the chain's, without their company prefixes, the rows copied from anchored payloads and the
-events that anchored them), loaded for a batch at once, not lot by lot."""
+_PASS_LOADS = verify.BATCH_LOADS
 
 
 def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verification]:

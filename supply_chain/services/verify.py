@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Integer, Text, bindparam, cast, literal, select, type_coerce, update
+from sqlalchemy.orm import joinedload, selectinload
 
 from supply_chain.chain.ledger import ChainLot
 from supply_chain.domain.disclosure import data_hash, disclosed_hash
@@ -42,7 +43,17 @@ from supply_chain.domain.hashing import ZERO_HASH, bytes32, hex32, next_head
 from supply_chain.domain.kinds import EventKind
 from supply_chain.domain.policy import Status
 from supply_chain.services.runtime import Ctx
-from supply_chain.store.models import ChainDeployment, Document, Event, Lot, Organisation
+from supply_chain.store.models import (
+    ChainDeployment,
+    Document,
+    Event,
+    Inspection,
+    Lot,
+    LotInput,
+    Organisation,
+    Recall,
+    SensorBatch,
+)
 
 
 @dataclass
@@ -52,6 +63,23 @@ class Verification:
     lot: Lot
     bad_event_id: int | None = None
     checked_events: int = 0
+
+
+BATCH_LOADS = (
+    selectinload(Lot.inputs).joinedload(LotInput.input_lot),
+    joinedload(Lot.recall_source),
+    selectinload(Lot.creator).lazyload(Organisation.extra_prefixes),
+    selectinload(Lot.custodian).lazyload(Organisation.extra_prefixes),
+    selectinload(Lot.pending_custodian).lazyload(Organisation.extra_prefixes),
+    selectinload(Lot.recalls).joinedload(Recall.event),
+    selectinload(Lot.inspections),
+    selectinload(Lot.sensor_batches).joinedload(SensorBatch.event),
+    selectinload(Lot.documents).joinedload(Document.inspection).joinedload(Inspection.event),
+)
+"""What verification reads of each lot besides its events (the lineage, the recall source, the organisations
+it compares with the chain's, without their company prefixes, the rows copied from anchored payloads and the
+events that anchored them), loaded for a batch at once, not lot by lot: by the verification pass
+(``startup.verify_ids``) and after a write of many lots (``indexer.reverify``)."""
 
 
 def _label(event: Event, position: int) -> str:
@@ -75,12 +103,14 @@ def verify_lot(
     return result
 
 
-def store_result(ctx: Ctx, lot: Lot, result: Verification) -> None:
-    """Store a verification result on the lot (what pages read)."""
+def store_result(ctx: Ctx, lot: Lot, result: Verification, *, flush: bool = True) -> None:
+    """Store a verification result on the lot (what pages read); ``flush=False`` leaves it to the caller's next
+    flush (one for the results of many lots)."""
     lot.verification_state = result.state
     lot.verification_detail = result.detail
     lot.verified_at = datetime.now(UTC)
-    ctx.session.flush()
+    if flush:
+        ctx.session.flush()
 
 
 _LOTS = Lot.__table__

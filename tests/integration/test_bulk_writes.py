@@ -18,8 +18,9 @@ from supply_chain.domain.errors import LotlineError
 from supply_chain.domain.hashing import hex32
 from supply_chain.domain.identifiers import lot_id
 from supply_chain.domain.kinds import EventKind
-from supply_chain.services import lots, verify
-from supply_chain.services.epcis.capture import capture
+from supply_chain.services import indexer, lots, verify
+from supply_chain.services.epcis import jobs
+from supply_chain.services.epcis.capture import Writer, capture, plan_capture
 from supply_chain.store.models import Event, Lot, Organisation
 
 pytestmark = pytest.mark.slow
@@ -30,8 +31,14 @@ BATCH = 12
 @contextmanager
 def _statements(ctx: Any) -> Iterator[list[str]]:
     """The SQL statements the session's connection runs inside the block."""
+    with _statements_on(ctx.session.get_bind()) as seen:
+        yield seen
+
+
+@contextmanager
+def _statements_on(engine: Any) -> Iterator[list[str]]:
+    """The SQL statements any connection of ``engine`` runs inside the block."""
     seen: list[str] = []
-    engine = ctx.session.get_bind()
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
@@ -84,6 +91,94 @@ def test_a_capture_batch_without_a_flush_per_event_keeps_ids_in_call_order(netwo
         # one transaction: the logs' order is the calls' order, and each row holds its own lot's log
         assert [e.log_index for e in events] == sorted(e.log_index for e in events)
         assert all(e.lot.verification_state == "verified" for e in events)
+
+
+def test_a_capture_asks_the_store_about_its_new_lots_at_once_and_verifies_them_together(network: Any) -> None:
+    """Creating the lots of a capture asks the store once which of them it holds (rehearsal and write), not
+    once per lot with a flush of the rows planned before it; the new lots are verified from one read of their
+    events and rows, not lot by lot. Each lot is still verified, and a lot the store holds is still refused."""
+    with network.runtime.ctx() as ctx:
+        farm = ctx.session.get(Organisation, network.ids["farm"])
+        document = commissioning_document(
+            network.greens, network.farm_site, BATCH, name="urn:test:together", lot="TOG-{:03d}", day="2026-11-20"
+        )
+        asked: list[int] = []
+        get_lots = ctx.ledger.get_lots
+
+        def counted(lot_ids: Any, chunk: int = 200) -> Any:
+            asked.append(len(lot_ids))
+            return get_lots(lot_ids, chunk)
+
+        ctx.ledger.get_lots = counted  # type: ignore[method-assign]
+        try:
+            with _statements(ctx) as seen:
+                result = capture(ctx, farm, document)
+        finally:
+            del ctx.ledger.get_lots
+        per_lot = [s for s in seen if re.search(r"FROM lots\s+WHERE lots\.lot_id = ", s)]
+        events_of_one_lot = [s for s in seen if re.search(r"FROM events\s+WHERE events\.lot_id = ", s)]
+        # before: one look-up per lot in the rehearsal and again when written (24), and each lot's events read
+        # by its own query when verified (12)
+        assert per_lot == [], len(per_lot)
+        assert events_of_one_lot == [], len(events_of_one_lot)
+        codes = [w["lot_code"] for r in result.events for w in r.writes]
+        assert codes == [f"TOG-{i:03d}" for i in range(BATCH)]
+        stored = list(ctx.session.scalars(select(Lot).where(Lot.lot_code.like("TOG-%"))))
+        assert len(stored) == BATCH
+        assert {lot.verification_state for lot in stored} == {"verified"}, [lot.verification_detail for lot in stored]
+        # the chain is asked about the new lots once, when planned; after the write their state is what the
+        # receipt's logs give, and that is what getLot answers
+        assert asked == [BATCH], asked
+        receipt = ctx.ledger.receipt(result.transactions[0])
+        assert receipt is not None
+        born = indexer.born([receipt.events])
+        assert born == get_lots([lot.lot_id for lot in stored])
+
+        # a lot the store holds is refused when written, although the plan found it absent
+        again = commissioning_document(
+            network.greens, network.farm_site, 2, name="urn:test:again", lot="AGAIN-{:03d}", day="2026-11-20"
+        )
+        plan = plan_capture(ctx, farm, again)
+        lots.create_lot(
+            ctx,
+            farm,
+            network.greens,
+            "AGAIN-001",
+            EventKind.HARVESTING,
+            {"harvest_date": "2026-11-20", "location_gln": network.farm_site},
+            "5",
+            "kg",
+        )
+        writer = Writer(ctx, farm, absent=plan.absent)
+        writer.write(plan.steps[0])
+        with pytest.raises(LotlineError) as refused:
+            writer.write(plan.steps[1])
+        assert refused.value.code == "lot_exists"
+
+
+def test_a_capture_jobs_batches_do_not_read_its_document_again(network: Any) -> None:
+    """A job's document, plan and results (megabytes for 10,000 events) are read when the job starts, not again
+    by every batch: before, each batch read and parsed them twice, so the run grew with the square of the size."""
+    runtime = network.runtime
+    with runtime.ctx() as ctx:
+        farm = ctx.session.get(Organisation, network.ids["farm"])
+        document = commissioning_document(
+            network.greens, network.farm_site, 6, name="urn:test:light", lot="LIGHT-{:03d}", day="2026-11-20"
+        )
+        job, _ = jobs.submit(ctx, farm, document, inline_calls=0)
+        job_id = job.id
+    marks: list[int] = []
+    with _statements_on(runtime.engine) as seen:
+        outcome = jobs.run_pending(runtime, batch_calls=2, after_batch=lambda _done: marks.append(len(seen)))
+    assert outcome[job_id] == "done"
+    assert len(marks) == 3
+    # what the second and third batches ran (and the progress read after each): no read of the document
+    between = seen[marks[0] : marks[-1]]
+    documents = [s for s in between if re.search(r"capture_jobs\.document\b", s)]
+    assert documents == [], len(documents)  # was 2 per batch
+    with runtime.ctx() as ctx:
+        stored = list(ctx.session.scalars(select(Lot).where(Lot.lot_code.like("LIGHT-%"))))
+        assert len(stored) == 6 and {lot.verification_state for lot in stored} == {"verified"}
 
 
 def test_get_lots_answers_as_get_lot_for_each_lot(network: Any) -> None:

@@ -240,6 +240,7 @@ class Planner:
         self.orgs = {o.id: o for o in ctx.session.scalars(select(Organisation))}
         self.checked: set[str] = set()  # lot ids whose existence on chain was asked in bulk (``prefetch``)
         self.on_chain: set[str] = set()  # ... and those that exist
+        self.stored: set[str] = set()  # ... and those the store holds (asked in bulk with them)
 
     def prefetch(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Ask the chain in bulk whether the lots the document creates exist (one call per 200 lots, not one
@@ -263,6 +264,7 @@ class Planner:
         """Ask the chain in bulk which of the lots ``ids`` exist (``new_lot`` then needs no call per lot)."""
         if ids:
             self.on_chain |= self.ctx.ledger.existing_lots(list(ids))
+            self.stored |= _stored_lots(self.ctx, set(ids))  # and the store, instead of a query per new lot
             self.checked |= set(ids)
 
     def created(self, key: tuple[str, str], product: Product, quantity: Decimal, unit: str) -> None:
@@ -328,12 +330,15 @@ class Planner:
                 field=field,
             )
         lid = hex32(lot_id(key[0], key[1]))
-        exists = (
-            key in self.lots
-            or self.ctx.session.scalars(select(Lot.id).where(Lot.gtin == key[0], Lot.lot_code == key[1])).first()
-            is not None
-            or (lid in self.on_chain if lid in self.checked else self.ctx.ledger.get_lot(lid).exists)
-        )
+        if lid in self.checked:
+            exists = key in self.lots or lid in self.stored or lid in self.on_chain
+        else:
+            exists = (
+                key in self.lots
+                or self.ctx.session.scalars(select(Lot.id).where(Lot.gtin == key[0], Lot.lot_code == key[1])).first()
+                is not None
+                or self.ctx.ledger.get_lot(lid).exists
+            )
         if exists:
             raise Conflict(f"{field}: lot {key[1]} of GTIN {key[0]} already exists", field=field, code="lot_exists")
         return product
@@ -942,6 +947,9 @@ class Writer:
         self.check = check  # False: no pre-flight eth_call per transaction (steps already rehearsed; writes.execute)
         self.key = key
         self.absent = absent or set()  # ids of new lots just checked (in bulk) not to exist on chain
+        # ... and those of them the store does not hold either: asked here for all of them at once, so creating
+        # each lot asks nothing (a query per lot flushed the rows planned before it: most of a batch's time)
+        self.unstored = self.absent - _stored_lots(ctx, self.absent)
         self.calls: list[tuple[str, list[Any]]] = []
         self.events: list[Event] = []
         self.transactions: list[str] = []
@@ -994,6 +1002,7 @@ class Writer:
             self.org,
             lot_service.NewLot(w.key[0], w.key[1], w.quantity, w.unit),
             absent_on_chain=hex32(lot_id(*w.key)) in self.absent,
+            absent_in_store=hex32(lot_id(*w.key)) in self.unstored,
         )
         self.lots[(lot.gtin, lot.lot_code)] = lot
         event = lot_service.plan_event(self.ctx, lot, self.org, w.kind, w.payload, idempotency_key=self._idem(w))
@@ -1035,6 +1044,7 @@ class Writer:
                 self.org,
                 lot_service.NewLot(key[0], key[1], output["quantity"], output["unit"]),
                 absent_on_chain=hex32(lot_id(*key)) in self.absent,
+                absent_in_store=hex32(lot_id(*key)) in self.unstored,
             )
             self.lots[(lot.gtin, lot.lot_code)] = lot
             event = lot_service.plan_event(
@@ -1068,6 +1078,21 @@ class Writer:
         event, call = lot_service.plan_sensor_batch(self.ctx, self.org, lot, rows, w.payload, root=root)
         event.idempotency_key = self._idem(w)
         self._add(w.index, event, call)
+
+
+STORE_CHUNK = 500
+"""Lot ids per query when asking which of a writer's new lots the store holds (bound parameters stay few)."""
+
+
+def _stored_lots(ctx: Ctx, ids: set[str]) -> set[str]:
+    """Which of the lot ids ``ids`` the store holds (lots created since the plan: refused as ``lot_exists`` by
+    ``plan_lot``, which then asks again)."""
+    ordered = sorted(ids)
+    held: set[str] = set()
+    for start in range(0, len(ordered), STORE_CHUNK):
+        part = ordered[start : start + STORE_CHUNK]
+        held.update(ctx.session.scalars(select(Lot.lot_id).where(Lot.lot_id.in_(part))))
+    return held
 
 
 def _instant(iso: str) -> datetime:

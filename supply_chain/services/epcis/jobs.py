@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, and_, cast, func, or_, select, update
-from sqlalchemy.orm import object_session, selectinload
+from sqlalchemy.orm import defer, object_session, selectinload
 
 from supply_chain.domain.errors import ChainUnavailable, Conflict, InvalidInput, LotlineError, NotFound
 from supply_chain.domain.identifiers import lot_id
@@ -418,9 +418,14 @@ def run_job(
         return _requeue(runtime, job_id, exc)
 
 
+_PROGRESS_ONLY = (defer(CaptureJob.document), defer(CaptureJob.plan), defer(CaptureJob.results))
+"""How a batch reads its job: without the document, the plan and the results, which it does not use (10,000
+events are megabytes of JSON, read and parsed again for every batch: the run grew with the square of the size)."""
+
+
 def _batches(runtime: Runtime, job_id: int) -> int:
     with runtime.ctx() as ctx:
-        job = ctx.session.get(CaptureJob, job_id)
+        job = ctx.session.get(CaptureJob, job_id, options=_PROGRESS_ONLY)
         return job.batches_done if job is not None else 0
 
 
@@ -473,7 +478,7 @@ def _write_batch(runtime: Runtime, job_id: int, progress: _Progress, batch_calls
         batch.append(step)
         calls += step.calls
     with runtime.ctx() as ctx:
-        job = ctx.session.get(CaptureJob, job_id)
+        job = ctx.session.get(CaptureJob, job_id, options=_PROGRESS_ONLY)
         assert job is not None
         key = step_key(job_id)
         # a failed attempt of a step (its transaction never mined) gives its key up to the new attempt
