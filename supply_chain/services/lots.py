@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exists, insert, literal, select
+from sqlalchemy import inspect as orm_state
 
 from supply_chain.chain.ledger import Call
 from supply_chain.domain import disclosure, invariants, policy
@@ -360,7 +361,9 @@ class _FactsRead:
 
     @classmethod
     def of(cls, ctx: Ctx, lot: Lot) -> _FactsRead:
-        if lot.id is None:  # a lot not stored yet: its events are all in memory
+        if lot.id is None or "events" in orm_state(lot).dict:
+            # a lot not stored yet, or whose events this session holds already (one it created, as a capture's
+            # new lots): its events are in memory, and reading them there asks the store nothing
             seen = cls(lot)
             for event in lot.events:
                 seen.note(event)
@@ -478,6 +481,7 @@ def plan_lot(
         quantity=quantity,
         initial_quantity=quantity,
         unit=unit,
+        events=[],  # known to be empty: its facts for the invariants are read in memory, not asked of the store
     )
     ctx.session.add(lot)
     return lot, product
