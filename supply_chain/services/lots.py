@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, insert, literal, select
+from sqlalchemy import exists, insert, select
 from sqlalchemy import inspect as orm_state
 
 from supply_chain.chain.ledger import Call
@@ -60,6 +60,7 @@ from supply_chain.store.models import (
     Recall,
     SensorBatch,
     SensorReading,
+    confirmed_events,
 )
 from supply_chain.store.queries import ancestors, descendants
 
@@ -332,20 +333,16 @@ def _note_planned(ctx: Ctx, lot: Lot, event: Event) -> None:
         seen.note(event)
 
 
-_CONFIRMED = literal("confirmed", literal_execute=True)
-"""Written into the statement, so the database sees the partial indexes on confirmed and unconfirmed events
-apply (``ix_events_confirmed_kind``, ``ix_events_unconfirmed_lot_id``): index probes, not a read of every
-event of the lot."""
-
-
 def _edge_event(ctx: Ctx, lot: Lot, kinds: Sequence[EventKind], *, last: bool) -> Event | None:
     """The first (or ``last``) event of ``kinds`` on ``lot`` that has not failed, in the order of ``Lot.events``
     (the chain's sequence, then the events not mined yet in the order planned): the best confirmed one by an
     index probe, compared with the lot's few unconfirmed ones."""
     order = (Event.seq.desc(), Event.id.desc()) if last else (Event.seq.asc(), Event.id.asc())
     mine = select(Event).where(Event.lot_id == lot.id, Event.kind.in_(kinds))
-    found = list(ctx.session.scalars(mine.where(Event.status == _CONFIRMED).order_by(*order).limit(1)))
-    found += ctx.session.scalars(mine.where(Event.status != _CONFIRMED, Event.status != "failed"))
+    # ``confirmed_events``: the status is written into the statement, so the database sees the partial indexes
+    # on confirmed and unconfirmed events apply (index probes, not a read of every event of the lot)
+    found = list(ctx.session.scalars(mine.where(confirmed_events()).order_by(*order).limit(1)))
+    found += ctx.session.scalars(mine.where(~confirmed_events(), Event.status != "failed"))
     pick = max if last else min
     return pick(found, key=lambda e: (e.seq is None, e.seq or 0, e.id), default=None)
 

@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, cast, literal, select, type_coerce, update
+from sqlalchemy import Integer, Text, bindparam, cast, select, type_coerce, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from supply_chain.chain.ledger import ChainLot
@@ -53,6 +53,7 @@ from supply_chain.store.models import (
     Organisation,
     Recall,
     SensorBatch,
+    confirmed_events,
 )
 
 
@@ -151,10 +152,9 @@ def verify_new_events(
     state, copied rows and document files are compared in full as well (the `getLot` answer is at hand)."""
     # Only the events after the verified prefix are read, and whether any write is not mined yet: the cost
     # does not grow with the lot's history (the prefix is what the verified head commits to).
-    # (``literal_execute``: the value is written into the statement, so the database sees it is an index probe on
-    # ``ix_events_unconfirmed_lot_id``, not a read of every event of the lot.)
-    unconfirmed = Event.status != literal("confirmed", literal_execute=True)
-    unmined = select(Event.id).where(Event.lot_id == lot.id, unconfirmed, Event.status != "failed")
+    # (``confirmed_events``: the status is written into the statement, so the database sees it is an index probe
+    # on ``ix_events_unconfirmed_lot_id``, not a read of every event of the lot.)
+    unmined = select(Event.id).where(Event.lot_id == lot.id, ~confirmed_events(), Event.status != "failed")
     if ctx.session.scalars(unmined.limit(1)).first() is not None:
         return None
     new = _facts(ctx, lot, Event.status != "failed", Event.seq > verified_count, order=(Event.seq.asc(),))
@@ -190,10 +190,9 @@ def _finding_facts(ctx: Ctx, lot: Lot) -> list[Any]:
     """The confirmed events ``record_findings`` needs, in history order: those of ``_FINDING_KINDS``, or every
     confirmed event when the lot holds a document not cited by an inspection (any event may anchor it by a
     ``*_sha256`` field). A lot's observations and the like are not read."""
-    confirmed = Event.status == literal("confirmed", literal_execute=True)  # ``ix_events_confirmed_kind``
     if any(d.inspection_id is None for d in lot.documents):
-        return _facts(ctx, lot, confirmed, order=_HISTORY_ORDER)
-    return _facts(ctx, lot, confirmed, Event.kind.in_(_FINDING_KINDS), order=_HISTORY_ORDER)
+        return _facts(ctx, lot, confirmed_events(), order=_HISTORY_ORDER)
+    return _facts(ctx, lot, confirmed_events(), Event.kind.in_(_FINDING_KINDS), order=_HISTORY_ORDER)
 
 
 def _verify(ctx: Ctx, lot: Lot, chain_lot: ChainLot | None = None, facts: Sequence[Any] | None = None) -> Verification:
