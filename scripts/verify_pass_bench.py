@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from supply_chain import scale
 from supply_chain.chain.ledger import _GET_LOT_SELECTOR, Ledger, _b32, _hex
-from supply_chain.services import startup
+from supply_chain.services import startup, verify
 from supply_chain.services.runtime import Runtime, Settings
 from supply_chain.services.verify import verify_lot
 from supply_chain.store.models import Lot
@@ -49,7 +49,7 @@ def before(runtime: Runtime, ids: list[int], batch: int = 5) -> None:
     for start in range(0, len(ids), batch):
         with runtime.ctx() as ctx:
             part = select(Lot).where(Lot.id.in_(ids[start : start + batch]))
-            lots = list(ctx.session.scalars(part.options(*startup._PASS_LOADS).order_by(Lot.id)))
+            lots = list(ctx.session.scalars(part.options(*verify.BATCH_LOADS).order_by(Lot.id)))
             chain = _web3_get_lots(ctx.ledger, [lot.lot_id for lot in lots])
             for lot in lots:
                 verify_lot(ctx, lot, chain_lot=chain[lot.lot_id.lower()])

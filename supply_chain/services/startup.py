@@ -80,9 +80,6 @@ def mark_unchecked(runtime: Runtime) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-_PASS_LOADS = verify.BATCH_LOADS
-
-
 def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verification]:
     """Verify every lot against the chain, `batch` lots per transaction (each result is committed, and so
     shown, as soon as its batch is done). Returns the results with findings (tampered or unverifiable)."""
@@ -95,13 +92,14 @@ def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verif
 
 def verify_ids(runtime: Runtime, ids: list[int], batch: int = VERIFY_BATCH) -> list[Verification]:
     """Verify the lots ``ids`` (store keys), `batch` at a time: a batch's lots and the rows verification compares
-    are loaded together (``_PASS_LOADS``, ``verify.facts_of``), the chain is asked about them in one call
+    are loaded together (``verify.BATCH_LOADS``, ``verify.facts_of``), the chain is asked about them in one call
     (``Ledger.get_lots``), all in one read-only transaction; then the results are stored in one short write
     transaction (``verify.store_results``), so writers never wait on the reading and checking."""
     bad: list[Verification] = []
     for start in range(0, len(ids), batch):
         with runtime.read_ctx() as ctx:
-            part = select(Lot).where(Lot.id.in_(ids[start : start + batch])).options(*_PASS_LOADS).order_by(Lot.id)
+            part = select(Lot).where(Lot.id.in_(ids[start : start + batch])).options(*verify.BATCH_LOADS)
+            part = part.order_by(Lot.id)
             lots = list(ctx.session.scalars(part))
             chain = ctx.ledger.get_lots([lot.lot_id for lot in lots]) if len(lots) > 1 else {}  # one call per batch
             facts = verify.facts_of(ctx, lots)

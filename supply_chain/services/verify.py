@@ -55,6 +55,7 @@ from supply_chain.store.models import (
     SensorBatch,
     confirmed_events,
 )
+from supply_chain.store.queries import named_organisation
 
 
 @dataclass
@@ -69,9 +70,9 @@ class Verification:
 BATCH_LOADS = (
     selectinload(Lot.inputs).joinedload(LotInput.input_lot),
     joinedload(Lot.recall_source),
-    selectinload(Lot.creator).lazyload(Organisation.extra_prefixes),
-    selectinload(Lot.custodian).lazyload(Organisation.extra_prefixes),
-    selectinload(Lot.pending_custodian).lazyload(Organisation.extra_prefixes),
+    named_organisation(Lot.creator),
+    named_organisation(Lot.custodian),
+    named_organisation(Lot.pending_custodian),
     selectinload(Lot.recalls).joinedload(Recall.event),
     selectinload(Lot.inspections),
     selectinload(Lot.sensor_batches).joinedload(SensorBatch.event),

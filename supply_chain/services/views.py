@@ -49,7 +49,7 @@ from supply_chain.store.models import (
     Recall,
 )
 from supply_chain.store.models import held_lots as held
-from supply_chain.store.queries import ancestors, lineage_version
+from supply_chain.store.queries import ancestors, lineage_version, named_organisation
 
 KIND_LABELS: dict[EventKind, str] = {
     EventKind.HARVESTING: "Harvested",
@@ -265,18 +265,12 @@ def lot_counts(ctx: Ctx, org: Organisation) -> dict[str, int]:
 # ------------------------------------------------------------------ building blocks
 
 
-def _named(organisation: Any) -> Any:
-    """A loader for an organisation that a page only names (an event's actor, a lot's creator, a site's
-    owner): its company prefixes, which the model loads with every organisation in a second statement, are
-    left to load only if something reads them."""
-    return selectinload(organisation).lazyload(Organisation.extra_prefixes)
-
-
 def _places(ctx: Ctx, events: Iterable[Event]) -> dict[str, dict[str, Any]]:
     glns = {v for e in events for k, v in (e.payload or {}).items() if k.endswith("_gln") and isinstance(v, str)}
     if not glns:
         return {}
-    rows = ctx.session.scalars(select(Location).where(Location.gln.in_(glns)).options(_named(Location.organisation)))
+    owners = named_organisation(Location.organisation)
+    rows = ctx.session.scalars(select(Location).where(Location.gln.in_(glns)).options(owners))
     return {loc.gln: place(loc) for loc in rows}
 
 
@@ -401,13 +395,13 @@ def _ancestor_chain(ctx: Ctx, lot: Lot, events: bool = True) -> list[tuple[Lot, 
     related = [(lot.id, 0), *ancestors(ctx.session, lot.id)]
     options = [
         selectinload(Lot.product),
-        _named(Lot.creator),
+        named_organisation(Lot.creator),
         selectinload(Lot.origin_location),
-        selectinload(Lot.inspections).options(selectinload(Inspection.event), _named(Inspection.inspector)),
+        selectinload(Lot.inspections).options(selectinload(Inspection.event), named_organisation(Inspection.inspector)),
         selectinload(Lot.sensor_batches),
     ]
     if events:
-        options.append(selectinload(Lot.events).options(_named(Event.actor)))
+        options.append(selectinload(Lot.events).options(named_organisation(Event.actor)))
     loaded = {
         lot_.id: lot_
         for lot_ in ctx.session.scalars(select(Lot).where(Lot.id.in_([i for i, _ in related])).options(*options))
@@ -887,7 +881,7 @@ def _history(lot_ids: Sequence[int], *where: Any) -> Any:
         select(Event)
         .where(Event.lot_id.in_(lot_ids), *where)
         .order_by(Event.lot_id, Event.seq.asc().nulls_last(), Event.id)
-        .options(_named(Event.actor))
+        .options(named_organisation(Event.actor))
     )
 
 
@@ -912,7 +906,7 @@ def _timeline_window(ctx: Ctx, lot: Lot, paging: dict[str, int]) -> list[Event]:
         .order_by(Event.occurred_at, Event.seq.asc().nulls_last(), Event.id)
         .offset(paging["first"] - 1)
         .limit(paging["last"] - paging["first"] + 1)
-        .options(_named(Event.actor))
+        .options(named_organisation(Event.actor))
     )
     return list(ctx.session.scalars(query))
 

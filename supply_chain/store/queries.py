@@ -13,9 +13,17 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, cast, func, literal, literal_column, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from .models import ChainDeployment, Event, Lot, LotInput
+from .models import ChainDeployment, Event, Lot, LotInput, Organisation
+
+
+def named_organisation(relationship: Any) -> Any:
+    """A loader option for an organisation that is only named or compared by its fields (an event's actor, a
+    lot's creator, a site's owner): loaded with its parent rows, without its company prefixes, which the model
+    loads with every organisation in a second statement; they are left to load only if something reads them."""
+    return selectinload(relationship).lazyload(Organisation.extra_prefixes)
+
 
 MAX_LINEAGE_DEPTH = 256
 """Deeper than any real supply chain; it stops a walk should bad data ever contain a cycle."""

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select, text, update
 from supply_chain.domain.errors import Conflict
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import lots
-from supply_chain.services.verify import verify_lot
+from supply_chain.services.verify import BATCH_LOADS, verify_lot
 from supply_chain.store.models import Event, Lot, LotInput, Recall
 
 pytestmark = pytest.mark.slow
@@ -678,4 +678,4 @@ def test_the_verification_pass_checks_a_batch_without_the_write_lock_and_stores_
     assert pass_updates == [3], statements  # one statement, three lots' results
     selects = [verb for verb, _n in statements if verb == "SELECT"]
     # the lots, their events, and one query per relationship loaded with them: none per lot
-    assert len(selects) <= 2 + len(startup._PASS_LOADS), statements
+    assert len(selects) <= 2 + len(BATCH_LOADS), statements
