@@ -67,6 +67,21 @@ def _packer_and_lots(ctx: Any) -> tuple[Any, Any, str]:
     return packer, lot, packer.locations[0].gln
 
 
+def timed_writes(ctx: Any, org: Any, lot: Any, site: str, writes: int) -> list[float]:
+    """Seconds of each of ``writes`` single observations by ``org`` on ``lot`` at ``site``, each through
+    ``lots.record_event`` (store pending, transaction, receipt, index, re-verify, cursor)."""
+    from supply_chain.domain.kinds import EventKind
+    from supply_chain.services import lots
+
+    samples = []
+    for n in range(writes):
+        payload = {"note": f"measured write {n}", "date": "2026-12-01", "location_gln": site}
+        started = time.perf_counter()
+        lots.record_event(ctx, org, lot, EventKind.OBSERVATION, payload)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 def _filler_lot(ctx: Any) -> tuple[Any, Any, str]:
     """The farm, the lot the growing writes go to (``FILLER_LOT``, created on first use) and the farm's site.
     Not ``WRITE_LOT``: the measured writes then see a chain that grew, not a lot whose history grew with it."""
@@ -142,7 +157,6 @@ def measure(home: Path, writes: int, runs: int) -> dict[str, Any]:
     started = time.perf_counter()
     from sqlalchemy import select, update
 
-    from supply_chain.domain.kinds import EventKind
     from supply_chain.services import lots
     from supply_chain.services.runtime import Runtime, Settings
     from supply_chain.services.startup import catch_up
@@ -165,24 +179,12 @@ def measure(home: Path, writes: int, runs: int) -> dict[str, Any]:
         }
         with runtime.ctx() as ctx:
             packer, lot, site = _packer_and_lots(ctx)
-            samples = []
-            for n in range(writes):
-                payload = {"note": f"measured write {n}", "date": "2026-12-01", "location_gln": site}
-                t = time.perf_counter()
-                lots.record_event(ctx, packer, lot, EventKind.OBSERVATION, payload)
-                samples.append(time.perf_counter() - t)
-            out["write_median_s"] = statistics.median(samples)
+            out["write_median_s"] = statistics.median(timed_writes(ctx, packer, lot, site, writes))
             out["write_per_s"] = 1 / out["write_median_s"]
             out["write_lot_events"] = lot.event_count
             # The same on the lot the growing writes went to: a long history as well as a long chain.
             farm, busy, farm_site = _filler_lot(ctx)
-            samples = []
-            for n in range(writes):
-                payload = {"note": f"measured write {n}", "date": "2026-12-01", "location_gln": farm_site}
-                t = time.perf_counter()
-                lots.record_event(ctx, farm, busy, EventKind.OBSERVATION, payload)
-                samples.append(time.perf_counter() - t)
-            out["write_busy_median_s"] = statistics.median(samples)
+            out["write_busy_median_s"] = statistics.median(timed_writes(ctx, farm, busy, farm_site, writes))
             out["write_busy_per_s"] = 1 / out["write_busy_median_s"]
             out["busy_lot_events"] = busy.event_count
             mix = lots.get_lot(ctx, *SALAD_MIX)

@@ -19,38 +19,31 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def one(home: Path, writes: int) -> dict[str, float | int]:
-    from chain_growth_bench import _packer_and_lots
+    from chain_growth_bench import _packer_and_lots, timed_writes
 
-    from supply_chain.domain.kinds import EventKind
-    from supply_chain.services import lots
     from supply_chain.services.runtime import Runtime, Settings
     from supply_chain.services.startup import catch_up
 
     work = Path(tempfile.mkdtemp(prefix="lotline-side-")) / "home"
     shutil.copytree(home, work)
+    runtime = Runtime(Settings.from_env(env={}, home=work))
     try:
-        runtime = Runtime(Settings.from_env(env={}, home=work))
         catch_up(runtime)
         blocks = runtime.chain.w3.eth.block_number
-        samples = []
         with runtime.ctx() as ctx:
             packer, lot, site = _packer_and_lots(ctx)
-            for n in range(writes + 2):
-                payload = {"note": f"side by side {n}", "date": "2026-12-01", "location_gln": site}
-                started = time.perf_counter()
-                lots.record_event(ctx, packer, lot, EventKind.OBSERVATION, payload)
-                if n >= 2:
-                    samples.append(time.perf_counter() - started)
+            timed_writes(ctx, packer, lot, site, 2)  # untimed: the first writes of a process warm its caches
+            samples = timed_writes(ctx, packer, lot, site, writes)
             median = round(statistics.median(samples) * 1000, 1)
             return {"blocks": blocks, "median_ms": median, "lot_events": lot.event_count}
     finally:
+        runtime.close()
         shutil.rmtree(work.parent, ignore_errors=True)
 
 
