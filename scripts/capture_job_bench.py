@@ -19,6 +19,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +35,28 @@ from supply_chain.services import orgs
 from supply_chain.services.epcis import jobs
 from supply_chain.services.runtime import Runtime, Settings
 from supply_chain.services.startup import catch_up
-from supply_chain.store.models import CaptureJob, Event, Lot
+from supply_chain.store.models import CaptureJob, Event, Lot, Organisation
 
 
 def _with_check(body: str) -> str:
     return body + str(gs1_check_digit(body))
 
 
-def run(events: int, batch_calls: int, progress: Any = print, anvil: bool = False) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix="lotline-capture-bench-"))
+@dataclass
+class Producer:
+    """What ``producer_instance`` yields: the instance, its producer, the product's GTIN, the field's GLN."""
+
+    runtime: Runtime
+    farm: Organisation
+    gtin: str
+    gln: str
+
+
+@contextmanager
+def producer_instance(anvil: bool = False, prefix: str = "lotline-capture-bench-") -> Iterator[Producer]:
+    """A fresh instance (embedded chain, or with ``anvil`` a fresh anvil node) with one producer, its field and
+    its product; closed and its node stopped on exit."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
     node = None
     chain_url = None
     if anvil:
@@ -60,6 +76,16 @@ def run(events: int, batch_calls: int, progress: Any = print, anvil: bool = Fals
             gln = _with_check("079000100001")
             orgs.register_location(ctx, farm, gln, "Bench field", "1 Bench Road", None, None, "farm")
             gtin = orgs.register_product(ctx, farm, _with_check("0079000100001"), "Bench greens", "test", True).gtin
+        yield Producer(runtime, farm, gtin, gln)
+    finally:
+        runtime.close()
+        if node is not None:
+            stop_node(node)
+
+
+def run(events: int, batch_calls: int, progress: Any = print, anvil: bool = False) -> dict[str, Any]:
+    with producer_instance(anvil) as made:
+        runtime, farm, gtin, gln = made.runtime, made.farm, made.gtin, made.gln
         document = commissioning_document(
             gtin, gln, events, name="urn:lotline:bench", lot="BENCH-{:06d}", day="2025-06-01"
         )
@@ -127,10 +153,6 @@ def run(events: int, batch_calls: int, progress: Any = print, anvil: bool = Fals
                 "confirmed_events": confirmed,
             }
         return result
-    finally:
-        runtime.close()
-        if node is not None:
-            stop_node(node)
 
 
 def main() -> None:

@@ -13,22 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
+import sys
 import time
 from pathlib import Path
 
-from supply_chain.chain.devnode import start_anvil
-from supply_chain.chain.devnode import stop as stop_node
 from supply_chain.chain.ledger import Call
-from supply_chain.domain.identifiers import gs1_check_digit
 from supply_chain.domain.kinds import EventKind
 from supply_chain.services import orgs
-from supply_chain.services.runtime import Runtime, Settings
-from supply_chain.services.startup import catch_up
 
-
-def _with_check(body: str) -> str:
-    return body + str(gs1_check_digit(body))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from capture_job_bench import producer_instance  # noqa: E402  (a script beside this one)
 
 
 def main() -> None:
@@ -37,26 +31,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--anvil", action="store_true")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="lotline-gas-rate-"))
-    node = None
-    chain_url = None
-    if args.anvil:
-        chain_url, node = start_anvil(home / "anvil.log")
-    settings = Settings.from_env(
-        env={}, home=home, secret_key="bench-secret", public_url="https://bench.test", chain_url=chain_url
-    )
-    runtime = Runtime(settings)
-    try:
-        if args.anvil:
-            with runtime.ctx() as ctx:
-                orgs.deploy(ctx)
-        catch_up(runtime)
-        with runtime.ctx() as ctx:
-            regulator = orgs.onboard(ctx, None, "Gas Regulator", ["regulator", "admin"])
-            farm = orgs.onboard(ctx, regulator, "Gas Farm", ["producer"], "0790001")
-            gtin = orgs.register_product(ctx, farm, _with_check("0079000100001"), "Gas greens", "test", True).gtin
-            account = orgs.signer(ctx, farm)
-        ledger = runtime.ledger
+    with producer_instance(args.anvil, prefix="lotline-gas-rate-") as made:
+        with made.runtime.ctx() as ctx:
+            account = orgs.signer(ctx, ctx.session.merge(made.farm))
+        gtin = made.gtin
+        ledger = made.runtime.ledger
         rows = []
         for batch in range(args.batches):
             calls = [
@@ -78,10 +57,6 @@ def main() -> None:
             "seconds_for_10000_lots": round(10_000 * per_lot / rate, 1),
         }
         print(json.dumps(out, indent=2))
-    finally:
-        runtime.close()
-        if node is not None:
-            stop_node(node)
 
 
 if __name__ == "__main__":
