@@ -58,12 +58,28 @@ def _load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _commit() -> str:
+    """The commit the parts run (with ``+`` when the tree has changes), so parts run at different times say so."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
+                               text=True)  # fmt: skip
+    except OSError:
+        return "?"
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "") if head.returncode == 0 else "?"
+
+
 def _run_part(name: str, argv: list[str], work: Path, timeout: float) -> dict[str, Any]:
     """Run one part's command; its JSON (``WORK/<name>.json``) is read back if it wrote one."""
     out = work / f"{name}.json"
     out.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    record: dict[str, Any] = {"command": " ".join(argv), "load_average_start": _load_average()}
+    record: dict[str, Any] = {
+        "command": " ".join(argv),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "load_average_start": _load_average(),
+    }
     started = time.monotonic()
     print(f"[{datetime.now(UTC):%H:%M:%S}] {name}: {' '.join(argv)}", file=sys.stderr, flush=True)
     with (work / f"{name}.log").open("w") as log:
@@ -330,13 +346,19 @@ def table(
 def markdown(record: dict[str, Any]) -> str:
     lines = [
         START,
-        f"## Full run ({record['started'][:10]}): issue 11's table in one run"
+        (
+            f"## Full run ({record['started'][:10]}): issue 11's table in one run"
+            if not record.get("kept")
+            else f"## Full run ({record['started'][:10]}): issue 11's table, every part (run in more than one sitting: "
+            f"{', '.join(record['kept'])} kept from an earlier one)"
+        )
         if set(record["parts"]) == set(PARTS)
         else f"## Full run ({record['started'][:10]}), in part: only {', '.join(record['parts'])} were run",
         "",
         f"`scripts/bench_full.py {record['args']}`, {record['started']} to {record['ended']} UTC; "
         f"{record['machine']}; load average {record['load_average_start']} at the start, "
-        f"{record['load_average_end']} at the end. Each part ran alone, one after the other. Figures from "
+        f"{record['load_average_end']} at the end. Each part ran alone, one after the other (the part table says when "
+        "and on which commit). Figures from "
         "a shared machine: compare within a row. The parts' own tables and JSON are in the run's work folder.",
         "",
         "| what | measured in this run | target | |",
@@ -344,12 +366,17 @@ def markdown(record: dict[str, Any]) -> str:
     ]
     for what, measured, target, verdict in record["table"]:
         lines.append(f"| {what} | {measured} | {target} | {verdict} |")
-    lines += ["", "| part | command | seconds | exit | load average (start, end) |", "|---|---|---:|---|---|"]
+    lines += [
+        "",
+        "| part | command | started (UTC), commit | seconds | exit | load average (start, end) |",
+        "|---|---|---|---:|---|---|",
+    ]
     for name, part in record["parts"].items():
         command = part["command"].replace(str(REPO) + "/", "").replace(sys.executable, "python")
         command = re.sub(r"postgresql(\+\w+)?://\S+", "URL", command)
         lines.append(
-            f"| {name} | `{command}` | {part['seconds']} | {part['exit']} | "
+            f"| {name} | `{command}` | {part.get('started', '?')}, {part.get('commit', '?')} | {part['seconds']} | "
+            f"{part['exit']} | "
             f"{part['load_average_start']}; {part['load_average_end']} |"
         )
     lines.append(END)
@@ -377,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="folder for the parts' JSON and logs (default: a new one)")
     parser.add_argument("--write", type=Path, help="put the table into this markdown file (its Full run section)")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds allowed per part")
+    parser.add_argument(
+        "--keep", action="store_true",
+        help="keep the parts already recorded in WORK/full-run.json that this run does not run, so one table can be "
+             "made of parts run at different times (each part keeps its own times and load average)",
+    )  # fmt: skip
     parser.add_argument("--inproc", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -423,12 +455,25 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_start": _load_average(),
         "parts": {},
     }
+    kept: dict[str, Any] = {}
+    if args.keep and (work / "full-run.json").exists():
+        earlier = json.loads((work / "full-run.json").read_text())
+        kept = {name: part for name, part in earlier.get("parts", {}).items() if name not in parts}
+        record["started"] = min(earlier.get("started", record["started"]), record["started"])
+        sizes = sizes if "scale" in parts else earlier.get("sizes", [])
+        blocks = blocks if "growth" in parts else earlier.get("blocks", [])
     for name in PARTS:
         if name in parts:
             record["parts"][name] = _run_part(name, commands[name], work, args.timeout)
+        elif name in kept:
+            record["parts"][name] = kept[name]
+    record["kept"] = [name for name in record["parts"] if name in kept]
+    ran = set(record["parts"])
+    record["sizes"] = sizes if "scale" in ran else []
+    record["blocks"] = blocks if "growth" in ran else []
     record["ended"] = datetime.now(UTC).isoformat(timespec="seconds")
     record["load_average_end"] = _load_average()
-    record["table"] = table(record["parts"], sizes if "scale" in parts else [], blocks if "growth" in parts else [])
+    record["table"] = table(record["parts"], record["sizes"], record["blocks"])
     (work / "full-run.json").write_text(json.dumps(record, indent=2, default=str))
     section = markdown(record)
     (work / "full-run.md").write_text(section + "\n")
