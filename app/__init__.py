@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import PathConverter
 
 from supply_chain.services import sessions, throttle
 from supply_chain.services.runtime import Runtime, Settings
@@ -43,11 +44,19 @@ def _settings(test_config: Mapping[str, Any]) -> Settings:
     return Settings.from_env(env)
 
 
+class AnyTextPath(PathConverter):
+    """Werkzeug's ``path`` with ``.`` matching a line break too: an EPC, a location or an unknown API path with an
+    encoded newline (``%0A``) reaches its route (a JSON answer naming the rule) instead of the site's HTML 404."""
+
+    regex = "[^/](?s:.)*?"
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` may hold Flask settings, ``LOTLINE_*`` settings, or a ready ``RUNTIME``
     (tests share one runtime between several apps; the app then does not own it)."""
     test_config = dict(test_config or {})
     app = Flask(__name__)
+    app.url_map.converters["path"] = AnyTextPath
     runtime: Runtime | None = test_config.pop("RUNTIME", None)
     settings = runtime.settings if runtime is not None else _settings(test_config)
     secure = settings.public_url.startswith("https://")

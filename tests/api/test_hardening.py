@@ -236,3 +236,17 @@ def test_epcis_document_root_errors_use_the_documented_code(client, network, doc
     response = _capture(client, network["producer"], document)
     assert response.status_code == 400
     assert response.get_json()["error"] == "epcis_schema_invalid", response.get_json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/epcis/epcs/a%0Ab/events", "/api/v1/epcis/epcs/urn%0A", "/api/v1/no/such%0Athing", "/api/v1/lots/x%0Ay"],
+)
+def test_a_line_break_in_a_path_is_answered_in_json(client, network, path: str) -> None:
+    """Werkzeug's ``path`` converter stops at a line break, so such a path fell through every API route to the
+    site's HTML 404; an API client always gets the JSON error body."""
+    response = client.get(path, headers={"Authorization": f"Bearer {network['producer'].read}"})
+    assert response.status_code in (200, 400, 404), response.status_code
+    assert response.is_json, response.data[:200]
+    if response.status_code != 200:
+        assert set(response.get_json()) >= {"error", "message"}
