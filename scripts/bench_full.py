@@ -405,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", type=Path, help="put the table into this markdown file (its Full run section)")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds allowed per part")
     parser.add_argument(
+        "--settle", type=float, default=1800.0,
+        help="seconds the scale part waits for each server's start-up verification pass (lotline bench --settle)",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep", action="store_true",
         help="keep the parts already recorded in WORK/full-run.json that this run does not run, so one table can be "
              "made of parts run at different times (each part keeps its own times and load average)",
@@ -439,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "workers": [py, "-m", "supply_chain.cli", "bench", *quick, "--workers", "1,2,4", *postgres,
                     "--json", str(work / "workers.json")],
         "scale": [py, "-m", "supply_chain.cli", "bench", *quick, "--scale", ",".join(map(str, sizes)), "--workers",
-                  "1,2,4", *postgres, "--json", str(work / "scale.json")],
+                  "1,2,4", *postgres, "--settle", str(args.settle), "--json", str(work / "scale.json")],
         "scale-inproc": [py, str(Path(__file__).resolve()), *quick, "--inproc", str(max(sizes)), "--json",
                          str(work / "scale-inproc.json")],
         "growth": [py, str(REPO / "scripts" / "chain_growth_bench.py"), "--sizes", ",".join(map(str, blocks)),

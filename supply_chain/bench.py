@@ -615,13 +615,15 @@ def run_scale(
     quick: bool = False,
     progress: Callable[[str], None] = lambda _m: None,
     cache: Path | None = None,
+    settle: float | None = None,
 ) -> Results:
     """The load figures on the anvil-anchored scale data sets (``supply_chain.scale``) of ``sizes`` events:
     each built, or taken from the cache, then served from a copy (SQLite, or re-loaded into a schema of
     ``postgres_url`` as well) with anvil on its state. Against each server (``--workers N`` for each of
     ``counts`` on PostgreSQL; one process on SQLite), once the start-up verification pass has vouched for every
     lot, 1 and then 32 clients load ``/healthz``, the scan page of a typical transformed lot, of the lot 11
-    generations deep and of the lot made from 50 ingredients, each in turn."""
+    generations deep and of the lot made from 50 ingredients, each in turn. ``settle`` is the longest wait for
+    that pass, in seconds (``SCALE_SETTLE_SECONDS`` if not given; none with ``quick``)."""
     import os
     import platform
     from datetime import UTC, datetime
@@ -640,6 +642,7 @@ def run_scale(
     if postgres_url and not normalise_url(postgres_url).startswith("postgresql"):
         raise InvalidInput("--postgres must be a PostgreSQL URL", field="--postgres")
     started_load = _load_average()
+    budget = 0.0 if quick else SCALE_SETTLE_SECONDS if settle is None else settle
     builds: dict[str, Any] = {}
     load_rows: list[LoadRow] = []
     for size in sizes:
@@ -666,7 +669,6 @@ def run_scale(
                     """The start-up verification pass is over, or ``SCALE_SETTLE_SECONDS`` went by since the
                     server's pages answered (the measurement then runs alongside the rest of the pass)."""
                     started = waited.setdefault("since", time.monotonic())
-                    budget = 0.0 if quick else SCALE_SETTLE_SECONDS
                     try:
                         with engine.connect() as connection:
                             left = connection.scalar(text("SELECT count(*) FROM lots WHERE verification_state IS NULL"))
@@ -695,6 +697,7 @@ def run_scale(
                         settled=settled,
                         warmup=2.0,
                         clients=SCALE_CLIENTS,
+                        settle_timeout=budget + 600.0,
                     )
                 finally:
                     engine.dispose()
@@ -707,6 +710,7 @@ def run_scale(
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_average": f"{started_load} at the start, {_load_average()} at the end",
         "quick": quick,
+        "settle_seconds": budget,
         "builds": builds,
     }
     return Results([], meta, load_rows)

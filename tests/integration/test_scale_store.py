@@ -129,3 +129,14 @@ def test_bench_scale_refuses_sizes_that_are_not_event_counts() -> None:
 
     shown = CliRunner().invoke(main, ["bench", "--scale", "20000,lots"])
     assert shown.exit_code == 2 and "--scale is a list of event counts" in shown.output, shown.output
+
+
+def test_bench_settle_goes_with_scale_and_is_a_number_of_seconds() -> None:
+    from click.testing import CliRunner
+
+    from supply_chain.cli import main
+
+    alone = CliRunner().invoke(main, ["bench", "--settle", "600"])
+    assert alone.exit_code == 2 and "--settle goes with --scale" in alone.output, alone.output
+    negative = CliRunner().invoke(main, ["bench", "--scale", "20000", "--settle", "-5"])
+    assert negative.exit_code == 2 and "--settle" in negative.output, negative.output
