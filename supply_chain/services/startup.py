@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -80,17 +81,25 @@ def mark_unchecked(runtime: Runtime) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def verify_everything(runtime: Runtime, batch: int = VERIFY_BATCH) -> list[Verification]:
+def verify_everything(
+    runtime: Runtime, batch: int = VERIFY_BATCH, report: Callable[[Verification], None] | None = None
+) -> list[Verification]:
     """Verify every lot against the chain, `batch` lots per transaction (each result is committed, and so
-    shown, as soon as its batch is done). Returns the results with findings (tampered or unverifiable)."""
-    with runtime.ctx() as ctx:
+    shown, as soon as its batch is done), in creation order; ``report`` is given every result as its batch is
+    stored (``lotline verify --all`` prints them). Returns the results with findings (tampered or unverifiable)."""
+    with runtime.read_ctx() as ctx:
         ids = list(ctx.session.scalars(select(Lot.id).order_by(Lot.id)))
-    bad = verify_ids(runtime, ids, batch)
+    bad = verify_ids(runtime, ids, batch, report)
     log.info("verification: %d lots, %d with findings", len(ids), len(bad))
     return bad
 
 
-def verify_ids(runtime: Runtime, ids: list[int], batch: int = VERIFY_BATCH) -> list[Verification]:
+def verify_ids(
+    runtime: Runtime,
+    ids: list[int],
+    batch: int = VERIFY_BATCH,
+    report: Callable[[Verification], None] | None = None,
+) -> list[Verification]:
     """Verify the lots ``ids`` (store keys), `batch` at a time: a batch's lots and the rows verification compares
     are loaded together (``verify.BATCH_LOADS``, ``verify.facts_of``), the chain is asked about them in one call
     (``Ledger.get_lots``), all in one read-only transaction; then the results are stored in one short write
@@ -111,6 +120,8 @@ def verify_ids(runtime: Runtime, ids: list[int], batch: int = VERIFY_BATCH) -> l
         with runtime.ctx() as ctx:
             verify.store_results(ctx, results)
         for result, _revision in results:
+            if report is not None:
+                report(result)
             if result.state in ("tampered", "unverifiable"):
                 log.error("lot %s %s is %s: %s", result.lot.gtin, result.lot.lot_code, result.state, result.detail)
                 bad.append(result)

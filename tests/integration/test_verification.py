@@ -147,6 +147,85 @@ def test_cli_verify_all_exits_1_naming_the_lot_and_event_after_an_sql_update(net
     assert usage.exit_code == 2
 
 
+def test_cli_verify_all_lets_a_writer_in_while_it_checks(network: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lotline verify --all` reads and checks in read-only transactions and stores each batch's results in a short
+    write: while it checks a lot, another connection can write at once (no busy wait) to a lot it has already
+    checked. Before, the whole pass ran in one write transaction (SQLite's write lock, PostgreSQL's row locks)."""
+    from supply_chain.cli import main
+    from supply_chain.services import verify
+    from supply_chain.store.db import make_engine
+
+    rt = network.runtime
+    env = {
+        "LOTLINE_HOME": str(rt.settings.home),
+        "LOTLINE_DATABASE_URL": rt.settings.database_url,
+        "LOTLINE_SECRET_KEY": rt.settings.secret_key,
+    }
+    url = rt.settings.database_url
+    with rt.ctx() as ctx:  # a second lot, so the pass checks one after another
+        farm = network.org("farm", ctx)
+        place = {"location_gln": network.farm_site, "harvest_date": "2026-11-20", "commodity": "greens"}
+        lots.create_lot(ctx, farm, network.greens, "LOT-2", EventKind.HARVESTING, place, "50", "kg")
+    rt.close()  # the embedded chain is opened by one process at a time; the CLI opens it next
+    rt.engine.dispose()
+    probe = make_engine(url)
+    real = verify.verify_lot
+    seen: list[int] = []
+    writes: list[str] = []
+
+    def write_at_once() -> None:
+        """Write to the first lot checked, waiting for no lock: the app's writer queue (a file lock beside a SQLite
+        database) and SQLite's write lock tried without blocking, PostgreSQL's row lock with a short timeout."""
+        if url.startswith("sqlite"):
+            import fcntl
+            import sqlite3
+
+            database = url.split("///", 1)[1]
+            with open(database + ".writer", "a+b") as queue:
+                try:
+                    fcntl.flock(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    writes.append("waited: the writer queue is held")
+                    return
+                try:
+                    conn = sqlite3.connect(database, timeout=0, isolation_level=None)
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                        conn.execute("UPDATE lots SET revision = 0 WHERE id = ?", (seen[0],))
+                        conn.execute("ROLLBACK")
+                        writes.append("written")
+                    except sqlite3.OperationalError as exc:
+                        writes.append(f"waited: {exc}")
+                    finally:
+                        conn.close()
+                finally:
+                    fcntl.flock(queue, fcntl.LOCK_UN)
+            return
+        with probe.connect() as conn:
+            conn.exec_driver_sql("SET lock_timeout = '200ms'")
+            try:
+                conn.execute(update(Lot.__table__).where(Lot.__table__.c.id == seen[0]).values(revision=0))
+                writes.append("written")
+            except Exception as exc:  # noqa: BLE001 - the lock timeout is what this test looks for
+                writes.append(f"waited: {exc}")
+            conn.rollback()
+
+    def checking(ctx: Any, lot: Lot, *args: Any, **kwargs: Any) -> Any:
+        seen.append(lot.id)
+        if len(seen) == 2:  # the first lot has been checked (and, before, saved in the open transaction)
+            write_at_once()
+        return real(ctx, lot, *args, **kwargs)
+
+    monkeypatch.setattr(verify, "verify_lot", checking)
+    try:
+        done = CliRunner().invoke(main, ["verify", "--all"], env=env)
+    finally:
+        probe.dispose()
+    assert done.exit_code == 0, done.output
+    assert len(seen) >= 2 and writes == ["written"], writes
+    assert f"{len(seen)} lots checked, 0 with findings" in done.output
+
+
 def test_cli_trace_json_reindex_and_bad_input_exit_codes(network: Any) -> None:
     import json
 
