@@ -285,6 +285,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"measuring {name} at {size:,} blocks", file=sys.stderr)
                 row[name] = _measure_in_process(code, copy, args.writes, args.runs)
                 shutil.rmtree(copy, ignore_errors=True)
+            if size == args.sizes[0]:  # kept, for a single write timed alternately on both (write_side_by_side.py)
+                kept = work / f"grown-{size}"
+                shutil.rmtree(kept, ignore_errors=True)
+                shutil.copytree(home, kept)
             row["load_average"] = os.getloadavg()
             results["sizes"].append(row)
             print(json.dumps(row, default=str), file=sys.stderr)
