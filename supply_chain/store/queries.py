@@ -13,16 +13,19 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, cast, func, literal, literal_column, select
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, selectinload
 
 from .models import ChainDeployment, Event, Lot, LotInput, Organisation
 
 
-def named_organisation(relationship: Any) -> Any:
+def named_organisation(relationship: Any, *, joined: bool = False) -> Any:
     """A loader option for an organisation that is only named or compared by its fields (an event's actor, a
     lot's creator, a site's owner): loaded with its parent rows, without its company prefixes, which the model
-    loads with every organisation in a second statement; they are left to load only if something reads them."""
-    return selectinload(relationship).lazyload(Organisation.extra_prefixes)
+    loads with every organisation in a second statement; they are left to load only if something reads them.
+    ``joined``: in the parent rows' own statement (a join) rather than a second one, where a page counts its
+    statements."""
+    loader = joinedload if joined else selectinload
+    return loader(relationship).lazyload(Organisation.extra_prefixes)
 
 
 MAX_LINEAGE_DEPTH = 256
