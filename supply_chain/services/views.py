@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, text
@@ -396,7 +397,15 @@ def _ancestor_chain(ctx: Ctx, lot: Lot, events: bool = True) -> list[tuple[Lot, 
     participants' page asks SQL for the few it shows). A lot's product, creator and origin come in the lots'
     own statement (each lot has one of each)."""
     related = [(lot.id, 0), *ancestors(ctx.session, lot.id)]
-    options = [
+    query = select(Lot).where(Lot.id.in_([i for i, _ in related])).options(*_chain_options(events))
+    loaded = {lot_.id: lot_ for lot_ in ctx.session.scalars(query)}
+    return [(loaded[i], depth) for i, depth in related if i in loaded]
+
+
+@cache
+def _chain_options(events: bool) -> tuple[Any, ...]:
+    """`_ancestor_chain`'s loader options, built once (they are the same for every lot)."""
+    options = (
         joinedload(Lot.product),
         named_organisation(Lot.creator, joined=True),
         joinedload(Lot.origin_location),
@@ -404,14 +413,10 @@ def _ancestor_chain(ctx: Ctx, lot: Lot, events: bool = True) -> list[tuple[Lot, 
             joinedload(Inspection.event), named_organisation(Inspection.inspector, joined=True)
         ),
         selectinload(Lot.sensor_batches),
-    ]
+    )
     if events:
-        options.append(selectinload(Lot.events).options(named_organisation(Event.actor)))
-    loaded = {
-        lot_.id: lot_
-        for lot_ in ctx.session.scalars(select(Lot).where(Lot.id.in_([i for i, _ in related])).options(*options))
-    }
-    return [(loaded[i], depth) for i, depth in related if i in loaded]
+        options += (selectinload(Lot.events).options(named_organisation(Event.actor)),)
+    return options
 
 
 def _origin_ref(key: tuple[str, str], known: dict[tuple[str, str], Lot], base_url: str) -> dict[str, Any]:
