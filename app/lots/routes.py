@@ -40,12 +40,15 @@ def show(lot_id: int) -> str:
     lot = visible_lot(lot_id)
     org = require_org()
     ctx = get_ctx()
+    page = views.lot_page(ctx, lot, org, request.args.get("page"))
+    # the page walked the lot's lineage already: the rulebook asks its ancestors rather than walking it again
+    actions = (a for a in Action if a is not Action.CREATE)
     return render_template(
         "lots/show.html",
-        page=views.lot_page(ctx, lot, org, request.args.get("page")),
+        page=page,
         can={
             a.value: answer.allowed
-            for a, answer in lot_service.verdicts(ctx, (a for a in Action if a is not Action.CREATE), org, lot).items()
+            for a, answer in lot_service.verdicts(ctx, actions, org, lot, page["ancestors"]).items()
         },
         lot=lot,
         org=org,

@@ -102,8 +102,13 @@ def _has_pending(lot: Lot) -> bool:
 # ------------------------------------------------------------------ the rulebook, asked about store rows
 
 
-def recall_affected(ctx: Ctx, lot: Lot) -> bool:
-    """True when an ancestor of the lot is recalled (its own recall may not have reached it on chain yet)."""
+def recall_affected(ctx: Ctx, lot: Lot, lineage: Sequence[Lot] | None = None) -> bool:
+    """True when an ancestor of the lot is recalled (its own recall may not have reached it on chain yet).
+
+    ``lineage``: every ancestor of the lot, loaded in this session by a caller that walked the lineage already
+    (the lot page), so it is not walked a second time."""
+    if lineage is not None:
+        return any(other.status == Status.RECALLED for other in lineage if other.id != lot.id)
     ids = [pk for pk, _ in ancestors(ctx.session, lot.id)]
     if not ids:
         return False
@@ -148,10 +153,15 @@ def verdict(
     return policy.decide(action, subject)
 
 
-def verdicts(ctx: Ctx, actions: Iterable[Action], actor: Organisation, lot: Lot) -> dict[Action, policy.Verdict]:
+def verdicts(
+    ctx: Ctx, actions: Iterable[Action], actor: Organisation, lot: Lot, lineage: Sequence[Lot] | None = None
+) -> dict[Action, policy.Verdict]:
     """`verdict` for each of ``actions`` on one lot, each question to the store (is an ancestor recalled, is
-    the recall ended) asked once for all of them: a lot page asks about every action."""
+    the recall ended) asked once for all of them: a lot page asks about every action. ``lineage``: the lot's
+    ancestors when the caller has them loaded (`recall_affected`)."""
     asked: dict[str, bool] = {}
+    if lineage is not None:
+        asked["recall_affected"] = recall_affected(ctx, lot, lineage)
     return {action: verdict(ctx, action, actor, lot, asked) for action in actions}
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from supply_chain.domain import policy
 from supply_chain.domain.errors import InvalidInput, NotFound
@@ -44,6 +46,7 @@ from supply_chain.store.models import (
     Inspection,
     Location,
     Lot,
+    LotInput,
     Organisation,
     Product,
     Recall,
@@ -269,7 +272,7 @@ def _places(ctx: Ctx, events: Iterable[Event]) -> dict[str, dict[str, Any]]:
     glns = {v for e in events for k, v in (e.payload or {}).items() if k.endswith("_gln") and isinstance(v, str)}
     if not glns:
         return {}
-    owners = named_organisation(Location.organisation)
+    owners = named_organisation(Location.organisation, joined=True)
     rows = ctx.session.scalars(select(Location).where(Location.gln.in_(glns)).options(owners))
     return {loc.gln: place(loc) for loc in rows}
 
@@ -391,22 +394,29 @@ def _steps(
 def _ancestor_chain(ctx: Ctx, lot: Lot, events: bool = True) -> list[tuple[Lot, int]]:
     """The lot and every ancestor with its depth, each loaded with what the pages show (one query per
     relationship for all of them, not one per lot); without their events when ``events`` is false (the
-    participants' page asks SQL for the few it shows)."""
+    participants' page asks SQL for the few it shows). A lot's product, creator and origin come in the lots'
+    own statement (each lot has one of each)."""
     related = [(lot.id, 0), *ancestors(ctx.session, lot.id)]
-    options = [
-        selectinload(Lot.product),
-        named_organisation(Lot.creator),
-        selectinload(Lot.origin_location),
-        selectinload(Lot.inspections).options(selectinload(Inspection.event), named_organisation(Inspection.inspector)),
-        selectinload(Lot.sensor_batches),
-    ]
-    if events:
-        options.append(selectinload(Lot.events).options(named_organisation(Event.actor)))
-    loaded = {
-        lot_.id: lot_
-        for lot_ in ctx.session.scalars(select(Lot).where(Lot.id.in_([i for i, _ in related])).options(*options))
-    }
+    query = select(Lot).where(Lot.id.in_([i for i, _ in related])).options(*_chain_options(events))
+    loaded = {lot_.id: lot_ for lot_ in ctx.session.scalars(query)}
     return [(loaded[i], depth) for i, depth in related if i in loaded]
+
+
+@cache
+def _chain_options(events: bool) -> tuple[Any, ...]:
+    """`_ancestor_chain`'s loader options, built once (they are the same for every lot)."""
+    options = (
+        joinedload(Lot.product),
+        named_organisation(Lot.creator, joined=True),
+        joinedload(Lot.origin_location),
+        selectinload(Lot.inspections).options(
+            joinedload(Inspection.event), named_organisation(Inspection.inspector, joined=True)
+        ),
+        selectinload(Lot.sensor_batches),
+    )
+    if events:
+        options += (selectinload(Lot.events).options(named_organisation(Event.actor)),)
+    return options
 
 
 def _origin_ref(key: tuple[str, str], known: dict[tuple[str, str], Lot], base_url: str) -> dict[str, Any]:
@@ -434,8 +444,8 @@ def _recall_rows(
     own recall events naming the source lot (``source_gtin``/``source_lot_code``); those are one recall,
     shown once, "via" the source lot.
 
-    ``events_of``: each lot's recall and end-of-recall events in history order (`_recall_events`), when its
-    whole history is not loaded; ``state_of``: the states to judge them with."""
+    ``events_of``: each lot's recall and end-of-recall events in history order (`_hold_and_recall_events`),
+    when its whole history is not loaded; ``state_of``: the states to judge them with."""
     own = (lot.gtin, lot.lot_code)
     known = {(lot_.gtin, lot_.lot_code): lot_ for lot_, _ in chain}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -851,6 +861,34 @@ TIMELINE_PAGE = 50
 page of a long-lived lot slow."""
 
 
+def _lineage_edges(ctx: Ctx, lot: Lot, chain: Sequence[tuple[Lot, int]]) -> None:
+    """Load in one statement what `lineage_tree` reads first: the input edges of the lot and of each of its
+    ancestors (``chain``: all of them, so the backward tree reads no more), and the lot's own output edges with
+    the lots made from it, their products and holders. The lots the forward tree reaches further down load
+    theirs when it asks."""
+    ids = [lot_.id for lot_, _ in chain]
+    query = (
+        select(LotInput)
+        .where(or_(LotInput.output_lot_id.in_(ids), LotInput.input_lot_id == lot.id))
+        .order_by(LotInput.output_lot_id, LotInput.input_lot_id)
+        .options(
+            joinedload(LotInput.output_lot).options(
+                joinedload(Lot.product), named_organisation(Lot.custodian, joined=True)
+            )
+        )
+    )
+    inputs: dict[int, list[LotInput]] = {i: [] for i in ids}
+    outputs: list[LotInput] = []
+    for edge in ctx.session.scalars(query):
+        if edge.output_lot_id in inputs:
+            inputs[edge.output_lot_id].append(edge)  # ordered by input lot, as the relationship is
+        if edge.input_lot_id == lot.id:
+            outputs.append(edge)
+    for lot_, _ in chain:
+        set_committed_value(lot_, "inputs", inputs[lot_.id])
+    set_committed_value(lot, "outputs", sorted(outputs, key=lambda edge: edge.output_lot_id))
+
+
 def timeline_pages(lot: Lot, page: str | None, total: int | None = None) -> dict[str, int]:
     """Which page of the lot's timeline to show (``page`` as the reader gave it, None: the last page, the latest
     `TIMELINE_PAGE` steps): ``{"page", "pages", "first", "last", "total"}`` (first/last count steps from 1).
@@ -881,18 +919,29 @@ def _history(lot_ids: Sequence[int], *where: Any) -> Any:
         select(Event)
         .where(Event.lot_id.in_(lot_ids), *where)
         .order_by(Event.lot_id, Event.seq.asc().nulls_last(), Event.id)
-        .options(named_organisation(Event.actor))
+        .options(named_organisation(Event.actor, joined=True))
     )
 
 
-def _recall_events(ctx: Ctx, chain: Sequence[tuple[Lot, int]]) -> dict[int, list[Event]]:
-    """Each lot's confirmed recall and end-of-recall events, what `_recall_rows` reads of its history."""
-    out: dict[int, list[Event]] = {}
-    kinds = (EventKind.RECALL, EventKind.RECALL_ENDED)
-    query = _history([lot_.id for lot_, _ in chain], Event.kind.in_(kinds), Event.status == "confirmed")
+def _hold_and_recall_events(
+    ctx: Ctx, lot: Lot, chain: Sequence[tuple[Lot, int]]
+) -> tuple[list[Event], dict[int, list[Event]]]:
+    """What `hold_notice` reads of the lot's history (its confirmed events of `HOLD_KINDS`) and what
+    `_recall_rows` reads of the lot's and its ancestors' (each one's confirmed recall and end-of-recall events),
+    in one statement, each in history order."""
+    recall_kinds = (EventKind.RECALL, EventKind.RECALL_ENDED)
+    own_holds = and_(Event.lot_id == lot.id, Event.kind.in_(sorted(HOLD_KINDS)))
+    query = _history(
+        [lot_.id for lot_, _ in chain], or_(Event.kind.in_(recall_kinds), own_holds), Event.status == "confirmed"
+    )
+    holds: list[Event] = []
+    recalls: dict[int, list[Event]] = {}
     for event in ctx.session.scalars(query):
-        out.setdefault(event.lot_id, []).append(event)
-    return out
+        if event.lot_id == lot.id and event.kind in HOLD_KINDS:
+            holds.append(event)
+        if event.kind in recall_kinds:
+            recalls.setdefault(event.lot_id, []).append(event)
+    return holds, recalls
 
 
 def _timeline_window(ctx: Ctx, lot: Lot, paging: dict[str, int]) -> list[Event]:
@@ -909,6 +958,23 @@ def _timeline_window(ctx: Ctx, lot: Lot, paging: dict[str, int]) -> list[Event]:
         .options(named_organisation(Event.actor))
     )
     return list(ctx.session.scalars(query))
+
+
+def _latest_steps(ctx: Ctx, lot: Lot) -> tuple[list[Event], int]:
+    """The events of the timeline's default page (the latest `TIMELINE_PAGE`, in the timeline's order) and the
+    lot's number of events, in one statement: the count (from the index) is a column of each row and sets
+    the offset of the page."""
+    total = select(func.count()).select_from(Event).where(Event.lot_id == lot.id).scalar_subquery()
+    query = (
+        select(Event, total)
+        .where(Event.lot_id == lot.id)
+        .order_by(Event.occurred_at, Event.seq.asc().nulls_last(), Event.id)
+        .offset(case((total > TIMELINE_PAGE, total - TIMELINE_PAGE), else_=0))
+        .limit(TIMELINE_PAGE)
+        .options(named_organisation(Event.actor))  # a join would be sorted with every event of the lot
+    )
+    rows = ctx.session.execute(query).all()
+    return [event for event, _ in rows], rows[0][1] if rows else 0
 
 
 def _current_offer(ctx: Ctx, lot: Lot) -> Event | None:
@@ -934,16 +1000,22 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation, timeline_page: str | None = 
     own = [(lot, 0)]
     chain = _ancestor_chain(ctx, lot, events=False)
     states = EventStates(lot_facts(ctx.session, [lot_ for lot_, _ in chain]))
-    total = ctx.session.scalar(select(func.count()).select_from(Event).where(Event.lot_id == lot.id)) or 0
-    paging = timeline_pages(lot, timeline_page, total)
+    if timeline_page is None:
+        window, total = _latest_steps(ctx, lot)
+        paging = timeline_pages(lot, None, total)
+    else:
+        total = ctx.session.scalar(select(func.count()).select_from(Event).where(Event.lot_id == lot.id)) or 0
+        paging = timeline_pages(lot, timeline_page, total)
+        window = _timeline_window(ctx, lot, paging)
     level_of = lambda e: level_for(e, org)  # noqa: E731
-    steps = [(lot, e) for e in _timeline_window(ctx, lot, paging)]
+    steps = [(lot, e) for e in window]
     timeline, places = _steps(ctx, lot, steps, level_of, base, states, proofs=False)
     offer = _current_offer(ctx, lot) if lot.status == "in_transit" else None
     offer_fields = visible_view(EventKind.SHIPPING, offer.payload, level_for(offer, org)) if offer else None
     if offer is not None and not all(g in places for g in _where(EventKind.SHIPPING, offer_fields or {}) if g):
         places = places | _places(ctx, [offer])  # the offer's step is on another page of the timeline
-    holds = ctx.session.scalars(_history([lot.id], Event.kind.in_(sorted(HOLD_KINDS)), Event.status == "confirmed"))
+    holds, recall_events = _hold_and_recall_events(ctx, lot, chain)
+    _lineage_edges(ctx, lot, chain)
     return {
         "lot": lot,
         "state": states.lot_state(lot),
@@ -962,11 +1034,12 @@ def lot_page(ctx: Ctx, lot: Lot, org: Organisation, timeline_page: str | None = 
         else None,
         "inspections": _inspection_rows(own, org, base, level_of, states),
         "cold_chain": _cold_chain(own, base, states),
-        "recalls": _recall_rows(ctx, lot, base, chain, _recall_events(ctx, chain), states),
+        "recalls": _recall_rows(ctx, lot, base, chain, recall_events, states),
         "hold": hold_notice(lot, holds),
         "verified_ago": checked_ago(lot.verified_at),
         "digital_link": digital_link(base, lot.gtin, lot.lot_code),
         "reported": repository.reported_about(ctx, org, lot_uri(lot.gtin, lot.lot_code)),
+        "ancestors": [lot_ for lot_, depth in chain if depth],
     }
 
 

@@ -13,16 +13,19 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, cast, func, literal, literal_column, select
-from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, selectinload
 
 from .models import ChainDeployment, Event, Lot, LotInput, Organisation
 
 
-def named_organisation(relationship: Any) -> Any:
+def named_organisation(relationship: Any, *, joined: bool = False) -> Any:
     """A loader option for an organisation that is only named or compared by its fields (an event's actor, a
     lot's creator, a site's owner): loaded with its parent rows, without its company prefixes, which the model
-    loads with every organisation in a second statement; they are left to load only if something reads them."""
-    return selectinload(relationship).lazyload(Organisation.extra_prefixes)
+    loads with every organisation in a second statement; they are left to load only if something reads them.
+    ``joined``: in the parent rows' own statement (a join) rather than a second one, where a page counts its
+    statements."""
+    loader = joinedload if joined else selectinload
+    return loader(relationship).lazyload(Organisation.extra_prefixes)
 
 
 MAX_LINEAGE_DEPTH = 256
@@ -53,25 +56,35 @@ def _walk(
     to_column: InstrumentedAttribute[int],
     max_depth: int,
 ) -> list[tuple[int, int]]:
+    query = _walk_query(from_column.key, to_column.key)
+    rows = session.execute(query, {"lot_pk": int(lot_pk), "max_depth": max_depth})
+    return [(int(pk), int(d)) for pk, d in rows]
+
+
+@cache
+def _walk_query(from_key: str, to_key: str) -> Select[Any]:
+    """``_walk``'s statement for one direction, built once: the lot page walks a lineage on every request, and
+    building the recursive statement cost more than running it."""
+    from_column, to_column = getattr(LotInput, from_key), getattr(LotInput, to_key)
     # A literal 1 rather than a bound parameter: psycopg may send a small int as smallint, and PostgreSQL
     # insists that both halves of a recursive CTE agree on the column type.
     one = literal_column("1", Integer)
+    lot_pk = bindparam("lot_pk", type_=Integer)
     seed = select(to_column.label("lot_pk"), one.label("depth")).where(from_column == lot_pk)
     lineage = seed.cte("lineage", recursive=True)
     step = (
         select(to_column, lineage.c.depth + one)
         .join(lineage, from_column == lineage.c.lot_pk)
-        .where(lineage.c.depth < max_depth)
+        .where(lineage.c.depth < bindparam("max_depth", type_=Integer))
     )
     lineage = lineage.union(step)
     depth = func.min(lineage.c.depth).label("depth")
-    query = (
+    return (
         select(lineage.c.lot_pk, depth)
         .where(lineage.c.lot_pk != lot_pk)  # only reachable through a cycle, which the chain forbids
         .group_by(lineage.c.lot_pk)
         .order_by(depth, lineage.c.lot_pk)
     )
-    return [(int(pk), int(d)) for pk, d in session.execute(query)]
 
 
 def reach(session: Session, start_pks: list[int], *, max_depth: int = MAX_LINEAGE_DEPTH) -> list[tuple[int, int]]:

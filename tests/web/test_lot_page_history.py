@@ -24,7 +24,7 @@ from supply_chain.services.verification_state import (
     lot_facts,
     lot_state,
 )
-from supply_chain.store.models import Event, Lot, Organisation
+from supply_chain.store.models import Event, Lot, LotInput, Organisation
 
 
 def _long_lot(world: Any, code: str, events: int) -> int:
@@ -299,3 +299,40 @@ def test_a_lots_logs_read_straight_from_the_embedded_chain_are_what_eth_get_logs
         assert ledger.logs(middle, lot_id=lot_id) == via_rpc(middle, None, lot_id)
         assert ledger.logs(0, middle, lot_id=lot_id) == via_rpc(0, middle, lot_id)
     assert ledger.logs(head + 1) == via_rpc(head + 1, None, None) == []
+
+
+def _made_from_inputs(world: Any) -> int:
+    """A lot of the scenario made from other lots (it has ancestors to walk)."""
+    with world.runtime.ctx() as ctx:
+        lot_id = ctx.session.scalars(select(LotInput.output_lot_id).order_by(LotInput.output_lot_id)).first()
+        assert lot_id is not None
+        return lot_id
+
+
+def test_the_lot_page_walks_the_lineage_once_and_reads_its_edges_and_steps_in_one_statement_each(
+    world: Any, signed_in: Any
+) -> None:
+    """The page shows the lot's lineage and its action buttons ask whether an ancestor is recalled: one walk of
+    the lineage serves both (it was walked twice). The number of steps comes with the latest steps (it was a
+    COUNT first), and the lineage tree's edges both ways with one statement (it was one per lot and direction)."""
+    seen = _statements(world, signed_in("regulator"), f"/lots/{_made_from_inputs(world)}")
+    text = "\n\n".join(seen)
+    assert len([s for s in seen if "WITH RECURSIVE" in s]) == 1, text
+    assert not [s for s in seen if s.startswith("SELECT count(*)") and "FROM events" in s], text
+    assert len([s for s in seen if "FROM lot_inputs" in s and "RECURSIVE" not in s]) == 1, text
+    assert len(seen) <= 18, text  # 33 before
+
+
+def test_the_actions_judge_a_recalled_ancestor_from_the_lineage_the_page_loaded(world: Any) -> None:
+    """`recall_affected` given the ancestors the lot page loaded answers what its own walk of the lineage does,
+    for every lot of the scenario (one of them made from a recalled lot)."""
+    answers = []
+    with world.runtime.ctx() as ctx:
+        for lot in ctx.session.scalars(select(Lot).order_by(Lot.id)).all():
+            page = views.lot_page(ctx, lot, lot.creator)
+            answers.append(lots.recall_affected(ctx, lot, page["ancestors"]))
+            assert answers[-1] == lots.recall_affected(ctx, lot), lot.lot_code
+            org = lot.creator
+            assert lots.verdicts(ctx, Action, org, lot, page["ancestors"]) == lots.verdicts(ctx, Action, org, lot)
+        ctx.session.rollback()
+    assert True in answers and False in answers
