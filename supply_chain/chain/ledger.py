@@ -488,10 +488,14 @@ class Ledger:
     ) -> PreparedTx:
         """Check the call against current state, size its gas and sign it. Raises the decoded error on revert.
 
-        ``check=False`` (only where the gas limit is fixed: the embedded chain) signs without the pre-flight
-        ``eth_call``: the transaction then runs once, when sent, instead of twice, and a refusal is reported by
-        ``submit`` (mined reverted, nothing of it applied) instead of here. For callers that planned and
-        rehearsed the calls already, and can afford a refusal after their rows are stored as pending.
+        ``check=False`` signs without the pre-flight: the transaction then runs once, when sent, instead of
+        twice (on a node, where the pre-flight is the gas estimate, instead of a dozen times: the node searches
+        for the limit by running the call again and again), and a refusal is reported by ``submit`` (mined
+        reverted, nothing of it applied) instead of here. Its gas limit is then the fixed one (the embedded
+        chain) or the latest block's gas limit (`block_gas_limit`): only the gas used is charged, and a
+        transaction needing more would not fit in a block anyway. For callers that planned and rehearsed the
+        calls already, and can afford a refusal after their rows are stored as pending (capture and import
+        jobs).
 
         ``nonce`` and ``fees`` (`fees`) are for a sender that keeps its own count of a signer's transactions and
         its fees for a whole run (a bulk load with several transactions in flight): signing then asks the node
@@ -503,6 +507,8 @@ class Ledger:
             try:
                 if self.fixed_gas and not check:
                     gas = self.fixed_gas
+                elif not check:
+                    gas = self.block_gas_limit()
                 elif self.fixed_gas:
                     self.w3.eth.call(call | {"data": self._check_data(function, args, data)})
                     gas = self.fixed_gas
@@ -536,6 +542,14 @@ class Ledger:
             function=function,
             data=data,
         )
+
+    def block_gas_limit(self) -> int:
+        """The gas limit of the latest block (asked of the node raw: one cheap read, no EVM run)."""
+        with chain_guard("block gas limit"):
+            answer = self.w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), ["latest", False])
+        if answer.get("error") or not answer.get("result"):
+            raise ChainUnavailable(f"the latest block could not be read: {answer.get('error')}")
+        return int(answer["result"]["gasLimit"], 16)
 
     def prepare_anchor(self, signer: LocalAccount, data: bytes) -> PreparedTx:
         """Sign a zero-value transaction from ``signer`` to its own address carrying ``data`` (an anchor: a
