@@ -75,16 +75,18 @@ def test_the_hash_ids_are_the_libraries_own_on_gs1s_examples_and_captured_shapes
         assert hash_ids(document) == _library_hash_ids(document), name
 
 
-def test_the_hash_ids_do_not_serialise_the_document_for_debug_messages(monkeypatch) -> None:
-    """The library's entry point writes the whole document and its expansion with ``json.dumps(indent=2)`` for
-    ``logging.debug``, debug on or not; ``hash_ids`` takes the same steps without that."""
+def test_the_hash_ids_do_not_serialise_the_document_for_debug_messages_nor_copy_the_events(monkeypatch) -> None:
+    """The library's entry points write the whole document and its expansion with ``json.dumps(indent=2)`` for
+    ``logging.debug``, debug on or not, and deep-copy the events before hashing them; ``hash_ids`` takes the
+    same steps without either."""
     from types import SimpleNamespace
 
-    from epcis_event_hash_generator import json_to_py
+    from epcis_event_hash_generator import hash_generator, json_to_py
 
     def refuse(*args: object, **kwargs: object) -> str:
-        raise AssertionError("json.dumps called")
+        raise AssertionError("json.dumps or copy.deepcopy called")
 
     monkeypatch.setattr(json_to_py, "json", SimpleNamespace(dumps=refuse, loads=json.loads))
+    monkeypatch.setattr(hash_generator, "copy", SimpleNamespace(deepcopy=refuse))
     name, document = _documents()[-2]
     assert len(hash_ids(document)) == 3

@@ -20,7 +20,14 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from epcis_event_hash_generator import dl_normaliser, hash_generator, json_to_py, json_xml_model_mismatch_correction
+from epcis_event_hash_generator import JOIN_BY as DEFAULT_JOIN_BY
+from epcis_event_hash_generator import (
+    PROP_ORDER,
+    dl_normaliser,
+    hash_generator,
+    json_to_py,
+    json_xml_model_mismatch_correction,
+)
 from pyld import jsonld
 
 from supply_chain.domain.errors import InvalidInput
@@ -86,7 +93,7 @@ def hash_ids(document: Mapping[str, Any]) -> list[str]:
             _offline_loader(item)  # refuse an unknown remote context up front, naming it
     try:
         expanded = _event_list(_without_class_names(document))
-        ids = hash_generator.epcis_hashes_from_events(expanded)
+        ids = hash_generator.calculate_hashes_from_pre_hashes(_prehashes(expanded))
     except InvalidInput:
         raise
     except Exception as exc:  # noqa: BLE001 - pyld and the generator raise many kinds; the sender gets a 400
@@ -121,6 +128,26 @@ def _event_list(document: dict[str, Any]) -> tuple[str, str, list[Any]]:
     event_list = body["eventList"] if "eventList" in body else [body["event"]]
     correct = json_xml_model_mismatch_correction.deep_structure_correction
     return ("EventList", "", [correct(json_to_py._json_to_py(event)) for event in event_list])
+
+
+def _prehashes(events: tuple[str, str, list[Any]]) -> list[str]:
+    """``hash_generator.derive_prehashes_from_events`` with the default separator, less its deep copy of the
+    events (it consumes what it hashes; ``events`` is ``_event_list``'s fresh result, used for nothing else)."""
+    hash_generator.JOIN_BY = DEFAULT_JOIN_BY  # what the generator's own entry point sets before hashing
+    out = []
+    for event in events[2]:
+        try:
+            out.append(
+                "eventType="
+                + event[0]
+                + DEFAULT_JOIN_BY
+                + hash_generator._recurse_through_children_in_order(event[2], PROP_ORDER)
+                + DEFAULT_JOIN_BY
+                + hash_generator._gather_elements_not_in_order(event[2], PROP_ORDER)
+            )
+        except Exception:  # noqa: BLE001, S112 - as the generator: an event it cannot hash is left out (then refused)
+            continue
+    return out
 
 
 _SENSOR_ELEMENT_CLASS = {"SensorElement", "epcis:SensorElement", "https://ref.gs1.org/epcis/SensorElement"}
