@@ -28,7 +28,7 @@ def test_a_capture_jobs_batches_go_to_anvil_without_a_gas_estimate_and_a_refused
     from supply_chain.services.epcis import jobs
     from supply_chain.services.runtime import Runtime, Settings
     from supply_chain.services.startup import catch_up
-    from supply_chain.store.models import CaptureJob, Lot
+    from supply_chain.store.models import CaptureJob, Lot, PendingTransaction
 
     if not ANVIL_BINARY.is_file():
         pytest.skip("anvil not installed: run npm ci")
@@ -90,6 +90,7 @@ def test_a_capture_jobs_batches_go_to_anvil_without_a_gas_estimate_and_a_refused
             refused = job.results[1]
             assert refused["status"] == "rejected" and refused["code"] == "lot_exists", refused
             assert not ctx.session.scalars(select(Lot).where(Lot.lot_code.like("RACE-%"))).all()
+            assert not ctx.session.scalars(select(PendingTransaction)).all()  # nothing left half-sent
             on_chain = [
                 c for c in ("RACE-000", "RACE-001", "RACE-002") if ctx.ledger.get_lot(hex32(lot_id(gtin, c))).exists
             ]
