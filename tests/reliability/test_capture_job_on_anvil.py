@@ -50,17 +50,23 @@ def test_a_capture_jobs_batches_go_to_anvil_without_a_gas_estimate_and_a_refused
             ).gtin
 
         sent: list[str] = []
+        prepared_sent: list[Any] = []
         real_send = Ledger._send
 
         def counting_send(self: Ledger, prepared: Any) -> None:
             sent.append(prepared.function)
+            prepared_sent.append(prepared)
             real_send(self, prepared)
+
+        def no_formatted_receipt(*args: object, **kwargs: object) -> None:
+            raise AssertionError("web3's receipt asked")
 
         def no_estimate(*args: object, **kwargs: object) -> int:
             raise AssertionError("eth_estimateGas asked")
 
         monkeypatch.setattr(Ledger, "_send", counting_send)
         monkeypatch.setattr(Eth, "estimate_gas", no_estimate)
+        monkeypatch.setattr(Eth, "wait_for_transaction_receipt", no_formatted_receipt)
 
         document = commissioning_document(gtin, gln, 3, name="urn:gas:ok", lot="GAS-{:03d}", day="2026-11-20")
         with runtime.ctx() as ctx:
@@ -69,6 +75,13 @@ def test_a_capture_jobs_batches_go_to_anvil_without_a_gas_estimate_and_a_refused
         assert jobs.run_pending(runtime, batch_calls=2)[first] == "done"
         # two batches, each sent once, no estimate asked (and the document's anchor, which never had one)
         assert [f for f in sent if f != "anchor"] == ["multicall", "createLot"]
+        # ... and their receipts read raw (no web3 receipt asked), giving what web3's receipt gives
+        monkeypatch.undo()
+        with runtime.ctx() as ctx:
+            for prepared in prepared_sent:
+                formatted = ctx.ledger._result(runtime.chain.w3.eth.get_transaction_receipt(prepared.tx_hash))
+                raw = ctx.ledger._result(ctx.ledger._raw_receipt(prepared))
+                assert raw == formatted and (raw.events or prepared.function == "anchor"), prepared.function
         with runtime.ctx() as ctx:
             codes = {lot.lot_code for lot in ctx.session.scalars(select(Lot).where(Lot.gtin == gtin))}
             assert codes == {"GAS-000", "GAS-001", "GAS-002"}
