@@ -42,8 +42,9 @@ def execute(
 ) -> TxResult:
     """Send `calls` (one transaction; several are batched with multicall) that append `events`.
 
-    ``check=False`` skips the pre-flight ``eth_call`` where the gas limit is fixed (``Ledger.prepare``): for
-    batches planned and rehearsed already (capture and import jobs), so the chain runs each batch once. A
+    ``check=False`` skips the pre-flight (the ``eth_call`` where the gas limit is fixed, the gas estimate on a
+    node; ``Ledger.prepare``): for batches planned and rehearsed already (capture and import jobs), so the
+    chain runs each batch once. A
     refusal then comes after step 3: the rows are failed (lots the batch would create removed), the chain
     applied nothing (a multicall is all or nothing), and the error is raised as with the check.
 

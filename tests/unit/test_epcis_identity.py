@@ -40,3 +40,53 @@ def test_a_lots_digital_link_is_already_in_the_form_captured_epcs_are_stored_in(
         for code in codes:
             uri = lot_uri(gtin, code)
             assert normal_epc(uri) == uri, (gtin, code)
+
+
+def _library_hash_ids(document: dict) -> list[str]:
+    """The hash IDs as ``epcis-event-hash-generator`` computes them through its own entry point."""
+    from epcis_event_hash_generator import hash_generator, json_to_py
+
+    from supply_chain.services.epcis.identity import _without_class_names
+
+    events = json_to_py.event_list_from_epcis_document_json(_without_class_names(document))
+    return [str(i) for i in hash_generator.epcis_hashes_from_events(events)]
+
+
+def _documents() -> list[tuple[str, dict]]:
+    from supply_chain.bench import commissioning_document
+
+    found = [(p.name, json.loads(p.read_text())) for p in sorted((SHARED / "examples").glob("*.json*"))]
+    bench = commissioning_document(
+        "09506000134352", "9506000134352", 3, name="urn:x:b", lot="BC-{:05d}", day="2026-11-20"
+    )
+    inline = copy.deepcopy(bench)
+    inline["@context"] = [*inline["@context"], {"ex": "https://example.org/ns/"}]
+    inline["epcisBody"]["eventList"][0]["ex:note"] = "active"
+    inline["epcisBody"]["eventList"][1]["disposition"] = "active"
+    return [*found, ("bench", bench), ("inline", inline)]
+
+
+def test_the_hash_ids_are_the_libraries_own_on_gs1s_examples_and_captured_shapes() -> None:
+    documents = _documents()
+    assert len(documents) >= 10
+    for name, document in documents:
+        if not document.get("epcisBody", {}).get("eventList"):
+            continue
+        assert hash_ids(document) == _library_hash_ids(document), name
+
+
+def test_the_hash_ids_do_not_serialise_the_document_for_debug_messages_nor_copy_the_events(monkeypatch) -> None:
+    """The library's entry points write the whole document and its expansion with ``json.dumps(indent=2)`` for
+    ``logging.debug``, debug on or not, and deep-copy the events before hashing them; ``hash_ids`` takes the
+    same steps without either."""
+    from types import SimpleNamespace
+
+    from epcis_event_hash_generator import hash_generator, json_to_py
+
+    def refuse(*args: object, **kwargs: object) -> str:
+        raise AssertionError("json.dumps or copy.deepcopy called")
+
+    monkeypatch.setattr(json_to_py, "json", SimpleNamespace(dumps=refuse, loads=json.loads))
+    monkeypatch.setattr(hash_generator, "copy", SimpleNamespace(deepcopy=refuse))
+    name, document = _documents()[-2]
+    assert len(hash_ids(document)) == 3
