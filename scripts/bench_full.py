@@ -224,19 +224,18 @@ def table(
         top = max(scale_sizes)
         for db in ("SQLite", "PostgreSQL"):
             for lot, limit in (("typical transformed lot", 50), ("lot of depth", 50), ("50-ingredient lot", 100)):
-                best = None
+                each = []  # every worker count measured: /healthz scales with workers differently from a page
                 for workers in ("1 worker", "2 workers", "4 workers"):
                     found = _loads(
                         scale_f, lambda s, db=db, w=workers: s == f"{db}, {top:,} events, {w}", f"scan page, {lot}", 32
                     )
-                    if found and (best is None or found["per_second"] > best[1]["per_second"]):
-                        best = (workers, found)
+                    if found:
+                        each.append((workers, found))
                 ok = None
                 measured = "not measured"
-                if best:
-                    f = best[1]
-                    ok = (f.get("share_of_healthz") or 0) >= 0.5 and f["p95_ms"] <= limit
-                    measured = f"{best[0]}: {_share(f)}"
+                if each:
+                    ok = any((f.get("share_of_healthz") or 0) >= 0.5 and f["p95_ms"] <= limit for _, f in each)
+                    measured = "; ".join(f"{workers}: {_share(f)}" for workers, f in each)
                 rows.append(
                     (f"scan page at {top:,} events ({db}), {lot}, 32 clients", measured,
                      f">= 50% of /healthz, p95 <= {limit} ms", _verdict(ok))
