@@ -236,8 +236,9 @@ def table(
                 if each:
                     ok = any((f.get("share_of_healthz") or 0) >= 0.5 and f["p95_ms"] <= limit for _, f in each)
                     measured = "; ".join(f"{workers}: {_share(f)}" for workers, f in each)
+                shown = "lot 11 generations deep" if lot == "lot of depth" else lot  # the page's label ends in N
                 rows.append(
-                    (f"scan page at {top:,} events ({db}), {lot}, 32 clients", measured,
+                    (f"scan page at {top:,} events ({db}), {shown}, 32 clients", measured,
                      f">= 50% of /healthz, p95 <= {limit} ms", _verdict(ok))
                 )  # fmt: skip
             low, high = min(scale_sizes), max(scale_sizes)
