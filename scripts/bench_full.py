@@ -365,9 +365,9 @@ def markdown(record: dict[str, Any]) -> str:
         START,
         (
             f"## Full run ({record['started'][:10]}): issue 11's table in one run"
-            if not record.get("kept")
-            else f"## Full run ({record['started'][:10]}): issue 11's table, every part (run in more than one sitting: "
-            f"{', '.join(record['kept'])} kept from an earlier one)"
+            if len(record.get("sittings") or []) < 2
+            else f"## Full run ({record['started'][:10]}): issue 11's table, every part, in "
+            f"{len(record['sittings'])} sittings"
         )
         if set(record["parts"]) == set(PARTS)
         else f"## Full run ({record['started'][:10]}), in part: only {', '.join(record['parts'])} were run",
@@ -389,7 +389,8 @@ def markdown(record: dict[str, Any]) -> str:
         "|---|---|---|---:|---|---|",
     ]
     for name, part in record["parts"].items():
-        command = part["command"].replace(str(REPO) + "/", "").replace(sys.executable, "python")
+        command = re.sub(r"\S*/(scripts/\S+)", r"\1", part["command"])  # whichever checkout ran it
+        command = re.sub(r"\S*/python3?(?=\s)", "python", command)
         command = re.sub(r"postgresql(\+\w+)?://\S+", "URL", command)
         lines.append(
             f"| {name} | `{command}` | {part.get('started', '?')}, {part.get('commit', '?')} | {part['seconds']} | "
@@ -454,8 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     kept: dict[str, Any] = {}
+    earlier_sittings: list[str] = []
+    earlier_load: str | None = None
     if args.keep and (work / "full-run.json").exists():
         earlier = json.loads((work / "full-run.json").read_text())
+        earlier_sittings = earlier.get("sittings") or [earlier.get("args", "")]
+        earlier_load = earlier.get("load_average_start")
         kept = {name: part for name, part in earlier.get("parts", {}).items() if name not in parts}
         started = min(earlier.get("started", started), started)
         sizes = sizes if "scale" in parts else earlier.get("sizes", [])
@@ -481,11 +486,14 @@ def main(argv: list[str] | None = None) -> int:
         "capture": [py, str(REPO / "scripts" / "capture_job_bench.py"), "--events", "1000" if args.quick else "10000",
                     "--anvil", "--json", str(work / "capture.json")],
     }  # fmt: skip
+    args_shown = " ".join(a if not a.startswith("postgresql") else "URL" for a in (argv or sys.argv[1:]))
+    sittings = ([*earlier_sittings, args_shown] if parts else earlier_sittings) or [args_shown]
     record: dict[str, Any] = {
-        "args": " ".join(a if not a.startswith("postgresql") else "URL" for a in (argv or sys.argv[1:])),
+        "args": "`; `scripts/bench_full.py ".join(sittings),
+        "sittings": sittings,
         "started": started,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "load_average_start": _load_average(),
+        "load_average_start": earlier_load or _load_average(),
         "parts": {},
     }
     for name in PARTS:
