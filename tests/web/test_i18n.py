@@ -522,7 +522,7 @@ def english_left(page: str, data: set[str]) -> list[str]:
 
 def _data_values(world: Any) -> set[str]:
     """Everything the fixture network typed in: it stays as typed in every language."""
-    from supply_chain.store.models import Document, Event, Location, Organisation, Product, Recall
+    from supply_chain.store.models import Document, Event, Location, Organisation, Product, Recall, RecallStep
 
     values = set(CONSORTIUM_WORDS)
     with world.runtime.ctx() as ctx:
@@ -537,6 +537,7 @@ def _data_values(world: Any) -> set[str]:
         # what other tests on the shared network typed: recall reasons and instructions, refusal reasons
         for recall in ctx.session.scalars(select(Recall)):
             values |= {recall.reason, recall.instructions or "", recall.contact or "", recall.termination_reason or ""}
+        values |= {text or "" for text in ctx.session.scalars(select(RecallStep.text))}  # a regulator's updates
         for event in ctx.session.scalars(select(Event).where(Event.kind.in_(TYPED_REASON_KINDS))):
             values.add(str((event.payload or {}).get("reason") or ""))
         values |= set(ctx.session.scalars(select(Lot.lot_code)))  # lot codes other tests chose ("REFUSED-6")
