@@ -493,9 +493,10 @@ class Ledger:
         for the limit by running the call again and again), and a refusal is reported by ``submit`` (mined
         reverted, nothing of it applied) instead of here. Its gas limit is then the fixed one (the embedded
         chain) or the latest block's gas limit (`block_gas_limit`): only the gas used is charged, and a
-        transaction needing more would not fit in a block anyway. For callers that planned and rehearsed the
-        calls already, and can afford a refusal after their rows are stored as pending (capture and import
-        jobs).
+        transaction needing more would not fit in a block anyway; a sender whose balance does not cover that
+        limit at the offered fee gets the estimate instead (`_unchecked_gas`). For callers that planned and
+        rehearsed the calls already, and can afford a refusal after their rows are stored as pending (capture
+        and import jobs).
 
         ``nonce`` and ``fees`` (`fees`) are for a sender that keeps its own count of a signer's transactions and
         its fees for a whole run (a bulk load with several transactions in flight): signing then asks the node
@@ -504,11 +505,12 @@ class Ledger:
             data = self.contract.encode_abi(function, args=list(args))
         call = {"from": signer.address, "to": self.address, "data": data}
         with chain_guard(function):
+            tx_fees = fees if fees is not None else _fees(self.w3)
             try:
                 if self.fixed_gas and not check:
                     gas = self.fixed_gas
                 elif not check:
-                    gas = self.block_gas_limit()
+                    gas = self._unchecked_gas(call, tx_fees)
                 elif self.fixed_gas:
                     self.w3.eth.call(call | {"data": self._check_data(function, args, data)})
                     gas = self.fixed_gas
@@ -524,7 +526,7 @@ class Ledger:
                     )
                     self._next_nonce[signer.address] = nonce + 1
             tx = (
-                (fees if fees is not None else _fees(self.w3))
+                tx_fees
                 | call
                 | {
                     "nonce": nonce,
@@ -542,6 +544,16 @@ class Ledger:
             function=function,
             data=data,
         )
+
+    def _unchecked_gas(self, call: dict[str, Any], fees: dict[str, int]) -> int:
+        """The gas limit of a transaction signed without a pre-flight, on a node: the latest block's gas limit
+        when the sender's balance covers that limit at the offered fee (a node refuses a transaction whose
+        sender could not pay its whole limit; a chain without fees always can), otherwise the estimate."""
+        limit = self.block_gas_limit()
+        price = fees.get("maxFeePerGas", fees.get("gasPrice", 0))
+        if price == 0 or self.w3.eth.get_balance(call["from"]) >= limit * price:
+            return limit
+        return int(self.w3.eth.estimate_gas(call) * 1.2) + 30_000
 
     def block_gas_limit(self) -> int:
         """The gas limit of the latest block (asked of the node raw: one cheap read, no EVM run)."""

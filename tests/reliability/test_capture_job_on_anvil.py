@@ -112,3 +112,64 @@ def test_a_capture_jobs_batches_go_to_anvil_without_a_gas_estimate_and_a_refused
         if runtime is not None:
             runtime.close()
         stop(node)
+
+
+def test_a_signer_that_cannot_cover_a_whole_block_of_gas_gets_the_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node refuses a transaction whose sender cannot pay its whole gas limit at the offered fee, so a batch sent
+    without a pre-flight asks for the latest block's gas only when the signer's balance covers it; a signer that
+    holds less gets the estimate (and its transaction goes through)."""
+    from web3 import Web3
+
+    from supply_chain.chain.ledger import Call
+    from supply_chain.domain.identifiers import gs1_check_digit
+    from supply_chain.domain.kinds import EventKind
+    from supply_chain.services import orgs
+    from supply_chain.services.runtime import Runtime, Settings
+    from supply_chain.services.startup import catch_up
+
+    if not ANVIL_BINARY.is_file():
+        pytest.skip("anvil not installed: run npm ci")
+    url, node = start_anvil(tmp_path / "anvil.log")
+    runtime = None
+    try:
+        settings = Settings.from_env(env={}, home=tmp_path / "home", chain_url=url, secret_key="gas-test")
+        runtime = Runtime(settings)
+        with runtime.ctx() as ctx:
+            orgs.deploy(ctx)
+        catch_up(runtime)
+        with runtime.ctx() as ctx:
+            regulator = orgs.onboard(ctx, None, "Gas Regulator", ["regulator", "admin"])
+            farm = orgs.onboard(ctx, regulator, "Gas Farm", ["producer"], "0790003")
+            gtin = orgs.register_product(
+                ctx, farm, "0079000300001" + str(gs1_check_digit("0079000300001")), "Greens", "test", True
+            ).gtin
+            signer = orgs.signer(ctx, farm)
+        asked: list[object] = []
+        real_estimate = Eth.estimate_gas
+
+        def counting_estimate(self: Eth, *args: object, **kwargs: object) -> int:
+            asked.append(args)
+            return real_estimate(self, *args, **kwargs)
+
+        monkeypatch.setattr(Eth, "estimate_gas", counting_estimate)
+        w3 = runtime.chain.w3
+        with runtime.ctx() as ctx:
+            ledger = ctx.ledger
+            block_limit = ledger.block_gas_limit()
+            call = Call.create_lot(gtin, "RICH-1", [], EventKind.HARVESTING, "0x" + "11" * 32)
+            rich = ledger.prepare(signer, call.function, call.args, check=False)
+            assert ledger.submit(rich).success
+            assert asked == [] and w3.eth.get_transaction(rich.tx_hash)["gas"] == block_limit
+            # too little to cover a whole block's gas at the offered fee, enough for one createLot
+            w3.provider.make_request("anvil_setBalance", [signer.address, hex(Web3.to_wei(0.002, "ether"))])
+            call = Call.create_lot(gtin, "POOR-1", [], EventKind.HARVESTING, "0x" + "22" * 32)
+            poor = ledger.prepare(signer, call.function, call.args, check=False)
+            assert len(asked) == 1
+            assert ledger.submit(poor).success
+            assert w3.eth.get_transaction(poor.tx_hash)["gas"] < block_limit
+    finally:
+        if runtime is not None:
+            runtime.close()
+        stop(node)
