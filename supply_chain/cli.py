@@ -142,16 +142,16 @@ def verify(gtin: str | None, lot: str | None, all_lots: bool) -> None:
                 show(verify_lot(ctx, lot_service.get_lot(ctx, gtin, lot)))
         click.echo(f"{counts['lots']} lots checked, {counts['bad']} with findings")
         bad = counts["bad"]
-        with runtime.read_ctx() as ctx:
-            if all_lots:
+        if all_lots:
+            with runtime.read_ctx() as ctx:
                 # captured EPCIS events another instance's organisations signed on this chain
                 known = chainmatch.verify_known(ctx)
-                for k in known:
-                    click.echo(f"{k.state:<12} EPCIS event {k.event_id} of lot {k.lot}: {k.detail}")
-                    bad += k.state != "verified"
-                if known:
-                    checked = sum(k.state == "verified" for k in known)
-                    click.echo(f"{len(known)} captured events known on chain checked, {checked} verified")
+            for k in known:
+                click.echo(f"{k.state:<12} EPCIS event {k.event_id} of lot {k.lot}: {k.detail}")
+                bad += k.state != "verified"
+            if known:
+                checked = sum(k.state == "verified" for k in known)
+                click.echo(f"{len(known)} captured events known on chain checked, {checked} verified")
     finally:
         runtime.close()
     sys.exit(1 if bad else 0)

@@ -663,18 +663,7 @@ class Ledger:
 
     def wait_bulk(self, prepared: PreparedTx) -> BulkResult:
         """The ``LotEventRecorded`` logs of a sent transaction of many events, once mined (see `submit_bulk`)."""
-        deadline = time.monotonic() + self.receipt_timeout
-        with chain_guard(prepared.function):
-            while True:
-                answer = self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [prepared.tx_hash])
-                if answer.get("error"):
-                    raise ChainUnavailable(f"receipt lookup failed: {answer['error']}")
-                receipt = answer.get("result")
-                if receipt:
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeExhausted(f"no receipt for {prepared.tx_hash}")
-                time.sleep(POLL_SECONDS)
+        receipt = self._receipt_json(prepared)
         block = int(receipt["blockNumber"], 16)
         if int(receipt["status"], 16) != 1:
             raise self._mined_revert(prepared, block)
@@ -698,22 +687,25 @@ class Ledger:
             )
         return BulkResult(tx_hash=receipt["transactionHash"], block_number=block, recorded=recorded)
 
-    def _raw_receipt(self, prepared: PreparedTx) -> dict[str, Any]:
-        """The receipt of a sent transaction once mined, read raw (JSON-RPC), in the shape `_result` reads from
-        web3's: numbers as int, this contract's logs with their topics and data as bytes (other logs left out,
-        as `_result` leaves them)."""
+    def _receipt_json(self, prepared: PreparedTx) -> dict[str, Any]:
+        """The receipt of a sent transaction once mined, as the node sends it (JSON-RPC, hex strings)."""
         deadline = time.monotonic() + self.receipt_timeout
         with chain_guard(prepared.function):
             while True:
                 answer = self.w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [prepared.tx_hash])
                 if answer.get("error"):
                     raise ChainUnavailable(f"receipt lookup failed: {answer['error']}")
-                raw = answer.get("result")
-                if raw:
-                    break
+                if answer.get("result"):
+                    return answer["result"]
                 if time.monotonic() > deadline:
                     raise TimeExhausted(f"no receipt for {prepared.tx_hash}")
                 time.sleep(POLL_SECONDS)
+
+    def _raw_receipt(self, prepared: PreparedTx) -> dict[str, Any]:
+        """The receipt of a sent transaction once mined, read raw (JSON-RPC), in the shape `_result` reads from
+        web3's: numbers as int, this contract's logs with their topics and data as bytes (other logs left out,
+        as `_result` leaves them)."""
+        raw = self._receipt_json(prepared)
         contract = self.address.lower()
         logs = [
             {
