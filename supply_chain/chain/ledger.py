@@ -256,6 +256,12 @@ def _plain_bytes_list(raw: bytes) -> list[bytes] | None:
 
 
 @functools.lru_cache(maxsize=65_536)
+def _quantity(value: str | int) -> int:
+    """A number in a raw JSON-RPC answer: a hex string from a node, an int from the embedded chain's holder
+    (`holder.ChainHolder` relays the in-process provider's answer, whose numbers are Python ints)."""
+    return value if isinstance(value, int) else int(value, 16)
+
+
 def _checksummed(address: str) -> str:
     """``to_checksum_address``, remembered: a verification pass over many lots, and the logs of a long lot, meet
     the same few organisations' addresses again and again, and each checksum is a keccak of the address."""
@@ -561,7 +567,7 @@ class Ledger:
             answer = self.w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), ["latest", False])
         if answer.get("error") or not answer.get("result"):
             raise ChainUnavailable(f"the latest block could not be read: {answer.get('error')}")
-        return int(answer["result"]["gasLimit"], 16)
+        return _quantity(answer["result"]["gasLimit"])
 
     def prepare_anchor(self, signer: LocalAccount, data: bytes) -> PreparedTx:
         """Sign a zero-value transaction from ``signer`` to its own address carrying ``data`` (an anchor: a
@@ -664,8 +670,8 @@ class Ledger:
     def wait_bulk(self, prepared: PreparedTx) -> BulkResult:
         """The ``LotEventRecorded`` logs of a sent transaction of many events, once mined (see `submit_bulk`)."""
         receipt = self._receipt_json(prepared)
-        block = int(receipt["blockNumber"], 16)
-        if int(receipt["status"], 16) != 1:
+        block = _quantity(receipt["blockNumber"])
+        if _quantity(receipt["status"]) != 1:
             raise self._mined_revert(prepared, block)
         recorded = []
         contract = self.address.lower()
@@ -682,7 +688,7 @@ class Ledger:
                     seq=int(data[:64], 16),
                     data_hash="0x" + data[64:128],
                     head="0x" + data[128:192],
-                    log_index=int(log["logIndex"], 16),
+                    log_index=_quantity(log["logIndex"]),
                 )
             )
         return BulkResult(tx_hash=receipt["transactionHash"], block_number=block, recorded=recorded)
@@ -713,17 +719,17 @@ class Ledger:
                 "topics": [bytes.fromhex(t[2:]) for t in log["topics"]],
                 "data": bytes.fromhex(log["data"][2:]),
                 "transactionHash": log["transactionHash"],
-                "blockNumber": int(log["blockNumber"], 16),
-                "logIndex": int(log["logIndex"], 16),
+                "blockNumber": _quantity(log["blockNumber"]),
+                "logIndex": _quantity(log["logIndex"]),
             }
             for log in raw["logs"]
             if log["address"].lower() == contract and log["topics"]
         ]
         return {
             "transactionHash": raw["transactionHash"],
-            "blockNumber": int(raw["blockNumber"], 16),
-            "status": int(raw["status"], 16),
-            "gasUsed": int(raw["gasUsed"], 16),
+            "blockNumber": _quantity(raw["blockNumber"]),
+            "status": _quantity(raw["status"]),
+            "gasUsed": _quantity(raw["gasUsed"]),
             "logs": logs,
         }
 

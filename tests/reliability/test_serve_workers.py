@@ -290,3 +290,37 @@ def test_the_chain_holder_answers_only_requests_that_carry_its_secret(tmp_path: 
     finally:
         holder.stop()
         runtime.close()
+
+
+def test_a_write_through_the_chain_holder_reads_its_receipt_as_a_local_write_would(tmp_path: Path) -> None:
+    """The holder relays the in-process provider's answers, whose numbers are ints where a node sends hex
+    strings: the raw receipt read of a write (`Ledger.submit` over HTTP) takes both."""
+    from supply_chain.chain.connect import ChainHolderAddress, use_chain_holder
+    from supply_chain.domain.identifiers import gs1_check_digit
+    from supply_chain.services import lots
+    from supply_chain.services.chainshare import hold_chain, new_holder_address
+    from supply_chain.services.runtime import Runtime
+
+    home = tmp_path / "home"
+    p = new_producer(None, None, home)
+    address = new_holder_address()
+    holder = hold_chain(p["runtime"], address)
+    try:
+        use_chain_holder(ChainHolderAddress(address.url, address.secret))  # as in a worker: the chain is opened lazily
+        worker = Runtime(p["settings"])
+        try:
+            assert worker.chain.mode == "embedded" and "127.0.0.1" in str(worker.chain.w3.provider.endpoint_uri)
+            with worker.ctx() as ctx:
+                lot = lots.get_lot(ctx, p["gtin"], p["code"])
+                site = p["gtin"][1:8] + "00001"
+                site += str(gs1_check_digit(site))
+                payload = {"location_gln": site, "cooling_date": "2026-11-21"}
+                event = lots.record_event(ctx, lot.custodian, lot, lots.EventKind.COOLING, payload)
+            local = p["runtime"].chain.w3.eth.get_transaction_receipt(event.tx_hash)
+            assert event.block_number == local["blockNumber"] and event.status == "confirmed"
+        finally:
+            worker.close()
+    finally:
+        use_chain_holder(None)
+        holder.stop()
+        p["runtime"].close()
