@@ -295,10 +295,12 @@ def test_the_chain_holder_answers_only_requests_that_carry_its_secret(tmp_path: 
 def test_a_write_through_the_chain_holder_reads_its_receipt_as_a_local_write_would(tmp_path: Path) -> None:
     """The holder relays the in-process provider's answers, whose numbers are ints where a node sends hex
     strings: the raw receipt read of a write (`Ledger.submit` over HTTP) takes both."""
+    from supply_chain.bench import commissioning_document
     from supply_chain.chain.connect import ChainHolderAddress, use_chain_holder
     from supply_chain.domain.identifiers import gs1_check_digit
     from supply_chain.services import lots
     from supply_chain.services.chainshare import hold_chain, new_holder_address
+    from supply_chain.services.epcis import jobs
     from supply_chain.services.runtime import Runtime
 
     home = tmp_path / "home"
@@ -318,6 +320,16 @@ def test_a_write_through_the_chain_holder_reads_its_receipt_as_a_local_write_wou
                 event = lots.record_event(ctx, lot.custodian, lot, lots.EventKind.COOLING, payload)
             local = p["runtime"].chain.w3.eth.get_transaction_receipt(event.tx_hash)
             assert event.block_number == local["blockNumber"] and event.status == "confirmed"
+            # a capture job's batch, sent without a pre-flight (its gas limit from the latest block, read raw)
+            document = commissioning_document(p["gtin"], site, 3, name="urn:test:holder", lot="H-{}", day="2026-11-22")
+            with worker.ctx() as ctx:
+                farm = lots.get_lot(ctx, p["gtin"], p["code"]).custodian
+                job, _ = jobs.submit(ctx, farm, document, inline_calls=0)
+            assert jobs.run_pending(worker) == {job.id: "done"}
+            with worker.ctx() as ctx:
+                made = [lots.get_lot(ctx, p["gtin"], f"H-{i}") for i in range(3)]
+                assert [m.event_count for m in made] == [1, 1, 1]
+                assert all(e.status == "confirmed" for m in made for e in m.events)
         finally:
             worker.close()
     finally:
