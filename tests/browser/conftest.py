@@ -56,8 +56,12 @@ def _free_port() -> int:
 def _server_env(home: Path, port: int) -> dict[str, str]:
     env = dict(os.environ)
     # A self-contained instance: embedded chain and SQLite in the temporary home, whatever the shell has set.
-    for name in ("LOTLINE_DATABASE_URL", "LOTLINE_CHAIN_URL"):
+    for name in ("LOTLINE_DATABASE_URL", "LOTLINE_CHAIN_URL", "LOTLINE_WORKERS"):
         env.pop(name, None)
+    # LOTLINE_TEST_SERVE_WORKERS=N serves the demo with N processes (the first holding the embedded chain for
+    # the others): the same journeys through the multi-process server. Unset: one process, as `make run`.
+    if os.environ.get("LOTLINE_TEST_SERVE_WORKERS"):
+        env["LOTLINE_WORKERS"] = os.environ["LOTLINE_TEST_SERVE_WORKERS"]
     env.update(
         {
             "LOTLINE_HOME": str(home),
@@ -87,6 +91,23 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
         time.sleep(0.25)
     raise RuntimeError(
         f"lotline serve did not answer /healthz within {START_TIMEOUT} s ({last}):\n{log.read_text(errors='replace')}"
+    )
+
+
+def _wait_verified(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait for the start-up verification pass (in the background, after the first answers; with several
+    workers, after worker 0 has opened the chain): the tests read "Verified journey" where the demo has one."""
+    page = url + "/01/00614144000033/10/FC-MIX-001"
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(page, timeout=10) as response:
+            if "Pending verification" not in response.read().decode():
+                return
+        if process.poll() is not None:
+            break
+        time.sleep(0.25)
+    raise RuntimeError(
+        f"the demo's lots were not verified within {START_TIMEOUT} s of start:\n{log.read_text(errors='replace')}"
     )
 
 
@@ -172,6 +193,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server = LiveServer(f"http://127.0.0.1:{port}", home, log, process)
     try:
         _wait_healthy(server.url, process, log)
+        _wait_verified(server.url, process, log)
         yield server
     finally:
         _stop(process)
