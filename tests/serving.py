@@ -4,6 +4,7 @@ of writes with the checks that every acknowledged one is stored once and verifie
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -24,7 +25,8 @@ from supply_chain.chain.devnode import free_port
 SECRET = "serving-test-session-secret"
 KEK = "serving-test-key-encryption-key-0123456789"
 LOST = 0
-"""The status `post` and `get` report when no answer came (connection refused, reset or timed out)."""
+"""The status `post` and `get` report when no whole answer came (connection refused, reset, timed out, or cut
+off before the end of its body)."""
 
 
 @dataclass
@@ -76,6 +78,15 @@ def serve(
 
 def _call(request: urllib.request.Request, timeout: float) -> tuple[int, Any]:
     try:
+        return _answer(request, timeout)
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        # refused, reset, timed out, or cut off mid-answer (the server killed after its status line, before
+        # the body's end: IncompleteRead): no whole answer, so the write counts as unanswered and is resent
+        return LOST, None
+
+
+def _answer(request: urllib.request.Request, timeout: float) -> tuple[int, Any]:
+    try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read()
             kind = response.headers.get("Content-Type", "")
@@ -86,8 +97,6 @@ def _call(request: urllib.request.Request, timeout: float) -> tuple[int, Any]:
             return err.code, json.loads(raw)
         except ValueError:
             return err.code, raw.decode(errors="replace")
-    except (urllib.error.URLError, OSError):  # refused, reset, timed out: no answer at all
-        return LOST, None
 
 
 def post(url: str, token: str, body: dict[str, Any], key: str | None = None, timeout: float = 180) -> tuple[int, Any]:

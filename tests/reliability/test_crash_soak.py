@@ -88,3 +88,37 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
         producer["runtime"].close()
     print("kills after (s):", kills)
     assert figures["sent"] == figures["acknowledged"] == figures["stored"]
+
+
+def test_an_answer_cut_off_before_its_end_counts_as_no_answer() -> None:
+    """A kill can land after the status line of a 201 and before the end of its body (CI saw it: the writer
+    thread died on IncompleteRead and its stored write counted as never sent). Such a write is unanswered, so the
+    stream sends it again with its key and gets the stored answer."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.serving import LOST, post
+
+    class CutOff(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"id": 1')  # then the process dies
+            self.wfile.flush()
+            self.connection.shutdown(2)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/events"
+        assert post(url, "token", {"kind": "observation"}, key="w1", timeout=10) == (LOST, None)
+    finally:
+        server.shutdown()
+        server.server_close()
