@@ -255,13 +255,13 @@ def _plain_bytes_list(raw: bytes) -> list[bytes] | None:
     return out
 
 
-@functools.lru_cache(maxsize=65_536)
 def _quantity(value: str | int) -> int:
     """A number in a raw JSON-RPC answer: a hex string from a node, an int from the embedded chain's holder
     (`holder.ChainHolder` relays the in-process provider's answer, whose numbers are Python ints)."""
     return value if isinstance(value, int) else int(value, 16)
 
 
+@functools.lru_cache(maxsize=65_536)
 def _checksummed(address: str) -> str:
     """``to_checksum_address``, remembered: a verification pass over many lots, and the logs of a long lot, meet
     the same few organisations' addresses again and again, and each checksum is a keccak of the address."""

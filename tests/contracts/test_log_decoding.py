@@ -108,3 +108,22 @@ def test_the_ledgers_events_are_read_from_their_words_but_two() -> None:
     dynamic = {EVENTS[t]["name"] for t, readers in LEDGER._word_readers.items() if readers is None}
     assert dynamic == {"CompanyPrefixRegistered", "LotCreated"}
     assert len(EVENTS) == len([i for i in load_artifact("LotLedger")["abi"] if i["type"] == "event"])
+
+
+def test_an_address_met_again_is_checksummed_once_and_a_raw_number_reads_in_either_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The logs of a long lot name the same few organisations again and again: each checksum (a keccak) is taken
+    once. A raw JSON-RPC number is hex from a node and an int from the embedded chain's holder."""
+    from supply_chain.chain import ledger
+
+    calls: list[str] = []
+    monkeypatch.setattr(ledger, "to_checksum_address", lambda a: calls.append(a) or to_checksum_address(a))
+    address = "0x" + "ab" * 20
+    ledger._checksummed.cache_clear()
+    try:
+        assert ledger._checksummed(address) == ledger._checksummed(address) == to_checksum_address(address)
+        assert calls == [address]
+    finally:
+        ledger._checksummed.cache_clear()
+    assert ledger._quantity("0x1f") == ledger._quantity(31) == 31
